@@ -1,0 +1,1 @@
+"""Quality engine: truth inference, annotator skill, agreement (numpy/scipy only)."""
