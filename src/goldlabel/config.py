@@ -1,0 +1,74 @@
+"""Settings: every knob, its default and its environment variable (GOLDLABEL_*).
+
+Settings are built once (``Settings.from_env()`` in the CLI, ``Settings(...)`` in tests) and
+passed down explicitly; nothing reads the environment at import time.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field
+
+ENV_PREFIX = "GOLDLABEL_"
+
+
+def default_database_url() -> str:
+    return f"sqlite:///{Path.cwd() / 'goldlabel.db'}"
+
+
+class Settings(BaseModel):
+    """Every setting goldlabel reads. Each field maps to ``GOLDLABEL_<NAME>`` in the environment."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    database_url: str = Field(
+        default_factory=default_database_url,
+        description="SQLAlchemy URL: sqlite:///path.db (default, in the working directory) "
+        "or postgresql+psycopg://user@host/db.",
+    )
+    secret_key: str = Field(
+        default="",
+        description="Key signing session cookies and CSRF tokens; generated per process when empty "
+        "(sessions then do not survive a restart or span several processes).",
+    )
+    default_lease_ttl_s: int = Field(
+        default=600, ge=5, description="Lease time-to-live for new projects, in seconds."
+    )
+    import_batch_size: int = Field(
+        default=5000, ge=1, description="Rows per INSERT batch during imports."
+    )
+    import_max_errors: int = Field(
+        default=100, ge=1, description="Errors reported per import before it stops collecting."
+    )
+    max_upload_bytes: int = Field(
+        default=2 * 1024**3, ge=1, description="Largest accepted import upload."
+    )
+    page_size_max: int = Field(default=1000, ge=1, description="Largest page a list endpoint returns.")
+    sqlite_busy_timeout_ms: int = Field(
+        default=30000, ge=0, description="SQLite busy_timeout: how long a writer waits for the lock."
+    )
+    pg_pool_size: int = Field(default=10, ge=1, description="PostgreSQL connection pool size.")
+    pseudonym_salt: str = Field(
+        default="goldlabel",
+        description="Salt for pseudonymous annotator ids in exports.",
+    )
+    log_level: str = Field(default="warning", description="uvicorn / goldlabel log level.")
+
+    @classmethod
+    def from_env(cls, environ: dict[str, str] | None = None, **overrides: Any) -> "Settings":
+        """Build settings from ``GOLDLABEL_*`` variables, then apply explicit overrides."""
+        env = os.environ if environ is None else environ
+        values: dict[str, Any] = {}
+        for name in cls.model_fields:
+            key = ENV_PREFIX + name.upper()
+            if key in env:
+                values[name] = env[key]
+        values.update({k: v for k, v in overrides.items() if v is not None})
+        return cls(**values)
+
+    @property
+    def is_sqlite(self) -> bool:
+        return self.database_url.startswith("sqlite")

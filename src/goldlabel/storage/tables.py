@@ -1,0 +1,217 @@
+"""Table definitions (SQLAlchemy Core). The migrations in ``migrations/versions`` create these.
+
+Timestamps are integer milliseconds since the Unix epoch: they compare the same way on
+SQLite and PostgreSQL, cost one integer, and lease expiry is a plain ``<``.
+"""
+
+from __future__ import annotations
+
+import sqlalchemy as sa
+from sqlalchemy.dialects.postgresql import JSONB
+
+NAMING = {
+    "ix": "ix_%(table_name)s_%(column_0_N_name)s",
+    "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+metadata = sa.MetaData(naming_convention=NAMING)
+
+# JSONB on PostgreSQL (indexable, compact), TEXT-backed JSON on SQLite.
+Json = sa.JSON().with_variant(JSONB(), "postgresql")
+# SQLite only auto-increments INTEGER PRIMARY KEY, so BigInteger is INTEGER there.
+Id = sa.BigInteger().with_variant(sa.Integer(), "sqlite")
+
+ROLES = ("admin", "manager", "reviewer", "annotator")
+ITEM_STATUSES = ("open", "final", "needs_review")
+LEASE_STATUSES = ("active", "submitted", "skipped", "expired")
+
+
+def _pk() -> sa.Column:
+    return sa.Column("id", Id, primary_key=True, autoincrement=True)
+
+
+users = sa.Table(
+    "users",
+    metadata,
+    _pk(),
+    sa.Column("username", sa.String(150), nullable=False, unique=True),
+    sa.Column("display_name", sa.String(200), nullable=False, server_default=""),
+    sa.Column("role", sa.String(20), nullable=False),
+    sa.Column("password_hash", sa.String(255), nullable=True),
+    sa.Column("is_active", sa.Boolean, nullable=False, server_default=sa.true()),
+    sa.Column("created_at", sa.BigInteger, nullable=False),
+    sa.CheckConstraint(f"role IN {ROLES!r}", name="role"),
+)
+
+api_tokens = sa.Table(
+    "api_tokens",
+    metadata,
+    _pk(),
+    sa.Column("user_id", Id, sa.ForeignKey("users.id", ondelete="CASCADE"), nullable=False, index=True),
+    sa.Column("name", sa.String(200), nullable=False, server_default=""),
+    # sha256 of the token: tokens are 256-bit random, so a fast hash is enough and lookups stay O(1).
+    sa.Column("token_hash", sa.String(64), nullable=False, unique=True),
+    sa.Column("prefix", sa.String(16), nullable=False),
+    sa.Column("created_at", sa.BigInteger, nullable=False),
+    sa.Column("last_used_at", sa.BigInteger, nullable=True),
+    sa.Column("revoked_at", sa.BigInteger, nullable=True),
+)
+
+projects = sa.Table(
+    "projects",
+    metadata,
+    _pk(),
+    sa.Column("name", sa.String(200), nullable=False),
+    sa.Column("description", sa.Text, nullable=False, server_default=""),
+    sa.Column("instructions", sa.Text, nullable=False, server_default=""),
+    sa.Column("label_schema", Json, nullable=False),
+    sa.Column("overlap_min", sa.Integer, nullable=False),
+    sa.Column("overlap_max", sa.Integer, nullable=False),
+    sa.Column("lease_ttl_s", sa.Integer, nullable=False),
+    sa.Column("settings", Json, nullable=False),
+    sa.Column("created_by", Id, sa.ForeignKey("users.id"), nullable=True),
+    sa.Column("created_at", sa.BigInteger, nullable=False),
+    sa.Column("updated_at", sa.BigInteger, nullable=False),
+    sa.CheckConstraint("overlap_min >= 1 AND overlap_max >= overlap_min", name="overlap"),
+)
+
+project_members = sa.Table(
+    "project_members",
+    metadata,
+    sa.Column("project_id", Id, sa.ForeignKey("projects.id", ondelete="CASCADE"), primary_key=True),
+    sa.Column("user_id", Id, sa.ForeignKey("users.id", ondelete="CASCADE"), primary_key=True),
+    sa.Column("role", sa.String(20), nullable=False),
+    sa.Column("created_at", sa.BigInteger, nullable=False),
+    sa.Index("ix_project_members_user_id", "user_id"),
+    sa.CheckConstraint(f"role IN {ROLES!r}", name="role"),
+)
+
+items = sa.Table(
+    "items",
+    metadata,
+    _pk(),
+    sa.Column("project_id", Id, sa.ForeignKey("projects.id", ondelete="CASCADE"), nullable=False),
+    sa.Column("external_id", sa.String(255), nullable=False),
+    sa.Column("data", Json, nullable=False),
+    sa.Column("meta", Json, nullable=True),
+    sa.Column("priority", sa.Integer, nullable=False, server_default="0"),
+    sa.Column("status", sa.String(20), nullable=False, server_default="open"),
+    # The queue's bookkeeping lives on the row it guards, so the database checks it (Q1, Q3).
+    sa.Column("is_gold", sa.Boolean, nullable=False, server_default=sa.false()),
+    sa.Column("answer_count", sa.Integer, nullable=False, server_default="0"),
+    sa.Column("reserved", sa.Integer, nullable=False, server_default="0"),
+    sa.Column("target_overlap", sa.Integer, nullable=False),
+    sa.Column("overlap_max", sa.Integer, nullable=False),
+    sa.Column("created_at", sa.BigInteger, nullable=False),
+    sa.Column("updated_at", sa.BigInteger, nullable=False),
+    sa.UniqueConstraint("project_id", "external_id"),
+    sa.CheckConstraint(f"status IN {ITEM_STATUSES!r}", name="status"),
+    sa.CheckConstraint("answer_count >= 0 AND reserved >= 0", name="counts"),
+    sa.CheckConstraint("answer_count <= overlap_max", name="q1_max_overlap"),
+    sa.CheckConstraint("answer_count + reserved <= overlap_max", name="q3_reserved"),
+    # The queue scans this index in policy order: priority, closest to completion, FIFO.
+    sa.Index(
+        "ix_items_queue",
+        "project_id",
+        "status",
+        "is_gold",
+        sa.text("priority DESC"),
+        sa.text("answer_count DESC"),
+        "id",
+    ),
+)
+
+leases = sa.Table(
+    "leases",
+    metadata,
+    _pk(),
+    sa.Column("project_id", Id, sa.ForeignKey("projects.id", ondelete="CASCADE"), nullable=False),
+    sa.Column("item_id", Id, sa.ForeignKey("items.id", ondelete="CASCADE"), nullable=False),
+    sa.Column("annotator_id", Id, sa.ForeignKey("users.id", ondelete="CASCADE"), nullable=False),
+    sa.Column("token_hash", sa.String(64), nullable=False, unique=True),
+    sa.Column("status", sa.String(20), nullable=False),
+    sa.Column("created_at", sa.BigInteger, nullable=False),
+    sa.Column("expires_at", sa.BigInteger, nullable=False),
+    sa.Column("answer_id", Id, nullable=True),
+    # Q3: at most one lease row per (item, annotator); a re-lease after expiry reuses the row.
+    sa.UniqueConstraint("item_id", "annotator_id"),
+    sa.CheckConstraint(f"status IN {LEASE_STATUSES!r}", name="status"),
+    sa.Index("ix_leases_expiry", "project_id", "status", "expires_at"),
+    sa.Index("ix_leases_annotator", "annotator_id", "status"),
+)
+
+answers = sa.Table(
+    "answers",
+    metadata,
+    _pk(),
+    sa.Column("project_id", Id, sa.ForeignKey("projects.id", ondelete="CASCADE"), nullable=False),
+    sa.Column("item_id", Id, sa.ForeignKey("items.id", ondelete="CASCADE"), nullable=False),
+    sa.Column("annotator_id", Id, sa.ForeignKey("users.id"), nullable=False),
+    sa.Column("lease_id", Id, nullable=True),
+    sa.Column("value", Json, nullable=False),
+    sa.Column("status", sa.String(20), nullable=False, server_default="submitted"),
+    sa.Column("duration_ms", sa.Integer, nullable=True),
+    sa.Column("idempotency_key", sa.String(200), nullable=True),
+    sa.Column("created_at", sa.BigInteger, nullable=False),
+    sa.Column("updated_at", sa.BigInteger, nullable=False),
+    # Q2: one answer per (item, annotator), ever: a unique index, never check-then-insert.
+    sa.UniqueConstraint("item_id", "annotator_id"),
+    sa.UniqueConstraint("annotator_id", "idempotency_key"),
+    sa.Index("ix_answers_project_id", "project_id", "id"),
+)
+
+predictions = sa.Table(
+    "predictions",
+    metadata,
+    _pk(),
+    sa.Column("project_id", Id, sa.ForeignKey("projects.id", ondelete="CASCADE"), nullable=False),
+    sa.Column("item_id", Id, sa.ForeignKey("items.id", ondelete="CASCADE"), nullable=False),
+    sa.Column("model_version", sa.String(200), nullable=False, server_default=""),
+    sa.Column("value", Json, nullable=False),
+    sa.Column("score", sa.Float, nullable=True),
+    sa.Column("created_at", sa.BigInteger, nullable=False),
+    sa.UniqueConstraint("item_id", "model_version"),
+)
+
+# Q8: gold answers live apart from items and answers; no annotator-facing query joins this table.
+gold_answers = sa.Table(
+    "gold_answers",
+    metadata,
+    sa.Column("item_id", Id, sa.ForeignKey("items.id", ondelete="CASCADE"), primary_key=True),
+    sa.Column("project_id", Id, sa.ForeignKey("projects.id", ondelete="CASCADE"), nullable=False),
+    sa.Column("value", Json, nullable=False),
+    sa.Column("created_at", sa.BigInteger, nullable=False),
+    sa.Index("ix_gold_answers_project_id", "project_id"),
+)
+
+consensus = sa.Table(
+    "consensus",
+    metadata,
+    sa.Column("item_id", Id, sa.ForeignKey("items.id", ondelete="CASCADE"), primary_key=True),
+    sa.Column("question", sa.String(200), primary_key=True),
+    sa.Column("project_id", Id, sa.ForeignKey("projects.id", ondelete="CASCADE"), nullable=False),
+    sa.Column("value", Json, nullable=True),
+    sa.Column("confidence", sa.Float, nullable=True),
+    sa.Column("method", sa.String(50), nullable=False),
+    sa.Column("status", sa.String(20), nullable=False),
+    sa.Column("contributions", Json, nullable=True),
+    sa.Column("updated_at", sa.BigInteger, nullable=False),
+    sa.Index("ix_consensus_project_id", "project_id", "item_id"),
+)
+
+# Transactional outbox (Q9): written in the same transaction as the change it announces.
+events = sa.Table(
+    "events",
+    metadata,
+    _pk(),
+    sa.Column("project_id", Id, sa.ForeignKey("projects.id", ondelete="CASCADE"), nullable=True),
+    sa.Column("kind", sa.String(100), nullable=False),
+    sa.Column("payload", Json, nullable=False),
+    sa.Column("created_at", sa.BigInteger, nullable=False),
+    sa.Column("delivered_at", sa.BigInteger, nullable=True),
+    sa.Index("ix_events_undelivered", "delivered_at", "id"),
+    sa.Index("ix_events_project_id", "project_id", "id"),
+)
