@@ -1,0 +1,185 @@
+"""Ranking and pairwise comparisons: Bradley-Terry and the noise-aware CrowdBT.
+
+Input: comparisons in long format, integer codes ``annotator``, ``winner``, ``loser``
+(candidates ``0..n_candidates-1``). A ranking question over several items fits in one
+model: give each (item, candidate) its own candidate code -- comparisons never cross
+items, so scores decouple, while CrowdBT still learns one reliability per annotator from
+all items. Full rankings become comparisons with :func:`rankings_to_comparisons`.
+Every update is a bincount over comparisons.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+__all__ = ["BradleyTerry", "CrowdBT", "rankings_to_comparisons"]
+
+
+def rankings_to_comparisons(annotator: Any, rankings: Any) -> tuple[np.ndarray, ...]:
+    """Break full or partial rankings into all implied pairs.
+
+    ``rankings`` is (n_rankings, k): candidate codes best first, padded with -1 for
+    shorter rankings; ``annotator`` has one code per ranking. Returns
+    ``(annotator, winner, loser)`` with k (k - 1) / 2 pairs per full ranking.
+    """
+    rankings = np.atleast_2d(np.asarray(rankings, dtype=np.int64))
+    annotator = np.asarray(annotator, dtype=np.int64).ravel()
+    if len(annotator) != len(rankings):
+        raise ValueError(
+            f"one annotator per ranking: got {len(annotator)} annotators, {len(rankings)} rankings"
+        )
+    hi, lo = np.triu_indices(rankings.shape[1], k=1)
+    winner, loser = rankings[:, hi], rankings[:, lo]
+    who = np.broadcast_to(annotator[:, None], winner.shape)
+    keep = (winner >= 0) & (loser >= 0)
+    return who[keep], winner[keep], loser[keep]
+
+
+def _check(annotator: Any, winner: Any, loser: Any):
+    arrays = [np.asarray(a).ravel() for a in (annotator, winner, loser)]
+    if not len(arrays[0]) == len(arrays[1]) == len(arrays[2]):
+        raise ValueError(
+            "annotator, winner and loser must have the same length, got "
+            f"{len(arrays[0])}, {len(arrays[1])}, {len(arrays[2])}"
+        )
+    if len(arrays[0]) == 0:
+        raise ValueError("no comparisons to aggregate")
+    for name, a in zip(("annotator", "winner", "loser"), arrays):
+        if a.dtype.kind not in "iu" or a.min() < 0:
+            raise ValueError(f"{name} must be integer codes 0..n-1")
+    if np.any(arrays[1] == arrays[2]):
+        raise ValueError("a comparison has the same candidate as winner and loser")
+    return tuple(a.astype(np.int64) for a in arrays)
+
+
+def _weighted_bt(winner, loser, weight, n, prior, strength, n_iter, tol):
+    """MAP Bradley-Terry by the MM algorithm on fractional outcomes.
+
+    Comparison k says winner beat loser with weight w_k and loser beat winner with
+    1 - w_k. With a Gamma(1 + prior, prior) prior on each strength (Caron & Doucet 2012)
+    the MM update is
+        gamma_i = (prior + W_i) / (prior + sum_{k: i in k} 1 / (gamma_i + gamma_other)),
+    W_i the weighted wins of i. The prior keeps candidates with no wins finite and
+    separate components comparable.
+    """
+    wins = np.bincount(winner, weights=weight, minlength=n) + np.bincount(
+        loser, weights=1.0 - weight, minlength=n
+    )
+    gamma = strength.copy()
+    for _ in range(n_iter):
+        inv = 1.0 / (gamma[winner] + gamma[loser])
+        denom = np.bincount(winner, weights=inv, minlength=n) + np.bincount(
+            loser, weights=inv, minlength=n
+        )
+        new = (prior + wins) / (prior + denom)
+        new /= np.exp(np.mean(np.log(new)))  # fix the scale: geometric mean 1
+        change = float(np.abs(np.log(new) - np.log(gamma)).max())
+        gamma = new
+        if change <= tol:
+            break
+    return gamma
+
+
+def _score_sd(scores, winner, loser, n, prior):
+    """Laplace approximation, diagonal only: sd_i = 1 / sqrt(sum_k p_k (1 - p_k) + prior)."""
+    p = 1.0 / (1.0 + np.exp(scores[loser] - scores[winner]))
+    info = p * (1.0 - p)
+    fisher = np.bincount(winner, weights=info, minlength=n) + np.bincount(
+        loser, weights=info, minlength=n
+    )
+    return 1.0 / np.sqrt(fisher + prior)
+
+
+class BradleyTerry:
+    """Bradley-Terry model: P(i beats j) = gamma_i / (gamma_i + gamma_j) = sigmoid(s_i - s_j).
+
+    Fitted by the MM algorithm (Hunter 2004) with a Gamma(1 + prior, prior) prior on
+    gamma (MAP; ``prior=0`` is maximum likelihood, which diverges for a candidate that
+    never loses or never wins). Learned: ``scores_`` = log gamma (geometric mean 1, so
+    scores are centred), ``sd_`` (diagonal Laplace approximation), ``ranking_``
+    (candidates best first).
+
+    Bradley, R. A., Terry, M. E. (1952). Rank analysis of incomplete block designs.
+    Biometrika 39, 324-345. Hunter, D. R. (2004). MM algorithms for generalized
+    Bradley-Terry models. Annals of Statistics 32(1), 384-406. Caron, F., Doucet, A.
+    (2012). Efficient Bayesian inference for generalized Bradley-Terry models. JCGS 21(1).
+    """
+
+    def __init__(self, prior: float = 0.1, n_iter: int = 1000, tol: float = 1e-8) -> None:
+        self.prior = prior
+        self.n_iter = n_iter
+        self.tol = tol
+
+    def fit(self, annotator: Any, winner: Any, loser: Any, n_candidates: int | None = None):
+        annotator, winner, loser = _check(annotator, winner, loser)
+        n = n_candidates or int(max(winner.max(), loser.max())) + 1
+        gamma = _weighted_bt(winner, loser, np.ones(len(winner)), n, self.prior,
+                             np.ones(n), self.n_iter, self.tol)
+        self.scores_ = np.log(gamma)
+        self.sd_ = _score_sd(self.scores_, winner, loser, n, self.prior)
+        self.ranking_ = np.argsort(-self.scores_, kind="stable")
+        return self
+
+    def predict_proba(self, first: Any, second: Any) -> np.ndarray:
+        """P(first beats second) for arrays of candidate codes."""
+        first, second = np.asarray(first), np.asarray(second)
+        return 1.0 / (1.0 + np.exp(self.scores_[second] - self.scores_[first]))
+
+
+class CrowdBT(BradleyTerry):
+    """Bradley-Terry with a per-annotator reliability (CrowdBT).
+
+    Annotator k reports the true order with probability eta_k and flips it otherwise:
+        P(k says i > j) = eta_k sigmoid(s_i - s_j) + (1 - eta_k) sigmoid(s_j - s_i).
+    EM: the E-step gives each comparison the posterior r that the report is truthful,
+        r = eta_k p / (eta_k p + (1 - eta_k)(1 - p)),  p = sigmoid(s_winner - s_loser);
+    the M-step sets eta_k = (sum r + a) / (n_k + a + b) (Beta pseudo-counts
+    ``reliability_prior``) and refits Bradley-Terry on fractional outcomes (winner beat
+    loser with weight r). An adversarial annotator (eta < 0.5) has their votes reversed.
+    Learned in addition: ``reliabilities_`` (n_annotators,).
+
+    Chen, X., Bennett, P. N., Collins-Thompson, K., Horvitz, E. (2013). Pairwise ranking
+    aggregation in a crowdsourced setting. WSDM, 193-202.
+    """
+
+    def __init__(
+        self,
+        prior: float = 0.1,
+        reliability_prior: tuple[float, float] = (4.0, 1.0),
+        n_iter: int = 100,
+        tol: float = 1e-6,
+        n_inner: int = 20,
+    ) -> None:
+        super().__init__(prior=prior, n_iter=n_iter, tol=tol)
+        self.reliability_prior = reliability_prior
+        self.n_inner = n_inner
+
+    def fit(self, annotator: Any, winner: Any, loser: Any, n_candidates: int | None = None,
+            n_annotators: int | None = None):
+        annotator, winner, loser = _check(annotator, winner, loser)
+        n = n_candidates or int(max(winner.max(), loser.max())) + 1
+        n_annotators = n_annotators or int(annotator.max()) + 1
+        a, b = self.reliability_prior
+        n_k = np.bincount(annotator, minlength=n_annotators)
+        gamma = _weighted_bt(winner, loser, np.ones(len(winner)), n, self.prior,
+                             np.ones(n), 200, self.tol)
+        eta = np.full(n_annotators, (a + 0.0) / (a + b))
+        self.n_iter_ = 0
+        for it in range(self.n_iter):
+            p = gamma[winner] / (gamma[winner] + gamma[loser])
+            truthful = eta[annotator] * p
+            r = truthful / (truthful + (1.0 - eta[annotator]) * (1.0 - p))
+            eta = (np.bincount(annotator, weights=r, minlength=n_annotators) + a) / (n_k + a + b)
+            new = _weighted_bt(winner, loser, r, n, self.prior, gamma, self.n_inner, self.tol)
+            change = float(np.abs(np.log(new) - np.log(gamma)).max())
+            gamma = new
+            self.n_iter_ = it + 1
+            if change <= self.tol:
+                break
+        self.scores_ = np.log(gamma)
+        self.reliabilities_ = eta
+        self.sd_ = _score_sd(self.scores_, winner, loser, n, self.prior)
+        self.ranking_ = np.argsort(-self.scores_, kind="stable")
+        return self
