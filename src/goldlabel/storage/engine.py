@@ -12,6 +12,7 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
+import orjson
 import sqlalchemy as sa
 from sqlalchemy import event
 from sqlalchemy.engine import Connection, Engine
@@ -21,6 +22,10 @@ from goldlabel.config import Settings
 
 def now_ms() -> int:
     return int(time.time() * 1000)
+
+
+def _dumps(obj: object) -> str:
+    return orjson.dumps(obj).decode()
 
 
 def create_engine(settings: Settings) -> Engine:
@@ -35,6 +40,8 @@ def create_engine(settings: Settings) -> Engine:
             pool_size=settings.pg_pool_size,
             max_overflow=settings.pg_pool_size,
             pool_pre_ping=True,
+            json_serializer=_dumps,
+            json_deserializer=orjson.loads,
             # Q4: an acknowledged answer must survive a crash: commit waits for the WAL flush.
             connect_args={"options": "-c synchronous_commit=on"},
         )
@@ -52,6 +59,8 @@ def _create_sqlite_engine(url: sa.URL, settings: Settings) -> Engine:
         connect_args={"check_same_thread": False, "timeout": settings.sqlite_busy_timeout_ms / 1000},
         pool_size=20,
         max_overflow=20,
+        json_serializer=_dumps,
+        json_deserializer=orjson.loads,
     )
 
     @event.listens_for(engine, "connect")

@@ -1,0 +1,51 @@
+"""The application factory: ``create_app(settings)`` builds a fresh app; nothing is global."""
+
+from __future__ import annotations
+
+from contextlib import asynccontextmanager
+
+from fastapi import APIRouter, FastAPI
+
+from goldlabel import __version__
+from goldlabel.api.problems import install_problem_handlers
+from goldlabel.api.routes import items, projects, queue, users
+from goldlabel.config import Settings
+from goldlabel.services.context import Context
+from goldlabel.storage.migrate import upgrade_database
+
+API_PREFIX = "/api/v1"
+
+
+def create_app(settings: Settings | None = None, *, context: Context | None = None, migrate: bool = True) -> FastAPI:
+    """Build the ASGI app. ``migrate=True`` brings the schema up to date at construction."""
+    ctx = context or Context.from_settings(settings or Settings.from_env())
+    if migrate:
+        upgrade_database(ctx.engine)
+
+    @asynccontextmanager
+    async def lifespan(_app: FastAPI):
+        yield
+        if context is None:
+            ctx.close()
+
+    app = FastAPI(
+        title="goldlabel",
+        version=__version__,
+        description="Self-hosted data engine for high-quality training labels.",
+        openapi_url=f"{API_PREFIX}/openapi.json",
+        docs_url=f"{API_PREFIX}/docs",
+        redoc_url=None,
+        lifespan=lifespan,
+    )
+    app.state.context = ctx
+    install_problem_handlers(app)
+    api = APIRouter(prefix=API_PREFIX)
+    for module in (users, projects, items, queue):
+        api.include_router(module.router)
+    app.include_router(api)
+
+    @app.get("/healthz", include_in_schema=False)
+    def healthz() -> dict:
+        return {"ok": True, "version": __version__}
+
+    return app

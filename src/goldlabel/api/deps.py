@@ -1,0 +1,56 @@
+"""Dependencies shared by the routers: the service context and the authenticated actor."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import Depends, Query, Request
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+
+from goldlabel.domain.errors import unauthorized
+from goldlabel.services import users as user_service
+from goldlabel.services.access import Actor
+from goldlabel.services.context import Context
+
+bearer = HTTPBearer(auto_error=False, description="API token (`gl_...`) from `goldlabel users token` or the console.")
+
+
+def get_context(request: Request) -> Context:
+    return request.app.state.context
+
+
+ContextDep = Annotated[Context, Depends(get_context)]
+
+
+def get_actor(
+    request: Request,
+    ctx: ContextDep,
+    credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)],
+) -> Actor:
+    if credentials is not None:
+        return user_service.authenticate_token(ctx, credentials.credentials)
+    session_actor = getattr(request.state, "session_actor", None)
+    if session_actor is not None:
+        return session_actor
+    raise unauthorized()
+
+
+CurrentActor = Annotated[Actor, Depends(get_actor)]
+
+
+class PageParams:
+    def __init__(
+        self,
+        request: Request,
+        after: Annotated[int, Query(ge=0, description="Cursor: the last id of the previous page.")] = 0,
+        limit: Annotated[int, Query(ge=1, description="Page size.")] = 100,
+    ) -> None:
+        self.after = after
+        self.limit = min(limit, request.app.state.context.settings.page_size_max)
+
+
+PageDep = Annotated[PageParams, Depends()]
+
+
+def page(rows: list[dict], limit: int, key: str = "id") -> dict:
+    return {"items": rows, "next_after": rows[-1][key] if len(rows) == limit else None}

@@ -1,0 +1,51 @@
+"""RFC 9457 problem+json for every error the API returns."""
+
+from __future__ import annotations
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from goldlabel.domain.errors import GoldlabelError
+
+PROBLEM_TYPE = "https://goldlabel.dev/problems/"
+MEDIA_TYPE = "application/problem+json"
+
+_STATUS_CODES = {400: "bad_request", 401: "unauthorized", 403: "forbidden", 404: "not_found",
+                 405: "method_not_allowed", 409: "conflict", 413: "too_large", 415: "unsupported_media_type",
+                 422: "validation_failed", 429: "too_many_requests"}
+
+
+def problem(status: int, code: str, detail: str, errors: list | None = None, headers: dict | None = None,
+            **extra) -> JSONResponse:
+    body = {
+        "type": PROBLEM_TYPE + code,
+        "title": code.replace("_", " "),
+        "status": status,
+        "detail": detail,
+        "code": code,
+        "errors": errors or [],
+        **extra,
+    }
+    return JSONResponse(body, status_code=status, media_type=MEDIA_TYPE, headers=headers)
+
+
+def install_problem_handlers(app: FastAPI) -> None:
+    @app.exception_handler(GoldlabelError)
+    async def _domain(_request: Request, exc: GoldlabelError) -> JSONResponse:
+        headers = {"WWW-Authenticate": "Bearer"} if exc.status == 401 else None
+        return problem(exc.status, exc.code, exc.detail, [e.to_dict() for e in exc.errors], headers, **exc.extra)
+
+    @app.exception_handler(RequestValidationError)
+    async def _validation(_request: Request, exc: RequestValidationError) -> JSONResponse:
+        errors = [
+            {"loc": [str(p) for p in e.get("loc", ())], "code": e.get("type", "invalid"), "message": e.get("msg", "")}
+            for e in exc.errors()
+        ]
+        return problem(422, "validation_failed", f"{len(errors)} invalid field(s) in the request", errors)
+
+    @app.exception_handler(StarletteHTTPException)
+    async def _http(_request: Request, exc: StarletteHTTPException) -> JSONResponse:
+        code = _STATUS_CODES.get(exc.status_code, "error")
+        return problem(exc.status_code, code, str(exc.detail), headers=getattr(exc, "headers", None))

@@ -1,0 +1,65 @@
+"""The annotate loop: next, submit, skip, release; my answers."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Body, Header, Response, status
+
+from goldlabel.api.deps import ContextDep, CurrentActor, PageDep, page
+from goldlabel.schemas import AnswerPublic, AnswerSubmit, LeaseAction, LeasePublic, Page, SubmitResult
+from goldlabel.services import queue as queue_service
+
+router = APIRouter(prefix="/projects/{project_id}", tags=["queue"])
+
+
+@router.post(
+    "/next",
+    response_model=LeasePublic,
+    responses={204: {"description": "No item needs your answer right now."}},
+)
+def lease_next(project_id: int, ctx: ContextDep, actor: CurrentActor) -> Any:
+    lease = queue_service.lease_next(ctx, actor, project_id)
+    if lease is None:
+        return Response(status_code=status.HTTP_204_NO_CONTENT)
+    return lease
+
+
+@router.post("/answers", response_model=SubmitResult, status_code=status.HTTP_201_CREATED)
+def submit_answer(
+    project_id: int,
+    body: AnswerSubmit,
+    ctx: ContextDep,
+    actor: CurrentActor,
+    idempotency_key: Annotated[str | None, Header(max_length=200)] = None,
+) -> dict:
+    return queue_service.submit_answer(
+        ctx, actor, project_id, body.lease_token, body.value, body.duration_ms, idempotency_key
+    )
+
+
+@router.post("/skip", status_code=status.HTTP_204_NO_CONTENT)
+def skip_item(project_id: int, body: LeaseAction, ctx: ContextDep, actor: CurrentActor) -> None:
+    queue_service.skip_item(ctx, actor, project_id, body.lease_token)
+
+
+@router.post("/release", status_code=status.HTTP_204_NO_CONTENT)
+def release_item(project_id: int, body: LeaseAction, ctx: ContextDep, actor: CurrentActor) -> None:
+    queue_service.release_item(ctx, actor, project_id, body.lease_token)
+
+
+@router.get("/my-answers", response_model=Page)
+def list_my_answers(project_id: int, ctx: ContextDep, actor: CurrentActor, p: PageDep) -> dict:
+    """Your own answers, newest first; page with ?after=<the last answer id you got>."""
+    return page(queue_service.list_my_answers(ctx, actor, project_id, p.after, p.limit), p.limit)
+
+
+@router.put("/my-answers/{answer_id}", response_model=AnswerPublic)
+def edit_answer(
+    project_id: int,
+    answer_id: int,
+    ctx: ContextDep,
+    actor: CurrentActor,
+    value: Annotated[dict[str, Any], Body(embed=True)],
+) -> dict:
+    return queue_service.edit_answer(ctx, actor, project_id, answer_id, value)

@@ -1,0 +1,51 @@
+"""Users and API tokens."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, status
+
+from goldlabel.api.deps import ContextDep, CurrentActor, PageDep, page
+from goldlabel.schemas import Page, TokenCreate, TokenPublic, UserCreate, UserPublic, UserUpdate
+from goldlabel.services import users as user_service
+
+router = APIRouter(prefix="/users", tags=["users"])
+
+
+@router.get("/me", response_model=UserPublic)
+def get_me(ctx: ContextDep, actor: CurrentActor) -> dict:
+    return user_service.get_user(ctx, actor, actor.id)
+
+
+@router.get("", response_model=Page)
+def list_users(ctx: ContextDep, actor: CurrentActor, p: PageDep) -> dict:
+    return page(user_service.list_users(ctx, actor, p.after, p.limit), p.limit)
+
+
+@router.post("", response_model=UserPublic, status_code=status.HTTP_201_CREATED)
+def create_user(body: UserCreate, ctx: ContextDep, actor: CurrentActor) -> dict:
+    return user_service.create_user(ctx, actor, body.username, body.role, body.password, body.display_name)
+
+
+@router.get("/{user_id}", response_model=UserPublic)
+def get_user(user_id: int, ctx: ContextDep, actor: CurrentActor) -> dict:
+    return user_service.get_user(ctx, actor, user_id)
+
+
+@router.patch("/{user_id}", response_model=UserPublic)
+def update_user(user_id: int, body: UserUpdate, ctx: ContextDep, actor: CurrentActor) -> dict:
+    return user_service.update_user(ctx, actor, user_id, body.model_dump(exclude_unset=True))
+
+
+@router.get("/{user_id}/tokens", response_model=list[TokenPublic])
+def list_tokens(user_id: int, ctx: ContextDep, actor: CurrentActor) -> list[dict]:
+    return user_service.list_tokens(ctx, actor, user_id)
+
+
+@router.post("/{user_id}/tokens", response_model=TokenPublic, status_code=status.HTTP_201_CREATED)
+def create_token(user_id: int, body: TokenCreate, ctx: ContextDep, actor: CurrentActor) -> dict:
+    return user_service.create_token(ctx, actor, user_id, body.name)
+
+
+@router.delete("/{user_id}/tokens/{token_id}", status_code=status.HTTP_204_NO_CONTENT)
+def revoke_token(user_id: int, token_id: int, ctx: ContextDep, actor: CurrentActor) -> None:
+    user_service.revoke_token(ctx, actor, user_id, token_id)

@@ -1,0 +1,53 @@
+"""Who may do what. Every project-scoped call goes through ``load_project``: a user who is not
+a member gets 404 (the project's existence is not revealed), a member whose role is too low
+gets 403."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from sqlalchemy.engine import Connection
+
+from goldlabel.domain.errors import forbidden, not_found
+from goldlabel.storage import projects as project_store
+from goldlabel.storage import users as user_store
+
+# What each project role may do; a higher role includes the lower ones.
+ROLE_RANK = {"annotator": 1, "reviewer": 2, "manager": 3, "admin": 4}
+NEED_RANK = {"view": 1, "annotate": 1, "review": 2, "manage": 3}
+
+
+@dataclass(frozen=True)
+class Actor:
+    id: int
+    username: str
+    role: str
+
+    @property
+    def is_admin(self) -> bool:
+        return self.role == "admin"
+
+    @property
+    def can_create_projects(self) -> bool:
+        return self.role in ("admin", "manager")
+
+
+def fetch_project_role(conn: Connection, actor: Actor, project_id: int) -> str | None:
+    if actor.is_admin:
+        return "admin"
+    return user_store.fetch_member_role(conn, project_id, actor.id)
+
+
+def load_project(conn: Connection, actor: Actor, project_id: int, need: str) -> dict:
+    """The project, if ``actor`` may ``need`` it (view | annotate | review | manage)."""
+    role = fetch_project_role(conn, actor, project_id)
+    project = project_store.fetch_project(conn, project_id) if role else None
+    if project is None:
+        raise not_found("project")
+    if ROLE_RANK[role] < NEED_RANK[need]:
+        raise forbidden(f"this needs the {need} permission on the project; your role is {role}")
+    return project
+
+
+def is_allowed(role: str | None, need: str) -> bool:
+    return role is not None and ROLE_RANK[role] >= NEED_RANK[need]

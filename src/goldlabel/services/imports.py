@@ -1,0 +1,272 @@
+"""Import items (with optional predictions and gold answers) into a project.
+
+Rows stream in batches inside ONE write transaction: nothing is visible until the whole file is
+valid, and any error rolls everything back (all-or-nothing), unless the caller asks for a
+partial import, which keeps the valid rows and reports the rest. Re-importing is idempotent by
+``external_id``: existing items are skipped (``on_conflict="skip"``) or updated ("update"),
+never duplicated. Memory is bounded by the batch size, whatever the file size.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+from goldlabel.domain.errors import FieldError, GoldlabelError, forbidden
+from goldlabel.domain.label_schema import LabelSchema
+from goldlabel.services.access import Actor, load_project
+from goldlabel.services.context import Context
+from goldlabel.storage import imports as import_store
+from goldlabel.storage import projects as project_store
+from goldlabel.storage import records
+from goldlabel.storage.engine import now_ms, write_tx
+
+# Gold items are answered by every annotator who meets them, so their overlap is unbounded in
+# practice; the CHECK constraints still hold against this ceiling.
+GOLD_OVERLAP = 1_000_000
+ITEM_KEYS = frozenset({"external_id", "data", "priority", "meta", "predictions", "gold"})
+ON_CONFLICT = ("skip", "update")
+
+
+@dataclass
+class ImportReport:
+    format: str
+    rows: int = 0
+    created: int = 0
+    updated: int = 0
+    skipped: int = 0
+    error_count: int = 0
+    errors: list[dict[str, Any]] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        return self.error_count == 0
+
+    def add_errors(self, errors: list[FieldError], limit: int) -> None:
+        self.error_count += len(errors)
+        room = limit - len(self.errors)
+        if room > 0:
+            self.errors.extend(e.to_dict() for e in errors[:room])
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "ok": self.ok,
+            "format": self.format,
+            "rows": self.rows,
+            "created": self.created,
+            "updated": self.updated,
+            "skipped": self.skipped,
+            "errors": self.errors,
+            "error_count": self.error_count,
+        }
+
+
+class ImportFailed(GoldlabelError):
+    """Raised when an all-or-nothing import had errors; carries the report."""
+
+
+def check_row(row: Any, line: int, schema: LabelSchema) -> tuple[dict | None, list[FieldError]]:
+    """Validate one row by hand (no model per row: this runs a million times per import)."""
+    if not isinstance(row, dict):
+        return None, [FieldError((), "not_an_object", "each row must be a JSON object", line)]
+    errors: list[FieldError] = []
+    unknown = row.keys() - ITEM_KEYS
+    if unknown:
+        errors.append(
+            FieldError((sorted(unknown)[0],), "unknown_field",
+                       f"unknown field(s) {', '.join(sorted(unknown))}; expected {', '.join(sorted(ITEM_KEYS))}", line)
+        )
+    ext = row.get("external_id")
+    if isinstance(ext, int) and not isinstance(ext, bool):
+        ext = str(ext)
+    if not isinstance(ext, str) or not ext or len(ext) > 255:
+        errors.append(FieldError(("external_id",), "bad_external_id",
+                                 "external_id must be a non-empty string of at most 255 characters", line))
+    data = row.get("data")
+    if not isinstance(data, dict):
+        errors.append(FieldError(("data",), "bad_data", "data must be a JSON object", line))
+        data = None
+    priority = row.get("priority", 0)
+    if priority is None:
+        priority = 0
+    if not isinstance(priority, int) or isinstance(priority, bool) or abs(priority) > 2**31 - 1:
+        errors.append(FieldError(("priority",), "bad_priority", "priority must be an integer", line))
+    meta = row.get("meta")
+    if meta is not None and not isinstance(meta, dict):
+        errors.append(FieldError(("meta",), "bad_meta", "meta must be a JSON object", line))
+    gold = row.get("gold")
+    if gold is not None:
+        gold = _check_answer(schema, gold, data, ("gold",), line, errors)
+    preds = row.get("predictions")
+    clean_preds: list[dict] = []
+    if preds is not None:
+        if not isinstance(preds, list):
+            errors.append(FieldError(("predictions",), "bad_predictions", "predictions must be a list", line))
+        else:
+            for i, pred in enumerate(preds):
+                clean = _check_prediction(schema, pred, data, i, line, errors)
+                if clean is not None:
+                    clean_preds.append(clean)
+    if errors:
+        return None, errors
+    return {
+        "external_id": ext,
+        "data": data,
+        "priority": priority,
+        "meta": meta,
+        "gold": gold,
+        "predictions": clean_preds,
+    }, []
+
+
+def _check_answer(schema, value, data, loc, line, errors) -> dict | None:  # noqa: ANN001
+    try:
+        return schema.validate_answer(value, data, loc_prefix=loc)
+    except GoldlabelError as exc:
+        errors.extend(FieldError(e.loc, e.code, e.message, line) for e in exc.errors)
+        return None
+
+
+def _check_prediction(schema, pred, data, i, line, errors) -> dict | None:  # noqa: ANN001
+    loc = ("predictions", i)
+    if not isinstance(pred, dict) or "value" not in pred:
+        errors.append(FieldError(loc, "bad_prediction", "a prediction is an object with a 'value'", line))
+        return None
+    score = pred.get("score")
+    if score is not None and (not isinstance(score, (int, float)) or isinstance(score, bool)):
+        errors.append(FieldError((*loc, "score"), "bad_score", "score must be a number", line))
+        return None
+    version = pred.get("model_version", "")
+    if not isinstance(version, str) or len(version) > 200:
+        errors.append(FieldError((*loc, "model_version"), "bad_model_version", "model_version must be a string", line))
+        return None
+    value = _check_answer(schema, pred["value"], data, (*loc, "value"), line, errors)
+    if value is None:
+        return None
+    return {"value": value, "score": None if score is None else float(score), "model_version": version}
+
+
+def _batches(rows: Iterable[tuple[int, Any]], size: int) -> Iterator[list[tuple[int, Any]]]:
+    batch: list[tuple[int, Any]] = []
+    for entry in rows:
+        batch.append(entry)
+        if len(batch) >= size:
+            yield batch
+            batch = []
+    if batch:
+        yield batch
+
+
+def ingest_rows(
+    ctx: Context,
+    actor: Actor | None,
+    project_id: int,
+    rows: Iterable[tuple[int, Any]],
+    *,
+    fmt: str = "json",
+    on_conflict: str = "skip",
+    partial: bool = False,
+) -> ImportReport:
+    """Import ``(line_number, row)`` pairs. ``actor=None`` is the local operator (CLI).
+
+    Raises ImportFailed (422, with the report in ``extra``) when an all-or-nothing import had
+    errors; nothing is written then. Errors raised by the row source itself (a malformed file)
+    are GoldlabelErrors with a line number and abort the import the same way.
+    """
+    if on_conflict not in ON_CONFLICT:
+        raise GoldlabelError(f"on_conflict must be one of {ON_CONFLICT}", code="bad_on_conflict", status=422)
+    report = ImportReport(format=fmt)
+    max_errors = ctx.settings.import_max_errors
+    with write_tx(ctx.engine) as conn:
+        if actor is not None:
+            project = load_project(conn, actor, project_id, "manage")
+        else:
+            project = project_store.fetch_project(conn, project_id)
+            if project is None:
+                raise forbidden("no such project")
+        schema = ctx.get_schema(project)
+        seen: set[str] = set()
+        for batch in _batches(rows, ctx.settings.import_batch_size):
+            clean: list[tuple[int, dict]] = []
+            for line, row in batch:
+                report.rows += 1
+                item, errors = check_row(row, line, schema)
+                if errors:
+                    report.add_errors(errors, max_errors)
+                    continue
+                if item["external_id"] in seen:
+                    report.add_errors([FieldError(("external_id",), "duplicate_external_id",
+                                                  f"external_id {item['external_id']!r} appears twice in this file",
+                                                  line)], max_errors)
+                    continue
+                seen.add(item["external_id"])
+                clean.append((line, item))
+            if report.error_count and not partial:
+                continue  # keep validating to report errors; nothing will be committed
+            _write_batch(conn, project, [item for _, item in clean], on_conflict, report)
+        if report.error_count and not partial:
+            conn.rollback()
+            raise ImportFailed(
+                f"import rejected: {report.error_count} error(s); nothing was imported",
+                code="import_failed",
+                status=422,
+                errors=[],
+                extra={"report": report.to_dict()},
+            )
+        records.insert_event(
+            conn, project_id, "import.completed",
+            {k: v for k, v in report.to_dict().items() if k != "errors"}, now_ms(),
+        )
+    return report
+
+
+def _write_batch(conn, project: dict, batch: list[dict], on_conflict: str, report: ImportReport) -> None:  # noqa: ANN001
+    if not batch:
+        return
+    now = now_ms()
+    pid = project["id"]
+    existing = import_store.fetch_existing_ids(conn, pid, [r["external_id"] for r in batch])
+    new_rows = []
+    updates = []
+    for r in batch:
+        item_id = existing.get(r["external_id"])
+        if item_id is None:
+            new_rows.append(
+                {
+                    "project_id": pid,
+                    "external_id": r["external_id"],
+                    "data": r["data"],
+                    "meta": r["meta"],
+                    "priority": r["priority"],
+                    "status": "open",
+                    "is_gold": False,
+                    "answer_count": 0,
+                    "reserved": 0,
+                    "target_overlap": project["overlap_min"],
+                    "overlap_max": project["overlap_max"],
+                    "created_at": now,
+                    "updated_at": now,
+                }
+            )
+        elif on_conflict == "update":
+            updates.append({"b_id": item_id, "data": r["data"], "meta": r["meta"], "priority": r["priority"],
+                            "updated_at": now})
+    ids = import_store.insert_items(conn, new_rows)
+    import_store.update_items(conn, updates)
+    report.created += len(new_rows)
+    report.updated += len(updates)
+    report.skipped += len(batch) - len(new_rows) - len(updates)
+    ids.update(existing if on_conflict == "update" else {})
+    gold_rows, pred_rows = [], []
+    for r in batch:
+        item_id = ids.get(r["external_id"])
+        if item_id is None:
+            continue
+        if r["gold"] is not None:
+            gold_rows.append({"item_id": item_id, "project_id": pid, "value": r["gold"], "created_at": now})
+        for p in r["predictions"]:
+            pred_rows.append({"item_id": item_id, "project_id": pid, "created_at": now, **p})
+    import_store.upsert_gold(conn, gold_rows)
+    import_store.mark_gold(conn, [g["item_id"] for g in gold_rows], GOLD_OVERLAP)
+    import_store.upsert_predictions(conn, pred_rows)

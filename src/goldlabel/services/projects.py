@@ -1,0 +1,135 @@
+"""Projects and their members."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from goldlabel.domain.errors import FieldError, GoldlabelError, forbidden, invalid, not_found
+from goldlabel.domain.label_schema import LabelSchema
+from goldlabel.schemas import ProjectCreate, ProjectUpdate, QualitySettings
+from goldlabel.services.access import Actor, fetch_project_role, is_allowed, load_project
+from goldlabel.services.context import Context
+from goldlabel.storage import projects as project_store
+from goldlabel.storage import users as user_store
+from goldlabel.storage.engine import now_ms, read_tx, write_tx
+
+PUBLIC_FIELDS = (
+    "id", "name", "description", "instructions", "label_schema", "overlap_min", "overlap_max",
+    "lease_ttl_s", "settings", "created_at", "updated_at",
+)
+
+
+def public_project(row: dict, role: str | None = None, counts: dict[str, int] | None = None) -> dict:
+    out = {k: row[k] for k in PUBLIC_FIELDS}
+    out["role"] = role
+    out["counts"] = counts
+    return out
+
+
+def _parse_schema(obj: Any) -> dict:
+    return LabelSchema.parse(obj).to_json()
+
+
+def create_project(ctx: Context, actor: Actor | None, spec: ProjectCreate) -> dict:
+    """Create a project; its creator becomes its manager. ``actor=None``: local operator."""
+    if actor is not None and not actor.can_create_projects:
+        raise forbidden("only managers and admins create projects")
+    schema = _parse_schema(spec.label_schema)
+    now = now_ms()
+    with write_tx(ctx.engine) as conn:
+        row = project_store.insert_project(
+            conn,
+            name=spec.name,
+            description=spec.description,
+            instructions=spec.instructions,
+            label_schema=schema,
+            overlap_min=spec.overlap_min,
+            overlap_max=spec.overlap_max or spec.overlap_min,
+            lease_ttl_s=spec.lease_ttl_s or ctx.settings.default_lease_ttl_s,
+            settings=spec.settings.model_dump(),
+            created_by=actor.id if actor else None,
+            created_at=now,
+            updated_at=now,
+        )
+        if actor is not None:
+            user_store.upsert_member(conn, row["id"], actor.id, "manager", now)
+    return public_project(row, "manager" if actor else None)
+
+
+def get_project(ctx: Context, actor: Actor, project_id: int) -> dict:
+    with read_tx(ctx.engine) as conn:
+        row = load_project(conn, actor, project_id, "view")
+        role = fetch_project_role(conn, actor, project_id)
+        counts = project_store.count_items_by_status(conn, project_id) if is_allowed(role, "review") else None
+    return public_project(row, role, counts)
+
+
+def list_projects(ctx: Context, actor: Actor, after: int, limit: int) -> list[dict]:
+    with read_tx(ctx.engine) as conn:
+        rows = project_store.list_projects(conn, after, limit, None if actor.is_admin else actor.id)
+        return [public_project(r, fetch_project_role(conn, actor, r["id"])) for r in rows]
+
+
+def update_project(ctx: Context, actor: Actor, project_id: int, spec: ProjectUpdate) -> dict:
+    changes = spec.model_dump(exclude_unset=True)
+    with write_tx(ctx.engine) as conn:
+        row = load_project(conn, actor, project_id, "manage")
+        if "label_schema" in changes:
+            changes["label_schema"] = _parse_schema(changes["label_schema"])
+        if "settings" in changes:
+            merged = {**row["settings"], **(changes["settings"] or {})}
+            try:
+                changes["settings"] = QualitySettings(**merged).model_dump()
+            except ValueError as exc:
+                raise invalid([FieldError(("settings",), "invalid_settings", str(exc))]) from exc
+        lo = changes.get("overlap_min", row["overlap_min"])
+        hi = changes.get("overlap_max", row["overlap_max"])
+        if lo is None or hi is None or hi < lo:
+            raise invalid([FieldError(("overlap_max",), "overlap_range", "overlap_max must be >= overlap_min")])
+        changes = {k: v for k, v in changes.items() if v is not None}
+        row = project_store.update_project(conn, project_id, **changes, updated_at=now_ms())
+    return public_project(row, fetch_role_or_none(ctx, actor, project_id))
+
+
+def fetch_role_or_none(ctx: Context, actor: Actor, project_id: int) -> str | None:
+    with read_tx(ctx.engine) as conn:
+        return fetch_project_role(conn, actor, project_id)
+
+
+def delete_project(ctx: Context, actor: Actor, project_id: int) -> None:
+    with write_tx(ctx.engine) as conn:
+        load_project(conn, actor, project_id, "manage")
+        project_store.delete_project(conn, project_id)
+
+
+def list_members(ctx: Context, actor: Actor, project_id: int) -> list[dict]:
+    with read_tx(ctx.engine) as conn:
+        load_project(conn, actor, project_id, "review")
+        return user_store.list_members(conn, project_id)
+
+
+def set_member(ctx: Context, actor: Actor | None, project_id: int, user_id: int, role: str) -> dict:
+    with write_tx(ctx.engine) as conn:
+        if actor is not None:
+            load_project(conn, actor, project_id, "manage")
+        elif project_store.fetch_project(conn, project_id) is None:
+            raise not_found("project")
+        user = user_store.fetch_user(conn, user_id)
+        if user is None:
+            raise not_found("user")
+        if role in ("manager", "admin") and actor is not None and not actor.is_admin and user["role"] not in (
+            "manager",
+            "admin",
+        ):
+            raise GoldlabelError(
+                "only users with the manager role can manage a project", code="role_too_high", status=422
+            )
+        user_store.upsert_member(conn, project_id, user_id, role, now_ms())
+    return {"user_id": user_id, "username": user["username"], "display_name": user["display_name"], "role": role}
+
+
+def remove_member(ctx: Context, actor: Actor, project_id: int, user_id: int) -> None:
+    with write_tx(ctx.engine) as conn:
+        load_project(conn, actor, project_id, "manage")
+        if not user_store.delete_member(conn, project_id, user_id):
+            raise not_found("member")

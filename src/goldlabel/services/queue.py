@@ -1,0 +1,276 @@
+"""The annotate loop: lease the next item, submit, skip, release, edit an earlier answer.
+
+Each call is one short write transaction. The response is built only after COMMIT returns,
+so an acknowledged answer is durable (Q4).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import random
+import secrets
+from typing import Any
+
+import sqlalchemy as sa
+
+from goldlabel.domain import consensus as consensus_rules
+from goldlabel.domain.errors import conflict, not_found
+from goldlabel.domain.queue_policy import AnnotatorProgress, QueuePolicy, pick_next
+from goldlabel.services.access import Actor, load_project
+from goldlabel.services.context import Context
+from goldlabel.storage import items as item_store
+from goldlabel.storage import queue as queue_store
+from goldlabel.storage import records
+from goldlabel.storage.engine import now_ms, read_tx, write_tx
+
+LEASE_TOKEN_PREFIX = "lt_"
+
+
+def _hash(token: str) -> str:
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
+def public_answer(row: dict) -> dict[str, Any]:
+    return {
+        k: row[k]
+        for k in ("id", "item_id", "annotator_id", "value", "status", "duration_ms", "created_at", "updated_at")
+    }
+
+
+def _task_view(conn: sa.Connection, project: dict, item_id: int) -> dict[str, Any]:
+    """What an annotator sees of an item. Never reads gold_answers, never returns is_gold (Q8)."""
+    data = item_store.fetch_item_data(conn, item_id)
+    view: dict[str, Any] = {"id": item_id, "data": data, "predictions": None}
+    if project["settings"].get("show_predictions"):
+        view["predictions"] = [
+            {"value": p["value"], "score": p["score"], "model_version": p["model_version"]}
+            for p in item_store.fetch_predictions(conn, item_id)
+        ]
+    return view
+
+
+def _lease_view(conn: sa.Connection, project: dict, lease: dict, token: str) -> dict[str, Any]:
+    return {"token": token, "expires_at": lease["expires_at"], "item": _task_view(conn, project, lease["item_id"])}
+
+
+def lease_next(ctx: Context, actor: Actor, project_id: int) -> dict[str, Any] | None:
+    """Lease the next item to ``actor``; None when there is no work for them now."""
+    now = now_ms()
+    with write_tx(ctx.engine) as conn:
+        project = load_project(conn, actor, project_id, "annotate")
+        settings = project["settings"]
+        queue_store.reap_expired_leases(conn, project_id, now)
+        active = queue_store.fetch_active_leases(conn, project_id, actor.id, now)
+        if len(active) >= settings.get("max_leases_per_annotator", 4):
+            # Holding the maximum already: hand the oldest back again with a fresh token, so a
+            # client that lost its response can carry on without hoarding more items.
+            lease = active[0]
+            token = LEASE_TOKEN_PREFIX + secrets.token_urlsafe(24)
+            item_store.rotate_lease_token(conn, lease["id"], _hash(token))
+            return _lease_view(conn, project, lease, token)
+        policy = QueuePolicy(
+            gold_rate=settings.get("gold_rate", 0.0),
+            qualification_gold=settings.get("qualification_gold", 0),
+        )
+        has_gold = policy.gold_rate > 0 or policy.qualification_gold > 0
+        gold = queue_store.fetch_candidates(conn, project_id, actor.id, is_gold=True) if has_gold else []
+        progress = AnnotatorProgress(
+            gold_answered=item_store.count_gold_answered(conn, project_id, actor.id)
+            if policy.qualification_gold
+            else 0
+        )
+        normal = queue_store.fetch_candidates(conn, project_id, actor.id, is_gold=False)
+        choice = pick_next(normal, gold, policy, progress, random.random())
+        if choice is None or not queue_store.reserve_item(conn, choice.id):
+            return None
+        token = LEASE_TOKEN_PREFIX + secrets.token_urlsafe(24)
+        lease = queue_store.insert_lease(
+            conn,
+            project_id=project_id,
+            item_id=choice.id,
+            annotator_id=actor.id,
+            token_hash=_hash(token),
+            status="active",
+            created_at=now,
+            expires_at=now + project["lease_ttl_s"] * 1000,
+        )
+        return _lease_view(conn, project, lease, token)
+
+
+def _fetch_own_lease(conn: sa.Connection, actor: Actor, project_id: int, token: str) -> dict:
+    lease = queue_store.fetch_lease_by_token(conn, _hash(token))
+    if lease is None or lease["annotator_id"] != actor.id or lease["project_id"] != project_id:
+        raise not_found("lease")
+    return lease
+
+
+def submit_answer(
+    ctx: Context,
+    actor: Actor,
+    project_id: int,
+    lease_token: str,
+    value: dict[str, Any],
+    duration_ms: int | None = None,
+    idempotency_key: str | None = None,
+) -> dict[str, Any]:
+    """Record an answer on a lease. A retry (same lease token or Idempotency-Key) returns the
+    original result (Q5). A late answer on an expired lease is taken only while the item still
+    has a free slot (Q7)."""
+    with read_tx(ctx.engine) as conn:
+        project = load_project(conn, actor, project_id, "annotate")
+        lease = _fetch_own_lease(conn, actor, project_id, lease_token)
+        data = item_store.fetch_item_data(conn, lease["item_id"])
+    schema = ctx.get_schema(project)
+    # Validate outside the write transaction: the write lock is held only for the writes.
+    clean = schema.validate_answer(value, data)
+    now = now_ms()
+    with write_tx(ctx.engine) as conn:
+        if idempotency_key:
+            prior = queue_store.fetch_answer_by_idempotency_key(conn, actor.id, idempotency_key)
+            if prior is not None:
+                return _submit_result(conn, prior)
+        lease = _fetch_own_lease(conn, actor, project_id, lease_token)
+        if lease["status"] == "submitted":
+            return _submit_result(conn, queue_store.fetch_answer(conn, lease["answer_id"]))
+        if lease["status"] == "skipped":
+            raise conflict("this lease was skipped; lease the item again to answer it", "lease_skipped")
+        is_live = lease["status"] == "active" and lease["expires_at"] > now
+        item = queue_store.fetch_item_for_update(conn, lease["item_id"])
+        if lease["status"] == "active" and not is_live:
+            queue_store.unreserve_item(conn, item["id"])
+            queue_store.set_lease_status(conn, lease["id"], "expired")
+        if not queue_store.count_answer(conn, item["id"], was_reserved=is_live, now=now):
+            if is_live:
+                raise conflict("the item already has its maximum number of answers", "max_overlap_reached")
+            raise conflict(
+                "the lease expired and the item no longer needs this answer "
+                "(its free slots were leased to others or it is complete)",
+                "lease_expired",
+            )
+        try:
+            with conn.begin_nested():
+                answer = queue_store.insert_answer(
+                    conn,
+                    project_id=project_id,
+                    item_id=item["id"],
+                    annotator_id=actor.id,
+                    lease_id=lease["id"],
+                    value=clean,
+                    status="submitted",
+                    duration_ms=duration_ms,
+                    idempotency_key=idempotency_key,
+                    created_at=now,
+                    updated_at=now,
+                )
+        except sa.exc.IntegrityError as exc:
+            raise conflict("you have already answered this item", "duplicate_answer") from exc
+        queue_store.set_lease_status(conn, lease["id"], "submitted", answer["id"])
+        status = _update_consensus(ctx, conn, project, item, now)
+        records.insert_event(
+            conn,
+            project_id,
+            "answer.created",
+            {"answer_id": answer["id"], "item_id": item["id"], "annotator_id": actor.id},
+            now,
+        )
+    return {"answer": public_answer(answer), "item_status": status}
+
+
+def _submit_result(conn: sa.Connection, answer: dict) -> dict[str, Any]:
+    status = item_store.fetch_item_status(conn, answer["item_id"])
+    return {"answer": public_answer(answer), "item_status": status}
+
+
+def _update_consensus(ctx: Context, conn: sa.Connection, project: dict, item: dict, now: int) -> str:
+    """Placeholder engine: majority vote over the item's answers, O(answers on the item)."""
+    values = [a["value"] for a in queue_store.fetch_item_answers(conn, item["id"])]
+    schema = ctx.get_schema(project)
+    decision = consensus_rules.decide_item(
+        values,
+        [q.name for q in schema.choice_questions()],
+        max(item["target_overlap"], project["overlap_min"]) if not item["is_gold"] else 1,
+        item["overlap_max"],
+    )
+    status = decision.status
+    if item["is_gold"]:
+        status = "open"  # gold items keep serving every annotator; their answer is known
+    records.replace_consensus(
+        conn,
+        item["id"],
+        project["id"],
+        [
+            {
+                "question": q.question,
+                "value": q.value,
+                "confidence": q.confidence,
+                "method": "majority_vote",
+                "status": status,
+                "contributions": q.contributions,
+                "updated_at": now,
+            }
+            for q in decision.questions
+        ],
+    )
+    target = decision.target_overlap if not item["is_gold"] else item["target_overlap"]
+    if status != item["status"] or target != item["target_overlap"]:
+        queue_store.update_item_state(conn, item["id"], status=status, target_overlap=target, now=now)
+        if status != item["status"]:
+            records.insert_event(
+                conn, project["id"], f"item.{status}", {"item_id": item["id"], "status": status}, now
+            )
+    return status
+
+
+def skip_item(ctx: Context, actor: Actor, project_id: int, lease_token: str) -> None:
+    """Give the item back and never serve it to this annotator again."""
+    with write_tx(ctx.engine) as conn:
+        load_project(conn, actor, project_id, "annotate")
+        lease = _fetch_own_lease(conn, actor, project_id, lease_token)
+        if lease["status"] == "submitted":
+            raise conflict("the item was already answered", "lease_submitted")
+        if lease["status"] == "active":
+            queue_store.unreserve_item(conn, lease["item_id"])
+        queue_store.set_lease_status(conn, lease["id"], "skipped")
+
+
+def release_item(ctx: Context, actor: Actor, project_id: int, lease_token: str) -> None:
+    """Give the item back to the queue; it may come back to this annotator later."""
+    with write_tx(ctx.engine) as conn:
+        load_project(conn, actor, project_id, "annotate")
+        lease = _fetch_own_lease(conn, actor, project_id, lease_token)
+        if lease["status"] == "submitted":
+            raise conflict("the item was already answered", "lease_submitted")
+        if lease["status"] == "active":
+            queue_store.unreserve_item(conn, lease["item_id"])
+        queue_store.delete_lease(conn, lease["id"])
+
+
+def list_my_answers(ctx: Context, actor: Actor, project_id: int, after: int, limit: int) -> list[dict]:
+    """The caller's own answers in this project, newest first (``after`` = answer id cursor)."""
+    with read_tx(ctx.engine) as conn:
+        project = load_project(conn, actor, project_id, "annotate")
+        rows = item_store.list_answers_by_annotator(conn, project_id, actor.id, after, limit)
+        return [
+            {**public_answer(r), "item": _task_view(conn, project, r["item_id"]), "item_status": r["item_status"]}
+            for r in rows
+        ]
+
+
+def edit_answer(ctx: Context, actor: Actor, project_id: int, answer_id: int, value: dict[str, Any]) -> dict:
+    """Change one's own answer while its item is not final."""
+    with read_tx(ctx.engine) as conn:
+        project = load_project(conn, actor, project_id, "annotate")
+        answer = queue_store.fetch_answer(conn, answer_id)
+        if answer is None or answer["annotator_id"] != actor.id or answer["project_id"] != project_id:
+            raise not_found("answer")
+        data = item_store.fetch_item_data(conn, answer["item_id"])
+    clean = ctx.get_schema(project).validate_answer(value, data)
+    now = now_ms()
+    with write_tx(ctx.engine) as conn:
+        item = queue_store.fetch_item_for_update(conn, answer["item_id"])
+        if item["status"] != "open":
+            raise conflict(f"the item is {item['status']}; answers can no longer change", "item_closed")
+        row = item_store.update_answer_value(conn, answer_id, clean, now)
+        _update_consensus(ctx, conn, project, item, now)
+    return public_answer(row)
+

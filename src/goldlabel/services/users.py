@@ -1,0 +1,171 @@
+"""Users, passwords (Argon2id: memory-hard) and API tokens (random, stored as sha256)."""
+
+from __future__ import annotations
+
+import hashlib
+import secrets
+from typing import Any
+
+from argon2 import PasswordHasher
+from argon2.exceptions import InvalidHashError, VerificationError
+
+from goldlabel.domain.errors import GoldlabelError, conflict, forbidden, not_found, unauthorized
+from goldlabel.services.access import Actor
+from goldlabel.services.context import Context
+from goldlabel.storage import users as user_store
+from goldlabel.storage.engine import now_ms, read_tx, write_tx
+from goldlabel.storage.tables import ROLES
+
+TOKEN_PREFIX = "gl_"
+_hasher = PasswordHasher()  # argon2id, 64 MiB, t=3: OWASP's recommended parameters
+# Verified against when the username is unknown, so timing does not reveal which names exist.
+_DUMMY_HASH = _hasher.hash("not a password")
+
+
+def hash_password(password: str) -> str:
+    return _hasher.hash(password)
+
+
+def hash_token(token: str) -> str:
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
+def public_user(row: dict) -> dict[str, Any]:
+    return {k: row[k] for k in ("id", "username", "display_name", "role", "is_active", "created_at")}
+
+
+def _check_password(password: str) -> None:
+    if len(password) < 8:
+        raise GoldlabelError("password must have at least 8 characters", code="weak_password", status=422)
+
+
+def create_user(
+    ctx: Context,
+    actor: Actor | None,
+    username: str,
+    role: str,
+    password: str | None = None,
+    display_name: str = "",
+) -> dict:
+    """Create a user. ``actor=None`` is the local operator (CLI); managers may create
+    annotators and reviewers, admins anyone."""
+    if role not in ROLES:
+        raise GoldlabelError(f"role must be one of {', '.join(ROLES)}", code="unknown_role", status=422)
+    if actor is not None and not actor.is_admin:
+        if actor.role != "manager" or role not in ("annotator", "reviewer"):
+            raise forbidden("only admins create managers and admins; managers create annotators and reviewers")
+    if password is not None:
+        _check_password(password)
+    pw_hash = hash_password(password) if password else None
+    with write_tx(ctx.engine) as conn:
+        if user_store.fetch_user_by_username(conn, username):
+            raise conflict(f"username {username!r} is taken", "username_taken")
+        row = user_store.insert_user(
+            conn,
+            username=username,
+            display_name=display_name,
+            role=role,
+            password_hash=pw_hash,
+            is_active=True,
+            created_at=now_ms(),
+        )
+    return public_user(row)
+
+
+def authenticate_password(ctx: Context, username: str, password: str) -> Actor:
+    with read_tx(ctx.engine) as conn:
+        row = user_store.fetch_user_by_username(conn, username)
+    stored = row["password_hash"] if row and row["password_hash"] else _DUMMY_HASH
+    try:
+        ok = _hasher.verify(stored, password)
+    except (VerificationError, InvalidHashError):
+        ok = False
+    if not ok or row is None or not row["password_hash"] or not row["is_active"]:
+        raise unauthorized("wrong username or password")
+    return Actor(row["id"], row["username"], row["role"])
+
+
+def authenticate_token(ctx: Context, token: str) -> Actor:
+    if not token.startswith(TOKEN_PREFIX):
+        raise unauthorized("malformed API token")
+    with read_tx(ctx.engine) as conn:
+        row = user_store.fetch_user_by_token_hash(conn, hash_token(token))
+    if row is None or not row["is_active"]:
+        raise unauthorized("invalid or revoked API token")
+    return Actor(row["id"], row["username"], row["role"])
+
+
+def create_token(ctx: Context, actor: Actor | None, user_id: int, name: str = "") -> dict:
+    """A new API token. The plain token is in the result once and never stored."""
+    if actor is not None and actor.id != user_id and not actor.is_admin:
+        raise not_found("user")
+    token = TOKEN_PREFIX + secrets.token_urlsafe(32)
+    with write_tx(ctx.engine) as conn:
+        if user_store.fetch_user(conn, user_id) is None:
+            raise not_found("user")
+        row = user_store.insert_token(
+            conn,
+            user_id=user_id,
+            name=name,
+            token_hash=hash_token(token),
+            prefix=token[:10],
+            created_at=now_ms(),
+        )
+    return {**row, "token": token}
+
+
+def list_tokens(ctx: Context, actor: Actor, user_id: int) -> list[dict]:
+    if actor.id != user_id and not actor.is_admin:
+        raise not_found("user")
+    with read_tx(ctx.engine) as conn:
+        return user_store.list_tokens(conn, user_id)
+
+
+def revoke_token(ctx: Context, actor: Actor, user_id: int, token_id: int) -> None:
+    if actor.id != user_id and not actor.is_admin:
+        raise not_found("user")
+    with write_tx(ctx.engine) as conn:
+        if not user_store.revoke_token(conn, user_id, token_id, now_ms()):
+            raise not_found("token")
+
+
+def get_user(ctx: Context, actor: Actor, user_id: int) -> dict:
+    if actor.id != user_id and actor.role not in ("admin", "manager"):
+        raise not_found("user")
+    with read_tx(ctx.engine) as conn:
+        row = user_store.fetch_user(conn, user_id)
+    if row is None:
+        raise not_found("user")
+    return public_user(row)
+
+
+def list_users(ctx: Context, actor: Actor, after: int, limit: int) -> list[dict]:
+    if actor.role not in ("admin", "manager"):
+        raise forbidden("only admins and managers list users")
+    with read_tx(ctx.engine) as conn:
+        return [public_user(r) for r in user_store.list_users(conn, after, limit)]
+
+
+def update_user(ctx: Context, actor: Actor, user_id: int, changes: dict[str, Any]) -> dict:
+    """Change display name, password, role or active flag. Admins change anyone; users their
+    own display name and password; managers may suspend annotators and reviewers."""
+    with write_tx(ctx.engine) as conn:
+        target = user_store.fetch_user(conn, user_id)
+        if target is None or (actor.id != user_id and actor.role not in ("admin", "manager")):
+            raise not_found("user")
+        if not actor.is_admin:
+            own = actor.id == user_id
+            allowed = {"display_name", "password"} if own else {"is_active"}
+            if not own and target["role"] not in ("annotator", "reviewer"):
+                raise forbidden("managers may only change annotators and reviewers")
+            extra = set(changes) - allowed
+            if extra:
+                raise forbidden(f"you may not change {', '.join(sorted(extra))}")
+        values = {k: v for k, v in changes.items() if k != "password"}
+        if "role" in values and values["role"] not in ROLES:
+            raise GoldlabelError(f"role must be one of {', '.join(ROLES)}", code="unknown_role", status=422)
+        if changes.get("password") is not None:
+            _check_password(changes["password"])
+            values["password_hash"] = hash_password(changes["password"])
+        row = user_store.update_user(conn, user_id, **values) if values else target
+    return public_user(row)

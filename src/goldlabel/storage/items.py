@@ -1,0 +1,125 @@
+"""Items, their predictions and gold answers; answer listings."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Connection
+
+from goldlabel.storage.tables import answers, gold_answers, items, leases, predictions
+
+
+def fetch_item(conn: Connection, project_id: int, item_id: int) -> dict | None:
+    row = (
+        conn.execute(sa.select(items).where(items.c.id == item_id, items.c.project_id == project_id))
+        .mappings()
+        .first()
+    )
+    return dict(row) if row else None
+
+
+def fetch_item_data(conn: Connection, item_id: int) -> dict:
+    return conn.execute(sa.select(items.c.data).where(items.c.id == item_id)).scalar_one()
+
+
+def fetch_item_status(conn: Connection, item_id: int) -> str:
+    return conn.execute(sa.select(items.c.status).where(items.c.id == item_id)).scalar_one()
+
+
+def fetch_predictions(conn: Connection, item_id: int) -> list[dict]:
+    q = sa.select(predictions).where(predictions.c.item_id == item_id).order_by(predictions.c.id)
+    return [dict(r) for r in conn.execute(q).mappings()]
+
+
+def fetch_gold(conn: Connection, item_id: int) -> dict | None:
+    """Managers only: the caller must have checked the manage permission."""
+    return conn.execute(sa.select(gold_answers.c.value).where(gold_answers.c.item_id == item_id)).scalar()
+
+
+def fetch_answers(conn: Connection, item_id: int) -> list[dict]:
+    q = sa.select(answers).where(answers.c.item_id == item_id).order_by(answers.c.id)
+    return [dict(r) for r in conn.execute(q).mappings()]
+
+
+def list_items(
+    conn: Connection,
+    project_id: int,
+    after: int,
+    limit: int,
+    *,
+    status: str | None = None,
+    is_gold: bool | None = None,
+    annotator_id: int | None = None,
+) -> list[dict]:
+    """Keyset page by id: WHERE id > after ORDER BY id LIMIT n (no OFFSET, no COUNT)."""
+    q = (
+        sa.select(items)
+        .where(items.c.project_id == project_id, items.c.id > after)
+        .order_by(items.c.id)
+        .limit(limit)
+    )
+    if status is not None:
+        q = q.where(items.c.status == status)
+    if is_gold is not None:
+        q = q.where(items.c.is_gold == is_gold)
+    if annotator_id is not None:
+        q = q.where(
+            sa.exists(
+                sa.select(sa.literal(1)).where(answers.c.item_id == items.c.id, answers.c.annotator_id == annotator_id)
+            )
+        )
+    return [dict(r) for r in conn.execute(q).mappings()]
+
+
+def delete_item(conn: Connection, project_id: int, item_id: int) -> bool:
+    res = conn.execute(items.delete().where(items.c.id == item_id, items.c.project_id == project_id))
+    return res.rowcount == 1
+
+
+def count_gold_answered(conn: Connection, project_id: int, annotator_id: int) -> int:
+    q = (
+        sa.select(sa.func.count())
+        .select_from(answers.join(items, items.c.id == answers.c.item_id))
+        .where(answers.c.project_id == project_id, answers.c.annotator_id == annotator_id, items.c.is_gold)
+    )
+    return conn.execute(q).scalar_one()
+
+
+def rotate_lease_token(conn: Connection, lease_id: int, token_hash: str) -> None:
+    conn.execute(leases.update().where(leases.c.id == lease_id).values(token_hash=token_hash))
+
+
+def list_answers_by_annotator(
+    conn: Connection, project_id: int, annotator_id: int, after: int, limit: int
+) -> list[dict]:
+    q = (
+        sa.select(answers, items.c.status.label("item_status"))
+        .join(items, items.c.id == answers.c.item_id)
+        .where(answers.c.project_id == project_id, answers.c.annotator_id == annotator_id)
+        .order_by(answers.c.id.desc())
+        .limit(limit)
+    )
+    if after:
+        q = q.where(answers.c.id < after)
+    return [dict(r) for r in conn.execute(q).mappings()]
+
+
+def list_project_answers(conn: Connection, project_id: int, after: int, limit: int) -> list[dict]:
+    q = (
+        sa.select(answers)
+        .where(answers.c.project_id == project_id, answers.c.id > after)
+        .order_by(answers.c.id)
+        .limit(limit)
+    )
+    return [dict(r) for r in conn.execute(q).mappings()]
+
+
+def update_answer_value(conn: Connection, answer_id: int, value: dict[str, Any], now: int) -> dict:
+    return dict(
+        conn.execute(
+            answers.update().where(answers.c.id == answer_id).values(value=value, updated_at=now).returning(*answers.c)
+        )
+        .mappings()
+        .one()
+    )

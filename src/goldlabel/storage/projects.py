@@ -1,0 +1,56 @@
+"""Projects."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Connection
+
+from goldlabel.storage.tables import items, project_members, projects
+
+
+def insert_project(conn: Connection, **values: Any) -> dict:
+    return dict(conn.execute(projects.insert().values(**values).returning(*projects.c)).mappings().one())
+
+
+def fetch_project(conn: Connection, project_id: int) -> dict | None:
+    row = conn.execute(sa.select(projects).where(projects.c.id == project_id)).mappings().first()
+    return dict(row) if row else None
+
+
+def update_project(conn: Connection, project_id: int, **values: Any) -> dict | None:
+    row = (
+        conn.execute(
+            projects.update().where(projects.c.id == project_id).values(**values).returning(*projects.c)
+        )
+        .mappings()
+        .first()
+    )
+    return dict(row) if row else None
+
+
+def delete_project(conn: Connection, project_id: int) -> bool:
+    return conn.execute(projects.delete().where(projects.c.id == project_id)).rowcount == 1
+
+
+def list_projects(conn: Connection, after: int, limit: int, member_id: int | None) -> list[dict]:
+    """Projects by id; ``member_id`` restricts to projects that user belongs to."""
+    q = sa.select(projects).where(projects.c.id > after).order_by(projects.c.id).limit(limit)
+    if member_id is not None:
+        q = q.where(
+            projects.c.id.in_(
+                sa.select(project_members.c.project_id).where(project_members.c.user_id == member_id)
+            )
+        )
+    return [dict(r) for r in conn.execute(q).mappings()]
+
+
+def count_items_by_status(conn: Connection, project_id: int) -> dict[str, int]:
+    """Item counts per status, read from the queue index (no scan of item data)."""
+    q = (
+        sa.select(items.c.status, sa.func.count())
+        .where(items.c.project_id == project_id)
+        .group_by(items.c.status)
+    )
+    return {status: n for status, n in conn.execute(q)}

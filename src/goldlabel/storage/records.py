@@ -1,0 +1,36 @@
+"""Consensus rows and the events outbox."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Connection
+
+from goldlabel.storage.tables import consensus, events
+
+
+def replace_consensus(conn: Connection, item_id: int, project_id: int, rows: list[dict[str, Any]]) -> None:
+    """Replace the item's consensus rows (one per question) in place."""
+    conn.execute(consensus.delete().where(consensus.c.item_id == item_id))
+    if rows:
+        conn.execute(consensus.insert(), [{**r, "item_id": item_id, "project_id": project_id} for r in rows])
+
+
+def fetch_consensus(conn: Connection, item_id: int) -> list[dict]:
+    q = sa.select(consensus).where(consensus.c.item_id == item_id).order_by(consensus.c.question)
+    return [dict(r) for r in conn.execute(q).mappings()]
+
+
+def insert_event(conn: Connection, project_id: int | None, kind: str, payload: dict, at: int) -> None:
+    conn.execute(events.insert().values(project_id=project_id, kind=kind, payload=payload, created_at=at))
+
+
+def list_events(conn: Connection, project_id: int, after: int, limit: int) -> list[dict]:
+    q = (
+        sa.select(events)
+        .where(events.c.project_id == project_id, events.c.id > after)
+        .order_by(events.c.id)
+        .limit(limit)
+    )
+    return [dict(r) for r in conn.execute(q).mappings()]

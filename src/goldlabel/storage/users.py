@@ -1,0 +1,120 @@
+"""Users, API tokens and project membership."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Connection
+
+from goldlabel.storage.tables import api_tokens, project_members, users
+
+
+def insert_user(conn: Connection, **values: Any) -> dict:
+    row = conn.execute(users.insert().values(**values).returning(*users.c)).mappings().one()
+    return dict(row)
+
+
+def fetch_user(conn: Connection, user_id: int) -> dict | None:
+    row = conn.execute(sa.select(users).where(users.c.id == user_id)).mappings().first()
+    return dict(row) if row else None
+
+
+def fetch_user_by_username(conn: Connection, username: str) -> dict | None:
+    row = conn.execute(sa.select(users).where(users.c.username == username)).mappings().first()
+    return dict(row) if row else None
+
+
+def list_users(conn: Connection, after: int, limit: int, user_ids: list[int] | None = None) -> list[dict]:
+    q = sa.select(users).where(users.c.id > after).order_by(users.c.id).limit(limit)
+    if user_ids is not None:
+        q = q.where(users.c.id.in_(user_ids))
+    return [dict(r) for r in conn.execute(q).mappings()]
+
+
+def update_user(conn: Connection, user_id: int, **values: Any) -> dict | None:
+    row = (
+        conn.execute(users.update().where(users.c.id == user_id).values(**values).returning(*users.c))
+        .mappings()
+        .first()
+    )
+    return dict(row) if row else None
+
+
+def insert_token(conn: Connection, **values: Any) -> dict:
+    cols = [c for c in api_tokens.c if c.name != "token_hash"]
+    return dict(conn.execute(api_tokens.insert().values(**values).returning(*cols)).mappings().one())
+
+
+def fetch_user_by_token_hash(conn: Connection, token_hash: str) -> dict | None:
+    q = (
+        sa.select(users, api_tokens.c.id.label("token_id"))
+        .join(api_tokens, api_tokens.c.user_id == users.c.id)
+        .where(api_tokens.c.token_hash == token_hash, api_tokens.c.revoked_at.is_(None))
+    )
+    row = conn.execute(q).mappings().first()
+    return dict(row) if row else None
+
+
+def list_tokens(conn: Connection, user_id: int) -> list[dict]:
+    cols = [c for c in api_tokens.c if c.name != "token_hash"]
+    q = sa.select(*cols).where(api_tokens.c.user_id == user_id).order_by(api_tokens.c.id)
+    return [dict(r) for r in conn.execute(q).mappings()]
+
+
+def revoke_token(conn: Connection, user_id: int, token_id: int, at: int) -> bool:
+    res = conn.execute(
+        api_tokens.update()
+        .where(api_tokens.c.id == token_id, api_tokens.c.user_id == user_id, api_tokens.c.revoked_at.is_(None))
+        .values(revoked_at=at)
+    )
+    return res.rowcount == 1
+
+
+def upsert_member(conn: Connection, project_id: int, user_id: int, role: str, at: int) -> None:
+    existing = conn.execute(
+        sa.select(project_members.c.role).where(
+            project_members.c.project_id == project_id, project_members.c.user_id == user_id
+        )
+    ).first()
+    if existing:
+        conn.execute(
+            project_members.update()
+            .where(project_members.c.project_id == project_id, project_members.c.user_id == user_id)
+            .values(role=role)
+        )
+    else:
+        conn.execute(
+            project_members.insert().values(project_id=project_id, user_id=user_id, role=role, created_at=at)
+        )
+
+
+def delete_member(conn: Connection, project_id: int, user_id: int) -> bool:
+    res = conn.execute(
+        project_members.delete().where(
+            project_members.c.project_id == project_id, project_members.c.user_id == user_id
+        )
+    )
+    return res.rowcount == 1
+
+
+def fetch_member_role(conn: Connection, project_id: int, user_id: int) -> str | None:
+    return conn.execute(
+        sa.select(project_members.c.role).where(
+            project_members.c.project_id == project_id, project_members.c.user_id == user_id
+        )
+    ).scalar()
+
+
+def list_members(conn: Connection, project_id: int) -> list[dict]:
+    q = (
+        sa.select(project_members.c.user_id, project_members.c.role, users.c.username, users.c.display_name)
+        .join(users, users.c.id == project_members.c.user_id)
+        .where(project_members.c.project_id == project_id)
+        .order_by(project_members.c.user_id)
+    )
+    return [dict(r) for r in conn.execute(q).mappings()]
+
+
+def count_users(conn: Connection) -> int:
+    return conn.execute(sa.select(sa.func.count()).select_from(users)).scalar_one()

@@ -1,0 +1,195 @@
+"""Shared fixtures: one database per test on SQLite and on PostgreSQL, the real app in process,
+and factories (make_user, make_project, api_as, add_items).
+
+PostgreSQL: when GOLDLABEL_TEST_POSTGRES_URL is set (CI sets it) an unreachable server FAILS the
+run; otherwise the tests use 127.0.0.1:5432 when a server answers there and skip when none does.
+"""
+
+from __future__ import annotations
+
+import itertools
+import os
+import shutil
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+import sqlalchemy as sa
+
+from goldlabel.api.app import create_app
+from goldlabel.client.transport import ASGIAppTransport
+from goldlabel.config import Settings
+from goldlabel.schemas import ProjectCreate
+from goldlabel.services import projects as project_service
+from goldlabel.services import users as user_service
+from goldlabel.services.access import Actor
+from goldlabel.services.context import Context
+from goldlabel.storage.engine import create_engine
+from goldlabel.storage.migrate import upgrade_database
+from goldlabel.storage.tables import metadata
+
+REPO = Path(__file__).resolve().parent.parent
+PG_ENV = "GOLDLABEL_TEST_POSTGRES_URL"
+PG_LOCAL = "postgresql+psycopg://postgres@127.0.0.1:5432/postgres"
+MINIMAL_SCHEMA = {"questions": [{"name": "sentiment", "kind": "choice", "labels": ["positive", "negative"]}]}
+
+
+def datasets_dir() -> Path:
+    return Path(os.environ.get("GOLDLABEL_DATASETS", REPO.parent / "shared" / "datasets"))
+
+
+def _admin_pg_url() -> tuple[str, bool]:
+    url = os.environ.get(PG_ENV)
+    return (url, True) if url else (PG_LOCAL, False)
+
+
+def _pg_reachable(url: str) -> str | None:
+    try:
+        engine = sa.create_engine(url, isolation_level="AUTOCOMMIT")
+        with engine.connect() as conn:
+            conn.execute(sa.text("select 1"))
+        engine.dispose()
+        return None
+    except Exception as exc:  # noqa: BLE001 - any failure means "unreachable"
+        return f"{type(exc).__name__}: {exc}".splitlines()[0]
+
+
+@pytest.fixture(scope="session")
+def pg_database() -> Iterator[str]:
+    """A fresh PostgreSQL database for this test session, migrated, dropped at the end."""
+    admin_url, required = _admin_pg_url()
+    problem = _pg_reachable(admin_url)
+    if problem:
+        if required:
+            pytest.fail(f"{PG_ENV}={admin_url} is set but PostgreSQL is unreachable: {problem}")
+        pytest.skip(f"no PostgreSQL on 127.0.0.1:5432 ({problem}); set {PG_ENV} to require it")
+    name = f"goldlabel_test_{uuid.uuid4().hex[:10]}"
+    admin = sa.create_engine(admin_url, isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.execute(sa.text(f'CREATE DATABASE "{name}"'))
+    url = sa.make_url(admin_url).set(database=name).render_as_string(hide_password=False)
+    engine = create_engine(Settings(database_url=url))
+    upgrade_database(engine)
+    engine.dispose()
+    yield url
+    with admin.connect() as conn:
+        conn.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+    admin.dispose()
+
+
+@pytest.fixture(scope="session")
+def sqlite_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A migrated SQLite file, copied for each test (migrating per test would cost ~0.1 s)."""
+    path = tmp_path_factory.mktemp("tpl") / "template.db"
+    engine = create_engine(Settings(database_url=f"sqlite:///{path}"))
+    upgrade_database(engine)
+    with engine.connect() as conn:
+        conn.exec_driver_sql("PRAGMA wal_checkpoint(TRUNCATE)")
+    engine.dispose()
+    return path
+
+
+def _truncate_pg(url: str) -> None:
+    engine = sa.create_engine(url)
+    names = ", ".join(f'"{t.name}"' for t in metadata.sorted_tables)
+    with engine.begin() as conn:
+        conn.execute(sa.text(f"TRUNCATE {names} RESTART IDENTITY CASCADE"))
+    engine.dispose()
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+def backend(request: pytest.FixtureRequest) -> str:
+    return request.param
+
+
+@pytest.fixture
+def database_url(backend: str, request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    if backend == "sqlite":
+        path = tmp_path / "goldlabel.db"
+        shutil.copyfile(request.getfixturevalue("sqlite_template"), path)
+        return f"sqlite:///{path}"
+    url = request.getfixturevalue("pg_database")
+    _truncate_pg(url)
+    return url
+
+
+@pytest.fixture
+def settings(database_url: str) -> Settings:
+    return Settings(database_url=database_url, secret_key="test-secret")
+
+
+@pytest.fixture
+def ctx(settings: Settings) -> Iterator[Context]:
+    context = Context.from_settings(settings)
+    yield context
+    context.close()
+
+
+@pytest.fixture
+def app(ctx: Context):
+    return create_app(context=ctx, migrate=False)
+
+
+_counter = itertools.count(1)
+
+
+class Factory:
+    """Builds users, projects and items through the real services."""
+
+    def __init__(self, ctx: Context, app: Any) -> None:
+        self.ctx = ctx
+        self.app = app
+        self._transport = ASGIAppTransport(app)
+        self._tokens: dict[int, str] = {}
+
+    def make_user(self, role: str = "annotator", username: str | None = None, password: str = "password123") -> Actor:
+        name = username or f"{role}{next(_counter)}"
+        row = user_service.create_user(self.ctx, None, name, role, password)
+        return Actor(row["id"], row["username"], row["role"])
+
+    def token_for(self, actor: Actor) -> str:
+        if actor.id not in self._tokens:
+            self._tokens[actor.id] = user_service.create_token(self.ctx, None, actor.id)["token"]
+        return self._tokens[actor.id]
+
+    def api_as(self, actor: Actor | None) -> httpx.Client:
+        headers = {"Authorization": f"Bearer {self.token_for(actor)}"} if actor else {}
+        return httpx.Client(transport=self._transport, base_url="http://goldlabel.test", headers=headers)
+
+    def make_project(
+        self,
+        manager: Actor | None = None,
+        *,
+        schema: dict | None = None,
+        annotators: list[Actor] = (),
+        **spec: Any,
+    ) -> dict:
+        manager = manager or self.make_user("manager")
+        project = project_service.create_project(
+            self.ctx, manager, ProjectCreate(name=spec.pop("name", "test project"), label_schema=schema or MINIMAL_SCHEMA, **spec)
+        )
+        for annotator in annotators:
+            project_service.set_member(self.ctx, manager, project["id"], annotator.id, annotator.role)
+        project["manager"] = manager
+        return project
+
+    def add_items(self, project: dict, n: int, *, start: int = 0, **fields: Any) -> list[dict]:
+        """Insert items through the API's batch endpoint."""
+        rows = [{"external_id": f"x{start + i}", "data": {"text": f"item {start + i}"}, **fields} for i in range(n)]
+        client = self.api_as(project["manager"])
+        res = client.post(f"/api/v1/projects/{project['id']}/items", json=rows)
+        assert res.status_code in (200, 201), res.text
+        return rows
+
+    def close(self) -> None:
+        self._transport.close()
+
+
+@pytest.fixture
+def factory(ctx: Context, app: Any) -> Iterator[Factory]:
+    f = Factory(ctx, app)
+    yield f
+    f.close()
