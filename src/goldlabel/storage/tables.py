@@ -215,3 +215,67 @@ events = sa.Table(
     sa.Index("ix_events_undelivered", "delivered_at", "id"),
     sa.Index("ix_events_project_id", "project_id", "id"),
 )
+
+ANNOTATOR_STATUSES = ("active", "qualifying", "suspended")
+
+# Per (project, annotator): gold record and standing. Written by the quality service.
+annotator_stats = sa.Table(
+    "annotator_stats",
+    metadata,
+    sa.Column("project_id", Id, sa.ForeignKey("projects.id", ondelete="CASCADE"), primary_key=True),
+    sa.Column("annotator_id", Id, sa.ForeignKey("users.id", ondelete="CASCADE"), primary_key=True),
+    sa.Column("n_gold", sa.Integer, nullable=False, server_default="0"),
+    sa.Column("n_gold_correct", sa.Integer, nullable=False, server_default="0"),
+    sa.Column("status", sa.String(20), nullable=False, server_default="active"),
+    # Why the status is what it is (counts, interval, recent gold misses): shown to managers.
+    sa.Column("evidence", Json, nullable=True),
+    sa.Column("updated_at", sa.BigInteger, nullable=False),
+    sa.CheckConstraint(f"status IN {ANNOTATOR_STATUSES!r}", name="status"),
+)
+
+# Per (project, annotator, choice question): what the engine believes about the annotator.
+annotator_skills = sa.Table(
+    "annotator_skills",
+    metadata,
+    sa.Column("project_id", Id, sa.ForeignKey("projects.id", ondelete="CASCADE"), primary_key=True),
+    sa.Column("annotator_id", Id, sa.ForeignKey("users.id", ondelete="CASCADE"), primary_key=True),
+    sa.Column("question", sa.String(200), primary_key=True),
+    sa.Column("accuracy", sa.Float, nullable=False),
+    sa.Column("accuracy_low", sa.Float, nullable=True),
+    sa.Column("accuracy_high", sa.Float, nullable=True),
+    # Row-stochastic confusion matrix (true label x answered label, schema label order).
+    sa.Column("confusion", Json, nullable=True),
+    sa.Column("n_answers", sa.Integer, nullable=False, server_default="0"),
+    sa.Column("method", sa.String(50), nullable=False),
+    sa.Column("updated_at", sa.BigInteger, nullable=False),
+)
+
+# Per (project, question): class prior and bookkeeping of the last full re-fit.
+project_models = sa.Table(
+    "project_models",
+    metadata,
+    sa.Column("project_id", Id, sa.ForeignKey("projects.id", ondelete="CASCADE"), primary_key=True),
+    sa.Column("question", sa.String(200), primary_key=True),
+    sa.Column("prior", Json, nullable=True),
+    sa.Column("method", sa.String(50), nullable=False),
+    sa.Column("n_answers", sa.Integer, nullable=False, server_default="0"),
+    sa.Column("fitted_at", sa.BigInteger, nullable=True),
+    # A re-fit claims the row until this time, so only one process re-fits a project at once.
+    sa.Column("busy_until", sa.BigInteger, nullable=True),
+)
+
+reviews = sa.Table(
+    "reviews",
+    metadata,
+    _pk(),
+    sa.Column("project_id", Id, sa.ForeignKey("projects.id", ondelete="CASCADE"), nullable=False),
+    sa.Column("item_id", Id, sa.ForeignKey("items.id", ondelete="CASCADE"), nullable=False),
+    sa.Column("reviewer_id", Id, sa.ForeignKey("users.id"), nullable=False),
+    sa.Column("action", sa.String(20), nullable=False),
+    sa.Column("value", Json, nullable=True),
+    sa.Column("comment", sa.Text, nullable=False, server_default=""),
+    sa.Column("created_at", sa.BigInteger, nullable=False),
+    sa.CheckConstraint("action IN ('accept', 'reject', 'fix')", name="action"),
+    sa.Index("ix_reviews_item_id", "item_id", "id"),
+    sa.Index("ix_reviews_project_id", "project_id", "id"),
+)
