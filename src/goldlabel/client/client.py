@@ -1,0 +1,438 @@
+"""``Client``: the goldlabel REST API (``/api/v1``) from Python, over httpx.
+
+One method per route. Lists are iterators that follow the keyset cursor (``next_after``) page
+by page; they fetch the first page when called, so a bad id or a missing permission raises
+there, not at the first ``next()``. Objects come back as the wire models of
+``goldlabel.schemas``; errors raise ``goldlabel.client.ApiError`` subclasses.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterable, Iterator
+from pathlib import Path
+from typing import IO, Any, Literal, TypeVar
+
+import httpx
+from pydantic import BaseModel
+
+from goldlabel import __version__
+from goldlabel.client.errors import ApiError
+from goldlabel.schemas import (
+    AnswerPublic,
+    EventPublic,
+    ImportReport,
+    ItemDetail,
+    ItemPublic,
+    ItemStatus,
+    LeasePublic,
+    MemberPublic,
+    ProjectPublic,
+    Role,
+    SubmitResult,
+    TaskItem,
+    TokenPublic,
+    UserPublic,
+)
+
+__all__ = ["UNSET", "Client", "Lease", "MyAnswer"]
+
+API_PREFIX = "/api/v1"
+ExportFormat = Literal["jsonl", "csv", "parquet"]
+OnConflict = Literal["skip", "update"]
+M = TypeVar("M", bound=BaseModel)
+
+Lease = LeasePublic
+"""An item leased to you: ``token`` (pass it to submit / skip / release), ``expires_at`` (ms),
+``item`` (``id``, ``data``, and ``predictions`` when the project shows them)."""
+
+
+class MyAnswer(AnswerPublic):
+    """One of your own answers, with the item as you saw it and the item's current status."""
+
+    item: TaskItem
+    item_status: ItemStatus
+
+
+class _Unset:
+    def __repr__(self) -> str:
+        return "UNSET"
+
+
+UNSET: Any = _Unset()
+"""Default of update arguments: leave the field as it is (``None`` may be a real value)."""
+
+
+def _changes(**fields: Any) -> dict[str, Any]:
+    return {k: v for k, v in fields.items() if v is not UNSET}
+
+
+def _query(**params: Any) -> dict[str, Any]:
+    """Query parameters without the unset (None) ones; booleans as the API spells them."""
+    return {k: (str(v).lower() if isinstance(v, bool) else v) for k, v in params.items() if v is not None}
+
+
+class Client:
+    """A goldlabel API client.
+
+    >>> with Client("http://localhost:8000", token="gl_...") as gl:
+    ...     project = gl.create_project("reviews", {"questions": [
+    ...         {"name": "sentiment", "kind": "choice", "labels": ["positive", "negative"]}]})
+
+    ``base_url`` is the server's root (``/api/v1`` is added; a URL that already ends with it is
+    fine too). ``token`` is an API token (``gl_...``); without one only the error paths work.
+    ``transport`` replaces the network, e.g. ``ASGIAppTransport(app)`` to call an app in
+    process; the client owns it and closes it on ``close()``. ``timeout`` is in seconds.
+    """
+
+    def __init__(
+        self,
+        base_url: str,
+        token: str | None = None,
+        *,
+        transport: httpx.BaseTransport | None = None,
+        timeout: float = 30,
+    ) -> None:
+        root = base_url.rstrip("/")
+        if root.endswith(API_PREFIX):
+            root = root[: -len(API_PREFIX)]
+        headers = {"User-Agent": f"goldlabel-python/{__version__}", "Accept": "application/json"}
+        if token:
+            headers["Authorization"] = f"Bearer {token}"
+        self.base_url = root
+        self._http = httpx.Client(
+            base_url=root + API_PREFIX, headers=headers, transport=transport, timeout=timeout
+        )
+
+    # -- plumbing -------------------------------------------------------------------------
+
+    def close(self) -> None:
+        """Close the connection pool (and the transport)."""
+        self._http.close()
+
+    def __enter__(self) -> Client:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        return f"Client({self.base_url!r})"
+
+    def _request(self, method: str, path: str, **kwargs: Any) -> httpx.Response:
+        response = self._http.request(method, path, **kwargs)
+        if response.is_error:
+            raise ApiError.from_response(response)
+        return response
+
+    def _get_model(self, path: str, model: type[M], **kwargs: Any) -> M:
+        return model.model_validate(self._request("GET", path, **kwargs).json())
+
+    def _paginate(self, path: str, model: type[M], page_size: int, **params: Any) -> Iterator[M]:
+        query = _query(limit=page_size, **params)
+        # Fetch the first page now: errors surface at the call, not at the first next().
+        first = self._request("GET", path, params=query).json()
+        return self._follow(path, model, query, first)
+
+    def _follow(self, path: str, model: type[M], query: dict[str, Any], page: dict) -> Iterator[M]:
+        while True:
+            for row in page["items"]:
+                yield model.model_validate(row)
+            after = page.get("next_after")
+            if after is None:
+                return
+            page = self._request("GET", path, params={**query, "after": after}).json()
+
+    # -- users and tokens -----------------------------------------------------------------
+
+    def me(self) -> UserPublic:
+        """The user this client's token belongs to."""
+        return self._get_model("/users/me", UserPublic)
+
+    def list_users(self, *, page_size: int = 100) -> Iterator[UserPublic]:
+        """Every user (admins and managers only)."""
+        return self._paginate("/users", UserPublic, page_size)
+
+    def create_user(
+        self, username: str, role: Role = "annotator", *, password: str | None = None, display_name: str = ""
+    ) -> UserPublic:
+        """Create a user. Managers create annotators and reviewers; admins anyone. Without a
+        password the user signs in only with API tokens."""
+        body = {"username": username, "role": role, "display_name": display_name, "password": password}
+        return UserPublic.model_validate(self._request("POST", "/users", json=body).json())
+
+    def get_user(self, user_id: int) -> UserPublic:
+        return self._get_model(f"/users/{int(user_id)}", UserPublic)
+
+    def update_user(
+        self,
+        user_id: int,
+        *,
+        display_name: str = UNSET,
+        password: str = UNSET,
+        role: Role = UNSET,
+        is_active: bool = UNSET,
+    ) -> UserPublic:
+        """Change the given fields only. Users change their own display name and password;
+        managers suspend annotators and reviewers (``is_active=False``); admins change anything."""
+        body = _changes(display_name=display_name, password=password, role=role, is_active=is_active)
+        return UserPublic.model_validate(self._request("PATCH", f"/users/{int(user_id)}", json=body).json())
+
+    def create_token(self, user_id: int, name: str = "") -> TokenPublic:
+        """A new API token; its secret is in ``.token`` of this result and never shown again."""
+        res = self._request("POST", f"/users/{int(user_id)}/tokens", json={"name": name})
+        return TokenPublic.model_validate(res.json())
+
+    def list_tokens(self, user_id: int) -> list[TokenPublic]:
+        """The user's tokens (prefixes only, never the secrets)."""
+        res = self._request("GET", f"/users/{int(user_id)}/tokens")
+        return [TokenPublic.model_validate(t) for t in res.json()]
+
+    def revoke_token(self, user_id: int, token_id: int) -> None:
+        self._request("DELETE", f"/users/{int(user_id)}/tokens/{int(token_id)}")
+
+    # -- projects and members -------------------------------------------------------------
+
+    def list_projects(self, *, page_size: int = 100) -> Iterator[ProjectPublic]:
+        """The projects you are a member of (every project for admins)."""
+        return self._paginate("/projects", ProjectPublic, page_size)
+
+    def create_project(
+        self,
+        name: str,
+        label_schema: dict[str, Any],
+        *,
+        description: str = "",
+        instructions: str = "",
+        overlap_min: int = 1,
+        overlap_max: int | None = None,
+        lease_ttl_s: int | None = None,
+        settings: dict[str, Any] | None = None,
+    ) -> ProjectPublic:
+        """Create a project (managers and admins); you become its manager. ``settings`` are
+        quality settings (``goldlabel.schemas.QualitySettings``); omitted ones take defaults."""
+        body: dict[str, Any] = {
+            "name": name,
+            "label_schema": label_schema,
+            "description": description,
+            "instructions": instructions,
+            "overlap_min": overlap_min,
+            "overlap_max": overlap_max,
+            "lease_ttl_s": lease_ttl_s,
+        }
+        if settings is not None:
+            body["settings"] = settings
+        return ProjectPublic.model_validate(self._request("POST", "/projects", json=body).json())
+
+    def get_project(self, project_id: int) -> ProjectPublic:
+        """The project, with your ``role`` and, for reviewers and managers, item ``counts``."""
+        return self._get_model(f"/projects/{int(project_id)}", ProjectPublic)
+
+    def update_project(
+        self,
+        project_id: int,
+        *,
+        name: str = UNSET,
+        description: str = UNSET,
+        instructions: str = UNSET,
+        label_schema: dict[str, Any] = UNSET,
+        overlap_min: int = UNSET,
+        overlap_max: int = UNSET,
+        lease_ttl_s: int = UNSET,
+        settings: dict[str, Any] = UNSET,
+    ) -> ProjectPublic:
+        """Change the given fields only; ``settings`` is merged into the current settings."""
+        body = _changes(
+            name=name,
+            description=description,
+            instructions=instructions,
+            label_schema=label_schema,
+            overlap_min=overlap_min,
+            overlap_max=overlap_max,
+            lease_ttl_s=lease_ttl_s,
+            settings=settings,
+        )
+        res = self._request("PATCH", f"/projects/{int(project_id)}", json=body)
+        return ProjectPublic.model_validate(res.json())
+
+    def delete_project(self, project_id: int) -> None:
+        """Delete the project with its items, answers and leases."""
+        self._request("DELETE", f"/projects/{int(project_id)}")
+
+    def list_members(self, project_id: int) -> list[MemberPublic]:
+        res = self._request("GET", f"/projects/{int(project_id)}/members")
+        return [MemberPublic.model_validate(m) for m in res.json()]
+
+    def set_member(self, project_id: int, user_id: int, role: Role = "annotator") -> MemberPublic:
+        """Add a user to the project, or change their role in it."""
+        body = {"user_id": int(user_id), "role": role}
+        res = self._request("PUT", f"/projects/{int(project_id)}/members", json=body)
+        return MemberPublic.model_validate(res.json())
+
+    def remove_member(self, project_id: int, user_id: int) -> None:
+        self._request("DELETE", f"/projects/{int(project_id)}/members/{int(user_id)}")
+
+    # -- items, answers, events -----------------------------------------------------------
+
+    def add_items(
+        self,
+        project_id: int,
+        items: Iterable[dict[str, Any]],
+        *,
+        on_conflict: OnConflict = "skip",
+        partial: bool = False,
+    ) -> ImportReport:
+        """Add items in one request, rows as in a JSONL import (``external_id``, ``data`` and
+        optionally ``priority``, ``meta``, ``predictions``, ``gold``). All or nothing unless
+        ``partial``: invalid rows raise ``ImportFailed`` whose ``.report`` lists them by row
+        number (1-based). Existing ``external_id``\\ s are skipped or, with
+        ``on_conflict="update"``, updated. For large data sets use ``import_file``."""
+        res = self._request(
+            "POST",
+            f"/projects/{int(project_id)}/items",
+            json=list(items),
+            params=_query(on_conflict=on_conflict, partial=partial),
+        )
+        return ImportReport.model_validate(res.json())
+
+    def list_items(
+        self,
+        project_id: int,
+        *,
+        status: ItemStatus | None = None,
+        is_gold: bool | None = None,
+        annotator_id: int | None = None,
+        page_size: int = 100,
+    ) -> Iterator[ItemPublic]:
+        """The project's items in id order (reviewers and managers), optionally only those with
+        ``status``, gold or not, or answered by ``annotator_id``."""
+        return self._paginate(
+            f"/projects/{int(project_id)}/items",
+            ItemPublic,
+            page_size,
+            status=status,
+            is_gold=is_gold,
+            annotator_id=annotator_id,
+        )
+
+    def get_item(self, project_id: int, item_id: int) -> ItemDetail:
+        """The item with its answers, predictions, consensus and (managers only) gold answer."""
+        return self._get_model(f"/projects/{int(project_id)}/items/{int(item_id)}", ItemDetail)
+
+    def delete_item(self, project_id: int, item_id: int) -> None:
+        self._request("DELETE", f"/projects/{int(project_id)}/items/{int(item_id)}")
+
+    def list_answers(self, project_id: int, *, page_size: int = 100) -> Iterator[AnswerPublic]:
+        """Every answer in the project, oldest first (reviewers and managers)."""
+        return self._paginate(f"/projects/{int(project_id)}/answers", AnswerPublic, page_size)
+
+    def list_events(self, project_id: int, *, page_size: int = 100) -> Iterator[EventPublic]:
+        """The project's events outbox, oldest first (managers): ``answer.created``,
+        ``item.final``, ``import.completed``..."""
+        return self._paginate(f"/projects/{int(project_id)}/events", EventPublic, page_size)
+
+    # -- the annotate loop ----------------------------------------------------------------
+
+    def lease_next(self, project_id: int) -> Lease | None:
+        """Lease the next item to answer; ``None`` when there is no work for you now."""
+        res = self._request("POST", f"/projects/{int(project_id)}/next")
+        if res.status_code == httpx.codes.NO_CONTENT:
+            return None
+        return Lease.model_validate(res.json())
+
+    def submit_answer(
+        self,
+        project_id: int,
+        lease_token: str,
+        value: dict[str, Any],
+        *,
+        duration_ms: int | None = None,
+        idempotency_key: str | None = None,
+    ) -> SubmitResult:
+        """Answer the leased item. Safe to retry: the same lease token (or the same
+        ``idempotency_key``) returns the first result instead of a second answer."""
+        headers = {"Idempotency-Key": idempotency_key} if idempotency_key else None
+        body = {"lease_token": lease_token, "value": value, "duration_ms": duration_ms}
+        res = self._request("POST", f"/projects/{int(project_id)}/answers", json=body, headers=headers)
+        return SubmitResult.model_validate(res.json())
+
+    def skip_item(self, project_id: int, lease_token: str) -> None:
+        """Give the item back; it will not be offered to you again."""
+        self._request("POST", f"/projects/{int(project_id)}/skip", json={"lease_token": lease_token})
+
+    def release_item(self, project_id: int, lease_token: str) -> None:
+        """Give the item back to the queue; it may be offered to you again later."""
+        self._request("POST", f"/projects/{int(project_id)}/release", json={"lease_token": lease_token})
+
+    def list_my_answers(self, project_id: int, *, page_size: int = 100) -> Iterator[MyAnswer]:
+        """Your own answers in the project, newest first."""
+        return self._paginate(f"/projects/{int(project_id)}/my-answers", MyAnswer, page_size)
+
+    def edit_answer(self, project_id: int, answer_id: int, value: dict[str, Any]) -> AnswerPublic:
+        """Change one of your answers while its item is still open."""
+        path = f"/projects/{int(project_id)}/my-answers/{int(answer_id)}"
+        return AnswerPublic.model_validate(self._request("PUT", path, json={"value": value}).json())
+
+    # -- files ----------------------------------------------------------------------------
+
+    def import_file(
+        self,
+        project_id: int,
+        file: str | os.PathLike[str] | IO[bytes],
+        *,
+        on_conflict: OnConflict = "skip",
+        partial: bool = False,
+    ) -> ImportReport:
+        """Upload a JSONL, CSV or Parquet file of items (the format follows the file name's
+        extension). The file is streamed, not read into memory. Same rules as ``add_items``:
+        all or nothing unless ``partial``; errors carry line numbers."""
+        params = _query(on_conflict=on_conflict, partial=partial)
+        path = f"/projects/{int(project_id)}/imports"
+        if isinstance(file, (str, os.PathLike)):
+            with open(file, "rb") as stream:
+                files = {"file": (Path(file).name, stream)}
+                res = self._request("POST", path, files=files, params=params)
+        else:
+            name = Path(str(getattr(file, "name", "") or "items.jsonl")).name
+            res = self._request("POST", path, files={"file": (name, file)}, params=params)
+        return ImportReport.model_validate(res.json())
+
+    def export(
+        self,
+        project_id: int,
+        format: ExportFormat,
+        dest: str | os.PathLike[str] | IO[bytes],
+        *,
+        status: ItemStatus | None = None,
+    ) -> int:
+        """Stream the project's export (one record per item: final answers, confidence, status,
+        raw answers) into ``dest``, a path or a binary stream; returns the bytes written.
+
+        A path is written to ``<path>.part`` and renamed when the download is complete, so a
+        failed export never leaves a truncated file behind.
+        """
+        params = _query(format=format, status=status)
+        with self._http.stream("GET", f"/projects/{int(project_id)}/export", params=params) as res:
+            if res.is_error:
+                res.read()
+                raise ApiError.from_response(res)
+            if not isinstance(dest, (str, os.PathLike)):
+                return _copy_chunks(res, dest)
+            target = Path(dest)
+            partial_path = target.with_name(target.name + ".part")
+            try:
+                with open(partial_path, "wb") as out:
+                    written = _copy_chunks(res, out)
+                os.replace(partial_path, target)
+            finally:
+                partial_path.unlink(missing_ok=True)
+            return written
+
+
+def _copy_chunks(response: httpx.Response, out: IO[bytes]) -> int:
+    written = 0
+    for chunk in response.iter_bytes():
+        out.write(chunk)
+        written += len(chunk)
+    return written
+
