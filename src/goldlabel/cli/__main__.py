@@ -1,0 +1,3 @@
+from goldlabel.cli import main
+
+main()

@@ -1,0 +1,44 @@
+"""``goldlabel aggregate``: the quality library on a CSV file, with no server and no database."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import click
+
+from goldlabel.cli.root import echo_json, fail
+
+READABLE_FILE = click.Path(exists=True, dir_okay=False, path_type=Path)
+
+
+@click.command()
+@click.argument("answers", metavar="ANSWERS.csv", type=READABLE_FILE)
+@click.option("--method", default=None, metavar="NAME",
+              help="Aggregation method, e.g. majority_vote, dawid_skene [default: the library's choice].")
+@click.option("--gold", type=READABLE_FILE, default=None, metavar="GOLD.csv",
+              help="Known answers (item, label) to anchor annotator skill and report accuracy.")
+@click.option("--output", "-o", required=True, type=click.Path(dir_okay=False, path_type=Path),
+              metavar="OUT.csv", help="Where to write one aggregated label per item.")
+def aggregate(answers: Path, method: str | None, gold: Path | None, output: Path) -> None:
+    """Aggregate crowd answers (long format: item, annotator, label) into one label per item.
+
+    A thin wrapper over goldlabel.quality.aggregate_file; needs no database.
+    """
+    # Imported here: the quality engine pulls in scipy, which other commands do not need.
+    from goldlabel.quality import aggregate_file
+
+    try:
+        result = aggregate_file(answers, output, method=method, gold_csv=gold)
+    except (ValueError, KeyError) as exc:
+        # The quality library stands alone and reports bad input as ValueError, not GoldlabelError.
+        fail(f"{answers}: {exc} [bad_answers]")
+    _echo_summary(result, output)
+
+
+def _echo_summary(result: Any, output: Path) -> None:
+    if isinstance(result, dict):
+        echo_json(result)
+    elif result is not None and hasattr(result, "to_dict"):
+        echo_json(result.to_dict())
+    click.echo(f"wrote {output}", err=True)

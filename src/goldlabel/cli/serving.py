@@ -1,0 +1,123 @@
+"""``goldlabel serve`` and ``goldlabel demo``: the HTTP server (uvicorn)."""
+
+from __future__ import annotations
+
+import os
+import secrets
+from pathlib import Path
+
+import click
+
+from goldlabel.cli.root import CliState, pass_state
+from goldlabel.config import ENV_PREFIX, Settings
+
+DEMO_DATABASE = "demo-data/demo.db"
+
+
+def create_worker_app():  # noqa: ANN201 - a FastAPI app
+    """uvicorn's factory for ``--workers N``: each worker process builds its app from the
+    GOLDLABEL_* environment the parent set. The parent migrated already; workers must not race
+    each other doing it again."""
+    from goldlabel.api.app import create_app
+
+    return create_app(Settings.from_env(), migrate=False)
+
+
+def _export_settings(settings: Settings) -> None:
+    """Worker processes are spawned, not forked: they see the settings only through the environment."""
+    for name in Settings.model_fields:
+        os.environ[ENV_PREFIX + name.upper()] = str(getattr(settings, name))
+
+
+def run_server(state: CliState, host: str, port: int, workers: int) -> None:
+    import uvicorn
+
+    settings = state.settings
+    state.context()  # opens the database and runs the migrations, once, before any worker starts
+    state.close()
+    if workers > 1:
+        if not settings.secret_key:
+            # Sessions signed in one worker must verify in the others.
+            settings = settings.model_copy(update={"secret_key": secrets.token_urlsafe(32)})
+        _export_settings(settings)
+        uvicorn.run(
+            "goldlabel.cli.serving:create_worker_app",
+            factory=True,
+            host=host,
+            port=port,
+            workers=workers,
+            log_level=settings.log_level,
+        )
+        return
+    from goldlabel.api.app import create_app
+
+    uvicorn.run(create_app(settings, migrate=False), host=host, port=port, log_level=settings.log_level)
+
+
+def _display_url(host: str, port: int) -> str:
+    shown = "127.0.0.1" if host in ("0.0.0.0", "", "::") else host
+    if ":" in shown:
+        shown = f"[{shown}]"
+    return f"http://{shown}:{port}"
+
+
+@click.command()
+@click.option("--host", default="127.0.0.1", show_default=True, help="Interface to listen on (0.0.0.0: all).")
+@click.option("--port", type=click.IntRange(0, 65535), default=8000, show_default=True, help="TCP port.")
+@click.option("--workers", type=click.IntRange(1, 256), default=1, show_default=True,
+              help="Server processes. Several work on SQLite too (WAL, one writer at a time); "
+              "PostgreSQL scales further.")
+@pass_state
+def serve(state: CliState, host: str, port: int, workers: int) -> None:
+    """Run the web server: the REST API under /api/v1 and the web UI.
+
+    Migrations run once before the server starts.
+    """
+    click.echo(f"goldlabel serving {_display_url(host, port)} (database {state.settings.database_url}, "
+               f"{workers} worker{'s' if workers > 1 else ''})", err=True)
+    run_server(state, host, port, workers)
+
+
+@click.command()
+@click.option("--host", default="127.0.0.1", show_default=True, help="Interface to listen on.")
+@click.option("--port", type=click.IntRange(0, 65535), default=8000, show_default=True, help="TCP port.")
+@click.option("--database", metavar="URL", default=None,
+              help=f"Database for the demo [default: the global --database, else sqlite:///{DEMO_DATABASE} "
+              "in the working directory].")
+@click.option("--no-serve", is_flag=True, hidden=True, help="Seed and print, then exit (for tests).")
+@pass_state
+def demo(state: CliState, host: str, port: int, database: str | None, no_serve: bool) -> None:
+    """Seed a demo (two projects, a manager and two annotators) and serve it.
+
+    The data is generated at start from templates with a fixed seed: nothing is downloaded.
+    Running it again reuses the database and creates only what is missing.
+    """
+    from goldlabel.demo import seed_demo
+
+    if database is not None:
+        state.with_database(database)
+    elif state.database is None:
+        state.with_database(f"sqlite:///{Path.cwd() / DEMO_DATABASE}")
+    url = state.settings.database_url
+    seeded = seed_demo(state.context())
+    base = _display_url(host, port)
+    click.echo("")
+    click.echo("goldlabel demo")
+    click.echo(f"  database   {url}")
+    for p in seeded.projects:
+        gold = f", {p.gold} gold" if p.gold else ""
+        click.echo(f"  project {p.id}  {p.name} ({p.items} items{gold}){'' if p.is_new else ', reused'}")
+    click.echo(f"  web        {base}/")
+    click.echo(f"  API docs   {base}/api/v1/docs")
+    click.echo("")
+    click.echo("  logins (username / password):")
+    width = max(len(u.username) for u in seeded.users)
+    for u in seeded.users:
+        password = u.password if u.has_demo_password else "(changed since the demo created it)"
+        click.echo(f"    {u.username.ljust(width)}  {password.ljust(16)}  {u.role}")
+    click.echo("")
+    click.echo(f"  API token: goldlabel --database {url} users token manager")
+    if no_serve:
+        return
+    click.echo("  Ctrl+C stops the server.")
+    run_server(state, host, port, 1)

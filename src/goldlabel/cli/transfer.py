@@ -1,0 +1,134 @@
+"""``goldlabel import`` and ``goldlabel export``: items in, labels out, streamed by the services."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import sys
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import click
+
+from goldlabel.cli.root import CliState, echo_json, fail, pass_state
+from goldlabel.domain.errors import GoldlabelError
+
+FORMATS = ["jsonl", "csv", "parquet"]
+# How many error lines the terminal shows; the report (and --json) carries the service's first 100.
+SHOWN_ERRORS = 20
+
+
+def _report_dict(report: Any) -> dict[str, Any]:
+    return report.to_dict() if hasattr(report, "to_dict") else dict(report)
+
+
+def _echo_errors(report: dict[str, Any]) -> None:
+    errors = report.get("errors") or []
+    for err in errors[:SHOWN_ERRORS]:
+        where = f"line {err['line']}: " if err.get("line") is not None else ""
+        path = ".".join(str(p) for p in err.get("loc", [])) or "(row)"
+        click.echo(f"  {where}{path}: {err['message']} [{err['code']}]", err=True)
+    total = report.get("error_count", len(errors))
+    if total > min(len(errors), SHOWN_ERRORS):
+        click.echo(f"  ... {total - min(len(errors), SHOWN_ERRORS)} more error(s); --json shows the "
+                   f"first {len(errors)}", err=True)
+
+
+@click.command("import")
+@click.argument("project_id", metavar="PROJECT", type=int)
+@click.argument("path", metavar="FILE", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option("--format", "fmt", type=click.Choice(FORMATS), default=None,
+              help="File format [default: from the file extension].")
+@click.option("--on-conflict", type=click.Choice(["skip", "update"]), default="skip", show_default=True,
+              help="What to do with an external_id the project already has.")
+@click.option("--partial", is_flag=True,
+              help="Keep the valid rows and report the bad ones (default: all or nothing).")
+@click.option("--json", "as_json", is_flag=True, help="Print the report as JSON.")
+@pass_state
+def import_command(state: CliState, project_id: int, path: Path, fmt: str | None, on_conflict: str,
+                   partial: bool, as_json: bool) -> None:
+    """Import the items of FILE (JSONL, CSV or Parquet) into PROJECT.
+
+    Idempotent by external_id. All or nothing unless --partial: one bad row rejects the file,
+    and the report lists every problem with its line, field and code. Exits 1 when rejected.
+    """
+    from goldlabel.services import imports as import_service
+
+    ctx = state.context()
+    try:
+        report = _report_dict(import_service.import_file(
+            ctx, None, project_id, path, fmt=fmt, on_conflict=on_conflict, partial=partial
+        ))
+    except GoldlabelError as exc:
+        report = exc.extra.get("report")
+        if report is None:
+            raise
+        if as_json:
+            echo_json(report)
+        click.echo(f"error: {exc.detail} [{exc.code}]", err=True)
+        _echo_errors(report)
+        sys.exit(1)
+    if as_json:
+        echo_json(report)
+    else:
+        click.echo(
+            f"{path.name}: {report['rows']} row(s): {report['created']} created, "
+            f"{report['updated']} updated, {report['skipped']} skipped"
+            + (f", {report['error_count']} rejected" if report.get("error_count") else "")
+        )
+    if report.get("error_count"):
+        _echo_errors(report)
+
+
+@contextlib.contextmanager
+def _atomic_output(output: str):  # noqa: ANN202
+    """The output file appears only once complete: a failed export leaves no half-written file."""
+    if output == "-":
+        yield sys.stdout.buffer
+        sys.stdout.buffer.flush()
+        return
+    target = Path(output)
+    if target.is_dir():
+        fail(f"--output {output} is a directory", 2)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".part", dir=target.parent)
+    try:
+        with os.fdopen(fd, "wb") as stream:
+            yield stream
+        os.replace(tmp, target)
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(tmp)
+        raise
+
+
+@click.command("export")
+@click.argument("project_id", metavar="PROJECT", type=int)
+@click.option("--format", "fmt", type=click.Choice(FORMATS), required=True, help="Output format.")
+@click.option("--output", "-o", required=True, metavar="FILE", help="Output file ('-' for standard output).")
+@click.option("--status", default=None, metavar="STATUS",
+              help="Only items in this status, e.g. final [default: every item].")
+@pass_state
+def export_command(state: CliState, project_id: int, fmt: str, output: str, status: str | None) -> None:
+    """Export PROJECT: per item its final answer(s), confidence, status and every raw answer."""
+    from goldlabel.services import exports as export_service
+
+    ctx = state.context()
+    with _atomic_output(output) as stream:
+        result = export_service.export_project(ctx, None, project_id, fmt, stream, status=status)
+    if output != "-":
+        count = result if isinstance(result, int) else _count_from(result)
+        suffix = f": {count} item(s)" if count is not None else ""
+        click.echo(f"exported project {project_id} to {output}{suffix}", err=True)
+
+
+def _count_from(result: Any) -> int | None:
+    if isinstance(result, dict):
+        for key in ("items", "rows", "count"):
+            if isinstance(result.get(key), int):
+                return result[key]
+    for key in ("items", "rows", "count"):
+        if isinstance(getattr(result, key, None), int):
+            return getattr(result, key)
+    return None
