@@ -9,23 +9,30 @@ never duplicated. Memory is bounded by the batch size, whatever the file size.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
-from typing import Any
+from pathlib import Path
+from typing import Any, BinaryIO
+
+import orjson
 
 from goldlabel.domain.errors import FieldError, GoldlabelError, forbidden
 from goldlabel.domain.label_schema import LabelSchema
+from goldlabel.formats import detect_format
 from goldlabel.services.access import Actor, load_project
 from goldlabel.services.context import Context
 from goldlabel.storage import imports as import_store
 from goldlabel.storage import projects as project_store
 from goldlabel.storage import records
-from goldlabel.storage.engine import now_ms, write_tx
+from goldlabel.storage.engine import now_ms, read_tx, write_tx
 
 # Gold items are answered by every annotator who meets them, so their overlap is unbounded in
 # practice; the CHECK constraints still hold against this ceiling.
 GOLD_OVERLAP = 1_000_000
 ITEM_KEYS = frozenset({"external_id", "data", "priority", "meta", "predictions", "gold"})
+# Keys an export writes (results, not input): ignored on import so an export re-imports as is.
+EXPORT_KEYS = frozenset({"id", "status", "is_gold", "answer", "confidence", "answers"})
 ON_CONFLICT = ("skip", "update")
 
 
@@ -72,6 +79,8 @@ def check_row(row: Any, line: int, schema: LabelSchema) -> tuple[dict | None, li
         return None, [FieldError((), "not_an_object", "each row must be a JSON object", line)]
     errors: list[FieldError] = []
     unknown = row.keys() - ITEM_KEYS
+    if unknown:
+        unknown -= EXPORT_KEYS
     if unknown:
         errors.append(
             FieldError((sorted(unknown)[0],), "unknown_field",
@@ -171,8 +180,9 @@ def ingest_rows(
     """Import ``(line_number, row)`` pairs. ``actor=None`` is the local operator (CLI).
 
     Raises ImportFailed (422, with the report in ``extra``) when an all-or-nothing import had
-    errors; nothing is written then. Errors raised by the row source itself (a malformed file)
-    are GoldlabelErrors with a line number and abort the import the same way.
+    errors; nothing is written then. A row source reports a broken spot of the file (a line
+    that is not JSON, ...) by yielding ``(line, FieldError)`` in place of a row: it lands in the
+    report like any validation error.
     """
     if on_conflict not in ON_CONFLICT:
         raise GoldlabelError(f"on_conflict must be one of {ON_CONFLICT}", code="bad_on_conflict", status=422)
@@ -188,23 +198,27 @@ def ingest_rows(
         schema = ctx.get_schema(project)
         seen: set[str] = set()
         for batch in _batches(rows, ctx.settings.import_batch_size):
-            clean: list[tuple[int, dict]] = []
+            report.rows += len(batch)
+            clean: list[dict] = []
             for line, row in batch:
-                report.rows += 1
+                if row.__class__ is FieldError:  # the file itself is broken here (bad JSON, ...)
+                    report.add_errors([row], max_errors)
+                    continue
                 item, errors = check_row(row, line, schema)
                 if errors:
                     report.add_errors(errors, max_errors)
                     continue
-                if item["external_id"] in seen:
+                ext = item["external_id"]
+                if ext in seen:
                     report.add_errors([FieldError(("external_id",), "duplicate_external_id",
-                                                  f"external_id {item['external_id']!r} appears twice in this file",
-                                                  line)], max_errors)
+                                                  f"external_id {ext!r} appears twice in this file", line)],
+                                      max_errors)
                     continue
-                seen.add(item["external_id"])
-                clean.append((line, item))
+                seen.add(ext)
+                clean.append(item)
             if report.error_count and not partial:
                 continue  # keep validating to report errors; nothing will be committed
-            _write_batch(conn, project, [item for _, item in clean], on_conflict, report)
+            _write_batch(conn, project, clean, on_conflict, report)
         if report.error_count and not partial:
             conn.rollback()
             raise ImportFailed(
@@ -226,40 +240,36 @@ def _write_batch(conn, project: dict, batch: list[dict], on_conflict: str, repor
         return
     now = now_ms()
     pid = project["id"]
+    dumps = orjson.dumps
     existing = import_store.fetch_existing_ids(conn, pid, [r["external_id"] for r in batch])
-    new_rows = []
+    new_rows: list[import_store.NewItem] = []
     updates = []
+    need_ids: list[str] = []  # new items carrying gold or predictions
     for r in batch:
+        meta = r["meta"]
         item_id = existing.get(r["external_id"])
         if item_id is None:
-            new_rows.append(
-                {
-                    "project_id": pid,
-                    "external_id": r["external_id"],
-                    "data": r["data"],
-                    "meta": r["meta"],
-                    "priority": r["priority"],
-                    "status": "open",
-                    "is_gold": False,
-                    "answer_count": 0,
-                    "reserved": 0,
-                    "target_overlap": project["overlap_min"],
-                    "overlap_max": project["overlap_max"],
-                    "created_at": now,
-                    "updated_at": now,
-                }
-            )
+            new_rows.append((r["external_id"], dumps(r["data"]).decode(),
+                             None if meta is None else dumps(meta).decode(), r["priority"]))
+            if r["gold"] is not None or r["predictions"]:
+                need_ids.append(r["external_id"])
         elif on_conflict == "update":
-            updates.append({"b_id": item_id, "data": r["data"], "meta": r["meta"], "priority": r["priority"],
-                            "updated_at": now})
-    ids = import_store.insert_items(conn, new_rows)
+            updates.append((dumps(r["data"]).decode(), None if meta is None else dumps(meta).decode(),
+                            r["priority"], now, item_id))
+    created, ids = import_store.insert_new_items(
+        conn, pid, new_rows, target_overlap=project["overlap_min"], overlap_max=project["overlap_max"], now=now,
+        want_ids=need_ids,
+    )
     import_store.update_items(conn, updates)
-    report.created += len(new_rows)
+    report.created += created
     report.updated += len(updates)
-    report.skipped += len(batch) - len(new_rows) - len(updates)
-    ids.update(existing if on_conflict == "update" else {})
+    report.skipped += len(batch) - created - len(updates)
+    if on_conflict == "update":
+        ids.update(existing)
     gold_rows, pred_rows = [], []
     for r in batch:
+        if r["gold"] is None and not r["predictions"]:
+            continue
         item_id = ids.get(r["external_id"])
         if item_id is None:
             continue
@@ -270,3 +280,38 @@ def _write_batch(conn, project: dict, batch: list[dict], on_conflict: str, repor
     import_store.upsert_gold(conn, gold_rows)
     import_store.mark_gold(conn, [g["item_id"] for g in gold_rows], GOLD_OVERLAP)
     import_store.upsert_predictions(conn, pred_rows)
+
+
+def import_file(
+    ctx: Context,
+    actor: Actor | None,
+    project_id: int,
+    path_or_stream: str | os.PathLike | BinaryIO,
+    *,
+    fmt: str | None = None,
+    on_conflict: str = "skip",
+    partial: bool = False,
+    filename: str | None = None,
+) -> ImportReport:
+    """Import a JSONL / CSV / Parquet file (a path or a binary stream), streamed row by row.
+
+    The format is ``fmt`` when given, else the extension of the path (or of ``filename``, or of
+    the stream's ``name``). Parquet needs a seekable stream. Errors of the file itself (a
+    malformed JSON line, a CSV row with the wrong number of cells) land in the same report as
+    validation errors, with their line numbers.
+    """
+    if isinstance(path_or_stream, (str, os.PathLike)):
+        path = Path(path_or_stream)
+        module = detect_format(filename or path.name, fmt)
+        with path.open("rb", buffering=1024 * 1024) as stream:
+            return ingest_rows(ctx, actor, project_id, module.read_rows(stream), fmt=module.NAME,
+                               on_conflict=on_conflict, partial=partial)
+    module = detect_format(filename or getattr(path_or_stream, "name", None), fmt)
+    return ingest_rows(ctx, actor, project_id, module.read_rows(path_or_stream), fmt=module.NAME,
+                       on_conflict=on_conflict, partial=partial)
+
+
+def authorize_import(ctx: Context, actor: Actor, project_id: int) -> None:
+    """Fail fast (404 / 403) before an upload is read; ingest_rows checks again in its transaction."""
+    with read_tx(ctx.engine) as conn:
+        load_project(conn, actor, project_id, "manage")

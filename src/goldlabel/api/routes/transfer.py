@@ -1,0 +1,117 @@
+"""File transfer: import an uploaded file, download an export."""
+
+from __future__ import annotations
+
+from typing import Annotated, Literal
+
+from fastapi import APIRouter, Query, Request, status
+from fastapi.responses import StreamingResponse
+from starlette.concurrency import run_in_threadpool
+from starlette.datastructures import UploadFile
+
+from goldlabel.api.deps import ContextDep, CurrentActor
+from goldlabel.domain.errors import FieldError, GoldlabelError, invalid
+from goldlabel.schemas import ImportReport, ItemStatus
+from goldlabel.services import exports as export_service
+from goldlabel.services import imports as import_service
+
+router = APIRouter(prefix="/projects/{project_id}", tags=["transfer"])
+
+FormatName = Literal["jsonl", "ndjson", "csv", "parquet"]
+ExportFormat = Literal["jsonl", "csv", "parquet"]
+
+_UPLOAD_BODY = {
+    "requestBody": {
+        "required": True,
+        "content": {
+            "multipart/form-data": {
+                "schema": {
+                    "type": "object",
+                    "required": ["file"],
+                    "properties": {"file": {"type": "string", "format": "binary",
+                                            "description": "A .jsonl / .ndjson, .csv or .parquet file."}},
+                }
+            }
+        },
+    }
+}
+
+
+def _too_large(limit: int) -> GoldlabelError:
+    return GoldlabelError(f"the upload is larger than the limit of {limit} bytes", code="upload_too_large", status=413)
+
+
+@router.post(
+    "/imports",
+    response_model=ImportReport,
+    status_code=status.HTTP_201_CREATED,
+    openapi_extra=_UPLOAD_BODY,
+    responses={413: {"description": "The upload exceeds max_upload_bytes."},
+               422: {"description": "Rejected import; the problem carries the `report`."}},
+)
+async def upload_import(
+    project_id: int,
+    request: Request,
+    ctx: ContextDep,
+    actor: CurrentActor,
+    on_conflict: Annotated[Literal["skip", "update"], Query()] = "skip",
+    partial: bool = False,
+    format: Annotated[FormatName | None, Query(description="Default: from the file's extension.")] = None,  # noqa: A002
+) -> dict:
+    """Import a multipart upload (field ``file``): all-or-nothing unless ``partial=true``."""
+    await run_in_threadpool(import_service.authorize_import, ctx, actor, project_id)
+    limit = ctx.settings.max_upload_bytes
+    declared = request.headers.get("content-length")
+    if declared is not None and declared.isdigit() and int(declared) > limit:
+        raise _too_large(limit)
+    received = 0
+
+    async def receive_within_limit():  # noqa: ANN202
+        # A chunked upload declares no length: count what arrives and stop at the limit.
+        nonlocal received
+        message = await request.receive()
+        if message["type"] == "http.request":
+            received += len(message.get("body", b""))
+            if received > limit:
+                raise _too_large(limit)
+        return message
+
+    # Starlette spools each file part to a SpooledTemporaryFile (memory, then disk) as it arrives.
+    limited = Request(request.scope, receive_within_limit)
+    async with limited.form(max_files=1, max_fields=20) as form:
+        upload = form.get("file")
+        if not isinstance(upload, UploadFile):
+            raise invalid([FieldError(("body", "file"), "missing_file", "send the file as multipart field 'file'")])
+        report = await run_in_threadpool(
+            import_service.import_file, ctx, actor, project_id, upload.file,
+            fmt=format, on_conflict=on_conflict, partial=partial, filename=upload.filename,
+        )
+    return report.to_dict()
+
+
+@router.get(
+    "/export",
+    response_class=StreamingResponse,
+    responses={200: {"description": "The export file, streamed.",
+                     "content": {"application/x-ndjson": {}, "text/csv": {}, "application/vnd.apache.parquet": {}}}},
+)
+def download_export(
+    project_id: int,
+    ctx: ContextDep,
+    actor: CurrentActor,
+    format: ExportFormat = "jsonl",  # noqa: A002
+    status_: Annotated[ItemStatus | None, Query(alias="status")] = None,
+    include_predictions: bool = False,
+    include_gold: Annotated[bool, Query(description="Needs the manage permission.")] = False,
+    pseudonymous: Annotated[bool, Query(description="false (real usernames) needs the manage permission.")] = True,
+) -> StreamingResponse:
+    """Every item with its consensus answers, confidence and raw answers, streamed batch by batch."""
+    job = export_service.prepare_export(
+        ctx, actor, project_id, format, status=status_, include_gold=include_gold,
+        include_predictions=include_predictions, pseudonymous=pseudonymous,
+    )
+    return StreamingResponse(
+        job.iter_bytes(),
+        media_type=job.media_type,
+        headers={"Content-Disposition": f'attachment; filename="{job.filename}"'},
+    )

@@ -1,0 +1,126 @@
+"""CSV with a header row. Column mapping (see formats.columns): ``external_id``, ``priority``,
+``data`` (a JSON object) and ``data.<field>``, ``meta`` / ``meta.<key>``, ``gold`` and
+``predictions`` as JSON text; any other column is a field of ``data``. Cells are strings.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+from collections.abc import Iterable, Iterator
+from typing import Any, BinaryIO
+
+import orjson
+
+from goldlabel.domain.errors import FieldError
+from goldlabel.formats.columns import HeaderError, build_row, plan_columns
+
+NAME = "csv"
+EXTENSIONS = (".csv",)
+MEDIA_TYPE = "text/csv"
+# csv's default cell limit (128 KiB) is smaller than a long document.
+FIELD_SIZE_LIMIT = 256 * 1024 * 1024
+
+
+def read_rows(stream: BinaryIO) -> Iterator[tuple[int, Any]]:
+    csv.field_size_limit(FIELD_SIZE_LIMIT)
+    text = io.TextIOWrapper(stream, encoding="utf-8-sig", newline="")
+    try:
+        reader = csv.reader(text)
+        try:
+            header = next(reader, None)
+        except (csv.Error, UnicodeDecodeError) as exc:
+            yield 1, FieldError((), "bad_csv", f"cannot read the header: {exc}", 1)
+            return
+        if header is None:
+            return
+        try:
+            plan = plan_columns(header)
+        except HeaderError as exc:
+            yield 1, exc.error
+            return
+        width = len(header)
+        end = reader.line_num
+        while True:
+            start = end + 1
+            try:
+                record = next(reader, None)
+            except (csv.Error, UnicodeDecodeError) as exc:
+                # The reader cannot resynchronise after a broken record: stop with the error.
+                yield start, FieldError((), "bad_csv", f"unreadable CSV, reading stopped here: {exc}", start)
+                return
+            end = reader.line_num
+            if record is None:
+                return
+            if not record or (len(record) == 1 and record[0] == ""):
+                continue  # blank line
+            if len(record) != width:
+                yield start, FieldError((), "bad_column_count",
+                                        f"{len(record)} cells but the header has {width} columns", start)
+                continue
+            yield start, build_row(plan, record, start, is_text=True)
+    finally:
+        # Leave the caller's stream open: it owns it.
+        text.detach()
+
+
+def _cell(json_text: str | None) -> str:
+    """A JSON value as a cell: strings bare (a choice label reads as itself), the rest as JSON."""
+    if json_text is None:
+        return ""
+    if json_text.startswith('"'):
+        return orjson.loads(json_text)
+    return json_text
+
+
+class Writer:
+    """Columns: id, external_id, status, priority, is_gold, data (JSON), meta (JSON),
+    answer.<question>, confidence.<question>, answers (JSON list), then predictions / gold."""
+
+    def __init__(self, out: BinaryIO, questions: list[str], *, include_predictions: bool, include_gold: bool) -> None:
+        self.out = out
+        self.questions = questions
+        self.include_predictions = include_predictions
+        self.include_gold = include_gold
+        self._text = io.StringIO()
+        self._csv = csv.writer(self._text, lineterminator="\n")
+        header = ["id", "external_id", "status", "priority", "is_gold", "data", "meta"]
+        header += [f"answer.{q}" for q in questions] + [f"confidence.{q}" for q in questions] + ["answers"]
+        if include_predictions:
+            header.append("predictions")
+        if include_gold:
+            header.append("gold")
+        self._csv.writerow(header)
+        self._flush()
+
+    def _flush(self) -> None:
+        self.out.write(self._text.getvalue().encode())
+        self._text.seek(0)
+        self._text.truncate()
+
+    def write_batch(self, records: Iterable[dict[str, Any]]) -> None:
+        dumps = orjson.dumps
+        Fragment = orjson.Fragment  # noqa: N806
+        questions = self.questions
+        rows = []
+        for r in records:
+            answer = {q: (v, c) for q, v, c in r["consensus"]}
+            row = [r["id"], r["external_id"], r["status"], r["priority"], "true" if r["is_gold"] else "false",
+                   r["data"], r["meta"] or ""]
+            row += [_cell(answer[q][0]) if q in answer else "" for q in questions]
+            row += [("" if answer[q][1] is None else answer[q][1]) if q in answer else "" for q in questions]
+            row.append(dumps([
+                {"annotator": a, "value": Fragment(v), "created_at": t, "duration_ms": d} for a, v, t, d in r["answers"]
+            ]).decode())
+            if self.include_predictions:
+                row.append(dumps([
+                    {"model_version": m, "value": Fragment(v), "score": s} for m, v, s in r["predictions"]
+                ]).decode() if r["predictions"] else "")
+            if self.include_gold:
+                row.append(r["gold"] or "")
+            rows.append(row)
+        self._csv.writerows(rows)
+        self._flush()
+
+    def close(self) -> None:
+        pass

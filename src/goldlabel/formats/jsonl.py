@@ -1,0 +1,74 @@
+"""JSON Lines: one item per line, e.g. ``{"external_id": "x1", "data": {"text": "..."}}``.
+
+Blank lines are skipped; a line that is not valid JSON becomes an error entry carrying its line
+number, so the import report lists it and the rest of the file is still checked.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator
+from typing import Any, BinaryIO
+
+import orjson
+
+from goldlabel.domain.errors import FieldError
+
+NAME = "jsonl"
+EXTENSIONS = (".jsonl", ".ndjson")
+MEDIA_TYPE = "application/x-ndjson"
+
+
+def read_rows(stream: BinaryIO) -> Iterator[tuple[int, Any]]:
+    """``(line number, row)`` per non-blank line; a malformed line yields a FieldError instead."""
+    loads = orjson.loads
+    for line, raw in enumerate(stream, start=1):
+        if line == 1 and raw.startswith(b"\xef\xbb\xbf"):
+            raw = raw[3:]
+        try:
+            yield line, loads(raw)
+        except orjson.JSONDecodeError as exc:
+            if raw.strip():
+                yield line, FieldError((), "bad_json", f"not valid JSON: {exc}", line)
+
+
+class Writer:
+    """Writes export records (see services.exports) one JSON object per line."""
+
+    def __init__(self, out: BinaryIO, questions: list[str], *, include_predictions: bool, include_gold: bool) -> None:
+        self.out = out
+        self.include_predictions = include_predictions
+        self.include_gold = include_gold
+
+    def write_batch(self, records: Iterable[dict[str, Any]]) -> None:
+        dumps = orjson.dumps
+        Fragment = orjson.Fragment  # noqa: N806 - local alias for the hot loop
+        chunks = []
+        for r in records:
+            doc = {
+                "id": r["id"],
+                "external_id": r["external_id"],
+                "status": r["status"],
+                "priority": r["priority"],
+                "is_gold": r["is_gold"],
+                "data": Fragment(r["data"]),
+                "meta": None if r["meta"] is None else Fragment(r["meta"]),
+                "answer": {q: Fragment(v) for q, v, _ in r["consensus"]},
+                "confidence": {q: c for q, _, c in r["consensus"]},
+                "answers": [
+                    {"annotator": a, "value": Fragment(v), "created_at": t, "duration_ms": d}
+                    for a, v, t, d in r["answers"]
+                ],
+            }
+            if self.include_predictions:
+                doc["predictions"] = [
+                    {"model_version": m, "value": Fragment(v), "score": s} for m, v, s in r["predictions"]
+                ]
+            if self.include_gold:
+                doc["gold"] = None if r["gold"] is None else Fragment(r["gold"])
+            chunks.append(dumps(doc))
+        if chunks:
+            chunks.append(b"")
+            self.out.write(b"\n".join(chunks))
+
+    def close(self) -> None:
+        pass

@@ -1,0 +1,38 @@
+"""The file formats goldlabel reads and writes, by name or by file extension."""
+
+from __future__ import annotations
+
+from pathlib import PurePath
+from types import ModuleType
+
+from goldlabel.domain.errors import GoldlabelError
+from goldlabel.formats import csv_format, jsonl, parquet
+
+FORMATS: dict[str, ModuleType] = {m.NAME: m for m in (jsonl, csv_format, parquet)}
+ALIASES = {"ndjson": "jsonl", "pq": "parquet"}
+
+
+def get_format(name: str) -> ModuleType:
+    key = ALIASES.get(name.lower(), name.lower())
+    module = FORMATS.get(key)
+    if module is None:
+        raise GoldlabelError(
+            f"unknown format {name!r}; expected one of {', '.join(FORMATS)}", code="unknown_format", status=422
+        )
+    return module
+
+
+def detect_format(filename: str | None, fmt: str | None = None) -> ModuleType:
+    """The explicit ``fmt`` if given, else the one the file extension names."""
+    if fmt:
+        return get_format(fmt)
+    suffix = PurePath(filename or "").suffix.lower()
+    for module in FORMATS.values():
+        if suffix in module.EXTENSIONS:
+            return module
+    raise GoldlabelError(
+        f"cannot tell the format of {filename or 'the upload'!r} from its extension; "
+        f"name it .jsonl, .ndjson, .csv or .parquet or pass the format ({', '.join(FORMATS)})",
+        code="unknown_format",
+        status=422,
+    )

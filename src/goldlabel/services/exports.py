@@ -1,0 +1,239 @@
+"""Export a project's items with their results: JSONL, CSV or Parquet, streamed.
+
+Memory is bounded by one batch: items are read in keyset batches by id, and each batch's
+answers, consensus, predictions and gold come from one range query each. JSON values travel as
+JSON text from the database to the file, never parsed.
+
+Per item: id, external_id, status, priority, is_gold, data, meta, the consensus answer and its
+confidence per question, and every raw answer. Annotators appear as stable pseudonyms (a keyed
+hash of their id with ``settings.pseudonym_salt``) unless a manager asks for real usernames.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from typing import Any, BinaryIO
+
+from goldlabel.domain.errors import GoldlabelError, forbidden
+from goldlabel.formats import get_format
+from goldlabel.services.access import Actor, fetch_project_role, is_allowed, load_project
+from goldlabel.services.context import Context
+from goldlabel.storage import exports as export_store
+from goldlabel.storage import projects as project_store
+from goldlabel.storage.engine import read_tx
+
+BATCH_SIZE = 5000
+ITEM_STATUSES = ("open", "final", "needs_review")
+# Streamed responses hand the server chunks of about this size.
+CHUNK_BYTES = 1024 * 1024
+
+
+def pseudonym(annotator_id: int, salt: str) -> str:
+    """Stable, salted, not reversible without the salt: ``a_`` + 16 hex digits."""
+    key = hashlib.sha256(salt.encode()).digest()
+    return "a_" + hashlib.blake2b(str(annotator_id).encode(), key=key, digest_size=8).hexdigest()
+
+
+@dataclass
+class Export:
+    """A checked export request: ``write_to(out)`` or ``iter_bytes()`` runs it."""
+
+    ctx: Context
+    project: dict
+    fmt: str
+    status: str | None = None
+    include_gold: bool = False
+    include_predictions: bool = False
+    pseudonymous: bool = True
+    questions: list[str] = field(default_factory=list)
+
+    @property
+    def media_type(self) -> str:
+        return get_format(self.fmt).MEDIA_TYPE
+
+    @property
+    def filename(self) -> str:
+        return f"project-{self.project['id']}.{self.fmt}"
+
+    def write_to(self, out: BinaryIO) -> int:
+        """Write the whole export to a binary stream; returns the number of items."""
+        count = 0
+        writer = get_format(self.fmt).Writer(
+            out, self.questions, include_predictions=self.include_predictions, include_gold=self.include_gold
+        )
+        for records in self._batches():
+            writer.write_batch(records)
+            count += len(records)
+        writer.close()
+        return count
+
+    def iter_bytes(self) -> Iterator[bytes]:
+        """The export as chunks of bytes, produced batch by batch (for a streamed response)."""
+        sink = _ChunkSink()
+        writer = get_format(self.fmt).Writer(
+            sink, self.questions, include_predictions=self.include_predictions, include_gold=self.include_gold
+        )
+        for records in self._batches():
+            writer.write_batch(records)
+            if sink.size >= CHUNK_BYTES:
+                yield sink.drain()
+        writer.close()
+        tail = sink.drain()
+        if tail:
+            yield tail
+
+    def _batches(self) -> Iterator[list[dict[str, Any]]]:
+        pid = self.project["id"]
+        salt = self.ctx.settings.pseudonym_salt
+        names: dict[int, str] = {}
+        # One read transaction: the export is one consistent snapshot of the project.
+        with read_tx(self.ctx.engine) as conn:
+            after = 0
+            while True:
+                batch = export_store.fetch_item_batch(conn, pid, after, BATCH_SIZE, status=self.status)
+                if not batch:
+                    return
+                first, last = batch[0][0], batch[-1][0]
+                after = last
+                answers = _group(export_store.fetch_answers(conn, pid, first, last))
+                consensus = _group(export_store.fetch_consensus(conn, pid, first, last))
+                predictions = (
+                    _group(export_store.fetch_predictions(conn, pid, first, last)) if self.include_predictions else {}
+                )
+                gold = dict(export_store.fetch_gold(conn, pid, first, last)) if self.include_gold else {}
+                missing = {a[0] for rows in answers.values() for a in rows} - names.keys()
+                if missing:
+                    if self.pseudonymous:
+                        names.update({a: pseudonym(a, salt) for a in missing})
+                    else:
+                        names.update(export_store.fetch_usernames(conn, missing))
+                empty: list = []
+                yield [
+                    {
+                        "id": item_id,
+                        "external_id": ext,
+                        "data": data,
+                        "meta": meta,
+                        "priority": priority,
+                        "status": status,
+                        "is_gold": bool(is_gold),
+                        "consensus": consensus.get(item_id, empty),
+                        "answers": [(names[a], v, t, d) for a, v, t, d in answers.get(item_id, empty)],
+                        "predictions": predictions.get(item_id, empty),
+                        "gold": gold.get(item_id),
+                    }
+                    for item_id, ext, data, meta, priority, status, is_gold in batch
+                ]
+                if len(batch) < BATCH_SIZE:
+                    return
+
+
+def _group(rows: list[tuple]) -> dict[int, list[tuple]]:
+    """Rows ordered by item id -> {item_id: [rest of each row]}."""
+    out: dict[int, list[tuple]] = {}
+    for row in rows:
+        rest = row[1:]
+        bucket = out.get(row[0])
+        if bucket is None:
+            out[row[0]] = [rest]
+        else:
+            bucket.append(rest)
+    return out
+
+
+class _ChunkSink:
+    """A write-only binary stream whose bytes are taken out in chunks (ParquetWriter writes
+    sequentially and asks only for tell(), so no temporary file is needed)."""
+
+    def __init__(self) -> None:
+        self._parts: list[bytes] = []
+        self.size = 0
+        self._pos = 0
+        self.closed = False
+
+    def write(self, data: bytes) -> int:
+        data = bytes(data)
+        self._parts.append(data)
+        self.size += len(data)
+        self._pos += len(data)
+        return len(data)
+
+    def tell(self) -> int:
+        return self._pos
+
+    def flush(self) -> None:
+        pass
+
+    def close(self) -> None:
+        self.closed = True
+
+    def writable(self) -> bool:
+        return True
+
+    def seekable(self) -> bool:
+        return False
+
+    def readable(self) -> bool:
+        return False
+
+    def drain(self) -> bytes:
+        data = b"".join(self._parts)
+        self._parts.clear()
+        self.size = 0
+        return data
+
+
+def prepare_export(
+    ctx: Context,
+    actor: Actor | None,
+    project_id: int,
+    fmt: str,
+    *,
+    status: str | None = None,
+    include_gold: bool = False,
+    include_predictions: bool = False,
+    pseudonymous: bool = True,
+) -> Export:
+    """Check the request (permission, format, status) now, so errors surface before any byte
+    is streamed. Reviewers may export; real usernames and gold answers need manage."""
+    module = get_format(fmt)
+    if status is not None and status not in ITEM_STATUSES:
+        raise GoldlabelError(
+            f"status must be one of {', '.join(ITEM_STATUSES)}", code="bad_status", status=422
+        )
+    with read_tx(ctx.engine) as conn:
+        if actor is None:
+            project = project_store.fetch_project(conn, project_id)
+            if project is None:
+                raise forbidden("no such project")
+        else:
+            project = load_project(conn, actor, project_id, "review")
+            if (include_gold or not pseudonymous) and not is_allowed(
+                fetch_project_role(conn, actor, project_id), "manage"
+            ):
+                raise forbidden("exporting gold answers or annotator usernames needs the manage permission")
+    questions = [q.name for q in ctx.get_schema(project).questions]
+    return Export(ctx, project, module.NAME, status, include_gold, include_predictions, pseudonymous, questions)
+
+
+def export_project(
+    ctx: Context,
+    actor: Actor | None,
+    project_id: int,
+    fmt: str,
+    out: BinaryIO,
+    *,
+    status: str | None = None,
+    include_gold: bool = False,
+    include_predictions: bool = False,
+    pseudonymous: bool = True,
+) -> int:
+    """Write the project's export to ``out`` (a binary stream); returns the number of items.
+    ``actor=None`` is the local operator (CLI)."""
+    job = prepare_export(
+        ctx, actor, project_id, fmt, status=status, include_gold=include_gold,
+        include_predictions=include_predictions, pseudonymous=pseudonymous,
+    )
+    return job.write_to(out)
