@@ -145,7 +145,8 @@ class Factory:
         self._transport = ASGIAppTransport(app)
         self._tokens: dict[int, str] = {}
 
-    def make_user(self, role: str = "annotator", username: str | None = None, password: str = "password123") -> Actor:
+    def make_user(self, role: str = "annotator", username: str | None = None, password: str | None = None) -> Actor:
+        """A user; token-only unless ``password`` is given (Argon2 hashing costs ~0.1 s a user)."""
         name = username or f"{role}{next(_counter)}"
         row = user_service.create_user(self.ctx, None, name, role, password)
         return Actor(row["id"], row["username"], row["role"])

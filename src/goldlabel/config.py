@@ -55,6 +55,14 @@ class Settings(BaseModel):
         default="goldlabel",
         description="Salt for pseudonymous annotator ids in exports.",
     )
+    refit_interval_s: float = Field(
+        default=60.0,
+        ge=0,
+        description="Seconds between background re-fits of projects with new answers; 0 turns them off.",
+    )
+    default_annotator_accuracy: float = Field(
+        default=0.7, gt=0, lt=1, description="Accuracy assumed for an annotator nothing is known about yet."
+    )
     log_level: str = Field(default="warning", description="uvicorn / goldlabel log level.")
 
     @classmethod

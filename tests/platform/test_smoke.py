@@ -3,7 +3,10 @@
 
 def test_lease_submit_until_final(factory):
     ann1, ann2 = factory.make_user(), factory.make_user()
-    project = factory.make_project(annotators=[ann1, ann2], overlap_min=2, overlap_max=3)
+    # Two agreeing annotators of default accuracy 0.7 give P = 0.49 / (0.49 + 0.09) = 0.845.
+    project = factory.make_project(
+        annotators=[ann1, ann2], overlap_min=2, overlap_max=3, settings={"target_confidence": 0.8}
+    )
     factory.add_items(project, 3)
     pid = project["id"]
     for ann in (ann1, ann2):

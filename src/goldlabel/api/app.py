@@ -8,10 +8,12 @@ from fastapi import APIRouter, FastAPI
 
 from goldlabel import __version__
 from goldlabel.api.problems import install_problem_handlers
-from goldlabel.api.routes import items, projects, queue, users
+from goldlabel.api.routes import items, projects, quality, queue, users
 from goldlabel.config import Settings
 from goldlabel.services.context import Context
+from goldlabel.services.quality import RefitScheduler
 from goldlabel.storage.migrate import upgrade_database
+from goldlabel.web import install_web
 
 API_PREFIX = "/api/v1"
 
@@ -24,7 +26,13 @@ def create_app(settings: Settings | None = None, *, context: Context | None = No
 
     @asynccontextmanager
     async def lifespan(_app: FastAPI):
+        scheduler = None
+        if ctx.settings.refit_interval_s > 0:
+            scheduler = RefitScheduler(ctx, ctx.settings.refit_interval_s)
+            scheduler.start()
         yield
+        if scheduler is not None:
+            scheduler.stop()
         if context is None:
             ctx.close()
 
@@ -40,9 +48,10 @@ def create_app(settings: Settings | None = None, *, context: Context | None = No
     app.state.context = ctx
     install_problem_handlers(app)
     api = APIRouter(prefix=API_PREFIX)
-    for module in (users, projects, items, queue):
+    for module in (users, projects, items, queue, quality):
         api.include_router(module.router)
     app.include_router(api)
+    install_web(app)
 
     @app.get("/healthz", include_in_schema=False)
     def healthz() -> dict:

@@ -13,10 +13,10 @@ from typing import Any
 
 import sqlalchemy as sa
 
-from goldlabel.domain import consensus as consensus_rules
 from goldlabel.domain.errors import conflict, not_found
 from goldlabel.domain.queue_policy import AnnotatorProgress, QueuePolicy, pick_next
 from goldlabel.services.access import Actor, load_project
+from goldlabel.services import quality as quality_service
 from goldlabel.services.context import Context
 from goldlabel.storage import items as item_store
 from goldlabel.storage import queue as queue_store
@@ -56,9 +56,12 @@ def _lease_view(conn: sa.Connection, project: dict, lease: dict, token: str) -> 
 def lease_next(ctx: Context, actor: Actor, project_id: int) -> dict[str, Any] | None:
     """Lease the next item to ``actor``; None when there is no work for them now."""
     now = now_ms()
-    with write_tx(ctx.engine) as conn:
+    # Not durable: a lease lost in a crash only returns its item to the queue (the lease and
+    # its reservation are one transaction), and the flush stays on the answer's COMMIT (Q4).
+    with write_tx(ctx.engine, durable=False) as conn:
         project = load_project(conn, actor, project_id, "annotate")
         settings = project["settings"]
+        stats = quality_service.check_standing(conn, project, actor.id)
         queue_store.reap_expired_leases(conn, project_id, now)
         active = queue_store.fetch_active_leases(conn, project_id, actor.id, now)
         if len(active) >= settings.get("max_leases_per_annotator", 4):
@@ -74,11 +77,7 @@ def lease_next(ctx: Context, actor: Actor, project_id: int) -> dict[str, Any] | 
         )
         has_gold = policy.gold_rate > 0 or policy.qualification_gold > 0
         gold = queue_store.fetch_candidates(conn, project_id, actor.id, is_gold=True) if has_gold else []
-        progress = AnnotatorProgress(
-            gold_answered=item_store.count_gold_answered(conn, project_id, actor.id)
-            if policy.qualification_gold
-            else 0
-        )
+        progress = AnnotatorProgress(gold_answered=stats["n_gold"] if stats else 0)
         normal = queue_store.fetch_candidates(conn, project_id, actor.id, is_gold=False)
         choice = pick_next(normal, gold, policy, progress, random.random())
         if choice is None or not queue_store.reserve_item(conn, choice.id):
@@ -165,7 +164,7 @@ def submit_answer(
         except sa.exc.IntegrityError as exc:
             raise conflict("you have already answered this item", "duplicate_answer") from exc
         queue_store.set_lease_status(conn, lease["id"], "submitted", answer["id"])
-        status = _update_consensus(ctx, conn, project, item, now)
+        status = quality_service.after_answer(ctx, conn, project, item, answer, now)
         records.insert_event(
             conn,
             project_id,
@@ -179,46 +178,6 @@ def submit_answer(
 def _submit_result(conn: sa.Connection, answer: dict) -> dict[str, Any]:
     status = item_store.fetch_item_status(conn, answer["item_id"])
     return {"answer": public_answer(answer), "item_status": status}
-
-
-def _update_consensus(ctx: Context, conn: sa.Connection, project: dict, item: dict, now: int) -> str:
-    """Placeholder engine: majority vote over the item's answers, O(answers on the item)."""
-    values = [a["value"] for a in queue_store.fetch_item_answers(conn, item["id"])]
-    schema = ctx.get_schema(project)
-    decision = consensus_rules.decide_item(
-        values,
-        [q.name for q in schema.choice_questions()],
-        max(item["target_overlap"], project["overlap_min"]) if not item["is_gold"] else 1,
-        item["overlap_max"],
-    )
-    status = decision.status
-    if item["is_gold"]:
-        status = "open"  # gold items keep serving every annotator; their answer is known
-    records.replace_consensus(
-        conn,
-        item["id"],
-        project["id"],
-        [
-            {
-                "question": q.question,
-                "value": q.value,
-                "confidence": q.confidence,
-                "method": "majority_vote",
-                "status": status,
-                "contributions": q.contributions,
-                "updated_at": now,
-            }
-            for q in decision.questions
-        ],
-    )
-    target = decision.target_overlap if not item["is_gold"] else item["target_overlap"]
-    if status != item["status"] or target != item["target_overlap"]:
-        queue_store.update_item_state(conn, item["id"], status=status, target_overlap=target, now=now)
-        if status != item["status"]:
-            records.insert_event(
-                conn, project["id"], f"item.{status}", {"item_id": item["id"], "status": status}, now
-            )
-    return status
 
 
 def skip_item(ctx: Context, actor: Actor, project_id: int, lease_token: str) -> None:
@@ -271,6 +230,6 @@ def edit_answer(ctx: Context, actor: Actor, project_id: int, answer_id: int, val
         if item["status"] != "open":
             raise conflict(f"the item is {item['status']}; answers can no longer change", "item_closed")
         row = item_store.update_answer_value(conn, answer_id, clean, now)
-        _update_consensus(ctx, conn, project, item, now)
+        quality_service.after_answer(ctx, conn, project, item, row, now)
     return public_answer(row)
 

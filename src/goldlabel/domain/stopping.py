@@ -1,0 +1,35 @@
+"""Adaptive overlap: when an item has enough answers. Pure; shared by the per-answer update
+and the full re-fit (which applies it to arrays of items at once)."""
+
+from __future__ import annotations
+
+import numpy as np
+
+
+def decide_status(
+    answer_count: np.ndarray,
+    confidence: np.ndarray,
+    target_overlap: np.ndarray,
+    overlap_min: int,
+    overlap_max: int,
+    target_confidence: float,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Status and new target overlap per item.
+
+    final: at least ``overlap_min`` answers and P(top answer) >= ``target_confidence`` (for an item
+    with several choice questions, ``confidence`` is the smallest of them; NaN = no choice
+    question, decided by overlap alone); needs_review: ``overlap_max`` reached without that
+    confidence; open otherwise, with the target raised to one more answer.
+    """
+    count = np.asarray(answer_count)
+    conf = np.asarray(confidence, dtype=np.float64)
+    target = np.asarray(target_overlap)
+    enough = count >= np.maximum(overlap_min, 1)
+    confident = np.where(np.isnan(conf), count >= target, conf >= target_confidence - 1e-12)
+    final = enough & confident
+    at_max = count >= overlap_max
+    status = np.where(final, "final", np.where(at_max, "needs_review", "open"))
+    new_target = np.where(
+        final | at_max, target, np.minimum(np.maximum(target, count + 1), overlap_max)
+    )
+    return status, new_target

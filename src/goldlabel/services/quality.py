@@ -1,0 +1,450 @@
+"""The quality engine inside the platform: per-answer posterior update (adaptive overlap), gold
+scoring with qualification and suspension, and the full background re-fit.
+
+Per answer (inside the submit transaction), O(answers on the item): the item's posterior for
+each choice question is computed from the current annotator skills
+(:func:`goldlabel.quality.item_posterior`); the item is final when every choice question's top
+answer has probability >= the project's target confidence and the minimum overlap is met,
+goes to review at the maximum overlap, and otherwise asks for one more answer.
+
+The full re-fit runs the recommended aggregation model over all of a project's answers
+(gold-clamped), stores the learned skills and class priors that the per-answer update uses,
+and refreshes every item's consensus.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from typing import Any
+
+import numpy as np
+import sqlalchemy as sa
+
+from goldlabel import quality
+from goldlabel.domain.errors import GoldlabelError, not_found
+from goldlabel.domain.stopping import decide_status
+from goldlabel.quality.agreement import fleiss_kappa, krippendorff_alpha
+from goldlabel.quality.skills import one_coin_confusions, skill_interval
+from goldlabel.services.access import Actor, load_project
+from goldlabel.services.context import Context
+from goldlabel.storage import projects as project_store
+from goldlabel.storage import quality as quality_store
+from goldlabel.storage import queue as queue_store
+from goldlabel.storage import records
+from goldlabel.storage.engine import now_ms, read_tx, write_tx
+
+log = logging.getLogger(__name__)
+
+MIN_GOLD_TO_SUSPEND = 5
+REFIT_BATCH = 5000
+REFIT_HOLD_MS = 15 * 60 * 1000
+
+
+# ---------------------------------------------------------------- standing of an annotator
+
+
+def check_standing(conn: sa.Connection, project: dict, annotator_id: int) -> dict | None:
+    """Raise 403 for a suspended annotator; return their stats row (None if new)."""
+    stats = quality_store.fetch_stats(conn, project["id"], annotator_id)
+    if stats is not None and stats["status"] == "suspended":
+        raise GoldlabelError(
+            "you are suspended from this project; a manager can reinstate you",
+            code="annotator_suspended",
+            status=403,
+        )
+    return stats
+
+
+def _score_gold(ctx: Context, conn: sa.Connection, project: dict, item: dict, value: dict, annotator_id: int,
+                now: int) -> None:
+    schema = ctx.get_schema(project)
+    gold = quality_store.fetch_gold_value(conn, item["id"]) or {}
+    checked = [q.name for q in schema.choice_questions() if q.name in gold]
+    if not checked:
+        return
+    correct = all(value.get(name) == gold[name] for name in checked)
+    stats = quality_store.fetch_stats(conn, project["id"], annotator_id) or {
+        "n_gold": 0, "n_gold_correct": 0, "status": "active", "evidence": None,
+    }
+    n_gold = stats["n_gold"] + 1
+    n_correct = stats["n_gold_correct"] + int(correct)
+    mean, low, high = (float(x) for x in skill_interval(n_correct, n_gold, ctx.settings.default_annotator_accuracy))
+    evidence = dict(stats["evidence"] or {})
+    misses = list(evidence.get("recent_gold_misses", []))
+    if not correct:
+        misses = (misses + [item["id"]])[-10:]
+    evidence.update(
+        n_gold=n_gold, n_gold_correct=n_correct, accuracy=mean, interval=[low, high], recent_gold_misses=misses
+    )
+    settings = project["settings"]
+    status = stats["status"]
+    qual_n = settings.get("qualification_gold", 0)
+    if status != "suspended":
+        status = "qualifying" if qual_n and n_gold < qual_n else "active"
+        if qual_n and n_gold == qual_n and n_correct / n_gold < settings.get("qualification_accuracy", 0.0):
+            status = "suspended"
+            evidence["reason"] = (
+                f"qualification failed: {n_correct}/{n_gold} gold answers correct, "
+                f"{settings['qualification_accuracy']:.0%} needed"
+            )
+        threshold = settings.get("suspend_below", 0.0)
+        if threshold and n_gold >= MIN_GOLD_TO_SUSPEND and high < threshold:
+            status = "suspended"
+            evidence["reason"] = (
+                f"estimated accuracy {mean:.2f} (95% interval {low:.2f}-{high:.2f}, {n_correct}/{n_gold} gold) "
+                f"is below {threshold:.2f}"
+            )
+        if status == "suspended":
+            evidence["suspended_at"] = now
+            records.insert_event(conn, project["id"], "annotator.suspended",
+                                 {"annotator_id": annotator_id, "reason": evidence["reason"]}, now)
+    quality_store.upsert_stats(conn, project["id"], annotator_id, n_gold=n_gold, n_gold_correct=n_correct,
+                               status=status, evidence=evidence, updated_at=now)
+    # Gold-based skill, unless a model re-fit (which also uses the gold) already knows more.
+    for name in checked:
+        current = quality_store.fetch_skills(conn, project["id"], name, [annotator_id]).get(annotator_id)
+        if current is None or current["method"] == "gold":
+            quality_store.upsert_skill(conn, project["id"], annotator_id, name, accuracy=mean, accuracy_low=low,
+                                       accuracy_high=high, confusion=None, n_answers=n_gold, method="gold",
+                                       updated_at=now)
+
+
+# ---------------------------------------------------------------- per-answer update
+
+
+def _confusions(conn: sa.Connection, project_id: int, question: str, annotator_ids: list[int],
+                n_labels: int, default_accuracy: float) -> np.ndarray:
+    skills = quality_store.fetch_skills(conn, project_id, question, annotator_ids)
+    accuracy = np.array([skills[a]["accuracy"] if a in skills else default_accuracy for a in annotator_ids])
+    out = one_coin_confusions(accuracy, n_labels)
+    for i, a in enumerate(annotator_ids):
+        matrix = skills.get(a, {}).get("confusion")
+        if matrix is not None and np.shape(matrix) == (n_labels, n_labels):
+            out[i] = matrix
+    return out
+
+
+def _prior(conn: sa.Connection, project_id: int, question: str, n_labels: int) -> np.ndarray:
+    model = quality_store.fetch_model(conn, project_id, question)
+    prior = np.asarray(model["prior"], dtype=np.float64) if model and model["prior"] else None
+    if prior is None or prior.shape != (n_labels,):
+        return np.full(n_labels, 1.0 / n_labels)
+    # Keep every class possible: a prior of exactly 0 could never be overturned by answers.
+    prior = 0.98 * prior + 0.02 / n_labels
+    return prior / prior.sum()
+
+
+def item_consensus(ctx: Context, conn: sa.Connection, project: dict, item_answers: list[dict],
+                   now: int) -> tuple[list[dict], float]:
+    """Consensus rows for one item and the smallest top-answer probability (NaN: no choice question)."""
+    rows: list[dict] = []
+    smallest = np.nan
+    default_accuracy = ctx.settings.default_annotator_accuracy
+    for q in ctx.get_schema(project).choice_questions():
+        labels = list(q.labels)
+        index = {label: i for i, label in enumerate(labels)}
+        pairs = [(a["annotator_id"], index[a["value"][q.name]]) for a in item_answers
+                 if a["value"].get(q.name) in index]
+        if not pairs:
+            continue
+        annotator_ids = [p[0] for p in pairs]
+        posterior = quality.item_posterior(
+            np.arange(len(pairs)),
+            np.array([p[1] for p in pairs]),
+            _confusions(conn, project["id"], q.name, annotator_ids, len(labels), default_accuracy),
+            _prior(conn, project["id"], q.name, len(labels)),
+        )
+        top = int(np.argmax(posterior))
+        confidence = float(posterior[top])
+        smallest = confidence if np.isnan(smallest) else min(smallest, confidence)
+        rows.append({
+            "question": q.name,
+            "value": labels[top],
+            "confidence": confidence,
+            "method": "posterior",
+            "contributions": {str(a): labels[i] for a, i in pairs},
+            "updated_at": now,
+        })
+    return rows, smallest
+
+
+def after_answer(ctx: Context, conn: sa.Connection, project: dict, item: dict, answer: dict, now: int) -> str:
+    """Update the item (and, for gold, the annotator) after an answer; return the item status."""
+    if item["is_gold"]:
+        _score_gold(ctx, conn, project, item, answer["value"], answer["annotator_id"], now)
+        return item["status"]
+    item_answers = queue_store.fetch_item_answers(conn, item["id"])
+    rows, smallest = item_consensus(ctx, conn, project, item_answers, now)
+    if item["status"] != "open":
+        status, target = item["status"], item["target_overlap"]
+    else:
+        s, t = decide_status(
+            np.array([len(item_answers)]), np.array([smallest]), np.array([item["target_overlap"]]),
+            project["overlap_min"], item["overlap_max"], project["settings"].get("target_confidence", 0.95),
+        )
+        status, target = str(s[0]), int(t[0])
+    records.replace_consensus(conn, item["id"], project["id"], [{**r, "status": status} for r in rows])
+    if status != item["status"] or target != item["target_overlap"]:
+        queue_store.update_item_state(conn, item["id"], status=status, target_overlap=target, now=now)
+        if status != item["status"]:
+            records.insert_event(conn, project["id"], f"item.{status}", {"item_id": item["id"], "status": status}, now)
+    return status
+
+
+# ---------------------------------------------------------------- full re-fit
+
+
+def _load_question(conn: sa.Connection, project_id: int, question: str, labels: list[str]):
+    rows = list(quality_store.iter_choice_answers(conn, project_id, question))
+    if not rows:
+        return None
+    item_ids = np.fromiter((r[0] for r in rows), dtype=np.int64, count=len(rows))
+    annotator_ids = np.fromiter((r[1] for r in rows), dtype=np.int64, count=len(rows))
+    raw = np.array([r[2] if r[2] is not None else "" for r in rows], dtype=object)
+    keep = np.isin(raw, labels)
+    if not keep.any():
+        return None
+    return item_ids[keep], annotator_ids[keep], raw[keep]
+
+
+def _make_estimator(name: str):
+    methods = getattr(quality, "METHODS", {})
+    default = getattr(quality, "DEFAULT_METHOD", "ds")
+    key = default if name in ("", "default", "majority_vote") and default in methods else name
+    cls = methods.get(key)
+    if cls is None:
+        return quality.DawidSkene(n_iter=100), "ds"
+    return cls(), key
+
+
+def refit_project(ctx: Context, actor: Actor | None, project_id: int) -> dict[str, Any]:
+    """Re-fit the project's aggregation model over all answers; update skills and consensus."""
+    now = now_ms()
+    with write_tx(ctx.engine) as conn:
+        project = load_project(conn, actor, project_id, "manage") if actor else project_store.fetch_project(
+            conn, project_id)
+        if project is None:
+            raise not_found("project")
+        if not quality_store.claim_refit(conn, project_id, now, REFIT_HOLD_MS):
+            raise GoldlabelError("a re-fit of this project is already running", code="refit_running", status=409)
+    try:
+        return _refit(ctx, project, now)
+    finally:
+        with write_tx(ctx.engine) as conn:
+            quality_store.upsert_model(conn, project_id, "", busy_until=None)
+
+
+def _refit(ctx: Context, project: dict, now: int) -> dict[str, Any]:
+    schema = ctx.get_schema(project)
+    pid = project["id"]
+    summary: dict[str, Any] = {"project_id": pid, "questions": {}, "items_changed": 0}
+    with read_tx(ctx.engine) as conn:
+        n_answers = quality_store.count_answers(conn, pid)
+        loaded = {}
+        for q in schema.choice_questions():
+            data = _load_question(conn, pid, q.name, list(q.labels))
+            if data is not None:
+                loaded[q.name] = (q, data, quality_store.fetch_gold_labels(conn, pid, q.name))
+    confidences: dict[int, float] = {}
+    consensus_rows: list[dict] = []
+    for name, (q, (item_ids, annotator_ids, labels), gold) in loaded.items():
+        answers = quality.encode(item_ids, annotator_ids, labels, label_order=list(q.labels))
+        gold_map = {i: v for i, v in gold if v in q.labels}
+        gold_map = {i: v for i, v in gold_map.items() if i in set(answers.item_ids.tolist())}
+        estimator, method = _make_estimator(project["settings"].get("consensus_method", "default"))
+        estimator.fit(answers, gold=gold_map or None)
+        probas = np.asarray(estimator.probas_)
+        codes = probas.argmax(axis=1)
+        conf = probas[np.arange(len(codes)), codes]
+        label_order = list(np.asarray(estimator.label_ids_))
+        fitted_items = np.asarray(estimator.item_ids_)
+        for item_id, code, c in zip(fitted_items.tolist(), codes.tolist(), conf.tolist()):
+            confidences[item_id] = min(confidences.get(item_id, 1.0), c)
+            consensus_rows.append({"item_id": item_id, "question": name, "value": label_order[code],
+                                   "confidence": c, "method": method, "contributions": None, "updated_at": now})
+        k = len(label_order)
+        skills = np.asarray(estimator.skills_, dtype=np.float64)
+        confusions = getattr(estimator, "confusions_", None)
+        if confusions is None or np.shape(confusions) != (len(skills), k, k):
+            confusions = one_coin_confusions(skills, k)
+        # The per-answer update indexes confusions in schema label order.
+        order = [label_order.index(label) for label in q.labels if label in label_order]
+        if len(order) == len(q.labels):
+            confusions = np.asarray(confusions)[:, order][:, :, order]
+            prior = probas.mean(axis=0)[order]
+        else:
+            confusions, prior = None, None
+        per_annotator = np.bincount(answers.annotator, minlength=answers.n_annotators)
+        skill_rows = [
+            {"annotator_id": int(a), "accuracy": float(s), "accuracy_low": None, "accuracy_high": None,
+             "confusion": None if confusions is None else np.round(confusions[i], 6).tolist(),
+             "n_answers": int(per_annotator[i]), "method": method, "updated_at": now}
+            for i, (a, s) in enumerate(zip(np.asarray(estimator.annotator_ids_).tolist(), skills.tolist()))
+        ]
+        with write_tx(ctx.engine) as conn:
+            quality_store.replace_skills(conn, pid, name, skill_rows)
+            quality_store.upsert_model(conn, pid, name, prior=None if prior is None else prior.tolist(),
+                                       method=method, n_answers=int(answers.n_answers), fitted_at=now)
+        summary["questions"][name] = {"method": method, "answers": int(answers.n_answers),
+                                      "items": int(answers.n_items), "annotators": int(answers.n_annotators)}
+    summary["items_changed"] = _write_refit(ctx, project, consensus_rows, confidences, now)
+    with write_tx(ctx.engine) as conn:
+        quality_store.upsert_model(conn, pid, "", n_answers=n_answers, fitted_at=now)
+    return summary
+
+
+def _write_refit(ctx: Context, project: dict, rows: list[dict], confidences: dict[int, float], now: int) -> int:
+    """Write consensus and open items' decisions in short batches, so annotators never wait long
+    for the write lock; an item answered since the fit read it is left to the per-answer path."""
+    pid = project["id"]
+    changed = 0
+    by_item: dict[int, list[dict]] = {}
+    for r in rows:
+        by_item.setdefault(r["item_id"], []).append(r)
+    item_ids = list(by_item)
+    for start in range(0, len(item_ids), REFIT_BATCH):
+        chunk = item_ids[start:start + REFIT_BATCH]
+        with write_tx(ctx.engine) as conn:
+            state = quality_store.fetch_item_counts(conn, chunk)
+            chunk = [i for i in chunk if i in state and not state[i][3]]  # gold items keep serving
+            if not chunk:
+                continue
+            counts = np.array([state[i][0] for i in chunk])
+            targets = np.array([state[i][1] for i in chunk])
+            statuses = np.array([state[i][2] for i in chunk])
+            conf = np.array([confidences[i] for i in chunk])
+            new_status, new_target = decide_status(
+                counts, conf, targets, project["overlap_min"], project["overlap_max"],
+                project["settings"].get("target_confidence", 0.95),
+            )
+            # Only open items move; final and reviewed decisions stand.
+            new_status = np.where(statuses == "open", new_status, statuses)
+            new_target = np.where(statuses == "open", new_target, targets)
+            moved = (new_status != statuses) | (new_target != targets)
+            updates = [
+                {"b_id": i, "b_count": int(c), "status": str(s), "target_overlap": int(t), "updated_at": now}
+                for i, c, s, t, m in zip(chunk, counts, new_status, new_target, moved) if m
+            ]
+            changed += quality_store.update_item_states(conn, updates)
+            status_of = dict(zip(chunk, new_status.tolist()))
+            quality_store.write_consensus_batch(
+                conn, pid, [{**r, "status": status_of[i]} for i in chunk for r in by_item[i]]
+            )
+    return changed
+
+
+# ---------------------------------------------------------------- annotators, agreement
+
+
+def list_annotators(ctx: Context, actor: Actor, project_id: int) -> list[dict]:
+    """Per annotator: answers, gold accuracy with interval, skill per question, status and evidence."""
+    with read_tx(ctx.engine) as conn:
+        load_project(conn, actor, project_id, "review")
+        rows = quality_store.list_annotator_rows(conn, project_id)
+        stats = quality_store.list_stats(conn, project_id)
+        skills: dict[int, dict] = {}
+        for s in quality_store.list_skills(conn, project_id):
+            skills.setdefault(s["annotator_id"], {})[s["question"]] = {
+                k: s[k] for k in ("accuracy", "accuracy_low", "accuracy_high", "confusion", "n_answers", "method")
+            }
+    out = []
+    for r in rows:
+        st = stats.get(r["annotator_id"], {})
+        out.append({
+            "annotator_id": r["annotator_id"],
+            "username": r["username"],
+            "n_answers": r["n_answers"],
+            "mean_duration_ms": None if r["mean_duration_ms"] is None else float(r["mean_duration_ms"]),
+            "last_answer_at": r["last_answer_at"],
+            "n_gold": st.get("n_gold", 0),
+            "n_gold_correct": st.get("n_gold_correct", 0),
+            "status": st.get("status", "active"),
+            "evidence": st.get("evidence"),
+            "skills": skills.get(r["annotator_id"], {}),
+        })
+    return out
+
+
+def set_annotator_status(ctx: Context, actor: Actor, project_id: int, annotator_id: int, status: str) -> dict:
+    if status not in ("active", "suspended"):
+        raise GoldlabelError("status must be active or suspended", code="bad_status", status=422)
+    now = now_ms()
+    with write_tx(ctx.engine) as conn:
+        load_project(conn, actor, project_id, "manage")
+        stats = quality_store.fetch_stats(conn, project_id, annotator_id)
+        evidence = dict((stats or {}).get("evidence") or {})
+        evidence["changed_by"] = actor.id
+        evidence["reason"] = f"set to {status} by {actor.username}"
+        quality_store.upsert_stats(conn, project_id, annotator_id, status=status, evidence=evidence, updated_at=now,
+                                   **({} if stats else {"n_gold": 0, "n_gold_correct": 0}))
+        records.insert_event(conn, project_id, f"annotator.{status}", {"annotator_id": annotator_id,
+                                                                        "by": actor.id}, now)
+    return {"annotator_id": annotator_id, "status": status, "evidence": evidence}
+
+
+def compute_agreement(ctx: Context, actor: Actor, project_id: int) -> dict[str, Any]:
+    """Krippendorff's alpha (nominal) and Fleiss' kappa per choice question."""
+    with read_tx(ctx.engine) as conn:
+        project = load_project(conn, actor, project_id, "review")
+        schema = ctx.get_schema(project)
+        out = {}
+        for q in schema.choice_questions():
+            data = _load_question(conn, project_id, q.name, list(q.labels))
+            if data is None:
+                out[q.name] = {"krippendorff_alpha": None, "fleiss_kappa": None, "answers": 0}
+                continue
+            answers = quality.encode(*data, label_order=list(q.labels))
+            alpha = krippendorff_alpha(answers.item, answers.annotator, answers.label, level="nominal")
+            try:
+                kappa = fleiss_kappa(answers.item, answers.annotator, answers.label)
+            except ValueError:
+                kappa = None  # Fleiss needs the same number of answers on every item
+            out[q.name] = {
+                "krippendorff_alpha": None if alpha is None or np.isnan(alpha) else float(alpha),
+                "fleiss_kappa": None if kappa is None or np.isnan(kappa) else float(kappa),
+                "answers": int(answers.n_answers),
+            }
+    return out
+
+
+# ---------------------------------------------------------------- background re-fit
+
+
+class RefitScheduler:
+    """Re-fits projects whose answers changed since their last fit, every ``interval_s``."""
+
+    def __init__(self, ctx: Context, interval_s: float) -> None:
+        self.ctx = ctx
+        self.interval_s = interval_s
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="goldlabel-refit", daemon=True)
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._thread.join(timeout=10)
+
+    def _run(self) -> None:
+        while not self._stop.wait(self.interval_s):
+            try:
+                self.run_once()
+            except Exception:  # noqa: BLE001 - a failed re-fit must not kill the scheduler
+                log.exception("background re-fit failed")
+
+    def run_once(self) -> list[int]:
+        done = []
+        with read_tx(self.ctx.engine) as conn:
+            stale = quality_store.list_projects_needing_refit(conn)
+        for project_id in stale:
+            if self._stop.is_set():
+                break
+            try:
+                refit_project(self.ctx, None, project_id)
+                done.append(project_id)
+            except GoldlabelError as exc:
+                if exc.code != "refit_running":
+                    raise
+        return done

@@ -1,0 +1,99 @@
+"""Review of items: accept the consensus, reject (back to the queue for more answers), or fix it.
+Every action is recorded with who did it."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from goldlabel.domain.errors import GoldlabelError, not_found
+from goldlabel.services.access import Actor, load_project
+from goldlabel.services.context import Context
+from goldlabel.storage import items as item_store
+from goldlabel.storage import quality as quality_store
+from goldlabel.storage import queue as queue_store
+from goldlabel.storage import records
+from goldlabel.storage.engine import now_ms, read_tx, write_tx
+from goldlabel.storage.tables import items as items_table
+
+ACTIONS = ("accept", "reject", "fix")
+
+
+def review_item(
+    ctx: Context,
+    actor: Actor,
+    project_id: int,
+    item_id: int,
+    action: str,
+    value: dict[str, Any] | None = None,
+    comment: str = "",
+) -> dict[str, Any]:
+    if action not in ACTIONS:
+        raise GoldlabelError(f"action must be one of {', '.join(ACTIONS)}", code="bad_action", status=422)
+    with read_tx(ctx.engine) as conn:
+        project = load_project(conn, actor, project_id, "review")
+        item = item_store.fetch_item(conn, project_id, item_id)
+        if item is None:
+            raise not_found("item")
+    clean = None
+    if action == "fix":
+        if value is None:
+            raise GoldlabelError("a fix needs a value", code="missing_value", status=422)
+        clean = ctx.get_schema(project).validate_answer(value, item["data"], loc_prefix=("value",))
+    elif value is not None:
+        raise GoldlabelError(f"{action} takes no value", code="unexpected_value", status=422)
+    now = now_ms()
+    with write_tx(ctx.engine) as conn:
+        item = queue_store.fetch_item_for_update(conn, item_id)
+        if item["is_gold"]:
+            raise GoldlabelError("gold items are not reviewed; edit their gold answer", code="gold_item", status=409)
+        if action == "accept":
+            status, target, overlap_max = "final", item["target_overlap"], item["overlap_max"]
+            _set_consensus_status(conn, item_id, project_id, "final", now)
+        elif action == "reject":
+            # Back to the queue for one more independent answer, beyond the max overlap if need be.
+            status = "open"
+            target = item["answer_count"] + 1
+            overlap_max = max(item["overlap_max"], target)
+            _set_consensus_status(conn, item_id, project_id, "open", now)
+        else:
+            status, target, overlap_max = "final", item["target_overlap"], item["overlap_max"]
+            current = {c["question"]: c for c in records.fetch_consensus(conn, item_id)}
+            for name, v in clean.items():
+                current[name] = {"question": name, "value": v, "confidence": 1.0, "method": "review",
+                                 "contributions": {"reviewer": actor.id}}
+            records.replace_consensus(conn, item_id, project_id, [
+                {k: c[k] for k in ("question", "value", "confidence", "method", "contributions")}
+                | {"status": "final", "updated_at": now}
+                for c in current.values()
+            ])
+        conn.execute(
+            items_table.update().where(items_table.c.id == item_id).values(
+                status=status, target_overlap=target, overlap_max=overlap_max, updated_at=now
+            )
+        )
+        review = quality_store.insert_review(conn, project_id=project_id, item_id=item_id, reviewer_id=actor.id,
+                                             action=action, value=clean, comment=comment, created_at=now)
+        records.insert_event(conn, project_id, f"item.reviewed",
+                             {"item_id": item_id, "action": action, "reviewer_id": actor.id, "status": status}, now)
+    return {"id": review["id"], "item_id": item_id, "action": action, "value": clean, "comment": comment,
+            "reviewer_id": actor.id, "created_at": now, "item_status": status}
+
+
+def _set_consensus_status(conn, item_id: int, project_id: int, status: str, now: int) -> None:  # noqa: ANN001
+    rows = records.fetch_consensus(conn, item_id)
+    records.replace_consensus(conn, item_id, project_id, [
+        {k: c[k] for k in ("question", "value", "confidence", "method", "contributions")}
+        | {"status": status, "updated_at": now}
+        for c in rows
+    ])
+
+
+def list_reviews(ctx: Context, actor: Actor, project_id: int, item_id: int) -> list[dict]:
+    with read_tx(ctx.engine) as conn:
+        load_project(conn, actor, project_id, "review")
+        if item_store.fetch_item(conn, project_id, item_id) is None:
+            raise not_found("item")
+        return [
+            {k: r[k] for k in ("id", "item_id", "action", "value", "comment", "reviewer_id", "created_at")}
+            for r in quality_store.list_reviews(conn, item_id)
+        ]

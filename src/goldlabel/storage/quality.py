@@ -1,0 +1,228 @@
+"""Quality-engine state: annotator stats and skills, project models, reviews, bulk consensus."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Connection
+
+from goldlabel.storage.tables import (
+    annotator_skills,
+    annotator_stats,
+    answers,
+    consensus,
+    gold_answers,
+    items,
+    project_models,
+    reviews,
+    users,
+)
+
+
+def fetch_stats(conn: Connection, project_id: int, annotator_id: int) -> dict | None:
+    row = (
+        conn.execute(
+            sa.select(annotator_stats).where(
+                annotator_stats.c.project_id == project_id, annotator_stats.c.annotator_id == annotator_id
+            )
+        )
+        .mappings()
+        .first()
+    )
+    return dict(row) if row else None
+
+
+def upsert_stats(conn: Connection, project_id: int, annotator_id: int, **values: Any) -> None:
+    where = (annotator_stats.c.project_id == project_id, annotator_stats.c.annotator_id == annotator_id)
+    if conn.execute(annotator_stats.update().where(*where).values(**values)).rowcount == 0:
+        conn.execute(annotator_stats.insert().values(project_id=project_id, annotator_id=annotator_id, **values))
+
+
+def fetch_skills(conn: Connection, project_id: int, question: str, annotator_ids: Sequence[int]) -> dict[int, dict]:
+    q = sa.select(annotator_skills).where(
+        annotator_skills.c.project_id == project_id,
+        annotator_skills.c.question == question,
+        annotator_skills.c.annotator_id.in_(list(annotator_ids)),
+    )
+    return {r["annotator_id"]: dict(r) for r in conn.execute(q).mappings()}
+
+
+def upsert_skill(conn: Connection, project_id: int, annotator_id: int, question: str, **values: Any) -> None:
+    where = (
+        annotator_skills.c.project_id == project_id,
+        annotator_skills.c.annotator_id == annotator_id,
+        annotator_skills.c.question == question,
+    )
+    if conn.execute(annotator_skills.update().where(*where).values(**values)).rowcount == 0:
+        conn.execute(
+            annotator_skills.insert().values(
+                project_id=project_id, annotator_id=annotator_id, question=question, **values
+            )
+        )
+
+
+def replace_skills(conn: Connection, project_id: int, question: str, rows: list[dict]) -> None:
+    conn.execute(
+        annotator_skills.delete().where(
+            annotator_skills.c.project_id == project_id, annotator_skills.c.question == question
+        )
+    )
+    if rows:
+        conn.execute(annotator_skills.insert(), [{**r, "project_id": project_id, "question": question} for r in rows])
+
+
+def fetch_model(conn: Connection, project_id: int, question: str) -> dict | None:
+    row = (
+        conn.execute(
+            sa.select(project_models).where(
+                project_models.c.project_id == project_id, project_models.c.question == question
+            )
+        )
+        .mappings()
+        .first()
+    )
+    return dict(row) if row else None
+
+
+def upsert_model(conn: Connection, project_id: int, question: str, **values: Any) -> None:
+    where = (project_models.c.project_id == project_id, project_models.c.question == question)
+    if conn.execute(project_models.update().where(*where).values(**values)).rowcount == 0:
+        conn.execute(project_models.insert().values(project_id=project_id, question=question, **values))
+
+
+def claim_refit(conn: Connection, project_id: int, now: int, hold_ms: int) -> bool:
+    """Take the project's re-fit lease (a row with question ''), so one process re-fits at a time."""
+    where = (project_models.c.project_id == project_id, project_models.c.question == "")
+    res = conn.execute(
+        project_models.update()
+        .where(*where, sa.or_(project_models.c.busy_until.is_(None), project_models.c.busy_until < now))
+        .values(busy_until=now + hold_ms)
+    )
+    if res.rowcount == 1:
+        return True
+    if conn.execute(sa.select(project_models.c.project_id).where(*where)).first() is None:
+        conn.execute(
+            project_models.insert().values(
+                project_id=project_id, question="", method="refit", n_answers=0, busy_until=now + hold_ms
+            )
+        )
+        return True
+    return False
+
+
+def count_answers(conn: Connection, project_id: int) -> int:
+    return conn.execute(
+        sa.select(sa.func.count()).select_from(answers).where(answers.c.project_id == project_id)
+    ).scalar_one()
+
+
+def iter_choice_answers(conn: Connection, project_id: int, question: str) -> Iterator[tuple[int, int, Any]]:
+    """(item_id, annotator_id, label) for one question, label extracted by the database."""
+    label = answers.c.value[question].as_string()
+    q = (
+        sa.select(answers.c.item_id, answers.c.annotator_id, label)
+        .where(answers.c.project_id == project_id)
+        .execution_options(yield_per=50_000)
+    )
+    yield from conn.execute(q)
+
+
+def fetch_gold_labels(conn: Connection, project_id: int, question: str) -> list[tuple[int, Any]]:
+    label = gold_answers.c.value[question].as_string()
+    q = sa.select(gold_answers.c.item_id, label).where(gold_answers.c.project_id == project_id)
+    return [(i, v) for i, v in conn.execute(q) if v is not None]
+
+
+def fetch_gold_value(conn: Connection, item_id: int) -> dict | None:
+    return conn.execute(sa.select(gold_answers.c.value).where(gold_answers.c.item_id == item_id)).scalar()
+
+
+def fetch_item_counts(conn: Connection, item_ids: Sequence[int]) -> dict[int, tuple[int, int, str, bool]]:
+    q = sa.select(items.c.id, items.c.answer_count, items.c.target_overlap, items.c.status, items.c.is_gold).where(
+        items.c.id.in_(list(item_ids))
+    )
+    return {r[0]: (r[1], r[2], r[3], r[4]) for r in conn.execute(q)}
+
+
+def write_consensus_batch(conn: Connection, project_id: int, rows: list[dict]) -> None:
+    """Replace consensus rows for (item, question) pairs in one go."""
+    if not rows:
+        return
+    conn.execute(
+        consensus.delete().where(
+            consensus.c.item_id == sa.bindparam("b_item_id"), consensus.c.question == sa.bindparam("b_question")
+        ),
+        [{"b_item_id": r["item_id"], "b_question": r["question"]} for r in rows],
+    )
+    conn.execute(consensus.insert(), [{**r, "project_id": project_id} for r in rows])
+
+
+def update_item_states(conn: Connection, rows: list[dict]) -> int:
+    """Set status/target for items whose answer count is still the one the decision saw."""
+    if not rows:
+        return 0
+    res = conn.execute(
+        items.update()
+        .where(items.c.id == sa.bindparam("b_id"), items.c.answer_count == sa.bindparam("b_count"))
+        .values(status=sa.bindparam("status"), target_overlap=sa.bindparam("target_overlap"),
+                updated_at=sa.bindparam("updated_at")),
+        rows,
+    )
+    return res.rowcount
+
+
+def list_annotator_rows(conn: Connection, project_id: int) -> list[dict]:
+    """Every annotator who answered in the project, with counts and timing."""
+    q = (
+        sa.select(
+            answers.c.annotator_id,
+            users.c.username,
+            sa.func.count().label("n_answers"),
+            sa.func.avg(answers.c.duration_ms).label("mean_duration_ms"),
+            sa.func.max(answers.c.created_at).label("last_answer_at"),
+        )
+        .join(users, users.c.id == answers.c.annotator_id)
+        .where(answers.c.project_id == project_id)
+        .group_by(answers.c.annotator_id, users.c.username)
+        .order_by(answers.c.annotator_id)
+    )
+    return [dict(r) for r in conn.execute(q).mappings()]
+
+
+def list_stats(conn: Connection, project_id: int) -> dict[int, dict]:
+    q = sa.select(annotator_stats).where(annotator_stats.c.project_id == project_id)
+    return {r["annotator_id"]: dict(r) for r in conn.execute(q).mappings()}
+
+
+def list_skills(conn: Connection, project_id: int) -> list[dict]:
+    q = sa.select(annotator_skills).where(annotator_skills.c.project_id == project_id)
+    return [dict(r) for r in conn.execute(q).mappings()]
+
+
+def insert_review(conn: Connection, **values: Any) -> dict:
+    return dict(conn.execute(reviews.insert().values(**values).returning(*reviews.c)).mappings().one())
+
+
+def list_reviews(conn: Connection, item_id: int) -> list[dict]:
+    q = sa.select(reviews).where(reviews.c.item_id == item_id).order_by(reviews.c.id)
+    return [dict(r) for r in conn.execute(q).mappings()]
+
+
+def list_projects_needing_refit(conn: Connection) -> list[int]:
+    """Projects whose answer count differs from the count at their last re-fit."""
+    counts = (
+        sa.select(answers.c.project_id, sa.func.count().label("n"))
+        .group_by(answers.c.project_id)
+        .subquery()
+    )
+    fitted = sa.select(project_models.c.project_id, project_models.c.n_answers).where(
+        project_models.c.question == ""
+    ).subquery()
+    q = (
+        sa.select(counts.c.project_id)
+        .select_from(counts.outerjoin(fitted, fitted.c.project_id == counts.c.project_id))
+        .where(sa.or_(fitted.c.n_answers.is_(None), fitted.c.n_answers != counts.c.n))
+    )
+    return [r[0] for r in conn.execute(q)]

@@ -1,0 +1,170 @@
+"""The quality engine in the platform: adaptive overlap, gold, qualification, suspension,
+re-fit, agreement and review — through the API, on both backends."""
+
+from __future__ import annotations
+
+import pytest
+
+API = "/api/v1/projects"
+
+
+def answer_next(api, pid: int, label: str) -> dict:
+    lease = api.post(f"{API}/{pid}/next")
+    assert lease.status_code == 200, lease.text
+    res = api.post(f"{API}/{pid}/answers", json={"lease_token": lease.json()["token"], "value": {"sentiment": label}})
+    assert res.status_code == 201, res.text
+    return res.json()
+
+
+def item_detail(factory, project, item_id: int | None = None) -> dict:
+    manager = factory.api_as(project["manager"])
+    if item_id is None:
+        item_id = manager.get(f"{API}/{project['id']}/items").json()["items"][0]["id"]
+    return manager.get(f"{API}/{project['id']}/items/{item_id}").json()
+
+
+def test_adaptive_overlap_stops_when_confident(factory):
+    annotators = [factory.make_user() for _ in range(5)]
+    project = factory.make_project(annotators=annotators, overlap_min=1, overlap_max=5)
+    factory.add_items(project, 1)
+    pid = project["id"]
+    # Unknown annotators count as 70% accurate: agreeing answers give P = 0.7, 0.845, 0.927, 0.967.
+    expected = [("open", 0.7), ("open", 0.845), ("open", 0.927), ("final", 0.967)]
+    for ann, (status, confidence) in zip(annotators, expected):
+        result = answer_next(factory.api_as(ann), pid, "positive")
+        assert result["item_status"] == status
+        detail = item_detail(factory, project)
+        assert detail["consensus"][0]["value"] == "positive"
+        assert detail["consensus"][0]["confidence"] == pytest.approx(confidence, abs=1e-3)
+    # Final: the fifth annotator gets no work.
+    assert factory.api_as(annotators[4]).post(f"{API}/{pid}/next").status_code == 204
+    assert item_detail(factory, project)["answer_count"] == 4
+
+
+def test_disagreement_at_max_overlap_goes_to_review_and_reviewer_fixes(factory):
+    annotators = [factory.make_user() for _ in range(3)]
+    reviewer = factory.make_user("reviewer")
+    project = factory.make_project(annotators=annotators + [reviewer], overlap_min=1, overlap_max=3)
+    factory.add_items(project, 1)
+    pid = project["id"]
+    for ann, label in zip(annotators, ["positive", "negative", "positive"]):
+        last = answer_next(factory.api_as(ann), pid, label)
+    assert last["item_status"] == "needs_review"
+    review_api = factory.api_as(reviewer)
+    queue = review_api.get(f"{API}/{pid}/items", params={"status": "needs_review"}).json()["items"]
+    assert len(queue) == 1
+    item_id = queue[0]["id"]
+    res = review_api.post(f"{API}/{pid}/items/{item_id}/reviews", json={"action": "fix", "value": {"sentiment": "negative"}})
+    assert res.status_code == 201, res.text
+    detail = item_detail(factory, project, item_id)
+    assert detail["status"] == "final"
+    assert detail["consensus"][0] == {**detail["consensus"][0], "value": "negative", "method": "review", "confidence": 1.0}
+    reviews = review_api.get(f"{API}/{pid}/items/{item_id}/reviews").json()
+    assert [(r["action"], r["reviewer_id"]) for r in reviews] == [("fix", reviewer.id)]
+    bad = review_api.post(f"{API}/{pid}/items/{item_id}/reviews", json={"action": "fix", "value": {"sentiment": "meh"}})
+    assert bad.status_code == 422 and bad.json()["errors"][0]["code"] == "unknown_label"
+
+
+def test_reject_sends_item_back_for_one_more_answer(factory):
+    annotators = [factory.make_user() for _ in range(3)]
+    project = factory.make_project(annotators=annotators, overlap_min=1, overlap_max=2)
+    factory.add_items(project, 1)
+    pid = project["id"]
+    answer_next(factory.api_as(annotators[0]), pid, "positive")
+    assert answer_next(factory.api_as(annotators[1]), pid, "negative")["item_status"] == "needs_review"
+    item_id = item_detail(factory, project)["id"]
+    manager = factory.api_as(project["manager"])
+    assert manager.post(f"{API}/{pid}/items/{item_id}/reviews", json={"action": "reject"}).status_code == 201
+    detail = item_detail(factory, project, item_id)
+    assert (detail["status"], detail["target_overlap"]) == ("open", 3)
+    answer_next(factory.api_as(annotators[2]), pid, "positive")
+    assert item_detail(factory, project, item_id)["answer_count"] == 3
+
+
+def test_qualification_failure_suspends_and_manager_reinstates(factory):
+    ann = factory.make_user()
+    project = factory.make_project(
+        annotators=[ann], overlap_min=1, overlap_max=1,
+        settings={"qualification_gold": 2, "qualification_accuracy": 1.0, "target_confidence": 0.5},
+    )
+    pid = project["id"]
+    manager = factory.api_as(project["manager"])
+    rows = [{"external_id": f"g{i}", "data": {"text": f"gold {i}"}, "gold": {"sentiment": "positive"}} for i in range(2)]
+    rows += [{"external_id": f"n{i}", "data": {"text": f"normal {i}"}} for i in range(3)]
+    assert manager.post(f"{API}/{pid}/items", json=rows).status_code == 201
+    api = factory.api_as(ann)
+    gold_texts = set()
+    for _ in range(2):  # qualification serves the gold first
+        lease = api.post(f"{API}/{pid}/next").json()
+        gold_texts.add(lease["item"]["data"]["text"])
+        api.post(f"{API}/{pid}/answers", json={"lease_token": lease["token"], "value": {"sentiment": "negative"}})
+    assert gold_texts == {"gold 0", "gold 1"}
+    blocked = api.post(f"{API}/{pid}/next")
+    assert blocked.status_code == 403 and blocked.json()["code"] == "annotator_suspended"
+    row = manager.get(f"{API}/{pid}/annotators").json()[0]
+    assert (row["status"], row["n_gold"], row["n_gold_correct"]) == ("suspended", 2, 0)
+    assert "qualification failed" in row["evidence"]["reason"]
+    assert sorted(row["evidence"]["recent_gold_misses"]) == sorted(
+        i["id"] for i in manager.get(f"{API}/{pid}/items", params={"is_gold": True}).json()["items"]
+    )
+    assert manager.patch(f"{API}/{pid}/annotators/{ann.id}", json={"status": "active"}).status_code == 200
+    assert api.post(f"{API}/{pid}/next").status_code == 200
+
+
+def test_low_gold_accuracy_suspends_with_evidence(factory):
+    ann = factory.make_user()
+    project = factory.make_project(annotators=[ann], settings={"gold_rate": 1.0, "suspend_below": 0.6})
+    pid = project["id"]
+    manager = factory.api_as(project["manager"])
+    rows = [{"external_id": f"g{i}", "data": {"text": f"g{i}"}, "gold": {"sentiment": "positive"}} for i in range(8)]
+    rows += [{"external_id": f"n{i}", "data": {"text": f"n{i}"}} for i in range(20)]
+    manager.post(f"{API}/{pid}/items", json=rows)
+    api = factory.api_as(ann)
+    for _ in range(8):
+        lease = api.post(f"{API}/{pid}/next")
+        if lease.status_code != 200:
+            break
+        api.post(f"{API}/{pid}/answers", json={"lease_token": lease.json()["token"], "value": {"sentiment": "negative"}})
+    row = manager.get(f"{API}/{pid}/annotators").json()[0]
+    assert row["status"] == "suspended"
+    assert row["evidence"]["interval"][1] < 0.6
+    assert row["skills"]["sentiment"]["method"] == "gold"
+
+
+def test_refit_learns_skills_and_confusions(factory, ctx):
+    good = [factory.make_user() for _ in range(3)]
+    project = factory.make_project(annotators=good, overlap_min=3, overlap_max=3, settings={"target_confidence": 0.99})
+    factory.add_items(project, 12)
+    pid = project["id"]
+    for i, ann in enumerate(good):
+        api = factory.api_as(ann)
+        for n in range(12):
+            lease = api.post(f"{API}/{pid}/next").json()
+            label = "positive" if int(lease["item"]["data"]["text"].split()[-1]) % 2 else "negative"
+            api.post(f"{API}/{pid}/answers", json={"lease_token": lease["token"], "value": {"sentiment": label}})
+    manager = factory.api_as(project["manager"])
+    before = manager.get(f"{API}/{pid}", ).json()["counts"]
+    assert before.get("needs_review", 0) == 12  # 3 agreeing unknown annotators: P = 0.927 < 0.99
+    summary = manager.post(f"{API}/{pid}/refit")
+    assert summary.status_code == 200, summary.text
+    body = summary.json()
+    assert body["questions"]["sentiment"]["answers"] == 36
+    annotators = manager.get(f"{API}/{pid}/annotators").json()
+    assert all(a["skills"]["sentiment"]["accuracy"] > 0.9 for a in annotators)
+    assert all(a["skills"]["sentiment"]["confusion"] is not None for a in annotators)
+    detail = item_detail(factory, project)
+    assert detail["consensus"][0]["method"] == body["questions"]["sentiment"]["method"]
+    agreement = manager.get(f"{API}/{pid}/agreement").json()["sentiment"]
+    assert agreement["krippendorff_alpha"] == pytest.approx(1.0)
+    # The refit claimed and released its lease: a second one runs too.
+    assert manager.post(f"{API}/{pid}/refit").status_code == 200
+
+
+def test_annotators_cannot_see_quality_routes(factory):
+    ann = factory.make_user()
+    project = factory.make_project(annotators=[ann])
+    api = factory.api_as(ann)
+    assert api.get(f"{API}/{project['id']}/annotators").status_code == 403
+    assert api.post(f"{API}/{project['id']}/refit").status_code == 403
+    outsider = factory.api_as(factory.make_user("manager"))
+    assert outsider.get(f"{API}/{project['id']}/agreement").status_code == 404
