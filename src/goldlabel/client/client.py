@@ -39,6 +39,8 @@ __all__ = ["UNSET", "Client", "Lease", "MyAnswer"]
 
 API_PREFIX = "/api/v1"
 ExportFormat = Literal["jsonl", "csv", "parquet"]
+ImportFormat = Literal["jsonl", "ndjson", "csv", "parquet"]
+ReviewAction = Literal["accept", "reject", "fix"]
 OnConflict = Literal["skip", "update"]
 M = TypeVar("M", bound=BaseModel)
 
@@ -373,6 +375,46 @@ class Client:
         path = f"/projects/{int(project_id)}/my-answers/{int(answer_id)}"
         return AnswerPublic.model_validate(self._request("PUT", path, json={"value": value}).json())
 
+    # -- quality and review ---------------------------------------------------------------
+
+    def list_annotators(self, project_id: int) -> list[dict[str, Any]]:
+        """Every annotator who answered in the project: answers, gold accuracy, estimated skill
+        with its interval, status and the evidence behind it."""
+        return self._request("GET", f"/projects/{int(project_id)}/annotators").json()
+
+    def set_annotator_status(
+        self, project_id: int, annotator_id: int, status: Literal["active", "suspended"]
+    ) -> dict[str, Any]:
+        """Suspend an annotator in this project (no more work is leased to them) or reinstate them."""
+        path = f"/projects/{int(project_id)}/annotators/{int(annotator_id)}"
+        return self._request("PATCH", path, json={"status": status}).json()
+
+    def get_agreement(self, project_id: int) -> dict[str, Any]:
+        """Inter-annotator agreement (Krippendorff's alpha, Fleiss' kappa) per choice question."""
+        return self._request("GET", f"/projects/{int(project_id)}/agreement").json()
+
+    def refit_project(self, project_id: int) -> dict[str, Any]:
+        """Re-fit the project's aggregation model now instead of waiting for the background run."""
+        return self._request("POST", f"/projects/{int(project_id)}/refit").json()
+
+    def review_item(
+        self,
+        project_id: int,
+        item_id: int,
+        action: ReviewAction,
+        *,
+        value: dict[str, Any] | None = None,
+        comment: str = "",
+    ) -> dict[str, Any]:
+        """Accept the item's consensus, reject it back to the queue, or ``fix`` it with ``value``."""
+        body = {"action": action, "value": value, "comment": comment}
+        path = f"/projects/{int(project_id)}/items/{int(item_id)}/reviews"
+        return self._request("POST", path, json=body).json()
+
+    def list_reviews(self, project_id: int, item_id: int) -> list[dict[str, Any]]:
+        """The item's reviews, oldest first."""
+        return self._request("GET", f"/projects/{int(project_id)}/items/{int(item_id)}/reviews").json()
+
     # -- files ----------------------------------------------------------------------------
 
     def import_file(
@@ -382,11 +424,12 @@ class Client:
         *,
         on_conflict: OnConflict = "skip",
         partial: bool = False,
+        format: ImportFormat | None = None,  # noqa: A002 - the API's name
     ) -> ImportReport:
-        """Upload a JSONL, CSV or Parquet file of items (the format follows the file name's
-        extension). The file is streamed, not read into memory. Same rules as ``add_items``:
-        all or nothing unless ``partial``; errors carry line numbers."""
-        params = _query(on_conflict=on_conflict, partial=partial)
+        """Upload a JSONL, CSV or Parquet file of items (``format`` defaults to the one the file
+        name's extension says). The file is streamed, not read into memory. Same rules as
+        ``add_items``: all or nothing unless ``partial``; errors carry line numbers."""
+        params = _query(on_conflict=on_conflict, partial=partial, format=format)
         path = f"/projects/{int(project_id)}/imports"
         if isinstance(file, (str, os.PathLike)):
             with open(file, "rb") as stream:
@@ -404,14 +447,25 @@ class Client:
         dest: str | os.PathLike[str] | IO[bytes],
         *,
         status: ItemStatus | None = None,
+        include_predictions: bool = False,
+        include_gold: bool = False,
+        pseudonymous: bool = True,
     ) -> int:
         """Stream the project's export (one record per item: final answers, confidence, status,
         raw answers) into ``dest``, a path or a binary stream; returns the bytes written.
 
+        Only items with ``status`` when given. Annotators appear under pseudonyms unless
+        ``pseudonymous=False``; that and ``include_gold`` need the manage permission.
         A path is written to ``<path>.part`` and renamed when the download is complete, so a
         failed export never leaves a truncated file behind.
         """
-        params = _query(format=format, status=status)
+        params = _query(
+            format=format,
+            status=status,
+            include_predictions=include_predictions,
+            include_gold=include_gold,
+            pseudonymous=pseudonymous,
+        )
         with self._http.stream("GET", f"/projects/{int(project_id)}/export", params=params) as res:
             if res.is_error:
                 res.read()
