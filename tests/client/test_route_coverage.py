@@ -123,6 +123,14 @@ def test_every_route_is_called_by_an_sdk_method(factory, app, make_user, tmp_pat
         assert [a.id for a in gl.list_answers(pid)] == [mine.id]
         assert any(e.kind == "answer.created" for e in gl.list_events(pid))
 
+        # quality and review
+        assert [a["annotator_id"] for a in gl.list_annotators(pid)] == [annotator.id]
+        assert gl.set_annotator_status(pid, annotator.id, "active")["status"] == "active"
+        assert isinstance(gl.get_agreement(pid), dict)
+        assert isinstance(gl.refit_project(pid), dict)
+        gl.review_item(pid, result.answer.item_id, "accept", comment="fine")
+        assert [r["action"] for r in gl.list_reviews(pid, result.answer.item_id)] == ["accept"]
+
         # files (routes being added; covered as soon as they exist)
         if match_route(routes, "POST", f"/api/v1/projects/{pid}/imports"):
             path = tmp_path / "more.jsonl"
