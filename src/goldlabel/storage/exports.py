@@ -39,7 +39,7 @@ def fetch_item_batch(
     )
     if status is not None:
         q = q.where(items.c.status == status)
-    return list(conn.execute(q).tuples())
+    return list(conn.execute(q))
 
 
 def fetch_answers(conn: Connection, project_id: int, first: int, last: int) -> list[tuple]:
@@ -50,7 +50,7 @@ def fetch_answers(conn: Connection, project_id: int, first: int, last: int) -> l
         .where(answers.c.item_id.between(first, last), answers.c.project_id == project_id)
         .order_by(answers.c.item_id, answers.c.id)
     )
-    return list(conn.execute(q).tuples())
+    return list(conn.execute(q))
 
 
 def fetch_consensus(conn: Connection, project_id: int, first: int, last: int) -> list[tuple]:
@@ -60,7 +60,7 @@ def fetch_consensus(conn: Connection, project_id: int, first: int, last: int) ->
         .where(consensus.c.item_id.between(first, last), consensus.c.project_id == project_id)
         .order_by(consensus.c.item_id, consensus.c.question)
     )
-    return list(conn.execute(q).tuples())
+    return list(conn.execute(q))
 
 
 def fetch_predictions(conn: Connection, project_id: int, first: int, last: int) -> list[tuple]:
@@ -71,7 +71,7 @@ def fetch_predictions(conn: Connection, project_id: int, first: int, last: int) 
         .where(predictions.c.item_id.between(first, last), predictions.c.project_id == project_id)
         .order_by(predictions.c.item_id, predictions.c.id)
     )
-    return list(conn.execute(q).tuples())
+    return list(conn.execute(q))
 
 
 def fetch_gold(conn: Connection, project_id: int, first: int, last: int) -> list[tuple]:
@@ -79,11 +79,11 @@ def fetch_gold(conn: Connection, project_id: int, first: int, last: int) -> list
     q = sa.select(gold_answers.c.item_id, _text(gold_answers.c.value)).where(
         gold_answers.c.item_id.between(first, last), gold_answers.c.project_id == project_id
     )
-    return list(conn.execute(q).tuples())
+    return list(conn.execute(q))
 
 
 def fetch_usernames(conn: Connection, user_ids: Iterable[int]) -> dict[int, str]:
     ids = list(user_ids)
     if not ids:
         return {}
-    return dict(conn.execute(sa.select(users.c.id, users.c.username).where(users.c.id.in_(ids))).tuples())
+    return dict(conn.execute(sa.select(users.c.id, users.c.username).where(users.c.id.in_(ids))).all())

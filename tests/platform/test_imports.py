@@ -1,0 +1,273 @@
+"""File imports (JSONL, CSV, Parquet) through the service and the upload API, on both backends."""
+
+from __future__ import annotations
+
+import io
+
+import orjson
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+import sqlalchemy as sa
+from fastapi import APIRouter
+
+from goldlabel.api.app import create_app
+from goldlabel.api.routes import transfer
+from goldlabel.services.context import Context
+from goldlabel.services.exports import export_project
+from goldlabel.services.imports import ImportFailed, import_file
+from goldlabel.storage.tables import gold_answers, items, predictions
+
+
+def with_transfer_routes(app):
+    """The app, with the transfer router mounted if app.py does not mount it (yet)."""
+    if not any(getattr(r, "path", "").endswith("/imports") for r in app.routes):
+        api = APIRouter(prefix="/api/v1")
+        api.include_router(transfer.router)
+        app.include_router(api)
+    return app
+
+
+@pytest.fixture
+def app(ctx):
+    return with_transfer_routes(create_app(context=ctx, migrate=False))
+
+
+def jsonl_bytes(rows) -> bytes:
+    return b"".join(orjson.dumps(r) + b"\n" for r in rows)
+
+
+def db_items(ctx, project_id) -> list[dict]:
+    with ctx.engine.connect() as conn:
+        q = sa.select(items).where(items.c.project_id == project_id).order_by(items.c.id)
+        return [dict(r) for r in conn.execute(q).mappings()]
+
+
+def sample_rows(n, *, start=0):
+    return [{"external_id": f"x{i}", "data": {"text": f"item {i}"}} for i in range(start, start + n)]
+
+
+def write_file(tmp_path, fmt, rows):
+    path = tmp_path / f"items.{fmt}"
+    if fmt == "jsonl":
+        path.write_bytes(jsonl_bytes(rows))
+    elif fmt == "csv":
+        lines = ["external_id,priority,text,meta.source,gold"]
+        for r in rows:
+            gold = orjson.dumps(r["gold"]).decode().replace('"', '""') if r.get("gold") else ""
+            lines.append(f'{r["external_id"]},{r.get("priority", "")},{r["data"]["text"]},{r["meta"]["source"]},"{gold}"')
+        path.write_text("\n".join(lines) + "\n")
+    else:
+        pq.write_table(pa.table({
+            "external_id": [r["external_id"] for r in rows],
+            "priority": [r.get("priority") for r in rows],
+            "data": [r["data"] for r in rows],
+            "meta": [r["meta"] for r in rows],
+            "gold": [orjson.dumps(r["gold"]).decode() if r.get("gold") else None for r in rows],
+        }), path, row_group_size=3)
+    return path
+
+
+@pytest.mark.parametrize("fmt", ["jsonl", "csv", "parquet"])
+def test_import_file_round_trip(factory, tmp_path, fmt):
+    project = factory.make_project()
+    rows = [
+        {"external_id": f"x{i}", "priority": i % 3, "data": {"text": f"item {i}"}, "meta": {"source": "web"}}
+        for i in range(10)
+    ]
+    rows[4]["gold"] = {"sentiment": "negative"}
+    report = import_file(factory.ctx, project["manager"], project["id"], write_file(tmp_path, fmt, rows))
+    assert report.to_dict() | {"errors": []} == {
+        "ok": True, "format": fmt, "rows": 10, "created": 10, "updated": 0, "skipped": 0, "errors": [],
+        "error_count": 0,
+    }
+    stored = db_items(factory.ctx, project["id"])
+    assert [(i["external_id"], i["data"], i["meta"], i["priority"]) for i in stored] == [
+        (r["external_id"], r["data"], r["meta"], r["priority"]) for r in rows
+    ]
+    assert [i["external_id"] for i in stored if i["is_gold"]] == ["x4"]
+
+    # Export, then import the export into a fresh project: the same items come back.
+    out = io.BytesIO()
+    assert export_project(factory.ctx, None, project["id"], fmt, out, include_gold=True) == 10
+    other = factory.make_project()
+    again = import_file(factory.ctx, None, other["id"], io.BytesIO(out.getvalue()), fmt=fmt)
+    assert again.ok and again.created == 10
+    copied = db_items(factory.ctx, other["id"])
+    assert [(i["external_id"], i["data"], i["meta"], i["priority"], i["is_gold"]) for i in copied] == [
+        (i["external_id"], i["data"], i["meta"], i["priority"], i["is_gold"]) for i in stored
+    ]
+
+
+def test_one_bad_line_imports_nothing_and_reports_it(factory):
+    project = factory.make_project()
+    payload = jsonl_bytes(sample_rows(3)) + b'{"external_id": "x9", "data": {\n' + jsonl_bytes(sample_rows(2, start=3))
+    with pytest.raises(ImportFailed) as exc:
+        import_file(factory.ctx, project["manager"], project["id"], io.BytesIO(payload), fmt="jsonl")
+    report = exc.value.extra["report"]
+    assert report["ok"] is False and report["rows"] == 6 and report["created"] == 0
+    assert [(e["line"], e["code"]) for e in report["errors"]] == [(4, "bad_json")]
+    assert db_items(factory.ctx, project["id"]) == []
+
+
+def test_validation_errors_report_line_and_field(factory):
+    project = factory.make_project()
+    rows = sample_rows(2) + [{"external_id": "", "data": {}}, {"external_id": "ok", "data": "text"},
+                             {"external_id": "x0", "data": {}}]
+    with pytest.raises(ImportFailed) as exc:
+        import_file(factory.ctx, None, project["id"], io.BytesIO(jsonl_bytes(rows)), fmt="jsonl")
+    errors = exc.value.extra["report"]["errors"]
+    assert [(e["line"], e["loc"], e["code"]) for e in errors] == [
+        (3, ["external_id"], "bad_external_id"),
+        (4, ["data"], "bad_data"),
+        (5, ["external_id"], "duplicate_external_id"),
+    ]
+
+
+def test_partial_import_keeps_the_valid_rows(factory):
+    project = factory.make_project()
+    payload = jsonl_bytes(sample_rows(3)) + b"not json\n" + jsonl_bytes(sample_rows(2, start=3))
+    report = import_file(factory.ctx, None, project["id"], io.BytesIO(payload), fmt="jsonl", partial=True)
+    assert (report.rows, report.created, report.error_count) == (6, 5, 1)
+    assert report.errors[0]["line"] == 4
+    assert len(db_items(factory.ctx, project["id"])) == 5
+
+
+def test_reimport_skips_or_updates_never_duplicates(factory):
+    project = factory.make_project()
+    pid = project["id"]
+    import_file(factory.ctx, None, pid, io.BytesIO(jsonl_bytes(sample_rows(5))), fmt="jsonl")
+    skip = import_file(factory.ctx, None, pid, io.BytesIO(jsonl_bytes(sample_rows(7))), fmt="jsonl")
+    assert (skip.created, skip.skipped, skip.updated) == (2, 5, 0)
+    changed = [{"external_id": f"x{i}", "data": {"text": "new"}, "priority": 5} for i in range(3)]
+    update = import_file(factory.ctx, None, pid, io.BytesIO(jsonl_bytes(changed)), fmt="jsonl", on_conflict="update")
+    assert (update.created, update.skipped, update.updated) == (0, 0, 3)
+    stored = db_items(factory.ctx, pid)
+    assert len(stored) == 7 and len({i["external_id"] for i in stored}) == 7
+    assert [(i["data"]["text"], i["priority"]) for i in stored[:4]] == [("new", 5)] * 3 + [("item 3", 0)]
+
+
+def test_gold_and_predictions_import(factory):
+    project = factory.make_project()
+    rows = [
+        {"external_id": "g1", "data": {"text": "a"}, "gold": {"sentiment": "positive"}},
+        {"external_id": "p1", "data": {"text": "b"},
+         "predictions": [{"value": {"sentiment": "negative"}, "score": 0.9, "model_version": "m1"}]},
+    ]
+    report = import_file(factory.ctx, None, project["id"], io.BytesIO(jsonl_bytes(rows)), fmt="jsonl")
+    assert report.created == 2
+    with factory.ctx.engine.connect() as conn:
+        gold = conn.execute(sa.select(gold_answers.c.value)).scalars().all()
+        preds = conn.execute(sa.select(predictions.c.value, predictions.c.score, predictions.c.model_version)).all()
+    assert gold == [{"sentiment": "positive"}]
+    assert [tuple(p) for p in preds] == [({"sentiment": "negative"}, 0.9, "m1")]
+    stored = {i["external_id"]: i for i in db_items(factory.ctx, project["id"])}
+    assert stored["g1"]["is_gold"] and not stored["p1"]["is_gold"]
+    # A re-import with update replaces the prediction of the same model version, never duplicates it.
+    rows[1]["predictions"][0]["score"] = 0.1
+    import_file(factory.ctx, None, project["id"], io.BytesIO(jsonl_bytes(rows)), fmt="jsonl", on_conflict="update")
+    with factory.ctx.engine.connect() as conn:
+        assert conn.execute(sa.select(predictions.c.score)).scalars().all() == [0.1]
+
+
+def test_invalid_gold_is_reported(factory):
+    project = factory.make_project()
+    rows = [{"external_id": "g1", "data": {"text": "a"}, "gold": {"sentiment": "meh"}}]
+    with pytest.raises(ImportFailed) as exc:
+        import_file(factory.ctx, None, project["id"], io.BytesIO(jsonl_bytes(rows)), fmt="jsonl")
+    [error] = exc.value.extra["report"]["errors"]
+    assert error["line"] == 1 and error["loc"][0] == "gold"
+
+
+def test_error_report_is_capped_at_100(factory):
+    project = factory.make_project()
+    payload = b"{bad\n" * 150
+    with pytest.raises(ImportFailed) as exc:
+        import_file(factory.ctx, None, project["id"], io.BytesIO(payload), fmt="jsonl")
+    report = exc.value.extra["report"]
+    assert report["error_count"] == 150 and len(report["errors"]) == 100
+    assert report["errors"][-1]["line"] == 100
+
+
+def test_import_spans_several_batches(factory, monkeypatch, tmp_path):
+    ctx = Context(settings=factory.ctx.settings.model_copy(update={"import_batch_size": 7}), engine=factory.ctx.engine)
+    project = factory.make_project()
+    rows = sample_rows(30)
+    rows[12]["gold"] = {"sentiment": "positive"}
+    path = tmp_path / "items.ndjson"
+    path.write_bytes(jsonl_bytes(rows))
+    report = import_file(ctx, None, project["id"], path)
+    assert (report.format, report.created) == ("jsonl", 30)
+    again = import_file(ctx, None, project["id"], path)
+    assert (again.created, again.skipped) == (0, 30)
+    assert len(db_items(factory.ctx, project["id"])) == 30
+
+
+# ---------------------------------------------------------------- API upload
+
+
+def upload(api, pid, payload, name="items.jsonl", **params):
+    return api.post(f"/api/v1/projects/{pid}/imports", params=params, files={"file": (name, payload)})
+
+
+def test_upload_import(factory):
+    project = factory.make_project()
+    api = factory.api_as(project["manager"])
+    res = upload(api, project["id"], jsonl_bytes(sample_rows(4)))
+    assert res.status_code == 201, res.text
+    assert res.json()["created"] == 4
+    csv = b"external_id,text\nx0,changed\nx9,new\n"
+    res = upload(api, project["id"], csv, name="more.csv", on_conflict="update")
+    assert res.status_code == 201 and (res.json()["updated"], res.json()["created"]) == (1, 1)
+    res = upload(api, project["id"], csv, name="more.txt", format="csv")
+    assert res.status_code == 201 and res.json()["skipped"] == 2
+
+
+def test_upload_rejected_is_problem_with_report(factory):
+    project = factory.make_project()
+    api = factory.api_as(project["manager"])
+    res = upload(api, project["id"], jsonl_bytes(sample_rows(2)) + b"{nope\n")
+    assert res.status_code == 422
+    assert res.headers["content-type"].startswith("application/problem+json")
+    body = res.json()
+    assert body["code"] == "import_failed"
+    assert [(e["line"], e["code"]) for e in body["report"]["errors"]] == [(3, "bad_json")]
+    assert db_items(factory.ctx, project["id"]) == []
+    res = upload(api, project["id"], jsonl_bytes(sample_rows(2)) + b"{nope\n", partial="true")
+    assert res.status_code == 201 and res.json()["created"] == 2
+
+
+def test_upload_needs_a_known_format_and_a_file(factory):
+    project = factory.make_project()
+    api = factory.api_as(project["manager"])
+    res = upload(api, project["id"], b"x", name="items.txt")
+    assert res.status_code == 422 and res.json()["code"] == "unknown_format"
+    res = api.post(f"/api/v1/projects/{project['id']}/imports", data={"other": "x"})
+    assert res.status_code == 422
+
+
+def test_upload_over_the_size_limit_is_413(factory, settings):
+    small = Context.from_settings(settings.model_copy(update={"max_upload_bytes": 1000}))
+    try:
+        app = with_transfer_routes(create_app(context=small, migrate=False))
+        from goldlabel.client.transport import ASGIAppTransport
+        import httpx
+
+        project = factory.make_project()
+        headers = {"Authorization": f"Bearer {factory.token_for(project['manager'])}"}
+        with httpx.Client(transport=ASGIAppTransport(app), base_url="http://t", headers=headers) as api:
+            res = upload(api, project["id"], jsonl_bytes(sample_rows(100)))
+            assert res.status_code == 413 and res.json()["code"] == "upload_too_large"
+            assert upload(api, project["id"], jsonl_bytes(sample_rows(2))).status_code == 201
+    finally:
+        small.close()
+
+
+def test_upload_scoping(factory):
+    annotator, outsider = factory.make_user("annotator"), factory.make_user("manager")
+    project = factory.make_project(annotators=[annotator])
+    payload = jsonl_bytes(sample_rows(2))
+    assert upload(factory.api_as(annotator), project["id"], payload).status_code == 403
+    assert upload(factory.api_as(outsider), project["id"], payload).status_code == 404
+    assert upload(factory.api_as(None), project["id"], payload).status_code == 401
+    assert db_items(factory.ctx, project["id"]) == []
