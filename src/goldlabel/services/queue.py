@@ -11,10 +11,12 @@ import random
 import secrets
 from typing import Any
 
+import numpy as np
 import sqlalchemy as sa
 
 from goldlabel.domain.errors import conflict, not_found
 from goldlabel.domain.queue_policy import AnnotatorProgress, QueuePolicy, pick_next
+from goldlabel.domain.stopping import decide_status
 from goldlabel.services.access import Actor, load_project
 from goldlabel.services import quality as quality_service
 from goldlabel.services.context import Context
@@ -96,8 +98,11 @@ def lease_next(ctx: Context, actor: Actor, project_id: int) -> dict[str, Any] | 
         return _lease_view(conn, project, lease, token)
 
 
-def _fetch_own_lease(conn: sa.Connection, actor: Actor, project_id: int, token: str) -> dict:
-    lease = queue_store.fetch_lease_by_token(conn, _hash(token))
+def _fetch_own_lease(conn: sa.Connection, actor: Actor, project_id: int, token: str, *, lock: bool = False) -> dict:
+    """The caller's lease in this project, or 404. ``lock=True`` (inside a write transaction)
+    re-reads it under a row lock, so its status cannot change until COMMIT."""
+    fetch = queue_store.lock_lease_by_token if lock else queue_store.fetch_lease_by_token
+    lease = fetch(conn, _hash(token))
     if lease is None or lease["annotator_id"] != actor.id or lease["project_id"] != project_id:
         raise not_found("lease")
     return lease
@@ -124,13 +129,19 @@ def submit_answer(
     clean = schema.validate_answer(value, data)
     now = now_ms()
     with write_tx(ctx.engine) as conn:
+        # Locked: a concurrent retry of this very submission, a reaper or a skip waits here and
+        # then sees the lease's real status (PostgreSQL; SQLite has one writer at a time).
+        lease = _fetch_own_lease(conn, actor, project_id, lease_token, lock=True)
         if idempotency_key:
             prior = queue_store.fetch_answer_by_idempotency_key(conn, actor.id, idempotency_key)
             if prior is not None:
-                return _submit_result(conn, prior)
-        lease = _fetch_own_lease(conn, actor, project_id, lease_token)
+                if prior["lease_id"] != lease["id"]:
+                    raise conflict(
+                        "this Idempotency-Key was already used for another submission", "idempotency_key_reused"
+                    )
+                return _submit_result(ctx, conn, project, prior)
         if lease["status"] == "submitted":
-            return _submit_result(conn, queue_store.fetch_answer(conn, lease["answer_id"]))
+            return _submit_result(ctx, conn, project, queue_store.fetch_answer(conn, lease["answer_id"]))
         if lease["status"] == "skipped":
             raise conflict("this lease was skipped; lease the item again to answer it", "lease_skipped")
         is_live = lease["status"] == "active" and lease["expires_at"] > now
@@ -165,6 +176,8 @@ def submit_answer(
             raise conflict("you have already answered this item", "duplicate_answer") from exc
         queue_store.set_lease_status(conn, lease["id"], "submitted", answer["id"])
         status = quality_service.after_answer(ctx, conn, project, item, answer, now)
+        if item["is_gold"]:
+            status = _gold_status_as_seen(ctx, conn, project, item["id"], now)
         records.insert_event(
             conn,
             project_id,
@@ -175,16 +188,41 @@ def submit_answer(
     return {"answer": public_answer(answer), "item_status": status}
 
 
-def _submit_result(conn: sa.Connection, answer: dict) -> dict[str, Any]:
-    status = item_store.fetch_item_status(conn, answer["item_id"])
-    return {"answer": public_answer(answer), "item_status": status}
+def _submit_result(ctx: Context, conn: sa.Connection, project: dict, answer: dict) -> dict[str, Any]:
+    item = item_store.fetch_item(conn, project["id"], answer["item_id"])
+    return {"answer": public_answer(answer), "item_status": _status_as_seen(ctx, conn, project, item)}
+
+
+def _status_as_seen(ctx: Context, conn: sa.Connection, project: dict, item: dict) -> str:
+    """The item status an annotator is shown."""
+    if item["is_gold"]:
+        return _gold_status_as_seen(ctx, conn, project, item["id"], now_ms())
+    return item["status"]
+
+
+def _gold_status_as_seen(ctx: Context, conn: sa.Connection, project: dict, item_id: int, now: int) -> str:
+    """Q8: a gold item stays open for everyone (its answer is known), so its real status would
+    give it away (a normal item of the same project goes final or to review). Annotators are
+    shown the status a normal item would have with the gold item's first answers, at most the
+    project's max overlap of them, decided by the same rule."""
+    first = queue_store.fetch_first_answers(conn, item_id, project["overlap_max"])
+    _rows, smallest = quality_service.item_consensus(ctx, conn, project, first, now)
+    status, _target = decide_status(
+        np.array([len(first)]),
+        np.array([smallest]),
+        np.array([project["overlap_min"]]),
+        project["overlap_min"],
+        project["overlap_max"],
+        project["settings"].get("target_confidence", 0.95),
+    )
+    return str(status[0])
 
 
 def skip_item(ctx: Context, actor: Actor, project_id: int, lease_token: str) -> None:
     """Give the item back and never serve it to this annotator again."""
     with write_tx(ctx.engine) as conn:
         load_project(conn, actor, project_id, "annotate")
-        lease = _fetch_own_lease(conn, actor, project_id, lease_token)
+        lease = _fetch_own_lease(conn, actor, project_id, lease_token, lock=True)
         if lease["status"] == "submitted":
             raise conflict("the item was already answered", "lease_submitted")
         if lease["status"] == "active":
@@ -196,7 +234,7 @@ def release_item(ctx: Context, actor: Actor, project_id: int, lease_token: str) 
     """Give the item back to the queue; it may come back to this annotator later."""
     with write_tx(ctx.engine) as conn:
         load_project(conn, actor, project_id, "annotate")
-        lease = _fetch_own_lease(conn, actor, project_id, lease_token)
+        lease = _fetch_own_lease(conn, actor, project_id, lease_token, lock=True)
         if lease["status"] == "submitted":
             raise conflict("the item was already answered", "lease_submitted")
         if lease["status"] == "active":
@@ -209,10 +247,12 @@ def list_my_answers(ctx: Context, actor: Actor, project_id: int, after: int, lim
     with read_tx(ctx.engine) as conn:
         project = load_project(conn, actor, project_id, "annotate")
         rows = item_store.list_answers_by_annotator(conn, project_id, actor.id, after, limit)
-        return [
-            {**public_answer(r), "item": _task_view(conn, project, r["item_id"]), "item_status": r["item_status"]}
-            for r in rows
-        ]
+        out = []
+        for r in rows:
+            item = item_store.fetch_item(conn, project_id, r["item_id"])
+            status = _status_as_seen(ctx, conn, project, item) if item["is_gold"] else r["item_status"]
+            out.append({**public_answer(r), "item": _task_view(conn, project, r["item_id"]), "item_status": status})
+        return out
 
 
 def edit_answer(ctx: Context, actor: Actor, project_id: int, answer_id: int, value: dict[str, Any]) -> dict:
@@ -227,9 +267,13 @@ def edit_answer(ctx: Context, actor: Actor, project_id: int, answer_id: int, val
     now = now_ms()
     with write_tx(ctx.engine) as conn:
         item = queue_store.fetch_item_for_update(conn, answer["item_id"])
-        if item["status"] != "open":
-            raise conflict(f"the item is {item['status']}; answers can no longer change", "item_closed")
+        status = _status_as_seen(ctx, conn, project, item)  # Q8: a gold item closes like any other
+        if status != "open":
+            raise conflict(f"the item is {status}; answers can no longer change", "item_closed")
         row = item_store.update_answer_value(conn, answer_id, clean, now)
-        quality_service.after_answer(ctx, conn, project, item, row, now)
+        if not item["is_gold"]:
+            # Gold was scored once, on the first answer: re-scoring an edit would count the
+            # same gold item twice (and let an annotator retry it).
+            quality_service.after_answer(ctx, conn, project, item, row, now)
     return public_answer(row)
 

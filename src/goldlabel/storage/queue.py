@@ -190,3 +190,21 @@ def update_item_state(conn: Connection, item_id: int, *, status: str, target_ove
         .where(items.c.id == item_id)
         .values(status=status, target_overlap=target_overlap, updated_at=now)
     )
+
+
+def lock_lease_by_token(conn: Connection, token_hash: str) -> dict | None:
+    """The lease, re-read under a row lock on PostgreSQL (SQLite's write transaction already
+    excludes every other writer). Submit, skip and release decide on the lease's status: read
+    without the lock, a concurrent reaper, retry or skip could change it before COMMIT, and the
+    item's reservation would be handed back twice."""
+    q = sa.select(leases).where(leases.c.token_hash == token_hash)
+    if conn.dialect.name == "postgresql":
+        q = q.with_for_update()
+    row = conn.execute(q).mappings().first()
+    return dict(row) if row else None
+
+
+def fetch_first_answers(conn: Connection, item_id: int, limit: int) -> list[dict]:
+    """The item's first ``limit`` answers, oldest first."""
+    q = sa.select(answers).where(answers.c.item_id == item_id).order_by(answers.c.id).limit(limit)
+    return [dict(r) for r in conn.execute(q).mappings()]
