@@ -138,7 +138,7 @@ def generate_reviews(n: int = 200, seed: int = SEED, gold: int = 12) -> list[dic
     """
     rng = random.Random(seed)
     rows: list[dict[str, Any]] = []
-    gold_left = gold
+    clear_rows: list[tuple[dict[str, Any], str]] = []
     for i in range(n):
         product = rng.choice(_PRODUCTS)
         opener = rng.choice(_OPENERS)
@@ -166,10 +166,12 @@ def generate_reviews(n: int = 200, seed: int = SEED, gold: int = 12) -> list[dic
                  "model_version": "demo-keywords-1"}
             ],
         }
-        if clear and gold_left > 0:
-            row["gold"] = {"sentiment": truth}
-            gold_left -= 1
+        if clear:
+            clear_rows.append((row, truth))
         rows.append(row)
+    # Gold spread over the whole project, and only on reviews with one clear answer.
+    for row, truth in rng.sample(clear_rows, min(gold, len(clear_rows))):
+        row["gold"] = {"sentiment": truth}
     return rows
 
 

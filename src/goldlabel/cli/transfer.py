@@ -109,14 +109,25 @@ def _atomic_output(output: str):  # noqa: ANN202
 @click.option("--output", "-o", required=True, metavar="FILE", help="Output file ('-' for standard output).")
 @click.option("--status", default=None, metavar="STATUS",
               help="Only items in this status, e.g. final [default: every item].")
+@click.option("--include-gold", is_flag=True, help="Add each gold item's known answer.")
+@click.option("--include-predictions", is_flag=True, help="Add the model predictions of each item.")
+@click.option("--annotator-names", is_flag=True,
+              help="Name annotators by username (default: stable pseudonyms).")
 @pass_state
-def export_command(state: CliState, project_id: int, fmt: str, output: str, status: str | None) -> None:
-    """Export PROJECT: per item its final answer(s), confidence, status and every raw answer."""
+def export_command(state: CliState, project_id: int, fmt: str, output: str, status: str | None,
+                   include_gold: bool, include_predictions: bool, annotator_names: bool) -> None:
+    """Export PROJECT: per item its final answer(s), confidence, status and every raw answer.
+
+    Streamed: memory stays flat whatever the project size. The file appears only once complete.
+    """
     from goldlabel.services import exports as export_service
 
     ctx = state.context()
     with _atomic_output(output) as stream:
-        result = export_service.export_project(ctx, None, project_id, fmt, stream, status=status)
+        result = export_service.export_project(
+            ctx, None, project_id, fmt, stream, status=status, include_gold=include_gold,
+            include_predictions=include_predictions, pseudonymous=not annotator_names,
+        )
     if output != "-":
         count = result if isinstance(result, int) else _count_from(result)
         suffix = f": {count} item(s)" if count is not None else ""

@@ -1,0 +1,69 @@
+# goldlabel: `make demo` and `make test` do all set-up on a fresh machine.
+#
+# The virtualenv is re-installed only when pyproject.toml changes (a stamp file records the
+# last install), so the second `make demo` starts in about a second.
+
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.goldlabel-installed
+PYTEST_ARGS ?=
+HOST ?= 127.0.0.1
+PORT ?= 8000
+
+.PHONY: demo test serve lint bench browser-deps postgres-up clean-demo help
+
+help:
+	@echo "make demo   set up .venv and start the demo server (http://$(HOST):$(PORT)/)"
+	@echo "make test   set up .venv (and Chromium / PostgreSQL when needed), run the whole suite"
+	@echo "make lint   ruff, when installed"
+	@echo "make bench  run benchmarks/*.py"
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+
+$(STAMP): pyproject.toml | $(BIN)/python
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check -e '.[test]'
+	@touch $(STAMP)
+
+demo: $(STAMP)
+	$(BIN)/goldlabel demo --host $(HOST) --port $(PORT)
+
+serve: $(STAMP)
+	$(BIN)/goldlabel serve --host $(HOST) --port $(PORT)
+
+clean-demo:
+	rm -rf demo-data
+
+# Browser tests drive Debian's Chromium; install it only when there are browser tests to run.
+browser-deps:
+	@if ls tests/browser/test_*.py >/dev/null 2>&1 && [ ! -x /usr/bin/chromium ]; then \
+		echo "installing Debian chromium for tests/browser"; \
+		if [ "$$(id -u)" = 0 ]; then SUDO=; else SUDO=sudo; fi; \
+		$$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq chromium >/dev/null; \
+	fi
+
+# Start the local PostgreSQL cluster when it is installed but not answering.
+postgres-up:
+	@if command -v pg_ctlcluster >/dev/null 2>&1 && [ -n "$$(ls /etc/postgresql 2>/dev/null)" ] \
+		&& ! pg_isready -q -h 127.0.0.1 -p 5432; then \
+		echo "starting PostgreSQL"; \
+		pg_ctlcluster --skip-systemctl-redirect $$(ls /etc/postgresql | head -n 1) main start || true; \
+		for i in 1 2 3 4 5 6 7 8 9 10; do pg_isready -q -h 127.0.0.1 -p 5432 && break; sleep 1; done; \
+	fi
+
+# pytest exits 5 when it collected no test: that fails this target like any other non-zero code.
+test: $(STAMP) browser-deps postgres-up
+	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+lint: $(STAMP)
+	@if [ -x $(BIN)/ruff ]; then $(BIN)/ruff check src tests benchmarks; \
+	elif command -v ruff >/dev/null 2>&1; then ruff check src tests benchmarks; \
+	else echo "ruff is not installed: $(BIN)/pip install ruff"; fi
+
+bench: $(STAMP)
+	@set -e; found=0; for script in benchmarks/*.py; do \
+		[ -f "$$script" ] || continue; \
+		case "$$(basename $$script)" in _*) continue;; esac; found=1; \
+		echo "== $$script"; $(BIN)/python "$$script"; \
+	done; [ $$found = 1 ] || echo "no benchmarks/*.py yet"
