@@ -79,18 +79,35 @@ def _create_sqlite_engine(url: sa.URL, settings: Settings) -> Engine:
 
     @event.listens_for(engine, "begin")
     def _on_begin(conn: Connection) -> None:
-        mode = conn.get_execution_options().get("sqlite_begin", "DEFERRED")
+        options = conn.get_execution_options()
+        mode = options.get("sqlite_begin", "DEFERRED")
+        if mode == "IMMEDIATE":
+            # FULL fsyncs the WAL at COMMIT; NORMAL (non-durable writes, see write_tx) does not.
+            # Set per write transaction, outside it (the pragma is per connection).
+            sync = "FULL" if options.get("durable", True) else "NORMAL"
+            info = conn.connection.info
+            if info.get("synchronous") != sync:
+                conn.exec_driver_sql(f"PRAGMA synchronous={sync}")
+                info["synchronous"] = sync
         conn.exec_driver_sql(f"BEGIN {mode}")
 
     return engine
 
 
 @contextlib.contextmanager
-def write_tx(engine: Engine) -> Iterator[Connection]:
-    """A write transaction: BEGIN IMMEDIATE on SQLite (one writer at a time, by design)."""
+def write_tx(engine: Engine, *, durable: bool = True) -> Iterator[Connection]:
+    """A write transaction: BEGIN IMMEDIATE on SQLite (one writer at a time, by design).
+
+    ``durable=False`` skips the flush at COMMIT (SQLite ``synchronous=NORMAL`` in WAL mode,
+    PostgreSQL ``synchronous_commit=off``): a crash may lose the last such transactions
+    whole, never part of one, and never one that a later durable COMMIT depends on (the WAL is
+    flushed in order). Only for work that is safe to lose, such as a lease (Q4 covers answers).
+    """
     with engine.connect() as conn:
-        conn = conn.execution_options(sqlite_begin="IMMEDIATE")
+        conn = conn.execution_options(sqlite_begin="IMMEDIATE", durable=durable)
         with conn.begin():
+            if not durable and conn.dialect.name == "postgresql":
+                conn.exec_driver_sql("SET LOCAL synchronous_commit TO OFF")
             yield conn
 
 

@@ -22,37 +22,124 @@ _ORDER_BY = [
     for col, direction in QUEUE_ORDER
 ]
 
+# The annotate loop runs these on every request. They are built once here, with bind
+# parameters, so a call only binds values: building a Core statement and its cache key per
+# call cost more CPU than SQLite took to run it (profile of the lease + submit loop).
+_b = sa.bindparam
+
+_REAP = (
+    leases.update()
+    .where(leases.c.project_id == _b("b_project_id"), leases.c.status == "active", leases.c.expires_at <= _b("b_now"))
+    .values(status="expired")
+    .returning(leases.c.item_id)
+)
+_UNRESERVE_BY_ID = (
+    items.update().where(items.c.id == _b("b_item_id")).values(reserved=items.c.reserved - 1)
+)
+_ACTIVE_LEASES = (
+    sa.select(leases)
+    .where(
+        leases.c.annotator_id == _b("b_annotator_id"),
+        leases.c.project_id == _b("b_project_id"),
+        leases.c.status == "active",
+        leases.c.expires_at > _b("b_now"),
+    )
+    .order_by(leases.c.id)
+)
+
+
+def _candidates_stmt(for_update: bool) -> sa.Select:
+    mine = sa.select(sa.literal(1)).where(
+        leases.c.item_id == items.c.id,
+        leases.c.annotator_id == _b("b_annotator_id"),
+        leases.c.status != "expired",
+    )
+    q = (
+        sa.select(items.c.id, items.c.priority, items.c.answer_count, items.c.is_gold)
+        .where(
+            items.c.project_id == _b("b_project_id"),
+            items.c.status == "open",
+            items.c.is_gold == _b("b_is_gold", type_=sa.Boolean),
+            items.c.answer_count + items.c.reserved < items.c.target_overlap,
+            ~sa.exists(mine),
+        )
+        .order_by(*_ORDER_BY)
+        .limit(_b("b_limit", type_=sa.Integer))
+    )
+    return q.with_for_update(skip_locked=True, of=items) if for_update else q
+
+
+_CANDIDATES = _candidates_stmt(False)
+_CANDIDATES_PG = _candidates_stmt(True)
+_RESERVE = (
+    items.update()
+    .where(
+        items.c.id == _b("b_item_id"),
+        items.c.status == "open",
+        items.c.answer_count + items.c.reserved < items.c.target_overlap,
+    )
+    .values(reserved=items.c.reserved + 1)
+)
+_DELETE_EXPIRED_LEASE = leases.delete().where(
+    leases.c.item_id == _b("b_item_id"),
+    leases.c.annotator_id == _b("b_annotator_id"),
+    leases.c.status == "expired",
+)
+_INSERT_LEASE = leases.insert().returning(*leases.c)
+_LEASE_BY_TOKEN = sa.select(leases).where(leases.c.token_hash == _b("b_token_hash"))
+_ITEM = sa.select(items).where(items.c.id == _b("b_item_id"))
+_ITEM_FOR_UPDATE = _ITEM.with_for_update()
+_SET_LEASE_STATUS = leases.update().where(leases.c.id == _b("b_lease_id")).values(status=_b("b_status"))
+_SET_LEASE_STATUS_ANSWER = (
+    leases.update()
+    .where(leases.c.id == _b("b_lease_id"))
+    .values(status=_b("b_status"), answer_id=_b("b_answer_id"))
+)
+_DELETE_LEASE = leases.delete().where(leases.c.id == _b("b_lease_id"))
+_COUNT_RESERVED = (
+    items.update()
+    .where(items.c.id == _b("b_item_id"), items.c.answer_count < items.c.overlap_max)
+    .values(answer_count=items.c.answer_count + 1, reserved=items.c.reserved - 1, updated_at=_b("b_now"))
+)
+_COUNT_LATE = (
+    items.update()
+    .where(
+        items.c.id == _b("b_item_id"),
+        items.c.status == "open",
+        items.c.answer_count + items.c.reserved < items.c.target_overlap,
+        items.c.answer_count < items.c.overlap_max,
+    )
+    .values(answer_count=items.c.answer_count + 1, updated_at=_b("b_now"))
+)
+_INSERT_ANSWER = answers.insert().returning(*answers.c)
+_ANSWER = sa.select(answers).where(answers.c.id == _b("b_answer_id"))
+_ANSWER_BY_KEY = sa.select(answers).where(
+    answers.c.annotator_id == _b("b_annotator_id"), answers.c.idempotency_key == _b("b_key")
+)
+_ITEM_ANSWERS = sa.select(answers).where(answers.c.item_id == _b("b_item_id")).order_by(answers.c.id)
+_UPDATE_ITEM_STATE = (
+    items.update()
+    .where(items.c.id == _b("b_item_id"))
+    .values(status=_b("b_status"), target_overlap=_b("b_target"), updated_at=_b("b_now"))
+)
+
+
+def _one(conn: Connection, stmt: sa.Executable, params: dict[str, Any]) -> dict | None:
+    row = conn.execute(stmt, params).mappings().first()
+    return dict(row) if row else None
+
 
 def reap_expired_leases(conn: Connection, project_id: int, now: int) -> int:
     """Q6: expired leases hand their slot back. Runs at claim time; no sleeper needed."""
-    expired = conn.execute(
-        leases.update()
-        .where(leases.c.project_id == project_id, leases.c.status == "active", leases.c.expires_at <= now)
-        .values(status="expired")
-        .returning(leases.c.item_id)
-    ).all()
+    expired = conn.execute(_REAP, {"b_project_id": project_id, "b_now": now}).all()
     if expired:
-        conn.execute(
-            items.update()
-            .where(items.c.id == sa.bindparam("b_item_id"))
-            .values(reserved=items.c.reserved - 1),
-            [{"b_item_id": row.item_id} for row in expired],
-        )
+        conn.execute(_UNRESERVE_BY_ID, [{"b_item_id": row.item_id} for row in expired])
     return len(expired)
 
 
 def fetch_active_leases(conn: Connection, project_id: int, annotator_id: int, now: int) -> list[dict]:
-    q = (
-        sa.select(leases)
-        .where(
-            leases.c.annotator_id == annotator_id,
-            leases.c.project_id == project_id,
-            leases.c.status == "active",
-            leases.c.expires_at > now,
-        )
-        .order_by(leases.c.id)
-    )
-    return [dict(r) for r in conn.execute(q).mappings()]
+    params = {"b_annotator_id": annotator_id, "b_project_id": project_id, "b_now": now}
+    return [dict(r) for r in conn.execute(_ACTIVE_LEASES, params).mappings()]
 
 
 def fetch_candidates(
@@ -60,136 +147,71 @@ def fetch_candidates(
 ) -> list[Candidate]:
     """Head of the queue for this annotator, in policy order, skipping items that are full,
     leased to them, answered or skipped by them."""
-    mine = sa.select(sa.literal(1)).where(
-        leases.c.item_id == items.c.id,
-        leases.c.annotator_id == annotator_id,
-        leases.c.status != "expired",
-    )
-    q = (
-        sa.select(items.c.id, items.c.priority, items.c.answer_count, items.c.is_gold)
-        .where(
-            items.c.project_id == project_id,
-            items.c.status == "open",
-            items.c.is_gold == is_gold,
-            items.c.answer_count + items.c.reserved < items.c.target_overlap,
-            ~sa.exists(mine),
-        )
-        .order_by(*_ORDER_BY)
-        .limit(limit)
-    )
-    if conn.dialect.name == "postgresql":
-        q = q.with_for_update(skip_locked=True, of=items)
-    return [Candidate(r.id, r.priority, r.answer_count, r.is_gold) for r in conn.execute(q)]
+    q = _CANDIDATES_PG if conn.dialect.name == "postgresql" else _CANDIDATES
+    params = {"b_project_id": project_id, "b_annotator_id": annotator_id, "b_is_gold": is_gold, "b_limit": limit}
+    return [Candidate(r.id, r.priority, r.answer_count, r.is_gold) for r in conn.execute(q, params)]
 
 
 def reserve_item(conn: Connection, item_id: int) -> bool:
-    res = conn.execute(
-        items.update()
-        .where(
-            items.c.id == item_id,
-            items.c.status == "open",
-            items.c.answer_count + items.c.reserved < items.c.target_overlap,
-        )
-        .values(reserved=items.c.reserved + 1)
-    )
-    return res.rowcount == 1
+    return conn.execute(_RESERVE, {"b_item_id": item_id}).rowcount == 1
 
 
 def insert_lease(conn: Connection, **values: Any) -> dict:
     # A previous lease of this annotator on this item can only be an expired one (the
     # candidate query excludes the others); the unique (item, annotator) index keeps Q3.
-    conn.execute(
-        leases.delete().where(
-            leases.c.item_id == values["item_id"],
-            leases.c.annotator_id == values["annotator_id"],
-            leases.c.status == "expired",
-        )
-    )
-    return dict(conn.execute(leases.insert().values(**values).returning(*leases.c)).mappings().one())
+    conn.execute(_DELETE_EXPIRED_LEASE, {"b_item_id": values["item_id"], "b_annotator_id": values["annotator_id"]})
+    return dict(conn.execute(_INSERT_LEASE, values).mappings().one())
 
 
 def fetch_lease_by_token(conn: Connection, token_hash: str) -> dict | None:
-    row = conn.execute(sa.select(leases).where(leases.c.token_hash == token_hash)).mappings().first()
-    return dict(row) if row else None
+    return _one(conn, _LEASE_BY_TOKEN, {"b_token_hash": token_hash})
 
 
 def fetch_item_for_update(conn: Connection, item_id: int) -> dict | None:
-    q = sa.select(items).where(items.c.id == item_id)
-    if conn.dialect.name == "postgresql":
-        q = q.with_for_update()
-    row = conn.execute(q).mappings().first()
-    return dict(row) if row else None
+    q = _ITEM_FOR_UPDATE if conn.dialect.name == "postgresql" else _ITEM
+    return _one(conn, q, {"b_item_id": item_id})
 
 
 def set_lease_status(conn: Connection, lease_id: int, status: str, answer_id: int | None = None) -> None:
-    values: dict[str, Any] = {"status": status}
-    if answer_id is not None:
-        values["answer_id"] = answer_id
-    conn.execute(leases.update().where(leases.c.id == lease_id).values(**values))
+    if answer_id is None:
+        conn.execute(_SET_LEASE_STATUS, {"b_lease_id": lease_id, "b_status": status})
+    else:
+        conn.execute(_SET_LEASE_STATUS_ANSWER, {"b_lease_id": lease_id, "b_status": status, "b_answer_id": answer_id})
 
 
 def delete_lease(conn: Connection, lease_id: int) -> None:
-    conn.execute(leases.delete().where(leases.c.id == lease_id))
+    conn.execute(_DELETE_LEASE, {"b_lease_id": lease_id})
 
 
 def unreserve_item(conn: Connection, item_id: int) -> None:
-    conn.execute(items.update().where(items.c.id == item_id).values(reserved=items.c.reserved - 1))
+    conn.execute(_UNRESERVE_BY_ID, {"b_item_id": item_id})
 
 
 def count_answer(conn: Connection, item_id: int, *, was_reserved: bool, now: int) -> bool:
     """Add one answer to the item's count. A live lease turns its reservation into the answer;
     a late one (Q7) needs a free slot. Returns False when Q1/Q3 would break."""
-    if was_reserved:
-        q = (
-            items.update()
-            .where(items.c.id == item_id, items.c.answer_count < items.c.overlap_max)
-            .values(answer_count=items.c.answer_count + 1, reserved=items.c.reserved - 1, updated_at=now)
-        )
-    else:
-        q = (
-            items.update()
-            .where(
-                items.c.id == item_id,
-                items.c.status == "open",
-                items.c.answer_count + items.c.reserved < items.c.target_overlap,
-                items.c.answer_count < items.c.overlap_max,
-            )
-            .values(answer_count=items.c.answer_count + 1, updated_at=now)
-        )
-    return conn.execute(q).rowcount == 1
+    q = _COUNT_RESERVED if was_reserved else _COUNT_LATE
+    return conn.execute(q, {"b_item_id": item_id, "b_now": now}).rowcount == 1
 
 
 def insert_answer(conn: Connection, **values: Any) -> dict:
-    return dict(conn.execute(answers.insert().values(**values).returning(*answers.c)).mappings().one())
+    return dict(conn.execute(_INSERT_ANSWER, values).mappings().one())
 
 
 def fetch_answer(conn: Connection, answer_id: int) -> dict | None:
-    row = conn.execute(sa.select(answers).where(answers.c.id == answer_id)).mappings().first()
-    return dict(row) if row else None
+    return _one(conn, _ANSWER, {"b_answer_id": answer_id})
 
 
 def fetch_answer_by_idempotency_key(conn: Connection, annotator_id: int, key: str) -> dict | None:
-    row = (
-        conn.execute(
-            sa.select(answers).where(answers.c.annotator_id == annotator_id, answers.c.idempotency_key == key)
-        )
-        .mappings()
-        .first()
-    )
-    return dict(row) if row else None
+    return _one(conn, _ANSWER_BY_KEY, {"b_annotator_id": annotator_id, "b_key": key})
 
 
 def fetch_item_answers(conn: Connection, item_id: int) -> list[dict]:
-    q = sa.select(answers).where(answers.c.item_id == item_id).order_by(answers.c.id)
-    return [dict(r) for r in conn.execute(q).mappings()]
+    return [dict(r) for r in conn.execute(_ITEM_ANSWERS, {"b_item_id": item_id}).mappings()]
 
 
 def update_item_state(conn: Connection, item_id: int, *, status: str, target_overlap: int, now: int) -> None:
-    conn.execute(
-        items.update()
-        .where(items.c.id == item_id)
-        .values(status=status, target_overlap=target_overlap, updated_at=now)
-    )
+    conn.execute(_UPDATE_ITEM_STATE, {"b_item_id": item_id, "b_status": status, "b_target": target_overlap, "b_now": now})
 
 
 def lock_lease_by_token(conn: Connection, token_hash: str) -> dict | None:
