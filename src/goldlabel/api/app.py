@@ -14,6 +14,7 @@ from goldlabel.services.context import Context
 from goldlabel.services.quality import RefitScheduler
 from goldlabel.storage.migrate import upgrade_database
 from goldlabel.web import install_web
+from goldlabel.web import install_web
 
 API_PREFIX = "/api/v1"
 
@@ -51,6 +52,7 @@ def create_app(settings: Settings | None = None, *, context: Context | None = No
     for module in (users, projects, items, queue, quality):
         api.include_router(module.router)
     app.include_router(api)
+    install_web(app)
     install_web(app)
 
     @app.get("/healthz", include_in_schema=False)

@@ -1,0 +1,39 @@
+"""The web UI: server-rendered pages plus plain JavaScript modules that call /api/v1.
+
+``install_web(app)`` adds it to an app built by ``goldlabel.api.app.create_app``: the session
+and security middleware, the static files and the page routes.
+"""
+
+from __future__ import annotations
+
+from fastapi import FastAPI, Request
+from fastapi.staticfiles import StaticFiles
+
+from goldlabel.web import pages
+from goldlabel.web.rendering import (
+    STATIC_DIR,
+    LoginRequired,
+    WebState,
+    compute_asset_version,
+    login_redirect,
+    make_environment,
+)
+from goldlabel.web.security import WebMiddleware
+from goldlabel.web.session import SessionSigner
+
+__all__ = ["install_web"]
+
+
+def install_web(app: FastAPI) -> None:
+    ctx = app.state.context
+    signer = SessionSigner(ctx.settings.secret_key)
+    version = compute_asset_version()
+    app.state.web = WebState(signer=signer, env=make_environment(version), asset_version=version)
+    exempt = frozenset(p for p in (app.docs_url, app.swagger_ui_oauth2_redirect_url) if p)
+    app.add_middleware(WebMiddleware, context=ctx, signer=signer, csp_exempt_paths=exempt)
+    app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
+    app.include_router(pages.router)
+
+    @app.exception_handler(LoginRequired)
+    async def _login_required(_request: Request, exc: LoginRequired):
+        return login_redirect(exc)

@@ -1,0 +1,183 @@
+"""The web layer's one middleware: resolve the session cookie to an actor, enforce CSRF on
+cookie-authenticated writes, and add security headers to every response.
+
+Rules, in order, for each HTTP request:
+
+1. ``Authorization: Bearer ...`` present: the API authenticates with the token; the cookie is not
+   read and no CSRF token is needed (a cross-site page cannot set that header).
+2. Otherwise a valid ``gl_session`` cookie sets ``request.state.session_actor`` (read by
+   ``api.deps.get_actor``) and ``request.state.session``.
+3. A state-changing request (POST, PUT, PATCH, DELETE) that a session authenticates, and the
+   login form post, must carry the CSRF token: the ``X-CSRF-Token`` header (JavaScript) or a
+   ``csrf_token`` field of an ``application/x-www-form-urlencoded`` body (HTML forms). Enforced
+   here, once, so no route can forget it.
+"""
+
+from __future__ import annotations
+
+import json
+from html import escape
+from typing import Any
+from urllib.parse import parse_qs
+
+from starlette.concurrency import run_in_threadpool
+from starlette.datastructures import Headers
+from starlette.requests import cookie_parser
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from goldlabel.services.context import Context
+from goldlabel.web.session import PRESESSION_COOKIE, SESSION_COOKIE, SessionSigner, load_session_actor
+
+UNSAFE_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
+CSRF_HEADER = "x-csrf-token"
+CSRF_FIELD = "csrf_token"
+LOGIN_PATH = "/login"
+MAX_FORM_BYTES = 1024 * 1024
+
+CONTENT_SECURITY_POLICY = "; ".join(
+    [
+        "default-src 'self'",
+        "script-src 'self'",
+        "style-src 'self'",
+        # Item images come from anywhere over https, or inline as data: URLs.
+        "img-src 'self' data: https:",
+        "connect-src 'self'",
+        "object-src 'none'",
+        "base-uri 'none'",
+        "form-action 'self'",
+        "frame-ancestors 'none'",
+    ]
+)
+SECURITY_HEADERS: list[tuple[bytes, bytes]] = [
+    (b"content-security-policy", CONTENT_SECURITY_POLICY.encode()),
+    (b"x-content-type-options", b"nosniff"),
+    (b"referrer-policy", b"same-origin"),
+    (b"x-frame-options", b"DENY"),
+    (b"cross-origin-opener-policy", b"same-origin"),
+]
+
+
+class WebMiddleware:
+    def __init__(self, app: ASGIApp, *, context: Context, signer: SessionSigner,
+                 csp_exempt_paths: frozenset[str] = frozenset()) -> None:
+        self.app = app
+        self.context = context
+        self.signer = signer
+        # FastAPI's Swagger page needs inline scripts; it gets nosniff but not our CSP.
+        self.csp_exempt_paths = csp_exempt_paths
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        send = self._with_headers(scope, send)
+        path: str = scope["path"]
+        if path.startswith("/static/"):
+            await self.app(scope, receive, send)
+            return
+        headers = Headers(scope=scope)
+        state = scope.setdefault("state", {})
+        state["session_actor"] = None
+        state["session"] = None
+        cookies = cookie_parser(headers.get("cookie", ""))
+        has_bearer = headers.get("authorization", "").lower().startswith("bearer ")
+        if not has_bearer:
+            session = self.signer.verify(cookies.get(SESSION_COOKIE))
+            if session is not None:
+                actor = await run_in_threadpool(load_session_actor, self.context, session)
+                if actor is not None:
+                    state["session"] = session
+                    state["session_actor"] = actor
+        if scope["method"] in UNSAFE_METHODS and not has_bearer:
+            if state["session"] is not None:
+                nonce: str | None = state["session"].nonce
+            elif path == LOGIN_PATH:
+                nonce = cookies.get(PRESESSION_COOKIE)
+            else:
+                nonce = None  # no ambient credentials: nothing a forged request could use
+            if nonce is not None:
+                token = headers.get(CSRF_HEADER)
+                if token is None and _is_form(headers):
+                    body = await _read_body(receive)
+                    if body is None:
+                        await _reject(scope, send, 413, "form too large")
+                        return
+                    token = _form_field(body, CSRF_FIELD)
+                    receive = _replay(body)
+                if not self.signer.check_csrf(nonce, token):
+                    await _reject(scope, send, 403, "missing or invalid CSRF token; reload the page")
+                    return
+        await self.app(scope, receive, send)
+
+    def _with_headers(self, scope: Scope, send: Send) -> Send:
+        exempt = scope["path"] in self.csp_exempt_paths
+
+        async def send_with_headers(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                present = {k.lower() for k, _ in message.get("headers", [])}
+                extra = [(k, v) for k, v in SECURITY_HEADERS if k not in present]
+                if exempt:
+                    extra = [(k, v) for k, v in extra if k == b"x-content-type-options"]
+                message["headers"] = [*message.get("headers", []), *extra]
+            await send(message)
+
+        return send_with_headers
+
+
+def _is_form(headers: Headers) -> bool:
+    return headers.get("content-type", "").split(";")[0].strip() == "application/x-www-form-urlencoded"
+
+
+async def _read_body(receive: Receive) -> bytes | None:
+    chunks: list[bytes] = []
+    size = 0
+    while True:
+        message = await receive()
+        if message["type"] != "http.request":
+            break
+        chunk = message.get("body", b"")
+        size += len(chunk)
+        if size > MAX_FORM_BYTES:
+            return None
+        chunks.append(chunk)
+        if not message.get("more_body", False):
+            break
+    return b"".join(chunks)
+
+
+def _form_field(body: bytes, name: str) -> str | None:
+    values = parse_qs(body.decode("latin-1"), keep_blank_values=True).get(name)
+    return values[0] if values else None
+
+
+def _replay(body: bytes) -> Receive:
+    sent = False
+
+    async def receive() -> Message:
+        nonlocal sent
+        if not sent:
+            sent = True
+            return {"type": "http.request", "body": body, "more_body": False}
+        return {"type": "http.disconnect"}
+
+    return receive
+
+
+async def _reject(scope: Scope, send: Send, status: int, detail: str) -> None:
+    """A problem+json for API paths, a small HTML page for the others."""
+    code = "csrf_failed" if status == 403 else "too_large"
+    if scope["path"].startswith("/api/"):
+        body = json.dumps(
+            {"type": f"https://goldlabel.dev/problems/{code}", "title": code.replace("_", " "),
+             "status": status, "detail": detail, "code": code, "errors": []}
+        ).encode()
+        content_type = b"application/problem+json"
+    else:
+        body = (
+            "<!doctype html><meta charset=utf-8><title>Request refused</title>"
+            f"<h1>Request refused</h1><p>{escape(detail)}</p><p><a href=\"/\">Back to goldlabel</a></p>"
+        ).encode()
+        content_type = b"text/html; charset=utf-8"
+    headers: list[Any] = [(b"content-type", content_type), (b"content-length", str(len(body)).encode())]
+    await send({"type": "http.response.start", "status": status, "headers": headers})
+    await send({"type": "http.response.body", "body": body})

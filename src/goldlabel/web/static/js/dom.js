@@ -1,0 +1,71 @@
+// Building DOM safely: text is always set as text (never parsed as HTML), so item data,
+// labels and instructions cannot inject markup. No module of the UI uses innerHTML.
+
+// h('button', {class: 'primary', onclick: fn, dataset: {id: 1}}, 'Save', childNode, [more])
+export function h(tag, attrs, ...children) {
+  const el = document.createElement(tag);
+  for (const [key, value] of Object.entries(attrs || {})) {
+    if (value === null || value === undefined || value === false) continue;
+    if (key.startsWith('on') && typeof value === 'function') {
+      el.addEventListener(key.slice(2), value);
+    } else if (key === 'dataset') {
+      Object.assign(el.dataset, value);
+    } else if (key === 'class') {
+      el.className = value;
+    } else if (key === 'text') {
+      el.textContent = value;
+    } else if (key === 'style' || key === 'innerHTML' || key === 'srcdoc') {
+      throw new Error(`h(): ${key} is not allowed`); // CSP forbids inline styles; never parse HTML
+    } else {
+      el.setAttribute(key, value === true ? '' : String(value));
+    }
+  }
+  append(el, children);
+  return el;
+}
+
+function append(el, children) {
+  for (const child of children) {
+    if (child === null || child === undefined || child === false) continue;
+    if (Array.isArray(child)) append(el, child);
+    else if (child instanceof Node) el.appendChild(child);
+    else el.appendChild(document.createTextNode(String(child)));
+  }
+}
+
+export function clear(el) {
+  while (el.firstChild) el.removeChild(el.firstChild);
+  return el;
+}
+
+// Is the key event typed into a field (where letters and Enter mean text, not shortcuts)?
+export function isTyping(event) {
+  const t = event.target;
+  if (!(t instanceof Element)) return false;
+  if (t.isContentEditable) return true;
+  if (t.tagName === 'TEXTAREA' || t.tagName === 'SELECT') return true;
+  if (t.tagName === 'INPUT') return !['button', 'checkbox', 'radio', 'range', 'submit'].includes(t.type);
+  return false;
+}
+
+// The digit 1-9 a key event stands for, or 0 when it is not one.
+export function digitOf(event) {
+  if (event.ctrlKey || event.metaKey || event.altKey) return 0;
+  return /^[1-9]$/.test(event.key) ? Number(event.key) : 0;
+}
+
+// An image URL that is safe to put in <img src>: https, same-site paths, or data:image.
+export function safeImageUrl(value) {
+  if (typeof value !== 'string') return null;
+  const url = value.trim();
+  if (/^https:\/\//i.test(url)) return url;
+  if (/^\/(?!\/)/.test(url)) return url;
+  if (/^data:image\/(png|jpeg|gif|webp|svg\+xml);/i.test(url)) return url;
+  return null;
+}
+
+export function formatDuration(ms) {
+  const s = Math.max(0, Math.ceil(ms / 1000));
+  const m = Math.floor(s / 60);
+  return `${m}:${String(s % 60).padStart(2, '0')}`;
+}
