@@ -11,13 +11,14 @@ PYTEST_ARGS ?=
 HOST ?= 127.0.0.1
 PORT ?= 8000
 
-.PHONY: demo test serve lint bench browser-deps postgres-up clean-demo help
+.PHONY: demo test serve lint bench docs browser-deps postgres-up clean-demo help
 
 help:
 	@echo "make demo   set up .venv and start the demo server (http://$(HOST):$(PORT)/)"
 	@echo "make test   set up .venv (and Chromium / PostgreSQL when needed), run the whole suite"
 	@echo "make lint   ruff, when installed"
 	@echo "make bench  run benchmarks/*.py"
+	@echo "make docs   regenerate the settings table in docs/deployment.md"
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -60,6 +61,9 @@ lint: $(STAMP)
 	@if [ -x $(BIN)/ruff ]; then $(BIN)/ruff check src tests benchmarks; \
 	elif command -v ruff >/dev/null 2>&1; then ruff check src tests benchmarks; \
 	else echo "ruff is not installed: $(BIN)/pip install ruff"; fi
+
+docs: $(STAMP)
+	$(BIN)/python tests/test_docs.py
 
 bench: $(STAMP)
 	@set -e; found=0; for script in benchmarks/*.py; do \

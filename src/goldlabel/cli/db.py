@@ -5,7 +5,6 @@ from __future__ import annotations
 import click
 
 from goldlabel.cli.root import CliState, pass_state
-from goldlabel.storage.migrate import fetch_revision, upgrade_database
 
 
 @click.group()
@@ -21,6 +20,8 @@ def upgrade(state: CliState) -> None:
     Every other command does this on its own when the schema is behind; run it explicitly
     before starting several servers on one PostgreSQL database, or in a deploy step.
     """
+    from goldlabel.storage.migrate import fetch_revision, upgrade_database
+
     ctx = state.context(migrate=False)
     before = fetch_revision(ctx.engine)
     upgrade_database(ctx.engine)
