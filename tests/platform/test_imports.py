@@ -271,3 +271,19 @@ def test_upload_scoping(factory):
     assert upload(factory.api_as(outsider), project["id"], payload).status_code == 404
     assert upload(factory.api_as(None), project["id"], payload).status_code == 401
     assert db_items(factory.ctx, project["id"]) == []
+
+
+def test_large_batch_keeps_every_row_and_its_id(factory):
+    # More rows than one multi-row INSERT holds, plus a remainder; gold on a row past the first chunk.
+    project = factory.make_project()
+    rows = sample_rows(237)
+    rows[150]["gold"] = {"sentiment": "positive"}
+    rows[236]["predictions"] = [{"value": {"sentiment": "negative"}}]
+    report = import_file(factory.ctx, None, project["id"], io.BytesIO(jsonl_bytes(rows)), fmt="jsonl")
+    assert report.created == 237
+    stored = db_items(factory.ctx, project["id"])
+    assert [(i["external_id"], i["data"]) for i in stored] == [(r["external_id"], r["data"]) for r in rows]
+    assert [i["external_id"] for i in stored if i["is_gold"]] == ["x150"]
+    with factory.ctx.engine.connect() as conn:
+        [pred_item] = conn.execute(sa.select(predictions.c.item_id)).scalars().all()
+    assert pred_item == stored[236]["id"]

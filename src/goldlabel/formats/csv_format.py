@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import csv
 import io
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterator
 from typing import Any, BinaryIO
 
 import orjson
@@ -98,26 +98,31 @@ class Writer:
         self._text.seek(0)
         self._text.truncate()
 
-    def write_batch(self, records: Iterable[dict[str, Any]]) -> None:
+    def write_batch(self, records: list[tuple]) -> None:
+        """Records in the layout of ``formats.registry.EXPORT_RECORD``."""
         dumps = orjson.dumps
         Fragment = orjson.Fragment  # noqa: N806
         questions = self.questions
+        blank = [""] * len(questions)
         rows = []
-        for r in records:
-            answer = {q: (v, c) for q, v, c in r["consensus"]}
-            row = [r["id"], r["external_id"], r["status"], r["priority"], "true" if r["is_gold"] else "false",
-                   r["data"], r["meta"] or ""]
-            row += [_cell(answer[q][0]) if q in answer else "" for q in questions]
-            row += [("" if answer[q][1] is None else answer[q][1]) if q in answer else "" for q in questions]
+        for item_id, ext, data, meta, priority, status, is_gold, consensus, answers, preds, gold in records:
+            row = [item_id, ext, status, priority, "true" if is_gold else "false", data, meta or ""]
+            if consensus:
+                by_question = {q: (v, c) for q, v, c in consensus}
+                row += [_cell(by_question[q][0]) if q in by_question else "" for q in questions]
+                row += [by_question[q][1] if q in by_question and by_question[q][1] is not None else ""
+                        for q in questions]
+            else:
+                row += blank + blank
             row.append(dumps([
-                {"annotator": a, "value": Fragment(v), "created_at": t, "duration_ms": d} for a, v, t, d in r["answers"]
-            ]).decode())
+                {"annotator": a, "value": Fragment(v), "created_at": t, "duration_ms": d} for a, v, t, d in answers
+            ]).decode() if answers else "[]")
             if self.include_predictions:
                 row.append(dumps([
-                    {"model_version": m, "value": Fragment(v), "score": s} for m, v, s in r["predictions"]
-                ]).decode() if r["predictions"] else "")
+                    {"model_version": m, "value": Fragment(v), "score": sc} for m, v, sc in preds
+                ]).decode() if preds else "")
             if self.include_gold:
-                row.append(r["gold"] or "")
+                row.append(gold or "")
             rows.append(row)
         self._csv.writerows(rows)
         self._flush()

@@ -6,7 +6,7 @@ number, so the import report lists it and the rest of the file is still checked.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterator
 from typing import Any, BinaryIO
 
 import orjson
@@ -39,32 +39,31 @@ class Writer:
         self.include_predictions = include_predictions
         self.include_gold = include_gold
 
-    def write_batch(self, records: Iterable[dict[str, Any]]) -> None:
+    def write_batch(self, records: list[tuple]) -> None:
+        """Records in the layout of ``formats.registry.EXPORT_RECORD``."""
         dumps = orjson.dumps
         Fragment = orjson.Fragment  # noqa: N806 - local alias for the hot loop
+        with_predictions, with_gold = self.include_predictions, self.include_gold
         chunks = []
-        for r in records:
+        for item_id, ext, data, meta, priority, status, is_gold, consensus, answers, preds, gold in records:
             doc = {
-                "id": r["id"],
-                "external_id": r["external_id"],
-                "status": r["status"],
-                "priority": r["priority"],
-                "is_gold": r["is_gold"],
-                "data": Fragment(r["data"]),
-                "meta": None if r["meta"] is None else Fragment(r["meta"]),
-                "answer": {q: Fragment(v) for q, v, _ in r["consensus"]},
-                "confidence": {q: c for q, _, c in r["consensus"]},
+                "id": item_id,
+                "external_id": ext,
+                "status": status,
+                "priority": priority,
+                "is_gold": is_gold,
+                "data": Fragment(data),
+                "meta": None if meta is None else Fragment(meta),
+                "answer": {q: Fragment(v) for q, v, _ in consensus},
+                "confidence": {q: c for q, _, c in consensus},
                 "answers": [
-                    {"annotator": a, "value": Fragment(v), "created_at": t, "duration_ms": d}
-                    for a, v, t, d in r["answers"]
+                    {"annotator": a, "value": Fragment(v), "created_at": t, "duration_ms": d} for a, v, t, d in answers
                 ],
             }
-            if self.include_predictions:
-                doc["predictions"] = [
-                    {"model_version": m, "value": Fragment(v), "score": s} for m, v, s in r["predictions"]
-                ]
-            if self.include_gold:
-                doc["gold"] = None if r["gold"] is None else Fragment(r["gold"])
+            if with_predictions:
+                doc["predictions"] = [{"model_version": m, "value": Fragment(v), "score": sc} for m, v, sc in preds]
+            if with_gold:
+                doc["gold"] = None if gold is None else Fragment(gold)
             chunks.append(dumps(doc))
         if chunks:
             chunks.append(b"")

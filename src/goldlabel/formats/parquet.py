@@ -9,7 +9,7 @@ lists of structs.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterator
 from typing import Any, BinaryIO
 
 import pyarrow as pa
@@ -76,45 +76,50 @@ class Writer:
         self.schema = pa.schema(fields)
         self._writer = pq.ParquetWriter(out, self.schema, compression="zstd")
 
-    def write_batch(self, records: Iterable[dict[str, Any]]) -> None:
-        records = list(records)
+    def write_batch(self, records: list[tuple]) -> None:
+        """Records in the layout of ``formats.registry.EXPORT_RECORD``; one row group each call."""
         if not records:
             return
+        n = len(records)
+        (ids, exts, datas, metas, priorities, statuses, golds_flag, consensus, answers, preds, golds) = zip(*records)
         questions = self.questions
-        cols: dict[str, list[Any]] = {
-            "id": [r["id"] for r in records],
-            "external_id": [r["external_id"] for r in records],
-            "status": [r["status"] for r in records],
-            "priority": [r["priority"] for r in records],
-            "is_gold": [bool(r["is_gold"]) for r in records],
-            "data": [r["data"] for r in records],
-            "meta": [r["meta"] for r in records],
-        }
-        answer_cols = [[None] * len(records) for _ in questions]
-        confidence_cols = [[None] * len(records) for _ in questions]
         index = {q: k for k, q in enumerate(questions)}
-        for n, r in enumerate(records):
-            for q, v, c in r["consensus"]:
+        answer_cols = [[None] * n for _ in questions]
+        confidence_cols = [[None] * n for _ in questions]
+        for row, item_consensus in enumerate(consensus):
+            for q, v, c in item_consensus:
                 k = index.get(q)
                 if k is not None:
-                    answer_cols[k][n] = v
-                    confidence_cols[k][n] = c
-        for k, q in enumerate(questions):
-            cols[f"answer.{q}"] = answer_cols[k]
-        for k, q in enumerate(questions):
-            cols[f"confidence.{q}"] = confidence_cols[k]
-        cols["answers"] = [
-            [{"annotator": a, "value": v, "created_at": t, "duration_ms": d} for a, v, t, d in r["answers"]]
-            for r in records
+                    answer_cols[k][row] = v
+                    confidence_cols[k][row] = c
+        arrays = [
+            pa.array(ids, pa.int64()), pa.array(exts, pa.string()), pa.array(statuses, pa.string()),
+            pa.array(priorities, pa.int64()), pa.array(golds_flag, pa.bool_()), pa.array(datas, pa.string()),
+            pa.array(metas, pa.string()),
         ]
+        arrays += [pa.array(col, pa.string()) for col in answer_cols]
+        arrays += [pa.array(col, pa.float64()) for col in confidence_cols]
+        arrays.append(_list_of_structs(answers, ANSWER_TYPE))
         if self.include_predictions:
-            cols["predictions"] = [
-                [{"model_version": m, "value": v, "score": s} for m, v, s in r["predictions"]] for r in records
-            ]
+            arrays.append(_list_of_structs(preds, PREDICTION_TYPE))
         if self.include_gold:
-            cols["gold"] = [r["gold"] for r in records]
-        arrays = [pa.array(cols[f.name], type=f.type) for f in self.schema]
+            arrays.append(pa.array(golds, pa.string()))
         self._writer.write_table(pa.Table.from_arrays(arrays, schema=self.schema))
 
     def close(self) -> None:
         self._writer.close()
+
+
+def _list_of_structs(per_row: tuple[tuple[tuple, ...], ...], list_type: pa.ListType) -> pa.Array:
+    """Build a list<struct> column from per-row tuples, column by column (no dict per element)."""
+    offsets = [0]
+    total = 0
+    for entries in per_row:
+        total += len(entries)
+        offsets.append(total)
+    struct_type = list_type.value_type
+    flat = [e for entries in per_row for e in entries]
+    fields = list(zip(*flat)) if flat else [() for _ in range(struct_type.num_fields)]
+    children = [pa.array(values, struct_type.field(k).type) for k, values in enumerate(fields)]
+    values = pa.StructArray.from_arrays(children, fields=list(struct_type))
+    return pa.ListArray.from_arrays(pa.array(offsets, pa.int32()), values, type=list_type)

@@ -8,6 +8,13 @@ from types import ModuleType
 from goldlabel.domain.errors import GoldlabelError
 from goldlabel.formats import csv_format, jsonl, parquet
 
+# What an export hands each format's Writer.write_batch: a list of tuples, in this order.
+# JSON-valued fields are JSON text (embedded as is); ``consensus`` is ((question, value, confidence), ...),
+# ``answers`` ((annotator, value, created_at, duration_ms), ...), ``predictions``
+# ((model_version, value, score), ...), ``gold`` JSON text or None.
+EXPORT_RECORD = ("id", "external_id", "data", "meta", "priority", "status", "is_gold", "consensus", "answers",
+                 "predictions", "gold")
+
 FORMATS: dict[str, ModuleType] = {m.NAME: m for m in (jsonl, csv_format, parquet)}
 ALIASES = {"ndjson": "jsonl", "pq": "parquet"}
 

@@ -12,9 +12,9 @@ hash of their id with ``settings.pseudonym_salt``) unless a manager asks for rea
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
-from typing import Any, BinaryIO
+from typing import BinaryIO
 
 from goldlabel.domain.errors import GoldlabelError, forbidden
 from goldlabel.formats import get_format
@@ -84,10 +84,12 @@ class Export:
         if tail:
             yield tail
 
-    def _batches(self) -> Iterator[list[dict[str, Any]]]:
+    def _batches(self) -> Iterator[list[tuple]]:
+        """Lists of export records (the tuple layout of ``formats.registry.EXPORT_RECORD``)."""
         pid = self.project["id"]
         salt = self.ctx.settings.pseudonym_salt
         names: dict[int, str] = {}
+        none: tuple = ()
         # One read transaction: the export is one consistent snapshot of the project.
         with read_tx(self.ctx.engine) as conn:
             after = 0
@@ -97,49 +99,38 @@ class Export:
                     return
                 first, last = batch[0][0], batch[-1][0]
                 after = last
-                answers = _group(export_store.fetch_answers(conn, pid, first, last))
-                consensus = _group(export_store.fetch_consensus(conn, pid, first, last))
-                predictions = (
-                    _group(export_store.fetch_predictions(conn, pid, first, last)) if self.include_predictions else {}
-                )
-                gold = dict(export_store.fetch_gold(conn, pid, first, last)) if self.include_gold else {}
-                missing = {a[0] for rows in answers.values() for a in rows} - names.keys()
+                answer_rows = export_store.fetch_answers(conn, pid, first, last)
+                missing = {row[1] for row in answer_rows} - names.keys()
                 if missing:
                     if self.pseudonymous:
                         names.update({a: pseudonym(a, salt) for a in missing})
                     else:
                         names.update(export_store.fetch_usernames(conn, missing))
-                empty: list = []
+                answers = _group((i, names[a], v, t, d) for i, a, v, t, d in answer_rows)
+                consensus = _group(export_store.fetch_consensus(conn, pid, first, last))
+                predictions = (
+                    _group(export_store.fetch_predictions(conn, pid, first, last)) if self.include_predictions else {}
+                )
+                gold = dict(export_store.fetch_gold(conn, pid, first, last)) if self.include_gold else {}
                 yield [
-                    {
-                        "id": item_id,
-                        "external_id": ext,
-                        "data": data,
-                        "meta": meta,
-                        "priority": priority,
-                        "status": status,
-                        "is_gold": bool(is_gold),
-                        "consensus": consensus.get(item_id, empty),
-                        "answers": [(names[a], v, t, d) for a, v, t, d in answers.get(item_id, empty)],
-                        "predictions": predictions.get(item_id, empty),
-                        "gold": gold.get(item_id),
-                    }
+                    (item_id, ext, data, meta, priority, status, bool(is_gold), consensus.get(item_id, none),
+                     answers.get(item_id, none), predictions.get(item_id, none), gold.get(item_id))
                     for item_id, ext, data, meta, priority, status, is_gold in batch
                 ]
                 if len(batch) < BATCH_SIZE:
                     return
 
 
-def _group(rows: list[tuple]) -> dict[int, list[tuple]]:
+def _group(rows: Iterable[tuple]) -> dict[int, list[tuple]]:
     """Rows ordered by item id -> {item_id: [rest of each row]}."""
     out: dict[int, list[tuple]] = {}
+    get = out.get
     for row in rows:
-        rest = row[1:]
-        bucket = out.get(row[0])
+        bucket = get(row[0])
         if bucket is None:
-            out[row[0]] = [rest]
+            out[row[0]] = [row[1:]]
         else:
-            bucket.append(rest)
+            bucket.append(row[1:])
     return out
 
 
