@@ -1,1 +1,70 @@
-"""Quality engine: truth inference, annotator skill, agreement (numpy/scipy only)."""
+"""Quality engine: truth inference, annotator skill, agreement (numpy/scipy only).
+
+Categorical estimators share one interface: ``Model(...).fit(answers, gold=None)`` with
+``labels_``, ``probas_``, ``skills_``; see docs/quality.md.
+"""
+
+from .aggregate_file import aggregate_file
+from .answers import Answers, encode, encode_gold, from_codes, from_frame, load_csv, load_gold_csv
+from .bayesian import BCC, EBCC
+from .calibration import compute_ece
+from .categorical import CategoricalEstimator
+from .dawid_skene import DawidSkene, OneCoinDawidSkene, item_posterior
+from .glad import GLAD
+from .mace import MACE
+from .majority_vote import MajorityVote, Wawa
+from .robust import CommunityDawidSkene, RobustDawidSkene
+from .skill import SkillEstimate, confusions_from_skills, estimate_skill
+
+#: name -> estimator class; names are what `goldlabel aggregate --method` accepts
+METHODS: dict[str, type[CategoricalEstimator]] = {
+    "mv": MajorityVote,
+    "wawa": Wawa,
+    "ds": DawidSkene,
+    "onecoin": OneCoinDawidSkene,
+    "glad": GLAD,
+    "mace": MACE,
+    "bcc": BCC,
+    "ebcc": EBCC,
+    "cds": CommunityDawidSkene,
+    "robust": RobustDawidSkene,
+}
+
+#: the method used when none is named: robust across all benchmark sets, no per-set tuning
+DEFAULT_METHOD = "robust"
+
+
+def recommended() -> CategoricalEstimator:
+    """A fresh instance of the recommended default estimator."""
+    return METHODS[DEFAULT_METHOD]()
+
+
+__all__ = [
+    "Answers",
+    "BCC",
+    "CategoricalEstimator",
+    "CommunityDawidSkene",
+    "DEFAULT_METHOD",
+    "DawidSkene",
+    "EBCC",
+    "GLAD",
+    "MACE",
+    "METHODS",
+    "MajorityVote",
+    "OneCoinDawidSkene",
+    "RobustDawidSkene",
+    "SkillEstimate",
+    "Wawa",
+    "aggregate_file",
+    "compute_ece",
+    "confusions_from_skills",
+    "encode",
+    "encode_gold",
+    "estimate_skill",
+    "from_codes",
+    "from_frame",
+    "item_posterior",
+    "load_csv",
+    "load_gold_csv",
+    "recommended",
+]

@@ -1,0 +1,45 @@
+"""Aggregate a CSV of answers into one label per item: the body of `goldlabel aggregate`."""
+
+from __future__ import annotations
+
+import csv
+from pathlib import Path
+
+import numpy as np
+
+from .answers import load_csv, load_gold_csv
+
+__all__ = ["aggregate_file"]
+
+
+def aggregate_file(
+    answers_csv: str | Path,
+    output_csv: str | Path,
+    method: str | None = None,
+    gold_csv: str | Path | None = None,
+) -> dict[str, int | str]:
+    """Read ``answers_csv`` (columns item, annotator or worker, label), infer each item's
+    label with ``method`` (a name in :data:`goldlabel.quality.METHODS`; the recommended
+    default when None) and write ``output_csv`` with columns item,label,confidence, one row
+    per item. ``gold_csv`` (columns item,label) clamps known items and teaches skills.
+    Returns a summary: method, items, answers, annotators.
+    """
+    from . import DEFAULT_METHOD, METHODS  # the registry imports every estimator
+
+    name = (method or DEFAULT_METHOD).lower()
+    if name not in METHODS:
+        raise ValueError(f"unknown method {method!r}; choose one of: {', '.join(sorted(METHODS))}")
+    answers = load_csv(answers_csv)
+    gold = load_gold_csv(gold_csv) if gold_csv is not None else None
+    model = METHODS[name]().fit(answers, gold=gold)
+    probas = np.asarray(model.probas_)
+    codes = probas.argmax(axis=1)
+    confidence = probas[np.arange(len(codes)), codes]
+    output = Path(output_csv)
+    with output.open("w", newline="", encoding="utf-8") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(["item", "label", "confidence"])
+        writer.writerows(zip(answers.item_ids.tolist(), answers.label_ids[codes].tolist(),
+                             (f"{c:.6f}" for c in confidence)))
+    return {"method": name, "items": answers.n_items, "answers": answers.n_answers,
+            "annotators": answers.n_annotators}
