@@ -25,7 +25,9 @@ def assert_problem(res, status: int, code: str) -> dict:
 @pytest.fixture
 def setup(factory):
     annotator = factory.make_user("annotator", password=None)
-    project = factory.make_project(factory.make_user("manager", password=None), annotators=[annotator])
+    project = factory.make_project(
+        factory.make_user("manager", password=None), annotators=[annotator]
+    )
     factory.add_items(project, 2)
     return project, factory.api_as(project["manager"]), factory.api_as(annotator)
 
@@ -38,7 +40,9 @@ def test_401_unauthenticated(factory):
 
 def test_403_role_too_low(setup):
     project, _, annotator = setup
-    body = assert_problem(annotator.get(f"{PREFIX}/projects/{project['id']}/items"), 403, "forbidden")
+    body = assert_problem(
+        annotator.get(f"{PREFIX}/projects/{project['id']}/items"), 403, "forbidden"
+    )
     assert "review" in body["detail"]
 
 
@@ -66,14 +70,19 @@ def test_409_conflicts_have_their_own_codes(setup):
 
 
 def test_422_request_validation_names_the_field(setup):
-    project, manager, _ = setup
-    body = assert_problem(manager.post(f"{PREFIX}/projects", json={"name": ""}), 422, "validation_failed")
+    _, manager, _ = setup
+    body = assert_problem(
+        manager.post(f"{PREFIX}/projects", json={"name": ""}), 422, "validation_failed"
+    )
     locs = {tuple(e["loc"]) for e in body["errors"]}
     assert ("body", "name") in locs and ("body", "label_schema") in locs
     assert all({"loc", "code", "message"} <= set(e) for e in body["errors"])
     assert_problem(
-        manager.post(f"{PREFIX}/projects", content=b"{not json", headers={"content-type": "application/json"}),
-        422, "validation_failed",
+        manager.post(
+            f"{PREFIX}/projects", content=b"{not json", headers={"content-type": "application/json"}
+        ),
+        422,
+        "validation_failed",
     )
     assert_problem(manager.get(f"{PREFIX}/projects/not-a-number"), 422, "validation_failed")
 
@@ -82,7 +91,9 @@ def test_422_answer_validation_has_a_path_and_code(setup):
     project, _, annotator = setup
     base = f"{PREFIX}/projects/{project['id']}"
     lease = annotator.post(f"{base}/next").json()
-    res = annotator.post(f"{base}/answers", json={"lease_token": lease["token"], "value": {"sentiment": "meh"}})
+    res = annotator.post(
+        f"{base}/answers", json={"lease_token": lease["token"], "value": {"sentiment": "meh"}}
+    )
     body = assert_problem(res, 422, "validation_failed")
     [error] = body["errors"]
     assert error["loc"][-1] == "sentiment" and error["code"] and error["message"]
@@ -90,8 +101,13 @@ def test_422_answer_validation_has_a_path_and_code(setup):
 
 def test_422_rejected_import_carries_its_report(setup):
     project, manager, _ = setup
-    rows = [{"external_id": "ok", "data": {"text": "t"}}, {"external_id": "", "data": {"text": "t"}}]
-    body = assert_problem(manager.post(f"{PREFIX}/projects/{project['id']}/items", json=rows), 422, "import_failed")
+    rows = [
+        {"external_id": "ok", "data": {"text": "t"}},
+        {"external_id": "", "data": {"text": "t"}},
+    ]
+    body = assert_problem(
+        manager.post(f"{PREFIX}/projects/{project['id']}/items", json=rows), 422, "import_failed"
+    )
     report = body["report"]
     assert (report["ok"], report["created"], report["error_count"]) == (False, 0, 1)
     assert report["errors"][0]["line"] == 2 and report["errors"][0]["loc"] == ["external_id"]

@@ -37,11 +37,19 @@ def test_the_document_is_served_without_credentials(factory):
 @one_backend
 def test_bearer_scheme_is_required_by_every_operation(app):
     schemes = app.openapi()["components"]["securitySchemes"]
-    bearer = {name for name, s in schemes.items() if s.get("type") == "http" and s.get("scheme") == "bearer"}
+    bearer = {
+        name
+        for name, s in schemes.items()
+        if s.get("type") == "http" and s.get("scheme") == "bearer"
+    }
     assert bearer, f"no HTTP bearer security scheme in {schemes}"
     ops = operations(app)
     assert len(ops) >= 25
-    unsecured = [f"{m} {p}" for m, p, op in ops if not any(set(req) & bearer for req in op.get("security", []))]
+    unsecured = [
+        f"{m} {p}"
+        for m, p, op in ops
+        if not any(set(req) & bearer for req in op.get("security", []))
+    ]
     assert not unsecured, f"operations that do not declare the bearer scheme: {unsecured}"
 
 
@@ -74,7 +82,7 @@ def test_keyset_pagination_without_offset_or_count(factory, ctx):
     statements: list[str] = []
     offsets: list[object] = []
 
-    def record(_conn, _cursor, statement, parameters, *_args) -> None:  # noqa: ANN001
+    def record(_conn, _cursor, statement, parameters, *_args) -> None:
         statements.append(statement.upper())
         # SQLAlchemy's SQLite dialect always writes LIMIT ? OFFSET ?, with 0 when no offset was asked.
         if re.search(r"\bOFFSET \?$", statement.strip(), re.IGNORECASE):
@@ -124,6 +132,9 @@ def test_page_size_is_bounded(factory, settings):
 @one_backend
 def test_api_docs_list_every_route(app):
     text = DOCS.read_text()
-    missing = [f"{m} {p.removeprefix(PREFIX)}" for m, p, _ in operations(app)
-               if f"`{m} {p.removeprefix(PREFIX)}`" not in text]
+    missing = [
+        f"{m} {p.removeprefix(PREFIX)}"
+        for m, p, _ in operations(app)
+        if f"`{m} {p.removeprefix(PREFIX)}`" not in text
+    ]
     assert not missing, f"docs/api.md does not list these routes (as `METHOD /path`): {missing}"

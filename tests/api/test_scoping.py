@@ -20,8 +20,10 @@ from fastapi.routing import APIRoute
 try:
     from fastapi.routing import iter_route_contexts
 except ImportError:  # FastAPI < 0.165 lists included routes flat in app.routes
-    def iter_route_contexts(routes):  # noqa: ANN001, ANN202
+
+    def iter_route_contexts(routes):
         return iter(routes)
+
 
 PREFIX = "/api/v1/"
 POSITIVE = {"sentiment": "positive"}
@@ -47,14 +49,26 @@ BODIES: dict[tuple[str, str], Any] = {
     ("POST", "/users/{user_id}/tokens"): lambda w: {"json": {"name": "stolen"}},
     ("POST", "/projects"): lambda w: {"json": {"name": "p", "label_schema": w.schema}},
     ("PATCH", "/projects/{project_id}"): lambda w: {"json": {"name": "taken over"}},
-    ("PUT", "/projects/{project_id}/members"): lambda w: {"json": {"user_id": w.outsider.id, "role": "manager"}},
-    ("POST", "/projects/{project_id}/items"): lambda w: {"json": [{"external_id": "new", "data": {"text": "t"}}]},
-    ("POST", "/projects/{project_id}/answers"): lambda w: {"json": {"lease_token": w.lease, "value": POSITIVE}},
+    ("PUT", "/projects/{project_id}/members"): lambda w: {
+        "json": {"user_id": w.outsider.id, "role": "manager"}
+    },
+    ("POST", "/projects/{project_id}/items"): lambda w: {
+        "json": [{"external_id": "new", "data": {"text": "t"}}]
+    },
+    ("POST", "/projects/{project_id}/answers"): lambda w: {
+        "json": {"lease_token": w.lease, "value": POSITIVE}
+    },
     ("POST", "/projects/{project_id}/skip"): lambda w: {"json": {"lease_token": w.lease}},
     ("POST", "/projects/{project_id}/release"): lambda w: {"json": {"lease_token": w.lease}},
-    ("PUT", "/projects/{project_id}/my-answers/{answer_id}"): lambda w: {"json": {"value": POSITIVE}},
-    ("PATCH", "/projects/{project_id}/annotators/{annotator_id}"): lambda w: {"json": {"status": "suspended"}},
-    ("POST", "/projects/{project_id}/items/{item_id}/reviews"): lambda w: {"json": {"action": "accept"}},
+    ("PUT", "/projects/{project_id}/my-answers/{answer_id}"): lambda w: {
+        "json": {"value": POSITIVE}
+    },
+    ("PATCH", "/projects/{project_id}/annotators/{annotator_id}"): lambda w: {
+        "json": {"status": "suspended"}
+    },
+    ("POST", "/projects/{project_id}/items/{item_id}/reviews"): lambda w: {
+        "json": {"action": "accept"}
+    },
     ("POST", "/projects/{project_id}/imports"): lambda w: {
         "files": {"file": ("items.jsonl", b'{"external_id": "up", "data": {"text": "t"}}\n')}
     },
@@ -89,7 +103,9 @@ def api_routes(app) -> list[Route]:
     paths = app.openapi()["paths"]
     out = []
     for r in iter_route_contexts(app.routes):
-        if not isinstance(getattr(r, "original_route", r), APIRoute) or not r.path.startswith(PREFIX):
+        if not isinstance(getattr(r, "original_route", r), APIRoute) or not r.path.startswith(
+            PREFIX
+        ):
             continue
         for method in sorted(r.methods):
             operation = paths.get(r.path, {}).get(method.lower(), {})
@@ -144,12 +160,16 @@ def world(factory) -> World:
 
     ann = factory.api_as(annotator_a)
     first = ann.post(f"/api/v1/projects/{pid}/next").json()
-    submitted = ann.post(f"/api/v1/projects/{pid}/answers", json={"lease_token": first["token"], "value": POSITIVE})
+    submitted = ann.post(
+        f"/api/v1/projects/{pid}/answers", json={"lease_token": first["token"], "value": POSITIVE}
+    )
     assert submitted.status_code == 201, submitted.text
     live = ann.post(f"/api/v1/projects/{pid}/next")
     assert live.status_code == 200, live.text
     token = ann.post(f"/api/v1/users/{annotator_a.id}/tokens", json={"name": "laptop"}).json()
-    items = {i["external_id"]: i["id"] for i in api.get(f"/api/v1/projects/{pid}/items").json()["items"]}
+    items = {
+        i["external_id"]: i["id"] for i in api.get(f"/api/v1/projects/{pid}/items").json()["items"]
+    }
     return World(
         schema=a["label_schema"],
         project_a=pid,
@@ -190,9 +210,14 @@ def test_the_route_table_is_not_empty(app):
 
 @pytest.mark.parametrize("backend", ["sqlite"])  # the route table is the same on both
 def test_every_path_parameter_can_be_filled(app):
-    unknown = sorted({f"{name} (in {route})" for route in api_routes(app) for name in route.params} -
-                     {f"{name} (in {route})" for route in api_routes(app) for name in route.params
-                      if name in PATH_FILLS})
+    unknown = sorted(
+        {
+            f"{name} (in {route})"
+            for route in api_routes(app)
+            for name in route.params
+            if name not in PATH_FILLS
+        }
+    )
     assert not unknown, (
         f"path parameters tests/api/test_scoping.py cannot fill: {unknown}. Add each to PATH_FILLS with "
         "the id of a real object of project A (create it in the `world` fixture), so the new route "
@@ -216,9 +241,18 @@ def test_every_route_needs_credentials(factory, app, world):
     anonymous = factory.api_as(None)
     failures = []
     for route in api_routes(app):
-        for headers in ({}, {"Authorization": "Bearer gl_not-a-real-token"}, {"Authorization": "Basic eDp5"}):
-            res = anonymous.request(route.method, world.fill(route), headers=headers, **world.body(route))
-            if not is_problem(res, 401, "unauthorized") or res.headers.get("www-authenticate") != "Bearer":
+        for headers in (
+            {},
+            {"Authorization": "Bearer gl_not-a-real-token"},
+            {"Authorization": "Basic eDp5"},
+        ):
+            res = anonymous.request(
+                route.method, world.fill(route), headers=headers, **world.body(route)
+            )
+            if (
+                not is_problem(res, 401, "unauthorized")
+                or res.headers.get("www-authenticate") != "Bearer"
+            ):
                 failures.append(describe(route, res))
     assert not failures, "routes answering without valid credentials:\n" + "\n".join(failures)
 
@@ -228,7 +262,9 @@ def test_revoked_token_is_refused(factory, world):
     token = api.post(f"/api/v1/users/{world.annotator_a.id}/tokens", json={}).json()
     headers = {"Authorization": f"Bearer {token['token']}"}
     assert api.get("/api/v1/users/me", headers=headers).status_code == 200
-    assert api.delete(f"/api/v1/users/{world.annotator_a.id}/tokens/{token['id']}").status_code == 204
+    assert (
+        api.delete(f"/api/v1/users/{world.annotator_a.id}/tokens/{token['id']}").status_code == 204
+    )
     assert is_problem(api.get("/api/v1/users/me", headers=headers), 401)
 
 
@@ -249,7 +285,10 @@ def test_outsiders_get_404_for_every_object_of_project_a(factory, app, world):
                 failures.append(f"as {actor.role} outside A: " + describe(route, res))
     assert not failures, "routes revealing project A to users outside it:\n" + "\n".join(failures)
     # Nothing above changed A: its manager still sees everything as before.
-    assert factory.api_as(world.manager_a).get(f"/api/v1/projects/{world.project_a}").json()["name"] == "A"
+    assert (
+        factory.api_as(world.manager_a).get(f"/api/v1/projects/{world.project_a}").json()["name"]
+        == "A"
+    )
 
 
 def test_objects_of_a_are_404_through_another_project(factory, app, world):
@@ -258,10 +297,14 @@ def test_objects_of_a_are_404_through_another_project(factory, app, world):
     failures = []
     for route in object_routes(app):
         if set(route.params) - {"project_id"}:
-            res = api.request(route.method, world.fill(route, project_id=world.project_b), **world.body(route))
+            res = api.request(
+                route.method, world.fill(route, project_id=world.project_b), **world.body(route)
+            )
             if not is_problem(res, 404, "not_found"):
                 failures.append(describe(route, res))
-    assert not failures, "routes serving project A's objects under project B:\n" + "\n".join(failures)
+    assert not failures, "routes serving project A's objects under project B:\n" + "\n".join(
+        failures
+    )
 
 
 def test_the_ids_used_are_real(factory, app, world):
@@ -271,7 +314,11 @@ def test_the_ids_used_are_real(factory, app, world):
     for route in api_routes(app):
         if route.method != "GET" or not route.params:
             continue
-        actor = world.annotator_a if route.is_user_route or "my-answers" in route.path else world.manager_a
+        actor = (
+            world.annotator_a
+            if route.is_user_route or "my-answers" in route.path
+            else world.manager_a
+        )
         res = factory.api_as(actor).get(world.fill(route))
         if res.status_code != 200:
             failures.append(describe(route, res))
@@ -309,8 +356,16 @@ def test_gold_answers_are_for_managers_only(factory, world):
     assert is_problem(annotator, 403) and "negative" not in annotator.text
 
     # What an annotator is served never tells gold from normal work (Q8).
-    lease = factory.api_as(world.annotator_a).post(f"/api/v1/projects/{world.project_a}/next").json()
+    lease = (
+        factory.api_as(world.annotator_a).post(f"/api/v1/projects/{world.project_a}/next").json()
+    )
     assert set(lease) == {"token", "expires_at", "item"}
     assert set(lease["item"]) <= {"id", "data", "predictions"}
-    mine = factory.api_as(world.annotator_a).get(f"/api/v1/projects/{world.project_a}/my-answers").json()
-    assert mine["items"] and all("gold" not in a and "is_gold" not in a["item"] for a in mine["items"])
+    mine = (
+        factory.api_as(world.annotator_a)
+        .get(f"/api/v1/projects/{world.project_a}/my-answers")
+        .json()
+    )
+    assert mine["items"] and all(
+        "gold" not in a and "is_gold" not in a["item"] for a in mine["items"]
+    )

@@ -19,12 +19,17 @@ from goldlabel.client import (
 )
 from goldlabel.schemas import ItemDetail, ProjectPublic
 
-SCHEMA = {"questions": [{"name": "sentiment", "kind": "choice", "labels": ["positive", "negative"]}]}
+SCHEMA = {
+    "questions": [{"name": "sentiment", "kind": "choice", "labels": ["positive", "negative"]}]
+}
 POSITIVE = {"sentiment": "positive"}
 
 
 def rows(n: int, start: int = 0, **fields) -> list[dict]:
-    return [{"external_id": f"x{start + i}", "data": {"text": f"item {start + i}"}, **fields} for i in range(n)]
+    return [
+        {"external_id": f"x{start + i}", "data": {"text": f"item {start + i}"}, **fields}
+        for i in range(n)
+    ]
 
 
 def test_users_and_tokens(make_user, connect):
@@ -79,7 +84,9 @@ def test_projects_and_members(make_user, connect):
 
     updated = gl.update_project(project.id, name="reviews v2", settings={"show_predictions": True})
     assert updated.name == "reviews v2"
-    assert updated.settings["gold_rate"] == 0.1 and updated.settings["show_predictions"] is True  # merged
+    assert (
+        updated.settings["gold_rate"] == 0.1 and updated.settings["show_predictions"] is True
+    )  # merged
     assert gl.get_project(project.id).counts is not None  # managers see item counts
 
     others = [gl.create_project(f"p{i}", SCHEMA) for i in range(2)]
@@ -113,7 +120,9 @@ def test_items(make_user, connect):
     project = gl.create_project("items", SCHEMA)
     gl.set_member(project.id, reviewer.id, "reviewer")
 
-    report = gl.add_items(project.id, rows(4) + [{"external_id": "g", "data": {"text": "gold"}, "gold": POSITIVE}])
+    report = gl.add_items(
+        project.id, rows(4) + [{"external_id": "g", "data": {"text": "gold"}, "gold": POSITIVE}]
+    )
     assert (report.ok, report.created, report.skipped) == (True, 5, 0)
     again = gl.add_items(project.id, rows(2, meta={"v": 2}), on_conflict="update")
     assert (again.created, again.updated) == (0, 2)
@@ -187,7 +196,9 @@ def test_annotate_loop(factory, make_user, connect):
 
     lease3 = a2.lease_next(pid)
     open_answer = a2.submit_answer(pid, lease3.token, POSITIVE).answer
-    assert a2.edit_answer(pid, open_answer.id, {"sentiment": "negative"}).value == {"sentiment": "negative"}
+    assert a2.edit_answer(pid, open_answer.id, {"sentiment": "negative"}).value == {
+        "sentiment": "negative"
+    }
     with pytest.raises(NotFound):
         a1.edit_answer(pid, open_answer.id, POSITIVE)  # not yours
 
@@ -195,7 +206,9 @@ def test_annotate_loop(factory, make_user, connect):
     assert [m.id for m in mine] == [open_answer.id, done.answer.id]
     assert mine[0].item.id == lease3.item.id and mine[1].item_status == done.item_status
 
-    assert [a.id for a in gl.list_answers(pid, page_size=2)] == sorted([first.answer.id, done.answer.id, open_answer.id])
+    assert [a.id for a in gl.list_answers(pid, page_size=2)] == sorted(
+        [first.answer.id, done.answer.id, open_answer.id]
+    )
     kinds = [e.kind for e in gl.list_events(pid)]
     assert kinds.count("answer.created") == 3 and f"item.{done.item_status}" in kinds
     with pytest.raises(Forbidden):
@@ -228,14 +241,21 @@ def test_errors_carry_the_problem(make_user, connect):
     ("status", "body", "kind", "code"),
     [
         (409, {"code": "duplicate_answer", "detail": "again"}, Conflict, "duplicate_answer"),
-        (422, {"code": "import_failed", "detail": "x", "report": None}, ImportFailed, "import_failed"),
+        (
+            422,
+            {"code": "import_failed", "detail": "x", "report": None},
+            ImportFailed,
+            "import_failed",
+        ),
         (502, "<html>bad gateway</html>", ServerError, "http_error"),
         (418, {"detail": "teapot"}, ApiError, "http_error"),
     ],
 )
 def test_error_classes_from_responses(status, body, kind, code):
     response = (
-        httpx.Response(status, json=body) if isinstance(body, dict) else httpx.Response(status, text=body)
+        httpx.Response(status, json=body)
+        if isinstance(body, dict)
+        else httpx.Response(status, text=body)
     )
     err = ApiError.from_response(response)
     assert type(err) is kind and (err.status, err.code) == (status, code)
@@ -247,10 +267,24 @@ def test_base_url_and_context_manager():
 
     def handler(request: httpx.Request) -> httpx.Response:
         seen.append(str(request.url))
-        return httpx.Response(200, json={"id": 1, "username": "u", "display_name": "", "role": "admin",
-                                         "is_active": True, "created_at": 0})
+        return httpx.Response(
+            200,
+            json={
+                "id": 1,
+                "username": "u",
+                "display_name": "",
+                "role": "admin",
+                "is_active": True,
+                "created_at": 0,
+            },
+        )
 
-    for base in ("http://h:8000", "http://h:8000/", "http://h:8000/api/v1", "http://h:8000/api/v1/"):
+    for base in (
+        "http://h:8000",
+        "http://h:8000/",
+        "http://h:8000/api/v1",
+        "http://h:8000/api/v1/",
+    ):
         with Client(base, "gl_x", transport=httpx.MockTransport(handler)) as gl:
             assert repr(gl) == "Client('http://h:8000')"
             gl.me()

@@ -13,10 +13,24 @@ DOCS = Path(__file__).resolve().parents[2] / "docs" / "sdk.md"
 
 
 def test_public_names():
-    assert sorted(goldlabel.client.__all__) == sorted([
-        "UNSET", "ApiError", "BadRequest", "Client", "Conflict", "Forbidden", "ImportFailed", "Lease",
-        "MyAnswer", "NotFound", "ServerError", "TooLarge", "Unauthorized", "ValidationFailed",
-    ])
+    assert sorted(goldlabel.client.__all__) == sorted(
+        [
+            "UNSET",
+            "ApiError",
+            "BadRequest",
+            "Client",
+            "Conflict",
+            "Forbidden",
+            "ImportFailed",
+            "Lease",
+            "MyAnswer",
+            "NotFound",
+            "ServerError",
+            "TooLarge",
+            "Unauthorized",
+            "ValidationFailed",
+        ]
+    )
     for name in goldlabel.client.__all__:
         assert getattr(goldlabel.client, name) is not None
 

@@ -15,14 +15,17 @@ from goldlabel.client import Client
 from goldlabel.client.transport import ASGIAppTransport
 
 BASE_URL = "http://goldlabel.test"
-SCHEMA = {"questions": [{"name": "sentiment", "kind": "choice", "labels": ["positive", "negative"]}]}
+SCHEMA = {
+    "questions": [{"name": "sentiment", "kind": "choice", "labels": ["positive", "negative"]}]
+}
 POSITIVE = {"sentiment": "positive"}
 
 
 def api_routes(app) -> list:
     """The app's /api/v1 routes, flattened through included routers (FastAPI >= 0.165 keeps them nested)."""
     return [
-        r for r in iter_route_contexts(app.routes)
+        r
+        for r in iter_route_contexts(app.routes)
         if isinstance(r.original_route, APIRoute) and r.path.startswith("/api/v1/")
     ]
 
@@ -155,6 +158,8 @@ def test_every_route_is_called_by_an_sdk_method(factory, app, make_user, tmp_pat
         f"routes without an SDK method: {missing}. Add a method to goldlabel.client.Client, call it in "
         "this tour, test it in tests/client/ and document it in docs/sdk.md."
     )
-    pending = set() if has_files else {"import_file", "export"}  # TODO(#2): drop when app.py mounts them
+    pending = (
+        set() if has_files else {"import_file", "export"}
+    )  # TODO(#2): drop when app.py mounts them
     untoured = sorted(public_methods() - used - pending)
     assert not untoured, f"Client methods this tour does not call: {untoured}; call each once above"

@@ -35,8 +35,14 @@ def jsonl(rows: list[dict]) -> bytes:
 def test_import_file(factory, transfer_app, connect, tmp_path: Path):
     manager = factory.make_user("manager", password=None)
     gl = connect(manager)
-    pid = gl.create_project("imports", {"questions": [
-        {"name": "sentiment", "kind": "choice", "labels": ["positive", "negative"]}]}).id
+    pid = gl.create_project(
+        "imports",
+        {
+            "questions": [
+                {"name": "sentiment", "kind": "choice", "labels": ["positive", "negative"]}
+            ]
+        },
+    ).id
 
     path = tmp_path / "items.jsonl"
     path.write_bytes(jsonl([{"external_id": f"x{i}", "data": {"text": f"t{i}"}} for i in range(3)]))
@@ -51,8 +57,12 @@ def test_import_file(factory, transfer_app, connect, tmp_path: Path):
     # A stream without a name: say the format.
     stream = io.BytesIO(jsonl([{"external_id": "z1", "data": {"text": "z"}}]))
     assert gl.import_file(pid, stream, format="jsonl").created == 1
-    updated = gl.import_file(pid, io.BytesIO(jsonl([{"external_id": "z1", "data": {"text": "z2"}}])),
-                             format="ndjson", on_conflict="update")
+    updated = gl.import_file(
+        pid,
+        io.BytesIO(jsonl([{"external_id": "z1", "data": {"text": "z2"}}])),
+        format="ndjson",
+        on_conflict="update",
+    )
     assert updated.updated == 1
 
     bad = tmp_path / "bad.jsonl"
@@ -62,7 +72,13 @@ def test_import_file(factory, transfer_app, connect, tmp_path: Path):
     report = exc.value.report
     assert report is not None and (report.rows, report.created, report.error_count) == (2, 0, 1)
     assert (report.errors[0]["line"], report.errors[0]["code"]) == (2, "bad_json")
-    assert [i.external_id for i in gl.list_items(pid)] == ["x0", "x1", "x2", "y1", "z1"]  # nothing from bad
+    assert [i.external_id for i in gl.list_items(pid)] == [
+        "x0",
+        "x1",
+        "x2",
+        "y1",
+        "z1",
+    ]  # nothing from bad
 
     with pytest.raises(ValidationFailed):
         gl.import_file(pid, path, format="xml")  # type: ignore[arg-type]
@@ -71,7 +87,10 @@ def test_import_file(factory, transfer_app, connect, tmp_path: Path):
 
 
 def test_export(factory, transfer_app, connect, tmp_path: Path):
-    manager, annotator = factory.make_user("manager", password=None), factory.make_user(password=None)
+    manager, annotator = (
+        factory.make_user("manager", password=None),
+        factory.make_user(password=None),
+    )
     reviewer = factory.make_user("reviewer", password=None)
     project = factory.make_project(manager, annotators=[annotator, reviewer])
     pid = project["id"]

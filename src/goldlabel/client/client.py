@@ -11,7 +11,7 @@ from __future__ import annotations
 import os
 from collections.abc import Iterable, Iterator
 from pathlib import Path
-from typing import IO, Any, Literal, TypeVar
+from typing import IO, Any, Literal, Self, TypeVar
 
 import httpx
 from pydantic import BaseModel
@@ -71,7 +71,11 @@ def _changes(**fields: Any) -> dict[str, Any]:
 
 def _query(**params: Any) -> dict[str, Any]:
     """Query parameters without the unset (None) ones; booleans as the API spells them."""
-    return {k: (str(v).lower() if isinstance(v, bool) else v) for k, v in params.items() if v is not None}
+    return {
+        k: (str(v).lower() if isinstance(v, bool) else v)
+        for k, v in params.items()
+        if v is not None
+    }
 
 
 class Client:
@@ -96,8 +100,7 @@ class Client:
         timeout: float = 30,
     ) -> None:
         root = base_url.rstrip("/")
-        if root.endswith(API_PREFIX):
-            root = root[: -len(API_PREFIX)]
+        root = root.removesuffix(API_PREFIX)
         headers = {"User-Agent": f"goldlabel-python/{__version__}", "Accept": "application/json"}
         if token:
             headers["Authorization"] = f"Bearer {token}"
@@ -112,7 +115,7 @@ class Client:
         """Close the connection pool (and the transport)."""
         self._http.close()
 
-    def __enter__(self) -> Client:
+    def __enter__(self) -> Self:
         return self
 
     def __exit__(self, *exc_info: object) -> None:
@@ -156,11 +159,21 @@ class Client:
         return self._paginate("/users", UserPublic, page_size)
 
     def create_user(
-        self, username: str, role: Role = "annotator", *, password: str | None = None, display_name: str = ""
+        self,
+        username: str,
+        role: Role = "annotator",
+        *,
+        password: str | None = None,
+        display_name: str = "",
     ) -> UserPublic:
         """Create a user. Managers create annotators and reviewers; admins anyone. Without a
         password the user signs in only with API tokens."""
-        body = {"username": username, "role": role, "display_name": display_name, "password": password}
+        body = {
+            "username": username,
+            "role": role,
+            "display_name": display_name,
+            "password": password,
+        }
         return UserPublic.model_validate(self._request("POST", "/users", json=body).json())
 
     def get_user(self, user_id: int) -> UserPublic:
@@ -177,8 +190,12 @@ class Client:
     ) -> UserPublic:
         """Change the given fields only. Users change their own display name and password;
         managers suspend annotators and reviewers (``is_active=False``); admins change anything."""
-        body = _changes(display_name=display_name, password=password, role=role, is_active=is_active)
-        return UserPublic.model_validate(self._request("PATCH", f"/users/{int(user_id)}", json=body).json())
+        body = _changes(
+            display_name=display_name, password=password, role=role, is_active=is_active
+        )
+        return UserPublic.model_validate(
+            self._request("PATCH", f"/users/{int(user_id)}", json=body).json()
+        )
 
     def create_token(self, user_id: int, name: str = "") -> TokenPublic:
         """A new API token; its secret is in ``.token`` of this result and never shown again."""
@@ -355,16 +372,22 @@ class Client:
         ``idempotency_key``) returns the first result instead of a second answer."""
         headers = {"Idempotency-Key": idempotency_key} if idempotency_key else None
         body = {"lease_token": lease_token, "value": value, "duration_ms": duration_ms}
-        res = self._request("POST", f"/projects/{int(project_id)}/answers", json=body, headers=headers)
+        res = self._request(
+            "POST", f"/projects/{int(project_id)}/answers", json=body, headers=headers
+        )
         return SubmitResult.model_validate(res.json())
 
     def skip_item(self, project_id: int, lease_token: str) -> None:
         """Give the item back; it will not be offered to you again."""
-        self._request("POST", f"/projects/{int(project_id)}/skip", json={"lease_token": lease_token})
+        self._request(
+            "POST", f"/projects/{int(project_id)}/skip", json={"lease_token": lease_token}
+        )
 
     def release_item(self, project_id: int, lease_token: str) -> None:
         """Give the item back to the queue; it may be offered to you again later."""
-        self._request("POST", f"/projects/{int(project_id)}/release", json={"lease_token": lease_token})
+        self._request(
+            "POST", f"/projects/{int(project_id)}/release", json={"lease_token": lease_token}
+        )
 
     def list_my_answers(self, project_id: int, *, page_size: int = 100) -> Iterator[MyAnswer]:
         """Your own answers in the project, newest first."""
@@ -413,7 +436,9 @@ class Client:
 
     def list_reviews(self, project_id: int, item_id: int) -> list[dict[str, Any]]:
         """The item's reviews, oldest first."""
-        return self._request("GET", f"/projects/{int(project_id)}/items/{int(item_id)}/reviews").json()
+        return self._request(
+            "GET", f"/projects/{int(project_id)}/items/{int(item_id)}/reviews"
+        ).json()
 
     # -- files ----------------------------------------------------------------------------
 
@@ -424,7 +449,7 @@ class Client:
         *,
         on_conflict: OnConflict = "skip",
         partial: bool = False,
-        format: ImportFormat | None = None,  # noqa: A002 - the API's name
+        format: ImportFormat | None = None,
     ) -> ImportReport:
         """Upload a JSONL, CSV or Parquet file of items (``format`` defaults to the one the file
         name's extension says). The file is streamed, not read into memory. Same rules as
@@ -489,4 +514,3 @@ def _copy_chunks(response: httpx.Response, out: IO[bytes]) -> int:
         out.write(chunk)
         written += len(chunk)
     return written
-

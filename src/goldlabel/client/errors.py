@@ -51,7 +51,11 @@ class ApiError(Exception):
         code = str(body.get("code") or "http_error")
         detail = str(body.get("detail") or response.reason_phrase)
         errors = body.get("errors") if isinstance(body.get("errors"), list) else []
-        kind = _BY_CODE.get(code) or _BY_STATUS.get(status) or (ServerError if status >= 500 else ApiError)
+        kind = (
+            _BY_CODE.get(code)
+            or _BY_STATUS.get(status)
+            or (ServerError if status >= 500 else ApiError)
+        )
         return kind(status, code, detail, errors, body)
 
 
