@@ -491,7 +491,9 @@ class Client:
             include_gold=include_gold,
             pseudonymous=pseudonymous,
         )
-        with self._http.stream("GET", f"/projects/{int(project_id)}/export", params=params) as res:
+        path = f"/projects/{int(project_id)}/export"
+        # Accept anything: the body is JSONL, CSV or Parquet, only an error is JSON.
+        with self._http.stream("GET", path, params=params, headers={"Accept": "*/*"}) as res:
             if res.is_error:
                 res.read()
                 raise ApiError.from_response(res)
