@@ -50,7 +50,7 @@ BODIES: dict[tuple[str, str], Any] = {
     ("POST", "/projects"): lambda w: {"json": {"name": "p", "label_schema": w.schema}},
     ("PATCH", "/projects/{project_id}"): lambda w: {"json": {"name": "taken over"}},
     ("PUT", "/projects/{project_id}/members"): lambda w: {
-        "json": {"user_id": w.outsider.id, "role": "manager"}
+        "json": {"user_id": w.outsider.id, "role": "annotator"}
     },
     ("POST", "/projects/{project_id}/items"): lambda w: {
         "json": [{"external_id": "new", "data": {"text": "t"}}]
