@@ -212,3 +212,8 @@ def svg_data_url(width: int = 640, height: int = 400) -> str:
         '</svg>'
     )
     return "data:image/svg+xml;base64," + base64.b64encode(svg.encode()).decode()
+
+
+@pytest.fixture(scope="session")
+def image_url() -> str:
+    return svg_data_url()

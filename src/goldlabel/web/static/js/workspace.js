@@ -15,7 +15,7 @@ const $ = (id) => document.getElementById(id);
 
 const ui = {
   start: $('ws-start'), startButton: $('start-button'), task: $('ws-task'), item: $('ws-item'),
-  form: $('ws-questions'), errors: $('ws-errors'), message: $('ws-message'), mode: $('ws-mode'),
+  form: $('ws-questions'), errors: $('ws-errors'), message: $('ws-message'), failure: $('ws-failure'), mode: $('ws-mode'),
   predictionNote: $('ws-prediction-note'), submit: $('submit-button'), skip: $('skip-button'),
   historyButton: $('history-button'), history: $('ws-history'), historyList: $('history-list'),
   historyMore: $('history-more'), historyClose: $('history-close'), countdown: $('lease-countdown'),
@@ -318,10 +318,12 @@ function submitFailed(err, lease, view) {
   const reason = err.code === 'lease_expired'
     ? 'the lease expired and the item no longer needs your answer'
     : err.message;
-  const actions = gone ? [] : [h('button', { type: 'button', class: 'primary', onclick: () => goBackTo(lease, view, err) },
-    'Go back to it')];
-  if (state.mode === 'empty') actions.push(retryButton());
-  showMessage(`Your answer to the previous item was not saved: ${reason}.`, actions);
+  clear(ui.failure).appendChild(h('p', {}, `Your answer to the previous item was not saved: ${reason}.`));
+  if (!gone) {
+    ui.failure.appendChild(h('div', { class: 'ws-actions' }, h('button', { type: 'button', class: 'primary',
+      onclick: () => goBackTo(lease, view, err) }, 'Go back to it')));
+  }
+  ui.failure.hidden = false;
 }
 
 function goBackTo(lease, view, err) {
@@ -334,6 +336,7 @@ function goBackTo(lease, view, err) {
   state.leaseView = view;
   state.mode = 'task';
   hideMessage();
+  ui.failure.hidden = true;
   ui.start.hidden = true;
   showView(view);
   showErrors(view, err);
