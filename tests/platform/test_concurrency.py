@@ -198,7 +198,7 @@ def _report(label: str, stats: dict, tally: Tally, elapsed: float) -> None:
 
 
 def test_hammer_threads(factory, backend):
-    n_threads, n_items = (16, 240) if backend == "sqlite" else (12, 180)
+    n_threads, n_items = (16, 150) if backend == "sqlite" else (12, 120)
     anns = [factory.make_user() for _ in range(n_threads)]
     project = factory.make_project(
         annotators=anns, overlap_min=2, overlap_max=3, lease_ttl_s=60, settings={"target_confidence": 0.8}
@@ -312,7 +312,7 @@ def _http_calls(client: httpx.Client, pid: int):
 
 @pytest.mark.parametrize("backend", [pytest.param("postgres", marks=pytest.mark.postgres)], indirect=True)
 def test_hammer_processes_postgres(factory, database_url, tmp_path):
-    n_servers, per_server, n_items = 3, 4, 150
+    n_servers, per_server, n_items = 3, 4, 100
     anns = [factory.make_user() for _ in range(n_servers * per_server)]
     project = factory.make_project(
         annotators=anns, overlap_min=2, overlap_max=3, lease_ttl_s=60, settings={"target_confidence": 0.8}

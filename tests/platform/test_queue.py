@@ -247,6 +247,16 @@ def test_q5_retry_with_same_lease_token_returns_original(factory):
     check_books(factory, pid)
 
 
+def test_q5_idempotency_key_of_another_submission_is_409(factory):
+    project, pid, apis, _ = setup(factory, 1, 2, overlap_min=2, overlap_max=2)
+    la, lb = lease(apis[0], pid), lease(apis[0], pid)
+    assert submit(apis[0], pid, la["token"], **{"Idempotency-Key": "k"}).status_code == 201
+    res = submit(apis[0], pid, lb["token"], **{"Idempotency-Key": "k"})
+    assert res.status_code == 409 and code(res) == "idempotency_key_reused"
+    assert submit(apis[0], pid, lb["token"], **{"Idempotency-Key": "k2"}).status_code == 201
+    check_books(factory, pid)
+
+
 def test_q5_retry_with_idempotency_key_returns_original(factory):
     project, pid, apis, _ = setup(factory, 1, 2, overlap_min=2, overlap_max=2)
     la = lease(apis[0], pid)
@@ -256,6 +266,34 @@ def test_q5_retry_with_idempotency_key_returns_original(factory):
     assert again.json() == first.json()
     with factory.ctx.engine.connect() as conn:
         assert conn.execute(sa.select(answers.c.idempotency_key)).scalars().all() == ["req-1"]
+    check_books(factory, pid)
+
+
+def test_q5_concurrent_retries_of_one_submission_all_get_the_original(factory):
+    """Clients that time out retry while the first request is still running: every one of them
+    gets the original answer (the lease is locked, the retries wait and read it as submitted)."""
+    import threading
+
+    from goldlabel.services import queue as queue_service
+
+    project, pid, apis, anns = setup(factory, 1, 1, overlap_min=2, overlap_max=2)
+    token = lease(apis[0], pid)["token"]
+    barrier = threading.Barrier(4)
+    results: list[Any] = []
+
+    def go() -> None:
+        barrier.wait()
+        try:
+            results.append(queue_service.submit_answer(factory.ctx, anns[0], pid, token, POS)["answer"]["id"])
+        except Exception as exc:  # noqa: BLE001
+            results.append(exc)
+
+    threads = [threading.Thread(target=go) for _ in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert len(set(results)) == 1 and isinstance(results[0], int), results
     check_books(factory, pid)
 
 
