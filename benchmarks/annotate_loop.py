@@ -156,6 +156,11 @@ class LoadResult:
     empty: int = 0  # "no work for you now" answers
     handed: dict[int, list[int]] = field(default_factory=dict)  # item -> annotators it was handed to
     acked: int = 0
+    server_cpu_s: float = float("nan")
+    client_cpu_s: float = float("nan")
+
+    def cpu_ms_per_cycle(self) -> float:
+        return self.server_cpu_s / self.cycles * 1000 if self.cycles else float("nan")
 
     def error(self, key: str) -> None:
         self.errors[key] = self.errors.get(key, 0) + 1
@@ -334,6 +339,30 @@ def stop(proc: subprocess.Popen) -> None:
         except subprocess.TimeoutExpired:
             os.killpg(proc.pid, signal.SIGKILL)
             proc.wait()
+
+
+def _tree(pid: int) -> list[int]:
+    pids = [pid]
+    try:
+        out = subprocess.run(["ps", "-o", "pid=", "--ppid", str(pid)], capture_output=True, text=True).stdout
+        pids += [int(p) for p in out.split()]
+    except OSError:
+        pass
+    return pids
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time of a process and its children (uvicorn workers), in seconds.
+    CPU per cycle is much less sensitive to other work on shared cores than wall-clock rates."""
+    ticks = os.sysconf("SC_CLK_TCK")
+    total = 0
+    for p in _tree(pid):
+        try:
+            fields = Path(f"/proc/{p}/stat").read_text().rsplit(")", 1)[1].split()
+            total += int(fields[11]) + int(fields[12])  # utime, stime
+        except (OSError, IndexError, ValueError):
+            pass
+    return total / ticks
 
 
 def rss_mb(pid: int) -> float:
@@ -686,19 +715,27 @@ def fmt_row(r: Row) -> str:
     errs = sum(r.res.errors.values())
     return (
         f"| {r.system} | {r.backend} | {r.items:,} | {r.workers} | {r.annotators} | {r.rate:,.1f} | "
-        f"{r.res.pct(50):.1f} | {r.res.pct(95):.1f} | {r.res.pct(99):.1f} | {over + twice} | {errs} | {r.db_check} |"
+        f"{r.res.pct(50):.1f} | {r.res.pct(95):.1f} | {r.res.pct(99):.1f} | {r.res.cpu_ms_per_cycle():.2f} | "
+        f"{over + twice} | {errs} | {r.db_check} |"
     )
 
 
 TABLE_HEAD = (
-    "| system | db | items | workers | annotators | cycles/s | p50 ms | p95 ms | p99 ms | double assigned | errors | db check |\n"
-    "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|"
+    "| system | db | items | workers | annotators | cycles/s | p50 ms | p95 ms | p99 ms | server CPU ms/cycle "
+    "| double assigned | errors | db check |\n"
+    "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|"
 )
 
 
-def run_level(driver: Driver, port: int, tokens: list[str], scheme: str, n: int, duration: float) -> LoadResult:
+def run_level(
+    driver: Driver, port: int, tokens: list[str], scheme: str, n: int, duration: float, server_pid: int
+) -> LoadResult:
     headers = [{"Authorization": f"{scheme} {t}"} for t in tokens[:n]]
-    return asyncio.run(run_load(driver, port, headers, duration))
+    cpu0, own0 = cpu_seconds(server_pid), time.process_time()
+    res = asyncio.run(run_load(driver, port, headers, duration))
+    res.server_cpu_s = cpu_seconds(server_pid) - cpu0
+    res.client_cpu_s = time.process_time() - own0
+    return res
 
 
 def print_row(r: Row) -> None:
@@ -707,6 +744,7 @@ def print_row(r: Row) -> None:
         f"  {r.system:12} {r.backend:10} items={r.items:>9,} workers={r.workers} annotators={r.annotators:>2} "
         f"{r.rate:8.1f} cycles/s  p50 {r.res.pct(50):7.1f}  p95 {r.res.pct(95):7.1f}  p99 {r.res.pct(99):8.1f} ms"
         f"  (next p50 {r.res.pct(50, 'next_ms'):.1f}, submit p50 {r.res.pct(50, 'submit_ms'):.1f})"
+        f"  cpu/cycle server {r.res.cpu_ms_per_cycle():.2f} ms client {r.res.client_cpu_s / max(1, r.res.cycles) * 1000:.2f} ms"
         f"  double {over}+{twice}  errors {dict(r.res.errors) or 0}  empty {r.res.empty}  [{r.db_check}]",
         flush=True,
     )
@@ -734,7 +772,7 @@ def bench_goldlabel(args: argparse.Namespace, workdir: Path, rows: list[Row], no
                                 pid, seed_s = db.make_project(n_items, args.overlap)
                             else:
                                 pid, seed_s = shared  # type: ignore[misc]
-                            res = run_level(GoldlabelDriver(pid), port, db.tokens, "Bearer", n_ann, args.duration)
+                            res = run_level(GoldlabelDriver(pid), port, db.tokens, "Bearer", n_ann, args.duration, proc.pid)
                             ok, check = db.verify(pid, args.overlap, res.acked)
                             over, twice = res.double_assignments(args.overlap)
                             row = Row("goldlabel", backend, n_items, workers, n_ann, args.overlap, res,
@@ -760,7 +798,7 @@ def bench_labelstudio(args: argparse.Namespace, workdir: Path, rows: list[Row], 
                 for n_ann in args.annotators:
                     pid, seed_s = ls.make_project(n_items, args.overlap)
                     notes.append(f"Label Studio {backend}: import of {n_items:,} tasks for the {n_ann}-annotator level took {seed_s:.1f} s")
-                    res = run_level(LabelStudioDriver(pid), ls.port, ls.tokens, "Token", n_ann, args.duration)
+                    res = run_level(LabelStudioDriver(pid), ls.port, ls.tokens, "Token", n_ann, args.duration, ls.proc.pid)
                     ok, check = ls.verify(pid, args.overlap, res.acked)
                     row = Row("Label Studio", backend, n_items, 1, n_ann, args.overlap, res, ("ok" if ok else "FAIL") + ": " + check)
                     rows.append(row)

@@ -15,7 +15,9 @@ from goldlabel.services.context import Context
 bearer = HTTPBearer(auto_error=False, description="API token (`gl_...`) from `goldlabel users token` or the console.")
 
 
-def get_context(request: Request) -> Context:
+async def get_context(request: Request) -> Context:
+    # async: FastAPI runs a plain ``def`` dependency in the thread pool, a thread hop per
+    # request for one attribute read.
     return request.app.state.context
 
 

@@ -87,6 +87,7 @@ _DELETE_EXPIRED_LEASE = leases.delete().where(
 )
 _INSERT_LEASE = leases.insert().returning(*leases.c)
 _LEASE_BY_TOKEN = sa.select(leases).where(leases.c.token_hash == _b("b_token_hash"))
+_LEASE_BY_TOKEN_FOR_UPDATE = _LEASE_BY_TOKEN.with_for_update()
 _ITEM = sa.select(items).where(items.c.id == _b("b_item_id"))
 _ITEM_FOR_UPDATE = _ITEM.with_for_update()
 _SET_LEASE_STATUS = leases.update().where(leases.c.id == _b("b_lease_id")).values(status=_b("b_status"))
@@ -117,6 +118,7 @@ _ANSWER_BY_KEY = sa.select(answers).where(
     answers.c.annotator_id == _b("b_annotator_id"), answers.c.idempotency_key == _b("b_key")
 )
 _ITEM_ANSWERS = sa.select(answers).where(answers.c.item_id == _b("b_item_id")).order_by(answers.c.id)
+_FIRST_ANSWERS = _ITEM_ANSWERS.limit(_b("b_limit", type_=sa.Integer))
 _UPDATE_ITEM_STATE = (
     items.update()
     .where(items.c.id == _b("b_item_id"))
@@ -219,14 +221,11 @@ def lock_lease_by_token(conn: Connection, token_hash: str) -> dict | None:
     excludes every other writer). Submit, skip and release decide on the lease's status: read
     without the lock, a concurrent reaper, retry or skip could change it before COMMIT, and the
     item's reservation would be handed back twice."""
-    q = sa.select(leases).where(leases.c.token_hash == token_hash)
-    if conn.dialect.name == "postgresql":
-        q = q.with_for_update()
-    row = conn.execute(q).mappings().first()
-    return dict(row) if row else None
+    q = _LEASE_BY_TOKEN_FOR_UPDATE if conn.dialect.name == "postgresql" else _LEASE_BY_TOKEN
+    return _one(conn, q, {"b_token_hash": token_hash})
 
 
 def fetch_first_answers(conn: Connection, item_id: int, limit: int) -> list[dict]:
     """The item's first ``limit`` answers, oldest first."""
-    q = sa.select(answers).where(answers.c.item_id == item_id).order_by(answers.c.id).limit(limit)
-    return [dict(r) for r in conn.execute(q).mappings()]
+    params = {"b_item_id": item_id, "b_limit": limit}
+    return [dict(r) for r in conn.execute(_FIRST_ANSWERS, params).mappings()]
