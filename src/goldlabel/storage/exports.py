@@ -49,10 +49,13 @@ def fetch_item_batch(
 
 def fetch_answers(conn: Connection, project_id: int, first: int, last: int) -> list[tuple]:
     """``(item_id, annotator_id, value, created_at, duration_ms)`` for items in [first, last]."""
+    # The project filter must not steer the planner onto the (project_id, id) index: that scans
+    # every answer of the project for each batch (quadratic); the item-id range is the selective part.
+    project = "+project_id" if conn.dialect.name == "sqlite" else "project_id + 0"
     return _fetch(
         conn,
         "SELECT item_id, annotator_id, CAST(value AS TEXT), created_at, duration_ms FROM answers "
-        "WHERE item_id BETWEEN ? AND ? AND project_id = ? ORDER BY item_id, id",
+        f"WHERE item_id BETWEEN ? AND ? AND {project} = ? ORDER BY item_id, id",
         (first, last, project_id),
     )
 
