@@ -54,12 +54,6 @@ def test_bearer_scheme_is_required_by_every_operation(app):
 
 
 @one_backend
-@pytest.mark.xfail(
-    strict=True,
-    reason="app.py documents FastAPI's default 422 (application/json HTTPValidationError) and no "
-    "401/403/404; the server sends application/problem+json. Fix: APIRouter(prefix=API_PREFIX, "
-    "responses={status: problem+json Problem}) in create_app, then delete this xfail.",
-)
 def test_documented_errors_are_problem_json(app):
     wrong = []
     for method, path, op in operations(app):

@@ -158,8 +158,6 @@ def test_every_route_is_called_by_an_sdk_method(factory, app, make_user, tmp_pat
         f"routes without an SDK method: {missing}. Add a method to goldlabel.client.Client, call it in "
         "this tour, test it in tests/client/ and document it in docs/sdk.md."
     )
-    pending = (
-        set() if has_files else {"import_file", "export"}
-    )  # TODO(#2): drop when app.py mounts them
-    untoured = sorted(public_methods() - used - pending)
+    assert has_files, "the import/export routes are not mounted"
+    untoured = sorted(public_methods() - used)
     assert not untoured, f"Client methods this tour does not call: {untoured}; call each once above"

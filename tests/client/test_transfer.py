@@ -8,10 +8,6 @@ from pathlib import Path
 
 import pyarrow.parquet as pq
 import pytest
-from fastapi import APIRouter
-from fastapi.routing import iter_route_contexts
-
-from goldlabel.api.routes import transfer
 from goldlabel.client import Forbidden, ImportFailed, NotFound, ValidationFailed
 
 POSITIVE = {"sentiment": "positive"}
@@ -19,12 +15,6 @@ POSITIVE = {"sentiment": "positive"}
 
 @pytest.fixture
 def transfer_app(app):
-    # TODO(#2): drop once create_app mounts api/routes/transfer.py (the router exists, app.py
-    # does not include it yet).
-    if not any(r.path.endswith("/imports") for r in iter_route_contexts(app.routes) if r.path):
-        api = APIRouter(prefix="/api/v1")
-        api.include_router(transfer.router)
-        app.include_router(api)
     return app
 
 

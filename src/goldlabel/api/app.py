@@ -7,13 +7,12 @@ from contextlib import asynccontextmanager
 from fastapi import APIRouter, FastAPI
 
 from goldlabel import __version__
-from goldlabel.api.problems import install_problem_handlers
-from goldlabel.api.routes import items, projects, quality, queue, users
+from goldlabel.api.problems import PROBLEM_RESPONSES, install_problem_handlers
+from goldlabel.api.routes import items, projects, quality, queue, transfer, users
 from goldlabel.config import Settings
 from goldlabel.services.context import Context
 from goldlabel.services.quality import RefitScheduler
 from goldlabel.storage.migrate import upgrade_database
-from goldlabel.web import install_web
 from goldlabel.web import install_web
 
 API_PREFIX = "/api/v1"
@@ -48,11 +47,10 @@ def create_app(settings: Settings | None = None, *, context: Context | None = No
     )
     app.state.context = ctx
     install_problem_handlers(app)
-    api = APIRouter(prefix=API_PREFIX)
-    for module in (users, projects, items, queue, quality):
+    api = APIRouter(prefix=API_PREFIX, responses=PROBLEM_RESPONSES)
+    for module in (users, projects, items, queue, quality, transfer):
         api.include_router(module.router)
     app.include_router(api)
-    install_web(app)
     install_web(app)
 
     @app.get("/healthz", include_in_schema=False)

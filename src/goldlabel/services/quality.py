@@ -32,6 +32,7 @@ from goldlabel.storage import projects as project_store
 from goldlabel.storage import quality as quality_store
 from goldlabel.storage import queue as queue_store
 from goldlabel.storage import records
+from goldlabel.storage import users as user_store
 from goldlabel.storage.engine import now_ms, read_tx, write_tx
 
 log = logging.getLogger(__name__)
@@ -373,6 +374,8 @@ def set_annotator_status(ctx: Context, actor: Actor, project_id: int, annotator_
     with write_tx(ctx.engine) as conn:
         load_project(conn, actor, project_id, "manage")
         stats = quality_store.fetch_stats(conn, project_id, annotator_id)
+        if stats is None and user_store.fetch_member_role(conn, project_id, annotator_id) is None:
+            raise not_found("annotator")
         evidence = dict((stats or {}).get("evidence") or {})
         evidence["changed_by"] = actor.id
         evidence["reason"] = f"set to {status} by {actor.username}"
