@@ -47,10 +47,18 @@ class DawidSkene(CategoricalEstimator):
     def _fit(self, data, gold_items, gold_labels):
         matrix = CountMatrix(data)
         posteriors = majority_posteriors(data, gold_items, gold_labels)
+        first_counts = matrix.confusion_counts(posteriors)
+        if len(gold_items):
+            # start skills from the gold answers (crowd vote only as a weak prior): from the
+            # crowd alone, EM can settle where a colluding majority of bad annotators points
+            on_gold = np.zeros_like(posteriors)
+            on_gold[gold_items] = posteriors[gold_items]
+            first_counts = matrix.confusion_counts(on_gold) + data.n_labels * normalize_rows(first_counts)
         previous = None
         self.n_iter_ = 0
-        for _ in range(self.n_iter):
-            confusions = self._m_step(matrix.confusion_counts(posteriors))
+        for iteration in range(self.n_iter):
+            counts = first_counts if iteration == 0 else matrix.confusion_counts(posteriors)
+            confusions = self._m_step(counts)
             prior = self._class_prior(data, posteriors)
             # work in log space: products of many small probabilities underflow
             scores = matrix.item_scores(np.log(confusions)) + np.log(prior)
