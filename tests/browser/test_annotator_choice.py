@@ -49,13 +49,12 @@ def test_choice_keyboard_only_ten_items(page, server, ui):
             ui.wait_for_next(".item-data .field-text", text)
     page.wait_for_selector("#ws-message:not([hidden])")
     assert "No items need your answer" in page.inner_text("#ws-message")
-    assert page.inner_text("#stat-today") == "10"
+    page.wait_for_function("() => document.getElementById('stat-today').textContent === '10'")
     assert page.inner_text("#stat-streak") == "1"
     answers = server.answers_of(project, annotator)
     assert len(answers) == 10
     for answer in answers:
         assert answer["value"] == {"sentiment": expected[answer["item"]["data"]["text"]]}
-    print(page.evaluate("performance.getEntriesByType('resource').filter(e => e.name.includes('/api/')).map(e => [e.name.split('/').pop(), Math.round(e.startTime), Math.round(e.duration)])"))
     transitions = page.evaluate("window.__goldlabel.transitions")
     assert len(transitions) == 9  # the 10th submit found the queue empty
     median = statistics.median(transitions)

@@ -121,7 +121,7 @@ def test_boxes_ten_items(page, server, ui, image_url):
 
     for n in range(10):
         page.wait_for_selector(".boxes-image")
-        page.wait_for_function("document.querySelector('.boxes-image').complete")
+        page.wait_for_function("() => document.querySelector('.boxes-image').complete")
         caption = page.inner_text(".item-data .field-text")
         layer = page.locator("[data-testid=boxes-layer]").bounding_box()
         # Draw, then label: a number key labels the box just drawn (and the next ones).
