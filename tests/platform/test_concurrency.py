@@ -4,7 +4,7 @@
   shared Context (SQLite: one writer at a time, never "database is locked"; PostgreSQL: a pool of
   connections claiming concurrently with SKIP LOCKED), with skips, releases, retries and a
   "clock" thread expiring random live leases, so reaping and late submissions race real claims.
-* processes: several real uvicorn servers sharing one PostgreSQL database, annotators spread
+* processes: two real uvicorn servers sharing one PostgreSQL database, annotators spread
   over them, over real HTTP.
 
 Afterwards the database is checked: no item above its max overlap, no (item, annotator) twice,
@@ -198,7 +198,7 @@ def _report(label: str, stats: dict, tally: Tally, elapsed: float) -> None:
 
 
 def test_hammer_threads(factory, backend):
-    n_threads, n_items = (16, 150) if backend == "sqlite" else (12, 120)
+    n_threads, n_items = (16, 120) if backend == "sqlite" else (12, 120)
     anns = [factory.make_user() for _ in range(n_threads)]
     project = factory.make_project(
         annotators=anns, overlap_min=2, overlap_max=3, lease_ttl_s=60, settings={"target_confidence": 0.8}
@@ -250,7 +250,7 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
-def _start_servers(database_url: str, n: int, logs: Path) -> tuple[list[subprocess.Popen], list[str]]:
+def _launch_servers(database_url: str, n: int, logs: Path) -> tuple[list[subprocess.Popen], list[str]]:
     env = {**os.environ, "GOLDLABEL_DATABASE_URL": database_url, "GOLDLABEL_SECRET_KEY": "hammer",
            "GOLDLABEL_PG_POOL_SIZE": "6"}
     procs, urls = [], []
@@ -268,7 +268,11 @@ def _start_servers(database_url: str, n: int, logs: Path) -> tuple[list[subproce
                 )
             )
         urls.append(f"http://127.0.0.1:{port}")
-    deadline = time.monotonic() + 60
+    return procs, urls
+
+
+def _wait_for_servers(procs: list[subprocess.Popen], urls: list[str], logs: Path) -> None:
+    deadline = time.monotonic() + 90
     for i, (proc, url) in enumerate(zip(procs, urls)):
         while True:
             if proc.poll() is not None:
@@ -281,7 +285,17 @@ def _start_servers(database_url: str, n: int, logs: Path) -> tuple[list[subproce
             if time.monotonic() > deadline:
                 raise RuntimeError(f"server {url} did not start")
             time.sleep(0.1)
-    return procs, urls
+
+
+def _stop_servers(procs: list[subprocess.Popen]) -> None:
+    for p in procs:
+        p.terminate()
+    for p in procs:
+        try:
+            p.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            p.kill()
+            p.wait()
 
 
 def _http_calls(client: httpx.Client, pid: int):
@@ -312,17 +326,21 @@ def _http_calls(client: httpx.Client, pid: int):
 
 @pytest.mark.parametrize("backend", [pytest.param("postgres", marks=pytest.mark.postgres)], indirect=True)
 def test_hammer_processes_postgres(factory, database_url, tmp_path):
-    n_servers, per_server, n_items = 3, 4, 100
-    anns = [factory.make_user() for _ in range(n_servers * per_server)]
-    project = factory.make_project(
-        annotators=anns, overlap_min=2, overlap_max=3, lease_ttl_s=60, settings={"target_confidence": 0.8}
-    )
-    pid = project["id"]
-    factory.add_items(project, n_items)
-    tokens = [factory.token_for(a) for a in anns]
-    procs, urls = _start_servers(database_url, n_servers, tmp_path)
+    n_servers, per_server, n_items = 2, 6, 100
+    t0 = time.monotonic()
+    # The servers boot (import, migration check) while the project is set up.
+    procs, urls = _launch_servers(database_url, n_servers, tmp_path)
     clients: list[httpx.Client] = []
     try:
+        anns = [factory.make_user() for _ in range(n_servers * per_server)]
+        project = factory.make_project(
+            annotators=anns, overlap_min=2, overlap_max=3, lease_ttl_s=60, settings={"target_confidence": 0.8}
+        )
+        pid = project["id"]
+        factory.add_items(project, n_items)
+        tokens = [factory.token_for(a) for a in anns]
+        _wait_for_servers(procs, urls, tmp_path)
+        print(f"\n{n_servers} servers up and project ready in {time.monotonic() - t0:.1f}s", end="")
         tally = Tally()
         stop = threading.Event()
         clock = threading.Thread(target=expire_randomly, args=(factory.ctx.engine, pid, stop, tally, 0.1))
@@ -347,14 +365,7 @@ def test_hammer_processes_postgres(factory, database_url, tmp_path):
     finally:
         for c in clients:
             c.close()
-        for p in procs:
-            p.terminate()
-        for p in procs:
-            try:
-                p.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                p.kill()
-                p.wait()
+        _stop_servers(procs)
     for i in range(n_servers):  # a 500 is logged by the server: none may have happened
         log = (tmp_path / f"server{i}.log").read_text()
         assert "Traceback" not in log, log[-3000:]
