@@ -17,7 +17,6 @@ from typing import Any
 
 import numpy as np
 import scipy.sparse as sp
-from scipy.special import logsumexp
 
 from .answers import Answers, encode_gold, from_frame
 
@@ -145,9 +144,15 @@ def normalize_rows(matrix: np.ndarray) -> np.ndarray:
 
 def softmax_rows(scores: np.ndarray) -> tuple[np.ndarray, float]:
     """Row-wise softmax and the total log normalizer (the log-likelihood)."""
-    # work in log space: products of many small probabilities underflow
-    norm = logsumexp(scores, axis=1, keepdims=True)
-    return np.exp(scores - norm), float(norm.sum())
+    # work in log space: products of many small probabilities underflow; shift each row by
+    # its max before exp (scipy's logsumexp is ~20x slower on tall arrays)
+    top = scores.max(axis=1, keepdims=True)
+    top[~np.isfinite(top)] = 0.0
+    shifted = np.subtract(scores, top)
+    np.exp(shifted, out=shifted)
+    totals = shifted.sum(axis=1, keepdims=True)
+    shifted /= totals
+    return shifted, float(top.sum() + np.log(totals).sum())
 
 
 def clamp_gold(posteriors: np.ndarray, gold_items: np.ndarray, gold_labels: np.ndarray) -> np.ndarray:
