@@ -282,8 +282,15 @@ def main() -> None:
         workdir = Path(args.workdir or tmp)
         workdir.mkdir(parents=True, exist_ok=True)
         for backend in args.backend.split(","):
-            rows += bench(backend.strip(), n, workdir, args.profile)
-    print_table(rows, n)
+            try:
+                done = bench(backend.strip(), n, workdir, args.profile)
+            except Exception as exc:  # noqa: BLE001 - report and go on with the next backend
+                print(f"  [{backend}] failed: {type(exc).__name__}: {str(exc).splitlines()[0]}", file=sys.stderr)
+                continue
+            print_table(done, n)  # as soon as a backend is done: a later failure loses nothing
+            rows += done
+    if len(rows) > 0 and "," in args.backend:
+        print_table(rows, n)
 
 
 if __name__ == "__main__":
