@@ -9,7 +9,7 @@ from __future__ import annotations
 from fastapi import FastAPI, Request
 from fastapi.staticfiles import StaticFiles
 
-from goldlabel.web import pages
+from goldlabel.web import console, pages
 from goldlabel.web.rendering import (
     STATIC_DIR,
     LoginRequired,
@@ -33,6 +33,7 @@ def install_web(app: FastAPI) -> None:
     app.add_middleware(WebMiddleware, context=ctx, signer=signer, csp_exempt_paths=exempt)
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
     app.include_router(pages.router)
+    app.include_router(console.router)
 
     @app.exception_handler(LoginRequired)
     async def _login_required(_request: Request, exc: LoginRequired):

@@ -1,0 +1,69 @@
+// Users: create accounts, suspend or reactivate them, create and revoke my API tokens.
+// A new token's secret is shown once, here, and never again.
+
+import { api } from '../api.js';
+import { clear, h } from '../dom.js';
+import { $, flash, hideError, readJson, showError } from './common.js';
+
+const config = readJson('users-data');
+
+const userForm = $('user-form');
+userForm.addEventListener('submit', async (event) => {
+  event.preventDefault();
+  const box = $('user-errors');
+  hideError(box);
+  const f = userForm.elements;
+  try {
+    const user = await api('/users', { method: 'POST', body: {
+      username: f.username.value.trim(), role: f.role.value, password: f.password.value || null,
+      display_name: f.display_name.value } });
+    flash(`Created ${user.username} (${user.role}).`);
+    const row = h('tr', { dataset: { user: String(user.id) } }, h('td', {}, user.username),
+      h('td', {}, user.display_name || ''), h('td', {}, user.role), h('td', {}, h('span', { class: 'badge status-final' }, 'active')), h('td'));
+    $('users-body').appendChild(row);
+    userForm.reset();
+  } catch (e) {
+    showError(box, e);
+  }
+});
+
+for (const button of document.querySelectorAll('[data-active]')) {
+  button.addEventListener('click', async () => {
+    try {
+      await api(`/users/${button.dataset.userId}`, { method: 'PATCH', body: { is_active: button.dataset.active === 'true' } });
+      window.location.reload();
+    } catch (e) {
+      showError($('user-errors'), e);
+    }
+  });
+}
+
+const tokenForm = $('token-form');
+tokenForm.addEventListener('submit', async (event) => {
+  event.preventDefault();
+  const box = $('token-errors');
+  hideError(box);
+  try {
+    const token = await api(`/users/${config.me}/tokens`, { method: 'POST', body: { name: tokenForm.elements.name.value } });
+    const shown = clear($('token-secret'));
+    shown.hidden = false;
+    shown.append(h('p', { class: 'strong' }, 'Copy this token now: it is shown only once.'),
+      h('code', { class: 'secret', 'data-testid': 'token-secret' }, token.token));
+    $('tokens-body').appendChild(h('tr', {}, h('td', {}, token.name || '–'), h('td', {}, h('code', {}, token.prefix)),
+      h('td', {}, 'just now'), h('td', {}, '–'), h('td')));
+    tokenForm.reset();
+  } catch (e) {
+    showError(box, e);
+  }
+});
+
+for (const button of document.querySelectorAll('[data-revoke]')) {
+  button.addEventListener('click', async () => {
+    try {
+      await api(`/users/${config.me}/tokens/${button.dataset.revoke}`, { method: 'DELETE' });
+      button.closest('tr').remove();
+    } catch (e) {
+      showError($('token-errors'), e);
+    }
+  });
+}
