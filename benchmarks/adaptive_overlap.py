@@ -10,7 +10,7 @@ random order (one permutation per item and seed). Policies:
   server's incremental one, ``goldlabel.quality.item_posterior``: class prior and annotator
   skills from a Dawid-Skene fit on the answers collected so far, re-fitted in the background
   every 10% of the answer budget (n_items x 5), one-coin confusions
-  (``goldlabel.quality.skills.one_coin_confusions``) from each annotator's DS accuracy shrunk
+  (``goldlabel.quality.confusions_from_skills``) from each annotator's DS accuracy shrunk
   toward a default accuracy (0.7) by ``--shrinkage`` pseudo-answers, so an annotator not seen
   by the last fit counts as 0.7. After every re-fit all open items are re-scored. Final
   labels: Dawid-Skene on the collected answers.
@@ -44,7 +44,7 @@ from _datasets import Categorical, load_categorical, machine_description, requir
 
 from goldlabel import quality  # noqa: E402
 from goldlabel.quality import DawidSkene, from_codes, item_posterior  # noqa: E402
-from goldlabel.quality.skills import one_coin_confusions  # noqa: E402
+from goldlabel.quality.skill import confusions_from_skills  # noqa: E402
 
 DATASETS = ["zheng_possent", "snow_rte", "dog", "bluebirds", "acf_sp_amt", "mill"]
 MAX_OVERLAP = 5
@@ -98,7 +98,7 @@ class Skills:
             skill = np.asarray(model.skills_, dtype=float)
             accuracy_ = (seen * skill + self.shrinkage * self.default) / (seen + self.shrinkage)
             prior = np.asarray(model.prior_, dtype=float).ravel()
-        self.confusions = one_coin_confusions(accuracy_, data.n_classes)
+        self.confusions = confusions_from_skills(accuracy_, data.n_classes)
         self.log_confusions = np.log(self.confusions)
         self.prior = prior
         self.log_prior = np.log(prior)

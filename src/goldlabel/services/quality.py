@@ -25,7 +25,7 @@ from goldlabel import quality
 from goldlabel.domain.errors import GoldlabelError, not_found
 from goldlabel.domain.stopping import decide_status
 from goldlabel.quality.agreement import fleiss_kappa, krippendorff_alpha
-from goldlabel.quality.skills import one_coin_confusions, skill_interval
+from goldlabel.quality.skill import confusions_from_skills, estimate_skill
 from goldlabel.services.access import Actor, load_project
 from goldlabel.services.context import Context
 from goldlabel.storage import projects as project_store
@@ -70,7 +70,11 @@ def _score_gold(ctx: Context, conn: sa.Connection, project: dict, item: dict, va
     }
     n_gold = stats["n_gold"] + 1
     n_correct = stats["n_gold_correct"] + int(correct)
-    mean, low, high = (float(x) for x in skill_interval(n_correct, n_gold, ctx.settings.default_annotator_accuracy))
+    # Prior: default accuracy with the weight of two answers, so a new annotator's first gold
+    # answer moves the estimate but does not decide it.
+    prior_mean = ctx.settings.default_annotator_accuracy
+    estimate = estimate_skill(n_correct, n_gold, prior=(2 * prior_mean, 2 * (1 - prior_mean)))
+    mean, low, high = float(estimate.mean), float(estimate.lower), float(estimate.upper)
     evidence = dict(stats["evidence"] or {})
     misses = list(evidence.get("recent_gold_misses", []))
     if not correct:
@@ -118,7 +122,7 @@ def _confusions(conn: sa.Connection, project_id: int, question: str, annotator_i
                 n_labels: int, default_accuracy: float) -> np.ndarray:
     skills = quality_store.fetch_skills(conn, project_id, question, annotator_ids)
     accuracy = np.array([skills[a]["accuracy"] if a in skills else default_accuracy for a in annotator_ids])
-    out = one_coin_confusions(accuracy, n_labels)
+    out = confusions_from_skills(accuracy, n_labels)
     for i, a in enumerate(annotator_ids):
         matrix = skills.get(a, {}).get("confusion")
         if matrix is not None and np.shape(matrix) == (n_labels, n_labels):
@@ -268,7 +272,7 @@ def _refit(ctx: Context, project: dict, now: int) -> dict[str, Any]:
         skills = np.asarray(estimator.skills_, dtype=np.float64)
         confusions = getattr(estimator, "confusions_", None)
         if confusions is None or np.shape(confusions) != (len(skills), k, k):
-            confusions = one_coin_confusions(skills, k)
+            confusions = confusions_from_skills(skills, k)
         # The per-answer update indexes confusions in schema label order.
         order = [label_order.index(label) for label in q.labels if label in label_order]
         if len(order) == len(q.labels):
