@@ -77,15 +77,6 @@ def delete_item(conn: Connection, project_id: int, item_id: int) -> bool:
     return res.rowcount == 1
 
 
-def count_gold_answered(conn: Connection, project_id: int, annotator_id: int) -> int:
-    q = (
-        sa.select(sa.func.count())
-        .select_from(answers.join(items, items.c.id == answers.c.item_id))
-        .where(answers.c.project_id == project_id, answers.c.annotator_id == annotator_id, items.c.is_gold)
-    )
-    return conn.execute(q).scalar_one()
-
-
 def rotate_lease_token(conn: Connection, lease_id: int, token_hash: str) -> None:
     conn.execute(leases.update().where(leases.c.id == lease_id).values(token_hash=token_hash))
 
