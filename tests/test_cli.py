@@ -262,9 +262,6 @@ def test_database_from_environment(tmp_path: Path, monkeypatch: pytest.MonkeyPat
 
 
 def test_aggregate_csv(tmp_path: Path) -> None:
-    quality = pytest.importorskip("goldlabel.quality")
-    if not hasattr(quality, "aggregate_file"):
-        pytest.skip("goldlabel.quality.aggregate_file not there yet")
     answers = tmp_path / "answers.csv"
     answers.write_text(
         "item,annotator,label\n"
@@ -278,8 +275,12 @@ def test_aggregate_csv(tmp_path: Path) -> None:
     lines = out.read_text().splitlines()
     assert len(lines) == 7  # header + one row per item
     assert lines[1].startswith("t0,dog")
-    mv = CliRunner().invoke(cli, ["aggregate", str(answers), "--method", "majority_vote", "-o", str(out)])
+    assert "18 answers by 3 annotators on 6 items" in result.stdout
+    mv = CliRunner().invoke(cli, ["aggregate", str(answers), "--method", "mv", "-o", str(out)])
     assert mv.exit_code == 0, mv.output
+    assert out.read_text().splitlines()[0] == "item,label,confidence"
+    assert_failed(CliRunner().invoke(cli, ["aggregate", str(answers), "--method", "best", "-o", str(out)]),
+                  2, "unknown_method", "ds")
 
     broken = tmp_path / "broken.csv"
     broken.write_text("who,what\n1,2\n")
@@ -412,3 +413,11 @@ def test_serve_answers_healthz(tmp_path: Path, workers: int) -> None:
             proc.wait()
         if proc.stdout:
             proc.stdout.close()
+
+
+def test_unwritable_output_is_a_message(database_url: str, project_id: int, tmp_path: Path) -> None:
+    pytest.importorskip("goldlabel.services.exports")
+    blocker = tmp_path / "file"
+    blocker.write_text("")
+    result = run(database_url, "export", str(project_id), "--format", "jsonl", "--output", str(blocker / "out.jsonl"))
+    assert_failed(result, 1, "os_error")

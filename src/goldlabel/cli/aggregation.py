@@ -15,7 +15,8 @@ READABLE_FILE = click.Path(exists=True, dir_okay=False, path_type=Path)
 @click.command()
 @click.argument("answers", metavar="ANSWERS.csv", type=READABLE_FILE)
 @click.option("--method", default=None, metavar="NAME",
-              help="Aggregation method, e.g. majority_vote, dawid_skene [default: the library's choice].")
+              help="Aggregation method: mv, wawa, ds, onecoin, glad, mace, bcc, ebcc, cds, robust "
+              "[default: robust].")
 @click.option("--gold", type=READABLE_FILE, default=None, metavar="GOLD.csv",
               help="Known answers (item, label) to anchor annotator skill and report accuracy.")
 @click.option("--output", "-o", required=True, type=click.Path(dir_okay=False, path_type=Path),
@@ -26,19 +27,23 @@ def aggregate(answers: Path, method: str | None, gold: Path | None, output: Path
     A thin wrapper over goldlabel.quality.aggregate_file; needs no database.
     """
     # Imported here: the quality engine pulls in scipy, which other commands do not need.
-    from goldlabel.quality import aggregate_file
+    from goldlabel.quality import METHODS, aggregate_file
 
+    if method is not None and method.lower() not in METHODS:
+        fail(f"unknown method {method!r}; choose one of: {', '.join(sorted(METHODS))} [unknown_method]", 2)
     try:
         result = aggregate_file(answers, output, method=method, gold_csv=gold)
     except (ValueError, KeyError) as exc:
         # The quality library stands alone and reports bad input as ValueError, not GoldlabelError.
-        fail(f"{answers}: {exc} [bad_answers]")
+        fail(f"{exc} [bad_answers]")
     _echo_summary(result, output)
 
 
 def _echo_summary(result: Any, output: Path) -> None:
-    if isinstance(result, dict):
+    if isinstance(result, dict) and {"method", "items", "answers", "annotators"} <= result.keys():
+        click.echo(f"{result['method']}: {result['answers']} answers by {result['annotators']} annotators "
+                   f"on {result['items']} items -> {output}")
+    elif isinstance(result, dict):
         echo_json(result)
-    elif result is not None and hasattr(result, "to_dict"):
-        echo_json(result.to_dict())
-    click.echo(f"wrote {output}", err=True)
+    else:
+        click.echo(f"wrote {output}")

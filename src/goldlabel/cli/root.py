@@ -106,6 +106,8 @@ class GoldlabelGroup(click.Group):
         except DBAPIError as exc:
             first = str(exc.orig or exc).strip().splitlines()[0]
             raise CliFailure(f"database error: {first} [database_error]") from exc
+        except OSError as exc:  # a file that cannot be read or written, a port in use
+            raise CliFailure(f"{exc} [os_error]") from exc
 
 
 @click.group(cls=GoldlabelGroup, context_settings={"help_option_names": ["-h", "--help"]})
