@@ -153,6 +153,8 @@ def page(browser: Any, server: Server) -> Iterator[Any]:
     page.on("pageerror", lambda exc: problems.append(f"page error: {exc}"))
     page.on("console", lambda msg: problems.append(f"console {msg.type}: {msg.text}")
             if msg.type == "error" and "favicon" not in msg.text else None)
+    page.on("response", lambda r: problems.append(f"HTTP {r.status} {r.request.method} {r.url}")
+            if r.status >= 400 else None)
     page.problems = problems
     yield page
     context.close()
@@ -174,7 +176,8 @@ class UI:
         self.page.fill("input[name=username]", user.username)
         self.page.fill("input[name=password]", PASSWORD)
         self.page.keyboard.press("Enter")
-        self.page.wait_for_url(f"**{next_path}")
+        target = self.server.base_url + next_path
+        self.page.wait_for_url(lambda url: url == target)
 
     def open_workspace(self, project: dict, user: Actor) -> None:
         self.login(user, f"/projects/{project['id']}/annotate")
