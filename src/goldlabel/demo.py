@@ -64,7 +64,7 @@ SUPPORT_SCHEMA: dict[str, Any] = {
         {
             "name": "better_reply",
             "kind": "text",
-            "title": "A better reply (optional)",
+            "title": "A better reply",
             "required": False,
             "max_length": 2000,
         },
@@ -215,7 +215,7 @@ def generate_support_replies(n: int = 40, seed: int = SEED) -> list[dict[str, An
         _, reply = rng.choice(_REPLIES)
         rows.append({
             "external_id": f"ticket-{i + 1:03d}",
-            "data": {"question": message, "text": reply},
+            "data": {"customer": message, "reply": reply},
             "meta": {"source": "goldlabel demo (synthetic)", "seed": seed},
         })
     return rows
