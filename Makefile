@@ -36,12 +36,17 @@ serve: $(STAMP)
 clean-demo:
 	rm -rf demo-data
 
-# Browser tests drive Debian's Chromium; install it only when there are browser tests to run.
-browser-deps:
-	@if ls tests/browser/test_*.py >/dev/null 2>&1 && [ ! -x /usr/bin/chromium ]; then \
-		echo "installing Debian chromium for tests/browser"; \
-		if [ "$$(id -u)" = 0 ]; then SUDO=; else SUDO=sudo; fi; \
-		$$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq chromium >/dev/null; \
+# Browser tests drive Debian's Chromium through Playwright's Python package (never a browser
+# download of Playwright's own); both are installed only when there are browser tests to run.
+browser-deps: $(STAMP)
+	@if ls tests/browser/test_*.py >/dev/null 2>&1; then \
+		if [ ! -x /usr/bin/chromium ]; then \
+			echo "installing Debian chromium for tests/browser"; \
+			if [ "$$(id -u)" = 0 ]; then SUDO=; else SUDO=sudo; fi; \
+			$$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq chromium >/dev/null; \
+		fi; \
+		$(BIN)/python -c "import playwright" 2>/dev/null \
+			|| $(BIN)/python -m pip install --quiet --disable-pip-version-check playwright; \
 	fi
 
 # Start the local PostgreSQL cluster when it is installed but not answering.
