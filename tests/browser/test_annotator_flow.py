@@ -94,10 +94,10 @@ def test_expired_lease_is_reported(page, server, ui):
     page.wait_for_function("() => document.getElementById('lease-countdown').textContent === 'lease expired'",
                            timeout=10_000)
     # Someone else takes the free slot and answers; the late answer is refused.
-    api = server.api_as(fast)
-    lease = api.post(f"/api/v1/projects/{project['id']}/next").json()
-    assert api.post(f"/api/v1/projects/{project['id']}/answers",
-                    json={"lease_token": lease["token"], "value": {"sentiment": "positive"}}).status_code == 201
+    with server.api_as(fast) as api:
+        lease = api.post(f"/api/v1/projects/{project['id']}/next").json()
+        assert api.post(f"/api/v1/projects/{project['id']}/answers",
+                        json={"lease_token": lease["token"], "value": {"sentiment": "positive"}}).status_code == 201
     page.allowed_problems = ("409",)  # the browser logs the refused request
     page.keyboard.press("1")
     page.keyboard.press("Enter")
