@@ -287,3 +287,28 @@ def test_large_batch_keeps_every_row_and_its_id(factory):
     with factory.ctx.engine.connect() as conn:
         [pred_item] = conn.execute(sa.select(predictions.c.item_id)).scalars().all()
     assert pred_item == stored[236]["id"]
+
+
+def test_duplicates_are_found_across_batches_and_after_errors(factory):
+    ctx = Context(settings=factory.ctx.settings.model_copy(update={"import_batch_size": 4}), engine=factory.ctx.engine)
+    project = factory.make_project()
+    pid = project["id"]
+    import_file(ctx, None, pid, io.BytesIO(jsonl_bytes(sample_rows(2, start=100))), fmt="jsonl")
+    rows = sample_rows(12)
+    rows[1] = {"external_id": "x1", "data": "not an object"}  # an early error: later batches still checked
+    rows[6] = {"external_id": "x2", "data": {}}  # repeats a new row of an earlier batch
+    rows[8] = {"external_id": "x100", "data": {}}  # a pre-existing item...
+    rows[11] = {"external_id": "x100", "data": {}}  # ...twice
+    with pytest.raises(ImportFailed) as exc:
+        import_file(ctx, None, pid, io.BytesIO(jsonl_bytes(rows)), fmt="jsonl")
+    report = exc.value.extra["report"]
+    assert [(e["line"], e["code"]) for e in report["errors"]] == [
+        (2, "bad_data"), (7, "duplicate_external_id"), (12, "duplicate_external_id"),
+    ]
+    assert report["created"] == 0
+    assert [i["external_id"] for i in db_items(factory.ctx, pid)] == ["x100", "x101"]
+    # partial: the first occurrence is kept, the repeats are reported
+    report = import_file(ctx, None, pid, io.BytesIO(jsonl_bytes(rows)), fmt="jsonl", partial=True,
+                         on_conflict="update")
+    assert (report.created, report.updated, report.error_count) == (8, 1, 3)
+    assert len(db_items(factory.ctx, pid)) == 10

@@ -212,10 +212,15 @@ def ingest_rows(
             if project is None:
                 raise forbidden("no such project")
         schema = ctx.get_schema(project)
-        seen: set[str] = set()
+        # In-file duplicates are found through the database rather than a set of every
+        # external_id (~90 MB at a million rows): batches are staged even after an error (the
+        # transaction rolls back at the end), so a row whose external_id matches an item above
+        # `baseline` repeats one this file inserted; pre-existing items the file already touched
+        # are remembered by their integer id.
+        staging = _Staging(baseline=import_store.fetch_max_item_id(conn))
         for batch in _batches(rows, ctx.settings.import_batch_size):
             report.rows += len(batch)
-            clean: list[dict] = []
+            clean: list[tuple[int, dict]] = []
             for line, row in batch:
                 if row.__class__ is FieldError:  # the file itself is broken here (bad JSON, ...)
                     report.add_errors([row], max_errors)
@@ -224,19 +229,11 @@ def ingest_rows(
                 if errors:
                     report.add_errors(errors, max_errors)
                     continue
-                ext = item["external_id"]
-                if ext in seen:
-                    report.add_errors([FieldError(("external_id",), "duplicate_external_id",
-                                                  f"external_id {ext!r} appears twice in this file", line)],
-                                      max_errors)
-                    continue
-                seen.add(ext)
-                clean.append(item)
-            if report.error_count and not partial:
-                continue  # keep validating to report errors; nothing will be committed
-            _write_batch(conn, project, clean, on_conflict, report)
+                clean.append((line, item))
+            _write_batch(conn, project, clean, on_conflict, report, staging, max_errors)
         if report.error_count and not partial:
             conn.rollback()
+            report.created = report.updated = report.skipped = 0
             raise ImportFailed(
                 f"import rejected: {report.error_count} error(s); nothing was imported",
                 code="import_failed",
@@ -251,25 +248,46 @@ def ingest_rows(
     return report
 
 
-def _write_batch(conn, project: dict, batch: list[dict], on_conflict: str, report: ImportReport) -> None:  # noqa: ANN001
+@dataclass
+class _Staging:
+    baseline: int  # the largest item id before this import: items above it are its own
+    touched: set[int] = field(default_factory=set)  # pre-existing items this file skipped or updated
+
+
+def _write_batch(  # noqa: PLR0913
+    conn, project: dict, batch: list[tuple[int, dict]], on_conflict: str, report: ImportReport,  # noqa: ANN001
+    staging: _Staging, max_errors: int,
+) -> None:
     if not batch:
         return
     now = now_ms()
     pid = project["id"]
     dumps = orjson.dumps
-    existing = import_store.fetch_existing_ids(conn, pid, [r["external_id"] for r in batch])
+    existing = import_store.fetch_existing_ids(conn, pid, [r["external_id"] for _, r in batch])
     new_rows: list[import_store.NewItem] = []
     updates = []
     need_ids: list[str] = []  # new items carrying gold or predictions
-    for r in batch:
+    kept: list[dict] = []
+    in_batch: set[str] = set()
+    baseline, touched = staging.baseline, staging.touched
+    for line, r in batch:
+        ext = r["external_id"]
+        item_id = existing.get(ext)
+        if ext in in_batch or (item_id is not None and (item_id > baseline or item_id in touched)):
+            report.add_errors([FieldError(("external_id",), "duplicate_external_id",
+                                          f"external_id {ext!r} appears twice in this file", line)], max_errors)
+            continue
+        in_batch.add(ext)
+        kept.append(r)
         meta = r["meta"]
-        item_id = existing.get(r["external_id"])
         if item_id is None:
-            new_rows.append((r["external_id"], dumps(r["data"]).decode(),
-                             None if meta is None else dumps(meta).decode(), r["priority"]))
+            new_rows.append((ext, dumps(r["data"]).decode(), None if meta is None else dumps(meta).decode(),
+                             r["priority"]))
             if r["gold"] is not None or r["predictions"]:
-                need_ids.append(r["external_id"])
-        elif on_conflict == "update":
+                need_ids.append(ext)
+            continue
+        touched.add(item_id)
+        if on_conflict == "update":
             updates.append((dumps(r["data"]).decode(), None if meta is None else dumps(meta).decode(),
                             r["priority"], now, item_id))
     created, ids = import_store.insert_new_items(
@@ -279,11 +297,11 @@ def _write_batch(conn, project: dict, batch: list[dict], on_conflict: str, repor
     import_store.update_items(conn, updates)
     report.created += created
     report.updated += len(updates)
-    report.skipped += len(batch) - created - len(updates)
+    report.skipped += len(kept) - created - len(updates)
     if on_conflict == "update":
         ids.update(existing)
     gold_rows, pred_rows = [], []
-    for r in batch:
+    for r in kept:
         if r["gold"] is None and not r["predictions"]:
             continue
         item_id = ids.get(r["external_id"])

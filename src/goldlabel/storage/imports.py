@@ -32,6 +32,11 @@ def _is_postgres(conn: Connection) -> bool:
     return conn.dialect.name == "postgresql"
 
 
+def fetch_max_item_id(conn: Connection) -> int:
+    """The largest item id in the database (any project): a primary-key lookup."""
+    return conn.execute(sa.select(sa.func.max(items.c.id))).scalar() or 0
+
+
 def fetch_existing_ids(conn: Connection, project_id: int, external_ids: Sequence[str]) -> dict[str, int]:
     if not external_ids:
         return {}
