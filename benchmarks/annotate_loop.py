@@ -46,6 +46,7 @@ PY = REPO / ".venv" / "bin" / "python"
 LS_VENV = REPO / ".venv-labelstudio"
 DOCS = REPO / "docs" / "benchmarks.md"
 SECTION = "## Annotate loop"
+ANALYSIS = "### Analysis"
 PG_ADMIN = os.environ.get("GOLDLABEL_BENCH_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/postgres")
 SCHEMA = {"questions": [{"name": "sentiment", "kind": "choice", "labels": ["positive", "negative"]}]}
 LS_CONFIG = (
@@ -877,7 +878,11 @@ def write_docs(body: str) -> None:
     else:
         nxt = text.find("\n## ", start + len(SECTION))
         end = len(text) if nxt == -1 else nxt + 1
-        text = text[:start] + body.rstrip("\n") + "\n" + ("\n" + text[end:] if nxt != -1 else "")
+        # Hand-written analysis ("### Analysis" to the end of the section) survives a re-run.
+        old = text[start:end]
+        keep = old[old.find(ANALYSIS):].rstrip("\n") + "\n" if ANALYSIS in old else ""
+        new = body.rstrip("\n") + "\n" + ("\n" + keep if keep else "")
+        text = text[:start] + new + ("\n" + text[end:] if nxt != -1 else "")
     DOCS.write_text(text)
 
 
