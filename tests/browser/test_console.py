@@ -69,6 +69,7 @@ def test_manager_creates_project_imports_and_exports(page, server, ui, tmp_path)
     assert page.is_hidden("#schema-errors")
     assert "whole" in page.inner_text("#instructions-preview strong")
     page.fill("input[name=overlap_max]", "2")
+    page.evaluate("() => { document.activeElement.blur(); window.scrollTo(0, 0); }")
     ui.screenshot("console-new-project")
     page.click("[data-testid=save-project]")
     page.wait_for_url("**/import")
@@ -187,8 +188,8 @@ def test_dashboard_items_annotator_and_users(page, server, ui):
     page.wait_for_selector("[data-testid=annotators]")
     for chart in ("progress", "share", "hourly", "confidence"):
         assert page.locator(f"[data-testid=chart-{chart}] svg").count() >= 1
-    page.click("[data-testid=refit]")
-    page.wait_for_load_state("load")
+    with page.expect_navigation():
+        page.click("[data-testid=refit]")
     page.wait_for_selector("[data-testid=annotators]")
     assert page.locator("[data-testid=annotators] tbody tr").count() == 4
     ui.screenshot("console-dashboard")

@@ -59,9 +59,11 @@ def test_confusion_matrix_escapes_labels_and_shades_rows():
     parse(charts.confusion_matrix(labels, [[0.9, 0.1], [0.2, 0.8]], title="model"))
 
 
-@pytest.mark.parametrize(("value", "top"), [(0, 1), (1, 1), (7, 10), (11, 20), (230, 500), (1000, 1000)])
-def test_nice_max(value, top):
-    assert charts.nice_max(value) == top
+@pytest.mark.parametrize(("value", "top", "step"), [(0, 1, 1), (1, 1, 1), (3, 3, 1), (7, 8, 2), (34, 40, 10),
+                                                     (50, 60, 20), (230, 300, 100), (1000, 1000, 250 * 2)])
+def test_nice_scale_has_whole_steps(value, top, step):
+    assert charts.nice_scale(value) == (top, step)
+    assert top >= value and top / step <= 4
 
 
 def test_fmt_count():

@@ -30,15 +30,19 @@ def _num(x: float) -> str:
     return f"{x:.1f}".rstrip("0").rstrip(".")
 
 
+def nice_scale(value: float, ticks: int = 4) -> tuple[float, float]:
+    """A round y axis for counts up to ``value``: (top, step) with step a whole 1/2/5 x 10^k and
+    at most ``ticks`` steps, so gridlines fall on whole numbers."""
+    if value <= 0:
+        return 1.0, 1.0
+    raw = value / ticks
+    exp = 10 ** max(0, math.floor(math.log10(raw))) if raw >= 1 else 1
+    step = next(m * exp for m in (1, 2, 5, 10) if m * exp >= raw)
+    return float(step * math.ceil(value / step)), float(step)
+
+
 def nice_max(value: float) -> float:
-    """The smallest 1/2/5 x 10^k at or above ``value`` (at least 1): a round top for the y axis."""
-    if value <= 1:
-        return 1.0
-    exp = 10 ** math.floor(math.log10(value))
-    for m in (1, 2, 5, 10):
-        if m * exp >= value:
-            return float(m * exp)
-    return float(10 * exp)
+    return nice_scale(value)[0]
 
 
 def fmt_count(v: float) -> str:
@@ -59,10 +63,12 @@ def _svg_open(width: int, height: int, title: str, cls: str) -> list[str]:
     ]
 
 
-def _y_axis(parts: list[str], left: int, top: int, plot_w: int, plot_h: int, top_value: float) -> None:
-    for k in range(5):
-        v = top_value * k / 4
-        y = top + plot_h - plot_h * k / 4
+def _y_axis(parts: list[str], left: int, top: int, plot_w: int, plot_h: int, scale: tuple[float, float]) -> None:
+    top_value, step = scale
+    n = round(top_value / step)
+    for k in range(n + 1):
+        v = step * k
+        y = top + plot_h - plot_h * v / top_value
         parts.append(f'<line x1="{left}" y1="{_num(y)}" x2="{left + plot_w}" y2="{_num(y)}" stroke="{GRID}"/>')
         parts.append(f'<text x="{left - 6}" y="{_num(y + 4)}" text-anchor="end" font-size="11" fill="{TEXT}" {FONT}>'
                      f"{_e(fmt_count(v))}</text>")
@@ -80,9 +86,10 @@ def bar_chart(values: Sequence[float], labels: Sequence[str], *, title: str, wid
     """Vertical bars, one per value, labeled below (every ``label_every``-th label)."""
     left, right, top, bottom = 44, 10, 10, 26
     plot_w, plot_h = width - left - right, height - top - bottom
-    top_value = nice_max(max(values, default=0))
+    scale = nice_scale(max(values, default=0))
+    top_value = scale[0]
     parts = _svg_open(width, height, title, cls)
-    _y_axis(parts, left, top, plot_w, plot_h, top_value)
+    _y_axis(parts, left, top, plot_w, plot_h, scale)
     n = max(1, len(values))
     slot = plot_w / n
     gap = min(6.0, slot * 0.2)
@@ -106,9 +113,10 @@ def line_chart(series: Sequence[tuple[str, Sequence[float]]], labels: Sequence[s
     """One polyline per (name, values) series over shared x labels, with a legend."""
     left, right, top, bottom = 44, 10, 26, 26
     plot_w, plot_h = width - left - right, height - top - bottom
-    top_value = nice_max(max((max(v, default=0) for _, v in series), default=0))
+    scale = nice_scale(max((max(v, default=0) for _, v in series), default=0))
+    top_value = scale[0]
     parts = _svg_open(width, height, title, cls)
-    _y_axis(parts, left, top, plot_w, plot_h, top_value)
+    _y_axis(parts, left, top, plot_w, plot_h, scale)
     n = max(1, len(labels) - 1)
     xs = [left + plot_w * i / n for i in range(len(labels))]
     legend_x = left
