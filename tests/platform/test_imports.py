@@ -221,6 +221,11 @@ def test_upload_import(factory):
     assert res.status_code == 201 and (res.json()["updated"], res.json()["created"]) == (1, 1)
     res = upload(api, project["id"], csv, name="more.txt", format="csv")
     assert res.status_code == 201 and res.json()["skipped"] == 2
+    buf = io.BytesIO()
+    pq.write_table(pa.table({"external_id": ["p1", "p2"], "data": [{"text": "a"}, {"text": "b"}]}), buf)
+    res = upload(api, project["id"], buf.getvalue(), name="items.parquet")
+    assert res.status_code == 201, res.text
+    assert res.json()["format"] == "parquet" and res.json()["created"] == 2
 
 
 def test_upload_rejected_is_problem_with_report(factory):

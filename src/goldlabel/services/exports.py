@@ -61,7 +61,7 @@ class Export:
         """Write the whole export to a binary stream; returns the number of items."""
         count = 0
         writer = get_format(self.fmt).Writer(
-            out, self.questions, include_predictions=self.include_predictions, include_gold=self.include_gold
+            _Positioned(out), self.questions, include_predictions=self.include_predictions, include_gold=self.include_gold
         )
         for records in self._batches():
             writer.write_batch(records)
@@ -174,6 +174,39 @@ class _ChunkSink:
         self._parts.clear()
         self.size = 0
         return data
+
+
+class _Positioned:
+    """Forwards writes and answers tell() itself: ParquetWriter asks for the position, which a
+    pipe (``--output -``) or a socket cannot give."""
+
+    def __init__(self, out: BinaryIO) -> None:
+        self._out = out
+        self._pos = 0
+        self.closed = False
+
+    def write(self, data: bytes) -> int:
+        self._out.write(data)
+        self._pos += len(data)
+        return len(data)
+
+    def tell(self) -> int:
+        return self._pos
+
+    def flush(self) -> None:
+        self._out.flush()
+
+    def close(self) -> None:
+        self.closed = True  # the caller owns ``out`` and closes it
+
+    def writable(self) -> bool:
+        return True
+
+    def seekable(self) -> bool:
+        return False
+
+    def readable(self) -> bool:
+        return False
 
 
 def prepare_export(
