@@ -26,6 +26,7 @@ from goldlabel.domain.errors import GoldlabelError, not_found
 from goldlabel.domain.stopping import decide_status
 from goldlabel.quality.agreement import fleiss_kappa, krippendorff_alpha
 from goldlabel.quality.skill import confusions_from_skills, estimate_skill
+from goldlabel.services import consensus_kinds
 from goldlabel.services.access import Actor, load_project
 from goldlabel.services.context import Context
 from goldlabel.storage import projects as project_store
@@ -171,6 +172,11 @@ def item_consensus(ctx: Context, conn: sa.Connection, project: dict, item_answer
             "contributions": {str(a): labels[i] for a, i in pairs},
             "updated_at": now,
         })
+    # The other kinds (multi_choice, rating, text, ranking, spans, boxes): services.consensus_kinds.
+    kind_rows, kind_smallest = consensus_kinds.item_rows(ctx, conn, project, item_answers, now)
+    rows.extend(kind_rows)
+    if not np.isnan(kind_smallest):
+        smallest = kind_smallest if np.isnan(smallest) else min(smallest, kind_smallest)
     return rows, smallest
 
 
@@ -251,6 +257,7 @@ def _refit(ctx: Context, project: dict, now: int) -> dict[str, Any]:
             data = _load_question(conn, pid, q.name, list(q.labels))
             if data is not None:
                 loaded[q.name] = (q, data, quality_store.fetch_gold_labels(conn, pid, q.name))
+        kind_answers = consensus_kinds.load_answers(conn, pid, schema)
     confidences: dict[int, float] = {}
     consensus_rows: list[dict] = []
     for name, (q, (item_ids, annotator_ids, labels), gold) in loaded.items():
@@ -293,6 +300,18 @@ def _refit(ctx: Context, project: dict, now: int) -> dict[str, Any]:
                                        method=method, n_answers=int(answers.n_answers), fitted_at=now)
         summary["questions"][name] = {"method": method, "answers": int(answers.n_answers),
                                       "items": int(answers.n_items), "annotators": int(answers.n_annotators)}
+    for fit in consensus_kinds.refit_kinds(schema, kind_answers, default_accuracy=ctx.settings.default_annotator_accuracy,
+                                           settings=project["settings"], now=now):
+        for item_id, value, c in zip(fit.item_ids.tolist(), fit.values, fit.confidences.tolist()):
+            confidences[item_id] = min(confidences.get(item_id, 1.0), c)
+            consensus_rows.append({"item_id": item_id, "question": fit.question, "value": value,
+                                   "confidence": c, "method": fit.method, "contributions": None, "updated_at": now})
+        with write_tx(ctx.engine) as conn:
+            if fit.skills is not None:
+                quality_store.replace_skills(conn, pid, fit.question, fit.skills)
+            quality_store.upsert_model(conn, pid, fit.question, prior=None, method=fit.method,
+                                       n_answers=fit.n_answers, fitted_at=now)
+        summary["questions"][fit.question] = fit.summary
     summary["items_changed"] = _write_refit(ctx, project, consensus_rows, confidences, now)
     with write_tx(ctx.engine) as conn:
         quality_store.upsert_model(conn, pid, "", n_answers=n_answers, fitted_at=now)
