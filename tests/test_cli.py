@@ -357,7 +357,7 @@ def test_console_script_end_to_end(tmp_path: Path, schema_file: Path) -> None:
 
     def gl(*args: str, input: str | None = None) -> subprocess.CompletedProcess:
         return subprocess.run([*goldlabel_command(), "--database", url, *args], input=input, capture_output=True,
-                              text=True, timeout=120, env=subprocess_env(), cwd=tmp_path)
+                              text=True, timeout=120, check=False, env=subprocess_env(), cwd=tmp_path)
 
     assert gl("db", "upgrade").returncode == 0
     assert gl("users", "create", "op", "--role", "admin", "--password-stdin", input="s3cret-pass\n").returncode == 0

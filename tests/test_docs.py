@@ -21,7 +21,7 @@ DOCS = REPO / "docs"
 START, END = "<!-- settings:start -->", "<!-- settings:end -->"
 
 
-def iter_commands(group: click.Group = cli, path: tuple[str, ...] = ("goldlabel",)):  # noqa: ANN201
+def iter_commands(group: click.Group = cli, path: tuple[str, ...] = ("goldlabel",)):
     for name, command in sorted(group.commands.items()):
         if isinstance(command, click.Group):
             yield from iter_commands(command, (*path, name))
@@ -67,7 +67,7 @@ def test_the_cli_has_the_contracted_commands() -> None:
 @pytest.mark.parametrize("name", sorted(COMMANDS))
 def test_every_command_and_option_is_documented(name: str) -> None:
     text = (DOCS / "cli.md").read_text()
-    section = re.search(rf"^## `{re.escape(name)}`\n(.*?)(?=^## |\Z)", text, re.M | re.S)
+    section = re.search(rf"^## `{re.escape(name)}`\n(.*?)(?=^## |\Z)", text, re.MULTILINE | re.DOTALL)
     assert section, f"docs/cli.md has no section '## `{name}`'"
     for param in COMMANDS[name].params:
         if isinstance(param, click.Option) and not param.hidden:

@@ -106,8 +106,8 @@ _POSITIVE = (
     "has held up to daily use for months",
 )
 _NEGATIVE = (
-    "stopped working after a week", "feels cheap and flimsy", "arrived damaged", "is much smaller than "
-    "advertised", "has a battery that dies by lunchtime", "was a pain to set up", "smells of plastic",
+    "stopped working after a week", "feels cheap and flimsy", "arrived damaged",
+    "is much smaller than advertised", "has a battery that dies by lunchtime", "was a pain to set up", "smells of plastic",
     "broke the second time I used it", "is far too loud", "never connected to my phone",
     "started peeling within a month",
 )
@@ -191,8 +191,8 @@ _CUSTOMER = {
 }
 _REPLIES = (
     (5, "Sorry about that! I have refunded the duplicate charge; you will see it within 3-5 business days."),
-    (5, "Thanks for reaching out. I have sent a prepaid return label to your email; the refund is issued "
-        "the day the parcel reaches us."),
+    (5, ("Thanks for reaching out. I have sent a prepaid return label to your email; the refund is "
+         "issued the day the parcel reaches us.")),
     (4, "I have escalated this to our shipping partner and will update you within 48 hours."),
     (4, "You can change this under Settings > Account. Let me know if anything is unclear."),
     (3, "Please check our FAQ, it should answer your question."),
@@ -248,7 +248,7 @@ class DemoSeed:
     projects: list[DemoProject] = field(default_factory=list)
 
 
-def _find_by(rows_of, key: str, value: Any) -> dict | None:  # noqa: ANN001
+def _find_by(rows_of, key: str, value: Any) -> dict | None:
     after = 0
     while True:
         page = rows_of(after)
@@ -273,7 +273,7 @@ def _ensure_user(ctx: Context, username: str, role: str, password: str) -> tuple
     return existing, DemoUser(username, existing["role"], password, False, has_password)
 
 
-def _ensure_project(ctx: Context, name: str, make_spec, rows: list[dict], members: dict[int, str]) -> DemoProject:  # noqa: ANN001
+def _ensure_project(ctx: Context, name: str, make_spec, rows: list[dict], members: dict[int, str]) -> DemoProject:
     existing = _find_by(lambda after: project_service.list_projects(ctx, _OPERATOR, after, 500), "name", name)
     project = existing or project_service.create_project(ctx, None, make_spec())
     for user_id, role in members.items():

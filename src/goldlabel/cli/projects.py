@@ -18,7 +18,7 @@ MEMBER_ROLES = click.Choice(["annotator", "reviewer", "manager"])
 READABLE_FILE = click.Path(exists=True, dir_okay=False, path_type=Path)
 
 
-def iter_projects(ctx: Context):  # noqa: ANN201 - a generator of public project dicts
+def iter_projects(ctx: Context):
     after = 0
     while True:
         page = project_service.list_projects(ctx, LOCAL_OPERATOR, after, PAGE)

@@ -14,7 +14,7 @@ from goldlabel.config import ENV_PREFIX, Settings
 DEMO_DATABASE = "demo-data/demo.db"
 
 
-def create_worker_app():  # noqa: ANN201 - a FastAPI app
+def create_worker_app():
     """uvicorn's factory for ``--workers N``: each worker process builds its app from the
     GOLDLABEL_* environment the parent set. The parent migrated already; workers must not race
     each other doing it again."""

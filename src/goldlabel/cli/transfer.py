@@ -82,7 +82,7 @@ def import_command(state: CliState, project_id: int, path: Path, fmt: str | None
 
 
 @contextlib.contextmanager
-def _atomic_output(output: str):  # noqa: ANN202
+def _atomic_output(output: str):
     """The output file appears only once complete: a failed export leaves no half-written file."""
     if output == "-":
         yield sys.stdout.buffer

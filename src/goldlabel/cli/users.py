@@ -16,7 +16,7 @@ ROLE_CHOICE = click.Choice(get_args(Role))
 PAGE = 500
 
 
-def iter_users(ctx: Context):  # noqa: ANN201 - a generator of public user dicts
+def iter_users(ctx: Context):
     after = 0
     while True:
         page = user_service.list_users(ctx, LOCAL_OPERATOR, after, PAGE)
