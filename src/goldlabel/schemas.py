@@ -29,6 +29,11 @@ class QualitySettings(_In):
     show_predictions: bool = Field(False, description="Show model predictions to annotators as pre-labels.")
     max_leases_per_annotator: int = Field(4, ge=1, le=100, description="Live leases one annotator may hold (prefetch).")
     consensus_method: str = Field("majority_vote", description="Aggregation method for choice questions.")
+    rating_tolerance: float | None = Field(
+        None, gt=0, description="Rating questions: confidence is P(true rating within this of the consensus); "
+        "default half a step (a twentieth of the range on a continuous scale).")
+    text_similarity: float = Field(
+        0.8, gt=0, le=1, description="Text questions: n-gram cosine similarity at which an answer agrees with the chosen one.")
 
 
 class ProjectCreate(_In):

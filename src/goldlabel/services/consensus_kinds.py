@@ -316,10 +316,16 @@ def _box_answers(item: np.ndarray, annotator: np.ndarray, values: Sequence[Seque
                                           flat[:, 5].astype(np.int64))
 
 
+def _round(v: float) -> float:
+    return float(f"{v:.12g}")
+
+
 def _box_value(corners: np.ndarray, label_codes: np.ndarray, labels: Sequence[str]) -> list[dict]:
     out, seen = [], set()
     for (x1, y1, x2, y2), lab in zip(corners.tolist(), label_codes.tolist()):
-        box = {"x": x1, "y": y1, "w": x2 - x1, "h": y2 - y1, "label": labels[lab]}
+        # 12 significant digits: 0.4 - 0.1 is 0.30000000000000004 in floating point
+        box = {"x": _round(x1), "y": _round(y1), "w": _round(x2 - x1), "h": _round(y2 - y1),
+               "label": labels[lab]}
         key = tuple(box.values())
         if key not in seen:
             seen.add(key)
