@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import secrets
+import sys
 from pathlib import Path
 
 import click
@@ -116,7 +117,9 @@ def demo(state: CliState, host: str, port: int, database: str | None, no_serve: 
         password = u.password if u.has_demo_password else "(changed since the demo created it)"
         click.echo(f"    {u.username.ljust(width)}  {password.ljust(16)}  {u.role}")
     click.echo("")
-    click.echo(f"  API token: goldlabel --database {url} users token manager")
+    # Show the command as it was run (`.venv/bin/goldlabel` after `make demo`): it may not be on PATH.
+    program = sys.argv[0] if Path(sys.argv[0]).name == "goldlabel" else "goldlabel"
+    click.echo(f"  API token: {program} --database {url} users token manager")
     if no_serve:
         return
     click.echo("  Ctrl+C stops the server.")
