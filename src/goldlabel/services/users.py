@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import secrets
 from typing import Any
@@ -18,8 +19,13 @@ from goldlabel.storage.tables import ROLES
 
 TOKEN_PREFIX = "gl_"
 _hasher = PasswordHasher()  # argon2id, 64 MiB, t=3: OWASP's recommended parameters
-# Verified against when the username is unknown, so timing does not reveal which names exist.
-_DUMMY_HASH = _hasher.hash("not a password")
+
+
+@functools.cache
+def _dummy_hash() -> str:
+    """Verified against when the username is unknown, so timing does not reveal which names
+    exist. Made on first use: hashing costs ~0.5 s, too much for every CLI start."""
+    return _hasher.hash("not a password")
 
 
 def hash_password(password: str) -> str:
@@ -75,7 +81,7 @@ def create_user(
 def authenticate_password(ctx: Context, username: str, password: str) -> Actor:
     with read_tx(ctx.engine) as conn:
         row = user_store.fetch_user_by_username(conn, username)
-    stored = row["password_hash"] if row and row["password_hash"] else _DUMMY_HASH
+    stored = row["password_hash"] if row and row["password_hash"] else _dummy_hash()
     try:
         ok = _hasher.verify(stored, password)
     except (VerificationError, InvalidHashError):
