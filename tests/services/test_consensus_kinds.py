@@ -249,3 +249,21 @@ def test_refit_kinds_skips_unanswered_questions():
     fits = ck.refit_kinds(SCHEMA, {"fluency": (item, annotator, values)}, default_accuracy=0.7,
                           settings={}, now=0)
     assert [f.question for f in fits] == ["fluency"]
+
+
+def test_single_answers_and_unmatched_boxes():
+    # one answer: it is the consensus, at the default accuracy
+    assert ck.text_consensus(["only one"], 0.7) == ("only one", pytest.approx(0.7))
+    car = {"x": 0.1, "y": 0.1, "w": 0.3, "h": 0.3, "label": "car"}
+    far = {"x": 0.6, "y": 0.6, "w": 0.3, "h": 0.3, "label": "car"}
+    assert ck.boxes_consensus(Q["objects"], [[car]], 0.7) == ([car], pytest.approx(0.7))
+    value, conf = ck.boxes_consensus(Q["objects"], [[car], [far]], 0.7)
+    assert value == [car, far] and conf == pytest.approx(0.5)  # P = 0.5 is kept, as for labels
+    # the re-fit with one answer per item, and with boxes that never match
+    item, annotator, values = _answers([["x"], ["y"]])
+    fit = ck.refit_question(Q["summary"], item, annotator, values)
+    assert fit.values == ["x", "y"] and fit.confidences == pytest.approx([0.7, 0.7])
+    item, annotator, values = _answers([[[car]], [[far], []]])
+    fit = ck.refit_question(Q["objects"], item, annotator, values)
+    assert fit.values == [[car], [far]]
+    assert fit.confidences == pytest.approx([0.7, 0.5])

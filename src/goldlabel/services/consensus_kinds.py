@@ -179,7 +179,9 @@ def text_consensus(texts: Sequence[str], accuracy: Any,
     """The medoid answer and the one-coin posterior that it is right."""
     texts = [str(t) for t in texts]
     n = len(texts)
-    best = int(text_lib.TextMedoid().fit(np.zeros(n, np.int64), np.arange(n), texts).answer_index_[0])
+    # (the library's TextMedoid cannot score a fit without any pair of answers)
+    best = 0 if n == 1 else int(text_lib.TextMedoid().fit(np.zeros(n, np.int64), np.arange(n),
+                                                            texts).answer_index_[0])
     x = text_lib._features(texts)
     sim = np.asarray((x @ x[best].T).todense()).ravel()
     agree = (sim >= threshold - 1e-12) | (np.asarray(texts, dtype=object) == texts[best])
@@ -320,6 +322,19 @@ def _round(v: float) -> float:
     return float(f"{v:.12g}")
 
 
+def _cluster_boxes(answers: box_lib.BoxAnswers) -> np.ndarray:
+    """The library's IoU clustering; every box alone when no two boxes link (the library
+    cannot cluster that case)."""
+    box_item = answers.item[answers.box_answer]
+    box_annotator = answers.annotator[answers.box_answer]
+    a, b = box_lib._pairs_within(box_item)
+    linked = ((box_lib.compute_iou(answers.boxes[a], answers.boxes[b]) >= BOX_IOU)
+              & (box_annotator[a] != box_annotator[b]) & (answers.box_label[a] == answers.box_label[b]))
+    if not linked.any():
+        return np.arange(len(box_item))
+    return box_lib._cluster(answers, BOX_IOU)[0]
+
+
 def _box_value(corners: np.ndarray, label_codes: np.ndarray, labels: Sequence[str]) -> list[dict]:
     out, seen = [], set()
     for (x1, y1, x2, y2), lab in zip(corners.tolist(), label_codes.tolist()):
@@ -334,7 +349,7 @@ def _box_value(corners: np.ndarray, label_codes: np.ndarray, labels: Sequence[st
 
 
 def boxes_consensus(question: Question, values: Sequence[Sequence[Mapping]],
-                    accuracy: Any, iou_threshold: float = BOX_IOU) -> tuple[list[dict], float]:
+                    accuracy: Any) -> tuple[list[dict], float]:
     """IoU clusters of one item's boxes, one-coin existence posterior per cluster."""
     n = len(values)
     labels = list(question.labels)
@@ -342,7 +357,8 @@ def boxes_consensus(question: Question, values: Sequence[Sequence[Mapping]],
     answers = _box_answers(np.zeros(n, np.int64), np.arange(n), values, labels)
     if len(answers.box_answer) == 0:
         return [], float(special.expit(weight.sum()))
-    cluster, box_item, box_annotator = box_lib._cluster(answers, iou_threshold)
+    cluster = _cluster_boxes(answers)
+    box_annotator = answers.annotator[answers.box_answer]
     n_clusters = int(cluster.max()) + 1
     cluster_item = np.zeros(n_clusters, np.int64)
     rows, annotator, drew = box_lib._cluster_votes(answers, cluster_item, cluster, box_annotator, n_clusters)
@@ -515,9 +531,12 @@ def _refit_rating(q, items, item, annotator, annotator_ids, values, default, set
 
 def _refit_text(q, items, item, annotator, annotator_ids, values, default, settings, now):
     texts = [str(v) for v in values]
-    est = text_lib.TextMedoid().fit(item, annotator, texts, n_items=len(items),
-                                    n_annotators=len(annotator_ids))
-    best = est.answer_index_
+    if np.bincount(item).max() > 1:
+        best = text_lib.TextMedoid().fit(item, annotator, texts, n_items=len(items),
+                                         n_annotators=len(annotator_ids)).answer_index_
+    else:  # one answer per item everywhere: it is the medoid (the library needs a pair)
+        best = np.empty(len(items), np.int64)
+        best[item] = np.arange(len(item))
     x = text_lib._features(texts)
     sim = np.asarray(x.multiply(x[best[item]]).sum(axis=1)).ravel()
     text_arr = np.asarray(texts, dtype=object)
@@ -526,7 +545,7 @@ def _refit_text(q, items, item, annotator, annotator_ids, values, default, setti
     weight = _logit(np.full(len(texts), default))
     confidence = special.expit(np.bincount(item, weights=np.where(agree, weight, -weight),
                                            minlength=len(items)))
-    return "text_medoid", list(est.texts_), confidence, None
+    return "text_medoid", [texts[k] for k in best.tolist()], confidence, None
 
 
 def _refit_ranking(q, items, item, annotator, annotator_ids, values, default, settings, now):
@@ -608,36 +627,41 @@ def _refit_boxes(q, items, item, annotator, annotator_ids, values, default, sett
     labels = list(q.labels)
     n_items = len(items)
     answers = _box_answers(item, annotator, values, labels)
-    recall = np.full(len(annotator_ids), default)
+    recall = np.clip(np.full(len(annotator_ids), default), 0.01, 0.99)
     false_rate = 1.0 - recall
     confidence = np.ones(n_items)
     has_cluster = np.zeros(n_items, bool)
     out_values: list = [[] for _ in range(n_items)]
     if len(answers.box_answer):
-        est = box_lib.BoxDawidSkene(iou_threshold=BOX_IOU).fit(answers, n_annotators=len(annotator_ids))
-        recall = np.clip(est.recalls_, 0.01, 0.99)
-        false_rate = np.clip(est.false_rates_, 0.01, 0.99)
+        cluster = _cluster_boxes(answers)
+        n_clusters = int(cluster.max()) + 1
+        box_item = answers.item[answers.box_answer]
+        if n_clusters < len(cluster):
+            est = box_lib.BoxDawidSkene(iou_threshold=BOX_IOU).fit(answers, n_annotators=len(annotator_ids))
+            recall = np.clip(est.recalls_, 0.01, 0.99)
+            false_rate = np.clip(est.false_rates_, 0.01, 0.99)
+            fused, cluster_items = est.cluster_boxes_, est.cluster_items_
+        else:  # no two boxes match anywhere: every box is its own cluster, default skills
+            fused, cluster_items = answers.boxes, box_item
         # Existence with the learned recall / false-box rates but a prior of 1/2: the
         # estimator's prevalence is the mean over drawn clusters, which tends to 1 on small
         # projects and would let one stray box count as certain.
-        cluster, _box_item, box_annotator = box_lib._cluster(answers, BOX_IOU)
-        n_clusters = len(est.cluster_items_)
-        rows, who, drew = box_lib._cluster_votes(answers, est.cluster_items_, cluster, box_annotator,
-                                                 n_clusters)
+        box_annotator = answers.annotator[answers.box_answer]
+        rows, who, drew = box_lib._cluster_votes(answers, cluster_items, cluster, box_annotator, n_clusters)
         evidence = np.where(drew > 0, np.log(recall[who]) - np.log(false_rate[who]),
                             np.log1p(-recall[who]) - np.log1p(-false_rate[who]))
         p = special.expit(np.bincount(rows, weights=evidence, minlength=n_clusters))
-        np.minimum.at(confidence, est.cluster_items_, np.maximum(p, 1.0 - p))
-        has_cluster[est.cluster_items_] = True
+        np.minimum.at(confidence, cluster_items, np.maximum(p, 1.0 - p))
+        has_cluster[cluster_items] = True
         label_codes = box_lib._majority_label(cluster, answers.box_label, np.ones(len(cluster)), n_clusters)
         keep = np.flatnonzero(p >= 0.5)
-        keep = keep[np.argsort(est.cluster_items_[keep], kind="stable")]
-        kept_items = est.cluster_items_[keep]
+        keep = keep[np.argsort(cluster_items[keep], kind="stable")]
+        kept_items = cluster_items[keep]
         bounds = np.r_[0, np.flatnonzero(kept_items[1:] != kept_items[:-1]) + 1, len(keep)]
         for s, e in zip(bounds[:-1].tolist(), bounds[1:].tolist()):
             if e > s:
                 rows_k = keep[s:e]
-                out_values[int(kept_items[s])] = _box_value(est.cluster_boxes_[rows_k], label_codes[rows_k], labels)
+                out_values[int(kept_items[s])] = _box_value(fused[rows_k], label_codes[rows_k], labels)
     r = np.clip(recall, 0.01, 0.99)[annotator]
     f = np.clip(false_rate, 0.01, 0.99)[annotator]
     nothing = special.expit(np.bincount(item, weights=np.log1p(-f) - np.log1p(-r), minlength=n_items))
