@@ -13,6 +13,7 @@ import time
 import weakref
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import orjson
 import sqlalchemy as sa
@@ -81,6 +82,12 @@ def _ping_idle_connections(engine: Engine) -> None:
             raise sa.exc.DisconnectionError(str(exc)) from exc
 
 
+def _sqlite_loads(value: Any) -> Any:
+    # A JSON column has NUMERIC affinity in SQLite: a bare JSON number ("4", a rating's
+    # consensus value) comes back as an int or float, not as JSON text.
+    return value if isinstance(value, (int, float)) else orjson.loads(value)
+
+
 def _create_sqlite_engine(url: sa.URL, settings: Settings) -> Engine:
     if url.database and url.database != ":memory:":
         Path(url.database).expanduser().resolve().parent.mkdir(parents=True, exist_ok=True)
@@ -90,7 +97,7 @@ def _create_sqlite_engine(url: sa.URL, settings: Settings) -> Engine:
         pool_size=20,
         max_overflow=20,
         json_serializer=_dumps,
-        json_deserializer=orjson.loads,
+        json_deserializer=_sqlite_loads,
     )
 
     @event.listens_for(engine, "connect")
