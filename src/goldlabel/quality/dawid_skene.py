@@ -44,9 +44,11 @@ class DawidSkene(CategoricalEstimator):
     def _class_prior(self, data, posteriors: np.ndarray) -> np.ndarray:
         return normalize_rows(posteriors.sum(axis=0) + self.alpha)
 
-    def _fit(self, data, gold_items, gold_labels):
-        matrix = CountMatrix(data)
-        posteriors = majority_posteriors(data, gold_items, gold_labels)
+    def _fit(self, data, gold_items, gold_labels, start=None, matrix=None):
+        # ``start``: posteriors to begin EM from (default: majority vote); ``matrix``: a
+        # CountMatrix of ``data`` to reuse (ensembles fit several models on one matrix)
+        matrix = CountMatrix(data) if matrix is None else matrix
+        posteriors = majority_posteriors(data, gold_items, gold_labels) if start is None else start.copy()
         first_counts = matrix.confusion_counts(posteriors)
         if len(gold_items):
             # start skills from the gold answers (crowd vote only as a weak prior): from the
@@ -71,6 +73,7 @@ class DawidSkene(CategoricalEstimator):
         self.confusions_ = confusions
         self.prior_ = prior
         self.loglik_ = loglik
+        self._scores = scores  # log prior + log likelihood per item (for tempering)
         return posteriors, confusion_diagonal(confusions, prior)
 
 
