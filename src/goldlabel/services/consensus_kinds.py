@@ -39,9 +39,15 @@ met; needs_review at ``overlap_max``). ``logit(p_j)`` is an annotator's one-coin
   every cluster with P >= 0.5, with its majority label. Confidence: min over clusters of
   max(P, 1 - P).
 
-spans, boxes and multi_choice without any mark / box / tick, are scored as one "nothing
-here" vote per answer: the confidence grows with agreeing empty answers exactly as for a
-choice question (0.70, 0.845, 0.927, 0.967 at the default accuracy).
+Empty answers are information: an item where nobody marked a span or drew a box gets the
+posterior of "nothing here" from one vote per answer (for boxes, and multi_choice labels
+nobody ticked, 0.70, 0.845, 0.927, 0.967 at the default accuracy, as for a choice question;
+spans have K + 1 classes, so the same answers give more).
+
+The re-fit uses the learned accuracies (or reliabilities, recalls and false-box rates) but a
+prior of 1/2 where an estimator learns a prevalence by maximum likelihood (multi_choice,
+boxes): on a small project that prevalence collapses to 0 or 1 and outvotes the answers.
+User documentation: docs/concepts.md, "Other question kinds".
 """
 
 from __future__ import annotations
