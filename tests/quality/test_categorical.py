@@ -277,3 +277,21 @@ def test_public_names():
                               "aggregate_file", "item_posterior", "estimate_skill"}
     assert q.DEFAULT_METHOD in METHODS
     assert all(name == name.lower() for name in METHODS)
+
+
+def test_default_tempers_from_answers_alone_and_averages_four_members(simulate):
+    answers, truth = simulate()
+    model = q.RobustDawidSkene().fit(answers)
+    assert len(model.temperatures_) == 2 and all(1.0 <= t <= 3.0 for t in model.temperatures_)
+    assert (model.label_codes_ == truth).mean() > 0.8
+    untempered = q.RobustDawidSkene(temper=False).fit(answers)
+    assert untempered.temperatures_ == []
+    # tempering only flattens: the top probability never rises
+    assert (np.asarray(model.probas_).max(axis=1) <= np.asarray(untempered.probas_).max(axis=1) + 1e-9).all()
+
+
+def test_community_prior_keeps_a_tiny_crowd_from_flipping():
+    # c is wrong on the gold item; a and b agree with each other: the majority must stand
+    answers = q.encode(["i1", "i1", "i1", "i2", "i2", "i3"], list("abcabc"), ["cat", "cat", "dog", "dog", "dog", "cat"])
+    model = q.CommunityDawidSkene().fit(answers, gold={"i3": "dog"})
+    assert list(model.labels_) == ["cat", "dog", "dog"]
