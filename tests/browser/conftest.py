@@ -193,10 +193,14 @@ class UI:
 
     def wait_for_next(self, selector: str, previous: str) -> None:
         """Wait until the element's text differs from ``previous`` (the next item is shown)."""
-        self.page.wait_for_function(
-            "([sel, prev]) => { const el = document.querySelector(sel); return el && el.textContent !== prev; }",
-            arg=[selector, previous],
-        )
+        try:
+            self.page.wait_for_function(
+                "([sel, prev]) => { const el = document.querySelector(sel); return el && el.textContent !== prev; }",
+                arg=[selector, previous],
+            )
+        except Exception:
+            print("DEBUG", self.page.inner_text("main"), self.page.problems)
+            raise
 
 
 @pytest.fixture

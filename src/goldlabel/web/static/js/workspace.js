@@ -189,9 +189,12 @@ async function advance({ prefetch = true } = {}) {
   let lease = await takePrefetched();
   try {
     if (!lease) {
-      await state.inflight; // see submitLease
-      lease = await api(`${base}/next`, { method: 'POST' });
+      // Answers still travelling may start a prefetch when they land (see submitLease): wait
+      // for them and take that lease rather than asking for yet another one.
+      await state.inflight;
+      lease = await takePrefetched();
     }
+    if (!lease) lease = await api(`${base}/next`, { method: 'POST' });
   } catch (err) {
     clearLease();
     state.mode = 'empty';
