@@ -168,3 +168,25 @@ def test_annotators_cannot_see_quality_routes(factory):
     assert api.post(f"{API}/{project['id']}/refit").status_code == 403
     outsider = factory.api_as(factory.make_user("manager"))
     assert outsider.get(f"{API}/{project['id']}/agreement").status_code == 404
+
+
+def test_refit_finalizes_open_items_and_announces_them(factory):
+    annotators = [factory.make_user() for _ in range(3)]
+    project = factory.make_project(annotators=annotators, overlap_min=2, overlap_max=5,
+                                   settings={"target_confidence": 0.9})
+    factory.add_items(project, 6)
+    pid = project["id"]
+    for ann in annotators[:2]:
+        api = factory.api_as(ann)
+        for _ in range(6):
+            lease = api.post(f"{API}/{pid}/next").json()
+            api.post(f"{API}/{pid}/answers", json={"lease_token": lease["token"], "value": {"sentiment": "positive"}})
+    manager = factory.api_as(project["manager"])
+    # Two agreeing unknown annotators: P = 0.845 < 0.9, so every item stays open ...
+    assert manager.get(f"{API}/{pid}").json()["counts"] == {"open": 6}
+    # ... until the re-fit learns that these two always agree, i.e. are accurate.
+    assert manager.post(f"{API}/{pid}/refit").status_code == 200
+    assert manager.get(f"{API}/{pid}").json()["counts"] == {"final": 6}
+    events = manager.get(f"{API}/{pid}/events", params={"limit": 1000}).json()["items"]
+    refit_final = [e for e in events if e["kind"] == "item.final" and e["payload"].get("by") == "refit"]
+    assert len(refit_final) == 6

@@ -351,11 +351,26 @@ def _write_refit(ctx: Context, project: dict, rows: list[dict], confidences: dic
                 for i, c, s, t, m in zip(chunk, counts, new_status, new_target, moved) if m
             ]
             changed += quality_store.update_item_states(conn, updates)
+            _announce_status_changes(conn, pid, updates, dict(zip(chunk, statuses.tolist())), now)
             status_of = dict(zip(chunk, new_status.tolist()))
             quality_store.write_consensus_batch(
                 conn, pid, [{**r, "status": status_of[i]} for i in chunk for r in by_item[i]]
             )
     return changed
+
+
+def _announce_status_changes(conn: sa.Connection, project_id: int, updates: list[dict], before: dict[int, str],
+                             now: int) -> None:
+    """Outbox events for the items the re-fit moved (those answered meanwhile kept their state)."""
+    moved = [u for u in updates if u["status"] != before[u["b_id"]]]
+    if not moved:
+        return
+    now_status = quality_store.fetch_item_counts(conn, [u["b_id"] for u in moved])
+    records.insert_events(conn, [
+        {"project_id": project_id, "kind": f"item.{u['status']}",
+         "payload": {"item_id": u["b_id"], "status": u["status"], "by": "refit"}, "created_at": now}
+        for u in moved if now_status[u["b_id"]][2] == u["status"]
+    ])
 
 
 # ---------------------------------------------------------------- annotators, agreement

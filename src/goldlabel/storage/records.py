@@ -26,6 +26,11 @@ def insert_event(conn: Connection, project_id: int | None, kind: str, payload: d
     conn.execute(events.insert().values(project_id=project_id, kind=kind, payload=payload, created_at=at))
 
 
+def insert_events(conn: Connection, rows: list[dict]) -> None:
+    if rows:
+        conn.execute(events.insert(), rows)
+
+
 def list_events(conn: Connection, project_id: int, after: int, limit: int) -> list[dict]:
     q = (
         sa.select(events)
