@@ -28,6 +28,9 @@ def test_pages_send_security_headers(page, server, ui):
         response = page.goto(path)
         assert response.status == 200
         assert_security_headers(response.headers)
+        if path.endswith("/annotate"):
+            # Let the workspace finish its first requests before navigating away.
+            page.wait_for_function("() => document.getElementById('stat-today').textContent !== '–'")
 
 
 def test_cookie_write_without_csrf_token_is_refused(page, server, ui):
