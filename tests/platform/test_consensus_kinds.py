@@ -121,6 +121,8 @@ def test_every_kind_gets_consensus_per_answer_refit_and_export(factory):
     (doc,) = [json.loads(line) for line in export.text.splitlines() if line]
     assert doc["answer"] == {name: row["value"] for name, row in refit_rows.items()}
     assert doc["confidence"] == pytest.approx({name: row["confidence"] for name, row in refit_rows.items()})
+    csv_export = manager.get(f"{API}/{pid}/export", params={"format": "csv"})
+    assert csv_export.status_code == 200 and "Ada met Babbage." in csv_export.text
 
 
 def test_disagreement_on_spans_and_boxes_keeps_the_item_open(factory):
