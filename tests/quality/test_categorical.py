@@ -295,3 +295,37 @@ def test_community_prior_keeps_a_tiny_crowd_from_flipping():
     answers = q.encode(["i1", "i1", "i1", "i2", "i2", "i3"], list("abcabc"), ["cat", "cat", "dog", "dog", "dog", "cat"])
     model = q.CommunityDawidSkene().fit(answers, gold={"i3": "dog"})
     assert list(model.labels_) == ["cat", "dog", "dog"]
+
+
+def test_log_odds_vote_weights_shrink_sparse_annotators_and_zero_the_worse_than_chance():
+    from goldlabel.quality.robust import log_odds_weights
+
+    # a: 40 answers all agreeing, b: 2 answers all agreeing, c: 40 answers all disagreeing
+    items = list(range(40)) + [0, 1] + list(range(40))
+    annotators = ["a"] * 40 + ["b"] * 2 + ["c"] * 40
+    labels = [0] * 42 + [1] * 40
+    data = q.from_codes(np.array(items), np.array([ord(x) - 97 for x in annotators]), np.array(labels))
+    weights = log_odds_weights(data, np.zeros(data.n_items, dtype=int), strength=20.0)
+    assert weights[2] == 0.0  # below chance: no vote
+    assert weights[0] > weights[1] > 0.0  # two agreements count for less than forty
+    # shrinkage: the sparse annotator sits near the crowd's mean agreement (42/82)
+    mean = 42 / 82
+    assert weights[1] == pytest.approx(np.log((2 + 20 * mean) / 22 / (1 - (2 + 20 * mean) / 22)))
+
+
+def test_default_scores_both_temperatures_against_one_annotator_model(simulate):
+    from goldlabel.quality.categorical import CountMatrix
+    from goldlabel.quality.robust import held_out_temperature
+
+    answers, _ = simulate()
+    model = q.CommunityDawidSkene().fit(answers)
+    matrix = CountMatrix(answers)
+    probas = np.asarray(model.probas_)
+    rows = matrix.confusion_counts(probas).sum(axis=-1) + answers.n_labels * (model.strength + model.alpha)
+    own = held_out_temperature(answers, matrix, model._scores, model.confusions_, model.prior_, rows)
+    # a model used as its own reference gives the same choice as the default scoring
+    same = held_out_temperature(answers, matrix, model._scores, model.confusions_, model.prior_, rows,
+                                reference=(model.confusions_, probas, rows))
+    assert own == same
+    robust = q.RobustDawidSkene().fit(answers)
+    assert robust.vote_weights_.shape == (answers.n_annotators,) and (robust.vote_weights_ >= 0).all()
