@@ -16,9 +16,10 @@ def decide_status(
 ) -> tuple[np.ndarray, np.ndarray]:
     """Status and new target overlap per item.
 
-    final: at least ``overlap_min`` answers and P(top answer) >= ``target_confidence`` (for an item
-    with several choice questions, ``confidence`` is the smallest of them; NaN = no choice
-    question, decided by overlap alone); needs_review: ``overlap_max`` reached without that
+    final: at least ``overlap_min`` answers and confidence >= ``target_confidence``, where
+    ``confidence`` is the smallest over the item's questions of each question's confidence in
+    its consensus (P(top answer) for choice; see docs/concepts.md for the other kinds); NaN = no
+    question has a consensus yet, decided by overlap alone; needs_review: ``overlap_max`` reached without that
     confidence; open otherwise, with the target raised to one more answer.
     """
     count = np.asarray(answer_count)
