@@ -92,6 +92,7 @@ class Export:
         none: tuple = ()
         # One read transaction: the export is one consistent snapshot of the project.
         with read_tx(self.ctx.engine) as conn:
+            export_store.prefer_indexes(conn)
             after = 0
             while True:
                 batch = export_store.fetch_item_batch(conn, pid, after, BATCH_SIZE, status=self.status)

@@ -217,6 +217,7 @@ def ingest_rows(
         # transaction rolls back at the end), so a row whose external_id matches an item above
         # `baseline` repeats one this file inserted; pre-existing items the file already touched
         # are remembered by their integer id.
+        import_store.prefer_indexes(conn)
         staging = _Staging(baseline=import_store.fetch_max_item_id(conn))
         for batch in _batches(rows, ctx.settings.import_batch_size):
             report.rows += len(batch)

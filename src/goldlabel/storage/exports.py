@@ -27,13 +27,20 @@ def _fetch(conn: Connection, sql: str, params: tuple) -> list[tuple]:
         cur.close()
 
 
+def prefer_indexes(conn: Connection) -> None:
+    """PostgreSQL: no sequential scans in this (export) transaction; stale statistics after a
+    bulk load would otherwise make every batch scan the table."""
+    if conn.dialect.name == "postgresql":
+        conn.exec_driver_sql("SET LOCAL enable_seqscan = off")
+
+
 def fetch_item_batch(
     conn: Connection, project_id: int, after: int, limit: int, *, status: str | None = None
 ) -> list[tuple]:
     """``(id, external_id, data, meta, priority, status, is_gold)``, ``id > after`` in id order."""
     # Unary + keeps SQLite on the rowid range scan: through an index on project_id it would
-    # sort the whole project for every batch. PostgreSQL's planner picks the primary key itself.
-    project = "+project_id" if conn.dialect.name == "sqlite" else "project_id"
+    # sort the whole project for every batch; "+ 0" does the same on PostgreSQL.
+    project = "+project_id" if conn.dialect.name == "sqlite" else "project_id + 0"
     where = f"{project} = ? AND id > ?"
     params: tuple = (project_id, after)
     if status is not None:
