@@ -53,3 +53,12 @@ def test_beats_mean_consensus_on_simulated_crowd():
 def test_bad_boxes():
     with pytest.raises(ValueError, match="x2 > x1"):
         BoxAnswers.from_arrays([0], [0], [0], [[10, 0, 5, 5]])
+
+
+@pytest.mark.parametrize("estimator", [BoxDawidSkene, MeanBoxConsensus])
+def test_boxes_when_no_two_boxes_match(estimator):
+    answers = BoxAnswers.from_arrays(
+        np.array([0, 1]), np.array([0, 1]), np.array([0, 1]), np.array([[0, 0, 0.1, 0.1], [0.5, 0.5, 0.6, 0.6]])
+    )
+    model = estimator().fit(answers)
+    assert len(model.boxes_) == 2

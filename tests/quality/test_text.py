@@ -54,3 +54,8 @@ def test_crowdwsa_wer(name, wer_max, random_wer):
     wer = compute_wer(model.texts_, [truth[k] for k in items])
     assert wer < wer_max
     assert wer < random_wer - 0.06
+
+
+def test_medoid_when_no_item_has_two_answers():
+    model = TextMedoid().fit(np.array([0, 1]), np.array([0, 1]), ["hello world", "foo"])
+    assert list(model.texts_) == ["hello world", "foo"]

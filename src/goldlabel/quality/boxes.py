@@ -99,7 +99,9 @@ def _cluster(answers: BoxAnswers, iou_threshold: float):
     order = np.lexsort((-iou, box_annotator[b], a))
     a, b = a[order], b[order]
     key = a * (int(answers.annotator.max()) + 1) + box_annotator[b]
-    first = np.r_[True, key[1:] != key[:-1]]
+    # (np.r_[True, ...] would claim one partner even when no pair matched)
+    first = np.ones(len(key), dtype=bool)
+    first[1:] = key[1:] != key[:-1]
     graph = sparse.coo_matrix((np.ones(first.sum()), (a[first], b[first])), shape=(n, n))
     _, cluster = connected_components(graph, directed=True, connection="weak")
     return cluster, box_item, box_annotator

@@ -120,8 +120,9 @@ class TextMedoid:
         w = np.ones(n_annotators)
         for _ in range(self.n_iter if self.weighted else 1):
             wb = w[annotator[b]]
-            num = np.bincount(a, weights=wb * sim, minlength=len(item))
-            den = np.bincount(a, weights=wb, minlength=len(item))
+            # float64 even when no item has two answers (bincount of nothing is int64)
+            num = np.bincount(a, weights=wb * sim, minlength=len(item)).astype(np.float64)
+            den = np.bincount(a, weights=wb, minlength=len(item)).astype(np.float64)
             # an item with a single answer: that answer wins with score 0
             score = np.divide(num, den, out=np.zeros_like(num), where=den > 0)
             best = _argmax_per_group(item, score, n_items)

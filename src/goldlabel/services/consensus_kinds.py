@@ -185,9 +185,7 @@ def text_consensus(texts: Sequence[str], accuracy: Any,
     """The medoid answer and the one-coin posterior that it is right."""
     texts = [str(t) for t in texts]
     n = len(texts)
-    # (the library's TextMedoid cannot score a fit without any pair of answers)
-    best = 0 if n == 1 else int(text_lib.TextMedoid().fit(np.zeros(n, np.int64), np.arange(n),
-                                                            texts).answer_index_[0])
+    best = int(text_lib.TextMedoid().fit(np.zeros(n, np.int64), np.arange(n), texts).answer_index_[0])
     x = text_lib._features(texts)
     sim = np.asarray((x @ x[best].T).todense()).ravel()
     agree = (sim >= threshold - 1e-12) | (np.asarray(texts, dtype=object) == texts[best])
@@ -329,15 +327,7 @@ def _round(v: float) -> float:
 
 
 def _cluster_boxes(answers: box_lib.BoxAnswers) -> np.ndarray:
-    """The library's IoU clustering; every box alone when no two boxes link (the library
-    cannot cluster that case)."""
-    box_item = answers.item[answers.box_answer]
-    box_annotator = answers.annotator[answers.box_answer]
-    a, b = box_lib._pairs_within(box_item)
-    linked = ((box_lib.compute_iou(answers.boxes[a], answers.boxes[b]) >= BOX_IOU)
-              & (box_annotator[a] != box_annotator[b]) & (answers.box_label[a] == answers.box_label[b]))
-    if not linked.any():
-        return np.arange(len(box_item))
+    """The library's IoU clustering (same label, IoU >= BOX_IOU, best partner per annotator)."""
     return box_lib._cluster(answers, BOX_IOU)[0]
 
 
