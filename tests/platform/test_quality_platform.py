@@ -190,3 +190,32 @@ def test_refit_finalizes_open_items_and_announces_them(factory):
     events = manager.get(f"{API}/{pid}/events", params={"limit": 1000}).json()["items"]
     refit_final = [e for e in events if e["kind"] == "item.final" and e["payload"].get("by") == "refit"]
     assert len(refit_final) == 6
+
+
+def test_item_list_filters_on_consensus_label_and_confidence(factory):
+    annotators = [factory.make_user() for _ in range(2)]
+    project = factory.make_project(annotators=annotators, overlap_min=1, overlap_max=2)
+    factory.add_items(project, 4)
+    pid = project["id"]
+    for ann, labels in zip(annotators, [["positive", "positive", "negative", "negative"],
+                                        ["positive", "negative", "negative", "positive"]]):
+        api = factory.api_as(ann)
+        for label in labels:
+            lease = api.post(f"{API}/{pid}/next").json()
+            api.post(f"{API}/{pid}/answers", json={"lease_token": lease["token"], "value": {"sentiment": label}})
+    manager = factory.api_as(project["manager"])
+
+    def ids(**params):
+        res = manager.get(f"{API}/{pid}/items", params=params)
+        assert res.status_code == 200, res.text
+        return [i["external_id"] for i in res.json()["items"]]
+
+    # x0: two positives (0.845); x2: two negatives (0.845); x1, x3: a split (0.5).
+    assert ids(question="sentiment", label="positive", min_confidence=0.8) == ["x0"]
+    assert ids(question="sentiment", label="negative", min_confidence=0.8) == ["x2"]
+    assert ids(question="sentiment", max_confidence=0.6) == ["x1", "x3"]
+    # At max overlap 2 every item is below the 0.95 target: all four await review.
+    assert ids(status="needs_review") == ["x0", "x1", "x2", "x3"]
+    assert ids(status="needs_review", question="sentiment", min_confidence=0.8) == ["x0", "x2"]
+    bad = manager.get(f"{API}/{pid}/items", params={"label": "positive"})
+    assert bad.status_code == 422 and bad.json()["code"] == "missing_question"

@@ -321,10 +321,15 @@ class Client:
         status: ItemStatus | None = None,
         is_gold: bool | None = None,
         annotator_id: int | None = None,
+        question: str | None = None,
+        label: str | None = None,
+        min_confidence: float | None = None,
+        max_confidence: float | None = None,
         page_size: int = 100,
     ) -> Iterator[ItemPublic]:
         """The project's items in id order (reviewers and managers), optionally only those with
-        ``status``, gold or not, or answered by ``annotator_id``."""
+        ``status``, gold or not, answered by ``annotator_id``, or whose consensus for
+        ``question`` is ``label`` / has a confidence within [min_confidence, max_confidence]."""
         return self._paginate(
             f"/projects/{int(project_id)}/items",
             ItemPublic,
@@ -332,6 +337,10 @@ class Client:
             status=status,
             is_gold=is_gold,
             annotator_id=annotator_id,
+            question=question,
+            label=label,
+            min_confidence=min_confidence,
+            max_confidence=max_confidence,
         )
 
     def get_item(self, project_id: int, item_id: int) -> ItemDetail:

@@ -14,6 +14,7 @@ from goldlabel.services import quality as quality_service
 from goldlabel.services.access import Actor, fetch_project_role, is_allowed, load_project
 from goldlabel.services.context import Context
 from goldlabel.storage import dashboard as store
+from goldlabel.storage import items as item_store
 from goldlabel.storage import projects as project_store
 from goldlabel.storage import quality as quality_store
 from goldlabel.storage.engine import now_ms, read_tx
@@ -164,7 +165,7 @@ def browse_items(ctx: Context, actor: Actor, project_id: int, after: int, limit:
                  **filters: Any) -> dict[str, Any]:
     with read_tx(ctx.engine) as conn:
         load_project(conn, actor, project_id, "review")
-        rows = store.browse_items(conn, project_id, after, limit, **filters)
+        rows = item_store.list_items(conn, project_id, after, limit, **filters)
         cons = store.consensus_values(conn, (r["id"] for r in rows))
     for r in rows:
         r["consensus"] = cons.get(r["id"], {})

@@ -28,16 +28,13 @@ def list_items(
     project_id: int,
     after: int,
     limit: int,
-    *,
-    status: str | None = None,
-    is_gold: bool | None = None,
-    annotator_id: int | None = None,
+    **filters: Any,
 ) -> list[dict]:
+    """Filters: status, is_gold, annotator_id, and question with label / min_confidence /
+    max_confidence on that question's consensus (see storage.items.list_items)."""
     with read_tx(ctx.engine) as conn:
         load_project(conn, actor, project_id, "review")
-        rows = item_store.list_items(
-            conn, project_id, after, limit, status=status, is_gold=is_gold, annotator_id=annotator_id
-        )
+        rows = item_store.list_items(conn, project_id, after, limit, **filters)
     return [public_item(r) for r in rows]
 
 

@@ -156,53 +156,6 @@ def usernames(conn: Connection, user_ids: Iterable[int]) -> dict[int, str]:
     return {int(i): name for i, name in conn.execute(q)}
 
 
-def browse_items(
-    conn: Connection,
-    project_id: int,
-    after: int,
-    limit: int,
-    *,
-    status: str | None = None,
-    is_gold: bool | None = None,
-    annotator_id: int | None = None,
-    question: str | None = None,
-    label: str | None = None,
-    min_confidence: float | None = None,
-    max_confidence: float | None = None,
-) -> list[dict]:
-    """A keyset page of items (``id > after ORDER BY id LIMIT n``) with the given filters.
-
-    Label and confidence filters test the item's consensus row for ``question`` through its
-    primary key (item_id, question); the annotator filter tests the (item_id, annotator_id)
-    unique index. No OFFSET, no COUNT: page N costs what page 1 costs.
-    """
-    cols = [items.c.id, items.c.external_id, items.c.data, items.c.status, items.c.is_gold,
-            items.c.answer_count, items.c.target_overlap, items.c.updated_at]
-    q = (
-        sa.select(*cols)
-        .where(items.c.project_id == project_id, items.c.id > after)
-        .order_by(items.c.id)
-        .limit(limit)
-    )
-    if status is not None:
-        q = q.where(items.c.status == status)
-    if is_gold is not None:
-        q = q.where(items.c.is_gold == is_gold)
-    if annotator_id is not None:
-        q = q.where(sa.exists(sa.select(sa.literal(1)).where(
-            answers.c.item_id == items.c.id, answers.c.annotator_id == annotator_id)))
-    if question is not None and (label is not None or min_confidence is not None or max_confidence is not None):
-        conds = [consensus.c.item_id == items.c.id, consensus.c.question == question]
-        if label is not None:
-            conds.append(consensus.c.value == sa.type_coerce(label, Json))
-        if min_confidence is not None:
-            conds.append(consensus.c.confidence >= min_confidence)
-        if max_confidence is not None:
-            conds.append(consensus.c.confidence <= max_confidence)
-        q = q.where(sa.exists(sa.select(sa.literal(1)).where(*conds)))
-    return [dict(r) for r in conn.execute(q).mappings()]
-
-
 def next_item_with_status(conn: Connection, project_id: int, status: str, after: int) -> int | None:
     """The first non-gold item with ``status`` after ``after`` (then from the start): the review
     queue's "next". Uses the queue index (project_id, status, is_gold, ...)."""

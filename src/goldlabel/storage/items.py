@@ -7,7 +7,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
-from goldlabel.storage.tables import answers, gold_answers, items, leases, predictions
+from goldlabel.storage.tables import Json, answers, consensus, gold_answers, items, leases, predictions
 
 
 def fetch_item(conn: Connection, project_id: int, item_id: int) -> dict | None:
@@ -51,8 +51,17 @@ def list_items(
     status: str | None = None,
     is_gold: bool | None = None,
     annotator_id: int | None = None,
+    question: str | None = None,
+    label: Any = None,
+    min_confidence: float | None = None,
+    max_confidence: float | None = None,
 ) -> list[dict]:
-    """Keyset page by id: WHERE id > after ORDER BY id LIMIT n (no OFFSET, no COUNT)."""
+    """A keyset page of items (``id > after ORDER BY id LIMIT n``) with the given filters.
+
+    Label and confidence filters test the item's consensus row for ``question`` through its
+    primary key (item_id, question); the annotator filter tests the (item_id, annotator_id)
+    unique index. No OFFSET, no COUNT: page N costs what page 1 costs.
+    """
     q = (
         sa.select(items)
         .where(items.c.project_id == project_id, items.c.id > after)
@@ -69,6 +78,15 @@ def list_items(
                 sa.select(sa.literal(1)).where(answers.c.item_id == items.c.id, answers.c.annotator_id == annotator_id)
             )
         )
+    if question is not None and (label is not None or min_confidence is not None or max_confidence is not None):
+        conds = [consensus.c.item_id == items.c.id, consensus.c.question == question]
+        if label is not None:
+            conds.append(consensus.c.value == sa.type_coerce(label, Json))
+        if min_confidence is not None:
+            conds.append(consensus.c.confidence >= min_confidence)
+        if max_confidence is not None:
+            conds.append(consensus.c.confidence <= max_confidence)
+        q = q.where(sa.exists(sa.select(sa.literal(1)).where(*conds)))
     return [dict(r) for r in conn.execute(q).mappings()]
 
 

@@ -7,6 +7,7 @@ from typing import Annotated, Any, Literal
 from fastapi import APIRouter, Query, status
 
 from goldlabel.api.deps import ContextDep, CurrentActor, PageDep, page
+from goldlabel.domain.errors import GoldlabelError
 from goldlabel.schemas import ImportReport, ItemDetail, ItemStatus, Page
 from goldlabel.services import imports as import_service
 from goldlabel.services import items as item_service
@@ -23,9 +24,16 @@ def list_items(
     status_: Annotated[ItemStatus | None, Query(alias="status")] = None,
     is_gold: bool | None = None,
     annotator_id: int | None = None,
+    question: Annotated[str | None, Query(description="Consensus filters apply to this question.")] = None,
+    label: Annotated[str | None, Query(description="Only items whose consensus for `question` is this label.")] = None,
+    min_confidence: Annotated[float | None, Query(ge=0, le=1)] = None,
+    max_confidence: Annotated[float | None, Query(ge=0, le=1)] = None,
 ) -> dict:
+    if question is None and (label is not None or min_confidence is not None or max_confidence is not None):
+        raise GoldlabelError("label and confidence filters need ?question=NAME", code="missing_question", status=422)
     rows = item_service.list_items(
-        ctx, actor, project_id, p.after, p.limit, status=status_, is_gold=is_gold, annotator_id=annotator_id
+        ctx, actor, project_id, p.after, p.limit, status=status_, is_gold=is_gold, annotator_id=annotator_id,
+        question=question, label=label, min_confidence=min_confidence, max_confidence=max_confidence,
     )
     return page(rows, p.limit)
 
