@@ -14,12 +14,11 @@ from goldlabel.api.app import create_app
 from goldlabel.services import exports as export_service
 from goldlabel.services.exports import export_project, pseudonym
 
-from test_imports import with_transfer_routes  # noqa: E402 - sibling test module
 
 
 @pytest.fixture
 def app(ctx):
-    return with_transfer_routes(create_app(context=ctx, migrate=False))
+    return create_app(context=ctx, migrate=False)
 
 
 def annotate(factory, project, annotator, label):

@@ -9,28 +9,17 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 import sqlalchemy as sa
-from fastapi import APIRouter
 
 from goldlabel.api.app import create_app
-from goldlabel.api.routes import transfer
 from goldlabel.services.context import Context
 from goldlabel.services.exports import export_project
 from goldlabel.services.imports import ImportFailed, import_file
 from goldlabel.storage.tables import gold_answers, items, predictions
 
 
-def with_transfer_routes(app):
-    """The app, with the transfer router mounted if app.py does not mount it (yet)."""
-    if not any(getattr(r, "path", "").endswith("/imports") for r in app.routes):
-        api = APIRouter(prefix="/api/v1")
-        api.include_router(transfer.router)
-        app.include_router(api)
-    return app
-
-
 @pytest.fixture
 def app(ctx):
-    return with_transfer_routes(create_app(context=ctx, migrate=False))
+    return create_app(context=ctx, migrate=False)
 
 
 def jsonl_bytes(rows) -> bytes:
@@ -254,7 +243,7 @@ def test_upload_needs_a_known_format_and_a_file(factory):
 def test_upload_over_the_size_limit_is_413(factory, settings):
     small = Context.from_settings(settings.model_copy(update={"max_upload_bytes": 1000}))
     try:
-        app = with_transfer_routes(create_app(context=small, migrate=False))
+        app = create_app(context=small, migrate=False)
         from goldlabel.client.transport import ASGIAppTransport
         import httpx
 
