@@ -6,6 +6,7 @@ from typing import Annotated
 
 from fastapi import Depends, Query, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from starlette.concurrency import run_in_threadpool
 
 from goldlabel.domain.errors import unauthorized
 from goldlabel.services import users as user_service
@@ -24,13 +25,18 @@ async def get_context(request: Request) -> Context:
 ContextDep = Annotated[Context, Depends(get_context)]
 
 
-def get_actor(
+async def get_actor(
     request: Request,
     ctx: ContextDep,
     credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)],
 ) -> Actor:
+    # async: a token verified in the last seconds is answered from memory, with no thread-pool
+    # hop; a cache miss reads the database in the thread pool.
     if credentials is not None:
-        return user_service.authenticate_token(ctx, credentials.credentials)
+        actor = user_service.cached_token_actor(ctx, credentials.credentials)
+        if actor is not None:
+            return actor
+        return await run_in_threadpool(user_service.authenticate_token, ctx, credentials.credentials)
     session_actor = getattr(request.state, "session_actor", None)
     if session_actor is not None:
         return session_actor

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+import time
 from dataclasses import dataclass, field
 
 from sqlalchemy.engine import Engine
@@ -11,6 +12,11 @@ from goldlabel.config import Settings
 from goldlabel.domain.label_schema import LabelSchema
 from goldlabel.storage.engine import create_engine
 
+# How long a verified API token is trusted without asking the database again. A revocation,
+# deactivation or role change made through this Context clears the cache at once; one made by
+# another process (a second uvicorn worker, the CLI) is seen by this process within this bound.
+TOKEN_CACHE_TTL_S = 10.0
+
 
 @dataclass
 class Context:
@@ -18,6 +24,9 @@ class Context:
     engine: Engine
     _schemas: dict[tuple[int, int], LabelSchema] = field(default_factory=dict)
     _lock: threading.Lock = field(default_factory=threading.Lock)
+    # token hash -> (monotonic deadline, actor): see TOKEN_CACHE_TTL_S.
+    _actors: dict[str, tuple[float, object]] = field(default_factory=dict)
+    token_cache_ttl_s: float = TOKEN_CACHE_TTL_S
 
     @classmethod
     def from_settings(cls, settings: Settings) -> "Context":
@@ -35,6 +44,25 @@ class Context:
                     self._schemas.clear()
                 self._schemas[key] = schema
         return schema
+
+    def cached_actor(self, token_hash: str) -> object | None:
+        entry = self._actors.get(token_hash)
+        if entry is None or entry[0] < time.monotonic():
+            return None
+        return entry[1]
+
+    def cache_actor(self, token_hash: str, actor: object) -> None:
+        if self.token_cache_ttl_s <= 0:
+            return
+        with self._lock:
+            if len(self._actors) > 10_000:
+                self._actors.clear()
+            self._actors[token_hash] = (time.monotonic() + self.token_cache_ttl_s, actor)
+
+    def forget_actors(self) -> None:
+        """Drop every cached token -> actor: called on any revocation or user change."""
+        with self._lock:
+            self._actors.clear()
 
     def close(self) -> None:
         self.engine.dispose()

@@ -91,14 +91,27 @@ def authenticate_password(ctx: Context, username: str, password: str) -> Actor:
     return Actor(row["id"], row["username"], row["role"])
 
 
+def cached_token_actor(ctx: Context, token: str) -> Actor | None:
+    """The actor of a token verified less than ``ctx.token_cache_ttl_s`` ago, without I/O."""
+    if not token.startswith(TOKEN_PREFIX):
+        return None
+    return ctx.cached_actor(hash_token(token))  # type: ignore[return-value]
+
+
 def authenticate_token(ctx: Context, token: str) -> Actor:
     if not token.startswith(TOKEN_PREFIX):
         raise unauthorized("malformed API token")
+    token_hash = hash_token(token)
+    actor = ctx.cached_actor(token_hash)
+    if actor is not None:
+        return actor  # type: ignore[return-value]
     with read_tx(ctx.engine) as conn:
-        row = user_store.fetch_user_by_token_hash(conn, hash_token(token))
+        row = user_store.fetch_user_by_token_hash(conn, token_hash)
     if row is None or not row["is_active"]:
         raise unauthorized("invalid or revoked API token")
-    return Actor(row["id"], row["username"], row["role"])
+    actor = Actor(row["id"], row["username"], row["role"])
+    ctx.cache_actor(token_hash, actor)
+    return actor
 
 
 def create_token(ctx: Context, actor: Actor | None, user_id: int, name: str = "") -> dict:
@@ -133,6 +146,7 @@ def revoke_token(ctx: Context, actor: Actor, user_id: int, token_id: int) -> Non
     with write_tx(ctx.engine) as conn:
         if not user_store.revoke_token(conn, user_id, token_id, now_ms()):
             raise not_found("token")
+    ctx.forget_actors()
 
 
 def get_user(ctx: Context, actor: Actor, user_id: int) -> dict:
@@ -174,4 +188,5 @@ def update_user(ctx: Context, actor: Actor, user_id: int, changes: dict[str, Any
             _check_password(changes["password"])
             values["password_hash"] = hash_password(changes["password"])
         row = user_store.update_user(conn, user_id, **values) if values else target
+    ctx.forget_actors()  # the role or the active flag may have changed
     return public_user(row)
