@@ -75,20 +75,22 @@ class WebMiddleware:
         if path.startswith("/static/"):
             await self.app(scope, receive, send)
             return
-        headers = Headers(scope=scope)
         state = scope.setdefault("state", {})
         state["session_actor"] = None
         state["session"] = None
+        if _has_bearer(scope):
+            # Rule 1: the API authenticates the token; no cookie, session or CSRF work.
+            await self.app(scope, receive, send)
+            return
+        headers = Headers(scope=scope)
         cookies = cookie_parser(headers.get("cookie", ""))
-        has_bearer = headers.get("authorization", "").lower().startswith("bearer ")
-        if not has_bearer:
-            session = self.signer.verify(cookies.get(SESSION_COOKIE))
-            if session is not None:
-                actor = await run_in_threadpool(load_session_actor, self.context, session)
-                if actor is not None:
-                    state["session"] = session
-                    state["session_actor"] = actor
-        if scope["method"] in UNSAFE_METHODS and not has_bearer:
+        session = self.signer.verify(cookies.get(SESSION_COOKIE))
+        if session is not None:
+            actor = await run_in_threadpool(load_session_actor, self.context, session)
+            if actor is not None:
+                state["session"] = session
+                state["session_actor"] = actor
+        if scope["method"] in UNSAFE_METHODS:
             if state["session"] is not None:
                 nonce: str | None = state["session"].nonce
             elif path == LOGIN_PATH:
@@ -122,6 +124,13 @@ class WebMiddleware:
             await send(message)
 
         return send_with_headers
+
+
+def _has_bearer(scope: Scope) -> bool:
+    for key, value in scope["headers"]:
+        if key == b"authorization":
+            return value[:7].lower() == b"bearer "
+    return False
 
 
 def _is_form(headers: Headers) -> bool:
