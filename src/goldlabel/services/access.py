@@ -40,9 +40,10 @@ def fetch_project_role(conn: Connection, actor: Actor, project_id: int) -> str |
 
 def load_project(conn: Connection, actor: Actor, project_id: int, need: str) -> dict:
     """The project, if ``actor`` may ``need`` it (view | annotate | review | manage)."""
-    role = fetch_project_role(conn, actor, project_id)
-    project = project_store.fetch_project(conn, project_id) if role else None
-    if project is None:
+    project, role = project_store.fetch_project_with_role(conn, project_id, actor.id)
+    if actor.is_admin:
+        role = "admin"
+    if project is None or role is None:
         raise not_found("project")
     if ROLE_RANK[role] < NEED_RANK[need]:
         raise forbidden(f"this needs the {need} permission on the project; your role is {role}")

@@ -19,6 +19,27 @@ def fetch_project(conn: Connection, project_id: int) -> dict | None:
     return dict(row) if row else None
 
 
+# Every project-scoped request runs this: the project and the caller's membership role in one
+# statement (built once, bind parameters only), instead of a role lookup and then the project.
+_PROJECT_WITH_ROLE = (
+    sa.select(projects, project_members.c.role.label("_member_role"))
+    .outerjoin(
+        project_members,
+        sa.and_(project_members.c.project_id == projects.c.id, project_members.c.user_id == sa.bindparam("b_user_id")),
+    )
+    .where(projects.c.id == sa.bindparam("b_project_id"))
+)
+
+
+def fetch_project_with_role(conn: Connection, project_id: int, user_id: int) -> tuple[dict | None, str | None]:
+    """(the project or None, ``user_id``'s membership role in it or None)."""
+    row = conn.execute(_PROJECT_WITH_ROLE, {"b_project_id": project_id, "b_user_id": user_id}).mappings().first()
+    if row is None:
+        return None, None
+    project = dict(row)
+    return project, project.pop("_member_role")
+
+
 def update_project(conn: Connection, project_id: int, **values: Any) -> dict | None:
     row = (
         conn.execute(
