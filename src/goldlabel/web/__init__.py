@@ -7,6 +7,7 @@ and security middleware, the static files and the page routes.
 from __future__ import annotations
 
 from fastapi import FastAPI, Request
+from fastapi.responses import FileResponse
 from fastapi.staticfiles import StaticFiles
 
 from goldlabel.web import console, pages
@@ -34,6 +35,12 @@ def install_web(app: FastAPI) -> None:
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
     app.include_router(pages.router)
     app.include_router(console.router)
+
+    @app.get("/favicon.ico", include_in_schema=False)
+    def favicon() -> FileResponse:
+        # Browsers ask for /favicon.ico on any page without a <link rel=icon> (raw JS or JSON
+        # views, the API docs); answer with the same icon instead of a 404.
+        return FileResponse(STATIC_DIR / "favicon.svg", media_type="image/svg+xml")
 
     @app.exception_handler(LoginRequired)
     async def _login_required(_request: Request, exc: LoginRequired):
