@@ -180,8 +180,11 @@ def item_consensus(ctx: Context, conn: sa.Connection, project: dict, item_answer
     return rows, smallest
 
 
-def after_answer(ctx: Context, conn: sa.Connection, project: dict, item: dict, answer: dict, now: int) -> str:
-    """Update the item (and, for gold, the annotator) after an answer; return the item status."""
+def after_answer(ctx: Context, conn: sa.Connection, project: dict, item: dict, answer: dict, now: int,
+                 events: list[dict] | None = None) -> str:
+    """Update the item (and, for gold, the annotator) after an answer; return the item status.
+    ``events``: append the item's outbox event there (the caller inserts them in one statement)
+    instead of inserting it here."""
     if item["is_gold"]:
         _score_gold(ctx, conn, project, item, answer["value"], answer["annotator_id"], now)
         return item["status"]
@@ -199,7 +202,12 @@ def after_answer(ctx: Context, conn: sa.Connection, project: dict, item: dict, a
     if status != item["status"] or target != item["target_overlap"]:
         queue_store.update_item_state(conn, item["id"], status=status, target_overlap=target, now=now)
         if status != item["status"]:
-            records.insert_event(conn, project["id"], f"item.{status}", {"item_id": item["id"], "status": status}, now)
+            event = {"project_id": project["id"], "kind": f"item.{status}",
+                     "payload": {"item_id": item["id"], "status": status}, "created_at": now}
+            if events is None:
+                records.insert_events(conn, [event])
+            else:
+                events.append(event)
     return status
 
 

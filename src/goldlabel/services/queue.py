@@ -39,9 +39,10 @@ def public_answer(row: dict) -> dict[str, Any]:
     }
 
 
-def _task_view(conn: sa.Connection, project: dict, item_id: int) -> dict[str, Any]:
+def _task_view(conn: sa.Connection, project: dict, item_id: int, data: Any = None) -> dict[str, Any]:
     """What an annotator sees of an item. Never reads gold_answers, never returns is_gold (Q8)."""
-    data = item_store.fetch_item_data(conn, item_id)
+    if data is None:
+        data = item_store.fetch_item_data(conn, item_id)
     view: dict[str, Any] = {"id": item_id, "data": data, "predictions": None}
     if project["settings"].get("show_predictions"):
         view["predictions"] = [
@@ -51,8 +52,9 @@ def _task_view(conn: sa.Connection, project: dict, item_id: int) -> dict[str, An
     return view
 
 
-def _lease_view(conn: sa.Connection, project: dict, lease: dict, token: str) -> dict[str, Any]:
-    return {"token": token, "expires_at": lease["expires_at"], "item": _task_view(conn, project, lease["item_id"])}
+def _lease_view(conn: sa.Connection, project: dict, lease: dict, token: str, data: Any = None) -> dict[str, Any]:
+    return {"token": token, "expires_at": lease["expires_at"],
+            "item": _task_view(conn, project, lease["item_id"], data)}
 
 
 def lease_next(ctx: Context, actor: Actor, project_id: int) -> dict[str, Any] | None:
@@ -78,14 +80,27 @@ def lease_next(ctx: Context, actor: Actor, project_id: int) -> dict[str, Any] | 
             qualification_gold=settings.get("qualification_gold", 0),
         )
         has_gold = policy.gold_rate > 0 or policy.qualification_gold > 0
+        token = LEASE_TOKEN_PREFIX + secrets.token_urlsafe(24)
+        expires_at = now + project["lease_ttl_s"] * 1000
+        if not has_gold and conn.dialect.name == "postgresql":
+            # No gold stream, so the policy's choice is the head of the normal queue: candidate,
+            # reservation and lease in one round trip (same conditions, re-checked by the UPDATE).
+            claimed = queue_store.claim_next_pg(
+                conn, project_id, actor.id, token_hash=_hash(token), created_at=now, expires_at=expires_at
+            )
+            if claimed is None:
+                return None
+            return _lease_view(conn, project, claimed[0], token, claimed[1])
         gold = queue_store.fetch_candidates(conn, project_id, actor.id, is_gold=True) if has_gold else []
         progress = AnnotatorProgress(gold_answered=stats["n_gold"] if stats else 0)
         normal = queue_store.fetch_candidates(conn, project_id, actor.id, is_gold=False)
         choice = pick_next(normal, gold, policy, progress, random.random())
-        if choice is None or not queue_store.reserve_item(conn, choice.id):
+        if choice is None:
             return None
-        token = LEASE_TOKEN_PREFIX + secrets.token_urlsafe(24)
-        lease = queue_store.insert_lease(
+        reserved, data = queue_store.reserve_item_data(conn, choice.id)
+        if not reserved:
+            return None
+        lease = queue_store.upsert_lease(
             conn,
             project_id=project_id,
             item_id=choice.id,
@@ -93,9 +108,14 @@ def lease_next(ctx: Context, actor: Actor, project_id: int) -> dict[str, Any] | 
             token_hash=_hash(token),
             status="active",
             created_at=now,
-            expires_at=now + project["lease_ttl_s"] * 1000,
+            expires_at=expires_at,
         )
-        return _lease_view(conn, project, lease, token)
+        return _lease_view(conn, project, lease, token, data)
+
+
+def _check_own_lease(lease: dict | None, actor: Actor, project_id: int) -> None:
+    if lease is None or lease["annotator_id"] != actor.id or lease["project_id"] != project_id:
+        raise not_found("lease")
 
 
 def _fetch_own_lease(conn: sa.Connection, actor: Actor, project_id: int, token: str, *, lock: bool = False) -> dict:
@@ -122,8 +142,8 @@ def submit_answer(
     has a free slot (Q7)."""
     with read_tx(ctx.engine) as conn:
         project = load_project(conn, actor, project_id, "annotate")
-        lease = _fetch_own_lease(conn, actor, project_id, lease_token)
-        data = item_store.fetch_item_data(conn, lease["item_id"])
+        lease, data = queue_store.fetch_lease_with_data(conn, _hash(lease_token))
+        _check_own_lease(lease, actor, project_id)
     schema = ctx.get_schema(project)
     # Validate outside the write transaction: the write lock is held only for the writes.
     clean = schema.validate_answer(value, data)
@@ -131,7 +151,8 @@ def submit_answer(
     with write_tx(ctx.engine) as conn:
         # Locked: a concurrent retry of this very submission, a reaper or a skip waits here and
         # then sees the lease's real status (PostgreSQL; SQLite has one writer at a time).
-        lease = _fetch_own_lease(conn, actor, project_id, lease_token, lock=True)
+        lease, item = queue_store.lock_lease_and_item(conn, _hash(lease_token))
+        _check_own_lease(lease, actor, project_id)
         if idempotency_key:
             prior = queue_store.fetch_answer_by_idempotency_key(conn, actor.id, idempotency_key)
             if prior is not None:
@@ -145,7 +166,6 @@ def submit_answer(
         if lease["status"] == "skipped":
             raise conflict("this lease was skipped; lease the item again to answer it", "lease_skipped")
         is_live = lease["status"] == "active" and lease["expires_at"] > now
-        item = queue_store.fetch_item_for_update(conn, lease["item_id"])
         if lease["status"] == "active" and not is_live:
             queue_store.unreserve_item(conn, item["id"])
             queue_store.set_lease_status(conn, lease["id"], "expired")
@@ -157,34 +177,32 @@ def submit_answer(
                 "(its free slots were leased to others or it is complete)",
                 "lease_expired",
             )
-        try:
-            with conn.begin_nested():
-                answer = queue_store.insert_answer(
-                    conn,
-                    project_id=project_id,
-                    item_id=item["id"],
-                    annotator_id=actor.id,
-                    lease_id=lease["id"],
-                    value=clean,
-                    status="submitted",
-                    duration_ms=duration_ms,
-                    idempotency_key=idempotency_key,
-                    created_at=now,
-                    updated_at=now,
-                )
-        except sa.exc.IntegrityError as exc:
-            raise conflict("you have already answered this item", "duplicate_answer") from exc
+        # Q2 is the unique index: nothing inserted means an answer exists (the transaction is
+        # rolled back by the raise, count included).
+        answer = queue_store.insert_answer_unique(
+            conn,
+            project_id=project_id,
+            item_id=item["id"],
+            annotator_id=actor.id,
+            lease_id=lease["id"],
+            value=clean,
+            status="submitted",
+            duration_ms=duration_ms,
+            idempotency_key=idempotency_key,
+            created_at=now,
+            updated_at=now,
+        )
+        if answer is None:
+            raise conflict("you have already answered this item", "duplicate_answer")
         queue_store.set_lease_status(conn, lease["id"], "submitted", answer["id"])
-        status = quality_service.after_answer(ctx, conn, project, item, answer, now)
+        events: list[dict] = []
+        status = quality_service.after_answer(ctx, conn, project, item, answer, now, events=events)
         if item["is_gold"]:
             status = _gold_status_as_seen(ctx, conn, project, item["id"], now)
-        records.insert_event(
-            conn,
-            project_id,
-            "answer.created",
-            {"answer_id": answer["id"], "item_id": item["id"], "annotator_id": actor.id},
-            now,
-        )
+        events.append({"project_id": project_id, "kind": "answer.created",
+                       "payload": {"answer_id": answer["id"], "item_id": item["id"], "annotator_id": actor.id},
+                       "created_at": now})
+        records.insert_events(conn, events)
     return {"answer": public_answer(answer), "item_status": status}
 
 

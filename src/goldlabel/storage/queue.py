@@ -12,6 +12,7 @@ from __future__ import annotations
 from typing import Any
 
 import sqlalchemy as sa
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection
 
 from goldlabel.domain.queue_policy import QUEUE_ORDER, Candidate
@@ -86,6 +87,72 @@ _DELETE_EXPIRED_LEASE = leases.delete().where(
     leases.c.status == "expired",
 )
 _INSERT_LEASE = leases.insert().returning(*leases.c)
+_RESERVE_DATA = _RESERVE.returning(items.c.data)
+
+
+def _upsert_lease(dialect: Any) -> sa.Executable:
+    # Q3: one lease row per (item, annotator). The candidate query excludes items with a live,
+    # skipped or submitted lease of this annotator, so a conflict can only be an expired one: it
+    # is taken over in place (new token, active again). Any other conflict inserts nothing.
+    stmt = dialect.insert(leases)
+    return stmt.on_conflict_do_update(
+        index_elements=[leases.c.item_id, leases.c.annotator_id],
+        set_={c: stmt.excluded[c] for c in ("project_id", "token_hash", "status", "created_at", "expires_at")}
+        | {"answer_id": None},
+        where=leases.c.status == "expired",
+    ).returning(*leases.c)
+
+
+_UPSERT_LEASE = {"sqlite": _upsert_lease(sqlite), "postgresql": _upsert_lease(postgresql)}
+_INSERT_ANSWER_OR_NOTHING = {
+    name: d.insert(answers).on_conflict_do_nothing().returning(*answers.c)
+    for name, d in (("sqlite", sqlite), ("postgresql", postgresql))
+}
+_LEASE_WITH_DATA = (
+    sa.select(leases, items.c.data.label("item_data"))
+    .join(items, items.c.id == leases.c.item_id)
+    .where(leases.c.token_hash == _b("b_token_hash"))
+)
+_ITEM_COLS = [c.label(f"item__{c.name}") for c in items.c]
+_LEASE_AND_ITEM = (
+    sa.select(leases, *_ITEM_COLS)
+    .join(items, items.c.id == leases.c.item_id)
+    .where(leases.c.token_hash == _b("b_token_hash"))
+)
+# PostgreSQL locks the lease row and then the item row (FROM order), the order submit has
+# always taken them in.
+_LEASE_AND_ITEM_FOR_UPDATE = _LEASE_AND_ITEM.with_for_update()
+
+# PostgreSQL: the whole claim in one round trip: the head of the queue for this annotator
+# (locked, SKIP LOCKED), its reservation (re-checked), and the lease (a fresh row, or the
+# annotator's expired one taken over), returning the lease and the item's data.
+_CLAIM_PG = sa.text(
+    """
+WITH cand AS (
+    SELECT items.id FROM items
+    WHERE items.project_id = :project_id AND items.status = 'open' AND items.is_gold = false
+      AND items.answer_count + items.reserved < items.target_overlap
+      AND NOT EXISTS (SELECT 1 FROM leases WHERE leases.item_id = items.id
+                      AND leases.annotator_id = :annotator_id AND leases.status != 'expired')
+    ORDER BY {order}
+    LIMIT 1 FOR UPDATE OF items SKIP LOCKED
+), res AS (
+    UPDATE items SET reserved = items.reserved + 1 FROM cand
+    WHERE items.id = cand.id AND items.status = 'open'
+      AND items.answer_count + items.reserved < items.target_overlap
+    RETURNING items.id, items.data
+), ins AS (
+    INSERT INTO leases (project_id, item_id, annotator_id, token_hash, status, created_at, expires_at)
+    SELECT :project_id, res.id, :annotator_id, :token_hash, 'active', :created_at, :expires_at FROM res
+    ON CONFLICT (item_id, annotator_id) DO UPDATE SET
+        project_id = excluded.project_id, token_hash = excluded.token_hash, status = excluded.status,
+        created_at = excluded.created_at, expires_at = excluded.expires_at, answer_id = NULL
+    WHERE leases.status = 'expired'
+    RETURNING leases.*
+)
+SELECT ins.*, res.data AS item_data FROM res LEFT JOIN ins ON true
+""".format(order=", ".join(f"items.{col} {direction.upper()}" for col, direction in QUEUE_ORDER))
+).columns(item_data=items.c.data.type)
 _LEASE_BY_TOKEN = sa.select(leases).where(leases.c.token_hash == _b("b_token_hash"))
 _LEASE_BY_TOKEN_FOR_UPDATE = _LEASE_BY_TOKEN.with_for_update()
 _ITEM = sa.select(items).where(items.c.id == _b("b_item_id"))
@@ -163,6 +230,61 @@ def insert_lease(conn: Connection, **values: Any) -> dict:
     # candidate query excludes the others); the unique (item, annotator) index keeps Q3.
     conn.execute(_DELETE_EXPIRED_LEASE, {"b_item_id": values["item_id"], "b_annotator_id": values["annotator_id"]})
     return dict(conn.execute(_INSERT_LEASE, values).mappings().one())
+
+
+def reserve_item_data(conn: Connection, item_id: int) -> tuple[bool, Any]:
+    """Reserve a slot on the item (as reserve_item) and return (reserved, the item's data)."""
+    row = conn.execute(_RESERVE_DATA, {"b_item_id": item_id}).first()
+    return (True, row.data) if row is not None else (False, None)
+
+
+def upsert_lease(conn: Connection, **values: Any) -> dict:
+    """insert_lease in one statement: a fresh lease row, or the annotator's expired one on the
+    item taken over in place."""
+    row = conn.execute(_UPSERT_LEASE[conn.dialect.name], values).mappings().first()
+    if row is None:
+        raise sa.exc.IntegrityError("lease for (item, annotator) exists and is not expired", None, Exception())
+    return dict(row)
+
+
+def claim_next_pg(conn: Connection, project_id: int, annotator_id: int, **values: Any) -> tuple[dict, Any] | None:
+    """PostgreSQL, normal (non-gold) items: candidate, reservation and lease in one statement.
+    Returns (lease, item data), or None when no item needs this annotator now."""
+    row = conn.execute(_CLAIM_PG, {"project_id": project_id, "annotator_id": annotator_id, **values}).mappings().first()
+    if row is None:
+        return None
+    if row["id"] is None:
+        # Reserved, but the lease row conflicted with a live one (cannot happen: the candidate
+        # query excludes it); fail the transaction so the reservation is rolled back.
+        raise sa.exc.IntegrityError("lease for (item, annotator) exists and is not expired", None, Exception())
+    lease = {c.name: row[c.name] for c in leases.c}
+    return lease, row["item_data"]
+
+
+def fetch_lease_with_data(conn: Connection, token_hash: str) -> tuple[dict | None, Any]:
+    """The lease by token and its item's data, in one statement."""
+    row = _one(conn, _LEASE_WITH_DATA, {"b_token_hash": token_hash})
+    if row is None:
+        return None, None
+    return row, row.pop("item_data")
+
+
+def lock_lease_and_item(conn: Connection, token_hash: str) -> tuple[dict | None, dict | None]:
+    """lock_lease_by_token and fetch_item_for_update in one statement (both rows locked on
+    PostgreSQL, lease first)."""
+    q = _LEASE_AND_ITEM_FOR_UPDATE if conn.dialect.name == "postgresql" else _LEASE_AND_ITEM
+    row = _one(conn, q, {"b_token_hash": token_hash})
+    if row is None:
+        return None, None
+    item = {k[6:]: row.pop(k) for k in [k for k in row if k.startswith("item__")]}
+    return row, item
+
+
+def insert_answer_unique(conn: Connection, **values: Any) -> dict | None:
+    """Insert the answer; None (nothing inserted) when Q2's unique (item, annotator) or the
+    (annotator, Idempotency-Key) index already holds one. No savepoint needed."""
+    row = conn.execute(_INSERT_ANSWER_OR_NOTHING[conn.dialect.name], values).mappings().first()
+    return dict(row) if row else None
 
 
 def fetch_lease_by_token(conn: Connection, token_hash: str) -> dict | None:
