@@ -21,16 +21,23 @@ from goldlabel.storage.tables import (
 )
 
 
+# Run on every lease or answer: built once, with bind parameters (see storage/queue.py).
+_STATS = sa.select(annotator_stats).where(
+    annotator_stats.c.project_id == sa.bindparam("b_project_id"),
+    annotator_stats.c.annotator_id == sa.bindparam("b_annotator_id"),
+)
+_SKILLS = sa.select(annotator_skills).where(
+    annotator_skills.c.project_id == sa.bindparam("b_project_id"),
+    annotator_skills.c.question == sa.bindparam("b_question"),
+    annotator_skills.c.annotator_id.in_(sa.bindparam("b_annotator_ids", expanding=True)),
+)
+_MODEL = sa.select(project_models).where(
+    project_models.c.project_id == sa.bindparam("b_project_id"), project_models.c.question == sa.bindparam("b_question")
+)
+
+
 def fetch_stats(conn: Connection, project_id: int, annotator_id: int) -> dict | None:
-    row = (
-        conn.execute(
-            sa.select(annotator_stats).where(
-                annotator_stats.c.project_id == project_id, annotator_stats.c.annotator_id == annotator_id
-            )
-        )
-        .mappings()
-        .first()
-    )
+    row = conn.execute(_STATS, {"b_project_id": project_id, "b_annotator_id": annotator_id}).mappings().first()
     return dict(row) if row else None
 
 
@@ -41,12 +48,8 @@ def upsert_stats(conn: Connection, project_id: int, annotator_id: int, **values:
 
 
 def fetch_skills(conn: Connection, project_id: int, question: str, annotator_ids: Sequence[int]) -> dict[int, dict]:
-    q = sa.select(annotator_skills).where(
-        annotator_skills.c.project_id == project_id,
-        annotator_skills.c.question == question,
-        annotator_skills.c.annotator_id.in_(list(annotator_ids)),
-    )
-    return {r["annotator_id"]: dict(r) for r in conn.execute(q).mappings()}
+    params = {"b_project_id": project_id, "b_question": question, "b_annotator_ids": list(annotator_ids)}
+    return {r["annotator_id"]: dict(r) for r in conn.execute(_SKILLS, params).mappings()}
 
 
 def upsert_skill(conn: Connection, project_id: int, annotator_id: int, question: str, **values: Any) -> None:
@@ -74,15 +77,7 @@ def replace_skills(conn: Connection, project_id: int, question: str, rows: list[
 
 
 def fetch_model(conn: Connection, project_id: int, question: str) -> dict | None:
-    row = (
-        conn.execute(
-            sa.select(project_models).where(
-                project_models.c.project_id == project_id, project_models.c.question == question
-            )
-        )
-        .mappings()
-        .first()
-    )
+    row = conn.execute(_MODEL, {"b_project_id": project_id, "b_question": question}).mappings().first()
     return dict(row) if row else None
 
 

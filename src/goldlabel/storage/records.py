@@ -10,11 +10,17 @@ from sqlalchemy.engine import Connection
 from goldlabel.storage.tables import consensus, events
 
 
+# Every answer replaces its item's consensus: statements built once, with bind parameters.
+_DELETE_CONSENSUS = consensus.delete().where(consensus.c.item_id == sa.bindparam("b_item_id"))
+_INSERT_CONSENSUS = consensus.insert()
+_INSERT_EVENT = events.insert()
+
+
 def replace_consensus(conn: Connection, item_id: int, project_id: int, rows: list[dict[str, Any]]) -> None:
     """Replace the item's consensus rows (one per question) in place."""
-    conn.execute(consensus.delete().where(consensus.c.item_id == item_id))
+    conn.execute(_DELETE_CONSENSUS, {"b_item_id": item_id})
     if rows:
-        conn.execute(consensus.insert(), [{**r, "item_id": item_id, "project_id": project_id} for r in rows])
+        conn.execute(_INSERT_CONSENSUS, [{**r, "item_id": item_id, "project_id": project_id} for r in rows])
 
 
 def fetch_consensus(conn: Connection, item_id: int) -> list[dict]:
@@ -23,12 +29,12 @@ def fetch_consensus(conn: Connection, item_id: int) -> list[dict]:
 
 
 def insert_event(conn: Connection, project_id: int | None, kind: str, payload: dict, at: int) -> None:
-    conn.execute(events.insert().values(project_id=project_id, kind=kind, payload=payload, created_at=at))
+    conn.execute(_INSERT_EVENT, {"project_id": project_id, "kind": kind, "payload": payload, "created_at": at})
 
 
 def insert_events(conn: Connection, rows: list[dict]) -> None:
     if rows:
-        conn.execute(events.insert(), rows)
+        conn.execute(_INSERT_EVENT, rows)
 
 
 def list_events(conn: Connection, project_id: int, after: int, limit: int) -> list[dict]:
