@@ -208,6 +208,7 @@ class ConsensusPublic(BaseModel):
     method: str
     status: str
     contributions: Any = None
+    agreement: float | None = Field(None, description="Share of answers matching the consensus value (choice).")
     updated_at: int
 
 

@@ -217,5 +217,11 @@ def test_item_list_filters_on_consensus_label_and_confidence(factory):
     # At max overlap 2 every item is below the 0.95 target: all four await review.
     assert ids(status="needs_review") == ["x0", "x1", "x2", "x3"]
     assert ids(status="needs_review", question="sentiment", min_confidence=0.8) == ["x0", "x2"]
+    assert ids(question="sentiment", disagreement=True) == ["x1", "x3"]
     bad = manager.get(f"{API}/{pid}/items", params={"label": "positive"})
     assert bad.status_code == 422 and bad.json()["code"] == "missing_question"
+    detail = item_detail(factory, project, manager.get(f"{API}/{pid}/items").json()["items"][1]["id"])
+    assert detail["consensus"][0]["agreement"] == 0.5
+    # The re-fit keeps the agreement (vectorized over items) and so does a review.
+    assert manager.post(f"{API}/{pid}/refit").status_code == 200
+    assert ids(question="sentiment", disagreement=True) == ["x1", "x3"]

@@ -131,3 +131,21 @@ def test_annotator_detail_and_review_queue(ctx, project):
     assert dashboard_service.next_review_item(ctx, p["manager"], p["id"], queue[1]["id"]) == queue[0]["id"]
     view = dashboard_service.item_view(ctx, p["manager"], p["id"], first)
     assert set(view["names"].values()) == {a1.username, a2.username}
+
+
+def test_item_browser_disagreement_filter(factory, ctx):
+    from goldlabel.services import dashboard as dashboard_service
+
+    annotators = [factory.make_user() for _ in range(2)]
+    project = factory.make_project(annotators=annotators, overlap_min=2, overlap_max=2)
+    factory.add_items(project, 2)
+    pid = project["id"]
+    for ann, labels in zip(annotators, [["positive", "positive"], ["positive", "negative"]]):
+        api = factory.api_as(ann)
+        for label in labels:
+            lease = api.post(f"/api/v1/projects/{pid}/next").json()
+            api.post(f"/api/v1/projects/{pid}/answers", json={"lease_token": lease["token"],
+                                                              "value": {"sentiment": label}})
+    page = dashboard_service.browse_items(ctx, project["manager"], pid, 0, 100, question="sentiment",
+                                          disagreement=True)
+    assert [i["external_id"] for i in page["items"]] == ["x1"]

@@ -325,11 +325,13 @@ class Client:
         label: str | None = None,
         min_confidence: float | None = None,
         max_confidence: float | None = None,
+        disagreement: bool | None = None,
         page_size: int = 100,
     ) -> Iterator[ItemPublic]:
         """The project's items in id order (reviewers and managers), optionally only those with
         ``status``, gold or not, answered by ``annotator_id``, or whose consensus for
-        ``question`` is ``label`` / has a confidence within [min_confidence, max_confidence]."""
+        ``question`` is ``label`` / has a confidence within [min_confidence, max_confidence] /
+        has answers that are not unanimous (``disagreement=True``)."""
         return self._paginate(
             f"/projects/{int(project_id)}/items",
             ItemPublic,
@@ -341,6 +343,7 @@ class Client:
             label=label,
             min_confidence=min_confidence,
             max_confidence=max_confidence,
+            disagreement=disagreement,
         )
 
     def get_item(self, project_id: int, item_id: int) -> ItemDetail:

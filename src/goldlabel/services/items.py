@@ -51,7 +51,8 @@ def get_item(ctx: Context, actor: Actor, project_id: int, item_id: int) -> dict:
             for p in item_store.fetch_predictions(conn, item_id)
         ]
         detail["consensus"] = [
-            {k: c[k] for k in ("question", "value", "confidence", "method", "status", "contributions", "updated_at")}
+            {k: c[k] for k in ("question", "value", "confidence", "method", "status", "contributions", "agreement",
+                           "updated_at")}
             for c in records.fetch_consensus(conn, item_id)
         ]
         # Gold answers are for managers only: reviewers may also answer items.

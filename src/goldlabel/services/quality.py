@@ -170,6 +170,7 @@ def item_consensus(ctx: Context, conn: sa.Connection, project: dict, item_answer
             "confidence": confidence,
             "method": "posterior",
             "contributions": {str(a): labels[i] for a, i in pairs},
+            "agreement": sum(1 for _, i in pairs if i == top) / len(pairs),
             "updated_at": now,
         })
     # The other kinds (multi_choice, rating, text, ranking, spans, boxes): services.consensus_kinds.
@@ -279,10 +280,14 @@ def _refit(ctx: Context, project: dict, now: int) -> dict[str, Any]:
         conf = probas[np.arange(len(codes)), codes]
         label_order = list(np.asarray(estimator.label_ids_))
         fitted_items = np.asarray(estimator.item_ids_)
-        for item_id, code, c in zip(fitted_items.tolist(), codes.tolist(), conf.tolist()):
+        # Share of each item's answers that match its consensus label (codes share one label space).
+        agreement = np.bincount(answers.item, weights=answers.label == codes[answers.item],
+                                minlength=answers.n_items) / np.bincount(answers.item, minlength=answers.n_items)
+        for item_id, code, c, agree in zip(fitted_items.tolist(), codes.tolist(), conf.tolist(), agreement.tolist()):
             confidences[item_id] = min(confidences.get(item_id, 1.0), c)
             consensus_rows.append({"item_id": item_id, "question": name, "value": label_order[code],
-                                   "confidence": c, "method": method, "contributions": None, "updated_at": now})
+                                   "confidence": c, "method": method, "contributions": None,
+                                   "agreement": agree, "updated_at": now})
         k = len(label_order)
         skills = np.asarray(estimator.skills_, dtype=np.float64)
         confusions = getattr(estimator, "confusions_", None)

@@ -62,7 +62,7 @@ def review_item(
                 current[name] = {"question": name, "value": v, "confidence": 1.0, "method": "review",
                                  "contributions": {"reviewer": actor.id}}
             records.replace_consensus(conn, item_id, project_id, [
-                {k: c[k] for k in ("question", "value", "confidence", "method", "contributions")}
+                {k: c.get(k) for k in ("question", "value", "confidence", "method", "contributions", "agreement")}
                 | {"status": "final", "updated_at": now}
                 for c in current.values()
             ])
@@ -82,7 +82,7 @@ def review_item(
 def _set_consensus_status(conn, item_id: int, project_id: int, status: str, now: int) -> None:  # noqa: ANN001
     rows = records.fetch_consensus(conn, item_id)
     records.replace_consensus(conn, item_id, project_id, [
-        {k: c[k] for k in ("question", "value", "confidence", "method", "contributions")}
+        {k: c.get(k) for k in ("question", "value", "confidence", "method", "contributions", "agreement")}
         | {"status": status, "updated_at": now}
         for c in rows
     ])

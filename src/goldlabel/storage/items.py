@@ -55,6 +55,7 @@ def list_items(
     label: Any = None,
     min_confidence: float | None = None,
     max_confidence: float | None = None,
+    disagreement: bool = False,
 ) -> list[dict]:
     """A keyset page of items (``id > after ORDER BY id LIMIT n``) with the given filters.
 
@@ -78,7 +79,7 @@ def list_items(
                 sa.select(sa.literal(1)).where(answers.c.item_id == items.c.id, answers.c.annotator_id == annotator_id)
             )
         )
-    if question is not None and (label is not None or min_confidence is not None or max_confidence is not None):
+    if question is not None and (disagreement or any(f is not None for f in (label, min_confidence, max_confidence))):
         conds = [consensus.c.item_id == items.c.id, consensus.c.question == question]
         if label is not None:
             conds.append(consensus.c.value == sa.type_coerce(label, Json))
@@ -86,6 +87,9 @@ def list_items(
             conds.append(consensus.c.confidence >= min_confidence)
         if max_confidence is not None:
             conds.append(consensus.c.confidence <= max_confidence)
+        if disagreement:
+            # agreement = share of answers matching the consensus; below 1 = not unanimous
+            conds.append(consensus.c.agreement < 1 - 1e-9)
         q = q.where(sa.exists(sa.select(sa.literal(1)).where(*conds)))
     return [dict(r) for r in conn.execute(q).mappings()]
 

@@ -151,7 +151,7 @@ def write_consensus_batch(conn: Connection, project_id: int, rows: list[dict]) -
         ),
         [{"b_item_id": r["item_id"], "b_question": r["question"]} for r in rows],
     )
-    conn.execute(consensus.insert(), [{**r, "project_id": project_id} for r in rows])
+    conn.execute(consensus.insert(), [{"agreement": None, **r, "project_id": project_id} for r in rows])
 
 
 def update_item_states(conn: Connection, rows: list[dict]) -> int:

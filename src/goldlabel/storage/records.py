@@ -20,7 +20,10 @@ def replace_consensus(conn: Connection, item_id: int, project_id: int, rows: lis
     """Replace the item's consensus rows (one per question) in place."""
     conn.execute(_DELETE_CONSENSUS, {"b_item_id": item_id})
     if rows:
-        conn.execute(_INSERT_CONSENSUS, [{**r, "item_id": item_id, "project_id": project_id} for r in rows])
+        conn.execute(
+            _INSERT_CONSENSUS,
+            [{"agreement": None, **r, "item_id": item_id, "project_id": project_id} for r in rows],
+        )
 
 
 def fetch_consensus(conn: Connection, item_id: int) -> list[dict]:

@@ -198,6 +198,9 @@ consensus = sa.Table(
     sa.Column("method", sa.String(50), nullable=False),
     sa.Column("status", sa.String(20), nullable=False),
     sa.Column("contributions", Json, nullable=True),
+    # Share of the item's answers that match the consensus value (choice questions): 1.0 is
+    # unanimous; the item browser's disagreement filter reads it.
+    sa.Column("agreement", sa.Float, nullable=True),
     sa.Column("updated_at", sa.BigInteger, nullable=False),
     sa.Index("ix_consensus_project_id", "project_id", "item_id"),
 )

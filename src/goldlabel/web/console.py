@@ -145,7 +145,8 @@ def _float(value: str | None) -> float | None:
 def _item_filters(request: Request, project: dict) -> tuple[dict[str, Any], dict[str, str]]:
     """Filters from the query string: (for the query, as given for the form and the links)."""
     q = request.query_params
-    given = {k: q.get(k, "") for k in ("status", "gold", "annotator", "question", "label", "min_conf", "max_conf")}
+    given = {k: q.get(k, "") for k in ("status", "gold", "annotator", "question", "label", "min_conf", "max_conf",
+                                   "disagreement")}
     filters: dict[str, Any] = {}
     if given["status"] in ITEM_STATUSES:
         filters["status"] = given["status"]
@@ -165,6 +166,8 @@ def _item_filters(request: Request, project: dict) -> tuple[dict[str, Any], dict
             filters["min_confidence"] = lo
         if (hi := _float(given["max_conf"])) is not None:
             filters["max_confidence"] = hi
+        if given["disagreement"] == "yes":
+            filters["disagreement"] = True
     return filters, given
 
 

@@ -28,12 +28,19 @@ def list_items(
     label: Annotated[str | None, Query(description="Only items whose consensus for `question` is this label.")] = None,
     min_confidence: Annotated[float | None, Query(ge=0, le=1)] = None,
     max_confidence: Annotated[float | None, Query(ge=0, le=1)] = None,
+    disagreement: Annotated[
+        bool, Query(description="Only items whose answers to `question` are not unanimous.")
+    ] = False,
 ) -> dict:
-    if question is None and (label is not None or min_confidence is not None or max_confidence is not None):
-        raise GoldlabelError("label and confidence filters need ?question=NAME", code="missing_question", status=422)
+    consensus_filters = (label, min_confidence, max_confidence)
+    if question is None and (disagreement or any(f is not None for f in consensus_filters)):
+        raise GoldlabelError(
+            "label, confidence and disagreement filters need ?question=NAME", code="missing_question", status=422
+        )
     rows = item_service.list_items(
         ctx, actor, project_id, p.after, p.limit, status=status_, is_gold=is_gold, annotator_id=annotator_id,
         question=question, label=label, min_confidence=min_confidence, max_confidence=max_confidence,
+        disagreement=disagreement,
     )
     return page(rows, p.limit)
 
