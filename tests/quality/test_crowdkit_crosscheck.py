@@ -1,0 +1,64 @@
+"""Cross-check against crowd-kit 1.4.2 on real data, where crowd-kit is installed.
+
+crowd-kit needs old scikit-learn and pandas, so it lives in its own virtualenv: this test runs
+it in a subprocess (``$GOLDLABEL_CROWDKIT_PYTHON`` or ``.venv-crowdkit/bin/python``) and compares
+its labels with goldlabel's on the same answers.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from goldlabel.quality import DawidSkene, MajorityVote, load_csv
+
+REPO = Path(__file__).resolve().parents[2]
+DATASETS = Path(os.environ.get("GOLDLABEL_DATASETS", REPO.parent / "shared" / "datasets"))
+CROWDKIT = Path(os.environ.get("GOLDLABEL_CROWDKIT_PYTHON", REPO / ".venv-crowdkit" / "bin" / "python"))
+
+SCRIPT = """
+import json, sys
+import pandas as pd
+from crowdkit.aggregation import DawidSkene, MajorityVote
+df = pd.read_csv(sys.argv[1], dtype=str).rename(columns={"item": "task", "annotator": "worker"})
+out = {
+    "ds": DawidSkene(n_iter=50, tol=0.0).fit_predict(df).to_dict(),
+    "mv_probas": MajorityVote().fit_predict_proba(df).max(axis=1).to_dict(),
+}
+print(json.dumps(out))
+"""
+
+
+@pytest.fixture(scope="module")
+def crowdkit_results() -> tuple[Path, dict]:
+    if not CROWDKIT.exists():
+        pytest.skip(f"crowd-kit not installed at {CROWDKIT} (set GOLDLABEL_CROWDKIT_PYTHON to run this cross-check)")
+    path = DATASETS / "dog" / "answers.csv"
+    if not path.exists():
+        pytest.skip(f"datasets not found at {DATASETS} (set GOLDLABEL_DATASETS)")
+    run = subprocess.run([str(CROWDKIT), "-c", SCRIPT, str(path)], capture_output=True, text=True, timeout=300)
+    assert run.returncode == 0, run.stderr[-2000:]
+    return path, json.loads(run.stdout)
+
+
+def test_dawid_skene_matches_crowdkit_on_dog(crowdkit_results):
+    path, theirs = crowdkit_results
+    answers = load_csv(path)
+    ours = DawidSkene(n_iter=50, tol=0.0).fit(answers)
+    labels = {str(i): str(label) for i, label in zip(ours.item_ids_, ours.labels_)}
+    same = np.mean([labels[item] == str(label) for item, label in theirs["ds"].items()])
+    # Same model, same iterations; goldlabel adds light Dirichlet smoothing, so a few items differ.
+    assert same >= 0.97, same
+
+
+def test_majority_vote_confidence_matches_crowdkit_on_dog(crowdkit_results):
+    path, theirs = crowdkit_results
+    ours = MajorityVote().fit(load_csv(path))
+    top = {str(i): float(p) for i, p in zip(ours.item_ids_, np.asarray(ours.probas_).max(axis=1))}
+    for item, p in theirs["mv_probas"].items():
+        assert top[item] == pytest.approx(p)
