@@ -120,8 +120,9 @@ def _score_gold(ctx: Context, conn: sa.Connection, project: dict, item: dict, va
 
 
 def _confusions(conn: sa.Connection, project_id: int, question: str, annotator_ids: list[int],
-                n_labels: int, default_accuracy: float) -> np.ndarray:
-    skills = quality_store.fetch_skills(conn, project_id, question, annotator_ids)
+                n_labels: int, default_accuracy: float, skills: dict[int, dict] | None = None) -> np.ndarray:
+    if skills is None:
+        skills = quality_store.fetch_skills(conn, project_id, question, annotator_ids)
     accuracy = np.array([skills[a]["accuracy"] if a in skills else default_accuracy for a in annotator_ids])
     out = confusions_from_skills(accuracy, n_labels)
     for i, a in enumerate(annotator_ids):
@@ -131,8 +132,10 @@ def _confusions(conn: sa.Connection, project_id: int, question: str, annotator_i
     return out
 
 
-def _prior(conn: sa.Connection, project_id: int, question: str, n_labels: int) -> np.ndarray:
-    model = quality_store.fetch_model(conn, project_id, question)
+def _prior(conn: sa.Connection, project_id: int, question: str, n_labels: int,
+           model: dict | None = None) -> np.ndarray:
+    if model is None:
+        model = quality_store.fetch_model(conn, project_id, question)
     prior = np.asarray(model["prior"], dtype=np.float64) if model and model["prior"] else None
     if prior is None or prior.shape != (n_labels,):
         return np.full(n_labels, 1.0 / n_labels)
@@ -142,8 +145,9 @@ def _prior(conn: sa.Connection, project_id: int, question: str, n_labels: int) -
 
 
 def item_consensus(ctx: Context, conn: sa.Connection, project: dict, item_answers: list[dict],
-                   now: int) -> tuple[list[dict], float]:
-    """Consensus rows for one item and the smallest top-answer probability (NaN: no choice question)."""
+                   now: int, known: dict[str, tuple[dict[int, dict], dict]] | None = None) -> tuple[list[dict], float]:
+    """Consensus rows for one item and the smallest top-answer probability (NaN: no choice question).
+    ``known``: question -> (skill rows by annotator, model row) already read with the answers."""
     rows: list[dict] = []
     smallest = np.nan
     default_accuracy = ctx.settings.default_annotator_accuracy
@@ -155,11 +159,12 @@ def item_consensus(ctx: Context, conn: sa.Connection, project: dict, item_answer
         if not pairs:
             continue
         annotator_ids = [p[0] for p in pairs]
+        skills, model = (known or {}).get(q.name, (None, None))
         posterior = quality.item_posterior(
             np.arange(len(pairs)),
             np.array([p[1] for p in pairs]),
-            _confusions(conn, project["id"], q.name, annotator_ids, len(labels), default_accuracy),
-            _prior(conn, project["id"], q.name, len(labels)),
+            _confusions(conn, project["id"], q.name, annotator_ids, len(labels), default_accuracy, skills),
+            _prior(conn, project["id"], q.name, len(labels), model),
         )
         top = int(np.argmax(posterior))
         confidence = float(posterior[top])
@@ -189,8 +194,17 @@ def after_answer(ctx: Context, conn: sa.Connection, project: dict, item: dict, a
     if item["is_gold"]:
         _score_gold(ctx, conn, project, item, answer["value"], answer["annotator_id"], now)
         return item["status"]
-    item_answers = queue_store.fetch_item_answers(conn, item["id"])
-    rows, smallest = item_consensus(ctx, conn, project, item_answers, now)
+    choice = ctx.get_schema(project).choice_questions()
+    known = None
+    if choice:
+        # The answers, the first choice question's skills and its prior in one statement.
+        item_answers, skills, model = quality_store.fetch_item_answers_with_skills(
+            conn, project["id"], item["id"], choice[0].name
+        )
+        known = {choice[0].name: (skills, model)}
+    else:
+        item_answers = queue_store.fetch_item_answers(conn, item["id"])
+    rows, smallest = item_consensus(ctx, conn, project, item_answers, now, known)
     if item["status"] != "open":
         status, target = item["status"], item["target_overlap"]
     else:

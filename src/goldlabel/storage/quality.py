@@ -36,6 +36,50 @@ _MODEL = sa.select(project_models).where(
 )
 
 
+_S = annotator_skills.alias("s")
+_ANSWERS_WITH_SKILL = (
+    sa.select(
+        answers,
+        _S.c.annotator_id.label("_s_annotator_id"),
+        _S.c.accuracy.label("_s_accuracy"),
+        _S.c.confusion.label("_s_confusion"),
+        sa.select(project_models.c.prior)
+        .where(project_models.c.project_id == sa.bindparam("b_project_id"),
+               project_models.c.question == sa.bindparam("b_question"))
+        .scalar_subquery()
+        .label("_m_prior"),
+    )
+    .outerjoin(
+        _S,
+        sa.and_(_S.c.project_id == sa.bindparam("b_project_id"), _S.c.annotator_id == answers.c.annotator_id,
+                _S.c.question == sa.bindparam("b_question")),
+    )
+    .where(answers.c.item_id == sa.bindparam("b_item_id"))
+    .order_by(answers.c.id)
+)
+
+
+def fetch_item_answers_with_skills(
+    conn: Connection, project_id: int, item_id: int, question: str
+) -> tuple[list[dict], dict[int, dict], dict]:
+    """The item's answers (oldest first, as queue.fetch_item_answers), the answering
+    annotators' skill rows for ``question`` (as fetch_skills: accuracy, confusion) and the
+    question's model (as fetch_model: prior), in one statement instead of three."""
+    rows: list[dict] = []
+    skills: dict[int, dict] = {}
+    model: dict = {"prior": None}
+    params = {"b_project_id": project_id, "b_item_id": item_id, "b_question": question}
+    for r in conn.execute(_ANSWERS_WITH_SKILL, params).mappings():
+        row = dict(r)
+        skill_annotator = row.pop("_s_annotator_id")
+        skill = {"accuracy": row.pop("_s_accuracy"), "confusion": row.pop("_s_confusion")}
+        model = {"prior": row.pop("_m_prior")}
+        if skill_annotator is not None:
+            skills[skill_annotator] = skill
+        rows.append(row)
+    return rows, skills, model
+
+
 def fetch_stats(conn: Connection, project_id: int, annotator_id: int) -> dict | None:
     row = conn.execute(_STATS, {"b_project_id": project_id, "b_annotator_id": annotator_id}).mappings().first()
     return dict(row) if row else None
