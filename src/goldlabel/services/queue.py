@@ -66,8 +66,7 @@ def lease_next(ctx: Context, actor: Actor, project_id: int) -> dict[str, Any] | 
         project = load_project(conn, actor, project_id, "annotate")
         settings = project["settings"]
         stats = quality_service.check_standing(conn, project, actor.id)
-        queue_store.reap_expired_leases(conn, project_id, now)
-        active = queue_store.fetch_active_leases(conn, project_id, actor.id, now)
+        active = queue_store.reap_and_fetch_active_leases(conn, project_id, actor.id, now)
         if len(active) >= settings.get("max_leases_per_annotator", 4):
             # Holding the maximum already: hand the oldest back again with a fresh token, so a
             # client that lost its response can carry on without hoarding more items.

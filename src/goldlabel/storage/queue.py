@@ -206,6 +206,38 @@ def reap_expired_leases(conn: Connection, project_id: int, now: int) -> int:
     return len(expired)
 
 
+# PostgreSQL: reap (Q6) and read the caller's active leases in one round trip. The SELECT sees
+# the statement's snapshot, before the reap; the two sets are disjoint (expires_at <= now is
+# reaped, expires_at > now is active), so it returns what the two separate statements did.
+_REAP_AND_ACTIVE_PG = sa.text(
+    """
+WITH reaped AS (
+    UPDATE leases SET status = 'expired'
+    WHERE leases.project_id = :project_id AND leases.status = 'active' AND leases.expires_at <= :now
+    RETURNING leases.item_id
+), per_item AS (
+    SELECT item_id, count(*) AS n FROM reaped GROUP BY item_id
+), unreserved AS (
+    UPDATE items SET reserved = items.reserved - per_item.n FROM per_item
+    WHERE items.id = per_item.item_id RETURNING items.id
+)
+SELECT leases.* FROM leases
+WHERE leases.annotator_id = :annotator_id AND leases.project_id = :project_id
+  AND leases.status = 'active' AND leases.expires_at > :now
+ORDER BY leases.id
+"""
+)
+
+
+def reap_and_fetch_active_leases(conn: Connection, project_id: int, annotator_id: int, now: int) -> list[dict]:
+    """reap_expired_leases, then fetch_active_leases (one statement on PostgreSQL)."""
+    if conn.dialect.name != "postgresql":
+        reap_expired_leases(conn, project_id, now)
+        return fetch_active_leases(conn, project_id, annotator_id, now)
+    params = {"project_id": project_id, "annotator_id": annotator_id, "now": now}
+    return [dict(r) for r in conn.execute(_REAP_AND_ACTIVE_PG, params).mappings()]
+
+
 def fetch_active_leases(conn: Connection, project_id: int, annotator_id: int, now: int) -> list[dict]:
     params = {"b_annotator_id": annotator_id, "b_project_id": project_id, "b_now": now}
     return [dict(r) for r in conn.execute(_ACTIVE_LEASES, params).mappings()]
