@@ -19,7 +19,8 @@ Then the issue's goals are checked (PASS/FAIL lines) and the non-categorical tab
 Usage::
 
     python benchmarks/aggregation.py                 # full run, markdown on stdout
-    python benchmarks/aggregation.py --quick         # smoke test on a tiny subset
+    python benchmarks/aggregation.py --quick         # smoke test on a tiny subset, goldlabel only
+    python benchmarks/aggregation.py --quick --crowdkit  # ... with crowd-kit's worker too
     python benchmarks/aggregation.py --datasets dog,face --timeout 120 --output out.md
 """
 
@@ -319,6 +320,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--datasets", help="comma-separated dataset names (default: all categorical)")
     parser.add_argument("--timeout", type=float, default=300.0, help="seconds per fit before it is killed")
     parser.add_argument("--no-crowdkit", action="store_true")
+    parser.add_argument("--crowdkit", action="store_true",
+                        help="with --quick: run crowd-kit too (skipped by default, it costs seconds of imports)")
     parser.add_argument("--no-kinds", action="store_true", help="skip benchmarks/quality_kinds.py")
     parser.add_argument("--output", help="also write the markdown to this file")
     parser.add_argument("--worker", help=argparse.SUPPRESS)
@@ -335,7 +338,9 @@ def main(argv: list[str] | None = None) -> int:
     names = args.datasets.split(",") if args.datasets else (QUICK_DATASETS if args.quick else list_datasets())
     datasets = load_all(names, args.quick)
     gl_methods, default_name = goldlabel_registry()
-    ck_python = None if args.no_crowdkit else crowdkit_python()
+    skip_crowdkit = args.no_crowdkit or (args.quick and not args.crowdkit)
+    ck_python = None if skip_crowdkit else crowdkit_python()
+    load_before = os.getloadavg()
     lines: list[str] = []
     emit = lines.append
 
@@ -368,10 +373,13 @@ def main(argv: list[str] | None = None) -> int:
         star = "*" if library == "goldlabel" and method == default_name else ""
         return f"{'gl' if library == 'goldlabel' else 'ck'} {short}{star}"
 
-    emit(f"Machine: {machine_description()}.  ")
+    emit(f"Machine: {machine_description()}; load average {load_before[0]:.1f} at the start, "
+         f"{os.getloadavg()[0]:.1f} at the end (1-minute).  ")
     if ck_python:
         emit(f"crowd-kit {crowdkit_version(ck_python)} from `{os.path.relpath(ck_python, REPO)}`, "
              "run in a worker subprocess of the same benchmark run.  ")
+    elif skip_crowdkit:
+        emit("crowd-kit: skipped (--no-crowdkit, or --quick without --crowdkit), goldlabel only.  ")
     else:
         emit("crowd-kit: not installed (no `.venv-crowdkit`), goldlabel only.  ")
     emit(f"gl = goldlabel, ck = crowd-kit; `*` = goldlabel's default "

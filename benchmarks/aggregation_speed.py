@@ -14,7 +14,7 @@ Target: goldlabel >= 10x faster than crowd-kit and peak memory < 1 GB.
 Usage::
 
     python benchmarks/aggregation_speed.py            # the full 1M-answer run
-    python benchmarks/aggregation_speed.py --quick    # 4,000 items, 3 iterations (smoke test)
+    python benchmarks/aggregation_speed.py --quick    # 4,000 items, 3 iterations, goldlabel only (smoke test)
     python benchmarks/aggregation_speed.py --profile  # also cProfile goldlabel's fit
 """
 
@@ -162,6 +162,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--n-iter", type=int, help="EM iterations for both (default: goldlabel's to convergence)")
     parser.add_argument("--profile", action="store_true", help="print a cProfile of goldlabel's fit")
     parser.add_argument("--no-crowdkit", action="store_true")
+    parser.add_argument("--crowdkit", action="store_true", help="with --quick: run crowd-kit too (skipped by default)")
     parser.add_argument("--output", help="also write the markdown to this file")
     parser.add_argument("--worker", help=argparse.SUPPRESS)
     parser.add_argument("--data", help=argparse.SUPPRESS)
@@ -191,12 +192,19 @@ def main(argv: list[str] | None = None) -> int:
                 print(converged["error"], file=sys.stderr)
                 return 1
             args.n_iter = converged["iterations"]
+        loads = [os.getloadavg()[0]]
         results = [run(sys.executable, "goldlabel", data_path, args.n_iter, 0.0, scratch, args.profile)]
-        ck_python = None if args.no_crowdkit else crowdkit_python()
+        loads.append(os.getloadavg()[0])
+        skip_crowdkit = args.no_crowdkit or (args.quick and not args.crowdkit)
+        ck_python = None if skip_crowdkit else crowdkit_python()
         if ck_python:
             results.append(run(ck_python, "crowdkit", data_path, args.n_iter, 0.0, scratch))
+            loads.append(os.getloadavg()[0])
 
     emit(f"Machine: {machine_description()}.  ")
+    emit("Load average (1-minute; 2 shared cores, the ratio is load-sensitive): "
+         + ", ".join(f"{v:.1f}" for v in loads) + " (before goldlabel's timed fit, after it"
+         + (", after crowd-kit's" if len(loads) > 2 else "") + ").  ")
     emit(f"Data: {args.items:,} items x {args.per_item} answers = {args.items * args.per_item:,} answers, "
          f"{args.annotators:,} annotators, {args.classes} classes (synthetic, seed 0, known truth).  ")
     if converged is not None:
