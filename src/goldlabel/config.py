@@ -63,6 +63,13 @@ class Settings(BaseModel):
     default_annotator_accuracy: float = Field(
         default=0.7, gt=0, lt=1, description="Accuracy assumed for an annotator nothing is known about yet."
     )
+    skill_prior_answers: float = Field(
+        default=20.0,
+        ge=0,
+        description="Weight, in answers, of the default annotator in every learned skill used per answer: "
+        "a skill learned from n answers counts n / (n + this). Keeps final-label confidence honest "
+        "when skills rest on few answers; 0 trusts learned skills fully.",
+    )
     log_level: str = Field(default="warning", description="uvicorn / goldlabel log level.")
 
     @classmethod

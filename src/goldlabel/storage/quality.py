@@ -43,6 +43,7 @@ _ANSWERS_WITH_SKILL = (
         _S.c.annotator_id.label("_s_annotator_id"),
         _S.c.accuracy.label("_s_accuracy"),
         _S.c.confusion.label("_s_confusion"),
+        _S.c.n_answers.label("_s_n_answers"),
         sa.select(project_models.c.prior)
         .where(project_models.c.project_id == sa.bindparam("b_project_id"),
                project_models.c.question == sa.bindparam("b_question"))
@@ -63,7 +64,7 @@ def fetch_item_answers_with_skills(
     conn: Connection, project_id: int, item_id: int, question: str
 ) -> tuple[list[dict], dict[int, dict], dict]:
     """The item's answers (oldest first, as queue.fetch_item_answers), the answering
-    annotators' skill rows for ``question`` (as fetch_skills: accuracy, confusion) and the
+    annotators' skill rows for ``question`` (as fetch_skills: accuracy, confusion, n_answers) and the
     question's model (as fetch_model: prior), in one statement instead of three."""
     rows: list[dict] = []
     skills: dict[int, dict] = {}
@@ -72,7 +73,8 @@ def fetch_item_answers_with_skills(
     for r in conn.execute(_ANSWERS_WITH_SKILL, params).mappings():
         row = dict(r)
         skill_annotator = row.pop("_s_annotator_id")
-        skill = {"accuracy": row.pop("_s_accuracy"), "confusion": row.pop("_s_confusion")}
+        skill = {"accuracy": row.pop("_s_accuracy"), "confusion": row.pop("_s_confusion"),
+                 "n_answers": row.pop("_s_n_answers")}
         model = {"prior": row.pop("_m_prior")}
         if skill_annotator is not None:
             skills[skill_annotator] = skill
