@@ -7,25 +7,18 @@ from pathlib import Path
 
 import click
 
-from goldlabel.cli.root import LOCAL_OPERATOR, CliState, echo_json, echo_table, fail, pass_state
+from goldlabel.cli.root import LOCAL_OPERATOR, CliState, echo_json, echo_table, fail, iter_pages, pass_state
 from goldlabel.cli.users import find_user
 from goldlabel.schemas import ProjectCreate
 from goldlabel.services import projects as project_service
 from goldlabel.services.context import Context
 
-PAGE = 500
 MEMBER_ROLES = click.Choice(["annotator", "reviewer", "manager"])
 READABLE_FILE = click.Path(exists=True, dir_okay=False, path_type=Path)
 
 
 def iter_projects(ctx: Context):
-    after = 0
-    while True:
-        page = project_service.list_projects(ctx, LOCAL_OPERATOR, after, PAGE)
-        yield from page
-        if len(page) < PAGE:
-            return
-        after = page[-1]["id"]
+    return iter_pages(lambda after, limit: project_service.list_projects(ctx, LOCAL_OPERATOR, after, limit))
 
 
 def load_json_file(path: Path, what: str) -> object:

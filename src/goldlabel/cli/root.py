@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import sys
 from dataclasses import dataclass, field
+from collections.abc import Callable, Iterator
 from typing import Any, NoReturn
 
 import click
@@ -130,6 +131,17 @@ def cli(ctx: click.Context, database: str | None) -> None:
 
 
 pass_state = click.make_pass_decorator(CliState)
+
+
+def iter_pages(fetch_page: Callable[[int, int], list[dict]], page_size: int = 500) -> Iterator[dict]:
+    """Every row of a keyset-paged service listing: ``fetch_page(after, limit)``."""
+    after = 0
+    while True:
+        page = fetch_page(after, page_size)
+        yield from page
+        if len(page) < page_size:
+            return
+        after = page[-1]["id"]
 
 
 def echo_json(obj: Any) -> None:

@@ -7,30 +7,20 @@ from typing import get_args
 
 import click
 
-from goldlabel.cli.root import LOCAL_OPERATOR, CliState, echo_json, echo_table, fail, pass_state
+from goldlabel.cli.root import LOCAL_OPERATOR, CliState, echo_json, echo_table, fail, iter_pages, pass_state
 from goldlabel.schemas import Role
 from goldlabel.services import users as user_service
 from goldlabel.services.context import Context
 
 ROLE_CHOICE = click.Choice(get_args(Role))
-PAGE = 500
 
 
 def iter_users(ctx: Context):
-    after = 0
-    while True:
-        page = user_service.list_users(ctx, LOCAL_OPERATOR, after, PAGE)
-        yield from page
-        if len(page) < PAGE:
-            return
-        after = page[-1]["id"]
+    return iter_pages(lambda after, limit: user_service.list_users(ctx, LOCAL_OPERATOR, after, limit))
 
 
 def find_user(ctx: Context, username: str) -> dict:
-    for user in iter_users(ctx):
-        if user["username"] == username:
-            return user
-    fail(f"user {username!r} not found [not_found]")
+    return user_service.find_user(ctx, LOCAL_OPERATOR, username)
 
 
 def _read_password(password: str | None, password_stdin: bool) -> str | None:

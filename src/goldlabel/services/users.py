@@ -159,6 +159,17 @@ def get_user(ctx: Context, actor: Actor, user_id: int) -> dict:
     return public_user(row)
 
 
+def find_user(ctx: Context, actor: Actor, username: str) -> dict:
+    """The user named ``username`` (admins and managers), one index lookup."""
+    if actor.role not in ("admin", "manager"):
+        raise forbidden("only admins and managers look up users")
+    with read_tx(ctx.engine) as conn:
+        row = user_store.fetch_user_by_username(conn, username)
+    if row is None:
+        raise not_found(f"user {username!r}")
+    return public_user(row)
+
+
 def list_users(ctx: Context, actor: Actor, after: int, limit: int) -> list[dict]:
     if actor.role not in ("admin", "manager"):
         raise forbidden("only admins and managers list users")
