@@ -135,28 +135,15 @@ def _group(rows: Iterable[tuple]) -> dict[int, list[tuple]]:
     return out
 
 
-class _ChunkSink:
-    """A write-only binary stream whose bytes are taken out in chunks (ParquetWriter writes
-    sequentially and asks only for tell(), so no temporary file is needed)."""
+class _WriteOnlyStream:
+    """What ParquetWriter needs of a file: sequential writes and tell(), nothing more."""
 
     def __init__(self) -> None:
-        self._parts: list[bytes] = []
-        self.size = 0
         self._pos = 0
         self.closed = False
 
-    def write(self, data: bytes) -> int:
-        data = bytes(data)
-        self._parts.append(data)
-        self.size += len(data)
-        self._pos += len(data)
-        return len(data)
-
     def tell(self) -> int:
         return self._pos
-
-    def flush(self) -> None:
-        pass
 
     def close(self) -> None:
         self.closed = True
@@ -170,6 +157,26 @@ class _ChunkSink:
     def readable(self) -> bool:
         return False
 
+
+class _ChunkSink(_WriteOnlyStream):
+    """A write-only binary stream whose bytes are taken out in chunks (ParquetWriter writes
+    sequentially and asks only for tell(), so no temporary file is needed)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._parts: list[bytes] = []
+        self.size = 0
+
+    def write(self, data: bytes) -> int:
+        data = bytes(data)
+        self._parts.append(data)
+        self.size += len(data)
+        self._pos += len(data)
+        return len(data)
+
+    def flush(self) -> None:
+        pass
+
     def drain(self) -> bytes:
         data = b"".join(self._parts)
         self._parts.clear()
@@ -177,37 +184,21 @@ class _ChunkSink:
         return data
 
 
-class _Positioned:
+class _Positioned(_WriteOnlyStream):
     """Forwards writes and answers tell() itself: ParquetWriter asks for the position, which a
-    pipe (``--output -``) or a socket cannot give."""
+    pipe (``--output -``) or a socket cannot give. The caller owns ``out`` and closes it."""
 
     def __init__(self, out: BinaryIO) -> None:
+        super().__init__()
         self._out = out
-        self._pos = 0
-        self.closed = False
 
     def write(self, data: bytes) -> int:
         self._out.write(data)
         self._pos += len(data)
         return len(data)
 
-    def tell(self) -> int:
-        return self._pos
-
     def flush(self) -> None:
         self._out.flush()
-
-    def close(self) -> None:
-        self.closed = True  # the caller owns ``out`` and closes it
-
-    def writable(self) -> bool:
-        return True
-
-    def seekable(self) -> bool:
-        return False
-
-    def readable(self) -> bool:
-        return False
 
 
 def prepare_export(

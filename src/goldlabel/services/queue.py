@@ -235,27 +235,28 @@ def _gold_status_as_seen(ctx: Context, conn: sa.Connection, project: dict, item_
     return str(status[0])
 
 
+def _return_lease(conn: sa.Connection, actor: Actor, project_id: int, lease_token: str) -> dict:
+    """The caller's lease, locked, with its item's reservation handed back (skip and release)."""
+    load_project(conn, actor, project_id, "annotate")
+    lease = _fetch_own_lease(conn, actor, project_id, lease_token, lock=True)
+    if lease["status"] == "submitted":
+        raise conflict("the item was already answered", "lease_submitted")
+    if lease["status"] == "active":
+        queue_store.unreserve_item(conn, lease["item_id"])
+    return lease
+
+
 def skip_item(ctx: Context, actor: Actor, project_id: int, lease_token: str) -> None:
     """Give the item back and never serve it to this annotator again."""
     with write_tx(ctx.engine) as conn:
-        load_project(conn, actor, project_id, "annotate")
-        lease = _fetch_own_lease(conn, actor, project_id, lease_token, lock=True)
-        if lease["status"] == "submitted":
-            raise conflict("the item was already answered", "lease_submitted")
-        if lease["status"] == "active":
-            queue_store.unreserve_item(conn, lease["item_id"])
+        lease = _return_lease(conn, actor, project_id, lease_token)
         queue_store.set_lease_status(conn, lease["id"], "skipped")
 
 
 def release_item(ctx: Context, actor: Actor, project_id: int, lease_token: str) -> None:
     """Give the item back to the queue; it may come back to this annotator later."""
     with write_tx(ctx.engine) as conn:
-        load_project(conn, actor, project_id, "annotate")
-        lease = _fetch_own_lease(conn, actor, project_id, lease_token, lock=True)
-        if lease["status"] == "submitted":
-            raise conflict("the item was already answered", "lease_submitted")
-        if lease["status"] == "active":
-            queue_store.unreserve_item(conn, lease["item_id"])
+        lease = _return_lease(conn, actor, project_id, lease_token)
         queue_store.delete_lease(conn, lease["id"])
 
 
