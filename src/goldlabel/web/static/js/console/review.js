@@ -54,6 +54,9 @@ $('review-fix-open').addEventListener('click', () => {
   });
 });
 
+// The buttons are rendered disabled: a click before this module has bound them would do nothing.
+for (const id of ['review-accept', 'review-reject', 'review-fix-open']) $(id).disabled = false;
+
 $('review-fix-cancel').addEventListener('click', () => { fixForm.hidden = true; });
 
 fixForm.addEventListener('submit', (event) => {
