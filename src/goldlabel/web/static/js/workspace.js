@@ -108,6 +108,10 @@ function showView(view) {
   clear(ui.item).appendChild(view.root);
   ui.task.hidden = false;
   ui.errors.hidden = true;
+  // A control outside the new view (the history entry just clicked, now hidden; "My answers")
+  // must not keep the focus: Enter on a focused button is left to the button, not submit.
+  const active = document.activeElement;
+  if (active instanceof HTMLElement && active !== document.body && !ui.item.contains(active)) active.blur();
   view.widgets[view.active].focus();
 }
 
