@@ -7,6 +7,7 @@ from contextlib import asynccontextmanager
 from fastapi import APIRouter, FastAPI
 
 from goldlabel import __version__
+from goldlabel.api.fastlane import AnnotateFastLane
 from goldlabel.api.problems import PROBLEM_RESPONSES, install_problem_handlers
 from goldlabel.api.routes import items, projects, quality, queue, transfer, users
 from goldlabel.config import Settings
@@ -52,6 +53,8 @@ def create_app(settings: Settings | None = None, *, context: Context | None = No
         api.include_router(module.router)
     app.include_router(api)
     install_web(app)
+    # Outermost of our middleware (added last): the annotate loop's hot requests skip the rest.
+    app.add_middleware(AnnotateFastLane, context=ctx)
 
     @app.get("/healthz", include_in_schema=False)
     def healthz() -> dict:

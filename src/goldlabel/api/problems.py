@@ -35,9 +35,8 @@ PROBLEM_RESPONSES: dict[int | str, dict] = {
 }
 
 
-def problem(status: int, code: str, detail: str, errors: list | None = None, headers: dict | None = None,
-            **extra) -> JSONResponse:
-    body = {
+def problem_body(status: int, code: str, detail: str, errors: list | None = None, **extra) -> dict:
+    return {
         "type": PROBLEM_TYPE + code,
         "title": code.replace("_", " "),
         "status": status,
@@ -46,6 +45,15 @@ def problem(status: int, code: str, detail: str, errors: list | None = None, hea
         "errors": errors or [],
         **extra,
     }
+
+
+def domain_problem_body(exc: GoldlabelError) -> dict:
+    return problem_body(exc.status, exc.code, exc.detail, [e.to_dict() for e in exc.errors], **exc.extra)
+
+
+def problem(status: int, code: str, detail: str, errors: list | None = None, headers: dict | None = None,
+            **extra) -> JSONResponse:
+    body = problem_body(status, code, detail, errors, **extra)
     return JSONResponse(body, status_code=status, media_type=MEDIA_TYPE, headers=headers)
 
 
@@ -70,7 +78,7 @@ def install_problem_handlers(app: FastAPI) -> None:
     @app.exception_handler(GoldlabelError)
     async def _domain(_request: Request, exc: GoldlabelError) -> JSONResponse:
         headers = {"WWW-Authenticate": "Bearer"} if exc.status == 401 else None
-        return problem(exc.status, exc.code, exc.detail, [e.to_dict() for e in exc.errors], headers, **exc.extra)
+        return JSONResponse(domain_problem_body(exc), status_code=exc.status, media_type=MEDIA_TYPE, headers=headers)
 
     @app.exception_handler(RequestValidationError)
     async def _validation(_request: Request, exc: RequestValidationError) -> JSONResponse:

@@ -47,6 +47,7 @@ def create_engine(settings: Settings) -> Engine:
             # Q4: an acknowledged answer must survive a crash: commit waits for the WAL flush.
             connect_args={"options": "-c synchronous_commit=on"},
         )
+        _POOL_CAPACITY[engine] = 2 * settings.pg_pool_size
         _ping_idle_connections(engine)
         return engine
     raise ValueError(
@@ -133,6 +134,9 @@ def _create_sqlite_engine(url: sa.URL, settings: Settings) -> Engine:
     return engine
 
 
+# PostgreSQL engines -> how many connections their pool may hand out (size + overflow).
+_POOL_CAPACITY: weakref.WeakKeyDictionary[Engine, int] = weakref.WeakKeyDictionary()
+
 # SQLite engines -> (the lock their writers queue on in this process, how long to wait for it).
 _WRITER_LOCKS: weakref.WeakKeyDictionary[Engine, tuple[threading.RLock, float]] = weakref.WeakKeyDictionary()
 
@@ -166,6 +170,30 @@ def write_tx(engine: Engine, *, durable: bool = True) -> Iterator[Connection]:
     finally:
         if held:
             lock.release()
+
+
+@contextlib.contextmanager
+def uncontended(engine: Engine) -> Iterator[bool]:
+    """Whether a short transaction started now can wait on nothing of this process: on SQLite
+    the process's writer lock is free (it is then held for the block, so the caller's
+    ``write_tx`` re-enters it at once), on PostgreSQL the pool can hand out a connection
+    without waiting.
+
+    The server runs the annotate loop's requests on its event loop when this says True (no
+    thread hop, no GIL hand-offs) and in the thread pool otherwise, so a request never blocks
+    the loop behind an import, a re-fit or a full pool of this process.
+    """
+    entry = _WRITER_LOCKS.get(engine)
+    if entry is not None:
+        held = entry[0].acquire(blocking=False)
+        try:
+            yield held
+        finally:
+            if held:
+                entry[0].release()
+        return
+    capacity = _POOL_CAPACITY.get(engine)
+    yield capacity is None or engine.pool.checkedout() < capacity
 
 
 @contextlib.contextmanager

@@ -1,0 +1,188 @@
+"""The annotate loop's two hot requests, answered without the web framework.
+
+``POST /api/v1/projects/{id}/next`` and ``POST /api/v1/projects/{id}/answers`` are most of
+what a running project serves. Through FastAPI each paid for route matching over every route,
+dependency solving, the web middleware and a response wrapper: more CPU than the queue's own
+SQL (docs/benchmarks.md, "Annotate loop"). This ASGI middleware answers them directly, with the
+same service calls, the same problem+json errors and the same security headers.
+
+It takes only the plain case and hands everything else to the app unchanged, so the routes in
+``api/routes/queue.py`` stay the one definition of the contract (OpenAPI, cookie sessions with
+CSRF, validation errors):
+
+- a Bearer token already verified by this process (``users.cached_token_actor``; the first
+  request of a token goes through the app, which verifies it and fills the cache);
+- for ``answers``: a JSON body that ``AnswerSubmit`` accepts and a valid Idempotency-Key (the
+  body is replayed to the app otherwise, which answers with its usual 422).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import re
+from collections.abc import Callable
+from typing import Any, TypeVar
+
+import orjson
+from pydantic import ValidationError
+from starlette.concurrency import run_in_threadpool
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from goldlabel.api.problems import MEDIA_TYPE, domain_problem_body
+from goldlabel.domain.errors import GoldlabelError
+from goldlabel.schemas import AnswerSubmit
+from goldlabel.services import queue as queue_service
+from goldlabel.services import users as user_service
+from goldlabel.services.context import Context
+from goldlabel.storage.engine import uncontended
+from goldlabel.web.security import SECURITY_HEADERS
+
+T = TypeVar("T")
+
+_PATH = re.compile(r"/api/v1/projects/([1-9][0-9]{0,17})/(next|answers)")
+# Larger answers (long texts, many boxes) take the framework's path; it has no cap of its own.
+MAX_BODY_BYTES = 256 * 1024
+IDEMPOTENCY_KEY_MAX = 200
+# Waits between tries to run a request on the event loop (50 ms in all), then the thread pool.
+INLINE_RETRY_PAUSES_S = (0.0, 0.001, 0.002, 0.005, 0.01, 0.01, 0.01, 0.012)
+
+_JSON = [(b"content-type", b"application/json"), *SECURITY_HEADERS]
+_PROBLEM = [(b"content-type", MEDIA_TYPE.encode()), *SECURITY_HEADERS]
+_EMPTY = list(SECURITY_HEADERS)
+
+
+class AnnotateFastLane:
+    def __init__(self, app: ASGIApp, *, context: Context) -> None:
+        self.app = app
+        self.context = context
+        # How requests were served: on the event loop, in the thread pool, or by the app.
+        self.counts = {"inline": 0, "thread": 0, "app": 0}
+
+    async def _pass(self, scope: Scope, receive: Receive, send: Send) -> None:
+        self.counts["app"] += 1
+        await self.app(scope, receive, send)
+
+    async def _run(self, fn: Callable[..., T], *args: Any) -> T:
+        # On the event loop when nothing of this process can make the call wait: a thread hop
+        # per request, and the GIL passed back and forth between the loop and the pool, cost a
+        # third of the server's CPU at 8 annotators (docs/benchmarks.md). A short busy spell
+        # (another thread's write) is waited out here without blocking the loop; a long one (an
+        # import, a re-fit) sends the call to the thread pool, where it waits as any route does.
+        for pause in INLINE_RETRY_PAUSES_S:
+            with uncontended(self.context.engine) as free:
+                if free:
+                    self.counts["inline"] += 1
+                    return fn(*args)
+            await asyncio.sleep(pause)
+        self.counts["thread"] += 1
+        return await run_in_threadpool(fn, *args)
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or scope["method"] != "POST":
+            await self.app(scope, receive, send)
+            return
+        match = _PATH.fullmatch(scope["path"])
+        if match is None:
+            await self.app(scope, receive, send)
+            return
+        token = None
+        content_json = False
+        idempotency_key = None
+        for key, value in scope["headers"]:
+            if key == b"authorization":
+                if value[:7].lower() == b"bearer ":
+                    token = value[7:].strip().decode("latin-1")
+            elif key == b"content-type":
+                content_json = value.split(b";", 1)[0].strip().lower() == b"application/json"
+            elif key == b"idempotency-key":
+                idempotency_key = value.decode("latin-1")
+        actor = user_service.cached_token_actor(self.context, token) if token else None
+        if actor is None:
+            await self._pass(scope, receive, send)
+            return
+        project_id = int(match.group(1))
+        if match.group(2) == "next":
+            await self._next(actor, project_id, send)
+            return
+        if not content_json or (idempotency_key is not None and len(idempotency_key) > IDEMPOTENCY_KEY_MAX):
+            await self._pass(scope, receive, send)
+            return
+        body, complete = await _read_body(receive)
+        if not complete:
+            await self._pass(scope, _replay(body, receive, more_body=True), send)
+            return
+        try:
+            submitted = AnswerSubmit.model_validate_json(body)
+        except ValidationError:
+            await self._pass(scope, _replay(body, receive, more_body=False), send)
+            return
+        await self._answers(actor, project_id, submitted, idempotency_key, send)
+
+    async def _next(self, actor: Any, project_id: int, send: Send) -> None:
+        try:
+            lease = await self._run(queue_service.lease_next, self.context, actor, project_id)
+        except GoldlabelError as exc:
+            await _send_problem(send, exc)
+            return
+        if lease is None:
+            await _send(send, 204, b"", _EMPTY)
+        else:
+            await _send(send, 200, orjson.dumps(lease), _JSON)
+
+    async def _answers(self, actor: Any, project_id: int, body: AnswerSubmit, idempotency_key: str | None,
+                       send: Send) -> None:
+        try:
+            result = await self._run(
+                queue_service.submit_answer, self.context, actor, project_id,
+                body.lease_token, body.value, body.duration_ms, idempotency_key,
+            )  # fmt: skip
+        except GoldlabelError as exc:
+            await _send_problem(send, exc)
+            return
+        await _send(send, 201, orjson.dumps(result), _JSON)
+
+
+async def _send(send: Send, status: int, body: bytes, headers: list[tuple[bytes, bytes]],
+                extra: list[tuple[bytes, bytes]] | None = None) -> None:
+    all_headers = [*headers, (b"content-length", str(len(body)).encode())]
+    if extra:
+        all_headers += extra
+    await send({"type": "http.response.start", "status": status, "headers": all_headers})
+    await send({"type": "http.response.body", "body": body})
+
+
+async def _send_problem(send: Send, exc: GoldlabelError) -> None:
+    extra = [(b"www-authenticate", b"Bearer")] if exc.status == 401 else None
+    await _send(send, exc.status, orjson.dumps(domain_problem_body(exc)), _PROBLEM, extra)
+
+
+async def _read_body(receive: Receive) -> tuple[bytes, bool]:
+    """The request body; ``complete`` is False when it went over MAX_BODY_BYTES (or the client
+    left), and what was read is then replayed to the app."""
+    chunks: list[bytes] = []
+    size = 0
+    while True:
+        message = await receive()
+        if message["type"] != "http.request":
+            return b"".join(chunks), False
+        chunk = message.get("body", b"")
+        chunks.append(chunk)
+        size += len(chunk)
+        if not message.get("more_body", False):
+            return b"".join(chunks), True
+        if size > MAX_BODY_BYTES:
+            return b"".join(chunks), False
+
+
+def _replay(body: bytes, receive: Receive, *, more_body: bool) -> Receive:
+    """A receive that gives what was read first, then whatever the client still sends."""
+    sent = False
+
+    async def replay() -> Message:
+        nonlocal sent
+        if not sent:
+            sent = True
+            return {"type": "http.request", "body": body, "more_body": more_body}
+        return await receive()
+
+    return replay

@@ -1,0 +1,192 @@
+"""The annotate loop's fast lane (``api/fastlane.py``) answers exactly as the routes do.
+
+Each test runs the same requests once through the framework (a token this process has not
+verified yet goes there) and once through the fast lane (the token is then cached), and checks
+which path served them with the middleware's own counters.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+
+import pytest
+
+from goldlabel.api.fastlane import MAX_BODY_BYTES, AnnotateFastLane
+from goldlabel.storage.engine import uncontended
+from goldlabel.web.security import SECURITY_HEADERS
+
+PREFIX = "/api/v1"
+POSITIVE = {"sentiment": "positive"}
+
+
+def fast_lane(app) -> AnnotateFastLane:
+    layer = app.middleware_stack
+    while layer is not None and not isinstance(layer, AnnotateFastLane):
+        layer = getattr(layer, "app", None)
+    assert layer is not None, "the fast lane is not installed"
+    return layer
+
+
+@pytest.fixture
+def setup(factory):
+    annotators = [factory.make_user() for _ in range(2)]
+    project = factory.make_project(annotators=annotators, overlap_min=1)
+    factory.add_items(project, 6)
+    return project, [factory.api_as(a) for a in annotators]
+
+
+def lane_counts(factory) -> dict[str, int]:
+    return dict(fast_lane(factory.app).counts)
+
+
+def assert_security_headers(res) -> None:
+    for key, value in SECURITY_HEADERS:
+        assert res.headers[key.decode()] == value.decode()
+
+
+def test_cycle_served_by_the_fast_lane_matches_the_routes(factory, setup):
+    project, (api, _) = setup
+    base = f"{PREFIX}/projects/{project['id']}"
+    # First request of the token: the framework verifies it (and fills the cache).
+    first = api.post(f"{base}/next")
+    before = lane_counts(factory)
+    assert before["app"] >= 1
+    answered = api.post(f"{base}/answers", json={"lease_token": first.json()["token"], "value": POSITIVE})
+    lease = api.post(f"{base}/next")
+    submitted = api.post(f"{base}/answers", json={"lease_token": lease.json()["token"], "value": POSITIVE,
+                                                  "duration_ms": 1200})
+    after = lane_counts(factory)
+    assert after["inline"] + after["thread"] - before["inline"] - before["thread"] == 3
+    assert after["app"] == before["app"]
+
+    for res, status in ((first, 200), (lease, 200), (answered, 201), (submitted, 201)):
+        assert res.status_code == status, res.text
+        assert res.headers["content-type"] == "application/json"
+        assert_security_headers(res)
+    assert set(first.json()) == set(lease.json()) == {"token", "expires_at", "item"}
+    assert set(lease.json()["item"]) == {"id", "data", "predictions"}
+    body = submitted.json()
+    assert body["item_status"] == answered.json()["item_status"] == "needs_review"  # 1 answer at skill 0.7
+    assert body["answer"]["value"] == POSITIVE and body["answer"]["duration_ms"] == 1200
+    assert set(body["answer"]) == set(answered.json()["answer"])
+    mine = api.get(f"{base}/my-answers").json()["items"]
+    assert {a["id"] for a in mine} == {answered.json()["answer"]["id"], body["answer"]["id"]}
+
+
+def test_domain_errors_are_the_same_problems(factory, setup):
+    project, (api, other) = setup
+    base = f"{PREFIX}/projects/{project['id']}"
+    lease = api.post(f"{base}/next").json()
+    outsider = factory.api_as(factory.make_user())
+    outsider.get(f"{PREFIX}/users/me")  # verifies (and caches) the outsider's token
+    before = lane_counts(factory)
+
+    unknown = api.post(f"{base}/answers", json={"lease_token": "lt_nope", "value": POSITIVE})
+    assert unknown.status_code == 404 and unknown.json()["code"] == "not_found"
+    assert unknown.headers["content-type"] == "application/problem+json"
+    assert_security_headers(unknown)
+    not_member = outsider.post(f"{base}/next")
+    assert not_member.status_code == 404 and not_member.json()["code"] == "not_found"
+    theirs = other.post(f"{base}/answers", json={"lease_token": lease["token"], "value": POSITIVE})
+    assert theirs.status_code == 404
+    bad_label = api.post(f"{base}/answers", json={"lease_token": lease["token"], "value": {"sentiment": "meh"}})
+    assert bad_label.status_code == 422
+    assert bad_label.json()["errors"][0]["code"] == "unknown_label"
+    assert lane_counts(factory)["inline"] + lane_counts(factory)["thread"] >= before["inline"] + before["thread"] + 3
+
+    ok = api.post(f"{base}/answers", json={"lease_token": lease["token"], "value": POSITIVE})
+    again = api.post(f"{base}/answers", json={"lease_token": lease["token"], "value": POSITIVE})
+    assert ok.status_code == again.status_code == 201
+    assert again.json()["answer"]["id"] == ok.json()["answer"]["id"]  # Q5: a retry is the same answer
+
+
+def test_what_the_fast_lane_does_not_take_reaches_the_routes(factory, setup):
+    project, (api, _) = setup
+    base = f"{PREFIX}/projects/{project['id']}"
+    api.get(f"{PREFIX}/users/me")
+    lease = api.post(f"{base}/next").json()
+    before = lane_counts(factory)
+
+    # Body the submit model refuses: replayed to the framework, which reports each field.
+    missing = api.post(f"{base}/answers", json={"value": POSITIVE})
+    assert missing.status_code == 422 and missing.json()["code"] == "validation_failed"
+    assert any(e["loc"][-1] == "lease_token" for e in missing.json()["errors"])
+    not_json = api.post(f"{base}/answers", content=b"{not json", headers={"content-type": "application/json"})
+    assert not_json.status_code == 422
+    long_key = api.post(f"{base}/answers", json={"lease_token": lease["token"], "value": POSITIVE},
+                        headers={"Idempotency-Key": "k" * 201})
+    assert long_key.status_code == 422
+    # A body over the fast lane's limit is replayed whole to the framework.
+    huge = api.post(f"{base}/answers", json={"lease_token": lease["token"],
+                                             "value": {"sentiment": "positive", "note": "x" * (MAX_BODY_BYTES + 10)}})
+    assert huge.status_code == 422 and huge.json()["code"] == "validation_failed"
+    assert "note" in huge.text
+    assert lane_counts(factory)["app"] == before["app"] + 4
+    # The lease is untouched by all of that.
+    ok = api.post(f"{base}/answers", json={"lease_token": lease["token"], "value": POSITIVE},
+                  headers={"Idempotency-Key": "k" * 200})
+    assert ok.status_code == 201, ok.text
+
+
+def test_waits_for_a_busy_process_without_losing_the_request(factory, setup, ctx):
+    """A write held elsewhere in the process (an import, a re-fit; on PostgreSQL a full pool)
+    sends the request to the thread pool after a short wait instead of blocking the event
+    loop; it completes once the database is free."""
+    project, (api, _) = setup
+    base = f"{PREFIX}/projects/{project['id']}"
+    api.post(f"{base}/next")  # token verified
+    before = lane_counts(factory)
+    held = threading.Event()
+    release = threading.Event()
+
+    def hold() -> None:
+        if ctx.engine.dialect.name == "sqlite":
+            with uncontended(ctx.engine) as free:
+                assert free
+                held.set()
+                release.wait(5)
+        else:
+            conns = [ctx.engine.connect() for _ in range(2 * ctx.settings.pg_pool_size)]
+            held.set()
+            release.wait(5)
+            for c in conns:
+                c.close()
+
+    holder = threading.Thread(target=hold)
+    holder.start()
+    held.wait(5)
+    threading.Timer(0.3, release.set).start()
+    started = time.monotonic()
+    res = api.post(f"{base}/next")
+    holder.join()
+    assert res.status_code == 200, res.text
+    assert time.monotonic() - started >= 0.25  # it waited for the database
+    assert lane_counts(factory)["thread"] == before["thread"] + 1
+
+
+def test_uncontended_reports_an_exhausted_pool(ctx):
+    if ctx.engine.dialect.name != "postgresql":
+        with uncontended(ctx.engine) as free:
+            assert free
+            seen: list[bool] = []
+            t = threading.Thread(target=lambda: seen.append(_probe(ctx.engine)))
+            t.start()
+            t.join()
+            assert seen == [False]  # held by this thread: another thread must not go inline
+        return
+    engine = ctx.engine
+    conns = [engine.connect() for _ in range(2 * ctx.settings.pg_pool_size)]
+    try:
+        with uncontended(engine) as free:
+            assert not free
+    finally:
+        for c in conns:
+            c.close()
+    with uncontended(engine) as free:
+        assert free
+
+
+def _probe(engine) -> bool:
+    with uncontended(engine) as free:
+        return free
