@@ -212,6 +212,9 @@ def ingest_rows(
             if project is None:
                 raise forbidden("no such project")
         schema = ctx.get_schema(project)
+        # Another import into this project commits first (PostgreSQL; SQLite's write transaction
+        # already excludes it): the baseline below and every lookup then see its items.
+        import_store.serialize_imports(conn, project_id)
         # In-file duplicates are found through the database rather than a set of every
         # external_id (~90 MB at a million rows): batches are staged even after an error (the
         # transaction rolls back at the end), so a row whose external_id matches an item above

@@ -28,30 +28,36 @@ def _fetch(conn: Connection, sql: str, params: tuple) -> list[tuple]:
 
 
 def prefer_indexes(conn: Connection) -> None:
-    """PostgreSQL: no sequential scans in this (export) transaction; stale statistics after a
-    bulk load would otherwise make every batch scan the table."""
+    """PostgreSQL: plain index scans only in this (export) transaction. Statistics are stale
+    after a bulk load (and absent until ANALYZE or autovacuum runs), and with them the planner
+    took a batch query for a few hundred rows: a sequential scan, or a bitmap scan of every item
+    above ``after`` followed by a sort, for each batch. Both grow with the project, so an export
+    turned quadratic; the bitmap plan alone cost 310 ms a batch at 400k items against 6 ms for
+    the primary-key scan (whole 400k-item export: 10.3 s -> 4.9 s)."""
     if conn.dialect.name == "postgresql":
         conn.exec_driver_sql("SET LOCAL enable_seqscan = off")
+        conn.exec_driver_sql("SET LOCAL enable_bitmapscan = off")
+        conn.exec_driver_sql("SET LOCAL enable_bitmapscan = off")
+
+
+def item_batch_sql(dialect: str, *, with_status: bool) -> str:
+    """The keyset batch query; parameters ``(project_id, after[, status], limit)``."""
+    # Unary + keeps SQLite on the rowid range scan: through an index on project_id it would
+    # sort the whole project for every batch; "+ 0" does the same on PostgreSQL.
+    project = "+project_id" if dialect == "sqlite" else "project_id + 0"
+    status = " AND status = ?" if with_status else ""
+    return (
+        "SELECT id, external_id, CAST(data AS TEXT), CAST(meta AS TEXT), priority, status, is_gold "
+        f"FROM items WHERE {project} = ? AND id > ?{status} ORDER BY id LIMIT ?"
+    )
 
 
 def fetch_item_batch(
     conn: Connection, project_id: int, after: int, limit: int, *, status: str | None = None
 ) -> list[tuple]:
     """``(id, external_id, data, meta, priority, status, is_gold)``, ``id > after`` in id order."""
-    # Unary + keeps SQLite on the rowid range scan: through an index on project_id it would
-    # sort the whole project for every batch; "+ 0" does the same on PostgreSQL.
-    project = "+project_id" if conn.dialect.name == "sqlite" else "project_id + 0"
-    where = f"{project} = ? AND id > ?"
-    params: tuple = (project_id, after)
-    if status is not None:
-        where += " AND status = ?"
-        params += (status,)
-    return _fetch(
-        conn,
-        "SELECT id, external_id, CAST(data AS TEXT), CAST(meta AS TEXT), priority, status, is_gold "
-        f"FROM items WHERE {where} ORDER BY id LIMIT ?",
-        (*params, limit),
-    )
+    params = (project_id, after, limit) if status is None else (project_id, after, status, limit)
+    return _fetch(conn, item_batch_sql(conn.dialect.name, with_status=status is not None), params)
 
 
 def fetch_answers(conn: Connection, project_id: int, first: int, last: int) -> list[tuple]:

@@ -1,4 +1,5 @@
-"""Bulk writes for imports: one indexed lookup and one multi-row INSERT per batch.
+"""Bulk writes for imports: one indexed lookup and one bulk insert per batch (multi-row INSERTs
+on SQLite, one COPY on PostgreSQL).
 
 The item path is the hot one (a million rows per import), so it talks to the DBAPI cursor
 directly: SQLAlchemy's per-row parameter processing cost more than the database's own work.
@@ -32,6 +33,25 @@ def _is_postgres(conn: Connection) -> bool:
     return conn.dialect.name == "postgresql"
 
 
+def serialize_imports(conn: Connection, project_id: int) -> None:
+    """PostgreSQL: one import at a time per project, until this transaction ends.
+
+    Items are written with a plain COPY, which has no ``ON CONFLICT``: two imports of the same
+    external ids running side by side would both find them absent and the second would fail on
+    the unique index. Behind this lock the second import starts once the first has committed
+    and its lookups see those items (each statement reads the latest commits), so it skips or
+    updates them as it would any existing item. Imports are the only writers of new items. On
+    SQLite the write transaction already holds the database's single write lock.
+    """
+    if _is_postgres(conn):
+        # An advisory lock keyed on the project (a hash, seeded to keep it apart from any other
+        # use of advisory locks): a collision only makes two imports wait for each other.
+        conn.exec_driver_sql(
+            "SELECT pg_advisory_xact_lock(hashtextextended('goldlabel.import', %(project)s))",
+            {"project": project_id},
+        )
+
+
 def prefer_indexes(conn: Connection) -> None:
     """PostgreSQL: keep this transaction's queries on the indexes. Right after a bulk load the
     statistics still describe the table as it was (often empty), and the planner then picks
@@ -45,18 +65,29 @@ def fetch_max_item_id(conn: Connection) -> int:
     return conn.execute(sa.select(sa.func.max(items.c.id))).scalar() or 0
 
 
+# Parameters: (JSON array of external ids, project id).
+PG_EXISTING_IDS_SQL = (
+    "SELECT t.ext, i.id FROM json_array_elements_text(%s::json) AS t(ext) "
+    "CROSS JOIN LATERAL (SELECT id FROM items WHERE project_id = %s AND external_id = t.ext LIMIT 1) AS i"
+)
+
+
 def fetch_existing_ids(conn: Connection, project_id: int, external_ids: Sequence[str]) -> dict[str, int]:
     if not external_ids:
         return {}
     cur = conn.connection.cursor()
     try:
+        # The ids travel as one JSON array parameter: on SQLite no SQLITE_MAX_VARIABLE_NUMBER
+        # ceiling, on PostgreSQL 4-5x faster than ``= ANY(%s)`` with a text[] (psycopg builds
+        # array literals in Python, with a regex per element).
         if _is_postgres(conn):
-            cur.execute(
-                "SELECT external_id, id FROM items WHERE project_id = %s AND external_id = ANY(%s)",
-                (project_id, list(external_ids)),
-            )
+            # One unique-index probe per id, whatever the statistics say: the LATERAL subquery
+            # with LIMIT 1 cannot be flattened into a join. As ``IN (...)``, during a bulk load
+            # (no statistics yet; the table looks small) the planner hash-joined the ids against
+            # every item of the project, so each batch's lookup grew with the import: 2 ms at
+            # the first batch, 30 ms at 250k items; this shape stays at ~6 ms.
+            cur.execute(PG_EXISTING_IDS_SQL, (_json_array(external_ids), project_id))
         else:
-            # One JSON parameter instead of one per id: no SQLITE_MAX_VARIABLE_NUMBER ceiling.
             cur.execute(
                 "SELECT external_id, id FROM items WHERE project_id = ? "
                 "AND external_id IN (SELECT value FROM json_each(?))",
@@ -85,24 +116,16 @@ def insert_new_items(
     ``want_ids``, the rows that need their id for predictions / gold)."""
     if not rows:
         return 0, {}
+    # The caller's lookup of existing ids is still true here: SQLite's write transaction holds
+    # the database lock, PostgreSQL's holds the project's import lock (serialize_imports).
     cur = conn.connection.cursor()
     try:
         if _is_postgres(conn):
-            exts, datas, metas, prios = zip(*rows)
-            # unnest: one statement per batch; ON CONFLICT covers a concurrent import of the same ids.
-            cur.execute(
-                f"INSERT INTO items ({_ITEM_COLUMNS}) "
-                "SELECT %s, e, d::jsonb, m::jsonb, p, 'open', false, 0, 0, %s, %s, %s, %s "
-                "FROM unnest(%s::text[], %s::text[], %s::text[], %s::int[]) AS t(e, d, m, p) "
-                "ON CONFLICT (project_id, external_id) DO NOTHING RETURNING external_id, id",
-                (project_id, target_overlap, overlap_max, now, now, list(exts), list(datas), list(metas), list(prios)),
-            )
-            ids = dict(cur.fetchall())
-            return len(ids), ids
-        # SQLite: the write transaction holds the database lock, so the caller's lookup of
-        # existing ids is still true here; executemany runs the prepared INSERT per row in C.
-        # Multi-row VALUES: one statement step per ROWS_PER_INSERT rows ran ~1.5x faster than
-        # executemany of a one-row INSERT (fewer VM resets and Python -> C calls per row).
+            _copy_items(cur, project_id, rows, target_overlap=target_overlap, overlap_max=overlap_max, now=now)
+            return len(rows), fetch_existing_ids(conn, project_id, want_ids) if want_ids else {}
+        # SQLite: executemany runs the prepared INSERT per row in C. Multi-row VALUES: one
+        # statement step per ROWS_PER_INSERT rows ran ~1.5x faster than executemany of a
+        # one-row INSERT (fewer VM resets and Python -> C calls per row).
         tail = (target_overlap, overlap_max, now, now)
         k = ROWS_PER_INSERT
         full = len(rows) - len(rows) % k
@@ -122,6 +145,43 @@ def insert_new_items(
     finally:
         cur.close()
     return len(rows), fetch_existing_ids(conn, project_id, want_ids) if want_ids else {}
+
+
+# The varying columns first, so that each row ends with the batch's constant tail.
+_COPY_ITEMS = (
+    "COPY items (external_id, data, meta, priority, project_id, status, is_gold, answer_count, reserved, "
+    "target_overlap, overlap_max, created_at, updated_at) FROM STDIN"
+)
+# COPY's text format: tab between fields, newline after each row, \N for NULL; a backslash
+# starts an escape sequence, so these four characters are escaped wherever they occur in a value.
+_COPY_ESCAPES = str.maketrans({"\\": "\\\\", "\t": "\\t", "\n": "\\n", "\r": "\\r"})
+
+
+def _copy_field(text: str) -> str:
+    # Most values hold none of them (orjson's JSON never holds a raw tab, newline or CR; only
+    # backslashes of its escapes): four substring checks cost less than translate() per value.
+    if "\\" in text or "\t" in text or "\n" in text or "\r" in text:
+        return text.translate(_COPY_ESCAPES)
+    return text
+
+
+def _copy_items(cur, project_id: int, rows: list[NewItem], *, target_overlap: int, overlap_max: int,
+                now: int) -> None:
+    """PostgreSQL: the batch as one ``COPY ... FROM STDIN`` of pre-formatted text rows.
+
+    Measured against the ``INSERT ... SELECT FROM unnest(text[], ...) ON CONFLICT DO NOTHING
+    RETURNING`` it replaces (200k items, 5,000 a batch): 1.9 s instead of 4.2 s, and 0.1 s of
+    client CPU instead of 2.0 s (psycopg builds text[] literals in Python). COPY has no ON
+    CONFLICT, hence serialize_imports. The ids come from the column's default (the sequence).
+    """
+    field, null = _copy_field, "\\N"
+    tail = f"\t{project_id}\topen\tf\t0\t0\t{target_overlap}\t{overlap_max}\t{now}\t{now}\n"
+    text = "".join([
+        f"{field(ext)}\t{field(data)}\t{null if meta is None else field(meta)}\t{priority}{tail}"
+        for ext, data, meta, priority in rows
+    ])
+    with cur.copy(_COPY_ITEMS) as copy:
+        copy.write(text.encode())
 
 
 def update_items(conn: Connection, rows: list[tuple[str, str | None, int, int, int]]) -> None:
