@@ -46,16 +46,15 @@ REFIT_HOLD_MS = 15 * 60 * 1000
 # ---------------------------------------------------------------- standing of an annotator
 
 
-def check_standing(conn: sa.Connection, project: dict, annotator_id: int) -> dict | None:
-    """Raise 403 for a suspended annotator; return their stats row (None if new)."""
-    stats = quality_store.fetch_stats(conn, project["id"], annotator_id)
+def ensure_not_suspended(stats: dict | None) -> None:
+    """Raise 403 for a suspended annotator (``stats``: their stats or standing row, None if
+    new)."""
     if stats is not None and stats["status"] == "suspended":
         raise GoldlabelError(
             "you are suspended from this project; a manager can reinstate you",
             code="annotator_suspended",
             status=403,
         )
-    return stats
 
 
 def _score_gold(ctx: Context, conn: sa.Connection, project: dict, item: dict, value: dict, annotator_id: int,

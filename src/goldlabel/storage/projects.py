@@ -7,7 +7,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
-from goldlabel.storage.tables import items, project_members, projects
+from goldlabel.storage.tables import annotator_stats, items, project_members, projects
 
 
 def insert_project(conn: Connection, **values: Any) -> dict:
@@ -29,6 +29,32 @@ _PROJECT_WITH_ROLE = (
     )
     .where(projects.c.id == sa.bindparam("b_project_id"))
 )
+
+
+# The annotate loop's lease also needs the caller's standing (suspended? gold answered?).
+_PROJECT_WITH_ROLE_AND_STANDING = (
+    _PROJECT_WITH_ROLE.add_columns(
+        annotator_stats.c.status.label("_standing_status"), annotator_stats.c.n_gold.label("_standing_n_gold")
+    ).outerjoin(
+        annotator_stats,
+        sa.and_(annotator_stats.c.project_id == projects.c.id, annotator_stats.c.annotator_id == sa.bindparam("b_user_id")),
+    )
+)
+
+
+def fetch_project_role_standing(
+    conn: Connection, project_id: int, user_id: int
+) -> tuple[dict | None, str | None, dict | None]:
+    """fetch_project_with_role plus ``user_id``'s annotator standing in the project
+    (``{"status", "n_gold"}``, None before their first gold answer), in one statement."""
+    params = {"b_project_id": project_id, "b_user_id": user_id}
+    row = conn.execute(_PROJECT_WITH_ROLE_AND_STANDING, params).mappings().first()
+    if row is None:
+        return None, None, None
+    project = dict(row)
+    status, n_gold = project.pop("_standing_status"), project.pop("_standing_n_gold")
+    standing = None if status is None else {"status": status, "n_gold": n_gold}
+    return project, project.pop("_member_role"), standing
 
 
 def fetch_project_with_role(conn: Connection, project_id: int, user_id: int) -> tuple[dict | None, str | None]:

@@ -108,11 +108,6 @@ _INSERT_ANSWER_OR_NOTHING = {
     name: d.insert(answers).on_conflict_do_nothing().returning(*answers.c)
     for name, d in (("sqlite", sqlite), ("postgresql", postgresql))
 }
-_LEASE_WITH_DATA = (
-    sa.select(leases, items.c.data.label("item_data"))
-    .join(items, items.c.id == leases.c.item_id)
-    .where(leases.c.token_hash == _b("b_token_hash"))
-)
 _ITEM_COLS = [c.label(f"item__{c.name}") for c in items.c]
 _LEASE_AND_ITEM = (
     sa.select(leases, *_ITEM_COLS)
@@ -291,14 +286,6 @@ def claim_next_pg(conn: Connection, project_id: int, annotator_id: int, **values
         raise sa.exc.IntegrityError("lease for (item, annotator) exists and is not expired", None, Exception())
     lease = {c.name: row[c.name] for c in leases.c}
     return lease, row["item_data"]
-
-
-def fetch_lease_with_data(conn: Connection, token_hash: str) -> tuple[dict | None, Any]:
-    """The lease by token and its item's data, in one statement."""
-    row = _one(conn, _LEASE_WITH_DATA, {"b_token_hash": token_hash})
-    if row is None:
-        return None, None
-    return row, row.pop("item_data")
 
 
 def lock_lease_and_item(conn: Connection, token_hash: str) -> tuple[dict | None, dict | None]:
