@@ -34,7 +34,7 @@ from goldlabel.schemas import AnswerSubmit
 from goldlabel.services import queue as queue_service
 from goldlabel.services import users as user_service
 from goldlabel.services.context import Context
-from goldlabel.storage.engine import uncontended
+from goldlabel.storage.engine import flush_after, flush_wal, uncontended
 from goldlabel.web.security import SECURITY_HEADERS
 
 T = TypeVar("T")
@@ -55,8 +55,9 @@ class AnnotateFastLane:
     def __init__(self, app: ASGIApp, *, context: Context) -> None:
         self.app = app
         self.context = context
-        # How requests were served: on the event loop, in the thread pool, or by the app.
-        self.counts = {"inline": 0, "thread": 0, "app": 0}
+        # How requests were served (on the event loop, in the thread pool, or by the app), and
+        # how many write-ahead-log flushes they waited for.
+        self.counts = {"inline": 0, "thread": 0, "app": 0, "flushed": 0}
 
     async def _pass(self, scope: Scope, receive: Receive, send: Send) -> None:
         self.counts["app"] += 1
@@ -68,6 +69,16 @@ class AnnotateFastLane:
         # third of the server's CPU at 8 annotators (docs/benchmarks.md). A short busy spell
         # (another thread's write) is waited out here without blocking the loop; a long one (an
         # import, a re-fit) sends the call to the thread pool, where it waits as any route does.
+        # A submit's durable COMMIT on SQLite leaves its fsync to us (storage.engine.flush_after):
+        # done in a worker thread while the loop serves others, and before the response (Q4).
+        with flush_after() as owed:
+            result = await self._call(fn, *args)
+        for engine in owed:
+            await run_in_threadpool(flush_wal, engine)
+            self.counts["flushed"] += 1
+        return result
+
+    async def _call(self, fn: Callable[..., T], *args: Any) -> T:
         for pause in INLINE_RETRY_PAUSES_S:
             with uncontended(self.context.engine) as free:
                 if free:

@@ -8,6 +8,8 @@ SQLite: WAL so readers never block the writer; every write transaction starts wi
 from __future__ import annotations
 
 import contextlib
+import contextvars
+import os
 import threading
 import time
 import weakref
@@ -116,6 +118,8 @@ def _create_sqlite_engine(url: sa.URL, settings: Settings) -> Engine:
         cur.close()
 
     _WRITER_LOCKS[engine] = (threading.RLock(), settings.sqlite_busy_timeout_ms / 1000)
+    if url.database and url.database != ":memory:":
+        _WAL_PATHS[engine] = str(Path(url.database).expanduser().resolve()) + "-wal"
 
     @event.listens_for(engine, "begin")
     def _on_begin(conn: Connection) -> None:
@@ -133,6 +137,9 @@ def _create_sqlite_engine(url: sa.URL, settings: Settings) -> Engine:
 
     return engine
 
+
+# SQLite engines on a file -> the path of its write-ahead log.
+_WAL_PATHS: weakref.WeakKeyDictionary[Engine, str] = weakref.WeakKeyDictionary()
 
 # PostgreSQL engines -> how many connections their pool may hand out (size + overflow).
 _POOL_CAPACITY: weakref.WeakKeyDictionary[Engine, int] = weakref.WeakKeyDictionary()
@@ -160,16 +167,60 @@ def write_tx(engine: Engine, *, durable: bool = True) -> Iterator[Connection]:
     entry = _WRITER_LOCKS.get(engine)
     lock = entry[0] if entry else None
     held = lock is not None and lock.acquire(timeout=entry[1])
+    owed = _FLUSH_OWED.get() if durable and entry is not None else None
     try:
         with engine.connect() as conn:
-            conn = conn.execution_options(sqlite_begin="IMMEDIATE", durable=durable)
+            conn = conn.execution_options(sqlite_begin="IMMEDIATE", durable=durable and owed is None)
             with conn.begin():
                 if not durable and conn.dialect.name == "postgresql":
                     conn.exec_driver_sql("SET LOCAL synchronous_commit TO OFF")
                 yield conn
+        if owed is not None:
+            owed.append(engine)
     finally:
         if held:
             lock.release()
+
+
+# Set by ``flush_after``: the durable SQLite writes of this context owe a WAL flush.
+_FLUSH_OWED: contextvars.ContextVar[list[Engine] | None] = contextvars.ContextVar("goldlabel_flush_owed", default=None)
+
+
+@contextlib.contextmanager
+def flush_after() -> Iterator[list[Engine]]:
+    """Inside this block a durable SQLite write commits without waiting for the disk
+    (``synchronous=NORMAL``) and adds its engine to the yielded list; the caller must then
+    ``flush_wal`` each of them before it acknowledges the write to anyone (Q4).
+
+    What it buys: the COMMIT, and the writer lock, no longer wait for the fsync. The server's
+    fast lane flushes in a worker thread while its event loop serves other requests, and
+    flushes that overlap share the disk's work (a group commit). Other writers may see the
+    write a millisecond before it is on disk; none is told it happened before it is.
+    """
+    owed: list[Engine] = []
+    token = _FLUSH_OWED.set(owed)
+    try:
+        yield owed
+    finally:
+        _FLUSH_OWED.reset(token)
+
+
+def flush_wal(engine: Engine) -> None:
+    """fdatasync the SQLite database's write-ahead log: every transaction committed before the
+    call is then on disk, as ``synchronous=FULL`` would have made it at its COMMIT."""
+    path = _WAL_PATHS.get(engine)
+    if path is None:
+        return
+    try:
+        fd = os.open(path, os.O_RDONLY)
+    except FileNotFoundError:
+        # No log: the last connection checkpointed it into the database file (synced by the
+        # checkpoint) and removed it.
+        return
+    try:
+        os.fdatasync(fd)
+    finally:
+        os.close(fd)
 
 
 @contextlib.contextmanager
