@@ -768,7 +768,7 @@ def bench_goldlabel(args: argparse.Namespace, workdir: Path, rows: list[Row], no
                     notes.append(f"goldlabel {backend}: seeding {n_items:,} items via ingest_rows took {shared[1]:.1f} s "
                                  f"({n_items / shared[1]:,.0f} items/s); one project serves every load level")
                     print(f"[seed] {backend} {n_items:,} items in {shared[1]:.1f} s", flush=True)
-                for workers in args.workers:
+                for workers in (args.pg_workers or args.workers) if backend == "postgresql" else args.workers:
                     proc, port, cmd = start_goldlabel(db.url, workers)
                     cmds.add(shlex.join(["GOLDLABEL_DATABASE_URL=" + ("sqlite:///..." if backend == "sqlite" else "postgresql+psycopg://.../fresh_db")] + cmd).replace(f"--port {port}", "--port PORT"))
                     try:
@@ -907,6 +907,10 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--backends", type=lambda s: s.split(","), default=["sqlite", "postgresql"])
     ap.add_argument("--ls-backends", type=lambda s: s.split(","), default=["sqlite"])
     ap.add_argument("--workers", type=parse_ints, default=[1], help="uvicorn worker processes, e.g. 1,2")
+    ap.add_argument("--pg-workers", type=parse_ints, default=None,
+                    help="worker processes on PostgreSQL (default: --workers). The annotate loop runs on each "
+                         "worker's event loop, so a worker waits out its PostgreSQL round trips: more workers "
+                         "than cores keep PostgreSQL busy; SQLite has one writer, so one worker is its best")
     ap.add_argument("--write-docs", action="store_true", help=f"write the results to {DOCS.relative_to(REPO)}")
     args = ap.parse_args(argv)
     args.backends = ["postgresql" if b in ("postgres", "pg") else b for b in args.backends]
