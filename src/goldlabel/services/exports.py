@@ -19,6 +19,7 @@ from typing import BinaryIO
 from goldlabel.domain.errors import GoldlabelError, forbidden
 from goldlabel.formats import get_format
 from goldlabel.services.access import Actor, fetch_project_role, is_allowed, load_project
+from goldlabel.services.bulk import fewer_gc_passes
 from goldlabel.services.context import Context
 from goldlabel.storage import exports as export_store
 from goldlabel.storage import projects as project_store
@@ -63,10 +64,11 @@ class Export:
         writer = get_format(self.fmt).Writer(
             _Positioned(out), self.questions, include_predictions=self.include_predictions, include_gold=self.include_gold
         )
-        for records in self._batches():
-            writer.write_batch(records)
-            count += len(records)
-        writer.close()
+        with fewer_gc_passes():
+            for records in self._batches():
+                writer.write_batch(records)
+                count += len(records)
+            writer.close()
         return count
 
     def iter_bytes(self) -> Iterator[bytes]:
@@ -75,11 +77,12 @@ class Export:
         writer = get_format(self.fmt).Writer(
             sink, self.questions, include_predictions=self.include_predictions, include_gold=self.include_gold
         )
-        for records in self._batches():
-            writer.write_batch(records)
-            if sink.size >= CHUNK_BYTES:
-                yield sink.drain()
-        writer.close()
+        with fewer_gc_passes():
+            for records in self._batches():
+                writer.write_batch(records)
+                if sink.size >= CHUNK_BYTES:
+                    yield sink.drain()
+            writer.close()
         tail = sink.drain()
         if tail:
             yield tail

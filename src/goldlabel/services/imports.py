@@ -21,6 +21,7 @@ from goldlabel.domain.errors import FieldError, GoldlabelError, forbidden
 from goldlabel.domain.label_schema import LabelSchema
 from goldlabel.formats import detect_format
 from goldlabel.services.access import Actor, load_project
+from goldlabel.services.bulk import fewer_gc_passes
 from goldlabel.services.context import Context
 from goldlabel.storage import imports as import_store
 from goldlabel.storage import projects as project_store
@@ -204,7 +205,7 @@ def ingest_rows(
         raise GoldlabelError(f"on_conflict must be one of {ON_CONFLICT}", code="bad_on_conflict", status=422)
     report = ImportReport(format=fmt)
     max_errors = ctx.settings.import_max_errors
-    with write_tx(ctx.engine) as conn:
+    with fewer_gc_passes(), write_tx(ctx.engine) as conn:
         if actor is not None:
             project = load_project(conn, actor, project_id, "manage")
         else:
