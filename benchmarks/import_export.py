@@ -12,6 +12,9 @@ the phase alone, interpreter and imports included:
    (``services.exports.export_project``) to a file.
 
 The rate is items / seconds of the service call (start-up excluded; it is shown apart).
+"CPU s" is the phase process's own CPU time (on SQLite the database's work is in it); on
+PostgreSQL "server CPU s" adds the server processes serving the phase (same host, from /proc),
+which take turns with the client. "load" is the 1-minute load average at the end of the phase.
 Targets: import >= 40,000 items/s with peak RSS < 300 MB at 1M items, the same rate into an
 empty and a 1M-item project; export >= 50,000 items/s, RSS < 300 MB.
 
@@ -102,6 +105,7 @@ def run_phase(argv: list[str]) -> None:
         with open(args.file, "wb", buffering=1 << 20) as out:
             return export_project(ctx, None, args.project, args.fmt, out)
 
+    server0 = _server_cpu_seconds(args.db)
     cpu0 = _cpu_seconds()
     t0 = time.perf_counter()
     if args.profile:
@@ -114,14 +118,42 @@ def run_phase(argv: list[str]) -> None:
         n = work()
     seconds = time.perf_counter() - t0
     cpu = _cpu_seconds() - cpu0
+    server = _server_cpu_seconds(args.db)
     ctx.close()
     rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-    print(json.dumps({"n": n, "seconds": seconds, "cpu": cpu, "rss_mb": rss, "rss_start_mb": rss_before}))
+    server_cpu = sum(t - server0.get(pid, 0.0) for pid, t in server.items()) if server is not None else None
+    print(json.dumps({"n": n, "seconds": seconds, "cpu": cpu, "server_cpu": server_cpu, "rss_mb": rss,
+                      "rss_start_mb": rss_before, "load": os.getloadavg()[0]}))
 
 
 def _cpu_seconds() -> float:
     usage = resource.getrusage(resource.RUSAGE_SELF)
     return usage.ru_utime + usage.ru_stime
+
+
+def _server_cpu_seconds(db: str) -> dict[int, float] | None:
+    """PostgreSQL on this host: CPU seconds so far of each server process connected to the
+    benchmark's database (its name is unique to this run, so they are this phase's), from
+    /proc. None for SQLite, whose work is in the client's own CPU time."""
+    if not db.startswith("postgresql"):
+        return None
+    import sqlalchemy as sa
+
+    engine = sa.create_engine(db, poolclass=sa.pool.NullPool)
+    with engine.connect() as conn:
+        pids = conn.execute(sa.text(
+            "SELECT pid FROM pg_stat_activity WHERE datname = current_database() AND pid <> pg_backend_pid()"
+        )).scalars().all()
+    engine.dispose()
+    tick = os.sysconf("SC_CLK_TCK")
+    out = {}
+    for pid in pids:
+        try:
+            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue  # not on this host, or gone
+        out[pid] = (int(fields[11]) + int(fields[12])) / tick  # utime + stime
+    return out
 
 
 def phase(db: str, project: int, op: str, file: Path, fmt: str = "jsonl", profile: str | None = None) -> dict:
@@ -251,17 +283,20 @@ def bench(backend: str, n: int, workdir: Path, profile: bool) -> list[tuple]:
 
 def print_table(rows: list[tuple], n: int) -> None:
     print(f"\nImport / export, N = {n:,} ({machine_description()})\n")
-    print("| backend | phase | items | seconds | items/s | CPU s | items/CPU-s | peak RSS MB | target (wall rate) |")
-    print("|---|---|---:|---:|---:|---:|---:|---:|---|")
+    print("| backend | phase | items | seconds | items/s | CPU s | items/CPU-s | server CPU s | peak RSS MB "
+          "| load | target (wall rate) |")
+    print("|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---|")
     for backend, name, r, target in rows:
         rate = r["n"] / r["seconds"] if r["seconds"] else 0
         ok = "ok" if rate >= target and r["rss_mb"] < 300 else "MISSED"
         extra = f" {r['extra']}" if r.get("extra") else ""
         cpu_rate = r["n"] / r["cpu"] if r["cpu"] else 0
+        server = "" if r.get("server_cpu") is None else f"{r['server_cpu']:.1f}"
         print(f"| {backend} | {name}{extra} | {r['n']:,} | {r['seconds']:.1f} | {rate:,.0f} | {r['cpu']:.1f} | "
-              f"{cpu_rate:,.0f} | {r['rss_mb']:.0f} | >= {target:,}/s, < 300 MB: {ok} |")
+              f"{cpu_rate:,.0f} | {server} | {r['rss_mb']:.0f} | {r.get('load', 0):.1f} | "
+              f">= {target:,}/s, < 300 MB: {ok} |")
     for name, rate, rss in LABEL_STUDIO:
-        print(f"| reference | {name} | | | {rate} | | | {rss} | |")
+        print(f"| reference | {name} | | | {rate} | | | | {rss} | | |")
     print(f"\nload average at the end: {os.getloadavg()[0]:.1f} (the machine is shared: compare items/CPU-s when it is high)")
 
 
