@@ -60,6 +60,18 @@ api_tokens = sa.Table(
     sa.Column("revoked_at", sa.BigInteger, nullable=True),
 )
 
+# Browser sessions: the signed cookie names the session, this row says it is still live, so a
+# logout, a password change or an admin can end it. Keyed by sha256 of the cookie's random nonce
+# (never the nonce itself, as with API tokens): the per-request check is one primary-key lookup.
+sessions = sa.Table(
+    "sessions",
+    metadata,
+    sa.Column("nonce_hash", sa.String(64), primary_key=True),
+    sa.Column("user_id", Id, sa.ForeignKey("users.id", ondelete="CASCADE"), nullable=False, index=True),
+    sa.Column("created_at", sa.BigInteger, nullable=False),
+    sa.Column("expires_at", sa.BigInteger, nullable=False, index=True),
+)
+
 projects = sa.Table(
     "projects",
     metadata,

@@ -1,4 +1,4 @@
-"""Users, API tokens and project membership."""
+"""Users, API tokens, browser sessions and project membership."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
-from goldlabel.storage.tables import api_tokens, project_members, users
+from goldlabel.storage.tables import api_tokens, project_members, sessions, users
 
 
 def insert_user(conn: Connection, **values: Any) -> dict:
@@ -69,6 +69,42 @@ def revoke_token(conn: Connection, user_id: int, token_id: int, at: int) -> bool
         .values(revoked_at=at)
     )
     return res.rowcount == 1
+
+
+def insert_session(conn: Connection, nonce_hash: str, user_id: int, created_at: int, expires_at: int) -> None:
+    conn.execute(
+        sessions.insert().values(
+            nonce_hash=nonce_hash, user_id=user_id, created_at=created_at, expires_at=expires_at
+        )
+    )
+
+
+def fetch_user_by_session(conn: Connection, nonce_hash: str, user_id: int, now: int) -> dict | None:
+    """The user of a live session: one statement, a primary-key lookup on each table."""
+    q = (
+        sa.select(users)
+        .join(sessions, sessions.c.user_id == users.c.id)
+        .where(sessions.c.nonce_hash == nonce_hash, sessions.c.user_id == user_id, sessions.c.expires_at > now)
+    )
+    row = conn.execute(q).mappings().first()
+    return dict(row) if row else None
+
+
+def delete_session(conn: Connection, nonce_hash: str) -> bool:
+    return conn.execute(sessions.delete().where(sessions.c.nonce_hash == nonce_hash)).rowcount == 1
+
+
+def delete_user_sessions(conn: Connection, user_id: int, keep: str | None = None) -> int:
+    """End every session of a user (ix_sessions_user_id), but ``keep`` (a nonce hash) if given."""
+    q = sessions.delete().where(sessions.c.user_id == user_id)
+    if keep is not None:
+        q = q.where(sessions.c.nonce_hash != keep)
+    return conn.execute(q).rowcount
+
+
+def delete_expired_sessions(conn: Connection, now: int) -> int:
+    """Drop sessions past their expiry (ix_sessions_expires_at): a range scan of the dead ones."""
+    return conn.execute(sessions.delete().where(sessions.c.expires_at <= now)).rowcount
 
 
 def upsert_member(conn: Connection, project_id: int, user_id: int, role: str, at: int) -> None:
