@@ -92,6 +92,7 @@ def test_every_route_is_called_by_an_sdk_method(factory, app, make_user, tmp_pat
         token = gl.create_token(user.id, "t")
         assert [t.id for t in gl.list_tokens(user.id)] == [token.id]
         gl.revoke_token(user.id, token.id)
+        gl.end_sessions(user.id)
 
         # projects and members
         project = gl.create_project("tour", SCHEMA, overlap_min=1)

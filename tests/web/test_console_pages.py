@@ -9,7 +9,7 @@ import httpx
 import pytest
 
 from goldlabel.client.transport import ASGIAppTransport
-from goldlabel.web.session import SESSION_COOKIE
+from goldlabel.web.session import SESSION_COOKIE, start_session
 
 XSS = '<img src=x onerror="window.__xss=1">'
 SCHEMA = {"questions": [{"name": "sentiment", "kind": "choice", "labels": ["positive", "negative", XSS]}]}
@@ -20,7 +20,8 @@ def session_as(app):
     clients: list[tuple[httpx.Client, ASGIAppTransport]] = []
 
     def make(actor) -> httpx.Client:
-        cookie, _ = app.state.web.signer.issue(actor.id)
+        cookie, session = app.state.web.signer.issue(actor.id)
+        start_session(app.state.context, session)  # as a login does: the cookie needs its record
         transport = ASGIAppTransport(app)
         client = httpx.Client(transport=transport, base_url="http://goldlabel.test", cookies={SESSION_COOKIE: cookie})
         clients.append((client, transport))

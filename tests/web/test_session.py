@@ -3,14 +3,19 @@ database backends."""
 
 from __future__ import annotations
 
+import hashlib
 import re
+import time
 
 import httpx
 import pytest
+import sqlalchemy as sa
 
+from goldlabel.client import Client, Forbidden, NotFound
 from goldlabel.client.transport import ASGIAppTransport
 from goldlabel.services import users as user_service
-from goldlabel.web.session import SESSION_COOKIE, SessionSigner
+from goldlabel.storage.tables import sessions
+from goldlabel.web.session import SESSION_COOKIE, SessionSigner, start_session
 
 PASSWORD = "password123"
 
@@ -82,16 +87,19 @@ def test_cookie_api_writes_need_the_csrf_header_bearer_ones_do_not(factory, brow
     assert factory.api_as(user).post(url).status_code == 200  # bearer: no cookie, no CSRF
 
 
-def test_tampered_or_foreign_cookies_are_ignored(factory, browser_client, settings):
+def test_tampered_or_foreign_cookies_are_ignored(factory, browser_client, settings, ctx):
     user = factory.make_user(password=PASSWORD)
     other = SessionSigner("another key").issue(user.id)[0]
     browser_client.cookies.set(SESSION_COOKIE, other)
     assert browser_client.get("/api/v1/users/me").status_code == 401
-    good = SessionSigner(settings.secret_key).issue(user.id)[0]
+    good, session = SessionSigner(settings.secret_key).issue(user.id)
     payload, sig = good.split(".")
     browser_client.cookies.set(SESSION_COOKIE, f"{payload}x.{sig}")
     assert browser_client.get("/api/v1/users/me").status_code == 401
     browser_client.cookies.set(SESSION_COOKIE, good)
+    # Well signed, but no session was ever recorded for it: refused.
+    assert browser_client.get("/api/v1/users/me").status_code == 401
+    start_session(ctx, session)
     assert browser_client.get("/api/v1/users/me").status_code == 200
 
 
@@ -99,9 +107,16 @@ def test_suspended_user_loses_the_session_at_once(factory, browser_client, ctx):
     user = factory.make_user(password=PASSWORD)
     log_in(browser_client, user.username)
     assert browser_client.get("/").status_code == 200
-    user_service.update_user(ctx, factory.make_user("admin"), user.id, {"is_active": False})
+    admin = factory.make_user("admin")
+    user_service.update_user(ctx, admin, user.id, {"is_active": False})
     assert browser_client.get("/").status_code == 303
     assert browser_client.get("/api/v1/users/me").status_code == 401
+    # Deactivation ended the session itself: reactivating the account does not revive it.
+    assert session_count(ctx, user.id) == 0
+    user_service.update_user(ctx, admin, user.id, {"is_active": True})
+    assert browser_client.get("/api/v1/users/me").status_code == 401
+    assert log_in(browser_client, user.username).status_code == 303
+    assert browser_client.get("/api/v1/users/me").status_code == 200
 
 
 def test_logout_needs_the_token_and_clears_the_cookie(factory, browser_client):
@@ -112,6 +127,197 @@ def test_logout_needs_the_token_and_clears_the_cookie(factory, browser_client):
     res = browser_client.post("/logout", data={"csrf_token": token})
     assert res.status_code == 303 and res.headers["location"] == "/login"
     assert SESSION_COOKIE not in browser_client.cookies
+
+
+# -- server-side session records ----------------------------------------------------------
+
+
+@pytest.fixture
+def browsers(app):
+    """Makes extra in-process browsers (cookie jars) on the same app, closed at the end."""
+    made: list[tuple[httpx.Client, ASGIAppTransport]] = []
+
+    def make(cookie: str | None = None) -> httpx.Client:
+        transport = ASGIAppTransport(app)
+        client = httpx.Client(transport=transport, base_url="http://goldlabel.test")
+        if cookie is not None:
+            client.cookies.set(SESSION_COOKIE, cookie)
+        made.append((client, transport))
+        return client
+
+    yield make
+    for client, transport in made:
+        client.close()
+        transport.close()
+
+
+def session_count(ctx, user_id: int) -> int:
+    with ctx.engine.connect() as conn:
+        q = sa.select(sa.func.count()).select_from(sessions).where(sessions.c.user_id == user_id)
+        return conn.execute(q).scalar_one()
+
+
+def logged_in(client: httpx.Client) -> bool:
+    status = client.get("/api/v1/users/me").status_code
+    assert status in (200, 401), status
+    return status == 200
+
+
+def test_a_copied_cookie_stops_working_after_logout(factory, browser_client, browsers):
+    user = factory.make_user(password=PASSWORD)
+    log_in(browser_client, user.username)
+    thief = browsers(browser_client.cookies[SESSION_COOKIE])
+    assert logged_in(thief) and thief.get("/").status_code == 200
+    token = csrf_of(browser_client.get("/").text)
+    assert browser_client.post("/logout", data={"csrf_token": token}).status_code == 303
+    assert not logged_in(thief)
+    res = thief.get("/")
+    assert res.status_code == 303 and res.headers["location"].startswith("/login")
+
+
+def test_password_change_ends_the_other_sessions(factory, browser_client, browsers, ctx):
+    user = factory.make_user(password=PASSWORD)
+    log_in(browser_client, user.username)
+    other = browsers()
+    log_in(other, user.username)
+    assert logged_in(browser_client) and logged_in(other) and session_count(ctx, user.id) == 2
+    # Changed from a browser session of the user's own: that one stays, the others end.
+    token = csrf_of(browser_client.get("/").text)
+    res = browser_client.patch(f"/api/v1/users/{user.id}", json={"password": "a new passphrase"},
+                               headers={"X-CSRF-Token": token})
+    assert res.status_code == 200, res.text
+    assert logged_in(browser_client) and not logged_in(other)
+    assert log_in(other, user.username, "a new passphrase").status_code == 303 and logged_in(other)
+    # Changed with an API token (here an admin's): every browser session of the user ends; API
+    # tokens are not sessions and keep working.
+    admin = factory.make_user("admin")
+    res = factory.api_as(admin).patch(f"/api/v1/users/{user.id}", json={"password": "third passphrase"})
+    assert res.status_code == 200, res.text
+    assert not logged_in(browser_client) and not logged_in(other)
+    assert session_count(ctx, user.id) == 0
+    assert factory.api_as(user).get("/api/v1/users/me").status_code == 200
+    # A display-name change ends nothing.
+    log_in(other, user.username, "third passphrase")
+    factory.api_as(admin).patch(f"/api/v1/users/{user.id}", json={"display_name": "Renamed"})
+    assert logged_in(other)
+
+
+def test_end_sessions_route_admin_self_and_scoping(factory, browser_client, browsers, app):
+    user = factory.make_user(password=PASSWORD)
+    admin, manager, stranger = factory.make_user("admin"), factory.make_user("manager"), factory.make_user()
+    log_in(browser_client, user.username)
+    laptop = browsers()
+    log_in(laptop, user.username)
+    url = f"/api/v1/users/{user.id}/sessions"
+    # Another annotator does not learn the account exists; a manager may not end an admin's.
+    res = factory.api_as(stranger).delete(url)
+    assert res.status_code == 404 and res.json()["code"] == "not_found"
+    assert factory.api_as(manager).delete(f"/api/v1/users/{admin.id}/sessions").status_code == 403
+    assert factory.api_as(admin).delete("/api/v1/users/999999/sessions").status_code == 404
+    assert logged_in(browser_client) and logged_in(laptop)
+    # An admin ends them all.
+    assert factory.api_as(admin).delete(url).status_code == 204
+    assert not logged_in(browser_client) and not logged_in(laptop)
+    # The user themself, from a browser (CSRF header needed as for any cookie write): all end,
+    # the one asking too.
+    log_in(browser_client, user.username)
+    log_in(laptop, user.username)
+    assert browser_client.delete(url).status_code == 403  # no CSRF token
+    token = csrf_of(browser_client.get("/").text)
+    assert browser_client.delete(url, headers={"X-CSRF-Token": token}).status_code == 204
+    assert not logged_in(browser_client) and not logged_in(laptop)
+    # Managers may end an annotator's sessions (they may suspend them too), through the SDK.
+    log_in(laptop, user.username)
+    with Client("http://goldlabel.test", factory.token_for(manager), transport=ASGIAppTransport(app)) as gl:
+        gl.end_sessions(user.id)
+        assert not logged_in(laptop)
+        with pytest.raises(Forbidden):
+            gl.end_sessions(admin.id)
+    stranger_sdk = Client("http://goldlabel.test", factory.token_for(stranger), transport=ASGIAppTransport(app))
+    with stranger_sdk as gl, pytest.raises(NotFound):
+        gl.end_sessions(user.id)
+
+
+def test_forged_cookies_never_reach_the_database(factory, browser_client, settings, ctx):
+    user = factory.make_user(password=PASSWORD)
+    log_in(browser_client, user.username)
+    good = browser_client.cookies[SESSION_COOKIE]
+    payload, sig = good.split(".")
+    seen: list[str] = []
+
+    def note(conn, cursor, statement, parameters, context, executemany):
+        seen.append(statement)
+
+    forged = [SessionSigner("another key").issue(user.id)[0], f"{payload}x.{sig}", f"{payload}.{sig[:-2]}",
+              "not a cookie"]
+    sa.event.listen(ctx.engine, "before_cursor_execute", note)
+    try:
+        for cookie in forged:
+            browser_client.cookies.set(SESSION_COOKIE, cookie)
+            assert browser_client.get("/api/v1/users/me").status_code == 401
+        assert seen == []
+        # The control: a genuine cookie costs exactly one statement, sessions and users together.
+        browser_client.cookies.set(SESSION_COOKIE, good)
+        assert browser_client.get("/api/v1/users/me").status_code == 200
+    finally:
+        sa.event.remove(ctx.engine, "before_cursor_execute", note)
+    checks = [q for q in seen if "sessions" in q]
+    assert len(checks) == 1 and "users" in checks[0], seen
+
+
+@pytest.mark.parametrize("backend", ["sqlite"])  # SQLite's planner says plainly what it does
+def test_session_statements_use_an_index(ctx):
+    from goldlabel.storage import users as user_store
+
+    captured: list[tuple[str, dict]] = []
+
+    def note(conn, cursor, statement, parameters, context, executemany):
+        captured.append((statement, parameters))
+
+    sa.event.listen(ctx.engine, "before_cursor_execute", note)
+    try:
+        with ctx.engine.begin() as conn:
+            user_store.fetch_user_by_session(conn, "0" * 64, 1, 0)
+            user_store.delete_expired_sessions(conn, 0)
+            user_store.delete_user_sessions(conn, 1)
+    finally:
+        sa.event.remove(ctx.engine, "before_cursor_execute", note)
+    captured = [(q, p) for q, p in captured if "sessions" in q]
+    # The per-request check by the primary key (and the user by theirs); the sweeps by their indexes.
+    expected = ["(nonce_hash=?)", "ix_sessions_expires_at (expires_at<?)", "ix_sessions_user_id (user_id=?)"]
+    assert len(captured) == len(expected)
+    with ctx.engine.connect() as conn:
+        for (statement, parameters), index in zip(captured, expected, strict=True):
+            plan = " | ".join(r[-1] for r in conn.exec_driver_sql("EXPLAIN QUERY PLAN " + statement, parameters))
+            assert "SCAN" not in plan and index in plan, (statement, plan)
+
+
+def test_an_expired_record_is_refused_and_cleared_at_the_next_login(factory, browser_client, browsers, ctx):
+    user = factory.make_user(password=PASSWORD)
+    log_in(browser_client, user.username)
+    assert logged_in(browser_client)
+    # The cookie's own expiry is hours away; only the record says the session is over.
+    with ctx.engine.begin() as conn:
+        conn.execute(sessions.update().where(sessions.c.user_id == user.id)
+                     .values(expires_at=int(time.time() * 1000) - 1))
+    assert not logged_in(browser_client)
+    assert browser_client.get("/").status_code == 303
+    assert session_count(ctx, user.id) == 1
+    log_in(browsers(), user.username)  # any login sweeps expired records away
+    assert session_count(ctx, user.id) == 1 and not logged_in(browser_client)
+
+
+def test_the_plain_nonce_is_not_stored(factory, browser_client, settings, ctx):
+    user = factory.make_user(password=PASSWORD)
+    log_in(browser_client, user.username)
+    session = SessionSigner(settings.secret_key).verify(browser_client.cookies[SESSION_COOKIE])
+    assert session is not None and session.user_id == user.id
+    with ctx.engine.connect() as conn:
+        rows = [dict(r) for r in conn.execute(sa.select(sessions)).mappings()]
+    assert len(rows) == 1
+    assert rows[0]["nonce_hash"] == hashlib.sha256(session.nonce.encode()).hexdigest()
+    assert rows[0]["expires_at"] == session.expires_at * 1000 and rows[0]["user_id"] == user.id
+    assert not any(session.nonce in str(value) for value in rows[0].values())
 
 
 def test_security_headers_everywhere_but_the_swagger_page(factory, browser_client):

@@ -210,6 +210,11 @@ class Client:
     def revoke_token(self, user_id: int, token_id: int) -> None:
         self._request("DELETE", f"/users/{int(user_id)}/tokens/{int(token_id)}")
 
+    def end_sessions(self, user_id: int) -> None:
+        """Log the user out of every browser they are logged in to (their API tokens keep
+        working). Yourself, admins anyone, managers annotators and reviewers."""
+        self._request("DELETE", f"/users/{int(user_id)}/sessions")
+
     # -- projects and members -------------------------------------------------------------
 
     def list_projects(self, *, page_size: int = 100) -> Iterator[ProjectPublic]:

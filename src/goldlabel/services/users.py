@@ -1,4 +1,5 @@
-"""Users, passwords (Argon2id: memory-hard) and API tokens (random, stored as sha256)."""
+"""Users, passwords (Argon2id: memory-hard), API tokens (random, stored as sha256) and browser
+sessions (a random nonce in a signed cookie, stored as sha256 so a session can be revoked)."""
 
 from __future__ import annotations
 
@@ -149,6 +150,44 @@ def revoke_token(ctx: Context, actor: Actor, user_id: int, token_id: int) -> Non
     ctx.forget_actors()
 
 
+def start_session(ctx: Context, user_id: int, nonce: str, expires_at_ms: int) -> None:
+    """Record a browser session (its nonce hashed, never in plain). Sessions past their expiry
+    are deleted here too, so the table holds only live sessions and those of the last logins."""
+    now = now_ms()
+    with write_tx(ctx.engine) as conn:
+        user_store.delete_expired_sessions(conn, now)
+        user_store.insert_session(conn, hash_token(nonce), user_id, now, expires_at_ms)
+
+
+def session_actor(ctx: Context, user_id: int, nonce: str) -> Actor | None:
+    """The user of a live session, if the account is active; None when the session was ended,
+    has expired or never existed. One statement: runs on every cookie-authenticated request."""
+    with read_tx(ctx.engine) as conn:
+        row = user_store.fetch_user_by_session(conn, hash_token(nonce), user_id, now_ms())
+    if row is None or not row["is_active"]:
+        return None
+    return Actor(row["id"], row["username"], row["role"])
+
+
+def end_session(ctx: Context, nonce: str) -> None:
+    """Log out: the session's record is deleted, so a copy of its cookie stops working."""
+    with write_tx(ctx.engine) as conn:
+        user_store.delete_session(conn, hash_token(nonce))
+
+
+def end_sessions(ctx: Context, actor: Actor, user_id: int) -> int:
+    """End every browser session of a user (their API tokens stay; revoke those one by one).
+    The user themself and admins may; managers for annotators and reviewers (as they may
+    suspend them). Returns how many sessions ended."""
+    with write_tx(ctx.engine) as conn:
+        target = user_store.fetch_user(conn, user_id)
+        if target is None or (actor.id != user_id and actor.role not in ("admin", "manager")):
+            raise not_found("user")
+        if actor.role == "manager" and actor.id != user_id and target["role"] not in ("annotator", "reviewer"):
+            raise forbidden("managers may only end the sessions of annotators and reviewers")
+        return user_store.delete_user_sessions(conn, user_id)
+
+
 def get_user(ctx: Context, actor: Actor, user_id: int) -> dict:
     if actor.id != user_id and actor.role not in ("admin", "manager"):
         raise not_found("user")
@@ -177,9 +216,16 @@ def list_users(ctx: Context, actor: Actor, after: int, limit: int) -> list[dict]
         return [public_user(r) for r in user_store.list_users(conn, after, limit)]
 
 
-def update_user(ctx: Context, actor: Actor, user_id: int, changes: dict[str, Any]) -> dict:
+def update_user(
+    ctx: Context, actor: Actor, user_id: int, changes: dict[str, Any], current_session: str | None = None
+) -> dict:
     """Change display name, password, role or active flag. Admins change anyone; users their
-    own display name and password; managers may suspend annotators and reviewers."""
+    own display name and password; managers may suspend annotators and reviewers.
+
+    A new password ends the user's browser sessions, all but ``current_session`` (the nonce of
+    the session making this request, if it is the user's own): whoever changes their password
+    stays logged in where they did it, and everywhere else is logged out. Deactivating a user
+    ends all of their sessions."""
     with write_tx(ctx.engine) as conn:
         target = user_store.fetch_user(conn, user_id)
         if target is None or (actor.id != user_id and actor.role not in ("admin", "manager")):
@@ -199,5 +245,10 @@ def update_user(ctx: Context, actor: Actor, user_id: int, changes: dict[str, Any
             _check_password(changes["password"])
             values["password_hash"] = hash_password(changes["password"])
         row = user_store.update_user(conn, user_id, **values) if values else target
+        if "password_hash" in values:
+            keep = hash_token(current_session) if current_session and actor.id == user_id else None
+            user_store.delete_user_sessions(conn, user_id, keep=keep)
+        if values.get("is_active") is False:
+            user_store.delete_user_sessions(conn, user_id)
     ctx.forget_actors()  # the role or the active flag may have changed
     return public_user(row)

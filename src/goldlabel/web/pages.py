@@ -24,7 +24,13 @@ from goldlabel.web.rendering import (
     render,
     render_error,
 )
-from goldlabel.web.session import PRESESSION_COOKIE, SESSION_COOKIE, SESSION_TTL_S
+from goldlabel.web.session import (
+    PRESESSION_COOKIE,
+    SESSION_COOKIE,
+    SESSION_TTL_S,
+    end_session,
+    start_session,
+)
 
 router = APIRouter(include_in_schema=False)
 
@@ -75,7 +81,8 @@ def login(
         actor = user_service.authenticate_password(request.app.state.context, username, password)
     except GoldlabelError:
         return _login_page(request, next, "Wrong username or password.", 401, username=username)
-    cookie, _session = get_web(request).signer.issue(actor.id)
+    cookie, session = get_web(request).signer.issue(actor.id)
+    start_session(request.app.state.context, session)
     response = RedirectResponse(next if is_local_path(next) else "/", status_code=303)
     _set_cookie(response, request, SESSION_COOKIE, cookie, SESSION_TTL_S)
     response.delete_cookie(PRESESSION_COOKIE, path="/")
@@ -84,6 +91,10 @@ def login(
 
 @router.post("/logout")
 def logout(request: Request) -> Response:
+    # The record goes, not only this browser's cookie: a copy of the cookie stops working too.
+    session = getattr(request.state, "session", None)
+    if session is not None:
+        end_session(request.app.state.context, session)
     response = RedirectResponse("/login", status_code=303)
     response.delete_cookie(SESSION_COOKIE, path="/", httponly=True, samesite="lax")
     return response

@@ -1,8 +1,13 @@
-"""Browser sessions: a signed, stateless cookie naming the user, and CSRF tokens bound to it.
+"""Browser sessions: a signed cookie naming a server-side session record, and CSRF tokens bound
+to it.
 
 The cookie is ``base64url(json) "." base64url(hmac_sha256)``; it holds the user id, a random
-session nonce and an expiry, nothing secret. Every request re-reads the user (one primary-key
-read), so a suspended or deleted user loses access at once, not when the cookie expires.
+session nonce and an expiry, nothing secret beyond the nonce. A forged or tampered cookie fails
+the signature check and never reaches the database. A well-signed one must also name a live
+record in the ``sessions`` table (keyed by sha256 of the nonce, never the nonce itself): one
+statement per request reads that record and the user together, so a logout, a password change,
+a suspension or ``DELETE /api/v1/users/{id}/sessions`` ends the session at once, for every copy
+of the cookie.
 
 CSRF tokens are ``hmac(csrf_key, nonce)``: the session nonce when logged in, or the pre-session
 nonce cookie on the login form (login CSRF). Keys for the two uses are derived separately from
@@ -19,14 +24,13 @@ import secrets
 import time
 from dataclasses import dataclass
 
-from goldlabel.domain.errors import GoldlabelError
 from goldlabel.services import users as user_service
 from goldlabel.services.access import Actor
 from goldlabel.services.context import Context
 
 SESSION_COOKIE = "gl_session"
 PRESESSION_COOKIE = "gl_pre"
-SESSION_TTL_S = 12 * 3600  # a working day; there is no server-side session to revoke earlier
+SESSION_TTL_S = 12 * 3600  # a working day; logout, password changes and admins end one earlier
 
 
 def _b64(data: bytes) -> str:
@@ -87,13 +91,16 @@ class SessionSigner:
         return hmac.compare_digest(token, self.csrf_token(nonce))
 
 
+def start_session(ctx: Context, session: Session) -> None:
+    """Record a session just issued by ``SessionSigner.issue`` (at login)."""
+    user_service.start_session(ctx, session.user_id, session.nonce, session.expires_at * 1000)
+
+
 def load_session_actor(ctx: Context, session: Session) -> Actor | None:
-    """The user a session names, if the account still exists and is active."""
-    try:
-        # A user may always read themselves: the session's own identity is the actor.
-        user = user_service.get_user(ctx, Actor(session.user_id, "", "annotator"), session.user_id)
-    except GoldlabelError:
-        return None
-    if not user["is_active"]:
-        return None
-    return Actor(user["id"], user["username"], user["role"])
+    """The user a verified cookie names, if its session record is live and the account active."""
+    return user_service.session_actor(ctx, session.user_id, session.nonce)
+
+
+def end_session(ctx: Context, session: Session) -> None:
+    """Revoke a session (at logout): its cookie, and every copy of it, stops working."""
+    user_service.end_session(ctx, session.nonce)

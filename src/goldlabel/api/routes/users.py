@@ -1,8 +1,8 @@
-"""Users and API tokens."""
+"""Users, API tokens and browser sessions."""
 
 from __future__ import annotations
 
-from fastapi import APIRouter, status
+from fastapi import APIRouter, Request, status
 
 from goldlabel.api.deps import ContextDep, CurrentActor, PageDep, page
 from goldlabel.schemas import Page, TokenCreate, TokenPublic, UserCreate, UserPublic, UserUpdate
@@ -32,8 +32,15 @@ def get_user(user_id: int, ctx: ContextDep, actor: CurrentActor) -> dict:
 
 
 @router.patch("/{user_id}", response_model=UserPublic)
-def update_user(user_id: int, body: UserUpdate, ctx: ContextDep, actor: CurrentActor) -> dict:
-    return user_service.update_user(ctx, actor, user_id, body.model_dump(exclude_unset=True))
+def update_user(
+    user_id: int, body: UserUpdate, request: Request, ctx: ContextDep, actor: CurrentActor
+) -> dict:
+    # Set by the web middleware for a cookie-authenticated request: changing your own password
+    # from the browser keeps that session and ends the others.
+    session = getattr(request.state, "session", None)
+    current = session.nonce if session is not None else None
+    changes = body.model_dump(exclude_unset=True)
+    return user_service.update_user(ctx, actor, user_id, changes, current_session=current)
 
 
 @router.get("/{user_id}/tokens", response_model=list[TokenPublic])
@@ -49,3 +56,9 @@ def create_token(user_id: int, body: TokenCreate, ctx: ContextDep, actor: Curren
 @router.delete("/{user_id}/tokens/{token_id}", status_code=status.HTTP_204_NO_CONTENT)
 def revoke_token(user_id: int, token_id: int, ctx: ContextDep, actor: CurrentActor) -> None:
     user_service.revoke_token(ctx, actor, user_id, token_id)
+
+
+@router.delete("/{user_id}/sessions", status_code=status.HTTP_204_NO_CONTENT)
+def end_sessions(user_id: int, ctx: ContextDep, actor: CurrentActor) -> None:
+    """Log the user out of every browser (API tokens are not affected)."""
+    user_service.end_sessions(ctx, actor, user_id)
