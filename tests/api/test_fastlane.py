@@ -63,6 +63,7 @@ def test_cycle_served_by_the_fast_lane_matches_the_routes(factory, setup):
     # flushes inside COMMIT), the leases for none.
     sqlite = factory.ctx.engine.dialect.name == "sqlite"
     assert after["flushed"] - before["flushed"] == (2 if sqlite else 0)
+    assert after["flushed_in_thread"] == before["flushed_in_thread"]  # alone on the loop: flushed there
 
     for res, status in ((first, 200), (lease, 200), (answered, 201), (submitted, 201)):
         assert res.status_code == status, res.text
@@ -194,3 +195,27 @@ def test_uncontended_reports_an_exhausted_pool(ctx):
 def _probe(engine) -> bool:
     with uncontended(engine) as free:
         return free
+
+
+def test_a_busy_loop_flushes_in_a_thread(factory, setup):
+    """With other fast-lane requests in flight the WAL flush runs in the thread pool (the loop
+    serves them meanwhile); alone it runs on the loop. Either way it precedes the response."""
+    project, (api, _) = setup
+    base = f"{PREFIX}/projects/{project['id']}"
+    lane = fast_lane(factory.app)
+    api.post(f"{base}/next")  # token verified
+    lease = api.post(f"{base}/next").json()
+    before = lane_counts(factory)
+    lane._active = 1  # as if another request were in the middle of its call  # noqa: SLF001
+    try:
+        res = api.post(f"{base}/answers", json={"lease_token": lease["token"], "value": POSITIVE})
+    finally:
+        lane._active = 0  # noqa: SLF001
+    assert res.status_code == 201, res.text
+    sqlite = factory.ctx.engine.dialect.name == "sqlite"
+    after = lane_counts(factory)
+    assert after["flushed"] - before["flushed"] == (1 if sqlite else 0)
+    assert after["flushed_in_thread"] - before["flushed_in_thread"] == (1 if sqlite else 0)
+    mine = api.get(f"{base}/my-answers").json()["items"]
+    assert res.json()["answer"]["id"] in {a["id"] for a in mine}
+

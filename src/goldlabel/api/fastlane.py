@@ -56,8 +56,9 @@ class AnnotateFastLane:
         self.app = app
         self.context = context
         # How requests were served (on the event loop, in the thread pool, or by the app), and
-        # how many write-ahead-log flushes they waited for.
-        self.counts = {"inline": 0, "thread": 0, "app": 0, "flushed": 0}
+        # how many write-ahead-log flushes they waited for (and how many of those in a thread).
+        self.counts = {"inline": 0, "thread": 0, "app": 0, "flushed": 0, "flushed_in_thread": 0}
+        self._active = 0  # fast-lane requests in _run now
 
     async def _pass(self, scope: Scope, receive: Receive, send: Send) -> None:
         self.counts["app"] += 1
@@ -69,14 +70,24 @@ class AnnotateFastLane:
         # third of the server's CPU at 8 annotators (docs/benchmarks.md). A short busy spell
         # (another thread's write) is waited out here without blocking the loop; a long one (an
         # import, a re-fit) sends the call to the thread pool, where it waits as any route does.
-        # A submit's durable COMMIT on SQLite leaves its fsync to us (storage.engine.flush_after):
-        # done in a worker thread while the loop serves others, and before the response (Q4).
-        with flush_after() as owed:
-            result = await self._call(fn, *args)
-        for engine in owed:
-            await run_in_threadpool(flush_wal, engine)
-            self.counts["flushed"] += 1
-        return result
+        # A submit's durable COMMIT on SQLite leaves its fsync to us (storage.engine.flush_after),
+        # always before the response (Q4): in a worker thread while the loop has other fast-lane
+        # requests to serve, right here when it has none (the hop cost a lone annotator 11% of
+        # the throughput; measured in docs/benchmarks.md).
+        self._active += 1
+        try:
+            with flush_after() as owed:
+                result = await self._call(fn, *args)
+            for engine in owed:
+                if self._active == 1:
+                    flush_wal(engine)
+                else:
+                    await run_in_threadpool(flush_wal, engine)
+                    self.counts["flushed_in_thread"] += 1
+                self.counts["flushed"] += 1
+            return result
+        finally:
+            self._active -= 1
 
     async def _call(self, fn: Callable[..., T], *args: Any) -> T:
         for pause in INLINE_RETRY_PAUSES_S:
