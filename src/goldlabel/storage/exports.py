@@ -37,7 +37,6 @@ def prefer_indexes(conn: Connection) -> None:
     if conn.dialect.name == "postgresql":
         conn.exec_driver_sql("SET LOCAL enable_seqscan = off")
         conn.exec_driver_sql("SET LOCAL enable_bitmapscan = off")
-        conn.exec_driver_sql("SET LOCAL enable_bitmapscan = off")
 
 
 def item_batch_sql(dialect: str, *, with_status: bool) -> str:
