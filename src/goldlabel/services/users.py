@@ -9,6 +9,7 @@ import secrets
 from typing import Any
 
 from argon2 import PasswordHasher
+from sqlalchemy.engine import Connection
 from argon2.exceptions import InvalidHashError, VerificationError
 
 from goldlabel.domain.errors import GoldlabelError, conflict, forbidden, not_found, unauthorized
@@ -180,12 +181,19 @@ def end_sessions(ctx: Context, actor: Actor, user_id: int) -> int:
     The user themself and admins may; managers for annotators and reviewers (as they may
     suspend them). Returns how many sessions ended."""
     with write_tx(ctx.engine) as conn:
-        target = user_store.fetch_user(conn, user_id)
-        if target is None or (actor.id != user_id and actor.role not in ("admin", "manager")):
-            raise not_found("user")
-        if actor.role == "manager" and actor.id != user_id and target["role"] not in ("annotator", "reviewer"):
-            raise forbidden("managers may only end the sessions of annotators and reviewers")
+        _managed_user(conn, actor, user_id, "end the sessions of")
         return user_store.delete_user_sessions(conn, user_id)
+
+
+def _managed_user(conn: Connection, actor: Actor, user_id: int, action: str) -> dict:
+    """The user ``actor`` acts on: themself, anyone for an admin, an annotator or reviewer for a
+    manager. 404 for everyone else (no hint the user exists), 403 for a manager aiming higher."""
+    target = user_store.fetch_user(conn, user_id)
+    if target is None or (actor.id != user_id and actor.role not in ("admin", "manager")):
+        raise not_found("user")
+    if not actor.is_admin and actor.id != user_id and target["role"] not in ("annotator", "reviewer"):
+        raise forbidden(f"managers may only {action} annotators and reviewers")
+    return target
 
 
 def get_user(ctx: Context, actor: Actor, user_id: int) -> dict:
@@ -227,14 +235,9 @@ def update_user(
     stays logged in where they did it, and everywhere else is logged out. Deactivating a user
     ends all of their sessions."""
     with write_tx(ctx.engine) as conn:
-        target = user_store.fetch_user(conn, user_id)
-        if target is None or (actor.id != user_id and actor.role not in ("admin", "manager")):
-            raise not_found("user")
+        target = _managed_user(conn, actor, user_id, "change")
         if not actor.is_admin:
-            own = actor.id == user_id
-            allowed = {"display_name", "password"} if own else {"is_active"}
-            if not own and target["role"] not in ("annotator", "reviewer"):
-                raise forbidden("managers may only change annotators and reviewers")
+            allowed = {"display_name", "password"} if actor.id == user_id else {"is_active"}
             extra = set(changes) - allowed
             if extra:
                 raise forbidden(f"you may not change {', '.join(sorted(extra))}")
