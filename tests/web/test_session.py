@@ -15,6 +15,7 @@ from goldlabel.client import Client, Forbidden, NotFound
 from goldlabel.client.transport import ASGIAppTransport
 from goldlabel.services import users as user_service
 from goldlabel.storage.tables import sessions
+from goldlabel.web.security import MAX_FORM_BYTES
 from goldlabel.web.session import SESSION_COOKIE, SessionSigner, start_session
 
 PASSWORD = "password123"
@@ -128,6 +129,21 @@ def test_logout_needs_the_token_and_clears_the_cookie(factory, browser_client):
     assert res.status_code == 303 and res.headers["location"] == "/login"
     assert SESSION_COOKIE not in browser_client.cookies
 
+
+
+def test_form_posts_read_the_csrf_field_within_a_size_limit(factory, browser_client):
+    """A form's CSRF field is read from its body, which is then handed on whole; a body over
+    the limit is refused with 413 before anything reads it."""
+    user = factory.make_user(password=PASSWORD)
+    log_in(browser_client, user.username)
+    token = csrf_of(browser_client.get("/").text)
+    padding = "x" * (MAX_FORM_BYTES + 1)
+    too_big = browser_client.post("/logout", data={"csrf_token": token, "pad": padding})
+    assert too_big.status_code == 413
+    assert SESSION_COOKIE in browser_client.cookies  # nothing happened
+    near = "x" * (MAX_FORM_BYTES - 1000)
+    res = browser_client.post("/logout", data={"pad": near, "csrf_token": token})  # the field after the padding
+    assert res.status_code == 303 and res.headers["location"] == "/login"
 
 # -- server-side session records ----------------------------------------------------------
 

@@ -26,7 +26,7 @@ from typing import Any, TypeVar
 import orjson
 from pydantic import ValidationError
 from starlette.concurrency import run_in_threadpool
-from starlette.types import ASGIApp, Message, Receive, Scope, Send
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 from goldlabel.api.problems import MEDIA_TYPE, domain_problem_body
 from goldlabel.domain.errors import GoldlabelError
@@ -35,7 +35,7 @@ from goldlabel.services import queue as queue_service
 from goldlabel.services import users as user_service
 from goldlabel.services.context import Context
 from goldlabel.storage.engine import flush_after, flush_wal, uncontended
-from goldlabel.web.security import SECURITY_HEADERS
+from goldlabel.web.security import SECURITY_HEADERS, read_body, replay
 
 T = TypeVar("T")
 
@@ -129,14 +129,14 @@ class AnnotateFastLane:
         if not content_json or (idempotency_key is not None and len(idempotency_key) > IDEMPOTENCY_KEY_MAX):
             await self._pass(scope, receive, send)
             return
-        body, complete = await _read_body(receive)
+        body, complete = await read_body(receive, MAX_BODY_BYTES)
         if not complete:
-            await self._pass(scope, _replay(body, receive, more_body=True), send)
+            await self._pass(scope, replay(body, receive, more_body=True), send)
             return
         try:
             submitted = AnswerSubmit.model_validate_json(body)
         except ValidationError:
-            await self._pass(scope, _replay(body, receive, more_body=False), send)
+            await self._pass(scope, replay(body, receive, more_body=False), send)
             return
         await self._answers(actor, project_id, submitted, idempotency_key, send)
 
@@ -176,35 +176,3 @@ async def _send(send: Send, status: int, body: bytes, headers: list[tuple[bytes,
 async def _send_problem(send: Send, exc: GoldlabelError) -> None:
     extra = [(b"www-authenticate", b"Bearer")] if exc.status == 401 else None
     await _send(send, exc.status, orjson.dumps(domain_problem_body(exc)), _PROBLEM, extra)
-
-
-async def _read_body(receive: Receive) -> tuple[bytes, bool]:
-    """The request body; ``complete`` is False when it went over MAX_BODY_BYTES (or the client
-    left), and what was read is then replayed to the app."""
-    chunks: list[bytes] = []
-    size = 0
-    while True:
-        message = await receive()
-        if message["type"] != "http.request":
-            return b"".join(chunks), False
-        chunk = message.get("body", b"")
-        chunks.append(chunk)
-        size += len(chunk)
-        if not message.get("more_body", False):
-            return b"".join(chunks), True
-        if size > MAX_BODY_BYTES:
-            return b"".join(chunks), False
-
-
-def _replay(body: bytes, receive: Receive, *, more_body: bool) -> Receive:
-    """A receive that gives what was read first, then whatever the client still sends."""
-    sent = False
-
-    async def replay() -> Message:
-        nonlocal sent
-        if not sent:
-            sent = True
-            return {"type": "http.request", "body": body, "more_body": more_body}
-        return await receive()
-
-    return replay

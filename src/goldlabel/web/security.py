@@ -100,12 +100,12 @@ class WebMiddleware:
             if nonce is not None:
                 token = headers.get(CSRF_HEADER)
                 if token is None and _is_form(headers):
-                    body = await _read_body(receive)
-                    if body is None:
+                    body, complete = await read_body(receive, MAX_FORM_BYTES)
+                    if len(body) > MAX_FORM_BYTES:
                         await _reject(scope, send, 413, "form too large")
                         return
                     token = _form_field(body, CSRF_FIELD)
-                    receive = _replay(body)
+                    receive = replay(body, receive, more_body=not complete)
                 if not self.signer.check_csrf(nonce, token):
                     await _reject(scope, send, 403, "missing or invalid CSRF token; reload the page")
                     return
@@ -137,21 +137,22 @@ def _is_form(headers: Headers) -> bool:
     return headers.get("content-type", "").split(";")[0].strip() == "application/x-www-form-urlencoded"
 
 
-async def _read_body(receive: Receive) -> bytes | None:
+async def read_body(receive: Receive, limit: int) -> tuple[bytes, bool]:
+    """The request body, read to its end or until it passes ``limit`` bytes (or the client
+    leaves); ``complete`` says which. What was read can be handed on with ``replay``."""
     chunks: list[bytes] = []
     size = 0
     while True:
         message = await receive()
         if message["type"] != "http.request":
-            break
+            return b"".join(chunks), False
         chunk = message.get("body", b"")
-        size += len(chunk)
-        if size > MAX_FORM_BYTES:
-            return None
         chunks.append(chunk)
+        size += len(chunk)
         if not message.get("more_body", False):
-            break
-    return b"".join(chunks)
+            return b"".join(chunks), True
+        if size > limit:
+            return b"".join(chunks), False
 
 
 def _form_field(body: bytes, name: str) -> str | None:
@@ -159,17 +160,18 @@ def _form_field(body: bytes, name: str) -> str | None:
     return values[0] if values else None
 
 
-def _replay(body: bytes) -> Receive:
+def replay(body: bytes, receive: Receive, *, more_body: bool) -> Receive:
+    """A receive that gives what ``read_body`` read first, then whatever the client still sends."""
     sent = False
 
-    async def receive() -> Message:
+    async def replayed() -> Message:
         nonlocal sent
         if not sent:
             sent = True
-            return {"type": "http.request", "body": body, "more_body": False}
-        return {"type": "http.disconnect"}
+            return {"type": "http.request", "body": body, "more_body": more_body}
+        return await receive()
 
-    return receive
+    return replayed
 
 
 async def _reject(scope: Scope, send: Send, status: int, detail: str) -> None:
