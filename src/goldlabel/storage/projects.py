@@ -7,6 +7,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
+from goldlabel.storage.hot import Hot
 from goldlabel.storage.tables import annotator_stats, items, project_members, projects
 
 
@@ -40,6 +41,8 @@ _PROJECT_WITH_ROLE_AND_STANDING = (
         sa.and_(annotator_stats.c.project_id == projects.c.id, annotator_stats.c.annotator_id == sa.bindparam("b_user_id")),
     )
 )
+_H_PROJECT_WITH_ROLE = Hot(_PROJECT_WITH_ROLE)
+_H_PROJECT_WITH_ROLE_AND_STANDING = Hot(_PROJECT_WITH_ROLE_AND_STANDING)
 
 
 def fetch_project_role_standing(
@@ -48,10 +51,9 @@ def fetch_project_role_standing(
     """fetch_project_with_role plus ``user_id``'s annotator standing in the project
     (``{"status", "n_gold"}``, None before their first gold answer), in one statement."""
     params = {"b_project_id": project_id, "b_user_id": user_id}
-    row = conn.execute(_PROJECT_WITH_ROLE_AND_STANDING, params).mappings().first()
-    if row is None:
+    project = _H_PROJECT_WITH_ROLE_AND_STANDING.first(conn, params)
+    if project is None:
         return None, None, None
-    project = dict(row)
     status, n_gold = project.pop("_standing_status"), project.pop("_standing_n_gold")
     standing = None if status is None else {"status": status, "n_gold": n_gold}
     return project, project.pop("_member_role"), standing
@@ -59,10 +61,9 @@ def fetch_project_role_standing(
 
 def fetch_project_with_role(conn: Connection, project_id: int, user_id: int) -> tuple[dict | None, str | None]:
     """(the project or None, ``user_id``'s membership role in it or None)."""
-    row = conn.execute(_PROJECT_WITH_ROLE, {"b_project_id": project_id, "b_user_id": user_id}).mappings().first()
-    if row is None:
+    project = _H_PROJECT_WITH_ROLE.first(conn, {"b_project_id": project_id, "b_user_id": user_id})
+    if project is None:
         return None, None
-    project = dict(row)
     return project, project.pop("_member_role")
 
 

@@ -8,6 +8,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
+from goldlabel.storage.hot import Hot
 from goldlabel.storage.tables import (
     annotator_skills,
     annotator_stats,
@@ -58,6 +59,7 @@ _ANSWERS_WITH_SKILL = (
     .where(answers.c.item_id == sa.bindparam("b_item_id"))
     .order_by(answers.c.id)
 )
+_H_ANSWERS_WITH_SKILL = Hot(_ANSWERS_WITH_SKILL)
 
 
 def fetch_item_answers_with_skills(
@@ -70,8 +72,7 @@ def fetch_item_answers_with_skills(
     skills: dict[int, dict] = {}
     model: dict = {"prior": None}
     params = {"b_project_id": project_id, "b_item_id": item_id, "b_question": question}
-    for r in conn.execute(_ANSWERS_WITH_SKILL, params).mappings():
-        row = dict(r)
+    for row in _H_ANSWERS_WITH_SKILL.all(conn, params):
         skill_annotator = row.pop("_s_annotator_id")
         skill = {"accuracy": row.pop("_s_accuracy"), "confusion": row.pop("_s_confusion"),
                  "n_answers": row.pop("_s_n_answers")}

@@ -16,6 +16,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection
 
 from goldlabel.domain.queue_policy import QUEUE_ORDER, Candidate
+from goldlabel.storage.hot import Hot
 from goldlabel.storage.tables import answers, items, leases
 
 _ORDER_BY = [
@@ -193,11 +194,31 @@ def _one(conn: Connection, stmt: sa.Executable, params: dict[str, Any]) -> dict 
     return dict(row) if row else None
 
 
+# The statements of every lease and submit, run on the driver's cursor (storage/hot.py).
+_H_REAP = Hot(_REAP)
+_H_UNRESERVE_BY_ID = Hot(_UNRESERVE_BY_ID)
+_H_ACTIVE_LEASES = Hot(_ACTIVE_LEASES)
+_H_CANDIDATES = Hot(_CANDIDATES)
+_H_CANDIDATES_PG = Hot(_CANDIDATES_PG)
+_H_RESERVE_DATA = Hot(_RESERVE_DATA)
+_H_UPSERT_LEASE = {name: Hot(stmt) for name, stmt in _UPSERT_LEASE.items()}
+_H_INSERT_ANSWER_OR_NOTHING = {name: Hot(stmt) for name, stmt in _INSERT_ANSWER_OR_NOTHING.items()}
+_H_LEASE_AND_ITEM = Hot(_LEASE_AND_ITEM)
+_H_LEASE_AND_ITEM_FOR_UPDATE = Hot(_LEASE_AND_ITEM_FOR_UPDATE)
+_H_CLAIM_PG = Hot(_CLAIM_PG)
+_H_SET_LEASE_STATUS = Hot(_SET_LEASE_STATUS)
+_H_SET_LEASE_STATUS_ANSWER = Hot(_SET_LEASE_STATUS_ANSWER)
+_H_COUNT_RESERVED = Hot(_COUNT_RESERVED)
+_H_COUNT_LATE = Hot(_COUNT_LATE)
+_H_ITEM_ANSWERS = Hot(_ITEM_ANSWERS)
+_H_UPDATE_ITEM_STATE = Hot(_UPDATE_ITEM_STATE)
+
+
 def reap_expired_leases(conn: Connection, project_id: int, now: int) -> int:
     """Q6: expired leases hand their slot back. Runs at claim time; no sleeper needed."""
-    expired = conn.execute(_REAP, {"b_project_id": project_id, "b_now": now}).all()
+    expired = _H_REAP.all(conn, {"b_project_id": project_id, "b_now": now})
     if expired:
-        conn.execute(_UNRESERVE_BY_ID, [{"b_item_id": row.item_id} for row in expired])
+        _H_UNRESERVE_BY_ID.many(conn, [{"b_item_id": row["item_id"]} for row in expired])
     return len(expired)
 
 
@@ -222,6 +243,7 @@ WHERE leases.annotator_id = :annotator_id AND leases.project_id = :project_id
 ORDER BY leases.id
 """
 )
+_H_REAP_AND_ACTIVE_PG = Hot(_REAP_AND_ACTIVE_PG)
 
 
 def reap_and_fetch_active_leases(conn: Connection, project_id: int, annotator_id: int, now: int) -> list[dict]:
@@ -230,12 +252,12 @@ def reap_and_fetch_active_leases(conn: Connection, project_id: int, annotator_id
         reap_expired_leases(conn, project_id, now)
         return fetch_active_leases(conn, project_id, annotator_id, now)
     params = {"project_id": project_id, "annotator_id": annotator_id, "now": now}
-    return [dict(r) for r in conn.execute(_REAP_AND_ACTIVE_PG, params).mappings()]
+    return _H_REAP_AND_ACTIVE_PG.all(conn, params)
 
 
 def fetch_active_leases(conn: Connection, project_id: int, annotator_id: int, now: int) -> list[dict]:
     params = {"b_annotator_id": annotator_id, "b_project_id": project_id, "b_now": now}
-    return [dict(r) for r in conn.execute(_ACTIVE_LEASES, params).mappings()]
+    return _H_ACTIVE_LEASES.all(conn, params)
 
 
 def fetch_candidates(
@@ -243,9 +265,9 @@ def fetch_candidates(
 ) -> list[Candidate]:
     """Head of the queue for this annotator, in policy order, skipping items that are full,
     leased to them, answered or skipped by them."""
-    q = _CANDIDATES_PG if conn.dialect.name == "postgresql" else _CANDIDATES
+    q = _H_CANDIDATES_PG if conn.dialect.name == "postgresql" else _H_CANDIDATES
     params = {"b_project_id": project_id, "b_annotator_id": annotator_id, "b_is_gold": is_gold, "b_limit": limit}
-    return [Candidate(r.id, r.priority, r.answer_count, r.is_gold) for r in conn.execute(q, params)]
+    return [Candidate(r["id"], r["priority"], r["answer_count"], r["is_gold"]) for r in q.all(conn, params)]
 
 
 def reserve_item(conn: Connection, item_id: int) -> bool:
@@ -261,14 +283,14 @@ def insert_lease(conn: Connection, **values: Any) -> dict:
 
 def reserve_item_data(conn: Connection, item_id: int) -> tuple[bool, Any]:
     """Reserve a slot on the item (as reserve_item) and return (reserved, the item's data)."""
-    row = conn.execute(_RESERVE_DATA, {"b_item_id": item_id}).first()
-    return (True, row.data) if row is not None else (False, None)
+    row = _H_RESERVE_DATA.first(conn, {"b_item_id": item_id})
+    return (True, row["data"]) if row is not None else (False, None)
 
 
 def upsert_lease(conn: Connection, **values: Any) -> dict:
     """insert_lease in one statement: a fresh lease row, or the annotator's expired one on the
     item taken over in place."""
-    row = conn.execute(_UPSERT_LEASE[conn.dialect.name], values).mappings().first()
+    row = _H_UPSERT_LEASE[conn.dialect.name].first(conn, values)
     if row is None:
         raise sa.exc.IntegrityError("lease for (item, annotator) exists and is not expired", None, Exception())
     return dict(row)
@@ -277,7 +299,7 @@ def upsert_lease(conn: Connection, **values: Any) -> dict:
 def claim_next_pg(conn: Connection, project_id: int, annotator_id: int, **values: Any) -> tuple[dict, Any] | None:
     """PostgreSQL, normal (non-gold) items: candidate, reservation and lease in one statement.
     Returns (lease, item data), or None when no item needs this annotator now."""
-    row = conn.execute(_CLAIM_PG, {"project_id": project_id, "annotator_id": annotator_id, **values}).mappings().first()
+    row = _H_CLAIM_PG.first(conn, {"project_id": project_id, "annotator_id": annotator_id, **values})
     if row is None:
         return None
     if row["id"] is None:
@@ -291,8 +313,8 @@ def claim_next_pg(conn: Connection, project_id: int, annotator_id: int, **values
 def lock_lease_and_item(conn: Connection, token_hash: str) -> tuple[dict | None, dict | None]:
     """lock_lease_by_token and fetch_item_for_update in one statement (both rows locked on
     PostgreSQL, lease first)."""
-    q = _LEASE_AND_ITEM_FOR_UPDATE if conn.dialect.name == "postgresql" else _LEASE_AND_ITEM
-    row = _one(conn, q, {"b_token_hash": token_hash})
+    q = _H_LEASE_AND_ITEM_FOR_UPDATE if conn.dialect.name == "postgresql" else _H_LEASE_AND_ITEM
+    row = q.first(conn, {"b_token_hash": token_hash})
     if row is None:
         return None, None
     item = {k[6:]: row.pop(k) for k in [k for k in row if k.startswith("item__")]}
@@ -302,8 +324,7 @@ def lock_lease_and_item(conn: Connection, token_hash: str) -> tuple[dict | None,
 def insert_answer_unique(conn: Connection, **values: Any) -> dict | None:
     """Insert the answer; None (nothing inserted) when Q2's unique (item, annotator) or the
     (annotator, Idempotency-Key) index already holds one. No savepoint needed."""
-    row = conn.execute(_INSERT_ANSWER_OR_NOTHING[conn.dialect.name], values).mappings().first()
-    return dict(row) if row else None
+    return _H_INSERT_ANSWER_OR_NOTHING[conn.dialect.name].first(conn, values)
 
 
 def fetch_lease_by_token(conn: Connection, token_hash: str) -> dict | None:
@@ -317,9 +338,9 @@ def fetch_item_for_update(conn: Connection, item_id: int) -> dict | None:
 
 def set_lease_status(conn: Connection, lease_id: int, status: str, answer_id: int | None = None) -> None:
     if answer_id is None:
-        conn.execute(_SET_LEASE_STATUS, {"b_lease_id": lease_id, "b_status": status})
+        _H_SET_LEASE_STATUS.rowcount(conn, {"b_lease_id": lease_id, "b_status": status})
     else:
-        conn.execute(_SET_LEASE_STATUS_ANSWER, {"b_lease_id": lease_id, "b_status": status, "b_answer_id": answer_id})
+        _H_SET_LEASE_STATUS_ANSWER.rowcount(conn, {"b_lease_id": lease_id, "b_status": status, "b_answer_id": answer_id})
 
 
 def delete_lease(conn: Connection, lease_id: int) -> None:
@@ -327,14 +348,14 @@ def delete_lease(conn: Connection, lease_id: int) -> None:
 
 
 def unreserve_item(conn: Connection, item_id: int) -> None:
-    conn.execute(_UNRESERVE_BY_ID, {"b_item_id": item_id})
+    _H_UNRESERVE_BY_ID.rowcount(conn, {"b_item_id": item_id})
 
 
 def count_answer(conn: Connection, item_id: int, *, was_reserved: bool, now: int) -> bool:
     """Add one answer to the item's count. A live lease turns its reservation into the answer;
     a late one (Q7) needs a free slot. Returns False when Q1/Q3 would break."""
-    q = _COUNT_RESERVED if was_reserved else _COUNT_LATE
-    return conn.execute(q, {"b_item_id": item_id, "b_now": now}).rowcount == 1
+    q = _H_COUNT_RESERVED if was_reserved else _H_COUNT_LATE
+    return q.rowcount(conn, {"b_item_id": item_id, "b_now": now}) == 1
 
 
 def insert_answer(conn: Connection, **values: Any) -> dict:
@@ -350,11 +371,13 @@ def fetch_answer_by_idempotency_key(conn: Connection, annotator_id: int, key: st
 
 
 def fetch_item_answers(conn: Connection, item_id: int) -> list[dict]:
-    return [dict(r) for r in conn.execute(_ITEM_ANSWERS, {"b_item_id": item_id}).mappings()]
+    return _H_ITEM_ANSWERS.all(conn, {"b_item_id": item_id})
 
 
 def update_item_state(conn: Connection, item_id: int, *, status: str, target_overlap: int, now: int) -> None:
-    conn.execute(_UPDATE_ITEM_STATE, {"b_item_id": item_id, "b_status": status, "b_target": target_overlap, "b_now": now})
+    _H_UPDATE_ITEM_STATE.rowcount(
+        conn, {"b_item_id": item_id, "b_status": status, "b_target": target_overlap, "b_now": now}
+    )
 
 
 def lock_lease_by_token(conn: Connection, token_hash: str) -> dict | None:

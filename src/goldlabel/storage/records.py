@@ -7,6 +7,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
+from goldlabel.storage.hot import Hot
 from goldlabel.storage.tables import consensus, events
 
 
@@ -14,15 +15,17 @@ from goldlabel.storage.tables import consensus, events
 _DELETE_CONSENSUS = consensus.delete().where(consensus.c.item_id == sa.bindparam("b_item_id"))
 _INSERT_CONSENSUS = consensus.insert()
 _INSERT_EVENT = events.insert()
+_H_DELETE_CONSENSUS = Hot(_DELETE_CONSENSUS)
+_H_INSERT_CONSENSUS = Hot(_INSERT_CONSENSUS)
+_H_INSERT_EVENT = Hot(_INSERT_EVENT)
 
 
 def replace_consensus(conn: Connection, item_id: int, project_id: int, rows: list[dict[str, Any]]) -> None:
     """Replace the item's consensus rows (one per question) in place."""
-    conn.execute(_DELETE_CONSENSUS, {"b_item_id": item_id})
+    _H_DELETE_CONSENSUS.rowcount(conn, {"b_item_id": item_id})
     if rows:
-        conn.execute(
-            _INSERT_CONSENSUS,
-            [{"agreement": None, **r, "item_id": item_id, "project_id": project_id} for r in rows],
+        _H_INSERT_CONSENSUS.many(
+            conn, [{"agreement": None, **r, "item_id": item_id, "project_id": project_id} for r in rows]
         )
 
 
@@ -36,8 +39,7 @@ def insert_event(conn: Connection, project_id: int | None, kind: str, payload: d
 
 
 def insert_events(conn: Connection, rows: list[dict]) -> None:
-    if rows:
-        conn.execute(_INSERT_EVENT, rows)
+    _H_INSERT_EVENT.many(conn, rows)
 
 
 def list_events(conn: Connection, project_id: int, after: int, limit: int) -> list[dict]:
