@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextlib
 import contextvars
 import os
+import sqlite3
 import threading
 import time
 import weakref
@@ -91,6 +92,9 @@ def _sqlite_loads(value: Any) -> Any:
     return value if isinstance(value, (int, float)) else orjson.loads(value)
 
 
+_BEGIN = {mode: f"BEGIN {mode}" for mode in ("DEFERRED", "IMMEDIATE", "EXCLUSIVE")}
+
+
 def _create_sqlite_engine(url: sa.URL, settings: Settings) -> Engine:
     if url.database and url.database != ":memory:":
         Path(url.database).expanduser().resolve().parent.mkdir(parents=True, exist_ok=True)
@@ -133,7 +137,13 @@ def _create_sqlite_engine(url: sa.URL, settings: Settings) -> Engine:
             if info.get("synchronous") != sync:
                 conn.exec_driver_sql(f"PRAGMA synchronous={sync}")
                 info["synchronous"] = sync
-        conn.exec_driver_sql(f"BEGIN {mode}")
+        # On the driver's connection: through exec_driver_sql, SQLAlchemy's per-statement work
+        # cost the annotate loop more than the BEGIN itself (two per cycle; storage/hot.py).
+        # A failure (database locked past busy_timeout) is wrapped as exec_driver_sql would.
+        try:
+            conn.connection.dbapi_connection.execute(_BEGIN[mode])
+        except sqlite3.Error as exc:
+            conn._handle_dbapi_exception(exc, _BEGIN[mode], (), None, None)
 
     return engine
 
