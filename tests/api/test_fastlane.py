@@ -219,3 +219,69 @@ def test_a_busy_loop_flushes_in_a_thread(factory, setup):
     mine = api.get(f"{base}/my-answers").json()["items"]
     assert res.json()["answer"]["id"] in {a["id"] for a in mine}
 
+
+
+def test_group_flush_shares_flushes_and_never_an_earlier_one(monkeypatch):
+    """Group commit: ten waiters cost two flushes (the one running and one after it), and a
+    waiter that arrives while a flush runs is answered only by a flush that started after it."""
+    import asyncio
+
+    from goldlabel.api import fastlane
+
+    started: list[int] = []
+    release = threading.Event()
+
+    def fake_flush(_engine) -> None:
+        started.append(len(started))
+        if len(started) == 1:
+            release.wait(5)  # the first flush is slow: everyone else arrives while it runs
+
+    monkeypatch.setattr(fastlane, "flush_wal", fake_flush)
+    counts = {"flushed_inline": 0, "flushed_in_thread": 0}
+
+    async def main() -> list[int]:
+        group = fastlane._GroupFlush(object(), counts)  # noqa: SLF001
+        first = asyncio.ensure_future(group.flush(alone=False))
+        await asyncio.sleep(0.05)
+        assert started == [0]
+        done_at: list[int] = []
+
+        async def later(i: int) -> None:
+            await group.flush(alone=False)
+            done_at.append(len(started))
+
+        rest = [asyncio.ensure_future(later(i)) for i in range(9)]
+        await asyncio.sleep(0.05)
+        assert not any(t.done() for t in rest)  # the running flush began before they came
+        release.set()
+        await asyncio.gather(first, *rest)
+        return done_at
+
+    done_at = asyncio.run(main())
+    assert started == [0, 1] and counts["flushed_in_thread"] == 2 and counts["flushed_inline"] == 0
+    assert done_at == [2] * 9  # each answered after the second flush had run
+
+
+def test_group_flush_alone_runs_inline_and_errors_reach_every_waiter(monkeypatch):
+    import asyncio
+
+    from goldlabel.api import fastlane
+
+    calls: list[str] = []
+    monkeypatch.setattr(fastlane, "flush_wal", lambda _engine: calls.append("ok"))
+    counts = {"flushed_inline": 0, "flushed_in_thread": 0}
+    group = fastlane._GroupFlush(object(), counts)  # noqa: SLF001
+    asyncio.run(group.flush(alone=True))
+    assert calls == ["ok"] and counts == {"flushed_inline": 1, "flushed_in_thread": 0}
+
+    def failing(_engine) -> None:
+        time.sleep(0.05)
+        raise OSError("disk gone")
+
+    monkeypatch.setattr(fastlane, "flush_wal", failing)
+
+    async def main() -> list:
+        return await asyncio.gather(*(group.flush(alone=False) for _ in range(4)), return_exceptions=True)
+
+    results = asyncio.run(main())
+    assert all(isinstance(r, OSError) for r in results), results

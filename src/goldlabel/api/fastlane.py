@@ -55,10 +55,13 @@ class AnnotateFastLane:
     def __init__(self, app: ASGIApp, *, context: Context) -> None:
         self.app = app
         self.context = context
-        # How requests were served (on the event loop, in the thread pool, or by the app), and
-        # how many write-ahead-log flushes they waited for (and how many of those in a thread).
-        self.counts = {"inline": 0, "thread": 0, "app": 0, "flushed": 0, "flushed_in_thread": 0}
+        # How requests were served (on the event loop, in the thread pool, or by the app); how
+        # many waited for a write-ahead-log flush ("flushed"), and the flushes that ran for them:
+        # on the loop, or in a thread (one such flush serves every request waiting on it).
+        self.counts = {"inline": 0, "thread": 0, "app": 0, "flushed": 0, "flushed_inline": 0,
+                       "flushed_in_thread": 0}
         self._active = 0  # fast-lane requests in _run now
+        self._flushers: dict[Any, _GroupFlush] = {}
 
     async def _pass(self, scope: Scope, receive: Receive, send: Send) -> None:
         self.counts["app"] += 1
@@ -71,19 +74,18 @@ class AnnotateFastLane:
         # (another thread's write) is waited out here without blocking the loop; a long one (an
         # import, a re-fit) sends the call to the thread pool, where it waits as any route does.
         # A submit's durable COMMIT on SQLite leaves its fsync to us (storage.engine.flush_after),
-        # always before the response (Q4): in a worker thread while the loop has other fast-lane
-        # requests to serve, right here when it has none (the hop cost a lone annotator 11% of
-        # the throughput; measured in docs/benchmarks.md).
+        # always before the response (Q4): right here when the loop has nothing else to serve
+        # (the thread hop cost a lone annotator 11% of the throughput; docs/benchmarks.md), else
+        # in a worker thread, one flush for every request waiting on it (_GroupFlush).
         self._active += 1
         try:
             with flush_after() as owed:
                 result = await self._call(fn, *args)
             for engine in owed:
-                if self._active == 1:
-                    flush_wal(engine)
-                else:
-                    await run_in_threadpool(flush_wal, engine)
-                    self.counts["flushed_in_thread"] += 1
+                flusher = self._flushers.get(engine)
+                if flusher is None:
+                    flusher = self._flushers[engine] = _GroupFlush(engine, self.counts)
+                await flusher.flush(alone=self._active == 1)
                 self.counts["flushed"] += 1
             return result
         finally:
@@ -162,6 +164,61 @@ class AnnotateFastLane:
             await _send_problem(send, exc)
             return
         await _send(send, 201, orjson.dumps(result), _JSON)
+
+
+class _GroupFlush:
+    """Group commit: the requests of one event loop that wait for the same database's WAL flush
+    share it. A flush covers every COMMIT made before it started, so a request whose COMMIT came
+    after the running flush began waits for the next one, which starts when the running one
+    ends and serves everyone queued meanwhile: at most two flushes are pending at any time,
+    however many requests wait, instead of one thread hop and one fdatasync per request."""
+
+    def __init__(self, engine: Any, counts: dict[str, int]) -> None:
+        self.engine = engine
+        self.counts = counts
+        self._running: asyncio.Future | None = None
+        self._next: asyncio.Future | None = None
+
+    async def flush(self, *, alone: bool) -> None:
+        if self._running is None:
+            if alone:
+                # Nothing else to serve: the loop may as well wait on the disk itself.
+                flush_wal(self.engine)
+                self.counts["flushed_inline"] += 1
+                return
+            waiter = self._start()
+        elif self._next is not None:
+            waiter = self._next
+        else:
+            waiter = self._next = asyncio.get_running_loop().create_future()
+        # Shielded: a request cancelled while it waits (client gone) leaves the flush to the others.
+        await asyncio.shield(waiter)
+
+    def _start(self, into: asyncio.Future | None = None) -> asyncio.Future:
+        running = asyncio.ensure_future(run_in_threadpool(flush_wal, self.engine))
+        self.counts["flushed_in_thread"] += 1
+        self._running = running
+        running.add_done_callback(self._finished)  # first: the next flush starts before waiters wake
+        if into is not None:
+            running.add_done_callback(lambda done: _settle(into, done))
+        return running
+
+    def _finished(self, done: asyncio.Future) -> None:
+        self._running = None
+        queued, self._next = self._next, None
+        if queued is not None:
+            self._start(into=queued)
+
+
+def _settle(target: asyncio.Future, done: asyncio.Future) -> None:
+    if target.done():
+        return
+    if done.cancelled():
+        target.cancel()
+    elif done.exception() is not None:
+        target.set_exception(done.exception())
+    else:
+        target.set_result(None)
 
 
 async def _send(send: Send, status: int, body: bytes, headers: list[tuple[bytes, bytes]],
