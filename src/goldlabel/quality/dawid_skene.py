@@ -3,6 +3,8 @@ per-item posterior the server uses between full re-fits."""
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 
 from .answers import Answers
@@ -123,8 +125,16 @@ def item_posterior(
     # work in log space: products of many small probabilities underflow
     with np.errstate(divide="ignore"):
         scores = np.log(prior) + np.log(confusions[annotators, :, labels]).sum(axis=0)
-    if not np.isfinite(scores).any():
-        return normalize_rows(prior.copy())
-    scores = scores - scores.max()
-    posterior = np.exp(scores)
+    return _posterior_from_scores(scores, prior)
+
+
+def _posterior_from_scores(scores: np.ndarray, prior: np.ndarray) -> np.ndarray:
+    """The end of :func:`item_posterior`, shared with the server's per-answer path (which
+    builds ``scores`` = log prior + summed answer log-likelihoods from cached tables): the
+    normalized ``exp(scores)``, or the normalized ``prior`` when no class has a finite score."""
+    top = scores.max()
+    # a finite maximum means some score is finite: the full check only when it is not
+    if not math.isfinite(top) and not np.isfinite(scores).any():
+        return normalize_rows(np.array(prior, dtype=np.float64))
+    posterior = np.exp(scores - top)
     return posterior / posterior.sum()

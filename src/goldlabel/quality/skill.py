@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import lru_cache
 
 import numpy as np
 from scipy.stats import beta as beta_distribution
@@ -56,9 +57,39 @@ def confusions_from_skills(skills: np.ndarray, n_labels: int) -> np.ndarray:
     """One-coin confusion matrices ``(n_annotators, n_labels, n_labels)``: accuracy on the
     diagonal, errors spread evenly — for :func:`~goldlabel.quality.item_posterior` when only
     a per-annotator accuracy is known (e.g. from :func:`estimate_skill`)."""
-    skills = np.clip(np.asarray(skills, dtype=np.float64).ravel(), 1e-6, 1 - 1e-6)
     if n_labels < 2:
         raise ValueError(f"n_labels must be >= 2, got {n_labels}")
-    eye = np.eye(n_labels)
+    # np.clip(skills, 1e-6, 1 - 1e-6) in two ufunc calls (it runs on every answer's update)
+    skills = np.minimum(np.maximum(np.asarray(skills, dtype=np.float64).ravel(), 1e-6), 1 - 1e-6)
     off = (1 - skills) / (n_labels - 1)
-    return skills[:, None, None] * eye + off[:, None, None] * (1 - eye)
+    # = skills * eye + off * (1 - eye), exactly: the other term is a finite value times 0
+    return np.where(_diagonal(n_labels), skills[:, None, None], off[:, None, None])
+
+
+@lru_cache(maxsize=64)
+def _diagonal(n_labels: int) -> np.ndarray:
+    """Boolean identity ``(n_labels, n_labels)``; cached, read-only."""
+    eye = np.eye(n_labels, dtype=bool)
+    eye.setflags(write=False)
+    return eye
+
+
+@lru_cache(maxsize=256)
+def default_confusion(accuracy: float, n_labels: int) -> np.ndarray:
+    """The one-coin confusion matrix ``(n_labels, n_labels)`` of an annotator with ``accuracy``,
+    equal to ``confusions_from_skills([accuracy], n_labels)[0]``; cached per (accuracy,
+    n_labels), so read-only: copy it before changing it. For the per-answer update, where most
+    annotators are still at the server's default accuracy."""
+    matrix = confusions_from_skills(np.array([accuracy], dtype=np.float64), n_labels)[0]
+    matrix.setflags(write=False)
+    return matrix
+
+
+@lru_cache(maxsize=256)
+def default_log_likelihoods(accuracy: float, n_labels: int) -> np.ndarray:
+    """``log(default_confusion(accuracy, n_labels)).T``, C-contiguous: row ``l`` is log P(answer
+    ``l`` | true class k) over k, what one answer adds to an item's log posterior. Cached,
+    read-only."""
+    table = np.ascontiguousarray(np.log(default_confusion(accuracy, n_labels)).T)
+    table.setflags(write=False)
+    return table
