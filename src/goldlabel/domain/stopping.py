@@ -3,6 +3,8 @@ and the full re-fit (which applies it to arrays of items at once)."""
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 
 
@@ -25,6 +27,11 @@ def decide_status(
     count = np.asarray(answer_count)
     conf = np.asarray(confidence, dtype=np.float64)
     target = np.asarray(target_overlap)
+    if (count.shape == conf.shape == target.shape == (1,) and count.dtype == target.dtype == np.int64
+            and isinstance(overlap_min, int) and isinstance(overlap_max, int)
+            and isinstance(target_confidence, (int, float))):
+        return _decide_one(int(count[0]), float(conf[0]), int(target[0]), overlap_min, overlap_max,
+                           target_confidence)
     enough = count >= np.maximum(overlap_min, 1)
     confident = np.where(np.isnan(conf), count >= target, conf >= target_confidence - 1e-12)
     final = enough & confident
@@ -34,3 +41,17 @@ def decide_status(
         final | at_max, target, np.minimum(np.maximum(target, count + 1), overlap_max)
     )
     return status, new_target
+
+
+def _decide_one(count: int, conf: float, target: int, overlap_min: int, overlap_max: int,
+                target_confidence: float) -> tuple[np.ndarray, np.ndarray]:
+    """:func:`decide_status` for one item (the per-answer update), the same rule line by line
+    on Python scalars: a dozen numpy calls on length-1 arrays cost ~10 µs, this ~1 µs. Same
+    result arrays (``<U12`` status, int64 target)."""
+    enough = count >= max(overlap_min, 1)
+    confident = count >= target if math.isnan(conf) else conf >= target_confidence - 1e-12
+    final = enough and confident
+    at_max = count >= overlap_max
+    status = "final" if final else ("needs_review" if at_max else "open")
+    new_target = target if final or at_max else min(max(target, count + 1), overlap_max)
+    return np.array([status], dtype="<U12"), np.array([new_target], dtype=np.int64)
