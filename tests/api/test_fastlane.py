@@ -285,3 +285,29 @@ def test_group_flush_alone_runs_inline_and_errors_reach_every_waiter(monkeypatch
 
     results = asyncio.run(main())
     assert all(isinstance(r, OSError) for r in results), results
+
+
+def test_other_annotators_just_now_send_the_flush_to_a_thread(factory, setup):
+    """Another connection's request within SHARED_WINDOW_S means other annotators share the
+    loop: the submit's WAL flush then leaves it (even though only one request is in flight),
+    so the loop serves them while the disk works."""
+    import httpx
+
+    from goldlabel.client.transport import ASGIAppTransport
+
+    project, (api, other) = setup
+    base = f"{PREFIX}/projects/{project['id']}"
+    other_conn = httpx.Client(transport=ASGIAppTransport(factory.app, client=("127.0.0.1", 50001)),
+                              base_url="http://goldlabel.test", headers=dict(other.headers))
+    api.post(f"{base}/next")
+    other_conn.post(f"{base}/next")  # both tokens verified (by the framework)
+    other_conn.post(f"{base}/next")  # the fast lane's latest connection: the other annotator's
+    lease = api.post(f"{base}/next").json()  # back to the first connection: a switch, just now
+    before = lane_counts(factory)
+    res = api.post(f"{base}/answers", json={"lease_token": lease["token"], "value": POSITIVE})
+    assert res.status_code == 201, res.text
+    after = lane_counts(factory)
+    sqlite = factory.ctx.engine.dialect.name == "sqlite"
+    assert after["flushed_in_thread"] - before["flushed_in_thread"] == (1 if sqlite else 0)
+    assert after["flushed_inline"] == before["flushed_inline"]
+    other_conn.close()

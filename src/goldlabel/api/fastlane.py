@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import asyncio
 import re
+import time
 from collections.abc import Callable
 from typing import Any, TypeVar
 
@@ -45,6 +46,8 @@ MAX_BODY_BYTES = 256 * 1024
 IDEMPOTENCY_KEY_MAX = 200
 # Waits between tries to run a request on the event loop (50 ms in all), then the thread pool.
 INLINE_RETRY_PAUSES_S = (0.0, 0.001, 0.002, 0.005, 0.01, 0.01, 0.01, 0.012)
+# A request from another connection within this long makes the WAL flush leave the loop.
+SHARED_WINDOW_S = 0.02
 
 _JSON = [(b"content-type", b"application/json"), *SECURITY_HEADERS]
 _PROBLEM = [(b"content-type", MEDIA_TYPE.encode()), *SECURITY_HEADERS]
@@ -62,6 +65,10 @@ class AnnotateFastLane:
                        "flushed_in_thread": 0}
         self._active = 0  # fast-lane requests in _run now
         self._flushers: dict[Any, _GroupFlush] = {}
+        # The connection of the latest fast-lane request, and when the connection last changed:
+        # requests of other annotators within SHARED_WINDOW_S mean the loop is shared.
+        self._last_client: Any = None
+        self._switched_at = -SHARED_WINDOW_S
 
     async def _pass(self, scope: Scope, receive: Receive, send: Send) -> None:
         self.counts["app"] += 1
@@ -74,9 +81,12 @@ class AnnotateFastLane:
         # (another thread's write) is waited out here without blocking the loop; a long one (an
         # import, a re-fit) sends the call to the thread pool, where it waits as any route does.
         # A submit's durable COMMIT on SQLite leaves its fsync to us (storage.engine.flush_after),
-        # always before the response (Q4): right here when the loop has nothing else to serve
-        # (the thread hop cost a lone annotator 11% of the throughput; docs/benchmarks.md), else
-        # in a worker thread, one flush for every request waiting on it (_GroupFlush).
+        # always before the response (Q4): right here when one annotator has the loop to
+        # themselves (the thread hop cost a lone annotator 11% of the throughput), else in a
+        # worker thread, one flush for every request waiting on it (_GroupFlush). Other
+        # annotators' requests are mostly still in their sockets, not in _run, when a flush
+        # starts: judged by requests in flight alone, 8 annotators flushed on the loop and
+        # stalled it ~0.3 ms per answer (docs/benchmarks.md), hence the recent-connections test.
         self._active += 1
         try:
             with flush_after() as owed:
@@ -85,7 +95,8 @@ class AnnotateFastLane:
                 flusher = self._flushers.get(engine)
                 if flusher is None:
                     flusher = self._flushers[engine] = _GroupFlush(engine, self.counts)
-                await flusher.flush(alone=self._active == 1)
+                alone = self._active == 1 and time.monotonic() - self._switched_at > SHARED_WINDOW_S
+                await flusher.flush(alone=alone)
                 self.counts["flushed"] += 1
             return result
         finally:
@@ -124,6 +135,11 @@ class AnnotateFastLane:
         if actor is None:
             await self._pass(scope, receive, send)
             return
+        client = scope.get("client")
+        if client != self._last_client:
+            if self._last_client is not None:
+                self._switched_at = time.monotonic()
+            self._last_client = client
         project_id = int(match.group(1))
         if match.group(2) == "next":
             await self._next(actor, project_id, send)
