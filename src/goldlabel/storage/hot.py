@@ -10,7 +10,9 @@ skips the per-call machinery: the statement is compiled once per dialect (and, f
 UPDATE, per set of parameter names), and each call binds values and runs the driver's cursor.
 
 Only for statements without expanding (``IN``) or post-compile parameters; anything else is
-refused when first compiled. Outside a transaction the statement goes through
+refused when first compiled. The compiled form is kept per dialect name, with the bind and
+result processors of the first engine that ran it: the engines of one backend must agree on
+their JSON serializer (``storage.engine`` builds them all with the same one). Outside a transaction the statement goes through
 ``Connection.execute`` as usual, so autobegin and SQLite's ``BEGIN`` hook still apply.
 """
 
