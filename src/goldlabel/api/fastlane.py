@@ -21,6 +21,7 @@ from __future__ import annotations
 import asyncio
 import re
 import time
+from concurrent.futures import ThreadPoolExecutor
 from collections.abc import Callable
 from typing import Any, TypeVar
 
@@ -194,6 +195,9 @@ class _GroupFlush:
         self.counts = counts
         self._running: asyncio.Future | None = None
         self._next: asyncio.Future | None = None
+        # One flush runs at a time, so it gets a thread of its own: it never queues behind the
+        # shared pool's threads (40 of them, which exports and imports may all be holding).
+        self._executor: ThreadPoolExecutor | None = None
 
     async def flush(self, *, alone: bool) -> None:
         if self._running is None:
@@ -211,7 +215,9 @@ class _GroupFlush:
         await asyncio.shield(waiter)
 
     def _start(self, into: asyncio.Future | None = None) -> asyncio.Future:
-        running = asyncio.ensure_future(run_in_threadpool(flush_wal, self.engine))
+        if self._executor is None:
+            self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="goldlabel-wal-flush")
+        running = asyncio.get_running_loop().run_in_executor(self._executor, flush_wal, self.engine)
         self.counts["flushed_in_thread"] += 1
         self._running = running
         running.add_done_callback(self._finished)  # first: the next flush starts before waiters wake
