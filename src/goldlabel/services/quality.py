@@ -268,6 +268,25 @@ def item_consensus(ctx: Context, conn: sa.Connection, project: dict, item_answer
     return rows, smallest
 
 
+def decide_after_answer(ctx: Context, conn: sa.Connection, project: dict, item: dict, item_answers: list[dict],
+                        now: int, known: dict[str, tuple[dict[int, dict], dict]] | None = None,
+                        ) -> tuple[str, int, list[dict]]:
+    """:func:`after_answer`'s decision, from the item's answers (and, in ``known``, skills and
+    model already read with them), writing nothing: (item status, target overlap, consensus
+    rows with that status). ``item`` is the item as it was before the answer was counted.
+    Reads only what ``known`` does not hold (skills and priors of further questions)."""
+    rows, smallest = item_consensus(ctx, conn, project, item_answers, now, known)
+    if item["status"] != "open":
+        status, target = item["status"], item["target_overlap"]
+    else:
+        s, t = decide_status(
+            np.array([len(item_answers)]), np.array([smallest]), np.array([item["target_overlap"]]),
+            project["overlap_min"], item["overlap_max"], project["settings"].get("target_confidence", 0.95),
+        )
+        status, target = str(s[0]), int(t[0])
+    return status, target, [{**r, "status": status} for r in rows]
+
+
 def after_answer(ctx: Context, conn: sa.Connection, project: dict, item: dict, answer: dict, now: int,
                  events: list[dict] | None = None) -> str:
     """Update the item (and, for gold, the annotator) after an answer; return the item status.
@@ -286,16 +305,8 @@ def after_answer(ctx: Context, conn: sa.Connection, project: dict, item: dict, a
         known = {choice[0].name: (skills, model)}
     else:
         item_answers = queue_store.fetch_item_answers(conn, item["id"])
-    rows, smallest = item_consensus(ctx, conn, project, item_answers, now, known)
-    if item["status"] != "open":
-        status, target = item["status"], item["target_overlap"]
-    else:
-        s, t = decide_status(
-            np.array([len(item_answers)]), np.array([smallest]), np.array([item["target_overlap"]]),
-            project["overlap_min"], item["overlap_max"], project["settings"].get("target_confidence", 0.95),
-        )
-        status, target = str(s[0]), int(t[0])
-    records.replace_consensus(conn, item["id"], project["id"], [{**r, "status": status} for r in rows])
+    status, target, rows = decide_after_answer(ctx, conn, project, item, item_answers, now, known)
+    records.replace_consensus(conn, item["id"], project["id"], rows)
     if status != item["status"] or target != item["target_overlap"]:
         queue_store.update_item_state(conn, item["id"], status=status, target_overlap=target, now=now)
         if status != item["status"]:

@@ -18,14 +18,19 @@ from goldlabel.domain.errors import conflict, not_found
 from goldlabel.domain.queue_policy import AnnotatorProgress, QueuePolicy, pick_next
 from goldlabel.domain.stopping import decide_status
 from goldlabel.services.access import Actor, load_project, load_project_to_annotate
+from goldlabel.services.access import _authorize as authorize
 from goldlabel.services import quality as quality_service
 from goldlabel.services.context import Context
 from goldlabel.storage import items as item_store
 from goldlabel.storage import queue as queue_store
+from goldlabel.storage import queue_pg
 from goldlabel.storage import records
 from goldlabel.storage.engine import now_ms, read_tx, write_tx
 
 LEASE_TOKEN_PREFIX = "lt_"
+# PostgreSQL: run the common submit as three merged statements (storage/queue_pg.py) instead of
+# about ten. Tests turn it off to compare with the generic path.
+PG_MERGED_SUBMIT = True
 
 
 def _hash(token: str) -> str:
@@ -142,63 +147,129 @@ def submit_answer(
     # One transaction: validating an answer takes microseconds, a separate read transaction
     # before the write cost two more round trips and a query (PostgreSQL, measured).
     with write_tx(ctx.engine) as conn:
-        project = load_project(conn, actor, project_id, "annotate")
-        # Locked: a concurrent retry of this very submission, a reaper or a skip waits here and
-        # then sees the lease's real status (PostgreSQL; SQLite has one writer at a time).
-        lease, item = queue_store.lock_lease_and_item(conn, _hash(lease_token))
-        _check_own_lease(lease, actor, project_id)
-        clean = ctx.get_schema(project).validate_answer(value, item["data"])
-        now = now_ms()
-        if idempotency_key:
-            prior = queue_store.fetch_answer_by_idempotency_key(conn, actor.id, idempotency_key)
-            if prior is not None:
-                if prior["lease_id"] != lease["id"]:
-                    raise conflict(
-                        "this Idempotency-Key was already used for another submission", "idempotency_key_reused"
-                    )
-                return _submit_result(ctx, conn, project, prior)
-        if lease["status"] == "submitted":
-            return _submit_result(ctx, conn, project, queue_store.fetch_answer(conn, lease["answer_id"]))
-        if lease["status"] == "skipped":
-            raise conflict("this lease was skipped; lease the item again to answer it", "lease_skipped")
-        is_live = lease["status"] == "active" and lease["expires_at"] > now
-        if lease["status"] == "active" and not is_live:
-            queue_store.unreserve_item(conn, item["id"])
-            queue_store.set_lease_status(conn, lease["id"], "expired")
-        if not queue_store.count_answer(conn, item["id"], was_reserved=is_live, now=now):
-            if is_live:
-                raise conflict("the item already has its maximum number of answers", "max_overlap_reached")
-            raise conflict(
-                "the lease expired and the item no longer needs this answer "
-                "(its free slots were leased to others or it is complete)",
-                "lease_expired",
+        # Whether the Idempotency-Key may already name an answer (unknown: look it up).
+        key_seen = True
+        if PG_MERGED_SUBMIT and conn.dialect.name == "postgresql":
+            # Project, role, the locked lease and item, and the key check: one statement.
+            project, role, lease, item, key_seen = queue_pg.load_for_submit(
+                conn, project_id, actor.id, _hash(lease_token), idempotency_key
             )
-        # Q2 is the unique index: nothing inserted means an answer exists (the transaction is
-        # rolled back by the raise, count included).
-        answer = queue_store.insert_answer_unique(
-            conn,
-            project_id=project_id,
-            item_id=item["id"],
-            annotator_id=actor.id,
-            lease_id=lease["id"],
-            value=clean,
-            status="submitted",
-            duration_ms=duration_ms,
-            idempotency_key=idempotency_key,
-            created_at=now,
-            updated_at=now,
-        )
-        if answer is None:
-            raise conflict("you have already answered this item", "duplicate_answer")
-        queue_store.set_lease_status(conn, lease["id"], "submitted", answer["id"])
-        events: list[dict] = []
-        status = quality_service.after_answer(ctx, conn, project, item, answer, now, events=events)
-        if item["is_gold"]:
-            status = _gold_status_as_seen(ctx, conn, project, item["id"], now)
-        events.append({"project_id": project_id, "kind": "answer.created",
-                       "payload": {"answer_id": answer["id"], "item_id": item["id"], "annotator_id": actor.id},
-                       "created_at": now})
+            project = authorize(actor, project, role, "annotate")
+        else:
+            project = load_project(conn, actor, project_id, "annotate")
+            # Locked: a concurrent retry of this very submission, a reaper or a skip waits here
+            # and then sees the lease's real status (PostgreSQL; SQLite has one writer at a time).
+            lease, item = queue_store.lock_lease_and_item(conn, _hash(lease_token))
+        _check_own_lease(lease, actor, project_id)
+        schema = ctx.get_schema(project)
+        clean = schema.validate_answer(value, item["data"])
+        now = now_ms()
+        if (
+            not key_seen
+            and lease["status"] == "active"
+            and lease["expires_at"] > now
+            and not item["is_gold"]
+            and schema.questions
+            and all(q.kind == "choice" for q in schema.questions)
+        ):
+            result = _submit_merged_pg(ctx, conn, actor, project, lease, item, clean, duration_ms,
+                                       idempotency_key, now, schema.questions[0].name)
+        else:
+            result = _submit_locked(ctx, conn, actor, project, lease, item, clean, duration_ms,
+                                    idempotency_key, now)
+    return result
+
+
+def _submit_merged_pg(ctx: Context, conn: sa.Connection, actor: Actor, project: dict, lease: dict, item: dict,
+                      clean: dict, duration_ms: int | None, idempotency_key: str | None, now: int,
+                      question: str) -> dict[str, Any]:
+    """PostgreSQL, the common case (a live active lease, no answer yet for the Idempotency-Key,
+    a normal item, choice questions only): what :func:`_submit_locked` does for it, with the
+    rows locked by ``load_for_submit`` and two more statements (storage/queue_pg.py) instead of
+    about eight."""
+    counted, answer, item_answers, skills, model = queue_pg.count_insert_fetch(
+        conn, project_id=project["id"], item_id=item["id"], annotator_id=actor.id, lease_id=lease["id"],
+        value=clean, duration_ms=duration_ms, idempotency_key=idempotency_key, now=now, question=question,
+    )
+    if not counted:
+        raise conflict("the item already has its maximum number of answers", "max_overlap_reached")
+    if answer is None:
+        # Q2 is the unique index: the raise rolls the transaction back, count included.
+        raise conflict("you have already answered this item", "duplicate_answer")
+    status, target, rows = quality_service.decide_after_answer(
+        ctx, conn, project, item, item_answers, now, {question: (skills, model)}
+    )
+    events: list[dict] = []
+    changed = status != item["status"] or target != item["target_overlap"]
+    if status != item["status"]:
+        events.append({"project_id": project["id"], "kind": f"item.{status}",
+                       "payload": {"item_id": item["id"], "status": status}, "created_at": now})
+    events.append({"project_id": project["id"], "kind": "answer.created",
+                   "payload": {"answer_id": answer["id"], "item_id": item["id"], "annotator_id": actor.id},
+                   "created_at": now})
+    if not queue_pg.write_after_answer(conn, item_id=item["id"], project_id=project["id"], rows=rows,
+                                       state=(status, target) if changed else None, events=events, now=now):
+        records.replace_consensus(conn, item["id"], project["id"], rows)
+        if changed:
+            queue_store.update_item_state(conn, item["id"], status=status, target_overlap=target, now=now)
         records.insert_events(conn, events)
+    return {"answer": public_answer(answer), "item_status": status}
+
+
+def _submit_locked(ctx: Context, conn: sa.Connection, actor: Actor, project: dict, lease: dict, item: dict,
+                   clean: dict, duration_ms: int | None, idempotency_key: str | None, now: int) -> dict[str, Any]:
+    """submit_answer once the lease and item are locked and the answer validated."""
+    project_id = project["id"]
+    if idempotency_key:
+        prior = queue_store.fetch_answer_by_idempotency_key(conn, actor.id, idempotency_key)
+        if prior is not None:
+            if prior["lease_id"] != lease["id"]:
+                raise conflict(
+                    "this Idempotency-Key was already used for another submission", "idempotency_key_reused"
+                )
+            return _submit_result(ctx, conn, project, prior)
+    if lease["status"] == "submitted":
+        return _submit_result(ctx, conn, project, queue_store.fetch_answer(conn, lease["answer_id"]))
+    if lease["status"] == "skipped":
+        raise conflict("this lease was skipped; lease the item again to answer it", "lease_skipped")
+    is_live = lease["status"] == "active" and lease["expires_at"] > now
+    if lease["status"] == "active" and not is_live:
+        queue_store.unreserve_item(conn, item["id"])
+        queue_store.set_lease_status(conn, lease["id"], "expired")
+    if not queue_store.count_answer(conn, item["id"], was_reserved=is_live, now=now):
+        if is_live:
+            raise conflict("the item already has its maximum number of answers", "max_overlap_reached")
+        raise conflict(
+            "the lease expired and the item no longer needs this answer "
+            "(its free slots were leased to others or it is complete)",
+            "lease_expired",
+        )
+    # Q2 is the unique index: nothing inserted means an answer exists (the transaction is
+    # rolled back by the raise, count included).
+    answer = queue_store.insert_answer_unique(
+        conn,
+        project_id=project_id,
+        item_id=item["id"],
+        annotator_id=actor.id,
+        lease_id=lease["id"],
+        value=clean,
+        status="submitted",
+        duration_ms=duration_ms,
+        idempotency_key=idempotency_key,
+        created_at=now,
+        updated_at=now,
+    )
+    if answer is None:
+        raise conflict("you have already answered this item", "duplicate_answer")
+    queue_store.set_lease_status(conn, lease["id"], "submitted", answer["id"])
+    events: list[dict] = []
+    status = quality_service.after_answer(ctx, conn, project, item, answer, now, events=events)
+    if item["is_gold"]:
+        status = _gold_status_as_seen(ctx, conn, project, item["id"], now)
+    events.append({"project_id": project_id, "kind": "answer.created",
+                   "payload": {"answer_id": answer["id"], "item_id": item["id"], "annotator_id": actor.id},
+                   "created_at": now})
+    records.insert_events(conn, events)
     return {"answer": public_answer(answer), "item_status": status}
 
 

@@ -1,0 +1,426 @@
+"""PostgreSQL: the merged submit (storage/queue_pg.py) against the generic statements.
+
+Each scenario runs twice on the same annotators, in two projects: once with the merged path
+(``services.queue.PG_MERGED_SUBMIT``) and once without, on the same simulated clock; the
+answers, leases, items, consensus and events rows, and the API results, must be the same.
+Round trips are counted on the driver's cursor (the hot statements bypass SQLAlchemy events).
+"""
+
+from __future__ import annotations
+
+import functools
+import itertools
+import math
+from typing import Any
+
+import psycopg
+import pytest
+import sqlalchemy as sa
+
+from goldlabel.domain.errors import GoldlabelError
+from goldlabel.services import queue as queue_service
+from goldlabel.storage import queue_pg
+from goldlabel.storage.engine import now_ms, write_tx
+from goldlabel.storage.tables import (
+    annotator_skills,
+    answers,
+    consensus,
+    events,
+    items,
+    leases,
+    project_models,
+)
+
+pytestmark = pytest.mark.postgres
+
+POS = {"sentiment": "positive"}
+NEG = {"sentiment": "negative"}
+TWO_CHOICE = {"questions": [
+    {"name": "sentiment", "kind": "choice", "labels": ["positive", "negative"]},
+    {"name": "topic", "kind": "choice", "labels": ["a", "b", "c"]},
+]}
+MIXED = {"questions": [
+    {"name": "sentiment", "kind": "choice", "labels": ["positive", "negative"]},
+    {"name": "score", "kind": "rating", "min": 1, "max": 5},
+]}
+
+
+@pytest.fixture
+def backend() -> str:
+    return "postgres"
+
+
+@pytest.fixture
+def clock(monkeypatch):
+    """A deterministic clock for services.queue (reset per run): real time, one ms a call."""
+    state = {"t": itertools.count(now_ms() + 10_000)}
+
+    def reset() -> None:
+        state["t"] = itertools.count(base)
+
+    base = now_ms() + 10_000
+    monkeypatch.setattr(queue_service, "now_ms", lambda: next(state["t"]))
+    return reset
+
+
+@pytest.fixture
+def statements(monkeypatch):
+    """Counts statements sent on the driver's cursors (execute and executemany)."""
+    count = [0]
+    execute, executemany = psycopg.Cursor.execute, psycopg.Cursor.executemany
+
+    def counted_execute(self, *a, **k):
+        count[0] += 1
+        return execute(self, *a, **k)
+
+    def counted_executemany(self, *a, **k):
+        count[0] += 1
+        return executemany(self, *a, **k)
+
+    monkeypatch.setattr(psycopg.Cursor, "execute", counted_execute)
+    monkeypatch.setattr(psycopg.Cursor, "executemany", counted_executemany)
+    return count
+
+
+def _snapshot(factory, pid: int) -> dict[str, Any]:
+    """The project's queue, answer, consensus and event rows with ids made relative (items by
+    external_id, answers and leases by rank), timestamps as given by the clock."""
+    with factory.ctx.engine.connect() as conn:
+        item_rows = [dict(r) for r in conn.execute(
+            sa.select(items).where(items.c.project_id == pid).order_by(items.c.id)).mappings()]
+        ext = {r["id"]: r["external_id"] for r in item_rows}
+        answer_rows = [dict(r) for r in conn.execute(
+            sa.select(answers).where(answers.c.project_id == pid).order_by(answers.c.id)).mappings()]
+        lease_rows = [dict(r) for r in conn.execute(
+            sa.select(leases).where(leases.c.project_id == pid).order_by(leases.c.id)).mappings()]
+        consensus_rows = [dict(r) for r in conn.execute(
+            sa.select(consensus).where(consensus.c.project_id == pid)
+            .order_by(consensus.c.item_id, consensus.c.question)).mappings()]
+        event_rows = [dict(r) for r in conn.execute(
+            sa.select(events).where(events.c.project_id == pid).order_by(events.c.id)).mappings()]
+    answer_rank = {r["id"]: i for i, r in enumerate(answer_rows)}
+    lease_rank = {r["id"]: i for i, r in enumerate(lease_rows)}
+    for r in item_rows:
+        if r["updated_at"] == r["created_at"]:
+            r["updated_at"] = None  # untouched since the import (its own clock)
+        del r["id"], r["project_id"], r["created_at"]
+    for r in answer_rows:
+        r.update(id=answer_rank[r["id"]], item_id=ext[r["item_id"]], lease_id=lease_rank.get(r["lease_id"]))
+        if r["idempotency_key"]:
+            r["idempotency_key"] = r["idempotency_key"].split("-", 1)[1]  # the run's prefix
+        del r["project_id"]
+    for r in lease_rows:
+        r.update(id=lease_rank[r["id"]], item_id=ext[r["item_id"]], answer_id=answer_rank.get(r["answer_id"]))
+        del r["project_id"], r["token_hash"]
+    for r in consensus_rows:
+        r["item_id"] = ext[r["item_id"]]
+        del r["project_id"]
+    for r in event_rows:
+        p = dict(r["payload"])
+        if "item_id" in p:
+            p["item_id"] = ext[p["item_id"]]
+        if "answer_id" in p:
+            p["answer_id"] = answer_rank[p["answer_id"]]
+        r["payload"] = p
+        if not (r["kind"] == "answer.created" or r["kind"].startswith("item.")):
+            r["created_at"] = None  # the import's own clock
+        del r["id"], r["project_id"]
+    return {"items": item_rows, "answers": answer_rows, "leases": lease_rows, "consensus": consensus_rows,
+            "events": event_rows}
+
+
+def _normal_result(res, ext: dict[int, str], answer_ids: dict[int, int]) -> Any:
+    body = res.json()
+    if res.status_code >= 400:
+        return res.status_code, body.get("code"), body.get("detail")
+    answer = dict(body["answer"])
+    answer["id"] = answer_ids.setdefault(answer["id"], len(answer_ids))
+    answer["item_id"] = ext[answer["item_id"]]
+    return res.status_code, answer, body["item_status"]
+
+
+def _run(factory, monkeypatch, clock, anns, *, fast: bool, schema: dict | None, values, n_items: int,
+         skills: bool, keys: bool, **spec: Any) -> tuple[list, dict]:
+    """Every annotator in turn leases and submits until no one gets work; returns the API
+    results and the table snapshot."""
+    monkeypatch.setattr(queue_service, "PG_MERGED_SUBMIT", fast)
+    clock()
+    project = factory.make_project(annotators=anns, schema=schema, **spec)
+    pid = project["id"]
+    factory.add_items(project, n_items)
+    if skills:
+        with factory.ctx.engine.begin() as conn:
+            conn.execute(annotator_skills.insert(), [
+                {"project_id": pid, "annotator_id": anns[0].id, "question": "sentiment", "accuracy": 0.95,
+                 "confusion": [[0.95, 0.05], [0.1, 0.9]], "n_answers": 12, "method": "ds", "updated_at": 1},
+                {"project_id": pid, "annotator_id": anns[1].id, "question": "sentiment", "accuracy": 0.6,
+                 "confusion": None, "n_answers": 3, "method": "gold", "updated_at": 1},
+            ])
+            conn.execute(project_models.insert().values(project_id=pid, question="sentiment", prior=[0.3, 0.7],
+                                                        method="ds", n_answers=10))
+    with factory.ctx.engine.connect() as conn:
+        ext = dict(conn.execute(sa.select(items.c.id, items.c.external_id).where(items.c.project_id == pid)).all())
+    apis = [factory.api_as(a) for a in anns]
+    results: list = []
+    answer_ids: dict[int, int] = {}
+    value_of = itertools.cycle(values)
+    for turn in itertools.count():
+        busy = False
+        for i, api in enumerate(apis):
+            res = api.post(f"/api/v1/projects/{pid}/next")
+            if res.status_code == 204:
+                continue
+            busy = True
+            token = res.json()["token"]
+            # Keys are per annotator across projects: each run has its own.
+            headers = {"Idempotency-Key": f"{fast}-k{turn}-{i}"} if keys and (turn + i) % 2 else {}
+            body = {"lease_token": token, "value": next(value_of)}
+            res = api.post(f"/api/v1/projects/{pid}/answers", json=body, headers=headers)
+            results.append(_normal_result(res, ext, answer_ids))
+            if headers and turn % 3 == 0:  # a retry with the key returns the original
+                res = api.post(f"/api/v1/projects/{pid}/answers", json=body, headers=headers)
+                results.append(_normal_result(res, ext, answer_ids))
+        if not busy or turn > 20:
+            break
+    return results, _snapshot(factory, pid)
+
+
+SCENARIOS: dict[str, dict[str, Any]] = {
+    "one_question": {"schema": None, "values": [POS, NEG, POS, POS, NEG], "n_items": 4, "skills": False,
+                     "keys": False, "overlap_min": 2, "overlap_max": 3},
+    "skills_prior_and_keys": {"schema": None, "values": [POS, NEG, NEG, POS], "n_items": 3, "skills": True,
+                              "keys": True, "overlap_min": 2, "overlap_max": 4},
+    "two_questions": {"schema": TWO_CHOICE, "values": [{"sentiment": "positive", "topic": "a"},
+                                                       {"sentiment": "negative", "topic": "a"},
+                                                       {"sentiment": "positive", "topic": "c"}],
+                      "n_items": 3, "skills": True, "keys": True, "overlap_min": 1, "overlap_max": 3},
+    "mixed_kinds_use_generic": {"schema": MIXED, "values": [{"sentiment": "positive", "score": 4},
+                                                            {"sentiment": "negative", "score": 2}],
+                                "n_items": 2, "skills": False, "keys": False, "overlap_min": 2, "overlap_max": 3},
+}
+
+
+@pytest.mark.parametrize("name", sorted(SCENARIOS))
+def test_merged_path_writes_what_the_generic_path_writes(factory, monkeypatch, clock, name):
+    anns = [factory.make_user() for _ in range(4)]
+    spec = SCENARIOS[name]
+    fast_results, fast_rows = _run(factory, monkeypatch, clock, anns, fast=True, **spec)
+    slow_results, slow_rows = _run(factory, monkeypatch, clock, anns, fast=False, **spec)
+    assert fast_results and all(r[0] == 201 for r in fast_results)
+    assert fast_results == slow_results
+    for table in fast_rows:
+        assert fast_rows[table] == slow_rows[table], table
+    assert fast_rows["consensus"] and fast_rows["events"]
+    assert any(r["status"] != "open" for r in fast_rows["items"])
+
+
+def _lease(ctx, actor, pid):
+    lease = queue_service.lease_next(ctx, actor, pid)
+    assert lease is not None
+    return lease
+
+
+def test_common_submit_is_three_statements(factory, statements):
+    anns = [factory.make_user() for _ in range(2)]
+    project = factory.make_project(annotators=anns, overlap_min=2, overlap_max=3)
+    factory.add_items(project, 2)
+    ctx, pid = factory.ctx, project["id"]
+    counts = {}
+    for fast in (True, False):
+        queue_service.PG_MERGED_SUBMIT = fast
+        try:
+            lease = _lease(ctx, anns[0 if fast else 1], pid)
+            before = statements[0]
+            queue_service.submit_answer(ctx, anns[0 if fast else 1], pid, lease["token"], POS, 10, "key-1")
+            counts[fast] = statements[0] - before
+        finally:
+            queue_service.PG_MERGED_SUBMIT = True
+    # Merged: load+lock, count+insert+fetch, consensus+state+events (plus BEGIN and COMMIT).
+    assert counts[True] == 3
+    assert counts[False] >= 9
+
+
+def _items(factory, pid):
+    with factory.ctx.engine.connect() as conn:
+        return [dict(r) for r in conn.execute(sa.select(items).where(items.c.project_id == pid)
+                                              .order_by(items.c.id)).mappings()]
+
+
+def _leases(factory, pid):
+    with factory.ctx.engine.connect() as conn:
+        return [dict(r) for r in conn.execute(sa.select(leases).where(leases.c.project_id == pid)
+                                              .order_by(leases.c.id)).mappings()]
+
+
+def _count(factory, table, pid):
+    with factory.ctx.engine.connect() as conn:
+        return conn.execute(sa.select(sa.func.count()).select_from(table).where(table.c.project_id == pid)).scalar()
+
+
+@pytest.mark.parametrize("fast", [True, False])
+def test_count_refused_is_409_max_overlap_reached(factory, monkeypatch, fast):
+    monkeypatch.setattr(queue_service, "PG_MERGED_SUBMIT", fast)
+    anns = [factory.make_user()]
+    project = factory.make_project(annotators=anns, overlap_min=2, overlap_max=2)
+    factory.add_items(project, 1)
+    ctx, pid = factory.ctx, project["id"]
+    lease = _lease(ctx, anns[0], pid)
+    # Behind the queue's back: the item is full although the lease is live.
+    with factory.ctx.engine.begin() as conn:
+        conn.execute(items.update().where(items.c.project_id == pid).values(reserved=0, answer_count=2))
+    before = (_items(factory, pid), _leases(factory, pid), _count(factory, events, pid))
+    with pytest.raises(GoldlabelError) as err:
+        queue_service.submit_answer(ctx, anns[0], pid, lease["token"], POS)
+    assert err.value.code == "max_overlap_reached" and err.value.status == 409
+    assert err.value.detail == "the item already has its maximum number of answers"
+    assert (_items(factory, pid), _leases(factory, pid), _count(factory, events, pid)) == before
+    assert _count(factory, answers, pid) == 0
+
+
+@pytest.mark.parametrize("fast", [True, False])
+@pytest.mark.parametrize("conflict_on", ["item", "key"])
+def test_insert_conflict_is_409_duplicate_answer_and_rolls_back(factory, monkeypatch, fast, conflict_on):
+    monkeypatch.setattr(queue_service, "PG_MERGED_SUBMIT", fast)
+    anns = [factory.make_user()]
+    project = factory.make_project(annotators=anns, overlap_min=3, overlap_max=3)
+    factory.add_items(project, 2)
+    ctx, pid = factory.ctx, project["id"]
+    lease = _lease(ctx, anns[0], pid)
+    item_id = lease["item"]["id"]
+    other = next(r["id"] for r in _items(factory, pid) if r["id"] != item_id)
+    t = now_ms()
+    with factory.ctx.engine.begin() as conn:
+        # An answer appears behind the queue's back: on the same item (Q2), or on another item
+        # with the same Idempotency-Key, committed after this submit's key check.
+        conn.execute(answers.insert().values(
+            project_id=pid, item_id=item_id if conflict_on == "item" else other, annotator_id=anns[0].id,
+            value=POS, status="submitted", created_at=t, updated_at=t, idempotency_key=None))
+    key = None
+    if conflict_on == "key":
+        key = "k1"
+        # Make the key check miss (as a concurrent commit would) so the INSERT is what refuses.
+        real = queue_pg.load_for_submit
+
+        def load(*a, **k):
+            out = real(*a, **k)
+            with factory.ctx.engine.begin() as conn:
+                conn.execute(answers.update().where(answers.c.item_id == other).values(idempotency_key="k1"))
+            return out
+
+        monkeypatch.setattr(queue_pg, "load_for_submit", load)
+        if not fast:
+            monkeypatch.setattr(queue_service.queue_store, "fetch_answer_by_idempotency_key", lambda *a: None)
+            with factory.ctx.engine.begin() as conn:
+                conn.execute(answers.update().where(answers.c.item_id == other).values(idempotency_key="k1"))
+    before = (_items(factory, pid), _leases(factory, pid), _count(factory, events, pid))
+    with pytest.raises(GoldlabelError) as err:
+        queue_service.submit_answer(ctx, anns[0], pid, lease["token"], POS, None, key)
+    assert err.value.code == "duplicate_answer" and err.value.status == 409
+    assert err.value.detail == "you have already answered this item"
+    # The count was rolled back; nothing else was written.
+    assert (_items(factory, pid), _leases(factory, pid), _count(factory, events, pid)) == before
+    assert _count(factory, answers, pid) == 1
+
+
+def _submit_outcome(ctx, pid, got, prefix, actor, token, key=None, value=POS) -> None:
+    key = key and prefix + key  # Idempotency-Keys are per annotator across projects
+    try:
+        r = queue_service.submit_answer(ctx, actor, pid, token, value, 5, key)
+        got.append(("ok", r["answer"]["value"], r["item_status"], r["answer"]["duration_ms"]))
+    except GoldlabelError as exc:
+        got.append(("err", exc.code, exc.status, exc.detail))
+
+
+@pytest.mark.parametrize("case", ["retry_same_token", "retry_same_key", "key_reused", "skipped", "expired_late",
+                                  "expired_no_slot", "gold", "wrong_annotator", "not_member"])
+def test_rare_paths_answer_as_the_generic_path(factory, monkeypatch, clock, case):
+    """The cases the merged path leaves to the generic statements give the same results and rows."""
+    anns = [factory.make_user() for _ in range(3)]
+    outsider = factory.make_user()
+    outcomes = {}
+    for fast in (True, False):
+        monkeypatch.setattr(queue_service, "PG_MERGED_SUBMIT", fast)
+        clock()
+        settings = {"qualification_gold": 2, "gold_rate": 0.5} if case == "gold" else {}
+        project = factory.make_project(annotators=anns, overlap_min=1 if case == "expired_no_slot" else 2,
+                                       overlap_max=2, settings=settings)
+        pid = project["id"]
+        if case == "gold":
+            factory.add_items(project, 2, gold=POS)
+        else:
+            factory.add_items(project, 2)
+        ctx = factory.ctx
+        got: list = []
+        submit = functools.partial(_submit_outcome, ctx, pid, got, f"{fast}-")
+
+        a = _lease(ctx, anns[0], pid)
+        if case == "retry_same_token":
+            submit(anns[0], a["token"])
+            submit(anns[0], a["token"], value=NEG)
+        elif case == "retry_same_key":
+            submit(anns[0], a["token"], "k")
+            submit(anns[0], a["token"], "k")
+        elif case == "key_reused":
+            b = _lease(ctx, anns[0], pid)
+            submit(anns[0], a["token"], "k")
+            submit(anns[0], b["token"], "k")
+        elif case == "skipped":
+            queue_service.skip_item(ctx, anns[0], pid, a["token"])
+            submit(anns[0], a["token"])
+        elif case in ("expired_late", "expired_no_slot"):
+            with ctx.engine.begin() as conn:
+                conn.execute(leases.update().where(leases.c.project_id == pid).values(expires_at=1))
+            if case == "expired_no_slot":
+                b = _lease(ctx, anns[1], pid)  # takes the reaped slot (target 1)
+                submit(anns[1], b["token"])
+            submit(anns[0], a["token"])
+        elif case == "gold":
+            submit(anns[0], a["token"])
+            b = _lease(ctx, anns[1], pid)
+            submit(anns[1], b["token"], value=NEG)
+        elif case == "wrong_annotator":
+            submit(anns[1], a["token"])
+            submit(anns[0], "lt_nonexistent")
+        elif case == "not_member":
+            submit(outsider, a["token"])
+        outcomes[fast] = (got, _snapshot(factory, pid))
+    assert outcomes[True][0] == outcomes[False][0]
+    for table in outcomes[True][1]:
+        assert outcomes[True][1][table] == outcomes[False][1][table], table
+
+
+def test_load_for_submit_locks_the_lease_and_item(factory):
+    """Another transaction cannot change the lease or the item until the submit commits."""
+    anns = [factory.make_user()]
+    project = factory.make_project(annotators=anns)
+    factory.add_items(project, 1)
+    ctx, pid = factory.ctx, project["id"]
+    lease = _lease(ctx, anns[0], pid)
+    with write_tx(ctx.engine) as conn:
+        project_row, role, lease_row, item_row, key_seen = queue_pg.load_for_submit(
+            conn, pid, anns[0].id, queue_service._hash(lease["token"]), None)
+        assert project_row["id"] == pid and role == "annotator" and not key_seen
+        assert lease_row["status"] == "active" and item_row["id"] == lease["item"]["id"]
+        with ctx.engine.connect() as other:
+            for stmt in (leases.update().where(leases.c.id == lease_row["id"]).values(status="expired"),
+                         items.update().where(items.c.id == item_row["id"]).values(priority=5)):
+                with pytest.raises(sa.exc.OperationalError, match="lock timeout"), other.begin():
+                    other.exec_driver_sql("SET LOCAL lock_timeout = '100ms'")
+                    other.execute(stmt)
+    with write_tx(ctx.engine) as conn:
+        assert queue_pg.load_for_submit(conn, pid + 1000, anns[0].id, "x", None)[0] is None
+        p, role, lease_row, item_row, _ = queue_pg.load_for_submit(conn, pid, anns[0].id, "nope", None)
+        assert p["id"] == pid and lease_row is None and item_row is None
+
+
+def test_non_finite_consensus_falls_back(factory):
+    anns = [factory.make_user()]
+    project = factory.make_project(annotators=anns)
+    factory.add_items(project, 1)
+    item_id = _items(factory, project["id"])[0]["id"]
+    row = {"question": "sentiment", "value": "positive", "confidence": math.nan, "method": "posterior",
+           "contributions": None, "agreement": 1.0, "updated_at": 1, "status": "open"}
+    with write_tx(factory.ctx.engine) as conn:
+        assert not queue_pg.write_after_answer(conn, item_id=item_id, project_id=project["id"], rows=[row],
+                                               state=None, events=[], now=1)
+    assert _count(factory, consensus, project["id"]) == 0
