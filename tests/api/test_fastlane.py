@@ -206,11 +206,11 @@ def test_a_busy_loop_flushes_in_a_thread(factory, setup):
     api.post(f"{base}/next")  # token verified
     lease = api.post(f"{base}/next").json()
     before = lane_counts(factory)
-    lane._active = 1  # as if another request were in the middle of its call  # noqa: SLF001
+    lane._active = 1  # as if another request were in the middle of its call
     try:
         res = api.post(f"{base}/answers", json={"lease_token": lease["token"], "value": POSITIVE})
     finally:
-        lane._active = 0  # noqa: SLF001
+        lane._active = 0
     assert res.status_code == 201, res.text
     sqlite = factory.ctx.engine.dialect.name == "sqlite"
     after = lane_counts(factory)
@@ -240,7 +240,7 @@ def test_group_flush_shares_flushes_and_never_an_earlier_one(monkeypatch):
     counts = {"flushed_inline": 0, "flushed_in_thread": 0}
 
     async def main() -> list[int]:
-        group = fastlane._GroupFlush(object(), counts)  # noqa: SLF001
+        group = fastlane._GroupFlush(object(), counts)
         first = asyncio.ensure_future(group.flush(alone=False))
         await asyncio.sleep(0.05)
         assert started == [0]
@@ -270,7 +270,7 @@ def test_group_flush_alone_runs_inline_and_errors_reach_every_waiter(monkeypatch
     calls: list[str] = []
     monkeypatch.setattr(fastlane, "flush_wal", lambda _engine: calls.append("ok"))
     counts = {"flushed_inline": 0, "flushed_in_thread": 0}
-    group = fastlane._GroupFlush(object(), counts)  # noqa: SLF001
+    group = fastlane._GroupFlush(object(), counts)
     asyncio.run(group.flush(alone=True))
     assert calls == ["ok"] and counts == {"flushed_inline": 1, "flushed_in_thread": 0}
 

@@ -82,9 +82,8 @@ def test_errors_are_sqlalchemy_errors(ctx, factory):
             row = conn.execute(sa.select(items).where(items.c.project_id == project["id"])).mappings().one()
             dup.first(conn, {c: row[c] for c in ("project_id", "external_id", "data", "target_overlap",
                                                   "overlap_max", "created_at", "updated_at")})
-    with pytest.raises(sa.exc.DBAPIError):
-        with ctx.engine.begin() as conn:
-            Hot(sa.text("SELECT * FROM no_such_table")).all(conn, {})
+    with pytest.raises(sa.exc.DBAPIError), ctx.engine.begin() as conn:
+        Hot(sa.text("SELECT * FROM no_such_table")).all(conn, {})
 
 
 def test_outside_a_transaction_goes_through_execute(ctx, factory):

@@ -41,17 +41,20 @@ def fetch_project_role(conn: Connection, actor: Actor, project_id: int) -> str |
 def load_project(conn: Connection, actor: Actor, project_id: int, need: str) -> dict:
     """The project, if ``actor`` may ``need`` it (view | annotate | review | manage)."""
     project, role = project_store.fetch_project_with_role(conn, project_id, actor.id)
-    return _authorize(actor, project, role, need)
+    return authorize(actor, project, role, need)
 
 
 def load_project_to_annotate(conn: Connection, actor: Actor, project_id: int) -> tuple[dict, dict | None]:
     """``load_project(..., "annotate")`` and the actor's annotator standing in the project
     (``{"status", "n_gold"}`` or None), in one statement: the lease path runs it every time."""
     project, role, standing = project_store.fetch_project_role_standing(conn, project_id, actor.id)
-    return _authorize(actor, project, role, "annotate"), standing
+    return authorize(actor, project, role, "annotate"), standing
 
 
-def _authorize(actor: Actor, project: dict | None, role: str | None, need: str) -> dict:
+def authorize(actor: Actor, project: dict | None, role: str | None, need: str) -> dict:
+    """``project`` if ``actor`` (with membership ``role`` in it) may ``need`` it: what
+    ``load_project`` checks, for a caller that read the project and role in a statement of its
+    own (404 for a non-member or a missing project, 403 for a role too low)."""
     if actor.is_admin:
         role = "admin"
     if project is None or role is None:

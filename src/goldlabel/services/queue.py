@@ -17,14 +17,12 @@ import sqlalchemy as sa
 from goldlabel.domain.errors import conflict, not_found
 from goldlabel.domain.queue_policy import AnnotatorProgress, QueuePolicy, pick_next
 from goldlabel.domain.stopping import decide_status
-from goldlabel.services.access import Actor, load_project, load_project_to_annotate
-from goldlabel.services.access import _authorize as authorize
 from goldlabel.services import quality as quality_service
+from goldlabel.services.access import Actor, authorize, load_project, load_project_to_annotate
 from goldlabel.services.context import Context
 from goldlabel.storage import items as item_store
 from goldlabel.storage import queue as queue_store
-from goldlabel.storage import queue_pg
-from goldlabel.storage import records
+from goldlabel.storage import queue_pg, records
 from goldlabel.storage.engine import now_ms, read_tx, write_tx
 
 LEASE_TOKEN_PREFIX = "lt_"

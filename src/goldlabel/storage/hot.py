@@ -41,7 +41,7 @@ def _getter(names: tuple[str, ...]) -> Callable[[Mapping[str, Any]], tuple[Any, 
 
 
 class _Compiled:
-    __slots__ = ("sql", "positional", "names", "order", "defaults", "binds", "result_types", "results")
+    __slots__ = ("binds", "defaults", "names", "order", "positional", "result_types", "results", "sql")
 
     def __init__(self, stmt: sa.Executable, dialect: Dialect, keys: tuple[str, ...] | None) -> None:
         compiled: SQLCompiler = stmt.compile(dialect=dialect, column_keys=list(keys) if keys is not None else None)
@@ -95,7 +95,7 @@ class _Compiled:
 class Hot:
     """A Core statement run on the DB-API cursor of the connection's open transaction."""
 
-    __slots__ = ("stmt", "_cache", "_by_keys")
+    __slots__ = ("_by_keys", "_cache", "stmt")
 
     def __init__(self, stmt: sa.Executable) -> None:
         self.stmt = stmt
