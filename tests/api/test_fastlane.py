@@ -21,10 +21,8 @@ POSITIVE = {"sentiment": "positive"}
 
 
 def fast_lane(app) -> AnnotateFastLane:
-    layer = app.middleware_stack
-    while layer is not None and not isinstance(layer, AnnotateFastLane):
-        layer = getattr(layer, "app", None)
-    assert layer is not None, "the fast lane is not installed"
+    layer = app.fast_lane
+    assert isinstance(layer, AnnotateFastLane), "the fast lane is not installed"
     return layer
 
 
@@ -311,3 +309,48 @@ def test_other_annotators_just_now_send_the_flush_to_a_thread(factory, setup):
     assert after["flushed_in_thread"] - before["flushed_in_thread"] == (1 if sqlite else 0)
     assert after["flushed_inline"] == before["flushed_inline"]
     other_conn.close()
+
+
+def test_unexpected_error_in_the_fast_lane_is_a_logged_problem_500(factory, setup, monkeypatch, caplog):
+    """The fast lane sits in front of the framework's error middleware: it answers an
+    unexpected error itself, as the app's handler for Exception does."""
+    from goldlabel.services import queue as queue_service
+
+    project, (api, _) = setup
+    base = f"{PREFIX}/projects/{project['id']}"
+    api.post(f"{base}/next")  # token verified: the next request takes the fast lane
+
+    def broken(*_args, **_kwargs):
+        raise RuntimeError("disk on fire")
+
+    monkeypatch.setattr(queue_service, "lease_next", broken)
+    before = lane_counts(factory)
+    with caplog.at_level("ERROR", logger="goldlabel.api"):
+        res = api.post(f"{base}/next")
+    assert lane_counts(factory)["inline"] + lane_counts(factory)["thread"] > before["inline"] + before["thread"]
+    assert res.status_code == 500
+    assert res.headers["content-type"] == "application/problem+json"
+    assert res.json()["code"] == "internal_error" and "disk on fire" not in res.text
+    assert_security_headers(res)
+    assert any("unhandled error" in r.getMessage() and r.exc_info for r in caplog.records)
+
+
+def test_with_opentelemetry_configured_every_request_takes_the_framework(factory, setup, monkeypatch):
+    """FastAPI's native telemetry traces what goes through the framework: when it is on, the
+    annotate loop's requests go there too (served by the routes, same answers)."""
+    project, (api, _) = setup
+    base = f"{PREFIX}/projects/{project['id']}"
+    api.post(f"{base}/next")
+    app = factory.app
+    monkeypatch.setattr(app._native_telemetry, "enabled", lambda: True)  # noqa: SLF001
+    monkeypatch.setattr(app, "_telemetry_checked_until", 0.0)
+    before = lane_counts(factory)
+    lease = api.post(f"{base}/next")
+    answered = api.post(f"{base}/answers", json={"lease_token": lease.json()["token"], "value": POSITIVE})
+    assert lease.status_code == 200 and answered.status_code == 201, answered.text
+    assert lane_counts(factory) == before  # the fast lane saw neither request
+    monkeypatch.setattr(app._native_telemetry, "enabled", lambda: False)  # noqa: SLF001
+    monkeypatch.setattr(app, "_telemetry_checked_until", 0.0)
+    api.post(f"{base}/next")
+    after = lane_counts(factory)
+    assert after["inline"] + after["thread"] == before["inline"] + before["thread"] + 1

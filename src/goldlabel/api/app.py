@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import gc
+import time
 from contextlib import asynccontextmanager
+from functools import partial
 
 from fastapi import APIRouter, FastAPI
+from starlette.types import Receive, Scope, Send
 
 from goldlabel import __version__
 from goldlabel.api.fastlane import AnnotateFastLane
@@ -18,9 +21,44 @@ from goldlabel.storage.migrate import upgrade_database
 from goldlabel.web import install_web
 
 API_PREFIX = "/api/v1"
+# How long a reading of "is OpenTelemetry configured?" holds (see GoldlabelApp).
+TELEMETRY_RECHECK_S = 1.0
 
 
-def create_app(settings: Settings | None = None, *, context: Context | None = None, migrate: bool = True) -> FastAPI:
+class GoldlabelApp(FastAPI):
+    """FastAPI with the annotate loop's fast lane in front of all of it.
+
+    FastAPI's own outer layers (its OpenTelemetry check, the server-error, telemetry and
+    body-limit middleware) cost each request about 25 Python calls: in front of them the fast
+    lane saves a lease + submit cycle 50 of its 1,025 (cProfile; the CPU A/B over HTTP is inside
+    this machine's noise). What the fast lane does not take goes through all of FastAPI as
+    before. When OpenTelemetry is
+    configured (FastAPI's native telemetry says so; read at most once a second) every request
+    takes the framework's path, so the annotate loop's requests are traced like the others.
+    """
+
+    fast_lane: AnnotateFastLane | None = None
+    _telemetry_checked_until = 0.0
+    _telemetry_enabled = False
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        lane = self.fast_lane
+        if lane is not None and scope["type"] == "http" and not self._telemetry_on():
+            await lane(scope, receive, send)
+            return
+        await super().__call__(scope, receive, send)
+
+    def _telemetry_on(self) -> bool:
+        now = time.monotonic()
+        if now >= self._telemetry_checked_until:
+            native = getattr(self, "_native_telemetry", None)
+            self._telemetry_enabled = bool(native is not None and native.enabled())
+            self._telemetry_checked_until = now + TELEMETRY_RECHECK_S
+        return self._telemetry_enabled
+
+
+def create_app(settings: Settings | None = None, *, context: Context | None = None,
+               migrate: bool = True) -> GoldlabelApp:
     """Build the ASGI app. ``migrate=True`` brings the schema up to date at construction."""
     ctx = context or Context.from_settings(settings or Settings.from_env())
     if migrate:
@@ -45,7 +83,7 @@ def create_app(settings: Settings | None = None, *, context: Context | None = No
         if context is None:
             ctx.close()
 
-    app = FastAPI(
+    app = GoldlabelApp(
         title="goldlabel",
         version=__version__,
         description="Self-hosted data engine for high-quality training labels.",
@@ -61,8 +99,9 @@ def create_app(settings: Settings | None = None, *, context: Context | None = No
         api.include_router(module.router)
     app.include_router(api)
     install_web(app)
-    # Outermost of our middleware (added last): the annotate loop's hot requests skip the rest.
-    app.add_middleware(AnnotateFastLane, context=ctx)
+    # In front of the whole app: the annotate loop's hot requests skip the framework; anything
+    # else the fast lane hands to FastAPI itself.
+    app.fast_lane = AnnotateFastLane(partial(FastAPI.__call__, app), context=ctx)
 
     @app.get("/healthz", include_in_schema=False)
     def healthz() -> dict:

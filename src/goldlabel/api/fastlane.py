@@ -19,6 +19,7 @@ CSRF, validation errors):
 from __future__ import annotations
 
 import asyncio
+import logging
 import re
 import time
 from collections.abc import Callable
@@ -30,7 +31,7 @@ from pydantic import ValidationError
 from starlette.concurrency import run_in_threadpool
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from goldlabel.api.problems import MEDIA_TYPE, domain_problem_body
+from goldlabel.api.problems import MEDIA_TYPE, domain_problem_body, problem_body
 from goldlabel.domain.errors import GoldlabelError
 from goldlabel.schemas import AnswerSubmit
 from goldlabel.services import queue as queue_service
@@ -40,6 +41,7 @@ from goldlabel.storage.engine import flush_after, flush_wal, uncontended
 from goldlabel.web.security import SECURITY_HEADERS, read_body, replay
 
 T = TypeVar("T")
+log = logging.getLogger("goldlabel.api")
 
 _PATH = re.compile(r"/api/v1/projects/([1-9][0-9]{0,17})/(next|answers)")
 # Larger answers (long texts, many boxes) take the framework's path; it has no cap of its own.
@@ -165,6 +167,9 @@ class AnnotateFastLane:
         except GoldlabelError as exc:
             await _send_problem(send, exc)
             return
+        except Exception as exc:  # noqa: BLE001 - as the app's handler for Exception does
+            await _send_unexpected(send, exc)
+            return
         if lease is None:
             await _send(send, 204, b"", _EMPTY)
         else:
@@ -179,6 +184,9 @@ class AnnotateFastLane:
             )  # fmt: skip
         except GoldlabelError as exc:
             await _send_problem(send, exc)
+            return
+        except Exception as exc:  # noqa: BLE001 - as the app's handler for Exception does
+            await _send_unexpected(send, exc)
             return
         await _send(send, 201, orjson.dumps(result), _JSON)
 
@@ -250,6 +258,14 @@ async def _send(send: Send, status: int, body: bytes, headers: list[tuple[bytes,
         all_headers += extra
     await send({"type": "http.response.start", "status": status, "headers": all_headers})
     await send({"type": "http.response.body", "body": body})
+
+
+async def _send_unexpected(send: Send, exc: Exception) -> None:
+    # The fast lane sits in front of the framework's error middleware: it logs and answers an
+    # unexpected error the way api/problems.py's handler for Exception does.
+    log.exception("unhandled error", exc_info=exc)
+    body = problem_body(500, "internal_error", "an unexpected error occurred; it has been logged")
+    await _send(send, 500, orjson.dumps(body), _PROBLEM)
 
 
 async def _send_problem(send: Send, exc: GoldlabelError) -> None:
