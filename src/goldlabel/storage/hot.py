@@ -1,6 +1,6 @@
 """The annotate loop's statements, compiled once and run on the driver's cursor.
 
-A lease + submit cycle runs about sixteen short statements. Through ``Connection.execute``
+A lease + submit cycle runs 14 short statements on SQLite. Through ``Connection.execute``
 each paid 15-25 µs of SQLAlchemy's per-call work (cache-key lookup, execution context, event
 dispatch, result wrapper) around SQLite's own 5-15 µs: the largest single share of the server's
 CPU per cycle (profile in docs/benchmarks.md, "Annotate loop"). :class:`Hot` keeps SQLAlchemy
@@ -12,8 +12,9 @@ UPDATE, per set of parameter names), and each call binds values and runs the dri
 Only for statements without expanding (``IN``) or post-compile parameters; anything else is
 refused when first compiled. The compiled form is kept per dialect name, with the bind and
 result processors of the first engine that ran it: the engines of one backend must agree on
-their JSON serializer (``storage.engine`` builds them all with the same one). Outside a transaction the statement goes through
-``Connection.execute`` as usual, so autobegin and SQLite's ``BEGIN`` hook still apply.
+their JSON serializer (``storage.engine`` builds them all with the same one). Outside a
+transaction the statement goes through ``Connection.execute`` as usual, so autobegin and
+SQLite's ``BEGIN`` hook still apply.
 """
 
 from __future__ import annotations
