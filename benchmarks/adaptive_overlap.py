@@ -117,7 +117,7 @@ class Skills:
         self.confusions = np.where(n > 0, mixed, self.default)
         answered = np.bincount(data.item[used], minlength=data.n_items) > 0
         prior = np.asarray(model.probas_, dtype=float)[answered].mean(axis=0)
-        prior = 0.98 * prior + 0.02 / data.n_classes  # as services.quality._prior
+        prior = 0.98 * prior + 0.02 / data.n_classes  # as services.posterior._prior
         self.prior = prior / prior.sum()
         temperatures = getattr(model, "temperatures_", None)
         self.temperature = float(temperatures[0]) if self.temper and temperatures else 1.0

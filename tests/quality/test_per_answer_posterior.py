@@ -9,7 +9,7 @@ import pytest
 from goldlabel.domain.label_schema import LabelSchema
 from goldlabel.quality import confusions_from_skills, item_posterior
 from goldlabel.quality.skill import default_confusion, default_log_likelihoods
-from goldlabel.services.quality import _confusions, _prior, item_consensus
+from goldlabel.services.posterior import _confusions, _prior, item_consensus
 
 
 def plain_confusions(skills, n_labels):

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 from goldlabel.quality import confusions_from_skills
-from goldlabel.services.quality import _confusions
+from goldlabel.services.posterior import _confusions
 
 PERFECT = np.eye(2).tolist()
 

@@ -73,7 +73,7 @@ __all__ = [
     "refit_kinds", "refit_question", "spans_consensus", "text_consensus",
 ]
 
-#: the kinds this module aggregates (choice stays in services.quality)
+#: the kinds this module aggregates (choice stays in services.posterior)
 KINDS = ("multi_choice", "rating", "text", "ranking", "spans", "boxes")
 #: kinds whose per-answer update reads learned one-coin accuracies stored by the re-fit
 LEARNED_SKILL_KINDS = ("multi_choice", "ranking", "spans")

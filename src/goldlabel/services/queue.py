@@ -17,6 +17,7 @@ import sqlalchemy as sa
 from goldlabel.domain.errors import conflict, not_found
 from goldlabel.domain.queue_policy import AnnotatorProgress, QueuePolicy, pick_next
 from goldlabel.domain.stopping import decide_status
+from goldlabel.services import posterior
 from goldlabel.services import quality as quality_service
 from goldlabel.services.access import Actor, authorize, load_project, load_project_to_annotate
 from goldlabel.services.context import Context
@@ -289,7 +290,7 @@ def _gold_status_as_seen(ctx: Context, conn: sa.Connection, project: dict, item_
     shown the status a normal item would have with the gold item's first answers, at most the
     project's max overlap of them, decided by the same rule."""
     first = queue_store.fetch_first_answers(conn, item_id, project["overlap_max"])
-    _rows, smallest = quality_service.item_consensus(ctx, conn, project, first, now)
+    _rows, smallest = posterior.item_consensus(ctx, conn, project, first, now)
     status, _target = decide_status(
         np.array([len(first)]),
         np.array([smallest]),
