@@ -161,14 +161,21 @@ class AnnotateFastLane:
             return
         await self._answers(actor, project_id, submitted, idempotency_key, send)
 
-    async def _next(self, actor: Any, project_id: int, send: Send) -> None:
+    async def _serve(self, send: Send, fn: Callable[..., T], *args: Any) -> tuple[bool, T | None]:
+        """(True, the service's result), or (False, None) once its error has been answered:
+        problem+json for a domain error; for anything else, logged and 500 as the app's handler
+        for Exception does (the fast lane is in front of the framework's error middleware)."""
         try:
-            lease = await self._run(queue_service.lease_next, self.context, actor, project_id)
+            return True, await self._run(fn, *args)
         except GoldlabelError as exc:
             await _send_problem(send, exc)
-            return
         except Exception as exc:  # noqa: BLE001 - as the app's handler for Exception does
             await _send_unexpected(send, exc)
+        return False, None
+
+    async def _next(self, actor: Any, project_id: int, send: Send) -> None:
+        ok, lease = await self._serve(send, queue_service.lease_next, self.context, actor, project_id)
+        if not ok:
             return
         if lease is None:
             await _send(send, 204, b"", _EMPTY)
@@ -177,18 +184,12 @@ class AnnotateFastLane:
 
     async def _answers(self, actor: Any, project_id: int, body: AnswerSubmit, idempotency_key: str | None,
                        send: Send) -> None:
-        try:
-            result = await self._run(
-                queue_service.submit_answer, self.context, actor, project_id,
-                body.lease_token, body.value, body.duration_ms, idempotency_key,
-            )  # fmt: skip
-        except GoldlabelError as exc:
-            await _send_problem(send, exc)
-            return
-        except Exception as exc:  # noqa: BLE001 - as the app's handler for Exception does
-            await _send_unexpected(send, exc)
-            return
-        await _send(send, 201, orjson.dumps(result), _JSON)
+        ok, result = await self._serve(
+            send, queue_service.submit_answer, self.context, actor, project_id,
+            body.lease_token, body.value, body.duration_ms, idempotency_key,
+        )  # fmt: skip
+        if ok:
+            await _send(send, 201, orjson.dumps(result), _JSON)
 
 
 class _GroupFlush:
@@ -261,8 +262,6 @@ async def _send(send: Send, status: int, body: bytes, headers: list[tuple[bytes,
 
 
 async def _send_unexpected(send: Send, exc: Exception) -> None:
-    # The fast lane sits in front of the framework's error middleware: it logs and answers an
-    # unexpected error the way api/problems.py's handler for Exception does.
     log.exception("unhandled error", exc_info=exc)
     body = problem_body(500, "internal_error", "an unexpected error occurred; it has been logged")
     await _send(send, 500, orjson.dumps(body), _PROBLEM)
