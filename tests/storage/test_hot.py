@@ -99,3 +99,22 @@ def test_refuses_expanding_parameters(ctx):
     stmt = sa.select(items.c.id).where(items.c.id.in_(sa.bindparam("ids", expanding=True)))
     with ctx.engine.begin() as conn, pytest.raises(ValueError, match="expanding"):
         Hot(stmt).all(conn, {"ids": [1, 2]})
+
+
+def test_result_shape_is_read_once_per_statement(ctx, factory):
+    """The column names and decoders come from the first run's cursor.description and are
+    kept (psycopg builds description afresh on every access); later runs decode the same way,
+    and a statement without a result set keeps returning no rows."""
+    project = _project_with_items(factory, 2)
+    select = Hot(sa.select(items.c.id, items.c.data, items.c.is_gold).where(items.c.project_id == sa.bindparam("p"))
+                 .order_by(items.c.id))
+    bump = Hot(items.update().where(items.c.project_id == sa.bindparam("p")).values(priority=items.c.priority + 1))
+    with ctx.engine.begin() as conn:
+        first = select.all(conn, {"p": project["id"]})
+        (compiled,) = select._cache.values()
+        assert compiled.results is not None and compiled.results[0] == ("id", "data", "is_gold")
+        again = select.all(conn, {"p": project["id"]})
+        assert bump.all(conn, {"p": project["id"]}) == [] and bump.all(conn, {"p": project["id"]}) == []
+    assert again == first and again[1]["data"] == {"text": "item 1"} and again[1]["is_gold"] is False
+    (bump_compiled,) = bump._cache.values()
+    assert bump_compiled.results == (None, ())

@@ -70,7 +70,7 @@ class _Compiled:
             [c.type for c in columns],
             {c.keyname: c.type for c in columns},
         )
-        self.results: tuple[tuple[str, ...], tuple[_Proc, ...]] | None = None
+        self.results: tuple[tuple[str, ...] | None, tuple[_Proc, ...]] | None = None
 
     def params(self, given: Mapping[str, Any]) -> Any:
         values = {**self.defaults, **given}
@@ -81,8 +81,17 @@ class _Compiled:
             return self.order(values)
         return values
 
-    def result_shape(self, description: Any, dialect: Dialect) -> tuple[tuple[str, ...], tuple[_Proc, ...]]:
+    def result_shape(self, cursor: Any, dialect: Dialect) -> tuple[tuple[str, ...] | None, tuple[_Proc, ...]]:
+        """(column names, result processors) of the statement's rows; names None for a
+        statement without a result set. Worked out from the first run's ``cursor.description``
+        and kept: the same SQL always returns the same columns, and psycopg builds
+        ``description`` afresh on every access, a Column object per column (a sixth of the
+        server's CPU in the PostgreSQL annotate loop, with 180 columns a cycle)."""
         if self.results is None:
+            description = cursor.description
+            if description is None:
+                self.results = (None, ())
+                return self.results
             by_position, by_name = self.result_types
             names = tuple(d[0] for d in description)
             procs: list[_Proc] = []
@@ -131,9 +140,9 @@ class Hot:
             return [dict(r) for r in conn.execute(self.stmt, dict(params)).mappings()]
         cursor, compiled = self._run(conn, params)
         try:
-            if cursor.description is None:
+            names, procs = compiled.result_shape(cursor, conn.dialect)
+            if names is None:
                 return []
-            names, procs = compiled.result_shape(cursor.description, conn.dialect)
             rows = cursor.fetchall()
         finally:
             cursor.close()
