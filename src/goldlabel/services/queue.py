@@ -19,17 +19,23 @@ from goldlabel.domain.queue_policy import AnnotatorProgress, QueuePolicy, pick_n
 from goldlabel.domain.stopping import decide_status
 from goldlabel.services import posterior
 from goldlabel.services import quality as quality_service
-from goldlabel.services.access import Actor, authorize, load_project, load_project_to_annotate
+from goldlabel.services.access import NEED_RANK, ROLE_RANK, Actor, authorize, load_project, load_project_to_annotate
 from goldlabel.services.context import Context
 from goldlabel.storage import items as item_store
 from goldlabel.storage import queue as queue_store
 from goldlabel.storage import queue_pg, records
-from goldlabel.storage.engine import now_ms, read_tx, write_tx
+from goldlabel.storage.engine import now_ms, read_tx, statement_tx, write_tx
 
 LEASE_TOKEN_PREFIX = "lt_"
 # PostgreSQL: run the common submit as three merged statements (storage/queue_pg.py) instead of
-# about ten. Tests turn it off to compare with the generic path.
+# about ten, and the common lease as one statement in autocommit mode (one round trip instead
+# of six). Tests turn them off to compare with the generic path.
 PG_MERGED_SUBMIT = True
+PG_ONE_STATEMENT_LEASE = True
+# Live leases one annotator may hold when the project's settings do not say (schemas.py).
+DEFAULT_MAX_LEASES = 4
+# Member roles that may annotate (access.py): what the lease statement checks in SQL.
+_ANNOTATE_ROLES = [role for role, rank in ROLE_RANK.items() if rank >= NEED_RANK["annotate"]]
 
 
 def _hash(token: str) -> str:
@@ -64,6 +70,10 @@ def _lease_view(conn: sa.Connection, project: dict, lease: dict, token: str, dat
 def lease_next(ctx: Context, actor: Actor, project_id: int) -> dict[str, Any] | None:
     """Lease the next item to ``actor``; None when there is no work for them now."""
     now = now_ms()
+    if PG_ONE_STATEMENT_LEASE and ctx.engine.dialect.name == "postgresql":
+        done, result = _lease_in_one_statement(ctx, actor, project_id, now)
+        if done:
+            return result
     # Not durable: a lease lost in a crash only returns its item to the queue (the lease and
     # its reservation are one transaction), and the flush stays on the answer's COMMIT (Q4).
     with write_tx(ctx.engine, durable=False) as conn:
@@ -71,7 +81,7 @@ def lease_next(ctx: Context, actor: Actor, project_id: int) -> dict[str, Any] | 
         settings = project["settings"]
         quality_service.ensure_not_suspended(standing)
         active = queue_store.reap_and_fetch_active_leases(conn, project_id, actor.id, now)
-        if len(active) >= settings.get("max_leases_per_annotator", 4):
+        if len(active) >= settings.get("max_leases_per_annotator", DEFAULT_MAX_LEASES):
             # Holding the maximum already: hand the oldest back again with a fresh token, so a
             # client that lost its response can carry on without hoarding more items.
             lease = active[0]
@@ -114,6 +124,35 @@ def lease_next(ctx: Context, actor: Actor, project_id: int) -> dict[str, Any] | 
             expires_at=expires_at,
         )
         return _lease_view(conn, project, lease, token, data)
+
+
+def _lease_in_one_statement(
+    ctx: Context, actor: Actor, project_id: int, now: int
+) -> tuple[bool, dict[str, Any] | None]:
+    """PostgreSQL: lease_next's common case in one statement (storage/queue_pg.py ``lease``).
+    (True, the lease or None) when that decided the call, or its error raised; (False, None)
+    when lease_next must go on with its general path: a gold stream, the caller's maximum of
+    live leases reached (the oldest is handed back), or a reap that freed the only work."""
+    token = LEASE_TOKEN_PREFIX + secrets.token_urlsafe(24)
+    with statement_tx(ctx.engine) as conn:
+        got = queue_pg.lease(
+            conn, project_id=project_id, user_id=actor.id, is_admin=actor.is_admin, roles=_ANNOTATE_ROLES,
+            token_hash=_hash(token), now=now, default_max_leases=DEFAULT_MAX_LEASES,
+        )  # fmt: skip
+        if got is None:
+            raise not_found("project")
+        project = authorize(actor, got["project"], got["role"], "annotate")
+        quality_service.ensure_not_suspended(got["standing"])
+        if got["lease"] is not None:
+            return True, _lease_view(conn, project, got["lease"], token, got["item_data"])
+        settings = project["settings"]
+        general = (
+            settings.get("gold_rate", 0.0) > 0
+            or settings.get("qualification_gold", 0) > 0
+            or got["n_active"] >= settings.get("max_leases_per_annotator", DEFAULT_MAX_LEASES)
+            or got["n_reaped"] > 0
+        )
+        return (False, None) if general else (True, None)
 
 
 def _check_own_lease(lease: dict | None, actor: Actor, project_id: int) -> None:

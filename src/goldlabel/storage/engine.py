@@ -192,6 +192,25 @@ def write_tx(engine: Engine, *, durable: bool = True) -> Iterator[Connection]:
             lock.release()
 
 
+@contextlib.contextmanager
+def statement_tx(engine: Engine) -> Iterator[Connection]:
+    """PostgreSQL: a connection in autocommit mode, for work done in one statement. The
+    statement is its own transaction (all of it or nothing, as in ``write_tx``), without the
+    BEGIN and COMMIT round trips: two of the lease's three when its work is one statement
+    (storage/queue_pg.py). A statement that must not wait for the WAL flush turns
+    synchronous_commit off itself (``set_config('synchronous_commit', 'off', true)``), which
+    holds for its own transaction only. Not for SQLite, whose writers must BEGIN IMMEDIATE."""
+    if engine.dialect.name != "postgresql":
+        raise ValueError("statement_tx is for PostgreSQL; use write_tx")
+    with engine.connect() as conn:
+        conn = conn.execution_options(isolation_level="AUTOCOMMIT")
+        # No BEGIN is sent in autocommit mode; the Transaction object only lets storage.hot
+        # run statements on the driver's cursor (it runs them through Connection.execute
+        # outside one).
+        with conn.begin():
+            yield conn
+
+
 # Set by ``flush_after``: the durable SQLite writes of this context owe a WAL flush.
 _FLUSH_OWED: contextvars.ContextVar[list[Engine] | None] = contextvars.ContextVar("goldlabel_flush_owed", default=None)
 

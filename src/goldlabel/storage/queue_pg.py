@@ -1,4 +1,4 @@
-"""PostgreSQL only: the annotate loop's submit in three statements instead of about ten.
+"""PostgreSQL only: the annotate loop's lease in one statement, its submit in three.
 
 On PostgreSQL every statement is a network round trip plus parse/bind/execute on the backend,
 so the common submit (a live lease, a normal item, choice questions only) merges its steps
@@ -30,6 +30,7 @@ import orjson
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
+from goldlabel.domain.queue_policy import QUEUE_ORDER
 from goldlabel.storage.hot import Hot
 from goldlabel.storage.tables import Json, answers, items, leases, projects
 
@@ -39,6 +40,15 @@ _P, _L, _I = "p__", "l__", "i__"
 def _dumps(obj: Any) -> str:
     """JSON as the engine's json_serializer writes it (storage/engine.py)."""
     return orjson.dumps(obj).decode()
+
+
+def _sql(text: str) -> str:
+    """The statement on one line, runs of whitespace made single spaces: psycopg keeps the
+    conversion of a statement's placeholders only for statements of at most 4096 characters
+    (psycopg._queries.MAX_CACHED_STATEMENT_LENGTH); a longer one is parsed again on every
+    execution (0.2 ms of the lease, as written over 4151 characters). No string literal here
+    holds two spaces in a row."""
+    return " ".join(text.split())
 
 
 def _select_list(table: sa.Table, alias: str, prefix: str) -> str:
@@ -52,7 +62,7 @@ def _types(table: sa.Table, prefix: str) -> dict[str, Any]:
 # 1. Project + role + locked lease and item + "does this Idempotency-Key name an answer?".
 # The lease/item SELECT is lock_lease_and_item's, FOR UPDATE (rows locked lease first, then
 # item: range-table order), materialized so it runs as written.
-_LOAD_FOR_SUBMIT = sa.text(
+_LOAD_FOR_SUBMIT = sa.text(_sql(
     f"""
 WITH li AS MATERIALIZED (
     SELECT {_select_list(leases, "leases", _L)}, {_select_list(items, "items", _I)}
@@ -69,7 +79,7 @@ LEFT OUTER JOIN project_members
 LEFT OUTER JOIN li ON true
 WHERE projects.id = :project_id
 """
-).columns(**_types(projects, _P), **_types(leases, _L), **_types(items, _I))
+)).columns(**_types(projects, _P), **_types(leases, _L), **_types(items, _I))
 _H_LOAD_FOR_SUBMIT = Hot(_LOAD_FOR_SUBMIT)
 
 
@@ -97,7 +107,7 @@ def load_for_submit(
 # Always one row at least: n_counted says whether the count was taken; no answer rows with a
 # count taken means the INSERT hit a unique index (Q2 / Idempotency-Key).
 _ANSWER_COLS = [c.name for c in answers.c]
-_COUNT_INSERT_FETCH = sa.text(
+_COUNT_INSERT_FETCH = sa.text(_sql(
     f"""
 WITH counted AS (
     UPDATE items SET answer_count = items.answer_count + 1, reserved = items.reserved - 1,
@@ -136,7 +146,7 @@ LEFT OUTER JOIN (
 ) ON true
 ORDER BY item_answers.id
 """
-).columns(**{c.name: c.type for c in answers.c}, _s_confusion=Json, _m_prior=Json)
+)).columns(**{c.name: c.type for c in answers.c}, _s_confusion=Json, _m_prior=Json)
 _H_COUNT_INSERT_FETCH = Hot(_COUNT_INSERT_FETCH)
 
 
@@ -224,7 +234,7 @@ _H_WRITE_AFTER_ANSWER: dict[int, Hot] = {}
 def _write_stmt(n_events: int) -> Hot:
     h = _H_WRITE_AFTER_ANSWER.get(n_events)
     if h is None:
-        h = _H_WRITE_AFTER_ANSWER[n_events] = Hot(sa.text(_CONSENSUS_AND_STATE.format(events=_events_sql(n_events))))
+        h = _H_WRITE_AFTER_ANSWER[n_events] = Hot(sa.text(_sql(_CONSENSUS_AND_STATE.format(events=_events_sql(n_events)))))
     return h
 
 
@@ -257,3 +267,117 @@ def write_after_answer(
         params[f"e{i}_created_at"] = e["created_at"]
     _write_stmt(len(events)).all(conn, params)
     return True
+
+
+# The lease: project, role and standing (as projects.fetch_project_role_standing), the reap of
+# expired leases (Q6, as queue.reap_and_fetch_active_leases), the caller's live leases, and the
+# claim of the head of the queue (as queue.claim_next_pg), in one statement, so that a
+# connection in autocommit mode runs the whole lease as one transaction in one round trip
+# (instead of BEGIN, SET LOCAL, three statements and COMMIT). The lease is not durable (see
+# storage.engine.write_tx): set_config(..., true) turns synchronous_commit off for this
+# statement's own transaction. The claim happens only when lease_next would claim the head of
+# the normal queue itself: the caller may annotate (any member role; an admin), is not
+# suspended, the project has no gold stream, and the caller holds fewer live leases than the
+# project allows. Every other case claims nothing and returns what lease_next needs to decide
+# (services/queue.py). Reaped items are not claimed by the same statement (PostgreSQL cannot
+# update one row twice in a statement): a claim that finds nothing after a reap is run again.
+# The lease row is written before the reservation, and the reservation only for a written
+# lease: a lease row that conflicts with a live one (a concurrent lease of the same user that
+# committed after this statement's snapshot) then claims nothing, where queue.claim_next_pg
+# has to fail its transaction to give the reservation back. The candidate row is locked and
+# re-checked (FOR UPDATE), so its reservation cannot fail once the lease is written.
+_LEASE = sa.text(_sql(
+    f"""
+WITH p AS (
+    SELECT {_select_list(projects, "projects", _P)}, project_members.role AS _member_role,
+           annotator_stats.status AS _standing_status, annotator_stats.n_gold AS _standing_n_gold,
+           set_config('synchronous_commit', 'off', true) AS _sync_off
+    FROM projects
+    LEFT OUTER JOIN project_members
+        ON project_members.project_id = projects.id AND project_members.user_id = :user_id
+    LEFT OUTER JOIN annotator_stats
+        ON annotator_stats.project_id = projects.id AND annotator_stats.annotator_id = :user_id
+    WHERE projects.id = :project_id
+), allowed AS (
+    SELECT 1 FROM p
+    WHERE (CAST(:is_admin AS BOOLEAN) OR p._member_role = ANY(CAST(:roles AS VARCHAR[])))
+      AND p._standing_status IS DISTINCT FROM 'suspended'
+), reaped AS (
+    UPDATE leases SET status = 'expired'
+    WHERE leases.project_id = :project_id AND leases.status = 'active' AND leases.expires_at <= :now
+      AND EXISTS (SELECT 1 FROM allowed)
+    RETURNING leases.item_id
+), per_item AS (
+    SELECT item_id, count(*) AS n FROM reaped GROUP BY item_id
+), unreserved AS (
+    UPDATE items SET reserved = items.reserved - per_item.n FROM per_item
+    WHERE items.id = per_item.item_id RETURNING items.id
+), active AS (
+    SELECT leases.id FROM leases
+    WHERE leases.annotator_id = :user_id AND leases.project_id = :project_id
+      AND leases.status = 'active' AND leases.expires_at > :now
+), may_claim AS (
+    SELECT p.{_P}lease_ttl_s AS ttl_s FROM p
+    WHERE EXISTS (SELECT 1 FROM allowed)
+      AND coalesce(CAST(p.{_P}settings ->> 'gold_rate' AS DOUBLE PRECISION), 0) <= 0
+      AND coalesce(CAST(p.{_P}settings ->> 'qualification_gold' AS INTEGER), 0) <= 0
+      AND (SELECT count(*) FROM active)
+          < coalesce(CAST(p.{_P}settings ->> 'max_leases_per_annotator' AS INTEGER), :default_max_leases)
+), cand AS (
+    SELECT items.id FROM items
+    WHERE items.project_id = :project_id AND items.status = 'open' AND items.is_gold = false
+      AND items.answer_count + items.reserved < items.target_overlap
+      AND NOT EXISTS (SELECT 1 FROM leases WHERE leases.item_id = items.id
+                      AND leases.annotator_id = :user_id AND leases.status != 'expired')
+      AND items.id NOT IN (SELECT item_id FROM reaped)
+      AND EXISTS (SELECT 1 FROM may_claim)
+    ORDER BY {", ".join(f"items.{col} {direction.upper()}" for col, direction in QUEUE_ORDER)}
+    LIMIT 1 FOR UPDATE OF items SKIP LOCKED
+), ins AS (
+    INSERT INTO leases (project_id, item_id, annotator_id, token_hash, status, created_at, expires_at)
+    SELECT CAST(:project_id AS BIGINT), cand.id, CAST(:user_id AS BIGINT), CAST(:token_hash AS VARCHAR), 'active',
+           CAST(:now AS BIGINT), CAST(:now AS BIGINT) + may_claim.ttl_s * 1000
+    FROM cand, may_claim
+    ON CONFLICT (item_id, annotator_id) DO UPDATE SET
+        project_id = excluded.project_id, token_hash = excluded.token_hash, status = excluded.status,
+        created_at = excluded.created_at, expires_at = excluded.expires_at, answer_id = NULL
+    WHERE leases.status = 'expired'
+    RETURNING {", ".join(f"leases.{c.name} AS {_L}{c.name}" for c in leases.c)}
+), res AS (
+    UPDATE items SET reserved = items.reserved + 1 FROM ins
+    WHERE items.id = ins.{_L}item_id
+    RETURNING items.id, items.data
+)
+SELECT p.*, (SELECT count(*) FROM active) AS _n_active, (SELECT count(*) FROM reaped) AS _n_reaped,
+       ins.*, res.data AS _item_data
+FROM p LEFT OUTER JOIN (ins JOIN res ON res.id = ins.{_L}item_id) ON true
+"""
+)).columns(**_types(projects, _P), **_types(leases, _L), _item_data=items.c.data.type)
+_H_LEASE = Hot(_LEASE)
+
+
+def lease(
+    conn: Connection, *, project_id: int, user_id: int, is_admin: bool, roles: list[str], token_hash: str, now: int,
+    default_max_leases: int,
+) -> dict | None:
+    """Run the lease statement; None when the project does not exist. Otherwise a dict with
+    ``project``, ``role`` (the user's member role or None), ``standing`` (``{"status",
+    "n_gold"}`` or None), ``n_active`` (live leases the user held before this call), ``n_reaped``
+    (leases of the project expired by this call), and ``lease`` and ``item_data`` (None when
+    nothing was claimed). ``roles``: the member roles that may annotate."""
+    row = _H_LEASE.first(conn, {
+        "project_id": project_id, "user_id": user_id, "is_admin": is_admin, "roles": roles,
+        "token_hash": token_hash, "now": now, "default_max_leases": default_max_leases,
+    })
+    if row is None:
+        return None
+    status = row["_standing_status"]
+    return {
+        "project": {c.name: row[_P + c.name] for c in projects.c},
+        "role": row["_member_role"],
+        "standing": None if status is None else {"status": status, "n_gold": row["_standing_n_gold"]},
+        "n_active": row["_n_active"],
+        "n_reaped": row["_n_reaped"],
+        "lease": {c.name: row[_L + c.name] for c in leases.c} if row[_L + "id"] is not None else None,
+        "item_data": row["_item_data"],
+    }
