@@ -42,11 +42,11 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _datasets import Categorical, load_categorical, machine_description, require_datasets  # noqa: E402
+from _datasets import Categorical, load_categorical, machine_description, require_datasets
 
-from goldlabel import quality  # noqa: E402
-from goldlabel.quality import DawidSkene, from_codes, item_posterior  # noqa: E402
-from goldlabel.quality.skill import confusions_from_skills  # noqa: E402
+from goldlabel import quality
+from goldlabel.quality import DawidSkene, from_codes, item_posterior
+from goldlabel.quality.skill import confusions_from_skills
 
 DATASETS = ["zheng_possent", "snow_rte", "dog", "bluebirds", "acf_sp_amt", "mill"]
 MAX_OVERLAP = 5
@@ -148,7 +148,7 @@ def refit_points(budget: int, first: float, share: float) -> list[int]:
 
 
 def replay_adaptive(data: Categorical, table: np.ndarray, rng: np.random.Generator, target: float,
-                    default_accuracy: float, policy: "Policy", refit_first: float, refit_share: float,
+                    default_accuracy: float, policy: Policy, refit_first: float, refit_share: float,
                     check: bool) -> tuple[np.ndarray, int, int, np.ndarray]:
     """Replay the platform's queue; return the collected answer indices, the number of
     re-fits, the posterior cross-checks done and, per item, whether it stopped at the target

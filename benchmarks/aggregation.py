@@ -40,8 +40,14 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _datasets import (REPO, Categorical, list_datasets, load_categorical,  # noqa: E402
-                       machine_description, require_datasets)
+from _datasets import (
+    REPO,
+    Categorical,
+    list_datasets,
+    load_categorical,
+    machine_description,
+    require_datasets,
+)
 
 CROWDKIT_METHODS = ["MajorityVote", "Wawa", "ZeroBasedSkill", "DawidSkene", "OneCoinDawidSkene",
                     "GLAD", "MACE", "KOS"]
@@ -269,13 +275,14 @@ def crowdkit_python() -> str | None:
     if not Path(candidate).exists():
         return None
     probe = subprocess.run([candidate, "-c", "import crowdkit, pandas; print(crowdkit.__version__)"],
-                           capture_output=True, text=True)
+                           capture_output=True, text=True, check=False)
     return candidate if probe.returncode == 0 else None
 
 
 def crowdkit_version(python: str) -> str:
+    # Informational only: an empty version string when the probe fails, never an exception.
     probe = subprocess.run([python, "-c", "import crowdkit; print(crowdkit.__version__)"],
-                           capture_output=True, text=True)
+                           capture_output=True, text=True, check=False)
     return probe.stdout.strip()
 
 
@@ -298,7 +305,7 @@ def run_worker(python: str, library: str, files: list[str], methods: list[str], 
                "--methods", ",".join(methods), "--timeout", str(timeout), *(["--forked"] if forked else []),
                *files]
     env = dict(os.environ, PYTHONWARNINGS="ignore")
-    completed = subprocess.run(command, env=env, capture_output=True, text=True)
+    completed = subprocess.run(command, env=env, capture_output=True, text=True, check=False)
     if completed.returncode != 0:
         print(f"<!-- {library} worker failed (rc {completed.returncode}): "
               f"{completed.stderr.strip()[-800:]} -->", file=sys.stderr)
@@ -452,7 +459,7 @@ def main(argv: list[str] | None = None) -> int:
         emit("**Non-categorical kinds** (output of `python benchmarks/quality_kinds.py`, same run)")
         emit("")
         kinds = subprocess.run([sys.executable, str(REPO / "benchmarks" / "quality_kinds.py")],
-                               capture_output=True, text=True)
+                               capture_output=True, text=True, check=False)
         emit(kinds.stdout.strip() if kinds.returncode == 0 else f"quality_kinds.py failed: {kinds.stderr[-500:]}")
         emit("")
 

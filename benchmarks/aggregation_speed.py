@@ -33,7 +33,7 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _datasets import REPO, machine_description  # noqa: E402
+from _datasets import REPO, machine_description
 
 
 def simulate(n_items: int, per_item: int, n_annotators: int, n_classes: int, seed: int = 0):
@@ -134,7 +134,7 @@ def run(python: str, library: str, data_path: str, n_iter: int, tol: float, scra
     out = scratch / f"{library}-{n_iter}-{tol}.json"
     command = [python, str(Path(__file__).resolve()), "--worker", library, "--data", data_path,
                "--n-iter", str(n_iter), "--tol", repr(tol), "--out", str(out), *(["--profile"] if profile else [])]
-    completed = subprocess.run(command, capture_output=True, text=True,
+    completed = subprocess.run(command, capture_output=True, text=True, check=False,
                                env=dict(os.environ, PYTHONWARNINGS="ignore"))
     if completed.returncode != 0 or not out.exists():
         return {"library": library, "error": completed.stderr.strip()[-1500:]}
@@ -148,7 +148,8 @@ def crowdkit_python() -> str | None:
     candidate = os.environ.get("GOLDLABEL_CROWDKIT_PYTHON") or str(REPO / ".venv-crowdkit" / "bin" / "python")
     if not Path(candidate).exists():
         return None
-    probe = subprocess.run([candidate, "-c", "import crowdkit.aggregation"], capture_output=True)
+    probe = subprocess.run([candidate, "-c", "import crowdkit.aggregation"], capture_output=True,
+                           check=False)
     return candidate if probe.returncode == 0 else None
 
 

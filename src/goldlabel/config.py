@@ -73,7 +73,7 @@ class Settings(BaseModel):
     log_level: str = Field(default="warning", description="uvicorn / goldlabel log level.")
 
     @classmethod
-    def from_env(cls, environ: dict[str, str] | None = None, **overrides: Any) -> "Settings":
+    def from_env(cls, environ: dict[str, str] | None = None, **overrides: Any) -> Settings:
         """Build settings from ``GOLDLABEL_*`` variables, then apply explicit overrides."""
         env = os.environ if environ is None else environ
         values: dict[str, Any] = {}

@@ -47,7 +47,7 @@ class ProjectCreate(_In):
     settings: QualitySettings = Field(default_factory=QualitySettings)
 
     @model_validator(mode="after")
-    def _overlap(self) -> "ProjectCreate":
+    def _overlap(self) -> ProjectCreate:
         if self.overlap_max is not None and self.overlap_max < self.overlap_min:
             raise ValueError("overlap_max must be >= overlap_min")
         return self

@@ -342,14 +342,14 @@ def test_with_opentelemetry_configured_every_request_takes_the_framework(factory
     base = f"{PREFIX}/projects/{project['id']}"
     api.post(f"{base}/next")
     app = factory.app
-    monkeypatch.setattr(app._native_telemetry, "enabled", lambda: True)  # noqa: SLF001
+    monkeypatch.setattr(app._native_telemetry, "enabled", lambda: True)
     monkeypatch.setattr(app, "_telemetry_checked_until", 0.0)
     before = lane_counts(factory)
     lease = api.post(f"{base}/next")
     answered = api.post(f"{base}/answers", json={"lease_token": lease.json()["token"], "value": POSITIVE})
     assert lease.status_code == 200 and answered.status_code == 201, answered.text
     assert lane_counts(factory) == before  # the fast lane saw neither request
-    monkeypatch.setattr(app._native_telemetry, "enabled", lambda: False)  # noqa: SLF001
+    monkeypatch.setattr(app._native_telemetry, "enabled", lambda: False)
     monkeypatch.setattr(app, "_telemetry_checked_until", 0.0)
     api.post(f"{base}/next")
     after = lane_counts(factory)

@@ -3,8 +3,6 @@ open), skip, the empty queue and an expired lease; nothing shown reveals gold.""
 
 from __future__ import annotations
 
-import time
-
 import pytest
 
 pytestmark = pytest.mark.browser

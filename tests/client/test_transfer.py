@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pyarrow.parquet as pq
 import pytest
+
 from goldlabel.client import Forbidden, ImportFailed, NotFound, ValidationFailed
 
 POSITIVE = {"sentiment": "positive"}

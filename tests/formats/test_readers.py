@@ -47,10 +47,10 @@ def test_jsonl_invalid_utf8_is_bad_json():
 
 def test_csv_column_mapping():
     payload = (
-        "external_id,priority,text,data.lang,meta.source,gold,predictions,id,status,answer.sentiment,confidence.sentiment\n"
-        'x1,3,hello,en,web,"{""sentiment"": ""positive""}","[{""value"": {""sentiment"": ""negative""}, ""score"": 0.4}]",9,final,positive,1.0\n'
-        "x2,,\"multi\nline\",fr,,,,,,,\n"
-    ).encode()
+        b"external_id,priority,text,data.lang,meta.source,gold,predictions,id,status,answer.sentiment,confidence.sentiment\n"
+        b'x1,3,hello,en,web,"{""sentiment"": ""positive""}","[{""value"": {""sentiment"": ""negative""}, ""score"": 0.4}]",9,final,positive,1.0\n'
+        b"x2,,\"multi\nline\",fr,,,,,,,\n"
+    )
     entries = rows_of(csv_format, payload)
     assert entries[0] == (2, {
         "external_id": "x1", "priority": 3, "data": {"text": "hello", "lang": "en"}, "meta": {"source": "web"},

@@ -15,7 +15,6 @@ from goldlabel.services import exports as export_service
 from goldlabel.services.exports import export_project, pseudonym
 
 
-
 @pytest.fixture
 def app(ctx):
     return create_app(context=ctx, migrate=False)

@@ -244,8 +244,9 @@ def test_upload_over_the_size_limit_is_413(factory, settings):
     small = Context.from_settings(settings.model_copy(update={"max_upload_bytes": 1000}))
     try:
         app = create_app(context=small, migrate=False)
-        from goldlabel.client.transport import ASGIAppTransport
         import httpx
+
+        from goldlabel.client.transport import ASGIAppTransport
 
         project = factory.make_project()
         headers = {"Authorization": f"Bearer {factory.token_for(project['manager'])}"}

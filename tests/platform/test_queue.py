@@ -85,7 +85,7 @@ def check_books(factory, pid: int) -> None:
 
 
 def test_q1_never_more_than_max_overlap(factory):
-    project, pid, apis, _ = setup(factory, 4, 1, overlap_min=2, overlap_max=3)
+    _, pid, apis, _ = setup(factory, 4, 1, overlap_min=2, overlap_max=3)
     # Two disagree: the tie raises the target to 3 (the max); a third breaks it; a fourth gets nothing.
     a, b, c, d = apis
     la, lb = lease(a, pid), lease(b, pid)
@@ -101,7 +101,7 @@ def test_q1_never_more_than_max_overlap(factory):
 
 
 def test_q1_tie_at_max_goes_to_review_and_stops_serving(factory):
-    project, pid, apis, _ = setup(factory, 3, 1, overlap_min=2, overlap_max=2)
+    _, pid, apis, _ = setup(factory, 3, 1, overlap_min=2, overlap_max=2)
     la, lb = lease(apis[0], pid), lease(apis[1], pid)
     submit(apis[0], pid, la["token"], POS)
     assert submit(apis[1], pid, lb["token"], NEG).json()["item_status"] == "needs_review"
@@ -110,14 +110,12 @@ def test_q1_tie_at_max_goes_to_review_and_stops_serving(factory):
 
 
 def test_q1_database_check_rejects_direct_update(factory):
-    project, pid, _, _ = setup(factory, 1, 1, overlap_min=2, overlap_max=3)
+    _, pid, _, _ = setup(factory, 1, 1, overlap_min=2, overlap_max=3)
     [row] = item_rows(factory, pid)
-    with pytest.raises(sa.exc.IntegrityError):
-        with factory.ctx.engine.begin() as conn:
-            conn.execute(items.update().where(items.c.id == row["id"]).values(answer_count=4))
-    with pytest.raises(sa.exc.IntegrityError):
-        with factory.ctx.engine.begin() as conn:
-            conn.execute(items.update().where(items.c.id == row["id"]).values(answer_count=-1))
+    with pytest.raises(sa.exc.IntegrityError), factory.ctx.engine.begin() as conn:
+        conn.execute(items.update().where(items.c.id == row["id"]).values(answer_count=4))
+    with pytest.raises(sa.exc.IntegrityError), factory.ctx.engine.begin() as conn:
+        conn.execute(items.update().where(items.c.id == row["id"]).values(answer_count=-1))
     [after] = item_rows(factory, pid)
     assert after["answer_count"] == 0
 
@@ -136,17 +134,16 @@ def _direct_answer(conn, pid: int, item_id: int, annotator_id: int) -> None:
 
 
 def test_q2_unique_index_rejects_duplicate_insert(factory):
-    project, pid, apis, anns = setup(factory, 1, 1, overlap_min=3, overlap_max=3)
+    _, pid, apis, anns = setup(factory, 1, 1, overlap_min=3, overlap_max=3)
     la = lease(apis[0], pid)
     assert submit(apis[0], pid, la["token"]).status_code == 201
     item_id = la["item"]["id"]
-    with pytest.raises(sa.exc.IntegrityError):
-        with factory.ctx.engine.begin() as conn:
-            _direct_answer(conn, pid, item_id, anns[0].id)
+    with pytest.raises(sa.exc.IntegrityError), factory.ctx.engine.begin() as conn:
+        _direct_answer(conn, pid, item_id, anns[0].id)
 
 
 def test_q2_api_409_duplicate_answer_and_nothing_half_written(factory):
-    project, pid, apis, anns = setup(factory, 1, 1, overlap_min=3, overlap_max=3)
+    _, pid, apis, anns = setup(factory, 1, 1, overlap_min=3, overlap_max=3)
     la = lease(apis[0], pid)
     item_id = la["item"]["id"]
     # An answer by the same annotator appears behind the queue's back (another path, a bug...):
@@ -160,7 +157,7 @@ def test_q2_api_409_duplicate_answer_and_nothing_half_written(factory):
 
 
 def test_q2_annotator_never_served_an_item_twice(factory):
-    project, pid, apis, _ = setup(factory, 1, 3, overlap_min=3, overlap_max=3)
+    _, pid, apis, _ = setup(factory, 1, 3, overlap_min=3, overlap_max=3)
     seen = []
     while (res := nxt(apis[0], pid)).status_code == 200:
         body = res.json()
@@ -173,7 +170,7 @@ def test_q2_annotator_never_served_an_item_twice(factory):
 
 
 def test_q3_leases_plus_answers_never_exceed_needed_overlap(factory):
-    project, pid, apis, _ = setup(factory, 4, 1, overlap_min=2, overlap_max=4)
+    _, pid, apis, _ = setup(factory, 4, 1, overlap_min=2, overlap_max=4)
     a, b, c, _d = apis
     la = lease(a, pid)
     lease(b, pid)
@@ -186,35 +183,33 @@ def test_q3_leases_plus_answers_never_exceed_needed_overlap(factory):
 
 
 def test_q3_one_live_lease_per_item_and_annotator(factory):
-    project, pid, apis, anns = setup(factory, 1, 3, overlap_min=2, overlap_max=2)
+    _, pid, apis, anns = setup(factory, 1, 3, overlap_min=2, overlap_max=2)
     got = [lease(apis[0], pid)["item"]["id"] for _ in range(3)]
     assert len(set(got)) == 3  # never the same item twice while the lease is live
     assert nxt(apis[0], pid).status_code in (200, 204)
     t = now_ms()
-    with pytest.raises(sa.exc.IntegrityError):
-        with factory.ctx.engine.begin() as conn:
-            conn.execute(
-                leases.insert().values(
-                    project_id=pid, item_id=got[0], annotator_id=anns[0].id, token_hash="x" * 64,
-                    status="active", created_at=t, expires_at=t + 60_000,
-                )
+    with pytest.raises(sa.exc.IntegrityError), factory.ctx.engine.begin() as conn:
+        conn.execute(
+            leases.insert().values(
+                project_id=pid, item_id=got[0], annotator_id=anns[0].id, token_hash="x" * 64,
+                status="active", created_at=t, expires_at=t + 60_000,
             )
+        )
     check_books(factory, pid)
 
 
 def test_q3_database_check_rejects_over_reservation(factory):
-    project, pid, _, _ = setup(factory, 1, 1, overlap_min=2, overlap_max=2)
+    _, pid, _, _ = setup(factory, 1, 1, overlap_min=2, overlap_max=2)
     [row] = item_rows(factory, pid)
-    with pytest.raises(sa.exc.IntegrityError):
-        with factory.ctx.engine.begin() as conn:
-            conn.execute(items.update().where(items.c.id == row["id"]).values(answer_count=1, reserved=2))
+    with pytest.raises(sa.exc.IntegrityError), factory.ctx.engine.begin() as conn:
+        conn.execute(items.update().where(items.c.id == row["id"]).values(answer_count=1, reserved=2))
 
 
 # ---------------------------------------------------------------- Q4
 
 
 def test_q4_acknowledged_answer_is_committed(factory):
-    project, pid, apis, anns = setup(factory, 1, 1)
+    _, pid, apis, anns = setup(factory, 1, 1)
     la = lease(apis[0], pid)
     res = submit(apis[0], pid, la["token"], NEG)
     assert res.status_code == 201
@@ -235,7 +230,7 @@ def test_q4_acknowledged_answer_is_committed(factory):
 
 
 def test_q5_retry_with_same_lease_token_returns_original(factory):
-    project, pid, apis, _ = setup(factory, 1, 1, overlap_min=2, overlap_max=2)
+    _, pid, apis, _ = setup(factory, 1, 1, overlap_min=2, overlap_max=2)
     la = lease(apis[0], pid)
     first = submit(apis[0], pid, la["token"], POS)
     again = submit(apis[0], pid, la["token"], NEG)  # a retry: the original result, not a new answer
@@ -248,7 +243,7 @@ def test_q5_retry_with_same_lease_token_returns_original(factory):
 
 
 def test_q5_idempotency_key_of_another_submission_is_409(factory):
-    project, pid, apis, _ = setup(factory, 1, 2, overlap_min=2, overlap_max=2)
+    _, pid, apis, _ = setup(factory, 1, 2, overlap_min=2, overlap_max=2)
     la, lb = lease(apis[0], pid), lease(apis[0], pid)
     assert submit(apis[0], pid, la["token"], **{"Idempotency-Key": "k"}).status_code == 201
     res = submit(apis[0], pid, lb["token"], **{"Idempotency-Key": "k"})
@@ -258,7 +253,7 @@ def test_q5_idempotency_key_of_another_submission_is_409(factory):
 
 
 def test_q5_retry_with_idempotency_key_returns_original(factory):
-    project, pid, apis, _ = setup(factory, 1, 2, overlap_min=2, overlap_max=2)
+    _, pid, apis, _ = setup(factory, 1, 2, overlap_min=2, overlap_max=2)
     la = lease(apis[0], pid)
     first = submit(apis[0], pid, la["token"], POS, **{"Idempotency-Key": "req-1"})
     again = submit(apis[0], pid, la["token"], POS, **{"Idempotency-Key": "req-1"})
@@ -276,7 +271,7 @@ def test_q5_concurrent_retries_of_one_submission_all_get_the_original(factory):
 
     from goldlabel.services import queue as queue_service
 
-    project, pid, apis, anns = setup(factory, 1, 1, overlap_min=2, overlap_max=2)
+    _, pid, apis, anns = setup(factory, 1, 1, overlap_min=2, overlap_max=2)
     token = lease(apis[0], pid)["token"]
     barrier = threading.Barrier(4)
     results: list[Any] = []
@@ -301,7 +296,7 @@ def test_q5_concurrent_retries_of_one_submission_all_get_the_original(factory):
 
 
 def test_q6_expired_lease_returns_item_to_queue(factory):
-    project, pid, apis, anns = setup(factory, 2, 1, overlap_min=1, overlap_max=1, lease_ttl_s=5)
+    _, pid, apis, anns = setup(factory, 2, 1, overlap_min=1, overlap_max=1, lease_ttl_s=5)
     la = lease(apis[0], pid)
     assert la["expires_at"] - now_ms() <= 5000
     assert nxt(apis[1], pid).status_code == 204
@@ -314,7 +309,7 @@ def test_q6_expired_lease_returns_item_to_queue(factory):
 
 
 def test_q6_expired_lease_can_come_back_to_the_same_annotator(factory):
-    project, pid, apis, anns = setup(factory, 1, 1, overlap_min=1, overlap_max=1, lease_ttl_s=5)
+    _, pid, apis, _ = setup(factory, 1, 1, overlap_min=1, overlap_max=1, lease_ttl_s=5)
     la = lease(apis[0], pid)
     expire_leases(factory)
     lb = lease(apis[0], pid)
@@ -327,7 +322,7 @@ def test_q6_expired_lease_can_come_back_to_the_same_annotator(factory):
 
 
 def test_q7_late_submission_accepted_while_slot_free(factory):
-    project, pid, apis, anns = setup(factory, 1, 1, overlap_min=1, overlap_max=1, lease_ttl_s=5)
+    _, pid, apis, _ = setup(factory, 1, 1, overlap_min=1, overlap_max=1, lease_ttl_s=5)
     la = lease(apis[0], pid)
     expire_leases(factory)
     res = submit(apis[0], pid, la["token"])  # not reaped yet: its own slot is still free
@@ -338,7 +333,7 @@ def test_q7_late_submission_accepted_while_slot_free(factory):
 
 
 def test_q7_late_submission_after_reap_accepted_while_slot_free(factory):
-    project, pid, apis, anns = setup(factory, 2, 1, overlap_min=2, overlap_max=2, lease_ttl_s=5)
+    _, pid, apis, anns = setup(factory, 2, 1, overlap_min=2, overlap_max=2, lease_ttl_s=5)
     la = lease(apis[0], pid)
     expire_leases(factory)
     lb = lease(apis[1], pid)  # reaps a's lease and takes one of the two slots; one stays free
@@ -356,7 +351,7 @@ def test_q7_late_submission_after_reap_accepted_while_slot_free(factory):
 
 
 def test_q7_late_submission_rejected_when_no_slot(factory):
-    project, pid, apis, anns = setup(factory, 2, 1, overlap_min=1, overlap_max=1, lease_ttl_s=5)
+    _, pid, apis, _ = setup(factory, 2, 1, overlap_min=1, overlap_max=1, lease_ttl_s=5)
     la = lease(apis[0], pid)
     expire_leases(factory)
     lb = lease(apis[1], pid)
@@ -442,7 +437,7 @@ def test_q8_gold_invisible_to_annotators(factory):
 
 
 def test_skip_never_reserves_to_that_annotator(factory):
-    project, pid, apis, _ = setup(factory, 2, 1, overlap_min=2, overlap_max=2)
+    _, pid, apis, _ = setup(factory, 2, 1, overlap_min=2, overlap_max=2)
     la = lease(apis[0], pid)
     assert apis[0].post(f"/api/v1/projects/{pid}/skip", json={"lease_token": la["token"]}).status_code == 204
     assert nxt(apis[0], pid).status_code == 204
@@ -457,7 +452,7 @@ def test_skip_never_reserves_to_that_annotator(factory):
 
 
 def test_release_gives_item_back_even_to_the_same_annotator(factory):
-    project, pid, apis, _ = setup(factory, 2, 1, overlap_min=1, overlap_max=1)
+    _, pid, apis, _ = setup(factory, 2, 1, overlap_min=1, overlap_max=1)
     la = lease(apis[0], pid)
     assert nxt(apis[1], pid).status_code == 204
     assert apis[0].post(f"/api/v1/projects/{pid}/release", json={"lease_token": la["token"]}).status_code == 204
@@ -472,7 +467,7 @@ def test_release_gives_item_back_even_to_the_same_annotator(factory):
 
 
 def test_max_leases_per_annotator_hands_back_the_oldest(factory):
-    project, pid, apis, _ = setup(factory, 1, 5, overlap_min=1, overlap_max=1,
+    _, pid, apis, _ = setup(factory, 1, 5, overlap_min=1, overlap_max=1,
                                   settings={"max_leases_per_annotator": 2})
     first, second = lease(apis[0], pid), lease(apis[0], pid)
     assert first["item"]["id"] != second["item"]["id"]
@@ -489,7 +484,7 @@ def test_max_leases_per_annotator_hands_back_the_oldest(factory):
 
 def test_edit_answer_while_open_then_409_once_final(factory):
     # two agreeing answers of default skill 0.7: P = 0.845 >= 0.8
-    project, pid, apis, _ = setup(factory, 2, 1, overlap_min=2, overlap_max=2, settings={"target_confidence": 0.8})
+    _, pid, apis, _ = setup(factory, 2, 1, overlap_min=2, overlap_max=2, settings={"target_confidence": 0.8})
     la = lease(apis[0], pid)
     answer_id = submit(apis[0], pid, la["token"], NEG).json()["answer"]["id"]
     res = apis[0].put(f"/api/v1/projects/{pid}/my-answers/{answer_id}", json={"value": POS})
@@ -506,7 +501,7 @@ def test_edit_answer_while_open_then_409_once_final(factory):
 
 
 def test_other_annotators_lease_tokens_are_404(factory):
-    project, pid, apis, _ = setup(factory, 2, 1, overlap_min=2, overlap_max=2)
+    _, pid, apis, _ = setup(factory, 2, 1, overlap_min=2, overlap_max=2)
     la = lease(apis[0], pid)
     for path in ("answers", "skip", "release"):
         body = {"lease_token": la["token"]} | ({"value": POS} if path == "answers" else {})
@@ -520,7 +515,7 @@ def test_other_annotators_lease_tokens_are_404(factory):
 
 
 def test_non_member_gets_404_on_next(factory):
-    project, pid, apis, _ = setup(factory, 1, 1)
+    _, pid, _, _ = setup(factory, 1, 1)
     outsider = factory.api_as(factory.make_user())
     res = nxt(outsider, pid)
     assert res.status_code == 404 and code(res) == "not_found"

@@ -101,5 +101,5 @@ def test_gold_from_mapping_series_frame_and_arrays(tmp_path):
 
 def test_gold_labels_read_as_text_match_numeric_labels():
     answers = encode(["a", "b"], ["x", "y"], [0, 1])
-    items, labels = encode_gold(answers, {"a": "1"})
+    _, labels = encode_gold(answers, {"a": "1"})
     assert labels.tolist() == [1]

@@ -19,7 +19,7 @@ def read_rows(path):
 
 
 def test_word_errors():
-    assert compute_word_errors("a b c d".split(), "a x c d e".split()) == 2
+    assert compute_word_errors(["a", "b", "c", "d"], ["a", "x", "c", "d", "e"]) == 2
     assert compute_word_errors([], ["a", "b"]) == 2
     assert compute_word_errors(["a"], []) == 1
     assert normalize_words("Let's go.") == ["let", "'s", "go", "."]

@@ -3,6 +3,8 @@ database."""
 
 from __future__ import annotations
 
+from itertools import pairwise
+
 import numpy as np
 import pytest
 
@@ -67,7 +69,7 @@ def test_multi_choice_learned_accuracy_outweighs_two_weak_annotators():
 
 def test_rating_agreement_grows_confidence_and_disagreement_does_not():
     confs = [ck.rating_consensus(Q["fluency"], [4] * n)[1] for n in range(1, 5)]
-    assert all(a < b for a, b in zip(confs, confs[1:]))
+    assert all(a < b for a, b in pairwise(confs))
     assert confs[2] < 0.95 <= confs[3]  # four agreeing answers reach the default target
     value, conf = ck.rating_consensus(Q["fluency"], [2, 5, 3, 4])
     assert value in (3, 4) and conf < 0.6
@@ -118,7 +120,7 @@ def test_ranking_agreement_and_weakest_pair():
 
 def test_ranking_with_ties():
     value, conf = ck.ranking_consensus(Q["tied"], [[["b"], ["a", "c"]], [["b"], ["a"], ["c"]]], 0.7)
-    assert value[0] == ["b"] and sorted(sum(value, [])) == ["a", "b", "c"]
+    assert value[0] == ["b"] and sorted(c for tier in value for c in tier) == ["a", "b", "c"]
     assert conf == pytest.approx(0.7, abs=1e-3)  # a vs c: one vote, one tie
     valid("tied", value)
 

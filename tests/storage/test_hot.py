@@ -66,9 +66,9 @@ def test_insert_on_conflict_returning_none(ctx, factory):
     annotator = factory.make_user("annotator")
     with ctx.engine.begin() as conn:
         item_id = conn.execute(sa.select(items.c.id).where(items.c.project_id == project["id"])).scalar_one()
-        values = dict(project_id=project["id"], item_id=item_id, annotator_id=annotator.id, lease_id=None,
-                      value={"sentiment": "positive"}, status="submitted", duration_ms=None, idempotency_key=None,
-                      created_at=1, updated_at=1)
+        values = {"project_id": project["id"], "item_id": item_id, "annotator_id": annotator.id,
+                  "lease_id": None, "value": {"sentiment": "positive"}, "status": "submitted",
+                  "duration_ms": None, "idempotency_key": None, "created_at": 1, "updated_at": 1}
         first = queue_store.insert_answer_unique(conn, **values)
         assert first is not None and first["value"] == {"sentiment": "positive"} and first["id"] > 0
         assert queue_store.insert_answer_unique(conn, **values) is None
@@ -77,11 +77,10 @@ def test_insert_on_conflict_returning_none(ctx, factory):
 def test_errors_are_sqlalchemy_errors(ctx, factory):
     project = _project_with_items(factory, 1)
     dup = Hot(items.insert())
-    with pytest.raises(sa.exc.IntegrityError):
-        with ctx.engine.begin() as conn:
-            row = conn.execute(sa.select(items).where(items.c.project_id == project["id"])).mappings().one()
-            dup.first(conn, {c: row[c] for c in ("project_id", "external_id", "data", "target_overlap",
-                                                  "overlap_max", "created_at", "updated_at")})
+    with pytest.raises(sa.exc.IntegrityError), ctx.engine.begin() as conn:
+        row = conn.execute(sa.select(items).where(items.c.project_id == project["id"])).mappings().one()
+        dup.first(conn, {c: row[c] for c in ("project_id", "external_id", "data", "target_overlap",
+                                              "overlap_max", "created_at", "updated_at")})
     with pytest.raises(sa.exc.DBAPIError), ctx.engine.begin() as conn:
         Hot(sa.text("SELECT * FROM no_such_table")).all(conn, {})
 

@@ -65,10 +65,9 @@ def test_flush_wal_targets_the_log_sqlite_writes(ctx):
         return
     wal = Path(_WAL_PATHS[ctx.engine])
     before = wal.stat().st_size if wal.exists() else 0
-    with flush_after() as owed:
-        with write_tx(ctx.engine) as conn:
-            conn.exec_driver_sql("CREATE TABLE IF NOT EXISTS flush_probe (x TEXT)")
-            conn.exec_driver_sql("INSERT INTO flush_probe VALUES (?)", ("x" * 20000,))
+    with flush_after() as owed, write_tx(ctx.engine) as conn:
+        conn.exec_driver_sql("CREATE TABLE IF NOT EXISTS flush_probe (x TEXT)")
+        conn.exec_driver_sql("INSERT INTO flush_probe VALUES (?)", ("x" * 20000,))
     assert owed == [ctx.engine]
     assert wal.stat().st_size > before  # the frames are in this file, not yet synced
     for engine in owed:

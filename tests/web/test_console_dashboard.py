@@ -78,7 +78,7 @@ def test_confidence_sample_is_capped(ctx, project):
 
 
 def test_browse_filters_by_label_confidence_annotator_and_gold(ctx, factory, project):
-    p, a1, a2 = project
+    p, a1, _ = project
     m = p["manager"]
     everything = dashboard_service.browse_items(ctx, m, p["id"], 0, 100)["items"]
     assert len(everything) == 8

@@ -7,7 +7,15 @@ from pathlib import Path
 
 import click
 
-from goldlabel.cli.root import LOCAL_OPERATOR, CliState, echo_json, echo_table, fail, iter_pages, pass_state
+from goldlabel.cli.root import (
+    LOCAL_OPERATOR,
+    CliState,
+    echo_json,
+    echo_table,
+    fail,
+    iter_pages,
+    pass_state,
+)
 from goldlabel.cli.users import find_user
 from goldlabel.schemas import ProjectCreate
 from goldlabel.services import projects as project_service

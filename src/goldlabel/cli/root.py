@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import json
 import sys
-from dataclasses import dataclass, field
 from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
 from typing import Any, NoReturn
 
 import click

@@ -7,7 +7,15 @@ from typing import get_args
 
 import click
 
-from goldlabel.cli.root import LOCAL_OPERATOR, CliState, echo_json, echo_table, fail, iter_pages, pass_state
+from goldlabel.cli.root import (
+    LOCAL_OPERATOR,
+    CliState,
+    echo_json,
+    echo_table,
+    fail,
+    iter_pages,
+    pass_state,
+)
 from goldlabel.schemas import Role
 from goldlabel.services import users as user_service
 from goldlabel.services.context import Context

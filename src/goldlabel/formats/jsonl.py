@@ -42,7 +42,7 @@ class Writer:
     def write_batch(self, records: list[tuple]) -> None:
         """Records in the layout of ``formats.registry.EXPORT_RECORD``."""
         dumps = orjson.dumps
-        Fragment = orjson.Fragment  # noqa: N806 - local alias for the hot loop
+        Fragment = orjson.Fragment  # local alias for the hot loop
         with_predictions, with_gold = self.include_predictions, self.include_gold
         chunks = []
         for item_id, ext, data, meta, priority, status, is_gold, consensus, answers, preds, gold in records:

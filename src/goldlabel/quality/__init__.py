@@ -40,16 +40,16 @@ def recommended() -> CategoricalEstimator:
 
 
 __all__ = [
-    "Answers",
     "BCC",
-    "CategoricalEstimator",
-    "CommunityDawidSkene",
     "DEFAULT_METHOD",
-    "DawidSkene",
     "EBCC",
     "GLAD",
     "MACE",
     "METHODS",
+    "Answers",
+    "CategoricalEstimator",
+    "CommunityDawidSkene",
+    "DawidSkene",
     "MajorityVote",
     "OneCoinDawidSkene",
     "RobustDawidSkene",

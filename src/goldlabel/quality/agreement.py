@@ -15,12 +15,12 @@ import numpy as np
 from scipy import sparse
 
 __all__ = [
-    "krippendorff_alpha",
-    "fleiss_kappa",
-    "cohen_kappa",
-    "pairwise_cohen_kappa",
-    "item_agreement",
     "annotator_agreement",
+    "cohen_kappa",
+    "fleiss_kappa",
+    "item_agreement",
+    "krippendorff_alpha",
+    "pairwise_cohen_kappa",
 ]
 
 LEVELS = ("nominal", "ordinal", "interval", "ratio")

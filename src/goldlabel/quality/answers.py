@@ -8,6 +8,7 @@ Every estimator in :mod:`goldlabel.quality` works on an :class:`Answers`. Build 
 from __future__ import annotations
 
 import csv
+import math
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -241,7 +242,7 @@ def _factorize(values: np.ndarray, name: str) -> tuple[np.ndarray, np.ndarray]:
         uniques = np.empty(len(lookup), dtype=object)
         uniques[:] = list(lookup)
     if uniques.dtype.kind == "O":
-        bad = [i for i, v in enumerate(uniques.tolist()) if v is None or (isinstance(v, float) and v != v)]
+        bad = [i for i, v in enumerate(uniques.tolist()) if v is None or (isinstance(v, float) and math.isnan(v))]
         if bad:
             row = int(np.flatnonzero(codes == bad[0])[0])
             raise ValueError(f"{name} has a missing value at row {row}")

@@ -19,8 +19,14 @@ from scipy.sparse.csgraph import connected_components
 
 from goldlabel.quality.multi_choice import compute_binary_dawid_skene
 
-__all__ = ["BoxAnswers", "BoxDawidSkene", "MeanBoxConsensus", "compute_iou",
-           "compute_detection_scores", "simulate_box_answers"]
+__all__ = [
+    "BoxAnswers",
+    "BoxDawidSkene",
+    "MeanBoxConsensus",
+    "compute_detection_scores",
+    "compute_iou",
+    "simulate_box_answers",
+]
 
 
 @dataclass(frozen=True, eq=False)

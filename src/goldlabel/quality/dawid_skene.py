@@ -7,7 +7,6 @@ import math
 
 import numpy as np
 
-from .answers import Answers
 from .categorical import (
     CategoricalEstimator,
     CountMatrix,

@@ -16,8 +16,12 @@ from typing import Any
 import numpy as np
 from scipy import sparse
 
-__all__ = ["MultiChoiceDawidSkene", "MultiChoiceMajorityVote", "encode_multi_choice",
-           "compute_binary_dawid_skene"]
+__all__ = [
+    "MultiChoiceDawidSkene",
+    "MultiChoiceMajorityVote",
+    "compute_binary_dawid_skene",
+    "encode_multi_choice",
+]
 
 _EPS = 1e-9
 

@@ -5,7 +5,14 @@ from __future__ import annotations
 
 import numpy as np
 
-from .categorical import CategoricalEstimator, CountMatrix, clamp_gold, normalize_rows, softmax_rows, vote_counts
+from .categorical import (
+    CategoricalEstimator,
+    CountMatrix,
+    clamp_gold,
+    normalize_rows,
+    softmax_rows,
+    vote_counts,
+)
 from .dawid_skene import DawidSkene
 from .majority_vote import MajorityVote
 

@@ -8,7 +8,7 @@ from functools import lru_cache
 import numpy as np
 from scipy.stats import beta as beta_distribution
 
-__all__ = ["SkillEstimate", "estimate_skill", "confusions_from_skills"]
+__all__ = ["SkillEstimate", "confusions_from_skills", "estimate_skill"]
 
 
 @dataclass(frozen=True)

@@ -22,8 +22,14 @@ from typing import Any
 import numpy as np
 from scipy import sparse
 
-__all__ = ["Tokens", "SpanAnswers", "SpanDawidSkene", "MajorityTokenVote",
-           "compute_token_classes", "compute_token_f1"]
+__all__ = [
+    "MajorityTokenVote",
+    "SpanAnswers",
+    "SpanDawidSkene",
+    "Tokens",
+    "compute_token_classes",
+    "compute_token_f1",
+]
 
 TOKEN_PATTERN = r"\w+|[^\w\s]"
 

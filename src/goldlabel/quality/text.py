@@ -12,12 +12,13 @@ from __future__ import annotations
 
 import re
 from collections.abc import Sequence
+from itertools import pairwise
 from typing import Any
 
 import numpy as np
 from scipy import sparse
 
-__all__ = ["TextMedoid", "normalize_words", "compute_word_errors", "compute_wer"]
+__all__ = ["TextMedoid", "compute_wer", "compute_word_errors", "normalize_words"]
 
 _WORD = re.compile(r"\w+|'\w+|[^\w\s]")
 
@@ -35,7 +36,7 @@ def _features(texts: Sequence[str]) -> sparse.csr_matrix:
         words = normalize_words(text)
         joined = " " + " ".join(words) + " "
         grams = ["w:" + w for w in words]
-        grams += ["b:" + a + " " + b for a, b in zip(words, words[1:])]
+        grams += ["b:" + a + " " + b for a, b in pairwise(words)]
         grams += ["c:" + joined[k:k + 3] for k in range(len(joined) - 2)]
         indices.extend(vocabulary.setdefault(g, len(vocabulary)) for g in grams)
         indptr.append(len(indices))

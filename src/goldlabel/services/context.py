@@ -29,7 +29,7 @@ class Context:
     token_cache_ttl_s: float = TOKEN_CACHE_TTL_S
 
     @classmethod
-    def from_settings(cls, settings: Settings) -> "Context":
+    def from_settings(cls, settings: Settings) -> Context:
         return cls(settings=settings, engine=create_engine(settings))
 
     def get_schema(self, project: dict) -> LabelSchema:

@@ -100,7 +100,7 @@ def check_row(row: Any, line: int, schema: LabelSchema) -> tuple[dict | None, li
     unknown = () if ITEM_KEYS.issuperset(row) else row.keys() - ITEM_KEYS - EXPORT_KEYS
     if unknown:
         errors.append(
-            FieldError((sorted(unknown)[0],), "unknown_field",
+            FieldError((min(unknown),), "unknown_field",
                        f"unknown field(s) {', '.join(sorted(unknown))}; expected {', '.join(sorted(ITEM_KEYS))}", line)
         )
     ext = row.get("external_id")
@@ -146,7 +146,7 @@ def check_row(row: Any, line: int, schema: LabelSchema) -> tuple[dict | None, li
     }, []
 
 
-def _check_answer(schema, value, data, loc, line, errors) -> dict | None:  # noqa: ANN001
+def _check_answer(schema, value, data, loc, line, errors) -> dict | None:
     try:
         return schema.validate_answer(value, data, loc_prefix=loc)
     except GoldlabelError as exc:
@@ -154,7 +154,7 @@ def _check_answer(schema, value, data, loc, line, errors) -> dict | None:  # noq
         return None
 
 
-def _check_prediction(schema, pred, data, i, line, errors) -> dict | None:  # noqa: ANN001
+def _check_prediction(schema, pred, data, i, line, errors) -> dict | None:
     loc = ("predictions", i)
     if not isinstance(pred, dict) or "value" not in pred:
         errors.append(FieldError(loc, "bad_prediction", "a prediction is an object with a 'value'", line))
@@ -259,8 +259,8 @@ class _Staging:
     touched: set[int] = field(default_factory=set)  # pre-existing items this file skipped or updated
 
 
-def _write_batch(  # noqa: PLR0913
-    conn, project: dict, batch: list[tuple[int, dict]], on_conflict: str, report: ImportReport,  # noqa: ANN001
+def _write_batch(
+    conn, project: dict, batch: list[tuple[int, dict]], on_conflict: str, report: ImportReport,
     staging: _Staging, max_errors: int,
 ) -> None:
     if not batch:

@@ -443,7 +443,7 @@ class RefitScheduler:
         while not self._stop.wait(self.interval_s):
             try:
                 self.run_once()
-            except Exception:  # noqa: BLE001 - a failed re-fit must not kill the scheduler
+            except Exception:  # a failed re-fit must not kill the scheduler
                 log.exception("background re-fit failed")
 
     def run_once(self) -> list[int]:

@@ -73,13 +73,13 @@ def review_item(
         )
         review = quality_store.insert_review(conn, project_id=project_id, item_id=item_id, reviewer_id=actor.id,
                                              action=action, value=clean, comment=comment, created_at=now)
-        records.insert_event(conn, project_id, f"item.reviewed",
+        records.insert_event(conn, project_id, "item.reviewed",
                              {"item_id": item_id, "action": action, "reviewer_id": actor.id, "status": status}, now)
     return {"id": review["id"], "item_id": item_id, "action": action, "value": clean, "comment": comment,
             "reviewer_id": actor.id, "created_at": now, "item_status": status}
 
 
-def _set_consensus_status(conn, item_id: int, project_id: int, status: str, now: int) -> None:  # noqa: ANN001
+def _set_consensus_status(conn, item_id: int, project_id: int, status: str, now: int) -> None:
     rows = records.fetch_consensus(conn, item_id)
     records.replace_consensus(conn, item_id, project_id, [
         {k: c.get(k) for k in ("question", "value", "confidence", "method", "contributions", "agreement")}

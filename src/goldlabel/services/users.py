@@ -9,8 +9,8 @@ import secrets
 from typing import Any
 
 from argon2 import PasswordHasher
-from sqlalchemy.engine import Connection
 from argon2.exceptions import InvalidHashError, VerificationError
+from sqlalchemy.engine import Connection
 
 from goldlabel.domain.errors import GoldlabelError, conflict, forbidden, not_found, unauthorized
 from goldlabel.services.access import Actor
@@ -59,9 +59,10 @@ def create_user(
     annotators and reviewers, admins anyone."""
     if role not in ROLES:
         raise GoldlabelError(f"role must be one of {', '.join(ROLES)}", code="unknown_role", status=422)
-    if actor is not None and not actor.is_admin:
-        if actor.role != "manager" or role not in ("annotator", "reviewer"):
-            raise forbidden("only admins create managers and admins; managers create annotators and reviewers")
+    if actor is not None and not actor.is_admin and (
+        actor.role != "manager" or role not in ("annotator", "reviewer")
+    ):
+        raise forbidden("only admins create managers and admins; managers create annotators and reviewers")
     if password is not None:
         _check_password(password)
     pw_hash = hash_password(password) if password else None

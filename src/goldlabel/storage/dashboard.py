@@ -15,7 +15,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
-from goldlabel.storage.tables import Json, answers, consensus, events, items, reviews, users
+from goldlabel.storage.tables import answers, consensus, events, items, reviews, users
 
 
 def _edge_id(conn: Connection, table: sa.Table, project_id: int, descending: bool) -> int | None:

@@ -7,7 +7,15 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
-from goldlabel.storage.tables import Json, answers, consensus, gold_answers, items, leases, predictions
+from goldlabel.storage.tables import (
+    Json,
+    answers,
+    consensus,
+    gold_answers,
+    items,
+    leases,
+    predictions,
+)
 
 
 def fetch_item(conn: Connection, project_id: int, item_id: int) -> dict | None:

@@ -21,7 +21,6 @@ from goldlabel.storage.tables import (
     users,
 )
 
-
 # Run on every lease or answer: built once, with bind parameters (see storage/queue.py).
 _STATS = sa.select(annotator_stats).where(
     annotator_stats.c.project_id == sa.bindparam("b_project_id"),

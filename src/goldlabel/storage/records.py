@@ -10,7 +10,6 @@ from sqlalchemy.engine import Connection
 from goldlabel.storage.hot import Hot
 from goldlabel.storage.tables import consensus, events
 
-
 # Every answer replaces its item's consensus: statements built once, with bind parameters.
 _DELETE_CONSENSUS = consensus.delete().where(consensus.c.item_id == sa.bindparam("b_item_id"))
 _INSERT_CONSENSUS = consensus.insert()

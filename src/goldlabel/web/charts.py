@@ -57,8 +57,11 @@ def fmt_count(v: float) -> str:
 
 def _svg_open(width: int, height: int, title: str, cls: str) -> list[str]:
     return [
-        f'<svg xmlns="http://www.w3.org/2000/svg" class="chart {_e(cls)}" viewBox="0 0 {width} {height}" '
-        f'width="{width}" height="{height}" role="img" aria-label="{_e(title)}">',
+        (
+            f'<svg xmlns="http://www.w3.org/2000/svg" class="chart {_e(cls)}" '
+            f'viewBox="0 0 {width} {height}" width="{width}" height="{height}" role="img" '
+            f'aria-label="{_e(title)}">'
+        ),
         f"<title>{_e(title)}</title>",
     ]
 

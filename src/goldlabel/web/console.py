@@ -30,7 +30,7 @@ CONSOLE_ROLES = ("admin", "manager", "reviewer")
 SETTING_FIELDS = tuple(QualitySettings.model_fields)
 
 
-def _ctx(request: Request):  # noqa: ANN202
+def _ctx(request: Request):
     return request.app.state.context
 
 

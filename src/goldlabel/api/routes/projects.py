@@ -5,7 +5,14 @@ from __future__ import annotations
 from fastapi import APIRouter, status
 
 from goldlabel.api.deps import ContextDep, CurrentActor, PageDep, page
-from goldlabel.schemas import MemberPublic, MemberSet, Page, ProjectCreate, ProjectPublic, ProjectUpdate
+from goldlabel.schemas import (
+    MemberPublic,
+    MemberSet,
+    Page,
+    ProjectCreate,
+    ProjectPublic,
+    ProjectUpdate,
+)
 from goldlabel.services import projects as project_service
 
 router = APIRouter(prefix="/projects", tags=["projects"])

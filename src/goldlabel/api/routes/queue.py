@@ -8,7 +8,14 @@ import orjson
 from fastapi import APIRouter, Body, Header, Response, status
 
 from goldlabel.api.deps import ContextDep, CurrentActor, PageDep, page
-from goldlabel.schemas import AnswerPublic, AnswerSubmit, LeaseAction, LeasePublic, Page, SubmitResult
+from goldlabel.schemas import (
+    AnswerPublic,
+    AnswerSubmit,
+    LeaseAction,
+    LeasePublic,
+    Page,
+    SubmitResult,
+)
 from goldlabel.services import queue as queue_service
 
 router = APIRouter(prefix="/projects/{project_id}", tags=["queue"])

@@ -56,7 +56,7 @@ async def upload_import(
     actor: CurrentActor,
     on_conflict: Annotated[Literal["skip", "update"], Query()] = "skip",
     partial: bool = False,
-    format: Annotated[FormatName | None, Query(description="Default: from the file's extension.")] = None,  # noqa: A002
+    format: Annotated[FormatName | None, Query(description="Default: from the file's extension.")] = None,
 ) -> dict:
     """Import a multipart upload (field ``file``): all-or-nothing unless ``partial=true``."""
     await run_in_threadpool(import_service.authorize_import, ctx, actor, project_id)
@@ -66,7 +66,7 @@ async def upload_import(
         raise _too_large(limit)
     received = 0
 
-    async def receive_within_limit():  # noqa: ANN202
+    async def receive_within_limit():
         # A chunked upload declares no length: count what arrives and stop at the limit.
         nonlocal received
         message = await request.receive()
@@ -99,7 +99,7 @@ def download_export(
     project_id: int,
     ctx: ContextDep,
     actor: CurrentActor,
-    format: ExportFormat = "jsonl",  # noqa: A002
+    format: ExportFormat = "jsonl",
     status_: Annotated[ItemStatus | None, Query(alias="status")] = None,
     include_predictions: bool = False,
     include_gold: Annotated[bool, Query(description="Needs the manage permission.")] = False,

@@ -94,7 +94,7 @@ class _OptionReader:
             return default
         return value
 
-    def number(self, key: str, default: int | float | None) -> int | float | None:
+    def number(self, key: str, default: float | None) -> int | float | None:
         value = self._get(key)
         if value is None:
             return default
