@@ -16,7 +16,7 @@ PORT ?= 8000
 help:
 	@echo "make demo   set up .venv and start the demo server (http://$(HOST):$(PORT)/)"
 	@echo "make test   set up .venv (and Chromium / PostgreSQL when needed), run the whole suite"
-	@echo "make lint   ruff, when installed"
+	@echo "make lint   ruff check src tests benchmarks (tests/test_lint.py runs it too)"
 	@echo "make bench  run benchmarks/*.py"
 	@echo "make docs   regenerate the settings table in docs/deployment.md"
 
@@ -62,10 +62,9 @@ postgres-up:
 test: $(STAMP) browser-deps postgres-up
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
+# ruff comes with the test extra; tests/test_lint.py runs this same command.
 lint: $(STAMP)
-	@if [ -x $(BIN)/ruff ]; then $(BIN)/ruff check src tests benchmarks; \
-	elif command -v ruff >/dev/null 2>&1; then ruff check src tests benchmarks; \
-	else echo "ruff is not installed: $(BIN)/pip install ruff"; fi
+	$(BIN)/python -m ruff check src tests benchmarks
 
 docs: $(STAMP)
 	$(BIN)/python tests/test_docs.py
