@@ -31,7 +31,6 @@ import shutil
 import signal
 import socket
 import sqlite3
-import statistics
 import subprocess
 import sys
 import tempfile
@@ -261,7 +260,7 @@ async def _annotator(
             t0 = time.perf_counter()
             try:
                 item_id, ctx = await driver.next(conn, who)
-            except (HttpError, asyncio.TimeoutError, OSError) as exc:
+            except (TimeoutError, HttpError, OSError) as exc:
                 res.error(str(exc)[:60])
                 await conn.close()
                 await asyncio.sleep(0.05)
@@ -274,7 +273,7 @@ async def _annotator(
             res.handed.setdefault(item_id, []).append(who)
             try:
                 await driver.submit(conn, who, item_id, ctx)
-            except (HttpError, asyncio.TimeoutError, OSError) as exc:
+            except (TimeoutError, HttpError, OSError) as exc:
                 res.error(str(exc)[:60])
                 await conn.close()
                 continue
@@ -345,7 +344,8 @@ def stop(proc: subprocess.Popen) -> None:
 def _tree(pid: int) -> list[int]:
     pids = [pid]
     try:
-        out = subprocess.run(["ps", "-o", "pid=", "--ppid", str(pid)], capture_output=True, text=True).stdout
+        out = subprocess.run(["ps", "-o", "pid=", "--ppid", str(pid)], capture_output=True, text=True,
+                             check=False).stdout
         pids += [int(p) for p in out.split()]
     except OSError:
         pass
@@ -371,7 +371,8 @@ def rss_mb(pid: int) -> float:
     total = 0
     pids = [pid]
     try:
-        out = subprocess.run(["ps", "-o", "pid=", "--ppid", str(pid)], capture_output=True, text=True).stdout
+        out = subprocess.run(["ps", "-o", "pid=", "--ppid", str(pid)], capture_output=True, text=True,
+                             check=False).stdout
         pids += [int(p) for p in out.split()]
     except OSError:
         pass
@@ -563,6 +564,7 @@ def ls_version() -> str | None:
         [str(exe), "-c", "import importlib.metadata as m; print(m.version('label-studio'))"],
         capture_output=True,
         text=True,
+        check=False,
     )
     return out.stdout.strip() or None
 
@@ -664,6 +666,7 @@ class LabelStudio:
             cwd=ls_pkg,
             capture_output=True,
             text=True,
+            check=False,
         )
         line = next((x for x in out.stdout.splitlines() if x.startswith("TOKENS=")), None)
         if line is None:
@@ -815,14 +818,13 @@ def bench_goldlabel(args: argparse.Namespace, workdir: Path, rows: list[Row], no
                     try:
                         for n_ann in args.annotators:
                             if fresh:
-                                pid, seed_s = db.make_project(n_items, args.overlap)
+                                pid, _ = db.make_project(n_items, args.overlap)
                             else:
-                                pid, seed_s = shared  # type: ignore[misc]
+                                pid, _ = shared  # type: ignore[misc]
                             res = run_level(GoldlabelDriver(pid), port, db.tokens, "Bearer", n_ann, args.duration, proc.pid)
                             # A shared project holds the answers of the earlier levels too.
                             acked[pid] = acked.get(pid, 0) + res.acked
                             ok, check = db.verify(pid, args.overlap, acked[pid])
-                            over, twice = res.double_assignments(args.overlap)
                             row = Row("goldlabel", backend, n_items, workers, n_ann, args.overlap, res,
                                       ("ok" if ok else "FAIL") + ": " + check)
                             row.note = f"rss {rss_mb(proc.pid):.0f} MB"
@@ -903,7 +905,7 @@ def versions() -> str:
         with eng.connect() as conn:
             parts.append("PostgreSQL " + conn.exec_driver_sql("SHOW server_version").scalar().split()[0])
         eng.dispose()
-    except Exception:  # noqa: BLE001 - version string only
+    except Exception:  # noqa: BLE001, S110 - the PostgreSQL version is optional in the header
         pass
     parts.append(f"SQLite {sqlite3.sqlite_version}")
     v = ls_version()
@@ -986,18 +988,18 @@ def main(argv: list[str] | None = None) -> int:
         body = [
             SECTION,
             "",
-            f"Script: `benchmarks/annotate_loop.py`, run {started} with "
-            f"`{shlex.join([str(PY.relative_to(REPO)), 'benchmarks/annotate_loop.py', *(argv if argv is not None else sys.argv[1:])])}`.",
+            (f"Script: `benchmarks/annotate_loop.py`, run {started} with "
+             f"`{shlex.join([str(PY.relative_to(REPO)), 'benchmarks/annotate_loop.py', *(argv if argv is not None else sys.argv[1:])])}`."),
             "",
             f"Machine: {machine()}.",
             "",
             f"Versions: {versions()}.",
             "",
-            f"Workload: each annotator is a distinct user with its own token and keep-alive connection, looping "
-            f"next -> submit (one cycle) for {args.duration:g} s per level; overlap {args.overlap}; a choice question. "
-            "Latency is per cycle (both requests). \"double assigned\" counts hand-outs of an item to more distinct "
-            "annotators than its overlap plus the same item twice to one annotator, seen by the client; \"db check\" "
-            "re-counts from the database afterwards.",
+            (f"Workload: each annotator is a distinct user with its own token and keep-alive connection, looping "
+             f"next -> submit (one cycle) for {args.duration:g} s per level; overlap {args.overlap}; a choice question. "
+             "Latency is per cycle (both requests). \"double assigned\" counts hand-outs of an item to more distinct "
+             "annotators than its overlap plus the same item twice to one annotator, seen by the client; \"db check\" "
+             "re-counts from the database afterwards."),
             "",
             "Server command lines:",
             "",

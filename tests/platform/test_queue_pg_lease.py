@@ -13,13 +13,12 @@ import psycopg._queries
 import pytest
 import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql
+from test_queue import POS, check_books, code, expire_leases, item_rows, lease, nxt, setup, submit
 
 from goldlabel.services import queue as queue_service
 from goldlabel.storage import queue_pg
 from goldlabel.storage.engine import now_ms, statement_tx, write_tx
 from goldlabel.storage.tables import annotator_stats, items, leases
-
-from test_queue import POS, check_books, code, expire_leases, item_rows, lease, nxt, setup, submit
 
 pytestmark = pytest.mark.postgres
 
@@ -71,7 +70,7 @@ def test_common_lease_is_one_statement_and_lands_as_the_general_path(factory, cu
 
 
 def test_a_non_member_reaps_and_claims_nothing(factory):
-    _, pid, apis, anns = setup(factory, 1, 2, overlap_min=1, overlap_max=1, lease_ttl_s=5)
+    _, pid, apis, _ = setup(factory, 1, 2, overlap_min=1, overlap_max=1, lease_ttl_s=5)
     lease(apis[0], pid)
     expire_leases(factory)
     outsider = factory.api_as(factory.make_user())

@@ -19,7 +19,14 @@ from goldlabel.domain.queue_policy import AnnotatorProgress, QueuePolicy, pick_n
 from goldlabel.domain.stopping import decide_status
 from goldlabel.services import posterior
 from goldlabel.services import quality as quality_service
-from goldlabel.services.access import NEED_RANK, ROLE_RANK, Actor, authorize, load_project, load_project_to_annotate
+from goldlabel.services.access import (
+    NEED_RANK,
+    ROLE_RANK,
+    Actor,
+    authorize,
+    load_project,
+    load_project_to_annotate,
+)
 from goldlabel.services.context import Context
 from goldlabel.storage import items as item_store
 from goldlabel.storage import queue as queue_store

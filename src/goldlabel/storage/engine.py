@@ -72,17 +72,17 @@ def _ping_idle_connections(engine: Engine) -> None:
     """
 
     @event.listens_for(engine, "checkin")
-    def _on_checkin(_dbapi_conn, record) -> None:  # noqa: ANN001
+    def _on_checkin(_dbapi_conn, record) -> None:
         record.info["checked_in_at"] = time.monotonic()
 
     @event.listens_for(engine, "checkout")
-    def _on_checkout(dbapi_conn, record, _proxy) -> None:  # noqa: ANN001
+    def _on_checkout(dbapi_conn, record, _proxy) -> None:
         last = record.info.get("checked_in_at")
         if last is None or time.monotonic() - last < PING_AFTER_IDLE_S:
             return
         try:
             engine.dialect.do_ping(dbapi_conn)
-        except Exception as exc:  # noqa: BLE001 - any failure: let the pool reconnect
+        except Exception as exc:  # any failure: let the pool reconnect
             raise sa.exc.DisconnectionError(str(exc)) from exc
 
 
@@ -108,7 +108,7 @@ def _create_sqlite_engine(url: sa.URL, settings: Settings) -> Engine:
     )
 
     @event.listens_for(engine, "connect")
-    def _on_connect(dbapi_conn, _record):  # noqa: ANN001
+    def _on_connect(dbapi_conn, _record):
         # Let SQLAlchemy's "begin" hook (below) emit BEGIN itself instead of pysqlite.
         dbapi_conn.isolation_level = None
         cur = dbapi_conn.cursor()
@@ -279,6 +279,5 @@ def uncontended(engine: Engine) -> Iterator[bool]:
 @contextlib.contextmanager
 def read_tx(engine: Engine) -> Iterator[Connection]:
     """A read-only snapshot (deferred transaction on SQLite, never takes the write lock)."""
-    with engine.connect() as conn:
-        with conn.begin():
-            yield conn
+    with engine.connect() as conn, conn.begin():
+        yield conn

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Sequence
 from typing import Any
 
@@ -99,7 +100,7 @@ def _refit_ranking(q, items, item, annotator, annotator_ids, values, default, se
     ordered = [names[c] for c in order.tolist()]
     bounds = np.r_[starts, n_codes].tolist()
     by_item = {int(code_item[order[s]]): _ranking_value(ordered[s:e], allow_ties)
-               for s, e in zip(bounds[:-1], bounds[1:])}
+               for s, e in itertools.pairwise(bounds)}
     out_values = [by_item.get(i, []) for i in range(n_items)]
     skills = _skill_rows(annotator_ids, reliability, annotator, "crowd_bt", now)
     return "crowd_bt", out_values, confidence, skills

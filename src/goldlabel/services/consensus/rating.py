@@ -40,7 +40,7 @@ def _snap_ratings(question: RatingQuestion, x: np.ndarray) -> np.ndarray:
 def _rating_value(question: RatingQuestion, x: float) -> int | float:
     if (isinstance(question.min, int) and isinstance(question.max, int)
             and isinstance(question.step, int)):
-        return int(round(x))
+        return round(x)
     return float(f"{x:.12g}")
 
 
