@@ -19,6 +19,8 @@ storage/queue.py, records.py and quality.py):
    longer answered deleted: the table ends as ``records.replace_consensus`` leaves it), the
    item's new state (``queue.update_item_state``) and the outbox events (``records.insert_events``,
    in list order).
+
+The lease is :func:`lease`: one statement that is its own transaction (see its comment).
 """
 
 from __future__ import annotations
