@@ -60,7 +60,8 @@ def _candidates_stmt(for_update: bool) -> sa.Select:
         sa.select(items.c.id, items.c.priority, items.c.answer_count, items.c.is_gold)
         .where(
             items.c.project_id == _b("b_project_id"),
-            items.c.status == "open",
+            # A literal: PostgreSQL's queue index holds open items only (tables.py).
+            items.c.status == sa.literal_column("'open'"),
             items.c.is_gold == _b("b_is_gold", type_=sa.Boolean),
             items.c.answer_count + items.c.reserved < items.c.target_overlap,
             ~sa.exists(mine),

@@ -125,6 +125,12 @@ items = sa.Table(
     sa.CheckConstraint("answer_count <= overlap_max", name="q1_max_overlap"),
     sa.CheckConstraint("answer_count + reserved <= overlap_max", name="q3_reserved"),
     # The queue scans this index in policy order: priority, closest to completion, FIFO.
+    # PostgreSQL: only open items (migration 0005). A query that does not ask for open items
+    # cannot pick it: with statistics that knew nothing of a new project (analyzed while the
+    # table held others), the import's external-id lookup probed this index on project_id and
+    # filtered external_id, instead of the unique index, and a 1M-item import went quadratic.
+    # The queue's queries must spell status = 'open' as a literal (a parameter does not prove
+    # the index's predicate to a generic plan).
     sa.Index(
         "ix_items_queue",
         "project_id",
@@ -133,6 +139,7 @@ items = sa.Table(
         sa.text("priority DESC"),
         sa.text("answer_count DESC"),
         "id",
+        postgresql_where=sa.text("status = 'open'"),
     ),
 )
 
