@@ -190,20 +190,6 @@ _UPDATE_ITEM_STATE = (
 )
 
 
-_HOT_ONE: dict[int, Hot] = {}
-
-
-def _one(conn: Connection, stmt: sa.Executable, params: dict[str, Any]) -> dict | None:
-    """The first row of one of this module's statements (module-level only: they are kept by
-    id), run as a Hot statement. A submit with an Idempotency-Key reads its earlier answer with
-    one on SQLite; through ``conn.execute`` that read cost about seven times a Hot statement's
-    CPU (cProfile of the in-process loop)."""
-    hot = _HOT_ONE.get(id(stmt))
-    if hot is None:
-        hot = _HOT_ONE[id(stmt)] = Hot(stmt)
-    return hot.first(conn, params)
-
-
 # The statements of every lease and submit, run on the driver's cursor (storage/hot.py).
 _H_REAP = Hot(_REAP)
 _H_UNRESERVE_BY_ID = Hot(_UNRESERVE_BY_ID)
@@ -222,6 +208,14 @@ _H_COUNT_RESERVED = Hot(_COUNT_RESERVED)
 _H_COUNT_LATE = Hot(_COUNT_LATE)
 _H_ITEM_ANSWERS = Hot(_ITEM_ANSWERS)
 _H_UPDATE_ITEM_STATE = Hot(_UPDATE_ITEM_STATE)
+# Single-row reads. A submit with an Idempotency-Key reads its earlier answer with one on SQLite;
+# through ``conn.execute`` that cost about seven times a Hot statement's CPU (cProfile).
+_H_LEASE_BY_TOKEN = Hot(_LEASE_BY_TOKEN)
+_H_LEASE_BY_TOKEN_FOR_UPDATE = Hot(_LEASE_BY_TOKEN_FOR_UPDATE)
+_H_ITEM = Hot(_ITEM)
+_H_ITEM_FOR_UPDATE = Hot(_ITEM_FOR_UPDATE)
+_H_ANSWER = Hot(_ANSWER)
+_H_ANSWER_BY_KEY = Hot(_ANSWER_BY_KEY)
 
 
 def reap_expired_leases(conn: Connection, project_id: int, now: int) -> int:
@@ -338,12 +332,12 @@ def insert_answer_unique(conn: Connection, **values: Any) -> dict | None:
 
 
 def fetch_lease_by_token(conn: Connection, token_hash: str) -> dict | None:
-    return _one(conn, _LEASE_BY_TOKEN, {"b_token_hash": token_hash})
+    return _H_LEASE_BY_TOKEN.first(conn, {"b_token_hash": token_hash})
 
 
 def fetch_item_for_update(conn: Connection, item_id: int) -> dict | None:
-    q = _ITEM_FOR_UPDATE if conn.dialect.name == "postgresql" else _ITEM
-    return _one(conn, q, {"b_item_id": item_id})
+    q = _H_ITEM_FOR_UPDATE if conn.dialect.name == "postgresql" else _H_ITEM
+    return q.first(conn, {"b_item_id": item_id})
 
 
 def set_lease_status(conn: Connection, lease_id: int, status: str, answer_id: int | None = None) -> None:
@@ -373,11 +367,11 @@ def insert_answer(conn: Connection, **values: Any) -> dict:
 
 
 def fetch_answer(conn: Connection, answer_id: int) -> dict | None:
-    return _one(conn, _ANSWER, {"b_answer_id": answer_id})
+    return _H_ANSWER.first(conn, {"b_answer_id": answer_id})
 
 
 def fetch_answer_by_idempotency_key(conn: Connection, annotator_id: int, key: str) -> dict | None:
-    return _one(conn, _ANSWER_BY_KEY, {"b_annotator_id": annotator_id, "b_key": key})
+    return _H_ANSWER_BY_KEY.first(conn, {"b_annotator_id": annotator_id, "b_key": key})
 
 
 def fetch_item_answers(conn: Connection, item_id: int) -> list[dict]:
@@ -395,8 +389,8 @@ def lock_lease_by_token(conn: Connection, token_hash: str) -> dict | None:
     excludes every other writer). Submit, skip and release decide on the lease's status: read
     without the lock, a concurrent reaper, retry or skip could change it before COMMIT, and the
     item's reservation would be handed back twice."""
-    q = _LEASE_BY_TOKEN_FOR_UPDATE if conn.dialect.name == "postgresql" else _LEASE_BY_TOKEN
-    return _one(conn, q, {"b_token_hash": token_hash})
+    q = _H_LEASE_BY_TOKEN_FOR_UPDATE if conn.dialect.name == "postgresql" else _H_LEASE_BY_TOKEN
+    return q.first(conn, {"b_token_hash": token_hash})
 
 
 def fetch_first_answers(conn: Connection, item_id: int, limit: int) -> list[dict]:
