@@ -120,20 +120,56 @@ _LEASE_AND_ITEM = (
 # always taken them in.
 _LEASE_AND_ITEM_FOR_UPDATE = _LEASE_AND_ITEM.with_for_update()
 
-# PostgreSQL: the whole claim in one round trip: the head of the queue for this annotator
-# (locked, SKIP LOCKED), its reservation (re-checked), and the lease (a fresh row, or the
-# annotator's expired one taken over), returning the lease and the item's data.
-_CLAIM_PG = sa.text(
-    """
-WITH cand AS (
+# PostgreSQL SQL shared by the claim below and the one-statement lease (storage/queue_pg.py):
+# the head of the queue for an annotator, the reap of expired leases (Q6), the lease upsert.
+_QUEUE_ORDER_SQL = ", ".join(f"items.{col} {direction.upper()}" for col, direction in QUEUE_ORDER)
+
+
+def pg_candidate_cte(annotator: str, extra: str = "") -> str:
+    """``cand AS (...)``: the head of the normal queue for the annotator bound as ``annotator``
+    (a parameter such as ``:annotator_id``) in project ``:project_id``, locked (SKIP LOCKED);
+    ``extra``: more conditions, each starting with AND."""
+    return f"""cand AS (
     SELECT items.id FROM items
     WHERE items.project_id = :project_id AND items.status = 'open' AND items.is_gold = false
       AND items.answer_count + items.reserved < items.target_overlap
       AND NOT EXISTS (SELECT 1 FROM leases WHERE leases.item_id = items.id
-                      AND leases.annotator_id = :annotator_id AND leases.status != 'expired')
-    ORDER BY {order}
+                      AND leases.annotator_id = {annotator} AND leases.status != 'expired'){extra}
+    ORDER BY {_QUEUE_ORDER_SQL}
     LIMIT 1 FOR UPDATE OF items SKIP LOCKED
-), res AS (
+)"""
+
+
+def pg_reap_ctes(extra: str = "") -> str:
+    """``reaped AS (...), per_item AS (...), unreserved AS (...)``: project ``:project_id``'s
+    leases expired at ``:now`` marked expired and their reservations handed back (Q6);
+    ``extra``: more conditions on the reap, each starting with AND."""
+    return f"""reaped AS (
+    UPDATE leases SET status = 'expired'
+    WHERE leases.project_id = :project_id AND leases.status = 'active' AND leases.expires_at <= :now{extra}
+    RETURNING leases.item_id
+), per_item AS (
+    SELECT item_id, count(*) AS n FROM reaped GROUP BY item_id
+), unreserved AS (
+    UPDATE items SET reserved = items.reserved - per_item.n FROM per_item
+    WHERE items.id = per_item.item_id RETURNING items.id
+)"""
+
+
+# Q3: a lease row that conflicts on (item, annotator) can only be the annotator's expired one
+# (the candidate query excludes the others): it is taken over in place; any other conflict
+# inserts nothing.
+PG_LEASE_TAKEOVER = """ON CONFLICT (item_id, annotator_id) DO UPDATE SET
+        project_id = excluded.project_id, token_hash = excluded.token_hash, status = excluded.status,
+        created_at = excluded.created_at, expires_at = excluded.expires_at, answer_id = NULL
+    WHERE leases.status = 'expired'"""
+
+# PostgreSQL: the whole claim in one round trip: the head of the queue for this annotator
+# (locked, SKIP LOCKED), its reservation (re-checked), and the lease (a fresh row, or the
+# annotator's expired one taken over), returning the lease and the item's data.
+_CLAIM_PG = sa.text(
+    f"""
+WITH {pg_candidate_cte(":annotator_id")}, res AS (
     UPDATE items SET reserved = items.reserved + 1 FROM cand
     WHERE items.id = cand.id AND items.status = 'open'
       AND items.answer_count + items.reserved < items.target_overlap
@@ -141,14 +177,11 @@ WITH cand AS (
 ), ins AS (
     INSERT INTO leases (project_id, item_id, annotator_id, token_hash, status, created_at, expires_at)
     SELECT :project_id, res.id, :annotator_id, :token_hash, 'active', :created_at, :expires_at FROM res
-    ON CONFLICT (item_id, annotator_id) DO UPDATE SET
-        project_id = excluded.project_id, token_hash = excluded.token_hash, status = excluded.status,
-        created_at = excluded.created_at, expires_at = excluded.expires_at, answer_id = NULL
-    WHERE leases.status = 'expired'
+    {PG_LEASE_TAKEOVER}
     RETURNING leases.*
 )
 SELECT ins.*, res.data AS item_data FROM res LEFT JOIN ins ON true
-""".format(order=", ".join(f"items.{col} {direction.upper()}" for col, direction in QUEUE_ORDER))
+"""
 ).columns(item_data=items.c.data.type)
 _LEASE_BY_TOKEN = sa.select(leases).where(leases.c.token_hash == _b("b_token_hash"))
 _LEASE_BY_TOKEN_FOR_UPDATE = _LEASE_BY_TOKEN.with_for_update()
@@ -230,17 +263,8 @@ def reap_expired_leases(conn: Connection, project_id: int, now: int) -> int:
 # the statement's snapshot, before the reap; the two sets are disjoint (expires_at <= now is
 # reaped, expires_at > now is active), so it returns what the two separate statements did.
 _REAP_AND_ACTIVE_PG = sa.text(
-    """
-WITH reaped AS (
-    UPDATE leases SET status = 'expired'
-    WHERE leases.project_id = :project_id AND leases.status = 'active' AND leases.expires_at <= :now
-    RETURNING leases.item_id
-), per_item AS (
-    SELECT item_id, count(*) AS n FROM reaped GROUP BY item_id
-), unreserved AS (
-    UPDATE items SET reserved = items.reserved - per_item.n FROM per_item
-    WHERE items.id = per_item.item_id RETURNING items.id
-)
+    f"""
+WITH {pg_reap_ctes()}
 SELECT leases.* FROM leases
 WHERE leases.annotator_id = :annotator_id AND leases.project_id = :project_id
   AND leases.status = 'active' AND leases.expires_at > :now

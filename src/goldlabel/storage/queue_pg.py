@@ -32,8 +32,8 @@ import orjson
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
-from goldlabel.domain.queue_policy import QUEUE_ORDER
 from goldlabel.storage.hot import Hot
+from goldlabel.storage.queue import PG_LEASE_TAKEOVER, pg_candidate_cte, pg_reap_ctes
 from goldlabel.storage.tables import Json, answers, items, leases, projects
 
 _P, _L, _I = "p__", "l__", "i__"
@@ -288,6 +288,10 @@ def write_after_answer(
 # committed after this statement's snapshot) then claims nothing, where queue.claim_next_pg
 # has to fail its transaction to give the reservation back. The candidate row is locked and
 # re-checked (FOR UPDATE), so its reservation cannot fail once the lease is written.
+_ONLY_IF_ALLOWED = "\n      AND EXISTS (SELECT 1 FROM allowed)"
+_NOT_REAPED_AND_MAY_CLAIM = (
+    "\n      AND items.id NOT IN (SELECT item_id FROM reaped)\n      AND EXISTS (SELECT 1 FROM may_claim)"
+)
 _LEASE = sa.text(_sql(
     f"""
 WITH p AS (
@@ -304,17 +308,7 @@ WITH p AS (
     SELECT 1 FROM p
     WHERE (CAST(:is_admin AS BOOLEAN) OR p._member_role = ANY(CAST(:roles AS VARCHAR[])))
       AND p._standing_status IS DISTINCT FROM 'suspended'
-), reaped AS (
-    UPDATE leases SET status = 'expired'
-    WHERE leases.project_id = :project_id AND leases.status = 'active' AND leases.expires_at <= :now
-      AND EXISTS (SELECT 1 FROM allowed)
-    RETURNING leases.item_id
-), per_item AS (
-    SELECT item_id, count(*) AS n FROM reaped GROUP BY item_id
-), unreserved AS (
-    UPDATE items SET reserved = items.reserved - per_item.n FROM per_item
-    WHERE items.id = per_item.item_id RETURNING items.id
-), active AS (
+), {pg_reap_ctes(_ONLY_IF_ALLOWED)}, active AS (
     SELECT leases.id FROM leases
     WHERE leases.annotator_id = :user_id AND leases.project_id = :project_id
       AND leases.status = 'active' AND leases.expires_at > :now
@@ -325,25 +319,12 @@ WITH p AS (
       AND coalesce(CAST(p.{_P}settings ->> 'qualification_gold' AS INTEGER), 0) <= 0
       AND (SELECT count(*) FROM active)
           < coalesce(CAST(p.{_P}settings ->> 'max_leases_per_annotator' AS INTEGER), :default_max_leases)
-), cand AS (
-    SELECT items.id FROM items
-    WHERE items.project_id = :project_id AND items.status = 'open' AND items.is_gold = false
-      AND items.answer_count + items.reserved < items.target_overlap
-      AND NOT EXISTS (SELECT 1 FROM leases WHERE leases.item_id = items.id
-                      AND leases.annotator_id = :user_id AND leases.status != 'expired')
-      AND items.id NOT IN (SELECT item_id FROM reaped)
-      AND EXISTS (SELECT 1 FROM may_claim)
-    ORDER BY {", ".join(f"items.{col} {direction.upper()}" for col, direction in QUEUE_ORDER)}
-    LIMIT 1 FOR UPDATE OF items SKIP LOCKED
-), ins AS (
+), {pg_candidate_cte(":user_id", _NOT_REAPED_AND_MAY_CLAIM)}, ins AS (
     INSERT INTO leases (project_id, item_id, annotator_id, token_hash, status, created_at, expires_at)
     SELECT CAST(:project_id AS BIGINT), cand.id, CAST(:user_id AS BIGINT), CAST(:token_hash AS VARCHAR), 'active',
            CAST(:now AS BIGINT), CAST(:now AS BIGINT) + may_claim.ttl_s * 1000
     FROM cand, may_claim
-    ON CONFLICT (item_id, annotator_id) DO UPDATE SET
-        project_id = excluded.project_id, token_hash = excluded.token_hash, status = excluded.status,
-        created_at = excluded.created_at, expires_at = excluded.expires_at, answer_id = NULL
-    WHERE leases.status = 'expired'
+    {PG_LEASE_TAKEOVER}
     RETURNING {", ".join(f"leases.{c.name} AS {_L}{c.name}" for c in leases.c)}
 ), res AS (
     UPDATE items SET reserved = items.reserved + 1 FROM ins
