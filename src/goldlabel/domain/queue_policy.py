@@ -30,6 +30,11 @@ class QueuePolicy:
     gold_rate: float = 0.0
     qualification_gold: int = 0
 
+    @property
+    def has_gold(self) -> bool:
+        """Whether gold items are ever served (else the choice is the head of the normal queue)."""
+        return self.gold_rate > 0 or self.qualification_gold > 0
+
 
 @dataclass(frozen=True)
 class AnnotatorProgress:

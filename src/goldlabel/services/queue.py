@@ -74,6 +74,17 @@ def _lease_view(conn: sa.Connection, project: dict, lease: dict, token: str, dat
             "item": _task_view(conn, project, lease["item_id"], data)}
 
 
+def _queue_policy(settings: dict) -> QueuePolicy:
+    return QueuePolicy(
+        gold_rate=settings.get("gold_rate", 0.0),
+        qualification_gold=settings.get("qualification_gold", 0),
+    )
+
+
+def _max_leases(settings: dict) -> int:
+    return settings.get("max_leases_per_annotator", DEFAULT_MAX_LEASES)
+
+
 def lease_next(ctx: Context, actor: Actor, project_id: int) -> dict[str, Any] | None:
     """Lease the next item to ``actor``; None when there is no work for them now."""
     now = now_ms()
@@ -88,18 +99,15 @@ def lease_next(ctx: Context, actor: Actor, project_id: int) -> dict[str, Any] | 
         settings = project["settings"]
         quality_service.ensure_not_suspended(standing)
         active = queue_store.reap_and_fetch_active_leases(conn, project_id, actor.id, now)
-        if len(active) >= settings.get("max_leases_per_annotator", DEFAULT_MAX_LEASES):
+        if len(active) >= _max_leases(settings):
             # Holding the maximum already: hand the oldest back again with a fresh token, so a
             # client that lost its response can carry on without hoarding more items.
             lease = active[0]
             token = LEASE_TOKEN_PREFIX + secrets.token_urlsafe(24)
             item_store.rotate_lease_token(conn, lease["id"], _hash(token))
             return _lease_view(conn, project, lease, token)
-        policy = QueuePolicy(
-            gold_rate=settings.get("gold_rate", 0.0),
-            qualification_gold=settings.get("qualification_gold", 0),
-        )
-        has_gold = policy.gold_rate > 0 or policy.qualification_gold > 0
+        policy = _queue_policy(settings)
+        has_gold = policy.has_gold
         token = LEASE_TOKEN_PREFIX + secrets.token_urlsafe(24)
         expires_at = now + project["lease_ttl_s"] * 1000
         if not has_gold and conn.dialect.name == "postgresql":
@@ -154,9 +162,8 @@ def _lease_in_one_statement(
             return True, _lease_view(conn, project, got["lease"], token, got["item_data"])
         settings = project["settings"]
         general = (
-            settings.get("gold_rate", 0.0) > 0
-            or settings.get("qualification_gold", 0) > 0
-            or got["n_active"] >= settings.get("max_leases_per_annotator", DEFAULT_MAX_LEASES)
+            _queue_policy(settings).has_gold
+            or got["n_active"] >= _max_leases(settings)
             or got["n_reaped"] > 0
         )
         return (False, None) if general else (True, None)
