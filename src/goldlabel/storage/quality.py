@@ -6,6 +6,7 @@ from collections.abc import Iterator, Sequence
 from typing import Any
 
 import sqlalchemy as sa
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection
 
 from goldlabel.storage.hot import Hot
@@ -34,6 +35,10 @@ _SKILLS = sa.select(annotator_skills).where(
 _MODEL = sa.select(project_models).where(
     project_models.c.project_id == sa.bindparam("b_project_id"), project_models.c.question == sa.bindparam("b_question")
 )
+_INSERT_MODEL_OR_NOTHING = {
+    name: d.insert(project_models).on_conflict_do_nothing().returning(project_models.c.project_id)
+    for name, d in (("sqlite", sqlite), ("postgresql", postgresql))
+}
 
 
 _S = annotator_skills.alias("s")
@@ -134,7 +139,12 @@ def upsert_model(conn: Connection, project_id: int, question: str, **values: Any
 
 
 def claim_refit(conn: Connection, project_id: int, now: int, hold_ms: int) -> bool:
-    """Take the project's re-fit lease (a row with question ''), so one process re-fits at a time."""
+    """Take the project's re-fit lease (a row with question ''), so one process re-fits at a time.
+
+    The first claim of a project inserts the row; two processes doing so at once (the re-fit
+    schedulers of several server workers) meet on the primary key: the loser's INSERT does
+    nothing (on PostgreSQL it waits for the winner's COMMIT first) and the claim is refused,
+    where a plain INSERT failed with a unique violation."""
     where = (project_models.c.project_id == project_id, project_models.c.question == "")
     res = conn.execute(
         project_models.update()
@@ -143,14 +153,12 @@ def claim_refit(conn: Connection, project_id: int, now: int, hold_ms: int) -> bo
     )
     if res.rowcount == 1:
         return True
-    if conn.execute(sa.select(project_models.c.project_id).where(*where)).first() is None:
-        conn.execute(
-            project_models.insert().values(
-                project_id=project_id, question="", method="refit", n_answers=0, busy_until=now + hold_ms
-            )
+    inserted = conn.execute(
+        _INSERT_MODEL_OR_NOTHING[conn.dialect.name].values(
+            project_id=project_id, question="", method="refit", n_answers=0, busy_until=now + hold_ms
         )
-        return True
-    return False
+    ).first()
+    return inserted is not None
 
 
 def count_answers(conn: Connection, project_id: int) -> int:
