@@ -214,6 +214,13 @@ def test_relabeling_classes_permutes_the_output(crowd, name, seed):
 @given(truth=st.lists(st.integers(0, 2), min_size=3, max_size=30), per_item=st.integers(1, 4),
        name=st.sampled_from(sorted(METHODS)))
 def test_perfect_annotators_reproduce_the_truth(truth, per_item, name):
+    # One annotator is not evidence of perfection for the methods with priors on skill: a lone
+    # minority answer is about as likely that annotator's error as a rare class (exact posterior
+    # of item 0 in truth 0 1 1 1 1 1 1: 0.525 under EBCC, 0.533 under BCC; GLAD likewise labels
+    # ten 0s and a 1 all 0), so either labelling is defensible. Measured over 323 truths with one
+    # annotator: glad 25, ebcc 29, bcc 11 such labellings, every other method 0; with two
+    # perfect annotators, 0 for every method.
+    assume(per_item >= 2 or name not in ("bcc", "ebcc", "glad"))
     truth = np.array(truth)
     items = np.repeat(np.arange(len(truth)), per_item)
     annotators = np.tile(np.arange(per_item), len(truth))
