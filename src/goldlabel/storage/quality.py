@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterator, Sequence
 from typing import Any
 
+import orjson
 import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection
@@ -188,16 +190,56 @@ def fetch_gold_value(conn: Connection, item_id: int) -> dict | None:
     return conn.execute(sa.select(gold_answers.c.value).where(gold_answers.c.item_id == item_id)).scalar()
 
 
+_ITEM_COUNTS_COLS = (items.c.id, items.c.answer_count, items.c.target_overlap, items.c.status, items.c.is_gold)
+# PostgreSQL: the ids as one array parameter. An expanding IN of a re-fit batch (5,000 ids) cost
+# 0.25 s a batch in SQLAlchemy's and psycopg's handling of a statement with 5,000 placeholders.
+_ITEM_COUNTS_PG = sa.select(*_ITEM_COUNTS_COLS).where(
+    items.c.id == sa.any_(sa.bindparam("b_ids", type_=postgresql.ARRAY(sa.BigInteger)))
+)
+
+
 def fetch_item_counts(conn: Connection, item_ids: Sequence[int]) -> dict[int, tuple[int, int, str, bool]]:
-    q = sa.select(items.c.id, items.c.answer_count, items.c.target_overlap, items.c.status, items.c.is_gold).where(
-        items.c.id.in_(list(item_ids))
+    if conn.dialect.name == "postgresql":
+        rows = conn.execute(_ITEM_COUNTS_PG, {"b_ids": list(item_ids)})
+    else:
+        rows = conn.execute(sa.select(*_ITEM_COUNTS_COLS).where(items.c.id.in_(list(item_ids))))
+    return {r[0]: (r[1], r[2], r[3], r[4]) for r in rows}
+
+
+# PostgreSQL: a re-fit batch of consensus rows as one upsert of a JSON array, where the generic
+# path below runs a DELETE and an INSERT per row (executemany): 2.1 of a 3.4 s re-fit of 15,000
+# answered items, all of it client CPU in the server's process.
+_UPSERT_CONSENSUS_PG = sa.text(
+    "INSERT INTO consensus (item_id, question, project_id, value, confidence, method, status, contributions, "
+    "agreement, updated_at) "
+    "SELECT r.item_id, r.question, CAST(:project_id AS BIGINT), r.value, r.confidence, r.method, r.status, "
+    "r.contributions, r.agreement, r.updated_at "
+    "FROM jsonb_to_recordset(CAST(:rows AS JSONB)) AS r(item_id BIGINT, question VARCHAR, value JSONB, "
+    "confidence DOUBLE PRECISION, method VARCHAR, status VARCHAR, contributions JSONB, agreement DOUBLE PRECISION, "
+    "updated_at BIGINT) "
+    "ON CONFLICT (item_id, question) DO UPDATE SET project_id = excluded.project_id, value = excluded.value, "
+    "confidence = excluded.confidence, method = excluded.method, status = excluded.status, "
+    "contributions = excluded.contributions, agreement = excluded.agreement, updated_at = excluded.updated_at"
+)
+_CONSENSUS_FIELDS = ("item_id", "question", "value", "confidence", "method", "status", "contributions", "agreement",
+                     "updated_at")
+
+
+def _json_safe(rows: list[dict]) -> bool:
+    """Whether every number of the rows can travel as JSON (NaN and infinities cannot)."""
+    return all(
+        v is None or math.isfinite(v) for r in rows for v in (r.get("confidence"), r.get("agreement"))
     )
-    return {r[0]: (r[1], r[2], r[3], r[4]) for r in conn.execute(q)}
 
 
 def write_consensus_batch(conn: Connection, project_id: int, rows: list[dict]) -> None:
-    """Replace consensus rows for (item, question) pairs in one go."""
+    """Replace consensus rows for (item, question) pairs in one go (each pair once in ``rows``)."""
     if not rows:
+        return
+    if conn.dialect.name == "postgresql" and _json_safe(rows):
+        payload = [{"agreement": None, "contributions": None, **{k: r[k] for k in _CONSENSUS_FIELDS if k in r}}
+                   for r in rows]
+        conn.execute(_UPSERT_CONSENSUS_PG, {"project_id": project_id, "rows": orjson.dumps(payload).decode()})
         return
     conn.execute(
         consensus.delete().where(
@@ -259,14 +301,15 @@ def list_reviews(conn: Connection, item_id: int) -> list[dict]:
     return [dict(r) for r in conn.execute(q).mappings()]
 
 
-def list_projects_needing_refit(conn: Connection) -> list[int]:
-    """Projects whose answer count differs from the count at their last re-fit."""
+def list_projects_needing_refit(conn: Connection, fitted_before: int | None = None) -> list[int]:
+    """Projects whose answer count differs from the count at their last re-fit; with
+    ``fitted_before`` (ms), only those never fitted or last fitted before then."""
     counts = (
         sa.select(answers.c.project_id, sa.func.count().label("n"))
         .group_by(answers.c.project_id)
         .subquery()
     )
-    fitted = sa.select(project_models.c.project_id, project_models.c.n_answers).where(
+    fitted = sa.select(project_models.c.project_id, project_models.c.n_answers, project_models.c.fitted_at).where(
         project_models.c.question == ""
     ).subquery()
     q = (
@@ -274,4 +317,6 @@ def list_projects_needing_refit(conn: Connection) -> list[int]:
         .select_from(counts.outerjoin(fitted, fitted.c.project_id == counts.c.project_id))
         .where(sa.or_(fitted.c.n_answers.is_(None), fitted.c.n_answers != counts.c.n))
     )
+    if fitted_before is not None:
+        q = q.where(sa.or_(fitted.c.fitted_at.is_(None), fitted.c.fitted_at < fitted_before))
     return [r[0] for r in conn.execute(q)]
