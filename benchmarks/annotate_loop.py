@@ -158,6 +158,7 @@ class LoadResult:
     acked: int = 0
     server_cpu_s: float = float("nan")
     client_cpu_s: float = float("nan")
+    warmup_acked: int = 0  # answers acknowledged in the unmeasured warm-up before this level
 
     def cpu_ms_per_cycle(self) -> float:
         return self.server_cpu_s / self.cycles * 1000 if self.cycles else float("nan")
@@ -775,13 +776,23 @@ def _run_async(coro: Any) -> Any:
 
 
 def run_level(
-    driver: Driver, port: int, tokens: list[str], scheme: str, n: int, duration: float, server_pid: int
+    driver: Driver, port: int, tokens: list[str], scheme: str, n: int, duration: float, server_pid: int,
+    warmup: float = 0.0,
 ) -> LoadResult:
+    """``warmup`` seconds of the same load first, not measured: a server that has just started
+    (or a level with more annotators than the last) pays first-request costs in every worker
+    (tokens verified, statements prepared, connections opened) that a running server has behind
+    it. The warm-up's answers count in ``warmup_acked`` (the database check compares them all)
+    and its hand-outs in ``handed`` (the client's double-assignment check covers both)."""
     headers = [{"Authorization": f"{scheme} {t}"} for t in tokens[:n]]
+    warm = _run_async(run_load(driver, port, headers, warmup)) if warmup > 0 else LoadResult()
     cpu0, own0 = cpu_seconds(server_pid), time.process_time()
     res = _run_async(run_load(driver, port, headers, duration))
     res.server_cpu_s = cpu_seconds(server_pid) - cpu0
     res.client_cpu_s = time.process_time() - own0
+    res.warmup_acked = warm.acked
+    for item, who in warm.handed.items():
+        res.handed[item] = who + res.handed.get(item, [])
     return res
 
 
@@ -821,9 +832,10 @@ def bench_goldlabel(args: argparse.Namespace, workdir: Path, rows: list[Row], no
                                 pid, _ = db.make_project(n_items, args.overlap)
                             else:
                                 pid, _ = shared  # type: ignore[misc]
-                            res = run_level(GoldlabelDriver(pid), port, db.tokens, "Bearer", n_ann, args.duration, proc.pid)
+                            res = run_level(GoldlabelDriver(pid), port, db.tokens, "Bearer", n_ann, args.duration,
+                                            proc.pid, args.warmup)
                             # A shared project holds the answers of the earlier levels too.
-                            acked[pid] = acked.get(pid, 0) + res.acked
+                            acked[pid] = acked.get(pid, 0) + res.warmup_acked + res.acked
                             ok, check = db.verify(pid, args.overlap, acked[pid])
                             row = Row("goldlabel", backend, n_items, workers, n_ann, args.overlap, res,
                                       ("ok" if ok else "FAIL") + ": " + check)
@@ -848,8 +860,9 @@ def bench_labelstudio(args: argparse.Namespace, workdir: Path, rows: list[Row], 
                 for n_ann in args.annotators:
                     pid, seed_s = ls.make_project(n_items, args.overlap)
                     notes.append(f"Label Studio {backend}: import of {n_items:,} tasks for the {n_ann}-annotator level took {seed_s:.1f} s")
-                    res = run_level(LabelStudioDriver(pid), ls.port, ls.tokens, "Token", n_ann, args.duration, ls.proc.pid)
-                    ok, check = ls.verify(pid, args.overlap, res.acked)
+                    res = run_level(LabelStudioDriver(pid), ls.port, ls.tokens, "Token", n_ann, args.duration,
+                                    ls.proc.pid, args.warmup)
+                    ok, check = ls.verify(pid, args.overlap, res.warmup_acked + res.acked)
                     row = Row("Label Studio", backend, n_items, 1, n_ann, args.overlap, res, ("ok" if ok else "FAIL") + ": " + check)
                     rows.append(row)
                     print_row(row)
@@ -946,6 +959,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--ls-items", type=parse_ints, default=[10_000], help="Label Studio project sizes")
     ap.add_argument("--annotators", type=parse_ints, default=[1, 8, 32], help="concurrent annotators per level")
     ap.add_argument("--duration", type=float, default=15.0, help="seconds per load level")
+    ap.add_argument("--warmup", type=float, default=2.0,
+                    help="seconds of the same load before each level, not measured (both systems)")
     ap.add_argument("--overlap", type=int, default=1, help="answers wanted per item")
     ap.add_argument("--backends", type=lambda s: s.split(","), default=["sqlite", "postgresql"])
     ap.add_argument("--ls-backends", type=lambda s: s.split(","), default=["sqlite"])
@@ -996,7 +1011,8 @@ def main(argv: list[str] | None = None) -> int:
             f"Versions: {versions()}.",
             "",
             (f"Workload: each annotator is a distinct user with its own token and keep-alive connection, looping "
-             f"next -> submit (one cycle) for {args.duration:g} s per level; overlap {args.overlap}; a choice question. "
+             f"next -> submit (one cycle) for {args.duration:g} s per level, after {args.warmup:g} s of the same load "
+             "that is not measured (both systems); overlap {args.overlap}; a choice question. "
              "Latency is per cycle (both requests). \"double assigned\" counts hand-outs of an item to more distinct "
              "annotators than its overlap plus the same item twice to one annotator, seen by the client; \"db check\" "
              "re-counts from the database afterwards."),
