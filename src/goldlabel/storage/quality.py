@@ -225,8 +225,9 @@ _CONSENSUS_FIELDS = ("item_id", "question", "value", "confidence", "method", "st
                      "updated_at")
 
 
-def _json_safe(rows: list[dict]) -> bool:
-    """Whether every number of the rows can travel as JSON (NaN and infinities cannot)."""
+def json_safe(rows: list[dict]) -> bool:
+    """Whether the confidence and agreement of every consensus row can travel as JSON (NaN and
+    infinities cannot): the PostgreSQL statements that take rows as a JSON array need it."""
     return all(
         v is None or math.isfinite(v) for r in rows for v in (r.get("confidence"), r.get("agreement"))
     )
@@ -236,7 +237,7 @@ def write_consensus_batch(conn: Connection, project_id: int, rows: list[dict]) -
     """Replace consensus rows for (item, question) pairs in one go (each pair once in ``rows``)."""
     if not rows:
         return
-    if conn.dialect.name == "postgresql" and _json_safe(rows):
+    if conn.dialect.name == "postgresql" and json_safe(rows):
         payload = [{"agreement": None, "contributions": None, **{k: r[k] for k in _CONSENSUS_FIELDS if k in r}}
                    for r in rows]
         conn.execute(_UPSERT_CONSENSUS_PG, {"project_id": project_id, "rows": orjson.dumps(payload).decode()})

@@ -25,7 +25,6 @@ The lease is :func:`lease`: one statement that is its own transaction (see its c
 
 from __future__ import annotations
 
-import math
 from typing import Any
 
 import orjson
@@ -33,6 +32,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
 from goldlabel.storage.hot import Hot
+from goldlabel.storage.quality import json_safe
 from goldlabel.storage.queue import PG_LEASE_TAKEOVER, pg_candidate_cte, pg_reap_ctes
 from goldlabel.storage.tables import Json, answers, items, leases, projects
 
@@ -240,12 +240,6 @@ def _write_stmt(n_events: int) -> Hot:
     return h
 
 
-def _finite(rows: list[dict]) -> bool:
-    return all(
-        v is None or math.isfinite(v) for r in rows for v in (r.get("confidence"), r.get("agreement"))
-    )
-
-
 def write_after_answer(
     conn: Connection, *, item_id: int, project_id: int, rows: list[dict], state: tuple[str, int] | None,
     events: list[dict], now: int,
@@ -254,7 +248,7 @@ def write_after_answer(
     (status, target_overlap) when ``state`` is given, insert ``events``. False (nothing
     written) when a value cannot travel as JSON (a non-finite confidence): the caller then
     writes with the generic statements."""
-    if not _finite(rows):
+    if not json_safe(rows):
         return False
     params: dict[str, Any] = {
         "item_id": item_id, "project_id": project_id, "now": now,
