@@ -1012,7 +1012,7 @@ def main(argv: list[str] | None = None) -> int:
             "",
             (f"Workload: each annotator is a distinct user with its own token and keep-alive connection, looping "
              f"next -> submit (one cycle) for {args.duration:g} s per level, after {args.warmup:g} s of the same load "
-             "that is not measured (both systems); overlap {args.overlap}; a choice question. "
+             f"that is not measured (both systems); overlap {args.overlap}; a choice question. "
              "Latency is per cycle (both requests). \"double assigned\" counts hand-outs of an item to more distinct "
              "annotators than its overlap plus the same item twice to one annotator, seen by the client; \"db check\" "
              "re-counts from the database afterwards."),
