@@ -32,7 +32,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
 from goldlabel.storage.hot import Hot
-from goldlabel.storage.quality import json_safe
+from goldlabel.storage.quality import PG_CONSENSUS_RECORD, json_safe, pg_consensus_upsert
 from goldlabel.storage.queue import PG_LEASE_TAKEOVER, pg_candidate_cte, pg_reap_ctes
 from goldlabel.storage.tables import Json, answers, items, leases, projects
 
@@ -187,31 +187,22 @@ def count_insert_fetch(
 
 # 3. Consensus rows, item state, outbox events. Events are one multi-row VALUES (ids in list
 # order); one statement per number of events.
-_CONSENSUS_AND_STATE = """
+_CONSENSUS_AND_STATE = f"""
 WITH new_rows AS (
-    SELECT * FROM jsonb_to_recordset(CAST(:rows AS JSONB)) AS r(
-        question VARCHAR, value JSONB, confidence DOUBLE PRECISION, method VARCHAR, status VARCHAR,
-        contributions JSONB, agreement DOUBLE PRECISION, updated_at BIGINT)
+    SELECT * FROM jsonb_to_recordset(CAST(:rows AS JSONB)) AS r({PG_CONSENSUS_RECORD})
 ), dropped AS (
     DELETE FROM consensus
     WHERE consensus.item_id = :item_id AND consensus.question NOT IN (SELECT question FROM new_rows)
     RETURNING 1
 ), upserted AS (
-    INSERT INTO consensus (item_id, question, project_id, value, confidence, method, status, contributions,
-                           agreement, updated_at)
-    SELECT CAST(:item_id AS BIGINT), question, CAST(:project_id AS BIGINT), value, confidence, method, status,
-           contributions, agreement, updated_at FROM new_rows
-    ON CONFLICT (item_id, question) DO UPDATE SET
-        project_id = excluded.project_id, value = excluded.value, confidence = excluded.confidence,
-        method = excluded.method, status = excluded.status, contributions = excluded.contributions,
-        agreement = excluded.agreement, updated_at = excluded.updated_at
+    {pg_consensus_upsert("CAST(:item_id AS BIGINT)", "new_rows")}
     RETURNING 1
 ), state AS (
     UPDATE items SET status = CAST(:status AS VARCHAR), target_overlap = CAST(:target AS INTEGER),
                      updated_at = CAST(:now AS BIGINT)
     WHERE items.id = :item_id AND CAST(:set_state AS BOOLEAN)
     RETURNING 1
-){events}
+){{events}}
 SELECT (SELECT count(*) FROM upserted) AS n_consensus
 """
 
