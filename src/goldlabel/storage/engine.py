@@ -41,16 +41,18 @@ def create_engine(settings: Settings) -> Engine:
     if url.get_backend_name() == "postgresql":
         if url.drivername == "postgresql":
             url = url.set(drivername="postgresql+psycopg")
+        # Q4: an acknowledged answer must survive a crash: commit waits for the WAL flush.
+        connect_args = {"options": "-c synchronous_commit=on"}
         engine = sa.create_engine(
             url,
             pool_size=settings.pg_pool_size,
             max_overflow=settings.pg_pool_size,
             json_serializer=_dumps,
             json_deserializer=orjson.loads,
-            # Q4: an acknowledged answer must survive a crash: commit waits for the WAL flush.
-            connect_args={"options": "-c synchronous_commit=on"},
+            connect_args=connect_args,
         )
         _POOL_CAPACITY[engine] = 2 * settings.pg_pool_size
+        _PG_CONNECT_ARGS[engine] = connect_args
         _ping_idle_connections(engine)
         return engine
     raise ValueError(
@@ -60,6 +62,14 @@ def create_engine(settings: Settings) -> Engine:
 
 
 PING_AFTER_IDLE_S = 5.0
+
+
+def pg_connect_kwargs(engine: Engine) -> dict[str, Any]:
+    """What the engine passes to ``psycopg.connect`` for a new connection (server, user,
+    database, its type adapters with the JSON serializer, and ``connect_args`` such as
+    ``synchronous_commit=on``): storage.aio opens its asynchronous connections with the same."""
+    _cargs, cparams = engine.dialect.create_connect_args(engine.url)
+    return {**cparams, **_PG_CONNECT_ARGS.get(engine, {})}
 
 
 def _ping_idle_connections(engine: Engine) -> None:
@@ -150,6 +160,9 @@ def _create_sqlite_engine(url: sa.URL, settings: Settings) -> Engine:
 
 # SQLite engines on a file -> the path of its write-ahead log.
 _WAL_PATHS: weakref.WeakKeyDictionary[Engine, str] = weakref.WeakKeyDictionary()
+
+# PostgreSQL engines -> the connect_args they were created with (see pg_connect_kwargs).
+_PG_CONNECT_ARGS: weakref.WeakKeyDictionary[Engine, dict[str, Any]] = weakref.WeakKeyDictionary()
 
 # PostgreSQL engines -> how many connections their pool may hand out (size + overflow).
 _POOL_CAPACITY: weakref.WeakKeyDictionary[Engine, int] = weakref.WeakKeyDictionary()

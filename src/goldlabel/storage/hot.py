@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import operator
 from collections.abc import Callable, Iterable, Mapping
-from typing import Any
+from typing import Any, NamedTuple
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Dialect
@@ -121,10 +121,15 @@ class Hot:
             compiled = self._cache[key] = _Compiled(self.stmt, dialect, keys)
         return compiled
 
+    def bind(self, dialect: Dialect, params: Mapping[str, Any]) -> tuple[_Compiled, Any]:
+        """The compiled statement for ``dialect`` and ``params`` bound for its driver: what a
+        caller with a cursor of its own (storage.aio) executes."""
+        compiled = self._compiled(dialect, params)
+        return compiled, compiled.params(params)
+
     def _run(self, conn: Connection, params: Mapping[str, Any]) -> tuple[Any, _Compiled]:
         dialect = conn.dialect
-        compiled = self._compiled(dialect, params)
-        bound = compiled.params(params)
+        compiled, bound = self.bind(dialect, params)
         cursor = conn.connection.dbapi_connection.cursor()
         try:
             cursor.execute(compiled.sql, bound)
@@ -134,23 +139,32 @@ class Hot:
             raise  # _handle_dbapi_exception always raises; this keeps type checkers informed
         return cursor, compiled
 
+    @staticmethod
+    def rows(compiled: _Compiled, cursor: Any, dialect: Dialect, fetched: list[Any] | None) -> list[dict[str, Any]]:
+        """``fetched`` (the cursor's rows, None for a statement without a result set) as dicts
+        keyed by the statement's column labels, through the dialect's result processors. The
+        result shape is read from ``cursor`` on the statement's first run only."""
+        names, procs = compiled.result_shape(cursor, dialect)
+        if names is None or fetched is None:
+            return []
+        if not any(procs):
+            return [dict(zip(names, row)) for row in fetched]
+        return [
+            {name: (proc(v) if proc is not None else v) for name, proc, v in zip(names, procs, row)}
+            for row in fetched
+        ]
+
     def all(self, conn: Connection, params: Mapping[str, Any]) -> list[dict[str, Any]]:
         """Every row, as dicts keyed by the statement's column labels."""
         if not conn.in_transaction():
             return [dict(r) for r in conn.execute(self.stmt, dict(params)).mappings()]
         cursor, compiled = self._run(conn, params)
         try:
-            names, procs = compiled.result_shape(cursor, conn.dialect)
-            if names is None:
-                return []
-            rows = cursor.fetchall()
+            names, _procs = compiled.result_shape(cursor, conn.dialect)
+            fetched = cursor.fetchall() if names is not None else None
         finally:
             cursor.close()
-        if not any(procs):
-            return [dict(zip(names, row)) for row in rows]
-        return [
-            {name: (proc(v) if proc is not None else v) for name, proc, v in zip(names, procs, row)} for row in rows
-        ]
+        return self.rows(compiled, cursor, conn.dialect, fetched)
 
     def first(self, conn: Connection, params: Mapping[str, Any]) -> dict[str, Any] | None:
         """The first row or None (the statement runs to completion, as for RETURNING)."""
@@ -186,3 +200,14 @@ class Hot:
             raise
         finally:
             cursor.close()
+
+
+class Call(NamedTuple):
+    """A hot statement with its parameters: built by a storage function, run by the caller on a
+    connection (:meth:`all`) or on the event loop (storage.aio), so the same SQL serves both."""
+
+    hot: Hot
+    params: Mapping[str, Any]
+
+    def all(self, conn: Connection) -> list[dict[str, Any]]:
+        return self.hot.all(conn, self.params)
