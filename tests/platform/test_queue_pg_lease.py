@@ -30,15 +30,20 @@ def backend() -> str:
 
 @pytest.fixture
 def cursor_calls(monkeypatch):
-    """SQL sent on the driver's cursors, in order."""
+    """SQL sent on the driver's cursors, blocking and asynchronous (storage.aio), in order."""
     sent: list[str] = []
-    execute = psycopg.Cursor.execute
+    execute, aexecute = psycopg.Cursor.execute, psycopg.AsyncCursor.execute
 
     def counted(self, query, *a, **k):
         sent.append(str(query))
         return execute(self, query, *a, **k)
 
+    async def acounted(self, query, *a, **k):
+        sent.append(str(query))
+        return await aexecute(self, query, *a, **k)
+
     monkeypatch.setattr(psycopg.Cursor, "execute", counted)
+    monkeypatch.setattr(psycopg.AsyncCursor, "execute", acounted)
     return sent
 
 
@@ -166,6 +171,5 @@ def test_hot_statements_fit_psycopg_statement_cache():
     length; a longer one is parsed on every execution."""
     dialect = postgresql.psycopg.dialect()
     limit = psycopg._queries.MAX_CACHED_STATEMENT_LENGTH
-    for stmt in (queue_pg._LEASE, queue_pg._LOAD_FOR_SUBMIT, queue_pg._COUNT_INSERT_FETCH,
-                 queue_pg._write_stmt(2).stmt):
-        assert len(stmt.compile(dialect=dialect).string) <= limit
+    for hot in (queue_pg.LEASE, queue_pg.SUBMIT_READ, queue_pg._submit_write(0), queue_pg._submit_write(1)):
+        assert len(hot.stmt.compile(dialect=dialect).string) <= limit

@@ -1,9 +1,12 @@
-"""PostgreSQL: the merged submit (storage/queue_pg.py) against the generic statements.
+"""PostgreSQL: the merged submit (storage/queue_pg.py: a read, then a write that re-checks it
+under lock) against the generic statements.
 
 Each scenario runs twice on the same annotators, in two projects: once with the merged path
 (``services.queue.PG_MERGED_SUBMIT``) and once without, on the same simulated clock; the
-answers, leases, items, consensus and events rows, and the API results, must be the same.
-Round trips are counted on the driver's cursor (the hot statements bypass SQLAlchemy events).
+answers, leases, items, consensus and events rows, and the API results, must be the same. The
+API runs the merged path on the event loop (storage.aio), direct service calls run it on the
+blocking driver: both are compared. Statements are counted on the driver's cursors (the hot
+statements bypass SQLAlchemy events).
 """
 
 from __future__ import annotations
@@ -11,6 +14,8 @@ from __future__ import annotations
 import functools
 import itertools
 import math
+import threading
+import time
 from typing import Any
 
 import psycopg
@@ -20,7 +25,7 @@ import sqlalchemy as sa
 from goldlabel.domain.errors import GoldlabelError
 from goldlabel.services import queue as queue_service
 from goldlabel.storage import queue_pg
-from goldlabel.storage.engine import now_ms, write_tx
+from goldlabel.storage.engine import now_ms
 from goldlabel.storage.tables import (
     annotator_skills,
     answers,
@@ -220,7 +225,7 @@ def _lease(ctx, actor, pid):
     return lease
 
 
-def test_common_submit_is_three_statements(factory, statements):
+def test_common_submit_is_two_statements(factory, statements):
     anns = [factory.make_user() for _ in range(2)]
     project = factory.make_project(annotators=anns, overlap_min=2, overlap_max=3)
     factory.add_items(project, 2)
@@ -235,8 +240,8 @@ def test_common_submit_is_three_statements(factory, statements):
             counts[fast] = statements[0] - before
         finally:
             queue_service.PG_MERGED_SUBMIT = True
-    # Merged: load+lock, count+insert+fetch, consensus+state+events (plus BEGIN and COMMIT).
-    assert counts[True] == 3
+    # Merged: the read and the write, each its own transaction (no BEGIN, no COMMIT).
+    assert counts[True] == 2
     assert counts[False] >= 9
 
 
@@ -298,16 +303,18 @@ def test_insert_conflict_is_409_duplicate_answer_and_rolls_back(factory, monkeyp
     key = None
     if conflict_on == "key":
         key = "k1"
-        # Make the key check miss (as a concurrent commit would) so the INSERT is what refuses.
-        real = queue_pg.load_for_submit
+        # The key appears on another answer after the submit's key check (as a concurrent
+        # commit would), so the INSERT is what refuses: the merged write then writes nothing
+        # and the generic path finds the key used by another submission.
+        real = queue_pg.parse_submit_read
 
-        def load(*a, **k):
+        def read(*a, **k):
             out = real(*a, **k)
             with factory.ctx.engine.begin() as conn:
                 conn.execute(answers.update().where(answers.c.item_id == other).values(idempotency_key="k1"))
             return out
 
-        monkeypatch.setattr(queue_pg, "load_for_submit", load)
+        monkeypatch.setattr(queue_pg, "parse_submit_read", read)
         if not fast:
             monkeypatch.setattr(queue_service.queue_store, "fetch_answer_by_idempotency_key", lambda *a: None)
             with factory.ctx.engine.begin() as conn:
@@ -315,9 +322,12 @@ def test_insert_conflict_is_409_duplicate_answer_and_rolls_back(factory, monkeyp
     before = (_items(factory, pid), _leases(factory, pid), _count(factory, events, pid))
     with pytest.raises(GoldlabelError) as err:
         queue_service.submit_answer(ctx, anns[0], pid, lease["token"], POS, None, key)
-    assert err.value.code == "duplicate_answer" and err.value.status == 409
-    assert err.value.detail == "you have already answered this item"
-    # The count was rolled back; nothing else was written.
+    if fast and conflict_on == "key":
+        assert err.value.code == "idempotency_key_reused" and err.value.status == 409
+    else:
+        assert err.value.code == "duplicate_answer" and err.value.status == 409
+        assert err.value.detail == "you have already answered this item"
+    # The count was rolled back (or never taken); nothing else was written.
     assert (_items(factory, pid), _leases(factory, pid), _count(factory, events, pid)) == before
     assert _count(factory, answers, pid) == 1
 
@@ -389,38 +399,152 @@ def test_rare_paths_answer_as_the_generic_path(factory, monkeypatch, clock, case
         assert outcomes[True][1][table] == outcomes[False][1][table], table
 
 
-def test_load_for_submit_locks_the_lease_and_item(factory):
-    """Another transaction cannot change the lease or the item until the submit commits."""
+def _generic_calls(monkeypatch) -> list[int]:
+    """Counts submits that the generic path decided."""
+    calls = [0]
+    real = queue_service._submit_generic
+
+    def counted(*a, **k):
+        calls[0] += 1
+        return real(*a, **k)
+
+    monkeypatch.setattr(queue_service, "_submit_generic", counted)
+    return calls
+
+
+def _between_read_and_write(monkeypatch, action) -> None:
+    """Runs ``action()`` after the submit's read, before its write (a concurrent commit)."""
+    real = queue_pg.parse_submit_read
+
+    def read(*a, **k):
+        out = real(*a, **k)
+        action()
+        return out
+
+    monkeypatch.setattr(queue_pg, "parse_submit_read", read)
+
+
+def test_the_merged_write_builds_on_the_answers_the_read_saw(factory, monkeypatch):
+    """The consensus of the merged write comes from the read's answers plus the new one: an
+    answer counted before the read is in it, and the write applies (no generic path)."""
+    anns = [factory.make_user() for _ in range(2)]
+    project = factory.make_project(annotators=anns, overlap_min=2, overlap_max=2)
+    factory.add_items(project, 1)
+    ctx, pid = factory.ctx, project["id"]
+    first, second = _lease(ctx, anns[0], pid), _lease(ctx, anns[1], pid)
+    assert first["item"]["id"] == second["item"]["id"]
+    queue_service.submit_answer(ctx, anns[1], pid, second["token"], NEG)
+    generic = _generic_calls(monkeypatch)
+    got = queue_service.submit_answer(ctx, anns[0], pid, first["token"], POS)
+    assert generic[0] == 0
+    [item] = _items(factory, pid)
+    assert item["answer_count"] == 2 and item["reserved"] == 0 and got["item_status"] == item["status"]
+    with ctx.engine.connect() as conn:
+        [row] = conn.execute(sa.select(consensus).where(consensus.c.item_id == item["id"])).mappings().all()
+    assert row["contributions"] == {str(anns[0].id): "positive", str(anns[1].id): "negative"}
+
+
+def test_a_stale_read_writes_nothing_and_the_generic_path_decides(factory, monkeypatch):
+    anns = [factory.make_user() for _ in range(2)]
+    project = factory.make_project(annotators=anns, overlap_min=2, overlap_max=2)
+    factory.add_items(project, 1)
+    ctx, pid = factory.ctx, project["id"]
+    first, second = _lease(ctx, anns[0], pid), _lease(ctx, anns[1], pid)
+    generic = _generic_calls(monkeypatch)
+    writes: list[Any] = []
+    real_write = queue_pg.parse_submit_write
+    monkeypatch.setattr(queue_pg, "parse_submit_write", lambda rows: writes.append(rows) or real_write(rows))
+
+    def concurrent_answer() -> None:
+        monkeypatch.setattr(queue_pg, "parse_submit_read", real_read)
+        queue_service.submit_answer(ctx, anns[1], pid, second["token"], NEG)
+
+    real_read = queue_pg.parse_submit_read
+    _between_read_and_write(monkeypatch, concurrent_answer)
+    got = queue_service.submit_answer(ctx, anns[0], pid, first["token"], POS)
+    # The second annotator's submit ran merged; the first one's write found the item counted
+    # since its read, wrote nothing, and the generic path counted it with both answers.
+    assert [bool(w) for w in writes] == [True, False] and generic[0] == 1
+    [item] = _items(factory, pid)
+    assert item["answer_count"] == 2 and item["reserved"] == 0 and got["item_status"] == item["status"]
+    assert _count(factory, answers, pid) == 2
+    with ctx.engine.connect() as conn:
+        [row] = conn.execute(sa.select(consensus).where(consensus.c.item_id == item["id"])).mappings().all()
+        kinds = [e.kind for e in conn.execute(sa.select(events.c.kind).where(events.c.project_id == pid)
+                                              .order_by(events.c.id))]
+    assert set(row["contributions"]) == {str(anns[0].id), str(anns[1].id)}
+    assert kinds.count("answer.created") == 2
+
+
+def test_a_lease_expired_between_read_and_write_is_a_late_submission(factory, monkeypatch):
+    """Q7 decided by the generic path: the write refuses an expired lease."""
+    anns = [factory.make_user()]
+    project = factory.make_project(annotators=anns, overlap_min=1, overlap_max=1)
+    factory.add_items(project, 1)
+    ctx, pid = factory.ctx, project["id"]
+    lease = _lease(ctx, anns[0], pid)
+    generic = _generic_calls(monkeypatch)
+
+    def expire() -> None:
+        with ctx.engine.begin() as conn:
+            conn.execute(leases.update().where(leases.c.project_id == pid).values(expires_at=1))
+
+    _between_read_and_write(monkeypatch, expire)
+    got = queue_service.submit_answer(ctx, anns[0], pid, lease["token"], POS)
+    assert generic[0] == 1 and got["answer"]["value"] == POS  # the slot was still free: taken
+    [item] = _items(factory, pid)
+    assert item["answer_count"] == 1 and item["reserved"] == 0
+    assert [r["status"] for r in _leases(factory, pid)] == ["submitted"]
+
+
+@pytest.mark.parametrize("change", ["priority", "updated_at"])
+def test_the_write_waits_for_the_item_lock_and_rechecks(factory, monkeypatch, change):
+    """The write locks the lease and the item: a transaction holding the item row delays it
+    until COMMIT, and a change of what the read saw (the item's last change) makes it refuse."""
+    anns = [factory.make_user()]
+    project = factory.make_project(annotators=anns, overlap_min=1, overlap_max=1)
+    factory.add_items(project, 1)
+    ctx, pid = factory.ctx, project["id"]
+    lease = _lease(ctx, anns[0], pid)
+    generic = _generic_calls(monkeypatch)
+    holding, release = threading.Event(), threading.Event()
+
+    def hold() -> None:
+        with ctx.engine.begin() as conn:
+            conn.execute(items.update().where(items.c.project_id == pid).values(
+                **({"priority": 5} if change == "priority" else {"updated_at": items.c.updated_at + 1})))
+            holding.set()
+            release.wait(5)
+
+    holder = threading.Thread(target=hold)
+    _between_read_and_write(monkeypatch, lambda: (holder.start(), holding.wait(5)))
+    threading.Timer(0.3, release.set).start()
+    started = time.monotonic()
+    got = queue_service.submit_answer(ctx, anns[0], pid, lease["token"], POS)
+    holder.join()
+    assert time.monotonic() - started >= 0.25  # it waited for the lock
+    assert generic[0] == (0 if change == "priority" else 1)
+    [item] = _items(factory, pid)
+    assert item["answer_count"] == 1 and got["item_status"] == item["status"]
+    assert _count(factory, answers, pid) == 1
+
+
+def test_a_non_finite_consensus_is_written_by_the_generic_path(factory, monkeypatch):
     anns = [factory.make_user()]
     project = factory.make_project(annotators=anns)
     factory.add_items(project, 1)
     ctx, pid = factory.ctx, project["id"]
+    real = queue_service.quality_service.decide_after_answer
+
+    def nan_confidence(*a, **k):
+        status, target, rows = real(*a, **k)
+        return status, target, [{**r, "confidence": math.nan} for r in rows]
+
+    monkeypatch.setattr(queue_service.quality_service, "decide_after_answer", nan_confidence)
+    generic = _generic_calls(monkeypatch)
     lease = _lease(ctx, anns[0], pid)
-    with write_tx(ctx.engine) as conn:
-        project_row, role, lease_row, item_row, key_seen = queue_pg.load_for_submit(
-            conn, pid, anns[0].id, queue_service._hash(lease["token"]), None)
-        assert project_row["id"] == pid and role == "annotator" and not key_seen
-        assert lease_row["status"] == "active" and item_row["id"] == lease["item"]["id"]
-        with ctx.engine.connect() as other:
-            for stmt in (leases.update().where(leases.c.id == lease_row["id"]).values(status="expired"),
-                         items.update().where(items.c.id == item_row["id"]).values(priority=5)):
-                with pytest.raises(sa.exc.OperationalError, match="lock timeout"), other.begin():
-                    other.exec_driver_sql("SET LOCAL lock_timeout = '100ms'")
-                    other.execute(stmt)
-    with write_tx(ctx.engine) as conn:
-        assert queue_pg.load_for_submit(conn, pid + 1000, anns[0].id, "x", None)[0] is None
-        p, role, lease_row, item_row, _ = queue_pg.load_for_submit(conn, pid, anns[0].id, "nope", None)
-        assert p["id"] == pid and lease_row is None and item_row is None
-
-
-def test_non_finite_consensus_falls_back(factory):
-    anns = [factory.make_user()]
-    project = factory.make_project(annotators=anns)
-    factory.add_items(project, 1)
-    item_id = _items(factory, project["id"])[0]["id"]
-    row = {"question": "sentiment", "value": "positive", "confidence": math.nan, "method": "posterior",
-           "contributions": None, "agreement": 1.0, "updated_at": 1, "status": "open"}
-    with write_tx(factory.ctx.engine) as conn:
-        assert not queue_pg.write_after_answer(conn, item_id=item_id, project_id=project["id"], rows=[row],
-                                               state=None, events=[], now=1)
-    assert _count(factory, consensus, project["id"]) == 0
+    queue_service.submit_answer(ctx, anns[0], pid, lease["token"], POS)
+    assert generic[0] == 1
+    with ctx.engine.connect() as conn:
+        [row] = conn.execute(sa.select(consensus).where(consensus.c.project_id == pid)).mappings().all()
+    assert math.isnan(row["confidence"])

@@ -78,6 +78,7 @@ def create_app(settings: Settings | None = None, *, context: Context | None = No
             gc.collect()
             gc.freeze()
         yield
+        ctx.close_async_pg()
         if scheduler is not None:
             scheduler.stop()
         if context is None:

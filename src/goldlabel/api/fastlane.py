@@ -27,7 +27,7 @@ import asyncio
 import logging
 import re
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, TypeVar
 
@@ -66,10 +66,12 @@ class AnnotateFastLane:
     def __init__(self, app: ASGIApp, *, context: Context) -> None:
         self.app = app
         self.context = context
-        # How requests were served (on the event loop, in the thread pool, or by the app); how
-        # many waited for a write-ahead-log flush ("flushed"), and the flushes that ran for them:
-        # on the loop, or in a thread (one such flush serves every request waiting on it).
-        self.counts = {"inline": 0, "thread": 0, "app": 0, "flushed": 0, "flushed_inline": 0,
+        # How requests were served: answered here ("served"), of which synchronous service calls
+        # ran on the event loop ("inline") or in the thread pool ("thread") (PostgreSQL's common
+        # case makes none: storage.aio), or handed to the app ("app"); how many waited for a
+        # write-ahead-log flush ("flushed"), and the flushes that ran for them: on the loop, or
+        # in a thread (one such flush serves every request waiting on it).
+        self.counts = {"served": 0, "inline": 0, "thread": 0, "app": 0, "flushed": 0, "flushed_inline": 0,
                        "flushed_in_thread": 0, "verified": 0}
         self._active = 0  # fast-lane requests in _run now
         self._flushers: dict[Any, _GroupFlush] = {}
@@ -178,20 +180,25 @@ class AnnotateFastLane:
         self.counts["verified"] += 1
         return actor
 
-    async def _serve(self, send: Send, fn: Callable[..., T], *args: Any) -> tuple[bool, T | None]:
+    async def _serve(self, send: Send, work: Awaitable[T]) -> tuple[bool, T | None]:
         """(True, the service's result), or (False, None) once its error has been answered:
         problem+json for a domain error; for anything else, logged and 500 as the app's handler
         for Exception does (the fast lane is in front of the framework's error middleware)."""
+        self.counts["served"] += 1
         try:
-            return True, await self._run(fn, *args)
+            return True, await work
         except GoldlabelError as exc:
             await _send_problem(send, exc)
         except Exception as exc:  # noqa: BLE001 - as the app's handler for Exception does
             await _send_unexpected(send, exc)
         return False, None
 
+    # The services' *_async functions run PostgreSQL's common case on the event loop
+    # (storage.aio) and hand everything else, and SQLite, to _run.
     async def _next(self, actor: Any, project_id: int, send: Send) -> None:
-        ok, lease = await self._serve(send, queue_service.lease_next, self.context, actor, project_id)
+        ok, lease = await self._serve(
+            send, queue_service.lease_next_async(self.context, actor, project_id, self._run)
+        )
         if not ok:
             return
         if lease is None:
@@ -201,10 +208,10 @@ class AnnotateFastLane:
 
     async def _answers(self, actor: Any, project_id: int, body: AnswerSubmit, idempotency_key: str | None,
                        send: Send) -> None:
-        ok, result = await self._serve(
-            send, queue_service.submit_answer, self.context, actor, project_id,
-            body.lease_token, body.value, body.duration_ms, idempotency_key,
-        )  # fmt: skip
+        ok, result = await self._serve(send, queue_service.submit_answer_async(
+            self.context, actor, project_id, body.lease_token, body.value, body.duration_ms, idempotency_key,
+            self._run,
+        ))
         if ok:
             await _send(send, 201, orjson.dumps(result), _JSON)
 

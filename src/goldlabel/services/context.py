@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import threading
 import time
 from dataclasses import dataclass, field
@@ -10,6 +11,7 @@ from sqlalchemy.engine import Engine
 
 from goldlabel.config import Settings
 from goldlabel.domain.label_schema import LabelSchema
+from goldlabel.storage.aio import AsyncPg
 from goldlabel.storage.engine import create_engine
 
 # How long a verified API token is trusted without asking the database again. A revocation,
@@ -27,6 +29,8 @@ class Context:
     # token hash -> (monotonic deadline, actor): see TOKEN_CACHE_TTL_S.
     _actors: dict[str, tuple[float, object]] = field(default_factory=dict)
     token_cache_ttl_s: float = TOKEN_CACHE_TTL_S
+    # PostgreSQL: the statements run on an event loop (storage.aio), one pool per loop.
+    _async_pgs: dict[asyncio.AbstractEventLoop, AsyncPg] = field(default_factory=dict)
 
     @classmethod
     def from_settings(cls, settings: Settings) -> Context:
@@ -64,5 +68,29 @@ class Context:
         with self._lock:
             self._actors.clear()
 
+    def async_pg(self) -> AsyncPg:
+        """PostgreSQL: the statement runner of the running event loop (made on first use, with
+        as many connections as the engine's pool size)."""
+        loop = asyncio.get_running_loop()
+        pg = self._async_pgs.get(loop)
+        if pg is None:
+            with self._lock:
+                pg = self._async_pgs.get(loop)
+                if pg is None:
+                    pg = self._async_pgs[loop] = AsyncPg(self.engine, self.settings.pg_pool_size)
+        return pg
+
+    def close_async_pg(self) -> None:
+        """Close the running event loop's statement runner, if it has one (the server's
+        shutdown)."""
+        with self._lock:
+            pg = self._async_pgs.pop(asyncio.get_running_loop(), None)
+        if pg is not None:
+            pg.close()
+
     def close(self) -> None:
+        with self._lock:
+            pgs, self._async_pgs = list(self._async_pgs.values()), {}
+        for pg in pgs:
+            pg.close()
         self.engine.dispose()

@@ -9,7 +9,8 @@ from __future__ import annotations
 import hashlib
 import random
 import secrets
-from typing import Any
+from collections.abc import Awaitable, Callable
+from typing import Any, NamedTuple
 
 import numpy as np
 import sqlalchemy as sa
@@ -32,11 +33,17 @@ from goldlabel.storage import items as item_store
 from goldlabel.storage import queue as queue_store
 from goldlabel.storage import queue_pg, records
 from goldlabel.storage.engine import now_ms, read_tx, statement_tx, write_tx
+from goldlabel.storage.quality import json_safe
+
+# How the server runs a synchronous service call from the event loop (api/fastlane.py: on the
+# loop when nothing can make it wait, else in the thread pool).
+RunSync = Callable[..., Awaitable[Any]]
 
 LEASE_TOKEN_PREFIX = "lt_"
-# PostgreSQL: run the common submit as three merged statements (storage/queue_pg.py) instead of
-# about ten, and the common lease as one statement in autocommit mode (one round trip instead
-# of six). Tests turn them off to compare with the generic path.
+# PostgreSQL: the common lease in one statement and the common submit in two (a read, then a
+# write that re-checks it under lock), each its own transaction on a connection in autocommit
+# mode (storage/queue_pg.py), instead of about twelve statements in two transactions. Tests
+# turn them off to compare with the generic path.
 PG_MERGED_SUBMIT = True
 PG_ONE_STATEMENT_LEASE = True
 # Live leases one annotator may hold when the project's settings do not say (schemas.py).
@@ -87,11 +94,71 @@ def _max_leases(settings: dict) -> int:
 
 def lease_next(ctx: Context, actor: Actor, project_id: int) -> dict[str, Any] | None:
     """Lease the next item to ``actor``; None when there is no work for them now."""
-    now = now_ms()
-    if PG_ONE_STATEMENT_LEASE and ctx.engine.dialect.name == "postgresql":
-        done, result = _lease_in_one_statement(ctx, actor, project_id, now)
+    if _one_statement_lease(ctx):
+        token, call = _lease_call(actor, project_id)
+        with statement_tx(ctx.engine) as conn:
+            done, result = _lease_outcome(ctx, actor, call.all(conn), token)
         if done:
             return result
+    return _lease_general(ctx, actor, project_id)
+
+
+async def lease_next_async(ctx: Context, actor: Actor, project_id: int, run_sync: RunSync) -> dict[str, Any] | None:
+    """:func:`lease_next` for a caller on the event loop: on PostgreSQL the common case's one
+    statement runs on the loop (storage.aio); everything else, and SQLite, goes through
+    ``run_sync``."""
+    if _one_statement_lease(ctx):
+        token, call = _lease_call(actor, project_id)
+        done, result = _lease_outcome(ctx, actor, await ctx.async_pg().all(call), token)
+        if done:
+            return result
+        return await run_sync(_lease_general, ctx, actor, project_id)
+    return await run_sync(lease_next, ctx, actor, project_id)
+
+
+def _one_statement_lease(ctx: Context) -> bool:
+    return PG_ONE_STATEMENT_LEASE and ctx.engine.dialect.name == "postgresql"
+
+
+def _new_lease_token() -> str:
+    return LEASE_TOKEN_PREFIX + secrets.token_urlsafe(24)
+
+
+def _lease_call(actor: Actor, project_id: int) -> tuple[str, Any]:
+    """A fresh lease token and the one-statement lease that would hand it out."""
+    token = _new_lease_token()
+    return token, queue_pg.lease(
+        project_id=project_id, user_id=actor.id, is_admin=actor.is_admin, roles=_ANNOTATE_ROLES,
+        token_hash=_hash(token), now=now_ms(), default_max_leases=DEFAULT_MAX_LEASES,
+    )
+
+
+def _lease_outcome(ctx: Context, actor: Actor, rows: list[dict], token: str) -> tuple[bool, dict[str, Any] | None]:
+    """What the one-statement lease decided: (True, the lease or None) when that decided the
+    call, or its error raised; (False, None) when lease_next must go on with its general path:
+    a gold stream, the caller's maximum of live leases reached (the oldest is handed back), or
+    a reap that freed the only work."""
+    got = queue_pg.parse_lease(rows)
+    if got is None:
+        raise not_found("project")
+    project = authorize(actor, got["project"], got["role"], "annotate")
+    quality_service.ensure_not_suspended(got["standing"])
+    lease = got["lease"]
+    if lease is not None:
+        item = {"id": lease["item_id"], "data": got["item_data"], "predictions": got["predictions"]}
+        return True, {"token": token, "expires_at": lease["expires_at"], "item": item}
+    settings = project["settings"]
+    general = (
+        _queue_policy(settings).has_gold
+        or got["n_active"] >= _max_leases(settings)
+        or got["n_reaped"] > 0
+    )
+    return (False, None) if general else (True, None)
+
+
+def _lease_general(ctx: Context, actor: Actor, project_id: int) -> dict[str, Any] | None:
+    """lease_next in a write transaction: every case, both databases."""
+    now = now_ms()
     # Not durable: a lease lost in a crash only returns its item to the queue (the lease and
     # its reservation are one transaction), and the flush stays on the answer's COMMIT (Q4).
     with write_tx(ctx.engine, durable=False) as conn:
@@ -103,12 +170,12 @@ def lease_next(ctx: Context, actor: Actor, project_id: int) -> dict[str, Any] | 
             # Holding the maximum already: hand the oldest back again with a fresh token, so a
             # client that lost its response can carry on without hoarding more items.
             lease = active[0]
-            token = LEASE_TOKEN_PREFIX + secrets.token_urlsafe(24)
+            token = _new_lease_token()
             item_store.rotate_lease_token(conn, lease["id"], _hash(token))
             return _lease_view(conn, project, lease, token)
         policy = _queue_policy(settings)
         has_gold = policy.has_gold
-        token = LEASE_TOKEN_PREFIX + secrets.token_urlsafe(24)
+        token = _new_lease_token()
         expires_at = now + project["lease_ttl_s"] * 1000
         if not has_gold and conn.dialect.name == "postgresql":
             # No gold stream, so the policy's choice is the head of the normal queue: candidate,
@@ -141,34 +208,6 @@ def lease_next(ctx: Context, actor: Actor, project_id: int) -> dict[str, Any] | 
         return _lease_view(conn, project, lease, token, data)
 
 
-def _lease_in_one_statement(
-    ctx: Context, actor: Actor, project_id: int, now: int
-) -> tuple[bool, dict[str, Any] | None]:
-    """PostgreSQL: lease_next's common case in one statement (storage/queue_pg.py ``lease``).
-    (True, the lease or None) when that decided the call, or its error raised; (False, None)
-    when lease_next must go on with its general path: a gold stream, the caller's maximum of
-    live leases reached (the oldest is handed back), or a reap that freed the only work."""
-    token = LEASE_TOKEN_PREFIX + secrets.token_urlsafe(24)
-    with statement_tx(ctx.engine) as conn:
-        got = queue_pg.lease(
-            conn, project_id=project_id, user_id=actor.id, is_admin=actor.is_admin, roles=_ANNOTATE_ROLES,
-            token_hash=_hash(token), now=now, default_max_leases=DEFAULT_MAX_LEASES,
-        )  # fmt: skip
-        if got is None:
-            raise not_found("project")
-        project = authorize(actor, got["project"], got["role"], "annotate")
-        quality_service.ensure_not_suspended(got["standing"])
-        if got["lease"] is not None:
-            return True, _lease_view(conn, project, got["lease"], token, got["item_data"])
-        settings = project["settings"]
-        general = (
-            _queue_policy(settings).has_gold
-            or got["n_active"] >= _max_leases(settings)
-            or got["n_reaped"] > 0
-        )
-        return (False, None) if general else (True, None)
-
-
 def _check_own_lease(lease: dict | None, actor: Actor, project_id: int) -> None:
     if lease is None or lease["annotator_id"] != actor.id or lease["project_id"] != project_id:
         raise not_found("lease")
@@ -196,76 +235,132 @@ def submit_answer(
     """Record an answer on a lease. A retry (same lease token or Idempotency-Key) returns the
     original result (Q5). A late answer on an expired lease is taken only while the item still
     has a free slot (Q7)."""
+    now = None
+    if _merged_submit(ctx):
+        read = _submit_read_call(actor, project_id, lease_token, idempotency_key)
+        with statement_tx(ctx.engine) as conn:
+            plan, now = _submit_plan(ctx, actor, project_id, read.all(conn), value, duration_ms, idempotency_key)
+            result = _submit_written(plan, plan.write.all(conn)) if plan is not None else None
+        if result is not None:
+            return result
+    return _submit_generic(ctx, actor, project_id, lease_token, value, duration_ms, idempotency_key, now)
+
+
+async def submit_answer_async(
+    ctx: Context,
+    actor: Actor,
+    project_id: int,
+    lease_token: str,
+    value: dict[str, Any],
+    duration_ms: int | None,
+    idempotency_key: str | None,
+    run_sync: RunSync,
+) -> dict[str, Any]:
+    """:func:`submit_answer` for a caller on the event loop: on PostgreSQL the common case's
+    read and write run on the loop (storage.aio); everything else, and SQLite, goes through
+    ``run_sync``."""
+    if _merged_submit(ctx):
+        pg = ctx.async_pg()
+        read = _submit_read_call(actor, project_id, lease_token, idempotency_key)
+        plan, now = _submit_plan(ctx, actor, project_id, await pg.all(read), value, duration_ms, idempotency_key)
+        if plan is not None:
+            result = _submit_written(plan, await pg.all(plan.write))
+            if result is not None:
+                return result
+        return await run_sync(_submit_generic, ctx, actor, project_id, lease_token, value, duration_ms,
+                              idempotency_key, now)
+    return await run_sync(submit_answer, ctx, actor, project_id, lease_token, value, duration_ms, idempotency_key)
+
+
+def _merged_submit(ctx: Context) -> bool:
+    return PG_MERGED_SUBMIT and ctx.engine.dialect.name == "postgresql"
+
+
+def _submit_read_call(actor: Actor, project_id: int, lease_token: str, idempotency_key: str | None) -> Any:
+    return queue_pg.submit_read(project_id=project_id, user_id=actor.id, token_hash=_hash(lease_token),
+                                idempotency_key=idempotency_key)
+
+
+class _SubmitPlan(NamedTuple):
+    write: Any  # storage.hot.Call: the write statement
+    status: str  # the item's status after the answer, as the annotator is told
+
+
+def _submit_plan(ctx: Context, actor: Actor, project_id: int, rows: list[dict], value: dict[str, Any],
+                 duration_ms: int | None, idempotency_key: str | None) -> tuple[_SubmitPlan | None, int]:
+    """From the submit's read (storage/queue_pg.py ``submit_read``): the write of the common
+    case (a live active lease, no answer yet for the Idempotency-Key nor by the caller on the
+    item, a normal item with a free slot, choice questions only), with the item's consensus
+    and state decided as the generic path decides them (``quality.decide_after_answer``) from
+    the item's answers plus this one, and the time it was decided at. No plan: the generic path
+    decides (at that time). The errors the generic path raises before it writes (404 project or
+    lease, 403 role, 422 answer) are raised here, in the same order."""
+    got = queue_pg.parse_submit_read(rows)
+    project = authorize(actor, got and got["project"], got and got["role"], "annotate")
+    lease, item = got["lease"], got["item"]
+    _check_own_lease(lease, actor, project_id)
+    schema = ctx.get_schema(project)
+    clean = schema.validate_answer(value, item["data"])
+    now = now_ms()
+    if (
+        got["key_seen"]
+        or lease["status"] != "active"
+        or lease["expires_at"] <= now
+        or item["is_gold"]
+        or item["answer_count"] >= item["overlap_max"]
+        or not schema.questions
+        or any(q.kind != "choice" for q in schema.questions)
+        or any(a["annotator_id"] == actor.id for a in got["answers"])
+    ):
+        return None, now
+    item_answers = [*got["answers"], {"annotator_id": actor.id, "value": clean}]
+    known = {q.name: (got["skills"].get(q.name, {}), {"prior": got["priors"].get(q.name)}) for q in schema.questions}
+    status, target, rows = quality_service.decide_after_answer(ctx, None, project, item, item_answers, now, known)
+    if not json_safe(rows):
+        return None, now  # a non-finite confidence cannot travel as JSON: the generic path writes it
+    item_events = []
+    if status != item["status"]:
+        item_events.append({"kind": f"item.{status}", "payload": {"item_id": item["id"], "status": status}})
+    write = queue_pg.submit_write(
+        project_id=project["id"], lease=lease, item=item, annotator_id=actor.id, value=clean,
+        duration_ms=duration_ms, idempotency_key=idempotency_key, now=now, status=status, target=target,
+        rows=rows, item_events=item_events,
+    )
+    return _SubmitPlan(write, status), now
+
+
+def _submit_written(plan: _SubmitPlan, rows: list[dict]) -> dict[str, Any] | None:
+    """The submit's result from its write's rows; None when the write found the lease or the
+    item changed since the read (or the answer refused by a unique index) and wrote nothing."""
+    answer = queue_pg.parse_submit_write(rows)
+    if answer is None:
+        return None
+    return {"answer": public_answer(answer), "item_status": plan.status}
+
+
+def _submit_generic(
+    ctx: Context,
+    actor: Actor,
+    project_id: int,
+    lease_token: str,
+    value: dict[str, Any],
+    duration_ms: int | None,
+    idempotency_key: str | None,
+    now: int | None = None,
+) -> dict[str, Any]:
+    """submit_answer in one write transaction, the lease and its item locked: every case, both
+    databases. ``now``: when the merged path already decided at a time, the same time."""
     # One transaction: validating an answer takes microseconds, a separate read transaction
     # before the write cost two more round trips and a query (PostgreSQL, measured).
     with write_tx(ctx.engine) as conn:
-        # Whether the Idempotency-Key may already name an answer (unknown: look it up).
-        key_seen = True
-        if PG_MERGED_SUBMIT and conn.dialect.name == "postgresql":
-            # Project, role, the locked lease and item, and the key check: one statement.
-            project, role, lease, item, key_seen = queue_pg.load_for_submit(
-                conn, project_id, actor.id, _hash(lease_token), idempotency_key
-            )
-            project = authorize(actor, project, role, "annotate")
-        else:
-            project = load_project(conn, actor, project_id, "annotate")
-            # Locked: a concurrent retry of this very submission, a reaper or a skip waits here
-            # and then sees the lease's real status (PostgreSQL; SQLite has one writer at a time).
-            lease, item = queue_store.lock_lease_and_item(conn, _hash(lease_token))
+        project = load_project(conn, actor, project_id, "annotate")
+        # Locked: a concurrent retry of this very submission, a reaper or a skip waits here
+        # and then sees the lease's real status (PostgreSQL; SQLite has one writer at a time).
+        lease, item = queue_store.lock_lease_and_item(conn, _hash(lease_token))
         _check_own_lease(lease, actor, project_id)
-        schema = ctx.get_schema(project)
-        clean = schema.validate_answer(value, item["data"])
-        now = now_ms()
-        if (
-            not key_seen
-            and lease["status"] == "active"
-            and lease["expires_at"] > now
-            and not item["is_gold"]
-            and schema.questions
-            and all(q.kind == "choice" for q in schema.questions)
-        ):
-            result = _submit_merged_pg(ctx, conn, actor, project, lease, item, clean, duration_ms,
-                                       idempotency_key, now, schema.questions[0].name)
-        else:
-            result = _submit_locked(ctx, conn, actor, project, lease, item, clean, duration_ms,
-                                    idempotency_key, now)
-    return result
-
-
-def _submit_merged_pg(ctx: Context, conn: sa.Connection, actor: Actor, project: dict, lease: dict, item: dict,
-                      clean: dict, duration_ms: int | None, idempotency_key: str | None, now: int,
-                      question: str) -> dict[str, Any]:
-    """PostgreSQL, the common case (a live active lease, no answer yet for the Idempotency-Key,
-    a normal item, choice questions only): what :func:`_submit_locked` does for it, with the
-    rows locked by ``load_for_submit`` and two more statements (storage/queue_pg.py) instead of
-    about eight."""
-    counted, answer, item_answers, skills, model = queue_pg.count_insert_fetch(
-        conn, project_id=project["id"], item_id=item["id"], annotator_id=actor.id, lease_id=lease["id"],
-        value=clean, duration_ms=duration_ms, idempotency_key=idempotency_key, now=now, question=question,
-    )
-    if not counted:
-        raise conflict("the item already has its maximum number of answers", "max_overlap_reached")
-    if answer is None:
-        # Q2 is the unique index: the raise rolls the transaction back, count included.
-        raise conflict("you have already answered this item", "duplicate_answer")
-    status, target, rows = quality_service.decide_after_answer(
-        ctx, conn, project, item, item_answers, now, {question: (skills, model)}
-    )
-    events: list[dict] = []
-    changed = status != item["status"] or target != item["target_overlap"]
-    if status != item["status"]:
-        events.append({"project_id": project["id"], "kind": f"item.{status}",
-                       "payload": {"item_id": item["id"], "status": status}, "created_at": now})
-    events.append({"project_id": project["id"], "kind": "answer.created",
-                   "payload": {"answer_id": answer["id"], "item_id": item["id"], "annotator_id": actor.id},
-                   "created_at": now})
-    if not queue_pg.write_after_answer(conn, item_id=item["id"], project_id=project["id"], rows=rows,
-                                       state=(status, target) if changed else None, events=events, now=now):
-        records.replace_consensus(conn, item["id"], project["id"], rows)
-        if changed:
-            queue_store.update_item_state(conn, item["id"], status=status, target_overlap=target, now=now)
-        records.insert_events(conn, events)
-    return {"answer": public_answer(answer), "item_status": status}
+        clean = ctx.get_schema(project).validate_answer(value, item["data"])
+        now = now_ms() if now is None else now
+        return _submit_locked(ctx, conn, actor, project, lease, item, clean, duration_ms, idempotency_key, now)
 
 
 def _submit_locked(ctx: Context, conn: sa.Connection, actor: Actor, project: dict, lease: dict, item: dict,

@@ -1,26 +1,24 @@
-"""PostgreSQL only: the annotate loop's lease in one statement, its submit in three.
+"""PostgreSQL only: the annotate loop in three statements, each its own transaction.
 
-On PostgreSQL every statement is a network round trip plus parse/bind/execute on the backend,
-so the common submit (a live lease, a normal item, choice questions only) merges its steps
-(services/queue.py ``submit_answer``; every other case runs the generic statements of
-storage/queue.py, records.py and quality.py):
+On PostgreSQL every statement is a network round trip plus parse, bind and executor start-up on
+the backend, and a transaction adds BEGIN and COMMIT. So the common cycle runs, on a connection
+in autocommit mode (storage.engine ``statement_tx``, or storage.aio on the event loop):
 
-1. :func:`load_for_submit`: the project and the caller's role (as
-   ``projects.fetch_project_with_role``), the lease and its item locked (as
-   ``queue.lock_lease_and_item``: lease row first, then the item row, the order the claim and
-   the reaper take them in), and whether the Idempotency-Key already names an answer.
-2. :func:`count_insert_fetch`: the count (``queue.count_answer`` for a live lease), the answer
-   (``queue.insert_answer_unique``), the lease marked submitted (``queue.set_lease_status``) and
-   the item's answers with the answering annotators' skills and the question's prior
-   (``quality.fetch_item_answers_with_skills``), as data-modifying CTEs. Every part of a WITH
-   statement sees the same snapshot, so the item's answers are the snapshot's rows plus the row
-   the INSERT returns.
-3. :func:`write_after_answer`: the consensus rows (upserted per question, rows of questions no
-   longer answered deleted: the table ends as ``records.replace_consensus`` leaves it), the
-   item's new state (``queue.update_item_state``) and the outbox events (``records.insert_events``,
-   in list order).
+1. :func:`lease`: the reap, the claim and the lease in one statement, not durable (see its
+   comment).
+2. :func:`submit_read`: what the submit decides on, read without locks: the project and the
+   caller's role, the lease and its item, the Idempotency-Key check, the item's answers with
+   the skills and priors the posterior needs.
+3. :func:`submit_write`: the answer, the item's count and new state, the lease, the consensus
+   and the outbox events, in one durable statement that first locks the lease and the item and
+   re-checks them against the read. The consensus was computed in Python between the two
+   (services/queue.py), from answers the re-check proves current.
 
-The lease is :func:`lease`: one statement that is its own transaction (see its comment).
+Every other case (a retry, an expired or skipped lease, a gold item, a question that is not a
+choice, a write that finds the item changed) runs the generic statements of storage/queue.py,
+records.py and quality.py in one transaction under lock (services/queue.py ``submit_answer``).
+Statements come back as :class:`~goldlabel.storage.hot.Call` values, so the same SQL runs on
+the synchronous driver and on the event loop; ``parse_*`` read their rows.
 """
 
 from __future__ import annotations
@@ -29,12 +27,11 @@ from typing import Any
 
 import orjson
 import sqlalchemy as sa
-from sqlalchemy.engine import Connection
 
-from goldlabel.storage.hot import Hot
-from goldlabel.storage.quality import PG_CONSENSUS_RECORD, json_safe, pg_consensus_upsert
+from goldlabel.storage.hot import Call, Hot
+from goldlabel.storage.quality import PG_CONSENSUS_RECORD, pg_consensus_upsert
 from goldlabel.storage.queue import PG_LEASE_TAKEOVER, pg_candidate_cte, pg_reap_ctes
-from goldlabel.storage.tables import Json, answers, items, leases, projects
+from goldlabel.storage.tables import answers, items, leases, projects
 
 _P, _L, _I = "p__", "l__", "i__"
 
@@ -53,207 +50,219 @@ def _sql(text: str) -> str:
     return " ".join(text.split())
 
 
-def _select_list(table: sa.Table, alias: str, prefix: str) -> str:
-    return ", ".join(f"{alias}.{c.name} AS {prefix}{c.name}" for c in table.c)
+def _columns(table: sa.Table, names: tuple[str, ...] | None) -> list[sa.Column]:
+    return [c for c in table.c if names is None or c.name in names]
 
 
-def _types(table: sa.Table, prefix: str) -> dict[str, Any]:
-    return {f"{prefix}{c.name}": c.type for c in table.c}
+def _select_list(table: sa.Table, alias: str, prefix: str, names: tuple[str, ...] | None = None) -> str:
+    return ", ".join(f"{alias}.{c.name} AS {prefix}{c.name}" for c in _columns(table, names))
 
 
-# 1. Project + role + locked lease and item + "does this Idempotency-Key name an answer?".
-# The lease/item SELECT is lock_lease_and_item's, FOR UPDATE (rows locked lease first, then
-# item: range-table order), materialized so it runs as written.
-_LOAD_FOR_SUBMIT = sa.text(_sql(
+def _types(table: sa.Table, prefix: str, names: tuple[str, ...] | None = None) -> dict[str, Any]:
+    return {f"{prefix}{c.name}": c.type for c in _columns(table, names)}
+
+
+# The submit's read: project and role (as projects.fetch_project_with_role), the lease and its
+# item (as queue.lock_lease_and_item, without the lock), whether the Idempotency-Key already
+# names one of the caller's answers, the item's answers oldest first, the stored skills of their
+# annotators and of the caller for every question, and the project's models (the priors). Not
+# locked: the write re-checks under lock everything the decision was made on. Skill and
+# answer values travel as arrays, not JSON, so floats arrive exactly as stored (PostgreSQL's
+# float8 -> jsonb keeps 15 significant digits).
+_SUBMIT_READ = sa.text(_sql(
     f"""
 WITH li AS MATERIALIZED (
     SELECT {_select_list(leases, "leases", _L)}, {_select_list(items, "items", _I)}
     FROM leases JOIN items ON items.id = leases.item_id
     WHERE leases.token_hash = :token_hash
-    FOR UPDATE
 )
 SELECT {_select_list(projects, "projects", _P)}, project_members.role AS _member_role, li.*,
        (SELECT answers.id FROM answers
-        WHERE answers.annotator_id = :user_id AND answers.idempotency_key = CAST(:key AS VARCHAR)) AS _key_answer_id
+        WHERE answers.annotator_id = :user_id AND answers.idempotency_key = CAST(:key AS VARCHAR)) AS _key_answer_id,
+       ia._a_annotator, ia._a_value, sk._s_annotator, sk._s_question, sk._s_accuracy, sk._s_confusion,
+       sk._s_n_answers, pm._m_question, pm._m_prior
 FROM projects
 LEFT OUTER JOIN project_members
     ON project_members.project_id = projects.id AND project_members.user_id = :user_id
 LEFT OUTER JOIN li ON true
+LEFT OUTER JOIN LATERAL (
+    SELECT array_agg(answers.annotator_id ORDER BY answers.id) AS _a_annotator,
+           array_agg(answers.value ORDER BY answers.id) AS _a_value
+    FROM answers WHERE answers.item_id = li.{_I}id
+) AS ia ON true
+LEFT OUTER JOIN LATERAL (
+    SELECT array_agg(s.annotator_id) AS _s_annotator, array_agg(s.question) AS _s_question,
+           array_agg(s.accuracy) AS _s_accuracy, array_agg(s.confusion) AS _s_confusion,
+           array_agg(s.n_answers) AS _s_n_answers
+    FROM annotator_skills AS s
+    WHERE s.project_id = :project_id AND li.{_I}id IS NOT NULL
+      AND (s.annotator_id = :user_id
+           OR s.annotator_id IN (SELECT answers.annotator_id FROM answers WHERE answers.item_id = li.{_I}id))
+) AS sk ON true
+LEFT OUTER JOIN LATERAL (
+    SELECT array_agg(m.question) AS _m_question, array_agg(m.prior) AS _m_prior
+    FROM project_models AS m WHERE m.project_id = :project_id AND li.{_I}id IS NOT NULL
+) AS pm ON true
 WHERE projects.id = :project_id
 """
 )).columns(**_types(projects, _P), **_types(leases, _L), **_types(items, _I))
-_H_LOAD_FOR_SUBMIT = Hot(_LOAD_FOR_SUBMIT)
+SUBMIT_READ = Hot(_SUBMIT_READ)
 
 
-def load_for_submit(
-    conn: Connection, project_id: int, user_id: int, token_hash: str, idempotency_key: str | None
-) -> tuple[dict | None, str | None, dict | None, dict | None, bool]:
-    """(project or None, user's member role or None, lease or None, its item or None, whether
-    ``idempotency_key`` already names one of the user's answers). The lease and item rows are
-    locked until COMMIT."""
-    row = _H_LOAD_FOR_SUBMIT.first(
-        conn, {"project_id": project_id, "user_id": user_id, "token_hash": token_hash, "key": idempotency_key}
-    )
-    if row is None:
-        return None, None, None, None, False
-    project = {c.name: row[_P + c.name] for c in projects.c}
+def submit_read(*, project_id: int, user_id: int, token_hash: str, idempotency_key: str | None) -> Call:
+    """The submit's read (run it, then :func:`parse_submit_read`)."""
+    return Call(SUBMIT_READ, {"project_id": project_id, "user_id": user_id, "token_hash": token_hash,
+                              "key": idempotency_key})
+
+
+def parse_submit_read(rows: list[dict]) -> dict | None:
+    """None when the project does not exist. Otherwise ``project``, ``role`` (the caller's member
+    role or None), ``lease`` and ``item`` (None when no lease has the token), ``key_seen``
+    (whether the Idempotency-Key names one of the caller's answers), ``answers`` (the item's
+    answers oldest first, as ``{"annotator_id", "value"}``), ``skills`` (question -> annotator
+    id -> ``{"accuracy", "confusion", "n_answers"}``, as quality.fetch_skills) and ``priors``
+    (question -> the stored model's prior)."""
+    if not rows:
+        return None
+    row = rows[0]
     lease = item = None
     if row[_L + "id"] is not None:
         lease = {c.name: row[_L + c.name] for c in leases.c}
         item = {c.name: row[_I + c.name] for c in items.c}
-    return project, row["_member_role"], lease, item, row["_key_answer_id"] is not None
+    skills: dict[str, dict[int, dict]] = {}
+    if row["_s_annotator"]:
+        for annotator, question, accuracy, confusion, n_answers in zip(
+            row["_s_annotator"], row["_s_question"], row["_s_accuracy"], row["_s_confusion"], row["_s_n_answers"],
+            strict=True,
+        ):
+            skills.setdefault(question, {})[annotator] = {
+                "accuracy": accuracy, "confusion": confusion, "n_answers": n_answers,
+            }
+    return {
+        "project": {c.name: row[_P + c.name] for c in projects.c},
+        "role": row["_member_role"],
+        "lease": lease,
+        "item": item,
+        "key_seen": row["_key_answer_id"] is not None,
+        "answers": [{"annotator_id": a, "value": v}
+                    for a, v in zip(row["_a_annotator"] or (), row["_a_value"] or (), strict=True)],
+        "skills": skills,
+        "priors": dict(zip(row["_m_question"] or (), row["_m_prior"] or (), strict=True)),
+    }
 
 
-# 2. Count (live lease: the reservation becomes the answer), insert, mark the lease submitted,
-# and read the item's answers (the snapshot's plus the inserted one) with skills and prior.
-# Always one row at least: n_counted says whether the count was taken; no answer rows with a
-# count taken means the INSERT hit a unique index (Q2 / Idempotency-Key).
-_ANSWER_COLS = [c.name for c in answers.c]
-_COUNT_INSERT_FETCH = sa.text(_sql(
-    f"""
-WITH counted AS (
-    UPDATE items SET answer_count = items.answer_count + 1, reserved = items.reserved - 1,
-                     updated_at = CAST(:now AS BIGINT)
-    WHERE items.id = :item_id AND items.answer_count < items.overlap_max
-    RETURNING items.id
+# The submit's write, one statement that is its own durable transaction: the lease and then the
+# item locked (the order the claim and the reaper take them in) and re-checked against what the
+# read saw (a live active lease; the item's count, status, target and last change unchanged,
+# so the consensus computed from the read's answers is the item's), the answer inserted
+# (nothing on a unique conflict: Q2 or the Idempotency-Key), and only for an inserted answer:
+# the item counted with its new state in one UPDATE, the lease marked submitted, the
+# consensus rows replaced (rows of questions no longer answered deleted, as
+# records.replace_consensus) and the outbox events inserted in list order, the last one
+# answer.created with the new answer's id. No row back: nothing was written, and the caller
+# runs the generic submit, which decides under lock.
+_SUBMIT_WRITE = f"""
+WITH ll AS MATERIALIZED (
+    SELECT leases.id FROM leases
+    WHERE leases.id = :lease_id AND leases.annotator_id = :annotator_id AND leases.status = 'active'
+      AND leases.expires_at > :now
+    FOR UPDATE
+), li AS MATERIALIZED (
+    SELECT items.id FROM items JOIN ll ON true
+    WHERE items.id = :item_id AND items.status = CAST(:was_status AS VARCHAR)
+      AND items.answer_count = :was_count AND items.target_overlap = :was_target
+      AND items.updated_at = :was_updated_at AND items.is_gold = false
+      AND items.answer_count < items.overlap_max AND items.reserved > 0
+    FOR UPDATE OF items
 ), ins AS (
     INSERT INTO answers (project_id, item_id, annotator_id, lease_id, value, status, duration_ms,
                          idempotency_key, created_at, updated_at)
-    SELECT CAST(:project_id AS BIGINT), counted.id, CAST(:annotator_id AS BIGINT), CAST(:lease_id AS BIGINT),
+    SELECT CAST(:project_id AS BIGINT), li.id, CAST(:annotator_id AS BIGINT), CAST(:lease_id AS BIGINT),
            CAST(:value AS JSONB), 'submitted', CAST(:duration_ms AS INTEGER), CAST(:key AS VARCHAR),
            CAST(:now AS BIGINT), CAST(:now AS BIGINT)
-    FROM counted
+    FROM li
     ON CONFLICT DO NOTHING
-    RETURNING {", ".join(f"answers.{c}" for c in _ANSWER_COLS)}
+    RETURNING {", ".join(f"answers.{c.name}" for c in answers.c)}
+), counted AS (
+    UPDATE items SET answer_count = items.answer_count + 1, reserved = items.reserved - 1,
+                     status = CAST(:status AS VARCHAR), target_overlap = CAST(:target AS INTEGER),
+                     updated_at = CAST(:now AS BIGINT)
+    FROM ins WHERE items.id = ins.item_id
+    RETURNING items.id
 ), marked AS (
     UPDATE leases SET status = 'submitted', answer_id = ins.id FROM ins
-    WHERE leases.id = :lease_id
+    WHERE leases.id = ins.lease_id
     RETURNING leases.id
-), item_answers AS (
-    SELECT ins.*, true AS _new FROM ins
-    UNION ALL
-    SELECT {", ".join(f"answers.{c}" for c in _ANSWER_COLS)}, false AS _new FROM answers
-    WHERE answers.item_id = :item_id AND EXISTS (SELECT 1 FROM ins)
-)
-SELECT (SELECT count(*) FROM counted) AS _n_counted, (SELECT count(*) FROM marked) AS _n_marked,
-       item_answers.*,
-       s.annotator_id AS _s_annotator_id, s.accuracy AS _s_accuracy, s.confusion AS _s_confusion,
-       s.n_answers AS _s_n_answers,
-       (SELECT project_models.prior FROM project_models
-        WHERE project_models.project_id = :project_id AND project_models.question = :question) AS _m_prior
-FROM (SELECT 1) AS one
-LEFT OUTER JOIN (
-    item_answers LEFT OUTER JOIN annotator_skills AS s
-        ON s.project_id = :project_id AND s.annotator_id = item_answers.annotator_id AND s.question = :question
-) ON true
-ORDER BY item_answers.id
-"""
-)).columns(**{c.name: c.type for c in answers.c}, _s_confusion=Json, _m_prior=Json)
-_H_COUNT_INSERT_FETCH = Hot(_COUNT_INSERT_FETCH)
-
-
-def count_insert_fetch(
-    conn: Connection, *, project_id: int, item_id: int, annotator_id: int, lease_id: int, value: Any,
-    duration_ms: int | None, idempotency_key: str | None, now: int, question: str,
-) -> tuple[bool, dict | None, list[dict], dict[int, dict], dict]:
-    """(counted, the inserted answer or None, the item's answers oldest first, skill rows of
-    their annotators for ``question``, the question's model ``{"prior": ...}``). Counted with
-    no answer: the answer was refused by a unique index; the caller must fail the transaction
-    (the count is then rolled back)."""
-    rows = _H_COUNT_INSERT_FETCH.all(conn, {
-        "project_id": project_id, "item_id": item_id, "annotator_id": annotator_id, "lease_id": lease_id,
-        "value": _dumps(value), "duration_ms": duration_ms, "key": idempotency_key, "now": now,
-        "question": question,
-    })
-    counted = rows[0]["_n_counted"] == 1
-    if not counted or rows[0]["id"] is None:
-        return counted, None, [], {}, {"prior": None}
-    answer = None
-    item_answers: list[dict] = []
-    skills: dict[int, dict] = {}
-    model: dict = {"prior": rows[0]["_m_prior"]}
-    for row in rows:
-        a = {c: row[c] for c in _ANSWER_COLS}
-        if row["_new"]:
-            answer = a
-        if row["_s_annotator_id"] is not None:
-            skills[row["_s_annotator_id"]] = {
-                "accuracy": row["_s_accuracy"], "confusion": row["_s_confusion"], "n_answers": row["_s_n_answers"],
-            }
-        item_answers.append(a)
-    assert answer is not None and rows[0]["_n_marked"] == 1
-    return True, answer, item_answers, skills, model
-
-
-# 3. Consensus rows, item state, outbox events. Events are one multi-row VALUES (ids in list
-# order); one statement per number of events.
-_CONSENSUS_AND_STATE = f"""
-WITH new_rows AS (
-    SELECT * FROM jsonb_to_recordset(CAST(:rows AS JSONB)) AS r({PG_CONSENSUS_RECORD})
+), new_rows AS (
+    SELECT r.* FROM jsonb_to_recordset(CAST(:rows AS JSONB)) AS r({PG_CONSENSUS_RECORD})
+    WHERE EXISTS (SELECT 1 FROM ins)
 ), dropped AS (
     DELETE FROM consensus
-    WHERE consensus.item_id = :item_id AND consensus.question NOT IN (SELECT question FROM new_rows)
+    WHERE consensus.item_id = :item_id AND EXISTS (SELECT 1 FROM ins)
+      AND consensus.question NOT IN (SELECT question FROM new_rows)
     RETURNING 1
 ), upserted AS (
     {pg_consensus_upsert("CAST(:item_id AS BIGINT)", "new_rows")}
     RETURNING 1
-), state AS (
-    UPDATE items SET status = CAST(:status AS VARCHAR), target_overlap = CAST(:target AS INTEGER),
-                     updated_at = CAST(:now AS BIGINT)
-    WHERE items.id = :item_id AND CAST(:set_state AS BOOLEAN)
+), evts AS (
+    INSERT INTO events (project_id, kind, payload, created_at)
+    SELECT CAST(:project_id AS BIGINT), e.kind, e.payload, CAST(:now AS BIGINT)
+    FROM ins CROSS JOIN LATERAL (VALUES {{events}}) AS e(ord, kind, payload)
+    ORDER BY e.ord
     RETURNING 1
-){{events}}
-SELECT (SELECT count(*) FROM upserted) AS n_consensus
+)
+SELECT ins.*, (SELECT count(*) FROM counted) AS _n_counted, (SELECT count(*) FROM marked) AS _n_marked,
+       (SELECT count(*) FROM upserted) AS _n_consensus
+FROM ins
 """
+_ANSWER_CREATED = (
+    "'answer.created', jsonb_build_object('answer_id', ins.id, 'item_id', ins.item_id, "
+    "'annotator_id', ins.annotator_id)"
+)
+_SUBMIT_WRITES: dict[int, Hot] = {}
 
 
-def _events_sql(n: int) -> str:
-    if n == 0:
-        return ""
-    values = ", ".join(
-        f"(CAST(:e{i}_project_id AS BIGINT), CAST(:e{i}_kind AS VARCHAR), CAST(:e{i}_payload AS JSONB), "
-        f"CAST(:e{i}_created_at AS BIGINT))"
-        for i in range(n)
-    )
-    return f""", evts AS (
-    INSERT INTO events (project_id, kind, payload, created_at) VALUES {values}
-    RETURNING 1
-)"""
-
-
-_H_WRITE_AFTER_ANSWER: dict[int, Hot] = {}
-
-
-def _write_stmt(n_events: int) -> Hot:
-    h = _H_WRITE_AFTER_ANSWER.get(n_events)
+def _submit_write(n_item_events: int) -> Hot:
+    """The write statement with ``n_item_events`` events before answer.created."""
+    h = _SUBMIT_WRITES.get(n_item_events)
     if h is None:
-        h = _H_WRITE_AFTER_ANSWER[n_events] = Hot(sa.text(_sql(_CONSENSUS_AND_STATE.format(events=_events_sql(n_events)))))
+        values = [f"({i}, CAST(:e{i}_kind AS VARCHAR), CAST(:e{i}_payload AS JSONB))" for i in range(n_item_events)]
+        values.append(f"({n_item_events}, {_ANSWER_CREATED})")
+        stmt = sa.text(_sql(_SUBMIT_WRITE.format(events=", ".join(values)))).columns(
+            **{c.name: c.type for c in answers.c}
+        )
+        h = _SUBMIT_WRITES[n_item_events] = Hot(stmt)
     return h
 
 
-def write_after_answer(
-    conn: Connection, *, item_id: int, project_id: int, rows: list[dict], state: tuple[str, int] | None,
-    events: list[dict], now: int,
-) -> bool:
-    """Replace the item's consensus with ``rows`` (each with its status), set the item's
-    (status, target_overlap) when ``state`` is given, insert ``events``. False (nothing
-    written) when a value cannot travel as JSON (a non-finite confidence): the caller then
-    writes with the generic statements."""
-    if not json_safe(rows):
-        return False
+def submit_write(
+    *, project_id: int, lease: dict, item: dict, annotator_id: int, value: Any, duration_ms: int | None,
+    idempotency_key: str | None, now: int, status: str, target: int, rows: list[dict], item_events: list[dict],
+) -> Call:
+    """The write statement: ``lease`` and ``item`` as the read returned them
+    (the write re-checks them), the item's new ``status`` and ``target``, its consensus
+    ``rows`` (each with its status; JSON-safe: see quality.json_safe), and ``item_events``
+    (``{"kind", "payload"}``) to insert before answer.created. Run with :func:`parse_submit_write`."""
     params: dict[str, Any] = {
-        "item_id": item_id, "project_id": project_id, "now": now,
+        "project_id": project_id, "lease_id": lease["id"], "item_id": item["id"], "annotator_id": annotator_id,
+        "was_status": item["status"], "was_count": item["answer_count"], "was_target": item["target_overlap"],
+        "was_updated_at": item["updated_at"], "value": _dumps(value), "duration_ms": duration_ms,
+        "key": idempotency_key, "now": now, "status": status, "target": target,
         "rows": _dumps([{"agreement": None, **r} for r in rows]),
-        "set_state": state is not None,
-        "status": state[0] if state else None, "target": state[1] if state else None,
     }
-    for i, e in enumerate(events):
-        params[f"e{i}_project_id"] = e["project_id"]
+    for i, e in enumerate(item_events):
         params[f"e{i}_kind"] = e["kind"]
         params[f"e{i}_payload"] = _dumps(e["payload"])
-        params[f"e{i}_created_at"] = e["created_at"]
-    _write_stmt(len(events)).all(conn, params)
-    return True
+    return Call(_submit_write(len(item_events)), params)
+
+
+def parse_submit_write(rows: list[dict]) -> dict | None:
+    """The inserted answer, or None when the write changed nothing."""
+    if not rows:
+        return None
+    row = rows[0]
+    assert row["_n_counted"] == 1 and row["_n_marked"] == 1, row
+    return {c.name: row[c.name] for c in answers.c}
 
 
 # The lease: project, role and standing (as projects.fetch_project_role_standing), the reap of
@@ -273,6 +282,9 @@ def write_after_answer(
 # committed after this statement's snapshot) then claims nothing, where queue.claim_next_pg
 # has to fail its transaction to give the reservation back. The candidate row is locked and
 # re-checked (FOR UPDATE), so its reservation cannot fail once the lease is written.
+# What the lease reads of the project: enough to authorize and decide (the statement must stay
+# under psycopg's 4096 characters, see _sql).
+_LEASE_PROJECT_COLUMNS = ("id", "lease_ttl_s", "settings", "updated_at")
 _ONLY_IF_ALLOWED = "\n      AND EXISTS (SELECT 1 FROM allowed)"
 _NOT_REAPED_AND_MAY_CLAIM = (
     "\n      AND items.id NOT IN (SELECT item_id FROM reaped)\n      AND EXISTS (SELECT 1 FROM may_claim)"
@@ -280,7 +292,7 @@ _NOT_REAPED_AND_MAY_CLAIM = (
 _LEASE = sa.text(_sql(
     f"""
 WITH p AS (
-    SELECT {_select_list(projects, "projects", _P)}, project_members.role AS _member_role,
+    SELECT {_select_list(projects, "projects", _P, _LEASE_PROJECT_COLUMNS)}, project_members.role AS _member_role,
            annotator_stats.status AS _standing_status, annotator_stats.n_gold AS _standing_n_gold,
            set_config('synchronous_commit', 'off', true) AS _sync_off
     FROM projects
@@ -317,35 +329,59 @@ WITH p AS (
     RETURNING items.id, items.data
 )
 SELECT p.*, (SELECT count(*) FROM active) AS _n_active, (SELECT count(*) FROM reaped) AS _n_reaped,
-       ins.*, res.data AS _item_data
+       ins.*, res.data AS _item_data, pr._pr_value, pr._pr_score, pr._pr_model_version
 FROM p LEFT OUTER JOIN (ins JOIN res ON res.id = ins.{_L}item_id) ON true
+LEFT OUTER JOIN LATERAL (
+    SELECT array_agg(predictions.value ORDER BY predictions.id) AS _pr_value,
+           array_agg(predictions.score ORDER BY predictions.id) AS _pr_score,
+           array_agg(predictions.model_version ORDER BY predictions.id) AS _pr_model_version
+    FROM predictions
+    WHERE predictions.item_id = res.id AND coalesce(CAST(p.{_P}settings ->> 'show_predictions' AS BOOLEAN), false)
+) AS pr ON true
 """
-)).columns(**_types(projects, _P), **_types(leases, _L), _item_data=items.c.data.type)
-_H_LEASE = Hot(_LEASE)
+)).columns(**_types(projects, _P, _LEASE_PROJECT_COLUMNS), **_types(leases, _L), _item_data=items.c.data.type)
+LEASE = Hot(_LEASE)
 
 
 def lease(
-    conn: Connection, *, project_id: int, user_id: int, is_admin: bool, roles: list[str], token_hash: str, now: int,
+    *, project_id: int, user_id: int, is_admin: bool, roles: list[str], token_hash: str, now: int,
     default_max_leases: int,
-) -> dict | None:
-    """Run the lease statement; None when the project does not exist. Otherwise a dict with
-    ``project``, ``role`` (the user's member role or None), ``standing`` (``{"status",
-    "n_gold"}`` or None), ``n_active`` (live leases the user held before this call), ``n_reaped``
-    (leases of the project expired by this call), and ``lease`` and ``item_data`` (None when
-    nothing was claimed). ``roles``: the member roles that may annotate."""
-    row = _H_LEASE.first(conn, {
+) -> Call:
+    """The lease statement (run it, then :func:`parse_lease`). ``roles``: the member roles that
+    may annotate."""
+    return Call(LEASE, {
         "project_id": project_id, "user_id": user_id, "is_admin": is_admin, "roles": roles,
         "token_hash": token_hash, "now": now, "default_max_leases": default_max_leases,
     })
-    if row is None:
+
+
+def parse_lease(rows: list[dict]) -> dict | None:
+    """None when the project does not exist. Otherwise a dict with ``project`` (its id,
+    lease_ttl_s, settings and updated_at), ``role`` (the user's member role or None), ``standing`` (``{"status", "n_gold"}`` or None), ``n_active``
+    (live leases the user held before this call), ``n_reaped`` (leases of the project expired
+    by this call), and ``lease``, ``item_data`` and ``predictions`` (None when nothing was
+    claimed; predictions also when the project does not show them, else ``{"value", "score",
+    "model_version"}`` oldest first)."""
+    if not rows:
         return None
+    row = rows[0]
     status = row["_standing_status"]
+    claimed = row[_L + "id"] is not None
+    project = {name: row[_P + name] for name in _LEASE_PROJECT_COLUMNS}
+    predictions = None
+    if claimed and project["settings"].get("show_predictions"):
+        predictions = [
+            {"value": v, "score": s, "model_version": m}
+            for v, s, m in zip(row["_pr_value"] or (), row["_pr_score"] or (), row["_pr_model_version"] or (),
+                               strict=True)
+        ]
     return {
-        "project": {c.name: row[_P + c.name] for c in projects.c},
+        "project": project,
         "role": row["_member_role"],
         "standing": None if status is None else {"status": status, "n_gold": row["_standing_n_gold"]},
         "n_active": row["_n_active"],
         "n_reaped": row["_n_reaped"],
-        "lease": {c.name: row[_L + c.name] for c in leases.c} if row[_L + "id"] is not None else None,
+        "lease": {c.name: row[_L + c.name] for c in leases.c} if claimed else None,
         "item_data": row["_item_data"],
+        "predictions": predictions,
     }
