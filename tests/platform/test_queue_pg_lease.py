@@ -16,7 +16,7 @@ from sqlalchemy.dialects import postgresql
 from test_queue import POS, check_books, code, expire_leases, item_rows, lease, nxt, setup, submit
 
 from goldlabel.services import queue as queue_service
-from goldlabel.storage import queue_pg
+from goldlabel.storage import aio, queue_pg
 from goldlabel.storage.engine import now_ms, statement_tx, write_tx
 from goldlabel.storage.tables import annotator_stats, items, leases
 
@@ -30,20 +30,21 @@ def backend() -> str:
 
 @pytest.fixture
 def cursor_calls(monkeypatch):
-    """SQL sent on the driver's cursors, blocking and asynchronous (storage.aio), in order."""
+    """SQL sent on the driver's cursors and as prepared statements on the event loop
+    (storage.aio), in order."""
     sent: list[str] = []
-    execute, aexecute = psycopg.Cursor.execute, psycopg.AsyncCursor.execute
+    execute, aexecute = psycopg.Cursor.execute, aio._Conn.execute
 
     def counted(self, query, *a, **k):
         sent.append(str(query))
         return execute(self, query, *a, **k)
 
-    async def acounted(self, query, *a, **k):
-        sent.append(str(query))
-        return await aexecute(self, query, *a, **k)
+    async def acounted(self, native, values):
+        sent.append(native.sql.decode())
+        return await aexecute(self, native, values)
 
     monkeypatch.setattr(psycopg.Cursor, "execute", counted)
-    monkeypatch.setattr(psycopg.AsyncCursor, "execute", acounted)
+    monkeypatch.setattr(aio._Conn, "execute", acounted)
     return sent
 
 

@@ -84,15 +84,16 @@ def test_the_pool_is_bounded_and_first_come_first_served(ctx):
             return row["pid"]
 
         try:
-            # Two long statements hold both connections; the next three wait their turn.
-            pids = await asyncio.gather(job(0, 0.3), job(1, 0.3), job(2, 0), job(3, 0), job(4, 0))
+            # Two long statements hold both connections; the next three wait their turn and,
+            # in arrival order, take the connection the shorter one gives back.
+            pids = await asyncio.gather(job(0, 0.2), job(1, 0.6), job(2, 0), job(3, 0), job(4, 0))
             return pg.open_connections, order, pids
         finally:
             pg.close()
 
     opened, order, pids = _run(main())
     assert opened == 2 and len(set(pids)) == 2
-    assert order.index(2) < order.index(3) < order.index(4)
+    assert order == [0, 2, 3, 4, 1]
 
 
 def test_an_error_is_wrapped_and_the_connection_reused(ctx, factory):
@@ -172,7 +173,7 @@ def test_close_ends_the_connections_and_refuses_more(ctx):
     async def main():
         pg = AsyncPg(ctx.engine, 2)
         await asyncio.gather(pg.all(Call(_SLEEP, {"s": 0.05})), pg.all(Call(_SLEEP, {"s": 0.05})))
-        conns = [c for c, _ in pg._idle]
+        conns = [c.conn for c, _ in pg._idle]
         pg.close()
         with pytest.raises(RuntimeError, match="closed"):
             await pg.all(Call(_PID, {}))
@@ -197,7 +198,7 @@ def test_the_context_keeps_one_per_loop_and_closes_them(ctx):
     try:
         pg = loop.run_until_complete(get())[0]
         loop.run_until_complete(use(pg))
-        conn = pg._idle[0][0]
+        conn = pg._idle[0][0].conn
     finally:
         loop.close()
     ctx.close()  # after its loop is gone: closed without it
@@ -212,3 +213,90 @@ def test_sqlite_has_none(tmp_path):
     with pytest.raises(ValueError, match="PostgreSQL"):
         AsyncPg(engine, 1)
     engine.dispose()
+
+
+def test_statements_are_prepared_once_per_connection_with_numbered_placeholders():
+    native = aio._native("SELECT %(a)s, %(b)s, %(a)s, 'x%%y'")
+    assert native.sql == b"SELECT $1, $2, $1, 'x%y'" and native.names == ("a", "b")
+    assert aio._native("SELECT %(a)s, %(b)s, %(a)s, 'x%%y'") is native  # made once per SQL text
+
+
+@pytest.mark.parametrize(("value", "text"), [
+    (None, None), (True, b"t"), (False, b"f"), (42, b"42"), (-1.5, b"-1.5"), ("é", "é".encode()),
+    (["a", 'q"uote', "back\\slash", None], b'{"a","q\\"uote","back\\\\slash",NULL}'),
+])
+def test_parameters_travel_as_text(value, text):
+    assert aio._text(value) == text
+
+
+def test_an_unsupported_parameter_is_refused():
+    with pytest.raises(TypeError, match="bytes"):
+        aio._text(b"raw")
+
+
+def test_values_round_trip_as_on_the_blocking_path(ctx):
+    stmt = Hot(sa.text(
+        "SELECT CAST(:roles AS VARCHAR[]) AS roles, CAST(:doc AS JSONB) AS doc, CAST(:n AS BIGINT) AS n, "
+        "CAST(:f AS DOUBLE PRECISION) AS f, CAST(:b AS BOOLEAN) AS b, CAST(:t AS VARCHAR) AS t, "
+        "CAST(:missing AS INTEGER) AS missing, ARRAY[CAST(:doc AS JSONB)] AS docs, '100%' AS pct"
+    ))
+    params = {"roles": ["annotator", 'with "quotes"', "back\\slash", "ünïcödé", None],
+              "doc": '{"a": [1, 2.5, "x"], "b": null}', "n": 2**40, "f": 0.1, "b": True, "t": "line\nbreak",
+              "missing": None}
+    call = Call(stmt, params)
+    with statement_tx(ctx.engine) as conn:
+        expected = call.all(conn)
+
+    async def main():
+        pg = AsyncPg(ctx.engine, 1)
+        try:
+            return await pg.all(call)
+        finally:
+            pg.close()
+
+    got = _run(main())
+    assert got == expected
+    assert got[0]["roles"] == params["roles"] and got[0]["doc"] == {"a": [1, 2.5, "x"], "b": None}
+    assert got[0]["f"] == 0.1 and got[0]["pct"] == "100%" and got[0]["missing"] is None
+
+
+def test_a_statement_the_server_refuses_to_prepare_leaves_the_connection_usable(ctx):
+    bad = Hot(sa.text("SELECT FROM WHERE :x"))
+
+    async def main():
+        pg = AsyncPg(ctx.engine, 1)
+        try:
+            before = (await pg.first(Call(_PID, {})))["pid"]
+            with pytest.raises(sa.exc.ProgrammingError):
+                await pg.all(Call(bad, {"x": 1}))
+            return before, (await pg.first(Call(_PID, {})))["pid"]
+        finally:
+            pg.close()
+
+    before, after = _run(main())
+    assert before == after
+
+
+def test_each_connection_prepares_a_statement_once(ctx, monkeypatch):
+    prepared: list[bytes] = []
+    real = aio._Conn.prepare
+
+    async def counted(self, native):
+        prepared.append(native.name)
+        await real(self, native)
+
+    monkeypatch.setattr(aio._Conn, "prepare", counted)
+
+    async def main():
+        pg = AsyncPg(ctx.engine, 2)
+        try:
+            for _ in range(3):
+                await pg.all(Call(_PID, {}))
+            await asyncio.gather(pg.all(Call(_SLEEP, {"s": 0.05})), pg.all(Call(_SLEEP, {"s": 0.05})))
+        finally:
+            pg.close()
+
+    _run(main())
+    # _PID once on the first connection; _SLEEP once on each of the two connections.
+    assert sorted(prepared) == sorted([aio._native(_PID.bind(ctx.engine.dialect, {})[0].sql).name]
+                                      + [aio._native(_SLEEP.bind(ctx.engine.dialect, {"s": 0})[0].sql).name] * 2)
