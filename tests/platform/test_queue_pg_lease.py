@@ -167,10 +167,13 @@ def test_statement_tx_is_for_postgresql_only(ctx, tmp_path):
     sqlite.dispose()
 
 
-def test_hot_statements_fit_psycopg_statement_cache():
+def test_the_submit_statements_fit_psycopg_statement_cache():
     """psycopg converts a statement's placeholders once per statement text only up to this
-    length; a longer one is parsed on every execution."""
+    length; a longer one is parsed on every execution of the blocking path (the routes: cookie
+    sessions, the SDK in process). The submit's statements fit. The lease, which carries the
+    claimed item's knowledge for the submit, does not: on the event loop it runs as a prepared
+    statement (storage.aio), on the blocking path its placeholders cost about 40 µs a lease."""
     dialect = postgresql.psycopg.dialect()
     limit = psycopg._queries.MAX_CACHED_STATEMENT_LENGTH
-    for hot in (queue_pg.LEASE, queue_pg.SUBMIT_READ, queue_pg._submit_write(0), queue_pg._submit_write(1)):
+    for hot in (queue_pg.SUBMIT_READ, queue_pg._submit_write(0), queue_pg._submit_write(1)):
         assert len(hot.stmt.compile(dialect=dialect).string) <= limit

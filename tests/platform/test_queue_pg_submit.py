@@ -33,6 +33,7 @@ from goldlabel.storage.tables import (
     events,
     items,
     leases,
+    project_members,
     project_models,
 )
 
@@ -225,24 +226,27 @@ def _lease(ctx, actor, pid):
     return lease
 
 
-def test_common_submit_is_two_statements(factory, statements):
-    anns = [factory.make_user() for _ in range(2)]
+def test_common_submit_is_one_statement_after_this_process_leased(factory, statements):
+    anns = [factory.make_user() for _ in range(3)]
     project = factory.make_project(annotators=anns, overlap_min=2, overlap_max=3)
-    factory.add_items(project, 2)
+    factory.add_items(project, 3)
     ctx, pid = factory.ctx, project["id"]
     counts = {}
-    for fast in (True, False):
-        queue_service.PG_MERGED_SUBMIT = fast
+    for case, annotator in zip(("kept", "read", "generic"), anns, strict=True):
+        queue_service.PG_MERGED_SUBMIT = case != "generic"
         try:
-            lease = _lease(ctx, anns[0 if fast else 1], pid)
+            lease = _lease(ctx, annotator, pid)
+            if case == "read":
+                ctx._lease_readings.clear()  # leased by another process, or a restart since
             before = statements[0]
-            queue_service.submit_answer(ctx, anns[0 if fast else 1], pid, lease["token"], POS, 10, "key-1")
-            counts[fast] = statements[0] - before
+            queue_service.submit_answer(ctx, annotator, pid, lease["token"], POS, 10, "key-1")
+            counts[case] = statements[0] - before
         finally:
             queue_service.PG_MERGED_SUBMIT = True
-    # Merged: the read and the write, each its own transaction (no BEGIN, no COMMIT).
-    assert counts[True] == 2
-    assert counts[False] >= 9
+    # With the lease's reading of the item: the write alone. Without it: the read and the write,
+    # each its own transaction (no BEGIN, no COMMIT). The generic path: a transaction of ~10.
+    assert counts["kept"] == 1 and counts["read"] == 2
+    assert counts["generic"] >= 9
 
 
 def _items(factory, pid):
@@ -282,15 +286,20 @@ def test_count_refused_is_409_max_overlap_reached(factory, monkeypatch, fast):
     assert _count(factory, answers, pid) == 0
 
 
-@pytest.mark.parametrize("fast", [True, False])
+@pytest.mark.parametrize("path", ["kept", "read", "generic"])
 @pytest.mark.parametrize("conflict_on", ["item", "key"])
-def test_insert_conflict_is_409_duplicate_answer_and_rolls_back(factory, monkeypatch, fast, conflict_on):
+def test_insert_conflict_is_409_duplicate_answer_and_rolls_back(factory, monkeypatch, path, conflict_on):
+    """kept: the write runs on the lease's reading of the item, so the unique index is the
+    key's only check; read: the key appears between the submit's read and its write."""
+    fast = path != "generic"
     monkeypatch.setattr(queue_service, "PG_MERGED_SUBMIT", fast)
     anns = [factory.make_user()]
     project = factory.make_project(annotators=anns, overlap_min=3, overlap_max=3)
     factory.add_items(project, 2)
     ctx, pid = factory.ctx, project["id"]
     lease = _lease(ctx, anns[0], pid)
+    if path == "read":
+        ctx._lease_readings.clear()
     item_id = lease["item"]["id"]
     other = next(r["id"] for r in _items(factory, pid) if r["id"] != item_id)
     t = now_ms()
@@ -315,6 +324,9 @@ def test_insert_conflict_is_409_duplicate_answer_and_rolls_back(factory, monkeyp
             return out
 
         monkeypatch.setattr(queue_pg, "parse_submit_read", read)
+        if path == "kept":
+            with factory.ctx.engine.begin() as conn:
+                conn.execute(answers.update().where(answers.c.item_id == other).values(idempotency_key="k1"))
         if not fast:
             monkeypatch.setattr(queue_service.queue_store, "fetch_answer_by_idempotency_key", lambda *a: None)
             with factory.ctx.engine.begin() as conn:
@@ -412,16 +424,24 @@ def _generic_calls(monkeypatch) -> list[int]:
     return calls
 
 
-def _between_read_and_write(monkeypatch, action) -> None:
-    """Runs ``action()`` after the submit's read, before its write (a concurrent commit)."""
-    real = queue_pg.parse_submit_read
+def _between_decision_and_write(monkeypatch, action) -> None:
+    """Runs ``action()`` once, after the merged submit decided (on the lease's reading of the
+    item or on its own read) and before its write: a concurrent commit."""
+    real = queue_service._submit_plan
 
-    def read(*a, **k):
+    def plan(*a, **k):
         out = real(*a, **k)
+        monkeypatch.setattr(queue_service, "_submit_plan", real)
         action()
         return out
 
-    monkeypatch.setattr(queue_pg, "parse_submit_read", read)
+    monkeypatch.setattr(queue_service, "_submit_plan", plan)
+
+
+def _forget_readings(ctx, path: str) -> None:
+    """path "read": as when another process leased (no reading of the item kept here)."""
+    if path == "read":
+        ctx._lease_readings.clear()
 
 
 def test_the_merged_write_builds_on_the_answers_the_read_saw(factory, monkeypatch):
@@ -444,27 +464,28 @@ def test_the_merged_write_builds_on_the_answers_the_read_saw(factory, monkeypatc
     assert row["contributions"] == {str(anns[0].id): "positive", str(anns[1].id): "negative"}
 
 
-def test_a_stale_read_writes_nothing_and_the_generic_path_decides(factory, monkeypatch):
+@pytest.mark.parametrize("path", ["kept", "read"])
+def test_a_stale_decision_writes_nothing(factory, monkeypatch, path):
+    """Another answer counted between the decision and the write: the write refuses. Decided on
+    the lease's reading, the submit reads again and writes; decided on its own read, the
+    generic path decides under lock. Either way both answers count and the consensus has both."""
     anns = [factory.make_user() for _ in range(2)]
     project = factory.make_project(annotators=anns, overlap_min=2, overlap_max=2)
     factory.add_items(project, 1)
     ctx, pid = factory.ctx, project["id"]
     first, second = _lease(ctx, anns[0], pid), _lease(ctx, anns[1], pid)
+    _forget_readings(ctx, path)
     generic = _generic_calls(monkeypatch)
-    writes: list[Any] = []
+    writes: list[bool] = []
     real_write = queue_pg.parse_submit_write
-    monkeypatch.setattr(queue_pg, "parse_submit_write", lambda rows: writes.append(rows) or real_write(rows))
-
-    def concurrent_answer() -> None:
-        monkeypatch.setattr(queue_pg, "parse_submit_read", real_read)
-        queue_service.submit_answer(ctx, anns[1], pid, second["token"], NEG)
-
-    real_read = queue_pg.parse_submit_read
-    _between_read_and_write(monkeypatch, concurrent_answer)
+    monkeypatch.setattr(queue_pg, "parse_submit_write", lambda rows: writes.append(bool(rows)) or real_write(rows))
+    _between_decision_and_write(
+        monkeypatch, lambda: queue_service.submit_answer(ctx, anns[1], pid, second["token"], NEG))
     got = queue_service.submit_answer(ctx, anns[0], pid, first["token"], POS)
-    # The second annotator's submit ran merged; the first one's write found the item counted
-    # since its read, wrote nothing, and the generic path counted it with both answers.
-    assert [bool(w) for w in writes] == [True, False] and generic[0] == 1
+    if path == "kept":
+        assert writes == [True, False, True] and generic[0] == 0
+    else:
+        assert writes == [True, False] and generic[0] == 1
     [item] = _items(factory, pid)
     assert item["answer_count"] == 2 and item["reserved"] == 0 and got["item_status"] == item["status"]
     assert _count(factory, answers, pid) == 2
@@ -476,20 +497,22 @@ def test_a_stale_read_writes_nothing_and_the_generic_path_decides(factory, monke
     assert kinds.count("answer.created") == 2
 
 
-def test_a_lease_expired_between_read_and_write_is_a_late_submission(factory, monkeypatch):
+@pytest.mark.parametrize("path", ["kept", "read"])
+def test_a_lease_expired_between_decision_and_write_is_a_late_submission(factory, monkeypatch, path):
     """Q7 decided by the generic path: the write refuses an expired lease."""
     anns = [factory.make_user()]
     project = factory.make_project(annotators=anns, overlap_min=1, overlap_max=1)
     factory.add_items(project, 1)
     ctx, pid = factory.ctx, project["id"]
     lease = _lease(ctx, anns[0], pid)
+    _forget_readings(ctx, path)
     generic = _generic_calls(monkeypatch)
 
     def expire() -> None:
         with ctx.engine.begin() as conn:
             conn.execute(leases.update().where(leases.c.project_id == pid).values(expires_at=1))
 
-    _between_read_and_write(monkeypatch, expire)
+    _between_decision_and_write(monkeypatch, expire)
     got = queue_service.submit_answer(ctx, anns[0], pid, lease["token"], POS)
     assert generic[0] == 1 and got["answer"]["value"] == POS  # the slot was still free: taken
     [item] = _items(factory, pid)
@@ -497,33 +520,52 @@ def test_a_lease_expired_between_read_and_write_is_a_late_submission(factory, mo
     assert [r["status"] for r in _leases(factory, pid)] == ["submitted"]
 
 
-@pytest.mark.parametrize("change", ["priority", "updated_at"])
-def test_the_write_waits_for_the_item_lock_and_rechecks(factory, monkeypatch, change):
+@pytest.mark.parametrize("path", ["kept", "read"])
+@pytest.mark.parametrize("change", ["priority", "updated_at", "membership"])
+def test_the_write_waits_for_the_item_lock_and_rechecks(factory, monkeypatch, change, path):
     """The write locks the lease and the item: a transaction holding the item row delays it
-    until COMMIT, and a change of what the read saw (the item's last change) makes it refuse."""
+    until COMMIT, and a change of what the decision was made on (the item's last change, the
+    caller's membership) makes it refuse; the submit then reads again or goes generic."""
     anns = [factory.make_user()]
     project = factory.make_project(annotators=anns, overlap_min=1, overlap_max=1)
     factory.add_items(project, 1)
     ctx, pid = factory.ctx, project["id"]
     lease = _lease(ctx, anns[0], pid)
+    _forget_readings(ctx, path)
     generic = _generic_calls(monkeypatch)
     holding, release = threading.Event(), threading.Event()
+
+    if change == "membership":
+        # Removed before the write began (the write's snapshot): it refuses, and the submit's
+        # own read or the generic path answers 404.
+        def remove() -> None:
+            with ctx.engine.begin() as conn:
+                conn.execute(project_members.delete().where(project_members.c.project_id == pid))
+
+        _between_decision_and_write(monkeypatch, remove)
+        with pytest.raises(GoldlabelError) as err:
+            queue_service.submit_answer(ctx, anns[0], pid, lease["token"], POS)
+        assert err.value.status == 404 and err.value.code == "not_found"
+        assert _count(factory, answers, pid) == 0 and _items(factory, pid)[0]["reserved"] == 1
+        return
 
     def hold() -> None:
         with ctx.engine.begin() as conn:
             conn.execute(items.update().where(items.c.project_id == pid).values(
-                **({"priority": 5} if change == "priority" else {"updated_at": items.c.updated_at + 1})))
+                **({"updated_at": items.c.updated_at + 1} if change == "updated_at" else {"priority": 5})))
             holding.set()
             release.wait(5)
 
     holder = threading.Thread(target=hold)
-    _between_read_and_write(monkeypatch, lambda: (holder.start(), holding.wait(5)))
+    _between_decision_and_write(monkeypatch, lambda: (holder.start(), holding.wait(5)))
     threading.Timer(0.3, release.set).start()
     started = time.monotonic()
     got = queue_service.submit_answer(ctx, anns[0], pid, lease["token"], POS)
     holder.join()
     assert time.monotonic() - started >= 0.25  # it waited for the lock
-    assert generic[0] == (0 if change == "priority" else 1)
+    # A changed item: decided on the lease's reading, read again and written; decided on the
+    # submit's own read, decided by the generic path.
+    assert generic[0] == (1 if change == "updated_at" and path == "read" else 0)
     [item] = _items(factory, pid)
     assert item["answer_count"] == 1 and got["item_status"] == item["status"]
     assert _count(factory, answers, pid) == 1

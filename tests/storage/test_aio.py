@@ -5,6 +5,7 @@ connections, closing)."""
 from __future__ import annotations
 
 import asyncio
+from concurrent.futures import ThreadPoolExecutor
 
 import psycopg
 import pytest
@@ -28,7 +29,10 @@ def backend() -> str:
 
 
 def _run(coro):
-    return asyncio.run(coro)
+    """asyncio.run in a thread of its own: the browser tests' Playwright session keeps an event
+    loop marked running in the main thread."""
+    with ThreadPoolExecutor(1) as pool:
+        return pool.submit(asyncio.run, coro).result()
 
 
 def test_rows_match_the_blocking_path(ctx, factory):
@@ -194,13 +198,17 @@ def test_the_context_keeps_one_per_loop_and_closes_them(ctx):
     async def use(pg):
         return await pg.first(Call(_PID, {}))
 
-    loop = asyncio.new_event_loop()
-    try:
-        pg = loop.run_until_complete(get())[0]
-        loop.run_until_complete(use(pg))
-        conn = pg._idle[0][0].conn
-    finally:
-        loop.close()
+    def on_a_loop_of_its_own():
+        loop = asyncio.new_event_loop()
+        try:
+            pg = loop.run_until_complete(get())[0]
+            loop.run_until_complete(use(pg))
+            return pg._idle[0][0].conn
+        finally:
+            loop.close()
+
+    with ThreadPoolExecutor(1) as pool:
+        conn = pool.submit(on_a_loop_of_its_own).result()
     ctx.close()  # after its loop is gone: closed without it
     assert conn.closed
 

@@ -18,6 +18,9 @@ from goldlabel.storage.engine import create_engine
 # deactivation or role change made through this Context clears the cache at once; one made by
 # another process (a second uvicorn worker, the CLI) is seen by this process within this bound.
 TOKEN_CACHE_TTL_S = 10.0
+# Leases whose item reading this process keeps for the submit (services/queue.py): at most this
+# many; the oldest go first.
+LEASE_READINGS_MAX = 10_000
 
 
 @dataclass
@@ -29,6 +32,9 @@ class Context:
     # token hash -> (monotonic deadline, actor): see TOKEN_CACHE_TTL_S.
     _actors: dict[str, tuple[float, object]] = field(default_factory=dict)
     token_cache_ttl_s: float = TOKEN_CACHE_TTL_S
+    # (lease token hash, annotator id, project id) -> (monotonic deadline, what the lease read of
+    # its item): see remember_lease_reading.
+    _lease_readings: dict[tuple[str, int, int], tuple[float, dict]] = field(default_factory=dict)
     # PostgreSQL: the statements run on an event loop (storage.aio), one pool per loop.
     _async_pgs: dict[asyncio.AbstractEventLoop, AsyncPg] = field(default_factory=dict)
 
@@ -67,6 +73,28 @@ class Context:
         """Drop every cached token -> actor: called on any revocation or user change."""
         with self._lock:
             self._actors.clear()
+
+    def remember_lease_reading(self, key: tuple[str, int, int], ttl_s: float, reading: dict) -> None:
+        """Keep what a lease read of its item until the lease expires (services/queue.py: the
+        submit then skips its own read; the write re-checks all of it), under ``key``: the
+        lease token's hash, its annotator and its project, so only a submit by that annotator
+        in that project finds it. Bounded by LEASE_READINGS_MAX: expired entries go first,
+        then the oldest."""
+        now = time.monotonic()
+        with self._lock:
+            if len(self._lease_readings) >= LEASE_READINGS_MAX:
+                self._lease_readings = {k: v for k, v in self._lease_readings.items() if v[0] > now}
+                while len(self._lease_readings) >= LEASE_READINGS_MAX:
+                    del self._lease_readings[next(iter(self._lease_readings))]
+            self._lease_readings[key] = (now + ttl_s, reading)
+
+    def take_lease_reading(self, key: tuple[str, int, int]) -> dict | None:
+        """The reading kept under ``key``, removed; None when none is kept or it expired."""
+        with self._lock:
+            entry = self._lease_readings.pop(key, None)
+        if entry is None or entry[0] < time.monotonic():
+            return None
+        return entry[1]
 
     def async_pg(self) -> AsyncPg:
         """PostgreSQL: the statement runner of the running event loop (made on first use, with

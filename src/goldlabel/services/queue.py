@@ -9,7 +9,7 @@ from __future__ import annotations
 import hashlib
 import random
 import secrets
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Generator
 from typing import Any, NamedTuple
 
 import numpy as np
@@ -145,6 +145,7 @@ def _lease_outcome(ctx: Context, actor: Actor, rows: list[dict], token: str) -> 
     quality_service.ensure_not_suspended(got["standing"])
     lease = got["lease"]
     if lease is not None:
+        _remember_reading(ctx, project, got, token)
         item = {"id": lease["item_id"], "data": got["item_data"], "predictions": got["predictions"]}
         return True, {"token": token, "expires_at": lease["expires_at"], "item": item}
     settings = project["settings"]
@@ -154,6 +155,24 @@ def _lease_outcome(ctx: Context, actor: Actor, rows: list[dict], token: str) -> 
         or got["n_reaped"] > 0
     )
     return (False, None) if general else (True, None)
+
+
+def _remember_reading(ctx: Context, project: dict, got: dict, token: str) -> None:
+    """Keep the one-statement lease's reading of the claimed item (its state and knowledge:
+    what the submit's read returns) for the submit of this lease, when the merged submit could
+    use it (choice questions only): the submit is then one statement. Without the item's data,
+    which choice answers are not checked against."""
+    if not PG_MERGED_SUBMIT or not _merged_kinds(ctx.get_schema(project)):
+        return
+    reading = {"project": project, "role": got["role"], "lease": got["lease"], "item": {**got["item"], "data": None},
+               "key_seen": False, "answers": got["answers"], "skills": got["skills"], "priors": got["priors"]}
+    ctx.remember_lease_reading((_hash(token), got["lease"]["annotator_id"], project["id"]), project["lease_ttl_s"],
+                               reading)
+
+
+def _merged_kinds(schema: Any) -> bool:
+    """Whether the merged submit decides answers to this schema (choice questions only)."""
+    return bool(schema.questions) and all(q.kind == "choice" for q in schema.questions)
 
 
 def _lease_general(ctx: Context, actor: Actor, project_id: int) -> dict[str, Any] | None:
@@ -237,10 +256,9 @@ def submit_answer(
     has a free slot (Q7)."""
     now = None
     if _merged_submit(ctx):
-        read = _submit_read_call(actor, project_id, lease_token, idempotency_key)
+        steps = _merged_steps(ctx, actor, project_id, lease_token, value, duration_ms, idempotency_key)
         with statement_tx(ctx.engine) as conn:
-            plan, now = _submit_plan(ctx, actor, project_id, read.all(conn), value, duration_ms, idempotency_key)
-            result = _submit_written(plan, plan.write.all(conn)) if plan is not None else None
+            result, now = _drive(steps, lambda call: call.all(conn))
         if result is not None:
             return result
     return _submit_generic(ctx, actor, project_id, lease_token, value, duration_ms, idempotency_key, now)
@@ -257,28 +275,67 @@ async def submit_answer_async(
     run_sync: RunSync,
 ) -> dict[str, Any]:
     """:func:`submit_answer` for a caller on the event loop: on PostgreSQL the common case's
-    read and write run on the loop (storage.aio); everything else, and SQLite, goes through
+    statements run on the loop (storage.aio); everything else, and SQLite, goes through
     ``run_sync``."""
     if _merged_submit(ctx):
-        pg = ctx.async_pg()
-        read = _submit_read_call(actor, project_id, lease_token, idempotency_key)
-        plan, now = _submit_plan(ctx, actor, project_id, await pg.all(read), value, duration_ms, idempotency_key)
-        if plan is not None:
-            result = _submit_written(plan, await pg.all(plan.write))
-            if result is not None:
-                return result
+        steps = _merged_steps(ctx, actor, project_id, lease_token, value, duration_ms, idempotency_key)
+        result, now = await _drive_async(steps, ctx.async_pg().all)
+        if result is not None:
+            return result
         return await run_sync(_submit_generic, ctx, actor, project_id, lease_token, value, duration_ms,
                               idempotency_key, now)
     return await run_sync(submit_answer, ctx, actor, project_id, lease_token, value, duration_ms, idempotency_key)
 
 
+# The merged submit's statements as a generator that yields each storage.hot Call and is sent its
+# rows, so one definition serves the blocking driver (_drive) and the event loop (_drive_async).
+Steps = Generator[Any, list[dict], tuple[dict[str, Any] | None, int | None]]
+
+
+def _merged_steps(ctx: Context, actor: Actor, project_id: int, lease_token: str, value: dict[str, Any],
+                  duration_ms: int | None, idempotency_key: str | None) -> Steps:
+    """The merged submit: with the lease's reading of the item, the write alone; without it, or
+    when that write finds something changed, the read and the write. Returns (the result, or
+    None for the generic path to decide; the time decided at, or None)."""
+    token_hash = _hash(lease_token)
+    now = None
+    kept = ctx.take_lease_reading((token_hash, actor.id, project_id))
+    if kept is not None:
+        plan, now = _submit_plan(ctx, actor, project_id, kept, value, duration_ms, idempotency_key)
+        if plan is not None:
+            result = _submit_written(plan, (yield plan.write))
+            if result is not None:
+                return result, now
+    read = queue_pg.submit_read(project_id=project_id, user_id=actor.id, token_hash=token_hash,
+                                idempotency_key=idempotency_key)
+    got = queue_pg.parse_submit_read((yield read))
+    plan, now = _submit_plan(ctx, actor, project_id, got, value, duration_ms, idempotency_key, now)
+    if plan is None:
+        return None, now
+    return _submit_written(plan, (yield plan.write)), now
+
+
+def _drive(steps: Steps, run: Callable[[Any], list[dict]]) -> tuple[dict[str, Any] | None, int | None]:
+    try:
+        call = next(steps)
+        while True:
+            call = steps.send(run(call))
+    except StopIteration as done:
+        return done.value
+
+
+async def _drive_async(steps: Steps, run: Callable[[Any], Awaitable[list[dict]]]
+                       ) -> tuple[dict[str, Any] | None, int | None]:
+    try:
+        call = next(steps)
+        while True:
+            call = steps.send(await run(call))
+    except StopIteration as done:
+        return done.value
+
+
 def _merged_submit(ctx: Context) -> bool:
     return PG_MERGED_SUBMIT and ctx.engine.dialect.name == "postgresql"
-
-
-def _submit_read_call(actor: Actor, project_id: int, lease_token: str, idempotency_key: str | None) -> Any:
-    return queue_pg.submit_read(project_id=project_id, user_id=actor.id, token_hash=_hash(lease_token),
-                                idempotency_key=idempotency_key)
 
 
 class _SubmitPlan(NamedTuple):
@@ -286,30 +343,30 @@ class _SubmitPlan(NamedTuple):
     status: str  # the item's status after the answer, as the annotator is told
 
 
-def _submit_plan(ctx: Context, actor: Actor, project_id: int, rows: list[dict], value: dict[str, Any],
-                 duration_ms: int | None, idempotency_key: str | None) -> tuple[_SubmitPlan | None, int]:
-    """From the submit's read (storage/queue_pg.py ``submit_read``): the write of the common
+def _submit_plan(ctx: Context, actor: Actor, project_id: int, got: dict | None, value: dict[str, Any],
+                 duration_ms: int | None, idempotency_key: str | None,
+                 now: int | None = None) -> tuple[_SubmitPlan | None, int]:
+    """From the submit's read (storage/queue_pg.py ``parse_submit_read``, or the lease's reading
+    of the item: see _remember_reading): the write of the common
     case (a live active lease, no answer yet for the Idempotency-Key nor by the caller on the
     item, a normal item with a free slot, choice questions only), with the item's consensus
     and state decided as the generic path decides them (``quality.decide_after_answer``) from
     the item's answers plus this one, and the time it was decided at. No plan: the generic path
     decides (at that time). The errors the generic path raises before it writes (404 project or
     lease, 403 role, 422 answer) are raised here, in the same order."""
-    got = queue_pg.parse_submit_read(rows)
     project = authorize(actor, got and got["project"], got and got["role"], "annotate")
     lease, item = got["lease"], got["item"]
     _check_own_lease(lease, actor, project_id)
     schema = ctx.get_schema(project)
     clean = schema.validate_answer(value, item["data"])
-    now = now_ms()
+    now = now_ms() if now is None else now
     if (
         got["key_seen"]
         or lease["status"] != "active"
         or lease["expires_at"] <= now
         or item["is_gold"]
         or item["answer_count"] >= item["overlap_max"]
-        or not schema.questions
-        or any(q.kind != "choice" for q in schema.questions)
+        or not _merged_kinds(schema)
         or any(a["annotator_id"] == actor.id for a in got["answers"])
     ):
         return None, now
@@ -322,7 +379,8 @@ def _submit_plan(ctx: Context, actor: Actor, project_id: int, rows: list[dict], 
     if status != item["status"]:
         item_events.append({"kind": f"item.{status}", "payload": {"item_id": item["id"], "status": status}})
     write = queue_pg.submit_write(
-        project_id=project["id"], lease=lease, item=item, annotator_id=actor.id, value=clean,
+        project=project, lease=lease, item=item, annotator_id=actor.id, is_admin=actor.is_admin,
+        roles=_ANNOTATE_ROLES, value=clean,
         duration_ms=duration_ms, idempotency_key=idempotency_key, now=now, status=status, target=target,
         rows=rows, item_events=item_events,
     )
@@ -463,6 +521,7 @@ def _return_lease(conn: sa.Connection, actor: Actor, project_id: int, lease_toke
 
 def skip_item(ctx: Context, actor: Actor, project_id: int, lease_token: str) -> None:
     """Give the item back and never serve it to this annotator again."""
+    ctx.take_lease_reading((_hash(lease_token), actor.id, project_id))  # never submitted now
     with write_tx(ctx.engine) as conn:
         lease = _return_lease(conn, actor, project_id, lease_token)
         queue_store.set_lease_status(conn, lease["id"], "skipped")
@@ -470,6 +529,7 @@ def skip_item(ctx: Context, actor: Actor, project_id: int, lease_token: str) -> 
 
 def release_item(ctx: Context, actor: Actor, project_id: int, lease_token: str) -> None:
     """Give the item back to the queue; it may come back to this annotator later."""
+    ctx.take_lease_reading((_hash(lease_token), actor.id, project_id))  # never submitted now
     with write_tx(ctx.engine) as conn:
         lease = _return_lease(conn, actor, project_id, lease_token)
         queue_store.delete_lease(conn, lease["id"])

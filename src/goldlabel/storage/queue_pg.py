@@ -62,13 +62,65 @@ def _types(table: sa.Table, prefix: str, names: tuple[str, ...] | None = None) -
     return {f"{prefix}{c.name}": c.type for c in _columns(table, names)}
 
 
+# What the per-answer posterior of an item needs (services/queue.py ``_submit_plan``): its
+# answers oldest first, the stored skills of their annotators and of the caller for every
+# question, and the project's models (the priors). ``item_id``: the SQL of the item's id (NULL:
+# nothing is read). Skill and answer values travel as arrays, not JSON, so floats arrive
+# exactly as stored (PostgreSQL's float8 -> jsonb keeps 15 significant digits).
+def _knowledge_joins(item_id: str) -> str:
+    return f"""
+LEFT OUTER JOIN LATERAL (
+    SELECT array_agg(answers.annotator_id ORDER BY answers.id) AS _a_annotator,
+           array_agg(answers.value ORDER BY answers.id) AS _a_value
+    FROM answers WHERE answers.item_id = {item_id}
+) AS ia ON true
+LEFT OUTER JOIN LATERAL (
+    SELECT array_agg(s.annotator_id) AS _s_annotator, array_agg(s.question) AS _s_question,
+           array_agg(s.accuracy) AS _s_accuracy, array_agg(s.confusion) AS _s_confusion,
+           array_agg(s.n_answers) AS _s_n_answers
+    FROM annotator_skills AS s
+    WHERE s.project_id = :project_id AND {item_id} IS NOT NULL
+      AND (s.annotator_id = :user_id
+           OR s.annotator_id IN (SELECT answers.annotator_id FROM answers WHERE answers.item_id = {item_id}))
+) AS sk ON true
+LEFT OUTER JOIN LATERAL (
+    SELECT array_agg(m.question) AS _m_question, array_agg(m.prior) AS _m_prior
+    FROM project_models AS m WHERE m.project_id = :project_id AND {item_id} IS NOT NULL
+) AS pm ON true"""
+
+
+_KNOWLEDGE_COLUMNS = (
+    "ia._a_annotator, ia._a_value, sk._s_annotator, sk._s_question, sk._s_accuracy, sk._s_confusion, "
+    "sk._s_n_answers, pm._m_question, pm._m_prior"
+)
+
+
+def _parse_knowledge(row: dict) -> dict[str, Any]:
+    """``answers`` (``{"annotator_id", "value"}`` oldest first), ``skills`` (question ->
+    annotator id -> ``{"accuracy", "confusion", "n_answers"}``, as quality.fetch_skills) and
+    ``priors`` (question -> the stored model's prior) from a row with _KNOWLEDGE_COLUMNS."""
+    skills: dict[str, dict[int, dict]] = {}
+    if row["_s_annotator"]:
+        for annotator, question, accuracy, confusion, n_answers in zip(
+            row["_s_annotator"], row["_s_question"], row["_s_accuracy"], row["_s_confusion"], row["_s_n_answers"],
+            strict=True,
+        ):
+            skills.setdefault(question, {})[annotator] = {
+                "accuracy": accuracy, "confusion": confusion, "n_answers": n_answers,
+            }
+    return {
+        "answers": [{"annotator_id": a, "value": v}
+                    for a, v in zip(row["_a_annotator"] or (), row["_a_value"] or (), strict=True)],
+        "skills": skills,
+        "priors": dict(zip(row["_m_question"] or (), row["_m_prior"] or (), strict=True)),
+    }
+
+
 # The submit's read: project and role (as projects.fetch_project_with_role), the lease and its
 # item (as queue.lock_lease_and_item, without the lock), whether the Idempotency-Key already
-# names one of the caller's answers, the item's answers oldest first, the stored skills of their
-# annotators and of the caller for every question, and the project's models (the priors). Not
-# locked: the write re-checks under lock everything the decision was made on. Skill and
-# answer values travel as arrays, not JSON, so floats arrive exactly as stored (PostgreSQL's
-# float8 -> jsonb keeps 15 significant digits).
+# names one of the caller's answers, and what the item's posterior needs (_knowledge_joins).
+# Not locked: the write re-checks under lock everything the decision was made on. The submit
+# skips it when the lease left its own reading of the item (see LEASE).
 _SUBMIT_READ = sa.text(_sql(
     f"""
 WITH li AS MATERIALIZED (
@@ -79,30 +131,11 @@ WITH li AS MATERIALIZED (
 SELECT {_select_list(projects, "projects", _P)}, project_members.role AS _member_role, li.*,
        (SELECT answers.id FROM answers
         WHERE answers.annotator_id = :user_id AND answers.idempotency_key = CAST(:key AS VARCHAR)) AS _key_answer_id,
-       ia._a_annotator, ia._a_value, sk._s_annotator, sk._s_question, sk._s_accuracy, sk._s_confusion,
-       sk._s_n_answers, pm._m_question, pm._m_prior
+       {_KNOWLEDGE_COLUMNS}
 FROM projects
 LEFT OUTER JOIN project_members
     ON project_members.project_id = projects.id AND project_members.user_id = :user_id
-LEFT OUTER JOIN li ON true
-LEFT OUTER JOIN LATERAL (
-    SELECT array_agg(answers.annotator_id ORDER BY answers.id) AS _a_annotator,
-           array_agg(answers.value ORDER BY answers.id) AS _a_value
-    FROM answers WHERE answers.item_id = li.{_I}id
-) AS ia ON true
-LEFT OUTER JOIN LATERAL (
-    SELECT array_agg(s.annotator_id) AS _s_annotator, array_agg(s.question) AS _s_question,
-           array_agg(s.accuracy) AS _s_accuracy, array_agg(s.confusion) AS _s_confusion,
-           array_agg(s.n_answers) AS _s_n_answers
-    FROM annotator_skills AS s
-    WHERE s.project_id = :project_id AND li.{_I}id IS NOT NULL
-      AND (s.annotator_id = :user_id
-           OR s.annotator_id IN (SELECT answers.annotator_id FROM answers WHERE answers.item_id = li.{_I}id))
-) AS sk ON true
-LEFT OUTER JOIN LATERAL (
-    SELECT array_agg(m.question) AS _m_question, array_agg(m.prior) AS _m_prior
-    FROM project_models AS m WHERE m.project_id = :project_id AND li.{_I}id IS NOT NULL
-) AS pm ON true
+LEFT OUTER JOIN li ON true{_knowledge_joins(f"li.{_I}id")}
 WHERE projects.id = :project_id
 """
 )).columns(**_types(projects, _P), **_types(leases, _L), **_types(items, _I))
@@ -118,10 +151,8 @@ def submit_read(*, project_id: int, user_id: int, token_hash: str, idempotency_k
 def parse_submit_read(rows: list[dict]) -> dict | None:
     """None when the project does not exist. Otherwise ``project``, ``role`` (the caller's member
     role or None), ``lease`` and ``item`` (None when no lease has the token), ``key_seen``
-    (whether the Idempotency-Key names one of the caller's answers), ``answers`` (the item's
-    answers oldest first, as ``{"annotator_id", "value"}``), ``skills`` (question -> annotator
-    id -> ``{"accuracy", "confusion", "n_answers"}``, as quality.fetch_skills) and ``priors``
-    (question -> the stored model's prior)."""
+    (whether the Idempotency-Key names one of the caller's answers) and the item's knowledge
+    (``answers``, ``skills``, ``priors``: see _parse_knowledge)."""
     if not rows:
         return None
     row = rows[0]
@@ -129,50 +160,49 @@ def parse_submit_read(rows: list[dict]) -> dict | None:
     if row[_L + "id"] is not None:
         lease = {c.name: row[_L + c.name] for c in leases.c}
         item = {c.name: row[_I + c.name] for c in items.c}
-    skills: dict[str, dict[int, dict]] = {}
-    if row["_s_annotator"]:
-        for annotator, question, accuracy, confusion, n_answers in zip(
-            row["_s_annotator"], row["_s_question"], row["_s_accuracy"], row["_s_confusion"], row["_s_n_answers"],
-            strict=True,
-        ):
-            skills.setdefault(question, {})[annotator] = {
-                "accuracy": accuracy, "confusion": confusion, "n_answers": n_answers,
-            }
     return {
         "project": {c.name: row[_P + c.name] for c in projects.c},
         "role": row["_member_role"],
         "lease": lease,
         "item": item,
         "key_seen": row["_key_answer_id"] is not None,
-        "answers": [{"annotator_id": a, "value": v}
-                    for a, v in zip(row["_a_annotator"] or (), row["_a_value"] or (), strict=True)],
-        "skills": skills,
-        "priors": dict(zip(row["_m_question"] or (), row["_m_prior"] or (), strict=True)),
+        **_parse_knowledge(row),
     }
 
 
 # The submit's write, one statement that is its own durable transaction: the lease and then the
 # item locked (the order the claim and the reaper take them in) and re-checked against what the
-# read saw (a live active lease; the item's count, status, target and last change unchanged,
-# so the consensus computed from the read's answers is the item's), the answer inserted
-# (nothing on a unique conflict: Q2 or the Idempotency-Key), and only for an inserted answer:
-# the item counted with its new state in one UPDATE, the lease marked submitted, the
-# consensus rows replaced (rows of questions no longer answered deleted, as
+# decision was made on (the caller's live active lease, still under the token the caller gave:
+# a token rotated away by lease_next is refused; the caller still a member who may
+# annotate and the project unchanged since it was read; the item's count, status, target and
+# last change unchanged, so the consensus computed from the read's answers is the item's), the
+# answer inserted (nothing on a unique conflict: Q2 or the Idempotency-Key), and only for an
+# inserted answer: the item counted with its new state in one UPDATE, the lease marked
+# submitted, the consensus rows replaced (rows of questions no longer answered deleted, as
 # records.replace_consensus) and the outbox events inserted in list order, the last one
 # answer.created with the new answer's id. No row back: nothing was written, and the caller
-# runs the generic submit, which decides under lock.
+# reads again or runs the generic submit, which decides under lock. The lease is found by its
+# primary key alone (its other conditions are checked on the locked row): with them in the
+# WHERE clause the planner took the annotator's index, whose entries for submitted leases pile
+# up between vacuums.
 _SUBMIT_WRITE = f"""
 WITH ll AS MATERIALIZED (
-    SELECT leases.id FROM leases
-    WHERE leases.id = :lease_id AND leases.annotator_id = :annotator_id AND leases.status = 'active'
-      AND leases.expires_at > :now
+    SELECT leases.id, leases.token_hash, leases.annotator_id, leases.status, leases.expires_at FROM leases
+    WHERE leases.id = :lease_id
     FOR UPDATE
 ), li AS MATERIALIZED (
-    SELECT items.id FROM items JOIN ll ON true
+    SELECT items.id FROM items JOIN ll ON ll.token_hash = :token_hash AND ll.annotator_id = :annotator_id
+                                      AND ll.status = 'active' AND ll.expires_at > :now
     WHERE items.id = :item_id AND items.status = CAST(:was_status AS VARCHAR)
       AND items.answer_count = :was_count AND items.target_overlap = :was_target
       AND items.updated_at = :was_updated_at AND items.is_gold = false
       AND items.answer_count < items.overlap_max AND items.reserved > 0
+      AND EXISTS (
+          SELECT 1 FROM projects
+          LEFT OUTER JOIN project_members
+              ON project_members.project_id = projects.id AND project_members.user_id = :annotator_id
+          WHERE projects.id = :project_id AND projects.updated_at = :project_updated_at
+            AND (CAST(:is_admin AS BOOLEAN) OR project_members.role = ANY(CAST(:roles AS VARCHAR[]))))
     FOR UPDATE OF items
 ), ins AS (
     INSERT INTO answers (project_id, item_id, annotator_id, lease_id, value, status, duration_ms,
@@ -236,15 +266,19 @@ def _submit_write(n_item_events: int) -> Hot:
 
 
 def submit_write(
-    *, project_id: int, lease: dict, item: dict, annotator_id: int, value: Any, duration_ms: int | None,
-    idempotency_key: str | None, now: int, status: str, target: int, rows: list[dict], item_events: list[dict],
+    *, project: dict, lease: dict, item: dict, annotator_id: int, is_admin: bool, roles: list[str], value: Any,
+    duration_ms: int | None, idempotency_key: str | None, now: int, status: str, target: int, rows: list[dict],
+    item_events: list[dict],
 ) -> Call:
-    """The write statement: ``lease`` and ``item`` as the read returned them
+    """The write statement (``project``: its id and updated_at as read; ``is_admin`` and
+    ``roles``, the member roles that may annotate, re-check the caller's right): ``lease`` and ``item`` as the read returned them
     (the write re-checks them), the item's new ``status`` and ``target``, its consensus
     ``rows`` (each with its status; JSON-safe: see quality.json_safe), and ``item_events``
     (``{"kind", "payload"}``) to insert before answer.created. Run with :func:`parse_submit_write`."""
     params: dict[str, Any] = {
-        "project_id": project_id, "lease_id": lease["id"], "item_id": item["id"], "annotator_id": annotator_id,
+        "project_id": project["id"], "project_updated_at": project["updated_at"], "is_admin": is_admin,
+        "roles": roles, "lease_id": lease["id"], "token_hash": lease["token_hash"], "item_id": item["id"],
+        "annotator_id": annotator_id,
         "was_status": item["status"], "was_count": item["answer_count"], "was_target": item["target_overlap"],
         "was_updated_at": item["updated_at"], "value": _dumps(value), "duration_ms": duration_ms,
         "key": idempotency_key, "now": now, "status": status, "target": target,
@@ -282,9 +316,10 @@ def parse_submit_write(rows: list[dict]) -> dict | None:
 # committed after this statement's snapshot) then claims nothing, where queue.claim_next_pg
 # has to fail its transaction to give the reservation back. The candidate row is locked and
 # re-checked (FOR UPDATE), so its reservation cannot fail once the lease is written.
-# What the lease reads of the project: enough to authorize and decide (the statement must stay
-# under psycopg's 4096 characters, see _sql).
-_LEASE_PROJECT_COLUMNS = ("id", "lease_ttl_s", "settings", "updated_at")
+# What the lease reads of the project (enough to authorize, decide, and let the submit decide
+# without reading it again) and of the claimed item's state.
+_LEASE_PROJECT_COLUMNS = ("id", "label_schema", "overlap_min", "lease_ttl_s", "settings", "updated_at")
+_LEASE_ITEM_STATE = ("status", "is_gold", "answer_count", "target_overlap", "overlap_max", "updated_at")
 _ONLY_IF_ALLOWED = "\n      AND EXISTS (SELECT 1 FROM allowed)"
 _NOT_REAPED_AND_MAY_CLAIM = (
     "\n      AND items.id NOT IN (SELECT item_id FROM reaped)\n      AND EXISTS (SELECT 1 FROM may_claim)"
@@ -326,11 +361,12 @@ WITH p AS (
 ), res AS (
     UPDATE items SET reserved = items.reserved + 1 FROM ins
     WHERE items.id = ins.{_L}item_id
-    RETURNING items.id, items.data
+    RETURNING {", ".join(f"items.{name}" for name in ("id", "data", *_LEASE_ITEM_STATE))}
 )
 SELECT p.*, (SELECT count(*) FROM active) AS _n_active, (SELECT count(*) FROM reaped) AS _n_reaped,
-       ins.*, res.data AS _item_data, pr._pr_value, pr._pr_score, pr._pr_model_version
-FROM p LEFT OUTER JOIN (ins JOIN res ON res.id = ins.{_L}item_id) ON true
+       ins.*, res.data AS _item_data, {", ".join(f"res.{name} AS {_I}{name}" for name in _LEASE_ITEM_STATE)},
+       pr._pr_value, pr._pr_score, pr._pr_model_version, {_KNOWLEDGE_COLUMNS}
+FROM p LEFT OUTER JOIN (ins JOIN res ON res.id = ins.{_L}item_id) ON true{_knowledge_joins("res.id")}
 LEFT OUTER JOIN LATERAL (
     SELECT array_agg(predictions.value ORDER BY predictions.id) AS _pr_value,
            array_agg(predictions.score ORDER BY predictions.id) AS _pr_score,
@@ -339,7 +375,8 @@ LEFT OUTER JOIN LATERAL (
     WHERE predictions.item_id = res.id AND coalesce(CAST(p.{_P}settings ->> 'show_predictions' AS BOOLEAN), false)
 ) AS pr ON true
 """
-)).columns(**_types(projects, _P, _LEASE_PROJECT_COLUMNS), **_types(leases, _L), _item_data=items.c.data.type)
+)).columns(**_types(projects, _P, _LEASE_PROJECT_COLUMNS), **_types(leases, _L),
+             **_types(items, _I, _LEASE_ITEM_STATE), _item_data=items.c.data.type)
 LEASE = Hot(_LEASE)
 
 
@@ -356,12 +393,14 @@ def lease(
 
 
 def parse_lease(rows: list[dict]) -> dict | None:
-    """None when the project does not exist. Otherwise a dict with ``project`` (its id,
-    lease_ttl_s, settings and updated_at), ``role`` (the user's member role or None), ``standing`` (``{"status", "n_gold"}`` or None), ``n_active``
+    """None when the project does not exist. Otherwise a dict with ``project`` (the columns of
+    _LEASE_PROJECT_COLUMNS), ``role`` (the user's member role or None), ``standing`` (``{"status", "n_gold"}`` or None), ``n_active``
     (live leases the user held before this call), ``n_reaped`` (leases of the project expired
     by this call), and ``lease``, ``item_data`` and ``predictions`` (None when nothing was
     claimed; predictions also when the project does not show them, else ``{"value", "score",
-    "model_version"}`` oldest first)."""
+    "model_version"}`` oldest first), ``item`` (the claimed item's id and the state of
+    _LEASE_ITEM_STATE after the reservation, or None) and its knowledge (``answers``,
+    ``skills``, ``priors``: see _parse_knowledge)."""
     if not rows:
         return None
     row = rows[0]
@@ -384,4 +423,9 @@ def parse_lease(rows: list[dict]) -> dict | None:
         "lease": {c.name: row[_L + c.name] for c in leases.c} if claimed else None,
         "item_data": row["_item_data"],
         "predictions": predictions,
+        # The claimed item as the lease left it, and its knowledge: what the submit's read would
+        # return for it (services/queue.py keeps it for the submit).
+        "item": {"id": row[_L + "item_id"], **{name: row[_I + name] for name in _LEASE_ITEM_STATE}}
+        if claimed else None,
+        **_parse_knowledge(row),
     }
