@@ -40,10 +40,11 @@ from goldlabel.storage.quality import json_safe
 RunSync = Callable[..., Awaitable[Any]]
 
 LEASE_TOKEN_PREFIX = "lt_"
-# PostgreSQL: the common lease in one statement and the common submit in two (a read, then a
-# write that re-checks it under lock), each its own transaction on a connection in autocommit
-# mode (storage/queue_pg.py), instead of about twelve statements in two transactions. Tests
-# turn them off to compare with the generic path.
+# PostgreSQL: the common lease in one statement and the common submit in one (the write, on
+# the lease's reading of the item kept by this process) or two (a read, then the write), the
+# write re-checking under lock what the decision used; each statement its own transaction on a
+# connection in autocommit mode (storage/queue_pg.py), instead of about twelve statements in two
+# transactions. Tests turn them off to compare with the generic path.
 PG_MERGED_SUBMIT = True
 PG_ONE_STATEMENT_LEASE = True
 # Live leases one annotator may hold when the project's settings do not say (schemas.py).

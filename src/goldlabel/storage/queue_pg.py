@@ -5,13 +5,14 @@ the backend, and a transaction adds BEGIN and COMMIT. So the common cycle runs, 
 in autocommit mode (storage.engine ``statement_tx``, or storage.aio on the event loop):
 
 1. :func:`lease`: the reap, the claim and the lease in one statement, not durable (see its
-   comment).
+   comment). It also reads what the submit decides on for the claimed item, which the process
+   keeps for the submit of that lease (services/queue.py ``_remember_reading``).
 2. :func:`submit_read`: what the submit decides on, read without locks: the project and the
    caller's role, the lease and its item, the Idempotency-Key check, the item's answers with
-   the skills and priors the posterior needs.
+   the skills and priors the posterior needs. Skipped when the lease's reading is kept.
 3. :func:`submit_write`: the answer, the item's count and new state, the lease, the consensus
    and the outbox events, in one durable statement that first locks the lease and the item and
-   re-checks them against the read. The consensus was computed in Python between the two
+   re-checks them against the reading. The consensus was computed in Python between the two
    (services/queue.py), from answers the re-check proves current.
 
 Every other case (a retry, an expired or skipped lease, a gold item, a question that is not a
