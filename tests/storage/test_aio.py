@@ -237,6 +237,10 @@ def test_parameters_travel_as_text(value, text):
     assert aio._text(value) == text
 
 
+def test_an_array_of_unhashable_elements_still_travels():
+    assert aio._text([["a"], None]) == b'{"[\'a\']",NULL}'
+
+
 def test_an_unsupported_parameter_is_refused():
     with pytest.raises(TypeError, match="bytes"):
         aio._text(b"raw")

@@ -33,6 +33,7 @@ import itertools
 import re
 import time
 from collections import deque
+from functools import lru_cache
 from typing import Any
 
 import orjson
@@ -208,18 +209,33 @@ def _native(sql: str) -> _Native:
 
 def _text(value: Any) -> bytes | None:
     """A parameter in PostgreSQL's text format; the server types it from the statement."""
-    if value is None:
-        return None
+    convert = _TEXT.get(type(value))
+    if convert is not None:
+        return convert(value)
     if isinstance(value, bool):
         return b"t" if value else b"f"
     if isinstance(value, (int, float, str)):
         return str(value).encode()
     if isinstance(value, (list, tuple)):
-        return ("{" + ",".join(_array_element(v) for v in value) + "}").encode()
+        return _sequence(value)
     if isinstance(value, _JsonWrapper):  # a JSON column's bind processor (psycopg's Json / Jsonb)
         dumped = value.dumps(value.obj) if value.dumps else orjson.dumps(value.obj)
         return dumped if isinstance(dumped, bytes) else dumped.encode()
     raise TypeError(f"storage.aio cannot send a parameter of type {type(value).__name__}")
+
+
+def _sequence(value: list | tuple) -> bytes:
+    values = tuple(value)
+    try:
+        return _array(values)
+    except TypeError:  # an element that cannot be a cache key
+        return _array.__wrapped__(values)
+
+
+@lru_cache(maxsize=256)
+def _array(values: tuple) -> bytes:
+    """An array literal (the same few, such as the roles that may annotate, come back often)."""
+    return ("{" + ",".join(_array_element(v) for v in values) + "}").encode()
 
 
 def _array_element(value: Any) -> str:
@@ -229,6 +245,18 @@ def _array_element(value: Any) -> str:
         return "t" if value else "f"
     text = str(value)
     return '"' + text.replace("\\", "\\\\").replace('"', '\\"') + '"'
+
+
+# The parameter types the annotate loop sends, by exact type (a bool is an int: it has its own).
+_TEXT: dict[type, Any] = {
+    str: str.encode,
+    int: lambda v: str(v).encode(),
+    type(None): lambda _v: None,
+    bool: lambda v: b"t" if v else b"f",
+    float: lambda v: str(v).encode(),
+    list: _sequence,
+    tuple: _sequence,
+}
 
 
 class _Description:
