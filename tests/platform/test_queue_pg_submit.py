@@ -444,6 +444,18 @@ def _forget_readings(ctx, path: str) -> None:
         ctx._lease_readings.clear()
 
 
+def _one_item_leased(factory, monkeypatch, path: str):
+    """One annotator holding the lease of a project's only item (overlap 1), the reading kept or
+    not (path), and the counter of generic submits."""
+    anns = [factory.make_user()]
+    project = factory.make_project(annotators=anns, overlap_min=1, overlap_max=1)
+    factory.add_items(project, 1)
+    ctx, pid = factory.ctx, project["id"]
+    lease = _lease(ctx, anns[0], pid)
+    _forget_readings(ctx, path)
+    return ctx, pid, anns, lease, _generic_calls(monkeypatch)
+
+
 def test_the_merged_write_builds_on_the_answers_the_read_saw(factory, monkeypatch):
     """The consensus of the merged write comes from the read's answers plus the new one: an
     answer counted before the read is in it, and the write applies (no generic path)."""
@@ -500,13 +512,7 @@ def test_a_stale_decision_writes_nothing(factory, monkeypatch, path):
 @pytest.mark.parametrize("path", ["kept", "read"])
 def test_a_lease_expired_between_decision_and_write_is_a_late_submission(factory, monkeypatch, path):
     """Q7 decided by the generic path: the write refuses an expired lease."""
-    anns = [factory.make_user()]
-    project = factory.make_project(annotators=anns, overlap_min=1, overlap_max=1)
-    factory.add_items(project, 1)
-    ctx, pid = factory.ctx, project["id"]
-    lease = _lease(ctx, anns[0], pid)
-    _forget_readings(ctx, path)
-    generic = _generic_calls(monkeypatch)
+    ctx, pid, anns, lease, generic = _one_item_leased(factory, monkeypatch, path)
 
     def expire() -> None:
         with ctx.engine.begin() as conn:
@@ -526,13 +532,7 @@ def test_the_write_waits_for_the_item_lock_and_rechecks(factory, monkeypatch, ch
     """The write locks the lease and the item: a transaction holding the item row delays it
     until COMMIT, and a change of what the decision was made on (the item's last change, the
     caller's membership) makes it refuse; the submit then reads again or goes generic."""
-    anns = [factory.make_user()]
-    project = factory.make_project(annotators=anns, overlap_min=1, overlap_max=1)
-    factory.add_items(project, 1)
-    ctx, pid = factory.ctx, project["id"]
-    lease = _lease(ctx, anns[0], pid)
-    _forget_readings(ctx, path)
-    generic = _generic_calls(monkeypatch)
+    ctx, pid, anns, lease, generic = _one_item_leased(factory, monkeypatch, path)
     holding, release = threading.Event(), threading.Event()
 
     if change == "membership":

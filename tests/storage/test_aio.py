@@ -312,3 +312,31 @@ def test_each_connection_prepares_a_statement_once(ctx, monkeypatch):
     # _PID once on the first connection; _SLEEP once on each of the two connections.
     assert sorted(prepared) == sorted([aio._native(_PID.bind(ctx.engine.dialect, {})[0].sql).name]
                                       + [aio._native(_SLEEP.bind(ctx.engine.dialect, {"s": 0})[0].sql).name] * 2)
+
+
+def test_a_waiter_cancelled_as_it_was_handed_a_slot_passes_the_slot_on(ctx):
+    """The pool's count stays true when a waiter gives up just as a closed connection's slot
+    was handed to it: the next waiter gets the slot and nothing is counted twice."""
+    async def main():
+        pg = AsyncPg(ctx.engine, 1)
+        try:
+            holder = asyncio.create_task(pg.all(Call(_SLEEP, {"s": 0.2})))
+            await asyncio.sleep(0.05)
+            first = asyncio.create_task(pg.all(Call(_PID, {})))
+            second = asyncio.create_task(pg.all(Call(_PID, {})))
+            await asyncio.sleep(0.01)
+            # The holder's connection is closed instead of given back (as after an error) and
+            # its slot handed to the first waiter, which is cancelled before it runs.
+            holder.cancel()
+            await asyncio.sleep(0)
+            first.cancel()
+            rows = await second
+            for task in (holder, first):
+                with pytest.raises(asyncio.CancelledError):
+                    await task
+            return rows, pg.open_connections
+        finally:
+            pg.close()
+
+    rows, opened = _run(main())
+    assert rows[0]["sync"] == "on" and opened == 1

@@ -42,7 +42,7 @@ import sqlalchemy as sa
 from psycopg import errors as pg_errors
 from psycopg.adapt import Transformer
 from psycopg.pq import ExecStatus, TransactionStatus
-from psycopg.types.json import _JsonWrapper
+from psycopg.types.json import Json, Jsonb
 from sqlalchemy.engine import Engine
 
 from goldlabel.storage.engine import PING_AFTER_IDLE_S, pg_connect_kwargs
@@ -122,7 +122,8 @@ class AsyncPg:
                 if waiter.done() and not waiter.cancelled() and waiter.result() is not None:
                     self._release(waiter.result(), True)  # handed over as we were cancelled
                 elif waiter.done() and not waiter.cancelled():
-                    self._hand_slot()  # a free slot was ours: pass it on
+                    self._open -= 1  # a free slot was ours (counted as opening): pass it on
+                    self._hand_slot()
                 raise
             if handed is not None:
                 return handed
@@ -162,8 +163,9 @@ class AsyncPg:
                 return
 
     def close(self) -> None:
-        """Close the idle connections and refuse new statements (from any thread; connections
-        in use are closed when they come back). Waiters get an error."""
+        """Close the idle connections and refuse new statements; connections in use are closed
+        when they come back, and waiters get an error. Call it on the pool's event loop, or
+        once that loop has stopped (Context.close)."""
         self._closed = True
         idle, self._idle = self._idle, []
         for conn, _since in idle:
@@ -218,7 +220,7 @@ def _text(value: Any) -> bytes | None:
         return str(value).encode()
     if isinstance(value, (list, tuple)):
         return _sequence(value)
-    if isinstance(value, _JsonWrapper):  # a JSON column's bind processor (psycopg's Json / Jsonb)
+    if isinstance(value, (Json, Jsonb)):  # what a JSON column's bind processor makes of a value
         dumped = value.dumps(value.obj) if value.dumps else orjson.dumps(value.obj)
         return dumped if isinstance(dumped, bytes) else dumped.encode()
     raise TypeError(f"storage.aio cannot send a parameter of type {type(value).__name__}")
