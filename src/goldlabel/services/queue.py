@@ -162,7 +162,10 @@ def _remember_reading(ctx: Context, project: dict, got: dict, token: str) -> Non
     """Keep the one-statement lease's reading of the claimed item (its state and knowledge:
     what the submit's read returns) for the submit of this lease, when the merged submit could
     use it (choice questions only): the submit is then one statement. Without the item's data,
-    which choice answers are not checked against."""
+    which choice answers are not checked against. The write re-checks the lease, the caller's
+    membership, the project and the item; the skills and priors stay as read here (a re-fit
+    before the submit reaches the item's consensus with its next answer or the re-fit's own
+    rewrite)."""
     if not PG_MERGED_SUBMIT or not _merged_kinds(ctx.get_schema(project)):
         return
     reading = {"project": project, "role": got["role"], "lease": got["lease"], "item": {**got["item"], "data": None},
