@@ -135,3 +135,32 @@ def test_review_from_the_session_needs_csrf(labeled, session_as):
     assert res.status_code == 201 and res.json()["item_status"] == "final"
     html = client.get(f"/console/projects/{pid}/items/{item['id']}").text
     assert f"<b>{project['manager'].username}</b> accepted" in html
+
+
+def test_dashboard_and_annotator_page_render_after_gold_answers(factory, session_as):
+    """A gold answer writes the annotator's evidence without a ``reason`` (only a suspension
+    or a manager's change gives one): both pages read it, and used to answer 500."""
+    right, wrong = factory.make_user(), factory.make_user()
+    project = factory.make_project(schema=SCHEMA, annotators=[right, wrong], overlap_min=1, overlap_max=1,
+                                   settings={"gold_rate": 1.0})
+    pid = project["id"]
+    rows = [{"external_id": f"g{i}", "data": {"text": f"gold {i}"}, "gold": {"sentiment": "positive"}}
+            for i in range(2)]
+    rows += [{"external_id": f"n{i}", "data": {"text": f"normal {i}"}} for i in range(2)]  # gold needs real work
+    manager = factory.api_as(project["manager"])
+    assert manager.post(f"/api/v1/projects/{pid}/items", json=rows).status_code == 201
+    for annotator, label in ((right, "positive"), (wrong, "negative")):
+        api = factory.api_as(annotator)
+        lease = api.post(f"/api/v1/projects/{pid}/next").json()
+        res = api.post(f"/api/v1/projects/{pid}/answers",
+                       json={"lease_token": lease["token"], "value": {"sentiment": label}})
+        assert res.status_code == 201, res.text
+    client = session_as(project["manager"])
+    dashboard = client.get(f"/console/projects/{pid}")
+    assert dashboard.status_code == 200, dashboard.text[:500]
+    assert "1/1" in dashboard.text and "0/1" in dashboard.text  # gold correct / answered
+    for annotator, misses in ((right, 0), (wrong, 1)):
+        page = client.get(f"/console/projects/{pid}/annotators/{annotator.id}")
+        assert page.status_code == 200, page.text[:500]
+        assert "Gold answers" in page.text
+        assert ("Recent gold misses" in page.text) == bool(misses)
