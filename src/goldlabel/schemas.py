@@ -24,7 +24,8 @@ class QualitySettings(_In):
     target_confidence: float = Field(0.95, gt=0, le=1, description="An item is final once P(top answer) reaches this.")
     gold_rate: float = Field(0.0, ge=0, le=1, description="Share of served items that are gold, when gold exists.")
     qualification_gold: int = Field(0, ge=0, description="Gold answers an annotator gives before real work.")
-    qualification_accuracy: float = Field(0.0, ge=0, le=1, description="Gold accuracy needed to pass qualification.")
+    qualification_accuracy: float = Field(
+        0.8, ge=0, le=1, description="Share of the qualification gold an annotator must pass (each kind by its gold_* rule).")
     suspend_below: float = Field(0.0, ge=0, le=1, description="Suspend an annotator whose estimated accuracy falls below.")
     show_predictions: bool = Field(False, description="Show model predictions to annotators as pre-labels.")
     max_leases_per_annotator: int = Field(4, ge=1, le=100, description="Live leases one annotator may hold (prefetch).")
@@ -34,6 +35,22 @@ class QualitySettings(_In):
         "default half a step (a twentieth of the range on a continuous scale).")
     text_similarity: float = Field(
         0.8, gt=0, le=1, description="Text questions: n-gram cosine similarity at which an answer agrees with the chosen one.")
+    # Gold: when an answer passes its gold item, per question kind (goldlabel.quality.gold; docs/quality.md).
+    gold_rating_tolerance: float | None = Field(
+        None, ge=0, description="Gold, rating: an answer passes within this distance of the gold rating; "
+        "default half a step (exact on a stepped scale; a twentieth of the range on a continuous scale).")
+    gold_multi_choice_min_jaccard: float = Field(
+        0.5, ge=0, le=1, description="Gold, multi_choice: Jaccard overlap of the label sets needed to pass.")
+    gold_spans_min_iou: float = Field(
+        0.5, gt=0, le=1, description="Gold, spans: character IoU at which an answer span matches a gold span.")
+    gold_spans_min_f1: float = Field(0.8, ge=0, le=1, description="Gold, spans: span F1 needed to pass.")
+    gold_boxes_min_iou: float = Field(
+        0.5, gt=0, le=1, description="Gold, boxes: IoU at which an answer box matches a gold box.")
+    gold_boxes_min_f1: float = Field(0.8, ge=0, le=1, description="Gold, boxes: box F1 needed to pass.")
+    gold_ranking_min_tau: float = Field(
+        0.5, ge=-1, le=1, description="Gold, ranking: Kendall's tau with the gold order needed to pass.")
+    gold_text_min_similarity: float = Field(
+        0.8, ge=0, le=1, description="Gold, text: normalized edit similarity needed to pass.")
 
 
 class ProjectCreate(_In):

@@ -25,8 +25,11 @@ import sqlalchemy as sa
 
 from goldlabel import quality
 from goldlabel.domain.errors import GoldlabelError, not_found
+from goldlabel.domain.label_schema import LabelSchema, RankingQuestion, RatingQuestion
 from goldlabel.domain.stopping import decide_status
+from goldlabel.quality import gold as gold_scoring
 from goldlabel.quality.agreement import fleiss_kappa, krippendorff_alpha
+from goldlabel.quality.gold import GoldThresholds
 from goldlabel.quality.skill import confusions_from_skills, estimate_skill
 from goldlabel.services import consensus_kinds
 from goldlabel.services.access import Actor, load_project
@@ -42,6 +45,8 @@ from goldlabel.storage.engine import now_ms, read_tx, write_tx
 log = logging.getLogger(__name__)
 
 MIN_GOLD_TO_SUSPEND = 5
+# Where a project's settings predate the setting (schemas.QualitySettings has the same default).
+QUALIFICATION_ACCURACY = 0.8
 REFIT_BATCH = 5000
 REFIT_HOLD_MS = 15 * 60 * 1000
 # How much nicer than its process the background re-fit thread runs (RefitScheduler).
@@ -62,14 +67,38 @@ def ensure_not_suspended(stats: dict | None) -> None:
         )
 
 
+def score_gold_answer(schema: LabelSchema, value: dict, gold: dict,
+                      thresholds: GoldThresholds) -> dict[str, tuple[float, bool]]:
+    """Per question the gold holds a value for: (score in [0, 1], passed), by the kind's rule
+    in :mod:`goldlabel.quality.gold` with the project's thresholds."""
+    out: dict[str, tuple[float, bool]] = {}
+    for q in schema.questions:
+        truth = gold.get(q.name)
+        if truth is None:
+            continue
+        options: dict[str, Any] = {"labels": q.labels}
+        if isinstance(q, RatingQuestion):
+            options["scale"] = (q.min, q.max, q.step)
+        elif isinstance(q, RankingQuestion):
+            options["allow_ties"] = q.allow_ties
+        scores = gold_scoring.score_values(q.kind, [value.get(q.name)], [truth], thresholds=thresholds,
+                                           **options)
+        out[q.name] = (float(scores.score[0]), bool(scores.passed[0]))
+    return out
+
+
 def _score_gold(ctx: Context, conn: sa.Connection, project: dict, item: dict, value: dict, annotator_id: int,
                 now: int) -> None:
+    """Count a gold answer for its annotator: pass or fail by every question the gold holds
+    (each kind by its own rule and threshold), then qualification and suspension on the
+    passes. Managers see the evidence; nothing of it reaches the annotator (Q8)."""
     schema = ctx.get_schema(project)
+    settings = project["settings"]
     gold = quality_store.fetch_gold_value(conn, item["id"]) or {}
-    checked = [q.name for q in schema.choice_questions() if q.name in gold]
-    if not checked:
+    per_question = score_gold_answer(schema, value, gold, GoldThresholds.from_settings(settings))
+    if not per_question:
         return
-    correct = all(value.get(name) == gold[name] for name in checked)
+    correct = all(passed for _, passed in per_question.values())
     stats = quality_store.fetch_stats(conn, project["id"], annotator_id) or {
         "n_gold": 0, "n_gold_correct": 0, "status": "active", "evidence": None,
     }
@@ -78,25 +107,33 @@ def _score_gold(ctx: Context, conn: sa.Connection, project: dict, item: dict, va
     # Prior: default accuracy with the weight of two answers, so a new annotator's first gold
     # answer moves the estimate but does not decide it.
     prior_mean = ctx.settings.default_annotator_accuracy
-    estimate = estimate_skill(n_correct, n_gold, prior=(2 * prior_mean, 2 * (1 - prior_mean)))
+    prior = (2 * prior_mean, 2 * (1 - prior_mean))
+    estimate = estimate_skill(n_correct, n_gold, prior=prior)
     mean, low, high = float(estimate.mean), float(estimate.lower), float(estimate.upper)
     evidence = dict(stats["evidence"] or {})
     misses = list(evidence.get("recent_gold_misses", []))
     if not correct:
         misses = (misses + [item["id"]])[-10:]
+    # Per question: answers, passes and the sum of scores, so a manager sees which kind fails.
+    by_question = {k: dict(v) for k, v in (evidence.get("gold_by_question") or {}).items()}
+    for name, (score, passed) in per_question.items():
+        counts = by_question.setdefault(name, {"n": 0, "passed": 0, "score_sum": 0.0})
+        counts["n"] += 1
+        counts["passed"] += int(passed)
+        counts["score_sum"] = round(counts["score_sum"] + score, 6)
     evidence.update(
-        n_gold=n_gold, n_gold_correct=n_correct, accuracy=mean, interval=[low, high], recent_gold_misses=misses
+        n_gold=n_gold, n_gold_correct=n_correct, accuracy=mean, interval=[low, high], recent_gold_misses=misses,
+        gold_by_question=by_question,
     )
-    settings = project["settings"]
     status = stats["status"]
     qual_n = settings.get("qualification_gold", 0)
     if status != "suspended":
         status = "qualifying" if qual_n and n_gold < qual_n else "active"
-        if qual_n and n_gold == qual_n and n_correct / n_gold < settings.get("qualification_accuracy", 0.0):
+        needed = settings.get("qualification_accuracy", QUALIFICATION_ACCURACY)
+        if qual_n and n_gold == qual_n and n_correct / n_gold < needed:
             status = "suspended"
             evidence["reason"] = (
-                f"qualification failed: {n_correct}/{n_gold} gold answers correct, "
-                f"{settings['qualification_accuracy']:.0%} needed"
+                f"qualification failed: {n_correct}/{n_gold} gold answers passed, {needed:.0%} needed"
             )
         threshold = settings.get("suspend_below", 0.0)
         if threshold and n_gold >= MIN_GOLD_TO_SUSPEND and high < threshold:
@@ -111,13 +148,16 @@ def _score_gold(ctx: Context, conn: sa.Connection, project: dict, item: dict, va
                                  {"annotator_id": annotator_id, "reason": evidence["reason"]}, now)
     quality_store.upsert_stats(conn, project["id"], annotator_id, n_gold=n_gold, n_gold_correct=n_correct,
                                status=status, evidence=evidence, updated_at=now)
-    # Gold-based skill, unless a model re-fit (which also uses the gold) already knows more.
-    for name in checked:
+    # Gold-based skill per question (its own pass rate), unless a model re-fit (which also uses
+    # the gold) already knows more.
+    for name in per_question:
+        counts = by_question[name]
+        q_estimate = estimate_skill(counts["passed"], counts["n"], prior=prior)
         current = quality_store.fetch_skills(conn, project["id"], name, [annotator_id]).get(annotator_id)
         if current is None or current["method"] == "gold":
-            quality_store.upsert_skill(conn, project["id"], annotator_id, name, accuracy=mean, accuracy_low=low,
-                                       accuracy_high=high, confusion=None, n_answers=n_gold, method="gold",
-                                       updated_at=now)
+            quality_store.upsert_skill(conn, project["id"], annotator_id, name, accuracy=float(q_estimate.mean),
+                                       accuracy_low=float(q_estimate.lower), accuracy_high=float(q_estimate.upper),
+                                       confusion=None, n_answers=counts["n"], method="gold", updated_at=now)
 
 
 # ---------------------------------------------------------------- per-answer update
