@@ -81,6 +81,17 @@ class ProjectUpdate(_In):
     settings: dict[str, Any] | None = Field(None, description="Partial QualitySettings; merged into the current ones.")
 
 
+class SchemaVersionPublic(BaseModel):
+    """One label schema a project has had; answers keep the meaning of the version they were given under."""
+
+    version: int
+    label_schema: dict[str, Any]
+    created_by: int | None
+    created_at: int
+    answers: int = Field(description="Answers given under this version (version 1: also those from before "
+                         "versions were recorded).")
+
+
 class ProjectPublic(BaseModel):
     id: int
     name: str
@@ -93,6 +104,7 @@ class ProjectPublic(BaseModel):
     settings: dict[str, Any]
     created_at: int
     updated_at: int
+    schema_version: int = Field(1, description="The number of the current label_schema (see GET .../schema-versions).")
     role: str | None = Field(None, description="The caller's role in this project.")
     counts: dict[str, int] | None = Field(None, description="Items per status (managers only).")
 

@@ -104,6 +104,7 @@ def test_every_route_is_called_by_an_sdk_method(factory, app, make_user, tmp_pat
         gl.set_member(pid, user.id)
         gl.remove_member(pid, user.id)
         assert {m.user_id for m in gl.list_members(pid)} == {admin.id, annotator.id}
+        assert [v.version for v in gl.list_schema_versions(pid)] == [1]
 
         # items
         gl.add_items(pid, [{"external_id": f"x{i}", "data": {"text": f"t{i}"}} for i in range(3)])

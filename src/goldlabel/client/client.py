@@ -29,6 +29,7 @@ from goldlabel.schemas import (
     MemberPublic,
     ProjectPublic,
     Role,
+    SchemaVersionPublic,
     SubmitResult,
     TaskItem,
     TokenPublic,
@@ -278,6 +279,11 @@ class Client:
         )
         res = self._request("PATCH", f"/projects/{int(project_id)}", json=body)
         return ProjectPublic.model_validate(res.json())
+
+    def list_schema_versions(self, project_id: int) -> list[SchemaVersionPublic]:
+        """Every label schema the project has had, oldest first, with the answers given under each."""
+        res = self._request("GET", f"/projects/{int(project_id)}/schema-versions")
+        return [SchemaVersionPublic.model_validate(v) for v in res.json()]
 
     def delete_project(self, project_id: int) -> None:
         """Delete the project with its items, answers and leases."""

@@ -1,4 +1,4 @@
-"""Projects and their members."""
+"""Projects, their members and their label schema versions."""
 
 from __future__ import annotations
 
@@ -6,6 +6,7 @@ from typing import Any
 
 from goldlabel.domain.errors import FieldError, GoldlabelError, forbidden, invalid, not_found
 from goldlabel.domain.label_schema import LabelSchema
+from goldlabel.domain.label_schema.changes import compare_schemas, find_breaks
 from goldlabel.schemas import ProjectCreate, ProjectUpdate, QualitySettings
 from goldlabel.services.access import Actor, fetch_project_role, is_allowed, load_project
 from goldlabel.services.context import Context
@@ -15,7 +16,7 @@ from goldlabel.storage.engine import now_ms, read_tx, write_tx
 
 PUBLIC_FIELDS = (
     "id", "name", "description", "instructions", "label_schema", "overlap_min", "overlap_max",
-    "lease_ttl_s", "settings", "created_at", "updated_at",
+    "lease_ttl_s", "settings", "created_at", "updated_at", "schema_version",
 )
 
 
@@ -51,6 +52,7 @@ def create_project(ctx: Context, actor: Actor | None, spec: ProjectCreate) -> di
             created_at=now,
             updated_at=now,
         )
+        project_store.insert_schema_version(conn, row["id"], 1, schema, actor.id if actor else None, now)
         if actor is not None:
             user_store.upsert_member(conn, row["id"], actor.id, "manager", now)
     return public_project(row, "manager" if actor else None)
@@ -74,8 +76,18 @@ def update_project(ctx: Context, actor: Actor, project_id: int, spec: ProjectUpd
     changes = spec.model_dump(exclude_unset=True)
     with write_tx(ctx.engine) as conn:
         row = load_project(conn, actor, project_id, "manage")
+        now = now_ms()
         if "label_schema" in changes:
-            changes["label_schema"] = _parse_schema(changes["label_schema"])
+            schema = _parse_schema(changes["label_schema"])
+            if schema == row["label_schema"]:
+                del changes["label_schema"]  # the same schema again: no new version
+            else:
+                _check_schema_edit(conn, project_id, LabelSchema.parse(row["label_schema"]),
+                                   LabelSchema.parse(schema))
+                changes["label_schema"] = schema
+                changes["schema_version"] = row["schema_version"] + 1
+                project_store.insert_schema_version(conn, project_id, changes["schema_version"], schema,
+                                                    actor.id, now)
         if "settings" in changes:
             merged = {**row["settings"], **(changes["settings"] or {})}
             try:
@@ -87,8 +99,65 @@ def update_project(ctx: Context, actor: Actor, project_id: int, spec: ProjectUpd
         if lo is None or hi is None or hi < lo:
             raise invalid([FieldError(("overlap_max",), "overlap_range", "overlap_max must be >= overlap_min")])
         changes = {k: v for k, v in changes.items() if v is not None}
-        row = project_store.update_project(conn, project_id, **changes, updated_at=now_ms())
+        row = project_store.update_project(conn, project_id, **changes, updated_at=now)
     return public_project(row, fetch_role_or_none(ctx, actor, project_id))
+
+
+_SOURCES = ("answers", "gold", "predictions")
+
+
+def _check_schema_edit(conn, project_id: int, old: LabelSchema, new: LabelSchema) -> None:
+    """Refuse (409 ``schema_in_use``) a new schema under which stored answers, gold answers or
+    predictions would no longer be valid, with the counts per question and label. A safe
+    change (questions or labels added, titles changed...) reads nothing."""
+    change = compare_schemas(old, new)
+    if change.is_safe:
+        return
+    counts: dict[tuple, dict[str, int]] = {}
+    for source in _SOURCES:
+        for value in project_store.iter_stored_values(conn, project_id, source):
+            for b in find_breaks(change, old, new, value):
+                key = (b.question, b.reason, b.label, b.code)
+                row = counts.setdefault(key, dict.fromkeys(_SOURCES, 0))
+                row[source] += 1
+    if not counts:
+        return
+    conflicts = [
+        {"question": q, "reason": reason, **({"label": label} if label is not None else {}),
+         **({"code": code} if code is not None else {}), **n}
+        for (q, reason, label, code), n in sorted(counts.items(), key=lambda kv: tuple(map(str, kv[0])))
+    ]
+    raise GoldlabelError(
+        f"the new label schema would invalidate stored values ({_describe(conflicts)}); "
+        "keep the labels and questions in use, or add new ones beside them",
+        code="schema_in_use", status=409, extra={"conflicts": conflicts},
+    )
+
+
+def _describe(conflicts: list[dict]) -> str:
+    parts = []
+    for c in conflicts[:5]:
+        what = {"question_removed": f"question {c['question']!r} removed",
+                "kind_changed": f"question {c['question']!r} changed kind",
+                "label_removed": f"label {c.get('label')!r} of {c['question']!r} removed",
+                }.get(c["reason"], f"{c['question']!r}: {c.get('code')}")
+        used = ", ".join(f"{c[s]} {s}" for s in _SOURCES if c[s])
+        parts.append(f"{what}: used by {used}")
+    if len(conflicts) > 5:
+        parts.append(f"and {len(conflicts) - 5} more")
+    return "; ".join(parts)
+
+
+def list_schema_versions(ctx: Context, actor: Actor, project_id: int) -> list[dict]:
+    """Every label schema the project has had, oldest first, with the answers given under each
+    (``answers``; version 1 also counts the answers from before versions were recorded)."""
+    with read_tx(ctx.engine) as conn:
+        load_project(conn, actor, project_id, "review")
+        versions = project_store.list_schema_versions(conn, project_id)
+        counts = project_store.count_answers_by_schema_version(conn, project_id)
+    unversioned = counts.pop(None, 0)
+    return [{**v, "answers": counts.get(v["version"], 0) + (unversioned if v["version"] == 1 else 0)}
+            for v in versions]
 
 
 def fetch_role_or_none(ctx: Context, actor: Actor, project_id: int) -> str | None:

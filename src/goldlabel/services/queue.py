@@ -467,6 +467,7 @@ def _submit_locked(ctx: Context, conn: sa.Connection, actor: Actor, project: dic
         idempotency_key=idempotency_key,
         created_at=now,
         updated_at=now,
+        schema_version=project["schema_version"],  # the version the answer was validated against
     )
     if answer is None:
         raise conflict("you have already answered this item", "duplicate_answer")

@@ -2,13 +2,23 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
 from goldlabel.storage.hot import Hot
-from goldlabel.storage.tables import annotator_stats, items, project_members, projects
+from goldlabel.storage.tables import (
+    annotator_stats,
+    answers,
+    gold_answers,
+    items,
+    label_schema_versions,
+    predictions,
+    project_members,
+    projects,
+)
 
 
 def insert_project(conn: Connection, **values: Any) -> dict:
@@ -102,3 +112,46 @@ def count_items_by_status(conn: Connection, project_id: int) -> dict[str, int]:
         .group_by(items.c.status)
     )
     return {status: n for status, n in conn.execute(q)}
+
+
+# ---------------------------------------------------------------- label schema versions
+
+
+def insert_schema_version(conn: Connection, project_id: int, version: int, label_schema: dict,
+                          created_by: int | None, created_at: int) -> None:
+    conn.execute(label_schema_versions.insert().values(
+        project_id=project_id, version=version, label_schema=label_schema, created_by=created_by,
+        created_at=created_at))
+
+
+def list_schema_versions(conn: Connection, project_id: int) -> list[dict]:
+    q = (sa.select(label_schema_versions).where(label_schema_versions.c.project_id == project_id)
+         .order_by(label_schema_versions.c.version))
+    return [dict(r) for r in conn.execute(q).mappings()]
+
+
+def count_answers_by_schema_version(conn: Connection, project_id: int) -> dict[int | None, int]:
+    q = (sa.select(answers.c.schema_version, sa.func.count()).where(answers.c.project_id == project_id)
+         .group_by(answers.c.schema_version))
+    return {v: n for v, n in conn.execute(q)}
+
+
+_VALUE_TABLES = {"answers": answers, "gold": gold_answers, "predictions": predictions}
+
+
+def iter_stored_values(conn: Connection, project_id: int, source: str, page: int = 5000) -> Iterator[Any]:
+    """Every stored ``value`` of the project's answers, gold answers or predictions (``source``),
+    in keyset pages."""
+    table = _VALUE_TABLES[source]
+    key = table.c.item_id if source == "gold" else table.c.id
+    after = None
+    while True:
+        q = sa.select(key, table.c.value).where(table.c.project_id == project_id).order_by(key).limit(page)
+        if after is not None:
+            q = q.where(key > after)
+        rows = conn.execute(q).all()
+        if not rows:
+            return
+        after = rows[-1][0]
+        for _, value in rows:
+            yield value

@@ -185,7 +185,8 @@ def parse_submit_read(rows: list[dict]) -> dict | None:
 # reads again or runs the generic submit, which decides under lock. The lease is found by its
 # primary key alone (its other conditions are checked on the locked row): with them in the
 # WHERE clause the planner took the annotator's index, whose entries for submitted leases pile
-# up between vacuums.
+# up between vacuums. The answer's schema_version comes from the project row as li checked it
+# (same snapshot, same updated_at): the version the answer was validated against.
 _SUBMIT_WRITE = f"""
 WITH ll AS MATERIALIZED (
     SELECT leases.id, leases.token_hash, leases.annotator_id, leases.status, leases.expires_at FROM leases
@@ -207,10 +208,11 @@ WITH ll AS MATERIALIZED (
     FOR UPDATE OF items
 ), ins AS (
     INSERT INTO answers (project_id, item_id, annotator_id, lease_id, value, status, duration_ms,
-                         idempotency_key, created_at, updated_at)
+                         idempotency_key, created_at, updated_at, schema_version)
     SELECT CAST(:project_id AS BIGINT), li.id, CAST(:annotator_id AS BIGINT), CAST(:lease_id AS BIGINT),
            CAST(:value AS JSONB), 'submitted', CAST(:duration_ms AS INTEGER), CAST(:key AS VARCHAR),
-           CAST(:now AS BIGINT), CAST(:now AS BIGINT)
+           CAST(:now AS BIGINT), CAST(:now AS BIGINT),
+           (SELECT schema_version FROM projects WHERE id = :project_id)
     FROM li
     ON CONFLICT DO NOTHING
     RETURNING {", ".join(f"answers.{c.name}" for c in answers.c)}

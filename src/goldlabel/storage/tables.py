@@ -87,7 +87,21 @@ projects = sa.Table(
     sa.Column("created_by", Id, sa.ForeignKey("users.id"), nullable=True),
     sa.Column("created_at", sa.BigInteger, nullable=False),
     sa.Column("updated_at", sa.BigInteger, nullable=False),
+    # The current label_schema's number in label_schema_versions.
+    sa.Column("schema_version", sa.Integer, nullable=False, server_default="1"),
     sa.CheckConstraint("overlap_min >= 1 AND overlap_max >= overlap_min", name="overlap"),
+)
+
+# Every label schema a project has had: an answer keeps the meaning of the version it was
+# given under (answers.schema_version), whatever the schema says later.
+label_schema_versions = sa.Table(
+    "label_schema_versions",
+    metadata,
+    sa.Column("project_id", Id, sa.ForeignKey("projects.id", ondelete="CASCADE"), primary_key=True),
+    sa.Column("version", sa.Integer, primary_key=True),
+    sa.Column("label_schema", Json, nullable=False),
+    sa.Column("created_by", Id, sa.ForeignKey("users.id", ondelete="SET NULL"), nullable=True),
+    sa.Column("created_at", sa.BigInteger, nullable=False),
 )
 
 project_members = sa.Table(
@@ -176,6 +190,9 @@ answers = sa.Table(
     sa.Column("idempotency_key", sa.String(200), nullable=True),
     sa.Column("created_at", sa.BigInteger, nullable=False),
     sa.Column("updated_at", sa.BigInteger, nullable=False),
+    # The project's schema version the answer was validated against (NULL: given before
+    # versions were recorded).
+    sa.Column("schema_version", sa.Integer, nullable=True),
     # Q2: one answer per (item, annotator), ever: a unique index, never check-then-insert.
     sa.UniqueConstraint("item_id", "annotator_id"),
     sa.UniqueConstraint("annotator_id", "idempotency_key"),

@@ -12,6 +12,7 @@ from goldlabel.schemas import (
     ProjectCreate,
     ProjectPublic,
     ProjectUpdate,
+    SchemaVersionPublic,
 )
 from goldlabel.services import projects as project_service
 
@@ -36,6 +37,12 @@ def get_project(project_id: int, ctx: ContextDep, actor: CurrentActor) -> dict:
 @router.patch("/{project_id}", response_model=ProjectPublic)
 def update_project(project_id: int, body: ProjectUpdate, ctx: ContextDep, actor: CurrentActor) -> dict:
     return project_service.update_project(ctx, actor, project_id, body)
+
+
+@router.get("/{project_id}/schema-versions", response_model=list[SchemaVersionPublic])
+def list_schema_versions(project_id: int, ctx: ContextDep, actor: CurrentActor) -> list[dict]:
+    """Every label schema the project has had, oldest first, with the answers given under each."""
+    return project_service.list_schema_versions(ctx, actor, project_id)
 
 
 @router.delete("/{project_id}", status_code=status.HTTP_204_NO_CONTENT)

@@ -1,0 +1,127 @@
+"""Label schema edits: what changed between two versions, and which stored values (answers,
+gold answers, predictions) a new version would no longer accept.
+
+A change is **safe** when no existing value can break: questions added (required or not),
+labels added or reordered, titles, descriptions and ``required`` changed. Anything else
+(a question removed or its kind changed, a label removed or renamed, any other option changed,
+such as a rating's range or a text's maximum length) is checked value by value with
+:func:`find_breaks`; the service refuses the edit while any value breaks.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from goldlabel.domain.errors import FieldError
+from goldlabel.domain.label_schema import LabelSchema
+
+# Options that never make a stored value invalid.
+_HARMLESS = frozenset({"title", "description", "required", "labels"})
+
+
+@dataclass(frozen=True)
+class SchemaChange:
+    """The difference between an ``old`` and a ``new`` schema, question by question."""
+
+    added_questions: tuple[str, ...]
+    removed_questions: tuple[str, ...]
+    kind_changed: tuple[str, ...]
+    added_labels: Mapping[str, tuple[str, ...]]
+    removed_labels: Mapping[str, tuple[str, ...]]
+    options_changed: tuple[str, ...]
+
+    @property
+    def is_safe(self) -> bool:
+        """True when no existing value can break under the new schema (nothing to scan)."""
+        return not (self.removed_questions or self.kind_changed or self.removed_labels or self.options_changed)
+
+    @property
+    def needs_check(self) -> frozenset[str]:
+        """The questions whose stored values must be checked against the new schema."""
+        return frozenset((*self.removed_questions, *self.kind_changed, *self.removed_labels,
+                          *self.options_changed))
+
+
+def compare_schemas(old: LabelSchema, new: LabelSchema) -> SchemaChange:
+    old_by_name = {q.name: q for q in old.questions}
+    new_by_name = {q.name: q for q in new.questions}
+    kind_changed, options_changed = [], []
+    added_labels: dict[str, tuple[str, ...]] = {}
+    removed_labels: dict[str, tuple[str, ...]] = {}
+    for name, before in old_by_name.items():
+        after = new_by_name.get(name)
+        if after is None:
+            continue
+        if after.kind != before.kind:
+            kind_changed.append(name)
+            continue
+        gone = tuple(label for label in before.labels if label not in set(after.labels))
+        new_labels = tuple(label for label in after.labels if label not in set(before.labels))
+        if gone:
+            removed_labels[name] = gone
+        if new_labels:
+            added_labels[name] = new_labels
+        a, b = before.to_json(), after.to_json()
+        if any(a[k] != b[k] for k in a.keys() - _HARMLESS):
+            options_changed.append(name)
+    return SchemaChange(
+        added_questions=tuple(n for n in new_by_name if n not in old_by_name),
+        removed_questions=tuple(n for n in old_by_name if n not in new_by_name),
+        kind_changed=tuple(kind_changed),
+        added_labels=added_labels,
+        removed_labels=removed_labels,
+        options_changed=tuple(options_changed),
+    )
+
+
+@dataclass(frozen=True)
+class Break:
+    """Why one stored value breaks under the new schema, for one question.
+
+    ``reason``: ``question_removed``, ``kind_changed``, ``label_removed`` (with ``label``), or
+    ``invalid`` (with ``code``, the label schema's error code, e.g. ``out_of_range``).
+    """
+
+    question: str
+    reason: str
+    label: str | None = None
+    code: str | None = None
+
+
+def _labels_used(kind: str, value: Any) -> set[str]:
+    if kind == "choice":
+        return {value} if isinstance(value, str) else set()
+    if kind == "multi_choice":
+        return {v for v in value if isinstance(v, str)} if isinstance(value, list) else set()
+    if kind in ("spans", "boxes"):
+        return {r.get("label") for r in value if isinstance(r, Mapping)} - {None} if isinstance(value, list) else set()
+    return set()
+
+
+def find_breaks(change: SchemaChange, old: LabelSchema, new: LabelSchema, value: Any) -> list[Break]:
+    """The ways one stored value (an answer's, a gold answer's or a prediction's ``value``)
+    breaks under ``new``; empty when it stays valid. Item data is not consulted: it does not
+    change with the schema."""
+    if not isinstance(value, Mapping):
+        return []
+    out: list[Break] = []
+    check = change.needs_check
+    for name, v in value.items():
+        if v is None or name not in check:
+            continue
+        if name in change.removed_questions:
+            out.append(Break(name, "question_removed"))
+            continue
+        if name in change.kind_changed:
+            out.append(Break(name, "kind_changed"))
+            continue
+        removed = set(change.removed_labels.get(name, ()))
+        used = _labels_used(old.question(name).kind, v) & removed if removed else set()
+        out.extend(Break(name, "label_removed", label=label) for label in sorted(used))
+        errors: list[FieldError] = []
+        new.question(name).check(v, None, (name,), errors)
+        codes = {e.code for e in errors} - ({"unknown_label"} if used else set())
+        out.extend(Break(name, "invalid", code=code) for code in sorted(codes))
+    return out
