@@ -272,3 +272,41 @@ def test_xss_payloads_never_run_in_the_console(page, server, ui):
     assert page.locator("[data-testid=import-errors] tbody tr").count() >= 1
     assert page.evaluate("() => window.__xss") is None
     assert page.locator("img[src=x]").count() == 0
+
+
+def test_gold_thresholds_schema_edits_and_gold_evidence_in_the_console(page, server, ui):
+    """The settings page sets a gold threshold and shows why a schema edit is refused; the
+    dashboard and annotator page render once gold is answered (they answered 500 before)."""
+    good, bad = server.make_user(), server.make_user()
+    project = server.make_project(SCHEMA, annotators=[good, bad], overlap_min=1, overlap_max=2,
+                                  settings={"qualification_gold": 1})
+    pid = project["id"]
+    server.add_items(project, [{"external_id": "g", "data": {"text": "gold"}, "gold": {"sentiment": "neutral"}},
+                               {"external_id": "n", "data": {"text": "normal"}}])
+    answer(server, project, good, ["neutral"])
+    answer(server, project, bad, ["positive"])
+    ui.login(project["manager"], f"/console/projects/{pid}/settings")
+    page.click("[data-testid=gold-thresholds] summary")
+    page.fill("input[name=gold_text_min_similarity]", "0.9")
+    page.click("[data-testid=save-project]")
+    page.wait_for_selector("text=Saved.")
+    with server.api_as(project["manager"]) as api:
+        got = api.get(f"/api/v1/projects/{pid}").json()
+    assert got["settings"]["gold_text_min_similarity"] == 0.9 and got["settings"]["gold_rating_tolerance"] is None
+    assert got["schema_version"] == 1  # the same schema saved again is no new version
+    # Removing "neutral", which answers and the gold use, is refused with the counts.
+    schema = json.loads(page.input_value("[data-testid=schema-json]"))
+    schema["questions"][0]["labels"] = ["positive", "negative"]
+    page.fill("[data-testid=schema-json]", json.dumps(schema))
+    page.allowed_problems = ("409",)
+    page.click("[data-testid=save-project]")
+    page.wait_for_selector("#form-errors:not([hidden])")
+    message = page.inner_text("#form-errors")
+    assert "label 'neutral' of 'sentiment' removed: used by 1 answers, 1 gold" in message, message
+    # The dashboard shows both annotators' gold and the failed qualification.
+    page.goto(f"/console/projects/{pid}")
+    row = page.locator(f"tr[data-annotator='{bad.id}']")
+    assert "0/1" in row.inner_text() and "qualification failed" in row.inner_text()
+    assert "1/1" in page.locator(f"tr[data-annotator='{good.id}']").inner_text()
+    page.goto(f"/console/projects/{pid}/annotators/{good.id}")
+    assert "1 correct of 1" in page.inner_text(".evidence")

@@ -83,7 +83,9 @@ def project_settings(request: Request, project_id: int, actor: PageActor) -> Res
     except GoldlabelError as exc:
         return _error(request, exc)
     return _page(request, "project_form.html", {
-        "project": project, "schema": project["label_schema"], "settings": project["settings"],
+        "project": project, "schema": project["label_schema"],
+        # Defaults first: a project stored before a setting existed lacks its key.
+        "settings": {**QualitySettings().model_dump(), **project["settings"]},
         "defaults": {k: project[k] for k in ("overlap_min", "overlap_max", "lease_ttl_s")},
         "members": members, "active": "settings",
     })

@@ -186,7 +186,13 @@ form.addEventListener('submit', async (event) => {
     suspend_below: numberField('suspend_below'),
     max_leases_per_annotator: numberField('max_leases_per_annotator'),
     show_predictions: form.elements.show_predictions.checked,
+    // Blank: the default (half a step); null, not undefined, so an edit can clear it.
+    gold_rating_tolerance: numberField('gold_rating_tolerance') ?? null,
   };
+  for (const name of ['gold_multi_choice_min_jaccard', 'gold_ranking_min_tau', 'gold_spans_min_f1',
+    'gold_spans_min_iou', 'gold_text_min_similarity', 'gold_boxes_min_f1', 'gold_boxes_min_iou']) {
+    settings[name] = numberField(name);
+  }
   const body = {
     name: form.elements.name.value.trim(),
     description: form.elements.description.value,
