@@ -164,3 +164,5 @@ def test_dashboard_and_annotator_page_render_after_gold_answers(factory, session
         assert page.status_code == 200, page.text[:500]
         assert "Gold answers" in page.text
         assert ("Recent gold misses" in page.text) == bool(misses)
+        passed = f"{1 - misses} passed of 1, mean score {1 - misses:.2f}"
+        assert f'data-testid="gold-sentiment">{passed}</dd>' in page.text

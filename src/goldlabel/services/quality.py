@@ -31,6 +31,7 @@ from goldlabel.quality import gold as gold_scoring
 from goldlabel.quality.agreement import fleiss_kappa, krippendorff_alpha
 from goldlabel.quality.gold import GoldThresholds
 from goldlabel.quality.skill import confusions_from_skills, estimate_skill
+from goldlabel.schemas import QualitySettings
 from goldlabel.services import consensus_kinds
 from goldlabel.services.access import Actor, load_project
 from goldlabel.services.context import Context
@@ -45,8 +46,8 @@ from goldlabel.storage.engine import now_ms, read_tx, write_tx
 log = logging.getLogger(__name__)
 
 MIN_GOLD_TO_SUSPEND = 5
-# Where a project's settings predate the setting (schemas.QualitySettings has the same default).
-QUALIFICATION_ACCURACY = 0.8
+# For a project whose settings predate the setting.
+QUALIFICATION_ACCURACY = QualitySettings.model_fields["qualification_accuracy"].default
 REFIT_BATCH = 5000
 REFIT_HOLD_MS = 15 * 60 * 1000
 # How much nicer than its process the background re-fit thread runs (RefitScheduler).
