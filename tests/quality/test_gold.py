@@ -232,3 +232,11 @@ def test_levenshtein_bit_vectors_match_dynamic_programming(pairs):
     # Few pairs take the bit-vector path (longer than 64 characters: several machine words).
     first, second = [p[0] for p in pairs], [p[1] for p in pairs]
     assert compute_levenshtein(first, second).tolist() == [_levenshtein_reference(a, b) for a, b in pairs]
+
+
+def test_levenshtein_batch_of_equal_lengths():
+    # Every first string as long as the others: the batch swaps rows instead of masking them.
+    rng = np.random.default_rng(5)
+    first = ["".join(rng.choice(list("xyz"), 6)) for _ in range(30)]
+    second = ["".join(rng.choice(list("xyz"), int(rng.integers(0, 9)))) for _ in range(30)]
+    assert compute_levenshtein(first, second).tolist() == [_levenshtein_reference(a, b) for a, b in zip(first, second)]

