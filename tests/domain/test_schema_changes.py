@@ -39,11 +39,11 @@ def test_removed_labels_are_found_in_every_labeled_kind():
     assert not change.is_safe and change.removed_labels == {"s": ("neu",), "tags": ("b",), "ents": ("ORG",)}
     value = {"s": "neu", "tags": ["a", "b"],
              "ents": [{"start": 0, "end": 3, "label": "ORG"}, {"start": 4, "end": 6, "label": "ORG"}], "r": 2}
-    assert find_breaks(change, old, new, value) == [
+    assert find_breaks(change, value) == [
         Break("s", "label_removed", label="neu"), Break("tags", "label_removed", label="b"),
         Break("ents", "label_removed", label="ORG"),
     ]
-    assert find_breaks(change, old, new, {"s": "pos", "tags": ["a"], "ents": []}) == []
+    assert find_breaks(change, {"s": "pos", "tags": ["a"], "ents": []}) == []
 
 
 def test_removed_questions_kind_and_option_changes():
@@ -53,11 +53,11 @@ def test_removed_questions_kind_and_option_changes():
     assert change.removed_questions == ("r",) and change.kind_changed == ("s",)
     assert change.options_changed == ("ents",)
     overlapping = [{"start": 0, "end": 5, "label": "PER"}, {"start": 2, "end": 6, "label": "ORG"}]
-    assert find_breaks(change, old, new, {"s": "pos", "r": 3, "ents": overlapping, "tags": None}) == [
+    assert find_breaks(change, {"s": "pos", "r": 3, "ents": overlapping, "tags": None}) == [
         Break("s", "kind_changed"), Break("r", "question_removed"), Break("ents", "invalid", code="overlapping_spans"),
     ]
     # A null or absent value breaks nothing; a narrowed rating range breaks only ratings outside.
     narrowed = schema(*BASE[:3], BASE[3] | {"max": 3})
     c2 = compare_schemas(old, narrowed)
-    assert find_breaks(c2, old, narrowed, {"r": None}) == [] and find_breaks(c2, old, narrowed, {"r": 3}) == []
-    assert find_breaks(c2, old, narrowed, {"r": 5}) == [Break("r", "invalid", code="out_of_range")]
+    assert find_breaks(c2, {"r": None}) == [] and find_breaks(c2, {"r": 3}) == []
+    assert find_breaks(c2, {"r": 5}) == [Break("r", "invalid", code="out_of_range")]

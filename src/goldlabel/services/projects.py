@@ -116,7 +116,7 @@ def _check_schema_edit(conn, project_id: int, old: LabelSchema, new: LabelSchema
     counts: dict[tuple, dict[str, int]] = {}
     for source in _SOURCES:
         for value in project_store.iter_stored_values(conn, project_id, source):
-            for b in find_breaks(change, old, new, value):
+            for b in find_breaks(change, value):
                 key = (b.question, b.reason, b.label, b.code)
                 row = counts.setdefault(key, dict.fromkeys(_SOURCES, 0))
                 row[source] += 1

@@ -11,11 +11,11 @@ such as a rating's range or a text's maximum length) is checked value by value w
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from goldlabel.domain.errors import FieldError
-from goldlabel.domain.label_schema import LabelSchema
+from goldlabel.domain.label_schema import LabelSchema, Question
 
 # Options that never make a stored value invalid.
 _HARMLESS = frozenset({"title", "description", "required", "labels"})
@@ -31,17 +31,21 @@ class SchemaChange:
     added_labels: Mapping[str, tuple[str, ...]]
     removed_labels: Mapping[str, tuple[str, ...]]
     options_changed: tuple[str, ...]
+    # Per question to check: (its old kind, its removed labels, the new question or None when
+    # removed or of another kind, whether other options changed too). Built once: find_breaks
+    # runs for every stored value.
+    _checks: dict[str, tuple[str, frozenset[str], Question | None, bool]] = field(
+        default_factory=dict, repr=False, compare=False)
 
     @property
     def is_safe(self) -> bool:
         """True when no existing value can break under the new schema (nothing to scan)."""
-        return not (self.removed_questions or self.kind_changed or self.removed_labels or self.options_changed)
+        return not self._checks
 
     @property
     def needs_check(self) -> frozenset[str]:
         """The questions whose stored values must be checked against the new schema."""
-        return frozenset((*self.removed_questions, *self.kind_changed, *self.removed_labels,
-                          *self.options_changed))
+        return frozenset(self._checks)
 
 
 def compare_schemas(old: LabelSchema, new: LabelSchema) -> SchemaChange:
@@ -66,13 +70,22 @@ def compare_schemas(old: LabelSchema, new: LabelSchema) -> SchemaChange:
         a, b = before.to_json(), after.to_json()
         if any(a[k] != b[k] for k in a.keys() - _HARMLESS):
             options_changed.append(name)
+    removed_questions = tuple(n for n in old_by_name if n not in new_by_name)
+    checked = {*removed_questions, *kind_changed, *removed_labels, *options_changed}
+    checks = {
+        name: (old_by_name[name].kind, frozenset(removed_labels.get(name, ())),
+               None if name in removed_questions or name in kind_changed else new_by_name[name],
+               name in options_changed)
+        for name in old_by_name if name in checked
+    }
     return SchemaChange(
         added_questions=tuple(n for n in new_by_name if n not in old_by_name),
-        removed_questions=tuple(n for n in old_by_name if n not in new_by_name),
+        removed_questions=removed_questions,
         kind_changed=tuple(kind_changed),
         added_labels=added_labels,
         removed_labels=removed_labels,
         options_changed=tuple(options_changed),
+        _checks=checks,
     )
 
 
@@ -100,28 +113,29 @@ def _labels_used(kind: str, value: Any) -> set[str]:
     return set()
 
 
-def find_breaks(change: SchemaChange, old: LabelSchema, new: LabelSchema, value: Any) -> list[Break]:
+def find_breaks(change: SchemaChange, value: Any) -> list[Break]:
     """The ways one stored value (an answer's, a gold answer's or a prediction's ``value``)
-    breaks under ``new``; empty when it stays valid. Item data is not consulted: it does not
-    change with the schema."""
+    breaks under the new schema; empty when it stays valid. Item data is not consulted: it does
+    not change with the schema."""
     if not isinstance(value, Mapping):
         return []
     out: list[Break] = []
-    check = change.needs_check
+    checks = change._checks
     for name, v in value.items():
-        if v is None or name not in check:
+        plan = checks.get(name)
+        if plan is None or v is None:
             continue
-        if name in change.removed_questions:
-            out.append(Break(name, "question_removed"))
+        kind, removed, question, recheck = plan
+        if question is None:
+            out.append(Break(name, "kind_changed" if name in change.kind_changed else "question_removed"))
             continue
-        if name in change.kind_changed:
-            out.append(Break(name, "kind_changed"))
-            continue
-        removed = set(change.removed_labels.get(name, ()))
-        used = _labels_used(old.question(name).kind, v) & removed if removed else set()
+        used = _labels_used(kind, v) & removed if removed else set()
         out.extend(Break(name, "label_removed", label=label) for label in sorted(used))
+        if not recheck:
+            continue  # only labels were removed: the labels used say it all
         errors: list[FieldError] = []
-        new.question(name).check(v, None, (name,), errors)
-        codes = {e.code for e in errors} - ({"unknown_label"} if used else set())
-        out.extend(Break(name, "invalid", code=code) for code in sorted(codes))
+        question.check(v, None, (name,), errors)
+        if errors:
+            codes = {e.code for e in errors} - ({"unknown_label"} if used else set())
+            out.extend(Break(name, "invalid", code=code) for code in sorted(codes))
     return out
