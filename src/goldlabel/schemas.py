@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 Role = Literal["admin", "manager", "reviewer", "annotator"]
 ItemStatus = Literal["open", "final", "needs_review"]
@@ -34,6 +34,16 @@ class QualitySettings(_In):
         "default half a step (a twentieth of the range on a continuous scale).")
     text_similarity: float = Field(
         0.8, gt=0, le=1, description="Text questions: n-gram cosine similarity at which an answer agrees with the chosen one.")
+    split_ratios: tuple[float, float, float] = Field(
+        (0.8, 0.1, 0.1), description="Train, validation and test shares of the items (a stable hash of each "
+        "external_id decides an item's split); the training export formats use them.")
+
+    @field_validator("split_ratios")
+    @classmethod
+    def _split_ratios(cls, value: tuple[float, float, float]) -> tuple[float, float, float]:
+        if any(not 0 <= share <= 1 for share in value) or abs(sum(value) - 1) > 1e-6:
+            raise ValueError("split_ratios: three shares in [0, 1] (train, validation, test) summing to 1")
+        return value
 
 
 class ProjectCreate(_In):

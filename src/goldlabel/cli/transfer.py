@@ -15,6 +15,9 @@ from goldlabel.cli.root import CliState, echo_json, fail, pass_state
 from goldlabel.domain.errors import GoldlabelError
 
 FORMATS = ["jsonl", "csv", "parquet"]
+# Kept literal so that `goldlabel --help` does not import pyarrow; tests check it against
+# formats.EXPORT_FORMATS.
+EXPORT_FORMATS = [*FORMATS, "coco", "yolo", "voc", "conll", "spacy", "hf"]
 # How many error lines the terminal shows; the report (and --json) carries the service's first 100.
 SHOWN_ERRORS = 20
 
@@ -105,7 +108,8 @@ def _atomic_output(output: str):
 
 @click.command("export")
 @click.argument("project_id", metavar="PROJECT", type=int)
-@click.option("--format", "fmt", type=click.Choice(FORMATS), required=True, help="Output format.")
+@click.option("--format", "fmt", type=click.Choice(EXPORT_FORMATS), required=True,
+              help="Output format; coco, yolo, voc, conll, spacy and hf write a zip (docs/import-export.md).")
 @click.option("--output", "-o", required=True, metavar="FILE", help="Output file ('-' for standard output).")
 @click.option("--status", default=None, metavar="STATUS",
               help="Only items in this status, e.g. final [default: every item].")
@@ -113,9 +117,14 @@ def _atomic_output(output: str):
 @click.option("--include-predictions", is_flag=True, help="Add the model predictions of each item.")
 @click.option("--annotator-names", is_flag=True,
               help="Name annotators by username (default: stable pseudonyms).")
+@click.option("--question", default=None, metavar="NAME",
+              help="Training formats: the question to write [default: the first the format can hold].")
+@click.option("--min-confidence", type=click.FloatRange(0, 1), default=None,
+              help="Training formats: only labels at least this confident.")
 @pass_state
 def export_command(state: CliState, project_id: int, fmt: str, output: str, status: str | None,
-                   include_gold: bool, include_predictions: bool, annotator_names: bool) -> None:
+                   include_gold: bool, include_predictions: bool, annotator_names: bool,
+                   question: str | None, min_confidence: float | None) -> None:
     """Export PROJECT: per item its final answer(s), confidence, status and every raw answer.
 
     Streamed: memory stays flat whatever the project size. The file appears only once complete.
@@ -127,6 +136,7 @@ def export_command(state: CliState, project_id: int, fmt: str, output: str, stat
         result = export_service.export_project(
             ctx, None, project_id, fmt, stream, status=status, include_gold=include_gold,
             include_predictions=include_predictions, pseudonymous=not annotator_names,
+            question=question, min_confidence=min_confidence,
         )
     if output != "-":
         count = result if isinstance(result, int) else _count_from(result)

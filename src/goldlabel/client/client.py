@@ -38,7 +38,7 @@ from goldlabel.schemas import (
 __all__ = ["UNSET", "Client", "Lease", "MyAnswer"]
 
 API_PREFIX = "/api/v1"
-ExportFormat = Literal["jsonl", "csv", "parquet"]
+ExportFormat = Literal["jsonl", "csv", "parquet", "coco", "yolo", "voc", "conll", "spacy", "hf"]
 ImportFormat = Literal["jsonl", "ndjson", "csv", "parquet"]
 ReviewAction = Literal["accept", "reject", "fix"]
 OnConflict = Literal["skip", "update"]
@@ -492,6 +492,8 @@ class Client:
         include_predictions: bool = False,
         include_gold: bool = False,
         pseudonymous: bool = True,
+        question: str | None = None,
+        min_confidence: float | None = None,
     ) -> int:
         """Stream the project's export (one record per item: final answers, confidence, status,
         raw answers) into ``dest``, a path or a binary stream; returns the bytes written.
@@ -500,6 +502,10 @@ class Client:
         ``pseudonymous=False``; that and ``include_gold`` need the manage permission.
         A path is written to ``<path>.part`` and renamed when the download is complete, so a
         failed export never leaves a truncated file behind.
+
+        The training formats (``coco``, ``yolo``, ``voc``, ``conll``, ``spacy``, ``hf``) write a
+        zip of one ``question``'s labels (default: the first the format can hold), split into
+        train / validation / test, optionally only labels at least ``min_confidence`` confident.
         """
         params = _query(
             format=format,
@@ -507,6 +513,8 @@ class Client:
             include_predictions=include_predictions,
             include_gold=include_gold,
             pseudonymous=pseudonymous,
+            question=question,
+            min_confidence=min_confidence,
         )
         path = f"/projects/{int(project_id)}/export"
         # Accept anything: the body is JSONL, CSV or Parquet, only an error is JSON.
