@@ -40,18 +40,21 @@ def _echo_errors(report: dict[str, Any]) -> None:
 
 @click.command("import")
 @click.argument("project_id", metavar="PROJECT", type=int)
-@click.argument("path", metavar="FILE", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.argument("path", metavar="FILE|DIR|ZIP", type=click.Path(exists=True, path_type=Path))
 @click.option("--format", "fmt", type=click.Choice(FORMATS), default=None,
               help="File format [default: from the file extension].")
+@click.option("--sidecar", type=click.Path(exists=True, dir_okay=False, path_type=Path), default=None,
+              help="Media import: a JSONL / CSV file with a row per media file (column 'file').")
 @click.option("--on-conflict", type=click.Choice(["skip", "update"]), default="skip", show_default=True,
               help="What to do with an external_id the project already has.")
 @click.option("--partial", is_flag=True,
               help="Keep the valid rows and report the bad ones (default: all or nothing).")
 @click.option("--json", "as_json", is_flag=True, help="Print the report as JSON.")
 @pass_state
-def import_command(state: CliState, project_id: int, path: Path, fmt: str | None, on_conflict: str,
-                   partial: bool, as_json: bool) -> None:
-    """Import the items of FILE (JSONL, CSV or Parquet) into PROJECT.
+def import_command(state: CliState, project_id: int, path: Path, fmt: str | None, sidecar: Path | None,
+                   on_conflict: str, partial: bool, as_json: bool) -> None:
+    """Import the items of FILE (JSONL, CSV or Parquet) into PROJECT, or the media files of a
+    folder DIR or an archive ZIP (one item per file; docs/import-export.md#media).
 
     Idempotent by external_id. All or nothing unless --partial: one bad row rejects the file,
     and the report lists every problem with its line, field and code. Exits 1 when rejected.
@@ -59,10 +62,20 @@ def import_command(state: CliState, project_id: int, path: Path, fmt: str | None
     from goldlabel.services import imports as import_service
 
     ctx = state.context()
+    is_media = path.is_dir() or (fmt is None and path.suffix.lower() == ".zip")
+    if sidecar is not None and not is_media:
+        fail("--sidecar goes with a media import (a folder or a .zip)")
     try:
-        report = _report_dict(import_service.import_file(
-            ctx, None, project_id, path, fmt=fmt, on_conflict=on_conflict, partial=partial
-        ))
+        if is_media:
+            from goldlabel.services import media as media_service
+
+            report = _report_dict(media_service.import_media(
+                ctx, None, project_id, path, sidecar=sidecar, on_conflict=on_conflict, partial=partial
+            ))
+        else:
+            report = _report_dict(import_service.import_file(
+                ctx, None, project_id, path, fmt=fmt, on_conflict=on_conflict, partial=partial
+            ))
     except GoldlabelError as exc:
         report = exc.extra.get("report")
         if report is None:

@@ -482,6 +482,44 @@ class Client:
             res = self._request("POST", path, files={"file": (name, file)}, params=params)
         return ImportReport.model_validate(res.json())
 
+    def upload_media(
+        self,
+        project_id: int,
+        files: Iterable[str | os.PathLike[str]],
+        *,
+        sidecar: str | os.PathLike[str] | None = None,
+        on_conflict: OnConflict = "skip",
+        partial: bool = False,
+    ) -> ImportReport:
+        """Upload media files (images, audio, video, PDF, UTF-8 text; or one ``.zip`` of them):
+        one item per file, its external_id the file name (a zip's entries: their paths). An
+        optional ``sidecar`` JSONL / CSV adds fields to the item of each file (column ``file``).
+        A whole folder on the server's disk imports faster with ``goldlabel import PROJECT DIR``."""
+        params = _query(on_conflict=on_conflict, partial=partial)
+        paths = [Path(f) for f in files]
+        streams = [p.open("rb") for p in paths]
+        try:
+            parts: list[tuple[str, tuple[str, IO[bytes]]]] = [
+                ("file", (p.name, stream)) for p, stream in zip(paths, streams, strict=True)
+            ]
+            if sidecar is not None:
+                sidecar_stream = Path(sidecar).open("rb")
+                streams.append(sidecar_stream)
+                parts.append(("sidecar", (Path(sidecar).name, sidecar_stream)))
+            res = self._request("POST", f"/projects/{int(project_id)}/media", files=parts, params=params)
+        finally:
+            for stream in streams:
+                stream.close()
+        return ImportReport.model_validate(res.json())
+
+    def download_media(self, url: str, *, thumb: int | None = None) -> bytes:
+        """The bytes of a media file an item's data points at (``item.data["image"]``, ...), or
+        a JPEG thumbnail at most ``thumb`` (128, 256, 512) pixels wide."""
+        prefix = "/api/v1"
+        path = url[len(prefix):] if url.startswith(prefix + "/") else url
+        res = self._request("GET", path, params=_query(thumb=thumb), headers={"Accept": "*/*"})
+        return res.content
+
     def export(
         self,
         project_id: int,
