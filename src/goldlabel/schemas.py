@@ -252,6 +252,30 @@ class EventPublic(BaseModel):
     created_at: int
 
 
+class SnapshotCreate(_In):
+    name: str = Field(min_length=1, max_length=200, description="Unique in the project.")
+    format: str = Field("jsonl", description="Any export format: jsonl, csv, parquet, coco, yolo, voc, conll, spacy, hf.")
+    status: ItemStatus | None = None
+    include_gold: bool = False
+    include_predictions: bool = False
+    pseudonymous: bool = True
+    question: str | None = None
+    min_confidence: float | None = Field(None, ge=0, le=1)
+
+
+class SnapshotPublic(BaseModel):
+    id: int
+    project_id: int
+    name: str
+    format: str
+    options: dict[str, Any]
+    item_count: int
+    size_bytes: int
+    sha256: str
+    created_by: int | None
+    created_at: int
+
+
 class Problem(BaseModel):
     """RFC 9457 problem details."""
 

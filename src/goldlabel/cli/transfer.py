@@ -134,10 +134,12 @@ def _atomic_output(output: str):
               help="Training formats: the question to write [default: the first the format can hold].")
 @click.option("--min-confidence", type=click.FloatRange(0, 1), default=None,
               help="Training formats: only labels at least this confident.")
+@click.option("--snapshot", default=None, metavar="NAME",
+              help="Also freeze this export under NAME: the server keeps it, re-downloadable later.")
 @pass_state
 def export_command(state: CliState, project_id: int, fmt: str, output: str, status: str | None,
                    include_gold: bool, include_predictions: bool, annotator_names: bool,
-                   question: str | None, min_confidence: float | None) -> None:
+                   question: str | None, min_confidence: float | None, snapshot: str | None) -> None:
     """Export PROJECT: per item its final answer(s), confidence, status and every raw answer.
 
     Streamed: memory stays flat whatever the project size. The file appears only once complete.
@@ -145,12 +147,26 @@ def export_command(state: CliState, project_id: int, fmt: str, output: str, stat
     from goldlabel.services import exports as export_service
 
     ctx = state.context()
-    with _atomic_output(output) as stream:
-        result = export_service.export_project(
-            ctx, None, project_id, fmt, stream, status=status, include_gold=include_gold,
+    if snapshot is not None:
+        from goldlabel.services import snapshots as snapshot_service
+
+        row = snapshot_service.create_snapshot(
+            ctx, None, project_id, snapshot, fmt, status=status, include_gold=include_gold,
             include_predictions=include_predictions, pseudonymous=not annotator_names,
             question=question, min_confidence=min_confidence,
         )
+        with _atomic_output(output) as stream:
+            for chunk in ctx.media.read(row["object_key"]):
+                stream.write(chunk)
+        result = row["item_count"]
+        click.echo(f"snapshot {row['id']} {snapshot!r}: sha256 {row['sha256']}", err=True)
+    else:
+        with _atomic_output(output) as stream:
+            result = export_service.export_project(
+                ctx, None, project_id, fmt, stream, status=status, include_gold=include_gold,
+                include_predictions=include_predictions, pseudonymous=not annotator_names,
+                question=question, min_confidence=min_confidence,
+            )
     if output != "-":
         count = result if isinstance(result, int) else _count_from(result)
         suffix = f": {count} item(s)" if count is not None else ""

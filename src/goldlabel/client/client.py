@@ -8,6 +8,7 @@ there, not at the first ``next()``. Objects come back as the wire models of
 
 from __future__ import annotations
 
+import contextlib
 import os
 from collections.abc import Iterable, Iterator
 from pathlib import Path
@@ -29,6 +30,7 @@ from goldlabel.schemas import (
     MemberPublic,
     ProjectPublic,
     Role,
+    SnapshotPublic,
     SubmitResult,
     TaskItem,
     TokenPublic,
@@ -496,20 +498,12 @@ class Client:
         optional ``sidecar`` JSONL / CSV adds fields to the item of each file (column ``file``).
         A whole folder on the server's disk imports faster with ``goldlabel import PROJECT DIR``."""
         params = _query(on_conflict=on_conflict, partial=partial)
-        paths = [Path(f) for f in files]
-        streams = [p.open("rb") for p in paths]
-        try:
-            parts: list[tuple[str, tuple[str, IO[bytes]]]] = [
-                ("file", (p.name, stream)) for p, stream in zip(paths, streams, strict=True)
-            ]
-            if sidecar is not None:
-                sidecar_stream = Path(sidecar).open("rb")
-                streams.append(sidecar_stream)
-                parts.append(("sidecar", (Path(sidecar).name, sidecar_stream)))
+        named = [("file", Path(f)) for f in files]
+        if sidecar is not None:
+            named.append(("sidecar", Path(sidecar)))
+        with contextlib.ExitStack() as stack:
+            parts = [(field, (path.name, stack.enter_context(path.open("rb")))) for field, path in named]
             res = self._request("POST", f"/projects/{int(project_id)}/media", files=parts, params=params)
-        finally:
-            for stream in streams:
-                stream.close()
         return ImportReport.model_validate(res.json())
 
     def download_media(self, url: str, *, thumb: int | None = None) -> bytes:
@@ -554,8 +548,40 @@ class Client:
             question=question,
             min_confidence=min_confidence,
         )
-        path = f"/projects/{int(project_id)}/export"
-        # Accept anything: the body is JSONL, CSV or Parquet, only an error is JSON.
+        return self._download(f"/projects/{int(project_id)}/export", params, dest)
+
+    def create_snapshot(
+        self,
+        project_id: int,
+        name: str,
+        format: ExportFormat = "jsonl",
+        *,
+        status: ItemStatus | None = None,
+        include_predictions: bool = False,
+        include_gold: bool = False,
+        pseudonymous: bool = True,
+        question: str | None = None,
+        min_confidence: float | None = None,
+    ) -> SnapshotPublic:
+        """Freeze the export these options describe under ``name`` (unique in the project): the
+        server keeps the bytes, and ``download_snapshot`` returns them unchanged later."""
+        body = {"name": name, "format": format, "status": status, "include_predictions": include_predictions,
+                "include_gold": include_gold, "pseudonymous": pseudonymous, "question": question,
+                "min_confidence": min_confidence}
+        res = self._request("POST", f"/projects/{int(project_id)}/snapshots", json=body)
+        return SnapshotPublic.model_validate(res.json())
+
+    def list_snapshots(self, project_id: int) -> list[SnapshotPublic]:
+        """The project's snapshots, newest first."""
+        res = self._request("GET", f"/projects/{int(project_id)}/snapshots")
+        return [SnapshotPublic.model_validate(row) for row in res.json()]
+
+    def download_snapshot(self, project_id: int, snapshot_id: int, dest: str | os.PathLike[str] | IO[bytes]) -> int:
+        """Write a snapshot's bytes into ``dest`` (a path or a binary stream); returns the bytes written."""
+        return self._download(f"/projects/{int(project_id)}/snapshots/{int(snapshot_id)}/download", {}, dest)
+
+    def _download(self, path: str, params: dict[str, Any], dest: str | os.PathLike[str] | IO[bytes]) -> int:
+        # Accept anything: the body is the file, only an error is JSON.
         with self._http.stream("GET", path, params=params, headers={"Accept": "*/*"}) as res:
             if res.is_error:
                 res.read()
