@@ -178,15 +178,20 @@ def test_spacy_docbin_export_reads_back(factory, spans_project):
     project, _ = spans_project
     archive = export_zip(factory, project, "spacy")
     nlp = spacy.blank("xx")
-    docs = []
+    by_id = {}
     for name in archive.namelist():
-        assert name.endswith(".spacy")
-        docs += list(DocBin().from_bytes(archive.read(name)).get_docs(nlp.vocab))
-    assert len(docs) == 3
-    by_id = {doc.user_data["external_id"]: doc for doc in docs}
-    assert [(e.text, e.label_) for e in by_id["a"].ents] == [("Anker", "BRAND"), ("PowerCore 10000", "PRODUCT")]
-    assert [s.text for s in by_id["b"].spans["sc"]] == ["Kindle Paperwhite", "Amazon"]
-    assert by_id["c"].ents == () and 0 < by_id["a"].user_data["confidence"] <= 1
+        if not name.endswith(".spacy"):
+            continue
+        docs = list(DocBin().from_bytes(archive.read(name)).get_docs(nlp.vocab))
+        ids = [json.loads(line) for line in archive.read(name[: -len(".spacy")] + ".jsonl").splitlines()]
+        assert len(ids) == len(docs)
+        by_id.update({meta["external_id"]: (doc, meta["confidence"]) for doc, meta in zip(docs, ids, strict=True)})
+    assert set(by_id) == {"a", "b", "c"}
+    doc_a, confidence_a = by_id["a"]
+    assert [(e.text, e.label_) for e in doc_a.ents] == [("Anker", "BRAND"), ("PowerCore 10000", "PRODUCT")]
+    assert [(e.text, e.label_) for e in by_id["b"][0].ents] == [("Kindle Paperwhite", "PRODUCT"), ("Amazon", "BRAND")]
+    assert by_id["c"][0].ents == () and 0 < confidence_a <= 1
+    assert "sc" not in doc_a.spans
 
 
 def test_hf_export_loads_with_classlabel_features(factory, tmp_path):
@@ -253,3 +258,29 @@ def test_min_confidence_and_filename_over_the_api(factory, spans_project):
 def test_cli_format_lists_match_the_registry():
     assert tuple(cli_transfer.FORMATS) == IMPORT_FORMATS
     assert tuple(cli_transfer.EXPORT_FORMATS) == EXPORT_FORMATS
+
+
+def test_overlapping_spans_in_conll_and_spacy():
+    """IOB cannot nest: CoNLL keeps the first (then longer) span; spaCy keeps one in ``ents`` and
+    both in the ``sc`` span group."""
+    import spacy
+    from spacy.tokens import DocBin
+
+    from goldlabel.domain.label_schema import LabelSchema
+    from goldlabel.formats import conll, spacy_format
+
+    schema = LabelSchema.parse(SPAN_SCHEMA)
+    spans = [{"start": 0, "end": 6, "label": "BRAND"}, {"start": 0, "end": 13, "label": "PRODUCT"}]
+    record = (1, "d", json.dumps({"text": "Amazon Kindle, again."}), None, 0, "final", False,
+              (("entities", json.dumps(spans), 0.9),), (), (), None)
+    assert conll.iob_tags("Amazon Kindle, again.", spans)[:3] == [
+        ("Amazon", "B-PRODUCT"), ("Kindle", "I-PRODUCT"), (",", "O")]
+    out = io.BytesIO()
+    writer = spacy_format.Writer(out, ["entities"], schema=schema)
+    writer.write_batch([record])
+    writer.close()
+    archive = zipfile.ZipFile(io.BytesIO(out.getvalue()))
+    [name] = [n for n in archive.namelist() if n.endswith(".spacy")]
+    [doc] = DocBin().from_bytes(archive.read(name)).get_docs(spacy.blank("xx").vocab)
+    assert [e.text for e in doc.ents] == ["Amazon Kindle"]
+    assert sorted((s.text, s.label_) for s in doc.spans["sc"]) == [("Amazon", "BRAND"), ("Amazon Kindle", "PRODUCT")]
