@@ -282,7 +282,7 @@ def bench(backend: str, n: int, workdir: Path, profile: bool) -> list[tuple]:
         rows.append((backend, f"import JSONL into project holding {n:,}", r, 40_000))
         seeded = seed_answers(db, project, annotators, n)
         print(f"  [{backend}] seeded {3 * n:,} answers in {seeded:.0f} s", file=sys.stderr)
-        for fmt in ("jsonl", "csv", "parquet"):
+        for fmt in ("jsonl", "csv", "parquet", "hf"):
             out = workdir / f"export.{fmt}"
             prof = str(workdir / f"export-{fmt}.prof") if profile else None
             r = phase(db, project, "export", out, fmt, profile=prof)

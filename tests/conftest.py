@@ -117,8 +117,9 @@ def database_url(backend: str, request: pytest.FixtureRequest, tmp_path: Path) -
 
 
 @pytest.fixture
-def settings(database_url: str) -> Settings:
-    return Settings(database_url=database_url, secret_key="test-secret")
+def settings(database_url: str, tmp_path: Path) -> Settings:
+    # The media store lives in the test's own folder (PostgreSQL has no file to put it beside).
+    return Settings(database_url=database_url, secret_key="test-secret", media_dir=str(tmp_path / "media"))
 
 
 @pytest.fixture
@@ -194,3 +195,28 @@ def factory(ctx: Context, app: Any) -> Iterator[Factory]:
     f = Factory(ctx, app)
     yield f
     f.close()
+
+
+MEDIA_BUCKET = "goldlabel-media"
+
+
+@pytest.fixture(scope="session")
+def s3_endpoint() -> Iterator[str]:
+    from moto.server import ThreadedMotoServer
+
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
+    server.start()
+    host, port = server.get_host_and_port()
+    saved = {k: os.environ.get(k) for k in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_DEFAULT_REGION")}
+    os.environ.update(AWS_ACCESS_KEY_ID="test", AWS_SECRET_ACCESS_KEY="test", AWS_DEFAULT_REGION="us-east-1")
+    endpoint = f"http://{host}:{port}"
+    import boto3
+
+    boto3.client("s3", endpoint_url=endpoint).create_bucket(Bucket=MEDIA_BUCKET)
+    yield endpoint
+    server.stop()
+    for key, value in saved.items():
+        if value is None:
+            os.environ.pop(key, None)
+        else:
+            os.environ[key] = value

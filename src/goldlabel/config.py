@@ -70,6 +70,31 @@ class Settings(BaseModel):
         "a skill learned from n answers counts n / (n + this). Keeps final-label confidence honest "
         "when skills rest on few answers; 0 trusts learned skills fully.",
     )
+    media_store: str = Field(
+        default="local", pattern="^(local|s3)$",
+        description="Where media files live: local (a directory, media_dir) or s3 (media_s3_bucket).",
+    )
+    media_dir: str = Field(
+        default="",
+        description="Local media store directory; empty: a 'media' folder beside the SQLite database "
+        "(or in the working directory for PostgreSQL).",
+    )
+    media_s3_bucket: str = Field(default="", description="S3 bucket of the media store (media_store=s3).")
+    media_s3_prefix: str = Field(default="", description="Key prefix inside the media bucket.")
+    media_s3_endpoint_url: str = Field(
+        default="", description="S3-compatible endpoint (MinIO, Ceph, ...); empty: AWS. Credentials come "
+        "from boto3's usual sources (AWS_ACCESS_KEY_ID, ~/.aws, an instance role).",
+    )
+    media_s3_region: str = Field(default="", description="S3 region of the media bucket.")
+    media_serve: str = Field(
+        default="proxy", pattern="^(proxy|redirect)$",
+        description="How media in S3 reach the browser: proxy (through the server, same-origin) or "
+        "redirect (to a short-lived signed URL; the bucket's host must be allowed by the CSP).",
+    )
+    media_url_ttl_s: int = Field(default=300, ge=10, le=7 * 24 * 3600,
+                                 description="Lifetime of a signed media URL (media_serve=redirect).")
+    max_media_bytes: int = Field(default=512 * 1024**2, ge=1,
+                                 description="Largest media file an import or upload accepts.")
     log_level: str = Field(default="warning", description="uvicorn / goldlabel log level.")
 
     @classmethod
@@ -83,6 +108,14 @@ class Settings(BaseModel):
                 values[name] = env[key]
         values.update({k: v for k, v in overrides.items() if v is not None})
         return cls(**values)
+
+    def media_root(self) -> Path:
+        """The local media store's directory."""
+        if self.media_dir:
+            return Path(self.media_dir)
+        if self.is_sqlite and self.database_url.startswith("sqlite:///") and ":memory:" not in self.database_url:
+            return Path(self.database_url[len("sqlite:///"):]).parent / "media"
+        return Path.cwd() / "media"
 
     @property
     def is_sqlite(self) -> bool:

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 Role = Literal["admin", "manager", "reviewer", "annotator"]
 ItemStatus = Literal["open", "final", "needs_review"]
@@ -51,6 +51,16 @@ class QualitySettings(_In):
         0.5, ge=-1, le=1, description="Gold, ranking: Kendall's tau with the gold order needed to pass.")
     gold_text_min_similarity: float = Field(
         0.8, ge=0, le=1, description="Gold, text: normalized edit similarity needed to pass.")
+    split_ratios: tuple[float, float, float] = Field(
+        (0.8, 0.1, 0.1), description="Train, validation and test shares of the items (a stable hash of each "
+        "external_id decides an item's split); the training export formats use them.")
+
+    @field_validator("split_ratios")
+    @classmethod
+    def _split_ratios(cls, value: tuple[float, float, float]) -> tuple[float, float, float]:
+        if any(not 0 <= share <= 1 for share in value) or abs(sum(value) - 1) > 1e-6:
+            raise ValueError("split_ratios: three shares in [0, 1] (train, validation, test) summing to 1")
+        return value
 
 
 class ProjectCreate(_In):
@@ -268,6 +278,30 @@ class EventPublic(BaseModel):
     id: int
     kind: str
     payload: dict[str, Any]
+    created_at: int
+
+
+class SnapshotCreate(_In):
+    name: str = Field(min_length=1, max_length=200, description="Unique in the project.")
+    format: str = Field("jsonl", description="Any export format: jsonl, csv, parquet, coco, yolo, voc, conll, spacy, hf.")
+    status: ItemStatus | None = None
+    include_gold: bool = False
+    include_predictions: bool = False
+    pseudonymous: bool = True
+    question: str | None = None
+    min_confidence: float | None = Field(None, ge=0, le=1)
+
+
+class SnapshotPublic(BaseModel):
+    id: int
+    project_id: int
+    name: str
+    format: str
+    options: dict[str, Any]
+    item_count: int
+    size_bytes: int
+    sha256: str
+    created_by: int | None
     created_at: int
 
 

@@ -134,6 +134,19 @@ def test_every_route_is_called_by_an_sdk_method(factory, app, make_user, tmp_pat
         assert isinstance(gl.get_agreement(pid), dict)
         assert isinstance(gl.refit_project(pid), dict)
         gl.review_item(pid, result.answer.item_id, "accept", comment="fine")
+
+        # media: one item per uploaded file, served same-origin
+        picture = tmp_path / "tour.png"
+        picture.write_bytes(b"\x89PNG\r\n\x1a\n" + b"\x00" * 32)
+        assert gl.upload_media(pid, [picture]).created == 1
+        url = next(i for i in gl.list_items(pid) if i.external_id == "tour.png").data["image"]
+        assert gl.download_media(url) == picture.read_bytes()
+
+        # snapshots: a frozen export, downloaded byte for byte
+        snapshot = gl.create_snapshot(pid, "v1", "jsonl")
+        assert [x.id for x in gl.list_snapshots(pid)] == [snapshot.id]
+        frozen = io.BytesIO()
+        assert gl.download_snapshot(pid, snapshot.id, frozen) == snapshot.size_bytes
         assert [r["action"] for r in gl.list_reviews(pid, result.answer.item_id)] == ["accept"]
 
         # files (the routes exist before create_app mounts them; covered as soon as it does)

@@ -13,7 +13,7 @@ from starlette.types import Receive, Scope, Send
 from goldlabel import __version__
 from goldlabel.api.fastlane import AnnotateFastLane
 from goldlabel.api.problems import PROBLEM_RESPONSES, install_problem_handlers
-from goldlabel.api.routes import items, projects, quality, queue, transfer, users
+from goldlabel.api.routes import items, media, projects, quality, queue, snapshots, transfer, users
 from goldlabel.config import Settings
 from goldlabel.services.context import Context
 from goldlabel.services.quality import RefitScheduler
@@ -96,7 +96,7 @@ def create_app(settings: Settings | None = None, *, context: Context | None = No
     app.state.context = ctx
     install_problem_handlers(app)
     api = APIRouter(prefix=API_PREFIX, responses=PROBLEM_RESPONSES)
-    for module in (users, projects, items, queue, quality, transfer):
+    for module in (users, projects, items, queue, quality, transfer, snapshots, media):
         api.include_router(module.router)
     app.include_router(api)
     install_web(app)

@@ -15,6 +15,9 @@ from goldlabel.cli.root import CliState, echo_json, fail, pass_state
 from goldlabel.domain.errors import GoldlabelError
 
 FORMATS = ["jsonl", "csv", "parquet"]
+# Kept literal so that `goldlabel --help` does not import pyarrow; tests check it against
+# formats.EXPORT_FORMATS.
+EXPORT_FORMATS = [*FORMATS, "coco", "yolo", "voc", "conll", "spacy", "hf"]
 # How many error lines the terminal shows; the report (and --json) carries the service's first 100.
 SHOWN_ERRORS = 20
 
@@ -37,18 +40,21 @@ def _echo_errors(report: dict[str, Any]) -> None:
 
 @click.command("import")
 @click.argument("project_id", metavar="PROJECT", type=int)
-@click.argument("path", metavar="FILE", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.argument("path", metavar="FILE|DIR|ZIP", type=click.Path(exists=True, path_type=Path))
 @click.option("--format", "fmt", type=click.Choice(FORMATS), default=None,
               help="File format [default: from the file extension].")
+@click.option("--sidecar", type=click.Path(exists=True, dir_okay=False, path_type=Path), default=None,
+              help="Media import: a JSONL / CSV file with a row per media file (column 'file').")
 @click.option("--on-conflict", type=click.Choice(["skip", "update"]), default="skip", show_default=True,
               help="What to do with an external_id the project already has.")
 @click.option("--partial", is_flag=True,
               help="Keep the valid rows and report the bad ones (default: all or nothing).")
 @click.option("--json", "as_json", is_flag=True, help="Print the report as JSON.")
 @pass_state
-def import_command(state: CliState, project_id: int, path: Path, fmt: str | None, on_conflict: str,
-                   partial: bool, as_json: bool) -> None:
-    """Import the items of FILE (JSONL, CSV or Parquet) into PROJECT.
+def import_command(state: CliState, project_id: int, path: Path, fmt: str | None, sidecar: Path | None,
+                   on_conflict: str, partial: bool, as_json: bool) -> None:
+    """Import the items of FILE (JSONL, CSV or Parquet) into PROJECT, or the media files of a
+    folder DIR or an archive ZIP (one item per file; docs/import-export.md#media).
 
     Idempotent by external_id. All or nothing unless --partial: one bad row rejects the file,
     and the report lists every problem with its line, field and code. Exits 1 when rejected.
@@ -56,10 +62,20 @@ def import_command(state: CliState, project_id: int, path: Path, fmt: str | None
     from goldlabel.services import imports as import_service
 
     ctx = state.context()
+    is_media = path.is_dir() or (fmt is None and path.suffix.lower() == ".zip")
+    if sidecar is not None and not is_media:
+        fail("--sidecar goes with a media import (a folder or a .zip)")
     try:
-        report = _report_dict(import_service.import_file(
-            ctx, None, project_id, path, fmt=fmt, on_conflict=on_conflict, partial=partial
-        ))
+        if is_media:
+            from goldlabel.services import media as media_service
+
+            report = _report_dict(media_service.import_media(
+                ctx, None, project_id, path, sidecar=sidecar, on_conflict=on_conflict, partial=partial
+            ))
+        else:
+            report = _report_dict(import_service.import_file(
+                ctx, None, project_id, path, fmt=fmt, on_conflict=on_conflict, partial=partial
+            ))
     except GoldlabelError as exc:
         report = exc.extra.get("report")
         if report is None:
@@ -105,7 +121,8 @@ def _atomic_output(output: str):
 
 @click.command("export")
 @click.argument("project_id", metavar="PROJECT", type=int)
-@click.option("--format", "fmt", type=click.Choice(FORMATS), required=True, help="Output format.")
+@click.option("--format", "fmt", type=click.Choice(EXPORT_FORMATS), required=True,
+              help="Output format; coco, yolo, voc, conll, spacy and hf write a zip (docs/import-export.md).")
 @click.option("--output", "-o", required=True, metavar="FILE", help="Output file ('-' for standard output).")
 @click.option("--status", default=None, metavar="STATUS",
               help="Only items in this status, e.g. final [default: every item].")
@@ -113,9 +130,16 @@ def _atomic_output(output: str):
 @click.option("--include-predictions", is_flag=True, help="Add the model predictions of each item.")
 @click.option("--annotator-names", is_flag=True,
               help="Name annotators by username (default: stable pseudonyms).")
+@click.option("--question", default=None, metavar="NAME",
+              help="Training formats: the question to write [default: the first the format can hold].")
+@click.option("--min-confidence", type=click.FloatRange(0, 1), default=None,
+              help="Training formats: only labels at least this confident.")
+@click.option("--snapshot", default=None, metavar="NAME",
+              help="Also freeze this export under NAME: the server keeps it, re-downloadable later.")
 @pass_state
 def export_command(state: CliState, project_id: int, fmt: str, output: str, status: str | None,
-                   include_gold: bool, include_predictions: bool, annotator_names: bool) -> None:
+                   include_gold: bool, include_predictions: bool, annotator_names: bool,
+                   question: str | None, min_confidence: float | None, snapshot: str | None) -> None:
     """Export PROJECT: per item its final answer(s), confidence, status and every raw answer.
 
     Streamed: memory stays flat whatever the project size. The file appears only once complete.
@@ -123,11 +147,26 @@ def export_command(state: CliState, project_id: int, fmt: str, output: str, stat
     from goldlabel.services import exports as export_service
 
     ctx = state.context()
-    with _atomic_output(output) as stream:
-        result = export_service.export_project(
-            ctx, None, project_id, fmt, stream, status=status, include_gold=include_gold,
+    if snapshot is not None:
+        from goldlabel.services import snapshots as snapshot_service
+
+        row = snapshot_service.create_snapshot(
+            ctx, None, project_id, snapshot, fmt, status=status, include_gold=include_gold,
             include_predictions=include_predictions, pseudonymous=not annotator_names,
+            question=question, min_confidence=min_confidence,
         )
+        with _atomic_output(output) as stream:
+            for chunk in ctx.media.read(row["object_key"]):
+                stream.write(chunk)
+        result = row["item_count"]
+        click.echo(f"snapshot {row['id']} {snapshot!r}: sha256 {row['sha256']}", err=True)
+    else:
+        with _atomic_output(output) as stream:
+            result = export_service.export_project(
+                ctx, None, project_id, fmt, stream, status=status, include_gold=include_gold,
+                include_predictions=include_predictions, pseudonymous=not annotator_names,
+                question=question, min_confidence=min_confidence,
+            )
     if output != "-":
         count = result if isinstance(result, int) else _count_from(result)
         suffix = f": {count} item(s)" if count is not None else ""

@@ -8,6 +8,7 @@ there, not at the first ``next()``. Objects come back as the wire models of
 
 from __future__ import annotations
 
+import contextlib
 import os
 from collections.abc import Iterable, Iterator
 from pathlib import Path
@@ -30,6 +31,7 @@ from goldlabel.schemas import (
     ProjectPublic,
     Role,
     SchemaVersionPublic,
+    SnapshotPublic,
     SubmitResult,
     TaskItem,
     TokenPublic,
@@ -39,7 +41,7 @@ from goldlabel.schemas import (
 __all__ = ["UNSET", "Client", "Lease", "MyAnswer"]
 
 API_PREFIX = "/api/v1"
-ExportFormat = Literal["jsonl", "csv", "parquet"]
+ExportFormat = Literal["jsonl", "csv", "parquet", "coco", "yolo", "voc", "conll", "spacy", "hf"]
 ImportFormat = Literal["jsonl", "ndjson", "csv", "parquet"]
 ReviewAction = Literal["accept", "reject", "fix"]
 OnConflict = Literal["skip", "update"]
@@ -488,6 +490,36 @@ class Client:
             res = self._request("POST", path, files={"file": (name, file)}, params=params)
         return ImportReport.model_validate(res.json())
 
+    def upload_media(
+        self,
+        project_id: int,
+        files: Iterable[str | os.PathLike[str]],
+        *,
+        sidecar: str | os.PathLike[str] | None = None,
+        on_conflict: OnConflict = "skip",
+        partial: bool = False,
+    ) -> ImportReport:
+        """Upload media files (images, audio, video, PDF, UTF-8 text; or one ``.zip`` of them):
+        one item per file, its external_id the file name (a zip's entries: their paths). An
+        optional ``sidecar`` JSONL / CSV adds fields to the item of each file (column ``file``).
+        A whole folder on the server's disk imports faster with ``goldlabel import PROJECT DIR``."""
+        params = _query(on_conflict=on_conflict, partial=partial)
+        named = [("file", Path(f)) for f in files]
+        if sidecar is not None:
+            named.append(("sidecar", Path(sidecar)))
+        with contextlib.ExitStack() as stack:
+            parts = [(field, (path.name, stack.enter_context(path.open("rb")))) for field, path in named]
+            res = self._request("POST", f"/projects/{int(project_id)}/media", files=parts, params=params)
+        return ImportReport.model_validate(res.json())
+
+    def download_media(self, url: str, *, thumb: int | None = None) -> bytes:
+        """The bytes of a media file an item's data points at (``item.data["image"]``, ...), or
+        a JPEG thumbnail at most ``thumb`` (128, 256, 512) pixels wide."""
+        prefix = "/api/v1"
+        path = url[len(prefix):] if url.startswith(prefix + "/") else url
+        res = self._request("GET", path, params=_query(thumb=thumb), headers={"Accept": "*/*"})
+        return res.content
+
     def export(
         self,
         project_id: int,
@@ -498,6 +530,8 @@ class Client:
         include_predictions: bool = False,
         include_gold: bool = False,
         pseudonymous: bool = True,
+        question: str | None = None,
+        min_confidence: float | None = None,
     ) -> int:
         """Stream the project's export (one record per item: final answers, confidence, status,
         raw answers) into ``dest``, a path or a binary stream; returns the bytes written.
@@ -506,6 +540,10 @@ class Client:
         ``pseudonymous=False``; that and ``include_gold`` need the manage permission.
         A path is written to ``<path>.part`` and renamed when the download is complete, so a
         failed export never leaves a truncated file behind.
+
+        The training formats (``coco``, ``yolo``, ``voc``, ``conll``, ``spacy``, ``hf``) write a
+        zip of one ``question``'s labels (default: the first the format can hold), split into
+        train / validation / test, optionally only labels at least ``min_confidence`` confident.
         """
         params = _query(
             format=format,
@@ -513,9 +551,43 @@ class Client:
             include_predictions=include_predictions,
             include_gold=include_gold,
             pseudonymous=pseudonymous,
+            question=question,
+            min_confidence=min_confidence,
         )
-        path = f"/projects/{int(project_id)}/export"
-        # Accept anything: the body is JSONL, CSV or Parquet, only an error is JSON.
+        return self._download(f"/projects/{int(project_id)}/export", params, dest)
+
+    def create_snapshot(
+        self,
+        project_id: int,
+        name: str,
+        format: ExportFormat = "jsonl",
+        *,
+        status: ItemStatus | None = None,
+        include_predictions: bool = False,
+        include_gold: bool = False,
+        pseudonymous: bool = True,
+        question: str | None = None,
+        min_confidence: float | None = None,
+    ) -> SnapshotPublic:
+        """Freeze the export these options describe under ``name`` (unique in the project): the
+        server keeps the bytes, and ``download_snapshot`` returns them unchanged later."""
+        body = {"name": name, "format": format, "status": status, "include_predictions": include_predictions,
+                "include_gold": include_gold, "pseudonymous": pseudonymous, "question": question,
+                "min_confidence": min_confidence}
+        res = self._request("POST", f"/projects/{int(project_id)}/snapshots", json=body)
+        return SnapshotPublic.model_validate(res.json())
+
+    def list_snapshots(self, project_id: int) -> list[SnapshotPublic]:
+        """The project's snapshots, newest first."""
+        res = self._request("GET", f"/projects/{int(project_id)}/snapshots")
+        return [SnapshotPublic.model_validate(row) for row in res.json()]
+
+    def download_snapshot(self, project_id: int, snapshot_id: int, dest: str | os.PathLike[str] | IO[bytes]) -> int:
+        """Write a snapshot's bytes into ``dest`` (a path or a binary stream); returns the bytes written."""
+        return self._download(f"/projects/{int(project_id)}/snapshots/{int(snapshot_id)}/download", {}, dest)
+
+    def _download(self, path: str, params: dict[str, Any], dest: str | os.PathLike[str] | IO[bytes]) -> int:
+        # Accept anything: the body is the file, only an error is JSON.
         with self._http.stream("GET", path, params=params, headers={"Accept": "*/*"}) as res:
             if res.is_error:
                 res.read()

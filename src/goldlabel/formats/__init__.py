@@ -1,9 +1,17 @@
-"""Import / export file formats, one module each (jsonl, csv_format, parquet).
+"""Import / export file formats, one module each.
 
-Each module has ``NAME``, ``EXTENSIONS``, ``MEDIA_TYPE``, ``read_rows(stream)`` yielding
-``(line, row dict | FieldError)`` with bounded memory, and a ``Writer`` for exports.
+Item files (import and export): jsonl, csv_format, parquet. Training formats (export only, each a
+zip): coco, yolo, voc (boxes), conll, spacy_format (spans), hf (every question). Each module has
+``NAME``, ``EXTENSIONS``, ``MEDIA_TYPE`` and a ``Writer`` for exports; the item files also have
+``read_rows(stream)`` yielding ``(line, row dict | FieldError)`` with bounded memory.
 """
 
-from goldlabel.formats.registry import FORMATS, detect_format, get_format
+from goldlabel.formats.registry import (
+    EXPORT_FORMATS,
+    FORMATS,
+    IMPORT_FORMATS,
+    detect_format,
+    get_format,
+)
 
-__all__ = ["FORMATS", "detect_format", "get_format"]
+__all__ = ["EXPORT_FORMATS", "FORMATS", "IMPORT_FORMATS", "detect_format", "get_format"]

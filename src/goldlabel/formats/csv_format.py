@@ -94,7 +94,8 @@ class Writer:
     """Columns: id, external_id, status, priority, is_gold, data (JSON), meta (JSON),
     answer.<question>, confidence.<question>, answers (JSON list), then predictions / gold."""
 
-    def __init__(self, out: BinaryIO, questions: list[str], *, include_predictions: bool, include_gold: bool) -> None:
+    def __init__(self, out: BinaryIO, questions: list[str], *, include_predictions: bool, include_gold: bool,
+                 **_training_options: object) -> None:
         self.out = out
         self.questions = questions
         self.include_predictions = include_predictions

@@ -58,7 +58,8 @@ def read_rows(stream: BinaryIO) -> Iterator[tuple[int, Any]]:
 
 
 class Writer:
-    def __init__(self, out: BinaryIO, questions: list[str], *, include_predictions: bool, include_gold: bool) -> None:
+    def __init__(self, out: BinaryIO, questions: list[str], *, include_predictions: bool, include_gold: bool,
+                 **_training_options: object) -> None:
         self.questions = questions
         self.include_predictions = include_predictions
         self.include_gold = include_gold

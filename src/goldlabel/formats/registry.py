@@ -6,7 +6,7 @@ from pathlib import PurePath
 from types import ModuleType
 
 from goldlabel.domain.errors import GoldlabelError
-from goldlabel.formats import csv_format, jsonl, parquet
+from goldlabel.formats import coco, conll, csv_format, hf, jsonl, parquet, spacy_format, voc, yolo
 
 # What an export hands each format's Writer.write_batch: a list of tuples, in this order.
 # JSON-valued fields are JSON text (embedded as is); ``consensus`` is ((question, value, confidence), ...),
@@ -15,8 +15,13 @@ from goldlabel.formats import csv_format, jsonl, parquet
 EXPORT_RECORD = ("id", "external_id", "data", "meta", "priority", "status", "is_gold", "consensus", "answers",
                  "predictions", "gold")
 
-FORMATS: dict[str, ModuleType] = {m.NAME: m for m in (jsonl, csv_format, parquet)}
-ALIASES = {"ndjson": "jsonl", "pq": "parquet"}
+FORMATS: dict[str, ModuleType] = {
+    m.NAME: m for m in (jsonl, csv_format, parquet, coco, yolo, voc, conll, spacy_format, hf)
+}
+# Formats a project's items can be imported from (the training formats are export-only).
+IMPORT_FORMATS = tuple(name for name, m in FORMATS.items() if getattr(m, "IMPORTS", True))
+EXPORT_FORMATS = tuple(FORMATS)
+ALIASES = {"ndjson": "jsonl", "pq": "parquet", "huggingface": "hf", "pascal_voc": "voc", "conll2003": "conll"}
 
 
 def get_format(name: str) -> ModuleType:
@@ -30,9 +35,15 @@ def get_format(name: str) -> ModuleType:
 
 
 def detect_format(filename: str | None, fmt: str | None = None) -> ModuleType:
-    """The explicit ``fmt`` if given, else the one the file extension names."""
+    """The explicit import ``fmt`` if given, else the one the file extension names."""
     if fmt:
-        return get_format(fmt)
+        module = get_format(fmt)
+        if module.NAME not in IMPORT_FORMATS:
+            raise GoldlabelError(
+                f"{module.NAME} is an export format; import from one of {', '.join(IMPORT_FORMATS)}",
+                code="unknown_format", status=422,
+            )
+        return module
     suffix = PurePath(filename or "").suffix.lower()
     for module in FORMATS.values():
         if suffix in module.EXTENSIONS:

@@ -13,6 +13,7 @@ from goldlabel.config import Settings
 from goldlabel.domain.label_schema import LabelSchema
 from goldlabel.storage.aio import AsyncPg
 from goldlabel.storage.engine import create_engine
+from goldlabel.storage.media import LocalMediaStore, MediaStore, S3MediaStore
 
 # How long a verified API token is trusted without asking the database again. A revocation,
 # deactivation or role change made through this Context clears the cache at once; one made by
@@ -37,10 +38,23 @@ class Context:
     _lease_readings: dict[tuple[str, int, int], tuple[float, dict]] = field(default_factory=dict)
     # PostgreSQL: the statements run on an event loop (storage.aio), one pool per loop.
     _async_pgs: dict[asyncio.AbstractEventLoop, AsyncPg] = field(default_factory=dict)
+    _media: MediaStore | None = None
 
     @classmethod
     def from_settings(cls, settings: Settings) -> Context:
         return cls(settings=settings, engine=create_engine(settings))
+
+    @property
+    def media(self) -> MediaStore:
+        """The media store the settings name, made on first use."""
+        if self._media is None:
+            s = self.settings
+            if s.media_store == "s3":
+                self._media = S3MediaStore(s.media_s3_bucket, prefix=s.media_s3_prefix,
+                                           endpoint_url=s.media_s3_endpoint_url, region=s.media_s3_region)
+            else:
+                self._media = LocalMediaStore(s.media_root())
+        return self._media
 
     def get_schema(self, project: dict) -> LabelSchema:
         """Parsed label schema of a project, cached per (id, updated_at): parsing once per

@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from typing import BinaryIO
 
 from goldlabel.domain.errors import GoldlabelError, forbidden
+from goldlabel.domain.splits import DEFAULT_SPLIT_RATIOS, check_split_ratios
 from goldlabel.formats import get_format
 from goldlabel.services.access import Actor, fetch_project_role, is_allowed, load_project
 from goldlabel.services.bulk import fewer_gc_passes
@@ -49,6 +50,8 @@ class Export:
     include_predictions: bool = False
     pseudonymous: bool = True
     questions: list[str] = field(default_factory=list)
+    question: str | None = None
+    min_confidence: float | None = None
 
     @property
     def media_type(self) -> str:
@@ -56,27 +59,35 @@ class Export:
 
     @property
     def filename(self) -> str:
-        return f"project-{self.project['id']}.{self.fmt}"
+        suffix = getattr(get_format(self.fmt), "FILE_EXTENSION", self.fmt)
+        return f"project-{self.project['id']}-{self.fmt}.{suffix}" if suffix != self.fmt \
+            else f"project-{self.project['id']}.{self.fmt}"
+
+    def _writer(self, out: BinaryIO):
+        """The format's writer; the training formats also get the schema, the project's split
+        ratios, the question to write and the confidence floor."""
+        return get_format(self.fmt).Writer(
+            out, self.questions, include_predictions=self.include_predictions, include_gold=self.include_gold,
+            schema=self.ctx.get_schema(self.project), split_ratios=project_split_ratios(self.project),
+            question=self.question, min_confidence=self.min_confidence,
+        )
 
     def write_to(self, out: BinaryIO) -> int:
         """Write the whole export to a binary stream; returns the number of items."""
         count = 0
-        writer = get_format(self.fmt).Writer(
-            _Positioned(out), self.questions, include_predictions=self.include_predictions, include_gold=self.include_gold
-        )
+        writer = self._writer(_Positioned(out))
         with fewer_gc_passes():
             for records in self._batches():
                 writer.write_batch(records)
                 count += len(records)
             writer.close()
-        return count
+        # The training formats skip items without a label for their question: count what they wrote.
+        return getattr(writer, "written", count)
 
     def iter_bytes(self) -> Iterator[bytes]:
         """The export as chunks of bytes, produced batch by batch (for a streamed response)."""
         sink = _ChunkSink()
-        writer = get_format(self.fmt).Writer(
-            sink, self.questions, include_predictions=self.include_predictions, include_gold=self.include_gold
-        )
+        writer = self._writer(sink)
         with fewer_gc_passes():
             for records in self._batches():
                 writer.write_batch(records)
@@ -204,6 +215,12 @@ class _Positioned(_WriteOnlyStream):
         self._out.flush()
 
 
+def project_split_ratios(project: dict) -> tuple[float, float, float]:
+    """The project's train / validation / test shares (settings ``split_ratios``)."""
+    ratios = (project.get("settings") or {}).get("split_ratios")
+    return check_split_ratios(ratios) if ratios else DEFAULT_SPLIT_RATIOS
+
+
 def prepare_export(
     ctx: Context,
     actor: Actor | None,
@@ -214,6 +231,8 @@ def prepare_export(
     include_gold: bool = False,
     include_predictions: bool = False,
     pseudonymous: bool = True,
+    question: str | None = None,
+    min_confidence: float | None = None,
 ) -> Export:
     """Check the request (permission, format, status) now, so errors surface before any byte
     is streamed. Reviewers may export; real usernames and gold answers need manage."""
@@ -233,8 +252,20 @@ def prepare_export(
                 fetch_project_role(conn, actor, project_id), "manage"
             ):
                 raise forbidden("exporting gold answers or annotator usernames needs the manage permission")
-    questions = [q.name for q in ctx.get_schema(project).questions]
-    return Export(ctx, project, module.NAME, status, include_gold, include_predictions, pseudonymous, questions)
+    schema = ctx.get_schema(project)
+    questions = [q.name for q in schema.questions]
+    if question is not None and question not in questions:
+        raise GoldlabelError(f"no question {question!r}; this project has {', '.join(questions)}",
+                             code="unknown_question", status=422)
+    if min_confidence is not None and not 0.0 <= min_confidence <= 1.0:
+        raise GoldlabelError("min_confidence must lie in [0, 1]", code="bad_min_confidence", status=422)
+    job = Export(ctx, project, module.NAME, status, include_gold, include_predictions, pseudonymous, questions,
+                 question, min_confidence)
+    # A training format that cannot hold this project's questions fails now, before a byte is sent.
+    check = getattr(module.Writer, "check", None)
+    if check is not None:
+        check(schema, question)
+    return job
 
 
 def export_project(
@@ -248,11 +279,14 @@ def export_project(
     include_gold: bool = False,
     include_predictions: bool = False,
     pseudonymous: bool = True,
+    question: str | None = None,
+    min_confidence: float | None = None,
 ) -> int:
     """Write the project's export to ``out`` (a binary stream); returns the number of items.
     ``actor=None`` is the local operator (CLI)."""
     job = prepare_export(
         ctx, actor, project_id, fmt, status=status, include_gold=include_gold,
-        include_predictions=include_predictions, pseudonymous=pseudonymous,
+        include_predictions=include_predictions, pseudonymous=pseudonymous, question=question,
+        min_confidence=min_confidence,
     )
     return job.write_to(out)

@@ -318,3 +318,21 @@ reviews = sa.Table(
     sa.Index("ix_reviews_item_id", "item_id", "id"),
     sa.Index("ix_reviews_project_id", "project_id", "id"),
 )
+
+# A frozen export: its bytes live in the media store under ``object_key``; the row never changes.
+snapshots = sa.Table(
+    "snapshots",
+    metadata,
+    _pk(),
+    sa.Column("project_id", Id, sa.ForeignKey("projects.id", ondelete="CASCADE"), nullable=False),
+    sa.Column("name", sa.String(200), nullable=False),
+    sa.Column("format", sa.String(20), nullable=False),
+    sa.Column("options", Json, nullable=False),
+    sa.Column("item_count", sa.Integer, nullable=False),
+    sa.Column("size_bytes", sa.BigInteger, nullable=False),
+    sa.Column("sha256", sa.String(64), nullable=False),
+    sa.Column("object_key", sa.String(300), nullable=False),
+    sa.Column("created_by", Id, sa.ForeignKey("users.id", ondelete="SET NULL"), nullable=True),
+    sa.Column("created_at", sa.BigInteger, nullable=False),
+    sa.UniqueConstraint("project_id", "name"),
+)

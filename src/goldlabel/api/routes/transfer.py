@@ -18,7 +18,7 @@ from goldlabel.services import imports as import_service
 router = APIRouter(prefix="/projects/{project_id}", tags=["transfer"])
 
 FormatName = Literal["jsonl", "ndjson", "csv", "parquet"]
-ExportFormat = Literal["jsonl", "csv", "parquet"]
+ExportFormat = Literal["jsonl", "csv", "parquet", "coco", "yolo", "voc", "conll", "spacy", "hf"]
 
 _UPLOAD_BODY = {
     "requestBody": {
@@ -93,7 +93,8 @@ async def upload_import(
     "/export",
     response_class=StreamingResponse,
     responses={200: {"description": "The export file, streamed.",
-                     "content": {"application/x-ndjson": {}, "text/csv": {}, "application/vnd.apache.parquet": {}}}},
+                     "content": {"application/x-ndjson": {}, "text/csv": {}, "application/vnd.apache.parquet": {},
+                                 "application/zip": {}}}},
 )
 def download_export(
     project_id: int,
@@ -104,11 +105,15 @@ def download_export(
     include_predictions: bool = False,
     include_gold: Annotated[bool, Query(description="Needs the manage permission.")] = False,
     pseudonymous: Annotated[bool, Query(description="false (real usernames) needs the manage permission.")] = True,
+    question: Annotated[str | None, Query(description="Training formats: the question to write.")] = None,
+    min_confidence: Annotated[float | None, Query(ge=0, le=1, description="Training formats: confidence floor.")]
+    = None,
 ) -> StreamingResponse:
     """Every item with its consensus answers, confidence and raw answers, streamed batch by batch."""
     job = export_service.prepare_export(
         ctx, actor, project_id, format, status=status_, include_gold=include_gold,
-        include_predictions=include_predictions, pseudonymous=pseudonymous,
+        include_predictions=include_predictions, pseudonymous=pseudonymous, question=question,
+        min_confidence=min_confidence,
     )
     return StreamingResponse(
         job.iter_bytes(),

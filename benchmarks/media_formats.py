@@ -1,0 +1,264 @@
+"""Training-format exports, media import and media serving (issue 16 targets), on SQLite.
+
+1. Exports of N items in the training formats, each in its own subprocess (peak RSS = VmHWM of
+   that phase alone): a boxes project (1-3 relative boxes per item, image size in the data) to
+   COCO, YOLO and VOC; a spans project (2 spans per item) to CoNLL and spaCy. The JSONL export
+   of the same boxes project runs in the same run as the in-run reference.
+2. Media import: K small PNG files (about 1.5 KB) from a local folder into an empty project,
+   ``goldlabel import PROJECT DIR`` through its service (hash, store, one item per file).
+3. Media serving: a 200 KB image fetched R times over one keep-alive connection from a real
+   ``goldlabel serve`` process on loopback (Bearer token); p50 / p99 of the whole request.
+
+Targets: exports >= 50,000 items/s (JSON-like formats) with peak RSS < 300 MB; media import
+>= 500 files/s; serving a 200 KB image < 5 ms p50 on loopback.
+
+Usage::
+
+    python benchmarks/media_formats.py --items 1000000 --files 10000
+    python benchmarks/media_formats.py --quick        # 20,000 items, 1,000 files, 200 requests
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from import_export import machine_description, make_database, phase
+
+BOXES = {"questions": [{"name": "objects", "kind": "boxes", "labels": ["car", "person", "bike"], "source": "image"}]}
+SPANS = {"questions": [{"name": "entities", "kind": "spans", "labels": ["PER", "ORG"], "source": "text"}]}
+
+
+def run_media_phase(argv: list[str]) -> None:
+    """In the subprocess: import a media folder, print time and peak RSS as JSON."""
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--db")
+    ap.add_argument("--project", type=int)
+    ap.add_argument("--dir")
+    ap.add_argument("--media-dir")
+    args = ap.parse_args(argv)
+    from import_export import _cpu_seconds, _peak_rss_mb
+
+    from goldlabel.config import Settings
+    from goldlabel.services.context import Context
+    from goldlabel.services.media import import_media
+
+    ctx = Context.from_settings(Settings(database_url=args.db, media_dir=args.media_dir))
+    cpu0, t0 = _cpu_seconds(), time.perf_counter()
+    report = import_media(ctx, None, args.project, args.dir)
+    seconds, cpu = time.perf_counter() - t0, _cpu_seconds() - cpu0
+    ctx.close()
+    print(json.dumps({"n": report.created, "seconds": seconds, "cpu": cpu, "rss_mb": _peak_rss_mb(),
+                      "load": os.getloadavg()[0]}))
+
+
+def make_project(db: str, schema: dict) -> int:
+    from goldlabel.config import Settings
+    from goldlabel.schemas import ProjectCreate
+    from goldlabel.services import projects as project_service
+    from goldlabel.services.context import Context
+    from goldlabel.storage.migrate import upgrade_database
+
+    ctx = Context.from_settings(Settings(database_url=db))
+    upgrade_database(ctx.engine)
+    project = project_service.create_project(ctx, None, ProjectCreate(name="bench", label_schema=schema))
+    ctx.close()
+    return project["id"]
+
+
+def seed_labeled(db: str, project: int, n: int, kind: str) -> float:
+    """n items with a final consensus for the project's one question, straight into the tables."""
+    from goldlabel.config import Settings
+    from goldlabel.storage.engine import create_engine, now_ms
+    from goldlabel.storage.tables import consensus, items
+
+    engine = create_engine(Settings(database_url=db))
+    now = now_ms()
+    t0 = time.perf_counter()
+    with engine.begin() as conn:
+        for start in range(0, n, 20000):
+            rows, values = [], []
+            for i in range(start, min(n, start + 20000)):
+                if kind == "boxes":
+                    data = {"image": f"https://images.example.org/{i}.jpg", "width": 1280, "height": 720}
+                    value = [{"x": 0.1 * k, "y": 0.2, "w": 0.2, "h": 0.3, "label": ["car", "person", "bike"][k]}
+                             for k in range(1 + i % 3)]
+                    question = "objects"
+                else:
+                    data = {"text": f"Report {i}: Ada Lovelace met Charles Babbage at the Royal Society in London."}
+                    value = [{"start": 11 + len(str(i)), "end": 23 + len(str(i)), "label": "PER"},
+                             {"start": 52 + len(str(i)), "end": 66 + len(str(i)), "label": "ORG"}]
+                    question = "entities"
+                rows.append({"project_id": project, "external_id": f"x{i:08d}", "data": data, "priority": 0,
+                             "status": "final", "answer_count": 3, "target_overlap": 3, "overlap_max": 3,
+                             "created_at": now, "updated_at": now})
+                values.append((question, value))
+            ids = conn.execute(items.insert().returning(items.c.id), rows).scalars().all()
+            conn.execute(consensus.insert(), [
+                {"item_id": item_id, "question": q, "project_id": project, "value": v, "confidence": 0.97,
+                 "method": "bench", "status": "decided", "contributions": None, "updated_at": now}
+                for item_id, (q, v) in zip(ids, values, strict=True)
+            ])
+    engine.dispose()
+    return time.perf_counter() - t0
+
+
+def write_pngs(folder: Path, k: int) -> None:
+    import io
+
+    from PIL import Image
+
+    folder.mkdir(parents=True, exist_ok=True)
+    for i in range(k):
+        buf = io.BytesIO()
+        Image.new("RGB", (32, 32), ((i * 37) % 256, (i * 91) % 256, (i * 13) % 256)).save(buf, format="PNG")
+        sub = folder / f"batch{i // 1000:03d}"
+        sub.mkdir(exist_ok=True)
+        (sub / f"img{i:06d}.png").write_bytes(buf.getvalue())
+
+
+def media_import(db: str, workdir: Path, k: int) -> dict:
+    project = make_project(db, BOXES)
+    folder = workdir / "pngs"
+    write_pngs(folder, k)
+    cmd = [sys.executable, __file__, "--media-phase", "--db", db, "--project", str(project), "--dir", str(folder),
+           "--media-dir", str(workdir / "media")]
+    res = subprocess.run(cmd, capture_output=True, text=True, check=False)
+    if res.returncode != 0:
+        sys.exit(f"media import failed:\n{res.stderr[-4000:]}")
+    return json.loads(res.stdout.strip().splitlines()[-1])
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def media_serving(db: str, workdir: Path, requests: int) -> dict:
+    import io
+    import random
+
+    import httpx
+    from PIL import Image
+
+    from goldlabel.config import Settings
+    from goldlabel.services import users as user_service
+    from goldlabel.services.context import Context
+    from goldlabel.services.media import import_media
+
+    project = make_project(db, BOXES)
+    folder = workdir / "big"
+    folder.mkdir(exist_ok=True)
+    rng = random.Random(1)
+    noise = bytes(rng.getrandbits(8) for _ in range(256 * 256 * 3))  # noise: PNG cannot shrink it
+    buf = io.BytesIO()
+    Image.frombytes("RGB", (256, 256), noise).save(buf, format="PNG")
+    (folder / "photo.png").write_bytes(buf.getvalue())
+    size_kb = len(buf.getvalue()) / 1024
+    ctx = Context.from_settings(Settings(database_url=db, media_dir=str(workdir / "media")))
+    import_media(ctx, None, project, folder)
+    admin = user_service.create_user(ctx, None, "bench-admin", "admin", None)
+    token = user_service.create_token(ctx, None, admin["id"])["token"]
+    ctx.close()
+    port = _free_port()
+    env = {**os.environ, "GOLDLABEL_DATABASE_URL": db, "GOLDLABEL_MEDIA_DIR": str(workdir / "media"),
+           "GOLDLABEL_REFIT_INTERVAL_S": "0"}
+    server = subprocess.Popen([sys.executable, "-m", "goldlabel.cli", "serve", "--host", "127.0.0.1", "--port",
+                               str(port)], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        base = f"http://127.0.0.1:{port}"
+        with httpx.Client(base_url=base, headers={"Authorization": f"Bearer {token}"}, timeout=10) as client:
+            for _ in range(100):
+                try:
+                    if client.get("/api/v1/me").status_code == 200:
+                        break
+                except httpx.TransportError:
+                    time.sleep(0.1)
+            items = client.get(f"/api/v1/projects/{project}/items").json()["items"]
+            url = items[0]["data"]["image"]
+            for _ in range(20):
+                client.get(url)
+            times = []
+            for _ in range(requests):
+                t0 = time.perf_counter()
+                res = client.get(url)
+                times.append((time.perf_counter() - t0) * 1000)
+                assert res.status_code == 200 and len(res.content) == len(buf.getvalue())
+    finally:
+        server.terminate()
+        server.wait(10)
+    times.sort()
+    return {"size_kb": size_kb, "p50": statistics.median(times), "p99": times[int(0.99 * (len(times) - 1))],
+            "n": requests, "load": os.getloadavg()[0]}
+
+
+def main() -> None:
+    if len(sys.argv) > 1 and sys.argv[1] == "--phase":
+        from import_export import run_phase
+
+        run_phase(sys.argv[2:])
+        return
+    if len(sys.argv) > 1 and sys.argv[1] == "--media-phase":
+        run_media_phase(sys.argv[2:])
+        return
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--items", type=int, default=200_000)
+    ap.add_argument("--files", type=int, default=10_000)
+    ap.add_argument("--requests", type=int, default=1000)
+    ap.add_argument("--quick", action="store_true", help="20,000 items, 1,000 files, 200 requests")
+    args = ap.parse_args()
+    n, k, r = (20_000, 1_000, 200) if args.quick else (args.items, args.files, args.requests)
+    rows = []
+    with tempfile.TemporaryDirectory(prefix="gl-media-bench-") as tmp:
+        workdir = Path(tmp)
+        for kind, formats in (("boxes", ("jsonl", "coco", "yolo", "voc")), ("spans", ("conll", "spacy"))):
+            db, drop = make_database("sqlite", workdir)
+            try:
+                project = make_project(db, BOXES if kind == "boxes" else SPANS)
+                seeded = seed_labeled(db, project, n, kind)
+                print(f"  seeded {n:,} {kind} items in {seeded:.0f} s", file=sys.stderr)
+                for fmt in formats:
+                    out = workdir / f"export-{fmt}"
+                    res = phase(db, project, "export", out, fmt)
+                    res["extra"] = f"{out.stat().st_size / 2**20:.0f} MB"
+                    rows.append((f"export {fmt} ({kind})", res))
+                    out.unlink()
+            finally:
+                drop()
+        db, drop = make_database("sqlite", workdir)
+        try:
+            imported = media_import(db, workdir, k)
+        finally:
+            drop()
+        db, drop = make_database("sqlite", workdir)
+        try:
+            served = media_serving(db, workdir, r)
+        finally:
+            drop()
+    print(f"\nTraining formats and media, N = {n:,} items, {k:,} files ({machine_description()})\n")
+    print("| phase | items | seconds | items/s | items/CPU-s | peak RSS MB | output | load |")
+    print("|---|---:|---:|---:|---:|---:|---:|---:|")
+    for name, res in rows:
+        print(f"| {name} | {res['n']:,} | {res['seconds']:.1f} | {res['n'] / res['seconds']:,.0f} | "
+              f"{res['n'] / max(res['cpu'], 1e-9):,.0f} | {res['rss_mb']:.0f} | {res['extra']} | {res['load']:.1f} |")
+    print(f"| media import ({k:,} PNG files, ~1.5 KB) | {imported['n']:,} | {imported['seconds']:.1f} | "
+          f"{imported['n'] / imported['seconds']:,.0f} files/s | {imported['n'] / max(imported['cpu'], 1e-9):,.0f} | "
+          f"{imported['rss_mb']:.0f} | | {imported['load']:.1f} |")
+    print(f"\nMedia serving: {served['size_kb']:.0f} KB PNG, {served['n']} requests over one keep-alive "
+          f"connection: p50 {served['p50']:.2f} ms, p99 {served['p99']:.2f} ms (load {served['load']:.1f})")
+    print(json.dumps({"exports": {name: res for name, res in rows}, "media_import": imported,
+                      "media_serving": served}, default=str), file=sys.stderr)
+
+
+if __name__ == "__main__":
+    main()
