@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import secrets
+import socket
 import sys
 from pathlib import Path
 
@@ -62,6 +63,28 @@ def _display_url(host: str, port: int) -> str:
     return f"http://{shown}:{port}"
 
 
+def check_port_free(host: str, port: int) -> None:
+    """Fail with a clear message when the address cannot be bound, before anything says "serving".
+
+    Binds and releases the address as uvicorn will (SO_REUSEADDR, so a port in TIME_WAIT counts
+    as free). Another process may still take it in between; uvicorn then reports that itself.
+    """
+    if port == 0:
+        return
+    try:
+        infos = socket.getaddrinfo(host or None, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)
+    except socket.gaierror as exc:
+        raise click.ClickException(f"cannot listen on {host}:{port}: {exc.strerror}") from None
+    family, kind, proto, _, address = infos[0]
+    with socket.socket(family, kind, proto) as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            sock.bind(address)
+        except OSError as exc:
+            hint = " (is another server running there? choose another --port)" if exc.errno in (98, 48) else ""
+            raise click.ClickException(f"cannot listen on {_display_url(host, port)}: {exc.strerror}{hint}") from None
+
+
 @click.command()
 @click.option("--host", default="127.0.0.1", show_default=True, help="Interface to listen on (0.0.0.0: all).")
 @click.option("--port", type=click.IntRange(0, 65535), default=8000, show_default=True, help="TCP port.")
@@ -74,6 +97,7 @@ def serve(state: CliState, host: str, port: int, workers: int) -> None:
 
     Migrations run once before the server starts.
     """
+    check_port_free(host, port)
     click.echo(f"goldlabel serving {_display_url(host, port)} (database {state.settings.database_url}, "
                f"{workers} worker{'s' if workers > 1 else ''})", err=True)
     run_server(state, host, port, workers)
@@ -100,6 +124,8 @@ def demo(state: CliState, host: str, port: int, database: str | None, no_serve: 
     elif state.database is None:
         state.with_database(f"sqlite:///{Path.cwd() / DEMO_DATABASE}")
     url = state.settings.database_url
+    if not no_serve:
+        check_port_free(host, port)
     seeded = seed_demo(state.context())
     base = _display_url(host, port)
     click.echo("")

@@ -198,8 +198,11 @@ def item_page(request: Request, project_id: int, item_id: int, actor: PageActor)
     except GoldlabelError as exc:
         return _error(request, exc)
     review = request.query_params.get("review") == "1"
+    # Set by review.js after a review: the page is read again, so it shows the saved outcome.
+    reviewed = request.query_params.get("reviewed")
     return _page(request, "item.html", {
         "project": project, "item": item, "review_mode": review, "active": "review" if review else "items",
+        "reviewed": reviewed if reviewed in ("accept", "reject", "fix") else None,
         "views": AnnotationViews(project["label_schema"]),
         "review_data": {"project_id": project_id, "item_id": item_id, "label_schema": project["label_schema"],
                         "data": item["data"], "consensus": {c["question"]: c["value"] for c in item["consensus"]},

@@ -18,8 +18,13 @@ userForm.addEventListener('submit', async (event) => {
       username: f.username.value.trim(), role: f.role.value, password: f.password.value || null,
       display_name: f.display_name.value } });
     flash(`Created ${user.username} (${user.role}).`);
+    // The same row the page renders, Suspend button included (whoever may create may suspend).
+    const suspend = h('button', { type: 'button', class: 'small', 'data-user-id': String(user.id), 'data-active': 'false',
+      'data-testid': `suspend-${user.username}` }, 'Suspend');
+    bindStatusButton(suspend);
     const row = h('tr', { dataset: { user: String(user.id) } }, h('td', {}, user.username),
-      h('td', {}, user.display_name || ''), h('td', {}, user.role), h('td', {}, h('span', { class: 'badge status-final' }, 'active')), h('td'));
+      h('td', {}, user.display_name || ''), h('td', {}, user.role), h('td', {}, h('span', { class: 'badge status-final' }, 'active')),
+      h('td', { class: 'actions' }, suspend));
     $('users-body').appendChild(row);
     userForm.reset();
   } catch (e) {
@@ -27,7 +32,7 @@ userForm.addEventListener('submit', async (event) => {
   }
 });
 
-for (const button of document.querySelectorAll('[data-active]')) {
+function bindStatusButton(button) {
   button.addEventListener('click', async () => {
     try {
       await api(`/users/${button.dataset.userId}`, { method: 'PATCH', body: { is_active: button.dataset.active === 'true' } });
@@ -37,6 +42,8 @@ for (const button of document.querySelectorAll('[data-active]')) {
     }
   });
 }
+
+document.querySelectorAll('[data-active]').forEach(bindStatusButton);
 
 const tokenForm = $('token-form');
 tokenForm.addEventListener('submit', async (event) => {
