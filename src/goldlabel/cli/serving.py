@@ -112,7 +112,7 @@ def serve(state: CliState, host: str, port: int, workers: int) -> None:
 @click.option("--no-serve", is_flag=True, hidden=True, help="Seed and print, then exit (for tests).")
 @pass_state
 def demo(state: CliState, host: str, port: int, database: str | None, no_serve: bool) -> None:
-    """Seed a demo (two projects, a manager and two annotators) and serve it.
+    """Seed a demo (two projects, an admin, a manager and two annotators with some answers) and serve it.
 
     The data is generated at start from templates with a fixed seed: nothing is downloaded.
     Running it again reuses the database and creates only what is missing.
@@ -133,7 +133,9 @@ def demo(state: CliState, host: str, port: int, database: str | None, no_serve: 
     click.echo(f"  database   {url}")
     for p in seeded.projects:
         gold = f", {p.gold} gold" if p.gold else ""
-        click.echo(f"  project {p.id}  {p.name} ({p.items} items{gold}){'' if p.is_new else ', reused'}")
+        seeded_answers = f"; {p.answers_seeded} answers by the demo annotators" if p.answers_seeded else ""
+        click.echo(f"  project {p.id}  {p.name} ({p.items} items{gold}{seeded_answers})"
+                   f"{'' if p.is_new else ', reused'}")
     click.echo(f"  web        {base}/")
     click.echo(f"  API docs   {base}/api/v1/docs")
     click.echo("")
@@ -142,6 +144,7 @@ def demo(state: CliState, host: str, port: int, database: str | None, no_serve: 
     for u in seeded.users:
         password = u.password if u.has_demo_password else "(changed since the demo created it)"
         click.echo(f"    {u.username.ljust(width)}  {password.ljust(16)}  {u.role}")
+    click.echo("  (admin sees every project, also one made with `goldlabel projects create` and no --manager)")
     click.echo("")
     # Show the command as it was run (`.venv/bin/goldlabel` after `make demo`): it may not be on PATH.
     program = sys.argv[0] if Path(sys.argv[0]).name == "goldlabel" else "goldlabel"

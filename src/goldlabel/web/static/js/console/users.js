@@ -1,4 +1,5 @@
-// Users: create accounts, suspend or reactivate them, create and revoke my API tokens.
+// Users: create accounts, suspend or reactivate them, set a password (admins), create and
+// revoke my API tokens.
 // A new token's secret is shown once, here, and never again.
 
 import { api } from '../api.js';
@@ -22,9 +23,15 @@ userForm.addEventListener('submit', async (event) => {
     const suspend = h('button', { type: 'button', class: 'small', 'data-user-id': String(user.id), 'data-active': 'false',
       'data-testid': `suspend-${user.username}` }, 'Suspend');
     bindStatusButton(suspend);
+    let setPassword = null;
+    if (config.is_admin) {
+      setPassword = h('button', { type: 'button', class: 'small', 'data-set-password': String(user.id),
+        'data-username': user.username, 'data-testid': `set-password-${user.username}` }, 'Set password…');
+      bindSetPassword(setPassword);
+    }
     const row = h('tr', { dataset: { user: String(user.id) } }, h('td', {}, user.username),
       h('td', {}, user.display_name || ''), h('td', {}, user.role), h('td', {}, h('span', { class: 'badge status-final' }, 'active')),
-      h('td', { class: 'actions' }, suspend));
+      h('td', { class: 'actions' }, suspend, setPassword ? ' ' : null, setPassword));
     $('users-body').appendChild(row);
     userForm.reset();
   } catch (e) {
@@ -44,6 +51,43 @@ function bindStatusButton(button) {
 }
 
 document.querySelectorAll('[data-active]').forEach(bindStatusButton);
+
+// Set another user's password (admins): a dialog with one field.
+const dialog = $('password-dialog');
+const passwordForm = $('set-password-form');
+let passwordTarget = null;
+
+function bindSetPassword(button) {
+  button.addEventListener('click', () => {
+    passwordTarget = { id: button.dataset.setPassword, username: button.dataset.username };
+    $('password-user').textContent = passwordTarget.username;
+    passwordForm.reset();
+    hideError($('set-password-errors'));
+    dialog.showModal();
+    passwordForm.elements.password.focus();
+  });
+}
+
+document.querySelectorAll('[data-set-password]').forEach(bindSetPassword);
+$('set-password-cancel').addEventListener('click', () => dialog.close());
+
+passwordForm.addEventListener('submit', async (event) => {
+  event.preventDefault();
+  const box = $('set-password-errors');
+  hideError(box);
+  const password = passwordForm.elements.password.value;
+  if (password.length < 8) {
+    showError(box, new Error('The new password must have at least 8 characters.'));
+    return;
+  }
+  try {
+    await api(`/users/${passwordTarget.id}`, { method: 'PATCH', body: { password } });
+    dialog.close();
+    flash(`New password set for ${passwordTarget.username}; their browser sessions have ended.`);
+  } catch (e) {
+    showError(box, e);
+  }
+});
 
 const tokenForm = $('token-form');
 tokenForm.addEventListener('submit', async (event) => {
