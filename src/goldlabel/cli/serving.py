@@ -10,7 +10,7 @@ from pathlib import Path
 
 import click
 
-from goldlabel.cli.root import CliState, pass_state
+from goldlabel.cli.root import CliState, fail, pass_state
 from goldlabel.config import ENV_PREFIX, Settings
 
 DEMO_DATABASE = "demo-data/demo.db"
@@ -74,7 +74,7 @@ def check_port_free(host: str, port: int) -> None:
     try:
         infos = socket.getaddrinfo(host or None, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)
     except socket.gaierror as exc:
-        raise click.ClickException(f"cannot listen on {host}:{port}: {exc.strerror}") from None
+        fail(f"cannot listen on {host}:{port}: {exc.strerror}")
     family, kind, proto, _, address = infos[0]
     with socket.socket(family, kind, proto) as sock:
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
@@ -82,7 +82,7 @@ def check_port_free(host: str, port: int) -> None:
             sock.bind(address)
         except OSError as exc:
             hint = " (is another server running there? choose another --port)" if exc.errno in (98, 48) else ""
-            raise click.ClickException(f"cannot listen on {_display_url(host, port)}: {exc.strerror}{hint}") from None
+            fail(f"cannot listen on {_display_url(host, port)}: {exc.strerror}{hint}")
 
 
 @click.command()
