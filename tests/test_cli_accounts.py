@@ -7,9 +7,12 @@ import json
 import socket
 from pathlib import Path
 
+import httpx
 from click.testing import CliRunner
 
+from goldlabel.api.app import create_app
 from goldlabel.cli import cli
+from goldlabel.client.transport import ASGIAppTransport
 from goldlabel.config import Settings
 from goldlabel.domain.errors import GoldlabelError
 from goldlabel.services import dashboard as dashboard_service
@@ -17,6 +20,7 @@ from goldlabel.services import items as item_service
 from goldlabel.services import projects as project_service
 from goldlabel.services import users as user_service
 from goldlabel.services.context import Context
+from goldlabel.web.session import SESSION_COOKIE, start_session
 
 
 def test_serve_on_a_busy_port_says_so_before_anything_else(tmp_path: Path) -> None:
@@ -112,6 +116,19 @@ def test_demo_seeds_answers_once_so_the_console_shows_something(database_url: st
         # Two answers per support item at max overlap 2, with some disagreement: work for review.
         support = projects["Demo: support reply quality"]
         assert dashboard_service.review_queue(ctx, manager, support, 0, 100)["items"]
+        # The console pages a manager opens first render with the seeded answers (gold answers
+        # give annotators evidence without a suspension reason: that once failed the dashboard).
+        app = create_app(context=ctx, migrate=False)
+        cookie, session = app.state.web.signer.issue(manager.id)
+        start_session(ctx, session)
+        transport = ASGIAppTransport(app)
+        with httpx.Client(transport=transport, base_url="http://demo.test", cookies={SESSION_COOKIE: cookie}) as web:
+            for pid in projects.values():
+                for path in ("", "/items", "/review"):
+                    res = web.get(f"/console/projects/{pid}{path}")
+                    assert res.status_code == 200, (path, res.text[-2000:])
+            assert "ticket-0" in web.get(f"/console/projects/{support}/review").text
+        transport.close()
         second = run(database_url, "demo", "--no-serve")
         assert second.exit_code == 0 and "answers by the demo annotators" not in second.stdout
         assert len(item_service.list_answers(ctx, manager, support, 0, 1000)) == 66
