@@ -87,10 +87,14 @@ def test_users_page_new_user_can_be_suspended_and_errors_read_as_sentences(page,
     page.click("[data-testid=create-user]")
     page.wait_for_selector("[data-testid=suspend-shorty]")
     assert page.is_hidden("#user-errors")
-    page.click("[data-testid=suspend-shorty]")
-    page.wait_for_selector("tr[data-user] >> text=suspended")
-    # Action cells stay table cells: the row borders line up across the row.
     row = page.locator("tr[data-user]", has_text="shorty")
+    page.click("[data-testid=suspend-shorty]")
+    page.wait_for_selector("tr[data-user]:has-text('shorty') >> text=suspended")
+    # In place, without a reload (which would show page 1, where the row may not be), and back.
+    row.locator("button", has_text="Reactivate").click()
+    page.wait_for_selector("tr[data-user]:has-text('shorty') .badge >> text=active")
+    assert row.locator("button").first.inner_text() == "Suspend"
+    # Action cells stay table cells: the row borders line up across the row.
     assert row.locator("td.actions").evaluate("td => getComputedStyle(td).display") == "table-cell"
     bottoms = row.locator("td").evaluate_all("tds => tds.map(td => Math.round(td.getBoundingClientRect().bottom))")
     assert len(set(bottoms)) == 1, bottoms

@@ -39,11 +39,19 @@ userForm.addEventListener('submit', async (event) => {
   }
 });
 
+// Suspend / reactivate in place: a reload would show page 1 again, where the row may not be.
 function bindStatusButton(button) {
   button.addEventListener('click', async () => {
+    hideError($('user-errors'));
+    const active = button.dataset.active === 'true';
     try {
-      await api(`/users/${button.dataset.userId}`, { method: 'PATCH', body: { is_active: button.dataset.active === 'true' } });
-      window.location.reload();
+      const user = await api(`/users/${button.dataset.userId}`, { method: 'PATCH', body: { is_active: active } });
+      const status = button.closest('tr').querySelector('.badge');
+      status.className = `badge ${user.is_active ? 'status-final' : 'status-needs_review'}`;
+      status.textContent = user.is_active ? 'active' : 'suspended';
+      button.dataset.active = String(!user.is_active);
+      button.textContent = user.is_active ? 'Suspend' : 'Reactivate';
+      flash(`${user.username} is ${user.is_active ? 'active again' : 'suspended'}.`);
     } catch (e) {
       showError($('user-errors'), e);
     }
