@@ -1,12 +1,15 @@
 # goldlabel: `make demo` and `make test` do all set-up on a fresh machine.
 #
 # The virtualenv is re-installed only when pyproject.toml changes (a stamp file records the
-# last install), so the second `make demo` starts in about a second.
+# last install), so the second `make demo` starts in about a second. `make demo` and `make serve`
+# install the package alone (BASE_STAMP); the test tools (pytest, playwright, ruff) come with the
+# test extra only for the targets that use them (STAMP).
 
 PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.goldlabel-installed
+BASE_STAMP := $(VENV)/.goldlabel-base-installed
 PYTEST_ARGS ?=
 HOST ?= 127.0.0.1
 PORT ?= 8000
@@ -23,14 +26,18 @@ help:
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
 
+$(BASE_STAMP): pyproject.toml | $(BIN)/python
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check -e .
+	@touch $(BASE_STAMP)
+
 $(STAMP): pyproject.toml | $(BIN)/python
 	$(BIN)/python -m pip install --quiet --disable-pip-version-check -e '.[test]'
-	@touch $(STAMP)
+	@touch $(BASE_STAMP) $(STAMP)
 
-demo: $(STAMP)
+demo: $(BASE_STAMP)
 	$(BIN)/goldlabel demo --host $(HOST) --port $(PORT)
 
-serve: $(STAMP)
+serve: $(BASE_STAMP)
 	$(BIN)/goldlabel serve --host $(HOST) --port $(PORT)
 
 clean-demo:

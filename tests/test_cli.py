@@ -293,7 +293,7 @@ def test_aggregate_csv(tmp_path: Path) -> None:
 def test_demo_seeds_once_and_reuses(database_url: str) -> None:
     first = run(database_url, "demo", "--no-serve")
     assert first.exit_code == 0, first.output
-    for login in ("manager-demo", "annotator1-demo", "annotator2-demo"):
+    for login in ("manager-demo", "annotator1-demo", "annotator2-demo", "admin-demo"):
         assert login in first.stdout
     assert "200 items, 12 gold" in first.stdout
     second = run(database_url, "demo", "--no-serve")
@@ -304,7 +304,7 @@ def test_demo_seeds_once_and_reuses(database_url: str) -> None:
     kinds = {q["kind"] for p in projects for q in p["label_schema"]["questions"]}
     assert kinds == {"choice", "rating", "multi_choice", "text"}
     assert [u["username"] for u in json.loads(run(database_url, "users", "list", "--json").stdout)] == [
-        "manager", "annotator1", "annotator2"
+        "manager", "annotator1", "annotator2", "admin"
     ]
 
 

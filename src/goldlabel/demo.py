@@ -1,8 +1,12 @@
 """The demo: two small projects made up at start from templates with a fixed seed (no downloads,
-no data files), three users, all through the same services as everything else.
+no data files), an admin, a manager and two annotators, all through the same services as
+everything else. The two annotators have already answered part of each project (simulated from
+the generator's own truth, with some mistakes), so the dashboard, its charts and the review
+queue show something on first login.
 
 ``seed_demo(ctx)`` is idempotent: users, projects and items are found by name / external_id
-and only what is missing is created, so ``make demo`` can run again on the same database.
+and only what is missing is created (answers only for an annotator with none in the project),
+so ``make demo`` can run again on the same database.
 """
 
 from __future__ import annotations
@@ -14,7 +18,10 @@ from typing import Any
 from goldlabel.domain.errors import GoldlabelError
 from goldlabel.schemas import ProjectCreate, QualitySettings
 from goldlabel.services import imports as import_service
+from goldlabel.services import items as item_service
 from goldlabel.services import projects as project_service
+from goldlabel.services import quality as quality_service
+from goldlabel.services import queue as queue_service
 from goldlabel.services import users as user_service
 from goldlabel.services.access import Actor
 from goldlabel.services.context import Context
@@ -23,12 +30,16 @@ SEED = 20240611
 # The local operator reads as an admin (listing services want an actor; writes pass None).
 _OPERATOR = Actor(id=0, username="local-operator", role="admin")
 
-# username, global role, password, role in the demo projects
-DEMO_USERS: tuple[tuple[str, str, str, str], ...] = (
+# username, global role, password, role in the demo projects (None: no membership; an admin
+# sees every project, including one created with `goldlabel projects create` and no --manager)
+DEMO_USERS: tuple[tuple[str, str, str, str | None], ...] = (
     ("manager", "manager", "manager-demo", "manager"),
     ("annotator1", "annotator", "annotator1-demo", "annotator"),
     ("annotator2", "annotator", "annotator2-demo", "annotator"),
+    ("admin", "admin", "admin-demo", None),
 )
+# How many items each annotator answers at the demo's first start, and how often they are right.
+SEEDED_ANSWERS = {"annotator1": (36, 0.92), "annotator2": (30, 0.8)}
 
 SENTIMENT_PROJECT = "Demo: product review sentiment"
 SUPPORT_PROJECT = "Demo: support reply quality"
@@ -136,8 +147,13 @@ def generate_reviews(n: int = 200, seed: int = SEED, gold: int = 12) -> list[dic
     reasonably disagree; the first ``gold`` clear-cut reviews carry a gold answer, and every
     review carries a prediction from a pretend keyword model that is right about 80% of the time.
     """
+    return [row for row, _ in _reviews_with_truth(n, seed, gold)]
+
+
+def _reviews_with_truth(n: int, seed: int, gold: int) -> list[tuple[dict[str, Any], str]]:
+    """The rows of :func:`generate_reviews`, each with the sentiment it was written with."""
     rng = random.Random(seed)
-    rows: list[dict[str, Any]] = []
+    rows: list[tuple[dict[str, Any], str]] = []
     clear_rows: list[tuple[dict[str, Any], str]] = []
     for i in range(n):
         product = rng.choice(_PRODUCTS)
@@ -168,7 +184,7 @@ def generate_reviews(n: int = 200, seed: int = SEED, gold: int = 12) -> list[dic
         }
         if clear:
             clear_rows.append((row, truth))
-        rows.append(row)
+        rows.append((row, truth))
     # Gold spread over the whole project, and only on reviews with one clear answer.
     for row, truth in rng.sample(clear_rows, min(gold, len(clear_rows))):
         row["gold"] = {"sentiment": truth}
@@ -205,6 +221,11 @@ _REPLIES = (
 
 def generate_support_replies(n: int = 40, seed: int = SEED) -> list[dict[str, Any]]:
     """``n`` import rows: a customer message (one or two topics) and an agent reply of mixed quality."""
+    return [row for row, _ in _support_with_truth(n, seed)]
+
+
+def _support_with_truth(n: int, seed: int) -> list[tuple[dict[str, Any], dict[str, Any]]]:
+    """The rows of :func:`generate_support_replies`, each with the answer it was written for."""
     rng = random.Random(seed + 1)
     topics = list(_CUSTOMER)
     rows = []
@@ -212,12 +233,12 @@ def generate_support_replies(n: int = 40, seed: int = SEED) -> list[dict[str, An
         asked = rng.sample(topics, k=1 if rng.random() < 0.7 else 2)
         fill = {"order": f"#{rng.randint(10000, 99999)}", "product": rng.choice(_PRODUCTS)}
         message = " ".join(rng.choice(_CUSTOMER[t]).format(**fill) for t in asked)
-        _, reply = rng.choice(_REPLIES)
-        rows.append({
+        quality, reply = rng.choice(_REPLIES)
+        rows.append(({
             "external_id": f"ticket-{i + 1:03d}",
             "data": {"customer": message, "reply": reply},
             "meta": {"source": "goldlabel demo (synthetic)", "seed": seed},
-        })
+        }, {"helpfulness": quality, "topics": sorted(asked)}))
     return rows
 
 
@@ -240,6 +261,7 @@ class DemoProject:
     items: int
     gold: int
     is_new: bool
+    answers_seeded: int = 0
 
 
 @dataclass
@@ -273,24 +295,78 @@ def _ensure_user(ctx: Context, username: str, role: str, password: str) -> tuple
     return existing, DemoUser(username, existing["role"], password, False, has_password)
 
 
-def _ensure_project(ctx: Context, name: str, make_spec, rows: list[dict], members: dict[int, str]) -> DemoProject:
+def _ensure_project(ctx: Context, name: str, make_spec, rows: list[dict], members: dict[int, str | None]) -> DemoProject:
     existing = _find_by(lambda after: project_service.list_projects(ctx, _OPERATOR, after, 500), "name", name)
     project = existing or project_service.create_project(ctx, None, make_spec())
     for user_id, role in members.items():
-        project_service.set_member(ctx, None, project["id"], user_id, role)
+        if role is not None:
+            project_service.set_member(ctx, None, project["id"], user_id, role)
     # Always run the (idempotent) import: a first start interrupted mid-way is completed.
     import_service.ingest_rows(ctx, None, project["id"], enumerate(rows, start=1), fmt="demo")
     return DemoProject(project["id"], name, len(rows), sum(1 for r in rows if "gold" in r), existing is None)
 
 
+def _sentiment_answer(truth: str, accuracy: float, rng: random.Random) -> dict[str, Any]:
+    if rng.random() < accuracy:
+        return {"sentiment": truth}
+    return {"sentiment": rng.choice([s for s in _SENTIMENTS if s != truth])}
+
+
+def _support_answer(truth: dict[str, Any], accuracy: float, rng: random.Random) -> dict[str, Any]:
+    rating, topics = truth["helpfulness"], list(truth["topics"])
+    if rng.random() >= accuracy:  # one point off, as people disagree about "good" and "okay"
+        rating = min(5, max(1, rating + rng.choice((-1, 1))))
+    if rng.random() >= accuracy:
+        extra = [t for t in _CUSTOMER if t not in topics]
+        topics = sorted([*topics, rng.choice(extra)]) if len(topics) == 1 else topics[:1]
+    return {"helpfulness": rating, "topics": topics}
+
+
+def _seed_answers(ctx: Context, project_id: int, annotator: Actor, truths: dict[str, Any], answer_for,
+                  count: int, accuracy: float, rng: random.Random) -> int:
+    """Let ``annotator`` answer up to ``count`` items through the real queue (lease, then submit),
+    answering from the generator's truth, right with probability about ``accuracy``. Only for
+    an annotator with no answer in the project yet: a second start adds nothing."""
+    if queue_service.list_my_answers(ctx, annotator, project_id, 0, 1):
+        return 0
+    ids = {}
+    after = 0
+    while page := item_service.list_items(ctx, _OPERATOR, project_id, after, 500):
+        ids.update({r["id"]: r["external_id"] for r in page})
+        after = page[-1]["id"]
+    done = 0
+    while done < count and (lease := queue_service.lease_next(ctx, annotator, project_id)) is not None:
+        value = answer_for(truths[ids[lease["item"]["id"]]], accuracy, rng)
+        queue_service.submit_answer(ctx, annotator, project_id, lease["token"], value,
+                                    duration_ms=rng.randint(2_500, 14_000))
+        done += 1
+    return done
+
+
+def _seed_project_answers(ctx: Context, project: DemoProject, annotators: dict[str, Actor], truths: dict[str, Any],
+                          answer_for) -> None:
+    rng = random.Random(f"{SEED}-{project.name}")  # the same answers on every fresh demo
+    for username, (count, accuracy) in SEEDED_ANSWERS.items():
+        project.answers_seeded += _seed_answers(ctx, project.id, annotators[username], truths, answer_for, count,
+                                                accuracy, rng)
+    if project.answers_seeded:
+        # Learn skills and consensus from the seeded answers now, not a minute after first login.
+        quality_service.refit_project(ctx, None, project.id)
+
+
 def seed_demo(ctx: Context) -> DemoSeed:
     """Create (or find) the demo users and projects; returns what the demo prints."""
     result = DemoSeed()
-    members: dict[int, str] = {}
+    members: dict[int, str | None] = {}
+    annotators: dict[str, Actor] = {}
     for username, role, password, project_role in DEMO_USERS:
         row, user = _ensure_user(ctx, username, role, password)
         members[row["id"]] = project_role
         result.users.append(user)
+        if project_role == "annotator":
+            annotators[username] = Actor(row["id"], row["username"], row["role"])
+    reviews = _reviews_with_truth(200, SEED, 12)
+    support = _support_with_truth(40, SEED)
     result.projects.append(_ensure_project(
         ctx,
         SENTIMENT_PROJECT,
@@ -303,7 +379,7 @@ def seed_demo(ctx: Context) -> DemoSeed:
             overlap_max=3,
             settings=QualitySettings(target_confidence=0.9, gold_rate=0.1),
         ),
-        generate_reviews(),
+        [row for row, _ in reviews],
         members,
     ))
     result.projects.append(_ensure_project(
@@ -317,7 +393,11 @@ def seed_demo(ctx: Context) -> DemoSeed:
             overlap_min=1,
             overlap_max=2,
         ),
-        generate_support_replies(),
+        [row for row, _ in support],
         members,
     ))
+    for project, rows, answer_for in ((result.projects[0], reviews, _sentiment_answer),
+                                      (result.projects[1], support, _support_answer)):
+        truths = {row["external_id"]: truth for row, truth in rows}
+        _seed_project_answers(ctx, project, annotators, truths, answer_for)
     return result

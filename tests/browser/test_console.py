@@ -251,7 +251,7 @@ def test_xss_payloads_never_run_in_the_console(page, server, ui):
     paths = ["/console", f"/console/projects/{pid}", f"/console/projects/{pid}/items",
              f"/console/projects/{pid}/items/{item_id}?review=1", f"/console/projects/{pid}/review",
              f"/console/projects/{pid}/annotators/{annotator.id}", f"/console/projects/{pid}/settings",
-             f"/console/projects/{pid}/export", "/console/users", f"/console/projects/{pid}/import"]
+             f"/console/projects/{pid}/export", "/console/users", f"/console/projects/{pid}/import", "/account"]
     for path in paths:
         response = page.goto(path)
         assert response.status == 200, path

@@ -166,3 +166,33 @@ def test_dashboard_and_annotator_page_render_after_gold_answers(factory, session
         assert ("Recent gold misses" in page.text) == bool(misses)
         passed = f"{1 - misses} passed of 1, mean score {1 - misses:.2f}"
         assert f'data-testid="gold-sentiment">{passed}</dd>' in page.text
+
+
+def test_account_page_for_every_user_escapes_the_display_name(app, factory, session_as):
+    annotator = factory.make_user()
+    client = session_as(annotator)
+    assert client.patch(f"/api/v1/users/{annotator.id}", json={"display_name": XSS},
+                        headers={"X-CSRF-Token": csrf_of(client.get("/account").text)}).status_code == 200
+    res = client.get("/account")
+    assert res.status_code == 200 and annotator.username in res.text
+    assert XSS not in res.text and "&lt;img src=x" in res.text
+    assert 'href="/account"' in client.get("/").text  # the top bar links it
+    transport = ASGIAppTransport(app)
+    with httpx.Client(transport=transport, base_url="http://goldlabel.test") as anonymous:
+        assert anonymous.get("/account").headers["location"] == "/login?next=/account"
+    transport.close()
+
+
+def test_item_page_after_a_review_shows_the_saved_outcome(labeled, session_as):
+    project, _, _ = labeled
+    client = session_as(project["manager"])
+    pid = project["id"]
+    item = client.get(f"/api/v1/projects/{pid}/items?status=needs_review").json()["items"][0]
+    path = f"/console/projects/{pid}/items/{item['id']}"
+    token = csrf_of(client.get(path).text)
+    assert client.post(f"/api/v1/projects/{pid}/items/{item['id']}/reviews", json={"action": "accept"},
+                       headers={"X-CSRF-Token": token}).status_code == 201
+    html = client.get(f"{path}?review=1&reviewed=accept").text
+    assert "Accepted and saved (the item is now final)" in html and 'data-testid="review-next"' in html
+    unknown = client.get(f"{path}?review=1&reviewed=%3Cscript%3E").text
+    assert "and saved" not in unknown and "&lt;script&gt;" not in unknown  # not echoed at all

@@ -78,6 +78,13 @@ def create_project(state: CliState, name: str, schema_path: Path, overlap_min: i
     for user_id in manager_ids:
         project_service.set_member(ctx, None, project["id"], user_id, "manager")
     click.echo(project["id"])
+    if not managers:
+        # Only admins see a project nobody is a member of: say how to make it visible (on stderr,
+        # stdout stays the bare id for scripts).
+        pid = project["id"]
+        click.echo(f"project {pid} has no members yet: only admins see it. Give it a manager with\n"
+                   f"  goldlabel projects add-member {pid} USERNAME --role manager\n"
+                   f"(or create it with --manager USERNAME).", err=True)
 
 
 @projects.command("list")

@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import os
 import secrets
+import socket
 import sys
 from pathlib import Path
 
 import click
 
-from goldlabel.cli.root import CliState, pass_state
+from goldlabel.cli.root import CliState, fail, pass_state
 from goldlabel.config import ENV_PREFIX, Settings
 
 DEMO_DATABASE = "demo-data/demo.db"
@@ -62,6 +63,28 @@ def _display_url(host: str, port: int) -> str:
     return f"http://{shown}:{port}"
 
 
+def check_port_free(host: str, port: int) -> None:
+    """Fail with a clear message when the address cannot be bound, before anything says "serving".
+
+    Binds and releases the address as uvicorn will (SO_REUSEADDR, so a port in TIME_WAIT counts
+    as free). Another process may still take it in between; uvicorn then reports that itself.
+    """
+    if port == 0:
+        return
+    try:
+        infos = socket.getaddrinfo(host or None, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)
+    except socket.gaierror as exc:
+        fail(f"cannot listen on {host}:{port}: {exc.strerror}")
+    family, kind, proto, _, address = infos[0]
+    with socket.socket(family, kind, proto) as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            sock.bind(address)
+        except OSError as exc:
+            hint = " (is another server running there? choose another --port)" if exc.errno in (98, 48) else ""
+            fail(f"cannot listen on {_display_url(host, port)}: {exc.strerror}{hint}")
+
+
 @click.command()
 @click.option("--host", default="127.0.0.1", show_default=True, help="Interface to listen on (0.0.0.0: all).")
 @click.option("--port", type=click.IntRange(0, 65535), default=8000, show_default=True, help="TCP port.")
@@ -74,6 +97,7 @@ def serve(state: CliState, host: str, port: int, workers: int) -> None:
 
     Migrations run once before the server starts.
     """
+    check_port_free(host, port)
     click.echo(f"goldlabel serving {_display_url(host, port)} (database {state.settings.database_url}, "
                f"{workers} worker{'s' if workers > 1 else ''})", err=True)
     run_server(state, host, port, workers)
@@ -88,7 +112,7 @@ def serve(state: CliState, host: str, port: int, workers: int) -> None:
 @click.option("--no-serve", is_flag=True, hidden=True, help="Seed and print, then exit (for tests).")
 @pass_state
 def demo(state: CliState, host: str, port: int, database: str | None, no_serve: bool) -> None:
-    """Seed a demo (two projects, a manager and two annotators) and serve it.
+    """Seed a demo (two projects, an admin, a manager and two annotators with some answers) and serve it.
 
     The data is generated at start from templates with a fixed seed: nothing is downloaded.
     Running it again reuses the database and creates only what is missing.
@@ -100,6 +124,8 @@ def demo(state: CliState, host: str, port: int, database: str | None, no_serve: 
     elif state.database is None:
         state.with_database(f"sqlite:///{Path.cwd() / DEMO_DATABASE}")
     url = state.settings.database_url
+    if not no_serve:
+        check_port_free(host, port)
     seeded = seed_demo(state.context())
     base = _display_url(host, port)
     click.echo("")
@@ -107,7 +133,9 @@ def demo(state: CliState, host: str, port: int, database: str | None, no_serve: 
     click.echo(f"  database   {url}")
     for p in seeded.projects:
         gold = f", {p.gold} gold" if p.gold else ""
-        click.echo(f"  project {p.id}  {p.name} ({p.items} items{gold}){'' if p.is_new else ', reused'}")
+        seeded_answers = f"; {p.answers_seeded} answers by the demo annotators" if p.answers_seeded else ""
+        click.echo(f"  project {p.id}  {p.name} ({p.items} items{gold}{seeded_answers})"
+                   f"{'' if p.is_new else ', reused'}")
     click.echo(f"  web        {base}/")
     click.echo(f"  API docs   {base}/api/v1/docs")
     click.echo("")
@@ -116,6 +144,7 @@ def demo(state: CliState, host: str, port: int, database: str | None, no_serve: 
     for u in seeded.users:
         password = u.password if u.has_demo_password else "(changed since the demo created it)"
         click.echo(f"    {u.username.ljust(width)}  {password.ljust(16)}  {u.role}")
+    click.echo("  (admin sees every project, also one made with `goldlabel projects create` and no --manager)")
     click.echo("")
     # Show the command as it was run (`.venv/bin/goldlabel` after `make demo`): it may not be on PATH.
     program = sys.argv[0] if Path(sys.argv[0]).name == "goldlabel" else "goldlabel"

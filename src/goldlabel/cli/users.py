@@ -1,4 +1,4 @@
-"""``goldlabel users``: create users, issue API tokens, list users."""
+"""``goldlabel users``: create users, set passwords, issue API tokens, list users."""
 
 from __future__ import annotations
 
@@ -48,7 +48,7 @@ def _read_password(password: str | None, password_stdin: bool) -> str | None:
 
 @click.group()
 def users() -> None:
-    """Create users, issue API tokens, list users."""
+    """Create users, set passwords, issue API tokens, list users."""
 
 
 @users.command("create")
@@ -72,6 +72,27 @@ def create_user(state: CliState, username: str, role: str, password: str | None,
     if secret is None:
         click.echo("no password set: this user authenticates with API tokens only "
                    f"(goldlabel users token {username})", err=True)
+
+
+@users.command("set-password")
+@click.argument("username")
+@click.option("--password", default=None, help="The new password (at least 8 characters). Visible to other "
+              "local users in the process list: prefer --password-stdin.")
+@click.option("--password-stdin", is_flag=True, help="Read the password from the first line of standard input.")
+@pass_state
+def set_password(state: CliState, username: str, password: str | None, password_stdin: bool) -> None:
+    """Set the password of USERNAME (the way back in for a forgotten one).
+
+    Without --password or --password-stdin it is asked for on a terminal. The user's browser
+    sessions end; their API tokens keep working (revoke those on the Users page or over the API).
+    """
+    secret = _read_password(password, password_stdin)
+    if secret is None:
+        fail("no terminal to ask for the password: give --password-stdin", 2)
+    ctx = state.context()
+    user = find_user(ctx, username)
+    user_service.update_user(ctx, LOCAL_OPERATOR, user["id"], {"password": secret})
+    click.echo(f"password of {username} set; their browser sessions have ended")
 
 
 @users.command("token")

@@ -21,6 +21,7 @@ from goldlabel.services import users as user_service
 from goldlabel.services.access import Actor
 from goldlabel.storage.tables import ITEM_STATUSES
 from goldlabel.web import charts
+from goldlabel.web.annotation_views import AnnotationViews
 from goldlabel.web.rendering import PageActor, render, render_error
 
 router = APIRouter(prefix="/console", include_in_schema=False)
@@ -186,6 +187,7 @@ def items_page(request: Request, project_id: int, actor: PageActor, after: int =
     keep = {k: v for k, v in given.items() if v}
     return _page(request, "items.html", {
         "project": project, "page": page, "given": given, "keep": keep, "after": after,
+        "views": AnnotationViews(project["label_schema"]),
         "choice_questions": choice, "annotators": annotators, "statuses": ITEM_STATUSES, "active": "items",
     })
 
@@ -198,8 +200,12 @@ def item_page(request: Request, project_id: int, item_id: int, actor: PageActor)
     except GoldlabelError as exc:
         return _error(request, exc)
     review = request.query_params.get("review") == "1"
+    # Set by review.js after a review: the page is read again, so it shows the saved outcome.
+    reviewed = request.query_params.get("reviewed")
     return _page(request, "item.html", {
         "project": project, "item": item, "review_mode": review, "active": "review" if review else "items",
+        "reviewed": reviewed if reviewed in ("accept", "reject", "fix") else None,
+        "views": AnnotationViews(project["label_schema"]),
         "review_data": {"project_id": project_id, "item_id": item_id, "label_schema": project["label_schema"],
                         "data": item["data"], "consensus": {c["question"]: c["value"] for c in item["consensus"]},
                         "is_gold": item["is_gold"], "next_review_id": item["next_review_id"]},
@@ -213,7 +219,8 @@ def review_page(request: Request, project_id: int, actor: PageActor, after: int 
         page = dashboard_service.review_queue(_ctx(request), actor, project_id, after, PAGE_SIZE)
     except GoldlabelError as exc:
         return _error(request, exc)
-    return _page(request, "review.html", {"project": project, "page": page, "after": after, "active": "review"})
+    return _page(request, "review.html", {"project": project, "page": page, "after": after, "active": "review",
+                                          "views": AnnotationViews(project["label_schema"])})
 
 
 @router.get("/projects/{project_id}/review/next")

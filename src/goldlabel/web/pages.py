@@ -107,6 +107,13 @@ def my_projects(request: Request, actor: PageActor) -> HTMLResponse:
     return render(request, "projects.html", {"projects": projects})
 
 
+@router.get("/account")
+def account(request: Request, actor: PageActor) -> HTMLResponse:
+    """The signed-in user's own account: display name and password (PATCH /api/v1/users/{id})."""
+    user = user_service.get_user(request.app.state.context, actor, actor.id)
+    return render(request, "account.html", {"user": user})
+
+
 @router.get("/projects/{project_id}/annotate")
 def annotate(request: Request, project_id: int, actor: PageActor) -> HTMLResponse:
     ctx = request.app.state.context

@@ -9,7 +9,7 @@ export function createSpans(q, item, env) {
   const raw = item.data ? item.data[q.source] : undefined;
   const text = typeof raw === 'string' ? raw : '';
   const index = new TextIndex(text);
-  const tokens = [...text.matchAll(/\S+/gu)].map((m) => [m.index, m.index + m[0].length]); // UTF-16
+  const tokens = [...text.matchAll(/\S+/gu)].map((m) => wordBounds(m.index, m.index + m[0].length)); // UTF-16
   let spans = []; // {start, end, label} in code points, sorted
   let stickyLabel = null; // a label picked with no selection: applies to the next selections
   let pending = null; // a mouse selection waiting for its label: [u0, u1] in UTF-16 units
@@ -37,6 +37,16 @@ export function createSpans(q, item, env) {
     }
     const seg = node.closest ? node.closest('[data-u]') : null;
     return seg ? Number(seg.dataset.u) + (offset > 0 ? seg.textContent.length : 0) : 0;
+  }
+
+  // A keyboard "word" leaves out the punctuation around it ("10000," selects "10000"; "(Anker"
+  // selects "Anker"): a label almost never wants it. A token of punctuation only stays whole.
+  function wordBounds(u0, u1) {
+    let a = u0;
+    let b = u1;
+    while (a < b && /[\p{Ps}\p{Pi}"'¿¡]/u.test(text[a])) a++;
+    while (b > a && /[\p{Pe}\p{Pf}.,;:!?…"']/u.test(text[b - 1])) b--;
+    return a < b ? [a, b] : [u0, u1];
   }
 
   function trimmed(u0, u1) {
