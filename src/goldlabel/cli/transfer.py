@@ -14,7 +14,7 @@ import click
 from goldlabel.cli.root import CliState, echo_json, fail, pass_state
 from goldlabel.domain.errors import GoldlabelError
 
-FORMATS = ["jsonl", "csv", "parquet"]
+FORMATS = ["jsonl", "csv", "parquet", "json"]
 # How many error lines the terminal shows; the report (and --json) carries the service's first 100.
 SHOWN_ERRORS = 20
 
@@ -48,7 +48,7 @@ def _echo_errors(report: dict[str, Any]) -> None:
 @pass_state
 def import_command(state: CliState, project_id: int, path: Path, fmt: str | None, on_conflict: str,
                    partial: bool, as_json: bool) -> None:
-    """Import the items of FILE (JSONL, CSV or Parquet) into PROJECT.
+    """Import the items of FILE (JSONL, CSV, Parquet or a JSON array) into PROJECT.
 
     Idempotent by external_id. All or nothing unless --partial: one bad row rejects the file,
     and the report lists every problem with its line, field and code. Exits 1 when rejected.

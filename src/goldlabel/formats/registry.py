@@ -6,7 +6,7 @@ from pathlib import PurePath
 from types import ModuleType
 
 from goldlabel.domain.errors import GoldlabelError
-from goldlabel.formats import csv_format, jsonl, parquet
+from goldlabel.formats import csv_format, json_array, jsonl, parquet
 
 # What an export hands each format's Writer.write_batch: a list of tuples, in this order.
 # JSON-valued fields are JSON text (embedded as is); ``consensus`` is ((question, value, confidence), ...),
@@ -15,7 +15,7 @@ from goldlabel.formats import csv_format, jsonl, parquet
 EXPORT_RECORD = ("id", "external_id", "data", "meta", "priority", "status", "is_gold", "consensus", "answers",
                  "predictions", "gold")
 
-FORMATS: dict[str, ModuleType] = {m.NAME: m for m in (jsonl, csv_format, parquet)}
+FORMATS: dict[str, ModuleType] = {m.NAME: m for m in (jsonl, csv_format, parquet, json_array)}
 ALIASES = {"ndjson": "jsonl", "pq": "parquet"}
 
 
@@ -39,7 +39,7 @@ def detect_format(filename: str | None, fmt: str | None = None) -> ModuleType:
             return module
     raise GoldlabelError(
         f"cannot tell the format of {filename or 'the upload'!r} from its extension; "
-        f"name it .jsonl, .ndjson, .csv or .parquet or pass the format ({', '.join(FORMATS)})",
+        f"name it .jsonl, .ndjson, .csv, .parquet or .json or pass the format ({', '.join(FORMATS)})",
         code="unknown_format",
         status=422,
     )
