@@ -12,7 +12,7 @@ from __future__ import annotations
 from html import escape
 from pathlib import Path
 
-from fastapi import APIRouter, FastAPI
+from fastapi import FastAPI, Request
 from fastapi.responses import HTMLResponse, RedirectResponse
 from fastapi.staticfiles import StaticFiles
 
@@ -48,11 +48,10 @@ def install_api_docs(app: FastAPI, *, docs_url: str, redoc_url: str, asset_versi
     openapi_url = app.openapi_url
     title = app.title
     app.mount(ASSETS_URL, StaticFiles(directory=_assets_dir()), name="api-docs-assets")
-    router = APIRouter(include_in_schema=False)
     v = asset_version
 
-    @router.get(docs_url, response_class=HTMLResponse)
-    def swagger_ui() -> HTMLResponse:
+    # Plain Starlette routes, not API routes: pages, outside the OpenAPI document and the SDK.
+    async def swagger_ui(_request: Request) -> HTMLResponse:
         return HTMLResponse(_page(
             f"{title} API", openapi_url, v,
             f'<link rel="stylesheet" href="{ASSETS_URL}/swagger-ui.css?v={v}">',
@@ -61,12 +60,12 @@ def install_api_docs(app: FastAPI, *, docs_url: str, redoc_url: str, asset_versi
             f'<script src="/static/js/api_docs.js?v={v}"></script>',
         ))
 
-    @router.get(redoc_url)
-    def redoc() -> RedirectResponse:
+    async def redoc(_request: Request) -> RedirectResponse:
         # ReDoc is deliberately not served: its styled-components inject <style> elements, which
         # the CSP's style-src 'self' blocks (ReDoc then shows only "Something went wrong"), and
         # a page-specific 'unsafe-inline' would break "the same CSP on every page". Whoever
         # types /redoc lands on the same reference in Swagger UI.
         return RedirectResponse(docs_url, status_code=307)
 
-    app.include_router(router)
+    app.add_route(docs_url, swagger_ui, methods=["GET"], include_in_schema=False)
+    app.add_route(redoc_url, redoc, methods=["GET"], include_in_schema=False)
