@@ -11,6 +11,7 @@ from typing import Any
 
 import click
 
+from goldlabel.cli.progress import Progress, reading
 from goldlabel.cli.root import CliState, echo_json, fail, pass_state
 from goldlabel.domain.errors import GoldlabelError
 
@@ -45,9 +46,10 @@ def _echo_errors(report: dict[str, Any]) -> None:
 @click.option("--partial", is_flag=True,
               help="Keep the valid rows and report the bad ones (default: all or nothing).")
 @click.option("--json", "as_json", is_flag=True, help="Print the report as JSON.")
+@click.option("--quiet", "-q", is_flag=True, help="No progress bar.")
 @pass_state
 def import_command(state: CliState, project_id: int, path: Path, fmt: str | None, on_conflict: str,
-                   partial: bool, as_json: bool) -> None:
+                   partial: bool, as_json: bool, quiet: bool) -> None:
     """Import the items of FILE (JSONL, CSV, Parquet or a JSON array) into PROJECT.
 
     Idempotent by external_id. All or nothing unless --partial: one bad row rejects the file,
@@ -57,9 +59,13 @@ def import_command(state: CliState, project_id: int, path: Path, fmt: str | None
 
     ctx = state.context()
     try:
-        report = _report_dict(import_service.import_file(
-            ctx, None, project_id, path, fmt=fmt, on_conflict=on_conflict, partial=partial
-        ))
+        # Progress in bytes of the file: the rows are checked and written as they are read.
+        with path.open("rb", buffering=0) as raw, \
+                Progress(f"import {path.name}", path.stat().st_size, "B", quiet=quiet) as progress:
+            report = _report_dict(import_service.import_file(
+                ctx, None, project_id, reading(raw, progress), fmt=fmt, on_conflict=on_conflict,
+                partial=partial, filename=path.name,
+            ))
     except GoldlabelError as exc:
         report = exc.extra.get("report")
         if report is None:
@@ -113,9 +119,11 @@ def _atomic_output(output: str):
 @click.option("--include-predictions", is_flag=True, help="Add the model predictions of each item.")
 @click.option("--annotator-names", is_flag=True,
               help="Name annotators by username (default: stable pseudonyms).")
+@click.option("--quiet", "-q", is_flag=True, help="No progress bar.")
 @pass_state
 def export_command(state: CliState, project_id: int, fmt: str, output: str, status: str | None,
-                   include_gold: bool, include_predictions: bool, annotator_names: bool) -> None:
+                   include_gold: bool, include_predictions: bool, annotator_names: bool,
+                   quiet: bool) -> None:
     """Export PROJECT: per item its final answer(s), confidence, status and every raw answer.
 
     Streamed: memory stays flat whatever the project size. The file appears only once complete.
@@ -123,23 +131,14 @@ def export_command(state: CliState, project_id: int, fmt: str, output: str, stat
     from goldlabel.services import exports as export_service
 
     ctx = state.context()
-    with _atomic_output(output) as stream:
-        result = export_service.export_project(
-            ctx, None, project_id, fmt, stream, status=status, include_gold=include_gold,
-            include_predictions=include_predictions, pseudonymous=not annotator_names,
-        )
+    job = export_service.prepare_export(
+        ctx, None, project_id, fmt, status=status, include_gold=include_gold,
+        include_predictions=include_predictions, pseudonymous=not annotator_names,
+    )
+    # The total is counted before the export's own snapshot: a bar's estimate, not its content.
+    total = None if quiet else job.item_count()
+    with _atomic_output(output) as stream, \
+            Progress(f"export project {project_id}", total, "items", quiet=quiet) as progress:
+        count = job.write_to(stream, progress.update)
     if output != "-":
-        count = result if isinstance(result, int) else _count_from(result)
-        suffix = f": {count} item(s)" if count is not None else ""
-        click.echo(f"exported project {project_id} to {output}{suffix}", err=True)
-
-
-def _count_from(result: Any) -> int | None:
-    if isinstance(result, dict):
-        for key in ("items", "rows", "count"):
-            if isinstance(result.get(key), int):
-                return result[key]
-    for key in ("items", "rows", "count"):
-        if isinstance(getattr(result, key, None), int):
-            return getattr(result, key)
-    return None
+        click.echo(f"exported project {project_id} to {output}: {count} item(s)", err=True)
