@@ -338,7 +338,9 @@ def test_other_users_accounts_are_404(factory, app, world):
             if actor.role == "manager" and "/tokens" not in route.path:
                 continue  # managers see and suspend accounts; only tokens stay private to their owner
             res = api.request(route.method, world.fill(route), **world.body(route))
-            if not is_problem(res, 404, "not_found"):
+            # A manager sees the account, so "not found" would mislead (issue 12.8): 403.
+            expected = (403, "forbidden") if actor.role == "manager" else (404, "not_found")
+            if not is_problem(res, *expected):
                 failures.append(f"as {actor.role}: " + describe(route, res))
     assert not failures, "routes exposing another user's account:\n" + "\n".join(failures)
 

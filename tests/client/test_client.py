@@ -75,6 +75,24 @@ def test_users_and_tokens(make_user, connect):
         mine.list_users()
 
 
+def test_a_manager_renames_and_suspends_but_gets_no_tokens_of_others(make_user, connect):
+    # Issue 12.8: docs/sdk.md's manager got 403 from update_user(display_name=...) and 404 "user not
+    # found" from create_token / list_tokens for the user it had just created.
+    gl = connect(make_user("manager"))
+    bob = gl.create_user("bob", "reviewer", password="a long passphrase")
+    assert gl.update_user(bob.id, display_name="Robert").display_name == "Robert"
+    assert gl.update_user(bob.id, is_active=False).is_active is False
+    for call in (lambda: gl.create_token(bob.id, "ci"), lambda: gl.list_tokens(bob.id)):
+        with pytest.raises(Forbidden) as exc:
+            call()
+        assert "goldlabel users token" in exc.value.detail
+    with pytest.raises(Forbidden):
+        gl.update_user(bob.id, password="another long passphrase")
+    me = gl.me()
+    token = gl.create_token(me.id, "ci")
+    assert token.id in [t.id for t in gl.list_tokens(me.id)]
+
+
 def test_projects_and_members(make_user, connect):
     manager, annotator, reviewer = make_user("manager"), make_user(), make_user("reviewer")
     gl = connect(manager)

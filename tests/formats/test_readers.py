@@ -37,9 +37,15 @@ def test_jsonl_bad_line_is_an_entry_not_an_exception():
     assert entries[2][1]["external_id"] == "x3"  # reading goes on after the bad line
 
 
-def test_jsonl_invalid_utf8_is_bad_json():
+def test_jsonl_invalid_utf8_is_bad_encoding_at_its_column():
     [(line, err)] = rows_of(jsonl, b'{"external_id": "\xff", "data": {}}\n')
-    assert line == 1 and err.code == "bad_json"
+    assert line == 1 and err.code == "bad_encoding" and "column 18: byte(s) ff" in err.message
+
+
+def test_jsonl_error_names_the_file_line_and_column_only():
+    # Issue 12.13: "LINE 137" stood next to orjson's "line 2 column 1 (char 177)".
+    [_, (line, err)] = rows_of(jsonl, b'{"external_id": "a", "data": {}}\n{"external_id": "b", "data": }\n')
+    assert line == 2 and err.message == "column 30: not valid JSON: unexpected character, expected a JSON value"
 
 
 # ---------------------------------------------------------------- CSV
@@ -87,6 +93,34 @@ def test_csv_duplicate_column():
 def test_csv_bad_priority_is_left_to_validation():
     [(_, row)] = rows_of(csv_format, b"external_id,priority\nx1,high\n")
     assert row["priority"] == "high"
+
+
+def test_csv_bad_byte_is_pinned_to_its_line_and_column_and_reading_goes_on():
+    payload = (b"external_id,text\n" + b"".join(b"x%d,fine\n" % n for n in range(2, 61))
+               + b"x61,\"caf\xe9\nau lait\"\r\nx63,fine\rx64,\xff\n")
+    entries = rows_of(csv_format, payload)
+    assert [line for line, _ in entries] == [*range(2, 62), 63, 64]
+    assert all(isinstance(row, dict) for _, row in entries[:59])
+    err = entries[59][1]
+    assert (err.code, err.line) == ("bad_encoding", 61) and "column 9: byte(s) e9" in err.message
+    assert entries[60][1] == {"external_id": "x63", "data": {"text": "fine"}}  # after a lone CR
+    assert "column 5" in entries[61][1].message
+
+
+def test_csv_bad_byte_in_the_header():
+    [(line, err)] = rows_of(csv_format, b"external_id,t\xe9xt\nx1,a\n")
+    assert (line, err.code) == (1, "bad_encoding") and "column 14" in err.message
+
+
+def test_json_array_reader():
+    from goldlabel.formats import json_array
+
+    assert rows_of(json_array, b'\xef\xbb\xbf[{"external_id": "a", "data": {}},\n\n {"x": 1}]') == [
+        (1, {"external_id": "a", "data": {}}), (3, {"x": 1})]
+    [(line, err)] = rows_of(json_array, b'\n{"external_id": "a"}\n')
+    assert (line, err.code) == (2, "bad_json") and "a JSON array" in err.message
+    *_, (line, err) = rows_of(json_array, b'[{"a": 1},\n {"a": 2} x]')
+    assert (line, err.code) == (2, "bad_json") and "column 11" in err.message
 
 
 def test_csv_reader_leaves_stream_open():
@@ -141,7 +175,8 @@ def test_parquet_not_a_parquet_file():
 
 @pytest.mark.parametrize(
     ("name", "expected"),
-    [("a.jsonl", "jsonl"), ("a.NDJSON", "jsonl"), ("dir/a.csv", "csv"), ("a.parquet", "parquet")],
+    [("a.jsonl", "jsonl"), ("a.NDJSON", "jsonl"), ("dir/a.csv", "csv"), ("a.parquet", "parquet"),
+     ("tasks.JSON", "json")],
 )
 def test_detect_format_by_extension(name, expected):
     assert detect_format(name).NAME == expected

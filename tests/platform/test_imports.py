@@ -11,10 +11,11 @@ import pytest
 import sqlalchemy as sa
 
 from goldlabel.api.app import create_app
+from goldlabel.domain.errors import GoldlabelError
 from goldlabel.services.context import Context
 from goldlabel.services.exports import export_project
 from goldlabel.services.imports import ImportFailed, import_file
-from goldlabel.storage.tables import gold_answers, items, predictions
+from goldlabel.storage.tables import events, gold_answers, items, predictions
 
 
 @pytest.fixture
@@ -40,6 +41,8 @@ def write_file(tmp_path, fmt, rows):
     path = tmp_path / f"items.{fmt}"
     if fmt == "jsonl":
         path.write_bytes(jsonl_bytes(rows))
+    elif fmt == "json":
+        path.write_bytes(orjson.dumps(rows, option=orjson.OPT_INDENT_2))
     elif fmt == "csv":
         lines = ["external_id,priority,text,meta.source,gold"]
         for r in rows:
@@ -57,7 +60,7 @@ def write_file(tmp_path, fmt, rows):
     return path
 
 
-@pytest.mark.parametrize("fmt", ["jsonl", "csv", "parquet"])
+@pytest.mark.parametrize("fmt", ["jsonl", "csv", "parquet", "json"])
 def test_import_file_round_trip(factory, tmp_path, fmt):
     project = factory.make_project()
     rows = [
@@ -120,6 +123,64 @@ def test_partial_import_keeps_the_valid_rows(factory):
     assert (report.rows, report.created, report.error_count) == (6, 5, 1)
     assert report.errors[0]["line"] == 4
     assert len(db_items(factory.ctx, project["id"])) == 5
+
+
+def latin1_csv(bad_line: int, last_line: int) -> bytes:
+    """A CSV that is UTF-8 but for one Latin-1 byte (0xe9, "é") on ``bad_line``."""
+    lines = [b"external_id,text"]
+    for n in range(2, last_line + 1):
+        text = b"caf\xe9 au lait" if n == bad_line else f"review {n}".encode()
+        lines.append(b"x%d,%s" % (n, text))
+    return b"\n".join(lines) + b"\n"
+
+
+def test_a_bad_byte_is_reported_at_its_line_and_column(factory):
+    # Issue 12.7: the bad byte on line 61 was reported at line 1 ("cannot read the header"),
+    # because the reader decoded 8 KiB ahead.
+    project = factory.make_project()
+    with pytest.raises(ImportFailed) as exc:
+        import_file(factory.ctx, None, project["id"], io.BytesIO(latin1_csv(61, 70)), fmt="csv")
+    report = exc.value.extra["report"]
+    assert [(e["line"], e["code"]) for e in report["errors"]] == [(61, "bad_encoding")]
+    assert report["errors"][0]["message"].startswith("column 8: byte(s) e9 are not UTF-8")
+    assert report["rows"] == 69 and db_items(factory.ctx, project["id"]) == []
+
+
+def test_partial_import_keeps_every_good_row_around_a_bad_byte(factory):
+    # Issue 12.7: --partial reported "1 rejected" and imported nothing, not even the 59 rows before.
+    project = factory.make_project()
+    report = import_file(factory.ctx, None, project["id"], io.BytesIO(latin1_csv(61, 70)), fmt="csv",
+                         partial=True)
+    assert (report.rows, report.created, report.error_count) == (69, 68, 1)
+    assert report.errors[0]["line"] == 61
+    stored = [i["external_id"] for i in db_items(factory.ctx, project["id"])]
+    assert stored == [f"x{n}" for n in range(2, 71) if n != 61]
+
+
+@pytest.mark.parametrize(("fmt", "payload"), [
+    ("csv", b""), ("csv", b"external_id,text\n"), ("csv", b"\xef\xbb\xbfexternal_id,text\r\n\r\n"),
+    ("jsonl", b""), ("jsonl", b"\n  \n"), ("json", b"[]"), ("json", b" \n"),
+])
+def test_an_empty_file_is_an_error(factory, fmt, payload):
+    project = factory.make_project()
+    for partial in (False, True):
+        with pytest.raises(GoldlabelError) as exc:
+            import_file(factory.ctx, None, project["id"], io.BytesIO(payload), fmt=fmt, partial=partial)
+        assert exc.value.code == "empty_file" and exc.value.status == 422
+    with factory.ctx.engine.connect() as conn:  # nothing was recorded either
+        imported = sa.select(sa.func.count()).where(events.c.kind == "import.completed")
+        assert conn.execute(imported).scalar() == 0
+
+
+def test_json_array_file_reports_items_at_their_lines(factory):
+    project = factory.make_project()
+    payload = b'[\n  {"external_id": "a", "data": {"text": "x"}},\n  {"external_id": "b", "data": 3},\n' \
+              b'  {"external_id": "c", "data": {}}\n  {"external_id": "d", "data": {}}\n]\n'
+    report = import_file(factory.ctx, None, project["id"], io.BytesIO(payload), filename="tasks.json",
+                         partial=True)
+    assert report.format == "json" and (report.created, report.error_count) == (2, 2)
+    assert [(e["line"], e["code"]) for e in report.errors] == [(3, "bad_data"), (5, "bad_json")]
+    assert report.errors[1]["message"].startswith("column 3: expected ',' or ']' after an item")
 
 
 def test_reimport_skips_or_updates_never_duplicates(factory):
@@ -215,6 +276,13 @@ def test_upload_import(factory):
     res = upload(api, project["id"], buf.getvalue(), name="items.parquet")
     assert res.status_code == 201, res.text
     assert res.json()["format"] == "parquet" and res.json()["created"] == 2
+    res = upload(api, project["id"], b'[{"external_id": "j1", "data": {"text": "a"}}]', name="tasks.json")
+    assert res.status_code == 201 and res.json()["format"] == "json" and res.json()["created"] == 1
+    # A name that does not tell: the console (and any client) passes the format.
+    res = upload(api, project["id"], b'[{"external_id": "j2", "data": {}}]', name="blob", format="json")
+    assert res.status_code == 201 and res.json()["created"] == 1
+    res = upload(api, project["id"], b"", name="empty.csv")
+    assert res.status_code == 422 and res.json()["code"] == "empty_file"
 
 
 def test_upload_rejected_is_problem_with_report(factory):

@@ -336,13 +336,18 @@ def test_the_plain_nonce_is_not_stored(factory, browser_client, settings, ctx):
     assert not any(session.nonce in str(value) for value in rows[0].values())
 
 
-def test_security_headers_everywhere_but_the_swagger_page(factory, browser_client):
-    for path in ("/login", "/static/css/goldlabel.css", "/api/v1/openapi.json", "/healthz"):
-        headers = browser_client.get(path).headers
-        assert "frame-ancestors 'none'" in headers["content-security-policy"], path
-        assert headers["x-content-type-options"] == "nosniff"
-    docs = browser_client.get("/api/v1/docs").headers
-    assert "content-security-policy" not in docs and docs["x-content-type-options"] == "nosniff"
+def test_security_headers_everywhere_the_swagger_page_included(factory, browser_client):
+    # Issue 12.9: the Swagger page was exempt from the CSP (FastAPI's needs an inline script).
+    for path in ("/login", "/static/css/goldlabel.css", "/api/v1/openapi.json", "/healthz", "/api/v1/docs",
+                 "/vendor/api-docs/swagger-ui-bundle.js"):
+        res = browser_client.get(path)
+        assert res.status_code == 200, path
+        assert "frame-ancestors 'none'" in res.headers["content-security-policy"], path
+        assert res.headers["x-content-type-options"] == "nosniff"
+    page = browser_client.get("/api/v1/docs").text
+    assert "<script>" not in page and "https://" not in page
+    redoc = browser_client.get("/api/v1/redoc", follow_redirects=False)
+    assert redoc.status_code == 307 and redoc.headers["location"] == "/api/v1/docs"
 
 
 def test_workspace_page_reveals_no_quality_settings(factory, browser_client):

@@ -89,7 +89,8 @@ def create_app(settings: Settings | None = None, *, context: Context | None = No
         version=__version__,
         description="Self-hosted data engine for high-quality training labels.",
         openapi_url=f"{API_PREFIX}/openapi.json",
-        docs_url=f"{API_PREFIX}/docs",
+        # The docs pages are the web layer's (web.api_docs): served from the package, under the CSP.
+        docs_url=None,
         redoc_url=None,
         lifespan=lifespan,
     )

@@ -7,6 +7,7 @@ from typing import Any
 
 import click
 
+from goldlabel.cli.progress import Steps
 from goldlabel.cli.root import echo_json, fail
 
 READABLE_FILE = click.Path(exists=True, dir_okay=False, path_type=Path)
@@ -21,7 +22,8 @@ READABLE_FILE = click.Path(exists=True, dir_okay=False, path_type=Path)
               help="Known answers (item, label) to anchor annotator skill and report accuracy.")
 @click.option("--output", "-o", required=True, type=click.Path(dir_okay=False, path_type=Path),
               metavar="OUT.csv", help="Where to write one aggregated label per item.")
-def aggregate(answers: Path, method: str | None, gold: Path | None, output: Path) -> None:
+@click.option("--quiet", "-q", is_flag=True, help="No progress lines.")
+def aggregate(answers: Path, method: str | None, gold: Path | None, output: Path, quiet: bool) -> None:
     """Aggregate crowd answers (long format: item, annotator, label) into one label per item.
 
     A thin wrapper over goldlabel.quality.aggregate_file; needs no database.
@@ -31,8 +33,10 @@ def aggregate(answers: Path, method: str | None, gold: Path | None, output: Path
 
     if method is not None and method.lower() not in METHODS:
         fail(f"unknown method {method!r}; choose one of: {', '.join(sorted(METHODS))} [unknown_method]", 2)
+    steps = Steps(quiet=quiet)
     try:
-        result = aggregate_file(answers, output, method=method, gold_csv=gold)
+        result = aggregate_file(answers, output, method=method, gold_csv=gold, on_step=steps.start)
+        steps.finish()
     except (ValueError, KeyError) as exc:
         # The quality library stands alone and reports bad input as ValueError, not GoldlabelError.
         fail(f"{exc} [bad_answers]")

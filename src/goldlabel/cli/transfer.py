@@ -11,12 +11,13 @@ from typing import Any
 
 import click
 
+from goldlabel.cli.progress import Progress, reading
 from goldlabel.cli.root import CliState, echo_json, fail, pass_state
 from goldlabel.domain.errors import GoldlabelError
 
-FORMATS = ["jsonl", "csv", "parquet"]
-# Kept literal so that `goldlabel --help` does not import pyarrow; tests check it against
-# formats.EXPORT_FORMATS.
+FORMATS = ["jsonl", "csv", "parquet", "json"]
+# Kept literal so that `goldlabel --help` does not import pyarrow; tests check them against
+# formats.IMPORT_FORMATS and formats.EXPORT_FORMATS.
 EXPORT_FORMATS = [*FORMATS, "coco", "yolo", "voc", "conll", "spacy", "hf"]
 # How many error lines the terminal shows; the report (and --json) carries the service's first 100.
 SHOWN_ERRORS = 20
@@ -50,11 +51,12 @@ def _echo_errors(report: dict[str, Any]) -> None:
 @click.option("--partial", is_flag=True,
               help="Keep the valid rows and report the bad ones (default: all or nothing).")
 @click.option("--json", "as_json", is_flag=True, help="Print the report as JSON.")
+@click.option("--quiet", "-q", is_flag=True, help="No progress bar.")
 @pass_state
 def import_command(state: CliState, project_id: int, path: Path, fmt: str | None, sidecar: Path | None,
-                   on_conflict: str, partial: bool, as_json: bool) -> None:
-    """Import the items of FILE (JSONL, CSV or Parquet) into PROJECT, or the media files of a
-    folder DIR or an archive ZIP (one item per file; docs/import-export.md#media).
+                   on_conflict: str, partial: bool, as_json: bool, quiet: bool) -> None:
+    """Import the items of FILE (JSONL, CSV, Parquet or a JSON array) into PROJECT, or the media
+    files of a folder DIR or an archive ZIP (one item per file; docs/import-export.md#media).
 
     Idempotent by external_id. All or nothing unless --partial: one bad row rejects the file,
     and the report lists every problem with its line, field and code. Exits 1 when rejected.
@@ -73,8 +75,13 @@ def import_command(state: CliState, project_id: int, path: Path, fmt: str | None
                 ctx, None, project_id, path, sidecar=sidecar, on_conflict=on_conflict, partial=partial
             ))
         else:
-            report = _report_dict(import_service.import_file(
-                ctx, None, project_id, path, fmt=fmt, on_conflict=on_conflict, partial=partial
+            # Progress in bytes of the file: the rows are checked and written as they are read.
+            with path.open("rb", buffering=0) as raw, \
+                    Progress(f"import {path.name}", path.stat().st_size, "B", quiet=quiet) as progress:
+                report = _report_dict(import_service.import_file(
+                    ctx, None, project_id, reading(raw, progress), fmt=fmt, on_conflict=on_conflict,
+                    partial=partial, filename=path.name,
+                ))
             ))
     except GoldlabelError as exc:
         report = exc.extra.get("report")
@@ -136,10 +143,12 @@ def _atomic_output(output: str):
               help="Training formats: only labels at least this confident.")
 @click.option("--snapshot", default=None, metavar="NAME",
               help="Also freeze this export under NAME: the server keeps it, re-downloadable later.")
+@click.option("--quiet", "-q", is_flag=True, help="No progress bar.")
 @pass_state
 def export_command(state: CliState, project_id: int, fmt: str, output: str, status: str | None,
                    include_gold: bool, include_predictions: bool, annotator_names: bool,
-                   question: str | None, min_confidence: float | None, snapshot: str | None) -> None:
+                   question: str | None, min_confidence: float | None, snapshot: str | None,
+                   quiet: bool) -> None:
     """Export PROJECT: per item its final answer(s), confidence, status and every raw answer.
 
     Streamed: memory stays flat whatever the project size. The file appears only once complete.
@@ -158,27 +167,18 @@ def export_command(state: CliState, project_id: int, fmt: str, output: str, stat
         with _atomic_output(output) as stream:
             for chunk in ctx.media.read(row["object_key"]):
                 stream.write(chunk)
-        result = row["item_count"]
+        count = row["item_count"]
         click.echo(f"snapshot {row['id']} {snapshot!r}: sha256 {row['sha256']}", err=True)
     else:
-        with _atomic_output(output) as stream:
-            result = export_service.export_project(
-                ctx, None, project_id, fmt, stream, status=status, include_gold=include_gold,
-                include_predictions=include_predictions, pseudonymous=not annotator_names,
-                question=question, min_confidence=min_confidence,
-            )
+        job = export_service.prepare_export(
+            ctx, None, project_id, fmt, status=status, include_gold=include_gold,
+            include_predictions=include_predictions, pseudonymous=not annotator_names,
+            question=question, min_confidence=min_confidence,
+        )
+        # The total is counted before the export's own snapshot: a bar's estimate, not its content.
+        total = None if quiet else job.item_count()
+        with _atomic_output(output) as stream, \
+                Progress(f"export project {project_id}", total, "items", quiet=quiet) as progress:
+            count = job.write_to(stream, progress.update)
     if output != "-":
-        count = result if isinstance(result, int) else _count_from(result)
-        suffix = f": {count} item(s)" if count is not None else ""
-        click.echo(f"exported project {project_id} to {output}{suffix}", err=True)
-
-
-def _count_from(result: Any) -> int | None:
-    if isinstance(result, dict):
-        for key in ("items", "rows", "count"):
-            if isinstance(result.get(key), int):
-                return result[key]
-    for key in ("items", "rows", "count"):
-        if isinstance(getattr(result, key, None), int):
-            return getattr(result, key)
-    return None
+        click.echo(f"exported project {project_id} to {output}: {count} item(s)", err=True)

@@ -41,8 +41,8 @@ from goldlabel.schemas import (
 __all__ = ["UNSET", "Client", "Lease", "MyAnswer"]
 
 API_PREFIX = "/api/v1"
-ExportFormat = Literal["jsonl", "csv", "parquet", "coco", "yolo", "voc", "conll", "spacy", "hf"]
-ImportFormat = Literal["jsonl", "ndjson", "csv", "parquet"]
+ExportFormat = Literal["jsonl", "csv", "parquet", "json", "coco", "yolo", "voc", "conll", "spacy", "hf"]
+ImportFormat = Literal["jsonl", "ndjson", "csv", "parquet", "json"]
 ReviewAction = Literal["accept", "reject", "fix"]
 OnConflict = Literal["skip", "update"]
 M = TypeVar("M", bound=BaseModel)

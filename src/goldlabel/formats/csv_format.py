@@ -22,46 +22,95 @@ MEDIA_TYPE = "text/csv"
 FIELD_SIZE_LIMIT = 256 * 1024 * 1024
 
 
+class _Lines:
+    """The file's physical lines as text for csv.reader, decoded one line at a time.
+
+    A TextIOWrapper decodes 8 KiB ahead, so a bad byte on line 61 surfaced while the header was
+    read, and nothing of the file could be imported. Decoding per line pins a bad byte to its
+    line and column, and the records around it still read. Lines split as universal newlines
+    (\\n, \\r\\n, a lone \\r), the same as ``open(newline="")`` hands csv.
+    """
+
+    __slots__ = ("bad", "line", "stream")
+
+    def __init__(self, stream: BinaryIO) -> None:
+        self.stream = stream
+        self.line = 0
+        self.bad: dict[int, FieldError] = {}  # line -> its encoding error
+
+    def __iter__(self) -> Iterator[str]:
+        first = True
+        for raw in self.stream:
+            if first:
+                first = False
+                raw = raw.removeprefix(b"\xef\xbb\xbf")
+            # A lone CR ends a line too; splitlines on bytes splits on \r, \n and \r\n only.
+            pieces = raw.splitlines(keepends=True) if b"\r" in raw[:-2] else (raw,)
+            for piece in pieces:
+                self.line += 1
+                try:
+                    yield piece.decode("utf-8")
+                except UnicodeDecodeError as exc:
+                    self.bad.setdefault(self.line, _encoding_error(piece, exc, self.line))
+                    yield piece.decode("utf-8", errors="replace")
+
+
+def _encoding_error(raw: bytes, exc: UnicodeDecodeError, line: int) -> FieldError:
+    column = len(raw[: exc.start].decode("utf-8", errors="replace")) + 1
+    bad = raw[exc.start : exc.end].hex(" ")
+    return FieldError(
+        (), "bad_encoding",
+        f"column {column}: byte(s) {bad} are not UTF-8; save the file as UTF-8 "
+        "(in a spreadsheet: CSV UTF-8)", line,
+    )
+
+
 def read_rows(stream: BinaryIO) -> Iterator[tuple[int, Any]]:
     csv.field_size_limit(FIELD_SIZE_LIMIT)
-    text = io.TextIOWrapper(stream, encoding="utf-8-sig", newline="")
+    lines = _Lines(stream)
+    bad = lines.bad
+    reader = csv.reader(iter(lines))
     try:
-        reader = csv.reader(text)
+        header = next(reader, None)
+    except csv.Error as exc:
+        yield 1, FieldError((), "bad_csv", f"cannot read the header: {exc}", 1)
+        return
+    if header is None:
+        return
+    if bad:
+        yield 1, next(iter(bad.values()))
+        return
+    try:
+        plan = plan_columns(header)
+    except HeaderError as exc:
+        yield 1, exc.error
+        return
+    width = len(header)
+    end = reader.line_num
+    while True:
+        start = end + 1
         try:
-            header = next(reader, None)
-        except (csv.Error, UnicodeDecodeError) as exc:
-            yield 1, FieldError((), "bad_csv", f"cannot read the header: {exc}", 1)
+            record = next(reader, None)
+        except csv.Error as exc:
+            # The reader cannot resynchronise after a broken record: stop with the error.
+            yield start, FieldError((), "bad_csv", f"unreadable CSV, reading stopped here: {exc}", start)
             return
-        if header is None:
-            return
-        try:
-            plan = plan_columns(header)
-        except HeaderError as exc:
-            yield 1, exc.error
-            return
-        width = len(header)
         end = reader.line_num
-        while True:
-            start = end + 1
-            try:
-                record = next(reader, None)
-            except (csv.Error, UnicodeDecodeError) as exc:
-                # The reader cannot resynchronise after a broken record: stop with the error.
-                yield start, FieldError((), "bad_csv", f"unreadable CSV, reading stopped here: {exc}", start)
-                return
-            end = reader.line_num
-            if record is None:
-                return
-            if not record or (len(record) == 1 and record[0] == ""):
-                continue  # blank line
-            if len(record) != width:
-                yield start, FieldError((), "bad_column_count",
-                                        f"{len(record)} cells but the header has {width} columns", start)
+        if record is None:
+            return
+        if bad:
+            # A record with a bad byte is rejected whole; the records around it read on.
+            errors = [bad.pop(n) for n in sorted(bad) if start <= n <= end]
+            if errors:
+                yield start, errors[0]
                 continue
-            yield start, build_row(plan, record, start, is_text=True)
-    finally:
-        # Leave the caller's stream open: it owns it.
-        text.detach()
+        if not record or (len(record) == 1 and record[0] == ""):
+            continue  # blank line
+        if len(record) != width:
+            yield start, FieldError((), "bad_column_count",
+                                    f"{len(record)} cells but the header has {width} columns", start)
+            continue
+        yield start, build_row(plan, record, start, is_text=True)
 
 
 def _cell(json_text: str | None) -> str:

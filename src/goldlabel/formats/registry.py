@@ -6,7 +6,7 @@ from pathlib import PurePath
 from types import ModuleType
 
 from goldlabel.domain.errors import GoldlabelError
-from goldlabel.formats import coco, conll, csv_format, hf, jsonl, parquet, spacy_format, voc, yolo
+from goldlabel.formats import coco, conll, csv_format, hf, json_array, jsonl, parquet, spacy_format, voc, yolo
 
 # What an export hands each format's Writer.write_batch: a list of tuples, in this order.
 # JSON-valued fields are JSON text (embedded as is); ``consensus`` is ((question, value, confidence), ...),
@@ -16,7 +16,7 @@ EXPORT_RECORD = ("id", "external_id", "data", "meta", "priority", "status", "is_
                  "predictions", "gold")
 
 FORMATS: dict[str, ModuleType] = {
-    m.NAME: m for m in (jsonl, csv_format, parquet, coco, yolo, voc, conll, spacy_format, hf)
+    m.NAME: m for m in (jsonl, csv_format, parquet, json_array, coco, yolo, voc, conll, spacy_format, hf)
 }
 # Formats a project's items can be imported from (the training formats are export-only).
 IMPORT_FORMATS = tuple(name for name, m in FORMATS.items() if getattr(m, "IMPORTS", True))
@@ -50,7 +50,7 @@ def detect_format(filename: str | None, fmt: str | None = None) -> ModuleType:
             return module
     raise GoldlabelError(
         f"cannot tell the format of {filename or 'the upload'!r} from its extension; "
-        f"name it .jsonl, .ndjson, .csv or .parquet or pass the format ({', '.join(FORMATS)})",
+        f"name it .jsonl, .ndjson, .csv, .parquet or .json or pass the format ({', '.join(IMPORT_FORMATS)})",
         code="unknown_format",
         status=422,
     )

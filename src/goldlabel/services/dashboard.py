@@ -77,6 +77,7 @@ def project_dashboard(ctx: Context, actor: Actor, project_id: int, now: int | No
         finals = store.finalizations_by_bucket(conn, project_id, start, DAY_MS) if start else {}
         confidences, sampled = store.confidence_sample(conn, project_id)
         reviews = store.recent_reviews(conn, project_id)
+        refit = store.refit_state(conn, project_id)
     # Final items at the end of each day, reconstructed backwards from today's count.
     final_now = counts.get("final", 0)
     final_series, later = [], 0
@@ -97,6 +98,7 @@ def project_dashboard(ctx: Context, actor: Actor, project_id: int, now: int | No
         "confidence_bins": bins,
         "confidence_sampled": sampled,
         "confidence_n": len(confidences),
+        "refit": _refit_summary(refit, now),
         "annotators": annotator_table(ctx, actor, project_id),
         "reviews": reviews,
     }
@@ -200,3 +202,13 @@ def annotator_names(ctx: Context, actor: Actor, project_id: int) -> list[dict]:
     from goldlabel.services import projects as project_service
 
     return [m for m in project_service.list_members(ctx, actor, project_id)]
+
+
+def _refit_summary(state: tuple[int | None, int, int | None] | None, now: int) -> dict[str, Any]:
+    """The background re-fit as the dashboard shows it: running (since when) and the last run.
+    A re-fit claims the project until ``busy_until`` (its start + REFIT_HOLD_MS) and releases it
+    when done, so a future ``busy_until`` means one is running now."""
+    fitted_at, n_answers, busy_until = state or (None, 0, None)
+    running = busy_until is not None and busy_until > now
+    return {"running": running, "started_at": busy_until - quality_service.REFIT_HOLD_MS if running else None,
+            "fitted_at": fitted_at, "n_answers": n_answers}

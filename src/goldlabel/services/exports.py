@@ -12,7 +12,7 @@ hash of their id with ``settings.pseudonym_salt``) unless a manager asks for rea
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import BinaryIO
 
@@ -72,17 +72,26 @@ class Export:
             question=self.question, min_confidence=self.min_confidence,
         )
 
-    def write_to(self, out: BinaryIO) -> int:
-        """Write the whole export to a binary stream; returns the number of items."""
+    def write_to(self, out: BinaryIO, on_batch: Callable[[int], None] | None = None) -> int:
+        """Write the whole export to a binary stream; returns the number of items.
+        ``on_batch(n)`` is told of every batch of ``n`` items written (a progress bar)."""
         count = 0
         writer = self._writer(_Positioned(out))
         with fewer_gc_passes():
             for records in self._batches():
                 writer.write_batch(records)
                 count += len(records)
+                if on_batch is not None:
+                    on_batch(len(records))
             writer.close()
         # The training formats skip items without a label for their question: count what they wrote.
         return getattr(writer, "written", count)
+
+    def item_count(self) -> int:
+        """How many items the export holds, as of now (for a progress bar's total)."""
+        with read_tx(self.ctx.engine) as conn:
+            counts = project_store.count_items_by_status(conn, self.project["id"])
+        return counts.get(self.status, 0) if self.status else sum(counts.values())
 
     def iter_bytes(self) -> Iterator[bytes]:
         """The export as chunks of bytes, produced batch by batch (for a streamed response)."""
@@ -281,12 +290,13 @@ def export_project(
     pseudonymous: bool = True,
     question: str | None = None,
     min_confidence: float | None = None,
+    on_batch: Callable[[int], None] | None = None,
 ) -> int:
     """Write the project's export to ``out`` (a binary stream); returns the number of items.
-    ``actor=None`` is the local operator (CLI)."""
+    ``actor=None`` is the local operator (CLI); ``on_batch`` as in ``Export.write_to``."""
     job = prepare_export(
         ctx, actor, project_id, fmt, status=status, include_gold=include_gold,
         include_predictions=include_predictions, pseudonymous=pseudonymous, question=question,
         min_confidence=min_confidence,
     )
-    return job.write_to(out)
+    return job.write_to(out, on_batch)

@@ -193,6 +193,7 @@ def ingest_rows(
     fmt: str = "json",
     on_conflict: str = "skip",
     partial: bool = False,
+    empty_ok: bool = True,
 ) -> ImportReport:
     """Import ``(line_number, row)`` pairs. ``actor=None`` is the local operator (CLI).
 
@@ -236,6 +237,11 @@ def ingest_rows(
                     continue
                 clean.append((line, item))
             _write_batch(conn, project, clean, on_conflict, report, staging, max_errors)
+        if not report.rows and not empty_ok:
+            raise GoldlabelError(
+                f"the {fmt} file holds no items (it is empty, or has only a header or blank lines)",
+                code="empty_file", status=422,
+            )
         if report.error_count and not partial:
             conn.rollback()
             report.created = report.updated = report.skipped = 0
@@ -332,7 +338,7 @@ def import_file(
     partial: bool = False,
     filename: str | None = None,
 ) -> ImportReport:
-    """Import a JSONL / CSV / Parquet file (a path or a binary stream), streamed row by row.
+    """Import a JSONL / CSV / Parquet / JSON-array file (a path or a binary stream), streamed row by row.
 
     The format is ``fmt`` when given, else the extension of the path (or of ``filename``, or of
     the stream's ``name``). Parquet needs a seekable stream. Errors of the file itself (a
@@ -344,10 +350,10 @@ def import_file(
         module = detect_format(filename or path.name, fmt)
         with path.open("rb", buffering=1024 * 1024) as stream:
             return ingest_rows(ctx, actor, project_id, module.read_rows(stream), fmt=module.NAME,
-                               on_conflict=on_conflict, partial=partial)
+                               on_conflict=on_conflict, partial=partial, empty_ok=False)
     module = detect_format(filename or getattr(path_or_stream, "name", None), fmt)
     return ingest_rows(ctx, actor, project_id, module.read_rows(path_or_stream), fmt=module.NAME,
-                       on_conflict=on_conflict, partial=partial)
+                       on_conflict=on_conflict, partial=partial, empty_ok=False)
 
 
 def authorize_import(ctx: Context, actor: Actor, project_id: int) -> None:

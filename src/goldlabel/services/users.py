@@ -118,12 +118,15 @@ def authenticate_token(ctx: Context, token: str) -> Actor:
 
 
 def create_token(ctx: Context, actor: Actor | None, user_id: int, name: str = "") -> dict:
-    """A new API token. The plain token is in the result once and never stored."""
-    if actor is not None and actor.id != user_id and not actor.is_admin:
-        raise not_found("user")
+    """A new API token. The plain token is in the result once and never stored.
+
+    Users issue their own, admins anyone's. Not managers: a token answers in its user's name,
+    and annotator answers are what the quality estimates stand on."""
     token = TOKEN_PREFIX + secrets.token_urlsafe(32)
     with write_tx(ctx.engine) as conn:
-        if user_store.fetch_user(conn, user_id) is None:
+        if actor is not None:
+            _token_owner(conn, actor, user_id, "issues")
+        elif user_store.fetch_user(conn, user_id) is None:
             raise not_found("user")
         row = user_store.insert_token(
             conn,
@@ -137,16 +140,14 @@ def create_token(ctx: Context, actor: Actor | None, user_id: int, name: str = ""
 
 
 def list_tokens(ctx: Context, actor: Actor, user_id: int) -> list[dict]:
-    if actor.id != user_id and not actor.is_admin:
-        raise not_found("user")
     with read_tx(ctx.engine) as conn:
+        _token_owner(conn, actor, user_id, "lists")
         return user_store.list_tokens(conn, user_id)
 
 
 def revoke_token(ctx: Context, actor: Actor, user_id: int, token_id: int) -> None:
-    if actor.id != user_id and not actor.is_admin:
-        raise not_found("user")
     with write_tx(ctx.engine) as conn:
+        _token_owner(conn, actor, user_id, "revokes")
         if not user_store.revoke_token(conn, user_id, token_id, now_ms()):
             raise not_found("token")
     ctx.forget_actors()
@@ -197,6 +198,17 @@ def _managed_user(conn: Connection, actor: Actor, user_id: int, action: str) -> 
     return target
 
 
+def _token_owner(conn: Connection, actor: Actor, user_id: int, verb: str) -> None:
+    """Tokens are their user's (an admin's too): 404 for whom the user is invisible, 403 with the
+    way to get one for a manager, who sees the account (a 404 read as "no such user")."""
+    if actor.id == user_id or actor.is_admin:
+        return
+    if actor.role == "manager" and user_store.fetch_user(conn, user_id) is not None:
+        raise forbidden(f"only the user (or an admin) {verb} their API tokens; the user signs in "
+                        "to issue one, or the operator runs `goldlabel users token USERNAME`")
+    raise not_found("user")
+
+
 def get_user(ctx: Context, actor: Actor, user_id: int) -> dict:
     if actor.id != user_id and actor.role not in ("admin", "manager"):
         raise not_found("user")
@@ -229,7 +241,8 @@ def update_user(
     ctx: Context, actor: Actor, user_id: int, changes: dict[str, Any], current_session: str | None = None
 ) -> dict:
     """Change display name, password, role or active flag. Admins change anyone; users their
-    own display name and password; managers may suspend annotators and reviewers.
+    own display name and password; managers the display name and active flag (suspend) of
+    annotators and reviewers.
 
     A new password ends the user's browser sessions, all but ``current_session`` (the nonce of
     the session making this request, if it is the user's own): whoever changes their password
@@ -238,7 +251,7 @@ def update_user(
     with write_tx(ctx.engine) as conn:
         target = _managed_user(conn, actor, user_id, "change")
         if not actor.is_admin:
-            allowed = {"display_name", "password"} if actor.id == user_id else {"is_active"}
+            allowed = {"display_name", "password"} if actor.id == user_id else {"display_name", "is_active"}
             extra = set(changes) - allowed
             if extra:
                 raise forbidden(f"you may not change {', '.join(sorted(extra))}")

@@ -15,7 +15,15 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
-from goldlabel.storage.tables import answers, consensus, events, items, reviews, users
+from goldlabel.storage.tables import (
+    answers,
+    consensus,
+    events,
+    items,
+    project_models,
+    reviews,
+    users,
+)
 
 
 def _edge_id(conn: Connection, table: sa.Table, project_id: int, descending: bool) -> int | None:
@@ -178,3 +186,14 @@ def recent_reviews(conn: Connection, project_id: int, limit: int = 10) -> list[d
         .limit(limit)
     )
     return [dict(r) for r in conn.execute(q).mappings()]
+
+
+def refit_state(conn: Connection, project_id: int) -> tuple[int | None, int, int | None] | None:
+    """(fitted_at, n_answers, busy_until) of the project's last full re-fit (the row with
+    question ''), or None before the first one."""
+
+    row = conn.execute(
+        sa.select(project_models.c.fitted_at, project_models.c.n_answers, project_models.c.busy_until)
+        .where(project_models.c.project_id == project_id, project_models.c.question == "")
+    ).first()
+    return None if row is None else (row[0], row[1], row[2])

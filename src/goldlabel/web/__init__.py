@@ -11,6 +11,7 @@ from fastapi.responses import FileResponse
 from fastapi.staticfiles import StaticFiles
 
 from goldlabel.web import console, pages
+from goldlabel.web.api_docs import install_api_docs
 from goldlabel.web.rendering import (
     STATIC_DIR,
     LoginRequired,
@@ -30,9 +31,12 @@ def install_web(app: FastAPI) -> None:
     signer = SessionSigner(ctx.settings.secret_key)
     version = compute_asset_version()
     app.state.web = WebState(signer=signer, env=make_environment(version), asset_version=version)
-    exempt = frozenset(p for p in (app.docs_url, app.swagger_ui_oauth2_redirect_url) if p)
-    app.add_middleware(WebMiddleware, context=ctx, signer=signer, csp_exempt_paths=exempt)
+    # Every page, the API docs included, is under the CSP: no path is exempt.
+    app.add_middleware(WebMiddleware, context=ctx, signer=signer)
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
+    api_prefix = app.openapi_url.rsplit("/", 1)[0]  # /api/v1
+    install_api_docs(app, docs_url=f"{api_prefix}/docs", redoc_url=f"{api_prefix}/redoc",
+                     asset_version=version)
     app.include_router(pages.router)
     app.include_router(console.router)
 

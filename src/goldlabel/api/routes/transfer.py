@@ -17,8 +17,8 @@ from goldlabel.services import imports as import_service
 
 router = APIRouter(prefix="/projects/{project_id}", tags=["transfer"])
 
-FormatName = Literal["jsonl", "ndjson", "csv", "parquet"]
-ExportFormat = Literal["jsonl", "csv", "parquet", "coco", "yolo", "voc", "conll", "spacy", "hf"]
+FormatName = Literal["jsonl", "ndjson", "csv", "parquet", "json"]
+ExportFormat = Literal["jsonl", "csv", "parquet", "json", "coco", "yolo", "voc", "conll", "spacy", "hf"]
 
 _UPLOAD_BODY = {
     "requestBody": {
@@ -29,7 +29,7 @@ _UPLOAD_BODY = {
                     "type": "object",
                     "required": ["file"],
                     "properties": {"file": {"type": "string", "format": "binary",
-                                            "description": "A .jsonl / .ndjson, .csv or .parquet file."}},
+                                            "description": "A .jsonl / .ndjson, .csv, .parquet or .json (an array of items) file."}},
                 }
             }
         },
@@ -94,7 +94,7 @@ async def upload_import(
     response_class=StreamingResponse,
     responses={200: {"description": "The export file, streamed.",
                      "content": {"application/x-ndjson": {}, "text/csv": {}, "application/vnd.apache.parquet": {},
-                                 "application/zip": {}}}},
+                                 "application/json": {}, "application/zip": {}}}},
 )
 def download_export(
     project_id: int,

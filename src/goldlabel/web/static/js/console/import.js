@@ -28,6 +28,8 @@ form.addEventListener('submit', (event) => {
 function upload(file) {
   const params = new URLSearchParams({ on_conflict: form.elements.on_conflict.value });
   if (form.elements.partial.checked) params.set('partial', 'true');
+  // For a name that does not tell (no or another extension) the user picks the format.
+  if (form.elements.format.value) params.set('format', form.elements.format.value);
   const body = new FormData();
   body.append('file', file, file.name);
   const xhr = new XMLHttpRequest();
