@@ -82,7 +82,6 @@ def import_command(state: CliState, project_id: int, path: Path, fmt: str | None
                     ctx, None, project_id, reading(raw, progress), fmt=fmt, on_conflict=on_conflict,
                     partial=partial, filename=path.name,
                 ))
-            ))
     except GoldlabelError as exc:
         report = exc.extra.get("report")
         if report is None:

@@ -6,7 +6,18 @@ from pathlib import PurePath
 from types import ModuleType
 
 from goldlabel.domain.errors import GoldlabelError
-from goldlabel.formats import coco, conll, csv_format, hf, json_array, jsonl, parquet, spacy_format, voc, yolo
+from goldlabel.formats import (
+    coco,
+    conll,
+    csv_format,
+    hf,
+    json_array,
+    jsonl,
+    parquet,
+    spacy_format,
+    voc,
+    yolo,
+)
 
 # What an export hands each format's Writer.write_batch: a list of tuples, in this order.
 # JSON-valued fields are JSON text (embedded as is); ``consensus`` is ((question, value, confidence), ...),
