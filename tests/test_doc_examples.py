@@ -224,6 +224,27 @@ def _sample_files(directory: Path) -> None:
         '{"external_id": "b3", "data": {"text": "Meh."}, "gold": {"sentiment": "meh"}}\n')
     (directory / "schema.json").write_text(
         '{"questions": [{"name": "sentiment", "kind": "choice", "labels": ["positive", "negative"]}]}\n')
+    # Media: two pictures, a folder and a zip of them, and sidecars naming them (docs/import-export.md#media).
+    import io
+    import zipfile
+
+    from PIL import Image
+
+    def picture(color: tuple[int, int, int], fmt: str) -> bytes:
+        buf = io.BytesIO()
+        Image.new("RGB", (64, 48), color).save(buf, format=fmt)
+        return buf.getvalue()
+
+    (directory / "cat.png").write_bytes(picture((200, 120, 40), "PNG"))
+    (directory / "dog.jpg").write_bytes(picture((60, 60, 60), "JPEG"))
+    (directory / "labels.csv").write_text("file,priority\ncat.png,5\n")
+    (directory / "photos").mkdir()
+    for i in range(3):
+        (directory / "photos" / f"p{i}.png").write_bytes(picture((40 * i, 90, 200), "PNG"))
+    with zipfile.ZipFile(directory / "photos.zip", "w") as archive:
+        for i in range(2):
+            archive.writestr(f"batch/z{i}.png", picture((10, 40 * i, 90), "PNG"))
+    (directory / "meta.csv").write_text("file,priority,meta.camera\nbatch/z0.png,3,north\n")
 
 
 @pytest.fixture(scope="module")

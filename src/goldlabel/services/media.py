@@ -145,10 +145,10 @@ def _load_sidecar(path_or_stream: str | os.PathLike[str] | BinaryIO | None, file
         path = Path(path_or_stream)
         module = detect_format(filename or path.name)
         with path.open("rb") as stream:
-            entries = list(module.read_rows(stream))
+            entries = list(module.read_rows(_file_column_as_key(stream, module.NAME)))
     else:
         module = detect_format(filename or getattr(path_or_stream, "name", None))
-        entries = list(module.read_rows(path_or_stream))
+        entries = list(module.read_rows(_file_column_as_key(path_or_stream, module.NAME)))
     rows: dict[str, tuple[int, dict]] = {}
     errors: list[tuple[int, FieldError]] = []
     for line, row in entries:
@@ -164,6 +164,38 @@ def _load_sidecar(path_or_stream: str | os.PathLike[str] | BinaryIO | None, file
             continue
         rows[key] = (line, row)
     return rows, errors
+
+
+def _file_column_as_key(stream: BinaryIO, fmt: str) -> BinaryIO:
+    """A CSV sidecar's ``file`` column is its key: the CSV reader knows the key as ``external_id``
+    (every other column would become a data field), so the header cell is renamed."""
+    if fmt != "csv":
+        return stream
+    header = stream.readline()
+    cells = header.rstrip(b"\r\n").split(b",")
+    if b"file" in cells and b"external_id" not in cells:
+        header = header.replace(b"file", b"external_id", 1) if cells[0] == b"file" else b",".join(
+            b"external_id" if c == b"file" else c for c in cells) + b"\n"
+    return io.BufferedReader(_Prefixed(header, stream))  # type: ignore[arg-type]
+
+
+class _Prefixed(io.RawIOBase):
+    def __init__(self, head: bytes, rest: BinaryIO) -> None:
+        super().__init__()
+        self._head, self._rest = head, rest
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer) -> int:
+        if self._head:
+            n = min(len(buffer), len(self._head))
+            buffer[:n] = self._head[:n]
+            self._head = self._head[n:]
+            return n
+        data = self._rest.read(len(buffer))
+        buffer[: len(data)] = data
+        return len(data)
 
 
 def media_rows(ctx: Context, project_id: int, files: Iterable[MediaFile | tuple[str, str, str]],
