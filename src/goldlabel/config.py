@@ -46,6 +46,16 @@ class Settings(BaseModel):
     max_upload_bytes: int = Field(
         default=2 * 1024**3, ge=1, description="Largest accepted import upload."
     )
+    max_request_bytes: int = Field(
+        default=1024**2, ge=1024,
+        description="Largest request body of any route but the imports (an answer, a project, a form); "
+        "larger: 413 before the body is read (docs/security.md).",
+    )
+    max_json_import_bytes: int = Field(
+        default=64 * 1024**2, ge=1024,
+        description="Largest body of POST /projects/{id}/items (parsed in memory; also at most "
+        "max_upload_bytes): larger imports go through the streamed /imports upload.",
+    )
     page_size_max: int = Field(default=1000, ge=1, description="Largest page a list endpoint returns.")
     sqlite_busy_timeout_ms: int = Field(
         default=30000, ge=0, description="SQLite busy_timeout: how long a writer waits for the lock."
