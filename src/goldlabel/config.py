@@ -56,6 +56,10 @@ class Settings(BaseModel):
         description="Largest body of POST /projects/{id}/items (parsed in memory; also at most "
         "max_upload_bytes): larger imports go through the streamed /imports upload.",
     )
+    max_item_bytes: int = Field(
+        default=8 * 1024**2, ge=1024,
+        description="Largest item data (and, apart, meta) an import accepts, in bytes of JSON.",
+    )
     page_size_max: int = Field(default=1000, ge=1, description="Largest page a list endpoint returns.")
     sqlite_busy_timeout_ms: int = Field(
         default=30000, ge=0, description="SQLite busy_timeout: how long a writer waits for the lock."

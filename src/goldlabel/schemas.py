@@ -8,14 +8,45 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator, model_validator
+from pydantic_core import PydanticCustomError
+
+from goldlabel.domain.json_limits import INT64_MAX, INT64_MIN, MESSAGES, check_json, text_problem
 
 Role = Literal["admin", "manager", "reviewer", "annotator"]
 ItemStatus = Literal["open", "final", "needs_review"]
 
 
 class _In(BaseModel):
+    """A request body. Every field must be storable (domain.json_limits): no NUL characters or
+    lone surrogates in text, integers within 64 bits, JSON at most MAX_DEPTH levels deep; each
+    refusal is a 422 with a stable code (issue 17, item 8). Models with ``_no_nulls`` refuse an
+    explicit ``null`` (``{"display_name": null}``): they change columns that cannot be NULL."""
+
     model_config = ConfigDict(extra="forbid")
+    _no_nulls = False
+
+    @field_validator("*", mode="after")
+    @classmethod
+    def _storable(cls, value: Any, info: ValidationInfo) -> Any:
+        kind = value.__class__
+        if kind is str:
+            code = text_problem(value)
+            if code is not None:
+                raise PydanticCustomError(code, MESSAGES[code])
+        elif kind is int:
+            if not INT64_MIN <= value <= INT64_MAX:
+                raise PydanticCustomError("integer_out_of_range", MESSAGES["integer_out_of_range"])
+        elif kind is dict or kind is list:
+            errors = check_json(value)
+            if errors:
+                where = ".".join(str(p) for p in errors[0].loc)
+                raise PydanticCustomError(errors[0].code, "{message}" + (" (at {where})" if where else ""),
+                                          {"message": errors[0].message, "where": where})
+        elif value is None and cls._no_nulls:
+            raise PydanticCustomError("null_not_allowed", "{field} may be left out but not null",
+                                      {"field": info.field_name})
+        return value
 
 
 class QualitySettings(_In):
@@ -28,23 +59,12 @@ class QualitySettings(_In):
     suspend_below: float = Field(0.0, ge=0, le=1, description="Suspend an annotator whose estimated accuracy falls below.")
     show_predictions: bool = Field(False, description="Show model predictions to annotators as pre-labels.")
     max_leases_per_annotator: int = Field(4, ge=1, le=100, description="Live leases one annotator may hold (prefetch).")
-    consensus_method: str = Field(
-        "default", description="Aggregation method for choice questions: a name in goldlabel.quality.METHODS "
-        "or an alias (goldlabel.quality.METHOD_ALIASES; \"default\" = the recommended DEFAULT_METHOD).")
+    consensus_method: str = Field("majority_vote", description="Aggregation method for choice questions.")
     rating_tolerance: float | None = Field(
         None, gt=0, description="Rating questions: confidence is P(true rating within this of the consensus); "
         "default half a step (a twentieth of the range on a continuous scale).")
     text_similarity: float = Field(
         0.8, gt=0, le=1, description="Text questions: n-gram cosine similarity at which an answer agrees with the chosen one.")
-
-    @field_validator("consensus_method")
-    @classmethod
-    def _known_method(cls, value: str) -> str:
-        # imported here: the SDK imports this module and needs the quality engine only to validate
-        from goldlabel.quality import resolve_method
-
-        resolve_method(value)  # a ValueError naming the valid methods -> 422
-        return value
 
 
 class ProjectCreate(_In):
@@ -65,6 +85,7 @@ class ProjectCreate(_In):
 
 
 class ProjectUpdate(_In):
+    _no_nulls = True
     name: str | None = Field(None, min_length=1, max_length=200)
     description: str | None = None
     instructions: str | None = None
@@ -99,6 +120,7 @@ class UserCreate(_In):
 
 
 class UserUpdate(_In):
+    _no_nulls = True
     display_name: str | None = None
     password: str | None = Field(None, min_length=8, max_length=1024)
     role: Role | None = None

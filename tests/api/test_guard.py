@@ -153,7 +153,7 @@ def test_post_items_honours_max_upload_bytes(factory, project):
         rows = [{"external_id": f"big{i}", "data": {"text": "x" * 1000}} for i in range(5200)]  # ~5.2 MB
         res = api.post(f"/api/v1/projects/{project['id']}/items", json=rows)
         assert res.status_code == 413, res.text
-        assert res.json()["code"] == "body_too_large"
+        assert res.json()["code"] == "upload_too_large"
         # Chunked, no length declared: stopped at the limit.
         auth = {**JSON, "authorization": f"Bearer {small.token_for(project['manager'])}"}
         status, _, consumed = call(small, "POST", f"/api/v1/projects/{project['id']}/items",

@@ -33,26 +33,52 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from goldlabel.api.problems import MEDIA_TYPE, domain_problem_body, problem_body
 from goldlabel.config import Settings
 from goldlabel.domain.errors import GoldlabelError
+from goldlabel.domain.json_limits import INT64_MAX, INT64_MIN
 from goldlabel.services import users as user_service
 from goldlabel.services.context import Context
 
 UNSAFE_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
+# Integer path segments and query parameters are ids, cursors and sizes: past 64 bits none can
+# exist, and the database drivers fail on them (a 500 before this guard: issue 17, item 8).
+_LONG_NUMBER = re.compile(rb"[0-9]{19,}")
+_INT_QUERY = re.compile(rb"(?:^|&)(after|annotator_id|limit|item_id|user_id|project_id)=([0-9]{19,})(?:&|$)")
 _IMPORTS = re.compile(r"/api/v1/projects/[^/]+/imports")
 _ITEMS = re.compile(r"/api/v1/projects/[^/]+/items")
 
 
-def body_limit(settings: Settings, method: str, path: str) -> int:
-    """The most bytes a request body to this route may have."""
+def body_limit(settings: Settings, method: str, path: str) -> tuple[int, str]:
+    """The most bytes a request body to this route may have, and the code of its 413."""
     if method == "POST":
         if _IMPORTS.fullmatch(path):
-            return settings.max_upload_bytes
+            return settings.max_upload_bytes, "upload_too_large"
         if _ITEMS.fullmatch(path):
-            return min(settings.max_upload_bytes, settings.max_json_import_bytes)
-    return settings.max_request_bytes
+            return min(settings.max_upload_bytes, settings.max_json_import_bytes), "upload_too_large"
+    return settings.max_request_bytes, "body_too_large"
 
 
-def _problem(status: int, code: str, detail: str) -> list[Message]:
-    body = orjson.dumps(problem_body(status, code, detail))
+def _bad_target(scope: Scope) -> list[Message] | None:
+    """A 404 for an id past 64 bits in the path, a 422 for one in the query or for a NUL
+    character in either (PostgreSQL refuses NUL in text), else None."""
+    raw_path: bytes = scope.get("raw_path") or scope["path"].encode()
+    query: bytes = scope.get("query_string", b"")
+    if b"%00" in raw_path or b"\x00" in raw_path or b"%00" in query:
+        return _problem(422, "nul_character", "the URL may not contain NUL (%00) characters")
+    if _LONG_NUMBER.search(raw_path) is not None:
+        for segment in raw_path.split(b"/"):
+            if segment.isdigit() and (len(segment) > 19 or int(segment) > INT64_MAX):
+                return _problem(404, "not_found", f"no object has the id {segment.decode()} (ids are 64-bit)")
+    if _LONG_NUMBER.search(query) is not None:
+        for found in _INT_QUERY.finditer(query):
+            if len(found.group(2)) > 19 or int(found.group(2)) > INT64_MAX:
+                name = found.group(1).decode()
+                return _problem(422, "validation_failed", f"{name} must be at most {INT64_MAX}", [
+                    {"loc": ["query", name], "code": "integer_out_of_range",
+                     "message": f"integers must lie in [{INT64_MIN}, {INT64_MAX}]"}])
+    return None
+
+
+def _problem(status: int, code: str, detail: str, errors: list | None = None) -> list[Message]:
+    body = orjson.dumps(problem_body(status, code, detail, errors))
     return _messages(status, body, [])
 
 
@@ -62,8 +88,8 @@ def _messages(status: int, body: bytes, extra: list[tuple[bytes, bytes]]) -> lis
             {"type": "http.response.body", "body": body}]
 
 
-def too_large(limit: int) -> list[Message]:
-    return _problem(413, "body_too_large", f"the request body is larger than this route's limit of {limit} bytes")
+def too_large(limit: int, code: str) -> list[Message]:
+    return _problem(413, code, f"the request body is larger than this route's limit of {limit} bytes")
 
 
 class RequestGuard:
@@ -85,17 +111,21 @@ class RequestGuard:
                     declared = int(value) if len(value) < 19 else 1 << 63
             elif key == b"authorization" and value[:7].lower() == b"bearer ":
                 token = value[7:].strip().decode("latin-1")
+        refusal = _bad_target(scope)
+        if refusal is not None:
+            await _send_all(send, refusal)
+            return
         if method in UNSAFE_METHODS and path.startswith("/api/"):
             refusal = await self._authenticate(scope, token)
             if refusal is not None:
                 await _send_all(send, refusal)
                 return
-        limit = body_limit(self.context.settings, method, path)
+        limit, code = body_limit(self.context.settings, method, path)
         if declared > limit:
-            await _send_all(send, too_large(limit))
+            await _send_all(send, too_large(limit, code))
             return
         try:
-            await self.app(scope, *_bounded(receive, send, limit))
+            await self.app(scope, *_bounded(receive, send, limit, code))
         except BodyTooLarge:
             pass  # answered 413 already, as the limit was passed
 
@@ -122,7 +152,7 @@ class BodyTooLarge(Exception):
     """Raised into the app by ``receive`` once a body passes its limit, after the 413 is sent."""
 
 
-def _bounded(receive: Receive, send: Send, limit: int) -> tuple[Receive, Send]:
+def _bounded(receive: Receive, send: Send, limit: int, code: str) -> tuple[Receive, Send]:
     """``receive`` counting body bytes: past ``limit`` it answers 413 (unless the app has
     started its response) and raises ``BodyTooLarge`` into the app, so it reads no further
     (FastAPI turns an error while it reads a body into a 400, which ``send`` then drops with
@@ -141,7 +171,7 @@ def _bounded(receive: Receive, send: Send, limit: int) -> tuple[Receive, Send]:
             if received > limit:
                 refused = True
                 if not started:
-                    await _send_all(send, too_large(limit))
+                    await _send_all(send, too_large(limit, code))
                 raise BodyTooLarge
         return message
 

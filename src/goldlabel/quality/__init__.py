@@ -14,7 +14,6 @@ from .glad import GLAD
 from .mace import MACE
 from .majority_vote import MajorityVote, Wawa
 from .robust import CommunityDawidSkene, RobustDawidSkene
-from .selection import SelectedModel
 from .skill import SkillEstimate, confusions_from_skills, estimate_skill
 
 #: name -> estimator class; names are what `goldlabel aggregate --method` accepts
@@ -29,34 +28,10 @@ METHODS: dict[str, type[CategoricalEstimator]] = {
     "ebcc": EBCC,
     "cds": CommunityDawidSkene,
     "robust": RobustDawidSkene,
-    "auto": SelectedModel,
 }
 
-#: the method used when none is named: per-data-set selection by held-out answer likelihood,
-#: chosen leave-one-dataset-out (docs/quality.md, "The default")
-DEFAULT_METHOD = "auto"
-
-#: other spellings a project's ``consensus_method`` may use: "default" follows DEFAULT_METHOD
-METHOD_ALIASES: dict[str, str] = {
-    "default": DEFAULT_METHOD,
-    "majority_vote": "mv",
-    "dawid_skene": "ds",
-    "one_coin": "onecoin",
-}
-
-
-def method_names() -> list[str]:
-    """Every name :func:`resolve_method` accepts: the registry's, then the aliases."""
-    return [*METHODS, *METHOD_ALIASES]
-
-
-def resolve_method(name: str) -> str:
-    """The registry key (in :data:`METHODS`) a method name or alias stands for; a ValueError
-    naming the valid names for anything else (never a silent fallback)."""
-    key = METHOD_ALIASES.get(name, name)
-    if key not in METHODS:
-        raise ValueError(f"unknown aggregation method {name!r}; valid methods: {', '.join(method_names())}")
-    return key
+#: the method used when none is named: robust across all benchmark sets, no per-set tuning
+DEFAULT_METHOD = "robust"
 
 
 def recommended() -> CategoricalEstimator:
@@ -71,7 +46,6 @@ __all__ = [
     "GLAD",
     "MACE",
     "METHODS",
-    "METHOD_ALIASES",
     "Answers",
     "CategoricalEstimator",
     "CommunityDawidSkene",
@@ -79,7 +53,6 @@ __all__ = [
     "MajorityVote",
     "OneCoinDawidSkene",
     "RobustDawidSkene",
-    "SelectedModel",
     "SkillEstimate",
     "Wawa",
     "aggregate_file",
@@ -93,7 +66,5 @@ __all__ = [
     "item_posterior",
     "load_csv",
     "load_gold_csv",
-    "method_names",
     "recommended",
-    "resolve_method",
 ]

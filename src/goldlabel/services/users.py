@@ -13,6 +13,7 @@ from argon2.exceptions import InvalidHashError, VerificationError
 from sqlalchemy.engine import Connection
 
 from goldlabel.domain.errors import GoldlabelError, conflict, forbidden, not_found, unauthorized
+from goldlabel.domain.json_limits import text_problem
 from goldlabel.services.access import Actor
 from goldlabel.services.context import Context
 from goldlabel.storage import users as user_store
@@ -82,8 +83,10 @@ def create_user(
 
 
 def authenticate_password(ctx: Context, username: str, password: str) -> Actor:
-    with read_tx(ctx.engine) as conn:
-        row = user_store.fetch_user_by_username(conn, username)
+    row = None
+    if text_problem(username) is None:  # no such name can exist (PostgreSQL refuses NUL: a 500)
+        with read_tx(ctx.engine) as conn:
+            row = user_store.fetch_user_by_username(conn, username)
     stored = row["password_hash"] if row and row["password_hash"] else _dummy_hash()
     try:
         ok = _hasher.verify(stored, password)
@@ -211,6 +214,8 @@ def find_user(ctx: Context, actor: Actor, username: str) -> dict:
     """The user named ``username`` (admins and managers), one index lookup."""
     if actor.role not in ("admin", "manager"):
         raise forbidden("only admins and managers look up users")
+    if text_problem(username) is not None:
+        raise not_found("user")
     with read_tx(ctx.engine) as conn:
         row = user_store.fetch_user_by_username(conn, username)
     if row is None:
