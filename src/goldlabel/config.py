@@ -60,6 +60,17 @@ class Settings(BaseModel):
         default=8 * 1024**2, ge=1024,
         description="Largest item data (and, apart, meta) an import accepts, in bytes of JSON.",
     )
+    max_import_rows: int = Field(
+        default=10_000_000, ge=1, description="Most rows a Parquet import may hold.",
+    )
+    parquet_max_expansion: float = Field(
+        default=50.0, gt=0,
+        description="A Parquet import may decode to at most this many times its file size "
+        "(and at least parquet_min_decoded_bytes): refuses compression bombs.",
+    )
+    parquet_min_decoded_bytes: int = Field(
+        default=64 * 1024**2, ge=0, description="Decoded bytes any Parquet import may reach, whatever its size.",
+    )
     page_size_max: int = Field(default=1000, ge=1, description="Largest page a list endpoint returns.")
     sqlite_busy_timeout_ms: int = Field(
         default=30000, ge=0, description="SQLite busy_timeout: how long a writer waits for the lock."

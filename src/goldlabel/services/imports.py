@@ -20,7 +20,7 @@ import orjson
 from goldlabel.domain.errors import FieldError, GoldlabelError, forbidden
 from goldlabel.domain.json_limits import MESSAGES, check_json, printable, text_problem
 from goldlabel.domain.label_schema import LabelSchema
-from goldlabel.formats import detect_format
+from goldlabel.formats import detect_format, parquet
 from goldlabel.services.access import Actor, load_project
 from goldlabel.services.bulk import fewer_gc_passes
 from goldlabel.services.context import Context
@@ -378,11 +378,20 @@ def import_file(
         path = Path(path_or_stream)
         module = detect_format(filename or path.name, fmt)
         with path.open("rb", buffering=1024 * 1024) as stream:
-            return ingest_rows(ctx, actor, project_id, module.read_rows(stream), fmt=module.NAME,
+            return ingest_rows(ctx, actor, project_id, _read_rows(ctx, module, stream), fmt=module.NAME,
                                on_conflict=on_conflict, partial=partial)
     module = detect_format(filename or getattr(path_or_stream, "name", None), fmt)
-    return ingest_rows(ctx, actor, project_id, module.read_rows(path_or_stream), fmt=module.NAME,
+    return ingest_rows(ctx, actor, project_id, _read_rows(ctx, module, path_or_stream), fmt=module.NAME,
                        on_conflict=on_conflict, partial=partial)
+
+
+def _read_rows(ctx: Context, module: Any, stream: BinaryIO) -> Iterable[tuple[int, Any]]:
+    if module is parquet:  # compressed: bounded by what it decodes to as well as by its size
+        settings = ctx.settings
+        return parquet.read_rows(stream, parquet.ReadLimits(
+            max_rows=settings.max_import_rows, expansion=settings.parquet_max_expansion,
+            min_bytes=settings.parquet_min_decoded_bytes))
+    return module.read_rows(stream)
 
 
 def authorize_import(ctx: Context, actor: Actor, project_id: int) -> None:
