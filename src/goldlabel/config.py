@@ -71,6 +71,26 @@ class Settings(BaseModel):
     parquet_min_decoded_bytes: int = Field(
         default=64 * 1024**2, ge=0, description="Decoded bytes any Parquet import may reach, whatever its size.",
     )
+    password_min_length: int = Field(default=10, ge=8, description="Shortest password accepted.")
+    password_min_strength: int = Field(
+        default=3, ge=0, le=4,
+        description="Least zxcvbn score (0-4) a new password needs: refuses common passwords, words, "
+        "keyboard patterns and the username.",
+    )
+    password_hash_concurrency: int = Field(
+        default=2, ge=1,
+        description="Argon2 password hashes computed at once per process (64 MiB each); more waiting: 429.",
+    )
+    login_attempts_per_minute: int = Field(
+        default=10, ge=1, description="Login attempts per client address per minute (per process).",
+    )
+    login_max_failures: int = Field(
+        default=5, ge=1, description="Failed logins in a row after which an account is locked.",
+    )
+    login_lockout_s: float = Field(
+        default=30.0, gt=0, description="First lockout; doubled with each further failure.",
+    )
+    login_lockout_max_s: float = Field(default=900.0, gt=0, description="Longest lockout.")
     page_size_max: int = Field(default=1000, ge=1, description="Largest page a list endpoint returns.")
     sqlite_busy_timeout_ms: int = Field(
         default=30000, ge=0, description="SQLite busy_timeout: how long a writer waits for the lock."

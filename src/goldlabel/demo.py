@@ -8,10 +8,10 @@ and only what is missing is created, so ``make demo`` can run again on the same 
 from __future__ import annotations
 
 import random
+import secrets
 from dataclasses import dataclass, field
 from typing import Any
 
-from goldlabel.domain.errors import GoldlabelError
 from goldlabel.schemas import ProjectCreate, QualitySettings
 from goldlabel.services import imports as import_service
 from goldlabel.services import projects as project_service
@@ -23,11 +23,12 @@ SEED = 20240611
 # The local operator reads as an admin (listing services want an actor; writes pass None).
 _OPERATOR = Actor(id=0, username="local-operator", role="admin")
 
-# username, global role, password, role in the demo projects
-DEMO_USERS: tuple[tuple[str, str, str, str], ...] = (
-    ("manager", "manager", "manager-demo", "manager"),
-    ("annotator1", "annotator", "annotator1-demo", "annotator"),
-    ("annotator2", "annotator", "annotator2-demo", "annotator"),
+# username, global role, role in the demo projects. Passwords are random, made at the first
+# start and printed then (fixed ones were known to anyone who read the docs: issue 17, item 10).
+DEMO_USERS: tuple[tuple[str, str, str], ...] = (
+    ("manager", "manager", "manager"),
+    ("annotator1", "annotator", "annotator"),
+    ("annotator2", "annotator", "annotator"),
 )
 
 SENTIMENT_PROJECT = "Demo: product review sentiment"
@@ -228,9 +229,8 @@ def generate_support_replies(n: int = 40, seed: int = SEED) -> list[dict[str, An
 class DemoUser:
     username: str
     role: str
-    password: str
+    password: str | None  # known only when the demo created the user (this start)
     is_new: bool
-    has_demo_password: bool
 
 
 @dataclass
@@ -260,17 +260,18 @@ def _find_by(rows_of, key: str, value: Any) -> dict | None:
         after = page[-1]["id"]
 
 
-def _ensure_user(ctx: Context, username: str, role: str, password: str) -> tuple[dict, DemoUser]:
+def demo_password() -> str:
+    """A random password (96 bits), printed once."""
+    return secrets.token_urlsafe(12)
+
+
+def _ensure_user(ctx: Context, username: str, role: str) -> tuple[dict, DemoUser]:
     existing = _find_by(lambda after: user_service.list_users(ctx, _OPERATOR, after, 500), "username", username)
     if existing is None:
+        password = demo_password()
         row = user_service.create_user(ctx, None, username, role, password)
-        return row, DemoUser(username, row["role"], password, True, True)
-    try:
-        user_service.authenticate_password(ctx, username, password)
-        has_password = True
-    except GoldlabelError:
-        has_password = False  # someone changed it since the first start: do not reset it
-    return existing, DemoUser(username, existing["role"], password, False, has_password)
+        return row, DemoUser(username, row["role"], password, True)
+    return existing, DemoUser(username, existing["role"], None, False)
 
 
 def _ensure_project(ctx: Context, name: str, make_spec, rows: list[dict], members: dict[int, str]) -> DemoProject:
@@ -287,8 +288,8 @@ def seed_demo(ctx: Context) -> DemoSeed:
     """Create (or find) the demo users and projects; returns what the demo prints."""
     result = DemoSeed()
     members: dict[int, str] = {}
-    for username, role, password, project_role in DEMO_USERS:
-        row, user = _ensure_user(ctx, username, role, password)
+    for username, role, project_role in DEMO_USERS:
+        row, user = _ensure_user(ctx, username, role)
         members[row["id"]] = project_role
         result.users.append(user)
     result.projects.append(_ensure_project(

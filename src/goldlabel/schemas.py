@@ -6,7 +6,7 @@ Changing a model here changes the public API: do it on purpose.
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Any, ClassVar, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator, model_validator
 from pydantic_core import PydanticCustomError
@@ -20,11 +20,11 @@ ItemStatus = Literal["open", "final", "needs_review"]
 class _In(BaseModel):
     """A request body. Every field must be storable (domain.json_limits): no NUL characters or
     lone surrogates in text, integers within 64 bits, JSON at most MAX_DEPTH levels deep; each
-    refusal is a 422 with a stable code (issue 17, item 8). Models with ``_no_nulls`` refuse an
+    refusal is a 422 with a stable code (issue 17, item 8). Models with ``no_nulls`` refuse an
     explicit ``null`` (``{"display_name": null}``): they change columns that cannot be NULL."""
 
     model_config = ConfigDict(extra="forbid")
-    _no_nulls = False
+    no_nulls: ClassVar[bool] = False
 
     @field_validator("*", mode="after")
     @classmethod
@@ -43,7 +43,7 @@ class _In(BaseModel):
                 where = ".".join(str(p) for p in errors[0].loc)
                 raise PydanticCustomError(errors[0].code, "{message}" + (" (at {where})" if where else ""),
                                           {"message": errors[0].message, "where": where})
-        elif value is None and cls._no_nulls:
+        elif value is None and cls.no_nulls:
             raise PydanticCustomError("null_not_allowed", "{field} may be left out but not null",
                                       {"field": info.field_name})
         return value
@@ -85,7 +85,6 @@ class ProjectCreate(_In):
 
 
 class ProjectUpdate(_In):
-    _no_nulls = True
     name: str | None = Field(None, min_length=1, max_length=200)
     description: str | None = None
     instructions: str | None = None
@@ -120,7 +119,7 @@ class UserCreate(_In):
 
 
 class UserUpdate(_In):
-    _no_nulls = True
+    no_nulls: ClassVar[bool] = True
     display_name: str | None = None
     password: str | None = Field(None, min_length=8, max_length=1024)
     role: Role | None = None
