@@ -97,8 +97,9 @@ class Settings(BaseModel):
     )
     pg_pool_size: int = Field(default=10, ge=1, description="PostgreSQL connection pool size.")
     pseudonym_salt: str = Field(
-        default="goldlabel",
-        description="Salt for pseudonymous annotator ids in exports.",
+        default="",
+        description="Salt for pseudonymous annotator ids in exports; empty: a random salt made once per "
+        "install and kept in the database (a known salt lets anyone reverse pseudonyms to user ids).",
     )
     refit_interval_s: float = Field(
         default=60.0,

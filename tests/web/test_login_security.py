@@ -160,3 +160,26 @@ def test_weak_passwords_are_refused(factory, weak):
     res = admin.post("/api/v1/users", json={"username": "quentin.tarantino", "role": "annotator",
                                             "password": "quentin.tarantino"})
     assert res.status_code == 422 and res.json()["code"] == "weak_password"
+
+
+# -- item 10: suspension and logout scoped to the manager's projects -------------------------------
+
+def test_managers_suspend_and_log_out_only_their_projects_annotators(factory):
+    annotator = factory.make_user()
+    own = factory.make_project(annotators=[annotator])
+    other_manager = factory.make_user("manager")
+    factory.make_project(other_manager)  # manages a project, not the annotator's
+    outsider = factory.api_as(other_manager)
+    res = outsider.patch(f"/api/v1/users/{annotator.id}", json={"is_active": False})
+    assert res.status_code == 403 and res.json()["code"] == "forbidden"
+    assert outsider.delete(f"/api/v1/users/{annotator.id}/sessions").status_code == 403
+    assert factory.api_as(own["manager"]).get(f"/api/v1/users/{annotator.id}").json()["is_active"] is True
+    # The annotator's own manager may; so may an admin.
+    mine = factory.api_as(own["manager"])
+    assert mine.delete(f"/api/v1/users/{annotator.id}/sessions").status_code == 204
+    assert mine.patch(f"/api/v1/users/{annotator.id}", json={"is_active": False}).json()["is_active"] is False
+    admin = factory.api_as(factory.make_user("admin"))
+    assert admin.patch(f"/api/v1/users/{annotator.id}", json={"is_active": True}).status_code == 200
+    # A user in no project yet (just created) is anyone's to manage.
+    newbie = factory.make_user()
+    assert outsider.patch(f"/api/v1/users/{newbie.id}", json={"is_active": False}).status_code == 200

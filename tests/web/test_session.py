@@ -242,7 +242,9 @@ def test_end_sessions_route_admin_self_and_scoping(factory, browser_client, brow
     token = csrf_of(browser_client.get("/").text)
     assert browser_client.delete(url, headers={"X-CSRF-Token": token}).status_code == 204
     assert not logged_in(browser_client) and not logged_in(laptop)
-    # Managers may end an annotator's sessions (they may suspend them too), through the SDK.
+    # Managers may end the sessions of an annotator of their projects (they may suspend them
+    # too), through the SDK.
+    factory.make_project(manager, annotators=[user])
     log_in(laptop, user.username)
     with Client("http://goldlabel.test", factory.token_for(manager), transport=ASGIAppTransport(app)) as gl:
         gl.end_sessions(user.id)

@@ -205,13 +205,18 @@ def end_sessions(ctx: Context, actor: Actor, user_id: int) -> int:
 
 
 def _managed_user(conn: Connection, actor: Actor, user_id: int, action: str) -> dict:
-    """The user ``actor`` acts on: themself, anyone for an admin, an annotator or reviewer for a
-    manager. 404 for everyone else (no hint the user exists), 403 for a manager aiming higher."""
+    """The user ``actor`` acts on: themself, anyone for an admin, for a manager an annotator or
+    reviewer of a project the manager manages, or of no project yet (issue 17, item 10: any
+    manager could suspend or log out anyone's annotators). 404 for everyone else (no hint the user exists), 403 for a
+    manager aiming higher or outside their projects."""
     target = user_store.fetch_user(conn, user_id)
     if target is None or (actor.id != user_id and actor.role not in ("admin", "manager")):
         raise not_found("user")
-    if not actor.is_admin and actor.id != user_id and target["role"] not in ("annotator", "reviewer"):
-        raise forbidden(f"managers may only {action} annotators and reviewers")
+    if not actor.is_admin and actor.id != user_id:
+        if target["role"] not in ("annotator", "reviewer"):
+            raise forbidden(f"managers may only {action} annotators and reviewers")
+        if not user_store.manages_member(conn, actor.id, user_id):
+            raise forbidden(f"managers may only {action} members of projects they manage")
     return target
 
 

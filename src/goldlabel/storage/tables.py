@@ -301,3 +301,14 @@ reviews = sa.Table(
     sa.Index("ix_reviews_item_id", "item_id", "id"),
     sa.Index("ix_reviews_project_id", "project_id", "id"),
 )
+
+
+# Secrets made once per install (a random pseudonym salt, ...): stored with the data they
+# protect, so every process of the install, and a restored backup, use the same.
+install_secrets = sa.Table(
+    "install_secrets",
+    metadata,
+    sa.Column("name", sa.String(50), primary_key=True),
+    sa.Column("value", sa.String(200), nullable=False),
+    sa.Column("created_at", sa.BigInteger, nullable=False),
+)
