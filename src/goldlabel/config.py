@@ -91,6 +91,12 @@ class Settings(BaseModel):
         default=30.0, gt=0, description="First lockout; doubled with each further failure.",
     )
     login_lockout_max_s: float = Field(default=900.0, gt=0, description="Longest lockout.")
+    token_cache_s: float = Field(
+        default=2.0, ge=0,
+        description="How long a process trusts a verified API token before reading it again: a token "
+        "revoked or a user suspended through another process stops working within this; 0 = at once "
+        "(one indexed read per request).",
+    )
     page_size_max: int = Field(default=1000, ge=1, description="Largest page a list endpoint returns.")
     sqlite_busy_timeout_ms: int = Field(
         default=30000, ge=0, description="SQLite busy_timeout: how long a writer waits for the lock."

@@ -12,7 +12,7 @@ CSRF, validation errors):
 
 - a Bearer token of a user the database knows: verified from this process's cache
   (``users.cached_token_actor``) or, when not cached (its first request, or every
-  ``TOKEN_CACHE_TTL_S`` when the entry expires), here by ``users.authenticate_token``, as the
+  ``settings.token_cache_s`` when the entry expires), here by ``users.authenticate_token``, as the
   app's ``get_actor`` does. A token it refuses goes to the app, which answers the 401. (Handing
   every cache miss to the app cost a stall every 10 s: the tokens of all annotators, cached
   together, expired together, and each one's next request took the framework's path through

@@ -14,10 +14,11 @@ from goldlabel.domain.label_schema import LabelSchema
 from goldlabel.storage.aio import AsyncPg
 from goldlabel.storage.engine import create_engine
 
-# How long a verified API token is trusted without asking the database again. A revocation,
-# deactivation or role change made through this Context clears the cache at once; one made by
-# another process (a second uvicorn worker, the CLI) is seen by this process within this bound.
-TOKEN_CACHE_TTL_S = 10.0
+# How long a verified API token is trusted without asking the database again (the default of
+# settings.token_cache_s). A revocation, deactivation or role change made through this Context
+# clears the cache at once; one made by another process (a second uvicorn worker, the CLI) is
+# seen by this process within this bound (docs/security.md; 0 = at once, a read per request).
+TOKEN_CACHE_TTL_S = 2.0
 # Leases whose item reading this process keeps for the submit (services/queue.py): at most this
 # many; the oldest go first.
 LEASE_READINGS_MAX = 10_000
@@ -40,7 +41,7 @@ class Context:
 
     @classmethod
     def from_settings(cls, settings: Settings) -> Context:
-        return cls(settings=settings, engine=create_engine(settings))
+        return cls(settings=settings, engine=create_engine(settings), token_cache_ttl_s=settings.token_cache_s)
 
     def get_schema(self, project: dict) -> LabelSchema:
         """Parsed label schema of a project, cached per (id, updated_at): parsing once per
