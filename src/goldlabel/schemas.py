@@ -210,7 +210,7 @@ class LeasePublic(BaseModel):
 class AnswerSubmit(_In):
     lease_token: str = Field(min_length=1, max_length=200)
     value: dict[str, Any]
-    duration_ms: int | None = Field(None, ge=0, le=INT64_MAX)
+    duration_ms: int | None = Field(None, ge=0)
 
 
 class LeaseAction(_In):
