@@ -11,10 +11,22 @@ from typing import Any, ClassVar, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator, model_validator
 from pydantic_core import PydanticCustomError
 
-from goldlabel.domain.json_limits import INT64_MAX, INT64_MIN, MESSAGES, check_json, text_problem
-
 Role = Literal["admin", "manager", "reviewer", "annotator"]
 ItemStatus = Literal["open", "final", "needs_review"]
+
+
+_LIMITS: Any = None
+
+
+def _json_limits() -> Any:
+    """goldlabel.domain.json_limits, imported on first use: the SDK imports this module and must
+    not pull in the server's packages (tests/client/test_public_surface.py)."""
+    global _LIMITS
+    if _LIMITS is None:
+        from goldlabel.domain import json_limits
+
+        _LIMITS = json_limits
+    return _LIMITS
 
 
 class _In(BaseModel):
@@ -29,16 +41,17 @@ class _In(BaseModel):
     @field_validator("*", mode="after")
     @classmethod
     def _storable(cls, value: Any, info: ValidationInfo) -> Any:
+        limits = _json_limits()
         kind = value.__class__
         if kind is str:
-            code = text_problem(value)
+            code = limits.text_problem(value)
             if code is not None:
-                raise PydanticCustomError(code, MESSAGES[code])
+                raise PydanticCustomError(code, limits.MESSAGES[code])
         elif kind is int:
-            if not INT64_MIN <= value <= INT64_MAX:
-                raise PydanticCustomError("integer_out_of_range", MESSAGES["integer_out_of_range"])
+            if not limits.INT64_MIN <= value <= limits.INT64_MAX:
+                raise PydanticCustomError("integer_out_of_range", limits.MESSAGES["integer_out_of_range"])
         elif kind is dict or kind is list:
-            errors = check_json(value)
+            errors = limits.check_json(value)
             if errors:
                 where = ".".join(str(p) for p in errors[0].loc)
                 raise PydanticCustomError(errors[0].code, "{message}" + (" (at {where})" if where else ""),
