@@ -101,9 +101,11 @@ def authenticate_password(ctx: Context, username: str, password: str) -> Actor:
     if text_problem(username) is None:  # no such name can exist (PostgreSQL refuses NUL: a 500)
         with read_tx(ctx.engine) as conn:
             row = user_store.fetch_user_by_username(conn, username)
-    stored = row["password_hash"] if row and row["password_hash"] else _dummy_hash()
     try:
         with guard_of(ctx).hashing():
+            # The dummy hash too is made under the bound: made on first use, a burst of
+            # logins for unknown names right after a start would otherwise all make it at once.
+            stored = row["password_hash"] if row and row["password_hash"] else _dummy_hash()
             ok = _hasher.verify(stored, password)
     except (VerificationError, InvalidHashError):
         ok = False
