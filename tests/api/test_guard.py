@@ -170,3 +170,22 @@ def test_post_items_honours_max_upload_bytes(factory, project):
     finally:
         small.close()
         ctx.close()
+
+
+def test_chunked_upload_past_max_upload_bytes_stops_there(factory, project):
+    from tests.conftest import Factory
+
+    ctx, app = _small_upload_app(factory, 1024 * 1024)
+    small = Factory(ctx, app)
+    try:
+        head = (b'--xyz\r\nContent-Disposition: form-data; name="file"; filename="items.jsonl"\r\n'
+                b"Content-Type: application/octet-stream\r\n\r\n")
+        headers = {"content-type": "multipart/form-data; boundary=xyz",
+                   "authorization": f"Bearer {small.token_for(project['manager'])}"}
+        status, problem, consumed = call(small, "POST", f"/api/v1/projects/{project['id']}/imports",
+                                         Streamed(HUGE, head=head), headers)
+        assert status == 413 and problem["code"] == "upload_too_large"
+        assert consumed <= 1024 * 1024 + CHUNK
+    finally:
+        small.close()
+        ctx.close()
