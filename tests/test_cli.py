@@ -95,8 +95,8 @@ def test_users_create_token_list(database_url: str) -> None:
 
 
 def test_users_errors_are_messages_not_tracebacks(database_url: str) -> None:
-    assert run(database_url, "users", "create", "bob", "--role", "annotator", "--password", "longenough").exit_code == 0
-    assert_failed(run(database_url, "users", "create", "bob", "--role", "annotator", "--password", "longenough"),
+    assert run(database_url, "users", "create", "bob", "--role", "annotator", "--password", "plum-otter-canvas-42").exit_code == 0
+    assert_failed(run(database_url, "users", "create", "bob", "--role", "annotator", "--password", "plum-otter-canvas-42"),
                   1, "username_taken")
     assert_failed(run(database_url, "users", "create", "carol", "--role", "annotator", "--password", "short"),
                   1, "weak_password")
@@ -114,7 +114,7 @@ def test_users_create_without_password_and_no_terminal(database_url: str) -> Non
 
 
 def test_projects_create_prints_only_the_id(database_url: str, schema_file: Path, tmp_path: Path) -> None:
-    assert run(database_url, "users", "create", "mia", "--role", "manager", "--password", "longenough").exit_code == 0
+    assert run(database_url, "users", "create", "mia", "--role", "manager", "--password", "plum-otter-canvas-42").exit_code == 0
     instructions = tmp_path / "guide.md"
     instructions.write_text("Be *careful*.")
     result = run(database_url, "projects", "create", "--name", "first", "--schema", str(schema_file),
@@ -146,7 +146,7 @@ def test_projects_create_rejects_bad_input(database_url: str, tmp_path: Path, sc
 
 
 def test_projects_add_member(database_url: str, project_id: int) -> None:
-    assert run(database_url, "users", "create", "ann", "--role", "annotator", "--password", "longenough").exit_code == 0
+    assert run(database_url, "users", "create", "ann", "--role", "annotator", "--password", "plum-otter-canvas-42").exit_code == 0
     result = run(database_url, "projects", "add-member", str(project_id), "ann")
     assert result.exit_code == 0, result.output
     assert "ann is annotator" in result.stdout
@@ -290,15 +290,26 @@ def test_aggregate_csv(tmp_path: Path) -> None:
 # --- demo -------------------------------------------------------------------------------------
 
 
+def demo_passwords(stdout: str) -> dict[str, str]:
+    """username -> password from the demo's printed logins."""
+    lines = stdout.split("logins (username / password):", 1)[1].strip().splitlines()
+    return {parts[0]: parts[1] for parts in (line.split() for line in lines[:4])}
+
+
 def test_demo_seeds_once_and_reuses(database_url: str) -> None:
     first = run(database_url, "demo", "--no-serve")
     assert first.exit_code == 0, first.output
-    for login in ("manager-demo", "annotator1-demo", "annotator2-demo", "admin-demo"):
-        assert login in first.stdout
+    passwords = demo_passwords(first.stdout)
+    # Random per install (issue 17, item 10): four different ones, none of the old fixed ones.
+    assert set(passwords) == {"manager", "annotator1", "annotator2", "admin"}
+    assert len(set(passwords.values())) == 4 and all(len(p) >= 16 for p in passwords.values())
+    assert not {"manager-demo", "annotator1-demo", "admin-demo"} & set(passwords.values())
     assert "200 items, 12 gold" in first.stdout
     second = run(database_url, "demo", "--no-serve")
     assert second.exit_code == 0, second.output
     assert second.stdout.count(", reused") == 2
+    assert second.stdout.count("(printed at the first start)") == 4
+    assert not any(p in second.stdout for p in passwords.values())
     projects = json.loads(run(database_url, "projects", "list", "--json").stdout)
     assert len(projects) == 2
     kinds = {q["kind"] for p in projects for q in p["label_schema"]["questions"]}
@@ -313,11 +324,12 @@ def test_demo_annotators_can_work(database_url: str) -> None:
     from goldlabel.api.app import create_app
     from goldlabel.client.transport import ASGIAppTransport
 
-    assert run(database_url, "demo", "--no-serve").exit_code == 0
+    first = run(database_url, "demo", "--no-serve")
+    assert first.exit_code == 0
     ctx = Context.from_settings(Settings(database_url=database_url))
     try:
         token = user_service.create_token(ctx, None, user_service.authenticate_password(
-            ctx, "annotator1", "annotator1-demo").id)["token"]
+            ctx, "annotator1", demo_passwords(first.stdout)["annotator1"]).id)["token"]
         app = create_app(context=ctx, migrate=False)
         with httpx.Client(transport=ASGIAppTransport(app), base_url="http://demo.test",
                           headers={"Authorization": f"Bearer {token}"}) as api:
@@ -361,7 +373,7 @@ def test_console_script_end_to_end(tmp_path: Path, schema_file: Path) -> None:
                               text=True, timeout=120, check=False, env=subprocess_env(), cwd=tmp_path)
 
     assert gl("db", "upgrade").returncode == 0
-    assert gl("users", "create", "op", "--role", "admin", "--password-stdin", input="s3cret-pass\n").returncode == 0
+    assert gl("users", "create", "op", "--role", "admin", "--password-stdin", input="plum-otter-canvas-42\n").returncode == 0
     token = gl("users", "token", "op")
     assert token.returncode == 0 and token.stdout.startswith("gl_"), token.stderr
     created = gl("projects", "create", "--name", "p", "--schema", str(schema_file))

@@ -46,14 +46,66 @@ class Settings(BaseModel):
     max_upload_bytes: int = Field(
         default=2 * 1024**3, ge=1, description="Largest accepted import upload."
     )
+    max_request_bytes: int = Field(
+        default=1024**2, ge=1024,
+        description="Largest request body of any route but the imports (an answer, a project, a form); "
+        "larger: 413 before the body is read (docs/security.md).",
+    )
+    max_json_import_bytes: int = Field(
+        default=64 * 1024**2, ge=1024,
+        description="Largest body of POST /projects/{id}/items (parsed in memory; also at most "
+        "max_upload_bytes): larger imports go through the streamed /imports upload.",
+    )
+    max_item_bytes: int = Field(
+        default=8 * 1024**2, ge=1024,
+        description="Largest item data (and, apart, meta) an import accepts, in bytes of JSON.",
+    )
+    max_import_rows: int = Field(
+        default=10_000_000, ge=1, description="Most rows a Parquet import may hold.",
+    )
+    parquet_max_expansion: float = Field(
+        default=50.0, gt=0,
+        description="A Parquet import may decode to at most this many times its file size "
+        "(and at least parquet_min_decoded_bytes): refuses compression bombs.",
+    )
+    parquet_min_decoded_bytes: int = Field(
+        default=64 * 1024**2, ge=0, description="Decoded bytes any Parquet import may reach, whatever its size.",
+    )
+    password_min_length: int = Field(default=10, ge=8, description="Shortest password accepted.")
+    password_min_strength: int = Field(
+        default=3, ge=0, le=4,
+        description="Least zxcvbn score (0-4) a new password needs: refuses common passwords, words, "
+        "keyboard patterns and the username.",
+    )
+    password_hash_concurrency: int = Field(
+        default=2, ge=1,
+        description="Argon2 password hashes computed at once per process (64 MiB each); more waiting: 429.",
+    )
+    login_attempts_per_minute: int = Field(
+        default=10, ge=1, description="Login attempts per client address per minute (per process).",
+    )
+    login_max_failures: int = Field(
+        default=5, ge=1, description="Failed logins in a row after which an account is locked.",
+    )
+    login_lockout_s: float = Field(
+        default=30.0, gt=0, description="First lockout; doubled with each further failure.",
+    )
+    login_lockout_max_s: float = Field(default=900.0, gt=0, description="Longest lockout.")
+    token_cache_s: float = Field(
+        default=2.0, ge=0,
+        description="How long a process trusts a verified API token before reading it again: a token "
+        "revoked or a user suspended through another process stops working within this; 0 = at once "
+        "(one indexed read per request).",
+    )
     page_size_max: int = Field(default=1000, ge=1, description="Largest page a list endpoint returns.")
     sqlite_busy_timeout_ms: int = Field(
         default=30000, ge=0, description="SQLite busy_timeout: how long a writer waits for the lock."
     )
     pg_pool_size: int = Field(default=10, ge=1, description="PostgreSQL connection pool size.")
     pseudonym_salt: str = Field(
-        default="goldlabel",
-        description="Salt for pseudonymous annotator ids in exports.",
+        default="",
+        description="Salt for pseudonymous annotator ids in exports; empty: a random salt made once per "
+        "install and kept in the database (a known salt lets anyone reverse pseudonyms to user ids).",
     )
     refit_interval_s: float = Field(
         default=60.0,

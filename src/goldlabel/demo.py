@@ -12,10 +12,10 @@ so ``make demo`` can run again on the same database.
 from __future__ import annotations
 
 import random
+import secrets
 from dataclasses import dataclass, field
 from typing import Any
 
-from goldlabel.domain.errors import GoldlabelError
 from goldlabel.schemas import ProjectCreate, QualitySettings
 from goldlabel.services import imports as import_service
 from goldlabel.services import items as item_service
@@ -30,13 +30,15 @@ SEED = 20240611
 # The local operator reads as an admin (listing services want an actor; writes pass None).
 _OPERATOR = Actor(id=0, username="local-operator", role="admin")
 
-# username, global role, password, role in the demo projects (None: no membership; an admin
-# sees every project, including one created with `goldlabel projects create` and no --manager)
-DEMO_USERS: tuple[tuple[str, str, str, str | None], ...] = (
-    ("manager", "manager", "manager-demo", "manager"),
-    ("annotator1", "annotator", "annotator1-demo", "annotator"),
-    ("annotator2", "annotator", "annotator2-demo", "annotator"),
-    ("admin", "admin", "admin-demo", None),
+# username, global role, role in the demo projects (None: no membership; an admin sees every
+# project, including one created with `goldlabel projects create` and no --manager). Passwords
+# are random, made at the first start and printed then (fixed ones were known to anyone who read
+# the docs: issue 17, item 10).
+DEMO_USERS: tuple[tuple[str, str, str | None], ...] = (
+    ("manager", "manager", "manager"),
+    ("annotator1", "annotator", "annotator"),
+    ("annotator2", "annotator", "annotator"),
+    ("admin", "admin", None),
 )
 # How many items each annotator answers at the demo's first start, and how often they are right.
 SEEDED_ANSWERS = {"annotator1": (36, 0.92), "annotator2": (30, 0.8)}
@@ -249,9 +251,8 @@ def _support_with_truth(n: int, seed: int) -> list[tuple[dict[str, Any], dict[st
 class DemoUser:
     username: str
     role: str
-    password: str
+    password: str | None  # known only when the demo created the user (this start)
     is_new: bool
-    has_demo_password: bool
 
 
 @dataclass
@@ -282,17 +283,18 @@ def _find_by(rows_of, key: str, value: Any) -> dict | None:
         after = page[-1]["id"]
 
 
-def _ensure_user(ctx: Context, username: str, role: str, password: str) -> tuple[dict, DemoUser]:
+def demo_password() -> str:
+    """A random password (96 bits), printed once."""
+    return secrets.token_urlsafe(12)
+
+
+def _ensure_user(ctx: Context, username: str, role: str) -> tuple[dict, DemoUser]:
     existing = _find_by(lambda after: user_service.list_users(ctx, _OPERATOR, after, 500), "username", username)
     if existing is None:
+        password = demo_password()
         row = user_service.create_user(ctx, None, username, role, password)
-        return row, DemoUser(username, row["role"], password, True, True)
-    try:
-        user_service.authenticate_password(ctx, username, password)
-        has_password = True
-    except GoldlabelError:
-        has_password = False  # someone changed it since the first start: do not reset it
-    return existing, DemoUser(username, existing["role"], password, False, has_password)
+        return row, DemoUser(username, row["role"], password, True)
+    return existing, DemoUser(username, existing["role"], None, False)
 
 
 def _ensure_project(ctx: Context, name: str, make_spec, rows: list[dict], members: dict[int, str | None]) -> DemoProject:
@@ -359,8 +361,8 @@ def seed_demo(ctx: Context) -> DemoSeed:
     result = DemoSeed()
     members: dict[int, str | None] = {}
     annotators: dict[str, Actor] = {}
-    for username, role, password, project_role in DEMO_USERS:
-        row, user = _ensure_user(ctx, username, role, password)
+    for username, role, project_role in DEMO_USERS:
+        row, user = _ensure_user(ctx, username, role)
         members[row["id"]] = project_role
         result.users.append(user)
         if project_role == "annotator":

@@ -6,16 +6,60 @@ Changing a model here changes the public API: do it on purpose.
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Any, ClassVar, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator, model_validator
+from pydantic_core import PydanticCustomError
 
 Role = Literal["admin", "manager", "reviewer", "annotator"]
 ItemStatus = Literal["open", "final", "needs_review"]
 
 
+_LIMITS: Any = None
+
+
+def _json_limits() -> Any:
+    """goldlabel.domain.json_limits, imported on first use: the SDK imports this module and must
+    not pull in the server's packages (tests/client/test_public_surface.py)."""
+    global _LIMITS
+    if _LIMITS is None:
+        from goldlabel.domain import json_limits
+
+        _LIMITS = json_limits
+    return _LIMITS
+
+
 class _In(BaseModel):
+    """A request body. Every field must be storable (domain.json_limits): no NUL characters or
+    lone surrogates in text, integers within 64 bits, JSON at most MAX_DEPTH levels deep; each
+    refusal is a 422 with a stable code (issue 17, item 8). Models with ``no_nulls`` refuse an
+    explicit ``null`` (``{"display_name": null}``): they change columns that cannot be NULL."""
+
     model_config = ConfigDict(extra="forbid")
+    no_nulls: ClassVar[bool] = False
+
+    @field_validator("*", mode="after")
+    @classmethod
+    def _storable(cls, value: Any, info: ValidationInfo) -> Any:
+        limits = _json_limits()
+        kind = value.__class__
+        if kind is str:
+            code = limits.text_problem(value)
+            if code is not None:
+                raise PydanticCustomError(code, limits.MESSAGES[code])
+        elif kind is int:
+            if not limits.INT64_MIN <= value <= limits.INT64_MAX:
+                raise PydanticCustomError("integer_out_of_range", limits.MESSAGES["integer_out_of_range"])
+        elif kind is dict or kind is list:
+            errors = limits.check_json(value)
+            if errors:
+                where = ".".join(str(p) for p in errors[0].loc)
+                raise PydanticCustomError(errors[0].code, "{message}" + (" (at {where})" if where else ""),
+                                          {"message": errors[0].message, "where": where})
+        elif value is None and cls.no_nulls:
+            raise PydanticCustomError("null_not_allowed", "{field} may be left out but not null",
+                                      {"field": info.field_name})
+        return value
 
 
 class QualitySettings(_In):
@@ -127,6 +171,7 @@ class UserCreate(_In):
 
 
 class UserUpdate(_In):
+    no_nulls: ClassVar[bool] = True
     display_name: str | None = None
     password: str | None = Field(None, min_length=8, max_length=1024)
     role: Role | None = None

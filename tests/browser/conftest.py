@@ -36,7 +36,7 @@ REPO = Path(__file__).resolve().parents[2]
 CHROMIUM = os.environ.get("GOLDLABEL_CHROMIUM", "/usr/bin/chromium")
 CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
                  "--disable-component-update", "--disable-sync"]
-PASSWORD = "password123"
+PASSWORD = "plum-otter-canvas-42"
 SCREENSHOT_DIR = REPO / "docs" / "screenshots"
 
 

@@ -113,7 +113,7 @@ def test_login_logout(page, server, ui):
     page.keyboard.press("Enter")
     assert "Wrong username or password" in page.inner_text(".alert")
     page.allowed_problems = ("401",)  # the browser logs the failed login's status
-    page.fill("input[name=password]", "password123")
+    page.fill("input[name=password]", "plum-otter-canvas-42")
     page.keyboard.press("Enter")
     page.wait_for_url(lambda url: url.endswith("/"))
     assert "Support tickets" in page.inner_text(".project-list")

@@ -214,7 +214,7 @@ def test_dashboard_items_annotator_and_users(page, server, ui):
 
     page.click("[data-testid=nav-users]")
     page.fill("[data-testid=new-username]", "newbie")
-    page.fill("[data-testid=new-password]", "longenough1")
+    page.fill("[data-testid=new-password]", "plum-otter-canvas-44")
     page.select_option("[data-testid=new-role]", "reviewer")
     page.click("[data-testid=create-user]")
     page.wait_for_selector("tr >> text=newbie")

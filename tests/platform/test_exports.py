@@ -12,7 +12,8 @@ import pytest
 
 from goldlabel.api.app import create_app
 from goldlabel.services import exports as export_service
-from goldlabel.services.exports import export_project, pseudonym
+from goldlabel.services.context import Context
+from goldlabel.services.exports import export_project, pseudonym, pseudonym_salt
 
 
 @pytest.fixture
@@ -72,7 +73,7 @@ def test_jsonl_export_content(factory, answered):
         assert doc["confidence"] == {c["question"]: c["confidence"] for c in detail["consensus"]}
     assert x0["answer"] == {"sentiment": "positive"} and 0 < x0["confidence"]["sentiment"] <= 1
     assert x0["data"] == {"text": "item 0"} and x0["priority"] == 3
-    salt = factory.ctx.settings.pseudonym_salt
+    salt = pseudonym_salt(factory.ctx)
     assert [a["annotator"] for a in x0["answers"]] == [pseudonym(ann1.id, salt), pseudonym(ann2.id, salt)]
     assert [a["value"] for a in x0["answers"]] == [{"sentiment": "positive"}] * 2
     assert x0["answers"][0]["duration_ms"] == 1200 and x0["answers"][0]["created_at"] > 0
@@ -87,6 +88,23 @@ def test_pseudonyms_are_stable_salted_and_reveal_nothing(factory, answered):
     assert first == export_jsonl(factory, project["manager"], project)[0]["answers"][0]["annotator"]
     assert re.fullmatch(r"a_[0-9a-f]{16}", first)
     assert ann1.username not in first and first != pseudonym(ann1.id, "another salt")
+    # The salt is random per install (issue 17, item 10): the old fixed default does not
+    # reverse it, it is 256 bits, and every process of the install (another Context on the same
+    # database) uses the same one.
+    assert first != pseudonym(ann1.id, "goldlabel")
+    salt = pseudonym_salt(factory.ctx)
+    assert re.fullmatch(r"[0-9a-f]{64}", salt)
+    other = Context.from_settings(factory.ctx.settings)
+    try:
+        assert pseudonym_salt(other) == salt
+    finally:
+        other.close()
+    # A salt set in the settings wins.
+    fixed = Context.from_settings(factory.ctx.settings.model_copy(update={"pseudonym_salt": "chosen"}))
+    try:
+        assert pseudonym_salt(fixed) == "chosen"
+    finally:
+        fixed.close()
 
 
 def test_real_usernames_gold_and_predictions_for_managers(factory, answered):

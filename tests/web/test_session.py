@@ -18,7 +18,7 @@ from goldlabel.storage.tables import sessions
 from goldlabel.web.security import MAX_FORM_BYTES
 from goldlabel.web.session import SESSION_COOKIE, SessionSigner, start_session
 
-PASSWORD = "password123"
+PASSWORD = "plum-otter-canvas-42"
 
 
 @pytest.fixture
@@ -62,7 +62,7 @@ def test_cookie_is_secure_over_https(factory, app):
 def test_wrong_password_and_login_without_csrf(factory, browser_client):
     user = factory.make_user(password=PASSWORD)
     assert log_in(browser_client, user.username, "wrong-password").status_code == 401
-    res = browser_client.post("/login", data={"username": user.username, "password": "password123"})
+    res = browser_client.post("/login", data={"username": user.username, "password": PASSWORD})
     assert res.status_code == 403
     assert SESSION_COOKIE not in browser_client.cookies
 
@@ -242,7 +242,9 @@ def test_end_sessions_route_admin_self_and_scoping(factory, browser_client, brow
     token = csrf_of(browser_client.get("/").text)
     assert browser_client.delete(url, headers={"X-CSRF-Token": token}).status_code == 204
     assert not logged_in(browser_client) and not logged_in(laptop)
-    # Managers may end an annotator's sessions (they may suspend them too), through the SDK.
+    # Managers may end the sessions of an annotator of their projects (they may suspend them
+    # too), through the SDK.
+    factory.make_project(manager, annotators=[user])
     log_in(laptop, user.username)
     with Client("http://goldlabel.test", factory.token_for(manager), transport=ASGIAppTransport(app)) as gl:
         gl.end_sessions(user.id)

@@ -12,6 +12,7 @@ from starlette.types import Receive, Scope, Send
 
 from goldlabel import __version__
 from goldlabel.api.fastlane import AnnotateFastLane
+from goldlabel.api.guard import RequestGuard
 from goldlabel.api.problems import PROBLEM_RESPONSES, install_problem_handlers
 from goldlabel.api.routes import items, media, projects, quality, queue, snapshots, transfer, users
 from goldlabel.config import Settings
@@ -100,6 +101,8 @@ def create_app(settings: Settings | None = None, *, context: Context | None = No
     for module in (users, projects, items, queue, quality, transfer, snapshots, media):
         api.include_router(module.router)
     app.include_router(api)
+    # Added before the web middleware, so inside it: the session cookie is resolved by then.
+    app.add_middleware(RequestGuard, context=ctx)
     install_web(app)
     # In front of the whole app: the annotate loop's hot requests skip the framework; anything
     # else the fast lane hands to FastAPI itself.

@@ -10,6 +10,7 @@ from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from goldlabel.domain.errors import GoldlabelError
+from goldlabel.domain.json_limits import printable
 
 log = logging.getLogger("goldlabel.api")
 
@@ -19,6 +20,11 @@ MEDIA_TYPE = "application/problem+json"
 _STATUS_CODES = {400: "bad_request", 401: "unauthorized", 403: "forbidden", 404: "not_found",
                  405: "method_not_allowed", 409: "conflict", 413: "too_large", 415: "unsupported_media_type",
                  422: "validation_failed", 429: "too_many_requests"}
+
+
+# pydantic's name for a string it cannot take (a lone surrogate) -> the code our own checks use
+# (domain.json_limits), so one defect has one code wherever it is found.
+_CODE_ALIASES = {"string_unicode": "lone_surrogate"}
 
 
 def _problem_response(description: str) -> dict:
@@ -83,7 +89,9 @@ def install_problem_handlers(app: FastAPI) -> None:
     @app.exception_handler(RequestValidationError)
     async def _validation(_request: Request, exc: RequestValidationError) -> JSONResponse:
         errors = [
-            {"loc": [str(p) for p in e.get("loc", ())], "code": e.get("type", "invalid"), "message": e.get("msg", "")}
+            {"loc": [printable(str(p)) for p in e.get("loc", ())],
+             "code": _CODE_ALIASES.get(e.get("type", "invalid"), e.get("type", "invalid")),
+             "message": printable(e.get("msg", ""))}
             for e in exc.errors()
         ]
         return problem(422, "validation_failed", f"{len(errors)} invalid field(s) in the request", errors)

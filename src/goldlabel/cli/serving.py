@@ -142,7 +142,7 @@ def demo(state: CliState, host: str, port: int, database: str | None, no_serve: 
     click.echo("  logins (username / password):")
     width = max(len(u.username) for u in seeded.users)
     for u in seeded.users:
-        password = u.password if u.has_demo_password else "(changed since the demo created it)"
+        password = u.password or "(printed at the first start)"
         click.echo(f"    {u.username.ljust(width)}  {password.ljust(16)}  {u.role}")
     click.echo("  (admin sees every project, also one made with `goldlabel projects create` and no --manager)")
     click.echo("")

@@ -10,9 +10,11 @@ lists of structs.
 from __future__ import annotations
 
 from collections.abc import Iterator
+from dataclasses import dataclass
 from typing import Any, BinaryIO
 
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from goldlabel.domain.errors import FieldError
@@ -29,12 +31,53 @@ ANSWER_TYPE = pa.list_(pa.struct([
 PREDICTION_TYPE = pa.list_(pa.struct([("model_version", pa.string()), ("value", pa.string()), ("score", pa.float64())]))
 
 
-def read_rows(stream: BinaryIO) -> Iterator[tuple[int, Any]]:
-    """``(row number, row)``; row numbers count from 1 like data lines."""
+@dataclass(frozen=True)
+class ReadLimits:
+    """How far a Parquet file may expand when read (issue 17, item 9: a 24 KB file held 1 GB of
+    item data). ``max_bytes`` is ``max(min_bytes, expansion x the file's size)`` of decoded
+    (Arrow) data; ``max_rows`` counts rows. Both are checked against the file's metadata before
+    anything is decoded, then against what is actually decoded, batch by batch."""
+
+    max_rows: int = 10_000_000
+    expansion: float = 50.0
+    min_bytes: int = 64 * 1024**2
+
+    def max_bytes(self, file_size: int) -> int:
+        return max(self.min_bytes, int(self.expansion * file_size))
+
+
+# One batch holds about this much decoded data (rows per batch shrink for wide rows), so what
+# one batch can decode before the count stops it stays small.
+BATCH_TARGET_BYTES = 16 * 1024**2
+FIRST_BATCH_ROWS = 256
+
+
+def _file_size(stream: BinaryIO) -> int:
+    here = stream.tell()
+    size = stream.seek(0, 2)
+    stream.seek(here)
+    return size
+
+
+def read_rows(stream: BinaryIO, limits: ReadLimits | None = None) -> Iterator[tuple[int, Any]]:
+    """``(row number, row)``; row numbers count from 1 like data lines. Past ``limits`` (default
+    ``ReadLimits()``) reading stops with a ``too_large`` error."""
+    limits = limits or ReadLimits()
     try:
         pf = pq.ParquetFile(stream)
-    except (pa.ArrowException, OSError) as exc:
+        metadata = pf.metadata
+        declared_rows = metadata.num_rows
+        declared_bytes = sum(metadata.row_group(i).total_byte_size for i in range(metadata.num_row_groups))
+        max_bytes = limits.max_bytes(_file_size(stream))
+    except (pa.ArrowException, OSError, ValueError) as exc:
         yield 0, FieldError((), "bad_parquet", f"not a readable Parquet file: {exc}", 0)
+        return
+    if declared_rows > limits.max_rows:
+        yield 0, FieldError((), "too_many_rows", f"the file holds {declared_rows} rows; an import takes at most "
+                            f"{limits.max_rows} (setting max_import_rows)", 0)
+        return
+    if declared_bytes > max_bytes:
+        yield 0, _too_large(declared_bytes, max_bytes, 0)
         return
     try:
         plan = plan_columns(pf.schema_arrow.names)
@@ -42,19 +85,69 @@ def read_rows(stream: BinaryIO) -> Iterator[tuple[int, Any]]:
         yield 0, exc.error
         return
     wanted = sorted({i for i, _, _ in plan})
+    # Rows per batch from the bytes per row seen so far (the metadata's at first, at most
+    # FIRST_BATCH_ROWS rows: a dictionary-encoded column decodes to more than the metadata
+    # says), so one batch decodes about BATCH_TARGET_BYTES and the count below overshoots its
+    # limit by at most one batch.
+    per_row = declared_bytes / declared_rows if declared_rows else 0.0
     line = 0
+    decoded = 0
     try:
-        # No column projection: pyarrow reads dotted names ("data.text") as nested paths.
-        for batch in pf.iter_batches(batch_size=READ_BATCH_ROWS):
-            unread = [None] * batch.num_rows
-            columns: list[list[Any]] = [unread] * batch.num_columns
-            for i in wanted:  # columns the plan ignores are never converted
-                columns[i] = batch.column(i).to_pylist()
-            for values in zip(*columns):
-                line += 1
-                yield line, build_row(plan, values, line, is_text=False)
+        for group in range(metadata.num_row_groups):
+            batch_rows = max(1, min(READ_BATCH_ROWS if decoded else FIRST_BATCH_ROWS,
+                                    int(BATCH_TARGET_BYTES / per_row) if per_row else READ_BATCH_ROWS))
+            # No column projection: pyarrow reads dotted names ("data.text") as nested paths.
+            for batch in pf.iter_batches(batch_size=batch_rows, row_groups=[group]):
+                size = _decoded_bytes(batch)
+                decoded += size
+                if decoded > max_bytes:
+                    yield line + 1, _too_large(decoded, max_bytes, line + 1)
+                    return
+                if line + batch.num_rows > limits.max_rows:
+                    yield line + 1, FieldError((), "too_many_rows", f"more than {limits.max_rows} rows "
+                                               "(setting max_import_rows)", line + 1)
+                    return
+                if batch.num_rows:
+                    per_row = max(per_row, size / batch.num_rows)
+                yield from _batch_rows(plan, wanted, batch, line)
+                line += batch.num_rows
     except (pa.ArrowException, OSError) as exc:
         yield line + 1, FieldError((), "bad_parquet", f"unreadable Parquet data, reading stopped here: {exc}", line + 1)
+
+
+def _decoded_bytes(batch: pa.RecordBatch) -> int:
+    """The bytes a batch holds once decoded: a dictionary column (the file's own Arrow schema
+    may ask for one) counts each row's value, not the dictionary once; nothing is expanded to
+    count it."""
+    total = 0
+    for column in batch.columns:
+        if pa.types.is_dictionary(column.type):
+            values = column.dictionary
+            if pa.types.is_string(values.type) or pa.types.is_binary(values.type) or \
+                    pa.types.is_large_string(values.type) or pa.types.is_large_binary(values.type):
+                lengths = pc.take(pc.binary_length(values), column.indices)
+                total += int(pc.sum(lengths).as_py() or 0) + column.indices.nbytes
+            else:
+                total += column.indices.nbytes + (values.nbytes // max(1, len(values))) * len(column)
+        else:
+            total += column.nbytes
+    return total
+
+
+def _batch_rows(plan: Any, wanted: list[int], batch: pa.RecordBatch, line: int) -> Iterator[tuple[int, Any]]:
+    unread = [None] * batch.num_rows
+    columns: list[list[Any]] = [unread] * batch.num_columns
+    for i in wanted:  # columns the plan ignores are never converted
+        columns[i] = batch.column(i).to_pylist()
+    for values in zip(*columns):
+        line += 1
+        yield line, build_row(plan, values, line, is_text=False)
+
+
+def _too_large(size: int, limit: int, line: int) -> FieldError:
+    return FieldError((), "too_large", f"the file decodes to {size} bytes or more; this import takes at most "
+                      f"{limit} (settings parquet_max_expansion x the file size, at least "
+                      "parquet_min_decoded_bytes)", line)
 
 
 class Writer:

@@ -15,10 +15,11 @@ from goldlabel.storage.aio import AsyncPg
 from goldlabel.storage.engine import create_engine
 from goldlabel.storage.media import LocalMediaStore, MediaStore, S3MediaStore
 
-# How long a verified API token is trusted without asking the database again. A revocation,
-# deactivation or role change made through this Context clears the cache at once; one made by
-# another process (a second uvicorn worker, the CLI) is seen by this process within this bound.
-TOKEN_CACHE_TTL_S = 10.0
+# How long a verified API token is trusted without asking the database again (the default of
+# settings.token_cache_s). A revocation, deactivation or role change made through this Context
+# clears the cache at once; one made by another process (a second uvicorn worker, the CLI) is
+# seen by this process within this bound (docs/security.md; 0 = at once, a read per request).
+TOKEN_CACHE_TTL_S = 2.0
 # Leases whose item reading this process keeps for the submit (services/queue.py): at most this
 # many; the oldest go first.
 LEASE_READINGS_MAX = 10_000
@@ -42,7 +43,7 @@ class Context:
 
     @classmethod
     def from_settings(cls, settings: Settings) -> Context:
-        return cls(settings=settings, engine=create_engine(settings))
+        return cls(settings=settings, engine=create_engine(settings), token_cache_ttl_s=settings.token_cache_s)
 
     @property
     def media(self) -> MediaStore:

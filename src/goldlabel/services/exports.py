@@ -6,12 +6,14 @@ JSON text from the database to the file, never parsed.
 
 Per item: id, external_id, status, priority, is_gold, data, meta, the consensus answer and its
 confidence per question, and every raw answer. Annotators appear as stable pseudonyms (a keyed
-hash of their id with ``settings.pseudonym_salt``) unless a manager asks for real usernames.
+hash of their id with a random per-install salt, or ``settings.pseudonym_salt`` when set) unless
+a manager asks for real usernames.
 """
 
 from __future__ import annotations
 
 import hashlib
+import secrets
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import BinaryIO
@@ -25,6 +27,7 @@ from goldlabel.services.context import Context
 from goldlabel.storage import exports as export_store
 from goldlabel.storage import projects as project_store
 from goldlabel.storage.engine import read_tx
+from goldlabel.storage.secrets import install_secret
 
 BATCH_SIZE = 5000
 ITEM_STATUSES = ("open", "final", "needs_review")
@@ -36,6 +39,16 @@ def pseudonym(annotator_id: int, salt: str) -> str:
     """Stable, salted, not reversible without the salt: ``a_`` + 16 hex digits."""
     key = hashlib.sha256(salt.encode()).digest()
     return "a_" + hashlib.blake2b(str(annotator_id).encode(), key=key, digest_size=8).hexdigest()
+
+
+def pseudonym_salt(ctx: Context) -> str:
+    """``settings.pseudonym_salt`` when set, else the install's random salt (made on first use,
+    stored in the database so that every process and every export agree)."""
+    salt = ctx.settings.pseudonym_salt or getattr(ctx, "_pseudonym_salt", None)
+    if not salt:
+        salt = install_secret(ctx.engine, "pseudonym_salt", lambda: secrets.token_hex(32))
+        ctx._pseudonym_salt = salt  # type: ignore[attr-defined]
+    return salt
 
 
 @dataclass
@@ -110,7 +123,7 @@ class Export:
     def _batches(self) -> Iterator[list[tuple]]:
         """Lists of export records (the tuple layout of ``formats.registry.EXPORT_RECORD``)."""
         pid = self.project["id"]
-        salt = self.ctx.settings.pseudonym_salt
+        salt = pseudonym_salt(self.ctx)
         names: dict[int, str] = {}
         none: tuple = ()
         # One read transaction: the export is one consistent snapshot of the project.

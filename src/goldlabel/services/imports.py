@@ -18,8 +18,9 @@ from typing import Any, BinaryIO
 import orjson
 
 from goldlabel.domain.errors import FieldError, GoldlabelError, forbidden
+from goldlabel.domain.json_limits import MESSAGES, check_json, printable, text_problem
 from goldlabel.domain.label_schema import LabelSchema
-from goldlabel.formats import detect_format
+from goldlabel.formats import detect_format, parquet
 from goldlabel.services.access import Actor, load_project
 from goldlabel.services.bulk import fewer_gc_passes
 from goldlabel.services.context import Context
@@ -85,7 +86,7 @@ def check_row(row: Any, line: int, schema: LabelSchema) -> tuple[dict | None, li
         if priority is None:
             priority = 0
         if (
-            ext.__class__ is str and 0 < len(ext) <= 255
+            ext.__class__ is str and 0 < len(ext) <= 255 and ext.isascii() and "\x00" not in ext
             and data.__class__ is dict
             and priority.__class__ is int and -MAX_PRIORITY <= priority <= MAX_PRIORITY
             and (meta is None or meta.__class__ is dict)
@@ -109,6 +110,9 @@ def check_row(row: Any, line: int, schema: LabelSchema) -> tuple[dict | None, li
     if not isinstance(ext, str) or not ext or len(ext) > 255:
         errors.append(FieldError(("external_id",), "bad_external_id",
                                  "external_id must be a non-empty string of at most 255 characters", line))
+    elif (code := text_problem(ext)) is not None:
+        errors.append(FieldError(("external_id",), code, f"external_id: {MESSAGES[code]}", line))
+        ext = printable(ext)
     data = row.get("data")
     if not isinstance(data, dict):
         errors.append(FieldError(("data",), "bad_data", "data must be a JSON object", line))
@@ -134,6 +138,11 @@ def check_row(row: Any, line: int, schema: LabelSchema) -> tuple[dict | None, li
                 clean = _check_prediction(schema, pred, data, i, line, errors)
                 if clean is not None:
                     clean_preds.append(clean)
+    # Data and meta are checked when they are serialised (_encode); answers here.
+    if gold is not None:
+        errors.extend(check_json(gold, ("gold",), line=line))
+    for i, pred in enumerate(clean_preds):
+        errors.extend(check_json(pred["value"], ("predictions", i, "value"), line=line))
     if errors:
         return None, errors
     return {
@@ -236,7 +245,8 @@ def ingest_rows(
                     report.add_errors(errors, max_errors)
                     continue
                 clean.append((line, item))
-            _write_batch(conn, project, clean, on_conflict, report, staging, max_errors)
+            _write_batch(conn, project, clean, on_conflict, report, staging, max_errors,
+                         ctx.settings.max_item_bytes)
         if not report.rows and not empty_ok:
             raise GoldlabelError(
                 f"the {fmt} file holds no items (it is empty, or has only a header or blank lines)",
@@ -265,15 +275,39 @@ class _Staging:
     touched: set[int] = field(default_factory=set)  # pre-existing items this file skipped or updated
 
 
+def _encode(row: dict, line: int, limit: int) -> tuple[str, str | None, list[FieldError]]:
+    """The row's data and meta as stored (JSON text), or the errors that keep them out: too deep,
+    unencodable text or integers (domain.json_limits), or larger than ``limit`` bytes."""
+    texts: list[str | None] = []
+    for key in ("data", "meta"):
+        value = row[key]
+        if value is None:
+            texts.append(None)
+            continue
+        try:
+            encoded = orjson.dumps(value)
+        except orjson.JSONEncodeError:
+            encoded = None
+        errors = check_json(value, (key,), line=line, encoded=encoded)
+        if errors:
+            return "", None, errors
+        if encoded is None:  # nothing storable refused, yet orjson did: a type JSON lacks
+            return "", None, [FieldError((key,), "not_json", f"{key} holds a value JSON cannot represent", line)]
+        if len(encoded) > limit:
+            return "", None, [FieldError((key,), "too_large", f"{key} is {len(encoded)} bytes as JSON; "
+                                         f"the limit is {limit} (setting max_item_bytes)", line)]
+        texts.append(encoded.decode())
+    return texts[0] or "", texts[1], []
+
+
 def _write_batch(
     conn, project: dict, batch: list[tuple[int, dict]], on_conflict: str, report: ImportReport,
-    staging: _Staging, max_errors: int,
+    staging: _Staging, max_errors: int, max_item_bytes: int,
 ) -> None:
     if not batch:
         return
     now = now_ms()
     pid = project["id"]
-    dumps = orjson.dumps
     existing = import_store.fetch_existing_ids(conn, pid, [r["external_id"] for _, r in batch])
     new_rows: list[import_store.NewItem] = []
     updates = []
@@ -288,19 +322,20 @@ def _write_batch(
             report.add_errors([FieldError(("external_id",), "duplicate_external_id",
                                           f"external_id {ext!r} appears twice in this file", line)], max_errors)
             continue
+        data_text, meta_text, errors = _encode(r, line, max_item_bytes)
+        if errors:
+            report.add_errors(errors, max_errors)
+            continue
         in_batch.add(ext)
         kept.append(r)
-        meta = r["meta"]
         if item_id is None:
-            new_rows.append((ext, dumps(r["data"]).decode(), None if meta is None else dumps(meta).decode(),
-                             r["priority"]))
+            new_rows.append((ext, data_text, meta_text, r["priority"]))
             if r["gold"] is not None or r["predictions"]:
                 need_ids.append(ext)
             continue
         touched.add(item_id)
         if on_conflict == "update":
-            updates.append((dumps(r["data"]).decode(), None if meta is None else dumps(meta).decode(),
-                            r["priority"], now, item_id))
+            updates.append((data_text, meta_text, r["priority"], now, item_id))
     created, ids = import_store.insert_new_items(
         conn, pid, new_rows, target_overlap=project["overlap_min"], overlap_max=project["overlap_max"], now=now,
         want_ids=need_ids,
@@ -349,11 +384,20 @@ def import_file(
         path = Path(path_or_stream)
         module = detect_format(filename or path.name, fmt)
         with path.open("rb", buffering=1024 * 1024) as stream:
-            return ingest_rows(ctx, actor, project_id, module.read_rows(stream), fmt=module.NAME,
+            return ingest_rows(ctx, actor, project_id, _read_rows(ctx, module, stream), fmt=module.NAME,
                                on_conflict=on_conflict, partial=partial, empty_ok=False)
     module = detect_format(filename or getattr(path_or_stream, "name", None), fmt)
-    return ingest_rows(ctx, actor, project_id, module.read_rows(path_or_stream), fmt=module.NAME,
+    return ingest_rows(ctx, actor, project_id, _read_rows(ctx, module, path_or_stream), fmt=module.NAME,
                        on_conflict=on_conflict, partial=partial, empty_ok=False)
+
+
+def _read_rows(ctx: Context, module: Any, stream: BinaryIO) -> Iterable[tuple[int, Any]]:
+    if module is parquet:  # compressed: bounded by what it decodes to as well as by its size
+        settings = ctx.settings
+        return parquet.read_rows(stream, parquet.ReadLimits(
+            max_rows=settings.max_import_rows, expansion=settings.parquet_max_expansion,
+            min_bytes=settings.parquet_min_decoded_bytes))
+    return module.read_rows(stream)
 
 
 def authorize_import(ctx: Context, actor: Actor, project_id: int) -> None:

@@ -11,10 +11,13 @@ from typing import Any
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
 from sqlalchemy.engine import Connection
+from zxcvbn import zxcvbn
 
 from goldlabel.domain.errors import GoldlabelError, conflict, forbidden, not_found, unauthorized
+from goldlabel.domain.json_limits import text_problem
 from goldlabel.services.access import Actor
 from goldlabel.services.context import Context
+from goldlabel.services.login_guard import guard_of
 from goldlabel.storage import users as user_store
 from goldlabel.storage.engine import now_ms, read_tx, write_tx
 from goldlabel.storage.tables import ROLES
@@ -42,9 +45,19 @@ def public_user(row: dict) -> dict[str, Any]:
     return {k: row[k] for k in ("id", "username", "display_name", "role", "is_active", "created_at")}
 
 
-def _check_password(password: str) -> None:
-    if len(password) < 8:
-        raise GoldlabelError("password must have at least 8 characters", code="weak_password", status=422)
+def check_password_policy(ctx: Context, password: str, username: str = "") -> None:
+    """At least ``password_min_length`` characters and hard to guess: zxcvbn (common passwords,
+    dictionary words, names, keyboard patterns, the username) must score it at least
+    ``password_min_strength`` of 4. 422 ``weak_password`` otherwise, saying why."""
+    minimum = ctx.settings.password_min_length
+    if len(password) < minimum:
+        raise GoldlabelError(f"password must have at least {minimum} characters", code="weak_password", status=422)
+    # The first 64 characters decide (zxcvbn's time grows with the length; longer is not weaker).
+    verdict = zxcvbn(password[:64], user_inputs=[username, "goldlabel"] if username else ["goldlabel"])
+    if verdict["score"] < ctx.settings.password_min_strength:
+        hint = verdict["feedback"].get("warning") or "it is easy to guess"
+        raise GoldlabelError(f"password too weak: {hint.rstrip('.')}; use a longer, less common one "
+                             "(a few unrelated words work well)", code="weak_password", status=422)
 
 
 def create_user(
@@ -63,9 +76,11 @@ def create_user(
         actor.role != "manager" or role not in ("annotator", "reviewer")
     ):
         raise forbidden("only admins create managers and admins; managers create annotators and reviewers")
+    pw_hash = None
     if password is not None:
-        _check_password(password)
-    pw_hash = hash_password(password) if password else None
+        check_password_policy(ctx, password, username)
+        with guard_of(ctx).hashing():
+            pw_hash = hash_password(password)
     with write_tx(ctx.engine) as conn:
         if user_store.fetch_user_by_username(conn, username):
             raise conflict(f"username {username!r} is taken", "username_taken")
@@ -82,11 +97,16 @@ def create_user(
 
 
 def authenticate_password(ctx: Context, username: str, password: str) -> Actor:
-    with read_tx(ctx.engine) as conn:
-        row = user_store.fetch_user_by_username(conn, username)
-    stored = row["password_hash"] if row and row["password_hash"] else _dummy_hash()
+    row = None
+    if text_problem(username) is None:  # no such name can exist (PostgreSQL refuses NUL: a 500)
+        with read_tx(ctx.engine) as conn:
+            row = user_store.fetch_user_by_username(conn, username)
     try:
-        ok = _hasher.verify(stored, password)
+        with guard_of(ctx).hashing():
+            # The dummy hash too is made under the bound: made on first use, a burst of
+            # logins for unknown names right after a start would otherwise all make it at once.
+            stored = row["password_hash"] if row and row["password_hash"] else _dummy_hash()
+            ok = _hasher.verify(stored, password)
     except (VerificationError, InvalidHashError):
         ok = False
     if not ok or row is None or not row["password_hash"] or not row["is_active"]:
@@ -188,13 +208,18 @@ def end_sessions(ctx: Context, actor: Actor, user_id: int) -> int:
 
 
 def _managed_user(conn: Connection, actor: Actor, user_id: int, action: str) -> dict:
-    """The user ``actor`` acts on: themself, anyone for an admin, an annotator or reviewer for a
-    manager. 404 for everyone else (no hint the user exists), 403 for a manager aiming higher."""
+    """The user ``actor`` acts on: themself, anyone for an admin, for a manager an annotator or
+    reviewer of a project the manager manages, or of no project yet (issue 17, item 10: any
+    manager could suspend or log out anyone's annotators). 404 for everyone else (no hint the user exists), 403 for a
+    manager aiming higher or outside their projects."""
     target = user_store.fetch_user(conn, user_id)
     if target is None or (actor.id != user_id and actor.role not in ("admin", "manager")):
         raise not_found("user")
-    if not actor.is_admin and actor.id != user_id and target["role"] not in ("annotator", "reviewer"):
-        raise forbidden(f"managers may only {action} annotators and reviewers")
+    if not actor.is_admin and actor.id != user_id:
+        if target["role"] not in ("annotator", "reviewer"):
+            raise forbidden(f"managers may only {action} annotators and reviewers")
+        if not user_store.manages_member(conn, actor.id, user_id):
+            raise forbidden(f"managers may only {action} members of projects they manage")
     return target
 
 
@@ -223,6 +248,8 @@ def find_user(ctx: Context, actor: Actor, username: str) -> dict:
     """The user named ``username`` (admins and managers), one index lookup."""
     if actor.role not in ("admin", "manager"):
         raise forbidden("only admins and managers look up users")
+    if text_problem(username) is not None:
+        raise not_found("user")
     with read_tx(ctx.engine) as conn:
         row = user_store.fetch_user_by_username(conn, username)
     if row is None:
@@ -259,8 +286,9 @@ def update_user(
         if "role" in values and values["role"] not in ROLES:
             raise GoldlabelError(f"role must be one of {', '.join(ROLES)}", code="unknown_role", status=422)
         if changes.get("password") is not None:
-            _check_password(changes["password"])
-            values["password_hash"] = hash_password(changes["password"])
+            check_password_policy(ctx, changes["password"], target["username"])
+            with guard_of(ctx).hashing():
+                values["password_hash"] = hash_password(changes["password"])
         row = user_store.update_user(conn, user_id, **values) if values else target
         if "password_hash" in values:
             keep = hash_token(current_session) if current_session and actor.id == user_id else None

@@ -336,3 +336,13 @@ snapshots = sa.Table(
     sa.Column("created_at", sa.BigInteger, nullable=False),
     sa.UniqueConstraint("project_id", "name"),
 )
+
+# Secrets made once per install (a random pseudonym salt, ...): stored with the data they
+# protect, so every process of the install, and a restored backup, use the same.
+install_secrets = sa.Table(
+    "install_secrets",
+    metadata,
+    sa.Column("name", sa.String(50), primary_key=True),
+    sa.Column("value", sa.String(200), nullable=False),
+    sa.Column("created_at", sa.BigInteger, nullable=False),
+)

@@ -142,6 +142,19 @@ def fetch_member_role(conn: Connection, project_id: int, user_id: int) -> str | 
     ).scalar()
 
 
+def manages_member(conn: Connection, manager_id: int, user_id: int) -> bool:
+    """Whether ``user_id`` is a member of a project where ``manager_id`` is a manager, or of no
+    project at all (a user just created, nobody's yet)."""
+    mine = project_members.alias("mine")
+    theirs = project_members.alias("theirs")
+    shared = sa.select(sa.literal(1)).select_from(
+        mine.join(theirs, theirs.c.project_id == mine.c.project_id)
+    ).where(mine.c.user_id == manager_id, mine.c.role == "manager", theirs.c.user_id == user_id)
+    anywhere = sa.select(sa.literal(1)).where(project_members.c.user_id == user_id)
+    q = sa.select(sa.or_(sa.exists(shared), ~sa.exists(anywhere)))
+    return bool(conn.execute(q).scalar())
+
+
 def list_members(conn: Connection, project_id: int) -> list[dict]:
     q = (
         sa.select(project_members.c.user_id, project_members.c.role, users.c.username, users.c.display_name)

@@ -15,6 +15,7 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from goldlabel.domain.errors import GoldlabelError
 from goldlabel.services import projects as project_service
 from goldlabel.services import users as user_service
+from goldlabel.services.login_guard import TooManyAttempts, guard_of
 from goldlabel.web.rendering import (
     PageActor,
     csrf_token_for,
@@ -76,11 +77,22 @@ def login(
     password: Annotated[str, Form(max_length=1024)],
     next: Annotated[str, Form()] = "/",
 ) -> Response:
-    # The CSRF token was checked by WebMiddleware before this runs.
+    # The CSRF token was checked by WebMiddleware before this runs. Throttled before the
+    # password is hashed (services.login_guard).
+    ctx = request.app.state.context
+    guard = guard_of(ctx)
     try:
-        actor = user_service.authenticate_password(request.app.state.context, username, password)
+        guard.admit(username, request.client.host if request.client else "")
+        actor = user_service.authenticate_password(ctx, username, password)
+    except TooManyAttempts as exc:
+        retry = exc.extra["retry_after_s"]
+        response = _login_page(request, next, f"Too many attempts; try again in {retry} s.", 429, username=username)
+        response.headers["Retry-After"] = str(retry)
+        return response
     except GoldlabelError:
+        guard.failed(username)
         return _login_page(request, next, "Wrong username or password.", 401, username=username)
+    guard.succeeded(username)
     cookie, session = get_web(request).signer.issue(actor.id)
     start_session(request.app.state.context, session)
     response = RedirectResponse(next if is_local_path(next) else "/", status_code=303)

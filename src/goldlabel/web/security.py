@@ -8,7 +8,7 @@ Rules, in order, for each HTTP request:
 2. Otherwise a valid ``gl_session`` cookie sets ``request.state.session_actor`` (read by
    ``api.deps.get_actor``) and ``request.state.session``.
 3. A state-changing request (POST, PUT, PATCH, DELETE) that a session authenticates, and the
-   login form post, must carry the CSRF token: the ``X-CSRF-Token`` header (JavaScript) or a
+   login form post (always: with the pre-session cookie the login page set), must carry the CSRF token: the ``X-CSRF-Token`` header (JavaScript) or a
    ``csrf_token`` field of an ``application/x-www-form-urlencoded`` body (HTML forms). Enforced
    here, once, so no route can forget it.
 """
@@ -100,12 +100,19 @@ class WebMiddleware:
             if state["session"] is not None:
                 nonce: str | None = state["session"].nonce
             elif path == LOGIN_PATH:
-                nonce = cookies.get(PRESESSION_COOKIE)
+                # Login CSRF: a login without the pre-session cookie the login page set (and
+                # its token) is refused, so a page elsewhere cannot log a victim's browser into
+                # the attacker's account (issue 17, item 4).
+                nonce = cookies.get(PRESESSION_COOKIE) or ""
             else:
                 nonce = None  # no ambient credentials: nothing a forged request could use
             if nonce is not None:
                 token = headers.get(CSRF_HEADER)
                 if token is None and _is_form(headers):
+                    declared = headers.get("content-length", "")
+                    if declared.isdigit() and int(declared) > MAX_FORM_BYTES:
+                        await _reject(scope, send, 413, "form too large")
+                        return
                     body, complete = await read_body(receive, MAX_FORM_BYTES)
                     if len(body) > MAX_FORM_BYTES:
                         await _reject(scope, send, 413, "form too large")

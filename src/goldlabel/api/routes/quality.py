@@ -8,6 +8,7 @@ from fastapi import APIRouter, status
 from pydantic import BaseModel, ConfigDict, Field
 
 from goldlabel.api.deps import ContextDep, CurrentActor
+from goldlabel.schemas import _In
 from goldlabel.services import quality as quality_service
 from goldlabel.services import review as review_service
 
@@ -19,8 +20,7 @@ class AnnotatorStatusSet(BaseModel):
     status: Literal["active", "suspended"]
 
 
-class ReviewCreate(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+class ReviewCreate(_In):  # _In: text and values storable (no NUL, no lone surrogates)
     action: Literal["accept", "reject", "fix"]
     value: dict[str, Any] | None = Field(None, description="The corrected answer (fix only).")
     comment: str = Field("", max_length=5000)
