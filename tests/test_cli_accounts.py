@@ -53,19 +53,19 @@ def can_log_in(database_url: str, username: str, password: str) -> bool:
 
 
 def test_users_set_password(database_url: str) -> None:
-    assert run(database_url, "users", "create", "ann", "--role", "annotator", "--password", "first-pass").exit_code == 0
-    done = run(database_url, "users", "set-password", "ann", "--password-stdin", input="second-pass\n")
+    assert run(database_url, "users", "create", "ann", "--role", "annotator", "--password", "amber lantern quietly 41").exit_code == 0
+    done = run(database_url, "users", "set-password", "ann", "--password-stdin", input="violet harbor sings 73\n")
     assert done.exit_code == 0, done.output
     assert "password of ann set" in done.stdout
-    assert can_log_in(database_url, "ann", "second-pass") and not can_log_in(database_url, "ann", "first-pass")
+    assert can_log_in(database_url, "ann", "violet harbor sings 73") and not can_log_in(database_url, "ann", "amber lantern quietly 41")
     # Too short, unknown user, no password and no terminal: messages and exit codes, no traceback.
     short = run(database_url, "users", "set-password", "ann", "--password", "short")
-    assert short.exit_code == 1 and "8 characters" in short.stderr, short.output
-    ghost = run(database_url, "users", "set-password", "ghost", "--password", "long-enough")
+    assert short.exit_code == 1 and "10 characters" in short.stderr, short.output
+    ghost = run(database_url, "users", "set-password", "ghost", "--password", "granite willow hums 26")
     assert ghost.exit_code == 1 and "not found" in ghost.stderr, ghost.output
     nothing = run(database_url, "users", "set-password", "ann")
     assert nothing.exit_code == 2 and "--password-stdin" in nothing.stderr, nothing.output
-    assert can_log_in(database_url, "ann", "second-pass")
+    assert can_log_in(database_url, "ann", "violet harbor sings 73")
 
 
 def test_projects_create_without_manager_says_how_to_make_it_visible(database_url: str, tmp_path: Path) -> None:
@@ -76,7 +76,7 @@ def test_projects_create_without_manager_says_how_to_make_it_visible(database_ur
     pid = created.stdout.strip()
     assert created.stdout == f"{pid}\n"  # stdout stays the bare id, for scripts
     assert f"goldlabel projects add-member {pid} USERNAME --role manager" in created.stderr
-    assert run(database_url, "users", "create", "boss", "--role", "manager", "--password", "boss-pass").exit_code == 0
+    assert run(database_url, "users", "create", "boss", "--role", "manager", "--password", "copper meadow drifts 58").exit_code == 0
     managed = run(database_url, "projects", "create", "--name", "q", "--schema", str(schema), "--manager", "boss")
     assert managed.exit_code == 0 and "add-member" not in managed.stderr, managed.output
 
@@ -85,13 +85,14 @@ def test_demo_prints_an_admin_login_that_sees_every_project(database_url: str, t
     first = run(database_url, "demo", "--no-serve")
     assert first.exit_code == 0, first.output
     line = next(x for x in first.stdout.splitlines() if x.strip().startswith("admin "))
-    assert line.split() == ["admin", "admin-demo", "admin"]
+    name, admin_password, role = line.split()
+    assert (name, role) == ("admin", "admin") and len(admin_password) >= 16  # random, printed once
     schema = tmp_path / "schema.json"
     schema.write_text(json.dumps({"questions": [{"name": "q", "kind": "choice", "labels": ["a", "b"]}]}))
     pid = int(run(database_url, "projects", "create", "--name", "orphan", "--schema", str(schema)).stdout)
     ctx = Context.from_settings(Settings(database_url=database_url))
     try:
-        admin = user_service.authenticate_password(ctx, "admin", "admin-demo")
+        admin = user_service.authenticate_password(ctx, "admin", admin_password)
         visible = [p["id"] for p in project_service.list_projects(ctx, admin, 0, 100)]
         assert pid in visible and len(visible) == 3
     finally:
@@ -104,7 +105,8 @@ def test_demo_seeds_answers_once_so_the_console_shows_something(database_url: st
     assert first.stdout.count("66 answers by the demo annotators") == 2
     ctx = Context.from_settings(Settings(database_url=database_url))
     try:
-        manager = user_service.authenticate_password(ctx, "manager", "manager-demo")
+        line = next(x for x in first.stdout.splitlines() if x.strip().startswith("manager "))
+        manager = user_service.authenticate_password(ctx, "manager", line.split()[1])
         projects = {p["name"]: p["id"] for p in project_service.list_projects(ctx, manager, 0, 100)}
         for pid in projects.values():
             data = dashboard_service.project_dashboard(ctx, manager, pid)

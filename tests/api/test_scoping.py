@@ -39,6 +39,8 @@ PATH_FILLS = {
     "user_id": lambda w: w.annotator_a.id,
     "annotator_id": lambda w: w.annotator_a.id,
     "token_id": lambda w: w.token,
+    "name": lambda w: w.media_name,
+    "snapshot_id": lambda w: w.snapshot,
 }
 
 # A VALID request body per route that takes one, so the request reaches the access check instead
@@ -72,7 +74,13 @@ BODIES: dict[tuple[str, str], Any] = {
     ("POST", "/projects/{project_id}/imports"): lambda w: {
         "files": {"file": ("items.jsonl", b'{"external_id": "up", "data": {"text": "t"}}\n')}
     },
+    ("POST", "/projects/{project_id}/media"): lambda w: {
+        "files": {"file": ("up.png", TINY_PNG)}
+    },
+    ("POST", "/projects/{project_id}/snapshots"): lambda w: {"json": {"name": "stolen"}},
 }
+
+TINY_PNG = b"\x89PNG\r\n\x1a\n" + bytes(24)
 
 
 @dataclass(frozen=True)
@@ -133,6 +141,8 @@ class World:
     answer: int
     lease: str
     token: int
+    media_name: str  # a media file of project A (sha256.ext)
+    snapshot: int  # a snapshot of project A
 
     def fill(self, route: Route, **overrides: Any) -> str:
         values = {name: overrides.get(name, PATH_FILLS[name](self)) for name in route.params}
@@ -167,6 +177,10 @@ def world(factory) -> World:
     live = ann.post(f"/api/v1/projects/{pid}/next")
     assert live.status_code == 200, live.text
     token = ann.post(f"/api/v1/users/{annotator_a.id}/tokens", json={"name": "laptop"}).json()
+    media = api.post(f"/api/v1/projects/{pid}/media", files={"file": ("a.png", TINY_PNG)})
+    assert media.status_code == 201, media.text
+    snapshot = api.post(f"/api/v1/projects/{pid}/snapshots", json={"name": "frozen"})
+    assert snapshot.status_code == 201, snapshot.text
     items = {
         i["external_id"]: i["id"] for i in api.get(f"/api/v1/projects/{pid}/items").json()["items"]
     }
@@ -185,6 +199,9 @@ def world(factory) -> World:
         answer=submitted.json()["answer"]["id"],
         lease=live.json()["token"],
         token=token["id"],
+        media_name=next(i["data"]["image"] for i in api.get(f"/api/v1/projects/{pid}/items").json()["items"]
+                        if i["external_id"] == "a.png").rsplit("/", 1)[1],
+        snapshot=snapshot.json()["id"],
     )
 
 
