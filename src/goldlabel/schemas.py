@@ -210,6 +210,10 @@ class ConsensusPublic(BaseModel):
     contributions: Any = None
     agreement: float | None = Field(None, description="Share of answers matching the consensus value (choice).")
     updated_at: int
+    source: str = Field("consensus", description="Where the label came from: consensus (the answers), review "
+                        "(accepted or fixed by a reviewer: final, kept by every re-fit), gold; auto is reserved.")
+    reviewer_id: int | None = Field(None, description="Who accepted or fixed it (source review).")
+    reviewed_at: int | None = Field(None, description="When it was reviewed (ms since the epoch).")
 
 
 class ItemDetail(ItemPublic):

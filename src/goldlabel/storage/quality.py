@@ -217,7 +217,8 @@ PG_CONSENSUS_RECORD = (
 
 def pg_consensus_upsert(item_id: str, source: str) -> str:
     """INSERT ... ON CONFLICT DO UPDATE of the consensus rows of ``source`` (a relation with the
-    columns of PG_CONSENSUS_RECORD), ``item_id`` the SQL of their item id, ``:project_id`` bound."""
+    columns of PG_CONSENSUS_RECORD), ``item_id`` the SQL of their item id, ``:project_id`` bound.
+    A stored row whose label a reviewer set (source other than "consensus") is left as it is."""
     return (
         "INSERT INTO consensus (item_id, question, project_id, value, confidence, method, status, contributions, "
         "agreement, updated_at) "
@@ -225,7 +226,8 @@ def pg_consensus_upsert(item_id: str, source: str) -> str:
         f"contributions, agreement, updated_at FROM {source} "
         "ON CONFLICT (item_id, question) DO UPDATE SET project_id = excluded.project_id, value = excluded.value, "
         "confidence = excluded.confidence, method = excluded.method, status = excluded.status, "
-        "contributions = excluded.contributions, agreement = excluded.agreement, updated_at = excluded.updated_at"
+        "contributions = excluded.contributions, agreement = excluded.agreement, updated_at = excluded.updated_at "
+        "WHERE consensus.source = 'consensus'"
     )
 
 
@@ -248,7 +250,8 @@ def json_safe(rows: list[dict]) -> bool:
 
 
 def write_consensus_batch(conn: Connection, project_id: int, rows: list[dict]) -> None:
-    """Replace consensus rows for (item, question) pairs in one go (each pair once in ``rows``)."""
+    """Replace consensus rows for (item, question) pairs in one go (each pair once in ``rows``),
+    except reviewed ones (see pg_consensus_upsert)."""
     if not rows:
         return
     if conn.dialect.name == "postgresql" and json_safe(rows):
@@ -256,13 +259,16 @@ def write_consensus_batch(conn: Connection, project_id: int, rows: list[dict]) -
                    for r in rows]
         conn.execute(_UPSERT_CONSENSUS_PG, {"project_id": project_id, "rows": orjson.dumps(payload).decode()})
         return
+    # Reviewed rows (source other than "consensus") are neither deleted nor overwritten.
     conn.execute(
         consensus.delete().where(
-            consensus.c.item_id == sa.bindparam("b_item_id"), consensus.c.question == sa.bindparam("b_question")
+            consensus.c.item_id == sa.bindparam("b_item_id"), consensus.c.question == sa.bindparam("b_question"),
+            consensus.c.source == "consensus",
         ),
         [{"b_item_id": r["item_id"], "b_question": r["question"]} for r in rows],
     )
-    conn.execute(consensus.insert(), [{"agreement": None, **r, "project_id": project_id} for r in rows])
+    insert = (postgresql if conn.dialect.name == "postgresql" else sqlite).insert(consensus).on_conflict_do_nothing()
+    conn.execute(insert, [{"agreement": None, **r, "project_id": project_id} for r in rows])
 
 
 def update_item_states(conn: Connection, rows: list[dict]) -> int:

@@ -180,7 +180,7 @@ def parse_submit_read(rows: list[dict]) -> dict | None:
 # answer inserted (nothing on a unique conflict: Q2 or the Idempotency-Key), and only for an
 # inserted answer: the item counted with its new state in one UPDATE, the lease marked
 # submitted, the consensus rows replaced (rows of questions no longer answered deleted, as
-# records.replace_consensus) and the outbox events inserted in list order, the last one
+# records.replace_consensus; reviewed rows kept) and the outbox events inserted in list order, the last one
 # answer.created with the new answer's id. No row back: nothing was written, and the caller
 # reads again or runs the generic submit, which decides under lock. The lease is found by its
 # primary key alone (its other conditions are checked on the locked row): with them in the
@@ -230,7 +230,7 @@ WITH ll AS MATERIALIZED (
 ), dropped AS (
     DELETE FROM consensus
     WHERE consensus.item_id = :item_id AND EXISTS (SELECT 1 FROM ins)
-      AND consensus.question NOT IN (SELECT question FROM new_rows)
+      AND consensus.question NOT IN (SELECT question FROM new_rows) AND consensus.source = 'consensus'
     RETURNING 1
 ), upserted AS (
     {pg_consensus_upsert("CAST(:item_id AS BIGINT)", "new_rows")}

@@ -1,0 +1,190 @@
+"""Workflow correctness (issue 12): a reviewed label is final and survives every later answer
+and re-fit; exports say where each label came from. Each annotate step runs through the fast
+lane (Bearer token) and through the cookie route (sync services), on both backends."""
+
+from __future__ import annotations
+
+import csv
+import io
+import re
+
+import httpx
+import orjson
+import pyarrow.parquet as pq
+import pytest
+
+from goldlabel.client.transport import ASGIAppTransport
+
+API = "/api/v1/projects"
+PASSWORD = "password123"
+
+
+class Annotator:
+    """An annotator's HTTP client on one path: ``bearer`` (the fast lane) or ``cookie`` (a
+    logged-in browser session: the routes and the sync services)."""
+
+    def __init__(self, factory, path: str) -> None:
+        self.user = factory.make_user(password=PASSWORD if path == "cookie" else None)
+        self.path = path
+        self._factory = factory
+        self._client: httpx.Client | None = None
+        self._transport: ASGIAppTransport | None = None
+
+    @property
+    def client(self) -> httpx.Client:
+        if self._client is None:
+            if self.path == "bearer":
+                self._client = self._factory.api_as(self.user)
+            else:
+                self._transport = ASGIAppTransport(self._factory.app)
+                c = httpx.Client(transport=self._transport, base_url="http://goldlabel.test")
+                token = _csrf(c.get("/login").text)
+                res = c.post("/login", data={"username": self.user.username, "password": PASSWORD,
+                                             "csrf_token": token, "next": "/"})
+                assert res.status_code == 303, res.text
+                c.headers["X-CSRF-Token"] = _csrf(c.get("/").text)
+                self._client = c
+        return self._client
+
+    def lease(self, pid: int) -> dict:
+        res = self.client.post(f"{API}/{pid}/next")
+        assert res.status_code == 200, res.text
+        return res.json()
+
+    def submit(self, pid: int, lease: dict, label: str) -> dict:
+        res = self.client.post(f"{API}/{pid}/answers",
+                               json={"lease_token": lease["token"], "value": {"sentiment": label}})
+        assert res.status_code == 201, res.text
+        return res.json()
+
+    def answer(self, pid: int, label: str) -> dict:
+        return self.submit(pid, self.lease(pid), label)
+
+    def close(self) -> None:
+        if self._client is not None:
+            self._client.close()
+        if self._transport is not None:
+            self._transport.close()
+
+
+def _csrf(html: str) -> str:
+    return re.search(r'name="csrf-token" content="([^"]*)"', html).group(1)
+
+
+@pytest.fixture(params=["bearer", "cookie"])
+def annotators(request, factory):
+    made: list[Annotator] = []
+
+    def make(n: int) -> list[Annotator]:
+        made.extend(Annotator(factory, request.param) for _ in range(n))
+        return made[-n:]
+
+    yield make
+    for a in made:
+        a.close()
+
+
+def consensus_of(manager: httpx.Client, pid: int, item_id: int) -> dict:
+    detail = manager.get(f"{API}/{pid}/items/{item_id}").json()
+    return {c["question"]: c for c in detail["consensus"]}["sentiment"]
+
+
+def export(manager: httpx.Client, pid: int, fmt: str) -> bytes:
+    res = manager.get(f"{API}/{pid}/export", params={"format": fmt})
+    assert res.status_code == 200, res.text
+    return res.content
+
+
+def test_a_fix_survives_later_answers_and_refits(factory, annotators):
+    first, holder = annotators(2)
+    reviewer = factory.make_user("reviewer")
+    project = factory.make_project(annotators=[first.user, holder.user, reviewer], overlap_min=1, overlap_max=3)
+    factory.add_items(project, 1)
+    pid = project["id"]
+    manager = factory.api_as(project["manager"])
+    first.answer(pid, "positive")
+    held = holder.lease(pid)  # holds the item while a reviewer fixes it
+    item_id = held["item"]["id"]
+    res = factory.api_as(reviewer).post(f"{API}/{pid}/items/{item_id}/reviews",
+                                        json={"action": "fix", "value": {"sentiment": "negative"}})
+    assert res.status_code == 201, res.text
+    # The late answer counts, but the label stays the reviewer's.
+    assert holder.submit(pid, held, "positive")["item_status"] == "final"
+    fixed = consensus_of(manager, pid, item_id)
+    assert (fixed["value"], fixed["confidence"], fixed["method"]) == ("negative", 1.0, "review")
+    assert manager.post(f"{API}/{pid}/refit").status_code == 200
+    after = consensus_of(manager, pid, item_id)
+    assert {k: after[k] for k in ("value", "confidence", "method", "status", "source", "reviewer_id")} == {
+        "value": "negative", "confidence": 1.0, "method": "review", "status": "final", "source": "review",
+        "reviewer_id": reviewer.id}
+    assert after["reviewed_at"] == res.json()["created_at"]
+    assert manager.get(f"{API}/{pid}/items/{item_id}").json()["status"] == "final"
+
+
+def test_accept_is_final_and_exports_say_who_reviewed_it(factory, annotators):
+    a, b = annotators(2)
+    reviewer = factory.make_user("reviewer")
+    project = factory.make_project(annotators=[a.user, b.user, reviewer], overlap_min=1, overlap_max=2)
+    factory.add_items(project, 2)
+    pid = project["id"]
+    manager = factory.api_as(project["manager"])
+    # Item one: the two disagree (review); item two: they agree.
+    disputed = a.answer(pid, "positive")["answer"]["item_id"]
+    b_first = b.lease(pid)
+    assert b_first["item"]["id"] == disputed  # the queue completes started items first
+    assert b.submit(pid, b_first, "negative")["item_status"] == "needs_review"
+    a.answer(pid, "positive")
+    b.answer(pid, "positive")
+    before = consensus_of(manager, pid, disputed)
+    res = factory.api_as(reviewer).post(f"{API}/{pid}/items/{disputed}/reviews", json={"action": "accept"})
+    assert res.status_code == 201, res.text
+    reviewed_at = res.json()["created_at"]
+    refit = manager.post(f"{API}/{pid}/refit")
+    assert refit.status_code == 200, refit.text
+    method = refit.json()["questions"]["sentiment"]["method"]
+    assert method != before["method"]
+    # The re-fit rewrote the other item's consensus, not the accepted one.
+    accepted = consensus_of(manager, pid, disputed)
+    assert (accepted["value"], accepted["method"], accepted["confidence"]) == (
+        before["value"], before["method"], before["confidence"])
+    other = next(i for i in manager.get(f"{API}/{pid}/items").json()["items"] if i["id"] != disputed)["id"]
+    assert consensus_of(manager, pid, other)["method"] == method
+
+    docs = {d["id"]: d for d in map(orjson.loads, export(manager, pid, "jsonl").splitlines())}
+    reviewed, plain = docs[disputed], docs[other]
+    assert reviewed["source"] == {"sentiment": "review"}
+    assert reviewed["reviewed_at"] == {"sentiment": reviewed_at}
+    assert re.fullmatch(r"a_[0-9a-f]{16}", reviewed["reviewer"]["sentiment"])
+    assert plain["source"] == {"sentiment": "consensus"} and plain["reviewer"] == {} == plain["reviewed_at"]
+    named = manager.get(f"{API}/{pid}/export", params={"format": "jsonl", "pseudonymous": "false"})
+    by_id = {d["id"]: d for d in map(orjson.loads, named.content.splitlines())}
+    assert by_id[disputed]["reviewer"] == {"sentiment": reviewer.username}
+
+    rows = {int(r["id"]): r for r in csv.DictReader(io.StringIO(export(manager, pid, "csv").decode()))}
+    assert (rows[disputed]["source.sentiment"], rows[disputed]["reviewer.sentiment"],
+            rows[disputed]["reviewed_at.sentiment"]) == ("review", reviewed["reviewer"]["sentiment"], str(reviewed_at))
+    assert (rows[other]["source.sentiment"], rows[other]["reviewer.sentiment"]) == ("consensus", "")
+
+    table = pq.read_table(io.BytesIO(export(manager, pid, "parquet"))).to_pylist()
+    prow = {r["id"]: r for r in table}
+    assert (prow[disputed]["source.sentiment"], prow[disputed]["reviewed_at.sentiment"]) == ("review", reviewed_at)
+    assert prow[other]["source.sentiment"] == "consensus" and prow[other]["reviewer.sentiment"] is None
+
+
+def test_reject_hands_the_label_back_to_the_answers(factory, annotators):
+    a, b, c = annotators(3)
+    reviewer = factory.make_user("reviewer")
+    project = factory.make_project(annotators=[a.user, b.user, c.user, reviewer], overlap_min=1, overlap_max=2)
+    factory.add_items(project, 1)
+    pid = project["id"]
+    manager = factory.api_as(project["manager"])
+    a.answer(pid, "positive")
+    item_id = b.answer(pid, "negative")["answer"]["item_id"]
+    review = factory.api_as(reviewer)
+    assert review.post(f"{API}/{pid}/items/{item_id}/reviews", json={"action": "accept"}).status_code == 201
+    assert review.post(f"{API}/{pid}/items/{item_id}/reviews", json={"action": "reject"}).status_code == 201
+    c.answer(pid, "negative")
+    row = consensus_of(manager, pid, item_id)
+    assert (row["value"], row["method"]) == ("negative", "posterior")
+    docs = list(map(orjson.loads, export(manager, pid, "jsonl").splitlines()))
+    assert docs[0]["source"] == {"sentiment": "consensus"} and docs[0]["reviewer"] == {}
