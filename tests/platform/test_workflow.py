@@ -188,3 +188,50 @@ def test_reject_hands_the_label_back_to_the_answers(factory, annotators):
     assert (row["value"], row["method"]) == ("negative", "posterior")
     docs = list(map(orjson.loads, export(manager, pid, "jsonl").splitlines()))
     assert docs[0]["source"] == {"sentiment": "consensus"} and docs[0]["reviewer"] == {}
+
+
+# ---------------------------------------------------------------- cold start (issue 12, item 4)
+
+
+def test_clear_agreement_finalizes_before_any_refit(factory, annotators):
+    """Max overlap 3, a two-label question, three annotators who always agree: at the server's
+    default accuracy (0.7) every item went to review at P = 0.927 until a re-fit. With the
+    project's pooled agreement, items finalize at once as the evidence builds up."""
+    anns = annotators(3)
+    project = factory.make_project(annotators=[a.user for a in anns], overlap_min=1, overlap_max=3)
+    factory.add_items(project, 8)
+    pid = project["id"]
+    busy = True
+    while busy:  # round-robin until nobody gets work
+        busy = False
+        for a in anns:
+            lease = a.client.post(f"{API}/{pid}/next")
+            if lease.status_code == 200:
+                a.submit(pid, lease.json(), "positive")
+                busy = True
+    manager = factory.api_as(project["manager"])
+    counts = manager.get(f"{API}/{pid}").json()["counts"]
+    # At the default accuracy all eight went to review. Now only the first item may (p = (2 + 14)
+    # / 22 gives P = 0.9499 at its third answer); the rest finalize, without a re-fit.
+    assert counts.get("open", 0) == 0 and counts.get("needs_review", 0) <= 1 and counts["final"] >= 7, counts
+
+
+TEXT_SCHEMA = {"questions": [{"name": "summary", "kind": "text"}]}
+
+
+def test_identical_text_answers_finalize_once_the_project_agrees(factory, annotators):
+    a, b = annotators(2)
+    project = factory.make_project(schema=TEXT_SCHEMA, annotators=[a.user, b.user], overlap_min=1, overlap_max=2)
+    factory.add_items(project, 14)
+    pid = project["id"]
+    statuses = []
+    for n in range(14):
+        for ann in (a, b):
+            lease = ann.lease(pid)
+            res = ann.client.post(f"{API}/{pid}/answers", json={"lease_token": lease["token"],
+                                                                 "value": {"summary": f"Summary {n}."}})
+            assert res.status_code == 201, res.text
+        statuses.append(res.json()["item_status"])
+    # Two identical answers, p = (k + 14) / (k + 20) after k agreeing items, P = p^2 / (p^2 + (1-p)^2):
+    # below 0.95 up to k = 11, above from k = 12.
+    assert statuses == ["needs_review"] * 12 + ["final"] * 2

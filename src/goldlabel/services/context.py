@@ -6,6 +6,7 @@ import asyncio
 import threading
 import time
 from dataclasses import dataclass, field
+from typing import Any
 
 from sqlalchemy.engine import Engine
 
@@ -37,6 +38,8 @@ class Context:
     _lease_readings: dict[tuple[str, int, int], tuple[float, dict]] = field(default_factory=dict)
     # PostgreSQL: the statements run on an event loop (storage.aio), one pool per loop.
     _async_pgs: dict[asyncio.AbstractEventLoop, AsyncPg] = field(default_factory=dict)
+    # project id -> its pooled knowledge of unknown annotators (services/cold_start.py).
+    pooled: dict[int, Any] = field(default_factory=dict)
 
     @classmethod
     def from_settings(cls, settings: Settings) -> Context:

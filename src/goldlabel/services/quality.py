@@ -28,7 +28,7 @@ from goldlabel.domain.errors import GoldlabelError, not_found
 from goldlabel.domain.stopping import decide_status
 from goldlabel.quality.agreement import fleiss_kappa, krippendorff_alpha
 from goldlabel.quality.skill import confusions_from_skills, estimate_skill
-from goldlabel.services import consensus_kinds
+from goldlabel.services import cold_start, consensus_kinds
 from goldlabel.services.access import Actor, load_project
 from goldlabel.services.context import Context
 from goldlabel.services.posterior import item_consensus
@@ -229,6 +229,7 @@ def _refit(ctx: Context, project: dict, now: int) -> dict[str, Any]:
             if data is not None:
                 loaded[q.name] = (q, data, quality_store.fetch_gold_labels(conn, pid, q.name))
         kind_answers = consensus_kinds.load_answers(conn, pid, schema)
+        pooled = cold_start.compute(ctx, conn, project)
     confidences: dict[int, float] = {}
     consensus_rows: list[dict] = []
     for name, (q, (item_ids, annotator_ids, labels), gold) in loaded.items():
@@ -276,7 +277,7 @@ def _refit(ctx: Context, project: dict, now: int) -> dict[str, Any]:
         summary["questions"][name] = {"method": method, "answers": int(answers.n_answers),
                                       "items": int(answers.n_items), "annotators": int(answers.n_annotators)}
     for fit in consensus_kinds.refit_kinds(schema, kind_answers, default_accuracy=ctx.settings.default_annotator_accuracy,
-                                           settings=project["settings"], now=now):
+                                           settings=project["settings"], now=now, pooled=pooled):
         for item_id, value, c in zip(fit.item_ids.tolist(), fit.values, fit.confidences.tolist()):
             confidences[item_id] = min(confidences.get(item_id, 1.0), c)
             consensus_rows.append({"item_id": item_id, "question": fit.question, "value": value,

@@ -341,3 +341,24 @@ def list_projects_needing_refit(conn: Connection, fitted_before: int | None = No
     if fitted_before is not None:
         q = q.where(sa.or_(fitted.c.fitted_at.is_(None), fitted.c.fitted_at < fitted_before))
     return [r[0] for r in conn.execute(q)]
+
+
+def fetch_recent_answer_values(conn: Connection, project_id: int, limit: int) -> list[tuple[int, dict]]:
+    """(item_id, value) of the project's newest ``limit`` answers (index ix_answers_project_id)."""
+    q = (
+        sa.select(answers.c.item_id, answers.c.value)
+        .where(answers.c.project_id == project_id)
+        .order_by(answers.c.id.desc())
+        .limit(limit)
+    )
+    return [(r[0], r[1]) for r in conn.execute(q)]
+
+
+def fetch_gold_totals(conn: Connection, project_id: int) -> tuple[int, int]:
+    """(gold answers scored, of which correct) over the project's annotators."""
+    row = conn.execute(
+        sa.select(sa.func.coalesce(sa.func.sum(annotator_stats.c.n_gold), 0),
+                  sa.func.coalesce(sa.func.sum(annotator_stats.c.n_gold_correct), 0))
+        .where(annotator_stats.c.project_id == project_id)
+    ).one()
+    return int(row[0]), int(row[1])

@@ -430,3 +430,36 @@ def parse_lease(rows: list[dict]) -> dict | None:
         if claimed else None,
         **_parse_knowledge(row),
     }
+
+
+# The project's pooled knowledge of unknown annotators (services/cold_start.py): its newest
+# answers and its annotators' gold totals, for the merged submit when that knowledge is due
+# (about once per 500 answers of a process; every answer while a project has under 20).
+# Always one row at least (the totals), with NULL answer columns when there are no answers.
+_POOLED_SAMPLE = sa.text(_sql(
+    """
+SELECT r.item_id, r.value, g.n_gold, g.n_gold_correct
+FROM (SELECT CAST(coalesce(sum(s.n_gold), 0) AS BIGINT) AS n_gold,
+             CAST(coalesce(sum(s.n_gold_correct), 0) AS BIGINT) AS n_gold_correct
+      FROM annotator_stats AS s WHERE s.project_id = :project_id) AS g
+LEFT OUTER JOIN LATERAL (
+    SELECT answers.item_id, answers.value FROM answers WHERE answers.project_id = :project_id
+    ORDER BY answers.id DESC LIMIT :limit
+) AS r ON true
+"""
+)).columns(item_id=answers.c.item_id.type, value=answers.c.value.type, n_gold=sa.BigInteger,
+           n_gold_correct=sa.BigInteger)
+POOLED_SAMPLE = Hot(_POOLED_SAMPLE)
+
+
+def pooled_sample(*, project_id: int, limit: int) -> Call:
+    """The pooled-knowledge read (run it, then :func:`parse_pooled_sample`)."""
+    return Call(POOLED_SAMPLE, {"project_id": project_id, "limit": limit})
+
+
+def parse_pooled_sample(rows: list[dict]) -> tuple[list[tuple[int, dict]], int, int]:
+    """((item_id, value) newest first, gold answers scored, of which correct)."""
+    if not rows:
+        return [], 0, 0
+    return ([(r["item_id"], r["value"]) for r in rows if r["item_id"] is not None],
+            int(rows[0]["n_gold"]), int(rows[0]["n_gold_correct"]))
