@@ -34,6 +34,12 @@ class QualitySettings(_In):
         "default half a step (a twentieth of the range on a continuous scale).")
     text_similarity: float = Field(
         0.8, gt=0, le=1, description="Text questions: n-gram cosine similarity at which an answer agrees with the chosen one.")
+    no_annotator_left: Literal["review", "final"] = Field(
+        "review", description="An open item that no eligible annotator is left to answer (every active annotator "
+        "member answered or skipped it) goes to review, or is final with the consensus it has.")
+    single_answer: Literal["review", "final"] = Field(
+        "review", description="With overlap_max 1, an item whose one answer does not reach target_confidence goes "
+        "to review, or is final with that answer (confidence as computed).")
 
 
 class ProjectCreate(_In):

@@ -234,7 +234,7 @@ def test_common_submit_is_one_statement_after_this_process_leased(factory, state
     ctx, pid = factory.ctx, project["id"]
     # The project's pooled knowledge of unknown annotators (services/cold_start.py) costs one more
     # statement when it is due (the first decision here); held fresh, the counts are the loop's own.
-    ctx.pooled[pid] = cold_start.Pooled(due_in=100, schema_key=(pid, project["updated_at"]))
+    ctx.pooled[pid] = cold_start.Pooled(due_in=100, schema_key=(pid, project["updated_at"]), read_at=time.monotonic())
     counts = {}
     for case, annotator in zip(("kept", "read", "generic"), anns, strict=True):
         queue_service.PG_MERGED_SUBMIT = case != "generic"

@@ -12,6 +12,7 @@ import httpx
 import orjson
 import pyarrow.parquet as pq
 import pytest
+import sqlalchemy as sa
 
 from goldlabel.client.transport import ASGIAppTransport
 
@@ -235,3 +236,86 @@ def test_identical_text_answers_finalize_once_the_project_agrees(factory, annota
     # Two identical answers, p = (k + 14) / (k + 20) after k agreeing items, P = p^2 / (p^2 + (1-p)^2):
     # below 0.95 up to k = 11, above from k = 12.
     assert statuses == ["needs_review"] * 12 + ["final"] * 2
+
+
+# ---------------------------------------------------------------- stalled items (issue 12, item 3)
+
+
+@pytest.mark.parametrize("policy", ["review", "final"])
+def test_an_item_every_annotator_answered_moves_on(factory, annotators, policy):
+    """Max overlap 3 and two annotators: a disagreed item waited forever for a third answer."""
+    a, b = annotators(2)
+    project = factory.make_project(annotators=[a.user, b.user], overlap_min=1, overlap_max=3,
+                                   settings={"no_annotator_left": policy})
+    factory.add_items(project, 1)
+    pid = project["id"]
+    assert a.answer(pid, "positive")["item_status"] == "open"
+    expected = "final" if policy == "final" else "needs_review"
+    assert b.answer(pid, "negative")["item_status"] == expected
+    manager = factory.api_as(project["manager"])
+    item = manager.get(f"{API}/{pid}/items").json()["items"][0]
+    assert item["status"] == expected
+    assert consensus_of(manager, pid, item["id"])["status"] == expected
+
+
+def test_skips_suspensions_and_removals_move_stalled_items_on(factory, annotators):
+    a, b, c = annotators(3)
+    project = factory.make_project(annotators=[a.user, b.user, c.user], overlap_min=1, overlap_max=3)
+    factory.add_items(project, 3)
+    pid = project["id"]
+    manager = factory.api_as(project["manager"])
+
+    def statuses() -> list[str]:
+        return [i["status"] for i in manager.get(f"{API}/{pid}/items").json()["items"]]
+
+    # x0: a and b disagree, c skips it: nobody is left.
+    first = a.answer(pid, "positive")["answer"]["item_id"]
+    lease = b.lease(pid)
+    assert lease["item"]["id"] == first
+    assert b.submit(pid, lease, "negative")["item_status"] == "open"
+    skipped = c.lease(pid)
+    assert skipped["item"]["id"] == first
+    res = c.client.post(f"{API}/{pid}/skip", json={"lease_token": skipped["token"]})
+    assert res.status_code in (200, 204), res.text
+    assert statuses()[0] == "needs_review"
+    # x1: a and b disagree; c is suspended.
+    a.answer(pid, "positive")
+    b.answer(pid, "negative")
+    assert statuses()[1] == "open"
+    res = manager.patch(f"{API}/{pid}/annotators/{c.user.id}", json={"status": "suspended"})
+    assert res.status_code == 200, res.text
+    assert statuses()[1] == "needs_review"
+    # x2: only a answered; b leaves the project, so c (suspended) and b are gone.
+    a.answer(pid, "positive")
+    assert statuses()[2] == "open"
+    assert manager.delete(f"{API}/{pid}/members/{b.user.id}").status_code in (200, 204)
+    assert statuses()[2] == "needs_review"
+
+
+def test_the_refit_sweeps_items_left_without_annotators(factory, ctx):
+    a, b, c = factory.make_user(), factory.make_user(), factory.make_user()
+    project = factory.make_project(annotators=[a, b, c], overlap_min=1, overlap_max=3)
+    factory.add_items(project, 1)
+    pid = project["id"]
+    for ann, label in ((a, "positive"), (b, "negative")):
+        api = factory.api_as(ann)
+        lease = api.post(f"{API}/{pid}/next").json()
+        api.post(f"{API}/{pid}/answers", json={"lease_token": lease["token"], "value": {"sentiment": label}})
+    manager = factory.api_as(project["manager"])
+    assert manager.get(f"{API}/{pid}/items").json()["items"][0]["status"] == "open"  # waits for c
+    # c leaves by a way this process does not see (another process, or SQL): the re-fit sweeps.
+    with ctx.engine.begin() as conn:
+        conn.execute(sa.text("DELETE FROM project_members WHERE user_id = :u"), {"u": c.id})
+    assert manager.post(f"{API}/{pid}/refit").status_code == 200
+    assert manager.get(f"{API}/{pid}/items").json()["items"][0]["status"] == "needs_review"
+
+
+@pytest.mark.parametrize("policy", ["review", "final"])
+def test_single_answer_is_an_explicit_setting(factory, annotators, policy):
+    (a,) = annotators(1)
+    project = factory.make_project(annotators=[a.user], overlap_min=1, overlap_max=1,
+                                   settings={"single_answer": policy})
+    factory.add_items(project, 2)
+    pid = project["id"]
+    expected = "final" if policy == "final" else "needs_review"
+    assert [a.answer(pid, "positive")["item_status"] for _ in range(2)] == [expected, expected]

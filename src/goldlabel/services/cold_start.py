@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import math
 import re
+import time
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -48,6 +49,9 @@ REFRESH_SHARE = 0.1
 # Pooled accuracies stay inside these bounds: a one-coin vote weight needs p above chance,
 # and no pooled estimate may make unknown annotators certain.
 MAX_ACCURACY = 0.99
+# And after this many seconds whatever the count: it also holds the project's number of eligible
+# annotators, which another process may change (a change through this process drops it at once).
+MAX_AGE_S = 30.0
 _SPACE = re.compile(r"\s+")
 
 
@@ -60,12 +64,22 @@ class Pooled:
     rating_sd: dict[str, float] = field(default_factory=dict)
     due_in: int = 0
     schema_key: tuple[int, int] = (0, 0)
+    # Members with the annotator role not suspended (None: not read): when an item's answers
+    # reach it, no eligible annotator is left for it (domain.stopping.settle_status).
+    eligible_annotators: int | None = None
+    read_at: float = 0.0
 
 
 def is_fresh(ctx: Context, project: dict) -> bool:
     """Whether the process holds the project's knowledge and it is not due for a re-read."""
     entry = ctx.pooled.get(project["id"])
-    return entry is not None and entry.due_in > 0 and entry.schema_key == (project["id"], project["updated_at"])
+    return (entry is not None and entry.due_in > 0 and entry.schema_key == (project["id"], project["updated_at"])
+            and time.monotonic() - entry.read_at < MAX_AGE_S)
+
+
+def forget(ctx: Context, project_id: int) -> None:
+    """Drop the project's knowledge (its members or their standing changed): read it again."""
+    ctx.pooled.pop(project_id, None)
 
 
 def knowledge(ctx: Context, conn: sa.Connection | None, project: dict) -> Pooled | None:
@@ -85,7 +99,8 @@ def compute(ctx: Context, conn: sa.Connection, project: dict) -> Pooled:
     """Read the sample and the gold record and estimate every question's knowledge."""
     rows = quality_store.fetch_recent_answer_values(conn, project["id"], SAMPLE_ANSWERS)
     n_gold, n_gold_correct = quality_store.fetch_gold_totals(conn, project["id"])
-    return estimate(ctx, project, rows, n_gold, n_gold_correct)
+    n_eligible = quality_store.count_eligible_annotators(conn, project["id"])
+    return estimate(ctx, project, rows, n_gold, n_gold_correct, n_eligible)
 
 
 def remember(ctx: Context, project: dict, pooled: Pooled) -> None:
@@ -94,13 +109,14 @@ def remember(ctx: Context, project: dict, pooled: Pooled) -> None:
 
 
 def estimate(ctx: Context, project: dict, rows: list[tuple[int, dict]], n_gold: int,
-             n_gold_correct: int) -> Pooled:
+             n_gold_correct: int, n_eligible: int | None = None) -> Pooled:
     """Every question's knowledge from the sampled answers (newest first) and the gold record."""
     schema = ctx.get_schema(project)
     settings = project.get("settings") or {}
     prior = ctx.settings.default_annotator_accuracy
     weight = ctx.settings.skill_prior_answers
-    out = Pooled(due_in=max(1, int(len(rows) * REFRESH_SHARE)), schema_key=(project["id"], project["updated_at"]))
+    out = Pooled(due_in=max(1, int(len(rows) * REFRESH_SHARE)), schema_key=(project["id"], project["updated_at"]),
+                 eligible_annotators=n_eligible, read_at=time.monotonic())
     for q in schema.questions:
         if q.kind == "rating":
             item, x = _column(rows, q.name, lambda v: float(v) if isinstance(v, (int, float)) else None)

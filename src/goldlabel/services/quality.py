@@ -25,7 +25,7 @@ import sqlalchemy as sa
 
 from goldlabel import quality
 from goldlabel.domain.errors import GoldlabelError, not_found
-from goldlabel.domain.stopping import decide_status
+from goldlabel.domain.stopping import decide_status, settle_status
 from goldlabel.quality.agreement import fleiss_kappa, krippendorff_alpha
 from goldlabel.quality.skill import confusions_from_skills, estimate_skill
 from goldlabel.services import cold_start, consensus_kinds
@@ -139,6 +139,11 @@ def decide_after_answer(ctx: Context, conn: sa.Connection, project: dict, item: 
             project["overlap_min"], item["overlap_max"], project["settings"].get("target_confidence", 0.95),
         )
         status, target = str(s[0]), int(t[0])
+        # No answer will come: overlap 1 reached, or every eligible annotator has answered. The
+        # count of eligible annotators is read with the pooled knowledge (services/cold_start.py).
+        pooled = ctx.pooled.get(project["id"])
+        status = settle_status(status, len(item_answers), item["overlap_max"], project["settings"],
+                               pooled.eligible_annotators if pooled is not None else None)
     return status, target, [{**r, "status": status} for r in rows]
 
 
@@ -172,6 +177,34 @@ def after_answer(ctx: Context, conn: sa.Connection, project: dict, item: dict, a
             else:
                 events.append(event)
     return status
+
+
+# ---------------------------------------------------------------- items no annotator is left for
+
+
+def settle_stalled(ctx: Context, conn: sa.Connection, project: dict, now: int, item_id: int | None = None) -> int:
+    """Move on the project's open items that no eligible annotator can still answer (every
+    member with the annotator role who is not suspended answered or skipped it; nobody holds
+    it): to review, or final by the project's ``no_annotator_left`` policy (an item nobody
+    answered always goes to review). ``item_id``: that item only. One pass over the open items
+    (a skip checks its item only); run by the re-fit, a skip and a change of members or of an
+    annotator's standing, never by a lease. Returns the number of items moved."""
+    cold_start.forget(ctx, project["id"])  # the number of eligible annotators may have changed
+    stalled = quality_store.fetch_stalled_items(conn, project["id"], item_id)
+    policy = "final" if project["settings"].get("no_annotator_left") == "final" else "needs_review"
+    updates = [{"b_id": i, "b_count": count, "status": policy if count else "needs_review", "target_overlap": target,
+                "updated_at": now} for i, count, target in stalled]
+    if not updates:
+        return 0
+    moved = quality_store.update_item_states(conn, updates)
+    for status in ("final", "needs_review"):
+        quality_store.set_consensus_status(conn, [u["b_id"] for u in updates if u["status"] == status], status, now)
+    records.insert_events(conn, [
+        {"project_id": project["id"], "kind": f"item.{u['status']}",
+         "payload": {"item_id": u["b_id"], "status": u["status"], "by": "no_annotator_left"}, "created_at": now}
+        for u in updates
+    ])
+    return moved
 
 
 # ---------------------------------------------------------------- full re-fit
@@ -291,6 +324,7 @@ def _refit(ctx: Context, project: dict, now: int) -> dict[str, Any]:
     summary["items_changed"] = _write_refit(ctx, project, consensus_rows, confidences, now)
     with write_tx(ctx.engine) as conn:
         quality_store.upsert_model(conn, pid, "", n_answers=n_answers, fitted_at=now)
+        summary["items_changed"] += settle_stalled(ctx, conn, project, now)
     return summary
 
 
@@ -318,6 +352,8 @@ def _write_refit(ctx: Context, project: dict, rows: list[dict], confidences: dic
                 counts, conf, targets, project["overlap_min"], project["overlap_max"],
                 project["settings"].get("target_confidence", 0.95),
             )
+            if project["overlap_max"] == 1 and project["settings"].get("single_answer") == "final":
+                new_status = np.where(new_status == "needs_review", "final", new_status)  # settle_status
             # Only open items move; final and reviewed decisions stand.
             new_status = np.where(statuses == "open", new_status, statuses)
             new_target = np.where(statuses == "open", new_target, targets)
@@ -386,7 +422,7 @@ def set_annotator_status(ctx: Context, actor: Actor, project_id: int, annotator_
         raise GoldlabelError("status must be active or suspended", code="bad_status", status=422)
     now = now_ms()
     with write_tx(ctx.engine) as conn:
-        load_project(conn, actor, project_id, "manage")
+        project = load_project(conn, actor, project_id, "manage")
         stats = quality_store.fetch_stats(conn, project_id, annotator_id)
         if stats is None and user_store.fetch_member_role(conn, project_id, annotator_id) is None:
             raise not_found("annotator")
@@ -395,6 +431,7 @@ def set_annotator_status(ctx: Context, actor: Actor, project_id: int, annotator_
         evidence["reason"] = f"set to {status} by {actor.username}"
         quality_store.upsert_stats(conn, project_id, annotator_id, status=status, evidence=evidence, updated_at=now,
                                    **({} if stats else {"n_gold": 0, "n_gold_correct": 0}))
+        settle_stalled(ctx, conn, project, now)
         records.insert_event(conn, project_id, f"annotator.{status}", {"annotator_id": annotator_id,
                                                                         "by": actor.id}, now)
     return {"annotator_id": annotator_id, "status": status, "evidence": evidence}

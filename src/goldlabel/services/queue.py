@@ -396,9 +396,9 @@ def _submit_plan(ctx: Context, actor: Actor, project_id: int, got: dict | None, 
         if sample is None:
             return _NEEDS_SAMPLE, now  # the knowledge is due: the caller reads it and plans again
         # As the generic path reads it inside its transaction: this answer is the newest.
-        rows, n_gold, n_correct = sample
+        rows, n_gold, n_correct, n_eligible = sample
         rows = [(item["id"], clean), *rows[:cold_start.SAMPLE_ANSWERS - 1]]
-        cold_start.remember(ctx, project, cold_start.estimate(ctx, project, rows, n_gold, n_correct))
+        cold_start.remember(ctx, project, cold_start.estimate(ctx, project, rows, n_gold, n_correct, n_eligible))
     item_answers = [*got["answers"], {"annotator_id": actor.id, "value": clean}]
     known = {q.name: (got["skills"].get(q.name, {}), {"prior": got["priors"].get(q.name)}) for q in schema.questions}
     status, target, rows = quality_service.decide_after_answer(ctx, None, project, item, item_answers, now, known)
@@ -539,21 +539,29 @@ def _gold_status_as_seen(ctx: Context, conn: sa.Connection, project: dict, item_
 
 def _return_lease(conn: sa.Connection, actor: Actor, project_id: int, lease_token: str) -> dict:
     """The caller's lease, locked, with its item's reservation handed back (skip and release)."""
-    load_project(conn, actor, project_id, "annotate")
+    lease = _return_lease_of(conn, actor, project_id, lease_token)[0]
+    return lease
+
+
+def _return_lease_of(conn: sa.Connection, actor: Actor, project_id: int, lease_token: str) -> tuple[dict, dict]:
+    """:func:`_return_lease` and the project."""
+    project = load_project(conn, actor, project_id, "annotate")
     lease = _fetch_own_lease(conn, actor, project_id, lease_token, lock=True)
     if lease["status"] == "submitted":
         raise conflict("the item was already answered", "lease_submitted")
     if lease["status"] == "active":
         queue_store.unreserve_item(conn, lease["item_id"])
-    return lease
+    return lease, project
 
 
 def skip_item(ctx: Context, actor: Actor, project_id: int, lease_token: str) -> None:
     """Give the item back and never serve it to this annotator again."""
     ctx.take_lease_reading((_hash(lease_token), actor.id, project_id))  # never submitted now
     with write_tx(ctx.engine) as conn:
-        lease = _return_lease(conn, actor, project_id, lease_token)
+        lease, project = _return_lease_of(conn, actor, project_id, lease_token)
         queue_store.set_lease_status(conn, lease["id"], "skipped")
+        # The skip may have taken the item's last eligible annotator.
+        quality_service.settle_stalled(ctx, conn, project, now_ms(), lease["item_id"])
 
 
 def release_item(ctx: Context, actor: Actor, project_id: int, lease_token: str) -> None:

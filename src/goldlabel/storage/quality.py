@@ -362,3 +362,44 @@ def fetch_gold_totals(conn: Connection, project_id: int) -> tuple[int, int]:
         .where(annotator_stats.c.project_id == project_id)
     ).one()
     return int(row[0]), int(row[1])
+
+
+def count_eligible_annotators(conn: Connection, project_id: int) -> int:
+    """Members with the annotator role who are not suspended in the project."""
+    return conn.execute(sa.text(ELIGIBLE_ANNOTATORS_SQL), {"project_id": project_id}).scalar_one()
+
+
+# Members with the annotator role not suspended in the project (``:project_id`` bound).
+ELIGIBLE_ANNOTATORS_SQL = (
+    "SELECT count(*) FROM project_members AS m LEFT OUTER JOIN annotator_stats AS st "
+    "ON st.project_id = m.project_id AND st.annotator_id = m.user_id "
+    "WHERE m.project_id = :project_id AND m.role = 'annotator' AND coalesce(st.status, 'active') <> 'suspended'"
+)
+
+# Open items of a project that no eligible annotator can still answer: every member with the
+# annotator role who is not suspended has answered or skipped it, and nobody holds it now.
+_STALLED_ITEMS = (
+    "SELECT i.id, i.answer_count, i.target_overlap FROM items AS i "
+    "WHERE i.project_id = :project_id AND i.status = 'open' AND i.is_gold = :false AND i.reserved = 0 {only} "
+    "AND NOT EXISTS (SELECT 1 FROM project_members AS m LEFT OUTER JOIN annotator_stats AS st "
+    "    ON st.project_id = m.project_id AND st.annotator_id = m.user_id "
+    "  WHERE m.project_id = :project_id AND m.role = 'annotator' AND coalesce(st.status, 'active') <> 'suspended' "
+    "    AND NOT EXISTS (SELECT 1 FROM answers AS a WHERE a.item_id = i.id AND a.annotator_id = m.user_id) "
+    "    AND NOT EXISTS (SELECT 1 FROM leases AS l WHERE l.item_id = i.id AND l.annotator_id = m.user_id "
+    "                   AND l.status = 'skipped'))"
+)
+
+
+def fetch_stalled_items(conn: Connection, project_id: int, item_id: int | None = None) -> list[tuple[int, int, int]]:
+    """(id, answer_count, target_overlap) of the project's stalled open items (or of ``item_id``
+    only, if it is stalled). One pass over the open items: the background re-fit's sweep."""
+    sql = _STALLED_ITEMS.format(only="AND i.id = :item_id" if item_id is not None else "")
+    params = {"project_id": project_id, "false": False, "item_id": item_id}
+    return [(r[0], r[1], r[2]) for r in conn.execute(sa.text(sql), params)]
+
+
+def set_consensus_status(conn: Connection, item_ids: Sequence[int], status: str, now: int) -> None:
+    """The consensus rows of these items take the items' new status."""
+    if item_ids:
+        conn.execute(consensus.update().where(consensus.c.item_id.in_(list(item_ids)))
+                     .values(status=status, updated_at=now))

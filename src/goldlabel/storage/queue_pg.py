@@ -30,7 +30,11 @@ import orjson
 import sqlalchemy as sa
 
 from goldlabel.storage.hot import Call, Hot
-from goldlabel.storage.quality import PG_CONSENSUS_RECORD, pg_consensus_upsert
+from goldlabel.storage.quality import (
+    ELIGIBLE_ANNOTATORS_SQL,
+    PG_CONSENSUS_RECORD,
+    pg_consensus_upsert,
+)
 from goldlabel.storage.queue import PG_LEASE_TAKEOVER, pg_candidate_cte, pg_reap_ctes
 from goldlabel.storage.tables import answers, items, leases, projects
 
@@ -437,8 +441,8 @@ def parse_lease(rows: list[dict]) -> dict | None:
 # (about once per 500 answers of a process; every answer while a project has under 20).
 # Always one row at least (the totals), with NULL answer columns when there are no answers.
 _POOLED_SAMPLE = sa.text(_sql(
-    """
-SELECT r.item_id, r.value, g.n_gold, g.n_gold_correct
+    f"""
+SELECT r.item_id, r.value, g.n_gold, g.n_gold_correct, ({ELIGIBLE_ANNOTATORS_SQL}) AS n_eligible
 FROM (SELECT CAST(coalesce(sum(s.n_gold), 0) AS BIGINT) AS n_gold,
              CAST(coalesce(sum(s.n_gold_correct), 0) AS BIGINT) AS n_gold_correct
       FROM annotator_stats AS s WHERE s.project_id = :project_id) AS g
@@ -448,7 +452,7 @@ LEFT OUTER JOIN LATERAL (
 ) AS r ON true
 """
 )).columns(item_id=answers.c.item_id.type, value=answers.c.value.type, n_gold=sa.BigInteger,
-           n_gold_correct=sa.BigInteger)
+           n_gold_correct=sa.BigInteger, n_eligible=sa.BigInteger)
 POOLED_SAMPLE = Hot(_POOLED_SAMPLE)
 
 
@@ -457,9 +461,10 @@ def pooled_sample(*, project_id: int, limit: int) -> Call:
     return Call(POOLED_SAMPLE, {"project_id": project_id, "limit": limit})
 
 
-def parse_pooled_sample(rows: list[dict]) -> tuple[list[tuple[int, dict]], int, int]:
-    """((item_id, value) newest first, gold answers scored, of which correct)."""
+def parse_pooled_sample(rows: list[dict]) -> tuple[list[tuple[int, dict]], int, int, int]:
+    """((item_id, value) newest first, gold answers scored, of which correct, eligible annotators:
+    members with the annotator role not suspended)."""
     if not rows:
-        return [], 0, 0
+        return [], 0, 0, 0
     return ([(r["item_id"], r["value"]) for r in rows if r["item_id"] is not None],
-            int(rows[0]["n_gold"]), int(rows[0]["n_gold_correct"]))
+            int(rows[0]["n_gold"]), int(rows[0]["n_gold_correct"]), int(rows[0]["n_eligible"]))
