@@ -438,7 +438,7 @@ def parse_lease(rows: list[dict]) -> dict | None:
 
 # The project's pooled knowledge of unknown annotators (services/cold_start.py): its newest
 # answers and its annotators' gold totals, for the merged submit when that knowledge is due
-# (about once per 500 answers of a process; every answer while a project has under 20).
+# (about once per 200 answers of a process; every answer while a project has under 20).
 # Always one row at least (the totals), with NULL answer columns when there are no answers.
 _POOLED_SAMPLE = sa.text(_sql(
     f"""
