@@ -319,3 +319,21 @@ def test_single_answer_is_an_explicit_setting(factory, annotators, policy):
     pid = project["id"]
     expected = "final" if policy == "final" else "needs_review"
     assert [a.answer(pid, "positive")["item_status"] for _ in range(2)] == [expected, expected]
+
+
+def test_gold_answers_inform_the_cold_start(factory, annotators):
+    """Ten qualification gold items answered right by both annotators: before any re-fit, two
+    agreeing answers on the first real item are enough (p = (20 + 1 + 14) / (20 + 1 + 20))."""
+    a, b = annotators(2)
+    project = factory.make_project(annotators=[a.user, b.user], overlap_min=1, overlap_max=2,
+                                   settings={"qualification_gold": 10})
+    factory.add_items(project, 10, gold={"sentiment": "positive"})
+    factory.add_items(project, 1, start=10)
+    pid = project["id"]
+    for ann in (a, b):
+        for _ in range(10):
+            lease = ann.lease(pid)
+            assert lease["item"]["data"]["text"] != "item 10"  # qualification first
+            ann.submit(pid, lease, "positive")
+    a.answer(pid, "negative")
+    assert b.answer(pid, "negative")["item_status"] == "final"
