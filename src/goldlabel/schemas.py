@@ -105,6 +105,12 @@ class QualitySettings(_In):
         if any(not 0 <= share <= 1 for share in value) or abs(sum(value) - 1) > 1e-6:
             raise ValueError("split_ratios: three shares in [0, 1] (train, validation, test) summing to 1")
         return value
+    no_annotator_left: Literal["review", "final"] = Field(
+        "review", description="An open item that no eligible annotator is left to answer (every active annotator "
+        "member answered or skipped it) goes to review, or is final with the consensus it has.")
+    single_answer: Literal["review", "final"] = Field(
+        "review", description="With overlap_max 1, an item whose one answer does not reach target_confidence goes "
+        "to review, or is final with that answer (confidence as computed).")
 
 
 class ProjectCreate(_In):
@@ -294,6 +300,10 @@ class ConsensusPublic(BaseModel):
     contributions: Any = None
     agreement: float | None = Field(None, description="Share of answers matching the consensus value (choice).")
     updated_at: int
+    source: str = Field("consensus", description="Where the label came from: consensus (the answers), review "
+                        "(accepted or fixed by a reviewer: final, kept by every re-fit), gold; auto is reserved.")
+    reviewer_id: int | None = Field(None, description="Who accepted or fixed it (source review).")
+    reviewed_at: int | None = Field(None, description="When it was reviewed (ms since the epoch).")
 
 
 class ItemDetail(ItemPublic):

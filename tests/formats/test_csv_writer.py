@@ -20,14 +20,17 @@ def reference_lines(records, questions, *, include_predictions, include_gold) ->
     out = io.StringIO()
     writer = csv.writer(out, lineterminator="\n")
     header = ["id", "external_id", "status", "priority", "is_gold", "data", "meta"]
-    header += [f"answer.{q}" for q in questions] + [f"confidence.{q}" for q in questions] + ["answers"]
+    header += [f"{c}.{q}" for c in ("answer", "confidence", "source", "reviewer", "reviewed_at") for q in questions]
+    header += ["answers"]
     header += ["predictions"] * include_predictions + ["gold"] * include_gold
     writer.writerow(header)
     for item_id, ext, data, meta, priority, status, is_gold, consensus, answers, preds, gold in records:
         row = [item_id, ext, status, priority, "true" if is_gold else "false", data, meta or ""]
-        by_question = {q: (v, c) for q, v, c in consensus}
+        by_question = {r[0]: r[1:] for r in consensus}
         row += [csv_format._cell(by_question[q][0]) if q in by_question else "" for q in questions]
-        row += [by_question[q][1] if q in by_question and by_question[q][1] is not None else "" for q in questions]
+        for k in (1, 2, 3, 4):  # confidence, source, reviewer, reviewed_at
+            row += [by_question[q][k] if q in by_question and by_question[q][k] is not None else ""
+                    for q in questions]
         row.append(orjson.dumps([
             {"annotator": a, "value": orjson.Fragment(v), "created_at": t, "duration_ms": d} for a, v, t, d in answers
         ]).decode() if answers else "[]")
@@ -45,9 +48,10 @@ def awkward_records(texts=AWKWARD):
     records = []
     for i, text in enumerate(texts):
         label = orjson.dumps(text).decode()  # a consensus value that is a JSON string: written bare
-        consensus = [] if i % 3 == 0 else [("sentiment", label, None if i % 2 else 0.1 + 0.2 * i)]
+        consensus = [] if i % 3 == 0 else [("sentiment", label, None if i % 2 else 0.1 + 0.2 * i, "consensus",
+                                            None, None)]
         if i % 4 == 1:
-            consensus.append(("rating", str(i), 1.0))
+            consensus.append(("rating", str(i), 1.0, "review", text, 1_700_000_000_000 + i))
         answers = [] if i % 2 else [(f"a_{text}", label, 1_700_000_000_000 + i, None if i % 5 else 4000)]
         preds = [] if i % 2 == 0 else [(text, '{"sentiment": "positive"}', None if i % 3 else 0.5)]
         records.append((i + 1, text or "x", orjson.dumps({"text": text}).decode(),

@@ -144,7 +144,8 @@ def test_csv_export(factory, answered):
     assert export_project(factory.ctx, None, project["id"], "csv", out, include_gold=True) == 3
     rows = list(csv.DictReader(io.StringIO(out.getvalue().decode())))
     assert list(rows[0]) == ["id", "external_id", "status", "priority", "is_gold", "data", "meta",
-                             "answer.sentiment", "confidence.sentiment", "answers", "gold"]
+                             "answer.sentiment", "confidence.sentiment", "source.sentiment", "reviewer.sentiment",
+                             "reviewed_at.sentiment", "answers", "gold"]
     docs = export_jsonl(factory, None, project)
     assert rows[0]["answer.sentiment"] == "positive"
     assert float(rows[0]["confidence.sentiment"]) == docs[0]["confidence"]["sentiment"]

@@ -67,6 +67,7 @@ def consensus(labels, answers, skills, model, default, prior_answers):
     ctx = types.SimpleNamespace(
         get_schema=lambda project: schema,
         settings=types.SimpleNamespace(default_annotator_accuracy=default, skill_prior_answers=prior_answers),
+        pooled={},  # no pooled knowledge (services/cold_start.py) and no connection: the defaults
     )
     rows, smallest = item_consensus(ctx, None, {"id": 1}, answers, 0, {"q": (skills, model)})
     return rows[0], smallest

@@ -55,3 +55,21 @@ def _decide_one(count: int, conf: float, target: int, overlap_min: int, overlap_
     status = "final" if final else ("needs_review" if at_max else "open")
     new_target = target if final or at_max else min(max(target, count + 1), overlap_max)
     return np.array([status], dtype="<U12"), np.array([new_target], dtype=np.int64)
+
+
+def settle_status(status: str, answer_count: int, overlap_max: int, settings: dict,
+                  eligible_annotators: int | None = None) -> str:
+    """The project's policies for items no further answer will reach, applied to a decision of
+    :func:`decide_status`:
+
+    * ``single_answer`` (overlap_max 1): the one answer below the target goes to review
+      ("review", the default) or is final ("final");
+    * ``no_annotator_left``: an item still open whose answers reached the number of eligible
+      annotators (members with the annotator role, not suspended) would wait forever: it goes
+      to review ("review", the default) or is final with the consensus it has ("final").
+    """
+    if status == "needs_review" and overlap_max == 1 and settings.get("single_answer") == "final":
+        return "final"
+    if status == "open" and eligible_annotators is not None and answer_count >= max(eligible_annotators, 1):
+        return "final" if settings.get("no_annotator_left") == "final" else "needs_review"
+    return status

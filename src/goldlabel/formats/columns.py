@@ -7,7 +7,8 @@ A header is planned once; each row then costs one pass over the plan:
   ``data.<field>`` columns add or override one field each.
 - ``meta`` (JSON object) and ``meta.<key>`` columns: the item's metadata.
 - ``gold``, ``predictions``: JSON (CSV) or nested values / JSON strings (Parquet).
-- ``id``, ``status``, ``is_gold``, ``answers``, ``answer.<question>``, ``confidence.<question>``:
+- ``id``, ``status``, ``is_gold``, ``answers``, ``answer.<question>``, ``confidence.<question>``,
+  ``source.<question>``, ``reviewer.<question>``, ``reviewed_at.<question>``:
   written by an export and ignored on import, so an exported file re-imports as it is.
 - any other column: a field of ``data`` (``text`` -> ``data.text``).
 """
@@ -23,7 +24,7 @@ from goldlabel.domain.errors import FieldError
 
 # Columns an export writes that describe results, not input: skipped on import.
 EXPORT_ONLY = frozenset({"id", "status", "is_gold", "answers"})
-EXPORT_ONLY_PREFIXES = ("answer.", "confidence.")
+EXPORT_ONLY_PREFIXES = ("answer.", "confidence.", "source.", "reviewer.", "reviewed_at.")
 JSON_FIELDS = ("data", "meta", "gold", "predictions")
 
 # Plan entry kinds.

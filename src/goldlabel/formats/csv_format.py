@@ -139,9 +139,14 @@ def _quoted(text: str) -> str:
     return text
 
 
+# The per-question result columns an export writes after meta, each ``<column>.<question>``.
+RESULT_COLUMNS = ("answer", "confidence", "source", "reviewer", "reviewed_at")
+
+
 class Writer:
     """Columns: id, external_id, status, priority, is_gold, data (JSON), meta (JSON),
-    answer.<question>, confidence.<question>, answers (JSON list), then predictions / gold."""
+    answer.<question>, confidence.<question>, source.<question>, reviewer.<question>,
+    reviewed_at.<question>, answers (JSON list), then predictions / gold."""
 
     def __init__(self, out: BinaryIO, questions: list[str], *, include_predictions: bool, include_gold: bool,
                  **_training_options: object) -> None:
@@ -150,7 +155,7 @@ class Writer:
         self.include_predictions = include_predictions
         self.include_gold = include_gold
         header = ["id", "external_id", "status", "priority", "is_gold", "data", "meta"]
-        header += [f"answer.{q}" for q in questions] + [f"confidence.{q}" for q in questions] + ["answers"]
+        header += [f"{column}.{q}" for column in RESULT_COLUMNS for q in questions] + ["answers"]
         if include_predictions:
             header.append("predictions")
         if include_gold:
@@ -167,17 +172,20 @@ class Writer:
         quoted = _quoted
         questions = self.questions
         with_predictions, with_gold = self.include_predictions, self.include_gold
-        blank = "," * (2 * len(questions))  # the answer.* and confidence.* cells of an item without consensus
+        blank = "," * (len(RESULT_COLUMNS) * len(questions))  # the result cells of an item without consensus
         lines = []
         for item_id, ext, data, meta, priority, status, is_gold, consensus, answers, preds, gold in records:
             # id and priority are integers; status is one of three words (a CHECK constraint): no quoting.
             line = (f"{item_id},{quoted(ext)},{status},{priority},{'true' if is_gold else 'false'},"
                     f"{quoted(data)},{quoted(meta) if meta else ''}")
             if consensus:
-                by_question = {q: (v, c) for q, v, c in consensus}
-                cells = [quoted(_cell(by_question[q][0])) if q in by_question else "" for q in questions]
-                cells += ["" if q not in by_question or by_question[q][1] is None else str(by_question[q][1])
-                          for q in questions]
+                by_question = {row[0]: row for row in consensus}
+                got = [by_question.get(q) for q in questions]
+                cells = [quoted(_cell(r[1])) if r else "" for r in got]
+                cells += ["" if r is None or r[2] is None else str(r[2]) for r in got]  # confidence
+                cells += ["" if r is None or r[3] is None else quoted(r[3]) for r in got]  # source
+                cells += ["" if r is None or r[4] is None else quoted(r[4]) for r in got]  # reviewer
+                cells += ["" if r is None or r[5] is None else str(r[5]) for r in got]  # reviewed_at
                 line += "".join("," + cell for cell in cells)
             else:
                 line += blank

@@ -75,8 +75,11 @@ class Writer:
                 "is_gold": is_gold,
                 "data": Fragment(data),
                 "meta": None if meta is None else Fragment(meta),
-                "answer": {q: Fragment(v) for q, v, _ in consensus},
-                "confidence": {q: c for q, _, c in consensus},
+                "answer": {q: Fragment(v) for q, v, *_ in consensus},
+                "confidence": {q: c for q, _, c, *_ in consensus},
+                "source": {q: s for q, _, _, s, _, _ in consensus},
+                "reviewer": {q: r for q, _, _, _, r, _ in consensus if r is not None},
+                "reviewed_at": {q: t for q, _, _, _, _, t in consensus if t is not None},
                 "answers": [
                     {"annotator": a, "value": Fragment(v), "created_at": t, "duration_ms": d} for a, v, t, d in answers
                 ],

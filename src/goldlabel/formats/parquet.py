@@ -162,6 +162,9 @@ class Writer:
         ]
         fields += [(f"answer.{q}", pa.string()) for q in questions]
         fields += [(f"confidence.{q}", pa.float64()) for q in questions]
+        fields += [(f"source.{q}", pa.string()) for q in questions]
+        fields += [(f"reviewer.{q}", pa.string()) for q in questions]
+        fields += [(f"reviewed_at.{q}", pa.int64()) for q in questions]
         fields.append(("answers", ANSWER_TYPE))
         if include_predictions:
             fields.append(("predictions", PREDICTION_TYPE))
@@ -180,12 +183,18 @@ class Writer:
         index = {q: k for k, q in enumerate(questions)}
         answer_cols = [[None] * n for _ in questions]
         confidence_cols = [[None] * n for _ in questions]
+        source_cols = [[None] * n for _ in questions]
+        reviewer_cols = [[None] * n for _ in questions]
+        reviewed_cols = [[None] * n for _ in questions]
         for row, item_consensus in enumerate(consensus):
-            for q, v, c in item_consensus:
+            for q, v, c, source, reviewer, reviewed_at in item_consensus:
                 k = index.get(q)
                 if k is not None:
                     answer_cols[k][row] = v
                     confidence_cols[k][row] = c
+                    source_cols[k][row] = source
+                    reviewer_cols[k][row] = reviewer
+                    reviewed_cols[k][row] = reviewed_at
         arrays = [
             pa.array(ids, pa.int64()), pa.array(exts, pa.string()), pa.array(statuses, pa.string()),
             pa.array(priorities, pa.int64()), pa.array(golds_flag, pa.bool_()), pa.array(datas, pa.string()),
@@ -193,6 +202,9 @@ class Writer:
         ]
         arrays += [pa.array(col, pa.string()) for col in answer_cols]
         arrays += [pa.array(col, pa.float64()) for col in confidence_cols]
+        arrays += [pa.array(col, pa.string()) for col in source_cols]
+        arrays += [pa.array(col, pa.string()) for col in reviewer_cols]
+        arrays += [pa.array(col, pa.int64()) for col in reviewed_cols]
         arrays.append(_list_of_structs(answers, ANSWER_TYPE))
         if self.include_predictions:
             arrays.append(_list_of_structs(preds, PREDICTION_TYPE))

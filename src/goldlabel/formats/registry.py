@@ -20,7 +20,9 @@ from goldlabel.formats import (
 )
 
 # What an export hands each format's Writer.write_batch: a list of tuples, in this order.
-# JSON-valued fields are JSON text (embedded as is); ``consensus`` is ((question, value, confidence), ...),
+# JSON-valued fields are JSON text (embedded as is); ``consensus`` is ((question, value, confidence, source,
+# reviewer, reviewed_at), ...) (source: consensus, review, gold or auto; reviewer: a pseudonym or
+# username, with reviewed_at in ms, for a reviewed label, else None),
 # ``answers`` ((annotator, value, created_at, duration_ms), ...), ``predictions``
 # ((model_version, value, score), ...), ``gold`` JSON text or None.
 EXPORT_RECORD = ("id", "external_id", "data", "meta", "priority", "status", "is_gold", "consensus", "answers",

@@ -106,19 +106,25 @@ def consensus_for(question: Question, values: Sequence[Any], accuracy: Any,
 
 
 def item_rows(ctx: Any, conn: Any, project: dict, item_answers: list[dict],
-              now: int) -> tuple[list[dict], float]:
+              now: int, pooled: Any = None) -> tuple[list[dict], float]:
     """Consensus rows for one item's non-choice questions and their smallest confidence
-    (NaN when none was answered). Same row shape as the choice rows."""
+    (NaN when none was answered). Same row shape as the choice rows. ``pooled``: the project's
+    knowledge of unknown annotators (services/cold_start.py ``Pooled``), None for the defaults."""
     from goldlabel.storage import quality as quality_store
 
     schema: LabelSchema = ctx.get_schema(project)
     settings = project.get("settings") or {}
-    default = ctx.settings.default_annotator_accuracy
     rows: list[dict] = []
     smallest = np.nan
     for q in schema.questions:
         if q.kind not in KINDS:
             continue
+        default = ctx.settings.default_annotator_accuracy
+        q_settings = settings
+        if pooled is not None:
+            default = pooled.accuracy.get(q.name, default)
+            if q.name in pooled.rating_sd:
+                q_settings = {**settings, "rating_prior_sd": pooled.rating_sd[q.name]}
         pairs = [(a["annotator_id"], a["value"][q.name]) for a in item_answers
                  if (a.get("value") or {}).get(q.name) is not None]
         if not pairs:
@@ -129,7 +135,7 @@ def item_rows(ctx: Any, conn: Any, project: dict, item_answers: list[dict],
             skills = quality_store.fetch_skills(conn, project["id"], q.name, ids)
             accuracy = np.array([skills[a]["accuracy"] if a in skills and skills[a]["accuracy"] is not None
                                  else default for a in ids], dtype=np.float64)
-        value, confidence = consensus_for(q, [p[1] for p in pairs], accuracy, settings)
+        value, confidence = consensus_for(q, [p[1] for p in pairs], accuracy, q_settings)
         smallest = confidence if np.isnan(smallest) else min(smallest, confidence)
         rows.append({
             "question": q.name,
@@ -216,12 +222,19 @@ def refit_question(question: Question, item_ids: np.ndarray, annotator_ids: np.n
 
 
 def refit_kinds(schema: LabelSchema, loaded: Mapping[str, tuple[np.ndarray, np.ndarray, list]], *,
-                default_accuracy: float, settings: Mapping[str, Any] | None, now: int) -> list[RefitResult]:
-    """Re-fit every non-choice question that has answers (``loaded`` from :func:`load_answers`)."""
+                default_accuracy: float, settings: Mapping[str, Any] | None, now: int,
+                pooled: Any = None) -> list[RefitResult]:
+    """Re-fit every non-choice question that has answers (``loaded`` from :func:`load_answers`);
+    ``pooled``: the project's knowledge of unknown annotators, as the per-answer update uses it."""
     out = []
     for q in schema.questions:
         if q.kind in KINDS and q.name in loaded:
             item_ids, annotator_ids, values = loaded[q.name]
+            accuracy, q_settings = default_accuracy, dict(settings or {})
+            if pooled is not None:
+                accuracy = pooled.accuracy.get(q.name, accuracy)
+                if q.name in pooled.rating_sd:
+                    q_settings["rating_prior_sd"] = pooled.rating_sd[q.name]
             out.append(refit_question(q, item_ids, annotator_ids, values,
-                                      default_accuracy=default_accuracy, settings=settings, now=now))
+                                      default_accuracy=accuracy, settings=q_settings, now=now))
     return out

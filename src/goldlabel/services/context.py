@@ -6,6 +6,7 @@ import asyncio
 import threading
 import time
 from dataclasses import dataclass, field
+from typing import Any
 
 from sqlalchemy.engine import Engine
 
@@ -40,6 +41,8 @@ class Context:
     # PostgreSQL: the statements run on an event loop (storage.aio), one pool per loop.
     _async_pgs: dict[asyncio.AbstractEventLoop, AsyncPg] = field(default_factory=dict)
     _media: MediaStore | None = None
+    # project id -> its pooled knowledge of unknown annotators (services/cold_start.py).
+    pooled: dict[int, Any] = field(default_factory=dict)
 
     @classmethod
     def from_settings(cls, settings: Settings) -> Context:

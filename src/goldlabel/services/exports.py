@@ -5,9 +5,10 @@ answers, consensus, predictions and gold come from one range query each. JSON va
 JSON text from the database to the file, never parsed.
 
 Per item: id, external_id, status, priority, is_gold, data, meta, the consensus answer and its
-confidence per question, and every raw answer. Annotators appear as stable pseudonyms (a keyed
-hash of their id with a random per-install salt, or ``settings.pseudonym_salt`` when set) unless
-a manager asks for real usernames.
+confidence per question, where that label came from (``source``: consensus, review, gold; auto
+later) with who reviewed it and when, and every raw answer. Annotators appear as stable
+pseudonyms (a keyed hash of their id with a random per-install salt, or
+``settings.pseudonym_salt`` when set) unless a manager asks for real usernames.
 """
 
 from __future__ import annotations
@@ -144,7 +145,17 @@ class Export:
                     else:
                         names.update(export_store.fetch_usernames(conn, missing))
                 answers = _group((i, names[a], v, t, d) for i, a, v, t, d in answer_rows)
-                consensus = _group(export_store.fetch_consensus(conn, pid, first, last))
+                consensus_rows = export_store.fetch_consensus(conn, pid, first, last)
+                reviewers = {row[5] for row in consensus_rows if row[5] is not None} - names.keys()
+                if reviewers:
+                    if self.pseudonymous:
+                        names.update({a: pseudonym(a, salt) for a in reviewers})
+                    else:
+                        names.update(export_store.fetch_usernames(conn, reviewers))
+                consensus = _group(
+                    (i, q, v, c, s, None if r is None else names.get(r), t)
+                    for i, q, v, c, s, r, t in consensus_rows
+                )
                 predictions = (
                     _group(export_store.fetch_predictions(conn, pid, first, last)) if self.include_predictions else {}
                 )

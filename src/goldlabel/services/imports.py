@@ -34,7 +34,8 @@ from goldlabel.storage.engine import now_ms, read_tx, write_tx
 GOLD_OVERLAP = 1_000_000
 ITEM_KEYS = frozenset({"external_id", "data", "priority", "meta", "predictions", "gold"})
 # Keys an export writes (results, not input): ignored on import so an export re-imports as is.
-EXPORT_KEYS = frozenset({"id", "status", "is_gold", "answer", "confidence", "answers"})
+EXPORT_KEYS = frozenset({"id", "status", "is_gold", "answer", "confidence", "source", "reviewer", "reviewed_at",
+                         "answers"})
 ON_CONFLICT = ("skip", "update")
 MAX_PRIORITY = 2**31 - 1
 

@@ -52,7 +52,7 @@ def get_item(ctx: Context, actor: Actor, project_id: int, item_id: int) -> dict:
         ]
         detail["consensus"] = [
             {k: c[k] for k in ("question", "value", "confidence", "method", "status", "contributions", "agreement",
-                           "updated_at")}
+                           "updated_at", "source", "reviewer_id", "reviewed_at")}
             for c in records.fetch_consensus(conn, item_id)
         ]
         # Gold answers are for managers only: reviewers may also answer items.

@@ -21,7 +21,7 @@ from goldlabel.quality.skill import (
     default_confusion,
     default_log_likelihoods,
 )
-from goldlabel.services import consensus_kinds
+from goldlabel.services import cold_start, consensus_kinds
 from goldlabel.services.context import Context
 from goldlabel.storage import quality as quality_store
 
@@ -133,8 +133,11 @@ def item_consensus(ctx: Context, conn: sa.Connection, project: dict, item_answer
     likelihoods (cached for annotators at the default accuracy) and a cached log prior."""
     rows: list[dict] = []
     smallest = np.nan
-    default_accuracy = ctx.settings.default_annotator_accuracy
+    # An unknown annotator is the project's pooled estimate (services/cold_start.py), not a guess.
+    pooled = cold_start.knowledge(ctx, conn, project)
+    accuracies = pooled.accuracy if pooled is not None else {}
     for q in ctx.get_schema(project).choice_questions():
+        default_accuracy = accuracies.get(q.name, ctx.settings.default_annotator_accuracy)
         labels = list(q.labels)
         index = {label: i for i, label in enumerate(labels)}
         pairs = [(a["annotator_id"], index[a["value"][q.name]]) for a in item_answers
@@ -162,7 +165,7 @@ def item_consensus(ctx: Context, conn: sa.Connection, project: dict, item_answer
             "updated_at": now,
         })
     # The other kinds (multi_choice, rating, text, ranking, spans, boxes): services.consensus_kinds.
-    kind_rows, kind_smallest = consensus_kinds.item_rows(ctx, conn, project, item_answers, now)
+    kind_rows, kind_smallest = consensus_kinds.item_rows(ctx, conn, project, item_answers, now, pooled)
     rows.extend(kind_rows)
     if not np.isnan(kind_smallest):
         smallest = kind_smallest if np.isnan(smallest) else min(smallest, kind_smallest)

@@ -8,6 +8,7 @@ from goldlabel.domain.errors import FieldError, GoldlabelError, forbidden, inval
 from goldlabel.domain.label_schema import LabelSchema
 from goldlabel.domain.label_schema.changes import compare_schemas, find_breaks
 from goldlabel.schemas import ProjectCreate, ProjectUpdate, QualitySettings
+from goldlabel.services import quality as quality_service
 from goldlabel.services.access import Actor, fetch_project_role, is_allowed, load_project
 from goldlabel.services.context import Context
 from goldlabel.storage import projects as project_store
@@ -194,6 +195,7 @@ def set_member(ctx: Context, actor: Actor | None, project_id: int, user_id: int,
                 "only users with the manager role can manage a project", code="role_too_high", status=422
             )
         user_store.upsert_member(conn, project_id, user_id, role, now_ms())
+        _settle_stalled(ctx, conn, project_id)
     return {"user_id": user_id, "username": user["username"], "display_name": user["display_name"], "role": role}
 
 
@@ -202,3 +204,9 @@ def remove_member(ctx: Context, actor: Actor, project_id: int, user_id: int) -> 
         load_project(conn, actor, project_id, "manage")
         if not user_store.delete_member(conn, project_id, user_id):
             raise not_found("member")
+        _settle_stalled(ctx, conn, project_id)
+
+
+def _settle_stalled(ctx: Context, conn: Any, project_id: int) -> None:
+    """A change of members may leave open items without an eligible annotator: move them on."""
+    quality_service.settle_stalled(ctx, conn, project_store.fetch_project(conn, project_id), now_ms())

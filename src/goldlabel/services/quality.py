@@ -26,13 +26,13 @@ import sqlalchemy as sa
 from goldlabel import quality
 from goldlabel.domain.errors import GoldlabelError, not_found
 from goldlabel.domain.label_schema import LabelSchema, RankingQuestion, RatingQuestion
-from goldlabel.domain.stopping import decide_status
+from goldlabel.domain.stopping import decide_status, settle_status
 from goldlabel.quality import gold as gold_scoring
 from goldlabel.quality.agreement import fleiss_kappa, krippendorff_alpha
 from goldlabel.quality.gold import GoldThresholds
 from goldlabel.quality.skill import confusions_from_skills, estimate_skill
 from goldlabel.schemas import QualitySettings
-from goldlabel.services import consensus_kinds
+from goldlabel.services import cold_start, consensus_kinds
 from goldlabel.services.access import Actor, load_project
 from goldlabel.services.context import Context
 from goldlabel.services.posterior import item_consensus
@@ -180,6 +180,11 @@ def decide_after_answer(ctx: Context, conn: sa.Connection, project: dict, item: 
             project["overlap_min"], item["overlap_max"], project["settings"].get("target_confidence", 0.95),
         )
         status, target = str(s[0]), int(t[0])
+        # No answer will come: overlap 1 reached, or every eligible annotator has answered. The
+        # count of eligible annotators is read with the pooled knowledge (services/cold_start.py).
+        pooled = ctx.pooled.get(project["id"])
+        status = settle_status(status, len(item_answers), item["overlap_max"], project["settings"],
+                               pooled.eligible_annotators if pooled is not None else None)
     return status, target, [{**r, "status": status} for r in rows]
 
 
@@ -213,6 +218,34 @@ def after_answer(ctx: Context, conn: sa.Connection, project: dict, item: dict, a
             else:
                 events.append(event)
     return status
+
+
+# ---------------------------------------------------------------- items no annotator is left for
+
+
+def settle_stalled(ctx: Context, conn: sa.Connection, project: dict, now: int, item_id: int | None = None) -> int:
+    """Move on the project's open items that no eligible annotator can still answer (every
+    member with the annotator role who is not suspended answered or skipped it; nobody holds
+    it): to review, or final by the project's ``no_annotator_left`` policy (an item nobody
+    answered always goes to review). ``item_id``: that item only. One pass over the open items
+    (a skip checks its item only); run by the re-fit, a skip and a change of members or of an
+    annotator's standing, never by a lease. Returns the number of items moved."""
+    cold_start.forget(ctx, project["id"])  # the number of eligible annotators may have changed
+    stalled = quality_store.fetch_stalled_items(conn, project["id"], item_id)
+    policy = "final" if project["settings"].get("no_annotator_left") == "final" else "needs_review"
+    updates = [{"b_id": i, "b_count": count, "status": policy if count else "needs_review", "target_overlap": target,
+                "updated_at": now} for i, count, target in stalled]
+    if not updates:
+        return 0
+    moved = quality_store.update_item_states(conn, updates)
+    for status in ("final", "needs_review"):
+        quality_store.set_consensus_status(conn, [u["b_id"] for u in updates if u["status"] == status], status, now)
+    records.insert_events(conn, [
+        {"project_id": project["id"], "kind": f"item.{u['status']}",
+         "payload": {"item_id": u["b_id"], "status": u["status"], "by": "no_annotator_left"}, "created_at": now}
+        for u in updates
+    ])
+    return moved
 
 
 # ---------------------------------------------------------------- full re-fit
@@ -270,6 +303,7 @@ def _refit(ctx: Context, project: dict, now: int) -> dict[str, Any]:
             if data is not None:
                 loaded[q.name] = (q, data, quality_store.fetch_gold_labels(conn, pid, q.name))
         kind_answers = consensus_kinds.load_answers(conn, pid, schema)
+        pooled = cold_start.compute(ctx, conn, project)
     confidences: dict[int, float] = {}
     consensus_rows: list[dict] = []
     for name, (q, (item_ids, annotator_ids, labels), gold) in loaded.items():
@@ -317,7 +351,7 @@ def _refit(ctx: Context, project: dict, now: int) -> dict[str, Any]:
         summary["questions"][name] = {"method": method, "answers": int(answers.n_answers),
                                       "items": int(answers.n_items), "annotators": int(answers.n_annotators)}
     for fit in consensus_kinds.refit_kinds(schema, kind_answers, default_accuracy=ctx.settings.default_annotator_accuracy,
-                                           settings=project["settings"], now=now):
+                                           settings=project["settings"], now=now, pooled=pooled):
         for item_id, value, c in zip(fit.item_ids.tolist(), fit.values, fit.confidences.tolist()):
             confidences[item_id] = min(confidences.get(item_id, 1.0), c)
             consensus_rows.append({"item_id": item_id, "question": fit.question, "value": value,
@@ -331,6 +365,7 @@ def _refit(ctx: Context, project: dict, now: int) -> dict[str, Any]:
     summary["items_changed"] = _write_refit(ctx, project, consensus_rows, confidences, now)
     with write_tx(ctx.engine) as conn:
         quality_store.upsert_model(conn, pid, "", n_answers=n_answers, fitted_at=now)
+        summary["items_changed"] += settle_stalled(ctx, conn, project, now)
     return summary
 
 
@@ -358,6 +393,8 @@ def _write_refit(ctx: Context, project: dict, rows: list[dict], confidences: dic
                 counts, conf, targets, project["overlap_min"], project["overlap_max"],
                 project["settings"].get("target_confidence", 0.95),
             )
+            if project["overlap_max"] == 1 and project["settings"].get("single_answer") == "final":
+                new_status = np.where(new_status == "needs_review", "final", new_status)  # settle_status
             # Only open items move; final and reviewed decisions stand.
             new_status = np.where(statuses == "open", new_status, statuses)
             new_target = np.where(statuses == "open", new_target, targets)
@@ -426,7 +463,7 @@ def set_annotator_status(ctx: Context, actor: Actor, project_id: int, annotator_
         raise GoldlabelError("status must be active or suspended", code="bad_status", status=422)
     now = now_ms()
     with write_tx(ctx.engine) as conn:
-        load_project(conn, actor, project_id, "manage")
+        project = load_project(conn, actor, project_id, "manage")
         stats = quality_store.fetch_stats(conn, project_id, annotator_id)
         if stats is None and user_store.fetch_member_role(conn, project_id, annotator_id) is None:
             raise not_found("annotator")
@@ -435,6 +472,7 @@ def set_annotator_status(ctx: Context, actor: Actor, project_id: int, annotator_
         evidence["reason"] = f"set to {status} by {actor.username}"
         quality_store.upsert_stats(conn, project_id, annotator_id, status=status, evidence=evidence, updated_at=now,
                                    **({} if stats else {"n_gold": 0, "n_gold_correct": 0}))
+        settle_stalled(ctx, conn, project, now)
         records.insert_event(conn, project_id, f"annotator.{status}", {"annotator_id": annotator_id,
                                                                         "by": actor.id}, now)
     return {"annotator_id": annotator_id, "status": status, "evidence": evidence}

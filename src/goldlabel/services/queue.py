@@ -18,7 +18,7 @@ import sqlalchemy as sa
 from goldlabel.domain.errors import conflict, not_found
 from goldlabel.domain.queue_policy import AnnotatorProgress, QueuePolicy, pick_next
 from goldlabel.domain.stopping import decide_status
-from goldlabel.services import posterior
+from goldlabel.services import cold_start, posterior
 from goldlabel.services import quality as quality_service
 from goldlabel.services.access import (
     NEED_RANK,
@@ -306,6 +306,10 @@ def _merged_steps(ctx: Context, actor: Actor, project_id: int, lease_token: str,
     kept = ctx.take_lease_reading((token_hash, actor.id, project_id))
     if kept is not None:
         plan, now = _submit_plan(ctx, actor, project_id, kept, value, duration_ms, idempotency_key)
+        if plan is _NEEDS_SAMPLE:
+            sample = queue_pg.parse_pooled_sample((yield _pooled_sample(kept)))
+            plan, now = _submit_plan(ctx, actor, project_id, kept, value, duration_ms, idempotency_key, now,
+                                     sample)
         if plan is not None:
             result = _submit_written(plan, (yield plan.write))
             if result is not None:
@@ -314,9 +318,17 @@ def _merged_steps(ctx: Context, actor: Actor, project_id: int, lease_token: str,
                                 idempotency_key=idempotency_key)
     got = queue_pg.parse_submit_read((yield read))
     plan, now = _submit_plan(ctx, actor, project_id, got, value, duration_ms, idempotency_key, now)
+    if plan is _NEEDS_SAMPLE:
+        sample = queue_pg.parse_pooled_sample((yield _pooled_sample(got)))
+        plan, now = _submit_plan(ctx, actor, project_id, got, value, duration_ms, idempotency_key, now, sample)
     if plan is None:
         return None, now
     return _submit_written(plan, (yield plan.write)), now
+
+
+def _pooled_sample(got: dict) -> Any:
+    """The read of the project's pooled knowledge (services/cold_start.py) for the merged submit."""
+    return queue_pg.pooled_sample(project_id=got["project"]["id"], limit=cold_start.SAMPLE_ANSWERS)
 
 
 def _drive(steps: Steps, run: Callable[[Any], list[dict]]) -> tuple[dict[str, Any] | None, int | None]:
@@ -347,9 +359,13 @@ class _SubmitPlan(NamedTuple):
     status: str  # the item's status after the answer, as the annotator is told
 
 
+# _submit_plan's answer when the project's pooled knowledge is due: read it, then plan again.
+_NEEDS_SAMPLE: Any = _SubmitPlan(None, "")
+
+
 def _submit_plan(ctx: Context, actor: Actor, project_id: int, got: dict | None, value: dict[str, Any],
                  duration_ms: int | None, idempotency_key: str | None,
-                 now: int | None = None) -> tuple[_SubmitPlan | None, int]:
+                 now: int | None = None, sample: tuple | None = None) -> tuple[_SubmitPlan | None, int]:
     """From the submit's read (storage/queue_pg.py ``parse_submit_read``, or the lease's reading
     of the item: see _remember_reading): the write of the common
     case (a live active lease, no answer yet for the Idempotency-Key nor by the caller on the
@@ -357,7 +373,9 @@ def _submit_plan(ctx: Context, actor: Actor, project_id: int, got: dict | None, 
     and state decided as the generic path decides them (``quality.decide_after_answer``) from
     the item's answers plus this one, and the time it was decided at. No plan: the generic path
     decides (at that time). The errors the generic path raises before it writes (404 project or
-    lease, 403 role, 422 answer) are raised here, in the same order."""
+    lease, 403 role, 422 answer) are raised here, in the same order. When the project's pooled
+    knowledge (services/cold_start.py) is due, ``_NEEDS_SAMPLE``: the caller reads it
+    (queue_pg.pooled_sample) and plans again with it as ``sample``."""
     project = authorize(actor, got and got["project"], got and got["role"], "annotate")
     lease, item = got["lease"], got["item"]
     _check_own_lease(lease, actor, project_id)
@@ -374,6 +392,13 @@ def _submit_plan(ctx: Context, actor: Actor, project_id: int, got: dict | None, 
         or any(a["annotator_id"] == actor.id for a in got["answers"])
     ):
         return None, now
+    if not cold_start.is_fresh(ctx, project):
+        if sample is None:
+            return _NEEDS_SAMPLE, now  # the knowledge is due: the caller reads it and plans again
+        # As the generic path reads it inside its transaction: this answer is the newest.
+        rows, n_gold, n_correct, n_eligible = sample
+        rows = [(item["id"], clean), *rows[:cold_start.SAMPLE_ANSWERS - 1]]
+        cold_start.remember(ctx, project, cold_start.estimate(ctx, project, rows, n_gold, n_correct, n_eligible))
     item_answers = [*got["answers"], {"annotator_id": actor.id, "value": clean}]
     known = {q.name: (got["skills"].get(q.name, {}), {"prior": got["priors"].get(q.name)}) for q in schema.questions}
     status, target, rows = quality_service.decide_after_answer(ctx, None, project, item, item_answers, now, known)
@@ -515,21 +540,29 @@ def _gold_status_as_seen(ctx: Context, conn: sa.Connection, project: dict, item_
 
 def _return_lease(conn: sa.Connection, actor: Actor, project_id: int, lease_token: str) -> dict:
     """The caller's lease, locked, with its item's reservation handed back (skip and release)."""
-    load_project(conn, actor, project_id, "annotate")
+    lease = _return_lease_of(conn, actor, project_id, lease_token)[0]
+    return lease
+
+
+def _return_lease_of(conn: sa.Connection, actor: Actor, project_id: int, lease_token: str) -> tuple[dict, dict]:
+    """:func:`_return_lease` and the project."""
+    project = load_project(conn, actor, project_id, "annotate")
     lease = _fetch_own_lease(conn, actor, project_id, lease_token, lock=True)
     if lease["status"] == "submitted":
         raise conflict("the item was already answered", "lease_submitted")
     if lease["status"] == "active":
         queue_store.unreserve_item(conn, lease["item_id"])
-    return lease
+    return lease, project
 
 
 def skip_item(ctx: Context, actor: Actor, project_id: int, lease_token: str) -> None:
     """Give the item back and never serve it to this annotator again."""
     ctx.take_lease_reading((_hash(lease_token), actor.id, project_id))  # never submitted now
     with write_tx(ctx.engine) as conn:
-        lease = _return_lease(conn, actor, project_id, lease_token)
+        lease, project = _return_lease_of(conn, actor, project_id, lease_token)
         queue_store.set_lease_status(conn, lease["id"], "skipped")
+        # The skip may have taken the item's last eligible annotator.
+        quality_service.settle_stalled(ctx, conn, project, now_ms(), lease["item_id"])
 
 
 def release_item(ctx: Context, actor: Actor, project_id: int, lease_token: str) -> None:

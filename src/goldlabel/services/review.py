@@ -46,26 +46,26 @@ def review_item(
         item = queue_store.fetch_item_for_update(conn, item_id)
         if item["is_gold"]:
             raise GoldlabelError("gold items are not reviewed; edit their gold answer", code="gold_item", status=409)
-        if action == "accept":
-            status, target, overlap_max = "final", item["target_overlap"], item["overlap_max"]
-            _set_consensus_status(conn, item_id, project_id, "final", now)
-        elif action == "reject":
+        # Accept and fix make the label the reviewer's: final, kept by every later re-fit and
+        # answer (source "review"), with who reviewed it and when. Reject hands it back to the answers.
+        current = {c["question"]: c for c in records.fetch_consensus(conn, item_id)}
+        if action == "reject":
             # Back to the queue for one more independent answer, beyond the max overlap if need be.
             status = "open"
             target = item["answer_count"] + 1
             overlap_max = max(item["overlap_max"], target)
-            _set_consensus_status(conn, item_id, project_id, "open", now)
+            provenance = {"source": "consensus", "reviewer_id": None, "reviewed_at": None}
         else:
             status, target, overlap_max = "final", item["target_overlap"], item["overlap_max"]
-            current = {c["question"]: c for c in records.fetch_consensus(conn, item_id)}
-            for name, v in clean.items():
+            provenance = {"source": "review", "reviewer_id": actor.id, "reviewed_at": now}
+            for name, v in (clean or {}).items():
                 current[name] = {"question": name, "value": v, "confidence": 1.0, "method": "review",
                                  "contributions": {"reviewer": actor.id}}
-            records.replace_consensus(conn, item_id, project_id, [
-                {k: c.get(k) for k in ("question", "value", "confidence", "method", "contributions", "agreement")}
-                | {"status": "final", "updated_at": now}
-                for c in current.values()
-            ])
+        records.set_reviewed_consensus(conn, item_id, project_id, [
+            {k: c.get(k) for k in ("question", "value", "confidence", "method", "contributions", "agreement")}
+            | {"status": status, "updated_at": now} | provenance
+            for c in current.values()
+        ])
         conn.execute(
             items_table.update().where(items_table.c.id == item_id).values(
                 status=status, target_overlap=target, overlap_max=overlap_max, updated_at=now
@@ -77,15 +77,6 @@ def review_item(
                              {"item_id": item_id, "action": action, "reviewer_id": actor.id, "status": status}, now)
     return {"id": review["id"], "item_id": item_id, "action": action, "value": clean, "comment": comment,
             "reviewer_id": actor.id, "created_at": now, "item_status": status}
-
-
-def _set_consensus_status(conn, item_id: int, project_id: int, status: str, now: int) -> None:
-    rows = records.fetch_consensus(conn, item_id)
-    records.replace_consensus(conn, item_id, project_id, [
-        {k: c.get(k) for k in ("question", "value", "confidence", "method", "contributions", "agreement")}
-        | {"status": status, "updated_at": now}
-        for c in rows
-    ])
 
 
 def list_reviews(ctx: Context, actor: Actor, project_id: int, item_id: int) -> list[dict]:

@@ -73,10 +73,10 @@ def fetch_answers(conn: Connection, project_id: int, first: int, last: int) -> l
 
 
 def fetch_consensus(conn: Connection, project_id: int, first: int, last: int) -> list[tuple]:
-    """``(item_id, question, value, confidence)``."""
+    """``(item_id, question, value, confidence, source, reviewer_id, reviewed_at)``."""
     return _fetch(
         conn,
-        "SELECT item_id, question, CAST(value AS TEXT), confidence FROM consensus "
+        "SELECT item_id, question, CAST(value AS TEXT), confidence, source, reviewer_id, reviewed_at FROM consensus "
         "WHERE item_id BETWEEN ? AND ? AND project_id = ? ORDER BY item_id, question",
         (first, last, project_id),
     )

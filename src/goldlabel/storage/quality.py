@@ -217,7 +217,8 @@ PG_CONSENSUS_RECORD = (
 
 def pg_consensus_upsert(item_id: str, source: str) -> str:
     """INSERT ... ON CONFLICT DO UPDATE of the consensus rows of ``source`` (a relation with the
-    columns of PG_CONSENSUS_RECORD), ``item_id`` the SQL of their item id, ``:project_id`` bound."""
+    columns of PG_CONSENSUS_RECORD), ``item_id`` the SQL of their item id, ``:project_id`` bound.
+    A stored row whose label a reviewer set (source other than "consensus") is left as it is."""
     return (
         "INSERT INTO consensus (item_id, question, project_id, value, confidence, method, status, contributions, "
         "agreement, updated_at) "
@@ -225,7 +226,8 @@ def pg_consensus_upsert(item_id: str, source: str) -> str:
         f"contributions, agreement, updated_at FROM {source} "
         "ON CONFLICT (item_id, question) DO UPDATE SET project_id = excluded.project_id, value = excluded.value, "
         "confidence = excluded.confidence, method = excluded.method, status = excluded.status, "
-        "contributions = excluded.contributions, agreement = excluded.agreement, updated_at = excluded.updated_at"
+        "contributions = excluded.contributions, agreement = excluded.agreement, updated_at = excluded.updated_at "
+        "WHERE consensus.source = 'consensus'"
     )
 
 
@@ -248,7 +250,8 @@ def json_safe(rows: list[dict]) -> bool:
 
 
 def write_consensus_batch(conn: Connection, project_id: int, rows: list[dict]) -> None:
-    """Replace consensus rows for (item, question) pairs in one go (each pair once in ``rows``)."""
+    """Replace consensus rows for (item, question) pairs in one go (each pair once in ``rows``),
+    except reviewed ones (see pg_consensus_upsert)."""
     if not rows:
         return
     if conn.dialect.name == "postgresql" and json_safe(rows):
@@ -256,13 +259,16 @@ def write_consensus_batch(conn: Connection, project_id: int, rows: list[dict]) -
                    for r in rows]
         conn.execute(_UPSERT_CONSENSUS_PG, {"project_id": project_id, "rows": orjson.dumps(payload).decode()})
         return
+    # Reviewed rows (source other than "consensus") are neither deleted nor overwritten.
     conn.execute(
         consensus.delete().where(
-            consensus.c.item_id == sa.bindparam("b_item_id"), consensus.c.question == sa.bindparam("b_question")
+            consensus.c.item_id == sa.bindparam("b_item_id"), consensus.c.question == sa.bindparam("b_question"),
+            consensus.c.source == "consensus",
         ),
         [{"b_item_id": r["item_id"], "b_question": r["question"]} for r in rows],
     )
-    conn.execute(consensus.insert(), [{"agreement": None, **r, "project_id": project_id} for r in rows])
+    insert = (postgresql if conn.dialect.name == "postgresql" else sqlite).insert(consensus).on_conflict_do_nothing()
+    conn.execute(insert, [{"agreement": None, **r, "project_id": project_id} for r in rows])
 
 
 def update_item_states(conn: Connection, rows: list[dict]) -> int:
@@ -335,3 +341,65 @@ def list_projects_needing_refit(conn: Connection, fitted_before: int | None = No
     if fitted_before is not None:
         q = q.where(sa.or_(fitted.c.fitted_at.is_(None), fitted.c.fitted_at < fitted_before))
     return [r[0] for r in conn.execute(q)]
+
+
+def fetch_recent_answer_values(conn: Connection, project_id: int, limit: int) -> list[tuple[int, dict]]:
+    """(item_id, value) of the project's newest ``limit`` answers (index ix_answers_project_id)."""
+    q = (
+        sa.select(answers.c.item_id, answers.c.value)
+        .where(answers.c.project_id == project_id)
+        .order_by(answers.c.id.desc())
+        .limit(limit)
+    )
+    return [(r[0], r[1]) for r in conn.execute(q)]
+
+
+def fetch_gold_totals(conn: Connection, project_id: int) -> tuple[int, int]:
+    """(gold answers scored, of which correct) over the project's annotators."""
+    row = conn.execute(
+        sa.select(sa.func.coalesce(sa.func.sum(annotator_stats.c.n_gold), 0),
+                  sa.func.coalesce(sa.func.sum(annotator_stats.c.n_gold_correct), 0))
+        .where(annotator_stats.c.project_id == project_id)
+    ).one()
+    return int(row[0]), int(row[1])
+
+
+def count_eligible_annotators(conn: Connection, project_id: int) -> int:
+    """Members with the annotator role who are not suspended in the project."""
+    return conn.execute(sa.text(ELIGIBLE_ANNOTATORS_SQL), {"project_id": project_id}).scalar_one()
+
+
+# Members with the annotator role not suspended in the project (``:project_id`` bound).
+ELIGIBLE_ANNOTATORS_SQL = (
+    "SELECT count(*) FROM project_members AS m LEFT OUTER JOIN annotator_stats AS st "
+    "ON st.project_id = m.project_id AND st.annotator_id = m.user_id "
+    "WHERE m.project_id = :project_id AND m.role = 'annotator' AND coalesce(st.status, 'active') <> 'suspended'"
+)
+
+# Open items of a project that no eligible annotator can still answer: every member with the
+# annotator role who is not suspended has answered or skipped it, and nobody holds it now.
+_STALLED_ITEMS = (
+    "SELECT i.id, i.answer_count, i.target_overlap FROM items AS i "
+    "WHERE i.project_id = :project_id AND i.status = 'open' AND i.is_gold = :false AND i.reserved = 0 {only} "
+    "AND NOT EXISTS (SELECT 1 FROM project_members AS m LEFT OUTER JOIN annotator_stats AS st "
+    "    ON st.project_id = m.project_id AND st.annotator_id = m.user_id "
+    "  WHERE m.project_id = :project_id AND m.role = 'annotator' AND coalesce(st.status, 'active') <> 'suspended' "
+    "    AND NOT EXISTS (SELECT 1 FROM answers AS a WHERE a.item_id = i.id AND a.annotator_id = m.user_id) "
+    "    AND NOT EXISTS (SELECT 1 FROM leases AS l WHERE l.item_id = i.id AND l.annotator_id = m.user_id "
+    "                   AND l.status = 'skipped'))"
+)
+
+
+def fetch_stalled_items(conn: Connection, project_id: int, item_id: int | None = None) -> list[tuple[int, int, int]]:
+    """(id, answer_count, target_overlap) of the project's stalled open items (or of ``item_id``
+    only, if it is stalled). One pass over the open items: the background re-fit's sweep."""
+    sql = _STALLED_ITEMS.format(only="AND i.id = :item_id" if item_id is not None else "")
+    params = {"project_id": project_id, "false": False, "item_id": item_id}
+    return [(r[0], r[1], r[2]) for r in conn.execute(sa.text(sql), params)]
+
+
+def set_consensus_status(conn: Connection, item_ids: Sequence[int], status: str, now: int) -> None:
+    """The consensus rows of these items take the items' new status."""
+    if item_ids:
+        conn.execute(consensus.update().where(consensus.c.item_id.in_(list(item_ids)))
+                     .values(status=status, updated_at=now))

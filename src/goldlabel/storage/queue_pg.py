@@ -30,7 +30,11 @@ import orjson
 import sqlalchemy as sa
 
 from goldlabel.storage.hot import Call, Hot
-from goldlabel.storage.quality import PG_CONSENSUS_RECORD, pg_consensus_upsert
+from goldlabel.storage.quality import (
+    ELIGIBLE_ANNOTATORS_SQL,
+    PG_CONSENSUS_RECORD,
+    pg_consensus_upsert,
+)
 from goldlabel.storage.queue import PG_LEASE_TAKEOVER, pg_candidate_cte, pg_reap_ctes
 from goldlabel.storage.tables import answers, items, leases, projects
 
@@ -180,7 +184,7 @@ def parse_submit_read(rows: list[dict]) -> dict | None:
 # answer inserted (nothing on a unique conflict: Q2 or the Idempotency-Key), and only for an
 # inserted answer: the item counted with its new state in one UPDATE, the lease marked
 # submitted, the consensus rows replaced (rows of questions no longer answered deleted, as
-# records.replace_consensus) and the outbox events inserted in list order, the last one
+# records.replace_consensus; reviewed rows kept) and the outbox events inserted in list order, the last one
 # answer.created with the new answer's id. No row back: nothing was written, and the caller
 # reads again or runs the generic submit, which decides under lock. The lease is found by its
 # primary key alone (its other conditions are checked on the locked row): with them in the
@@ -232,7 +236,7 @@ WITH ll AS MATERIALIZED (
 ), dropped AS (
     DELETE FROM consensus
     WHERE consensus.item_id = :item_id AND EXISTS (SELECT 1 FROM ins)
-      AND consensus.question NOT IN (SELECT question FROM new_rows)
+      AND consensus.question NOT IN (SELECT question FROM new_rows) AND consensus.source = 'consensus'
     RETURNING 1
 ), upserted AS (
     {pg_consensus_upsert("CAST(:item_id AS BIGINT)", "new_rows")}
@@ -432,3 +436,37 @@ def parse_lease(rows: list[dict]) -> dict | None:
         if claimed else None,
         **_parse_knowledge(row),
     }
+
+
+# The project's pooled knowledge of unknown annotators (services/cold_start.py): its newest
+# answers and its annotators' gold totals, for the merged submit when that knowledge is due
+# (about once per 200 answers of a process; every answer while a project has under 20).
+# Always one row at least (the totals), with NULL answer columns when there are no answers.
+_POOLED_SAMPLE = sa.text(_sql(
+    f"""
+SELECT r.item_id, r.value, g.n_gold, g.n_gold_correct, ({ELIGIBLE_ANNOTATORS_SQL}) AS n_eligible
+FROM (SELECT CAST(coalesce(sum(s.n_gold), 0) AS BIGINT) AS n_gold,
+             CAST(coalesce(sum(s.n_gold_correct), 0) AS BIGINT) AS n_gold_correct
+      FROM annotator_stats AS s WHERE s.project_id = :project_id) AS g
+LEFT OUTER JOIN LATERAL (
+    SELECT answers.item_id, answers.value FROM answers WHERE answers.project_id = :project_id
+    ORDER BY answers.id DESC LIMIT :limit
+) AS r ON true
+"""
+)).columns(item_id=answers.c.item_id.type, value=answers.c.value.type, n_gold=sa.BigInteger,
+           n_gold_correct=sa.BigInteger, n_eligible=sa.BigInteger)
+POOLED_SAMPLE = Hot(_POOLED_SAMPLE)
+
+
+def pooled_sample(*, project_id: int, limit: int) -> Call:
+    """The pooled-knowledge read (run it, then :func:`parse_pooled_sample`)."""
+    return Call(POOLED_SAMPLE, {"project_id": project_id, "limit": limit})
+
+
+def parse_pooled_sample(rows: list[dict]) -> tuple[list[tuple[int, dict]], int, int, int]:
+    """((item_id, value) newest first, gold answers scored, of which correct, eligible annotators:
+    members with the annotator role not suspended)."""
+    if not rows:
+        return [], 0, 0, 0
+    return ([(r["item_id"], r["value"]) for r in rows if r["item_id"] is not None],
+            int(rows[0]["n_gold"]), int(rows[0]["n_gold_correct"]), int(rows[0]["n_eligible"]))

@@ -223,6 +223,9 @@ gold_answers = sa.Table(
     sa.Index("ix_gold_answers_project_id", "project_id"),
 )
 
+#: where a consensus row's label came from; "auto" (model auto-labels) is reserved.
+CONSENSUS_SOURCES = ("consensus", "review", "gold", "auto")
+
 consensus = sa.Table(
     "consensus",
     metadata,
@@ -238,6 +241,11 @@ consensus = sa.Table(
     # unanimous; the item browser's disagreement filter reads it.
     sa.Column("agreement", sa.Float, nullable=True),
     sa.Column("updated_at", sa.BigInteger, nullable=False),
+    # Where the label came from (CONSENSUS_SOURCES): only "consensus" rows are rewritten by a
+    # later answer or a re-fit; a reviewed label stays as the reviewer left it.
+    sa.Column("source", sa.String(20), nullable=False, server_default="consensus"),
+    sa.Column("reviewer_id", Id, nullable=True),
+    sa.Column("reviewed_at", sa.BigInteger, nullable=True),
     sa.Index("ix_consensus_project_id", "project_id", "item_id"),
 )
 

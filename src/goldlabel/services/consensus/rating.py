@@ -45,10 +45,12 @@ def _rating_value(question: RatingQuestion, x: float) -> int | float:
 
 
 def _rating_confidence(count: np.ndarray, wsum: np.ndarray, mean: np.ndarray, ss: np.ndarray,
-                       value: np.ndarray, tol: float) -> np.ndarray:
-    """P(|mu - value| <= tol) under the Student-t posterior of the item's true rating."""
+                       value: np.ndarray, tol: float, prior_sd: float | None = None) -> np.ndarray:
+    """P(|mu - value| <= tol) under the Student-t posterior of the item's true rating; the
+    prior noise sd is ``prior_sd`` (the project's pooled one) or the tolerance."""
     dof = RATING_PRIOR_DOF + count - 1.0
-    s2 = (RATING_PRIOR_DOF * tol * tol + ss) / dof
+    sd = tol if prior_sd is None else prior_sd
+    s2 = (RATING_PRIOR_DOF * sd * sd + ss) / dof
     scale = np.sqrt(s2 / wsum)
     return (special.stdtr(dof, (value + tol - mean) / scale)
             - special.stdtr(dof, (value - tol - mean) / scale))
@@ -65,7 +67,8 @@ def rating_consensus(question: RatingQuestion, values: Sequence[float],
     ss = float(w @ (x - mean) ** 2)
     snapped = float(_snap_ratings(question, np.array([mean]))[0])
     conf = _rating_confidence(np.array([len(x)], float), np.array([wsum]), np.array([mean]),
-                              np.array([ss]), np.array([snapped]), rating_tolerance(question, settings))
+                              np.array([ss]), np.array([snapped]), rating_tolerance(question, settings),
+                              (settings or {}).get("rating_prior_sd"))
     return _rating_value(question, snapped), float(conf[0])
 
 
@@ -87,6 +90,7 @@ def _refit_rating(q, items, item, annotator, annotator_ids, values, default, set
     mean = np.bincount(item, weights=w * corrected, minlength=n_items) / wsum
     ss = np.bincount(item, weights=w * (corrected - mean[item]) ** 2, minlength=n_items)
     snapped = _snap_ratings(q, mean)
-    confidence = _rating_confidence(count, wsum, mean, ss, snapped, rating_tolerance(q, settings))
+    confidence = _rating_confidence(count, wsum, mean, ss, snapped, rating_tolerance(q, settings),
+                                    settings.get("rating_prior_sd"))
     return "robust_rating", [_rating_value(q, v) for v in snapped.tolist()], confidence, None
 
