@@ -169,3 +169,91 @@ def test_mace_crowdkit_arguments_and_attributes(method, toy):
 def test_get_accuracy_per_worker(toy):
     accuracy = get_accuracy(toy, TOY_TRUTH, by="worker")
     assert accuracy.to_dict() == pytest.approx({"w1": 0.4, "w2": 1.0, "w3": 1.0, "w4": 0.6, "w5": 0.6})
+
+
+def test_glad_keeps_its_class_prior_fixed(datasets_root):
+    # was: the prior re-estimated every M-step collapsed onto one class (zheng_rel: 0.29,
+    # majority vote 0.54, crowd-kit's GLAD 0.565)
+    answers = q.load_csv(datasets_root / "zheng_rel" / "answers.csv")
+    truth = q.load_gold_csv(datasets_root / "zheng_rel" / "truth.csv")
+    glad = q.GLAD().fit(answers)
+    assert np.allclose(glad.priors_, 1.0 / answers.n_labels)
+    labels = dict(zip(answers.item_ids.tolist(), glad.labels_.tolist()))
+    accuracy = np.mean([labels[item] == label for item, label in truth.items() if item in labels])
+    assert accuracy > 0.5, accuracy
+
+
+def test_glad_crowdkit_attributes(toy):
+    glad = q.GLAD(n_iter=100, tol=0, labels_priors=pd.Series({"yes": 0.5, "no": 0.5})).fit(toy)
+    assert_series_equal(glad.labels_.sort_index(), TOY_TRUTH)
+    assert glad.alphas_.name == "alpha" and glad.alphas_.index.name == "worker" and len(glad.alphas_) == 5
+    assert glad.betas_.name == "beta" and glad.betas_.index.name == "task" and (glad.betas_ > 0).all()
+    assert_series_equal(glad.priors_, pd.Series([0.5, 0.5], pd.Index(["no", "yes"], name="label"), name="prior"))
+    assert len(glad.loss_history_) == glad.n_iter_
+    skewed = q.GLAD(labels_priors={"yes": 0.99, "no": 0.01}).fit(toy)
+    assert skewed.priors_["yes"] == pytest.approx(0.99)
+
+
+# ------------------------------------------------------------------ the majority-vote family
+
+# crowd-kit's results on the toy set (tests/aggregation/data_mv.py, data_wawa.py, data_gold_mv.py)
+TOY_MV_SKILLS = [0.6, 0.8, 1.0, 0.4, 0.8]
+TOY_GOLD_SKILLS = [0.5, 1.0, 1.0, 0.5, 0.0]
+TOY_GOLD_PROBAS = [[0.75, 0.25], [0.833333, 0.166667], [0.333333, 0.666667], [1.0, 0.0], [0.166667, 0.833333]]
+
+
+def _skills(values):
+    return pd.Series(values, pd.Index(["w1", "w2", "w3", "w4", "w5"], name="worker"), name="skill")
+
+
+def test_majority_vote_skills_and_tie_breaking(toy):
+    mv = q.MajorityVote()
+    labels = mv.fit_predict(toy)
+    assert labels.name == "agg_label" and labels["t1"] == "no"  # a 2:2 tie goes to the lowest label
+    assert_series_equal(mv.skills_, _skills(TOY_MV_SKILLS))
+    weighted = q.MajorityVote().fit(toy, skills=_skills([0.1, 0.1, 0.1, 5.0, 5.0]))
+    assert weighted.labels_["t2"] == "no"  # w4 and w5 outweigh w1-w3
+
+
+def test_majority_vote_on_missing_skill(toy):
+    partial = _skills([0.9, 0.9, 0.9, 0.9, 0.9]).drop("w5")
+    with pytest.raises(ValueError, match="no skill for 1 annotators, e.g. 'w5'"):
+        q.MajorityVote(on_missing_skill="error").fit(toy, skills=partial)
+    ignored = q.MajorityVote(on_missing_skill="ignore").fit(toy, skills=partial)
+    assert "w5" not in ignored.skills_.index and ignored.labels_["t1"] == "yes"  # t1: no, yes, yes
+    valued = q.MajorityVote(on_missing_skill="value", default_skill=100).fit(toy, skills=partial)
+    assert (valued.labels_ == "no").sum() == 4  # w5 says no on four tasks and now decides them
+    with pytest.raises(ValueError, match="every answer would be ignored"):
+        q.MajorityVote(on_missing_skill="ignore").fit(toy, skills=pd.Series([], dtype=float))
+
+
+def test_wawa_predicts_new_answers_with_learned_weights(toy):
+    wawa = q.Wawa().fit(toy)
+    assert_series_equal(wawa.skills_, _skills(TOY_MV_SKILLS))
+    probas = wawa.predict_proba(toy)
+    assert probas is wawa.probas_ and np.allclose(probas.sum(axis=1), 1.0)
+    assert wawa.predict(toy.iloc[:5]).tolist() == ["no", "yes", "yes", "yes", "yes"]  # only w1's answers
+
+
+def test_gold_majority_vote(toy):
+    gold = q.GoldMajorityVote()
+    assert gold.fit(toy, TOY_GOLD) is gold
+    assert_series_equal(gold.skills_, _skills(TOY_GOLD_SKILLS))
+    probas = gold.predict_proba(toy)
+    assert np.allclose(probas[["yes", "no"]].to_numpy(), TOY_GOLD_PROBAS, atol=1e-6)
+    assert_series_equal(gold.predict(toy).sort_index(), TOY_TRUTH)
+    with pytest.raises(KeyError):
+        q.GoldMajorityVote().fit(toy, pd.DataFrame({"label": ["no"]}))
+    empty = q.GoldMajorityVote().fit_predict_proba(pd.DataFrame({"task": [], "worker": [], "label": []}),
+                                                  pd.Series(dtype=float))
+    assert empty.empty
+    # several acceptable labels per item: an answer matching any of them is right
+    several = pd.Series(["yes", "no"], index=["t1", "t1"])
+    assert q.GoldMajorityVote().fit(toy, several).skills_.loc[["w1", "w2"]].tolist() == [1.0, 1.0]
+
+
+def test_zero_based_skill(toy):
+    zbs = q.ZeroBasedSkill()
+    assert_series_equal(zbs.fit_predict(toy).sort_index(), TOY_TRUTH.where(TOY_TRUTH.index != "t1", "no"))
+    assert zbs.skills_.name == "skill" and zbs.skills_.between(0, 1).all()
+    assert set(q.ZeroBasedSkill(n_iter=0).fit_predict(toy).index) == set(TOY_TRUTH.index)

@@ -5,16 +5,28 @@ Categorical estimators share one interface: ``Model(...).fit(answers, gold=None)
 """
 
 from .aggregate_file import aggregate_file
-from .answers import Answers, encode, encode_gold, from_codes, from_frame, load_csv, load_gold_csv
+from .answers import (
+    Answers,
+    MissingColumnError,
+    encode,
+    encode_gold,
+    from_codes,
+    from_frame,
+    load_csv,
+    load_gold_csv,
+)
 from .bayesian import BCC, EBCC
 from .calibration import compute_ece
 from .categorical import CategoricalEstimator
 from .dawid_skene import DawidSkene, OneCoinDawidSkene, item_posterior
 from .glad import GLAD
 from .mace import MACE
-from .majority_vote import MajorityVote, Wawa
+from .majority_vote import GoldMajorityVote, MajorityVote, Wawa, ZeroBasedSkill
 from .robust import CommunityDawidSkene, RobustDawidSkene
 from .skill import SkillEstimate, confusions_from_skills, estimate_skill
+
+#: crowd-kit's name for the categorical estimators' base class
+BaseClassificationAggregator = CategoricalEstimator
 
 #: name -> estimator class; names are what `goldlabel aggregate --method` accepts
 METHODS: dict[str, type[CategoricalEstimator]] = {
@@ -47,14 +59,18 @@ __all__ = [
     "MACE",
     "METHODS",
     "Answers",
+    "BaseClassificationAggregator",
     "CategoricalEstimator",
     "CommunityDawidSkene",
     "DawidSkene",
+    "GoldMajorityVote",
     "MajorityVote",
+    "MissingColumnError",
     "OneCoinDawidSkene",
     "RobustDawidSkene",
     "SkillEstimate",
     "Wawa",
+    "ZeroBasedSkill",
     "aggregate_file",
     "compute_ece",
     "confusions_from_skills",

@@ -25,6 +25,7 @@ __all__ = [
     "from_frame",
     "load_csv",
     "load_gold_csv",
+    "subset",
 ]
 
 # Accepted column names, first one is canonical: crowd-kit frames say task/worker.
@@ -187,6 +188,16 @@ def from_frame(frame: Any, label_order: Iterable[Any] | None = None, order: str 
         )
     picked = [_pick_column(columns, names) for names in (ITEM_COLUMNS, ANNOTATOR_COLUMNS, LABEL_COLUMNS)]
     return encode(*(frame[c].to_numpy() for c in picked), label_order=label_order, order=order)
+
+
+def subset(data: Answers, keep: np.ndarray) -> Answers:
+    """The answers where ``keep`` (a boolean mask over answers) is true; items and annotators
+    left without answers leave the vocabularies (which keep their order), labels all stay."""
+    keep = np.asarray(keep, dtype=bool)
+    items, item = np.unique(data.item[keep], return_inverse=True)
+    annotators, annotator = np.unique(data.annotator[keep], return_inverse=True)
+    return Answers(item.astype(np.int64).ravel(), annotator.astype(np.int64).ravel(), data.label[keep],
+                   data.item_ids[items], data.annotator_ids[annotators], data.label_ids)
 
 
 def load_csv(path: str | Path, label_order: Iterable[Any] | None = None) -> Answers:

@@ -45,6 +45,7 @@ class CategoricalEstimator:
                 raise ValueError("no answers to aggregate")
             self._set_empty_frames()
             return self
+        data = self._select(data)
         gold_items, gold_labels = encode_gold(data, gold)
         probas, skills = self._fit(data, gold_items, gold_labels)
         self._store(data, frame_columns, probas, skills)
@@ -73,6 +74,10 @@ class CategoricalEstimator:
             self.probas_ = pd.DataFrame(probas, index=index, columns=label_index)
             self.skills_ = pd.Series(skills, index=annotator_index, name="skill")
             self._frame_extras(pd, index, annotator_index, label_index)
+
+    def _select(self, data: Answers) -> Answers:
+        """The answers to fit on (all of them; majority vote may drop unweighted annotators)."""
+        return data
 
     def _array_extras(self) -> None:
         """Crowd-kit-named attributes (``priors_``, ...) for a fit on arrays; subclasses add."""
