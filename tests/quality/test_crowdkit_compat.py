@@ -257,3 +257,31 @@ def test_zero_based_skill(toy):
     assert_series_equal(zbs.fit_predict(toy).sort_index(), TOY_TRUTH.where(TOY_TRUTH.index != "t1", "no"))
     assert zbs.skills_.name == "skill" and zbs.skills_.between(0, 1).all()
     assert set(q.ZeroBasedSkill(n_iter=0).fit_predict(toy).index) == set(TOY_TRUTH.index)
+
+
+# ------------------------------------------------------------------------------- multi-label
+
+MULTI = pd.DataFrame(
+    [["t1", "w1", ["house", "tree"]], ["t1", "w2", ["house"]], ["t1", "w3", ["house", "tree", "grass"]],
+     ["t2", "w1", ["car"]], ["t2", "w2", ["car", "human"]], ["t2", "w3", ["train"]]],
+    columns=["task", "worker", "label"],
+)
+
+
+def test_multi_choice_dawid_skene_on_crowdkit_multilabel_toy():
+    # was [[house], []]: each label's prevalence collapsed to 0 on a two-item set
+    from goldlabel.quality.multi_choice import encode_multi_choice
+
+    selected, vocabulary = encode_multi_choice(MULTI["label"].tolist())
+    for coin in ("two", "one"):
+        fitted = q.MultiChoiceDawidSkene(coin=coin).fit([0, 0, 0, 1, 1, 1], [0, 1, 2, 0, 1, 2], selected)
+        assert [sorted(vocabulary[row]) for row in fitted.labels_] == [["house", "tree"], ["car"]]
+
+
+@pytest.mark.parametrize("base", [q.MajorityVote(), q.DawidSkene(), q.Wawa(), q.GLAD()])
+def test_binary_relevance(base):
+    labels = q.BinaryRelevance(base).fit_predict(MULTI)
+    expected = pd.Series([["house", "tree"], ["car"]], index=pd.Index(["t1", "t2"], name="task"), name="agg_label")
+    assert_series_equal(labels, expected)
+    empty = q.BinaryRelevance(base).fit_predict(pd.DataFrame([], columns=["task", "worker", "label"]))
+    assert empty.empty and empty.name == "agg_label"

@@ -22,6 +22,7 @@ from .dawid_skene import DawidSkene, OneCoinDawidSkene, item_posterior
 from .glad import GLAD
 from .mace import MACE
 from .majority_vote import GoldMajorityVote, MajorityVote, Wawa, ZeroBasedSkill
+from .multi_choice import BinaryRelevance, MultiChoiceDawidSkene, MultiChoiceMajorityVote
 from .robust import CommunityDawidSkene, RobustDawidSkene
 from .skill import SkillEstimate, confusions_from_skills, estimate_skill
 
@@ -60,12 +61,15 @@ __all__ = [
     "METHODS",
     "Answers",
     "BaseClassificationAggregator",
+    "BinaryRelevance",
     "CategoricalEstimator",
     "CommunityDawidSkene",
     "DawidSkene",
     "GoldMajorityVote",
     "MajorityVote",
     "MissingColumnError",
+    "MultiChoiceDawidSkene",
+    "MultiChoiceMajorityVote",
     "OneCoinDawidSkene",
     "RobustDawidSkene",
     "SkillEstimate",

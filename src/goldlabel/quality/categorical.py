@@ -101,8 +101,9 @@ class CategoricalEstimator:
     def get_params(self) -> dict[str, Any]:
         import inspect
 
-        names = inspect.signature(type(self).__init__).parameters
-        return {n: getattr(self, n) for n in names if n != "self"}
+        parameters = inspect.signature(type(self).__init__).parameters.values()
+        plain = (inspect.Parameter.POSITIONAL_OR_KEYWORD, inspect.Parameter.KEYWORD_ONLY)
+        return {p.name: getattr(self, p.name) for p in parameters if p.name != "self" and p.kind in plain}
 
     def __repr__(self) -> str:
         args = ", ".join(f"{k}={v!r}" for k, v in self.get_params().items())
