@@ -20,6 +20,7 @@ from .calibration import compute_ece
 from .categorical import CategoricalEstimator
 from .dawid_skene import DawidSkene, OneCoinDawidSkene, item_posterior
 from .glad import GLAD
+from .kos import KOS
 from .mace import MACE
 from .majority_vote import GoldMajorityVote, MajorityVote, Wawa, ZeroBasedSkill
 from .multi_choice import BinaryRelevance, MultiChoiceDawidSkene, MultiChoiceMajorityVote
@@ -57,6 +58,7 @@ __all__ = [
     "DEFAULT_METHOD",
     "EBCC",
     "GLAD",
+    "KOS",
     "MACE",
     "METHODS",
     "Answers",
