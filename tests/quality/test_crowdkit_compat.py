@@ -316,3 +316,32 @@ def test_kos_matches_crowdkit_on_real_data(datasets_root):
         labels = dict(zip(answers.item_ids.tolist(), q.KOS().fit(answers).labels_.tolist()))
         accuracy = np.mean([str(labels[i]) == str(label) for i, label in truth.items() if i in labels])
         assert accuracy == pytest.approx(expected, abs=0.01)
+
+
+# ----------------------------------------------------------------------------------- metrics
+
+
+def test_consistency_and_accuracy_on_aggregates(toy):
+    # crowd-kit's values on the toy set (tests/metrics/test_metrics.py)
+    assert q.consistency(toy) == pytest.approx(0.9384615384615385, rel=1e-12)
+    assert q.accuracy_on_aggregates(toy) == pytest.approx(0.7083333333333334, rel=1e-12)
+    per_worker = q.accuracy_on_aggregates(toy, by="worker")
+    assert per_worker.to_dict() == pytest.approx(dict(zip(["w1", "w2", "w3", "w4", "w5"], TOY_MV_SKILLS)))
+    assert get_accuracy(toy, TOY_GOLD) == pytest.approx(5 / 9)
+
+
+def test_uncertainty(toy):
+    skills = _skills(TOY_MV_SKILLS)
+    assert q.uncertainty(toy, skills) == pytest.approx(0.6308666201949331, rel=1e-12)
+    with pytest.raises(KeyError):
+        q.uncertainty(toy, skills, compute_by="invalid")
+    split = pd.DataFrame({"task": ["X", "X", "Y", "Y"], "worker": ["A", "B", "A", "B"],
+                          "label": ["Yes", "No", "Yes", "Yes"]})
+    by_task = q.uncertainty(split, compute_by="task", aggregate=False)
+    assert np.allclose(by_task.to_numpy(), [np.log(2), 0.0]) and list(by_task.index) == ["X", "Y"]
+    by_worker = q.uncertainty(split, compute_by="worker", aggregate=False)
+    assert np.allclose(by_worker.to_numpy(), [0.0, np.log(2)])
+    three = pd.DataFrame({"task": ["X"] * 3, "worker": ["A", "B", "C"], "label": ["Yes", "No", "Maybe"]})
+    assert q.uncertainty(three) == pytest.approx(np.log(3))
+    with pytest.raises(AssertionError, match="no skill for 1 annotators"):
+        q.uncertainty(three, pd.Series({"A": 1.0, "B": 1.0}))

@@ -23,6 +23,7 @@ from .glad import GLAD
 from .kos import KOS
 from .mace import MACE
 from .majority_vote import GoldMajorityVote, MajorityVote, Wawa, ZeroBasedSkill
+from .metrics import MissingSkillError, accuracy_on_aggregates, consistency, uncertainty
 from .multi_choice import BinaryRelevance, MultiChoiceDawidSkene, MultiChoiceMajorityVote
 from .robust import CommunityDawidSkene, RobustDawidSkene
 from .skill import SkillEstimate, confusions_from_skills, estimate_skill
@@ -70,6 +71,7 @@ __all__ = [
     "GoldMajorityVote",
     "MajorityVote",
     "MissingColumnError",
+    "MissingSkillError",
     "MultiChoiceDawidSkene",
     "MultiChoiceMajorityVote",
     "OneCoinDawidSkene",
@@ -77,9 +79,11 @@ __all__ = [
     "SkillEstimate",
     "Wawa",
     "ZeroBasedSkill",
+    "accuracy_on_aggregates",
     "aggregate_file",
     "compute_ece",
     "confusions_from_skills",
+    "consistency",
     "encode",
     "encode_gold",
     "estimate_skill",
@@ -89,4 +93,5 @@ __all__ = [
     "load_csv",
     "load_gold_csv",
     "recommended",
+    "uncertainty",
 ]
