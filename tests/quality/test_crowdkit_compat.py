@@ -345,3 +345,14 @@ def test_uncertainty(toy):
     assert q.uncertainty(three) == pytest.approx(np.log(3))
     with pytest.raises(AssertionError, match="no skill for 1 annotators"):
         q.uncertainty(three, pd.Series({"A": 1.0, "B": 1.0}))
+
+
+def test_entropy_threshold_drops_one_button_clickers():
+    answers = pd.DataFrame({"task": ["1", "1", "2", "2", "3", "3"], "worker": ["A", "B"] * 3,
+                            "label": ["dog", "cat", "cat", "cat", "dog", "cat"]})
+    with pytest.warns(UserWarning, match="Removed >= 1/2 of answers"):
+        kept = q.entropy_threshold(answers)
+    assert kept.columns.tolist() == ["task", "worker", "label"] and kept.shape == (3, 3)
+    assert set(kept["worker"]) == {"A"}  # B always says cat
+    few = pd.concat([answers, pd.DataFrame({"task": ["1"], "worker": ["C"], "label": ["cat"]})])
+    assert "C" in set(q.entropy_threshold(few, percentile=50, min_answers=2)["worker"])

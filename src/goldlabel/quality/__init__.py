@@ -23,7 +23,13 @@ from .glad import GLAD
 from .kos import KOS
 from .mace import MACE
 from .majority_vote import GoldMajorityVote, MajorityVote, Wawa, ZeroBasedSkill
-from .metrics import MissingSkillError, accuracy_on_aggregates, consistency, uncertainty
+from .metrics import (
+    MissingSkillError,
+    accuracy_on_aggregates,
+    consistency,
+    entropy_threshold,
+    uncertainty,
+)
 from .multi_choice import BinaryRelevance, MultiChoiceDawidSkene, MultiChoiceMajorityVote
 from .robust import CommunityDawidSkene, RobustDawidSkene
 from .skill import SkillEstimate, confusions_from_skills, estimate_skill
@@ -86,6 +92,7 @@ __all__ = [
     "consistency",
     "encode",
     "encode_gold",
+    "entropy_threshold",
     "estimate_skill",
     "from_codes",
     "from_frame",

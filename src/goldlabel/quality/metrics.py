@@ -16,7 +16,7 @@ import numpy as np
 from .answers import MissingColumnError
 from .utils import get_accuracy
 
-__all__ = ["MissingSkillError", "accuracy_on_aggregates", "consistency", "uncertainty"]
+__all__ = ["MissingSkillError", "accuracy_on_aggregates", "consistency", "entropy_threshold", "uncertainty"]
 
 
 class MissingSkillError(ValueError, AssertionError):
@@ -122,3 +122,27 @@ def accuracy_on_aggregates(answers: Any, aggregator: Any = None, aggregates: Any
     if aggregates is None:
         aggregates = (MajorityVote() if aggregator is None else aggregator).fit_predict(answers)
     return get_accuracy(answers, aggregates, by=by)
+
+
+def entropy_threshold(answers: Any, workers_skills: Any = None, percentile: float = 10,
+                      min_answers: int = 2) -> Any:
+    """The answers without those of annotators whose answer entropy (:func:`uncertainty` per
+    annotator) is at or below the ``percentile``-th percentile, among annotators with at
+    least ``min_answers`` answers: an annotator who always gives the same answer is likely
+    clicking one button. Warns (UserWarning) when half the answers or more are removed.
+    As crowd-kit's ``entropy_threshold``."""
+    import warnings
+
+    _columns(answers)
+    counts = answers.groupby("worker")["label"].count()
+    eligible = answers[answers["worker"].isin(counts.index[counts >= min_answers])]
+    if len(eligible) == 0:
+        return answers.copy(deep=False)
+    entropies = uncertainty(eligible, workers_skills, compute_by="worker", aggregate=False)
+    cutoff = np.percentile(entropies.to_numpy(), percentile)
+    removed = entropies.index[entropies.to_numpy() <= cutoff]
+    kept = answers[~answers["worker"].isin(removed)]
+    if len(kept) <= len(answers) // 2:
+        warnings.warn("Removed >= 1/2 of answers with entropy_threshold. This might lead to poor annotation "
+                      "quality. Try decreasing percentile or min_answers.", UserWarning, stacklevel=2)
+    return kept
