@@ -14,7 +14,7 @@ PYTEST_ARGS ?=
 HOST ?= 127.0.0.1
 PORT ?= 8000
 
-.PHONY: demo test serve lint bench docs browser-deps postgres-up clean-demo help
+.PHONY: demo test serve lint bench docs browser-deps postgres-up clean-demo help crowdkit
 
 help:
 	@echo "make demo   set up .venv and start the demo server (http://$(HOST):$(PORT)/)"
@@ -65,8 +65,21 @@ postgres-up:
 		for i in 1 2 3 4 5 6 7 8 9 10; do pg_isready -q -h 127.0.0.1 -p 5432 && break; sleep 1; done; \
 	fi
 
+# crowd-kit, for tests/quality/test_crowdkit_crosscheck.py, in its own virtualenv: 1.4.2 fails its
+# own tests under pandas 3, so pandas stays below 3 there. Re-installed only when these pins change.
+CROWDKIT_VENV ?= .venv-crowdkit
+CROWDKIT_PINS := crowd-kit==1.4.2 pandas<3
+CROWDKIT_STAMP := $(CROWDKIT_VENV)/.crowdkit-installed
+
+$(CROWDKIT_STAMP): Makefile
+	@[ -x $(CROWDKIT_VENV)/bin/python ] || $(PYTHON) -m venv $(CROWDKIT_VENV)
+	$(CROWDKIT_VENV)/bin/python -m pip install --quiet --disable-pip-version-check $(foreach p,$(CROWDKIT_PINS),'$(p)')
+	@echo '$(CROWDKIT_PINS)' > $(CROWDKIT_STAMP)
+
+crowdkit: $(CROWDKIT_STAMP)
+
 # pytest exits 5 when it collected no test: that fails this target like any other non-zero code.
-test: $(STAMP) browser-deps postgres-up
+test: $(STAMP) browser-deps postgres-up $(CROWDKIT_STAMP)
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
 # ruff comes with the test extra; tests/test_lint.py runs this same command.

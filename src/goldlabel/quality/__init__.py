@@ -5,16 +5,37 @@ Categorical estimators share one interface: ``Model(...).fit(answers, gold=None)
 """
 
 from .aggregate_file import aggregate_file
-from .answers import Answers, encode, encode_gold, from_codes, from_frame, load_csv, load_gold_csv
+from .answers import (
+    Answers,
+    MissingColumnError,
+    encode,
+    encode_gold,
+    from_codes,
+    from_frame,
+    load_csv,
+    load_gold_csv,
+)
 from .bayesian import BCC, EBCC
 from .calibration import compute_ece
 from .categorical import CategoricalEstimator
 from .dawid_skene import DawidSkene, OneCoinDawidSkene, item_posterior
 from .glad import GLAD
+from .kos import KOS
 from .mace import MACE
-from .majority_vote import MajorityVote, Wawa
+from .majority_vote import GoldMajorityVote, MajorityVote, Wawa, ZeroBasedSkill
+from .metrics import (
+    MissingSkillError,
+    accuracy_on_aggregates,
+    consistency,
+    entropy_threshold,
+    uncertainty,
+)
+from .multi_choice import BinaryRelevance, MultiChoiceDawidSkene, MultiChoiceMajorityVote
 from .robust import CommunityDawidSkene, RobustDawidSkene
 from .skill import SkillEstimate, confusions_from_skills, estimate_skill
+
+#: crowd-kit's name for the categorical estimators' base class
+BaseClassificationAggregator = CategoricalEstimator
 
 #: name -> estimator class; names are what `goldlabel aggregate --method` accepts
 METHODS: dict[str, type[CategoricalEstimator]] = {
@@ -44,22 +65,34 @@ __all__ = [
     "DEFAULT_METHOD",
     "EBCC",
     "GLAD",
+    "KOS",
     "MACE",
     "METHODS",
     "Answers",
+    "BaseClassificationAggregator",
+    "BinaryRelevance",
     "CategoricalEstimator",
     "CommunityDawidSkene",
     "DawidSkene",
+    "GoldMajorityVote",
     "MajorityVote",
+    "MissingColumnError",
+    "MissingSkillError",
+    "MultiChoiceDawidSkene",
+    "MultiChoiceMajorityVote",
     "OneCoinDawidSkene",
     "RobustDawidSkene",
     "SkillEstimate",
     "Wawa",
+    "ZeroBasedSkill",
+    "accuracy_on_aggregates",
     "aggregate_file",
     "compute_ece",
     "confusions_from_skills",
+    "consistency",
     "encode",
     "encode_gold",
+    "entropy_threshold",
     "estimate_skill",
     "from_codes",
     "from_frame",
@@ -67,4 +100,5 @@ __all__ = [
     "load_csv",
     "load_gold_csv",
     "recommended",
+    "uncertainty",
 ]

@@ -18,18 +18,33 @@ import numpy as np
 
 __all__ = [
     "Answers",
+    "MissingColumnError",
     "encode",
     "encode_gold",
     "from_codes",
     "from_frame",
     "load_csv",
     "load_gold_csv",
+    "subset",
 ]
 
 # Accepted column names, first one is canonical: crowd-kit frames say task/worker.
 ITEM_COLUMNS = ("item", "task")
 ANNOTATOR_COLUMNS = ("annotator", "worker")
 LABEL_COLUMNS = ("label",)
+
+
+class MissingColumnError(KeyError, ValueError):
+    """A table lacks a required column.
+
+    Both a ``KeyError`` (what pandas, and so crowd-kit, raise for a missing column) and a
+    ``ValueError`` (what goldlabel raises for bad input), so either ``except`` catches it; the
+    message names the column expected and the columns found.
+    """
+
+    def __str__(self) -> str:
+        # KeyError's own __str__ shows the repr of its argument (quotes and escapes)
+        return str(self.args[0]) if self.args else ""
 
 
 @dataclass(frozen=True, eq=False)
@@ -128,13 +143,18 @@ def encode(
     annotators: Any,
     labels: Any,
     label_order: Iterable[Any] | None = None,
+    order: str = "sorted",
 ) -> Answers:
     """Integer-code three equally long array-likes.
 
-    Vocabularies are the sorted unique values; ``label_order`` fixes the label vocabulary
-    (and its order) instead, e.g. to keep classes that nobody chose. A label outside
-    ``label_order`` is a ValueError.
+    Vocabularies are the sorted unique values (``order="appearance"``: items and annotators
+    in order of first appearance); ``label_order`` fixes the label vocabulary (and its order)
+    instead, e.g. to keep classes that nobody chose. A label outside ``label_order`` is a
+    ValueError.
     """
+    if order not in ("sorted", "appearance"):
+        raise ValueError(f"order must be 'sorted' or 'appearance', got {order!r}")
+    appearance = order == "appearance"
     items, annotators, labels = (_as_1d(a, name) for a, name in (
         (items, "items"), (annotators, "annotators"), (labels, "labels")))
     if not (len(items) == len(annotators) == len(labels)):
@@ -142,8 +162,8 @@ def encode(
             "items, annotators and labels must have the same length, got "
             f"{len(items)}, {len(annotators)}, {len(labels)}"
         )
-    item_ids, item = _factorize(items, "item")
-    annotator_ids, annotator = _factorize(annotators, "annotator")
+    item_ids, item = _factorize(items, "item", appearance)
+    annotator_ids, annotator = _factorize(annotators, "annotator", appearance)
     if label_order is None:
         label_ids, label = _factorize(labels, "label")
     else:
@@ -154,16 +174,30 @@ def encode(
     return Answers(item, annotator, label, item_ids, annotator_ids, label_ids)
 
 
-def from_frame(frame: Any, label_order: Iterable[Any] | None = None) -> Answers:
+def from_frame(frame: Any, label_order: Iterable[Any] | None = None, order: str = "sorted") -> Answers:
     """Answers from a pandas DataFrame with columns item/annotator/label
-    (crowd-kit's task/worker/label are accepted too)."""
+    (crowd-kit's task/worker/label are accepted too).
+
+    ``order="appearance"`` numbers items and annotators in their order of first appearance
+    (crowd-kit's row order) instead of sorted; labels are always sorted.
+    A missing column is a :class:`MissingColumnError` (both KeyError and ValueError)."""
     columns = [str(c) for c in getattr(frame, "columns", [])]
     if not columns:
         raise ValueError(
             f"expected a pandas DataFrame with columns item, annotator, label; got {type(frame).__name__}"
         )
     picked = [_pick_column(columns, names) for names in (ITEM_COLUMNS, ANNOTATOR_COLUMNS, LABEL_COLUMNS)]
-    return encode(*(frame[c].to_numpy() for c in picked), label_order=label_order)
+    return encode(*(frame[c].to_numpy() for c in picked), label_order=label_order, order=order)
+
+
+def subset(data: Answers, keep: np.ndarray) -> Answers:
+    """The answers where ``keep`` (a boolean mask over answers) is true; items and annotators
+    left without answers leave the vocabularies (which keep their order), labels all stay."""
+    keep = np.asarray(keep, dtype=bool)
+    items, item = np.unique(data.item[keep], return_inverse=True)
+    annotators, annotator = np.unique(data.annotator[keep], return_inverse=True)
+    return Answers(item.astype(np.int64).ravel(), annotator.astype(np.int64).ravel(), data.label[keep],
+                   data.item_ids[items], data.annotator_ids[annotators], data.label_ids)
 
 
 def load_csv(path: str | Path, label_order: Iterable[Any] | None = None) -> Answers:
@@ -228,12 +262,17 @@ def _as_1d(values: Any, name: str) -> np.ndarray:
     return array
 
 
-def _factorize(values: np.ndarray, name: str) -> tuple[np.ndarray, np.ndarray]:
-    """Sorted unique values and the code of each value."""
+def _factorize(values: np.ndarray, name: str, appearance: bool = False) -> tuple[np.ndarray, np.ndarray]:
+    """Sorted unique values (or in order of first appearance) and the code of each value."""
     if values.dtype.kind == "f" and np.isnan(values).any():
         raise ValueError(f"{name} has a missing value at row {int(np.flatnonzero(np.isnan(values))[0])}")
     try:
-        uniques, codes = np.unique(values, return_inverse=True)
+        uniques, first, codes = np.unique(values, return_index=True, return_inverse=True)
+        if appearance:
+            by_appearance = np.argsort(first, kind="stable")
+            rank = np.empty_like(by_appearance)
+            rank[by_appearance] = np.arange(len(by_appearance))
+            uniques, codes = uniques[by_appearance], rank[codes.ravel()]
     except TypeError:
         # mixed types (e.g. ints and strings, or None) do not sort: code by first appearance
         lookup: dict[Any, int] = {}
@@ -287,7 +326,7 @@ def _pick_column(columns: list[str], names: tuple[str, ...]) -> str:
         if name in columns:
             return name
     wanted = " or ".join(repr(n) for n in names)
-    raise ValueError(f"missing column {wanted}; found columns: {', '.join(map(repr, columns))}")
+    raise MissingColumnError(f"missing column {wanted}; found columns: {', '.join(map(repr, columns))}")
 
 
 def _read_columns(path: str | Path, wanted: tuple[tuple[str, ...], ...]) -> list[np.ndarray]:
@@ -320,8 +359,8 @@ def _read_columns(path: str | Path, wanted: tuple[tuple[str, ...], ...]) -> list
 def _pick_column_in(path: Path, header: list[str], names: tuple[str, ...]) -> str:
     try:
         return _pick_column(header, names)
-    except ValueError as error:
-        raise ValueError(f"{path}: line 1: {error}") from None
+    except MissingColumnError as error:
+        raise MissingColumnError(f"{path}: line 1: {error}") from None
 
 
 def _parse_column(values: list[str]) -> np.ndarray:

@@ -27,18 +27,32 @@ class CategoricalEstimator:
     """Base class: subclasses implement ``_fit(data, gold_items, gold_labels)`` and return
     ``(probas, skills)``; they may set further learned attributes on ``self``."""
 
-    def fit(self, answers: Any, gold: Any = None) -> CategoricalEstimator:
+    def fit(self, answers: Any, gold: Any = None, *, true_labels: Any = None) -> CategoricalEstimator:
         """Infer the true label of every item.
 
-        ``gold`` (optional): known labels, a mapping item -> label, a pandas Series indexed by
-        item, or ``(items, labels)`` arrays. Gold items' posteriors are clamped to the known
-        label, so annotators' skills are learned from them too (semi-supervised).
+        ``gold`` (optional; ``true_labels`` is crowd-kit's name for it): known labels, a mapping
+        item -> label, a pandas Series indexed by item, or ``(items, labels)`` arrays. Gold
+        items' posteriors are clamped to the known label, so annotators' skills are learned
+        from them too (semi-supervised).
+
+        A DataFrame with no rows gives empty results (as crowd-kit does); an empty
+        :class:`Answers` is a ValueError.
         """
+        gold = _one_gold(gold, true_labels)
         data, frame_columns = _coerce_answers(answers)
-        gold_items, gold_labels = encode_gold(data, gold)
         if data.n_answers == 0:
-            raise ValueError("no answers to aggregate")
+            if frame_columns is None:
+                raise ValueError("no answers to aggregate")
+            self._set_empty_frames()
+            return self
+        data = self._select(data)
+        gold_items, gold_labels = encode_gold(data, gold)
         probas, skills = self._fit(data, gold_items, gold_labels)
+        self._store(data, frame_columns, probas, skills)
+        return self
+
+    def _store(self, data: Answers, frame_columns: tuple[str, str] | None, probas: np.ndarray,
+               skills: np.ndarray) -> None:
         self.item_ids_ = data.item_ids
         self.annotator_ids_ = data.annotator_ids
         self.label_ids_ = data.label_ids
@@ -48,27 +62,48 @@ class CategoricalEstimator:
         labels = data.label_ids[self.label_codes_]
         if frame_columns is None:
             self.labels_, self.probas_, self.skills_ = labels, probas, skills
+            self._array_extras()
         else:
             import pandas as pd
 
             item_name, annotator_name = frame_columns
             index = pd.Index(data.item_ids, name=item_name)
+            label_index = pd.Index(data.label_ids, name="label")
+            annotator_index = pd.Index(data.annotator_ids, name=annotator_name)
             self.labels_ = pd.Series(labels, index=index, name="agg_label")
-            self.probas_ = pd.DataFrame(probas, index=index, columns=pd.Index(data.label_ids, name="label"))
-            self.skills_ = pd.Series(skills, index=pd.Index(data.annotator_ids, name=annotator_name), name="skill")
-        return self
+            self.probas_ = pd.DataFrame(probas, index=index, columns=label_index)
+            self.skills_ = pd.Series(skills, index=annotator_index, name="skill")
+            self._frame_extras(pd, index, annotator_index, label_index)
 
-    def fit_predict(self, answers: Any, gold: Any = None) -> Any:
-        return self.fit(answers, gold).labels_
+    def _select(self, data: Answers) -> Answers:
+        """The answers to fit on (all of them; majority vote may drop unweighted annotators)."""
+        return data
 
-    def fit_predict_proba(self, answers: Any, gold: Any = None) -> Any:
-        return self.fit(answers, gold).probas_
+    def _array_extras(self) -> None:
+        """Crowd-kit-named attributes (``priors_``, ...) for a fit on arrays; subclasses add."""
+
+    def _frame_extras(self, pd: Any, items: Any, annotators: Any, labels: Any) -> None:
+        """Crowd-kit-shaped pandas attributes for a fit on a DataFrame; subclasses add."""
+
+    def _set_empty_frames(self) -> None:
+        import pandas as pd
+
+        self.labels_ = pd.Series(dtype=float, name="agg_label")
+        self.probas_ = pd.DataFrame()
+        self.skills_ = pd.Series(dtype=float, name="skill")
+
+    def fit_predict(self, answers: Any, gold: Any = None, *, true_labels: Any = None) -> Any:
+        return self.fit(answers, gold, true_labels=true_labels).labels_
+
+    def fit_predict_proba(self, answers: Any, gold: Any = None, *, true_labels: Any = None) -> Any:
+        return self.fit(answers, gold, true_labels=true_labels).probas_
 
     def get_params(self) -> dict[str, Any]:
         import inspect
 
-        names = inspect.signature(type(self).__init__).parameters
-        return {n: getattr(self, n) for n in names if n != "self"}
+        parameters = inspect.signature(type(self).__init__).parameters.values()
+        plain = (inspect.Parameter.POSITIONAL_OR_KEYWORD, inspect.Parameter.KEYWORD_ONLY)
+        return {p.name: getattr(self, p.name) for p in parameters if p.name != "self" and p.kind in plain}
 
     def __repr__(self) -> str:
         args = ", ".join(f"{k}={v!r}" for k, v in self.get_params().items())
@@ -78,6 +113,14 @@ class CategoricalEstimator:
         raise NotImplementedError
 
 
+def _one_gold(gold: Any, true_labels: Any) -> Any:
+    if true_labels is None:
+        return gold
+    if gold is not None:
+        raise ValueError("give gold or true_labels (crowd-kit's name for it), not both")
+    return true_labels
+
+
 def _coerce_answers(answers: Any) -> tuple[Answers, tuple[str, str] | None]:
     if isinstance(answers, Answers):
         return answers, None
@@ -85,7 +128,8 @@ def _coerce_answers(answers: Any) -> tuple[Answers, tuple[str, str] | None]:
         columns = [str(c) for c in answers.columns]
         item_name = "task" if "item" not in columns and "task" in columns else "item"
         annotator_name = "worker" if "annotator" not in columns and "worker" in columns else "annotator"
-        return from_frame(answers), (item_name, annotator_name)
+        # items and annotators keep their order of first appearance, as crowd-kit's results do
+        return from_frame(answers, order="appearance"), (item_name, annotator_name)
     raise ValueError(
         "fit expects goldlabel.quality.Answers or a pandas DataFrame with columns "
         f"item/annotator/label (or task/worker/label); got {type(answers).__name__}"

@@ -4,6 +4,7 @@ per-item posterior the server uses between full re-fits."""
 from __future__ import annotations
 
 import math
+from typing import Any
 
 import numpy as np
 
@@ -26,24 +27,88 @@ class DawidSkene(CategoricalEstimator):
 
     .. math:: P(y_i = k \mid L) \propto p_k \prod_{j \in i} \pi_j[k, l_{ij}]
 
-    Fitted by EM from the majority-vote posteriors. The M-step adds ``alpha`` pseudo-counts to
-    every confusion cell (a symmetric Dirichlet prior, MAP estimate) so that an annotator seen a
-    few times has no zero probabilities.
+    Fitted by EM from the majority-vote posteriors. The M-step adds to every cell of row k a
+    Dirichlet pseudo-count :math:`\alpha K m_k`, :math:`m_k` the share of the answers' expected
+    mass on class k (so ``alpha`` per cell when classes are balanced), so that an annotator
+    seen a few times has no zero probabilities; proportional pseudo-counts keep rows the data
+    make equal equal (a flat ``alpha`` makes thousands of uninformative annotators look
+    informative).
+
+    crowd-kit compatible: ``initial_error`` (in :meth:`fit`) and ``initial_error_strategy``
+    start the first M-step from known confusions, ``"addition"`` adding them as counts,
+    ``"assign"`` using them as they are; ``errors_`` (rows annotator and answered label,
+    columns true label; the unsmoothed estimate from the final posteriors), ``priors_`` and
+    ``loss_history_`` are crowd-kit's attributes. ``confusions_`` / ``prior_`` are the
+    (smoothed) parameters that produced ``probas_``.
 
     Dawid & Skene (1979), "Maximum likelihood estimation of observer error-rates using the EM
     algorithm", JRSS C 28(1).
     """
 
-    def __init__(self, n_iter: int = 100, tol: float = 1e-5, alpha: float = 0.01):
+    def __init__(self, n_iter: int = 100, tol: float = 1e-5, initial_error_strategy: str | None = None,
+                 alpha: float = 0.01):
         self.n_iter = n_iter
         self.tol = tol
+        self.initial_error_strategy = initial_error_strategy
         self.alpha = alpha
 
+    def fit(self, answers: Any, gold: Any = None, initial_error: Any = None, *,
+            true_labels: Any = None) -> DawidSkene:
+        """Fit by EM; ``gold`` / ``true_labels`` clamp known items, ``initial_error`` (a
+        crowd-kit error frame indexed by annotator and answered label, one column per true
+        label) seeds the first M-step as ``initial_error_strategy`` says."""
+        if self.initial_error_strategy not in (None, "assign", "addition"):
+            raise ValueError(
+                f"initial_error_strategy must be None, 'assign' or 'addition'; got {self.initial_error_strategy!r}"
+            )
+        self._initial_error = initial_error
+        try:
+            return super().fit(answers, gold, true_labels=true_labels)
+        finally:
+            self._initial_error = None
+
+    def fit_predict(self, answers: Any, gold: Any = None, initial_error: Any = None, *,
+                    true_labels: Any = None) -> Any:
+        return self.fit(answers, gold, initial_error, true_labels=true_labels).labels_
+
+    def fit_predict_proba(self, answers: Any, gold: Any = None, initial_error: Any = None, *,
+                          true_labels: Any = None) -> Any:
+        return self.fit(answers, gold, initial_error, true_labels=true_labels).probas_
+
     def _m_step(self, counts: np.ndarray) -> np.ndarray:
-        return normalize_rows(counts + self.alpha)
+        # Dirichlet pseudo-counts in proportion to each class's share of the answers' mass
+        # (alpha per cell when classes are balanced): rows the data make proportional stay
+        # equal, where a flat alpha would make thousands of uninformative annotators look
+        # informative (crowd-kit's 30,000-answer overlap case)
+        mass = counts.sum(axis=(0, 2))
+        share = mass / mass.sum() if mass.sum() > 0 else np.full(len(mass), 1.0 / len(mass))
+        pseudo = self.alpha * len(mass) * share
+        return np.maximum(normalize_rows(counts + pseudo[None, :, None]), _TINY)
 
     def _class_prior(self, data, posteriors: np.ndarray) -> np.ndarray:
         return normalize_rows(posteriors.sum(axis=0) + self.alpha)
+
+    def _first_confusions(self, data, counts: np.ndarray) -> np.ndarray:
+        self._given_errors = 0.0
+        if getattr(self, "_initial_error", None) is None or self.initial_error_strategy is None:
+            return self._m_step(counts)
+        known, given = _initial_error_array(data, self._initial_error)
+        if self.initial_error_strategy == "addition":
+            self._given_errors = given
+            return self._m_step(counts + given)
+        if not known.all():
+            raise ValueError(
+                "All the workers in data should be in initial_error: cannot find "
+                f"{int((~known).sum())} annotators' error matrices in initial_error, e.g. "
+                f"{data.annotator_ids[~known][0]!r}"
+            )
+        sums = given.sum(axis=-1)
+        if (given <= 1.0).all() and not np.allclose(sums, 1.0):
+            raise ValueError(
+                "The sum of each worker's error matrix in initial_error should be 1.0 "
+                "(for each annotator and true label, over the answered labels)"
+            )
+        return np.maximum(normalize_rows(given), _TINY)
 
     def _fit(self, data, gold_items, gold_labels, start=None, matrix=None):
         # ``start``: posteriors to begin EM from (default: majority vote); ``matrix``: a
@@ -59,15 +124,22 @@ class DawidSkene(CategoricalEstimator):
             first_counts = matrix.confusion_counts(on_gold) + data.n_labels * normalize_rows(first_counts)
         previous = None
         self.n_iter_ = 0
+        self.loss_history_ = []
+        confusions = self._first_confusions(data, first_counts)
+        prior = self._class_prior(data, posteriors)
+        # n_iter=0 keeps the starting posteriors with the parameters they imply (crowd-kit)
+        scores = matrix.item_scores(np.log(confusions)) + np.log(prior)
+        loglik = softmax_rows(scores)[1]
         for iteration in range(self.n_iter):
-            counts = first_counts if iteration == 0 else matrix.confusion_counts(posteriors)
-            confusions = self._m_step(counts)
-            prior = self._class_prior(data, posteriors)
-            # work in log space: products of many small probabilities underflow
-            scores = matrix.item_scores(np.log(confusions)) + np.log(prior)
+            if iteration:
+                confusions = self._m_step(matrix.confusion_counts(posteriors))
+                prior = self._class_prior(data, posteriors)
+                # work in log space: products of many small probabilities underflow
+                scores = matrix.item_scores(np.log(confusions)) + np.log(prior)
             posteriors, loglik = softmax_rows(scores)
             clamp_gold(posteriors, gold_items, gold_labels)
             self.n_iter_ += 1
+            self.loss_history_.append(loglik / data.n_answers)
             if previous is not None and abs(loglik - previous) < self.tol:
                 break
             previous = loglik
@@ -75,7 +147,86 @@ class DawidSkene(CategoricalEstimator):
         self.prior_ = prior
         self.loglik_ = loglik
         self._scores = scores  # log prior + log likelihood per item (for tempering)
+        # crowd-kit reports the maximum-likelihood parameters of the final posteriors (after
+        # n_iter=0: of the start, initial errors included)
+        if self.n_iter_:
+            self._errors = normalize_rows(matrix.confusion_counts(posteriors))
+        elif self.initial_error_strategy == "assign" and getattr(self, "_initial_error", None) is not None:
+            self._errors = confusions
+        else:
+            self._errors = normalize_rows(first_counts + self._given_errors)
+        self._priors = normalize_rows(posteriors.sum(axis=0))
         return posteriors, confusion_diagonal(confusions, prior)
+
+    def _array_extras(self) -> None:
+        self.errors_, self.priors_ = self._errors, self._priors
+
+    def _frame_extras(self, pd: Any, items: Any, annotators: Any, labels: Any) -> None:
+        n_annotators, n_labels = len(annotators), len(labels)
+        rows = pd.MultiIndex.from_arrays(
+            [np.repeat(annotators.to_numpy(), n_labels), np.tile(labels.to_numpy(), n_annotators)],
+            names=[annotators.name, "label"],
+        )
+        # crowd-kit's layout: one row per (annotator, answered label), one column per true label
+        errors = self._errors.transpose(0, 2, 1).reshape(n_annotators * n_labels, n_labels)
+        self.errors_ = pd.DataFrame(errors, index=rows, columns=pd.Index(labels.to_numpy()))
+        given = getattr(self, "_initial_error", None)
+        if given is not None and len(given.index) == len(rows) and rows.isin(given.index).all():
+            # rows in the order the caller gave them, as crowd-kit (which returns that frame)
+            self.errors_ = self.errors_.reindex(given.index)
+        self.priors_ = pd.Series(self._priors, index=labels, name="prior")
+
+    def _set_empty_frames(self) -> None:
+        import pandas as pd
+
+        super()._set_empty_frames()
+        self.errors_ = pd.DataFrame()
+        self.priors_ = pd.Series(dtype=float, name="prior")
+        self.loss_history_ = []
+
+
+_TINY = 1e-300  # the smallest probability kept: log(0) would veto a class outright
+
+
+def _initial_error_array(data, initial_error: Any) -> tuple[np.ndarray, np.ndarray]:
+    """crowd-kit's initial error frame (index annotator and answered label, columns true
+    labels) as ``(known, counts)``: ``counts[j, k, l]`` aligned with ``data``; annotators
+    absent from the frame get zeros and ``known[j] = False``; rows of unknown annotators are
+    ignored."""
+    index = getattr(initial_error, "index", None)
+    if index is None or getattr(index, "nlevels", 1) != 2:
+        raise ValueError(
+            "initial_error must be a pandas DataFrame indexed by (worker, label), one column "
+            f"per true label; got {type(initial_error).__name__}"
+        )
+    annotator_codes = _codes_or_missing(data.annotator_ids, index.get_level_values(0).to_numpy())
+    observed = _codes_or_missing(data.label_ids, index.get_level_values(1).to_numpy())
+    # columns that are no label of the data (e.g. added by a stray pandas assignment) are ignored
+    true_all = _codes_or_missing(data.label_ids, np.asarray(initial_error.columns, dtype=object))
+    columns = np.flatnonzero(true_all >= 0)
+    true = true_all[columns]
+    values = np.asarray(initial_error.iloc[:, columns].to_numpy(), dtype=np.float64)
+    keep = (annotator_codes >= 0) & (observed >= 0)
+    counts = np.zeros((data.n_annotators, data.n_labels, data.n_labels))
+    rows = np.repeat(np.flatnonzero(keep), len(true))
+    cols = np.tile(np.arange(len(true)), int(keep.sum()))
+    np.add.at(counts, (annotator_codes[rows], true[cols], observed[rows]), values[rows, cols])
+    known = np.zeros(data.n_annotators, dtype=bool)
+    known[annotator_codes[keep]] = True
+    return known, counts
+
+
+def _codes_or_missing(vocab: np.ndarray, values: np.ndarray) -> np.ndarray:
+    # one step per row of the (small) initial error frame, not per answer
+    lookup = {v: i for i, v in enumerate(vocab.tolist())}
+
+    def code(value: Any) -> int:
+        try:
+            return lookup.get(value, -1)
+        except TypeError:  # unhashable
+            return -1
+
+    return np.fromiter((code(v) for v in values.tolist()), dtype=np.int64, count=len(values))
 
 
 class OneCoinDawidSkene(DawidSkene):

@@ -17,6 +17,7 @@ import numpy as np
 from scipy import sparse
 
 __all__ = [
+    "BinaryRelevance",
     "MultiChoiceDawidSkene",
     "MultiChoiceMajorityVote",
     "compute_binary_dawid_skene",
@@ -114,7 +115,10 @@ def compute_binary_dawid_skene(
             correct = by_annotator @ (mu_obs * y + (1.0 - mu_obs) * (1.0 - y))
             total = np.asarray(by_annotator.sum(axis=1))
             sens = spec = (correct + a) / (total + a + b)
-        prevalence = np.clip(mu[n_item_obs > 0].mean(axis=0), _EPS, 1 - _EPS)
+        # Beta(1, 1) (add-one) on each label's prevalence: the ML estimate collapses to 0 for
+        # a label on few items (and then no item can have it: crowd-kit's multi-label toy set)
+        seen = mu[n_item_obs > 0]
+        prevalence = np.clip((seen.sum(axis=0) + 1.0) / (len(seen) + 2.0), _EPS, 1 - _EPS)
         sens = np.clip(sens, _EPS, 1 - _EPS)
         spec = np.clip(spec, _EPS, 1 - _EPS)
         # log-odds of "yes" summed per item: work in log space, products underflow
@@ -199,3 +203,54 @@ class MultiChoiceMajorityVote:
             self.probas_ = (by_item @ y) / np.asarray(by_item.sum(axis=1))
         self.labels_ = self.probas_ >= self.threshold
         return self
+
+
+class BinaryRelevance:
+    """crowd-kit's ``BinaryRelevance``: multi-label answers (a DataFrame whose ``label``
+    column holds a list of labels per answer) aggregated by one clone of
+    ``base_aggregator`` per label, each on the binary question "did the annotator tick
+    this label?" (1 / 0).
+
+    ``labels_``: a Series item -> list of labels (in label order); ``aggregators_``: the
+    fitted clone per label. For the per-label Dawid-Skene fitted all at once on arrays,
+    see :class:`MultiChoiceDawidSkene`.
+    """
+
+    def __init__(self, base_aggregator: Any) -> None:
+        self.base_aggregator = base_aggregator
+
+    def fit(self, data: Any) -> BinaryRelevance:
+        import pandas as pd
+
+        from .answers import ANNOTATOR_COLUMNS, ITEM_COLUMNS, LABEL_COLUMNS, _pick_column
+
+        columns = [str(c) for c in data.columns]
+        item_col, annotator_col, label_col = (
+            _pick_column(columns, names) for names in (ITEM_COLUMNS, ANNOTATOR_COLUMNS, LABEL_COLUMNS))
+        self.aggregators_: dict[Any, Any] = {}
+        if len(data) == 0:
+            self.labels_ = pd.Series(dtype=float, name="agg_label")
+            return self
+        selected, vocabulary = encode_multi_choice(data[label_col].tolist())
+        base = pd.DataFrame({"task": data[item_col].to_numpy(), "worker": data[annotator_col].to_numpy()})
+        chosen = None
+        for k, label in enumerate(vocabulary.tolist()):  # one fit per label
+            model = _clone(self.base_aggregator)
+            labels = model.fit_predict(base.assign(label=selected[:, k].astype(np.int64)))
+            self.aggregators_[label] = model
+            if chosen is None:
+                chosen = pd.DataFrame(index=labels.index)
+            chosen[k] = labels.reindex(chosen.index).to_numpy() == 1
+        matrix = chosen.to_numpy(dtype=bool)
+        # the result holds one Python list per item
+        self.labels_ = pd.Series([vocabulary[row].tolist() for row in matrix], index=chosen.index.rename(item_col),
+                                 name="agg_label")
+        return self
+
+    def fit_predict(self, data: Any) -> Any:
+        return self.fit(data).labels_
+
+
+def _clone(model: Any) -> Any:
+    params = model.get_params() if hasattr(model, "get_params") else {}
+    return type(model)(**params)
