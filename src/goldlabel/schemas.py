@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 Role = Literal["admin", "manager", "reviewer", "annotator"]
 ItemStatus = Literal["open", "final", "needs_review"]
@@ -28,12 +28,23 @@ class QualitySettings(_In):
     suspend_below: float = Field(0.0, ge=0, le=1, description="Suspend an annotator whose estimated accuracy falls below.")
     show_predictions: bool = Field(False, description="Show model predictions to annotators as pre-labels.")
     max_leases_per_annotator: int = Field(4, ge=1, le=100, description="Live leases one annotator may hold (prefetch).")
-    consensus_method: str = Field("majority_vote", description="Aggregation method for choice questions.")
+    consensus_method: str = Field(
+        "default", description="Aggregation method for choice questions: a name in goldlabel.quality.METHODS "
+        "or an alias (goldlabel.quality.METHOD_ALIASES; \"default\" = the recommended DEFAULT_METHOD).")
     rating_tolerance: float | None = Field(
         None, gt=0, description="Rating questions: confidence is P(true rating within this of the consensus); "
         "default half a step (a twentieth of the range on a continuous scale).")
     text_similarity: float = Field(
         0.8, gt=0, le=1, description="Text questions: n-gram cosine similarity at which an answer agrees with the chosen one.")
+
+    @field_validator("consensus_method")
+    @classmethod
+    def _known_method(cls, value: str) -> str:
+        # imported here: the SDK imports this module and needs the quality engine only to validate
+        from goldlabel.quality import resolve_method
+
+        resolve_method(value)  # a ValueError naming the valid methods -> 422
+        return value
 
 
 class ProjectCreate(_In):

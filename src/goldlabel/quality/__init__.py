@@ -14,6 +14,7 @@ from .glad import GLAD
 from .mace import MACE
 from .majority_vote import MajorityVote, Wawa
 from .robust import CommunityDawidSkene, RobustDawidSkene
+from .selection import SelectedModel
 from .skill import SkillEstimate, confusions_from_skills, estimate_skill
 
 #: name -> estimator class; names are what `goldlabel aggregate --method` accepts
@@ -28,10 +29,34 @@ METHODS: dict[str, type[CategoricalEstimator]] = {
     "ebcc": EBCC,
     "cds": CommunityDawidSkene,
     "robust": RobustDawidSkene,
+    "auto": SelectedModel,
 }
 
-#: the method used when none is named: robust across all benchmark sets, no per-set tuning
-DEFAULT_METHOD = "robust"
+#: the method used when none is named: per-data-set selection by held-out answer likelihood,
+#: chosen leave-one-dataset-out (docs/quality.md, "The default")
+DEFAULT_METHOD = "auto"
+
+#: other spellings a project's ``consensus_method`` may use: "default" follows DEFAULT_METHOD
+METHOD_ALIASES: dict[str, str] = {
+    "default": DEFAULT_METHOD,
+    "majority_vote": "mv",
+    "dawid_skene": "ds",
+    "one_coin": "onecoin",
+}
+
+
+def method_names() -> list[str]:
+    """Every name :func:`resolve_method` accepts: the registry's, then the aliases."""
+    return [*METHODS, *METHOD_ALIASES]
+
+
+def resolve_method(name: str) -> str:
+    """The registry key (in :data:`METHODS`) a method name or alias stands for; a ValueError
+    naming the valid names for anything else (never a silent fallback)."""
+    key = METHOD_ALIASES.get(name, name)
+    if key not in METHODS:
+        raise ValueError(f"unknown aggregation method {name!r}; valid methods: {', '.join(method_names())}")
+    return key
 
 
 def recommended() -> CategoricalEstimator:
@@ -46,6 +71,7 @@ __all__ = [
     "GLAD",
     "MACE",
     "METHODS",
+    "METHOD_ALIASES",
     "Answers",
     "CategoricalEstimator",
     "CommunityDawidSkene",
@@ -53,6 +79,7 @@ __all__ = [
     "MajorityVote",
     "OneCoinDawidSkene",
     "RobustDawidSkene",
+    "SelectedModel",
     "SkillEstimate",
     "Wawa",
     "aggregate_file",
@@ -66,5 +93,7 @@ __all__ = [
     "item_posterior",
     "load_csv",
     "load_gold_csv",
+    "method_names",
     "recommended",
+    "resolve_method",
 ]
