@@ -404,8 +404,15 @@ def main(argv: list[str] | None = None) -> int:
         ck_methods = QUICK_CROWDKIT if args.quick else CROWDKIT_METHODS
         if args.from_records:
             # re-render a finished run (tables, LODO, calibration) without re-fitting anything
-            records = read_records(keep / "goldlabel.jsonl")
-            records += read_records(keep / "crowdkit.jsonl") if ck_python or args.crowdkit else []
+            # every goldlabel*.jsonl / crowdkit*.jsonl there (a worker may have been split over
+            # processes); for a (dataset, method) fitted twice a finished fit beats a failed one
+            merged: dict = {}
+            for path in sorted(keep.glob("goldlabel*.jsonl")) + sorted(keep.glob("crowdkit*.jsonl")):
+                for r in read_records(path):
+                    key = (r["dataset"], r["library"], r["method"])
+                    if key not in merged or ("error" in merged[key] and "error" not in r):
+                        merged[key] = r
+            records = [r for r in merged.values() if r["dataset"] in datasets]
             ck_python = ck_python or ("(recorded)" if any(r["library"] == "crowdkit" for r in records) else None)
         else:
             jobs = [("goldlabel", sys.executable, list(gl_methods))]
@@ -561,8 +568,11 @@ def lodo_calibration(datasets, by_key, library: str, method: str):
     for name, data in datasets.items():
         r = by_key.get((name, library, method))
         if r is None or "error" in r or min(r["confidence"]) < 0:
-            return None
+            continue  # a failed fit: the map is fitted and scored on the other sets
         pairs[name] = _truth_arrays(r, data)
+    if len(pairs) < 2:
+        return None
+    datasets = {n: d for n, d in datasets.items() if n in pairs}
     out = {"raw": {}, "lodo": {}, "conf_raw": [], "conf_lodo": [], "correct": []}
     for name, data in datasets.items():
         others = [n for n in datasets if n != name]
@@ -666,21 +676,22 @@ def lodo_report(datasets, by_key, gl_methods, have_crowdkit, diagrams: str | Non
         finished = {m: v for m, v in values.items() if v is not None}
         best_m = max(finished, key=finished.get) if finished else None
         best_ck[name] = finished[best_m] if best_m else float("nan")
-        if values.get("DawidSkene") is not None:
+        if values.get("DawidSkene") is not None and lodo_acc[name] is not None:
             gaps[name] = 100 * (lodo_acc[name] - values["DawidSkene"])
         cal = calibration.get("auto")
         cells = [name, f"{fmt(lodo_acc[name], '.2f', 100)} ({chosen[name]})", str(auto.get("selected", "–")),
                  fmt(auto.get("accuracy"), ".2f", 100),
-                 fmt(cal["raw"][name], ".3f") if cal else "–", fmt(cal["lodo"][name], ".3f") if cal else "–"]
+                 fmt(cal["raw"].get(name), ".3f") if cal else "–", fmt(cal["lodo"].get(name), ".3f") if cal else "–"]
         for m in ck_cols:
             r = by_key.get((name, "crowdkit", m))
             cells.append("n/a" if r is None else ("failed" if "error" in r else fmt(values[m], ".2f", 100)))
         cells.append(f"{fmt(best_ck[name], '.2f', 100)} ({short.get(best_m, best_m)})" if best_m else "–")
         table.append("| " + " | ".join(cells) + " |")
-    mean_lodo = float(np.mean([lodo_acc[n] for n in names]))
+    scored = [lodo_acc[n] for n in names if lodo_acc[n] is not None]
+    mean_lodo = float(np.mean(scored)) if scored else float("nan")
     auto_all = [acc(n, "goldlabel", "auto") for n in names]
     cal = calibration.get("auto")
-    mean_cells = ["**mean**", f"**{100 * mean_lodo:.2f}**", "",
+    mean_cells = ["**mean**", f"**{100 * mean_lodo:.2f}**" + ("" if len(scored) == len(names) else f" ({len(scored)})"), "",
                   fmt(float(np.mean(auto_all)) if all(v is not None for v in auto_all) else None, ".2f", 100),
                   fmt(float(np.mean(list(cal["raw"].values()))), ".3f") if cal else "–",
                   fmt(float(np.mean(list(cal["lodo"].values()))), ".3f") if cal else "–"]
@@ -703,6 +714,7 @@ def lodo_report(datasets, by_key, gl_methods, have_crowdkit, diagrams: str | Non
     emit("")
     lines.extend(table)
     emit("")
+    block_start = len(lines)
     emit("ECE per method, mean over the sets: raw posterior -> Platt map fitted leave-one-dataset-out")
     emit("")
     emit("| method | raw | LODO-calibrated | worst set (LODO) | shipped map (a, b) |")
@@ -714,11 +726,13 @@ def lodo_report(datasets, by_key, gl_methods, have_crowdkit, diagrams: str | Non
             continue
         worst = max(c["lodo"], key=c["lodo"].get)
         tag = f"{'gl' if library == 'goldlabel' else 'ck'} {short.get(m, m)}"
+        if len(c["lodo"]) < len(names):
+            tag += f" ({len(c['lodo'])} sets)"
         emit(f"| {tag} | {np.mean(list(c['raw'].values())):.3f} | {np.mean(list(c['lodo'].values())):.3f} | "
              f"{worst} {c['lodo'][worst]:.3f} | {c['shipped'][0]:.4f}, {c['shipped'][1]:.4f} |")
         if diagrams and library == "goldlabel":
             path = Path(diagrams) / f"reliability-{m}.png"
-            if reliability_png(path, f"goldlabel {m}: {len(names)} sets pooled, items with truth",
+            if reliability_png(path, f"goldlabel {m}: {len(c['lodo'])} sets pooled, items with truth",
                                c["conf_raw"], c["conf_lodo"], c["correct"]):
                 written.append(path)
     emit("")
@@ -726,10 +740,14 @@ def lodo_report(datasets, by_key, gl_methods, have_crowdkit, diagrams: str | Non
         emit(f"Reliability diagrams written: {', '.join(p.name for p in written) or 'none (no matplotlib)'}.")
         emit("")
     emit("```")
-    if have_crowdkit and best_ck:
-        verdict = "PASS" if mean_lodo >= mean_best - 1e-12 else "FAIL"
-        emit(f"{verdict}  LODO default mean accuracy {100 * mean_lodo:.2f} vs mean of crowd-kit's best per set "
-             f"(hindsight) {100 * mean_best:.2f} ({100 * (mean_lodo - mean_best):+.2f})")
+    common = [n for n in names if lodo_acc[n] is not None and np.isfinite(best_ck.get(n, np.nan))]
+    if have_crowdkit and common:
+        ours = float(np.mean([lodo_acc[n] for n in common]))
+        theirs = float(np.mean([best_ck[n] for n in common]))
+        verdict = "PASS" if ours >= theirs - 1e-12 else "FAIL"
+        emit(f"{verdict}  LODO default mean accuracy {100 * ours:.2f} vs mean of crowd-kit's best per set "
+             f"(hindsight) {100 * theirs:.2f} ({100 * (ours - theirs):+.2f}; {len(common)} of {len(names)} sets "
+             "have both)")
         if gaps:
             worst = min(gaps, key=gaps.get)
             verdict = "PASS" if gaps[worst] >= -1.0 else "FAIL"
@@ -742,10 +760,11 @@ def lodo_report(datasets, by_key, gl_methods, have_crowdkit, diagrams: str | Non
              f"(raw {np.mean(list(cal['raw'].values())):.4f}; goal < 0.05)")
     emit("```")
     emit("")
+    block = [*table, "", *lines[block_start:]]
     emit("Shipped maps (`goldlabel.quality.calibration.CALIBRATION`, fitted on all sets): "
          + ", ".join(f'"{m}": ({a:.4f}, {b:.4f})' for m, (a, b) in shipped.items()))
     emit("")
-    return lines, table, shipped, everywhere
+    return lines, block, shipped, everywhere
 
 
 def write_quality_md(path: Path, table: list[str], header: str) -> None:

@@ -97,3 +97,18 @@ def test_resolve_method_refuses_unknown_names_and_lists_the_valid_ones():
     assert resolve_method("majority_vote") == "mv"
     with pytest.raises(ValueError, match="valid methods: .*ds.*majority_vote"):
         resolve_method("dawid-skene-typo")
+
+
+def test_the_default_ships_a_calibration_map_and_applies_it():
+    from goldlabel.quality.calibration import CALIBRATION
+
+    assert "auto" in CALIBRATION
+    data, _ = simulate(np.tile(np.array([[0.8, 0.2], [0.3, 0.7]]), (8, 1, 1)), 200, 3, seed=7)
+    raw = SelectedModel(calibrate=False).fit(data)
+    calibrated = SelectedModel().fit(data)
+    assert calibrated.selected_ == raw.selected_
+    assert np.array_equal(calibrated.label_codes_, raw.label_codes_)
+    top = raw.probas_.max(axis=1)
+    expected = calibrated_top(top, np.sort(raw.probas_, axis=1)[:, -2], 2, CALIBRATION["auto"])
+    assert np.allclose(calibrated.probas_.max(axis=1), expected)
+    assert not np.allclose(calibrated.probas_, raw.probas_)
