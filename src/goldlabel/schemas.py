@@ -73,7 +73,9 @@ class QualitySettings(_In):
     suspend_below: float = Field(0.0, ge=0, le=1, description="Suspend an annotator whose estimated accuracy falls below.")
     show_predictions: bool = Field(False, description="Show model predictions to annotators as pre-labels.")
     max_leases_per_annotator: int = Field(4, ge=1, le=100, description="Live leases one annotator may hold (prefetch).")
-    consensus_method: str = Field("majority_vote", description="Aggregation method for choice questions.")
+    consensus_method: str = Field(
+        "default", description="Aggregation method for choice questions: a name in goldlabel.quality.METHODS "
+        "or an alias (goldlabel.quality.METHOD_ALIASES; \"default\" = the recommended DEFAULT_METHOD).")
     rating_tolerance: float | None = Field(
         None, gt=0, description="Rating questions: confidence is P(true rating within this of the consensus); "
         "default half a step (a twentieth of the range on a continuous scale).")
@@ -111,6 +113,15 @@ class QualitySettings(_In):
     single_answer: Literal["review", "final"] = Field(
         "review", description="With overlap_max 1, an item whose one answer does not reach target_confidence goes "
         "to review, or is final with that answer (confidence as computed).")
+
+    @field_validator("consensus_method")
+    @classmethod
+    def _known_method(cls, value: str) -> str:
+        # imported here: the SDK imports this module and needs the quality engine only to validate
+        from goldlabel.quality import resolve_method
+
+        resolve_method(value)  # a ValueError naming the valid methods -> 422
+        return value
 
 
 class ProjectCreate(_In):

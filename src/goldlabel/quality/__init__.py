@@ -32,6 +32,7 @@ from .metrics import (
 )
 from .multi_choice import BinaryRelevance, MultiChoiceDawidSkene, MultiChoiceMajorityVote
 from .robust import CommunityDawidSkene, RobustDawidSkene
+from .selection import SelectedModel
 from .skill import SkillEstimate, confusions_from_skills, estimate_skill
 
 #: crowd-kit's name for the categorical estimators' base class
@@ -49,10 +50,34 @@ METHODS: dict[str, type[CategoricalEstimator]] = {
     "ebcc": EBCC,
     "cds": CommunityDawidSkene,
     "robust": RobustDawidSkene,
+    "auto": SelectedModel,
 }
 
-#: the method used when none is named: robust across all benchmark sets, no per-set tuning
-DEFAULT_METHOD = "robust"
+#: the method used when none is named: per-data-set selection by held-out answer likelihood,
+#: chosen leave-one-dataset-out (docs/quality.md, "The default")
+DEFAULT_METHOD = "auto"
+
+#: other spellings a project's ``consensus_method`` may use: "default" follows DEFAULT_METHOD
+METHOD_ALIASES: dict[str, str] = {
+    "default": DEFAULT_METHOD,
+    "majority_vote": "mv",
+    "dawid_skene": "ds",
+    "one_coin": "onecoin",
+}
+
+
+def method_names() -> list[str]:
+    """Every name :func:`resolve_method` accepts: the registry's, then the aliases."""
+    return [*METHODS, *METHOD_ALIASES]
+
+
+def resolve_method(name: str) -> str:
+    """The registry key (in :data:`METHODS`) a method name or alias stands for; a ValueError
+    naming the valid names for anything else (never a silent fallback)."""
+    key = METHOD_ALIASES.get(name, name)
+    if key not in METHODS:
+        raise ValueError(f"unknown aggregation method {name!r}; valid methods: {', '.join(method_names())}")
+    return key
 
 
 def recommended() -> CategoricalEstimator:
@@ -68,6 +93,7 @@ __all__ = [
     "KOS",
     "MACE",
     "METHODS",
+    "METHOD_ALIASES",
     "Answers",
     "BaseClassificationAggregator",
     "BinaryRelevance",
@@ -82,6 +108,7 @@ __all__ = [
     "MultiChoiceMajorityVote",
     "OneCoinDawidSkene",
     "RobustDawidSkene",
+    "SelectedModel",
     "SkillEstimate",
     "Wawa",
     "ZeroBasedSkill",
@@ -99,6 +126,8 @@ __all__ = [
     "item_posterior",
     "load_csv",
     "load_gold_csv",
+    "method_names",
     "recommended",
     "uncertainty",
+    "resolve_method",
 ]

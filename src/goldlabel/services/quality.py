@@ -265,13 +265,13 @@ def _load_question(conn: sa.Connection, project_id: int, question: str, labels: 
 
 
 def _make_estimator(name: str):
-    methods = getattr(quality, "METHODS", {})
-    default = getattr(quality, "DEFAULT_METHOD", "ds")
-    key = default if name in ("", "default", "majority_vote") and default in methods else name
-    cls = methods.get(key)
-    if cls is None:
-        return quality.DawidSkene(n_iter=100), "ds"
-    return cls(), key
+    # settings are validated on write; a name stored before that check is refused, not
+    # replaced by another method behind the user's back
+    try:
+        key = quality.resolve_method(name)
+    except ValueError as exc:
+        raise GoldlabelError(f"settings.consensus_method: {exc}", code="invalid_settings", status=422) from exc
+    return quality.METHODS[key](), key
 
 
 def refit_project(ctx: Context, actor: Actor | None, project_id: int) -> dict[str, Any]:

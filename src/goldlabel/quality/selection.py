@@ -1,0 +1,150 @@
+"""Per-dataset model selection without truth: held-out answer likelihood.
+
+Which truth-inference model fits a data set best depends on the data set (many sparse
+annotators favour one-coin models, a few prolific ones full confusion matrices, correlated
+errors EBCC). No constant choice wins everywhere, and choosing one by looking at the visible
+benchmark sets over-fits them. :class:`SelectedModel` instead asks the answers themselves: it
+hides a share of every annotator's answers, fits each candidate on the rest, and keeps the
+candidate whose posteriors predict the hidden answers best. No truth is used, so the rule can
+run on a customer's data exactly as it ran on the benchmark sets.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from .answers import Answers
+from .bayesian import EBCC
+from .calibration import calibrate_probas
+from .categorical import CategoricalEstimator, CountMatrix, normalize_rows
+from .dawid_skene import DawidSkene, OneCoinDawidSkene
+from .majority_vote import MajorityVote
+
+__all__ = ["CANDIDATES", "SelectedModel", "annotator_folds", "held_out_loglik", "shrunk_confusions"]
+
+#: the fixed candidate set, simplest first: on a tie (see ``SelectedModel``) the simpler wins
+CANDIDATES: dict[str, type[CategoricalEstimator]] = {
+    "mv": MajorityVote,
+    "onecoin": OneCoinDawidSkene,
+    "ds": DawidSkene,
+    "ebcc": EBCC,
+}
+
+
+def annotator_folds(data: Answers, n_folds: int, seed: int = 0) -> np.ndarray:
+    """Fold number per answer such that each annotator's answers are spread over the folds
+    as evenly as possible (an annotator with n answers has about n / n_folds in each), in a
+    random order drawn from ``seed``; an annotator's first fold is random too, so annotators
+    with a single answer are spread over the folds instead of all landing in fold 0."""
+    rng = np.random.default_rng(seed)
+    order = rng.permutation(data.n_answers)
+    order = order[np.argsort(data.annotator[order], kind="stable")]
+    annotator = data.annotator[order]
+    starts = np.flatnonzero(np.r_[True, annotator[1:] != annotator[:-1]])
+    sizes = np.diff(np.r_[starts, len(order)])
+    rank = np.arange(len(order)) - np.repeat(starts, sizes)
+    offset = rng.integers(0, n_folds, size=data.n_annotators)
+    folds = np.empty(data.n_answers, dtype=np.int64)
+    folds[order] = (rank + offset[annotator]) % n_folds
+    return folds
+
+
+def _subset(data: Answers, keep: np.ndarray) -> Answers:
+    return Answers(data.item[keep], data.annotator[keep], data.label[keep],
+                   data.item_ids, data.annotator_ids, data.label_ids)
+
+
+def shrunk_confusions(data: Answers, posteriors: np.ndarray, strength: float = 1.0) -> np.ndarray:
+    """One Dawid-Skene M-step given item ``posteriors``, each annotator's rows shrunk toward
+    the pooled confusion of all annotators by ``strength`` pseudo-answers per label."""
+    counts = CountMatrix(data).confusion_counts(posteriors)
+    n_labels = data.n_labels
+    pooled = normalize_rows(counts.sum(axis=0) + np.eye(n_labels))
+    return normalize_rows(counts + strength * n_labels * pooled + 1e-3)
+
+
+def held_out_loglik(train: Answers, posteriors: np.ndarray, held_out: Answers, strength: float = 1.0) -> float:
+    r"""Log-likelihood of the ``held_out`` answers under item posteriors fitted on ``train``:
+
+    .. math:: \sum_{(i, j, l)} \log \sum_k P(y_i = k \mid \mathrm{train})\, \hat\pi_j[k, l]
+
+    :math:`\hat\pi_j` is one Dawid-Skene M-step on the training answers given those posteriors,
+    each row shrunk toward the pooled confusion of all annotators by ``strength`` pseudo-answers
+    per label (an annotator seen twice inherits the crowd's confusions). Every candidate is
+    scored through this same annotator model, so only the quality of its item posteriors
+    differs; a proper scoring rule, so confident mistakes cost the most. Vectorized."""
+    confusions = shrunk_confusions(train, posteriors, strength)
+    predicted = np.einsum("nk,nk->n", posteriors[held_out.item],
+                          confusions[held_out.annotator, :, held_out.label])
+    return float(np.log(np.maximum(predicted, 1e-300)).sum())
+
+
+class SelectedModel(CategoricalEstimator):
+    r"""The default: choose, per data set, among a small fixed set of models the one whose
+    posteriors best predict held-out answers, then fit it on all answers.
+
+    The rule, fixed before it was scored on any data set (docs/quality.md):
+
+    1. candidates, simplest first: majority vote, one-coin Dawid-Skene, Dawid-Skene, EBCC, each
+       with its library defaults (``candidates``);
+    2. every annotator's answers are split into ``n_folds`` = 3 folds
+       (:func:`annotator_folds`, ``random_state`` 0);
+    3. per fold, each candidate is fitted on the other folds and scored by
+       :func:`held_out_loglik` on the fold's answers; scores are summed over folds;
+    4. going through the candidates in order, one replaces the best so far only when its total
+       is higher by more than ``tie`` nats per answer (0.002): near-ties go to the simpler model.
+
+    The winner's posteriors are then mapped through the rule's confidence calibration
+    (:func:`~goldlabel.quality.calibration.calibrate_probas` with the ``"auto"`` map, scored
+    leave-one-dataset-out on the benchmark sets) when ``calibrate=True``. Learned attributes: ``selected_``,
+    ``scores_`` (total held-out log-likelihood per candidate), ``model_`` (the fitted winner),
+    and the winner's ``confusions_`` / ``prior_`` (for a vote, which has none, the shrunk
+    M-step :func:`shrunk_confusions` of its posteriors and their mean).
+    """
+
+    def __init__(self, candidates: tuple[str, ...] = ("mv", "onecoin", "ds", "ebcc"), n_folds: int = 3,
+                 tie: float = 0.002, calibrate: bool = True, random_state: int = 0):
+        self.candidates = candidates
+        self.n_folds = n_folds
+        self.tie = tie
+        self.calibrate = calibrate
+        self.random_state = random_state
+
+    def _fit(self, data, gold_items, gold_labels):
+        unknown = [c for c in self.candidates if c not in CANDIDATES]
+        if unknown or not self.candidates:
+            raise ValueError(f"unknown candidate(s) {unknown}; choose from {sorted(CANDIDATES)}")
+        if int(self.n_folds) < 2:
+            raise ValueError(f"n_folds must be >= 2, got {self.n_folds}")
+        names = list(self.candidates)
+        scores = dict.fromkeys(names, 0.0)
+        if len(names) > 1:
+            folds = annotator_folds(data, int(self.n_folds), self.random_state)
+            for fold in range(int(self.n_folds)):
+                train, held_out = _subset(data, folds != fold), _subset(data, folds == fold)
+                if held_out.n_answers == 0 or train.n_answers == 0:
+                    continue
+                for name in names:
+                    posteriors, _ = CANDIDATES[name]()._fit(train, gold_items, gold_labels)
+                    scores[name] += held_out_loglik(train, posteriors, held_out)
+        margin = float(self.tie) * data.n_answers
+        best = names[0]
+        for name in names[1:]:
+            if scores[name] > scores[best] + margin:
+                best = name
+        model = CANDIDATES[best]()
+        probas, skills = model._fit(data, gold_items, gold_labels)
+        self.selected_, self.scores_, self.model_ = best, scores, model
+        # the per-answer path (item_posterior) needs confusions and a prior whatever won: a
+        # vote has none, so it gets the shrunk M-step of the rule's own annotator model
+        self.confusions_ = getattr(model, "confusions_", None)
+        if self.confusions_ is None:
+            self.confusions_ = shrunk_confusions(data, probas)
+        self.prior_ = getattr(model, "prior_", None)
+        if self.prior_ is None:
+            self.prior_ = normalize_rows(probas.sum(axis=0) + 1.0)
+        if self.calibrate:
+            # one map for the rule as a whole (fitted on what it picked on each set), so the
+            # map that is shipped is the one that was scored leave-one-dataset-out
+            probas = calibrate_probas(probas, "auto", gold_items)
+        return probas, skills
