@@ -42,13 +42,15 @@ def band_names(bands: tuple[float, ...] = DEFAULT_BANDS, name: str = "model") ->
 
 
 def add_model_answers(answers: Answers, probas: np.ndarray, bands: tuple[float, ...] = DEFAULT_BANDS,
-                      name: str = "model") -> tuple[Answers, np.ndarray]:
+                      name: str = "model", scored: np.ndarray | None = None
+                      ) -> tuple[Answers, np.ndarray]:
     """``answers`` plus the model's answers on the items that have human answers.
 
     ``probas``: ``(answers.n_items, answers.n_labels)``, row i for item code i (out-of-fold for
     items the model trained on). Returns the combined answers (the model's bands appended to
     the annotator vocabulary as ``name@band``) and the annotator codes of the bands, so that
-    ``fitted.confusions_[codes[band]]`` is the band's learned confusion matrix.
+    ``fitted.confusions_[codes[band]]`` is the band's learned confusion matrix. ``scored``:
+    bool per item, False where the model gave no answer (e.g. items labeled before it existed).
     """
     probas = np.asarray(probas, dtype=np.float64)
     if probas.shape != (answers.n_items, answers.n_labels):
@@ -58,7 +60,10 @@ def add_model_answers(answers: Answers, probas: np.ndarray, bands: tuple[float, 
     clash = set(names) & set(map(str, answers.annotator_ids.tolist()))
     if clash:
         raise ValueError(f"annotator ids {sorted(clash)} are taken by humans; pass another name")
-    answered = np.flatnonzero(np.bincount(answers.item, minlength=answers.n_items) > 0)
+    answered = np.bincount(answers.item, minlength=answers.n_items) > 0
+    if scored is not None:
+        answered &= np.asarray(scored, dtype=bool)
+    answered = np.flatnonzero(answered)
     label, band = model_votes(probas[answered], bands)
     codes = answers.n_annotators + np.arange(len(bands))
     combined = Answers(

@@ -51,7 +51,7 @@ class ProjectModel:
     ``fit(X, y, weight)`` with ``y`` class codes ``0..n_classes-1`` (``n_classes`` fixes the
     label space even when a class has no label yet) fits ``folds`` models, each on the other
     folds, for the out-of-fold probabilities, and one on all labels for :meth:`predict_proba`.
-    ``C``: inverse regularisation strength. Metrics: accuracy and log loss of the out-of-fold
+    ``C``: inverse regularisation strength on standardised features. Metrics: accuracy and log loss of the out-of-fold
     predictions against the labels, ECE, label count, fit seconds.
     """
 
@@ -65,7 +65,9 @@ class ProjectModel:
         self.result_: FitResult | None = None
 
     def _features(self, X: np.ndarray, metadata: np.ndarray | None) -> np.ndarray:
-        X = np.asarray(X, dtype=np.float32)
+        # standardised with the fit's statistics: the penalty C then means the same whatever the
+        # scale of the embedding (unit-norm 384-d vectors have entries around 0.05)
+        X = (np.asarray(X, dtype=np.float32) - self._mean) / self._scale
         if metadata is None:
             return X
         meta = np.asarray(metadata, dtype=np.float32)
@@ -97,6 +99,10 @@ class ProjectModel:
         if len(present) < 2:
             raise ValueError(f"need labels of at least 2 classes to fit, got {present.tolist()}")
         w = np.ones(len(y)) if weight is None else np.asarray(weight, dtype=np.float64)
+        raw = np.asarray(X, dtype=np.float32)
+        self._mean = raw.mean(axis=0)
+        std = raw.std(axis=0)
+        self._scale = np.where(std > 0, std, 1.0).astype(np.float32)
         if metadata is not None:
             meta = np.asarray(metadata, dtype=np.float32).reshape(len(y), -1)
             self._meta_mean = meta.mean(axis=0)
