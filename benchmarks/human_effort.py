@@ -59,6 +59,9 @@ from pathlib import Path
 
 import numpy as np
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _datasets import require_datasets
+
 from goldlabel import quality
 from goldlabel.config import Settings
 from goldlabel.domain.stopping import decide_status
@@ -423,7 +426,8 @@ def run_models(data: Dataset, features: np.ndarray, seed: int, auto: bool) -> di
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--dataset", required=True, type=Path, help="dataset folder")
+    parser.add_argument("--dataset", type=Path,
+                        help="dataset folder (default: zheng_product in the shared datasets)")
     parser.add_argument("--seeds", type=int, default=3)
     parser.add_argument("--json", type=Path, help="write one row per policy and seed here")
     parser.add_argument("--cache-dir", type=Path,
@@ -436,6 +440,8 @@ def main(argv: list[str] | None = None) -> int:
     unknown = set(policies) - set(POLICIES)
     if unknown:
         parser.error(f"unknown policies {sorted(unknown)}; choose from {POLICIES}")
+    if args.dataset is None:  # `make bench` runs every script without arguments
+        args.dataset = require_datasets() / "zheng_product"
     data = load_dataset(args.dataset)
     print(f"{data.name}: {data.n_items} items, {len(data.item)} answers, {data.n_workers} workers, "
           f"{data.n_classes} classes, {(data.truth >= 0).sum()} with truth", flush=True)
