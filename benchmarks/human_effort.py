@@ -25,7 +25,8 @@ Policies:
 * ``models``: adaptive + the project model (goldlabel.models.ProjectModel on MiniLM embeddings)
   as one more annotator (one per confidence band, goldlabel.models.add_model_answers) + active
   learning (goldlabel.models.UncertaintyDiversity; a diverse cold start) choosing the batches;
-  a uniformly random calibration slice gets a fixed share of every batch;
+  a uniformly random calibration slice gets a fixed share of every batch, answered by humans
+  only (the model gives no answer there, nor on audits: their labels judge the model);
 * ``models_auto``: ``models`` + auto-labeling at target 0.95, delta 0.05
   (goldlabel.models.select_threshold on the calibration slice's out-of-fold scores), 5% of
   auto-labels audited by humans (goldlabel.models.check_audits can switch it off).
@@ -91,6 +92,7 @@ TARGET_AUTO, DELTA = 0.95, 0.05
 AUDIT_FRACTION = 0.05
 CALIBRATION_SHARE = 0.10
 CALIBRATION_BATCH_SHARE = 0.25
+VERBOSE = False
 
 
 # ------------------------------------------------------------------ data
@@ -370,8 +372,10 @@ def run_models(data: Dataset, features: np.ndarray, seed: int, auto: bool) -> di
             picked = np.zeros(0, dtype=np.int64)
         batch = np.concatenate([chosen_cal, picked, pending_audits]).astype(np.int64)
         pending_audits = np.zeros(0, dtype=np.int64)
-        if probas_all is not None:  # the model answers first, out of sample (never trained on them)
-            platform.give_model_answers(batch, probas_all[batch])
+        if probas_all is not None and len(picked):
+            # the model answers first, out of sample (it never trained on them); never on the
+            # calibration slice or on audits, whose labels must not lean on the model they judge
+            platform.give_model_answers(picked, probas_all[picked])
         platform.serve(batch)
         platform.refit()
         # retrain the project model on the consensus of every served item, weighted by confidence
@@ -395,6 +399,11 @@ def run_models(data: Dataset, features: np.ndarray, seed: int, auto: bool) -> di
             result = select_threshold(oof.max(axis=1), oof.argmax(axis=1) == y[is_cal[served]],
                                       target=TARGET_AUTO, delta=DELTA)
             assert len(cal_served) == len(oof)
+            if VERBOSE:
+                print(f"  served {int(platform.served.sum())}, answers {int(platform.count.sum())}, "
+                      f"C={fit.metrics['C']}, oof acc {fit.metrics['oof_accuracy']:.3f}, "
+                      f"calibration {len(cal_served)}, threshold {result.threshold}, "
+                      f"auto {int((auto_label >= 0).sum())}", file=sys.stderr, flush=True)
             if result.threshold is not None:
                 free = ~platform.served & (auto_label < 0) & ~is_cal
                 above = np.flatnonzero(free & (probas_all.max(axis=1) >= result.threshold))
@@ -404,11 +413,11 @@ def run_models(data: Dataset, features: np.ndarray, seed: int, auto: bool) -> di
                 pending_audits = audit
     # items never served nor auto-labeled (the loop ran out of batches): serve them now
     rest = np.flatnonzero(~platform.served & (auto_label < 0))
-    rest = np.concatenate([rest, pending_audits]).astype(np.int64)
-    if len(rest):
+    if len(rest) or len(pending_audits):
         if probas_all is not None:
-            platform.give_model_answers(rest, probas_all[rest])
-        platform.serve(rest)
+            plain = rest[~is_cal[rest]]
+            platform.give_model_answers(plain, probas_all[plain])
+        platform.serve(np.concatenate([rest, pending_audits]).astype(np.int64))
         platform.refit()
     labels = platform.consensus.argmax(axis=1)
     only_auto = (auto_label >= 0) & ~platform.served
@@ -435,7 +444,10 @@ def main(argv: list[str] | None = None) -> int:
                         help="embedding cache (content hash + model id), outside the repository")
     parser.add_argument("--threads", type=int, default=2, help="ONNX Runtime threads")
     parser.add_argument("--policies", default=",".join(POLICIES))
+    parser.add_argument("--verbose", action="store_true", help="progress per batch on stderr")
     args = parser.parse_args(argv)
+    global VERBOSE
+    VERBOSE = args.verbose
     policies = [p for p in args.policies.split(",") if p]
     unknown = set(policies) - set(POLICIES)
     if unknown:
