@@ -438,6 +438,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--dataset", type=Path,
                         help="dataset folder (default: zheng_product in the shared datasets)")
     parser.add_argument("--seeds", type=int, default=3)
+    parser.add_argument("--first-seed", type=int, default=0, help="run seeds first..first+seeds-1")
     parser.add_argument("--json", type=Path, help="write one row per policy and seed here")
     parser.add_argument("--cache-dir", type=Path,
                         default=Path(os.environ.get("GOLDLABEL_CACHE", Path.home() / ".cache" / "goldlabel")),
@@ -461,7 +462,7 @@ def main(argv: list[str] | None = None) -> int:
     if any(p.startswith("models") for p in policies):
         features = embed_items(data, args.cache_dir, args.threads)
     rows = []
-    for seed in range(args.seeds):
+    for seed in range(args.first_seed, args.first_seed + args.seeds):
         for policy in policies:
             started = time.perf_counter()
             if policy == "fixed3_mv":
