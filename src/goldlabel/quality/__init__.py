@@ -128,6 +128,6 @@ __all__ = [
     "load_gold_csv",
     "method_names",
     "recommended",
-    "uncertainty",
     "resolve_method",
+    "uncertainty",
 ]
