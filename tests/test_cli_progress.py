@@ -88,6 +88,6 @@ def test_import_export_and_aggregate_report_progress_unless_quiet(tmp_path):
     (tmp_path / "answers.csv").write_text("item,annotator,label\ni1,a,x\ni1,b,x\ni2,a,y\n")
     res = runner.invoke(cli, ["aggregate", str(tmp_path / "answers.csv"), "-o", str(tmp_path / "l.csv")])
     assert res.exit_code == 0, res.output
-    assert "fitting robust on 3 answers by 2 annotators on 2 items…" in res.stderr
+    assert "fitting auto on 3 answers by 2 annotators on 2 items…" in res.stderr
     res = runner.invoke(cli, ["aggregate", str(tmp_path / "answers.csv"), "-o", str(tmp_path / "l.csv"), "-q"])
     assert res.exit_code == 0 and res.stderr == ""

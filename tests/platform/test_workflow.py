@@ -17,7 +17,7 @@ import sqlalchemy as sa
 from goldlabel.client.transport import ASGIAppTransport
 
 API = "/api/v1/projects"
-PASSWORD = "password123"
+PASSWORD = "amber lantern quietly 41"
 
 
 class Annotator:

@@ -104,8 +104,8 @@ def test_the_default_ships_a_calibration_map_and_applies_it():
 
     assert "auto" in CALIBRATION
     data, _ = simulate(np.tile(np.array([[0.8, 0.2], [0.3, 0.7]]), (8, 1, 1)), 200, 3, seed=7)
-    raw = SelectedModel(calibrate=False).fit(data)
-    calibrated = SelectedModel().fit(data)
+    raw = SelectedModel().fit(data)  # raw by default: the map missed its ECE goal (docs/quality.md)
+    calibrated = SelectedModel(calibrate=True).fit(data)
     assert calibrated.selected_ == raw.selected_
     assert np.array_equal(calibrated.label_codes_, raw.label_codes_)
     top = raw.probas_.max(axis=1)
