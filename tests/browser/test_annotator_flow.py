@@ -17,8 +17,10 @@ def start(ui, project, annotator):
 
 def test_predictions_prefill_and_edit_history(page, server, ui):
     annotator = server.make_user()
-    project = server.make_project(SENTIMENT, annotators=[annotator], name="Pre-labeled reviews", overlap_min=2,
-                                  settings={"show_predictions": True})
+    # A second annotator who has not answered yet keeps the items open (with nobody left to answer
+    # them they would go to review, and an answer to a closed item cannot be changed).
+    project = server.make_project(SENTIMENT, annotators=[annotator, server.make_user()], name="Pre-labeled reviews",
+                                  overlap_min=2, settings={"show_predictions": True})
     server.add_items(project, [
         {"external_id": f"q{i}", "data": {"text": f"Review {i}"},
          "predictions": [{"value": {"sentiment": "negative"}, "score": 0.81, "model_version": "clf-v3"}]}

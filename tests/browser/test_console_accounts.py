@@ -8,7 +8,7 @@ import pytest
 from goldlabel.domain.errors import GoldlabelError
 from goldlabel.services import users as user_service
 
-PASSWORD = "password123"  # tests/browser/conftest.py gives every seeded user this one
+PASSWORD = "plum-otter-canvas-42"  # tests/browser/conftest.py gives every seeded user this one
 
 pytestmark = pytest.mark.browser
 
@@ -27,7 +27,7 @@ def test_anyone_changes_their_own_password_on_the_account_page(page, server, ui)
     page.click("[data-testid=nav-account]")
     page.wait_for_url("**/account")
     # A mismatch and a short one are caught before anything is sent.
-    page.fill("[data-testid=account-password]", "new-password-1")
+    page.fill("[data-testid=account-password]", "violet harbor sings 73")
     page.fill("[data-testid=account-confirm]", "new-password-2")
     page.click("[data-testid=account-save-password]")
     assert "differ" in page.inner_text("#password-errors")
@@ -36,12 +36,12 @@ def test_anyone_changes_their_own_password_on_the_account_page(page, server, ui)
     page.click("[data-testid=account-save-password]")
     assert "at least 8 characters" in page.inner_text("#password-errors")
     assert logs_in(server, annotator.username, PASSWORD)
-    page.fill("[data-testid=account-password]", "new-password-1")
-    page.fill("[data-testid=account-confirm]", "new-password-1")
+    page.fill("[data-testid=account-password]", "violet harbor sings 73")
+    page.fill("[data-testid=account-confirm]", "violet harbor sings 73")
     page.click("[data-testid=account-save-password]")
     page.wait_for_selector("[data-testid=account-flash]:not([hidden])")
     ui.screenshot("account-password")
-    assert logs_in(server, annotator.username, "new-password-1")
+    assert logs_in(server, annotator.username, "violet harbor sings 73")
     assert not logs_in(server, annotator.username, PASSWORD)
     # This browser stays signed in.
     page.goto("/")

@@ -83,7 +83,7 @@ def test_users_page_new_user_can_be_suspended_and_errors_read_as_sentences(page,
     assert "string_too_short" not in message and "invalid field(s)" not in message
     ui.screenshot("console-users-error")
     # A user created here gets a Suspend button at once, and it works.
-    page.fill("[data-testid=new-password]", "long enough")
+    page.fill("[data-testid=new-password]", "copper meadow drifts 58")
     page.click("[data-testid=create-user]")
     page.wait_for_selector("[data-testid=suspend-shorty]")
     assert page.is_hidden("#user-errors")
