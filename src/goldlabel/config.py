@@ -6,11 +6,12 @@ passed down explicitly; nothing reads the environment at import time.
 
 from __future__ import annotations
 
+import ipaddress
 import os
 from pathlib import Path
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 ENV_PREFIX = "GOLDLABEL_"
 
@@ -71,6 +72,40 @@ class Settings(BaseModel):
         "when skills rest on few answers; 0 trusts learned skills fully.",
     )
     log_level: str = Field(default="warning", description="uvicorn / goldlabel log level.")
+    webhook_poll_interval_s: float = Field(
+        default=1.0, ge=0,
+        description="Seconds between the webhook worker's looks at the outbox; 0 turns delivery off "
+        "in this process (events wait for a process that delivers).",
+    )
+    webhook_timeout_s: float = Field(default=10.0, gt=0, description="Timeout of one webhook request.")
+    webhook_retry_base_s: float = Field(
+        default=30.0, gt=0,
+        description="First wait before retrying a failed webhook delivery; doubles each try (at most an hour).",
+    )
+    webhook_retry_window_s: float = Field(
+        default=86400.0, gt=0,
+        description="How long a webhook delivery is retried before it is marked failed (24 h).",
+    )
+    webhook_claim_s: float = Field(
+        default=120.0, gt=0,
+        description="How long a worker's claim on a webhook delivery holds: a worker that dies while "
+        "sending leaves the delivery to another after this long.",
+    )
+    webhook_allowed_networks: str = Field(
+        default="",
+        description="Comma-separated IP networks webhooks may reach although they are not public "
+        "(loopback, private, link-local), e.g. 10.0.0.0/8; empty: public addresses only.",
+    )
+
+    @field_validator("webhook_allowed_networks")
+    @classmethod
+    def _check_networks(cls, value: str) -> str:
+        for entry in filter(None, (e.strip() for e in value.split(","))):
+            try:
+                ipaddress.ip_network(entry, strict=False)
+            except ValueError as exc:
+                raise ValueError(f"{entry!r} is not an IP network (e.g. 10.0.0.0/8)") from exc
+        return value
 
     @classmethod
     def from_env(cls, environ: dict[str, str] | None = None, **overrides: Any) -> Settings:
