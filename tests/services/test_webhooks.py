@@ -336,10 +336,16 @@ def test_subscription_input_is_checked(factory):
     assert res.status_code == 403
 
 
-def test_route_events_marks_events_without_subscribers(factory):
+def test_route_events_leaves_the_outbox_alone_without_subscribers(factory, receiver):
     project = factory.make_project()
     with write_tx(factory.ctx.engine) as conn:
         records.insert_event(conn, project["id"], "item.final", {"item_id": 1}, now_ms())
+    assert route_events(factory.ctx) == 0  # nobody subscribes anywhere: not even a write
+    with read_tx(factory.ctx.engine) as conn:
+        [event] = records.list_events(conn, project["id"], 0, 10)
+    assert event["delivered_at"] is None
+    # A subscription in another project: this project's events are routed (to nobody).
+    subscribe(factory, factory.make_project(), receiver.url, ["*"])
     assert route_events(factory.ctx) == 1
     assert route_events(factory.ctx) == 0
     with read_tx(factory.ctx.engine) as conn:

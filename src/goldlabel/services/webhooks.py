@@ -158,6 +158,12 @@ def route_events(ctx: Context, now: int | None = None) -> int:
     it routed (fewer than ``ROUTE_BATCH``: the outbox is empty for now)."""
     now = now_ms() if now is None else now
     retry_window = int(ctx.settings.webhook_retry_window_s * 1000)
+    with read_tx(ctx.engine) as conn:
+        # No subscriber anywhere: leave the outbox alone, so a server without webhooks spends
+        # one cheap read a poll (no write: on SQLite a write would wait for the annotate loop's
+        # writers). A later subscription hears only of later events, so nothing is lost.
+        if not store.has_active_subscriptions(conn):
+            return 0
     with write_tx(ctx.engine) as conn:
         batch = store.claim_unrouted_events(conn, ROUTE_BATCH)
         if not batch:

@@ -37,6 +37,11 @@ def delete_subscription(conn: Connection, subscription_id: int) -> None:
     conn.execute(_SUB.delete().where(_SUB.c.id == subscription_id))
 
 
+def has_active_subscriptions(conn: Connection) -> bool:
+    q = sa.select(sa.exists().where(_SUB.c.is_active.is_(True)))
+    return bool(conn.execute(q).scalar())
+
+
 def claim_unrouted_events(conn: Connection, limit: int) -> list[dict]:
     """The oldest events not yet fanned out, locked so that a worker of another process skips
     them (PostgreSQL; on SQLite the write transaction holds the database's one write lock)."""
