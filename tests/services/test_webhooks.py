@@ -12,6 +12,7 @@ import json
 import os
 import re
 import signal
+import socket
 import subprocess
 import sys
 import threading
@@ -19,6 +20,7 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
+import httpx
 import pytest
 
 from goldlabel.config import Settings
@@ -351,3 +353,71 @@ def test_route_events_leaves_the_outbox_alone_without_subscribers(factory, recei
     with read_tx(factory.ctx.engine) as conn:
         [event] = records.list_events(conn, project["id"], 0, 10)
     assert event["delivered_at"] is not None
+
+
+def test_item_status_changes_are_delivered(factory, worker, receiver):
+    """"Item final" / "item needs review" subscriptions hear of the item's new status."""
+    a1, a2 = factory.make_user(), factory.make_user()
+    project = factory.make_project(annotators=[a1, a2], overlap_min=2, overlap_max=2)
+    factory.add_items(project, 1)
+    subscribe(factory, project, receiver.url, ["item.final", "item.needs_review"])
+    for annotator in (a1, a2):
+        answer_items(factory, project, annotator, 1)
+    item = factory.api_as(project["manager"]).get(f"/api/v1/projects/{project['id']}/items").json()["items"][0]
+    assert item["status"] in ("final", "needs_review")
+    assert worker.run_once() == 1
+    [event] = [json.loads(b) for _h, b in receiver.requests]
+    assert event["type"] == f"item.{item['status']}"
+    assert event["data"] == {"item_id": item["id"], "status": item["status"]}
+
+
+def _start_server(database_url: str, log_path: Path) -> tuple[subprocess.Popen, str]:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    env = {**os.environ, "GOLDLABEL_DATABASE_URL": database_url, "GOLDLABEL_SECRET_KEY": "test-secret",
+           "GOLDLABEL_WEBHOOK_ALLOWED_NETWORKS": "127.0.0.1/32", "GOLDLABEL_WEBHOOK_POLL_INTERVAL_S": "0.1",
+           "GOLDLABEL_REFIT_INTERVAL_S": "0"}
+    cmd = [sys.executable, "-m", "uvicorn", "goldlabel.api.app:create_app", "--factory",
+           "--host", "127.0.0.1", "--port", str(port), "--log-level", "warning"]
+    with log_path.open("w") as log:  # the child keeps its own copy of the descriptor
+        proc = subprocess.Popen(cmd, env=env, stdout=log, stderr=subprocess.STDOUT)
+    return proc, f"http://127.0.0.1:{port}"
+
+
+@pytest.mark.slow
+def test_server_processes_deliver_from_one_outbox(factory, settings, receiver, tmp_path):
+    """Two real server processes on one database: their lifespans start the workers, which
+    share the outbox; every event reaches the receiver exactly once."""
+    project = factory.make_project()
+    subscribe(factory, project, receiver.url, ["item.final"])
+    procs = [_start_server(settings.database_url, tmp_path / f"server{i}.log") for i in range(2)]
+    try:
+        for proc, url in procs:
+            deadline = time.monotonic() + 60
+            while True:
+                try:
+                    if httpx.get(f"{url}/healthz", timeout=1).status_code == 200:
+                        break
+                except httpx.HTTPError:
+                    pass
+                assert proc.poll() is None and time.monotonic() < deadline, "a server did not start"
+                time.sleep(0.1)
+        for i in range(30):
+            with write_tx(factory.ctx.engine) as conn:
+                records.insert_event(conn, project["id"], "item.final", {"item_id": i}, now_ms())
+        deadline = time.monotonic() + 60
+        while len(receiver.requests) < 30 and time.monotonic() < deadline:
+            time.sleep(0.1)
+        time.sleep(0.5)  # a duplicate, if any, would arrive meanwhile
+    finally:
+        for proc, _url in procs:
+            proc.terminate()
+        for proc, _url in procs:
+            try:
+                proc.wait(10)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
+    ids = receiver.event_ids()
+    assert len(ids) == 30 and len(set(ids)) == 30
