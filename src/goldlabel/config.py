@@ -11,7 +11,7 @@ import os
 from pathlib import Path
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 ENV_PREFIX = "GOLDLABEL_"
 
@@ -89,7 +89,7 @@ class Settings(BaseModel):
     webhook_claim_s: float = Field(
         default=120.0, gt=0,
         description="How long a worker's claim on a webhook delivery holds: a worker that dies while "
-        "sending leaves the delivery to another after this long.",
+        "sending leaves the delivery to another after this long (longer than webhook_timeout_s).",
     )
     webhook_allowed_networks: str = Field(
         default="",
@@ -106,6 +106,13 @@ class Settings(BaseModel):
             except ValueError as exc:
                 raise ValueError(f"{entry!r} is not an IP network (e.g. 10.0.0.0/8)") from exc
         return value
+
+    @model_validator(mode="after")
+    def _check_webhook_claim(self) -> Settings:
+        # A claim shorter than a send would let a second worker send while the first still waits.
+        if self.webhook_claim_s <= self.webhook_timeout_s:
+            raise ValueError("webhook_claim_s must be longer than webhook_timeout_s")
+        return self
 
     @classmethod
     def from_env(cls, environ: dict[str, str] | None = None, **overrides: Any) -> Settings:

@@ -9,10 +9,12 @@ from collections.abc import Iterator
 
 import httpx
 import pytest
+from pydantic import ValidationError
 
+from goldlabel.config import Settings
 from goldlabel.domain.webhooks import OutboundRefused, check_address, check_url, parse_allow_list
 from goldlabel.services.context import Context
-from goldlabel.services.outbound_guard import guarded_client
+from goldlabel.services.outbound_guard import MAX_RESPONSE_BYTES, guarded_client
 from goldlabel.services.webhooks import WebhookWorker
 from goldlabel.storage import records
 from goldlabel.storage.engine import now_ms, write_tx
@@ -173,3 +175,37 @@ def test_a_webhook_to_loopback_reaches_nothing_without_allow_list(factory, setti
     [d] = api.get(f"/api/v1/projects/{project['id']}/webhooks/{hook.json()['id']}/deliveries").json()
     assert d["status"] == "pending" and d["response_status"] is None
     assert d["last_error"].startswith("refused by the outbound guard: 127.0.0.1 is not a public address")
+
+
+def test_a_receiver_cannot_fill_our_memory():
+    big = 8 * 1024 * 1024
+
+    class Handler(http.server.BaseHTTPRequestHandler):
+        def do_POST(self) -> None:
+            self.send_response(200)
+            self.send_header("Content-Length", str(big))
+            self.end_headers()
+            try:
+                self.wfile.write(b"x" * big)
+            except OSError:
+                pass  # we hung up after the first 64 KiB
+
+        def log_message(self, *args) -> None:
+            pass
+
+    httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    threading.Thread(target=httpd.serve_forever, daemon=True).start()
+    try:
+        with guarded_client("127.0.0.1/32", timeout=5) as client:
+            res = client.post(f"http://127.0.0.1:{httpd.server_address[1]}/", content=b"{}")
+        assert res.status_code == 200 and len(res.content) == MAX_RESPONSE_BYTES
+    finally:
+        httpd.shutdown()
+        httpd.server_close()
+
+
+def test_webhook_settings_are_checked():
+    with pytest.raises(ValidationError, match="not an IP network"):
+        Settings(webhook_allowed_networks="10.0.0.0/8, intranet")
+    with pytest.raises(ValidationError, match="longer than webhook_timeout_s"):
+        Settings(webhook_claim_s=5, webhook_timeout_s=10)

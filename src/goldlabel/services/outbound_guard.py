@@ -24,6 +24,8 @@ from goldlabel.domain.webhooks import OutboundRefused, check_address, check_url,
 
 __all__ = ["GuardedBackend", "GuardedTransport", "OutboundRefused", "guarded_client"]
 
+MAX_RESPONSE_BYTES = 64 * 1024
+
 
 class GuardedBackend(httpcore.SyncBackend):
     """httpcore's socket backend, connecting only to checked addresses."""
@@ -79,8 +81,15 @@ class GuardedTransport(httpx.BaseTransport):
             raise httpx.NetworkError(str(exc), request=request) from exc
         except httpcore.ProtocolError as exc:
             raise httpx.RemoteProtocolError(str(exc), request=request) from exc
-        content = b"".join(resp.stream)  # webhook answers are small; read and close at once
-        resp.close()
+        # Keep at most MAX_RESPONSE_BYTES of the answer: a receiver cannot fill our memory.
+        content = b""
+        try:
+            for chunk in resp.stream:
+                content += chunk[: MAX_RESPONSE_BYTES - len(content)]
+                if len(content) >= MAX_RESPONSE_BYTES:
+                    break
+        finally:
+            resp.close()
         return httpx.Response(status_code=resp.status, headers=resp.headers, content=content,
                               extensions=resp.extensions)
 
