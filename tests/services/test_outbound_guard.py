@@ -4,6 +4,7 @@ without an allow-list, whatever the spelling of its address and through redirect
 from __future__ import annotations
 
 import http.server
+import socket
 import threading
 from collections.abc import Iterator
 
@@ -23,7 +24,7 @@ from goldlabel.storage.engine import now_ms, write_tx
 class Server:
     """Counts requests; answers 200, or 302 to ``redirect_to`` when set."""
 
-    def __init__(self, host: str = "127.0.0.1", redirect_to: str | None = None) -> None:
+    def __init__(self, host: str = "127.0.0.1", redirect_to: str | None = None, port: int = 0) -> None:
         self.hits = 0
         server = self
 
@@ -43,7 +44,7 @@ class Server:
             def log_message(self, *args) -> None:
                 pass
 
-        self.httpd = http.server.ThreadingHTTPServer((host, 0), Handler)
+        self.httpd = http.server.ThreadingHTTPServer((host, port), Handler)
         self.port = self.httpd.server_address[1]
         threading.Thread(target=self.httpd.serve_forever, daemon=True).start()
 
@@ -209,3 +210,28 @@ def test_webhook_settings_are_checked():
         Settings(webhook_allowed_networks="10.0.0.0/8, intranet")
     with pytest.raises(ValidationError, match="longer than webhook_timeout_s"):
         Settings(webhook_claim_s=5, webhook_timeout_s=10)
+
+
+def test_the_connection_goes_to_the_address_that_was_checked(monkeypatch):
+    """DNS rebinding: a name that answers an allowed address at the check and a refused one
+    afterwards. The guard looks the name up once and connects to the address it checked, so
+    the canary (same port, the refused address) is never reached. (A resolver stands in for
+    DNS here: this machine has none to rebind.)"""
+    legit = Server("127.0.0.1")
+    canary = Server("127.0.0.2", port=legit.port)
+    answers = iter(["127.0.0.1"])
+    real = socket.getaddrinfo
+
+    def rebinding(host, port, *args, **kwargs):
+        if host == "rebind.test":
+            return real(next(answers, "127.0.0.2"), port, *args, **kwargs)
+        return real(host, port, *args, **kwargs)
+
+    monkeypatch.setattr(socket, "getaddrinfo", rebinding)
+    try:
+        with guarded_client("127.0.0.1/32", timeout=2) as client:
+            assert client.post(f"http://rebind.test:{legit.port}/", content=b"{}").status_code == 200
+    finally:
+        legit.close()
+        canary.close()
+    assert legit.hits == 1 and canary.hits == 0
