@@ -91,6 +91,10 @@ class Settings(BaseModel):
         description="How long a worker's claim on a webhook delivery holds: a worker that dies while "
         "sending leaves the delivery to another after this long (longer than webhook_timeout_s).",
     )
+    webhook_log_retention_s: float = Field(
+        default=30 * 86400.0, gt=0,
+        description="How long delivered and failed webhook deliveries stay in the delivery log (30 days).",
+    )
     webhook_allowed_networks: str = Field(
         default="",
         description="Comma-separated IP networks webhooks may reach although they are not public "

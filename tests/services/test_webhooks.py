@@ -421,3 +421,20 @@ def test_server_processes_deliver_from_one_outbox(factory, settings, receiver, t
                 proc.wait()
     ids = receiver.event_ids()
     assert len(ids) == 30 and len(set(ids)) == 30
+
+
+def test_the_delivery_log_keeps_finished_deliveries_for_the_retention(factory, worker, receiver):
+    project = factory.make_project()
+    hook = subscribe(factory, project, receiver.url, ["item.final"])
+    with write_tx(factory.ctx.engine) as conn:
+        records.insert_event(conn, project["id"], "item.final", {"item_id": 1}, now_ms())
+    receiver.statuses = [200, 500]
+    assert worker.run_once() == 1  # delivered
+    with write_tx(factory.ctx.engine) as conn:
+        records.insert_event(conn, project["id"], "item.final", {"item_id": 2}, now_ms())
+    assert worker.run_once() == 1  # failed once: pending
+    assert {d["status"] for d in deliveries(factory, project, hook)} == {"delivered", "pending"}
+    later = now_ms() + int(worker.ctx.settings.webhook_log_retention_s * 1000) + 1
+    assert worker.prune_log(now=later) == 1  # the pending one stays, however old
+    assert [d["status"] for d in deliveries(factory, project, hook)] == ["pending"]
+

@@ -44,6 +44,8 @@ ROUTE_BATCH = 500
 # Deliveries claimed and sent at once (in parallel): one slow receiver holds up at most one
 # batch for one timeout, well inside the claim (``webhook_claim_s``).
 SEND_BATCH = 8
+PRUNE_EVERY_MS = 600_000
+PRUNE_BATCH = 10_000
 
 _SUBSCRIPTION_FIELDS = ("id", "project_id", "url", "event_types", "is_active", "description",
                         "created_by", "created_at")
@@ -228,6 +230,7 @@ class WebhookWorker:
         self.poll_interval_s = s.webhook_poll_interval_s if poll_interval_s is None else poll_interval_s
         self._client = guarded_client(s.webhook_allowed_networks, timeout=s.webhook_timeout_s)
         self._pool = ThreadPoolExecutor(SEND_BATCH, thread_name_prefix="goldlabel-webhook-send")
+        self._next_prune_at = 0
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="goldlabel-webhooks", daemon=True)
 
@@ -256,6 +259,7 @@ class WebhookWorker:
         (successfully or not). ``now``: the clock, for tests of expiry and back-off."""
         while route_events(self.ctx, now) == ROUTE_BATCH and not self._stop.is_set():
             pass
+        self.prune_log(now)
         sent = 0
         while not self._stop.is_set():
             done = self.send_due(now)
@@ -263,6 +267,17 @@ class WebhookWorker:
             if done < SEND_BATCH:
                 break
         return sent
+
+    def prune_log(self, now: int | None = None) -> int:
+        """At most once every PRUNE_EVERY_MS per worker: drop finished deliveries older than
+        ``webhook_log_retention_s`` (a batch at a time, so no one statement runs long)."""
+        now = now_ms() if now is None else now
+        if now < self._next_prune_at:
+            return 0
+        self._next_prune_at = now + PRUNE_EVERY_MS
+        before = now - int(self.ctx.settings.webhook_log_retention_s * 1000)
+        with write_tx(self.ctx.engine) as conn:
+            return store.delete_old_deliveries(conn, before, PRUNE_BATCH)
 
     def send_due(self, now: int | None = None) -> int:
         """Claim up to SEND_BATCH due deliveries, send them in parallel, record the outcomes."""

@@ -145,3 +145,14 @@ def requeue_delivery(conn: Connection, delivery_id: int, now: int, retry_until: 
         .where(_DEL.c.id == delivery_id)
         .values(status="pending", next_attempt_at=now, retry_until=retry_until, claimed_until=None)
     )
+
+
+def delete_old_deliveries(conn: Connection, before: int, limit: int) -> int:
+    """Drop up to ``limit`` finished deliveries created before ``before``; pending ones stay."""
+    old = (
+        sa.select(_DEL.c.id)
+        .where(_DEL.c.status != "pending", _DEL.c.created_at < before)
+        .order_by(_DEL.c.id)
+        .limit(limit)
+    )
+    return conn.execute(_DEL.delete().where(_DEL.c.id.in_(old.scalar_subquery()))).rowcount
