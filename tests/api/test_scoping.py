@@ -17,6 +17,8 @@ from typing import Any
 import pytest
 from fastapi.routing import APIRoute
 
+from goldlabel.services.webhooks import route_events
+
 try:
     from fastapi.routing import iter_route_contexts
 except ImportError:  # FastAPI < 0.165 lists included routes flat in app.routes
@@ -39,6 +41,8 @@ PATH_FILLS = {
     "user_id": lambda w: w.annotator_a.id,
     "annotator_id": lambda w: w.annotator_a.id,
     "token_id": lambda w: w.token,
+    "webhook_id": lambda w: w.webhook,
+    "delivery_id": lambda w: w.delivery,
 }
 
 # A VALID request body per route that takes one, so the request reaches the access check instead
@@ -69,6 +73,10 @@ BODIES: dict[tuple[str, str], Any] = {
     ("POST", "/projects/{project_id}/items/{item_id}/reviews"): lambda w: {
         "json": {"action": "accept"}
     },
+    ("POST", "/projects/{project_id}/webhooks"): lambda w: {
+        "json": {"url": "https://hooks.example.com/x", "event_types": ["*"]}
+    },
+    ("PATCH", "/projects/{project_id}/webhooks/{webhook_id}"): lambda w: {"json": {"is_active": False}},
     ("POST", "/projects/{project_id}/imports"): lambda w: {
         "files": {"file": ("items.jsonl", b'{"external_id": "up", "data": {"text": "t"}}\n')}
     },
@@ -133,6 +141,8 @@ class World:
     answer: int
     lease: str
     token: int
+    webhook: int
+    delivery: int
 
     def fill(self, route: Route, **overrides: Any) -> str:
         values = {name: overrides.get(name, PATH_FILLS[name](self)) for name in route.params}
@@ -158,6 +168,9 @@ def world(factory) -> World:
     gold = {"external_id": "gold", "data": {"text": "known"}, "gold": {"sentiment": "negative"}}
     assert api.post(f"/api/v1/projects/{pid}/items", json=[gold]).status_code == 201
 
+    hook = api.post(f"/api/v1/projects/{pid}/webhooks",
+                    json={"url": "https://hooks.example.com/a", "event_types": ["answer.created"]}).json()
+
     ann = factory.api_as(annotator_a)
     first = ann.post(f"/api/v1/projects/{pid}/next").json()
     submitted = ann.post(
@@ -167,6 +180,8 @@ def world(factory) -> World:
     live = ann.post(f"/api/v1/projects/{pid}/next")
     assert live.status_code == 200, live.text
     token = ann.post(f"/api/v1/users/{annotator_a.id}/tokens", json={"name": "laptop"}).json()
+    route_events(factory.ctx)  # the answer's event, queued for the webhook: a delivery of A
+    [delivery] = api.get(f"/api/v1/projects/{pid}/webhooks/{hook['id']}/deliveries").json()
     items = {
         i["external_id"]: i["id"] for i in api.get(f"/api/v1/projects/{pid}/items").json()["items"]
     }
@@ -185,6 +200,8 @@ def world(factory) -> World:
         answer=submitted.json()["answer"]["id"],
         lease=live.json()["token"],
         token=token["id"],
+        webhook=hook["id"],
+        delivery=delivery["id"],
     )
 
 

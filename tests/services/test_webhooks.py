@@ -250,7 +250,7 @@ from goldlabel.config import Settings
 from goldlabel.services.context import Context
 from goldlabel.services.webhooks import WebhookWorker
 ctx = Context.from_settings(Settings(database_url=sys.argv[1], webhook_allowed_networks="127.0.0.1/32",
-                                     webhook_timeout_s=60, webhook_claim_s=60))
+                                     webhook_timeout_s=30, webhook_claim_s=60))
 WebhookWorker(ctx).run_once()
 """
 
