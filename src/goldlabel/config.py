@@ -6,11 +6,12 @@ passed down explicitly; nothing reads the environment at import time.
 
 from __future__ import annotations
 
+import ipaddress
 import os
 from pathlib import Path
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 ENV_PREFIX = "GOLDLABEL_"
 
@@ -148,6 +149,51 @@ class Settings(BaseModel):
     max_media_bytes: int = Field(default=512 * 1024**2, ge=1,
                                  description="Largest media file an import or upload accepts.")
     log_level: str = Field(default="warning", description="uvicorn / goldlabel log level.")
+    webhook_poll_interval_s: float = Field(
+        default=1.0, ge=0,
+        description="Seconds between the webhook worker's looks at the outbox; 0 turns delivery off "
+        "in this process (events wait for a process that delivers).",
+    )
+    webhook_timeout_s: float = Field(default=10.0, gt=0, description="Timeout of one webhook request.")
+    webhook_retry_base_s: float = Field(
+        default=30.0, gt=0,
+        description="First wait before retrying a failed webhook delivery; doubles each try (at most an hour).",
+    )
+    webhook_retry_window_s: float = Field(
+        default=86400.0, gt=0,
+        description="How long a webhook delivery is retried before it is marked failed (24 h).",
+    )
+    webhook_claim_s: float = Field(
+        default=120.0, gt=0,
+        description="How long a worker's claim on a webhook delivery holds: a worker that dies while "
+        "sending leaves the delivery to another after this long (longer than webhook_timeout_s).",
+    )
+    webhook_log_retention_s: float = Field(
+        default=30 * 86400.0, gt=0,
+        description="How long delivered and failed webhook deliveries stay in the delivery log (30 days).",
+    )
+    webhook_allowed_networks: str = Field(
+        default="",
+        description="Comma-separated IP networks webhooks may reach although they are not public "
+        "(loopback, private, link-local), e.g. 10.0.0.0/8; empty: public addresses only.",
+    )
+
+    @field_validator("webhook_allowed_networks")
+    @classmethod
+    def _check_networks(cls, value: str) -> str:
+        for entry in filter(None, (e.strip() for e in value.split(","))):
+            try:
+                ipaddress.ip_network(entry, strict=False)
+            except ValueError as exc:
+                raise ValueError(f"{entry!r} is not an IP network (e.g. 10.0.0.0/8)") from exc
+        return value
+
+    @model_validator(mode="after")
+    def _check_webhook_claim(self) -> Settings:
+        # A claim shorter than a send would let a second worker send while the first still waits.
+        if self.webhook_claim_s <= self.webhook_timeout_s:
+            raise ValueError("webhook_claim_s must be longer than webhook_timeout_s")
+        return self
 
     @classmethod
     def from_env(cls, environ: dict[str, str] | None = None, **overrides: Any) -> Settings:

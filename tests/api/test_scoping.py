@@ -17,6 +17,8 @@ from typing import Any
 import pytest
 from fastapi.routing import APIRoute
 
+from goldlabel.services.webhooks import route_events
+
 try:
     from fastapi.routing import iter_route_contexts
 except ImportError:  # FastAPI < 0.165 lists included routes flat in app.routes
@@ -41,6 +43,8 @@ PATH_FILLS = {
     "token_id": lambda w: w.token,
     "name": lambda w: w.media_name,
     "snapshot_id": lambda w: w.snapshot,
+    "webhook_id": lambda w: w.webhook,
+    "delivery_id": lambda w: w.delivery,
 }
 
 # A VALID request body per route that takes one, so the request reaches the access check instead
@@ -71,6 +75,10 @@ BODIES: dict[tuple[str, str], Any] = {
     ("POST", "/projects/{project_id}/items/{item_id}/reviews"): lambda w: {
         "json": {"action": "accept"}
     },
+    ("POST", "/projects/{project_id}/webhooks"): lambda w: {
+        "json": {"url": "https://hooks.example.com/x", "event_types": ["*"]}
+    },
+    ("PATCH", "/projects/{project_id}/webhooks/{webhook_id}"): lambda w: {"json": {"is_active": False}},
     ("POST", "/projects/{project_id}/imports"): lambda w: {
         "files": {"file": ("items.jsonl", b'{"external_id": "up", "data": {"text": "t"}}\n')}
     },
@@ -143,6 +151,8 @@ class World:
     token: int
     media_name: str  # a media file of project A (sha256.ext)
     snapshot: int  # a snapshot of project A
+    webhook: int
+    delivery: int
 
     def fill(self, route: Route, **overrides: Any) -> str:
         values = {name: overrides.get(name, PATH_FILLS[name](self)) for name in route.params}
@@ -168,6 +178,9 @@ def world(factory) -> World:
     gold = {"external_id": "gold", "data": {"text": "known"}, "gold": {"sentiment": "negative"}}
     assert api.post(f"/api/v1/projects/{pid}/items", json=[gold]).status_code == 201
 
+    hook = api.post(f"/api/v1/projects/{pid}/webhooks",
+                    json={"url": "https://hooks.example.com/a", "event_types": ["answer.created"]}).json()
+
     ann = factory.api_as(annotator_a)
     first = ann.post(f"/api/v1/projects/{pid}/next").json()
     submitted = ann.post(
@@ -177,6 +190,8 @@ def world(factory) -> World:
     live = ann.post(f"/api/v1/projects/{pid}/next")
     assert live.status_code == 200, live.text
     token = ann.post(f"/api/v1/users/{annotator_a.id}/tokens", json={"name": "laptop"}).json()
+    route_events(factory.ctx)  # the answer's event, queued for the webhook: a delivery of A
+    [delivery] = api.get(f"/api/v1/projects/{pid}/webhooks/{hook['id']}/deliveries").json()
     media = api.post(f"/api/v1/projects/{pid}/media", files={"file": ("a.png", TINY_PNG)})
     assert media.status_code == 201, media.text
     snapshot = api.post(f"/api/v1/projects/{pid}/snapshots", json={"name": "frozen"})
@@ -202,6 +217,8 @@ def world(factory) -> World:
         media_name=next(i["data"]["image"] for i in api.get(f"/api/v1/projects/{pid}/items").json()["items"]
                         if i["external_id"] == "a.png").rsplit("/", 1)[1],
         snapshot=snapshot.json()["id"],
+        webhook=hook["id"],
+        delivery=delivery["id"],
     )
 
 

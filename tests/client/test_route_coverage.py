@@ -13,6 +13,7 @@ from fastapi.routing import APIRoute, iter_route_contexts
 
 from goldlabel.client import Client
 from goldlabel.client.transport import ASGIAppTransport
+from goldlabel.services.webhooks import route_events
 
 BASE_URL = "http://goldlabel.test"
 SCHEMA = {
@@ -106,6 +107,13 @@ def test_every_route_is_called_by_an_sdk_method(factory, app, make_user, tmp_pat
         assert {m.user_id for m in gl.list_members(pid)} == {admin.id, annotator.id}
         assert [v.version for v in gl.list_schema_versions(pid)] == [1]
 
+        # webhooks: subscribed before the annotate loop below, so its events are routed to it
+        # (by route_events: no worker runs here, and nothing is sent)
+        hook = gl.create_webhook(pid, "https://hooks.example.com/goldlabel", ["item.final", "answer.created"])
+        assert hook["secret"].startswith("whsec_")
+        assert [h["id"] for h in gl.list_webhooks(pid)] == [hook["id"]]
+        assert "secret" not in gl.get_webhook(pid, hook["id"])
+
         # items
         gl.add_items(pid, [{"external_id": f"x{i}", "data": {"text": f"t{i}"}} for i in range(3)])
         items = list(gl.list_items(pid))
@@ -127,6 +135,13 @@ def test_every_route_is_called_by_an_sdk_method(factory, app, make_user, tmp_pat
             assert getattr(exc, "code", None) == "item_closed", exc
         assert [a.id for a in gl.list_answers(pid)] == [mine.id]
         assert any(e.kind == "answer.created" for e in gl.list_events(pid))
+
+        route_events(factory.ctx)
+        assert gl.update_webhook(pid, hook["id"], is_active=False)["is_active"] is False
+        deliveries = gl.list_webhook_deliveries(pid, hook["id"])
+        assert "answer.created" in {d["event_type"] for d in deliveries}
+        assert gl.resend_webhook_delivery(pid, hook["id"], deliveries[0]["id"])["status"] == "pending"
+        gl.delete_webhook(pid, hook["id"])
 
         # quality and review
         assert [a["annotator_id"] for a in gl.list_annotators(pid)] == [annotator.id]

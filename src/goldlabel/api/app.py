@@ -14,10 +14,11 @@ from goldlabel import __version__
 from goldlabel.api.fastlane import AnnotateFastLane
 from goldlabel.api.guard import RequestGuard
 from goldlabel.api.problems import PROBLEM_RESPONSES, install_problem_handlers
-from goldlabel.api.routes import items, media, projects, quality, queue, snapshots, transfer, users
+from goldlabel.api.routes import items, media, projects, quality, queue, snapshots, transfer, users, webhooks
 from goldlabel.config import Settings
 from goldlabel.services.context import Context
 from goldlabel.services.quality import RefitScheduler
+from goldlabel.services.webhooks import WebhookWorker
 from goldlabel.storage.migrate import upgrade_database
 from goldlabel.web import install_web
 
@@ -71,6 +72,10 @@ def create_app(settings: Settings | None = None, *, context: Context | None = No
         if ctx.settings.refit_interval_s > 0:
             scheduler = RefitScheduler(ctx, ctx.settings.refit_interval_s)
             scheduler.start()
+        deliverer = None
+        if ctx.settings.webhook_poll_interval_s > 0:
+            deliverer = WebhookWorker(ctx)
+            deliverer.start()
         if context is None:
             # A server process (the app owns its context): what exists now (modules, routes,
             # templates, the engine) lives as long as the process. Taken out of the cyclic
@@ -82,6 +87,8 @@ def create_app(settings: Settings | None = None, *, context: Context | None = No
         ctx.close_async_pg()
         if scheduler is not None:
             scheduler.stop()
+        if deliverer is not None:
+            deliverer.stop()
         if context is None:
             ctx.close()
 
@@ -98,7 +105,7 @@ def create_app(settings: Settings | None = None, *, context: Context | None = No
     app.state.context = ctx
     install_problem_handlers(app)
     api = APIRouter(prefix=API_PREFIX, responses=PROBLEM_RESPONSES)
-    for module in (users, projects, items, queue, quality, transfer, snapshots, media):
+    for module in (users, projects, items, queue, quality, transfer, snapshots, media, webhooks):
         api.include_router(module.router)
     app.include_router(api)
     # Added before the web middleware, so inside it: the session cookie is resolved by then.

@@ -354,3 +354,50 @@ install_secrets = sa.Table(
     sa.Column("value", sa.String(200), nullable=False),
     sa.Column("created_at", sa.BigInteger, nullable=False),
 )
+
+WEBHOOK_DELIVERY_STATUSES = ("pending", "delivered", "failed")
+
+# A project's webhook subscription. The secret signs every delivery, so it is kept (it must be
+# recoverable to sign); the API shows it once, at creation.
+webhook_subscriptions = sa.Table(
+    "webhook_subscriptions",
+    metadata,
+    _pk(),
+    sa.Column("project_id", Id, sa.ForeignKey("projects.id", ondelete="CASCADE"), nullable=False),
+    sa.Column("url", sa.String(2000), nullable=False),
+    sa.Column("event_types", Json, nullable=False),
+    sa.Column("secret", sa.String(100), nullable=False),
+    sa.Column("is_active", sa.Boolean, nullable=False, server_default=sa.true()),
+    sa.Column("description", sa.String(500), nullable=False, server_default=""),
+    sa.Column("created_by", Id, sa.ForeignKey("users.id", ondelete="SET NULL"), nullable=True),
+    sa.Column("created_at", sa.BigInteger, nullable=False),
+    sa.Index("ix_webhook_subscriptions_project_id", "project_id"),
+)
+
+# One event for one subscription: the delivery log and the retry state. Written when the worker
+# fans an outbox event out (in the transaction that marks the event delivered_at), claimed by
+# one worker at a time (claimed_until), retried with back-off until retry_until.
+webhook_deliveries = sa.Table(
+    "webhook_deliveries",
+    metadata,
+    _pk(),
+    sa.Column("subscription_id", Id, sa.ForeignKey("webhook_subscriptions.id", ondelete="CASCADE"),
+              nullable=False),
+    sa.Column("event_id", Id, sa.ForeignKey("events.id", ondelete="CASCADE"), nullable=False),
+    sa.Column("project_id", Id, sa.ForeignKey("projects.id", ondelete="CASCADE"), nullable=False),
+    sa.Column("status", sa.String(20), nullable=False, server_default="pending"),
+    sa.Column("attempts", sa.Integer, nullable=False, server_default="0"),
+    sa.Column("next_attempt_at", sa.BigInteger, nullable=False),
+    sa.Column("retry_until", sa.BigInteger, nullable=False),
+    sa.Column("claimed_until", sa.BigInteger, nullable=True),
+    sa.Column("last_attempt_at", sa.BigInteger, nullable=True),
+    sa.Column("response_status", sa.Integer, nullable=True),
+    sa.Column("last_error", sa.String(500), nullable=True),
+    sa.Column("created_at", sa.BigInteger, nullable=False),
+    sa.Column("delivered_at", sa.BigInteger, nullable=True),
+    sa.UniqueConstraint("subscription_id", "event_id"),
+    sa.CheckConstraint(f"status IN {WEBHOOK_DELIVERY_STATUSES!r}", name="status"),
+    sa.Index("ix_webhook_deliveries_due", "status", "next_attempt_at"),
+    sa.Index("ix_webhook_deliveries_subscription_id", "subscription_id", "id"),
+    sa.Index("ix_webhook_deliveries_event_id", "event_id"),
+)

@@ -10,7 +10,7 @@ from fastapi import FastAPI, Request
 from fastapi.responses import FileResponse
 from fastapi.staticfiles import StaticFiles
 
-from goldlabel.web import console, pages
+from goldlabel.web import console, console_webhooks, pages
 from goldlabel.web.api_docs import install_api_docs
 from goldlabel.web.rendering import (
     STATIC_DIR,
@@ -39,6 +39,7 @@ def install_web(app: FastAPI) -> None:
                      asset_version=version)
     app.include_router(pages.router)
     app.include_router(console.router)
+    app.include_router(console_webhooks.router)
 
     @app.get("/favicon.ico", include_in_schema=False)
     def favicon() -> FileResponse:
