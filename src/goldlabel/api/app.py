@@ -14,7 +14,17 @@ from goldlabel import __version__
 from goldlabel.api.fastlane import AnnotateFastLane
 from goldlabel.api.guard import RequestGuard
 from goldlabel.api.problems import PROBLEM_RESPONSES, install_problem_handlers
-from goldlabel.api.routes import items, media, projects, quality, queue, snapshots, transfer, users, webhooks
+from goldlabel.api.routes import (
+    items,
+    media,
+    projects,
+    quality,
+    queue,
+    snapshots,
+    transfer,
+    users,
+    webhooks,
+)
 from goldlabel.config import Settings
 from goldlabel.services.context import Context
 from goldlabel.services.quality import RefitScheduler
