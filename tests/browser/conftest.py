@@ -96,7 +96,10 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
     upgrade_database(ctx.engine)
     port = _free_port()
     env = {**os.environ, "GOLDLABEL_DATABASE_URL": settings.database_url,
-           "GOLDLABEL_SECRET_KEY": settings.secret_key, "GOLDLABEL_LOG_LEVEL": "warning"}
+           "GOLDLABEL_SECRET_KEY": settings.secret_key, "GOLDLABEL_LOG_LEVEL": "warning",
+           # Every browser test logs in from 127.0.0.1: the per-address throttle would refuse the
+           # suite itself (tests/web/test_login_security.py tests the throttle).
+           "GOLDLABEL_LOGIN_ATTEMPTS_PER_MINUTE": "100000"}
     # TODO(#4): switch to `goldlabel serve --port` once the CLI lands.
     cmd = [sys.executable, "-m", "uvicorn", "goldlabel.api.app:create_app", "--factory",
            "--host", "127.0.0.1", "--port", str(port), "--log-level", "warning"]
