@@ -25,7 +25,8 @@ EXTENSIONS: tuple[str, ...] = ()
 MEDIA_TYPE = "application/zip"
 FILE_EXTENSION = "zip"
 IMPORTS = False
-SHARD_DOCS = 5000
+SHARD_DOCS = 1000
+VOCAB_RESET_STRINGS = 50_000
 
 
 def _spacy():
@@ -54,8 +55,12 @@ class Writer(LabeledWriter):
         from spacy.tokens import DocBin
         from spacy.util import filter_spans
 
-        self._DocBin, self._filter_spans = DocBin, filter_spans
-        self.nlp = spacy.blank("xx")
+        self._DocBin, self._filter_spans, self._spacy = DocBin, filter_spans, spacy
+        # One pipeline per split, replaced when its string store has grown large: every token
+        # string a doc adds stays in the vocabulary, so one pipeline for a whole export grows with
+        # the project. Measured on 200k items (benchmarks/media_formats.py): one pipeline and 5,000-doc
+        # shards peaked at 429 MB; per-split resets and 1,000-doc shards at 294 MB.
+        self.nlps = {split: spacy.blank("xx") for split in SPLITS}
         self.archive = ZipArchive(out)
         self.bins = {split: DocBin() for split in SPLITS}
         self.ids: dict[str, list[bytes]] = {split: [] for split in SPLITS}
@@ -65,7 +70,7 @@ class Writer(LabeledWriter):
         text = item.data.get(self.question.source)
         if not isinstance(text, str):
             return
-        doc = self.nlp.make_doc(text)
+        doc = self.nlps[item.split].make_doc(text)
         spans = []
         for span in item.value:
             piece = doc.char_span(span["start"], span["end"], label=span["label"], alignment_mode="expand")
@@ -90,6 +95,8 @@ class Writer(LabeledWriter):
             self.shards[split] += 1
             self.bins[split] = self._DocBin()
             self.ids[split] = []
+            if len(self.nlps[split].vocab.strings) > VOCAB_RESET_STRINGS:
+                self.nlps[split] = self._spacy.blank("xx")
 
     def finish(self) -> None:
         for split in SPLITS:
