@@ -141,6 +141,8 @@ def annotate(request: Request, project_id: int, actor: PageActor) -> HTMLRespons
         "lease_ttl_s": project["lease_ttl_s"],
         "settings": {k: project["settings"].get(k) for k in WORKSPACE_SETTINGS},
         "user": {"id": actor.id, "username": actor.username},
+        # The workspace applies the import's image source rule (dom.js safeImageUrl).
+        "media_http_hosts": list(ctx.settings.media_http_hosts),
     }
     return render(request, "annotate.html", {"project": project, "workspace": workspace,
                                              "csrf": csrf_token_for(request)})
