@@ -178,19 +178,11 @@ class Settings(BaseModel):
         "(loopback, private, link-local), e.g. 10.0.0.0/8; empty: public addresses only.",
     )
 
-    media_http_hosts: list[str] = Field(
-        default_factory=list,
-        description="Hosts whose http: (not https:) image URLs items may name, e.g. an intranet "
-        "image server; comma-separated in the environment. Empty: https:, media paths and "
-        "data:image only.",
+    media_http_hosts: str = Field(
+        default="",
+        description="Comma-separated hosts whose http: (not https:) image URLs items may name, e.g. "
+        "an intranet image server; empty: https:, media paths and data:image only.",
     )
-
-    @field_validator("media_http_hosts", mode="before")
-    @classmethod
-    def _split_hosts(cls, value: Any) -> Any:
-        if isinstance(value, str):
-            return [h.strip().lower() for h in value.split(",") if h.strip()]
-        return value
 
     @field_validator("webhook_allowed_networks")
     @classmethod

@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 
 from goldlabel.config import Settings
-from goldlabel.domain.media_sources import check_image_source
+from goldlabel.domain.media_sources import check_image_source, parse_hosts
 
 SHA = "0123456789abcdef" * 4
 HOSTS = ("images.lan",)
@@ -51,5 +51,5 @@ def test_http_needs_a_configured_host():
 def test_setting_reads_a_comma_separated_list_from_the_environment():
     settings = Settings.from_env({"GOLDLABEL_MEDIA_HTTP_HOSTS": " Images.lan, cdn.lan ,"},
                                  secret_key="x")
-    assert settings.media_http_hosts == ["images.lan", "cdn.lan"]
-    assert Settings(secret_key="x").media_http_hosts == []
+    assert parse_hosts(settings.media_http_hosts) == {"images.lan", "cdn.lan"}
+    assert parse_hosts(Settings(secret_key="x").media_http_hosts) == frozenset()

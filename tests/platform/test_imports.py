@@ -404,7 +404,7 @@ def test_image_sources_the_workspace_refuses_are_refused_at_import(factory):
 
 
 def test_http_images_import_from_the_configured_hosts_only(factory, settings):
-    hosts = Context.from_settings(settings.model_copy(update={"media_http_hosts": ["images.lan"]}))
+    hosts = Context.from_settings(settings.model_copy(update={"media_http_hosts": "images.lan"}))
     try:
         project = factory.make_project(schema=BOXES_SCHEMA)
         ok = [{"external_id": "a", "data": {"image": "http://images.lan:8080/a.jpg"}}]

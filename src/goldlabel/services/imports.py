@@ -20,6 +20,7 @@ import orjson
 from goldlabel.domain.errors import FieldError, GoldlabelError, forbidden
 from goldlabel.domain.json_limits import MESSAGES, check_json, printable, text_problem
 from goldlabel.domain.label_schema import BoxesQuestion, LabelSchema
+from goldlabel.domain.media_sources import parse_hosts
 from goldlabel.formats import detect_format, parquet
 from goldlabel.services.access import Actor, load_project
 from goldlabel.services.bulk import fewer_gc_passes
@@ -233,7 +234,7 @@ def ingest_rows(
         schema = ctx.get_schema(project)
         # Image sources the workspace would refuse are refused here (one rule: media_sources).
         boxes = [q for q in schema.questions if isinstance(q, BoxesQuestion)]
-        http_hosts = frozenset(ctx.settings.media_http_hosts)
+        http_hosts = parse_hosts(ctx.settings.media_http_hosts)
         # Another import into this project commits first (PostgreSQL; SQLite's write transaction
         # already excludes it): the baseline below and every lookup then see its items.
         import_store.serialize_imports(conn, project_id)
