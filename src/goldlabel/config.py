@@ -178,6 +178,12 @@ class Settings(BaseModel):
         "(loopback, private, link-local), e.g. 10.0.0.0/8; empty: public addresses only.",
     )
 
+    media_http_hosts: str = Field(
+        default="",
+        description="Comma-separated hosts whose http: (not https:) image URLs items may name, e.g. "
+        "an intranet image server; empty: https:, media paths and data:image only.",
+    )
+
     @field_validator("webhook_allowed_networks")
     @classmethod
     def _check_networks(cls, value: str) -> str:

@@ -723,8 +723,15 @@ def test_validate_item_data():
         q("boxes", "b", labels=["car"], coordinates="pixel"),
         q("ranking", "r"),
     )
-    schema.validate_item_data({"text": "t", "image": "u.jpg", "width": 1, "height": 2,
-                               "responses": ["x", "y"]})
+    schema.validate_item_data({"text": "t", "image": "https://cdn.example/u.jpg", "width": 1,
+                               "height": 2, "responses": ["x", "y"]})
+    # The image source rule the workspace applies (media_sources); http: only for listed hosts.
+    good = {"text": "t", "width": 1, "height": 2, "responses": ["x", "y"]}
+    with pytest.raises(GoldlabelError) as info:
+        schema.validate_item_data({**good, "image": "http://images.lan/u.jpg"})
+    assert problems(info.value) == [(("data", "image"), "http_host_not_allowed")]
+    schema.validate_item_data({**good, "image": "http://images.lan/u.jpg"},
+                              http_hosts=["images.lan"])
     with pytest.raises(GoldlabelError) as info:
         schema.validate_item_data({"text": 3, "width": -1, "responses": ["x"]})
     assert problems(info.value) == [

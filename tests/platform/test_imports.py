@@ -375,3 +375,44 @@ def test_duplicates_are_found_across_batches_and_after_errors(factory):
                          on_conflict="update")
     assert (report.created, report.updated, report.error_count) == (8, 1, 3)
     assert len(db_items(factory.ctx, pid)) == 10
+
+
+BOXES_SCHEMA = {"questions": [{"name": "objects", "kind": "boxes", "labels": ["car"]}]}
+MEDIA = "/api/v1/projects/1/media/" + "ab" * 32 + ".png"
+
+
+def test_image_sources_the_workspace_refuses_are_refused_at_import(factory):
+    # Before, these imported fine and then showed as "no usable image" in the workspace.
+    project = factory.make_project(schema=BOXES_SCHEMA)
+    rows = [{"external_id": "ok1", "data": {"image": "https://cdn.example/a.jpg"}},
+            {"external_id": "ok2", "data": {"image": MEDIA}},
+            {"external_id": "http", "data": {"image": "http://cdn.example/a.jpg"}},
+            {"external_id": "js", "data": {"image": "javascript:alert(1)"}},
+            {"external_id": "rel", "data": {"image": "/static/a.png"}},
+            {"external_id": "proto", "data": {"image": "//evil.example/a.png"}}]
+    api = factory.api_as(project["manager"])
+    res = upload(api, project["id"], jsonl_bytes(rows))
+    assert res.status_code == 422, res.text
+    errors = res.json()["report"]["errors"]
+    assert [(e["line"], e["loc"], e["code"]) for e in errors] == [
+        (3, ["data", "image"], "http_host_not_allowed"),
+        (4, ["data", "image"], "unsupported_scheme"),
+        (5, ["data", "image"], "bad_media_path"),
+        (6, ["data", "image"], "unsupported_scheme"),
+    ]
+    assert db_items(factory.ctx, project["id"]) == []
+
+
+def test_http_images_import_from_the_configured_hosts_only(factory, settings):
+    hosts = Context.from_settings(settings.model_copy(update={"media_http_hosts": "images.lan"}))
+    try:
+        project = factory.make_project(schema=BOXES_SCHEMA)
+        ok = [{"external_id": "a", "data": {"image": "http://images.lan:8080/a.jpg"}}]
+        report = import_file(hosts, None, project["id"], io.BytesIO(jsonl_bytes(ok)), fmt="jsonl")
+        assert report.created == 1
+        bad = [{"external_id": "b", "data": {"image": "http://other.lan/a.jpg"}}]
+        with pytest.raises(ImportFailed) as exc:
+            import_file(hosts, None, project["id"], io.BytesIO(jsonl_bytes(bad)), fmt="jsonl")
+        assert exc.value.extra["report"]["errors"][0]["code"] == "http_host_not_allowed"
+    finally:
+        hosts.close()

@@ -43,6 +43,10 @@ def test_unsafe_images_are_not_shown():
     assert safe_image_url("//evil.example/a.png") is None
     assert safe_image_url("data:text/html,<script>") is None
     assert safe_image_url("data:image/png;base64,AAAA") == "data:image/png;base64,AAAA"
+    # The console shows what import accepts (goldlabel.domain.media_sources), no other path.
+    media = "/api/v1/projects/3/media/" + "f" * 64 + ".jpg"
+    assert safe_image_url(media) == media
+    assert safe_image_url("/static/a.png") is None
     view = VIEWS.view("objs", [], {"image": "javascript:alert(1)", "width": 1, "height": 1})
     assert view["image"] is None
 

@@ -19,7 +19,8 @@ import orjson
 
 from goldlabel.domain.errors import FieldError, GoldlabelError, forbidden
 from goldlabel.domain.json_limits import MESSAGES, check_json, printable, text_problem
-from goldlabel.domain.label_schema import LabelSchema
+from goldlabel.domain.label_schema import BoxesQuestion, LabelSchema
+from goldlabel.domain.media_sources import parse_hosts
 from goldlabel.formats import detect_format, parquet
 from goldlabel.services.access import Actor, load_project
 from goldlabel.services.bulk import fewer_gc_passes
@@ -156,6 +157,13 @@ def check_row(row: Any, line: int, schema: LabelSchema) -> tuple[dict | None, li
     }, []
 
 
+def _check_image_sources(boxes, data: dict, line: int, http_hosts) -> list[FieldError]:
+    errors: list[FieldError] = []
+    for q in boxes:
+        q.check_image_source(data, ("data",), errors, http_hosts)
+    return [FieldError(e.loc, e.code, e.message, line) for e in errors]
+
+
 def _check_answer(schema, value, data, loc, line, errors) -> dict | None:
     try:
         return schema.validate_answer(value, data, loc_prefix=loc)
@@ -224,6 +232,9 @@ def ingest_rows(
             if project is None:
                 raise forbidden("no such project")
         schema = ctx.get_schema(project)
+        # Image sources the workspace would refuse are refused here (one rule: media_sources).
+        boxes = [q for q in schema.questions if isinstance(q, BoxesQuestion)]
+        http_hosts = parse_hosts(ctx.settings.media_http_hosts)
         # Another import into this project commits first (PostgreSQL; SQLite's write transaction
         # already excludes it): the baseline below and every lookup then see its items.
         import_store.serialize_imports(conn, project_id)
@@ -242,6 +253,8 @@ def ingest_rows(
                     report.add_errors([row], max_errors)
                     continue
                 item, errors = check_row(row, line, schema)
+                if not errors and boxes:
+                    errors = _check_image_sources(boxes, item["data"], line, http_hosts)
                 if errors:
                     report.add_errors(errors, max_errors)
                     continue

@@ -23,6 +23,7 @@ from goldlabel.domain.label_schema.ranking import RankingQuestion
 from goldlabel.domain.label_schema.rating import RatingQuestion
 from goldlabel.domain.label_schema.spans import SpansQuestion
 from goldlabel.domain.label_schema.text import TextQuestion
+from goldlabel.domain.media_sources import check_image_source
 
 # Field names the annotate workspace also shows as images (workspace.js GENERIC_IMAGE_FIELDS).
 IMAGE_FIELDS = frozenset({"image", "image_url", "img", "picture", "url"})
@@ -31,16 +32,11 @@ COLORS = 8  # label color classes c0..c7 in goldlabel.css
 
 
 def safe_image_url(value: Any) -> str | None:
-    """An image URL that may go in ``<img src>``: https, same-site paths or data:image (as the
-    workspace's ``safeImageUrl`` in dom.js); anything else (javascript:, http:) is not shown."""
-    if not isinstance(value, str):
+    """An image URL that may go in ``<img src>``: the import's and the workspace's rule
+    (``goldlabel.domain.media_sources``); anything else (javascript:, http:) is not shown."""
+    if check_image_source(value) is not None:
         return None
-    url = value.strip()
-    if url[:8].lower() == "https://" or _DATA_IMAGE.match(url):
-        return url
-    if url.startswith("/") and not url.startswith("//"):
-        return url
-    return None
+    return value.strip()
 
 
 def _excerpt(text: str, limit: int) -> str:

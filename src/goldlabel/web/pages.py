@@ -13,6 +13,7 @@ from fastapi import APIRouter, Form, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
 from goldlabel.domain.errors import GoldlabelError
+from goldlabel.domain.media_sources import parse_hosts
 from goldlabel.services import projects as project_service
 from goldlabel.services import users as user_service
 from goldlabel.services.login_guard import TooManyAttempts, guard_of
@@ -141,6 +142,8 @@ def annotate(request: Request, project_id: int, actor: PageActor) -> HTMLRespons
         "lease_ttl_s": project["lease_ttl_s"],
         "settings": {k: project["settings"].get(k) for k in WORKSPACE_SETTINGS},
         "user": {"id": actor.id, "username": actor.username},
+        # The workspace applies the import's image source rule (dom.js safeImageUrl).
+        "media_http_hosts": sorted(parse_hosts(ctx.settings.media_http_hosts)),
     }
     return render(request, "annotate.html", {"project": project, "workspace": workspace,
                                              "csrf": csrf_token_for(request)})

@@ -17,7 +17,7 @@ The user documentation of the format is ``docs/label-schema.md``.
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -191,7 +191,8 @@ class LabelSchema:
         return result
 
     def validate_item_data(self, item_data: Any, *,
-                           loc_prefix: Sequence[str | int] = ("data",)) -> None:
+                           loc_prefix: Sequence[str | int] = ("data",),
+                           http_hosts: Collection[str] = ()) -> None:
         """Check that an item's data carries every field the questions read (span text, image URL
         and size, ranking candidates). Meant for import; raises ``invalid``."""
         prefix = tuple(loc_prefix)
@@ -200,6 +201,9 @@ class LabelSchema:
                                       f"item data must be an object, got {_type_name(item_data)}")])
         errors: list[FieldError] = []
         for q in self.questions:
-            q.check_item_data(item_data, prefix, errors)
+            if isinstance(q, BoxesQuestion):
+                q.check_item_data(item_data, prefix, errors, http_hosts)
+            else:
+                q.check_item_data(item_data, prefix, errors)
         if errors:
             raise invalid(errors, "item data does not fit the label schema")

@@ -51,6 +51,11 @@ ERROR_CODES: dict[str, str] = {
     # item data the question reads
     "missing_source": "the item data lacks a field the question reads (text, image, size, ...)",
     "bad_source": "the item data field the question reads has the wrong type or content",
+    # image sources (goldlabel.domain.media_sources, the rule the workspace applies too)
+    "http_host_not_allowed": "an http: image URL whose host is not in the media_http_hosts setting",
+    "unsupported_scheme": "an image source that is not https:, a media path or data:image",
+    "bad_media_path": "a same-origin image path that is not /api/v1/projects/<id>/media/<sha256>.<ext>",
+    "bad_data_uri": "a data: image source that is not data:image/(png|jpeg|gif|webp|svg+xml);base64",
 }
 
 _NAME_RE = re.compile(r"[A-Za-z_][A-Za-z0-9_-]{0,63}\Z")

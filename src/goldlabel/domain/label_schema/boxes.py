@@ -16,6 +16,8 @@ from goldlabel.domain.label_schema._common import (
     _wrong_type,
 )
 from goldlabel.domain.label_schema.base import _check_object_keys, _LabeledQuestion
+from goldlabel.domain.media_sources import MESSAGES as SOURCE_MESSAGES
+from goldlabel.domain.media_sources import check_image_source
 
 _BOX_KEYS = ("x", "y", "w", "h", "label")
 _BOX_ALLOWED = frozenset(_BOX_KEYS)
@@ -58,7 +60,15 @@ class BoxesQuestion(_LabeledQuestion):
                 size.append(value)
         return (size[0], size[1]) if len(size) == 2 else None
 
-    def check_item_data(self, item_data, loc, errors):
+    def check_image_source(self, item_data, loc, errors, http_hosts=()) -> None:
+        """Refuse an image source the workspace cannot show (the rule of media_sources)."""
+        image = item_data.get(self.source)
+        if isinstance(image, str) and (code := check_image_source(image, http_hosts)):
+            shown = image if len(image) <= 80 else image[:77] + "..."
+            _err(errors, (*loc, self.source), code,
+                 f"item data field {self.source!r}: {SOURCE_MESSAGES[code]}, got {shown!r}")
+
+    def check_item_data(self, item_data, loc, errors, http_hosts=()):
         image = item_data.get(self.source)
         if image is None:
             _err(errors, (*loc, self.source), "missing_source",
@@ -68,6 +78,8 @@ class BoxesQuestion(_LabeledQuestion):
             _err(errors, (*loc, self.source), "bad_source",
                  f"item data field {self.source!r} must be an image URL string, "
                  f"got {_type_name(image)}")
+        else:
+            self.check_image_source(item_data, loc, errors, http_hosts)
         if self.coordinates == "pixel":
             self._image_size(item_data, loc, errors, loc_per_field=True)
 

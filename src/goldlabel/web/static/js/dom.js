@@ -54,14 +54,37 @@ export function digitOf(event) {
   return /^[1-9]$/.test(event.key) ? Number(event.key) : 0;
 }
 
-// An image URL that is safe to put in <img src>: https, same-site paths, or data:image.
-export function safeImageUrl(value) {
-  if (typeof value !== 'string') return null;
+// Which image sources an item may name: the same rule as goldlabel.domain.media_sources
+// (imports refuse what this refuses; tests/browser/test_image_sources.py keeps both in step).
+const MEDIA_PATH = /^\/api\/v1\/projects\/[0-9]+\/media\/[0-9a-f]{64}\.[a-z0-9]{1,8}$/;
+const DATA_IMAGE = /^data:image\/(png|jpeg|gif|webp|svg\+xml);base64,[A-Za-z0-9+/=\s]*$/i;
+const HTTPS = /^https:\/\/[^/?#\s\\]+/i;
+const HTTP_HOST = /^http:\/\/([^/?#\s\\@]+)(?:[/?#]|$)/i;
+let imageHosts = []; // the media_http_hosts setting, given by the page (setImageHosts)
+
+export function setImageHosts(hosts) {
+  imageHosts = (hosts || []).map((h) => String(h).trim().toLowerCase()).filter(Boolean);
+}
+
+// null when the workspace may show `value` as an image, else the error code import would give.
+export function imageSourceProblem(value, hosts = imageHosts) {
+  if (typeof value !== 'string') return 'not_a_string';
   const url = value.trim();
-  if (/^https:\/\//i.test(url)) return url;
-  if (/^\/(?!\/)/.test(url)) return url;
-  if (/^data:image\/(png|jpeg|gif|webp|svg\+xml);/i.test(url)) return url;
-  return null;
+  if (MEDIA_PATH.test(url) || HTTPS.test(url)) return null;
+  const lower = url.toLowerCase();
+  if (lower.startsWith('data:')) return DATA_IMAGE.test(url) ? null : 'bad_data_uri';
+  if (lower.startsWith('http://')) {
+    const m = HTTP_HOST.exec(url);
+    const host = m ? m[1].toLowerCase().replace(/:[0-9]*$/, '') : '';
+    return host && hosts.map((h) => h.toLowerCase()).includes(host) ? null : 'http_host_not_allowed';
+  }
+  if (url.startsWith('/') && !url.startsWith('//')) return 'bad_media_path';
+  return 'unsupported_scheme';
+}
+
+// An image URL that is safe to put in <img src>, or null (see imageSourceProblem).
+export function safeImageUrl(value, hosts = imageHosts) {
+  return imageSourceProblem(value, hosts) ? null : value.trim();
 }
 
 export function formatDuration(ms) {

@@ -3,7 +3,7 @@
 // so submit -> next item costs one POST and a render, not two round trips.
 
 import { api, ApiError, csrfToken } from './api.js';
-import { clear, formatDuration, h, isTyping, safeImageUrl } from './dom.js';
+import { clear, formatDuration, h, isTyping, safeImageUrl, setImageHosts } from './dom.js';
 import { renderMarkdown } from './markdown.js';
 import { createWidget } from './widgets/index.js';
 
@@ -11,6 +11,7 @@ const config = JSON.parse(document.getElementById('workspace-data').textContent)
 const base = `/projects/${config.id}`;
 const questions = config.label_schema.questions;
 const maxLeases = config.settings.max_leases_per_annotator || 1;
+setImageHosts(config.media_http_hosts);
 const $ = (id) => document.getElementById(id);
 
 const ui = {
@@ -45,7 +46,7 @@ window.__goldlabel = { transitions: [] };
 
 const GENERIC_IMAGE_FIELDS = new Set(['image', 'image_url', 'img', 'picture', 'url']);
 
-function renderItemData(data, consumed) {
+function renderItemData(data, consumed, onFailed) {
   const box = h('div', { class: 'item-data' });
   const fields = Object.keys(data || {}).filter((k) => !consumed.has(k));
   for (const key of fields) {
@@ -54,6 +55,7 @@ function renderItemData(data, consumed) {
     let body;
     if (typeof value === 'string' && GENERIC_IMAGE_FIELDS.has(key) && safeImageUrl(value)) {
       body = h('img', { class: 'item-image', src: safeImageUrl(value), alt: key });
+      body.addEventListener('error', onFailed);
     } else if (typeof value === 'string') {
       body = h('div', { class: 'field-text' }, value);
     } else if (value !== null && typeof value === 'object') {
@@ -68,7 +70,11 @@ function renderItemData(data, consumed) {
 
 function buildView(item, value, { readOnly = false } = {}) {
   const view = { root: h('div', { class: 'view' }), widgets: [], cards: [], active: 0, shownAt: performance.now(), readOnly };
-  const env = (index) => ({ changed: ({ advance }) => onChanged(view, index, advance) });
+  view.notice = h('p', { class: 'media-failed', role: 'alert', 'data-testid': 'media-failed', hidden: true },
+    'The image could not be loaded: this item cannot be answered. Skip it, or tell the project owner.');
+  view.root.appendChild(view.notice);
+  const failed = () => onMediaFailed(view);
+  const env = (index) => ({ changed: ({ advance }) => onChanged(view, index, advance), mediaFailed: failed });
   const consumed = new Set();
   questions.forEach((q, i) => {
     const widget = createWidget(q, item, env(i));
@@ -82,12 +88,25 @@ function buildView(item, value, { readOnly = false } = {}) {
     card.addEventListener('pointerdown', () => setActive(view, i));
     view.cards.push(card);
   });
-  const dataBox = renderItemData(item.data, consumed);
+  const dataBox = renderItemData(item.data, consumed, failed);
   if (dataBox) view.root.appendChild(dataBox);
   view.cards.forEach((c) => view.root.appendChild(c));
   if (readOnly) view.root.classList.add('read-only');
   setActive(view, 0, false);
   return view;
+}
+
+// The item's image failed to load or its source is refused: nothing on it can be answered
+// truthfully, so submitting is off for this view (Skip and Release stay).
+function onMediaFailed(view) {
+  view.mediaFailed = true;
+  view.notice.hidden = false;
+  if (view === state.view) syncSubmit();
+}
+
+function syncSubmit() {
+  const view = state.view;
+  ui.submit.disabled = !view || view.readOnly || Boolean(view.mediaFailed);
 }
 
 function setActive(view, index, focus = true) {
@@ -153,6 +172,7 @@ function showLease(lease) {
   ui.history.hidden = true;
   hideMessage();
   showView(view);
+  syncSubmit();
   tickCountdown();
 }
 
@@ -253,7 +273,7 @@ function showErrors(view, problem) {
 
 async function submit() {
   const view = state.view;
-  if (state.submitting || !view || view.readOnly) return;
+  if (state.submitting || !view || view.readOnly || view.mediaFailed) return;
   const { value, missing } = collectAnswer(view);
   if (missing.length) {
     missing.forEach((i) => {
@@ -506,6 +526,7 @@ function openEdit(answer) {
   ui.submit.disabled = readOnly;
   ui.skip.hidden = true;
   showView(buildView(answer.item, answer.value, { readOnly }));
+  syncSubmit();
 }
 
 function backToWork() {
@@ -518,6 +539,7 @@ function backToWork() {
     ui.skip.hidden = false;
     ui.predictionNote.hidden = !predictionFor(state.lease.item);
     showView(state.leaseView);
+    syncSubmit();
     tickCountdown();
   } else if (state.started) {
     advance();

@@ -28,9 +28,17 @@ export function createBoxes(q, item, env) {
   const stage = h('div', { class: 'boxes-stage' }, img, layer);
   const note = h('p', { class: 'muted small' });
   const el = h('div', { class: 'boxes' }, h('div', { class: 'options' }, labelButtons), stage, note);
+  // An image that cannot be shown cannot be answered ("no objects" would be a wrong answer):
+  // the workspace disables submitting for this item and leaves Skip.
+  img.addEventListener('error', () => {
+    note.textContent = 'The image could not be loaded.';
+    if (env.mediaFailed) env.mediaFailed();
+  });
   if (url) img.src = url;
-  else note.textContent = `This item has no usable image URL in “${q.source}” (https, /path or data:image).`;
-  img.addEventListener('error', () => { note.textContent = 'The image could not be loaded.'; });
+  else {
+    note.textContent = `This item has no usable image URL in “${q.source}” (https, a media path or data:image).`;
+    if (env.mediaFailed) env.mediaFailed();
+  }
 
   function point(e) {
     const r = layer.getBoundingClientRect();
