@@ -66,7 +66,7 @@ def new_project(request: Request, actor: PageActor) -> Response:
     return _page(request, "project_form.html", {
         "project": None, "schema": example, "settings": QualitySettings().model_dump(),
         "defaults": {"overlap_min": 1, "overlap_max": 3, "lease_ttl_s": _ctx(request).settings.default_lease_ttl_s},
-        "active": "projects",
+        "gold_warnings": [], "active": "projects",
     })
 
 
