@@ -196,3 +196,26 @@ def test_item_page_after_a_review_shows_the_saved_outcome(labeled, session_as):
     assert "Accepted and saved (the item is now final)" in html and 'data-testid="review-next"' in html
     unknown = client.get(f"{path}?review=1&reviewed=%3Cscript%3E").text
     assert "and saved" not in unknown and "&lt;script&gt;" not in unknown  # not echoed at all
+
+
+def test_settings_page_warns_when_the_gold_pool_is_too_small(factory, session_as):
+    anns = [factory.make_user() for _ in range(3)]
+    project = factory.make_project(annotators=anns, overlap_min=1, overlap_max=2,
+                                   settings={"qualification_gold": 3})
+    pid = project["id"]
+    manager = factory.api_as(project["manager"])
+    gold = [{"external_id": f"g{i}", "data": {"text": f"gold {i}"}, "gold": {"sentiment": "positive"}}
+            for i in range(3)]
+    assert manager.post(f"/api/v1/projects/{pid}/items", json=gold).status_code == 201
+    page = session_as(project["manager"]).get(f"/console/projects/{pid}/settings")
+    assert page.status_code == 200
+    warnings = re.findall(r'data-testid="gold-pool-warning">([^<]*)<', page.text)
+    assert len(warnings) == 2, warnings
+    assert "gold pool (3 gold items)" in warnings[0]
+    assert "3 annotators x 3 qualification gold = 9" in warnings[1] and "at most 6" in warnings[1]
+    # Enough gold: no warning.
+    more = [{"external_id": f"h{i}", "data": {"text": f"gold h{i}"}, "gold": {"sentiment": "positive"}}
+            for i in range(3)]
+    assert manager.post(f"/api/v1/projects/{pid}/items", json=more).status_code == 201
+    page = session_as(project["manager"]).get(f"/console/projects/{pid}/settings")
+    assert "gold-pool-warning" not in page.text

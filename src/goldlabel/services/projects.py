@@ -21,8 +21,18 @@ PUBLIC_FIELDS = (
 )
 
 
+# The settings an annotator's workspace needs; the rest (gold_rate, qualification_gold, the gold_*
+# thresholds, suspend_below, ...) would tell an annotator how often and how their work is checked
+# against gold, so only reviewers and up see them (issue 17).
+ANNOTATOR_SETTINGS = ("show_predictions", "max_leases_per_annotator")
+
+
 def public_project(row: dict, role: str | None = None, counts: dict[str, int] | None = None) -> dict:
     out = {k: row[k] for k in PUBLIC_FIELDS}
+    if role is not None and not is_allowed(role, "review"):
+        # annotators (role None: the local operator, who sees everything): name, instructions, schema, lease ttl, and
+        # the few settings the workspace reads; nothing about gold or quality checks
+        out["settings"] = {k: row["settings"][k] for k in ANNOTATOR_SETTINGS if k in row["settings"]}
     out["role"] = role
     out["counts"] = counts
     return out
@@ -210,3 +220,26 @@ def remove_member(ctx: Context, actor: Actor, project_id: int, user_id: int) -> 
 def _settle_stalled(ctx: Context, conn: Any, project_id: int) -> None:
     """A change of members may leave open items without an eligible annotator: move them on."""
     quality_service.settle_stalled(ctx, conn, project_store.fetch_project(conn, project_id), now_ms())
+
+
+def gold_pool_warnings(ctx: Context, actor: Actor, project_id: int) -> list[str]:
+    """What the settings page tells a manager when the gold pool is too small for qualification:
+    then annotators all meet the same gold items, and comparing notes gives them away (issue 17),
+    or some cannot qualify at all. Estimates from today's members and gold items."""
+    with read_tx(ctx.engine) as conn:
+        row = load_project(conn, actor, project_id, "manage")
+        pool = project_store.count_gold_items(conn, project_id)
+        annotators = sum(1 for m in user_store.list_members(conn, project_id) if m["role"] == "annotator")
+    need = int(row["settings"].get("qualification_gold") or 0)
+    if need <= 0:
+        return []
+    out = []
+    if need >= pool:
+        out.append(f"Qualification gold ({need}) is not smaller than the gold pool ({pool} gold items): every "
+                   "annotator meets the same gold items while qualifying. Add gold items.")
+    slots = pool * row["overlap_max"]
+    if annotators * need > slots:
+        out.append(f"{annotators} annotators x {need} qualification gold = {annotators * need} gold answers, but "
+                   f"{pool} gold items x max overlap {row['overlap_max']} take at most {slots}: some annotators "
+                   "cannot qualify. Add gold items or raise max overlap.")
+    return out

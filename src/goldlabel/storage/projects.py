@@ -114,6 +114,12 @@ def count_items_by_status(conn: Connection, project_id: int) -> dict[str, int]:
     return {status: n for status, n in conn.execute(q)}
 
 
+def count_gold_items(conn: Connection, project_id: int) -> int:
+    """Gold items of the project, any status (the queue index: no scan of item data)."""
+    q = sa.select(sa.func.count()).where(items.c.project_id == project_id, items.c.is_gold == sa.true())
+    return int(conn.execute(q).scalar_one())
+
+
 # ---------------------------------------------------------------- label schema versions
 
 

@@ -9,6 +9,7 @@ is re-checked by the database, and CHECK constraints on ``items`` back Q1 and Q3
 
 from __future__ import annotations
 
+import hashlib
 from typing import Any
 
 import sqlalchemy as sa
@@ -50,7 +51,40 @@ _ACTIVE_LEASES = (
 )
 
 
-def _candidates_stmt(for_update: bool) -> sa.Select:
+# Gold order, per annotator (issue 17): in QUEUE_ORDER every annotator would get the same gold
+# items first (a qualifying annotator gets only gold), so annotators could compare notes and tell
+# gold apart. Among gold candidates of equal priority the order is a pseudo-random permutation of
+# the item ids of the annotator's own: (id * mul + add) mod a prime, with (mul, add) derived from
+# (project, annotator). The expression only sorts the few open gold items the index already
+# narrows to; it never touches normal items.
+_GOLD_PRIME = 2_147_483_647  # 2^31 - 1: every product below stays under 2^63 on both databases
+
+
+def _gold_rank(item_id: Any, mul: Any, add: Any) -> Any:
+    """x = (id * mul + add) mod P, squared twice mod P: the linear step alone orders consecutive
+    ids as an arithmetic progression (many annotators got 6, 5, 4, ...); squaring mixes it.
+    Also evaluated in Python (tests) with plain ints."""
+    x = ((item_id % _GOLD_PRIME) * mul + add) % _GOLD_PRIME
+    x = (x * x + mul) % _GOLD_PRIME
+    return (x * x + add) % _GOLD_PRIME
+
+
+_GOLD_ORDER_BY = [
+    items.c.priority.desc(),
+    _gold_rank(items.c.id, _b("b_gold_mul", type_=sa.BigInteger), _b("b_gold_add", type_=sa.BigInteger)),
+    items.c.id,
+]
+
+
+def gold_order_keys(project_id: int, annotator_id: int) -> dict[str, int]:
+    """The (mul, add) of this annotator's gold order in this project: stable across leases."""
+    digest = hashlib.blake2b(f"gold-order:{project_id}:{annotator_id}".encode(), digest_size=16).digest()
+    mul = 1 + int.from_bytes(digest[:8], "big") % (_GOLD_PRIME - 1)  # never 0: a permutation
+    add = int.from_bytes(digest[8:], "big") % _GOLD_PRIME
+    return {"b_gold_mul": mul, "b_gold_add": add}
+
+
+def _candidates_stmt(for_update: bool, *, gold: bool = False) -> sa.Select:
     mine = sa.select(sa.literal(1)).where(
         leases.c.item_id == items.c.id,
         leases.c.annotator_id == _b("b_annotator_id"),
@@ -62,11 +96,11 @@ def _candidates_stmt(for_update: bool) -> sa.Select:
             items.c.project_id == _b("b_project_id"),
             # A literal: PostgreSQL's queue index holds open items only (tables.py).
             items.c.status == sa.literal_column("'open'"),
-            items.c.is_gold == _b("b_is_gold", type_=sa.Boolean),
+            items.c.is_gold == (sa.true() if gold else _b("b_is_gold", type_=sa.Boolean)),
             items.c.answer_count + items.c.reserved < items.c.target_overlap,
             ~sa.exists(mine),
         )
-        .order_by(*_ORDER_BY)
+        .order_by(*(_GOLD_ORDER_BY if gold else _ORDER_BY))
         .limit(_b("b_limit", type_=sa.Integer))
     )
     return q.with_for_update(skip_locked=True, of=items) if for_update else q
@@ -74,6 +108,8 @@ def _candidates_stmt(for_update: bool) -> sa.Select:
 
 _CANDIDATES = _candidates_stmt(False)
 _CANDIDATES_PG = _candidates_stmt(True)
+_GOLD_CANDIDATES = _candidates_stmt(False, gold=True)
+_GOLD_CANDIDATES_PG = _candidates_stmt(True, gold=True)
 _RESERVE = (
     items.update()
     .where(
@@ -229,6 +265,8 @@ _H_UNRESERVE_BY_ID = Hot(_UNRESERVE_BY_ID)
 _H_ACTIVE_LEASES = Hot(_ACTIVE_LEASES)
 _H_CANDIDATES = Hot(_CANDIDATES)
 _H_CANDIDATES_PG = Hot(_CANDIDATES_PG)
+_H_GOLD_CANDIDATES = Hot(_GOLD_CANDIDATES)
+_H_GOLD_CANDIDATES_PG = Hot(_GOLD_CANDIDATES_PG)
 _H_RESERVE_DATA = Hot(_RESERVE_DATA)
 _H_UPSERT_LEASE = {name: Hot(stmt) for name, stmt in _UPSERT_LEASE.items()}
 _H_INSERT_ANSWER_OR_NOTHING = {name: Hot(stmt) for name, stmt in _INSERT_ANSWER_OR_NOTHING.items()}
@@ -292,9 +330,15 @@ def fetch_candidates(
     conn: Connection, project_id: int, annotator_id: int, *, is_gold: bool, limit: int = 1
 ) -> list[Candidate]:
     """Head of the queue for this annotator, in policy order, skipping items that are full,
-    leased to them, answered or skipped by them."""
-    q = _H_CANDIDATES_PG if conn.dialect.name == "postgresql" else _H_CANDIDATES
-    params = {"b_project_id": project_id, "b_annotator_id": annotator_id, "b_is_gold": is_gold, "b_limit": limit}
+    leased to them, answered or skipped by them. Gold comes in this annotator's own order."""
+    pg = conn.dialect.name == "postgresql"
+    params: dict[str, Any] = {"b_project_id": project_id, "b_annotator_id": annotator_id, "b_limit": limit}
+    if is_gold:
+        q = _H_GOLD_CANDIDATES_PG if pg else _H_GOLD_CANDIDATES
+        params.update(gold_order_keys(project_id, annotator_id))
+    else:
+        q = _H_CANDIDATES_PG if pg else _H_CANDIDATES
+        params["b_is_gold"] = False
     return [Candidate(r["id"], r["priority"], r["answer_count"], r["is_gold"]) for r in q.all(conn, params)]
 
 

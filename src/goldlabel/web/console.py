@@ -66,7 +66,7 @@ def new_project(request: Request, actor: PageActor) -> Response:
     return _page(request, "project_form.html", {
         "project": None, "schema": example, "settings": QualitySettings().model_dump(),
         "defaults": {"overlap_min": 1, "overlap_max": 3, "lease_ttl_s": _ctx(request).settings.default_lease_ttl_s},
-        "active": "projects",
+        "gold_warnings": [], "active": "projects",
     })
 
 
@@ -81,6 +81,7 @@ def project_settings(request: Request, project_id: int, actor: PageActor) -> Res
         from goldlabel.services import projects as project_service
 
         members = project_service.list_members(_ctx(request), actor, project_id)
+        gold_warnings = project_service.gold_pool_warnings(_ctx(request), actor, project_id)
     except GoldlabelError as exc:
         return _error(request, exc)
     return _page(request, "project_form.html", {
@@ -88,7 +89,7 @@ def project_settings(request: Request, project_id: int, actor: PageActor) -> Res
         # Defaults first: a project stored before a setting existed lacks its key.
         "settings": {**QualitySettings().model_dump(), **project["settings"]},
         "defaults": {k: project[k] for k in ("overlap_min", "overlap_max", "lease_ttl_s")},
-        "members": members, "active": "settings",
+        "members": members, "gold_warnings": gold_warnings, "active": "settings",
     })
 
 

@@ -38,7 +38,7 @@ router = APIRouter(include_in_schema=False)
 
 # What the workspace script needs of a project. Quality settings stay out: gold rate and
 # qualification would tell an annotator that gold items exist.
-WORKSPACE_SETTINGS = ("show_predictions", "max_leases_per_annotator")
+WORKSPACE_SETTINGS = project_service.ANNOTATOR_SETTINGS
 
 
 def _set_cookie(response: Response, request: Request, name: str, value: str, max_age: int) -> None:
