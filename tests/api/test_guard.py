@@ -189,3 +189,23 @@ def test_chunked_upload_past_max_upload_bytes_stops_there(factory, project):
     finally:
         small.close()
         ctx.close()
+
+
+def test_media_uploads_get_the_upload_limit_not_the_request_limit(factory, project):
+    """POST .../media carries files: bounded by max_upload_bytes like .../imports, not by the
+    1 MiB max_request_bytes of an answer or a form."""
+    from tests.conftest import Factory
+
+    ctx, app = _small_upload_app(factory, 3 * 1024 * 1024)
+    small = Factory(ctx, app)
+    try:
+        api = small.api_as(project["manager"])
+        png = b"\x89PNG\r\n\x1a\n" + bytes(2 * 1024 * 1024)  # 2 MiB: past max_request_bytes
+        res = api.post(f"/api/v1/projects/{project['id']}/media", files={"file": ("big.png", png)})
+        assert res.status_code == 201, res.text
+        res = api.post(f"/api/v1/projects/{project['id']}/media",
+                       files={"file": ("huge.png", png + bytes(2 * 1024 * 1024))})
+        assert res.status_code == 413 and res.json()["code"] == "upload_too_large"
+    finally:
+        small.close()
+        ctx.close()

@@ -9,8 +9,8 @@ the session cookie by then) and in front of every route:
    is read: a Bearer token is verified here (from the process's token cache, else one database
    read, which fills the cache the route then reads), a cookie session was verified by
    ``WebMiddleware``. Neither: 401, body unread.
-2. Every body has a limit by route (``body_limit``): imports (``.../imports``, ``POST .../items``)
-   get ``max_upload_bytes`` (``POST .../items`` also at most ``max_json_import_bytes``: FastAPI
+2. Every body has a limit by route (``body_limit``): uploads (``.../imports``, ``.../media``,
+   ``POST .../items``) get ``max_upload_bytes`` (``POST .../items`` also at most ``max_json_import_bytes``: FastAPI
    parses that JSON in memory; larger imports go through the streamed ``.../imports``), every
    other route ``max_request_bytes``. A declared ``Content-Length`` over it: 413, body unread.
    A body without one (chunked) is counted as it arrives; past the limit the guard answers 413
@@ -42,14 +42,15 @@ UNSAFE_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
 # exist, and the database drivers fail on them (a 500 before this guard: issue 17, item 8).
 _LONG_NUMBER = re.compile(rb"[0-9]{19,}")
 _INT_QUERY = re.compile(rb"(?:^|&)(after|annotator_id|limit|item_id|user_id|project_id)=([0-9]{19,})(?:&|$)")
-_IMPORTS = re.compile(r"/api/v1/projects/[^/]+/imports")
+# File uploads: an import file, or media files (one item each).
+_UPLOADS = re.compile(r"/api/v1/projects/[^/]+/(?:imports|media)")
 _ITEMS = re.compile(r"/api/v1/projects/[^/]+/items")
 
 
 def body_limit(settings: Settings, method: str, path: str) -> tuple[int, str]:
     """The most bytes a request body to this route may have, and the code of its 413."""
     if method == "POST":
-        if _IMPORTS.fullmatch(path):
+        if _UPLOADS.fullmatch(path):
             return settings.max_upload_bytes, "upload_too_large"
         if _ITEMS.fullmatch(path):
             return min(settings.max_upload_bytes, settings.max_json_import_bytes), "upload_too_large"

@@ -12,7 +12,7 @@ from starlette.concurrency import iterate_in_threadpool, run_in_threadpool
 from starlette.datastructures import UploadFile
 
 from goldlabel.api.deps import ContextDep, CurrentActor
-from goldlabel.domain.errors import FieldError, GoldlabelError, invalid
+from goldlabel.domain.errors import FieldError, invalid
 from goldlabel.schemas import ImportReport
 from goldlabel.services import imports as import_service
 from goldlabel.services import media as media_service
@@ -131,23 +131,9 @@ async def upload_media(
 ) -> dict:
     """One item per uploaded file (external_id: the file name), or per file of one uploaded zip."""
     await run_in_threadpool(import_service.authorize_import, ctx, actor, project_id)
-    limit = ctx.settings.max_upload_bytes
-    declared = request.headers.get("content-length")
-    if declared is not None and declared.isdigit() and int(declared) > limit:
-        raise _too_large(limit)
-    received = 0
-
-    async def receive_within_limit():
-        nonlocal received
-        message = await request.receive()
-        if message["type"] == "http.request":
-            received += len(message.get("body", b""))
-            if received > limit:
-                raise _too_large(limit)
-        return message
-
-    limited = Request(request.scope, receive_within_limit)
-    async with limited.form(max_files=MAX_UPLOAD_FILES + 1, max_fields=20) as form:
+    # api.guard.RequestGuard bounds the body by max_upload_bytes, declared or as it arrives.
+    # Starlette spools each file part to a SpooledTemporaryFile (memory, then disk) as it arrives.
+    async with request.form(max_files=MAX_UPLOAD_FILES + 1, max_fields=20) as form:
         uploads = [u for u in form.getlist("file") if isinstance(u, UploadFile)]
         sidecar = form.get("sidecar")
         if not uploads:
@@ -166,9 +152,6 @@ async def upload_media(
         )
     return report.to_dict()
 
-
-def _too_large(limit: int) -> GoldlabelError:
-    return GoldlabelError(f"the upload is larger than the limit of {limit} bytes", code="upload_too_large", status=413)
 
 
 class _unclosed(io.RawIOBase):

@@ -10,7 +10,7 @@ from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import UploadFile
 
 from goldlabel.api.deps import ContextDep, CurrentActor
-from goldlabel.domain.errors import FieldError, GoldlabelError, invalid
+from goldlabel.domain.errors import FieldError, invalid
 from goldlabel.schemas import ImportReport, ItemStatus
 from goldlabel.services import exports as export_service
 from goldlabel.services import imports as import_service
@@ -37,9 +37,6 @@ _UPLOAD_BODY = {
 }
 
 
-def _too_large(limit: int) -> GoldlabelError:
-    return GoldlabelError(f"the upload is larger than the limit of {limit} bytes", code="upload_too_large", status=413)
-
 
 @router.post(
     "/imports",
@@ -60,25 +57,9 @@ async def upload_import(
 ) -> dict:
     """Import a multipart upload (field ``file``): all-or-nothing unless ``partial=true``."""
     await run_in_threadpool(import_service.authorize_import, ctx, actor, project_id)
-    limit = ctx.settings.max_upload_bytes
-    declared = request.headers.get("content-length")
-    if declared is not None and declared.isdigit() and int(declared) > limit:
-        raise _too_large(limit)
-    received = 0
-
-    async def receive_within_limit():
-        # A chunked upload declares no length: count what arrives and stop at the limit.
-        nonlocal received
-        message = await request.receive()
-        if message["type"] == "http.request":
-            received += len(message.get("body", b""))
-            if received > limit:
-                raise _too_large(limit)
-        return message
-
+    # api.guard.RequestGuard bounds the body by max_upload_bytes, declared or as it arrives.
     # Starlette spools each file part to a SpooledTemporaryFile (memory, then disk) as it arrives.
-    limited = Request(request.scope, receive_within_limit)
-    async with limited.form(max_files=1, max_fields=20) as form:
+    async with request.form(max_files=1, max_fields=20) as form:
         upload = form.get("file")
         if not isinstance(upload, UploadFile):
             raise invalid([FieldError(("body", "file"), "missing_file", "send the file as multipart field 'file'")])
