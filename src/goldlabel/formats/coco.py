@@ -68,7 +68,7 @@ class Writer(LabeledWriter):
         source = item.data.get(question.source)
         stem = file_stem(item)
         image: dict[str, Any] = {"id": item.id, "width": size[0], "height": size[1]}
-        decoded = decode_data_uri(source) if isinstance(source, str) else None
+        decoded = decode_data_uri(source)
         if decoded is not None:
             image["file_name"] = f"{stem}.{decoded[1]}"
             self.archive.put(f"images/{item.split}/{image['file_name']}", decoded[0])

@@ -122,8 +122,11 @@ _IMAGE_EXTENSIONS = {"image/png": "png", "image/jpeg": "jpg", "image/gif": "gif"
                      "image/bmp": "bmp", "image/tiff": "tif"}
 
 
-def decode_data_uri(source: str) -> tuple[bytes, str] | None:
-    """(bytes, file extension) of a base64 ``data:image/...`` URI, else None."""
+def decode_data_uri(source: object) -> tuple[bytes, str] | None:
+    """(bytes, file extension) of a base64 ``data:image/...`` URI, else None (for anything else,
+    a URL or a missing field)."""
+    if not isinstance(source, str):
+        return None
     match = _DATA_URI.match(source)
     if match is None or not match.group(2):
         return None
@@ -140,7 +143,7 @@ def image_size(question: Any, data: Mapping[str, Any]) -> tuple[float, float] | 
     if isinstance(width, int | float) and isinstance(height, int | float) and width > 0 and height > 0:
         return float(width), float(height)
     source = data.get(question.source)
-    decoded = decode_data_uri(source) if isinstance(source, str) else None
+    decoded = decode_data_uri(source)
     if decoded is None:
         return None
     from PIL import Image, UnidentifiedImageError

@@ -48,7 +48,7 @@ class Writer(LabeledWriter):
             raise size_unknown(NAME, item, question)
         stem = file_stem(item)
         source = item.data.get(question.source)
-        decoded = decode_data_uri(source) if isinstance(source, str) else None
+        decoded = decode_data_uri(source)
         root = ET.Element("annotation")
         _sub(root, "folder", "JPEGImages")
         if decoded is not None:

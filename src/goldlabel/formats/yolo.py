@@ -65,7 +65,7 @@ class Writer(LabeledWriter):
         stem = file_stem(item)
         self.archive.put(f"labels/{item.split}/{stem}.txt", "".join(lines).encode())
         source = item.data.get(question.source)
-        decoded = decode_data_uri(source) if isinstance(source, str) else None
+        decoded = decode_data_uri(source)
         if decoded is not None:
             self.archive.put(f"images/{item.split}/{stem}.{decoded[1]}", decoded[0])
         else:
