@@ -9,7 +9,7 @@ from typing import Any
 
 from goldlabel.domain.errors import FieldError
 
-KINDS = ("choice", "multi_choice", "rating", "text", "spans", "boxes", "ranking")
+KINDS = ("choice", "multi_choice", "rating", "text", "spans", "boxes", "ranking", "polygons", "keypoints")
 
 #: Every error code this module emits, with what it means. Codes never change once published.
 ERROR_CODES: dict[str, str] = {
@@ -46,6 +46,16 @@ ERROR_CODES: dict[str, str] = {
     "degenerate_box": "a box with w <= 0 or h <= 0",
     "box_out_of_bounds": "a box that does not lie inside the image",
     "duplicate_box": "the same box (x, y, w, h, label) given twice",
+    "too_few_points": "a polygon with fewer than 3 distinct points",
+    "too_many_points": "a polygon with more than 10,000 points",
+    "self_intersection": "a polygon whose edges cross or touch each other",
+    "degenerate_polygon": "a polygon that encloses no area (collinear points)",
+    "point_out_of_bounds": "a polygon point outside the image",
+    "duplicate_polygon": "the same polygon (points, label) given twice",
+    "unknown_keypoint": "a keypoint name that is not in the skeleton of the instance's label",
+    "keypoint_out_of_bounds": "a keypoint outside the image",
+    "bad_visibility": "a keypoint visibility flag v that is not 0, 1 or 2 (COCO)",
+    "no_keypoints": "a keypoint instance with no labeled point (v = 1 or 2)",
     "ranking_not_permutation": "a ranking that misses, repeats or invents a candidate",
     "empty_group": "an empty tie group in a ranking with allow_ties",
     # item data the question reads
