@@ -63,6 +63,8 @@ from typing import Any
 import numpy as np
 
 from goldlabel.domain.label_schema import LabelSchema, Question
+from goldlabel.quality.keypoints import keypoints_consensus, refit_keypoints
+from goldlabel.quality.polygons import polygons_consensus, refit_polygons
 from goldlabel.services.consensus.boxes import _refit_boxes, boxes_consensus
 from goldlabel.services.consensus.multi_choice import _refit_multi_choice, multi_choice_consensus
 from goldlabel.services.consensus.ranking import _refit_ranking, ranking_consensus
@@ -77,7 +79,7 @@ __all__ = [
 ]
 
 #: the kinds this module aggregates (choice stays in services.posterior)
-KINDS = ("multi_choice", "rating", "text", "ranking", "spans", "boxes")
+KINDS = ("multi_choice", "rating", "text", "ranking", "spans", "boxes", "polygons", "keypoints")
 #: kinds whose per-answer update reads learned one-coin accuracies stored by the re-fit
 LEARNED_SKILL_KINDS = ("multi_choice", "ranking", "spans")
 
@@ -102,6 +104,10 @@ def consensus_for(question: Question, values: Sequence[Any], accuracy: Any,
         return spans_consensus(question, values, accuracy)
     if kind == "boxes":
         return boxes_consensus(question, values, accuracy)
+    if kind == "polygons":
+        return polygons_consensus(question, values, accuracy)
+    if kind == "keypoints":
+        return keypoints_consensus(question, values, accuracy)
     raise ValueError(f"no consensus for question kind {kind!r}")
 
 
@@ -204,6 +210,8 @@ _REFIT = {
     "ranking": _refit_ranking,
     "spans": _refit_spans,
     "boxes": _refit_boxes,
+    "polygons": refit_polygons,
+    "keypoints": refit_keypoints,
 }
 
 

@@ -82,6 +82,8 @@ def score_gold_answer(schema: LabelSchema, value: dict, gold: dict,
             options["scale"] = (q.min, q.max, q.step)
         elif isinstance(q, RankingQuestion):
             options["allow_ties"] = q.allow_ties
+        elif q.kind == "keypoints":
+            options["skeletons"] = q.skeletons
         scores = gold_scoring.score_values(q.kind, [value.get(q.name)], [truth], thresholds=thresholds,
                                            **options)
         out[q.name] = (float(scores.score[0]), bool(scores.passed[0]))
