@@ -190,7 +190,8 @@ form.addEventListener('submit', async (event) => {
     gold_rating_tolerance: numberField('gold_rating_tolerance') ?? null,
   };
   for (const name of ['gold_multi_choice_min_jaccard', 'gold_ranking_min_tau', 'gold_spans_min_f1',
-    'gold_spans_min_iou', 'gold_text_min_similarity', 'gold_boxes_min_f1', 'gold_boxes_min_iou']) {
+    'gold_spans_min_iou', 'gold_text_min_similarity', 'gold_boxes_min_f1', 'gold_boxes_min_iou',
+    'gold_polygons_min_f1', 'gold_polygons_min_iou', 'gold_keypoints_min_f1', 'gold_keypoints_min_oks']) {
     settings[name] = numberField(name);
   }
   const body = {
