@@ -152,6 +152,18 @@ def test_shapes_answer_consensus_refit_and_exports(factory, tmp_path):
     assert rows[0][4:] == pytest.approx([0.5, 100 / H, 2, 280 / W, 220 / H, 1, 360 / W, 215 / H, 2], abs=1e-6)
     assert rows[1][4:] == pytest.approx([100 / W, 400 / H, 2, 180 / W, 420 / H, 2, 0, 0, 0], abs=1e-6)
 
+    # Hugging Face: polygons as a list of structs, keypoints as JSON text; datasets loads both
+    import datasets
+
+    out = io.BytesIO()
+    export_project(factory.ctx, None, pid, "hf", out)
+    zipfile.ZipFile(io.BytesIO(out.getvalue())).extractall(tmp_path / "hf")
+    loaded = datasets.load_dataset("parquet", data_files={split: str(tmp_path / "hf" / "data" / f"{split}-00000.parquet")},
+                                   cache_dir=str(tmp_path / "cache"))
+    (row,) = loaded[split]
+    assert row["regions"] == [{"points": p["points"], "label": p["label"]} for p in expected["regions"]]
+    assert json.loads(row["pose"]) == expected["pose"] and 0.95 <= row["regions_confidence"] <= 1
+
 
 def test_disagreeing_polygons_keep_the_item_open(factory):
     annotators = [factory.make_user() for _ in range(3)]
