@@ -165,3 +165,31 @@ def test_console_draws_polygons_and_skeletons_on_the_image(page, server, ui, ima
     assert row.locator(".shapes-view-layer .kp-edge").count() == 4
     assert row.locator(".shapes-view-layer .kp-point.occluded").count() == 1
     ui.screenshot("console-item-shapes")
+
+
+def test_project_form_adds_polygon_and_keypoint_questions_with_a_live_preview(page, server, ui):
+    import json
+
+    manager = server.make_user("manager")
+    ui.login(manager, "/console")
+    page.click("[data-testid=new-project]")
+    page.fill("[data-testid=project-name]", "Poses and outlines")
+    page.wait_for_selector("#preview .question[data-question=sentiment] button.opt")
+    for name, kind, labels in (("regions", "polygons", "roof, road"), ("pose", "keypoints", "person")):
+        page.fill("[data-testid=q-name]", name)
+        page.select_option("[data-testid=q-kind]", kind)
+        page.fill("[data-testid=q-labels]", labels)
+        page.click("[data-testid=q-add]")
+        page.wait_for_selector(f"#preview .question[data-question={name}]")
+    assert page.locator("#preview [data-testid=polygons-layer]").count() == 1
+    assert "Place “head” (1/3)" in page.inner_text("#preview .question[data-question=pose] .shapes-status")
+    schema = json.loads(page.input_value("[data-testid=schema-json]"))
+    assert schema["questions"][2]["skeletons"] == {"person": {
+        "points": ["head", "left_hand", "right_hand"], "edges": [["head", "left_hand"], ["head", "right_hand"]]}}
+    page.click("[data-testid=save-project]")
+    page.wait_for_url("**/import")
+    project_id = int(page.url.split("/")[-2])
+    with server.api_as(manager) as api:
+        saved = api.get(f"/api/v1/projects/{project_id}").json()["label_schema"]["questions"]
+    assert [q["kind"] for q in saved] == ["choice", "polygons", "keypoints"]
+    assert saved[2]["skeletons"]["person"]["sigmas"] == {"head": 0.072, "left_hand": 0.072, "right_hand": 0.072}
