@@ -538,7 +538,7 @@ class GoldlabelDb:
 
 def goldlabel_command(port: int, workers: int) -> list[str]:
     return [
-        str(PY), "-m", "uvicorn", "goldlabel.api.app:create_app", "--factory",
+        str(PY), "-m", "uvicorn", "goldlabel.app:create_app", "--factory",
         "--host", "127.0.0.1", "--port", str(port), "--workers", str(workers), "--log-level", "warning",
     ]  # fmt: skip
 

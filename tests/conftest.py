@@ -19,7 +19,7 @@ import httpx
 import pytest
 import sqlalchemy as sa
 
-from goldlabel.api.app import create_app
+from goldlabel.app import create_app
 from goldlabel.client.transport import ASGIAppTransport
 from goldlabel.config import Settings
 from goldlabel.schemas import ProjectCreate

@@ -20,11 +20,11 @@ from goldlabel.schemas import ProjectCreate, QualitySettings
 from goldlabel.services import imports as import_service
 from goldlabel.services import items as item_service
 from goldlabel.services import projects as project_service
-from goldlabel.services import quality as quality_service
 from goldlabel.services import queue as queue_service
 from goldlabel.services import users as user_service
 from goldlabel.services.access import Actor
 from goldlabel.services.context import Context
+from goldlabel.services.refit import refit_project
 
 SEED = 20240611
 # The local operator reads as an admin (listing services want an actor; writes pass None).
@@ -353,7 +353,7 @@ def _seed_project_answers(ctx: Context, project: DemoProject, annotators: dict[s
                                                 accuracy, rng)
     if project.answers_seeded:
         # Learn skills and consensus from the seeded answers now, not a minute after first login.
-        quality_service.refit_project(ctx, None, project.id)
+        refit_project(ctx, None, project.id)
 
 
 def seed_demo(ctx: Context) -> DemoSeed:

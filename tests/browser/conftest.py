@@ -101,7 +101,7 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
            # suite itself (tests/web/test_login_security.py tests the throttle).
            "GOLDLABEL_LOGIN_ATTEMPTS_PER_MINUTE": "100000"}
     # TODO(#4): switch to `goldlabel serve --port` once the CLI lands.
-    cmd = [sys.executable, "-m", "uvicorn", "goldlabel.api.app:create_app", "--factory",
+    cmd = [sys.executable, "-m", "uvicorn", "goldlabel.app:create_app", "--factory",
            "--host", "127.0.0.1", "--port", str(port), "--log-level", "warning"]
     log = (db.parent / "server.log").open("w")
     proc = subprocess.Popen(cmd, env=env, stdout=log, stderr=subprocess.STDOUT, cwd=db.parent)

@@ -34,17 +34,17 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
-import sqlalchemy as sa
 
+from goldlabel.quality.consensus import rating_tolerance
 from goldlabel.quality.pooled import (
     agreement_accuracy,
     pairwise_agreement,
     rating_noise,
     shrink_accuracy,
 )
-from goldlabel.services.consensus.rating import rating_tolerance
 from goldlabel.services.context import Context
 from goldlabel.storage import quality as quality_store
+from goldlabel.storage.handles import Connection
 
 SAMPLE_ANSWERS = 2000
 # The knowledge is read again after this share of the sample's size in decisions.
@@ -85,7 +85,7 @@ def forget(ctx: Context, project_id: int) -> None:
     ctx.pooled.pop(project_id, None)
 
 
-def knowledge(ctx: Context, conn: sa.Connection | None, project: dict) -> Pooled | None:
+def knowledge(ctx: Context, conn: Connection | None, project: dict) -> Pooled | None:
     """The project's pooled knowledge for one decision: read again when due and ``conn`` is
     given; None when it is due and there is no connection (callers then use the defaults)."""
     entry = ctx.pooled.get(project["id"])
@@ -98,7 +98,7 @@ def knowledge(ctx: Context, conn: sa.Connection | None, project: dict) -> Pooled
     return entry
 
 
-def compute(ctx: Context, conn: sa.Connection, project: dict) -> Pooled:
+def compute(ctx: Context, conn: Connection, project: dict) -> Pooled:
     """Read the sample and the gold record and estimate every question's knowledge."""
     rows = quality_store.fetch_recent_answer_values(conn, project["id"], SAMPLE_ANSWERS)
     n_gold, n_gold_correct = quality_store.fetch_gold_totals(conn, project["id"])

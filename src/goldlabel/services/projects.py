@@ -8,8 +8,8 @@ from goldlabel.domain.errors import FieldError, GoldlabelError, forbidden, inval
 from goldlabel.domain.label_schema import LabelSchema
 from goldlabel.domain.label_schema.changes import compare_schemas, find_breaks
 from goldlabel.schemas import ProjectCreate, ProjectUpdate, QualitySettings
-from goldlabel.services import quality as quality_service
 from goldlabel.services.access import Actor, fetch_project_role, is_allowed, load_project
+from goldlabel.services.consensus import settle_stalled
 from goldlabel.services.context import Context
 from goldlabel.storage import projects as project_store
 from goldlabel.storage import users as user_store
@@ -219,7 +219,7 @@ def remove_member(ctx: Context, actor: Actor, project_id: int, user_id: int) -> 
 
 def _settle_stalled(ctx: Context, conn: Any, project_id: int) -> None:
     """A change of members may leave open items without an eligible annotator: move them on."""
-    quality_service.settle_stalled(ctx, conn, project_store.fetch_project(conn, project_id), now_ms())
+    settle_stalled(ctx, conn, project_store.fetch_project(conn, project_id), now_ms())
 
 
 def gold_pool_warnings(ctx: Context, actor: Actor, project_id: int) -> list[str]:

@@ -1,4 +1,6 @@
-"""The application factory: ``create_app(settings)`` builds a fresh app; nothing is global."""
+"""The composition root: ``create_app(settings)`` builds a fresh app, wiring the JSON API
+(:mod:`goldlabel.api`) and the pages (:mod:`goldlabel.web`) over the services; nothing is global.
+It sits above both, so neither imports the other."""
 
 from __future__ import annotations
 
@@ -27,7 +29,7 @@ from goldlabel.api.routes import (
 )
 from goldlabel.config import Settings
 from goldlabel.services.context import Context
-from goldlabel.services.quality import RefitScheduler
+from goldlabel.services.refit import RefitScheduler
 from goldlabel.services.webhooks import WebhookWorker
 from goldlabel.storage.migrate import upgrade_database
 from goldlabel.web import install_web
