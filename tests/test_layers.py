@@ -19,8 +19,8 @@ PYPROJECT = REPO / "pyproject.toml"
 
 
 def _lint_imports(config: Path) -> subprocess.CompletedProcess:
-    command = [sys.executable, "-c", "import sys; from importlinter.cli import lint_imports_command; "
-               "sys.exit(lint_imports_command())", "--config", str(config), "--no-cache"]
+    program = "import sys; from importlinter.cli import lint_imports_command; sys.exit(lint_imports_command())"
+    command = [sys.executable, "-c", program, "--config", str(config), "--no-cache"]
     return subprocess.run(command, cwd=REPO, capture_output=True, text=True, timeout=300, check=False)
 
 
@@ -54,9 +54,9 @@ def test_a_leak_breaks_the_contract(tmp_path):
     leak.write_text("from goldlabel.services import context\n")
     config = tmp_path / "contracts.toml"
     config.write_text(PYPROJECT.read_text())
-    command = [sys.executable, "-c", "import sys; sys.path.insert(0, sys.argv.pop(1)); "
-               "from importlinter.cli import lint_imports_command; sys.exit(lint_imports_command())",
-               str(src), "--config", str(config), "--no-cache", "--contract", "quality-stands-alone"]
+    program = ("import sys; sys.path.insert(0, sys.argv.pop(1)); "
+               "from importlinter.cli import lint_imports_command; sys.exit(lint_imports_command())")
+    command = [sys.executable, "-c", program, str(src), "--config", str(config), "--no-cache", "--contract", "quality-stands-alone"]
     result = subprocess.run(command, cwd=tmp_path, capture_output=True, text=True, timeout=300, check=False)
     assert result.returncode == 1, result.stdout + result.stderr
     assert "goldlabel.quality.leak -> goldlabel.services.context" in result.stdout
