@@ -85,7 +85,8 @@ __all__ = [
     "answer_log_likelihoods",
     "boxes_consensus", "broadcast_accuracy", "class_prior", "confusions_for", "consensus_for",
     "logit_weight", "multi_choice_consensus", "posterior_from_scores", "ranking_consensus",
-    "rating_consensus", "rating_tolerance", "refit_question", "skill_confusions", "skill_rows",
+    "rating_consensus", "rating_tolerance", "refit_boxes", "refit_multi_choice", "refit_question",
+    "refit_ranking", "refit_rating", "refit_spans", "refit_text", "skill_confusions", "skill_rows",
     "spans_consensus", "text_consensus",
 ]
 
