@@ -43,9 +43,8 @@ class GoldlabelApp(FastAPI):
     """FastAPI with the annotate loop's fast lane in front of all of it.
 
     FastAPI's own outer layers (its OpenTelemetry check, the server-error, telemetry and
-    body-limit middleware) cost each request about 25 Python calls: in front of them the fast
-    lane saves a lease + submit cycle 50 of its 1,025 (cProfile; the CPU A/B over HTTP is inside
-    this machine's noise). What the fast lane does not take goes through all of FastAPI as
+    body-limit middleware) cost each request Python calls the fast lane saves by standing in
+    front of them (measured: docs/benchmarks.md, "Numbers behind the code"). What the fast lane does not take goes through all of FastAPI as
     before. When OpenTelemetry is configured (FastAPI's native telemetry says so; read at most
     once a second) every request takes the framework's path, so the annotate loop's requests are
     traced like the others.

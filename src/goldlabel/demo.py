@@ -299,7 +299,7 @@ def _ensure_user(ctx: Context, username: str, role: str) -> tuple[dict, DemoUser
 
 def _ensure_project(ctx: Context, name: str, make_spec, rows: list[dict], members: dict[int, str | None]) -> DemoProject:
     existing = _find_by(lambda after: project_service.list_projects(ctx, _OPERATOR, after, 500), "name", name)
-    project = existing or project_service.create_project(ctx, None, make_spec())
+    project = existing or project_service.create_project(ctx, None, **make_spec().model_dump())
     for user_id, role in members.items():
         if role is not None:
             project_service.set_member(ctx, None, project["id"], user_id, role)

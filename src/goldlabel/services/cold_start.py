@@ -17,11 +17,10 @@ own answers are the evidence (library :mod:`goldlabel.quality.pooled`):
 Cost: one read of the project's newest ``SAMPLE_ANSWERS`` answers (and sums over its
 annotators' records and members), made inside a submit and kept by the process; it is made
 again after a tenth of the sample's size in further decisions of this process (every decision
-while the project has under 20 answers, every 200 at most) or after ``MAX_AGE_S``. Measured on
-the shared dev machine at 5,000 answers: 53 ms (SQLite) and 61 ms (PostgreSQL) per read,
-nearly all of it decoding the answers' JSON; hence 2,000: 17 ms (SQLite), 32 ms (PostgreSQL,
-blocking) and 63 ms (PostgreSQL, the merged submit's statement) once per 200 submits, 0.1-0.3
-ms a submit on average, outside the 99th percentile. TODO(#12): keep running sums instead. The PostgreSQL merged submit
+while the project has under 20 answers, every 200 at most) or after ``MAX_AGE_S``. A read is
+nearly all decoding the answers' JSON, hence a sample of 2,000: a fraction of a millisecond a
+submit on average, outside the 99th percentile (measured: docs/benchmarks.md, "Numbers behind the code").
+TODO(#12): keep running sums instead. The PostgreSQL merged submit
 reads it with one more statement (queue_pg.pooled_sample) when it is due.
 """
 

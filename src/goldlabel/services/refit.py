@@ -277,9 +277,9 @@ def refit_kinds(schema: LabelSchema, loaded: Mapping[str, tuple[np.ndarray, np.n
 class RefitScheduler:
     """Re-fits projects whose answers changed since their last fit, about every ``interval_s``.
 
-    It runs in a thread of a serving process, so it keeps out of the annotate loop's way (at 32
-    annotators on PostgreSQL a re-fit of 15,000 answers halved the loop's throughput while it
-    ran, p99 280 -> 710 ms): the thread runs at a lower CPU priority (Linux: a nice value of its
+    It runs in a thread of a serving process, so it keeps out of the annotate loop's way (a
+    re-fit at full priority halved the loop's throughput while it ran; measured:
+    docs/benchmarks.md, "Numbers behind the code"): the thread runs at a lower CPU priority (Linux: a nice value of its
     own, ``REFIT_NICE`` above the process's), so the event loop and the database get the cores
     first; each wait is drawn from 0.75-1.25 x the interval, so the schedulers of a server's
     workers, started together, do not all count the answers at once; and a project re-fitted
