@@ -206,8 +206,8 @@ def item_consensus(ctx: Context, conn: Connection, project: dict, item_answers: 
     return rows, smallest
 
 
-def kind_rows_for_item(ctx: Any, conn: Any, project: dict, item_answers: list[dict],
-              now: int, pooled: Any = None) -> tuple[list[dict], float]:
+def kind_rows_for_item(ctx: Context, conn: Connection, project: dict, item_answers: list[dict],
+                       now: int, pooled: Any = None) -> tuple[list[dict], float]:
     """Consensus rows for one item's non-choice questions and their smallest confidence
     (NaN when none was answered). Same row shape as the choice rows. ``pooled``: the project's
     knowledge of unknown annotators (services/cold_start.py ``Pooled``), None for the defaults."""
