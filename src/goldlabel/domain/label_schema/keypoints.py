@@ -13,10 +13,10 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
-from goldlabel.domain.label_schema._common import Loc, _err, _wrong_type
 from goldlabel.domain.label_schema.base import _check_object_keys, _preview
 from goldlabel.domain.label_schema.boxes import BoxesQuestion
 from goldlabel.domain.label_schema.polygons import check_point, image_bounds
+from goldlabel.domain.label_schema.validation import Loc, _err, _wrong_type
 
 #: COCO's keypoint sigmas (pycocotools COCOeval.Params.kpt_oks_sigmas), by COCO keypoint name
 COCO_SIGMAS: dict[str, float] = {
@@ -157,7 +157,7 @@ class KeypointsQuestion(BoxesQuestion):
 def parse_skeletons(value: Any, labels: tuple[str, ...], loc: Loc, errors: list) -> tuple[Skeleton, ...]:
     """Read the ``skeletons`` option: ``{label: {"points": [...], "edges": [[a, b], ...],
     "sigmas": {name: sigma}}}``, one per label. Problems are ``bad_option`` at ``loc``."""
-    from goldlabel.domain.label_schema._common import _MAX_LABEL_LENGTH, _is_number
+    from goldlabel.domain.label_schema.validation import _MAX_LABEL_LENGTH, _is_number
 
     if not isinstance(value, Mapping):
         _wrong_type(errors, loc, "an object mapping each label to its skeleton", value)

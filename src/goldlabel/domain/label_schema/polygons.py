@@ -7,9 +7,15 @@ from dataclasses import dataclass
 from typing import Any, ClassVar
 
 from goldlabel.domain.errors import FieldError
-from goldlabel.domain.label_schema._common import _BOX_EPSILON, Loc, _err, _is_number, _wrong_type
 from goldlabel.domain.label_schema.base import _check_object_keys
 from goldlabel.domain.label_schema.boxes import BoxesQuestion
+from goldlabel.domain.label_schema.validation import (
+    _BOX_EPSILON,
+    Loc,
+    _err,
+    _is_number,
+    _wrong_type,
+)
 
 _POLYGON_KEYS = ("points", "label")
 _POLYGON_ALLOWED = frozenset(_POLYGON_KEYS)

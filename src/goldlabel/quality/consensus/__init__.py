@@ -1,14 +1,14 @@
 """Consensus (value + confidence) for the question kinds other than ``choice``:
 ``multi_choice``, ``rating``, ``text``, ``ranking``, ``spans`` and ``boxes``.
 
-Two paths, as for choice questions (see :mod:`goldlabel.services.quality`):
+Two paths, as for choice questions (:mod:`.choice`):
 
-* per answer, inside the submit transaction: :func:`item_rows` computes every non-choice
-  question's consensus over ONE item's answers (O(answers on the item)) with the pure
-  per-kind functions (:func:`consensus_for` dispatches). Annotator skills are the
+* per answer, inside the server's submit transaction: :func:`consensus_for` computes one
+  question's consensus over ONE item's answers (O(answers on the item)) with the per-kind
+  functions. Annotator skills are the
   learned one-coin accuracies where the re-fit stored them (multi_choice, ranking, spans),
   else the server's ``default_annotator_accuracy``.
-* in the full re-fit: :func:`refit_kinds` runs the library estimators
+* in the full re-fit: :func:`refit_question` runs the library estimators
   (:mod:`goldlabel.quality`) once per question over all the project's answers, vectorized
   across items (no Python loop per item or per answer in the math; parsing the JSON answers
   and building the output rows is the edge).
@@ -49,9 +49,11 @@ prior of 1/2 where an estimator learns a prevalence by maximum likelihood (multi
 boxes): on a small project that prevalence collapses to 0 or 1 and outvotes the answers.
 User documentation: docs/concepts.md, "Other question kinds".
 
-The code of each kind (its per-answer function and its re-fit) is in
-:mod:`goldlabel.services.consensus`, one module per kind; this module dispatches
-to them, re-fits a project, and re-exports the per-kind functions.
+The code of each kind (its per-answer function ``<kind>_consensus`` and its re-fit
+``refit_<kind>``) is in a module of this package named for the kind; this module dispatches to
+them. The server's orchestration (reading answers and skills, writing consensus rows) is
+:mod:`goldlabel.services.consensus` and :mod:`goldlabel.services.refit`; this package imports
+nothing of the server.
 """
 
 from __future__ import annotations
@@ -62,29 +64,39 @@ from typing import Any
 
 import numpy as np
 
-from goldlabel.domain.label_schema import LabelSchema, Question
+from goldlabel.quality.consensus.boxes import boxes_consensus, refit_boxes
+from goldlabel.quality.consensus.choice import (
+    answer_log_likelihoods,
+    class_prior,
+    confusions_for,
+    posterior_from_scores,
+    skill_confusions,
+)
+from goldlabel.quality.consensus.multi_choice import multi_choice_consensus, refit_multi_choice
+from goldlabel.quality.consensus.one_coin import broadcast_accuracy, logit_weight, skill_rows
+from goldlabel.quality.consensus.question import Question, RatingScale
+from goldlabel.quality.consensus.ranking import ranking_consensus, refit_ranking
+from goldlabel.quality.consensus.rating import rating_consensus, rating_tolerance, refit_rating
+from goldlabel.quality.consensus.spans import refit_spans, spans_consensus
+from goldlabel.quality.consensus.text import DEFAULT_TEXT_SIMILARITY, refit_text, text_consensus
 from goldlabel.quality.keypoints import keypoints_consensus, refit_keypoints
 from goldlabel.quality.polygons import polygons_consensus, refit_polygons
-from goldlabel.services.consensus.boxes import _refit_boxes, boxes_consensus
-from goldlabel.services.consensus.multi_choice import _refit_multi_choice, multi_choice_consensus
-from goldlabel.services.consensus.ranking import _refit_ranking, ranking_consensus
-from goldlabel.services.consensus.rating import _refit_rating, rating_consensus, rating_tolerance
-from goldlabel.services.consensus.spans import _refit_spans, spans_consensus
-from goldlabel.services.consensus.text import DEFAULT_TEXT_SIMILARITY, _refit_text, text_consensus
 
 __all__ = [
-    "KINDS", "RefitResult", "boxes_consensus", "consensus_for", "item_rows", "load_answers",
-    "multi_choice_consensus", "ranking_consensus", "rating_consensus", "rating_tolerance",
-    "refit_kinds", "refit_question", "spans_consensus", "text_consensus",
+    "DEFAULT_TEXT_SIMILARITY", "KINDS", "LEARNED_SKILL_KINDS", "Question", "RatingScale", "RefitResult",
+    "answer_log_likelihoods",
+    "boxes_consensus", "broadcast_accuracy", "class_prior", "confusions_for", "consensus_for",
+    "keypoints_consensus", "logit_weight", "multi_choice_consensus", "polygons_consensus",
+    "posterior_from_scores", "ranking_consensus", "rating_consensus", "rating_tolerance", "refit_boxes",
+    "refit_keypoints", "refit_multi_choice", "refit_polygons", "refit_question", "refit_ranking",
+    "refit_rating", "refit_spans", "refit_text", "skill_confusions", "skill_rows", "spans_consensus",
+    "text_consensus",
 ]
 
-#: the kinds this module aggregates (choice stays in services.posterior)
+#: the kinds this package aggregates per kind (choice: :mod:`.choice` and the estimators)
 KINDS = ("multi_choice", "rating", "text", "ranking", "spans", "boxes", "polygons", "keypoints")
 #: kinds whose per-answer update reads learned one-coin accuracies stored by the re-fit
 LEARNED_SKILL_KINDS = ("multi_choice", "ranking", "spans")
-
-
-# ================================================================ dispatch (per answer)
 
 
 def consensus_for(question: Question, values: Sequence[Any], accuracy: Any,
@@ -111,52 +123,6 @@ def consensus_for(question: Question, values: Sequence[Any], accuracy: Any,
     raise ValueError(f"no consensus for question kind {kind!r}")
 
 
-def item_rows(ctx: Any, conn: Any, project: dict, item_answers: list[dict],
-              now: int, pooled: Any = None) -> tuple[list[dict], float]:
-    """Consensus rows for one item's non-choice questions and their smallest confidence
-    (NaN when none was answered). Same row shape as the choice rows. ``pooled``: the project's
-    knowledge of unknown annotators (services/cold_start.py ``Pooled``), None for the defaults."""
-    from goldlabel.storage import quality as quality_store
-
-    schema: LabelSchema = ctx.get_schema(project)
-    settings = project.get("settings") or {}
-    rows: list[dict] = []
-    smallest = np.nan
-    for q in schema.questions:
-        if q.kind not in KINDS:
-            continue
-        default = ctx.settings.default_annotator_accuracy
-        q_settings = settings
-        if pooled is not None:
-            default = pooled.accuracy.get(q.name, default)
-            if q.name in pooled.rating_sd:
-                q_settings = {**settings, "rating_prior_sd": pooled.rating_sd[q.name]}
-        pairs = [(a["annotator_id"], a["value"][q.name]) for a in item_answers
-                 if (a.get("value") or {}).get(q.name) is not None]
-        if not pairs:
-            continue
-        ids = [p[0] for p in pairs]
-        accuracy = np.full(len(ids), default)
-        if q.kind in LEARNED_SKILL_KINDS:
-            skills = quality_store.fetch_skills(conn, project["id"], q.name, ids)
-            accuracy = np.array([skills[a]["accuracy"] if a in skills and skills[a]["accuracy"] is not None
-                                 else default for a in ids], dtype=np.float64)
-        value, confidence = consensus_for(q, [p[1] for p in pairs], accuracy, q_settings)
-        smallest = confidence if np.isnan(smallest) else min(smallest, confidence)
-        rows.append({
-            "question": q.name,
-            "value": value,
-            "confidence": confidence,
-            "method": "posterior",
-            "contributions": {str(a): v for a, v in pairs},
-            "updated_at": now,
-        })
-    return rows, smallest
-
-
-# ================================================================ full re-fit (vectorized)
-
-
 @dataclass
 class RefitResult:
     """One question's re-fit: per item id its value and confidence; optional skill rows."""
@@ -171,45 +137,18 @@ class RefitResult:
     summary: dict = field(default_factory=dict)
 
 
-def load_answers(conn: Any, project_id: int, schema: LabelSchema,
-                 page: int = 5000) -> dict[str, tuple[np.ndarray, np.ndarray, list]]:
-    """(item_ids, annotator_ids, values) per non-choice question, over all the project's answers."""
-    from goldlabel.storage import items as item_store
-
-    names = [q.name for q in schema.questions if q.kind in KINDS]
-    out: dict[str, tuple[list, list, list]] = {n: ([], [], []) for n in names}
-    if not names:
-        return {}
-    after = 0
-    while True:
-        batch = item_store.list_project_answers(conn, project_id, after, page)
-        if not batch:
-            break
-        after = batch[-1]["id"]
-        for a in batch:
-            value = a["value"] or {}
-            for n in names:
-                v = value.get(n)
-                if v is not None:
-                    out[n][0].append(a["item_id"])
-                    out[n][1].append(a["annotator_id"])
-                    out[n][2].append(v)
-    return {n: (np.asarray(i, np.int64), np.asarray(j, np.int64), v) for n, (i, j, v) in out.items() if v}
-
-
 def _codes(ids: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     uniq, inverse = np.unique(ids, return_inverse=True)
     return uniq, inverse.astype(np.int64)
 
 
-
 _REFIT = {
-    "multi_choice": _refit_multi_choice,
-    "rating": _refit_rating,
-    "text": _refit_text,
-    "ranking": _refit_ranking,
-    "spans": _refit_spans,
-    "boxes": _refit_boxes,
+    "multi_choice": refit_multi_choice,
+    "rating": refit_rating,
+    "text": refit_text,
+    "ranking": refit_ranking,
+    "spans": refit_spans,
+    "boxes": refit_boxes,
     "polygons": refit_polygons,
     "keypoints": refit_keypoints,
 }
@@ -218,7 +157,10 @@ _REFIT = {
 def refit_question(question: Question, item_ids: np.ndarray, annotator_ids: np.ndarray,
                    values: list, *, default_accuracy: float = 0.7,
                    settings: Mapping[str, Any] | None = None, now: int = 0) -> RefitResult:
-    """Re-fit one non-choice question over all its answers (long format, database ids)."""
+    """Re-fit one non-choice question over all its answers (long format: one entry per answer,
+    any integer ids); ``now`` stamps the skill rows."""
+    if question.kind not in _REFIT:
+        raise ValueError(f"no re-fit for question kind {question.kind!r}")
     items, item = _codes(np.asarray(item_ids, np.int64))
     annotators, annotator = _codes(np.asarray(annotator_ids, np.int64))
     method, out_values, confidence, skills = _REFIT[question.kind](
@@ -227,22 +169,3 @@ def refit_question(question: Question, item_ids: np.ndarray, annotator_ids: np.n
                        skills, len(values),
                        {"method": method, "answers": len(values), "items": len(items),
                         "annotators": len(annotators)})
-
-
-def refit_kinds(schema: LabelSchema, loaded: Mapping[str, tuple[np.ndarray, np.ndarray, list]], *,
-                default_accuracy: float, settings: Mapping[str, Any] | None, now: int,
-                pooled: Any = None) -> list[RefitResult]:
-    """Re-fit every non-choice question that has answers (``loaded`` from :func:`load_answers`);
-    ``pooled``: the project's knowledge of unknown annotators, as the per-answer update uses it."""
-    out = []
-    for q in schema.questions:
-        if q.kind in KINDS and q.name in loaded:
-            item_ids, annotator_ids, values = loaded[q.name]
-            accuracy, q_settings = default_accuracy, dict(settings or {})
-            if pooled is not None:
-                accuracy = pooled.accuracy.get(q.name, accuracy)
-                if q.name in pooled.rating_sd:
-                    q_settings["rating_prior_sd"] = pooled.rating_sd[q.name]
-            out.append(refit_question(q, item_ids, annotator_ids, values,
-                                      default_accuracy=accuracy, settings=q_settings, now=now))
-    return out

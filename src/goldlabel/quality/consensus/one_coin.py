@@ -7,17 +7,17 @@ from typing import Any
 import numpy as np
 
 
-def _logit(p: Any) -> np.ndarray:
+def logit_weight(p: Any) -> np.ndarray:
     p = np.clip(np.asarray(p, dtype=np.float64), 0.01, 0.99)
     return np.log(p) - np.log1p(-p)
 
 
-def _accuracy(accuracy: Any, n: int) -> np.ndarray:
+def broadcast_accuracy(accuracy: Any, n: int) -> np.ndarray:
     acc = np.asarray(accuracy, dtype=np.float64)
     return np.broadcast_to(acc, (n,)).copy() if acc.ndim == 0 else acc
 
 
-def _skill_rows(annotator_ids: np.ndarray, accuracy: np.ndarray, annotator: np.ndarray,
+def skill_rows(annotator_ids: np.ndarray, accuracy: np.ndarray, annotator: np.ndarray,
                 method: str, now: int) -> list[dict]:
     counts = np.bincount(annotator, minlength=len(annotator_ids))
     return [{"annotator_id": int(a), "accuracy": float(s), "accuracy_low": None, "accuracy_high": None,

@@ -9,10 +9,10 @@ from typing import Any
 import numpy as np
 from scipy import special
 
-from goldlabel.domain.label_schema import Question
 from goldlabel.quality import text as text_lib
+from goldlabel.quality.consensus.one_coin import broadcast_accuracy, logit_weight, skill_rows
+from goldlabel.quality.consensus.question import Question
 from goldlabel.quality.ranking import CrowdBT
-from goldlabel.services.consensus._common import _accuracy, _logit, _skill_rows
 
 # ================================================================ per answer
 
@@ -43,7 +43,7 @@ def ranking_consensus(question: Question, values: Sequence[Sequence[Any]],
             pos[j, candidates[c]] = p
     # votes[j, a, b] = +1 when answer j ranks a above b, -1 below, 0 tied or missing
     votes = np.nan_to_num(np.sign(pos[:, None, :] - pos[:, :, None]))
-    pair = np.einsum("jab,j->ab", votes, _logit(_accuracy(accuracy, len(parsed))))
+    pair = np.einsum("jab,j->ab", votes, logit_weight(broadcast_accuracy(accuracy, len(parsed))))
     mean_pos = np.nanmean(pos, axis=0)
     order = np.lexsort((np.arange(k), mean_pos, -pair.sum(axis=1)))
     hi, lo = np.triu_indices(k, 1)
@@ -55,7 +55,7 @@ def ranking_consensus(question: Question, values: Sequence[Sequence[Any]],
 # ================================================================ full re-fit (vectorized)
 
 
-def _refit_ranking(q, items, item, annotator, annotator_ids, values, default, settings, now):
+def refit_ranking(q, items, item, annotator, annotator_ids, values, default, settings, now):
     allow_ties = bool(getattr(q, "allow_ties", False))
     # edge: parse answers into (answer, (item, candidate) code, position) entries
     code_of: dict[tuple[int, str], int] = {}
@@ -90,7 +90,7 @@ def _refit_ranking(q, items, item, annotator, annotator_ids, values, default, se
     second = np.where(rank[winner] < rank[loser], loser, winner)
     sign = np.where(first == winner, 1.0, -1.0)
     key, inverse = np.unique(first * n_codes + second, return_inverse=True)
-    pair = np.bincount(inverse, weights=sign * _logit(reliability)[who], minlength=len(key))
+    pair = np.bincount(inverse, weights=sign * logit_weight(reliability)[who], minlength=len(key))
     n_items = len(items)
     confidence = np.ones(n_items)
     np.minimum.at(confidence, code_item[key // n_codes], special.expit(pair))
@@ -102,6 +102,6 @@ def _refit_ranking(q, items, item, annotator, annotator_ids, values, default, se
     by_item = {int(code_item[order[s]]): _ranking_value(ordered[s:e], allow_ties)
                for s, e in itertools.pairwise(bounds)}
     out_values = [by_item.get(i, []) for i in range(n_items)]
-    skills = _skill_rows(annotator_ids, reliability, annotator, "crowd_bt", now)
+    skills = skill_rows(annotator_ids, reliability, annotator, "crowd_bt", now)
     return "crowd_bt", out_values, confidence, skills
 

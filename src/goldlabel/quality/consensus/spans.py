@@ -8,9 +8,9 @@ from typing import Any
 import numpy as np
 from scipy import special
 
-from goldlabel.domain.label_schema import Question
 from goldlabel.quality import spans as span_lib
-from goldlabel.services.consensus._common import _accuracy, _skill_rows
+from goldlabel.quality.consensus.one_coin import broadcast_accuracy, skill_rows
+from goldlabel.quality.consensus.question import Question
 
 #: pseudo-answers at the default accuracy that a re-fit's learned span accuracy is shrunk by
 #: (the server's ``skill_prior_answers`` default for choice questions)
@@ -82,7 +82,7 @@ def spans_consensus(question: Question, values: Sequence[Sequence[Mapping]],
     n = len(values)
     labels = list(question.labels)
     n_classes = len(labels) + 1
-    acc = _accuracy(accuracy, n)
+    acc = broadcast_accuracy(accuracy, n)
     answers = _span_answers(np.zeros(n, np.int64), np.arange(n), values, labels)
     tokens = _segments(answers.item[answers.span_answer], answers.span_start, answers.span_end, 1)
     gain = np.log(np.clip(acc, .01, .99)) - np.log((1 - np.clip(acc, .01, .99)) / (n_classes - 1))
@@ -97,7 +97,7 @@ def spans_consensus(question: Question, values: Sequence[Sequence[Mapping]],
 # ================================================================ full re-fit (vectorized)
 
 
-def _refit_spans(q, items, item, annotator, annotator_ids, values, default, settings, now):
+def refit_spans(q, items, item, annotator, annotator_ids, values, default, settings, now):
     labels = list(q.labels)
     n_classes = len(labels) + 1
     n_items = len(items)
@@ -123,6 +123,6 @@ def _refit_spans(q, items, item, annotator, annotator_ids, values, default, sett
     p = np.clip(accuracy[annotator], 0.01, 0.99)
     gain = np.bincount(item, weights=np.log(p) - np.log((1 - p) / (n_classes - 1)), minlength=n_items)
     confidence = np.where(np.isnan(confidence), _nothing_posterior(gain, n_classes), confidence)
-    skills = _skill_rows(annotator_ids, accuracy, annotator, "span_ds", now)
+    skills = skill_rows(annotator_ids, accuracy, annotator, "span_ds", now)
     return "span_ds", [spans.get(i, []) for i in range(n_items)], confidence, skills
 

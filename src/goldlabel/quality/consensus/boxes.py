@@ -8,9 +8,9 @@ from typing import Any
 import numpy as np
 from scipy import special
 
-from goldlabel.domain.label_schema import Question
 from goldlabel.quality import boxes as box_lib
-from goldlabel.services.consensus._common import _accuracy, _logit
+from goldlabel.quality.consensus.one_coin import broadcast_accuracy, logit_weight
+from goldlabel.quality.consensus.question import Question
 
 BOX_IOU = 0.5
 
@@ -55,7 +55,7 @@ def boxes_consensus(question: Question, values: Sequence[Sequence[Mapping]],
     """IoU clusters of one item's boxes, one-coin existence posterior per cluster."""
     n = len(values)
     labels = list(question.labels)
-    weight = _logit(_accuracy(accuracy, n))
+    weight = logit_weight(broadcast_accuracy(accuracy, n))
     answers = _box_answers(np.zeros(n, np.int64), np.arange(n), values, labels)
     if len(answers.box_answer) == 0:
         return [], float(special.expit(weight.sum()))
@@ -77,7 +77,7 @@ def boxes_consensus(question: Question, values: Sequence[Sequence[Mapping]],
 # ================================================================ full re-fit (vectorized)
 
 
-def _refit_boxes(q, items, item, annotator, annotator_ids, values, default, settings, now):
+def refit_boxes(q, items, item, annotator, annotator_ids, values, default, settings, now):
     labels = list(q.labels)
     n_items = len(items)
     answers = _box_answers(item, annotator, values, labels)
