@@ -348,11 +348,16 @@ def test_cli_imports_a_labelstudio_export_and_yolo_labels(database_url, tmp_path
     def run(*args):
         return CliRunner().invoke(cli, ["--database", database_url, *args], catch_exceptions=False)
 
-    schema = tmp_path / "schema.json"
-    schema.write_text(json.dumps({"questions": [*TEXT_SCHEMA["questions"],
-                                                {**BOX_SCHEMA["questions"][0], "required": False}]}))
-    created = run("projects", "create", "--name", "migrated", "--schema", str(schema))
+    config = tmp_path / "config.xml"
+    config.write_text("""<View><Text name="text" value="$text"/><Image name="img" value="$image"/>
+      <Choices name="sentiment" toName="text"><Choice value="positive"/><Choice value="negative"/></Choices>
+      <Labels name="entities" toName="text"><Label value="PER"/><Label value="ORG"/></Labels>
+      <Rating name="quality" toName="text"/><TextArea name="note" toName="text"/>
+      <RectangleLabels name="objects" toName="img"><Label value="car"/><Label value="person"/></RectangleLabels>
+      <KeyPointLabels name="joints" toName="img"><Label value="knee"/></KeyPointLabels></View>""")
+    created = run("projects", "create", "--name", "migrated", "--ls-config", str(config))
     assert created.exit_code == 0, created.output
+    assert "note: KeyPointLabels 'joints' left out: keypoints are not" in created.stderr
     project = created.stdout.strip()
     export = write_json(tmp_path, "project-3-at-2024-05-01.json", ls_export())
     result = run("import", project, export, "-q")

@@ -171,7 +171,7 @@ class _Converter:
                                     "choices must be a list of strings"))
             return
         if question.kind == "multi_choice":
-            answer[question.name] = sorted(set(answer.get(question.name, ())) | set(choices))
+            answer[question.name] = list(dict.fromkeys([*answer.get(question.name, ()), *choices]))
         elif len(choices) != 1 or question.name in answer:
             self.errors.append(_err(self.line, (*loc, "value", "choices"), "ls_multiple_choices",
                                     f"{question.name!r} is a choice question (one label); this region "
@@ -327,3 +327,65 @@ def item_rows(tasks: Iterator[tuple[int, Any]], schema: Any, options: Options | 
             continue
         row, errors = convert_task(task, line, schema, options)
         yield line, row if row is not None else tuple(errors)
+
+
+# ---------------------------------------------------------------- labeling config -> label schema
+
+# Control tags of the labeling config (lower-cased) -> the goldlabel kind they become.
+_CONFIG_KINDS = {"choices": "choice", "labels": "spans", "rectanglelabels": "boxes", "rating": "rating",
+                 "textarea": "text"}
+_OBJECT_TAGS = {"text", "hypertext", "image", "audio", "audioplus", "video", "paragraphs", "timeseries", "table",
+                "pdf", "list", "ranker"}
+
+
+def schema_from_config(xml: str) -> tuple[dict[str, Any], list[str]]:
+    """A goldlabel label schema from a Label Studio labeling config (its XML), and notes on the
+    controls left out (kinds goldlabel lacks). Question names are the control names, so an
+    export of that project imports into the schema as it is. Raises ValueError on a config
+    that is not XML, holds a DTD, or has no control goldlabel can ask."""
+    import xml.etree.ElementTree as ET
+
+    if "<!DOCTYPE" in xml.upper() or "<!ENTITY" in xml.upper():
+        raise ValueError("the labeling config holds a DTD; a Label Studio config needs none")
+    try:
+        root = ET.fromstring(xml)
+    except ET.ParseError as exc:
+        raise ValueError(f"the labeling config is not XML: {exc}") from exc
+    fields = {}  # object name -> the task data field it shows ("$image" -> "image")
+    for element in root.iter():
+        value = element.get("value", "")
+        if element.tag.lower() in _OBJECT_TAGS and element.get("name") and value.startswith("$"):
+            fields[element.get("name")] = value[1:]
+    questions: list[dict[str, Any]] = []
+    notes: list[str] = []
+    for element in root.iter():
+        tag, name = element.tag.lower(), element.get("name")
+        if not name or tag in _OBJECT_TAGS:
+            continue
+        kind = _CONFIG_KINDS.get(tag)
+        if kind is None:
+            if tag.endswith("labels") or tag in ("taxonomy", "number", "datetime", "pairwise", "relations",
+                                                 "brush", "polygon", "keypoint", "rectangle", "ellipse"):
+                notes.append(f"{element.tag} {name!r} left out: "
+                             + NOT_YET.get(tag, "goldlabel has no question kind for it"))
+            continue
+        question: dict[str, Any] = {"name": name, "kind": kind, "required": element.get("required") == "true"}
+        labels = [child.get("alias") or child.get("value") for child in element
+                  if child.tag.lower() in ("choice", "label") and (child.get("alias") or child.get("value"))]
+        if kind == "choice":
+            question["labels"] = labels
+            if element.get("choice") == "multiple":
+                question["kind"] = "multi_choice"
+        elif kind in ("spans", "boxes"):
+            question["labels"] = labels
+            source = fields.get(element.get("toName", ""))
+            if source:
+                question["source"] = source
+        elif kind == "rating":
+            top = element.get("maxRating", "5")
+            question.update({"min": 1, "max": int(top) if top.isdigit() and int(top) > 1 else 5})
+        questions.append(question)
+    if not questions:
+        raise ValueError("the labeling config has no control goldlabel can ask (Choices, Labels, "
+                         "RectangleLabels, Rating, TextArea)" + (f"; {'; '.join(notes)}" if notes else ""))
+    return {"questions": questions}, notes
