@@ -465,11 +465,11 @@ def _write_answers(conn, project: dict, rows: list[tuple[int, int, dict]], repor
                     "value": a["value"], "status": "submitted", "duration_ms": a["duration_ms"],
                     "created_at": at, "updated_at": at, "schema_version": project.get("schema_version")})
         counts[item_id] = counts.get(item_id, 0) + 1
-    stored = import_store.insert_answers(conn, new)
+    import_store.insert_answers(conn, new)
     import_store.add_answer_counts(conn, counts, now)
-    for answer in stored:
+    for answer in new:  # what quality.after_answer reads of an answer: its value and annotator
         answered.setdefault(answer["item_id"], []).append(answer)
-    report.answers += len(stored)
+    report.answers += len(new)
 
 
 def _settle_answered(ctx: Context, conn, project: dict, answered: dict[int, list[dict]]) -> None:
@@ -540,16 +540,20 @@ def import_file(
 
 
 def _sniff_json(raw: bytes) -> str | None:
-    """labelstudio or coco when a .json file holds one (by its content), else None."""
-    from goldlabel.formats import labelstudio
+    """labelstudio or coco when a .json file holds one (by its content), else None. An array is
+    judged by its first element alone (the reader decodes one element at a time)."""
+    from goldlabel.formats import json_array, labelstudio
 
-    try:
-        doc = orjson.loads(raw)
-    except orjson.JSONDecodeError:
-        return None  # the JSON-array reader reports where it breaks
-    if isinstance(doc, dict) and all(isinstance(doc.get(k), list) for k in ("images", "annotations", "categories")):
-        return "coco"
-    if isinstance(doc, list) and doc and labelstudio.looks_like_tasks(doc[0]):
+    if raw.lstrip(b"\xef\xbb\xbf \t\r\n")[:1] == b"{":
+        try:
+            doc = orjson.loads(raw)
+        except orjson.JSONDecodeError:
+            return None  # the JSON-array reader reports where it breaks
+        if isinstance(doc, dict) and all(isinstance(doc.get(k), list) for k in ("images", "annotations", "categories")):
+            return "coco"
+        return None
+    first = next(iter(json_array.read_rows(io.BytesIO(raw))), None)
+    if first is not None and labelstudio.looks_like_tasks(first[1]):
         return "labelstudio"
     return None
 

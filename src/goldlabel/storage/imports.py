@@ -255,10 +255,9 @@ def fetch_answer_pairs(conn: Connection, item_ids: Sequence[int]) -> set[tuple[i
     return {(r[0], r[1]) for r in conn.execute(q)}
 
 
-def insert_answers(conn: Connection, rows: list[dict]) -> list[dict]:
-    if not rows:
-        return []
-    return [dict(r) for r in conn.execute(answers.insert().returning(*answers.c), rows).mappings()]
+def insert_answers(conn: Connection, rows: list[dict]) -> None:
+    if rows:
+        conn.execute(answers.insert(), rows)
 
 
 _ADD_ANSWERS = (
