@@ -12,9 +12,10 @@ from collections.abc import Sequence
 
 import orjson
 import sqlalchemy as sa
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection
 
-from goldlabel.storage.tables import answers, gold_answers, items, predictions, users
+from goldlabel.storage.tables import answers, consensus, gold_answers, items, predictions, users
 
 # (external_id, data JSON text, meta JSON text or None, priority)
 NewItem = tuple[str, str, str | None, int]
@@ -297,3 +298,30 @@ def fetch_item_names(conn: Connection, project_id: int) -> list[tuple[int, str, 
 
 def set_item_data(conn: Connection, item_id: int, data: dict, now: int) -> None:
     conn.execute(items.update().where(items.c.id == item_id).values(data=data, updated_at=now))
+
+
+def replace_consensus_many(conn: Connection, project_id: int, by_item: dict[int, list[dict]]) -> None:
+    """records.replace_consensus for many items at once: their rows from the answers (source
+    "consensus") replaced, a reviewer's rows kept (the insert skips their questions)."""
+    if not by_item:
+        return
+    conn.execute(consensus.delete().where(consensus.c.item_id.in_(list(by_item)), consensus.c.source == "consensus"))
+    rows = [{"agreement": None, **r, "item_id": item_id, "project_id": project_id}
+            for item_id, item_rows in by_item.items() for r in item_rows]
+    if rows:
+        dialect = postgresql if _is_postgres(conn) else sqlite
+        conn.execute(dialect.insert(consensus).on_conflict_do_nothing(), rows)
+
+
+_SET_STATE = (
+    items.update()
+    .where(items.c.id == sa.bindparam("b_id"))
+    .values(status=sa.bindparam("b_status"), target_overlap=sa.bindparam("b_target"),
+            updated_at=sa.bindparam("b_now"))
+)
+
+
+def set_item_states(conn: Connection, rows: list[dict]) -> None:
+    """``{"b_id", "b_status", "b_target", "b_now"}`` per item."""
+    if rows:
+        conn.execute(_SET_STATE, rows)
