@@ -376,3 +376,28 @@ def test_cli_imports_a_labelstudio_export_and_yolo_labels(database_url, tmp_path
     result = run("import", project, str(labels), "--format", "yolo", "--as", "gold", "--partial", "--json")
     assert result.exit_code == 0, result.output
     assert json.loads(result.stdout)["updated"] == 1
+
+
+def test_yolo_zip_upload_and_a_zip_bomb(factory):
+    project = factory.make_project(schema=BOX_SCHEMA)
+    api = factory.api_as(project["manager"])
+    api.post(f"/api/v1/projects/{project['id']}/items",
+             json=[{"external_id": "frames/f1.jpg", "data": {"image": "https://example.com/f1.jpg"}}])
+    body = io.BytesIO()
+    with zipfile.ZipFile(body, "w") as archive:
+        archive.writestr("data.yaml", "names: [car, person]\n")
+        archive.writestr("labels/val/f1.txt", "0 0.5 0.5 0.5 0.5 0.75\n")
+    res = api.post(f"/api/v1/projects/{project['id']}/imports", params={"format": "yolo"},
+                   files={"file": ("labels.zip", body.getvalue())})
+    assert res.status_code == 201, res.text
+    [pred] = rows_of(factory.ctx, predictions, predictions.c.project_id == project["id"])
+    assert (pred["model_version"], pred["score"]) == ("yolo", 0.75)
+    assert pred["value"] == {"objects": [{"x": 0.25, "y": 0.25, "w": 0.5, "h": 0.5, "label": "car"}]}
+
+    bomb = io.BytesIO()
+    with zipfile.ZipFile(bomb, "w", compression=zipfile.ZIP_DEFLATED) as archive:
+        archive.writestr("data.yaml", "names: [car]\n")
+        archive.writestr("labels/f1.txt", b"\n" * (65 * 1024 * 1024))
+    res = api.post(f"/api/v1/projects/{project['id']}/imports", params={"format": "yolo"},
+                   files={"file": ("labels.zip", bomb.getvalue())})
+    assert (res.status_code, res.json()["code"]) == (422, "file_too_large")

@@ -89,6 +89,10 @@ class Writer(LabeledWriter):
 # ---------------------------------------------------------------- reading (labels for existing items)
 
 
+# A label file (or data.yaml, images.csv) unpacked from a zip is read whole: bounded here.
+MAX_MEMBER_BYTES = 64 * 1024 * 1024
+
+
 def open_members(source) -> dict[str, Callable[[], bytes]]:
     """The files of a YOLO folder or zip (a path or a stream), by their path inside it."""
     if isinstance(source, str | Path) and Path(source).is_dir():
@@ -99,7 +103,15 @@ def open_members(source) -> dict[str, Callable[[], bytes]]:
         archive = zipfile.ZipFile(source)
     except zipfile.BadZipFile as exc:
         raise GoldlabelError(f"a YOLO import is a folder or a .zip: {exc}", code="bad_yolo", status=422) from exc
-    return {name: (lambda n=name: archive.read(n)) for name in archive.namelist() if not name.endswith("/")}
+    members = {}
+    for info in archive.infolist():
+        if info.is_dir():
+            continue
+        if info.file_size > MAX_MEMBER_BYTES and (info.filename.endswith((".txt", ".yaml", ".csv", ".names"))):
+            raise GoldlabelError(f"{info.filename}: {info.file_size} bytes unpacked; a YOLO label file may hold "
+                                 f"{MAX_MEMBER_BYTES} (a zip bomb?)", code="file_too_large", status=422)
+        members[info.filename] = lambda n=info.filename: archive.read(n)
+    return members
 
 
 def _class_names(members: dict[str, Callable[[], bytes]]) -> list[str] | FieldError:
