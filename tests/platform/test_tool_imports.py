@@ -108,6 +108,17 @@ def test_labelstudio_export_becomes_items_answers_predictions_and_gold(factory, 
     cons = rows_of(ctx, consensus, consensus.c.item_id == stored["1"]["id"])
     assert {c["question"]: c["value"] for c in cons}["sentiment"] == "positive"
 
+    # Quality sees the imported annotators: ls-1 answered the gold item and was scored on it;
+    # a full re-fit runs over the imported answers.
+    from goldlabel.services import quality as quality_service
+
+    seen = {a["username"]: a for a in quality_service.list_annotators(ctx, project["manager"], project["id"])}
+    assert sorted(seen) == ["ls-1", "ls-2"]
+    assert (seen["ls-1"]["n_answers"], seen["ls-1"]["n_gold"], seen["ls-1"]["n_gold_correct"]) == (2, 1, 1)
+    quality_service.refit_project(ctx, project["manager"], project["id"])
+    cons = rows_of(ctx, consensus, consensus.c.item_id == stored["1"]["id"])
+    assert {c["question"]: c["value"] for c in cons}["sentiment"] == "positive"
+
     # Importing the same export again changes nothing.
     again = import_file(ctx, project["manager"], project["id"], path)
     assert (again.created, again.skipped, again.answers) == (0, 3, 0)
@@ -321,6 +332,13 @@ def test_yolo_round_trip_from_a_goldlabel_export(factory, tmp_path):
     # YOLO writes 6 decimals.
     assert {k: [{**b, **{c: round(b[c], 5) for c in "xywh"}} for b in v] for k, v in got.items()} == \
         {k: [{**b, **{c: round(b[c], 5) for c in "xywh"}} for b in v] for k, v in want.items()}
+
+
+def test_cli_names_the_tool_formats_of_the_service():
+    from goldlabel.cli import transfer as cli_transfer
+    from goldlabel.services.imports import TOOL_FORMATS
+
+    assert tuple(cli_transfer.TOOL_FORMATS) == TOOL_FORMATS
 
 
 def test_import_route_takes_the_tool_formats(factory, tmp_path):
