@@ -419,3 +419,35 @@ def test_yolo_zip_upload_and_a_zip_bomb(factory):
     res = api.post(f"/api/v1/projects/{project['id']}/imports", params={"format": "yolo"},
                    files={"file": ("labels.zip", bomb.getvalue())})
     assert (res.status_code, res.json()["code"]) == (422, "file_too_large")
+
+
+def test_labelstudio_uploads_are_copied_into_the_media_store(factory, tmp_path):
+    ctx = factory.ctx
+    project = factory.make_project(schema=BOX_SCHEMA)
+    media = tmp_path / "ls-media"
+    (media / "upload" / "3").mkdir(parents=True)
+    png = _png(40, 20)
+    (media / "upload" / "3" / "ab12-cat.png").write_bytes(png)
+    box = {"from_name": "objects", "to_name": "image", "type": "rectanglelabels",
+           "value": {"x": 10, "y": 10, "width": 50, "height": 50, "rectanglelabels": ["car"]}}
+    tasks = [{"id": 1, "data": {"image": "/data/upload/3/ab12-cat.png"}, "annotations": [annotation(2, box)]}]
+    path = write_json(tmp_path, "export.json", tasks)
+    with pytest.raises(ImportFailed) as failed:  # without the media folder: Label Studio's path is refused
+        import_file(ctx, None, project["id"], path)
+    assert [e["code"] for e in failed.value.extra["report"]["errors"]] == ["bad_media_path"]
+    report = import_file(ctx, None, project["id"], path, media_root=media)
+    assert (report.created, report.answers) == (1, 1)
+    [item] = rows_of(ctx, items, items.c.project_id == project["id"])
+    image = item["data"]["image"]
+    assert image.startswith(f"/api/v1/projects/{project['id']}/media/") and image.endswith(".png")
+    res = factory.api_as(project["manager"]).get(image)
+    assert res.status_code == 200 and res.content == png
+
+    tasks[0]["id"], tasks[0]["data"]["image"] = 2, "/data/upload/../../secret.png"
+    (tmp_path / "secret.png").write_bytes(png)
+    tasks.append({"id": 3, "data": {"image": "/data/upload/3/gone.png"}})
+    with pytest.raises(ImportFailed) as failed:
+        import_file(ctx, None, project["id"], write_json(tmp_path, "bad.json", tasks), media_root=media)
+    assert [e["code"] for e in failed.value.extra["report"]["errors"]] == ["path_escapes_root", "unreadable_file"]
+    with pytest.raises(Exception, match="local operator"):
+        import_file(ctx, project["manager"], project["id"], path, media_root=media)

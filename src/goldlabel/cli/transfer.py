@@ -55,6 +55,9 @@ def _echo_errors(report: dict[str, Any]) -> None:
               help="coco / yolo predictions: their model version [default: the format name].")
 @click.option("--id-field", default=None, metavar="FIELD",
               help="labelstudio: the task data field holding the external_id [default: the task id].")
+@click.option("--ls-media-root", type=click.Path(exists=True, file_okay=False, path_type=Path), default=None,
+              metavar="DIR", help="labelstudio: Label Studio's media folder; files uploaded into Label Studio "
+                                  "(/data/upload/...) are copied from it into the media store.")
 @click.option("--sidecar", type=click.Path(exists=True, dir_okay=False, path_type=Path), default=None,
               help="Media import: a JSONL / CSV file with a row per media file (column 'file').")
 @click.option("--on-conflict", type=click.Choice(["skip", "update"]), default="skip", show_default=True,
@@ -65,7 +68,8 @@ def _echo_errors(report: dict[str, Any]) -> None:
 @click.option("--quiet", "-q", is_flag=True, help="No progress bar.")
 @pass_state
 def import_command(state: CliState, project_id: int, path: Path, fmt: str | None, target: str | None,
-                   question: str | None, model_version: str | None, id_field: str | None, sidecar: Path | None,
+                   question: str | None, model_version: str | None, id_field: str | None,
+                   ls_media_root: Path | None, sidecar: Path | None,
                    on_conflict: str, partial: bool, as_json: bool, quiet: bool) -> None:
     """Import the items of FILE (JSONL, CSV, Parquet or a JSON array) into PROJECT, or the media
     files of a folder DIR or an archive ZIP (one item per file; docs/import-export.md#media).
@@ -102,7 +106,7 @@ def import_command(state: CliState, project_id: int, path: Path, fmt: str | None
                 report = _report_dict(import_service.import_file(
                     ctx, None, project_id, reading(raw, progress), fmt=fmt, on_conflict=on_conflict,
                     partial=partial, filename=path.name, target=target, question=question,
-                    model_version=model_version, id_field=id_field,
+                    model_version=model_version, id_field=id_field, media_root=ls_media_root,
                 ))
     except GoldlabelError as exc:
         report = exc.extra.get("report")

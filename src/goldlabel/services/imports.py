@@ -534,6 +534,7 @@ def import_file(
     question: str | None = None,
     model_version: str | None = None,
     id_field: str | None = None,
+    media_root: str | os.PathLike | None = None,
 ) -> ImportReport:
     """Import a JSONL / CSV / Parquet / JSON-array file (a path or a binary stream), streamed row by row,
     or a file of another tool (``fmt`` labelstudio, coco or yolo: services.tool_imports).
@@ -543,7 +544,8 @@ def import_file(
     read as one. Parquet needs a seekable stream. Errors of the file itself (a
     malformed JSON line, a CSV row with the wrong number of cells) land in the same report as
     validation errors, with their line numbers. ``target`` (predictions or gold), ``question``
-    and ``model_version`` go with coco and yolo; ``id_field`` with labelstudio.
+    and ``model_version`` go with coco and yolo; ``id_field`` and ``media_root`` (Label Studio's
+    media folder, for the files uploaded into it) with labelstudio.
     """
     name = filename or (Path(path_or_stream).name if isinstance(path_or_stream, (str, os.PathLike))
                         else getattr(path_or_stream, "name", None))
@@ -555,7 +557,7 @@ def import_file(
     if fmt is not None and fmt.lower() in TOOL_FORMATS:
         return _import_tool_file(ctx, actor, project_id, path_or_stream, fmt.lower(), on_conflict=on_conflict,
                                  partial=partial, target=target, question=question, model_version=model_version,
-                                 id_field=id_field)
+                                 id_field=id_field, media_root=media_root)
     if target is not None or question is not None or model_version is not None:
         raise GoldlabelError("target, question and model_version go with a coco or yolo import",
                              code="bad_import_option", status=422)
@@ -590,7 +592,7 @@ def _sniff_json(raw: bytes) -> str | None:
 
 
 def _import_tool_file(ctx, actor, project_id, source, fmt: str, *, on_conflict, partial, target, question,
-                      model_version, id_field) -> ImportReport:
+                      model_version, id_field, media_root=None) -> ImportReport:
     from goldlabel.formats import labelstudio
     from goldlabel.services import tool_imports
 
@@ -603,11 +605,12 @@ def _import_tool_file(ctx, actor, project_id, source, fmt: str, *, on_conflict, 
         if isinstance(source, (str, os.PathLike)):
             with open(source, "rb") as stream:
                 return tool_imports.import_labelstudio(ctx, actor, project_id, stream, on_conflict=on_conflict,
-                                                       partial=partial, options=options)
+                                                       partial=partial, options=options, media_root=media_root)
         return tool_imports.import_labelstudio(ctx, actor, project_id, source, on_conflict=on_conflict,
-                                               partial=partial, options=options)
-    if id_field is not None:
-        raise GoldlabelError("id_field goes with a labelstudio import", code="bad_import_option", status=422)
+                                               partial=partial, options=options, media_root=media_root)
+    if id_field is not None or media_root is not None:
+        raise GoldlabelError("id_field and media_root go with a labelstudio import", code="bad_import_option",
+                             status=422)
     return tool_imports.import_labels(ctx, actor, project_id, source, fmt, target=target or "predictions",
                                       question=question, model_version=model_version, partial=partial)
 

@@ -10,8 +10,10 @@ nothing unless partial, like every import.
 from __future__ import annotations
 
 import io
+import os
 import re
-from pathlib import PurePosixPath
+from collections.abc import Iterable, Iterator
+from pathlib import Path, PurePosixPath
 from typing import Any, BinaryIO
 
 from goldlabel.domain.errors import FieldError, GoldlabelError, forbidden
@@ -28,6 +30,7 @@ from goldlabel.storage.engine import now_ms, read_tx, write_tx
 from goldlabel.storage.media import object_key
 
 TARGETS = ("predictions", "gold")
+UPLOAD_PREFIX = "/data/upload/"  # how a Label Studio export names a file uploaded into Label Studio
 _MEDIA_URL = re.compile(r"^/api/v1/projects/(\d+)/media/([0-9a-f]{64})(?:\.[a-z0-9]{1,5})?$")
 
 
@@ -45,15 +48,60 @@ def _project(conn, actor: Actor | None, project_id: int) -> dict:
 
 def import_labelstudio(ctx: Context, actor: Actor | None, project_id: int, stream: BinaryIO, *,
                        on_conflict: str = "skip", partial: bool = False,
-                       options: labelstudio.Options | None = None) -> ImportReport:
+                       options: labelstudio.Options | None = None, media_root: str | os.PathLike | None = None,
+                       ) -> ImportReport:
     """Import a Label Studio JSON export: tasks -> items, annotations -> answers of
     pseudonymous annotators (``ls-<user id>``), ground-truth annotations -> gold, predictions ->
-    predictions (model version and score kept). See formats.labelstudio for the mapping."""
+    predictions (model version and score kept). See formats.labelstudio for the mapping.
+
+    ``media_root`` (the local operator only): Label Studio's media folder. Files uploaded into
+    Label Studio appear in the tasks as ``/data/upload/<project>/<file>``; with it, each is read
+    from ``<media_root>/upload/<project>/<file>`` into the media store and the task points at
+    the stored copy."""
+    if media_root is not None and actor is not None:
+        raise forbidden("only the local operator imports files from the server's disk")
     with read_tx(ctx.engine) as conn:
         schema = ctx.get_schema(_project(conn, actor, project_id))
     rows = labelstudio.item_rows(labelstudio.read_tasks(stream), schema, options)
+    if media_root is not None:
+        rows = _stored_uploads(ctx, project_id, rows, Path(media_root))
     return ingest_rows(ctx, actor, project_id, rows, fmt=labelstudio.NAME, on_conflict=on_conflict,
                        partial=partial, empty_ok=False, with_answers=True)
+
+
+def _stored_uploads(ctx: Context, project_id: int, rows: Iterable[tuple[int, Any]], root: Path
+                    ) -> Iterator[tuple[int, Any]]:
+    from goldlabel.services.media import MediaFile, media_rows
+
+    root = root.resolve()
+    for line, row in rows:
+        if not isinstance(row, dict):
+            yield line, row
+            continue
+        errors = []
+        for key, value in list(row["data"].items()):
+            if not (isinstance(value, str) and value.startswith(UPLOAD_PREFIX)):
+                continue
+            path = (root / "upload" / value.removeprefix(UPLOAD_PREFIX)).resolve()
+            if not path.is_relative_to(root):
+                errors.append(FieldError(("data", key), "path_escapes_root",
+                                         f"{value!r} leads out of the Label Studio media folder", line))
+                continue
+            opener = path.open if path.is_file() else _missing(path)
+            name = "upload/" + value.removeprefix(UPLOAD_PREFIX)
+            [(_, got)] = list(media_rows(ctx, project_id, [MediaFile(name, lambda o=opener: o("rb"))], {}))
+            if isinstance(got, FieldError):
+                errors.append(FieldError(("data", key), got.code, got.message, line))
+                continue
+            stored = [v for k, v in got["data"].items() if k != "file_name" and isinstance(v, str)]
+            row["data"][key] = stored[0] if stored else got["data"].get("text", value)
+        yield line, (tuple(errors) if errors else row)
+
+
+def _missing(path: Path):
+    def open_(_mode: str):
+        raise FileNotFoundError(f"no file {path}")
+    return open_
 
 
 # ---------------------------------------------------------------- COCO / YOLO labels
