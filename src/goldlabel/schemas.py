@@ -338,6 +338,7 @@ class ImportReport(BaseModel):
     created: int
     updated: int
     skipped: int
+    answers: int = Field(0, description="Answers written (a Label Studio import's annotations).")
     errors: list[dict[str, Any]] = Field(description="At most the first 100: line, loc, code, message.")
     error_count: int
 

@@ -70,7 +70,7 @@ def test_import_file_round_trip(factory, tmp_path, fmt):
     rows[4]["gold"] = {"sentiment": "negative"}
     report = import_file(factory.ctx, project["manager"], project["id"], write_file(tmp_path, fmt, rows))
     assert report.to_dict() | {"errors": []} == {
-        "ok": True, "format": fmt, "rows": 10, "created": 10, "updated": 0, "skipped": 0, "errors": [],
+        "ok": True, "format": fmt, "rows": 10, "created": 10, "updated": 0, "skipped": 0, "answers": 0, "errors": [],
         "error_count": 0,
     }
     stored = db_items(factory.ctx, project["id"])

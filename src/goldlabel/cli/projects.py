@@ -45,8 +45,10 @@ def projects() -> None:
 
 @projects.command("create")
 @click.option("--name", required=True, help="Project name.")
-@click.option("--schema", "schema_path", type=READABLE_FILE, required=True, metavar="SCHEMA.json",
+@click.option("--schema", "schema_path", type=READABLE_FILE, default=None, metavar="SCHEMA.json",
               help="Label schema file (JSON), see docs/label-schema.md.")
+@click.option("--ls-config", "ls_config", type=READABLE_FILE, default=None, metavar="CONFIG.xml",
+              help="Instead of --schema: a Label Studio labeling config, turned into the label schema.")
 @click.option("--overlap-min", type=click.IntRange(1, 1000), default=1, show_default=True,
               help="Answers every item gets at least.")
 @click.option("--overlap-max", type=click.IntRange(1, 1000), default=None,
@@ -57,10 +59,23 @@ def projects() -> None:
 @click.option("--manager", "managers", multiple=True, metavar="USERNAME",
               help="Make this user a manager of the project (repeatable).")
 @pass_state
-def create_project(state: CliState, name: str, schema_path: Path, overlap_min: int, overlap_max: int | None,
-                   instructions_path: Path | None, description: str, managers: tuple[str, ...]) -> None:
+def create_project(state: CliState, name: str, schema_path: Path | None, ls_config: Path | None, overlap_min: int,
+                   overlap_max: int | None, instructions_path: Path | None, description: str,
+                   managers: tuple[str, ...]) -> None:
     """Create a project and print its id (only the id, for scripts)."""
-    schema = load_json_file(schema_path, "label schema")
+    if (schema_path is None) == (ls_config is None):
+        fail("give the label schema: --schema SCHEMA.json or --ls-config CONFIG.xml (one of them)", 2)
+    if ls_config is not None:
+        from goldlabel.formats import labelstudio
+
+        try:
+            schema, notes = labelstudio.schema_from_config(ls_config.read_text(encoding="utf-8"))
+        except (ValueError, UnicodeDecodeError) as exc:
+            fail(f"labeling config {ls_config}: {exc} [bad_ls_config]")
+        for note in notes:
+            click.echo(f"note: {note}", err=True)
+    else:
+        schema = load_json_file(schema_path, "label schema")
     if not isinstance(schema, dict):
         fail(f"label schema {schema_path}: expected a JSON object with 'questions' [wrong_type]")
     instructions = instructions_path.read_text(encoding="utf-8") if instructions_path else ""

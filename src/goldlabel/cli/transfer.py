@@ -19,6 +19,8 @@ FORMATS = ["jsonl", "csv", "parquet", "json"]
 # Kept literal so that `goldlabel --help` does not import pyarrow; tests check them against
 # formats.IMPORT_FORMATS and formats.EXPORT_FORMATS.
 EXPORT_FORMATS = [*FORMATS, "coco", "yolo", "voc", "conll", "spacy", "hf"]
+# Other tools' files (services.imports.TOOL_FORMATS): a Label Studio export; COCO / YOLO boxes.
+TOOL_FORMATS = ["labelstudio", "coco", "yolo"]
 # How many error lines the terminal shows; the report (and --json) carries the service's first 100.
 SHOWN_ERRORS = 20
 
@@ -42,8 +44,20 @@ def _echo_errors(report: dict[str, Any]) -> None:
 @click.command("import")
 @click.argument("project_id", metavar="PROJECT", type=int)
 @click.argument("path", metavar="FILE|DIR|ZIP", type=click.Path(exists=True, path_type=Path))
-@click.option("--format", "fmt", type=click.Choice(FORMATS), default=None,
-              help="File format [default: from the file extension].")
+@click.option("--format", "fmt", type=click.Choice([*FORMATS, *TOOL_FORMATS]), default=None,
+              help="File format [default: from the file extension; a .json file holding a Label Studio "
+                   "export or a COCO file is read as one].")
+@click.option("--as", "target", type=click.Choice(["predictions", "gold"]), default=None,
+              help="coco / yolo: put the boxes on the items as predictions [default] or gold.")
+@click.option("--question", default=None, metavar="NAME",
+              help="coco / yolo: the boxes question [default: the first boxes question].")
+@click.option("--model-version", default=None, metavar="NAME",
+              help="coco / yolo predictions: their model version [default: the format name].")
+@click.option("--id-field", default=None, metavar="FIELD",
+              help="labelstudio: the task data field holding the external_id [default: the task id].")
+@click.option("--ls-media-root", type=click.Path(exists=True, file_okay=False, path_type=Path), default=None,
+              metavar="DIR", help="labelstudio: Label Studio's media folder; files uploaded into Label Studio "
+                                  "(/data/upload/...) are copied from it into the media store.")
 @click.option("--sidecar", type=click.Path(exists=True, dir_okay=False, path_type=Path), default=None,
               help="Media import: a JSONL / CSV file with a row per media file (column 'file').")
 @click.option("--on-conflict", type=click.Choice(["skip", "update"]), default="skip", show_default=True,
@@ -53,10 +67,16 @@ def _echo_errors(report: dict[str, Any]) -> None:
 @click.option("--json", "as_json", is_flag=True, help="Print the report as JSON.")
 @click.option("--quiet", "-q", is_flag=True, help="No progress bar.")
 @pass_state
-def import_command(state: CliState, project_id: int, path: Path, fmt: str | None, sidecar: Path | None,
+def import_command(state: CliState, project_id: int, path: Path, fmt: str | None, target: str | None,
+                   question: str | None, model_version: str | None, id_field: str | None,
+                   ls_media_root: Path | None, sidecar: Path | None,
                    on_conflict: str, partial: bool, as_json: bool, quiet: bool) -> None:
     """Import the items of FILE (JSONL, CSV, Parquet or a JSON array) into PROJECT, or the media
     files of a folder DIR or an archive ZIP (one item per file; docs/import-export.md#media).
+
+    From other tools (docs/import-export.md#from-other-tools): a Label Studio JSON export
+    (items, answers, predictions, gold), or COCO / YOLO boxes (--format yolo for a folder or zip)
+    onto the project's items --as predictions or gold.
 
     Idempotent by external_id. All or nothing unless --partial: one bad row rejects the file,
     and the report lists every problem with its line, field and code. Exits 1 when rejected.
@@ -64,7 +84,7 @@ def import_command(state: CliState, project_id: int, path: Path, fmt: str | None
     from goldlabel.services import imports as import_service
 
     ctx = state.context()
-    is_media = path.is_dir() or (fmt is None and path.suffix.lower() == ".zip")
+    is_media = fmt is None and (path.is_dir() or path.suffix.lower() == ".zip")
     if sidecar is not None and not is_media:
         fail("--sidecar goes with a media import (a folder or a .zip)")
     try:
@@ -74,13 +94,19 @@ def import_command(state: CliState, project_id: int, path: Path, fmt: str | None
             report = _report_dict(media_service.import_media(
                 ctx, None, project_id, path, sidecar=sidecar, on_conflict=on_conflict, partial=partial
             ))
+        elif fmt == "yolo":  # a folder or a zip of label files
+            report = _report_dict(import_service.import_file(
+                ctx, None, project_id, path, fmt=fmt, partial=partial, target=target, question=question,
+                model_version=model_version,
+            ))
         else:
             # Progress in bytes of the file: the rows are checked and written as they are read.
             with path.open("rb", buffering=0) as raw, \
                     Progress(f"import {path.name}", path.stat().st_size, "B", quiet=quiet) as progress:
                 report = _report_dict(import_service.import_file(
                     ctx, None, project_id, reading(raw, progress), fmt=fmt, on_conflict=on_conflict,
-                    partial=partial, filename=path.name,
+                    partial=partial, filename=path.name, target=target, question=question,
+                    model_version=model_version, id_field=id_field, media_root=ls_media_root,
                 ))
     except GoldlabelError as exc:
         report = exc.extra.get("report")
@@ -97,6 +123,7 @@ def import_command(state: CliState, project_id: int, path: Path, fmt: str | None
         click.echo(
             f"{path.name}: {report['rows']} row(s): {report['created']} created, "
             f"{report['updated']} updated, {report['skipped']} skipped"
+            + (f", {report['answers']} answer(s)" if report.get("answers") else "")
             + (f", {report['error_count']} rejected" if report.get("error_count") else "")
         )
     if report.get("error_count"):

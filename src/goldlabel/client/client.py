@@ -42,7 +42,7 @@ __all__ = ["UNSET", "Client", "Lease", "MyAnswer"]
 
 API_PREFIX = "/api/v1"
 ExportFormat = Literal["jsonl", "csv", "parquet", "json", "coco", "yolo", "voc", "conll", "spacy", "hf"]
-ImportFormat = Literal["jsonl", "ndjson", "csv", "parquet", "json"]
+ImportFormat = Literal["jsonl", "ndjson", "csv", "parquet", "json", "labelstudio", "coco", "yolo"]
 ReviewAction = Literal["accept", "reject", "fix"]
 OnConflict = Literal["skip", "update"]
 M = TypeVar("M", bound=BaseModel)
@@ -528,11 +528,22 @@ class Client:
         on_conflict: OnConflict = "skip",
         partial: bool = False,
         format: ImportFormat | None = None,
+        target: Literal["predictions", "gold"] | None = None,
+        question: str | None = None,
+        model_version: str | None = None,
+        id_field: str | None = None,
     ) -> ImportReport:
         """Upload a JSONL, CSV or Parquet file of items (``format`` defaults to the one the file
         name's extension says). The file is streamed, not read into memory. Same rules as
-        ``add_items``: all or nothing unless ``partial``; errors carry line numbers."""
-        params = _query(on_conflict=on_conflict, partial=partial, format=format)
+        ``add_items``: all or nothing unless ``partial``; errors carry line numbers.
+
+        Files of other tools: a Label Studio JSON export (``format="labelstudio"``, found by
+        content in a ``.json`` file; ``id_field`` names a data field for the external_id) makes
+        items with their answers, predictions and gold; a COCO ``.json`` or a YOLO ``.zip``
+        (``format="coco"`` / ``"yolo"``) puts boxes on the project's items as ``target``
+        predictions (``model_version``) or gold, for the boxes ``question``."""
+        params = _query(on_conflict=on_conflict, partial=partial, format=format, target=target, question=question,
+                        model_version=model_version, id_field=id_field)
         path = f"/projects/{int(project_id)}/imports"
         if isinstance(file, (str, os.PathLike)):
             with open(file, "rb") as stream:

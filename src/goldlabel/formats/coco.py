@@ -16,11 +16,13 @@ from __future__ import annotations
 
 import shutil
 import tempfile
+from collections.abc import Iterator
 from pathlib import PurePosixPath
 from typing import Any
 
 import orjson
 
+from goldlabel.domain.errors import FieldError
 from goldlabel.domain.splits import SPLITS
 from goldlabel.formats.archive import SPOOL_BYTES, ZipArchive
 from goldlabel.formats.labeled import (
@@ -37,7 +39,7 @@ NAME = "coco"
 EXTENSIONS: tuple[str, ...] = ()
 MEDIA_TYPE = "application/zip"
 FILE_EXTENSION = "zip"
-IMPORTS = False
+IMPORTS = False  # as items; ``read_labels`` reads boxes for items a project has (services.imports)
 
 
 class _Split:
@@ -157,3 +159,58 @@ class Writer(LabeledWriter):
                 out.write(b'],"annotations":[' if spool is part.images else b'],"categories":')
             out.write(categories + b"}")
         self.archive.close()
+
+
+# ---------------------------------------------------------------- reading (labels for existing items)
+
+
+def read_labels(stream) -> Iterator[tuple[int, Any]]:
+    """``(image number, label row | FieldError)`` per image of a COCO detection file (one
+    ``instances_*.json``): ``{"names": [external_id candidates], "where", "units": "pixel",
+    "size": (width, height) | None, "boxes": [{"x", "y", "w", "h", "label", "score"?}]}``.
+    Candidates: the ``goldlabel.external_id`` a goldlabel export wrote, then ``file_name``.
+    An image without annotations is an image with no objects (an empty list)."""
+    try:
+        doc = orjson.loads(stream.read())
+    except orjson.JSONDecodeError as exc:
+        yield 0, FieldError((), "bad_json", f"not valid JSON: {exc}", None)
+        return
+    if not isinstance(doc, dict) or not isinstance(doc.get("images"), list) \
+            or not isinstance(doc.get("annotations"), list) or not isinstance(doc.get("categories"), list):
+        yield 0, FieldError((), "bad_coco", "a COCO file is an object with 'images', 'annotations' and "
+                            "'categories' lists", None)
+        return
+    names: dict[Any, str] = {}
+    for c in doc["categories"]:
+        if isinstance(c, dict) and isinstance(c.get("name"), str):
+            names[c.get("id")] = c["name"]
+    boxes: dict[Any, list[dict[str, Any]]] = {}
+    for n, ann in enumerate(doc["annotations"], start=1):
+        bbox = ann.get("bbox") if isinstance(ann, dict) else None
+        if not (isinstance(bbox, list) and len(bbox) == 4 and all(isinstance(v, int | float) for v in bbox)):
+            yield n, FieldError(("annotations", n - 1, "bbox"), "bad_coco",
+                                f"annotation {n}: bbox must be [x, y, width, height] numbers", None)
+            continue
+        label = names.get(ann.get("category_id"))
+        if label is None:
+            yield n, FieldError(("annotations", n - 1, "category_id"), "bad_coco",
+                                f"annotation {n}: category_id {ann.get('category_id')!r} is not in 'categories'", None)
+            continue
+        box = {"x": float(bbox[0]), "y": float(bbox[1]), "w": float(bbox[2]), "h": float(bbox[3]), "label": label}
+        if isinstance(ann.get("score"), int | float):
+            box["score"] = float(ann["score"])
+        boxes.setdefault(ann.get("image_id"), []).append(box)
+    for n, image in enumerate(doc["images"], start=1):
+        if not isinstance(image, dict) or not isinstance(image.get("file_name"), str):
+            yield n, FieldError(("images", n - 1), "bad_coco", f"image {n}: needs a file_name", None)
+            continue
+        candidates = []
+        own = image.get("goldlabel")
+        if isinstance(own, dict) and isinstance(own.get("external_id"), str):
+            candidates.append(own["external_id"])
+        candidates.append(image["file_name"])
+        width, height = image.get("width"), image.get("height")
+        size = (float(width), float(height)) if isinstance(width, int | float) and isinstance(height, int | float) \
+            and width > 0 and height > 0 else None
+        yield n, {"names": candidates, "where": f"image {n} ({image['file_name']})", "units": "pixel",
+                  "size": size, "boxes": boxes.get(image.get("id"), [])}

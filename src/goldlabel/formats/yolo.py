@@ -19,7 +19,12 @@ from __future__ import annotations
 
 import csv
 import io
+import zipfile
+from collections.abc import Callable, Iterator
+from pathlib import Path, PurePosixPath
+from typing import Any
 
+from goldlabel.domain.errors import FieldError, GoldlabelError
 from goldlabel.domain.splits import SPLITS
 from goldlabel.formats.archive import ZipArchive
 from goldlabel.formats.labeled import (
@@ -34,7 +39,7 @@ NAME = "yolo"
 EXTENSIONS: tuple[str, ...] = ()
 MEDIA_TYPE = "application/zip"
 FILE_EXTENSION = "zip"
-IMPORTS = False
+IMPORTS = False  # as items; ``read_labels`` reads boxes for items a project has (services.imports)
 
 
 def _yaml_string(text: str) -> str:
@@ -114,3 +119,103 @@ class Writer(LabeledWriter):
         self.archive.put("data.yaml", ("\n".join(lines) + "\n").encode())
         self.sources.detach()
         self.archive.close()
+
+
+# ---------------------------------------------------------------- reading (labels for existing items)
+
+
+# A label file (or data.yaml, images.csv) unpacked from a zip is read whole: bounded here.
+MAX_MEMBER_BYTES = 64 * 1024 * 1024
+
+
+def open_members(source) -> dict[str, Callable[[], bytes]]:
+    """The files of a YOLO folder or zip (a path or a stream), by their path inside it."""
+    if isinstance(source, str | Path) and Path(source).is_dir():
+        root = Path(source)
+        return {p.relative_to(root).as_posix(): p.read_bytes for p in sorted(root.rglob("*"))
+                if p.is_file() and not p.is_symlink()}
+    try:
+        archive = zipfile.ZipFile(source)
+    except zipfile.BadZipFile as exc:
+        raise GoldlabelError(f"a YOLO import is a folder or a .zip: {exc}", code="bad_yolo", status=422) from exc
+    members = {}
+    for info in archive.infolist():
+        if info.is_dir():
+            continue
+        if info.file_size > MAX_MEMBER_BYTES and (info.filename.endswith((".txt", ".yaml", ".csv", ".names"))):
+            raise GoldlabelError(f"{info.filename}: {info.file_size} bytes unpacked; a YOLO label file may hold "
+                                 f"{MAX_MEMBER_BYTES} (a zip bomb?)", code="file_too_large", status=422)
+        members[info.filename] = lambda n=info.filename: archive.read(n)
+    return members
+
+
+def _class_names(members: dict[str, Callable[[], bytes]]) -> list[str] | FieldError:
+    import yaml
+
+    yaml_name = next((n for n in members if PurePosixPath(n).name in ("data.yaml", "dataset.yaml")), None)
+    if yaml_name is not None:
+        try:
+            doc = yaml.safe_load(members[yaml_name]())
+        except yaml.YAMLError as exc:
+            return FieldError((yaml_name,), "bad_yolo", f"{yaml_name}: not valid YAML: {exc}", None)
+        names = doc.get("names") if isinstance(doc, dict) else None
+        if isinstance(names, dict) and all(isinstance(k, int) for k in names):
+            names = [names[k] for k in sorted(names)]
+        if isinstance(names, list) and all(isinstance(n, str) for n in names):
+            return names
+        return FieldError((yaml_name, "names"), "bad_yolo", f"{yaml_name}: 'names' must list the class names", None)
+    classes = next((n for n in members if PurePosixPath(n).name in ("classes.txt", "obj.names")), None)
+    if classes is not None:
+        return [line.strip() for line in members[classes]().decode("utf-8", "replace").splitlines() if line.strip()]
+    return FieldError((), "bad_yolo", "no class names: add data.yaml (names) or classes.txt", None)
+
+
+def read_labels(members: dict[str, Callable[[], bytes]]) -> Iterator[tuple[int, Any]]:
+    """``(file number, label row | FieldError)`` per label file (``*.txt`` but classes.txt) of a
+    YOLO detection set: ``{"names": [external_id candidates], "where", "units": "relative",
+    "size": None, "boxes": [...]}``, boxes converted from centre / size to top-left corner /
+    size, still fractions of the image. Candidates: the external_id a goldlabel export listed in
+    images.csv for the file's stem, then the stem itself (the service also matches it against
+    the items' file names). A bad line is reported with its file and line number."""
+    names = _class_names(members)
+    if isinstance(names, FieldError):
+        yield 0, names
+        return
+    by_stem: dict[str, str] = {}
+    listing = next((n for n in members if PurePosixPath(n).name == "images.csv"), None)
+    if listing is not None:
+        for row in csv.DictReader(io.StringIO(members[listing]().decode("utf-8", "replace"))):
+            if row.get("stem") and row.get("external_id"):
+                by_stem[row["stem"]] = row["external_id"]
+    labels = sorted(n for n in members if n.endswith(".txt") and PurePosixPath(n).name not in ("classes.txt",)
+                    and PurePosixPath(n).name != "obj.names")
+    for number, name in enumerate(labels, start=1):
+        stem = PurePosixPath(name).stem
+        boxes, bad = [], None
+        text = members[name]().decode("utf-8", "replace")
+        for line_no, line in enumerate(text.splitlines(), start=1):
+            parts = line.split()
+            if not parts:
+                continue
+            try:
+                cls, cx, cy, w, h = int(parts[0]), *(float(p) for p in parts[1:5])
+                if len(parts) not in (5, 6):
+                    raise ValueError
+            except ValueError:
+                bad = FieldError((name,), "bad_yolo", f"{name} line {line_no}: expected 'class x_center y_center "
+                                 "width height' (5 numbers)", line_no)
+                break
+            if not 0 <= cls < len(names):
+                bad = FieldError((name,), "bad_yolo", f"{name} line {line_no}: class {cls} is not among the "
+                                 f"{len(names)} class names", line_no)
+                break
+            box = {"x": cx - w / 2, "y": cy - h / 2, "w": w, "h": h, "label": names[cls]}
+            if len(parts) == 6:
+                box["score"] = float(parts[5])
+            boxes.append(box)
+        if bad is not None:
+            yield number, bad
+            continue
+        candidates = [by_stem[stem]] if stem in by_stem else []
+        yield number, {"names": [*candidates, stem], "where": f"file {name}", "units": "relative", "size": None,
+                       "boxes": boxes}

@@ -9,6 +9,7 @@ never duplicated. Memory is bounded by the batch size, whatever the file size.
 
 from __future__ import annotations
 
+import io
 import os
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
@@ -48,6 +49,7 @@ class ImportReport:
     created: int = 0
     updated: int = 0
     skipped: int = 0
+    answers: int = 0  # answers written (a Label Studio import's annotations)
     error_count: int = 0
     errors: list[dict[str, Any]] = field(default_factory=list)
 
@@ -69,6 +71,7 @@ class ImportReport:
             "created": self.created,
             "updated": self.updated,
             "skipped": self.skipped,
+            "answers": self.answers,
             "errors": self.errors,
             "error_count": self.error_count,
         }
@@ -78,8 +81,13 @@ class ImportFailed(GoldlabelError):
     """Raised when an all-or-nothing import had errors; carries the report."""
 
 
-def check_row(row: Any, line: int, schema: LabelSchema) -> tuple[dict | None, list[FieldError]]:
-    """Validate one row by hand (no model per row: this runs a million times per import)."""
+def check_row(row: Any, line: int, schema: LabelSchema, *, with_answers: bool = False
+              ) -> tuple[dict | None, list[FieldError]]:
+    """Validate one row by hand (no model per row: this runs a million times per import).
+
+    ``with_answers``: the row may carry ``answers`` (``[{"annotator", "value", "created_at",
+    "duration_ms"}]``, what a Label Studio import makes of annotations) and its predictions may
+    answer some questions only; elsewhere ``answers`` is what an export wrote, and is ignored."""
     if row.__class__ is dict:
         # Fast path for the common row (no gold, no predictions, well-formed): plain type
         # checks only; anything unusual falls through to the full check below.
@@ -137,9 +145,10 @@ def check_row(row: Any, line: int, schema: LabelSchema) -> tuple[dict | None, li
             errors.append(FieldError(("predictions",), "bad_predictions", "predictions must be a list", line))
         else:
             for i, pred in enumerate(preds):
-                clean = _check_prediction(schema, pred, data, i, line, errors)
+                clean = _check_prediction(schema, pred, data, i, line, errors, partial=with_answers)
                 if clean is not None:
                     clean_preds.append(clean)
+    clean_answers = _check_answers(schema, row.get("answers"), data, line, errors) if with_answers else ()
     # Data and meta are checked when they are serialised (_encode); answers here.
     if gold is not None:
         errors.extend(check_json(gold, ("gold",), line=line))
@@ -154,7 +163,34 @@ def check_row(row: Any, line: int, schema: LabelSchema) -> tuple[dict | None, li
         "meta": meta,
         "gold": gold,
         "predictions": clean_preds,
+        "answers": clean_answers,
     }, []
+
+
+def _check_answers(schema, answers, data, line, errors) -> list[dict]:
+    clean: list[dict] = []
+    if answers is None:
+        return clean
+    if not isinstance(answers, list):
+        errors.append(FieldError(("answers",), "bad_answers", "answers must be a list", line))
+        return clean
+    for i, answer in enumerate(answers):
+        loc = ("answers", i)
+        name = answer.get("annotator") if isinstance(answer, dict) else None
+        if not isinstance(name, str) or not 0 < len(name) <= 150 or text_problem(name) is not None:
+            errors.append(FieldError(loc, "bad_answer", "an answer needs an 'annotator' name and a 'value'", line))
+            continue
+        try:
+            value = schema.validate_answer(answer.get("value"), data, loc_prefix=(*loc, "value"), partial=True)
+        except GoldlabelError as exc:
+            errors.extend(FieldError(e.loc, e.code, e.message, line) for e in exc.errors)
+            continue
+        errors.extend(check_json(value, (*loc, "value"), line=line))
+        created, duration = answer.get("created_at"), answer.get("duration_ms")
+        clean.append({"annotator": name, "value": value,
+                      "created_at": created if isinstance(created, int) and created > 0 else None,
+                      "duration_ms": duration if isinstance(duration, int) and 0 <= duration < 2**31 else None})
+    return clean
 
 
 def _check_image_sources(boxes, data: dict, line: int, http_hosts) -> list[FieldError]:
@@ -164,15 +200,15 @@ def _check_image_sources(boxes, data: dict, line: int, http_hosts) -> list[Field
     return [FieldError(e.loc, e.code, e.message, line) for e in errors]
 
 
-def _check_answer(schema, value, data, loc, line, errors) -> dict | None:
+def _check_answer(schema, value, data, loc, line, errors, partial: bool = False) -> dict | None:
     try:
-        return schema.validate_answer(value, data, loc_prefix=loc)
+        return schema.validate_answer(value, data, loc_prefix=loc, partial=partial)
     except GoldlabelError as exc:
         errors.extend(FieldError(e.loc, e.code, e.message, line) for e in exc.errors)
         return None
 
 
-def _check_prediction(schema, pred, data, i, line, errors) -> dict | None:
+def _check_prediction(schema, pred, data, i, line, errors, partial: bool = False) -> dict | None:
     loc = ("predictions", i)
     if not isinstance(pred, dict) or "value" not in pred:
         errors.append(FieldError(loc, "bad_prediction", "a prediction is an object with a 'value'", line))
@@ -185,7 +221,7 @@ def _check_prediction(schema, pred, data, i, line, errors) -> dict | None:
     if not isinstance(version, str) or len(version) > 200:
         errors.append(FieldError((*loc, "model_version"), "bad_model_version", "model_version must be a string", line))
         return None
-    value = _check_answer(schema, pred["value"], data, (*loc, "value"), line, errors)
+    value = _check_answer(schema, pred["value"], data, (*loc, "value"), line, errors, partial)
     if value is None:
         return None
     return {"value": value, "score": None if score is None else float(score), "model_version": version}
@@ -212,6 +248,7 @@ def ingest_rows(
     on_conflict: str = "skip",
     partial: bool = False,
     empty_ok: bool = True,
+    with_answers: bool = False,
 ) -> ImportReport:
     """Import ``(line_number, row)`` pairs. ``actor=None`` is the local operator (CLI).
 
@@ -245,6 +282,7 @@ def ingest_rows(
         # are remembered by their integer id.
         import_store.prefer_indexes(conn)
         staging = _Staging(baseline=import_store.fetch_max_item_id(conn))
+        answered: dict[int, list[dict]] = {}  # item id -> the answers this import gave it
         for batch in _batches(rows, ctx.settings.import_batch_size):
             report.rows += len(batch)
             clean: list[tuple[int, dict]] = []
@@ -252,7 +290,10 @@ def ingest_rows(
                 if row.__class__ is FieldError:  # the file itself is broken here (bad JSON, ...)
                     report.add_errors([row], max_errors)
                     continue
-                item, errors = check_row(row, line, schema)
+                if row.__class__ is tuple:  # several problems of one entry
+                    report.add_errors(list(row), max_errors)
+                    continue
+                item, errors = check_row(row, line, schema, with_answers=with_answers)
                 if not errors and boxes:
                     errors = _check_image_sources(boxes, item["data"], line, http_hosts)
                 if errors:
@@ -260,12 +301,14 @@ def ingest_rows(
                     continue
                 clean.append((line, item))
             _write_batch(conn, project, clean, on_conflict, report, staging, max_errors,
-                         ctx.settings.max_item_bytes)
+                         ctx.settings.max_item_bytes, answered)
         if not report.rows and not empty_ok:
             raise GoldlabelError(
                 f"the {fmt} file holds no items (it is empty, or has only a header or blank lines)",
                 code="empty_file", status=422,
             )
+        if answered and not (report.error_count and not partial):
+            _settle_answered(ctx, conn, project, answered)
         if report.error_count and not partial:
             conn.rollback()
             report.created = report.updated = report.skipped = 0
@@ -287,6 +330,7 @@ def ingest_rows(
 class _Staging:
     baseline: int  # the largest item id before this import: items above it are its own
     touched: set[int] = field(default_factory=set)  # pre-existing items this file skipped or updated
+    annotators: dict[str, int | None] = field(default_factory=dict)  # name -> account (None: refused)
 
 
 def _encode(row: dict, line: int, limit: int) -> tuple[str, str | None, list[FieldError]]:
@@ -316,7 +360,7 @@ def _encode(row: dict, line: int, limit: int) -> tuple[str, str | None, list[Fie
 
 def _write_batch(
     conn, project: dict, batch: list[tuple[int, dict]], on_conflict: str, report: ImportReport,
-    staging: _Staging, max_errors: int, max_item_bytes: int,
+    staging: _Staging, max_errors: int, max_item_bytes: int, answered: dict[int, list[dict]] | None = None,
 ) -> None:
     if not batch:
         return
@@ -344,7 +388,7 @@ def _write_batch(
         kept.append(r)
         if item_id is None:
             new_rows.append((ext, data_text, meta_text, r["priority"]))
-            if r["gold"] is not None or r["predictions"]:
+            if r["gold"] is not None or r["predictions"] or r.get("answers"):
                 need_ids.append(ext)
             continue
         touched.add(item_id)
@@ -360,6 +404,14 @@ def _write_batch(
     report.skipped += len(kept) - created - len(updates)
     if on_conflict == "update":
         ids.update(existing)
+    answer_rows: list[tuple[int, int, dict]] = []  # (line, item id, answer)
+    lines = {id(r): line for line, r in batch}
+    for r in kept:
+        item_id = ids.get(r["external_id"]) or existing.get(r["external_id"])
+        if item_id is not None:
+            answer_rows.extend((lines[id(r)], item_id, a) for a in r.get("answers") or ())
+    if answer_rows and answered is not None:
+        _write_answers(conn, project, answer_rows, report, staging, max_errors, now, answered)
     gold_rows, pred_rows = [], []
     for r in kept:
         if r["gold"] is None and not r["predictions"]:
@@ -376,6 +428,98 @@ def _write_batch(
     import_store.upsert_predictions(conn, pred_rows)
 
 
+def _write_answers(conn, project: dict, rows: list[tuple[int, int, dict]], report: ImportReport,
+                   staging: _Staging, max_errors: int, now: int, answered: dict[int, list[dict]]) -> None:
+    """Answers of named annotators (a Label Studio import). Each name is an annotator account
+    made for the import: no password, inactive (it cannot sign in or hold a token) and no
+    project member (the queue never waits for it), so quality and exports see its answers like
+    anyone's. A name taken by a real account is refused. An item keeps one answer per annotator
+    (Q2): an answer the item already has from that annotator is left as it is (re-importing the
+    same export changes nothing). The item's overlap ceiling grows to hold the answers (Q1)."""
+    names = {a["annotator"] for _, _, a in rows} - staging.annotators.keys()
+    if names:
+        accounts = import_store.fetch_users_by_name(conn, sorted(names))
+        for name in sorted(names):
+            account = accounts.get(name)
+            if account is None:
+                staging.annotators[name] = import_store.insert_imported_annotator(conn, name, now)
+            elif account["password_hash"] is None and not account["is_active"]:
+                staging.annotators[name] = account["id"]
+            else:
+                staging.annotators[name] = None  # a real account: refused below, once per row
+    have = import_store.fetch_answer_pairs(conn, sorted({item_id for _, item_id, _ in rows}))
+    new: list[dict] = []
+    counts: dict[int, int] = {}
+    for line, item_id, a in rows:
+        annotator_id = staging.annotators[a["annotator"]]
+        if annotator_id is None:
+            report.add_errors([FieldError(("answers",), "annotator_name_taken",
+                                          f"annotator {a['annotator']!r} is the name of an existing account; "
+                                          "import with another annotator prefix", line)], max_errors)
+            continue
+        if (item_id, annotator_id) in have:
+            continue
+        have.add((item_id, annotator_id))
+        at = a["created_at"] or now
+        new.append({"project_id": project["id"], "item_id": item_id, "annotator_id": annotator_id,
+                    "value": a["value"], "status": "submitted", "duration_ms": a["duration_ms"],
+                    "created_at": at, "updated_at": at, "schema_version": project.get("schema_version")})
+        counts[item_id] = counts.get(item_id, 0) + 1
+    import_store.insert_answers(conn, new)
+    import_store.add_answer_counts(conn, counts, now)
+    for answer in new:  # what quality.after_answer reads of an answer: its value and annotator
+        answered.setdefault(answer["item_id"], []).append(answer)
+    report.answers += len(new)
+
+
+def _settle_answered(ctx: Context, conn, project: dict, answered: dict[int, list[dict]]) -> None:
+    """Consensus, status and (on gold items) annotator scores of the items that got answers, as
+    if the answers had been submitted one by one: quality.decide_after_answer decides each item
+    as a submission would (gold items go through quality.after_answer, an answer at a time, to
+    score their annotators); the writes go out in bulk, a few statements per batch instead of
+    four per item."""
+    from goldlabel.services import consensus as quality_service
+    from goldlabel.storage import quality as quality_store
+    from goldlabel.storage import queue as queue_store
+
+    now = now_ms()
+    pid = project["id"]
+    choice = ctx.get_schema(project).choice_questions()
+    ids = sorted(answered)
+    for start in range(0, len(ids), 1000):
+        items_by_id = import_store.fetch_items(conn, ids[start:start + 1000])
+        consensus_rows: dict[int, list[dict]] = {}
+        states, events = [], []
+        for item_id, item in items_by_id.items():
+            if item["is_gold"]:
+                for answer in answered[item_id]:
+                    quality_service.after_answer(ctx, conn, project, item, answer, now)
+                continue
+            known = None
+            if choice:
+                item_answers, skills, model = quality_store.fetch_item_answers_with_skills(
+                    conn, pid, item_id, choice[0].name)
+                known = {choice[0].name: (skills, model)}
+            else:
+                item_answers = queue_store.fetch_item_answers(conn, item_id)
+            status, target, rows = quality_service.decide_after_answer(ctx, conn, project, item, item_answers, now,
+                                                                       known)
+            consensus_rows[item_id] = rows
+            if status != item["status"] or target != item["target_overlap"]:
+                states.append({"b_id": item_id, "b_status": status, "b_target": target, "b_now": now})
+                if status != item["status"]:
+                    events.append({"project_id": pid, "kind": f"item.{status}",
+                                   "payload": {"item_id": item_id, "status": status}, "created_at": now})
+        import_store.replace_consensus_many(conn, pid, consensus_rows)
+        import_store.set_item_states(conn, states)
+        if events:
+            records.insert_events(conn, events)
+
+
+# Formats of other tools: a Label Studio export makes items; COCO and YOLO label existing items.
+TOOL_FORMATS = ("labelstudio", "coco", "yolo")
+
+
 def import_file(
     ctx: Context,
     actor: Actor | None,
@@ -386,23 +530,89 @@ def import_file(
     on_conflict: str = "skip",
     partial: bool = False,
     filename: str | None = None,
+    target: str | None = None,
+    question: str | None = None,
+    model_version: str | None = None,
+    id_field: str | None = None,
+    media_root: str | os.PathLike | None = None,
 ) -> ImportReport:
-    """Import a JSONL / CSV / Parquet / JSON-array file (a path or a binary stream), streamed row by row.
+    """Import a JSONL / CSV / Parquet / JSON-array file (a path or a binary stream), streamed row by row,
+    or a file of another tool (``fmt`` labelstudio, coco or yolo: services.tool_imports).
 
     The format is ``fmt`` when given, else the extension of the path (or of ``filename``, or of
-    the stream's ``name``). Parquet needs a seekable stream. Errors of the file itself (a
+    the stream's ``name``); a ``.json`` file that holds a Label Studio export or a COCO file is
+    read as one. Parquet needs a seekable stream. Errors of the file itself (a
     malformed JSON line, a CSV row with the wrong number of cells) land in the same report as
-    validation errors, with their line numbers.
+    validation errors, with their line numbers. ``target`` (predictions or gold), ``question``
+    and ``model_version`` go with coco and yolo; ``id_field`` and ``media_root`` (Label Studio's
+    media folder, for the files uploaded into it) with labelstudio.
     """
+    name = filename or (Path(path_or_stream).name if isinstance(path_or_stream, (str, os.PathLike))
+                        else getattr(path_or_stream, "name", None))
+    if fmt is None and isinstance(name, str) and name.lower().endswith(".json"):
+        raw = Path(path_or_stream).read_bytes() if isinstance(path_or_stream, (str, os.PathLike)) \
+            else path_or_stream.read()
+        fmt = _sniff_json(raw) or "json"
+        path_or_stream = io.BytesIO(raw)
+    if fmt is not None and fmt.lower() in TOOL_FORMATS:
+        return _import_tool_file(ctx, actor, project_id, path_or_stream, fmt.lower(), on_conflict=on_conflict,
+                                 partial=partial, target=target, question=question, model_version=model_version,
+                                 id_field=id_field, media_root=media_root)
+    if target is not None or question is not None or model_version is not None:
+        raise GoldlabelError("target, question and model_version go with a coco or yolo import",
+                             code="bad_import_option", status=422)
     if isinstance(path_or_stream, (str, os.PathLike)):
         path = Path(path_or_stream)
         module = detect_format(filename or path.name, fmt)
         with path.open("rb", buffering=1024 * 1024) as stream:
             return ingest_rows(ctx, actor, project_id, _read_rows(ctx, module, stream), fmt=module.NAME,
                                on_conflict=on_conflict, partial=partial, empty_ok=False)
-    module = detect_format(filename or getattr(path_or_stream, "name", None), fmt)
+    module = detect_format(name, fmt)
     return ingest_rows(ctx, actor, project_id, _read_rows(ctx, module, path_or_stream), fmt=module.NAME,
                        on_conflict=on_conflict, partial=partial, empty_ok=False)
+
+
+def _sniff_json(raw: bytes) -> str | None:
+    """labelstudio or coco when a .json file holds one (by its content), else None. An array is
+    judged by its first element alone (the reader decodes one element at a time)."""
+    from goldlabel.formats import json_array, labelstudio
+
+    if raw.lstrip(b"\xef\xbb\xbf \t\r\n")[:1] == b"{":
+        try:
+            doc = orjson.loads(raw)
+        except orjson.JSONDecodeError:
+            return None  # the JSON-array reader reports where it breaks
+        if isinstance(doc, dict) and all(isinstance(doc.get(k), list) for k in ("images", "annotations", "categories")):
+            return "coco"
+        return None
+    first = next(iter(json_array.read_rows(io.BytesIO(raw))), None)
+    if first is not None and labelstudio.looks_like_tasks(first[1]):
+        return "labelstudio"
+    return None
+
+
+def _import_tool_file(ctx, actor, project_id, source, fmt: str, *, on_conflict, partial, target, question,
+                      model_version, id_field, media_root=None) -> ImportReport:
+    from goldlabel.formats import labelstudio
+    from goldlabel.services import tool_imports
+
+    if fmt == "labelstudio":
+        if target is not None or question is not None or model_version is not None:
+            raise GoldlabelError("a Label Studio export brings its own answers, predictions and gold; "
+                                 "target, question and model_version go with coco and yolo",
+                                 code="bad_import_option", status=422)
+        options = labelstudio.Options(id_field=id_field)
+        if isinstance(source, (str, os.PathLike)):
+            with open(source, "rb") as stream:
+                return tool_imports.import_labelstudio(ctx, actor, project_id, stream, on_conflict=on_conflict,
+                                                       partial=partial, options=options, media_root=media_root)
+        return tool_imports.import_labelstudio(ctx, actor, project_id, source, on_conflict=on_conflict,
+                                               partial=partial, options=options, media_root=media_root)
+    if id_field is not None or media_root is not None:
+        raise GoldlabelError("id_field and media_root go with a labelstudio import", code="bad_import_option",
+                             status=422)
+    return tool_imports.import_labels(ctx, actor, project_id, source, fmt, target=target or "predictions",
+                                      question=question, model_version=model_version, partial=partial)
 
 
 def _read_rows(ctx: Context, module: Any, stream: BinaryIO) -> Iterable[tuple[int, Any]]:

@@ -12,9 +12,10 @@ from collections.abc import Sequence
 
 import orjson
 import sqlalchemy as sa
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection
 
-from goldlabel.storage.tables import gold_answers, items, predictions
+from goldlabel.storage.tables import answers, consensus, gold_answers, items, predictions, users
 
 # (external_id, data JSON text, meta JSON text or None, priority)
 NewItem = tuple[str, str, str | None, int]
@@ -228,3 +229,99 @@ def upsert_predictions(conn: Connection, rows: list[dict]) -> None:
         )
     )
     conn.execute(predictions.insert(), rows)
+
+
+# ---------------------------------------------------------------- answers of imported annotators
+
+
+def fetch_users_by_name(conn: Connection, names: Sequence[str]) -> dict[str, dict]:
+    q = sa.select(users.c.id, users.c.username, users.c.password_hash, users.c.is_active).where(
+        users.c.username.in_(list(names)))
+    return {r["username"]: dict(r) for r in conn.execute(q).mappings()}
+
+
+def insert_imported_annotator(conn: Connection, name: str, now: int) -> int:
+    """An account that only carries imported answers: no password and inactive (no sign-in, no token)."""
+    return conn.execute(
+        users.insert().values(username=name, display_name=f"imported annotator {name}", role="annotator",
+                              password_hash=None, is_active=False, created_at=now).returning(users.c.id)
+    ).scalar_one()
+
+
+def fetch_answer_pairs(conn: Connection, item_ids: Sequence[int]) -> set[tuple[int, int]]:
+    """(item, annotator) of the answers these items already have."""
+    if not item_ids:
+        return set()
+    q = sa.select(answers.c.item_id, answers.c.annotator_id).where(answers.c.item_id.in_(list(item_ids)))
+    return {(r[0], r[1]) for r in conn.execute(q)}
+
+
+def insert_answers(conn: Connection, rows: list[dict]) -> None:
+    if rows:
+        conn.execute(answers.insert(), rows)
+
+
+_ADD_ANSWERS = (
+    items.update()
+    .where(items.c.id == sa.bindparam("b_id"))
+    .values(
+        answer_count=items.c.answer_count + sa.bindparam("b_n"),
+        # Q1 holds by raising the ceiling to what the item now has (old values on the right).
+        overlap_max=sa.case(
+            (items.c.answer_count + items.c.reserved + sa.bindparam("b_n") > items.c.overlap_max,
+             items.c.answer_count + items.c.reserved + sa.bindparam("b_n")),
+            else_=items.c.overlap_max),
+        updated_at=sa.bindparam("b_now"),
+    )
+)
+
+
+def add_answer_counts(conn: Connection, counts: dict[int, int], now: int) -> None:
+    if counts:
+        conn.execute(_ADD_ANSWERS, [{"b_id": i, "b_n": n, "b_now": now} for i, n in counts.items()])
+
+
+def fetch_items(conn: Connection, item_ids: Sequence[int]) -> dict[int, dict]:
+    out: dict[int, dict] = {}
+    ids = list(item_ids)
+    for i in range(0, len(ids), 5000):
+        q = sa.select(items).where(items.c.id.in_(ids[i:i + 5000]))
+        out.update((r["id"], dict(r)) for r in conn.execute(q).mappings())
+    return out
+
+
+def fetch_item_names(conn: Connection, project_id: int) -> list[tuple[int, str, dict]]:
+    """(id, external_id, data) of every item of the project: a label import matches files to items."""
+    q = sa.select(items.c.id, items.c.external_id, items.c.data).where(items.c.project_id == project_id)
+    return [(r[0], r[1], r[2]) for r in conn.execute(q)]
+
+
+def set_item_data(conn: Connection, item_id: int, data: dict, now: int) -> None:
+    conn.execute(items.update().where(items.c.id == item_id).values(data=data, updated_at=now))
+
+
+def replace_consensus_many(conn: Connection, project_id: int, by_item: dict[int, list[dict]]) -> None:
+    """records.replace_consensus for many items at once: their rows from the answers (source
+    "consensus") replaced, a reviewer's rows kept (the insert skips their questions)."""
+    if not by_item:
+        return
+    conn.execute(consensus.delete().where(consensus.c.item_id.in_(list(by_item)), consensus.c.source == "consensus"))
+    rows = [{"agreement": None, **r, "item_id": item_id, "project_id": project_id}
+            for item_id, item_rows in by_item.items() for r in item_rows]
+    if rows:
+        dialect = postgresql if _is_postgres(conn) else sqlite
+        conn.execute(dialect.insert(consensus).on_conflict_do_nothing(), rows)
+
+
+_SET_STATE = (
+    items.update()
+    .where(items.c.id == sa.bindparam("b_id"))
+    .values(status=sa.bindparam("b_status"), target_overlap=sa.bindparam("b_target"),
+            updated_at=sa.bindparam("b_now"))
+)
+
+
+def set_item_states(conn: Connection, rows: list[dict]) -> None:
+    """``{"b_id", "b_status", "b_target", "b_now"}`` per item."""
+    if rows:
+        conn.execute(_SET_STATE, rows)

@@ -17,7 +17,7 @@ from goldlabel.services import imports as import_service
 
 router = APIRouter(prefix="/projects/{project_id}", tags=["transfer"])
 
-FormatName = Literal["jsonl", "ndjson", "csv", "parquet", "json"]
+FormatName = Literal["jsonl", "ndjson", "csv", "parquet", "json", "labelstudio", "coco", "yolo"]
 ExportFormat = Literal["jsonl", "csv", "parquet", "json", "coco", "yolo", "voc", "conll", "spacy", "hf"]
 
 _UPLOAD_BODY = {
@@ -29,7 +29,8 @@ _UPLOAD_BODY = {
                     "type": "object",
                     "required": ["file"],
                     "properties": {"file": {"type": "string", "format": "binary",
-                                            "description": "A .jsonl / .ndjson, .csv, .parquet or .json (an array of items) file."}},
+                                            "description": "A .jsonl / .ndjson, .csv, .parquet or .json (an array of items) "
+                                                           "file; a Label Studio JSON export; a COCO .json; a YOLO .zip."}},
                 }
             }
         },
@@ -53,9 +54,19 @@ async def upload_import(
     actor: CurrentActor,
     on_conflict: Annotated[Literal["skip", "update"], Query()] = "skip",
     partial: bool = False,
-    format: Annotated[FormatName | None, Query(description="Default: from the file's extension.")] = None,
+    format: Annotated[FormatName | None, Query(description="Default: from the file's extension (and a .json "
+                                               "file's content: Label Studio export, COCO).")] = None,
+    target: Annotated[Literal["predictions", "gold"] | None,
+                      Query(description="coco / yolo: import the boxes as predictions (default) or gold.")] = None,
+    question: Annotated[str | None, Query(description="coco / yolo: the boxes question.")] = None,
+    model_version: Annotated[str | None, Query(max_length=200,
+                                               description="coco / yolo predictions: default the format name.")]
+    = None,
+    id_field: Annotated[str | None, Query(max_length=200, description="labelstudio: the data field holding "
+                                          "the external_id (default: the task id).")] = None,
 ) -> dict:
-    """Import a multipart upload (field ``file``): all-or-nothing unless ``partial=true``."""
+    """Import a multipart upload (field ``file``): all-or-nothing unless ``partial=true``.
+    Label Studio exports, COCO and YOLO: see docs/import-export.md#from-other-tools."""
     await run_in_threadpool(import_service.authorize_import, ctx, actor, project_id)
     # api.guard.RequestGuard bounds the body by max_upload_bytes, declared or as it arrives.
     # Starlette spools each file part to a SpooledTemporaryFile (memory, then disk) as it arrives.
@@ -66,6 +77,7 @@ async def upload_import(
         report = await run_in_threadpool(
             import_service.import_file, ctx, actor, project_id, upload.file,
             fmt=format, on_conflict=on_conflict, partial=partial, filename=upload.filename,
+            target=target, question=question, model_version=model_version, id_field=id_field,
         )
     return report.to_dict()
 

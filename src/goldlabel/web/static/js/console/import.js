@@ -29,7 +29,10 @@ function upload(file) {
   const params = new URLSearchParams({ on_conflict: form.elements.on_conflict.value });
   if (form.elements.partial.checked) params.set('partial', 'true');
   // For a name that does not tell (no or another extension) the user picks the format.
-  if (form.elements.format.value) params.set('format', form.elements.format.value);
+  const format = form.elements.format.value;
+  if (format) params.set('format', format);
+  // Boxes of COCO and YOLO label the project's items as predictions or gold.
+  if (format === 'coco' || format === 'yolo') params.set('target', form.elements.target.value);
   const body = new FormData();
   body.append('file', file, file.name);
   const xhr = new XMLHttpRequest();
@@ -92,6 +95,7 @@ function showReport(report, ok, detail) {
   fact(summary, 'Created', report.created);
   fact(summary, 'Updated', report.updated);
   fact(summary, 'Skipped (already there)', report.skipped);
+  if (report.answers) fact(summary, 'Answers', report.answers);
   fact(summary, 'Errors', report.error_count);
   const table = $('import-errors');
   const body = clear(table.querySelector('tbody'));
