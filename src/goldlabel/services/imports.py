@@ -513,7 +513,7 @@ def _settle_answered(ctx: Context, conn, project: dict, answered: dict[int, list
         import_store.replace_consensus_many(conn, pid, consensus_rows)
         import_store.set_item_states(conn, states)
         if events:
-            records.insert_events(conn, events)
+            consensus_events.insert_events(conn, events)
 
 
 # Formats of other tools: a Label Studio export makes items; COCO and YOLO label existing items.

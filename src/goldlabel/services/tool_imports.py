@@ -23,9 +23,9 @@ from goldlabel.services.access import Actor, load_project
 from goldlabel.services.bulk_gc import fewer_gc_passes
 from goldlabel.services.context import Context
 from goldlabel.services.imports import GOLD_OVERLAP, ImportFailed, ImportReport, ingest_rows
+from goldlabel.storage import consensus_events as records
 from goldlabel.storage import imports as import_store
 from goldlabel.storage import projects as project_store
-from goldlabel.storage import consensus_events as records
 from goldlabel.storage.engine import now_ms, read_tx, write_tx
 from goldlabel.storage.media import object_key
 
