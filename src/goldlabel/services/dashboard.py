@@ -14,7 +14,6 @@ from goldlabel.services import quality as quality_service
 from goldlabel.services.access import Actor, fetch_project_role, is_allowed, load_project
 from goldlabel.services.context import Context
 from goldlabel.storage import dashboard as store
-from goldlabel.storage import items as item_store
 from goldlabel.storage import projects as project_store
 from goldlabel.storage import quality as quality_store
 from goldlabel.storage.engine import now_ms, read_tx
@@ -166,12 +165,13 @@ def annotator_detail(ctx: Context, actor: Actor, project_id: int, annotator_id: 
 def browse_items(ctx: Context, actor: Actor, project_id: int, after: int, limit: int,
                  **filters: Any) -> dict[str, Any]:
     with read_tx(ctx.engine) as conn:
-        load_project(conn, actor, project_id, "review")
-        rows = item_store.list_items(conn, project_id, after, limit, **filters)
+        project = load_project(conn, actor, project_id, "review")
+        rows, next_after = item_service.filtered_page(conn, project, after, limit,
+                                                      item_service.check_filters(project, filters))
         cons = store.consensus_values(conn, (r["id"] for r in rows))
     for r in rows:
         r["consensus"] = cons.get(r["id"], {})
-    return {"items": rows, "next_after": rows[-1]["id"] if len(rows) == limit else None}
+    return {"items": rows, "next_after": next_after}
 
 
 def item_view(ctx: Context, actor: Actor, project_id: int, item_id: int) -> dict[str, Any]:
