@@ -13,6 +13,8 @@ from pydantic_core import PydanticCustomError
 
 Role = Literal["admin", "manager", "reviewer", "annotator"]
 ItemStatus = Literal["open", "final", "needs_review"]
+#: an item's status as a list shows it: "deleted" while a deleted item can still be restored
+ItemFilterStatus = Literal["open", "final", "needs_review", "deleted"]
 
 
 _LIMITS: Any = None
@@ -254,18 +256,17 @@ class ItemPublic(BaseModel):
     data: dict[str, Any]
     meta: dict[str, Any] | None = None
     priority: int
-    status: ItemStatus
+    status: ItemFilterStatus
     is_gold: bool
     answer_count: int
     target_overlap: int
     created_at: int
     updated_at: int
     flag: str | None = Field(None, description="Why an annotator reported the item (media_broken), if one did.")
+    flagged_by: int | None = None
     flagged_at: int | None = None
     deleted_at: int | None = Field(None, description="Set while the item is deleted and can still be restored.")
 
-
-ItemFilterStatus = Literal["open", "final", "needs_review", "deleted"]
 
 
 class ItemFilter(_In):

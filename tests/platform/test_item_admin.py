@@ -64,7 +64,7 @@ def ids_by_external(api, pid: int) -> dict[str, int]:
 
 
 def test_text_search_meta_and_split_filters_page_by_cursor(factory):
-    project, pid, mgr, _ = setup(factory, n_items=8)
+    _project, pid, mgr, _ = setup(factory, n_items=8)
     assert listed(mgr, pid, q="REFUND") == ["doc-1", "doc-3", "doc-5", "doc-7"]  # case-insensitive, data text
     assert listed(mgr, pid, q="doc-6") == ["doc-6"]  # the external_id
     assert listed(mgr, pid, q="text") == []  # keys of the data are not searched
@@ -81,7 +81,7 @@ def test_text_search_meta_and_split_filters_page_by_cursor(factory):
 
 
 def test_source_and_flag_filters(factory):
-    project, pid, mgr, (ann,) = setup(factory, n_items=3, overlap_min=1, overlap_max=1)
+    _project, pid, mgr, (ann,) = setup(factory, n_items=3, overlap_min=1, overlap_max=1)
     got = lease(ann, pid).json()
     res = ann.post(f"/api/v1/projects/{pid}/items/{got['item']['id']}/report",
                    json={"reason": "media_broken", "lease_token": got["token"]})
@@ -95,7 +95,7 @@ def test_source_and_flag_filters(factory):
 
 
 def test_a_deleted_item_is_never_leased_and_its_live_lease_is_cancelled(factory):
-    project, pid, mgr, (ann,) = setup(factory, n_items=2)
+    _project, pid, mgr, (ann,) = setup(factory, n_items=2)
     ids = ids_by_external(mgr, pid)
     first = lease(ann, pid).json()
     held = first["item"]["id"]
@@ -144,7 +144,7 @@ def test_a_deleted_gold_item_is_never_leased(factory):
 
 
 def test_undo_window_passes_and_the_sweep_purges(factory):
-    project, pid, mgr, _ = setup(factory, n_items=3)
+    _project, pid, mgr, _ = setup(factory, n_items=3)
     ids = ids_by_external(mgr, pid)
     assert mgr.delete(f"/api/v1/projects/{pid}/items/{ids['doc-0']}").status_code == 204
     # Nothing is purged inside the window.
@@ -165,7 +165,7 @@ def test_undo_window_passes_and_the_sweep_purges(factory):
 
 def test_bulk_over_a_filter_applies_to_every_match_in_batches(factory, monkeypatch):
     monkeypatch.setattr(item_service, "BULK_BATCH", 2)
-    project, pid, mgr, _ = setup(factory, n_items=9)
+    _project, pid, mgr, _ = setup(factory, n_items=9)
     res = mgr.post(f"/api/v1/projects/{pid}/items/bulk",
                    json={"action": "priority", "priority": 7, "filter": {"q": "refund"}})
     assert res.status_code == 200, res.text
@@ -190,7 +190,7 @@ def test_bulk_over_a_filter_applies_to_every_match_in_batches(factory, monkeypat
 
 
 def test_bulk_refuses_bad_requests_and_outsiders(factory):
-    project, pid, mgr, (ann,) = setup(factory, n_items=2)
+    _project, pid, mgr, (ann,) = setup(factory, n_items=2)
     for body, code in (
         ({"action": "delete"}, "bad_selection"),
         ({"action": "delete", "item_ids": [1], "filter": {}}, "bad_selection"),
@@ -210,7 +210,7 @@ def test_bulk_refuses_bad_requests_and_outsiders(factory):
 
 
 def test_a_deleted_project_is_hidden_leases_nothing_and_restores(factory):
-    project, pid, mgr, (ann,) = setup(factory, n_items=3)
+    _project, pid, mgr, (ann,) = setup(factory, n_items=3)
     ids = ids_by_external(mgr, pid)
     mgr.delete(f"/api/v1/projects/{pid}/items/{ids['doc-2']}")  # deleted on its own, before
     held = lease(ann, pid).json()
@@ -236,7 +236,7 @@ def test_a_deleted_project_is_hidden_leases_nothing_and_restores(factory):
 
 
 def test_a_project_past_its_window_is_purged(factory):
-    project, pid, mgr, _ = setup(factory, n_items=2)
+    _project, pid, mgr, _ = setup(factory, n_items=2)
     assert mgr.delete(f"/api/v1/projects/{pid}").status_code == 204
     window = factory.ctx.settings.delete_undo_s * 1000
     with factory.ctx.engine.begin() as conn:
@@ -251,7 +251,7 @@ def test_a_project_past_its_window_is_purged(factory):
 
 
 def test_report_media_broken_skips_the_lease_and_sends_the_item_to_review(factory):
-    project, pid, mgr, (ann, other) = setup(factory, n_items=1, n_annotators=2)
+    _project, pid, mgr, (ann, other) = setup(factory, n_items=1, n_annotators=2)
     got = lease(ann, pid).json()
     iid = got["item"]["id"]
     # Another annotator's lease token does not report this item; without a token an annotator cannot.

@@ -182,6 +182,8 @@ def item_view(ctx: Context, actor: Actor, project_id: int, item_id: int) -> dict
     detail["reviews"] = review_service.list_reviews(ctx, actor, project_id, item_id)
     with read_tx(ctx.engine) as conn:
         ids = [a["annotator_id"] for a in detail["answers"]] + [r["reviewer_id"] for r in detail["reviews"]]
+        if detail.get("flagged_by") is not None:
+            ids.append(detail["flagged_by"])
         detail["names"] = store.usernames(conn, ids)
         detail["next_review_id"] = store.next_item_with_status(conn, project_id, "needs_review", item_id)
     return detail

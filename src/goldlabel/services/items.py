@@ -26,7 +26,7 @@ log = logging.getLogger(__name__)
 
 ITEM_FIELDS = (
     "id", "external_id", "data", "meta", "priority", "status", "is_gold", "answer_count",
-    "target_overlap", "created_at", "updated_at", "flag", "flagged_at", "deleted_at",
+    "target_overlap", "created_at", "updated_at", "flag", "flagged_by", "flagged_at", "deleted_at",
 )
 #: items per transaction of a bulk action over a filter
 BULK_BATCH = 500
