@@ -268,3 +268,18 @@ def test_report_media_broken_skips_the_lease_and_sends_the_item_to_review(factor
     assert lease(other, pid).status_code == 204  # in review, out of the queue
     books_balance(factory, pid)
     assert mgr.post(f"/api/v1/projects/{pid}/items/{iid}/report", json={"reason": "other"}).status_code == 422
+
+
+def test_a_deleted_items_answers_and_reviews_are_hidden(factory):
+    _project, pid, mgr, (ann,) = setup(factory, n_items=2, overlap_min=1, overlap_max=1)
+    got = lease(ann, pid).json()
+    assert submit(ann, pid, got["token"]).status_code == 201
+    iid = got["item"]["id"]
+    assert len(mgr.get(f"/api/v1/projects/{pid}/answers").json()["items"]) == 1
+    assert len(ann.get(f"/api/v1/projects/{pid}/my-answers").json()["items"]) == 1
+    assert mgr.delete(f"/api/v1/projects/{pid}/items/{iid}").status_code == 204
+    assert mgr.get(f"/api/v1/projects/{pid}/answers").json()["items"] == []
+    assert ann.get(f"/api/v1/projects/{pid}/my-answers").json()["items"] == []
+    assert mgr.post(f"/api/v1/projects/{pid}/items/{iid}/reviews", json={"action": "accept"}).status_code == 404
+    assert mgr.get(f"/api/v1/projects/{pid}/items/{iid}/reviews").status_code == 404
+    assert mgr.post(f"/api/v1/projects/{pid}/items/{iid}/report", json={}).status_code == 404

@@ -27,6 +27,12 @@ def fetch_item(conn: Connection, project_id: int, item_id: int) -> dict | None:
     return dict(row) if row else None
 
 
+def fetch_live_item(conn: Connection, project_id: int, item_id: int) -> dict | None:
+    """fetch_item, None for a deleted item (hidden everywhere until restored)."""
+    row = fetch_item(conn, project_id, item_id)
+    return None if row is None or row["status"] == "deleted" else row
+
+
 def fetch_item_data(conn: Connection, item_id: int) -> dict:
     return conn.execute(sa.select(items.c.data).where(items.c.id == item_id)).scalar_one()
 
@@ -308,7 +314,8 @@ def list_answers_by_annotator(
     q = (
         sa.select(answers, items.c.status.label("item_status"))
         .join(items, items.c.id == answers.c.item_id)
-        .where(answers.c.project_id == project_id, answers.c.annotator_id == annotator_id)
+        .where(answers.c.project_id == project_id, answers.c.annotator_id == annotator_id,
+               items.c.status != "deleted")
         .order_by(answers.c.id.desc())
         .limit(limit)
     )
@@ -318,9 +325,10 @@ def list_answers_by_annotator(
 
 
 def list_project_answers(conn: Connection, project_id: int, after: int, limit: int) -> list[dict]:
+    deleted = sa.select(sa.literal(1)).where(items.c.id == answers.c.item_id, items.c.status == "deleted")
     q = (
         sa.select(answers)
-        .where(answers.c.project_id == project_id, answers.c.id > after)
+        .where(answers.c.project_id == project_id, answers.c.id > after, ~sa.exists(deleted))
         .order_by(answers.c.id)
         .limit(limit)
     )
