@@ -168,6 +168,10 @@ def bulk_action(ctx: Context, actor: Actor, project_id: int, spec: BulkItemsRequ
                 keys = item_store.existing_item_keys(conn, project_id, chunk) if chunk else []
                 keys = [k for k in keys if item_store.fetch_item_status(conn, k[0]) != "deleted"]
                 more = bool(ids)
+            elif "split" not in filters:
+                keys = item_store.list_item_keys(conn, project_id, cursor, BULK_BATCH, **filters)
+                more = len(keys) == BULK_BATCH
+                cursor = keys[-1][0] if keys else cursor
             else:
                 rows, next_after = filtered_page(conn, project, cursor, BULK_BATCH, filters)
                 keys = [(r["id"], r["external_id"]) for r in rows]
