@@ -29,6 +29,7 @@ from goldlabel.api.routes import (
 )
 from goldlabel.config import Settings
 from goldlabel.services.context import Context
+from goldlabel.services.items import PurgeSweeper
 from goldlabel.services.refit import RefitScheduler
 from goldlabel.services.webhooks import WebhookWorker
 from goldlabel.storage.migrate import upgrade_database
@@ -83,6 +84,10 @@ def create_app(settings: Settings | None = None, *, context: Context | None = No
         if ctx.settings.refit_interval_s > 0:
             scheduler = RefitScheduler(ctx, ctx.settings.refit_interval_s)
             scheduler.start()
+        sweeper = None
+        if ctx.settings.purge_interval_s > 0:
+            sweeper = PurgeSweeper(ctx, ctx.settings.purge_interval_s)
+            sweeper.start()
         deliverer = None
         if ctx.settings.webhook_poll_interval_s > 0:
             deliverer = WebhookWorker(ctx)
@@ -100,6 +105,8 @@ def create_app(settings: Settings | None = None, *, context: Context | None = No
             scheduler.stop()
         if deliverer is not None:
             deliverer.stop()
+        if sweeper is not None:
+            sweeper.stop()
         if context is None:
             ctx.close()
 

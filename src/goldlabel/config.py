@@ -178,6 +178,17 @@ class Settings(BaseModel):
         "(loopback, private, link-local), e.g. 10.0.0.0/8; empty: public addresses only.",
     )
 
+    delete_undo_s: int = Field(
+        default=600, ge=0,
+        description="How long a deleted item or project can be restored (undo) before the purge sweep "
+        "removes it for good (10 minutes).",
+    )
+    purge_interval_s: float = Field(
+        default=60.0, ge=0,
+        description="Seconds between sweeps that purge items and projects deleted longer than "
+        "delete_undo_s ago; 0 turns the sweep off in this process.",
+    )
+
     media_http_hosts: str = Field(
         default="",
         description="Comma-separated hosts whose http: (not https:) image URLs items may name, e.g. "

@@ -13,6 +13,8 @@ from pydantic_core import PydanticCustomError
 
 Role = Literal["admin", "manager", "reviewer", "annotator"]
 ItemStatus = Literal["open", "final", "needs_review"]
+#: an item's status as a list shows it: "deleted" while a deleted item can still be restored
+ItemFilterStatus = Literal["open", "final", "needs_review", "deleted"]
 
 
 _LIMITS: Any = None
@@ -261,12 +263,71 @@ class ItemPublic(BaseModel):
     data: dict[str, Any]
     meta: dict[str, Any] | None = None
     priority: int
-    status: ItemStatus
+    status: ItemFilterStatus
     is_gold: bool
     answer_count: int
     target_overlap: int
     created_at: int
     updated_at: int
+    flag: str | None = Field(None, description="Why an annotator reported the item (media_broken), if one did.")
+    flagged_by: int | None = None
+    flagged_at: int | None = None
+    deleted_at: int | None = Field(None, description="Set while the item is deleted and can still be restored.")
+
+
+
+class ItemFilter(_In):
+    """Which items a bulk action applies to: the item list's filters (every matching item, not
+    only one page). An empty filter matches every (live) item of the project."""
+
+    status: ItemFilterStatus | None = None
+    is_gold: bool | None = None
+    annotator_id: int | None = None
+    question: str | None = Field(None, max_length=200)
+    label: str | None = None
+    min_confidence: float | None = Field(None, ge=0, le=1)
+    max_confidence: float | None = Field(None, ge=0, le=1)
+    disagreement: bool = False
+    q: str | None = Field(None, min_length=1, max_length=200, description="Text in the data or the external_id.")
+    source: Literal["consensus", "review", "gold", "auto"] | None = None
+    flag: Literal["media_broken"] | None = None
+    split: Literal["train", "validation", "test"] | None = None
+    meta: dict[str, str] | None = Field(None, max_length=10, description="meta key = value, all must match.")
+
+
+class BulkItemsRequest(_In):
+    action: Literal["review", "priority", "delete"] = Field(
+        description="review: open and final items go to review; priority: set `priority`; delete: soft "
+        "delete (restorable for delete_undo_s)."
+    )
+    priority: int | None = Field(None, ge=-(2**31), le=2**31 - 1, description="For action priority.")
+    item_ids: list[int] | None = Field(None, min_length=1, max_length=1000, description="These items ...")
+    filter: ItemFilter | None = Field(None, description="... or every item matching this filter.")
+
+
+class BulkItemsResult(BaseModel):
+    action: str
+    matched: int = Field(description="Items the selection matched.")
+    changed: int = Field(description="Items the action changed (the others already were so).")
+    batches: int = Field(description="Transactions the action ran in (bounded batches).")
+    deleted_at: int | None = Field(None, description="delete: pass to items/restore to undo.")
+    undo_until: int | None = Field(None, description="delete: restorable until this time (ms).")
+
+
+class RestoreItemsRequest(_In):
+    item_ids: list[int] | None = Field(None, min_length=1, max_length=1000)
+    deleted_at: int | None = Field(None, description="Every item one delete removed (its deleted_at).")
+
+
+class RestoreResult(BaseModel):
+    restored: int
+
+
+class ItemReport(_In):
+    reason: Literal["media_broken"] = "media_broken"
+    lease_token: str | None = Field(
+        None, max_length=200, description="An annotator's lease on the item: it is skipped, not answered."
+    )
 
 
 class TaskItem(BaseModel):

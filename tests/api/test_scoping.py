@@ -75,6 +75,11 @@ BODIES: dict[tuple[str, str], Any] = {
     ("POST", "/projects/{project_id}/items/{item_id}/reviews"): lambda w: {
         "json": {"action": "accept"}
     },
+    ("POST", "/projects/{project_id}/items/bulk"): lambda w: {
+        "json": {"action": "priority", "priority": 1, "filter": {}}
+    },
+    ("POST", "/projects/{project_id}/items/restore"): lambda w: {"json": {"item_ids": [w.answered_item]}},
+    ("POST", "/projects/{project_id}/items/{item_id}/report"): lambda w: {"json": {"reason": "media_broken"}},
     ("POST", "/projects/{project_id}/webhooks"): lambda w: {
         "json": {"url": "https://hooks.example.com/x", "event_types": ["*"]}
     },

@@ -119,6 +119,11 @@ def test_every_route_is_called_by_an_sdk_method(factory, app, make_user, tmp_pat
         items = list(gl.list_items(pid))
         assert gl.get_item(pid, items[0].id).external_id == "x0"
         gl.delete_item(pid, items[2].id)
+        assert gl.restore_items(pid, item_ids=[items[2].id]) == 1
+        assert gl.bulk_items(pid, "priority", filter={"q": "t2"}, priority=3)["changed"] == 1
+        gone = gl.bulk_items(pid, "delete", item_ids=[items[2].id])
+        assert gl.restore_items(pid, deleted_at=gone["deleted_at"]) == 1
+        gl.delete_item(pid, items[2].id)
 
         # the annotate loop
         lease = ann.lease_next(pid)
@@ -149,6 +154,7 @@ def test_every_route_is_called_by_an_sdk_method(factory, app, make_user, tmp_pat
         assert isinstance(gl.get_agreement(pid), dict)
         assert isinstance(gl.refit_project(pid), dict)
         gl.review_item(pid, result.answer.item_id, "accept", comment="fine")
+        assert gl.report_item(pid, items[1].id)["status"] == "needs_review"
 
         # media: one item per uploaded file, served same-origin
         picture = tmp_path / "tour.png"
@@ -174,6 +180,8 @@ def test_every_route_is_called_by_an_sdk_method(factory, app, make_user, tmp_pat
             out = io.BytesIO()
             assert gl.export(pid, "jsonl", out) > 0
 
+        gl.delete_project(pid)
+        assert gl.restore_project(pid).id == pid
         gl.delete_project(pid)
     finally:
         for client in clients:

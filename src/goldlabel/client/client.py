@@ -288,8 +288,13 @@ class Client:
         return [SchemaVersionPublic.model_validate(v) for v in res.json()]
 
     def delete_project(self, project_id: int) -> None:
-        """Delete the project with its items, answers and leases."""
+        """Delete the project with its items, answers and leases: hidden at once, restorable
+        with restore_project for the server's ``delete_undo_s``, then purged."""
         self._request("DELETE", f"/projects/{int(project_id)}")
+
+    def restore_project(self, project_id: int) -> ProjectPublic:
+        """Undo delete_project within ``delete_undo_s``."""
+        return ProjectPublic.model_validate(self._request("POST", f"/projects/{int(project_id)}/restore").json())
 
     def list_members(self, project_id: int) -> list[MemberPublic]:
         res = self._request("GET", f"/projects/{int(project_id)}/members")
@@ -331,7 +336,7 @@ class Client:
         self,
         project_id: int,
         *,
-        status: ItemStatus | None = None,
+        status: ItemStatus | Literal["deleted"] | None = None,
         is_gold: bool | None = None,
         annotator_id: int | None = None,
         question: str | None = None,
@@ -339,12 +344,20 @@ class Client:
         min_confidence: float | None = None,
         max_confidence: float | None = None,
         disagreement: bool | None = None,
+        q: str | None = None,
+        source: Literal["consensus", "review", "gold", "auto"] | None = None,
+        flag: Literal["media_broken"] | None = None,
+        split: Literal["train", "validation", "test"] | None = None,
+        meta: dict[str, str] | None = None,
         page_size: int = 100,
     ) -> Iterator[ItemPublic]:
         """The project's items in id order (reviewers and managers), optionally only those with
-        ``status``, gold or not, answered by ``annotator_id``, or whose consensus for
-        ``question`` is ``label`` / has a confidence within [min_confidence, max_confidence] /
-        has answers that are not unanimous (``disagreement=True``)."""
+        ``status`` (``"deleted"``: items still in their undo window), gold or not, answered by
+        ``annotator_id``, or whose consensus for ``question`` is ``label`` / has a confidence
+        within [min_confidence, max_confidence] / has answers that are not unanimous
+        (``disagreement=True``); ``q``: text in the data or the external_id; ``source``: where
+        the label came from; ``flag``: reported items; ``split``; ``meta``: fields that must
+        equal the given values. Pages are keyset pages (no count)."""
         return self._paginate(
             f"/projects/{int(project_id)}/items",
             ItemPublic,
@@ -357,6 +370,11 @@ class Client:
             min_confidence=min_confidence,
             max_confidence=max_confidence,
             disagreement=disagreement,
+            q=q,
+            source=source,
+            flag=flag,
+            split=split,
+            meta=[f"{k}={v}" for k, v in meta.items()] if meta else None,
         )
 
     def get_item(self, project_id: int, item_id: int) -> ItemDetail:
@@ -364,7 +382,54 @@ class Client:
         return self._get_model(f"/projects/{int(project_id)}/items/{int(item_id)}", ItemDetail)
 
     def delete_item(self, project_id: int, item_id: int) -> None:
+        """Soft delete: hidden everywhere; restorable with restore_items for the server's
+        ``delete_undo_s`` (10 minutes by default), then purged."""
         self._request("DELETE", f"/projects/{int(project_id)}/items/{int(item_id)}")
+
+    def bulk_items(
+        self,
+        project_id: int,
+        action: Literal["review", "priority", "delete"],
+        *,
+        item_ids: list[int] | None = None,
+        filter: dict[str, Any] | None = None,
+        priority: int | None = None,
+    ) -> dict[str, Any]:
+        """Apply ``action`` to ``item_ids`` or to every item matching ``filter`` (list_items'
+        filters as a dict: ``{"status": "open", "q": "refund"}``; ``{}`` is every item): ``review``
+        sends open and final items to review, ``priority`` sets ``priority``, ``delete`` soft
+        deletes. Returns ``matched``, ``changed``, ``batches`` and, for a delete,
+        ``deleted_at`` (pass it to restore_items to undo) and ``undo_until``."""
+        body: dict[str, Any] = {"action": action}
+        if item_ids is not None:
+            body["item_ids"] = [int(i) for i in item_ids]
+        if filter is not None:
+            body["filter"] = filter
+        if priority is not None:
+            body["priority"] = int(priority)
+        return self._request("POST", f"/projects/{int(project_id)}/items/bulk", json=body).json()
+
+    def restore_items(
+        self, project_id: int, *, item_ids: list[int] | None = None, deleted_at: int | None = None
+    ) -> int:
+        """Undo a delete (within ``delete_undo_s``): these items, or every item of the delete
+        stamped ``deleted_at``. Returns how many came back."""
+        body: dict[str, Any] = {}
+        if item_ids is not None:
+            body["item_ids"] = [int(i) for i in item_ids]
+        if deleted_at is not None:
+            body["deleted_at"] = int(deleted_at)
+        return self._request("POST", f"/projects/{int(project_id)}/items/restore", json=body).json()["restored"]
+
+    def report_item(
+        self, project_id: int, item_id: int, *, lease_token: str | None = None, reason: str = "media_broken"
+    ) -> dict[str, Any]:
+        """Report an item that cannot be answered (its media failed to load): it is flagged and
+        goes to review. An annotator passes the lease's token (the lease is skipped)."""
+        body: dict[str, Any] = {"reason": reason}
+        if lease_token is not None:
+            body["lease_token"] = lease_token
+        return self._request("POST", f"/projects/{int(project_id)}/items/{int(item_id)}/report", json=body).json()
 
     def list_answers(self, project_id: int, *, page_size: int = 100) -> Iterator[AnswerPublic]:
         """Every answer in the project, oldest first (reviewers and managers)."""

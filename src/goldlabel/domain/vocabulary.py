@@ -8,11 +8,16 @@ from __future__ import annotations
 #: project roles, least to most trusted is the reverse order of this tuple
 ROLES = ("admin", "manager", "reviewer", "annotator")
 ITEM_STATUSES = ("open", "final", "needs_review")
+#: every value items.status may hold: the public ones, and "deleted" for an item in its undo
+#: window (hidden everywhere; the queue claims open items only, so it never hands one out).
+ITEM_STORED_STATUSES = (*ITEM_STATUSES, "deleted")
+#: why an annotator reported an item
+ITEM_FLAGS = ("media_broken",)
 LEASE_STATUSES = ("active", "submitted", "skipped", "expired")
 #: where a consensus row's label came from; "auto" (model auto-labels) is reserved.
 CONSENSUS_SOURCES = ("consensus", "review", "gold", "auto")
 ANNOTATOR_STATUSES = ("active", "qualifying", "suspended")
 WEBHOOK_DELIVERY_STATUSES = ("pending", "delivered", "failed")
 
-__all__ = ["ANNOTATOR_STATUSES", "CONSENSUS_SOURCES", "ITEM_STATUSES", "LEASE_STATUSES", "ROLES",
-           "WEBHOOK_DELIVERY_STATUSES"]
+__all__ = ["ANNOTATOR_STATUSES", "CONSENSUS_SOURCES", "ITEM_FLAGS", "ITEM_STATUSES", "ITEM_STORED_STATUSES",
+           "LEASE_STATUSES", "ROLES", "WEBHOOK_DELIVERY_STATUSES"]

@@ -14,7 +14,6 @@ from goldlabel.services import items as item_service
 from goldlabel.services.access import Actor, fetch_project_role, is_allowed, load_project
 from goldlabel.services.context import Context
 from goldlabel.storage import dashboard as store
-from goldlabel.storage import items as item_store
 from goldlabel.storage import projects as project_store
 from goldlabel.storage import quality as quality_store
 from goldlabel.storage.engine import now_ms, read_tx
@@ -165,12 +164,13 @@ def annotator_detail(ctx: Context, actor: Actor, project_id: int, annotator_id: 
 def browse_items(ctx: Context, actor: Actor, project_id: int, after: int, limit: int,
                  **filters: Any) -> dict[str, Any]:
     with read_tx(ctx.engine) as conn:
-        load_project(conn, actor, project_id, "review")
-        rows = item_store.list_items(conn, project_id, after, limit, **filters)
+        project = load_project(conn, actor, project_id, "review")
+        rows, next_after = item_service.filtered_page(conn, project, after, limit,
+                                                      item_service.check_filters(project, filters))
         cons = store.consensus_values(conn, (r["id"] for r in rows))
     for r in rows:
         r["consensus"] = cons.get(r["id"], {})
-    return {"items": rows, "next_after": rows[-1]["id"] if len(rows) == limit else None}
+    return {"items": rows, "next_after": next_after}
 
 
 def item_view(ctx: Context, actor: Actor, project_id: int, item_id: int) -> dict[str, Any]:
@@ -181,6 +181,8 @@ def item_view(ctx: Context, actor: Actor, project_id: int, item_id: int) -> dict
     detail["reviews"] = review_service.list_reviews(ctx, actor, project_id, item_id)
     with read_tx(ctx.engine) as conn:
         ids = [a["annotator_id"] for a in detail["answers"]] + [r["reviewer_id"] for r in detail["reviews"]]
+        if detail.get("flagged_by") is not None:
+            ids.append(detail["flagged_by"])
         detail["names"] = store.usernames(conn, ids)
         detail["next_review_id"] = store.next_item_with_status(conn, project_id, "needs_review", item_id)
     return detail

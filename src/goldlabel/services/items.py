@@ -1,25 +1,90 @@
-"""Browsing items (managers and reviewers), item detail, events."""
+"""Browsing items (managers and reviewers), item detail, events; bulk actions, soft delete and
+its undo, the purge sweep; an annotator's report of an item they cannot answer."""
 
 from __future__ import annotations
 
+import hashlib
+import logging
+import random
+import threading
 from typing import Any
 
-from goldlabel.domain.errors import not_found
+import sqlalchemy as sa
+
+from goldlabel.domain.errors import GoldlabelError, not_found
+from goldlabel.domain.splits import split_of
+from goldlabel.schemas import BulkItemsRequest, ItemReport, RestoreItemsRequest
 from goldlabel.services.access import Actor, fetch_project_role, is_allowed, load_project
 from goldlabel.services.context import Context
 from goldlabel.services.queue import public_answer
 from goldlabel.storage import consensus_events
 from goldlabel.storage import items as item_store
-from goldlabel.storage.engine import read_tx, write_tx
+from goldlabel.storage import queue as queue_store
+from goldlabel.storage.engine import now_ms, read_tx, write_tx
+
+log = logging.getLogger(__name__)
 
 ITEM_FIELDS = (
     "id", "external_id", "data", "meta", "priority", "status", "is_gold", "answer_count",
-    "target_overlap", "created_at", "updated_at",
+    "target_overlap", "created_at", "updated_at", "flag", "flagged_by", "flagged_at", "deleted_at",
 )
+#: items per transaction of a bulk action over a filter
+BULK_BATCH = 500
+#: a split filter is tested in Python (a split is a hash of the external_id): a page reads at
+#: most this many items of the project looking for matches, then hands back a cursor
+SPLIT_SCAN = 5000
 
 
 def public_item(row: dict) -> dict[str, Any]:
     return {k: row[k] for k in ITEM_FIELDS}
+
+
+def _split_ratios(project: dict) -> tuple[float, float, float]:
+    from goldlabel.services.exports import project_split_ratios
+
+    return project_split_ratios(project)
+
+
+def check_filters(project: dict, filters: dict[str, Any]) -> dict[str, Any]:
+    """Drop unset filters; 422 when consensus filters lack their question."""
+    filters = {k: v for k, v in filters.items() if v is not None and v is not False}
+    if "question" not in filters and any(k in filters for k in ("label", "min_confidence", "max_confidence",
+                                                                "disagreement")):
+        raise GoldlabelError(
+            "label, confidence and disagreement filters need ?question=NAME", code="missing_question", status=422
+        )
+    for key in filters.get("meta") or {}:
+        if not key or len(key) > 100 or not all(ch.isalnum() or ch in "_-." for ch in key):
+            raise GoldlabelError(f"meta key {key!r}: letters, digits, _ - . only", code="bad_meta_key", status=422)
+    return filters
+
+
+def filtered_page(conn: sa.Connection, project: dict, after: int, limit: int,
+                  filters: dict[str, Any]) -> tuple[list[dict], int | None]:
+    """A keyset page of the project's items matching ``filters`` and its next cursor (None at
+    the end). Without a split filter: one indexed query. With one: batches in id order, each
+    item's split computed, until the page is full or SPLIT_SCAN items were read (the cursor then
+    points past the last one read, so a page may come back short, never wrong)."""
+    filters = dict(filters)
+    split = filters.pop("split", None)
+    if split is None:
+        rows = item_store.list_items(conn, project["id"], after, limit, **filters)
+        return rows, rows[-1]["id"] if len(rows) == limit else None
+    ratios = _split_ratios(project)
+    out: list[dict] = []
+    cursor, read = after, 0
+    while read < SPLIT_SCAN:
+        batch = item_store.list_items(conn, project["id"], cursor, max(limit, 200), **filters)
+        for row in batch:
+            cursor = row["id"]
+            if split_of(row["external_id"], ratios) == split:
+                out.append(row)
+                if len(out) == limit:
+                    return out, cursor
+        read += len(batch)
+        if len(batch) < max(limit, 200):
+            return out, None
+    return out, cursor
 
 
 def list_items(
@@ -30,19 +95,23 @@ def list_items(
     limit: int,
     **filters: Any,
 ) -> list[dict]:
-    """Filters: status, is_gold, annotator_id, and question with label / min_confidence /
-    max_confidence on that question's consensus (see storage.items.list_items)."""
+    """Filters: see storage.items.item_filters, plus split (train / validation / test)."""
+    return list_items_page(ctx, actor, project_id, after, limit, **filters)["items"]
+
+
+def list_items_page(ctx: Context, actor: Actor, project_id: int, after: int, limit: int,
+                    **filters: Any) -> dict[str, Any]:
     with read_tx(ctx.engine) as conn:
-        load_project(conn, actor, project_id, "review")
-        rows = item_store.list_items(conn, project_id, after, limit, **filters)
-    return [public_item(r) for r in rows]
+        project = load_project(conn, actor, project_id, "review")
+        rows, next_after = filtered_page(conn, project, after, limit, check_filters(project, filters))
+    return {"items": [public_item(r) for r in rows], "next_after": next_after}
 
 
 def get_item(ctx: Context, actor: Actor, project_id: int, item_id: int) -> dict:
     with read_tx(ctx.engine) as conn:
         load_project(conn, actor, project_id, "review")
         row = item_store.fetch_item(conn, project_id, item_id)
-        if row is None:
+        if row is None or row["status"] == "deleted":
             raise not_found("item")
         detail = public_item(row)
         detail["answers"] = [public_answer(a) for a in item_store.fetch_answers(conn, item_id)]
@@ -61,11 +130,162 @@ def get_item(ctx: Context, actor: Actor, project_id: int, item_id: int) -> dict:
     return detail
 
 
-def delete_item(ctx: Context, actor: Actor, project_id: int, item_id: int) -> None:
+def delete_item(ctx: Context, actor: Actor, project_id: int, item_id: int) -> dict[str, Any]:
+    """Soft delete: hidden everywhere, restorable for settings.delete_undo_s."""
+    now = now_ms()
     with write_tx(ctx.engine) as conn:
         load_project(conn, actor, project_id, "manage")
-        if not item_store.delete_item(conn, project_id, item_id):
+        if not item_store.soft_delete_items(conn, project_id, [item_id], now):
             raise not_found("item")
+    return {"deleted_at": now, "undo_until": now + ctx.settings.delete_undo_s * 1000}
+
+
+def bulk_action(ctx: Context, actor: Actor, project_id: int, spec: BulkItemsRequest) -> dict[str, Any]:
+    """Apply ``spec.action`` to ``spec.item_ids`` or to every item matching ``spec.filter``, in
+    transactions of BULK_BATCH items (walked by id, a keyset: no COUNT, no OFFSET), so a
+    million-item action never holds the write lock for long. Returns the counts."""
+    if (spec.item_ids is None) == (spec.filter is None):
+        raise GoldlabelError("give item_ids or filter (one of them)", code="bad_selection", status=422)
+    if spec.action == "priority" and spec.priority is None:
+        raise GoldlabelError("action priority needs priority", code="missing_priority", status=422)
+    now = now_ms()
+    with read_tx(ctx.engine) as conn:
+        project = load_project(conn, actor, project_id, "manage")
+    filters = None
+    if spec.filter is not None:
+        filters = check_filters(project, spec.filter.model_dump())
+        if filters.get("status") == "deleted":
+            raise GoldlabelError("deleted items can only be restored", code="bad_selection", status=422)
+    matched = changed = batches = 0
+    ids = sorted(set(spec.item_ids or []))
+    cursor = 0
+    while True:
+        with write_tx(ctx.engine) as conn:
+            load_project(conn, actor, project_id, "manage")
+            if filters is None:
+                chunk = ids[:BULK_BATCH]
+                ids = ids[BULK_BATCH:]
+                keys = item_store.existing_item_keys(conn, project_id, chunk) if chunk else []
+                keys = [k for k in keys if item_store.fetch_item_status(conn, k[0]) != "deleted"]
+                more = bool(ids)
+            elif "split" not in filters:
+                keys = item_store.list_item_keys(conn, project_id, cursor, BULK_BATCH, **filters)
+                more = len(keys) == BULK_BATCH
+                cursor = keys[-1][0] if keys else cursor
+            else:
+                rows, next_after = filtered_page(conn, project, cursor, BULK_BATCH, filters)
+                keys = [(r["id"], r["external_id"]) for r in rows]
+                more = next_after is not None
+                cursor = next_after or cursor
+            if keys:
+                batches += 1
+                matched += len(keys)
+                chunk_ids = [k[0] for k in keys]
+                if spec.action == "delete":
+                    done = item_store.soft_delete_items(conn, project_id, chunk_ids, now)
+                elif spec.action == "priority":
+                    done = item_store.set_priority(conn, project_id, chunk_ids, int(spec.priority), now)
+                else:
+                    done = item_store.send_to_review(conn, project_id, chunk_ids, now)
+                    consensus_events.insert_events(conn, [
+                        {"project_id": project_id, "kind": "item.needs_review",
+                         "payload": {"item_id": i, "status": "needs_review", "by": "bulk"}, "created_at": now}
+                        for i in done
+                    ])
+                changed += len(done)
+        if not more:
+            break
+    out: dict[str, Any] = {"action": spec.action, "matched": matched, "changed": changed, "batches": batches}
+    if spec.action == "delete":
+        out |= {"deleted_at": now, "undo_until": now + ctx.settings.delete_undo_s * 1000}
+    return out
+
+
+def restore_items(ctx: Context, actor: Actor, project_id: int, spec: RestoreItemsRequest) -> dict[str, int]:
+    """Undo a delete within settings.delete_undo_s: by ids, or every item one delete removed."""
+    if (spec.item_ids is None) == (spec.deleted_at is None):
+        raise GoldlabelError("give item_ids or deleted_at (one of them)", code="bad_selection", status=422)
+    now = now_ms()
+    since = now - ctx.settings.delete_undo_s * 1000
+    restored = 0
+    with write_tx(ctx.engine) as conn:
+        load_project(conn, actor, project_id, "manage")
+        restored = len(item_store.restore_items(conn, project_id, since, item_ids=spec.item_ids,
+                                                deleted_at=spec.deleted_at, now=now))
+    return {"restored": restored}
+
+
+def report_item(ctx: Context, actor: Actor, project_id: int, item_id: int, spec: ItemReport) -> dict[str, Any]:
+    """An annotator cannot answer the item (its media failed to load): the item is flagged with
+    the reason and goes to review. An annotator reports through their lease on the item (which
+    is skipped: never served to them again); reviewers and managers may report any item."""
+    from goldlabel.services import queue as queue_service
+
+    with read_tx(ctx.engine) as conn:
+        load_project(conn, actor, project_id, "annotate")
+        role = fetch_project_role(conn, actor, project_id)
+        lease = None
+        if spec.lease_token is not None:
+            lease = queue_store.fetch_lease_by_token(conn, hashlib.sha256(spec.lease_token.encode()).hexdigest())
+            if lease is None or lease["annotator_id"] != actor.id or lease["project_id"] != project_id \
+                    or lease["item_id"] != item_id:
+                raise not_found("lease")
+        elif not is_allowed(role, "review"):
+            raise GoldlabelError("an annotator reports an item through its lease: give lease_token",
+                                 code="lease_required", status=422)
+    if lease is not None and lease["status"] in ("active", "expired"):
+        queue_service.skip_item(ctx, actor, project_id, spec.lease_token)
+    now = now_ms()
+    with write_tx(ctx.engine) as conn:
+        before = item_store.flag_item(conn, project_id, item_id, spec.reason, actor.id, now)
+        if before is None:
+            raise not_found("item")
+        consensus_events.insert_events(conn, [{"project_id": project_id, "kind": "item.needs_review",
+                                      "payload": {"item_id": item_id, "status": "needs_review",
+                                                  "by": "report", "reason": spec.reason},
+                                      "created_at": now}])
+    return {"item_id": item_id, "flag": spec.reason, "status": "needs_review"}
+
+
+def purge_expired(ctx: Context, now: int | None = None, batch: int = 1000) -> dict[str, int]:
+    """Remove items and projects deleted longer than settings.delete_undo_s ago, in batches."""
+    before = (now or now_ms()) - ctx.settings.delete_undo_s * 1000
+    from goldlabel.storage import projects as project_store
+
+    with write_tx(ctx.engine) as conn:
+        n_projects = project_store.purge_deleted_projects(conn, before)
+    n_items = 0
+    while True:
+        with write_tx(ctx.engine) as conn:
+            n = item_store.purge_deleted_items(conn, before, batch)
+        n_items += n
+        if n < batch:
+            break
+    return {"items": n_items, "projects": n_projects}
+
+
+class PurgeSweeper:
+    """Runs purge_expired about every ``interval_s`` in a thread of a serving process."""
+
+    def __init__(self, ctx: Context, interval_s: float) -> None:
+        self.ctx = ctx
+        self.interval_s = interval_s
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="goldlabel-purge", daemon=True)
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._thread.join(timeout=10)
+
+    def _run(self) -> None:
+        while not self._stop.wait(self.interval_s * random.uniform(0.75, 1.25)):
+            try:
+                purge_expired(self.ctx)
+            except Exception:  # a failed sweep must not end the thread
+                log.exception("purge of deleted items failed")
 
 
 def list_answers(ctx: Context, actor: Actor, project_id: int, after: int, limit: int) -> list[dict]:

@@ -12,6 +12,7 @@ from goldlabel.schemas import QualitySettings
 from goldlabel.services.access import Actor, fetch_project_role, is_allowed, load_project
 from goldlabel.services.consensus import settle_stalled
 from goldlabel.services.context import Context
+from goldlabel.storage import items as item_store
 from goldlabel.storage import projects as project_store
 from goldlabel.storage import users as user_store
 from goldlabel.storage.engine import now_ms, read_tx, write_tx
@@ -191,10 +192,45 @@ def fetch_role_or_none(ctx: Context, actor: Actor, project_id: int) -> str | Non
         return fetch_project_role(conn, actor, project_id)
 
 
-def delete_project(ctx: Context, actor: Actor, project_id: int) -> None:
+def delete_project(ctx: Context, actor: Actor, project_id: int) -> dict[str, int]:
+    """Soft delete: the project and its items are hidden everywhere (its items get status
+    "deleted" in the same transaction, so the queue hands none out) and can be restored for
+    settings.delete_undo_s; then the purge sweep removes them."""
+    now = now_ms()
     with write_tx(ctx.engine) as conn:
         load_project(conn, actor, project_id, "manage")
-        project_store.delete_project(conn, project_id)
+        project_store.soft_delete_project(conn, project_id, now)
+        item_store.soft_delete_project_items(conn, project_id, now)
+    return {"deleted_at": now, "undo_until": now + ctx.settings.delete_undo_s * 1000}
+
+
+def restore_project(ctx: Context, actor: Actor, project_id: int) -> dict:
+    """Undo a project's delete within settings.delete_undo_s: the project and the items its
+    delete removed come back (items deleted on their own before stay deleted)."""
+    now = now_ms()
+    with write_tx(ctx.engine) as conn:
+        project = project_store.fetch_project(conn, project_id, deleted=True)
+        role = fetch_project_role(conn, actor, project_id) if project is not None else None
+        if project is None or role is None:
+            raise not_found("project")
+        if not is_allowed(role, "manage"):
+            raise forbidden("restoring a project needs the manage permission")
+        stamp = project_store.restore_project(conn, project_id, now - ctx.settings.delete_undo_s * 1000, now)
+        if stamp is None:
+            raise GoldlabelError("the project is not deleted, or its undo window has passed",
+                                 code="not_restorable", status=409)
+        item_store.restore_items(conn, project_id, stamp, deleted_at=stamp, now=now)
+        project = project_store.fetch_project(conn, project_id)
+    return public_project(project, role)
+
+
+def list_deleted_projects(ctx: Context, actor: Actor) -> list[dict]:
+    """Projects the actor manages that were deleted and can still be restored."""
+    since = now_ms() - ctx.settings.delete_undo_s * 1000
+    with read_tx(ctx.engine) as conn:
+        rows = project_store.list_deleted_projects(conn, since, None if actor.is_admin else actor.id)
+        rows = [r for r in rows if is_allowed(fetch_project_role(conn, actor, r["id"]), "manage")]
+    return [{**r, "undo_until": r["deleted_at"] + ctx.settings.delete_undo_s * 1000} for r in rows]
 
 
 def list_members(ctx: Context, actor: Actor, project_id: int) -> list[dict]:

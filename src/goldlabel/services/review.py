@@ -30,7 +30,7 @@ def review_item(
         raise GoldlabelError(f"action must be one of {', '.join(ACTIONS)}", code="bad_action", status=422)
     with read_tx(ctx.engine) as conn:
         project = load_project(conn, actor, project_id, "review")
-        item = item_store.fetch_item(conn, project_id, item_id)
+        item = item_store.fetch_live_item(conn, project_id, item_id)
         if item is None:
             raise not_found("item")
     clean = None
@@ -78,7 +78,7 @@ def review_item(
 def list_reviews(ctx: Context, actor: Actor, project_id: int, item_id: int) -> list[dict]:
     with read_tx(ctx.engine) as conn:
         load_project(conn, actor, project_id, "review")
-        if item_store.fetch_item(conn, project_id, item_id) is None:
+        if item_store.fetch_live_item(conn, project_id, item_id) is None:
             raise not_found("item")
         return [
             {k: r[k] for k in ("id", "item_id", "action", "value", "comment", "reviewer_id", "created_at")}

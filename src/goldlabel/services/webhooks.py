@@ -222,7 +222,7 @@ def _send(client: httpx.Client, delivery: dict, timestamp: int) -> tuple[int | N
 
 class WebhookWorker:
     """Routes outbox events and sends due deliveries about every ``poll_interval_s``; one per
-    serving process (``api.app`` starts it), any number of them on one database."""
+    serving process (``goldlabel.app`` starts it), any number of them on one database."""
 
     def __init__(self, ctx: Context, poll_interval_s: float | None = None) -> None:
         self.ctx = ctx

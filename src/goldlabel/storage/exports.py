@@ -43,7 +43,8 @@ def item_batch_sql(dialect: str, *, with_status: bool) -> str:
     # Unary + keeps SQLite on the rowid range scan: through an index on project_id it would
     # sort the whole project for every batch; "+ 0" does the same on PostgreSQL.
     project = "+project_id" if dialect == "sqlite" else "project_id + 0"
-    status = " AND status = ?" if with_status else ""
+    # A deleted item (in its undo window) is never exported.
+    status = " AND status = ?" if with_status else " AND status <> 'deleted'"
     return (
         "SELECT id, external_id, CAST(data AS TEXT), CAST(meta AS TEXT), priority, status, is_gold "
         f"FROM items WHERE {project} = ? AND id > ?{status} ORDER BY id LIMIT ?"

@@ -27,6 +27,12 @@ def fetch_item(conn: Connection, project_id: int, item_id: int) -> dict | None:
     return dict(row) if row else None
 
 
+def fetch_live_item(conn: Connection, project_id: int, item_id: int) -> dict | None:
+    """fetch_item, None for a deleted item (hidden everywhere until restored)."""
+    row = fetch_item(conn, project_id, item_id)
+    return None if row is None or row["status"] == "deleted" else row
+
+
 def fetch_item_data(conn: Connection, item_id: int) -> dict:
     return conn.execute(sa.select(items.c.data).where(items.c.id == item_id)).scalar_one()
 
@@ -50,11 +56,27 @@ def fetch_answers(conn: Connection, item_id: int) -> list[dict]:
     return [dict(r) for r in conn.execute(q).mappings()]
 
 
-def list_items(
+def _like(term: str) -> str:
+    """A LIKE pattern that matches ``term`` anywhere, its own % and _ taken literally."""
+    return "%" + term.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
+
+
+def text_match(conn: Connection, term: str) -> sa.ColumnElement:
+    """The item's external_id or one of its data values (top level; a nested value as its JSON
+    text) contains ``term``, case-insensitively. A scan of the project's items in id order:
+    with the keyset page it stops at the page's last match."""
+    pattern = _like(term)
+    if conn.dialect.name == "postgresql":
+        values = sa.func.jsonb_each_text(items.c.data).table_valued("value", name="kv")
+    else:
+        values = sa.func.json_each(items.c.data).table_valued("value", name="kv")
+    in_data = sa.exists(sa.select(sa.literal(1)).select_from(values).where(
+        sa.cast(values.c.value, sa.Text).ilike(pattern, escape="\\")))
+    return sa.or_(items.c.external_id.ilike(pattern, escape="\\"), in_data)
+
+
+def item_filters(
     conn: Connection,
-    project_id: int,
-    after: int,
-    limit: int,
     *,
     status: str | None = None,
     is_gold: bool | None = None,
@@ -64,8 +86,68 @@ def list_items(
     min_confidence: float | None = None,
     max_confidence: float | None = None,
     disagreement: bool = False,
+    q: str | None = None,
+    source: str | None = None,
+    flag: str | None = None,
+    meta: dict[str, str] | None = None,
+) -> list[sa.ColumnElement]:
+    """WHERE conditions of the item filters (see list_items). ``status`` None: every item but
+    the deleted ones; "deleted": the items in their undo window."""
+    conds: list[sa.ColumnElement] = []
+    conds.append(items.c.status != "deleted" if status is None else items.c.status == status)
+    if is_gold is not None:
+        conds.append(items.c.is_gold == is_gold)
+    if annotator_id is not None:
+        conds.append(
+            sa.exists(
+                sa.select(sa.literal(1)).where(answers.c.item_id == items.c.id, answers.c.annotator_id == annotator_id)
+            )
+        )
+    if question is not None and (disagreement or any(f is not None for f in (label, min_confidence, max_confidence))):
+        cc = [consensus.c.item_id == items.c.id, consensus.c.question == question]
+        if label is not None:
+            cc.append(consensus.c.value == sa.type_coerce(label, Json))
+        if min_confidence is not None:
+            cc.append(consensus.c.confidence >= min_confidence)
+        if max_confidence is not None:
+            cc.append(consensus.c.confidence <= max_confidence)
+        if disagreement:
+            # agreement = share of answers matching the consensus; below 1 = not unanimous
+            cc.append(consensus.c.agreement < 1 - 1e-9)
+        conds.append(sa.exists(sa.select(sa.literal(1)).where(*cc)))
+    if source is not None:
+        cs = [consensus.c.item_id == items.c.id, consensus.c.source == source]
+        if question is not None:
+            cs.append(consensus.c.question == question)
+        conds.append(sa.exists(sa.select(sa.literal(1)).where(*cs)))
+    if flag is not None:
+        conds.append(items.c.flag == flag)
+    for key, value in (meta or {}).items():
+        conds.append(sa.cast(items.c.meta[key].as_string(), sa.Text) == value)
+    if q:
+        conds.append(text_match(conn, q))
+    return conds
+
+
+def _in_project(conn: Connection, project_id: int) -> sa.ColumnElement:
+    # SQLite: "+ 0" keeps the planner on the rowid range scan (id > after ORDER BY id) instead of
+    # an index on project_id, which would sort the whole project for every page (as the export's
+    # batches do, storage/exports.py).
+    if conn.dialect.name == "sqlite":
+        return (items.c.project_id + 0) == project_id
+    return items.c.project_id == project_id
+
+
+def list_items(
+    conn: Connection,
+    project_id: int,
+    after: int,
+    limit: int,
+    **filters: Any,
 ) -> list[dict]:
-    """A keyset page of items (``id > after ORDER BY id LIMIT n``) with the given filters.
+    """A keyset page of items (``id > after ORDER BY id LIMIT n``) with the given filters
+    (item_filters: status, is_gold, annotator_id, question with label / confidence range /
+    disagreement, q text search, consensus source, flag, meta key=value).
 
     Label and confidence filters test the item's consensus row for ``question`` through its
     primary key (item_id, question); the annotator filter tests the (item_id, annotator_id)
@@ -73,32 +155,10 @@ def list_items(
     """
     q = (
         sa.select(items)
-        .where(items.c.project_id == project_id, items.c.id > after)
+        .where(_in_project(conn, project_id), items.c.id > after, *item_filters(conn, **filters))
         .order_by(items.c.id)
         .limit(limit)
     )
-    if status is not None:
-        q = q.where(items.c.status == status)
-    if is_gold is not None:
-        q = q.where(items.c.is_gold == is_gold)
-    if annotator_id is not None:
-        q = q.where(
-            sa.exists(
-                sa.select(sa.literal(1)).where(answers.c.item_id == items.c.id, answers.c.annotator_id == annotator_id)
-            )
-        )
-    if question is not None and (disagreement or any(f is not None for f in (label, min_confidence, max_confidence))):
-        conds = [consensus.c.item_id == items.c.id, consensus.c.question == question]
-        if label is not None:
-            conds.append(consensus.c.value == sa.type_coerce(label, Json))
-        if min_confidence is not None:
-            conds.append(consensus.c.confidence >= min_confidence)
-        if max_confidence is not None:
-            conds.append(consensus.c.confidence <= max_confidence)
-        if disagreement:
-            # agreement = share of answers matching the consensus; below 1 = not unanimous
-            conds.append(consensus.c.agreement < 1 - 1e-9)
-        q = q.where(sa.exists(sa.select(sa.literal(1)).where(*conds)))
     return [dict(r) for r in conn.execute(q).mappings()]
 
 
@@ -108,6 +168,150 @@ def set_reviewed_state(conn: Connection, item_id: int, *, status: str, target_ov
     (which may exceed the project's maximum: one more independent answer)."""
     conn.execute(items.update().where(items.c.id == item_id).values(
         status=status, target_overlap=target_overlap, overlap_max=overlap_max, updated_at=now))
+def list_item_keys(conn: Connection, project_id: int, after: int, limit: int, **filters: Any) -> list[tuple[int, str]]:
+    """(id, external_id) of a keyset page of matching items: what a bulk action walks."""
+    q = (
+        sa.select(items.c.id, items.c.external_id)
+        .where(_in_project(conn, project_id), items.c.id > after, *item_filters(conn, **filters))
+        .order_by(items.c.id)
+        .limit(limit)
+    )
+    return [(int(i), e) for i, e in conn.execute(q)]
+
+
+def existing_item_keys(conn: Connection, project_id: int, item_ids: list[int]) -> list[tuple[int, str]]:
+    q = (
+        sa.select(items.c.id, items.c.external_id)
+        .where(items.c.project_id == project_id, items.c.id.in_(item_ids))
+        .order_by(items.c.id)
+    )
+    return [(int(i), e) for i, e in conn.execute(q)]
+
+
+def _expire_active_leases(conn: Connection, item_ids: list[int]) -> int:
+    """Cancel the active leases of these items (a holder's submit then finds its lease expired)
+    and hand their reservations back, as the reap of an expired lease does."""
+    from goldlabel.storage import queue as queue_store
+
+    rows = conn.execute(
+        sa.select(leases.c.id, leases.c.item_id).where(leases.c.item_id.in_(item_ids), leases.c.status == "active")
+    ).all()
+    for lease_id, item_id in rows:
+        queue_store.set_lease_status(conn, lease_id, "expired")
+        queue_store.unreserve_item(conn, item_id)
+    return len(rows)
+
+
+def soft_delete_items(conn: Connection, project_id: int, item_ids: list[int], now: int) -> list[int]:
+    """Status "deleted" (the old status kept for an undo), stamped ``now``; their active leases
+    cancelled. Returns the ids deleted now (already deleted ones are left as they were)."""
+    if not item_ids:
+        return []
+    done = [
+        int(i)
+        for (i,) in conn.execute(
+            items.update()
+            .where(items.c.project_id == project_id, items.c.id.in_(item_ids), items.c.status != "deleted")
+            .values(status_before_delete=items.c.status, status="deleted", deleted_at=now, updated_at=now)
+            .returning(items.c.id)
+        )
+    ]
+    if done:
+        _expire_active_leases(conn, done)
+    return done
+
+
+def restore_items(
+    conn: Connection, project_id: int, since: int, *, item_ids: list[int] | None = None, deleted_at: int | None = None,
+    now: int,
+) -> list[int]:
+    """Undo a delete: the items deleted at or after ``since`` (still in the window) that are in
+    ``item_ids`` or were deleted at ``deleted_at`` get their old status back."""
+    conds = [items.c.project_id == project_id, items.c.status == "deleted", items.c.deleted_at >= since]
+    if item_ids is not None:
+        conds.append(items.c.id.in_(item_ids))
+    if deleted_at is not None:
+        conds.append(items.c.deleted_at == deleted_at)
+    stmt = (
+        items.update()
+        .where(*conds)
+        .values(status=sa.func.coalesce(items.c.status_before_delete, "open"), status_before_delete=None,
+                deleted_at=None, updated_at=now)
+        .returning(items.c.id)
+    )
+    return [int(i) for (i,) in conn.execute(stmt)]
+
+
+def purge_deleted_items(conn: Connection, before: int, limit: int) -> int:
+    """Remove up to ``limit`` items deleted before ``before`` (their answers, consensus, leases
+    go with them: ON DELETE CASCADE). A seek of ix_items_deleted_at, never a scan."""
+    ids = sa.select(items.c.id).where(
+        items.c.deleted_at.is_not(None), items.c.deleted_at < before, items.c.status == "deleted"
+    ).limit(limit)
+    return conn.execute(items.delete().where(items.c.id.in_(ids.scalar_subquery()))).rowcount
+
+
+def set_priority(conn: Connection, project_id: int, item_ids: list[int], priority: int, now: int) -> list[int]:
+    stmt = (
+        items.update()
+        .where(items.c.project_id == project_id, items.c.id.in_(item_ids), items.c.status != "deleted",
+               items.c.priority != priority)
+        .values(priority=priority, updated_at=now)
+        .returning(items.c.id)
+    )
+    return [int(i) for (i,) in conn.execute(stmt)]
+
+
+def send_to_review(conn: Connection, project_id: int, item_ids: list[int], now: int) -> list[int]:
+    """Open and final items move to review (their consensus rows too); returns the ids moved."""
+    stmt = (
+        items.update()
+        .where(items.c.project_id == project_id, items.c.id.in_(item_ids), items.c.status.in_(("open", "final")))
+        .values(status="needs_review", updated_at=now)
+        .returning(items.c.id)
+    )
+    moved = [int(i) for (i,) in conn.execute(stmt)]
+    if moved:
+        conn.execute(consensus.update().where(consensus.c.item_id.in_(moved)).values(status="needs_review",
+                                                                                     updated_at=now))
+    return moved
+
+
+def flag_item(conn: Connection, project_id: int, item_id: int, flag: str, user_id: int, now: int) -> str | None:
+    """Mark the item reported (``flag``) and send it to review unless it is deleted; returns its
+    status before, or None when there is no such (live) item."""
+    before = conn.execute(
+        sa.select(items.c.status).where(items.c.id == item_id, items.c.project_id == project_id).with_for_update()
+    ).scalar()
+    if before is None or before == "deleted":
+        return None
+    conn.execute(
+        items.update().where(items.c.id == item_id)
+        .values(flag=flag, flagged_by=user_id, flagged_at=now, status="needs_review", updated_at=now)
+    )
+    if before != "needs_review":
+        conn.execute(consensus.update().where(consensus.c.item_id == item_id).values(status="needs_review",
+                                                                                     updated_at=now))
+    return before
+
+
+def clear_flag(conn: Connection, item_id: int) -> None:
+    conn.execute(items.update().where(items.c.id == item_id).values(flag=None, flagged_by=None, flagged_at=None))
+
+
+def soft_delete_project_items(conn: Connection, project_id: int, now: int) -> int:
+    """Every live item of the project deleted at ``now`` (one statement, so no lease can take
+    one after the project's delete commits), all its active leases cancelled."""
+    n = conn.execute(
+        items.update()
+        .where(items.c.project_id == project_id, items.c.status != "deleted")
+        .values(status_before_delete=items.c.status, status="deleted", deleted_at=now, updated_at=now)
+    ).rowcount
+    conn.execute(leases.update().where(leases.c.project_id == project_id, leases.c.status == "active")
+                 .values(status="expired"))
+    # Every active lease is gone, so nothing is reserved any more.
+    conn.execute(items.update().where(items.c.project_id == project_id, items.c.reserved > 0).values(reserved=0))
+    return n
 
 
 def delete_item(conn: Connection, project_id: int, item_id: int) -> bool:
@@ -125,7 +329,8 @@ def list_answers_by_annotator(
     q = (
         sa.select(answers, items.c.status.label("item_status"))
         .join(items, items.c.id == answers.c.item_id)
-        .where(answers.c.project_id == project_id, answers.c.annotator_id == annotator_id)
+        .where(answers.c.project_id == project_id, answers.c.annotator_id == annotator_id,
+               items.c.status != "deleted")
         .order_by(answers.c.id.desc())
         .limit(limit)
     )
@@ -135,9 +340,10 @@ def list_answers_by_annotator(
 
 
 def list_project_answers(conn: Connection, project_id: int, after: int, limit: int) -> list[dict]:
+    deleted = sa.select(sa.literal(1)).where(items.c.id == answers.c.item_id, items.c.status == "deleted")
     q = (
         sa.select(answers)
-        .where(answers.c.project_id == project_id, answers.c.id > after)
+        .where(answers.c.project_id == project_id, answers.c.id > after, ~sa.exists(deleted))
         .order_by(answers.c.id)
         .limit(limit)
     )

@@ -25,8 +25,12 @@ def insert_project(conn: Connection, **values: Any) -> dict:
     return dict(conn.execute(projects.insert().values(**values).returning(*projects.c)).mappings().one())
 
 
-def fetch_project(conn: Connection, project_id: int) -> dict | None:
-    row = conn.execute(sa.select(projects).where(projects.c.id == project_id)).mappings().first()
+def fetch_project(conn: Connection, project_id: int, *, deleted: bool = False) -> dict | None:
+    """The project (a deleted one, in its undo window, only with ``deleted=True``)."""
+    q = sa.select(projects).where(projects.c.id == project_id)
+    if not deleted:
+        q = q.where(projects.c.deleted_at.is_(None))
+    row = conn.execute(q).mappings().first()
     return dict(row) if row else None
 
 
@@ -38,7 +42,7 @@ _PROJECT_WITH_ROLE = (
         project_members,
         sa.and_(project_members.c.project_id == projects.c.id, project_members.c.user_id == sa.bindparam("b_user_id")),
     )
-    .where(projects.c.id == sa.bindparam("b_project_id"))
+    .where(projects.c.id == sa.bindparam("b_project_id"), projects.c.deleted_at.is_(None))
 )
 
 
@@ -92,9 +96,58 @@ def delete_project(conn: Connection, project_id: int) -> bool:
     return conn.execute(projects.delete().where(projects.c.id == project_id)).rowcount == 1
 
 
+def soft_delete_project(conn: Connection, project_id: int, now: int) -> bool:
+    res = conn.execute(projects.update().where(projects.c.id == project_id, projects.c.deleted_at.is_(None))
+                       .values(deleted_at=now, updated_at=now))
+    return res.rowcount == 1
+
+
+def restore_project(conn: Connection, project_id: int, since: int, now: int) -> int | None:
+    """Clear the project's delete if it happened at or after ``since``; returns the delete's
+    time (its items deleted then come back with it), or None."""
+    stamp = conn.execute(
+        sa.select(projects.c.deleted_at).where(projects.c.id == project_id).with_for_update()
+    ).scalar()
+    if stamp is None or stamp < since:
+        return None
+    conn.execute(projects.update().where(projects.c.id == project_id).values(deleted_at=None, updated_at=now))
+    return int(stamp)
+
+
+def fetch_deleted_at(conn: Connection, project_id: int) -> int | None:
+    return conn.execute(sa.select(projects.c.deleted_at).where(projects.c.id == project_id)).scalar()
+
+
+def list_deleted_projects(conn: Connection, since: int, member_id: int | None) -> list[dict]:
+    """Projects deleted at or after ``since`` (restorable), newest first; ``member_id``: only
+    those this user belongs to."""
+    q = (
+        sa.select(projects.c.id, projects.c.name, projects.c.deleted_at)
+        .where(projects.c.deleted_at.is_not(None), projects.c.deleted_at >= since)
+        .order_by(projects.c.deleted_at.desc())
+        .limit(100)
+    )
+    if member_id is not None:
+        q = q.where(projects.c.id.in_(
+            sa.select(project_members.c.project_id).where(project_members.c.user_id == member_id)))
+    return [dict(r) for r in conn.execute(q).mappings()]
+
+
+def purge_deleted_projects(conn: Connection, before: int) -> int:
+    """Remove projects deleted before ``before`` with all they hold (ON DELETE CASCADE)."""
+    return conn.execute(
+        projects.delete().where(projects.c.deleted_at.is_not(None), projects.c.deleted_at < before)
+    ).rowcount
+
+
 def list_projects(conn: Connection, after: int, limit: int, member_id: int | None) -> list[dict]:
     """Projects by id; ``member_id`` restricts to projects that user belongs to."""
-    q = sa.select(projects).where(projects.c.id > after).order_by(projects.c.id).limit(limit)
+    q = (
+        sa.select(projects)
+        .where(projects.c.id > after, projects.c.deleted_at.is_(None))
+        .order_by(projects.c.id)
+        .limit(limit)
+    )
     if member_id is not None:
         q = q.where(
             projects.c.id.in_(
@@ -108,7 +161,7 @@ def count_items_by_status(conn: Connection, project_id: int) -> dict[str, int]:
     """Item counts per status, read from the queue index (no scan of item data)."""
     q = (
         sa.select(items.c.status, sa.func.count())
-        .where(items.c.project_id == project_id)
+        .where(items.c.project_id == project_id, items.c.status != "deleted")
         .group_by(items.c.status)
     )
     return {status: n for status, n in conn.execute(q)}

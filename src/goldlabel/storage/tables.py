@@ -11,7 +11,7 @@ from sqlalchemy.dialects.postgresql import JSONB
 
 from goldlabel.domain.vocabulary import (  # the CHECK constraints' words
     ANNOTATOR_STATUSES,
-    ITEM_STATUSES,
+    ITEM_STORED_STATUSES,
     LEASE_STATUSES,
     ROLES,
     WEBHOOK_DELIVERY_STATUSES,
@@ -94,6 +94,8 @@ projects = sa.Table(
     sa.Column("updated_at", sa.BigInteger, nullable=False),
     # The current label_schema's number in label_schema_versions.
     sa.Column("schema_version", sa.Integer, nullable=False, server_default="1"),
+    # Set while the project is deleted and restorable (settings.delete_undo_s); purged after.
+    sa.Column("deleted_at", sa.BigInteger, nullable=True),
     sa.CheckConstraint("overlap_min >= 1 AND overlap_max >= overlap_min", name="overlap"),
 )
 
@@ -138,8 +140,16 @@ items = sa.Table(
     sa.Column("overlap_max", sa.Integer, nullable=False),
     sa.Column("created_at", sa.BigInteger, nullable=False),
     sa.Column("updated_at", sa.BigInteger, nullable=False),
+    # Soft delete: status "deleted", the status it had kept for an undo, and when (the purge
+    # sweep removes the row once settings.delete_undo_s has passed).
+    sa.Column("deleted_at", sa.BigInteger, nullable=True),
+    sa.Column("status_before_delete", sa.String(20), nullable=True),
+    # Why an annotator reported the item (ITEM_FLAGS, e.g. media_broken), by whom and when.
+    sa.Column("flag", sa.String(50), nullable=True),
+    sa.Column("flagged_by", Id, nullable=True),
+    sa.Column("flagged_at", sa.BigInteger, nullable=True),
     sa.UniqueConstraint("project_id", "external_id"),
-    sa.CheckConstraint(f"status IN {ITEM_STATUSES!r}", name="status"),
+    sa.CheckConstraint(f"status IN {ITEM_STORED_STATUSES!r}", name="status"),
     sa.CheckConstraint("answer_count >= 0 AND reserved >= 0", name="counts"),
     sa.CheckConstraint("answer_count <= overlap_max", name="q1_max_overlap"),
     sa.CheckConstraint("answer_count + reserved <= overlap_max", name="q3_reserved"),
@@ -159,6 +169,11 @@ items = sa.Table(
         sa.text("answer_count DESC"),
         "id",
         postgresql_where=sa.text("status = 'open'"),
+    ),
+    # The purge sweep's and the undo's seek: deleted items only (a few), never a scan.
+    sa.Index(
+        "ix_items_deleted_at", "deleted_at",
+        postgresql_where=sa.text("deleted_at IS NOT NULL"), sqlite_where=sa.text("deleted_at IS NOT NULL"),
     ),
 )
 

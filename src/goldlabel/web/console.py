@@ -52,9 +52,12 @@ def _page(request: Request, template: str, context: dict[str, Any]) -> HTMLRespo
 
 @router.get("")
 def console_home(request: Request, actor: PageActor) -> Response:
+    from goldlabel.services import projects as project_service
+
     projects = dashboard_service.console_projects(_ctx(request), actor)
+    deleted = project_service.list_deleted_projects(_ctx(request), actor)
     return _page(request, "projects.html", {"projects": projects, "can_create": actor.can_create_projects,
-                                            "active": "projects"})
+                                            "deleted": deleted, "active": "projects"})
 
 
 @router.get("/projects/new")
@@ -146,33 +149,66 @@ def _float(value: str | None) -> float | None:
         return None
 
 
+FILTER_KEYS = ("q", "status", "gold", "annotator", "question", "label", "min_conf", "max_conf", "disagreement",
+               "source", "split", "flag", "meta")
+SOURCES = ("consensus", "review", "gold", "auto")
+SPLITS = ("train", "validation", "test")
+
+
 def _item_filters(request: Request, project: dict) -> tuple[dict[str, Any], dict[str, str]]:
-    """Filters from the query string: (for the query, as given for the form and the links)."""
+    """Filters from the query string: (for the query, in the API's spelling; as given, for the
+    form and the links)."""
     q = request.query_params
-    given = {k: q.get(k, "") for k in ("status", "gold", "annotator", "question", "label", "min_conf", "max_conf",
-                                   "disagreement")}
+    given = {k: q.get(k, "") for k in FILTER_KEYS}
     filters: dict[str, Any] = {}
-    if given["status"] in ITEM_STATUSES:
+    if given["q"].strip():
+        filters["q"] = given["q"].strip()[:200]
+    if given["status"] in (*ITEM_STATUSES, "deleted"):
         filters["status"] = given["status"]
     if given["gold"] in ("yes", "no"):
         filters["is_gold"] = given["gold"] == "yes"
     if (annotator_id := _int(given["annotator"])) is not None:
         filters["annotator_id"] = annotator_id
+    if given["source"] in SOURCES:
+        filters["source"] = given["source"]
+    if given["split"] in SPLITS:
+        filters["split"] = given["split"]
+    if given["flag"] == "media_broken":
+        filters["flag"] = "media_broken"
+    meta = {}
+    for pair in filter(None, (p.strip() for p in given["meta"].split(";"))):
+        key, sep, value = pair.partition("=")
+        if sep and key.strip():
+            meta[key.strip()] = value.strip()
+    if meta:
+        filters["meta"] = meta
     choice = [qq for qq in project["label_schema"]["questions"] if qq["kind"] == "choice"]
     names = [qq["name"] for qq in choice]
     question = given["question"] if given["question"] in names else (names[0] if names else None)
     if question is not None:
         given["question"] = question
-        filters["question"] = question
+        consensus_filters = {}
         if given["label"]:
-            filters["label"] = given["label"]
+            consensus_filters["label"] = given["label"]
         if (lo := _float(given["min_conf"])) is not None:
-            filters["min_confidence"] = lo
+            consensus_filters["min_confidence"] = lo
         if (hi := _float(given["max_conf"])) is not None:
-            filters["max_confidence"] = hi
+            consensus_filters["max_confidence"] = hi
         if given["disagreement"] == "yes":
-            filters["disagreement"] = True
+            consensus_filters["disagreement"] = True
+        if consensus_filters or "source" in filters:
+            filters["question"] = question
+            filters.update(consensus_filters)
     return filters, given
+
+
+def _undo_notice(request: Request) -> dict[str, Any] | None:
+    """The undo banner after a delete (the page is read again with ?undo=<deleted_at>&n=N)."""
+    stamp = _int(request.query_params.get("undo"))
+    if stamp is None:
+        return None
+    until = stamp + _ctx(request).settings.delete_undo_s * 1000
+    return {"deleted_at": stamp, "n": _int(request.query_params.get("n")) or 0, "until": until}
 
 
 @router.get("/projects/{project_id}/items")
@@ -190,6 +226,9 @@ def items_page(request: Request, project_id: int, actor: PageActor, after: int =
         "project": project, "page": page, "given": given, "keep": keep, "after": after,
         "views": AnnotationViews(project["label_schema"]),
         "choice_questions": choice, "annotators": annotators, "statuses": ITEM_STATUSES, "active": "items",
+        "sources": SOURCES, "splits": SPLITS, "undo": _undo_notice(request),
+        "items_data": {"project_id": project_id, "filter": filters, "can_manage": project["can_manage"],
+                       "deleted_view": filters.get("status") == "deleted"},
     })
 
 

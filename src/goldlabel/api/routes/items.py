@@ -1,4 +1,4 @@
-"""Items (browse, detail, delete), the project's answers and events."""
+"""Items (browse, detail, delete and restore, bulk actions, report), the project's answers and events."""
 
 from __future__ import annotations
 
@@ -8,7 +8,17 @@ from fastapi import APIRouter, Query, status
 
 from goldlabel.api.deps import ContextDep, CurrentActor, PageDep, page
 from goldlabel.domain.errors import GoldlabelError
-from goldlabel.schemas import ImportReport, ItemDetail, ItemStatus, Page
+from goldlabel.schemas import (
+    BulkItemsRequest,
+    BulkItemsResult,
+    ImportReport,
+    ItemDetail,
+    ItemFilterStatus,
+    ItemReport,
+    Page,
+    RestoreItemsRequest,
+    RestoreResult,
+)
 from goldlabel.services import imports as import_service
 from goldlabel.services import items as item_service
 
@@ -21,7 +31,9 @@ def list_items(
     ctx: ContextDep,
     actor: CurrentActor,
     p: PageDep,
-    status_: Annotated[ItemStatus | None, Query(alias="status")] = None,
+    status_: Annotated[
+        ItemFilterStatus | None, Query(alias="status", description="`deleted`: items in their undo window.")
+    ] = None,
     is_gold: bool | None = None,
     annotator_id: int | None = None,
     question: Annotated[str | None, Query(description="Consensus filters apply to this question.")] = None,
@@ -31,18 +43,32 @@ def list_items(
     disagreement: Annotated[
         bool, Query(description="Only items whose answers to `question` are not unanimous.")
     ] = False,
+    q: Annotated[str | None, Query(min_length=1, max_length=200,
+                                   description="Text in the item's data values or its external_id.")] = None,
+    source: Annotated[Literal["consensus", "review", "gold", "auto"] | None,
+                      Query(description="Where the item's label came from.")] = None,
+    flag: Annotated[Literal["media_broken"] | None, Query(description="Items reported for this reason.")] = None,
+    split: Annotated[Literal["train", "validation", "test"] | None, Query()] = None,
+    meta: Annotated[list[str] | None, Query(description="`key=value` (repeatable): meta fields that must match.")]
+    = None,
 ) -> dict:
-    consensus_filters = (label, min_confidence, max_confidence)
-    if question is None and (disagreement or any(f is not None for f in consensus_filters)):
-        raise GoldlabelError(
-            "label, confidence and disagreement filters need ?question=NAME", code="missing_question", status=422
-        )
-    rows = item_service.list_items(
+    return item_service.list_items_page(
         ctx, actor, project_id, p.after, p.limit, status=status_, is_gold=is_gold, annotator_id=annotator_id,
         question=question, label=label, min_confidence=min_confidence, max_confidence=max_confidence,
-        disagreement=disagreement,
+        disagreement=disagreement, q=q, source=source, flag=flag, split=split, meta=parse_meta(meta),
     )
-    return page(rows, p.limit)
+
+
+def parse_meta(pairs: list[str] | None) -> dict[str, str] | None:
+    if not pairs:
+        return None
+    out = {}
+    for pair in pairs:
+        key, sep, value = pair.partition("=")
+        if not sep:
+            raise GoldlabelError(f"meta filter {pair!r} is not key=value", code="bad_meta_filter", status=422)
+        out[key.strip()] = value
+    return out
 
 
 @router.get("/items/{item_id}", response_model=ItemDetail)
@@ -52,7 +78,28 @@ def get_item(project_id: int, item_id: int, ctx: ContextDep, actor: CurrentActor
 
 @router.delete("/items/{item_id}", status_code=status.HTTP_204_NO_CONTENT)
 def delete_item(project_id: int, item_id: int, ctx: ContextDep, actor: CurrentActor) -> None:
+    """Soft delete: hidden everywhere, restorable for `delete_undo_s` (POST .../items/restore)."""
     item_service.delete_item(ctx, actor, project_id, item_id)
+
+
+@router.post("/items/bulk", response_model=BulkItemsResult)
+def bulk_items(project_id: int, body: BulkItemsRequest, ctx: ContextDep, actor: CurrentActor) -> dict:
+    """Send to review, set the priority of, or delete the given items or every item matching a
+    filter (not only one page), in bounded batches; returns the counts."""
+    return item_service.bulk_action(ctx, actor, project_id, body)
+
+
+@router.post("/items/restore", response_model=RestoreResult)
+def restore_items(project_id: int, body: RestoreItemsRequest, ctx: ContextDep, actor: CurrentActor) -> dict:
+    """Undo a delete within `delete_undo_s`: by item ids, or every item one delete removed."""
+    return item_service.restore_items(ctx, actor, project_id, body)
+
+
+@router.post("/items/{item_id}/report")
+def report_item(project_id: int, item_id: int, body: ItemReport, ctx: ContextDep, actor: CurrentActor) -> dict:
+    """The item cannot be answered (its media failed to load): flag it and send it to review.
+    An annotator gives their lease token (the lease is skipped)."""
+    return item_service.report_item(ctx, actor, project_id, item_id, body)
 
 
 @router.get("/answers", response_model=Page)

@@ -47,7 +47,15 @@ def list_schema_versions(project_id: int, ctx: ContextDep, actor: CurrentActor) 
 
 @router.delete("/{project_id}", status_code=status.HTTP_204_NO_CONTENT)
 def delete_project(project_id: int, ctx: ContextDep, actor: CurrentActor) -> None:
+    """Soft delete: hidden everywhere at once, restorable for `delete_undo_s` (POST .../restore),
+    then purged by the background sweep."""
     project_service.delete_project(ctx, actor, project_id)
+
+
+@router.post("/{project_id}/restore", response_model=ProjectPublic)
+def restore_project(project_id: int, ctx: ContextDep, actor: CurrentActor) -> dict:
+    """Undo a project's delete within `delete_undo_s` (409 `not_restorable` after)."""
+    return project_service.restore_project(ctx, actor, project_id)
 
 
 @router.get("/{project_id}/members", response_model=list[MemberPublic])

@@ -70,8 +70,10 @@ function renderItemData(data, consumed, onFailed) {
 
 function buildView(item, value, { readOnly = false } = {}) {
   const view = { root: h('div', { class: 'view' }), widgets: [], cards: [], active: 0, shownAt: performance.now(), readOnly };
-  view.notice = h('p', { class: 'media-failed', role: 'alert', 'data-testid': 'media-failed', hidden: true },
-    'The image could not be loaded: this item cannot be answered. Skip it, or tell the project owner.');
+  view.notice = h('div', { class: 'media-failed', role: 'alert', 'data-testid': 'media-failed', hidden: true },
+    h('p', {}, 'The image could not be loaded: this item cannot be answered. Skip it, or report it to the project\'s reviewers.'),
+    readOnly ? null : h('button', { type: 'button', class: 'report-media', 'data-testid': 'report-media',
+      onclick: () => reportMedia() }, 'Report broken image'));
   view.root.appendChild(view.notice);
   const failed = () => onMediaFailed(view);
   const env = (index) => ({ changed: ({ advance }) => onChanged(view, index, advance), mediaFailed: failed });
@@ -377,6 +379,22 @@ async function skip() {
     await api(`${base}/skip`, { method: 'POST', body: { lease_token: state.lease.token } });
   } catch (err) {
     if (!(err instanceof ApiError)) throw err; // an expired or lost lease needs no skip
+  } finally {
+    state.submitting = false;
+  }
+  await advance();
+}
+
+// The item's media failed to load: report it (it goes to review, flagged media_broken, and the
+// lease is skipped: it is not shown to this annotator again), then go on.
+async function reportMedia() {
+  if (state.mode !== 'task' || !state.lease || state.submitting) return;
+  state.submitting = true;
+  try {
+    await api(`${base}/items/${state.lease.item.id}/report`, { method: 'POST',
+      body: { reason: 'media_broken', lease_token: state.lease.token } });
+  } catch (err) {
+    if (!(err instanceof ApiError)) throw err; // a lost lease: the item is someone else's now
   } finally {
     state.submitting = false;
   }
