@@ -9,8 +9,6 @@ import random
 import threading
 from typing import Any
 
-import sqlalchemy as sa
-
 from goldlabel.domain.errors import GoldlabelError, not_found
 from goldlabel.domain.splits import split_of
 from goldlabel.schemas import BulkItemsRequest, ItemReport, RestoreItemsRequest
@@ -21,6 +19,7 @@ from goldlabel.storage import consensus_events
 from goldlabel.storage import items as item_store
 from goldlabel.storage import queue as queue_store
 from goldlabel.storage.engine import now_ms, read_tx, write_tx
+from goldlabel.storage.handles import Connection
 
 log = logging.getLogger(__name__)
 
@@ -59,7 +58,7 @@ def check_filters(project: dict, filters: dict[str, Any]) -> dict[str, Any]:
     return filters
 
 
-def filtered_page(conn: sa.Connection, project: dict, after: int, limit: int,
+def filtered_page(conn: Connection, project: dict, after: int, limit: int,
                   filters: dict[str, Any]) -> tuple[list[dict], int | None]:
     """A keyset page of the project's items matching ``filters`` and its next cursor (None at
     the end). Without a split filter: one indexed query. With one: batches in id order, each
