@@ -1,7 +1,17 @@
 """The annotate loop: lease the next item, submit, skip, release, edit an earlier answer.
 
 Each call is one short write transaction. The response is built only after COMMIT returns,
-so an acknowledged answer is durable (Q4).
+so an acknowledged answer is durable (Q4, storage.engine).
+
+The server reaches lease, submit, skip and release through one async use case each
+(``lease_next_async``, ``submit_answer_async``, ``skip_item_async``, ``release_item_async``),
+for browser (session cookie) and API-token clients alike: api/fastlane.py for the plain case,
+the routes of api/routes/queue.py for the rest (validation errors, large bodies). They run on
+the database's :class:`~goldlabel.storage.backend.Backend`, which decides where the work runs
+and makes it durable; whether the database has the one-statement lease and merged submit is
+the backend's ``statements`` (PostgreSQL), and whether a project's answers can take the
+merged submit is its schema's (choice questions only). The synchronous functions of the same
+names are the same rules for callers off the event loop (the CLI, tests).
 """
 
 from __future__ import annotations
@@ -35,18 +45,12 @@ from goldlabel.storage import queue_pg, records
 from goldlabel.storage.engine import now_ms, read_tx, statement_tx, write_tx
 from goldlabel.storage.quality import json_safe
 
-# How the server runs a synchronous service call from the event loop (api/fastlane.py: on the
-# loop when nothing can make it wait, else in the thread pool).
-RunSync = Callable[..., Awaitable[Any]]
-
 LEASE_TOKEN_PREFIX = "lt_"
-# PostgreSQL: the common lease in one statement and the common submit in one (the write, on
-# the lease's reading of the item kept by this process) or two (a read, then the write), the
-# write re-checking under lock what the decision used; each statement its own transaction on a
-# connection in autocommit mode (storage/queue_pg.py), instead of about twelve statements in two
-# transactions. Tests turn them off to compare with the generic path.
-PG_MERGED_SUBMIT = True
-PG_ONE_STATEMENT_LEASE = True
+# PostgreSQL (Backend.statements): the common lease in one statement and the common submit in
+# one (the write, on the lease's reading of the item kept by this process) or two (a read, then
+# the write), the write re-checking under lock what the decision used; each statement its own
+# transaction on a connection in autocommit mode (storage/queue_pg.py), instead of about twelve
+# statements in two transactions.
 # Live leases one annotator may hold when the project's settings do not say (schemas.py).
 DEFAULT_MAX_LEASES = 4
 # Member roles that may annotate (access.py): what the lease statement checks in SQL.
@@ -104,21 +108,20 @@ def lease_next(ctx: Context, actor: Actor, project_id: int) -> dict[str, Any] | 
     return _lease_general(ctx, actor, project_id)
 
 
-async def lease_next_async(ctx: Context, actor: Actor, project_id: int, run_sync: RunSync) -> dict[str, Any] | None:
-    """:func:`lease_next` for a caller on the event loop: on PostgreSQL the common case's one
-    statement runs on the loop (storage.aio); everything else, and SQLite, goes through
-    ``run_sync``."""
-    if _one_statement_lease(ctx):
+async def lease_next_async(ctx: Context, actor: Actor, project_id: int) -> dict[str, Any] | None:
+    """Lease (the server's one use case): on PostgreSQL the common case's one statement runs
+    on the event loop (storage.aio); everything else, and SQLite, in ``Backend.run``."""
+    backend = ctx.backend
+    if backend.statements:
         token, call = _lease_call(actor, project_id)
-        done, result = _lease_outcome(ctx, actor, await ctx.async_pg().all(call), token)
+        done, result = _lease_outcome(ctx, actor, await backend.all(call), token)
         if done:
             return result
-        return await run_sync(_lease_general, ctx, actor, project_id)
-    return await run_sync(lease_next, ctx, actor, project_id)
+    return await backend.run(_lease_general, ctx, actor, project_id)
 
 
 def _one_statement_lease(ctx: Context) -> bool:
-    return PG_ONE_STATEMENT_LEASE and ctx.engine.dialect.name == "postgresql"
+    return ctx.backend.statements
 
 
 def _new_lease_token() -> str:
@@ -166,7 +169,7 @@ def _remember_reading(ctx: Context, project: dict, got: dict, token: str) -> Non
     membership, the project and the item; the skills and priors stay as read here (a re-fit
     before the submit reaches the item's consensus with its next answer or the re-fit's own
     rewrite)."""
-    if not PG_MERGED_SUBMIT or not _merged_kinds(ctx.get_schema(project)):
+    if not _merged_kinds(ctx.get_schema(project)):
         return
     reading = {"project": project, "role": got["role"], "lease": got["lease"], "item": {**got["item"], "data": None},
                "key_seen": False, "answers": got["answers"], "skills": got["skills"], "priors": got["priors"]}
@@ -275,20 +278,30 @@ async def submit_answer_async(
     lease_token: str,
     value: dict[str, Any],
     duration_ms: int | None,
-    idempotency_key: str | None,
-    run_sync: RunSync,
+    idempotency_key: str | None = None,
 ) -> dict[str, Any]:
-    """:func:`submit_answer` for a caller on the event loop: on PostgreSQL the common case's
-    statements run on the loop (storage.aio); everything else, and SQLite, goes through
-    ``run_sync``."""
+    """Submit (the server's one use case): on PostgreSQL the common case's statements run on
+    the event loop (storage.aio); everything else, and SQLite, in ``Backend.run``, which
+    returns once the answer is durable (Q4)."""
+    backend = ctx.backend
+    now = None
     if _merged_submit(ctx):
         steps = _merged_steps(ctx, actor, project_id, lease_token, value, duration_ms, idempotency_key)
-        result, now = await _drive_async(steps, ctx.async_pg().all)
+        result, now = await _drive_async(steps, backend.all)
         if result is not None:
             return result
-        return await run_sync(_submit_generic, ctx, actor, project_id, lease_token, value, duration_ms,
-                              idempotency_key, now)
-    return await run_sync(submit_answer, ctx, actor, project_id, lease_token, value, duration_ms, idempotency_key)
+    return await backend.run(_submit_generic, ctx, actor, project_id, lease_token, value, duration_ms,
+                             idempotency_key, now)
+
+
+async def skip_item_async(ctx: Context, actor: Actor, project_id: int, lease_token: str) -> None:
+    """Skip (the server's one use case): :func:`skip_item` in ``Backend.run``."""
+    await ctx.backend.run(skip_item, ctx, actor, project_id, lease_token)
+
+
+async def release_item_async(ctx: Context, actor: Actor, project_id: int, lease_token: str) -> None:
+    """Release (the server's one use case): :func:`release_item` in ``Backend.run``."""
+    await ctx.backend.run(release_item, ctx, actor, project_id, lease_token)
 
 
 # The merged submit's statements as a generator that yields each storage.hot Call and is sent its
@@ -351,7 +364,7 @@ async def _drive_async(steps: Steps, run: Callable[[Any], Awaitable[list[dict]]]
 
 
 def _merged_submit(ctx: Context) -> bool:
-    return PG_MERGED_SUBMIT and ctx.engine.dialect.name == "postgresql"
+    return ctx.backend.statements
 
 
 class _SubmitPlan(NamedTuple):
