@@ -60,7 +60,7 @@ def test_common_lease_is_one_statement_and_lands_as_the_general_path(factory, cu
     got = lease(apis[0], pid)
     assert [s for s in cursor_calls if "WITH p AS" in s] and len(cursor_calls) == 1, cursor_calls
     # The same request on the general path, in a twin project: the same item view and books.
-    monkeypatch.setattr(factory.ctx.backend, "statements", False)
+    monkeypatch.setattr(factory.ctx.backend, "one_statement_lease", False)
     _, pid2, apis2, _ = setup(factory, 1, 3, overlap_min=1, overlap_max=1, lease_ttl_s=60)
     lease(apis2[0], pid2)
     twin = lease(apis2[0], pid2)

@@ -9,7 +9,7 @@ for browser (session cookie) and API-token clients alike: api/fastlane.py for th
 the routes of api/routes/queue.py for the rest (validation errors, large bodies). They run on
 the database's :class:`~goldlabel.storage.backend.Backend`, which decides where the work runs
 and makes it durable; whether the database has the one-statement lease and merged submit is
-the backend's ``statements`` (PostgreSQL), and whether a project's answers can take the
+the backend's (PostgreSQL), and whether a project's answers can take the
 merged submit is its schema's (choice questions only). The synchronous functions of the same
 names are the same rules for callers off the event loop (the CLI, tests).
 """
@@ -46,7 +46,7 @@ from goldlabel.storage.engine import now_ms, read_tx, statement_tx, write_tx
 from goldlabel.storage.quality import json_safe
 
 LEASE_TOKEN_PREFIX = "lt_"
-# PostgreSQL (Backend.statements): the common lease in one statement and the common submit in
+# PostgreSQL (Backend.one_statement_lease, Backend.merged_submit): the common lease in one statement and the common submit in
 # one (the write, on the lease's reading of the item kept by this process) or two (a read, then
 # the write), the write re-checking under lock what the decision used; each statement its own
 # transaction on a connection in autocommit mode (storage/queue_pg.py), instead of about twelve
@@ -112,7 +112,7 @@ async def lease_next_async(ctx: Context, actor: Actor, project_id: int) -> dict[
     """Lease (the server's one use case): on PostgreSQL the common case's one statement runs
     on the event loop (storage.aio); everything else, and SQLite, in ``Backend.run``."""
     backend = ctx.backend
-    if backend.statements:
+    if backend.one_statement_lease:
         token, call = _lease_call(actor, project_id)
         done, result = _lease_outcome(ctx, actor, await backend.all(call), token)
         if done:
@@ -121,7 +121,7 @@ async def lease_next_async(ctx: Context, actor: Actor, project_id: int) -> dict[
 
 
 def _one_statement_lease(ctx: Context) -> bool:
-    return ctx.backend.statements
+    return ctx.backend.one_statement_lease
 
 
 def _new_lease_token() -> str:
@@ -169,7 +169,7 @@ def _remember_reading(ctx: Context, project: dict, got: dict, token: str) -> Non
     membership, the project and the item; the skills and priors stay as read here (a re-fit
     before the submit reaches the item's consensus with its next answer or the re-fit's own
     rewrite)."""
-    if not _merged_kinds(ctx.get_schema(project)):
+    if not ctx.backend.merged_submit or not _merged_kinds(ctx.get_schema(project)):
         return
     reading = {"project": project, "role": got["role"], "lease": got["lease"], "item": {**got["item"], "data": None},
                "key_seen": False, "answers": got["answers"], "skills": got["skills"], "priors": got["priors"]}
@@ -203,7 +203,7 @@ def _lease_general(ctx: Context, actor: Actor, project_id: int) -> dict[str, Any
         has_gold = policy.has_gold
         token = _new_lease_token()
         expires_at = now + project["lease_ttl_s"] * 1000
-        if not has_gold and conn.dialect.name == "postgresql":
+        if not has_gold and ctx.backend.dialect == "postgresql":
             # No gold stream, so the policy's choice is the head of the normal queue: candidate,
             # reservation and lease in one round trip (same conditions, re-checked by the UPDATE).
             claimed = queue_store.claim_next_pg(
@@ -364,7 +364,7 @@ async def _drive_async(steps: Steps, run: Callable[[Any], Awaitable[list[dict]]]
 
 
 def _merged_submit(ctx: Context) -> bool:
-    return ctx.backend.statements
+    return ctx.backend.merged_submit
 
 
 class _SubmitPlan(NamedTuple):

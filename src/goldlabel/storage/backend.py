@@ -13,9 +13,10 @@
   the loop serves the others, shared by every request waiting on it (group commit). The same
   rule as a ``write_tx`` outside the event loop: only where the sync runs differs.
 - :meth:`Backend.all` runs one :class:`~goldlabel.storage.hot.Call` on the event loop
-  (PostgreSQL: storage.aio), and :attr:`Backend.statements` says whether the database has the
-  one-statement lease and merged submit (storage/queue_pg.py) at all: a property of the
-  database, not a flag that callers set.
+  (PostgreSQL: storage.aio), and :attr:`Backend.one_statement_lease` and
+  :attr:`Backend.merged_submit` say whether the database has the one-statement lease and the
+  merged submit (storage/queue_pg.py) at all: properties of the database, not flags that
+  callers set (a test may build a backend without them to compare with the general path).
 
 Browser and API-token clients reach the same Backend through the same use cases; only their
 authentication differs (api/fastlane.py).
@@ -56,7 +57,7 @@ class Backend:
         self.dialect = engine.dialect.name
         # PostgreSQL has the one-statement lease and the merged submit (storage/queue_pg.py);
         # SQLite runs the general path, in one BEGIN IMMEDIATE transaction.
-        self.statements = self.dialect == "postgresql"
+        self.one_statement_lease = self.merged_submit = self.dialect == "postgresql"
         self._pool_size = pool_size
         self._lock = threading.Lock()
         self._async_pgs: dict[asyncio.AbstractEventLoop, AsyncPg] = {}
