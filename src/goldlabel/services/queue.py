@@ -8,9 +8,9 @@ The server reaches lease, submit, skip and release through one async use case ea
 for browser (session cookie) and API-token clients alike: api/fastlane.py for the plain case,
 the routes of api/routes/queue.py for the rest (validation errors, large bodies). They run on
 the database's :class:`~goldlabel.storage.backend.Backend`, which decides where the work runs
-and makes it durable; whether the database has the one-statement lease and merged submit is
-the backend's (PostgreSQL), and whether a project's answers can take the
-merged submit is its schema's (choice questions only). The synchronous functions of the same
+and makes it durable. Whether the database has the one-statement lease and the merged submit
+is the backend's to say (PostgreSQL), whether a project's answers can take the merged submit
+its schema's (choice questions only): no module flag chooses a path. The synchronous functions of the same
 names are the same rules for callers off the event loop (the CLI, tests).
 """
 
@@ -46,11 +46,11 @@ from goldlabel.storage.engine import now_ms, read_tx, statement_tx, write_tx
 from goldlabel.storage.quality import json_safe
 
 LEASE_TOKEN_PREFIX = "lt_"
-# PostgreSQL (Backend.one_statement_lease, Backend.merged_submit): the common lease in one statement and the common submit in
-# one (the write, on the lease's reading of the item kept by this process) or two (a read, then
-# the write), the write re-checking under lock what the decision used; each statement its own
-# transaction on a connection in autocommit mode (storage/queue_pg.py), instead of about twelve
-# statements in two transactions.
+# PostgreSQL (Backend.one_statement_lease, Backend.merged_submit): the common lease in one
+# statement and the common submit in one (the write, on the lease's reading of the item kept by
+# this process) or two (a read, then the write), the write re-checking under lock what the
+# decision used; each statement its own transaction on a connection in autocommit mode
+# (storage/queue_pg.py), instead of about twelve statements in two transactions.
 # Live leases one annotator may hold when the project's settings do not say (schemas.py).
 DEFAULT_MAX_LEASES = 4
 # Member roles that may annotate (access.py): what the lease statement checks in SQL.
