@@ -12,9 +12,16 @@ goldlabel runs under uvicorn (``--workers W``) on SQLite and on a fresh PostgreS
 present, on SQLite and optionally PostgreSQL, with its UI's endpoints:
 ``POST /api/dm/actions?id=next_task&project=P`` and ``POST /api/tasks/{id}/annotations``.
 
+``--clients bearer,browser`` runs each goldlabel level twice: with API tokens (``Authorization:
+Bearer``) and as the annotator page does (the ``gl_session`` cookie and the ``X-CSRF-Token``
+header). The browser sessions are made as ``POST /login`` makes them (a cookie signed with the
+server's secret key and its row in ``sessions``), without the Argon2 password check, which would
+cost every annotator half a second of CPU before the level and is not part of the loop.
+
     .venv/bin/python benchmarks/annotate_loop.py                       # everything, 10k + 1M
     .venv/bin/python benchmarks/annotate_loop.py --only goldlabel --items 10000 --duration 10
     .venv/bin/python benchmarks/annotate_loop.py --backends sqlite --workers 1,2 --write-docs
+    .venv/bin/python benchmarks/annotate_loop.py --only goldlabel --items 10000 --clients bearer,browser
 
 Loopback only; every load is bounded in duration and in count (items, annotators).
 """
@@ -53,6 +60,8 @@ LS_CONFIG = (
     '<Choices name="sentiment" toName="text"><Choice value="positive"/><Choice value="negative"/></Choices></View>'
 )
 REQUEST_TIMEOUT_S = 120.0
+# The servers' session key (GOLDLABEL_SECRET_KEY), so that this process can sign their cookies.
+SECRET_KEY = "annotate-loop-benchmark-" + uuid.uuid4().hex
 # Projects up to this size get a fresh copy per load level, so no level runs out of work.
 FRESH_PROJECT_MAX = 100_000
 
@@ -432,6 +441,22 @@ class GoldlabelDb:
         upgrade_database(self.ctx.engine)
         self.tokens: list[str] = []
         self.user_ids: list[int] = []
+        self.sessions: list[dict[str, str]] = []
+
+    def headers(self, client: str, n: int) -> list[dict[str, str]]:
+        """Each of the first ``n`` annotators' credentials: a Bearer token, or a browser's
+        session cookie and CSRF header (made as ``POST /login`` makes them, see the docstring)."""
+        if client == "bearer":
+            return [{"Authorization": f"Bearer {t}"} for t in self.tokens[:n]]
+        from goldlabel.web.session import SESSION_COOKIE, SessionSigner, start_session
+
+        signer = SessionSigner(SECRET_KEY)
+        while len(self.sessions) < n:
+            cookie, session = signer.issue(self.user_ids[len(self.sessions)])
+            start_session(self.ctx, session)
+            self.sessions.append({"Cookie": f"{SESSION_COOKIE}={cookie}",
+                                  "X-CSRF-Token": signer.csrf_token(session.nonce)})
+        return self.sessions[:n]
 
     def make_annotators(self, n: int) -> None:
         from goldlabel.services import users as user_service
@@ -543,7 +568,7 @@ def goldlabel_command(port: int, workers: int) -> list[str]:
 def start_goldlabel(url: str, workers: int) -> tuple[subprocess.Popen, int, list[str]]:
     port = free_port()
     cmd = goldlabel_command(port, workers)
-    env = {**os.environ, "GOLDLABEL_DATABASE_URL": url}
+    env = {**os.environ, "GOLDLABEL_DATABASE_URL": url, "GOLDLABEL_SECRET_KEY": SECRET_KEY}
     proc = subprocess.Popen(cmd, env=env, cwd=REPO, start_new_session=True)
     wait_http(port, "/healthz", 60, proc)
     return proc, port, cmd
@@ -773,7 +798,7 @@ def _run_async(coro: Any) -> Any:
 
 
 def run_level(
-    driver: Driver, port: int, tokens: list[str], scheme: str, n: int, duration: float, server_pid: int,
+    driver: Driver, port: int, headers: list[dict[str, str]], duration: float, server_pid: int,
     warmup: float = 0.0,
 ) -> LoadResult:
     """``warmup`` seconds of the same load first, not measured: a server that has just started
@@ -781,7 +806,6 @@ def run_level(
     (tokens verified, statements prepared, connections opened) that a running server has behind
     it. The warm-up's answers count in ``warmup_acked`` (the database check compares them all)
     and its hand-outs in ``handed`` (the client's double-assignment check covers both)."""
-    headers = [{"Authorization": f"{scheme} {t}"} for t in tokens[:n]]
     warm = _run_async(run_load(driver, port, headers, warmup)) if warmup > 0 else LoadResult()
     cpu0, own0 = cpu_seconds(server_pid), time.process_time()
     res = _run_async(run_load(driver, port, headers, duration))
@@ -824,17 +848,18 @@ def bench_goldlabel(args: argparse.Namespace, workdir: Path, rows: list[Row], no
                     proc, port, cmd = start_goldlabel(db.url, workers)
                     cmds.add(shlex.join(["GOLDLABEL_DATABASE_URL=" + ("sqlite:///..." if backend == "sqlite" else "postgresql+psycopg://.../fresh_db")] + cmd).replace(f"--port {port}", "--port PORT"))
                     try:
-                        for n_ann in args.annotators:
+                        for n_ann, client in ((n, c) for n in args.annotators for c in args.clients):
                             if fresh:
                                 pid, _ = db.make_project(n_items, args.overlap)
                             else:
                                 pid, _ = shared  # type: ignore[misc]
-                            res = run_level(GoldlabelDriver(pid), port, db.tokens, "Bearer", n_ann, args.duration,
+                            res = run_level(GoldlabelDriver(pid), port, db.headers(client, n_ann), args.duration,
                                             proc.pid, args.warmup)
                             # A shared project holds the answers of the earlier levels too.
                             acked[pid] = acked.get(pid, 0) + res.warmup_acked + res.acked
                             ok, check = db.verify(pid, args.overlap, acked[pid])
-                            row = Row("goldlabel", backend, n_items, workers, n_ann, args.overlap, res,
+                            system = "goldlabel" if client == "bearer" else "goldlabel (browser)"
+                            row = Row(system, backend, n_items, workers, n_ann, args.overlap, res,
                                       ("ok" if ok else "FAIL") + ": " + check)
                             row.note = f"rss {rss_mb(proc.pid):.0f} MB"
                             rows.append(row)
@@ -857,7 +882,8 @@ def bench_labelstudio(args: argparse.Namespace, workdir: Path, rows: list[Row], 
                 for n_ann in args.annotators:
                     pid, seed_s = ls.make_project(n_items, args.overlap)
                     notes.append(f"Label Studio {backend}: import of {n_items:,} tasks for the {n_ann}-annotator level took {seed_s:.1f} s")
-                    res = run_level(LabelStudioDriver(pid), ls.port, ls.tokens, "Token", n_ann, args.duration,
+                    res = run_level(LabelStudioDriver(pid), ls.port,
+                                    [{"Authorization": f"Token {t}"} for t in ls.tokens[:n_ann]], args.duration,
                                     ls.proc.pid, args.warmup)
                     ok, check = ls.verify(pid, args.overlap, res.warmup_acked + res.acked)
                     row = Row("Label Studio", backend, n_items, 1, n_ann, args.overlap, res, ("ok" if ok else "FAIL") + ": " + check)
@@ -882,6 +908,23 @@ def ratios(rows: list[Row]) -> list[str]:
             f"{peer.res.pct(99) / r.res.pct(99):,.0f}x lower |"
         )
     return out
+
+
+def client_ratios(rows: list[Row]) -> list[str]:
+    """Browser clients' throughput against API-token clients' at the same level and server."""
+    bearer = {(r.backend, r.items, r.workers, r.annotators): r for r in rows if r.system == "goldlabel"}
+    out = []
+    for r in rows:
+        peer = bearer.get((r.backend, r.items, r.workers, r.annotators))
+        if r.system != "goldlabel (browser)" or peer is None or peer.rate == 0:
+            continue
+        out.append(f"| {r.backend} | {r.items:,} | {r.workers} | {r.annotators} | {peer.rate:,.1f} | {r.rate:,.1f} | "
+                   f"**{r.rate / peer.rate:.2f}** |")
+    return out
+
+
+CLIENT_HEAD = ("| db | items | workers | annotators | Bearer cycles/s | browser cycles/s | browser / Bearer |\n"
+               "|---|---:|---:|---:|---:|---:|---:|")
 
 
 def machine() -> str:
@@ -966,6 +1009,8 @@ def main(argv: list[str] | None = None) -> int:
                     help="worker processes on PostgreSQL (default: --workers). The annotate loop runs on each "
                          "worker's event loop, so a worker waits out its PostgreSQL round trips: more workers "
                          "than cores keep PostgreSQL busy; SQLite has one writer, so one worker is its best")
+    ap.add_argument("--clients", type=lambda s: s.split(","), default=["bearer"],
+                    help="goldlabel clients per level: bearer (API token), browser (session cookie + CSRF header)")
     ap.add_argument("--write-docs", action="store_true", help=f"write the results to {DOCS.relative_to(REPO)}")
     args = ap.parse_args(argv)
     args.backends = ["postgresql" if b in ("postgres", "pg") else b for b in args.backends]
@@ -994,6 +1039,10 @@ def main(argv: list[str] | None = None) -> int:
     if rat:
         print("\n| db | items | workers | annotators | goldlabel cycles/s | Label Studio cycles/s | throughput ratio | p99 |")
         print("\n".join(rat))
+    by_client = client_ratios(rows)
+    if by_client:
+        print("\n" + CLIENT_HEAD)
+        print("\n".join(by_client))
     for n in notes:
         print("- " + n)
     if args.write_docs:
@@ -1030,6 +1079,9 @@ def main(argv: list[str] | None = None) -> int:
                 *rat,
                 "",
             ]
+        if by_client:
+            body += ["Browser clients against API-token clients (same server, same level):", "", CLIENT_HEAD,
+                     *by_client, ""]
         if notes:
             body += ["Notes:", "", *(f"- {n}" for n in notes), ""]
         write_docs("\n".join(body))

@@ -131,7 +131,7 @@ def create_app(settings: Settings | None = None, *, context: Context | None = No
     install_web(app)
     # In front of the whole app: the annotate loop's hot requests skip the framework; anything
     # else the fast lane hands to FastAPI itself.
-    app.fast_lane = AnnotateFastLane(partial(FastAPI.__call__, app), context=ctx)
+    app.fast_lane = AnnotateFastLane(partial(FastAPI.__call__, app), context=ctx, signer=app.state.web.signer)
 
     @app.get("/healthz", include_in_schema=False)
     def healthz() -> dict:

@@ -1,6 +1,7 @@
 """The annotate loop's fast lane (``api/fastlane.py``) answers exactly as the routes do.
 
-The tests check which path served each request with the middleware's own counters.
+The tests check which path served each request with the middleware's own counters, and where
+the work ran with the database backend's (``storage.backend``).
 """
 
 from __future__ import annotations
@@ -33,7 +34,7 @@ def setup(factory):
 
 
 def lane_counts(factory) -> dict[str, int]:
-    return dict(fast_lane(factory.app).counts)
+    return {**fast_lane(factory.app).counts, **factory.ctx.backend.counts}
 
 
 def assert_security_headers(res) -> None:
@@ -237,15 +238,15 @@ def test_a_busy_loop_flushes_in_a_thread(factory, setup):
     serves them meanwhile); alone it runs on the loop. Either way it precedes the response."""
     project, (api, _) = setup
     base = f"{PREFIX}/projects/{project['id']}"
-    lane = fast_lane(factory.app)
+    backend = factory.ctx.backend
     api.post(f"{base}/next")  # token verified
     lease = api.post(f"{base}/next").json()
     before = lane_counts(factory)
-    lane._active = 1  # as if another request were in the middle of its call
+    backend._active = 1  # as if another request were in the middle of its call
     try:
         res = api.post(f"{base}/answers", json={"lease_token": lease["token"], "value": POSITIVE})
     finally:
-        lane._active = 0
+        backend._active = 0
     assert res.status_code == 201, res.text
     sqlite = factory.ctx.engine.dialect.name == "sqlite"
     after = lane_counts(factory)
@@ -256,80 +257,17 @@ def test_a_busy_loop_flushes_in_a_thread(factory, setup):
 
 
 
-def test_group_flush_shares_flushes_and_never_an_earlier_one(monkeypatch):
-    """Group commit: ten waiters cost two flushes (the one running and one after it), and a
-    waiter that arrives while a flush runs is answered only by a flush that started after it."""
-    import asyncio
-
-    from goldlabel.api import fastlane
-
-    started: list[int] = []
-    release = threading.Event()
-
-    def fake_flush(_engine) -> None:
-        started.append(len(started))
-        if len(started) == 1:
-            release.wait(5)  # the first flush is slow: everyone else arrives while it runs
-
-    monkeypatch.setattr(fastlane, "flush_wal", fake_flush)
-    counts = {"flushed_inline": 0, "flushed_in_thread": 0}
-
-    async def main() -> list[int]:
-        group = fastlane._GroupFlush(object(), counts)
-        first = asyncio.ensure_future(group.flush(alone=False))
-        await asyncio.sleep(0.05)
-        assert started == [0]
-        done_at: list[int] = []
-
-        async def later(i: int) -> None:
-            await group.flush(alone=False)
-            done_at.append(len(started))
-
-        rest = [asyncio.ensure_future(later(i)) for i in range(9)]
-        await asyncio.sleep(0.05)
-        assert not any(t.done() for t in rest)  # the running flush began before they came
-        release.set()
-        await asyncio.gather(first, *rest)
-        return done_at
-
-    done_at = asyncio.run(main())
-    assert started == [0, 1] and counts["flushed_in_thread"] == 2 and counts["flushed_inline"] == 0
-    assert done_at == [2] * 9  # each answered after the second flush had run
-
-
-def test_group_flush_alone_runs_inline_and_errors_reach_every_waiter(monkeypatch):
-    import asyncio
-
-    from goldlabel.api import fastlane
-
-    calls: list[str] = []
-    monkeypatch.setattr(fastlane, "flush_wal", lambda _engine: calls.append("ok"))
-    counts = {"flushed_inline": 0, "flushed_in_thread": 0}
-    group = fastlane._GroupFlush(object(), counts)
-    asyncio.run(group.flush(alone=True))
-    assert calls == ["ok"] and counts == {"flushed_inline": 1, "flushed_in_thread": 0}
-
-    def failing(_engine) -> None:
-        time.sleep(0.05)
-        raise OSError("disk gone")
-
-    monkeypatch.setattr(fastlane, "flush_wal", failing)
-
-    async def main() -> list:
-        return await asyncio.gather(*(group.flush(alone=False) for _ in range(4)), return_exceptions=True)
-
-    results = asyncio.run(main())
-    assert all(isinstance(r, OSError) for r in results), results
-
-
-def test_other_annotators_just_now_send_the_flush_to_a_thread(factory, setup):
+def test_other_annotators_just_now_send_the_flush_to_a_thread(factory, setup, monkeypatch):
     """Another connection's request within SHARED_WINDOW_S means other annotators share the
     loop: the submit's WAL flush then leaves it (even though only one request is in flight),
     so the loop serves them while the disk works."""
     import httpx
 
     from goldlabel.client.transport import ASGIAppTransport
+    from goldlabel.storage import backend as backend_module
 
+    # "Just now" on a loaded test machine: a request here can take longer than the server's 20 ms.
+    monkeypatch.setattr(backend_module, "SHARED_WINDOW_S", 5.0)
     project, (api, other) = setup
     base = f"{PREFIX}/projects/{project['id']}"
     other_conn = httpx.Client(transport=ASGIAppTransport(factory.app, client=("127.0.0.1", 50001)),
@@ -362,7 +300,7 @@ def test_unexpected_error_in_the_fast_lane_is_a_logged_problem_500(factory, setu
 
     # Broken where each database's path goes: the blocking call (SQLite) or the outcome of
     # the statement run on the event loop (PostgreSQL).
-    monkeypatch.setattr(queue_service, "lease_next", broken)
+    monkeypatch.setattr(queue_service, "_lease_general", broken)
     monkeypatch.setattr(queue_service, "_lease_outcome", broken)
     before = lane_counts(factory)
     with caplog.at_level("ERROR", logger="goldlabel.api"):
@@ -388,9 +326,106 @@ def test_with_opentelemetry_configured_every_request_takes_the_framework(factory
     lease = api.post(f"{base}/next")
     answered = api.post(f"{base}/answers", json={"lease_token": lease.json()["token"], "value": POSITIVE})
     assert lease.status_code == 200 and answered.status_code == 201, answered.text
-    assert lane_counts(factory) == before  # the fast lane saw neither request
+    after = lane_counts(factory)
+    assert {k: after[k] for k in fast_lane(app).counts} == {k: before[k] for k in fast_lane(app).counts}, \
+        "the fast lane saw a request"
+    # The routes ran the same use cases on the same backend.
+    if factory.ctx.engine.dialect.name == "sqlite":
+        assert after["inline"] + after["thread"] - before["inline"] - before["thread"] == 2
     monkeypatch.setattr(app._native_telemetry, "enabled", lambda: False)
     monkeypatch.setattr(app, "_telemetry_checked_until", 0.0)
     api.post(f"{base}/next")
     after = lane_counts(factory)
     assert after["served"] == before["served"] + 1 and after["app"] == before["app"]
+
+
+BROWSER_PASSWORD = "amber lantern quietly 41"
+
+
+def browser_for(factory, user) -> tuple:
+    """A browser logged in as ``user`` through the login form, and the CSRF token the annotator
+    page carries (what web/static/js/api.js sends as X-CSRF-Token)."""
+    import re
+
+    import httpx
+
+    from goldlabel.client.transport import ASGIAppTransport
+
+    transport = ASGIAppTransport(factory.app)
+    client = httpx.Client(transport=transport, base_url="http://goldlabel.test")
+    token = re.search(r'name="csrf-token" content="([^"]*)"', client.get("/login").text).group(1)
+    res = client.post("/login", data={"username": user.username, "password": BROWSER_PASSWORD, "csrf_token": token})
+    assert res.status_code == 303, res.text
+    csrf = re.search(r'name="csrf-token" content="([^"]*)"', client.get("/").text).group(1)
+    return client, csrf
+
+
+def test_browser_clients_take_the_same_path_as_tokens(factory):
+    """The annotator page's requests (session cookie + X-CSRF-Token, as api.js sends them) are
+    served by the fast lane's use cases, as Bearer requests are: next, answers, skip, release."""
+    user = factory.make_user(password=BROWSER_PASSWORD)
+    project = factory.make_project(annotators=[user], overlap_min=1)
+    factory.add_items(project, 6)
+    browser, csrf = browser_for(factory, user)
+    base = f"{PREFIX}/projects/{project['id']}"
+    js = {"X-CSRF-Token": csrf}
+    before = lane_counts(factory)
+    lease = browser.post(f"{base}/next", headers=js)  # no body, no content type: as api.js sends it
+    assert lease.status_code == 200, lease.text
+    assert_security_headers(lease)
+    answered = browser.post(f"{base}/answers", headers=js,
+                            json={"lease_token": lease.json()["token"], "value": POSITIVE, "duration_ms": 900})
+    assert answered.status_code == 201, answered.text
+    assert answered.json()["answer"]["annotator_id"] == user.id
+    skipped = browser.post(f"{base}/skip", headers=js, json={"lease_token": browser.post(
+        f"{base}/next", headers=js).json()["token"]})
+    assert skipped.status_code == 204, skipped.text
+    released = browser.post(f"{base}/release", headers=js, json={"lease_token": browser.post(
+        f"{base}/next", headers=js).json()["token"]})
+    assert released.status_code == 204, released.text
+    after = lane_counts(factory)
+    assert after["app"] == before["app"]  # none went through the framework
+    assert after["browser"] - before["browser"] == after["served"] - before["served"] == 6
+    # The page load (GET /) verified the session into the cache API tokens use: the loop's
+    # requests read no session at all.
+    assert after["verified"] == before["verified"]
+    browser.close()
+
+
+def test_browser_requests_without_csrf_or_session_are_refused_as_before(factory):
+    user = factory.make_user(password=BROWSER_PASSWORD)
+    project = factory.make_project(annotators=[user], overlap_min=1)
+    factory.add_items(project, 3)
+    browser, csrf = browser_for(factory, user)
+    base = f"{PREFIX}/projects/{project['id']}"
+    before = lane_counts(factory)
+    for headers in ({}, {"X-CSRF-Token": "forged"}):
+        res = browser.post(f"{base}/next", headers=headers)
+        assert res.status_code == 403 and res.json()["code"] == "csrf_failed"
+    assert lane_counts(factory)["app"] == before["app"] + 2  # the web middleware answered
+    assert browser.post(f"{base}/next", headers={"X-CSRF-Token": csrf}).status_code == 200
+    # Logged out: the cached session goes with it, at once; its cookie is anonymous again.
+    cookie = browser.cookies.get("gl_session")
+    assert browser.post("/logout", data={"csrf_token": csrf}).status_code == 303
+    browser.cookies.set("gl_session", cookie)
+    res = browser.post(f"{base}/next", headers={"X-CSRF-Token": csrf})
+    assert res.status_code == 401 and res.json()["code"] == "unauthorized"
+    browser.close()
+
+
+def test_bearer_skip_and_release_take_the_fast_lane(factory, setup):
+    project, (api, _) = setup
+    base = f"{PREFIX}/projects/{project['id']}"
+    api.post(f"{base}/next")  # token verified
+    before = lane_counts(factory)
+    for action in ("skip", "release"):
+        lease = api.post(f"{base}/next").json()
+        res = api.post(f"{base}/{action}", json={"lease_token": lease["token"]})
+        assert res.status_code == 204 and res.content == b""
+        assert_security_headers(res)
+        again = api.post(f"{base}/{action}", json={"lease_token": "lt_unknown"})
+        assert again.status_code == 404 and again.json()["code"] == "not_found"
+    missing = api.post(f"{base}/skip", json={})
+    assert missing.status_code == 422 and missing.json()["code"] == "validation_failed"
+    after = lane_counts(factory)
+    assert after["served"] - before["served"] == 6 and after["app"] - before["app"] == 1

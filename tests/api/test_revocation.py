@@ -97,3 +97,30 @@ def test_the_default_bound_is_two_seconds(settings):
         assert ctx.token_cache_ttl_s == 2.0
     finally:
         ctx.close()
+
+
+def test_an_ended_session_follows_the_same_rule(factory, processes, settings):
+    """Sessions share the token cache and its rule: ended through one process (DELETE
+    .../sessions), refused there at once and in another within the bound, on the annotate loop's
+    fast path (session cookie + CSRF header) as for a token."""
+    from goldlabel.web.session import SESSION_COOKIE, SessionSigner, start_session
+
+    annotator = factory.make_user()
+    project = factory.make_project(annotators=[annotator])
+    factory.add_items(project, 5)
+    a, b = processes(0.5)
+    signer = SessionSigner(settings.secret_key)
+    cookie, session = signer.issue(annotator.id)
+    start_session(a.ctx, session)  # as POST /login records it
+
+    def browser(p: Process) -> httpx.Client:
+        return httpx.Client(transport=p.transport, base_url="http://goldlabel.test",
+                            headers={"Cookie": f"{SESSION_COOKIE}={cookie}",
+                                     "X-CSRF-Token": signer.csrf_token(session.nonce)})
+
+    in_a, in_b = browser(a), browser(b)
+    assert lease_status(in_a, project["id"]) == 200 and lease_status(in_b, project["id"]) == 200  # cached
+    admin = a.client(factory.token_for(factory.make_user("admin")))
+    assert admin.delete(f"/api/v1/users/{annotator.id}/sessions").status_code == 204
+    assert lease_status(in_a, project["id"]) == 401  # the process that did it: at once
+    assert wait_until_refused(in_b, project["id"], limit_s=0.5 + 0.5) <= 1.0

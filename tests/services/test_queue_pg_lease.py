@@ -15,7 +15,6 @@ import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql
 from test_queue import POS, check_books, code, expire_leases, item_rows, lease, nxt, setup, submit
 
-from goldlabel.services import queue as queue_service
 from goldlabel.storage import aio, queue_pg
 from goldlabel.storage.engine import now_ms, statement_tx, write_tx
 from goldlabel.storage.tables import annotator_stats, items, leases
@@ -61,7 +60,7 @@ def test_common_lease_is_one_statement_and_lands_as_the_general_path(factory, cu
     got = lease(apis[0], pid)
     assert [s for s in cursor_calls if "WITH p AS" in s] and len(cursor_calls) == 1, cursor_calls
     # The same request on the general path, in a twin project: the same item view and books.
-    monkeypatch.setattr(queue_service, "PG_ONE_STATEMENT_LEASE", False)
+    monkeypatch.setattr(factory.ctx.backend, "one_statement_lease", False)
     _, pid2, apis2, _ = setup(factory, 1, 3, overlap_min=1, overlap_max=1, lease_ttl_s=60)
     lease(apis2[0], pid2)
     twin = lease(apis2[0], pid2)

@@ -2,7 +2,7 @@
 under lock) against the generic statements.
 
 Each scenario runs twice on the same annotators, in two projects: once with the merged path
-(``services.queue.PG_MERGED_SUBMIT``) and once without, on the same simulated clock; the
+(``Backend.merged_submit``, storage.backend) and once without, on the same simulated clock; the
 answers, leases, items, consensus and events rows, and the API results, must be the same. The
 API runs the merged path on the event loop (storage.aio), direct service calls run it on the
 blocking driver: both are compared. Statements are counted on the driver's cursors (the hot
@@ -150,7 +150,7 @@ def _run(factory, monkeypatch, clock, anns, *, fast: bool, schema: dict | None, 
          skills: bool, keys: bool, **spec: Any) -> tuple[list, dict]:
     """Every annotator in turn leases and submits until no one gets work; returns the API
     results and the table snapshot."""
-    monkeypatch.setattr(queue_service, "PG_MERGED_SUBMIT", fast)
+    monkeypatch.setattr(factory.ctx.backend, "merged_submit", fast)
     clock()
     project = factory.make_project(annotators=anns, schema=schema, **spec)
     pid = project["id"]
@@ -237,7 +237,7 @@ def test_common_submit_is_one_statement_after_this_process_leased(factory, state
     ctx.pooled[pid] = cold_start.Pooled(due_in=100, schema_key=(pid, project["updated_at"]), read_at=time.monotonic())
     counts = {}
     for case, annotator in zip(("kept", "read", "generic"), anns, strict=True):
-        queue_service.PG_MERGED_SUBMIT = case != "generic"
+        ctx.backend.merged_submit = case != "generic"
         try:
             lease = _lease(ctx, annotator, pid)
             if case == "read":
@@ -246,7 +246,7 @@ def test_common_submit_is_one_statement_after_this_process_leased(factory, state
             queue_service.submit_answer(ctx, annotator, pid, lease["token"], POS, 10, "key-1")
             counts[case] = statements[0] - before
         finally:
-            queue_service.PG_MERGED_SUBMIT = True
+            ctx.backend.merged_submit = True
     # With the lease's reading of the item: the write alone. Without it: the read and the write,
     # each its own transaction (no BEGIN, no COMMIT). The generic path: a transaction of ~10.
     assert counts["kept"] == 1 and counts["read"] == 2
@@ -272,7 +272,7 @@ def _count(factory, table, pid):
 
 @pytest.mark.parametrize("fast", [True, False])
 def test_count_refused_is_409_max_overlap_reached(factory, monkeypatch, fast):
-    monkeypatch.setattr(queue_service, "PG_MERGED_SUBMIT", fast)
+    monkeypatch.setattr(factory.ctx.backend, "merged_submit", fast)
     anns = [factory.make_user()]
     project = factory.make_project(annotators=anns, overlap_min=2, overlap_max=2)
     factory.add_items(project, 1)
@@ -296,7 +296,7 @@ def test_insert_conflict_is_409_duplicate_answer_and_rolls_back(factory, monkeyp
     """kept: the write runs on the lease's reading of the item, so the unique index is the
     key's only check; read: the key appears between the submit's read and its write."""
     fast = path != "generic"
-    monkeypatch.setattr(queue_service, "PG_MERGED_SUBMIT", fast)
+    monkeypatch.setattr(factory.ctx.backend, "merged_submit", fast)
     anns = [factory.make_user()]
     project = factory.make_project(annotators=anns, overlap_min=3, overlap_max=3)
     factory.add_items(project, 2)
@@ -365,7 +365,7 @@ def test_rare_paths_answer_as_the_generic_path(factory, monkeypatch, clock, case
     outsider = factory.make_user()
     outcomes = {}
     for fast in (True, False):
-        monkeypatch.setattr(queue_service, "PG_MERGED_SUBMIT", fast)
+        monkeypatch.setattr(factory.ctx.backend, "merged_submit", fast)
         clock()
         settings = {"qualification_gold": 2, "gold_rate": 0.5} if case == "gold" else {}
         project = factory.make_project(annotators=anns, overlap_min=1 if case == "expired_no_slot" else 2,

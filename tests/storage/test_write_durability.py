@@ -1,16 +1,27 @@
-"""Q4 on SQLite: a durable write is on disk before anyone is told it happened.
+"""Q4, one regime for every caller: a durable write is on disk before anyone is told it happened.
 
-Plain ``write_tx`` commits with ``synchronous=FULL`` (the fsync inside COMMIT). Inside
-``flush_after`` it commits with NORMAL and owes a ``flush_wal``, which the server's fast lane
-runs before it answers; PostgreSQL is never affected (``synchronous_commit`` stays on)."""
+PostgreSQL: ``synchronous_commit=on`` (the flush inside COMMIT). SQLite: COMMIT with
+``synchronous=NORMAL``, then ``sync_wal`` (an fdatasync of the log shared by the writers that
+committed meanwhile) before ``write_tx`` returns; inside ``deferred_flushes`` (the event loop's
+``storage.backend``) the same sync is owed to the caller, which runs it before it answers."""
 
 from __future__ import annotations
 
+import threading
+import time
 from pathlib import Path
 
 import sqlalchemy as sa
 
-from goldlabel.storage.engine import _WAL_PATHS, flush_after, flush_wal, read_tx, write_tx
+from goldlabel.storage import engine as engine_module
+from goldlabel.storage.engine import (
+    _LOGS,
+    _WAL_PATHS,
+    deferred_flushes,
+    read_tx,
+    sync_wal,
+    write_tx,
+)
 
 SYNC_NAMES = {0: "OFF", 1: "NORMAL", 2: "FULL", 3: "EXTRA"}
 
@@ -21,34 +32,65 @@ def sync_mode(conn: sa.Connection) -> str:
     return SYNC_NAMES[conn.exec_driver_sql("PRAGMA synchronous").scalar()]
 
 
-def test_durable_write_flushes_at_commit_by_default(ctx):
+def counting_flushes(monkeypatch, delay_first_s: float = 0.0) -> list[float]:
+    """Record each real fdatasync of the log (its start time); the first may be slowed."""
+    real = engine_module.flush_wal
+    started: list[float] = []
+
+    def counted(engine) -> None:
+        started.append(time.monotonic())
+        if len(started) == 1 and delay_first_s:
+            time.sleep(delay_first_s)
+        real(engine)
+
+    monkeypatch.setattr(engine_module, "flush_wal", counted)
+    return started
+
+
+def test_commit_modes(ctx):
     with write_tx(ctx.engine) as conn:
         mode = sync_mode(conn)
-    assert mode == ("on" if ctx.engine.dialect.name == "postgresql" else "FULL")
+    assert mode == ("on" if ctx.engine.dialect.name == "postgresql" else "NORMAL")
     with write_tx(ctx.engine, durable=False) as conn:
         lax = sync_mode(conn)
     assert lax == ("off" if ctx.engine.dialect.name == "postgresql" else "NORMAL")
 
 
-def test_flush_after_defers_only_durable_sqlite_writes(ctx):
+def test_a_durable_write_syncs_the_log_before_it_returns(ctx, monkeypatch):
+    flushes = counting_flushes(monkeypatch)
     sqlite = ctx.engine.dialect.name == "sqlite"
-    with flush_after() as owed:
+    with write_tx(ctx.engine, durable=False) as conn:
+        conn.exec_driver_sql("SELECT 1")
+    assert flushes == []  # not durable: no sync
+    with write_tx(ctx.engine) as conn:
+        conn.exec_driver_sql("SELECT 1")
+    assert len(flushes) == (1 if sqlite else 0)
+    if sqlite:
+        log = _LOGS[ctx.engine]
+        assert log.synced == log.committed  # everything this process committed is on disk
+
+
+def test_deferred_flushes_owe_only_durable_sqlite_writes(ctx, monkeypatch):
+    flushes = counting_flushes(monkeypatch)
+    sqlite = ctx.engine.dialect.name == "sqlite"
+    with deferred_flushes() as owed:
         with read_tx(ctx.engine):
             pass
         with write_tx(ctx.engine, durable=False) as conn:
             conn.exec_driver_sql("SELECT 1")
         assert owed == []
         with write_tx(ctx.engine) as conn:
-            mode = sync_mode(conn)
-        assert owed == ([ctx.engine] if sqlite else [])
-    assert mode == ("NORMAL" if sqlite else "on")
-    # Outside the block again: back to the flush inside COMMIT.
-    with write_tx(ctx.engine) as conn:
-        assert sync_mode(conn) == ("FULL" if sqlite else "on")
+            conn.exec_driver_sql("SELECT 1")
+        assert [e for e, _seq in owed] == ([ctx.engine] if sqlite else [])
+    assert flushes == []  # owed to the caller, not run
+    for engine, seq in owed:
+        assert sync_wal(engine, seq) is True
+        assert sync_wal(engine, seq) is False  # already covered
+    assert len(flushes) == (1 if sqlite else 0)
 
 
 def test_a_failed_write_owes_nothing(ctx):
-    with flush_after() as owed:
+    with deferred_flushes() as owed:
         try:
             with write_tx(ctx.engine) as conn:
                 conn.exec_driver_sql("SELECT 1")
@@ -58,17 +100,51 @@ def test_a_failed_write_owes_nothing(ctx):
     assert owed == []
 
 
-def test_flush_wal_targets_the_log_sqlite_writes(ctx):
-    """The file flush_wal syncs is the one the deferred COMMIT wrote its frames to."""
+def test_sync_wal_targets_the_log_sqlite_writes(ctx):
+    """The file the sync covers is the one the COMMIT wrote its frames to."""
     if ctx.engine.dialect.name != "sqlite":
-        flush_wal(ctx.engine)  # nothing to flush: PostgreSQL flushes at COMMIT
+        assert sync_wal(ctx.engine, 1) is False  # nothing to sync: PostgreSQL flushes at COMMIT
         return
     wal = Path(_WAL_PATHS[ctx.engine])
     before = wal.stat().st_size if wal.exists() else 0
-    with flush_after() as owed, write_tx(ctx.engine) as conn:
+    with deferred_flushes() as owed, write_tx(ctx.engine) as conn:
         conn.exec_driver_sql("CREATE TABLE IF NOT EXISTS flush_probe (x TEXT)")
         conn.exec_driver_sql("INSERT INTO flush_probe VALUES (?)", ("x" * 20000,))
-    assert owed == [ctx.engine]
+    assert [e for e, _ in owed] == [ctx.engine]
     assert wal.stat().st_size > before  # the frames are in this file, not yet synced
-    for engine in owed:
-        flush_wal(engine)
+    for engine, seq in owed:
+        sync_wal(engine, seq)
+
+
+def test_concurrent_writers_share_syncs_and_none_is_covered_by_an_earlier_one(ctx, monkeypatch):
+    """Group commit: ten writers that commit while one slow sync runs are all covered by the
+    next one (two syncs in all, not eleven), and none returns before a sync that began after
+    its COMMIT."""
+    if ctx.engine.dialect.name != "sqlite":
+        return
+    with write_tx(ctx.engine) as conn:
+        conn.exec_driver_sql("CREATE TABLE IF NOT EXISTS group_probe (x INTEGER)")
+    flushes = counting_flushes(monkeypatch, delay_first_s=0.3)
+    committed_at: dict[int, float] = {}
+    returned_at: dict[int, float] = {}
+
+    def writer(i: int) -> None:
+        with write_tx(ctx.engine) as conn:
+            conn.exec_driver_sql("INSERT INTO group_probe VALUES (?)", (i,))
+        returned_at[i] = time.monotonic()
+
+    first = threading.Thread(target=writer, args=(0,))
+    first.start()
+    time.sleep(0.1)  # the first writer is inside its slow sync now
+    assert len(flushes) == 1
+    rest = [threading.Thread(target=writer, args=(i,)) for i in range(1, 11)]
+    for t in rest:
+        committed_at[id(t)] = time.monotonic()
+        t.start()
+    for t in (first, *rest):
+        t.join(10)
+    assert len(flushes) == 2, flushes
+    second_sync = flushes[1]
+    assert all(returned_at[i] >= second_sync for i in range(1, 11))
+    with read_tx(ctx.engine) as conn:
+        assert conn.exec_driver_sql("SELECT count(*) FROM group_probe").scalar() == 11

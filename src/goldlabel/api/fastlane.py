@@ -1,55 +1,58 @@
-"""The annotate loop's two hot requests, answered without the web framework.
+"""The annotate loop's requests, answered without the web framework, for every client.
 
-``POST /api/v1/projects/{id}/next`` and ``POST /api/v1/projects/{id}/answers`` are most of
-what a running project serves. Through FastAPI each paid for route matching over every route,
+``POST /api/v1/projects/{id}/next``, ``.../answers``, ``.../skip`` and ``.../release`` are most
+of what a running project serves. Through FastAPI each paid for route matching over every route,
 dependency solving, the web middleware and a response wrapper: more CPU than the queue's own
-SQL (docs/benchmarks.md, "Annotate loop"). This ASGI middleware answers them directly, with the
-same service calls, the same problem+json errors and the same security headers.
+SQL (docs/benchmarks.md, "Annotate loop"). This ASGI middleware answers them directly with the
+one async use case per action (``services.queue.*_async``), the same problem+json errors and the
+same security headers. The routes in ``api/routes/queue.py`` call the same use cases: they are
+the contract (OpenAPI) and the path for what is not plain (validation errors, large bodies).
 
-It takes only the plain case and hands everything else to the app unchanged, so the routes in
-``api/routes/queue.py`` stay the one definition of the contract (OpenAPI, cookie sessions with
-CSRF, validation errors):
+Browser and API-token clients take this path alike; only how the caller is authenticated
+differs, and both answers come from one cache with one revocation rule
+(``services.users.cached_token_actor`` / ``cached_session_actor``: entries live at most
+``settings.token_cache_s``, and any revocation through this process clears them at once):
 
-- a Bearer token of a user the database knows: verified from this process's cache
-  (``users.cached_token_actor``) or, when not cached (its first request, or every
-  ``settings.token_cache_s`` when the entry expires), here by ``users.authenticate_token``, as the
-  app's ``get_actor`` does. A token it refuses goes to the app, which answers the 401. (Handing
-  every cache miss to the app cost a stall every 10 s: the tokens of all annotators, cached
-  together, expired together, and each one's next request took the framework's path through
-  the thread pool, which dipped the loop's throughput by a third for that second.)
-- for ``answers``: a JSON body that ``AnswerSubmit`` accepts and a valid Idempotency-Key (the
-  body is replayed to the app otherwise, which answers with its usual 422).
+- ``Authorization: Bearer``: a token of a user the database knows, verified from the cache or,
+  on a miss, here by ``users.authenticate_token``, as the app's ``get_actor`` does. (Handing
+  every cache miss to the app cost a stall every ``token_cache_s``: the tokens of all
+  annotators, cached together, expired together, and each one's next request took the
+  framework's path through the thread pool.)
+- otherwise the ``gl_session`` cookie with the ``X-CSRF-Token`` header the annotator page
+  sends (web/security.py, rules 2 and 3): a well-signed, unexpired cookie whose CSRF token
+  checks out, and a live session (``users.session_actor``, cached as a token is).
+
+Anything refused or unusual (no credentials, a bad token, a missing CSRF token, a body that
+does not validate, one past MAX_BODY_BYTES, a long Idempotency-Key) goes to the app unchanged,
+which answers it as before.
 """
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import re
-import time
-from collections.abc import Awaitable, Callable
-from concurrent.futures import ThreadPoolExecutor
+from collections.abc import Awaitable
 from typing import Any, TypeVar
 
 import orjson
 from pydantic import ValidationError, create_model
-from starlette.concurrency import run_in_threadpool
+from starlette.requests import cookie_parser
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from goldlabel.api.problems import MEDIA_TYPE, domain_problem_body, problem_body
 from goldlabel.domain.errors import GoldlabelError
 from goldlabel.domain.json_limits import MAX_DEPTH
-from goldlabel.schemas import AnswerSubmit
+from goldlabel.schemas import AnswerSubmit, LeaseAction
 from goldlabel.services import queue as queue_service
 from goldlabel.services import users as user_service
 from goldlabel.services.context import Context
-from goldlabel.storage.engine import flush_after, flush_wal, uncontended
 from goldlabel.web.security import SECURITY_HEADERS, read_body, replay
+from goldlabel.web.session import SESSION_COOKIE, SessionSigner
 
 T = TypeVar("T")
 log = logging.getLogger("goldlabel.api")
 
-_PATH = re.compile(r"/api/v1/projects/([1-9][0-9]{0,17})/(next|answers)")
+_PATH = re.compile(r"/api/v1/projects/([1-9][0-9]{0,17})/(next|answers|skip|release)")
 # Larger answers (long texts, many boxes) take the framework's path, bounded there by
 # settings.max_request_bytes (api/guard.py).
 MAX_BODY_BYTES = 256 * 1024
@@ -65,10 +68,6 @@ _PlainAnswer = create_model(
     **{name: (field.annotation, field) for name, field in AnswerSubmit.model_fields.items()},
 )
 IDEMPOTENCY_KEY_MAX = 200
-# Waits between tries to run a request on the event loop (50 ms in all), then the thread pool.
-INLINE_RETRY_PAUSES_S = (0.0, 0.001, 0.002, 0.005, 0.01, 0.01, 0.01, 0.012)
-# A request from another connection within this long makes the WAL flush leave the loop.
-SHARED_WINDOW_S = 0.02
 
 _JSON = [(b"content-type", b"application/json"), *SECURITY_HEADERS]
 _PROBLEM = [(b"content-type", MEDIA_TYPE.encode()), *SECURITY_HEADERS]
@@ -76,64 +75,18 @@ _EMPTY = list(SECURITY_HEADERS)
 
 
 class AnnotateFastLane:
-    def __init__(self, app: ASGIApp, *, context: Context) -> None:
+    def __init__(self, app: ASGIApp, *, context: Context, signer: SessionSigner | None = None) -> None:
         self.app = app
         self.context = context
-        # How requests were served: answered here ("served"), of which synchronous service calls
-        # ran on the event loop ("inline") or in the thread pool ("thread") (PostgreSQL's common
-        # case makes none: storage.aio), or handed to the app ("app"); how many waited for a
-        # write-ahead-log flush ("flushed"), and the flushes that ran for them: on the loop, or
-        # in a thread (one such flush serves every request waiting on it).
-        self.counts = {"served": 0, "inline": 0, "thread": 0, "app": 0, "flushed": 0, "flushed_inline": 0,
-                       "flushed_in_thread": 0, "verified": 0}
-        self._active = 0  # fast-lane requests in _run now
-        self._flushers: dict[Any, _GroupFlush] = {}
-        # The connection of the latest fast-lane request, and when the connection last changed:
-        # requests of other annotators within SHARED_WINDOW_S mean the loop is shared.
-        self._last_client: Any = None
-        self._switched_at = -SHARED_WINDOW_S
+        self.signer = signer
+        # How requests were served: answered here ("served"; "browser" of them by session
+        # cookie), or handed to the app ("app"); actors verified here on a cache miss
+        # ("verified"). Where the work ran and how it was made durable: context.backend.counts.
+        self.counts = {"served": 0, "browser": 0, "app": 0, "verified": 0}
 
     async def _pass(self, scope: Scope, receive: Receive, send: Send) -> None:
         self.counts["app"] += 1
         await self.app(scope, receive, send)
-
-    async def _run(self, fn: Callable[..., T], *args: Any) -> T:
-        # On the event loop when nothing of this process can make the call wait: a thread hop
-        # per request, and the GIL passed back and forth between the loop and the pool, cost a
-        # third of the server's CPU at 8 annotators (docs/benchmarks.md). A short busy spell
-        # (another thread's write) is waited out here without blocking the loop; a long one (an
-        # import, a re-fit) sends the call to the thread pool, where it waits as any route does.
-        # A submit's durable COMMIT on SQLite leaves its fsync to us (storage.engine.flush_after),
-        # always before the response (Q4): right here when one annotator has the loop to
-        # themselves (the thread hop cost a lone annotator 11% of the throughput), else in a
-        # worker thread, one flush for every request waiting on it (_GroupFlush). Other
-        # annotators' requests are mostly still in their sockets, not in _run, when a flush
-        # starts: judged by requests in flight alone, 8 annotators flushed on the loop and
-        # stalled it ~0.3 ms per answer (docs/benchmarks.md), hence the recent-connections test.
-        self._active += 1
-        try:
-            with flush_after() as owed:
-                result = await self._call(fn, *args)
-            for engine in owed:
-                flusher = self._flushers.get(engine)
-                if flusher is None:
-                    flusher = self._flushers[engine] = _GroupFlush(engine, self.counts)
-                alone = self._active == 1 and time.monotonic() - self._switched_at > SHARED_WINDOW_S
-                await flusher.flush(alone=alone)
-                self.counts["flushed"] += 1
-            return result
-        finally:
-            self._active -= 1
-
-    async def _call(self, fn: Callable[..., T], *args: Any) -> T:
-        for pause in INLINE_RETRY_PAUSES_S:
-            with uncontended(self.context.engine) as free:
-                if free:
-                    self.counts["inline"] += 1
-                    return fn(*args)
-            await asyncio.sleep(pause)
-        self.counts["thread"] += 1
-        return await run_in_threadpool(fn, *args)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http" or scope["method"] != "POST":
@@ -144,6 +97,8 @@ class AnnotateFastLane:
             await self.app(scope, receive, send)
             return
         token = None
+        cookie = None
+        csrf = None
         content_json = False
         idempotency_key = None
         declared = b"0"
@@ -157,20 +112,24 @@ class AnnotateFastLane:
                 idempotency_key = value.decode("latin-1")
             elif key == b"content-length":
                 declared = value
-        actor = None
+            elif key == b"cookie":
+                cookie = value
+            elif key == b"x-csrf-token":
+                csrf = value.decode("latin-1")
         if token:
-            actor = user_service.cached_token_actor(self.context, token) or await self._verify(token)
+            actor = user_service.cached_token_actor(self.context, token) or await self._verify_token(token)
+        elif cookie is not None and self.signer is not None:
+            actor = await self._session_actor(cookie, csrf)
+        else:
+            actor = None
         if actor is None:
             await self._pass(scope, receive, send)
             return
-        client = scope.get("client")
-        if client != self._last_client:
-            if self._last_client is not None:
-                self._switched_at = time.monotonic()
-            self._last_client = client
+        self.context.backend.note_client(scope.get("client"))
         project_id = int(match.group(1))
-        if match.group(2) == "next":
-            await self._next(actor, project_id, send)
+        action = match.group(2)
+        if action == "next":
+            await self._next(actor, project_id, send, browser=not token)
             return
         # A body declared longer than the fast lane takes goes to the app unread: its
         # api.guard.RequestGuard answers 413 past the route's limit before reading.
@@ -188,30 +147,57 @@ class AnnotateFastLane:
         # no \u escape cannot hold a NUL or a lone surrogate (raw ones are not valid JSON), one
         # without 19 digits in a row no integer past 64 bits, one with few brackets nothing
         # deep: such a body, nearly every one, skips them.
-        plain = (b"\\u" not in body and _LONG_NUMBER not in body.translate(_DIGITS_AS_ZERO)
-                 and body.count(b"{") + body.count(b"[") <= MAX_DEPTH)
         try:
-            submitted = (_PlainAnswer if plain else AnswerSubmit).model_validate_json(body)
+            if action == "answers":
+                plain = (b"\\u" not in body and _LONG_NUMBER not in body.translate(_DIGITS_AS_ZERO)
+                         and body.count(b"{") + body.count(b"[") <= MAX_DEPTH)
+                submitted: Any = (_PlainAnswer if plain else AnswerSubmit).model_validate_json(body)
+            else:
+                submitted = LeaseAction.model_validate_json(body)
         except ValidationError:
             await self._pass(scope, replay(body, receive, more_body=False), send)
             return
-        await self._answers(actor, project_id, submitted, idempotency_key, send)
+        if action == "answers":
+            await self._answers(actor, project_id, submitted, idempotency_key, send, browser=not token)
+        else:
+            await self._give_back(action, actor, project_id, submitted.lease_token, send, browser=not token)
 
-    async def _verify(self, token: str) -> Any:
+    async def _verify_token(self, token: str) -> Any:
         """The actor of a token that is not in the cache (a database read, which fills it), or
         None when the token is refused or the read fails: the app then answers."""
         try:
-            actor = await self._call(user_service.authenticate_token, self.context, token)
+            actor = await self.context.backend.run(user_service.authenticate_token, self.context, token)
         except Exception:  # noqa: BLE001 - refused or failed: the app verifies again and answers
             return None
         self.counts["verified"] += 1
         return actor
 
-    async def _serve(self, send: Send, work: Awaitable[T]) -> tuple[bool, T | None]:
-        """(True, the service's result), or (False, None) once its error has been answered:
+    async def _session_actor(self, cookie: bytes, csrf: str | None) -> Any:
+        """The actor of a session cookie sent with its CSRF token (web/security.py rules 2 and
+        3), from the shared cache or one read; None for anything else (the app answers)."""
+        assert self.signer is not None
+        session = self.signer.verify(cookie_parser(cookie.decode("latin-1")).get(SESSION_COOKIE))
+        if session is None or not self.signer.check_csrf(session.nonce, csrf):
+            return None
+        actor = user_service.cached_session_actor(self.context, session.user_id, session.nonce)
+        if actor is not None:
+            return actor
+        try:
+            actor = await self.context.backend.run(user_service.session_actor, self.context, session.user_id,
+                                                   session.nonce)
+        except Exception:  # noqa: BLE001 - failed: the app reads it again and answers
+            return None
+        if actor is not None:
+            self.counts["verified"] += 1
+        return actor
+
+    async def _serve(self, send: Send, work: Awaitable[T], browser: bool) -> tuple[bool, T | None]:
+        """(True, the use case's result), or (False, None) once its error has been answered:
         problem+json for a domain error; for anything else, logged and 500 as the app's handler
         for Exception does (the fast lane is in front of the framework's error middleware)."""
         self.counts["served"] += 1
+        if browser:
+            self.counts["browser"] += 1
         try:
             return True, await work
         except GoldlabelError as exc:
@@ -220,12 +206,9 @@ class AnnotateFastLane:
             await _send_unexpected(send, exc)
         return False, None
 
-    # The services' *_async functions run PostgreSQL's common case on the event loop
-    # (storage.aio) and hand everything else, and SQLite, to _run.
-    async def _next(self, actor: Any, project_id: int, send: Send) -> None:
+    async def _next(self, actor: Any, project_id: int, send: Send, browser: bool) -> None:
         ok, lease = await self._serve(
-            send, queue_service.lease_next_async(self.context, actor, project_id, self._run)
-        )
+            send, queue_service.lease_next_async(self.context, actor, project_id), browser)
         if not ok:
             return
         if lease is None:
@@ -234,73 +217,19 @@ class AnnotateFastLane:
             await _send(send, 200, orjson.dumps(lease), _JSON)
 
     async def _answers(self, actor: Any, project_id: int, body: AnswerSubmit, idempotency_key: str | None,
-                       send: Send) -> None:
+                       send: Send, browser: bool) -> None:
         ok, result = await self._serve(send, queue_service.submit_answer_async(
             self.context, actor, project_id, body.lease_token, body.value, body.duration_ms, idempotency_key,
-            self._run,
-        ))
+        ), browser)
         if ok:
             await _send(send, 201, orjson.dumps(result), _JSON)
 
-
-class _GroupFlush:
-    """Group commit: the requests of one event loop that wait for the same database's WAL flush
-    share it. A flush covers every COMMIT made before it started, so a request whose COMMIT came
-    after the running flush began waits for the next one, which starts when the running one
-    ends and serves everyone queued meanwhile: at most two flushes are pending at any time,
-    however many requests wait, instead of one thread hop and one fdatasync per request."""
-
-    def __init__(self, engine: Any, counts: dict[str, int]) -> None:
-        self.engine = engine
-        self.counts = counts
-        self._running: asyncio.Future | None = None
-        self._next: asyncio.Future | None = None
-        # One flush runs at a time, so it gets a thread of its own: it never queues behind the
-        # shared pool's threads (40 of them, which exports and imports may all be holding).
-        self._executor: ThreadPoolExecutor | None = None
-
-    async def flush(self, *, alone: bool) -> None:
-        if self._running is None:
-            if alone:
-                # Nothing else to serve: the loop may as well wait on the disk itself.
-                flush_wal(self.engine)
-                self.counts["flushed_inline"] += 1
-                return
-            waiter = self._start()
-        elif self._next is not None:
-            waiter = self._next
-        else:
-            waiter = self._next = asyncio.get_running_loop().create_future()
-        # Shielded: a request cancelled while it waits (client gone) leaves the flush to the others.
-        await asyncio.shield(waiter)
-
-    def _start(self, into: asyncio.Future | None = None) -> asyncio.Future:
-        if self._executor is None:
-            self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="goldlabel-wal-flush")
-        running = asyncio.get_running_loop().run_in_executor(self._executor, flush_wal, self.engine)
-        self.counts["flushed_in_thread"] += 1
-        self._running = running
-        running.add_done_callback(self._finished)  # first: the next flush starts before waiters wake
-        if into is not None:
-            running.add_done_callback(lambda done: _settle(into, done))
-        return running
-
-    def _finished(self, done: asyncio.Future) -> None:
-        self._running = None
-        queued, self._next = self._next, None
-        if queued is not None:
-            self._start(into=queued)
-
-
-def _settle(target: asyncio.Future, done: asyncio.Future) -> None:
-    if target.done():
-        return
-    if done.cancelled():
-        target.cancel()
-    elif done.exception() is not None:
-        target.set_exception(done.exception())
-    else:
-        target.set_result(None)
+    async def _give_back(self, action: str, actor: Any, project_id: int, lease_token: str, send: Send,
+                         browser: bool) -> None:
+        use_case = queue_service.skip_item_async if action == "skip" else queue_service.release_item_async
+        ok, _ = await self._serve(send, use_case(self.context, actor, project_id, lease_token), browser)
+        if ok:
+            await _send(send, 204, b"", _EMPTY)
 
 
 async def _send(send: Send, status: int, body: bytes, headers: list[tuple[bytes, bytes]],

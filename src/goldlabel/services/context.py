@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import threading
 import time
 from dataclasses import dataclass, field
@@ -11,6 +10,7 @@ from typing import Any
 from goldlabel.config import Settings
 from goldlabel.domain.label_schema import LabelSchema
 from goldlabel.storage.aio import AsyncPg
+from goldlabel.storage.backend import Backend
 from goldlabel.storage.engine import create_engine
 from goldlabel.storage.handles import Engine
 from goldlabel.storage.media import LocalMediaStore, MediaStore, S3MediaStore
@@ -37,8 +37,8 @@ class Context:
     # (lease token hash, annotator id, project id) -> (monotonic deadline, what the lease read of
     # its item): see remember_lease_reading.
     _lease_readings: dict[tuple[str, int, int], tuple[float, dict]] = field(default_factory=dict)
-    # PostgreSQL: the statements run on an event loop (storage.aio), one pool per loop.
-    _async_pgs: dict[asyncio.AbstractEventLoop, AsyncPg] = field(default_factory=dict)
+    # How the event loop's use cases run on this database (storage.backend): made on first use.
+    _backend: Backend | None = None
     _media: MediaStore | None = None
     # project id -> its pooled knowledge of unknown annotators (services/cold_start.py).
     pooled: dict[int, Any] = field(default_factory=dict)
@@ -113,29 +113,26 @@ class Context:
             return None
         return entry[1]
 
-    def async_pg(self) -> AsyncPg:
-        """PostgreSQL: the statement runner of the running event loop (made on first use, with
-        as many connections as the engine's pool size)."""
-        loop = asyncio.get_running_loop()
-        pg = self._async_pgs.get(loop)
-        if pg is None:
+    @property
+    def backend(self) -> Backend:
+        """The database backend the annotate loop's use cases run on (one per Context)."""
+        if self._backend is None:
             with self._lock:
-                pg = self._async_pgs.get(loop)
-                if pg is None:
-                    pg = self._async_pgs[loop] = AsyncPg(self.engine, self.settings.pg_pool_size)
-        return pg
+                if self._backend is None:
+                    self._backend = Backend(self.engine, self.settings.pg_pool_size)
+        return self._backend
+
+    def async_pg(self) -> AsyncPg:
+        """PostgreSQL: the statement runner of the running event loop (``backend.async_pg``)."""
+        return self.backend.async_pg()
 
     def close_async_pg(self) -> None:
         """Close the running event loop's statement runner, if it has one (the server's
         shutdown)."""
-        with self._lock:
-            pg = self._async_pgs.pop(asyncio.get_running_loop(), None)
-        if pg is not None:
-            pg.close()
+        if self._backend is not None:
+            self._backend.close_loop()
 
     def close(self) -> None:
-        with self._lock:
-            pgs, self._async_pgs = list(self._async_pgs.values()), {}
-        for pg in pgs:
-            pg.close()
+        if self._backend is not None:
+            self._backend.close()
         self.engine.dispose()

@@ -1,7 +1,17 @@
 """The annotate loop: lease the next item, submit, skip, release, edit an earlier answer.
 
 Each call is one short write transaction. The response is built only after COMMIT returns,
-so an acknowledged answer is durable (Q4).
+so an acknowledged answer is durable (Q4, storage.engine).
+
+The server reaches lease, submit, skip and release through one async use case each
+(``lease_next_async``, ``submit_answer_async``, ``skip_item_async``, ``release_item_async``),
+for browser (session cookie) and API-token clients alike: api/fastlane.py for the plain case,
+the routes of api/routes/queue.py for the rest (validation errors, large bodies). They run on
+the database's :class:`~goldlabel.storage.backend.Backend`, which decides where the work runs
+and makes it durable. Whether the database has the one-statement lease and the merged submit
+is the backend's to say (PostgreSQL), whether a project's answers can take the merged submit
+its schema's (choice questions only): no module flag chooses a path. The synchronous functions of the same
+names are the same rules for callers off the event loop (the CLI, tests).
 """
 
 from __future__ import annotations
@@ -13,7 +23,6 @@ from collections.abc import Awaitable, Callable, Generator
 from typing import Any, NamedTuple
 
 import numpy as np
-import sqlalchemy as sa
 
 from goldlabel.domain.errors import conflict, not_found
 from goldlabel.domain.queue_policy import AnnotatorProgress, QueuePolicy, pick_next
@@ -35,20 +44,15 @@ from goldlabel.storage import items as item_store
 from goldlabel.storage import queue as queue_store
 from goldlabel.storage import queue_pg
 from goldlabel.storage.engine import now_ms, read_tx, statement_tx, write_tx
+from goldlabel.storage.handles import Connection
 from goldlabel.storage.quality import json_safe
 
-# How the server runs a synchronous service call from the event loop (api/fastlane.py: on the
-# loop when nothing can make it wait, else in the thread pool).
-RunSync = Callable[..., Awaitable[Any]]
-
 LEASE_TOKEN_PREFIX = "lt_"
-# PostgreSQL: the common lease in one statement and the common submit in one (the write, on
-# the lease's reading of the item kept by this process) or two (a read, then the write), the
-# write re-checking under lock what the decision used; each statement its own transaction on a
-# connection in autocommit mode (storage/queue_pg.py), instead of about twelve statements in two
-# transactions. Tests turn them off to compare with the generic path.
-PG_MERGED_SUBMIT = True
-PG_ONE_STATEMENT_LEASE = True
+# PostgreSQL (Backend.one_statement_lease, Backend.merged_submit): the common lease in one
+# statement and the common submit in one (the write, on the lease's reading of the item kept by
+# this process) or two (a read, then the write), the write re-checking under lock what the
+# decision used; each statement its own transaction on a connection in autocommit mode
+# (storage/queue_pg.py), instead of about twelve statements in two transactions.
 # Live leases one annotator may hold when the project's settings do not say (schemas.py).
 DEFAULT_MAX_LEASES = 4
 # Member roles that may annotate (access.py): what the lease statement checks in SQL.
@@ -66,7 +70,7 @@ def public_answer(row: dict) -> dict[str, Any]:
     }
 
 
-def _task_view(conn: sa.Connection, project: dict, item_id: int, data: Any = None) -> dict[str, Any]:
+def _task_view(conn: Connection, project: dict, item_id: int, data: Any = None) -> dict[str, Any]:
     """What an annotator sees of an item. Never reads gold_answers, never returns is_gold (Q8)."""
     if data is None:
         data = item_store.fetch_item_data(conn, item_id)
@@ -79,7 +83,7 @@ def _task_view(conn: sa.Connection, project: dict, item_id: int, data: Any = Non
     return view
 
 
-def _lease_view(conn: sa.Connection, project: dict, lease: dict, token: str, data: Any = None) -> dict[str, Any]:
+def _lease_view(conn: Connection, project: dict, lease: dict, token: str, data: Any = None) -> dict[str, Any]:
     return {"token": token, "expires_at": lease["expires_at"],
             "item": _task_view(conn, project, lease["item_id"], data)}
 
@@ -106,21 +110,20 @@ def lease_next(ctx: Context, actor: Actor, project_id: int) -> dict[str, Any] | 
     return _lease_general(ctx, actor, project_id)
 
 
-async def lease_next_async(ctx: Context, actor: Actor, project_id: int, run_sync: RunSync) -> dict[str, Any] | None:
-    """:func:`lease_next` for a caller on the event loop: on PostgreSQL the common case's one
-    statement runs on the loop (storage.aio); everything else, and SQLite, goes through
-    ``run_sync``."""
-    if _one_statement_lease(ctx):
+async def lease_next_async(ctx: Context, actor: Actor, project_id: int) -> dict[str, Any] | None:
+    """Lease (the server's one use case): on PostgreSQL the common case's one statement runs
+    on the event loop (storage.aio); everything else, and SQLite, in ``Backend.run``."""
+    backend = ctx.backend
+    if backend.one_statement_lease:
         token, call = _lease_call(actor, project_id)
-        done, result = _lease_outcome(ctx, actor, await ctx.async_pg().all(call), token)
+        done, result = _lease_outcome(ctx, actor, await backend.all(call), token)
         if done:
             return result
-        return await run_sync(_lease_general, ctx, actor, project_id)
-    return await run_sync(lease_next, ctx, actor, project_id)
+    return await backend.run(_lease_general, ctx, actor, project_id)
 
 
 def _one_statement_lease(ctx: Context) -> bool:
-    return PG_ONE_STATEMENT_LEASE and ctx.engine.dialect.name == "postgresql"
+    return ctx.backend.one_statement_lease
 
 
 def _new_lease_token() -> str:
@@ -168,7 +171,7 @@ def _remember_reading(ctx: Context, project: dict, got: dict, token: str) -> Non
     membership, the project and the item; the skills and priors stay as read here (a re-fit
     before the submit reaches the item's consensus with its next answer or the re-fit's own
     rewrite)."""
-    if not PG_MERGED_SUBMIT or not _merged_kinds(ctx.get_schema(project)):
+    if not ctx.backend.merged_submit or not _merged_kinds(ctx.get_schema(project)):
         return
     reading = {"project": project, "role": got["role"], "lease": got["lease"], "item": {**got["item"], "data": None},
                "key_seen": False, "answers": got["answers"], "skills": got["skills"], "priors": got["priors"]}
@@ -202,7 +205,7 @@ def _lease_general(ctx: Context, actor: Actor, project_id: int) -> dict[str, Any
         has_gold = policy.has_gold
         token = _new_lease_token()
         expires_at = now + project["lease_ttl_s"] * 1000
-        if not has_gold and conn.dialect.name == "postgresql":
+        if not has_gold and ctx.backend.dialect == "postgresql":
             # No gold stream, so the policy's choice is the head of the normal queue: candidate,
             # reservation and lease in one round trip (same conditions, re-checked by the UPDATE).
             claimed = queue_store.claim_next_pg(
@@ -238,7 +241,7 @@ def _check_own_lease(lease: dict | None, actor: Actor, project_id: int) -> None:
         raise not_found("lease")
 
 
-def _fetch_own_lease(conn: sa.Connection, actor: Actor, project_id: int, token: str, *, lock: bool = False) -> dict:
+def _fetch_own_lease(conn: Connection, actor: Actor, project_id: int, token: str, *, lock: bool = False) -> dict:
     """The caller's lease in this project, or 404. ``lock=True`` (inside a write transaction)
     re-reads it under a row lock, so its status cannot change until COMMIT."""
     fetch = queue_store.lock_lease_by_token if lock else queue_store.fetch_lease_by_token
@@ -277,20 +280,30 @@ async def submit_answer_async(
     lease_token: str,
     value: dict[str, Any],
     duration_ms: int | None,
-    idempotency_key: str | None,
-    run_sync: RunSync,
+    idempotency_key: str | None = None,
 ) -> dict[str, Any]:
-    """:func:`submit_answer` for a caller on the event loop: on PostgreSQL the common case's
-    statements run on the loop (storage.aio); everything else, and SQLite, goes through
-    ``run_sync``."""
+    """Submit (the server's one use case): on PostgreSQL the common case's statements run on
+    the event loop (storage.aio); everything else, and SQLite, in ``Backend.run``, which
+    returns once the answer is durable (Q4)."""
+    backend = ctx.backend
+    now = None
     if _merged_submit(ctx):
         steps = _merged_steps(ctx, actor, project_id, lease_token, value, duration_ms, idempotency_key)
-        result, now = await _drive_async(steps, ctx.async_pg().all)
+        result, now = await _drive_async(steps, backend.all)
         if result is not None:
             return result
-        return await run_sync(_submit_generic, ctx, actor, project_id, lease_token, value, duration_ms,
-                              idempotency_key, now)
-    return await run_sync(submit_answer, ctx, actor, project_id, lease_token, value, duration_ms, idempotency_key)
+    return await backend.run(_submit_generic, ctx, actor, project_id, lease_token, value, duration_ms,
+                             idempotency_key, now)
+
+
+async def skip_item_async(ctx: Context, actor: Actor, project_id: int, lease_token: str) -> None:
+    """Skip (the server's one use case): :func:`skip_item` in ``Backend.run``."""
+    await ctx.backend.run(skip_item, ctx, actor, project_id, lease_token)
+
+
+async def release_item_async(ctx: Context, actor: Actor, project_id: int, lease_token: str) -> None:
+    """Release (the server's one use case): :func:`release_item` in ``Backend.run``."""
+    await ctx.backend.run(release_item, ctx, actor, project_id, lease_token)
 
 
 # The merged submit's statements as a generator that yields each storage.hot Call and is sent its
@@ -353,7 +366,7 @@ async def _drive_async(steps: Steps, run: Callable[[Any], Awaitable[list[dict]]]
 
 
 def _merged_submit(ctx: Context) -> bool:
-    return PG_MERGED_SUBMIT and ctx.engine.dialect.name == "postgresql"
+    return ctx.backend.merged_submit
 
 
 class _SubmitPlan(NamedTuple):
@@ -452,7 +465,7 @@ def _submit_generic(
         return _submit_locked(ctx, conn, actor, project, lease, item, clean, duration_ms, idempotency_key, now)
 
 
-def _submit_locked(ctx: Context, conn: sa.Connection, actor: Actor, project: dict, lease: dict, item: dict,
+def _submit_locked(ctx: Context, conn: Connection, actor: Actor, project: dict, lease: dict, item: dict,
                    clean: dict, duration_ms: int | None, idempotency_key: str | None, now: int) -> dict[str, Any]:
     """submit_answer once the lease and item are locked and the answer validated."""
     project_id = project["id"]
@@ -510,19 +523,19 @@ def _submit_locked(ctx: Context, conn: sa.Connection, actor: Actor, project: dic
     return {"answer": public_answer(answer), "item_status": status}
 
 
-def _submit_result(ctx: Context, conn: sa.Connection, project: dict, answer: dict) -> dict[str, Any]:
+def _submit_result(ctx: Context, conn: Connection, project: dict, answer: dict) -> dict[str, Any]:
     item = item_store.fetch_item(conn, project["id"], answer["item_id"])
     return {"answer": public_answer(answer), "item_status": _status_as_seen(ctx, conn, project, item)}
 
 
-def _status_as_seen(ctx: Context, conn: sa.Connection, project: dict, item: dict) -> str:
+def _status_as_seen(ctx: Context, conn: Connection, project: dict, item: dict) -> str:
     """The item status an annotator is shown."""
     if item["is_gold"]:
         return _gold_status_as_seen(ctx, conn, project, item["id"], now_ms())
     return item["status"]
 
 
-def _gold_status_as_seen(ctx: Context, conn: sa.Connection, project: dict, item_id: int, now: int) -> str:
+def _gold_status_as_seen(ctx: Context, conn: Connection, project: dict, item_id: int, now: int) -> str:
     """Q8: a gold item stays open for everyone (its answer is known), so its real status would
     give it away (a normal item of the same project goes final or to review). Annotators are
     shown the status a normal item would have with the gold item's first answers, at most the
@@ -540,13 +553,13 @@ def _gold_status_as_seen(ctx: Context, conn: sa.Connection, project: dict, item_
     return str(status[0])
 
 
-def _return_lease(conn: sa.Connection, actor: Actor, project_id: int, lease_token: str) -> dict:
+def _return_lease(conn: Connection, actor: Actor, project_id: int, lease_token: str) -> dict:
     """The caller's lease, locked, with its item's reservation handed back (skip and release)."""
     lease = _return_lease_of(conn, actor, project_id, lease_token)[0]
     return lease
 
 
-def _return_lease_of(conn: sa.Connection, actor: Actor, project_id: int, lease_token: str) -> tuple[dict, dict]:
+def _return_lease_of(conn: Connection, actor: Actor, project_id: int, lease_token: str) -> tuple[dict, dict]:
     """:func:`_return_lease` and the project."""
     project = load_project(conn, actor, project_id, "annotate")
     lease = _fetch_own_lease(conn, actor, project_id, lease_token, lock=True)

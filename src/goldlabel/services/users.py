@@ -182,20 +182,40 @@ def start_session(ctx: Context, user_id: int, nonce: str, expires_at_ms: int) ->
         user_store.insert_session(conn, hash_token(nonce), user_id, now, expires_at_ms)
 
 
+def _session_key(nonce: str) -> str:
+    # Sessions and tokens share the Context's actor cache, keyed apart.
+    return "session:" + hash_token(nonce)
+
+
+def cached_session_actor(ctx: Context, user_id: int, nonce: str) -> Actor | None:
+    """The user of a session verified less than ``ctx.token_cache_ttl_s`` ago, without I/O:
+    the same cache, and the same revocation rule, as API tokens (``cached_token_actor``)."""
+    actor = ctx.cached_actor(_session_key(nonce))
+    return actor if actor is not None and actor.id == user_id else None  # type: ignore[attr-defined,return-value]
+
+
 def session_actor(ctx: Context, user_id: int, nonce: str) -> Actor | None:
     """The user of a live session, if the account is active; None when the session was ended,
-    has expired or never existed. One statement: runs on every cookie-authenticated request."""
+    has expired or never existed. One statement, then kept in the actor cache as a verified
+    token is (see ``cached_session_actor``)."""
+    actor = cached_session_actor(ctx, user_id, nonce)
+    if actor is not None:
+        return actor
     with read_tx(ctx.engine) as conn:
         row = user_store.fetch_user_by_session(conn, hash_token(nonce), user_id, now_ms())
     if row is None or not row["is_active"]:
         return None
-    return Actor(row["id"], row["username"], row["role"])
+    actor = Actor(row["id"], row["username"], row["role"])
+    ctx.cache_actor(_session_key(nonce), actor)
+    return actor
 
 
 def end_session(ctx: Context, nonce: str) -> None:
-    """Log out: the session's record is deleted, so a copy of its cookie stops working."""
+    """Log out: the session's record is deleted, so a copy of its cookie stops working (in this
+    process at once, in others within ``token_cache_s``, as a revoked token)."""
     with write_tx(ctx.engine) as conn:
         user_store.delete_session(conn, hash_token(nonce))
+    ctx.forget_actors()
 
 
 def end_sessions(ctx: Context, actor: Actor, user_id: int) -> int:
@@ -204,7 +224,9 @@ def end_sessions(ctx: Context, actor: Actor, user_id: int) -> int:
     suspend them). Returns how many sessions ended."""
     with write_tx(ctx.engine) as conn:
         _managed_user(conn, actor, user_id, "end the sessions of")
-        return user_store.delete_user_sessions(conn, user_id)
+        ended = user_store.delete_user_sessions(conn, user_id)
+    ctx.forget_actors()
+    return ended
 
 
 def _managed_user(conn: Connection, actor: Actor, user_id: int, action: str) -> dict:

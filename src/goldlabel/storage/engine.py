@@ -1,8 +1,18 @@
-"""Engines for SQLite (embedded default) and PostgreSQL, and the two kinds of transaction.
+"""Engines for SQLite (embedded default) and PostgreSQL, the two kinds of transaction, and
+the one durability rule (Q4) every client's writes follow.
 
 SQLite: WAL so readers never block the writer; every write transaction starts with
 ``BEGIN IMMEDIATE`` so two writers queue on ``busy_timeout`` instead of one failing with
 "database is locked" when a deferred read transaction tries to upgrade.
+
+Durability, once for every caller (docs/deployment.md, "Durability"): a durable ``write_tx``
+returns only once its COMMIT is on disk. PostgreSQL: ``synchronous_commit=on`` (the server
+flushes its WAL at COMMIT and groups the flushes of concurrent commits itself). SQLite: COMMIT
+with ``synchronous=NORMAL``, then an fdatasync of the write-ahead log that covers every COMMIT
+made before it started (:func:`sync_wal`), so concurrent writers share one flush (group commit)
+and the writer lock is never held while the disk works. A caller on an event loop
+(storage.backend) may take the flush over, to run it off the loop, with :func:`deferred_flushes`;
+either way it happens before the caller is told the write happened.
 """
 
 from __future__ import annotations
@@ -123,8 +133,9 @@ def _create_sqlite_engine(url: sa.URL, settings: Settings) -> Engine:
         dbapi_conn.isolation_level = None
         cur = dbapi_conn.cursor()
         cur.execute("PRAGMA journal_mode=WAL")
-        # Q4: FULL fsyncs the WAL on every commit, so a 2xx answer survives power loss.
-        cur.execute("PRAGMA synchronous=FULL")
+        # Q4: COMMIT does not wait for the disk; a durable write_tx then syncs the log itself
+        # (sync_wal), shared with the writers that committed meanwhile (group commit).
+        cur.execute("PRAGMA synchronous=NORMAL")
         cur.execute(f"PRAGMA busy_timeout={int(settings.sqlite_busy_timeout_ms)}")
         cur.execute("PRAGMA foreign_keys=ON")
         cur.execute("PRAGMA cache_size=-65536")
@@ -132,21 +143,15 @@ def _create_sqlite_engine(url: sa.URL, settings: Settings) -> Engine:
         cur.close()
 
     _WRITER_LOCKS[engine] = (threading.RLock(), settings.sqlite_busy_timeout_ms / 1000)
+    wal = None
     if url.database and url.database != ":memory:":
-        _WAL_PATHS[engine] = str(Path(url.database).expanduser().resolve()) + "-wal"
+        wal = _WAL_PATHS[engine] = str(Path(url.database).expanduser().resolve()) + "-wal"
+    _LOGS[engine] = _Log(wal)
 
     @event.listens_for(engine, "begin")
     def _on_begin(conn: Connection) -> None:
         options = conn.get_execution_options()
         mode = options.get("sqlite_begin", "DEFERRED")
-        if mode == "IMMEDIATE":
-            # FULL fsyncs the WAL at COMMIT; NORMAL (non-durable writes, see write_tx) does not.
-            # Set per write transaction, outside it (the pragma is per connection).
-            sync = "FULL" if options.get("durable", True) else "NORMAL"
-            info = conn.connection.info
-            if info.get("synchronous") != sync:
-                conn.exec_driver_sql(f"PRAGMA synchronous={sync}")
-                info["synchronous"] = sync
         # On the driver's connection: through exec_driver_sql, SQLAlchemy's per-statement work
         # cost the annotate loop more than the BEGIN itself (two per cycle; storage/hot.py).
         # A failure (database locked past busy_timeout) is wrapped as exec_driver_sql would.
@@ -167,6 +172,24 @@ _PG_CONNECT_ARGS: weakref.WeakKeyDictionary[Engine, dict[str, Any]] = weakref.We
 # PostgreSQL engines -> how many connections their pool may hand out (size + overflow).
 _POOL_CAPACITY: weakref.WeakKeyDictionary[Engine, int] = weakref.WeakKeyDictionary()
 
+class _Log:
+    """A SQLite database's write-ahead log as this process's writers see it: how many durable
+    COMMITs they made (``committed``) and how many of those a finished fdatasync covers
+    (``synced``). See :func:`sync_wal`."""
+
+    __slots__ = ("committed", "lock", "path", "synced", "syncing")
+
+    def __init__(self, path: str | None) -> None:
+        self.path = path
+        self.committed = 0
+        self.synced = 0
+        self.lock = threading.Lock()  # guards the counters
+        self.syncing = threading.Lock()  # one fdatasync at a time; the writers waiting share it
+
+
+# SQLite engines -> their write-ahead log's commit and sync counters.
+_LOGS: weakref.WeakKeyDictionary[Engine, _Log] = weakref.WeakKeyDictionary()
+
 # SQLite engines -> (the lock their writers queue on in this process, how long to wait for it).
 _WRITER_LOCKS: weakref.WeakKeyDictionary[Engine, tuple[threading.RLock, float]] = weakref.WeakKeyDictionary()
 
@@ -175,10 +198,12 @@ _WRITER_LOCKS: weakref.WeakKeyDictionary[Engine, tuple[threading.RLock, float]] 
 def write_tx(engine: Engine, *, durable: bool = True) -> Iterator[Connection]:
     """A write transaction: BEGIN IMMEDIATE on SQLite (one writer at a time, by design).
 
-    ``durable=False`` skips the flush at COMMIT (SQLite ``synchronous=NORMAL`` in WAL mode,
-    PostgreSQL ``synchronous_commit=off``): a crash may lose the last such transactions
-    whole, never part of one, and never one that a later durable COMMIT depends on (the WAL is
-    flushed in order). Only for work that is safe to lose, such as a lease (Q4 covers answers).
+    Durable (the default): on disk when the block returns (see the module's docstring), or,
+    inside :func:`deferred_flushes`, owed to that caller. ``durable=False`` skips the flush
+    (SQLite: no fdatasync; PostgreSQL ``synchronous_commit=off``): a crash may lose the last
+    such transactions whole, never part of one, and never one that a later durable COMMIT
+    depends on (the WAL is flushed in order). Only for work that is safe to lose, such as a
+    lease (Q4 covers answers).
     """
     # SQLite lets one writer in at a time and makes the others poll: its busy handler sleeps
     # 1, 2, 5, 10, ... up to 100 ms between tries, so a writer that has waited long sleeps
@@ -190,19 +215,28 @@ def write_tx(engine: Engine, *, durable: bool = True) -> Iterator[Connection]:
     entry = _WRITER_LOCKS.get(engine)
     lock = entry[0] if entry else None
     held = lock is not None and lock.acquire(timeout=entry[1])
-    owed = _FLUSH_OWED.get() if durable and entry is not None else None
+    seq = 0
     try:
         with engine.connect() as conn:
-            conn = conn.execution_options(sqlite_begin="IMMEDIATE", durable=durable and owed is None)
+            conn = conn.execution_options(sqlite_begin="IMMEDIATE")
             with conn.begin():
                 if not durable and conn.dialect.name == "postgresql":
                     conn.exec_driver_sql("SET LOCAL synchronous_commit TO OFF")
                 yield conn
-        if owed is not None:
-            owed.append(engine)
+        log = _LOGS.get(engine) if durable else None
+        if log is not None:
+            with log.lock:
+                log.committed += 1
+                seq = log.committed
     finally:
         if held:
             lock.release()
+    if seq:
+        owed = _FLUSH_OWED.get()
+        if owed is None:
+            sync_wal(engine, seq)
+        else:
+            owed.append((engine, seq))
 
 
 @contextlib.contextmanager
@@ -224,27 +258,42 @@ def statement_tx(engine: Engine) -> Iterator[Connection]:
             yield conn
 
 
-# Set by ``flush_after``: the durable SQLite writes of this context owe a WAL flush.
-_FLUSH_OWED: contextvars.ContextVar[list[Engine] | None] = contextvars.ContextVar("goldlabel_flush_owed", default=None)
+# Set by ``deferred_flushes``: the durable SQLite writes of this context owe a WAL flush.
+_FLUSH_OWED: contextvars.ContextVar[list[tuple[Engine, int]] | None] = contextvars.ContextVar(
+    "goldlabel_flush_owed", default=None)
 
 
 @contextlib.contextmanager
-def flush_after() -> Iterator[list[Engine]]:
-    """Inside this block a durable SQLite write commits without waiting for the disk
-    (``synchronous=NORMAL``) and adds its engine to the yielded list; the caller must then
-    ``flush_wal`` each of them before it acknowledges the write to anyone (Q4).
-
-    What it buys: the COMMIT, and the writer lock, no longer wait for the fsync. The server's
-    fast lane flushes in a worker thread while its event loop serves other requests, and
-    flushes that overlap share the disk's work (a group commit). Other writers may see the
-    write a millisecond before it is on disk; none is told it happened before it is.
-    """
-    owed: list[Engine] = []
+def deferred_flushes() -> Iterator[list[tuple[Engine, int]]]:
+    """Inside this block a durable SQLite write returns without syncing the log and adds
+    ``(engine, its commit number)`` to the yielded list: the caller must ``sync_wal`` each
+    before it acknowledges the write to anyone (Q4). For storage.backend, which runs the sync
+    off the event loop when other requests are waiting; nothing else should need it."""
+    owed: list[tuple[Engine, int]] = []
     token = _FLUSH_OWED.set(owed)
     try:
         yield owed
     finally:
         _FLUSH_OWED.reset(token)
+
+
+def sync_wal(engine: Engine, seq: int) -> bool:
+    """Make this process's durable COMMIT number ``seq`` (and every one before it) durable:
+    fdatasync the write-ahead log unless a sync that started after that COMMIT has already
+    finished. Concurrent callers queue on one lock, and each sync covers every COMMIT made
+    before it started, so N writers waiting together cost at most two syncs (group commit).
+    True when this call ran the fdatasync itself."""
+    log = _LOGS.get(engine)
+    if log is None or log.synced >= seq:
+        return False
+    with log.syncing:
+        if log.synced >= seq:
+            return False  # a sync that started after our COMMIT finished while we queued
+        with log.lock:
+            target = log.committed
+        flush_wal(engine)
+        log.synced = target
+    return True
 
 
 def flush_wal(engine: Engine) -> None:

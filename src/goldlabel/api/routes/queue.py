@@ -1,4 +1,9 @@
-"""The annotate loop: next, submit, skip, release; my answers."""
+"""The annotate loop: next, submit, skip, release; my answers.
+
+Next, submit, skip and release call the same async use cases as api/fastlane.py, which answers
+their plain requests (browser and API token alike) before they reach FastAPI: these routes are
+the contract (OpenAPI, validation errors) and the path for what the fast lane hands on, never a
+second implementation."""
 
 from __future__ import annotations
 
@@ -33,35 +38,35 @@ def _json(body: dict, status_code: int = status.HTTP_200_OK) -> Response:
     response_model=LeasePublic,
     responses={204: {"description": "No item needs your answer right now."}},
 )
-def lease_next(project_id: int, ctx: ContextDep, actor: CurrentActor) -> Any:
-    lease = queue_service.lease_next(ctx, actor, project_id)
+async def lease_next(project_id: int, ctx: ContextDep, actor: CurrentActor) -> Any:
+    lease = await queue_service.lease_next_async(ctx, actor, project_id)
     if lease is None:
         return Response(status_code=status.HTTP_204_NO_CONTENT)
     return _json(lease)
 
 
 @router.post("/answers", response_model=SubmitResult, status_code=status.HTTP_201_CREATED)
-def submit_answer(
+async def submit_answer(
     project_id: int,
     body: AnswerSubmit,
     ctx: ContextDep,
     actor: CurrentActor,
     idempotency_key: Annotated[str | None, Header(max_length=200)] = None,
 ) -> Any:
-    result = queue_service.submit_answer(
+    result = await queue_service.submit_answer_async(
         ctx, actor, project_id, body.lease_token, body.value, body.duration_ms, idempotency_key
     )
     return _json(result, status.HTTP_201_CREATED)
 
 
 @router.post("/skip", status_code=status.HTTP_204_NO_CONTENT)
-def skip_item(project_id: int, body: LeaseAction, ctx: ContextDep, actor: CurrentActor) -> None:
-    queue_service.skip_item(ctx, actor, project_id, body.lease_token)
+async def skip_item(project_id: int, body: LeaseAction, ctx: ContextDep, actor: CurrentActor) -> None:
+    await queue_service.skip_item_async(ctx, actor, project_id, body.lease_token)
 
 
 @router.post("/release", status_code=status.HTTP_204_NO_CONTENT)
-def release_item(project_id: int, body: LeaseAction, ctx: ContextDep, actor: CurrentActor) -> None:
-    queue_service.release_item(ctx, actor, project_id, body.lease_token)
+async def release_item(project_id: int, body: LeaseAction, ctx: ContextDep, actor: CurrentActor) -> None:
+    await queue_service.release_item_async(ctx, actor, project_id, body.lease_token)
 
 
 @router.get("/my-answers", response_model=Page)
