@@ -8,7 +8,7 @@ from fastapi import Depends, Query, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from starlette.concurrency import run_in_threadpool
 
-from goldlabel.domain.errors import unauthorized
+from goldlabel.domain.errors import GoldlabelError, unauthorized
 from goldlabel.services import users as user_service
 from goldlabel.services.access import Actor
 from goldlabel.services.context import Context
@@ -34,13 +34,22 @@ async def get_actor(
     # hop; a cache miss reads the database in the thread pool.
     if credentials is not None:
         actor = user_service.cached_token_actor(ctx, credentials.credentials)
-        if actor is not None:
-            return actor
-        return await run_in_threadpool(user_service.authenticate_token, ctx, credentials.credentials)
-    session_actor = getattr(request.state, "session_actor", None)
-    if session_actor is not None:
-        return session_actor
-    raise unauthorized()
+        if actor is None:
+            actor = await run_in_threadpool(user_service.authenticate_token, ctx, credentials.credentials)
+    else:
+        actor = getattr(request.state, "session_actor", None)
+        if actor is None:
+            raise unauthorized()
+    if actor.must_enrol and not _is_enrolment_path(request.url.path, actor.id):
+        raise GoldlabelError("your role requires two-factor login: enrol first (your account page, "
+                             "or POST /api/v1/users/{id}/totp)", code="totp_enrolment_required", status=403)
+    return actor
+
+
+def _is_enrolment_path(path: str, user_id: int) -> bool:
+    """What a user who must enrol in two-factor login may still call: who they are, and the
+    enrolment itself."""
+    return path in ("/api/v1/users/me", f"/api/v1/users/{user_id}/totp", f"/api/v1/users/{user_id}/totp/confirm")
 
 
 CurrentActor = Annotated[Actor, Depends(get_actor)]

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from goldlabel.domain.errors import not_found
+from goldlabel.services import audit
 from goldlabel.services.access import Actor, fetch_project_role, is_allowed, load_project
 from goldlabel.services.context import Context
 from goldlabel.services.queue import public_answer
@@ -66,6 +67,7 @@ def delete_item(ctx: Context, actor: Actor, project_id: int, item_id: int) -> No
         load_project(conn, actor, project_id, "manage")
         if not item_store.delete_item(conn, project_id, item_id):
             raise not_found("item")
+        audit.record(conn, actor, "item.delete", project_id=project_id, target=("item", item_id))
 
 
 def list_answers(ctx: Context, actor: Actor, project_id: int, after: int, limit: int) -> list[dict]:

@@ -8,6 +8,7 @@ from goldlabel.domain.errors import FieldError, GoldlabelError, forbidden, inval
 from goldlabel.domain.label_schema import LabelSchema
 from goldlabel.domain.label_schema.changes import compare_schemas, find_breaks
 from goldlabel.schemas import ProjectCreate, ProjectUpdate, QualitySettings
+from goldlabel.services import audit
 from goldlabel.services import quality as quality_service
 from goldlabel.services.access import Actor, fetch_project_role, is_allowed, load_project
 from goldlabel.services.context import Context
@@ -66,6 +67,8 @@ def create_project(ctx: Context, actor: Actor | None, spec: ProjectCreate) -> di
         project_store.insert_schema_version(conn, row["id"], 1, schema, actor.id if actor else None, now)
         if actor is not None:
             user_store.upsert_member(conn, row["id"], actor.id, "manager", now)
+        audit.record(conn, actor, "project.create", project_id=row["id"], target=("project", row["id"]),
+                     detail={"name": spec.name})
     return public_project(row, "manager" if actor else None)
 
 
@@ -110,6 +113,8 @@ def update_project(ctx: Context, actor: Actor, project_id: int, spec: ProjectUpd
         if lo is None or hi is None or hi < lo:
             raise invalid([FieldError(("overlap_max",), "overlap_range", "overlap_max must be >= overlap_min")])
         changes = {k: v for k, v in changes.items() if v is not None}
+        for action, detail in _audited_update(row, changes):
+            audit.record(conn, actor, action, project_id=project_id, target=("project", project_id), detail=detail)
         row = project_store.update_project(conn, project_id, **changes, updated_at=now)
     return public_project(row, fetch_role_or_none(ctx, actor, project_id))
 
@@ -178,8 +183,10 @@ def fetch_role_or_none(ctx: Context, actor: Actor, project_id: int) -> str | Non
 
 def delete_project(ctx: Context, actor: Actor, project_id: int) -> None:
     with write_tx(ctx.engine) as conn:
-        load_project(conn, actor, project_id, "manage")
+        project = load_project(conn, actor, project_id, "manage")
         project_store.delete_project(conn, project_id)
+        audit.record(conn, actor, "project.delete", project_id=project_id, target=("project", project_id),
+                     detail={"name": project["name"]})
 
 
 def list_members(ctx: Context, actor: Actor, project_id: int) -> list[dict]:
@@ -204,7 +211,10 @@ def set_member(ctx: Context, actor: Actor | None, project_id: int, user_id: int,
             raise GoldlabelError(
                 "only users with the manager role can manage a project", code="role_too_high", status=422
             )
+        before = user_store.fetch_member_role(conn, project_id, user_id)
         user_store.upsert_member(conn, project_id, user_id, role, now_ms())
+        audit.record(conn, actor, "member.set", project_id=project_id, target=("user", user_id),
+                     detail={"from": before, "to": role})
         _settle_stalled(ctx, conn, project_id)
     return {"user_id": user_id, "username": user["username"], "display_name": user["display_name"], "role": role}
 
@@ -214,7 +224,27 @@ def remove_member(ctx: Context, actor: Actor, project_id: int, user_id: int) -> 
         load_project(conn, actor, project_id, "manage")
         if not user_store.delete_member(conn, project_id, user_id):
             raise not_found("member")
+        audit.record(conn, actor, "member.remove", project_id=project_id, target=("user", user_id))
         _settle_stalled(ctx, conn, project_id)
+
+
+def _audited_update(row: dict, changes: dict[str, Any]) -> list[tuple[str, dict]]:
+    """The audit entries of a project update: a schema edit, quality settings (the keys that
+    changed, old and new), and the other fields."""
+    out: list[tuple[str, dict]] = []
+    if "label_schema" in changes:
+        out.append(("project.schema", {"from_version": row["schema_version"],
+                                       "to_version": changes["schema_version"]}))
+    if "settings" in changes:
+        old = row["settings"] or {}
+        diff = {k: {"from": old.get(k), "to": v} for k, v in changes["settings"].items() if old.get(k) != v}
+        if diff:
+            out.append(("project.settings", diff))
+    fields = {k: v for k, v in changes.items() if k not in ("label_schema", "schema_version", "settings")
+              and row.get(k) != v}
+    if fields:
+        out.append(("project.update", {"fields": sorted(fields)}))
+    return out
 
 
 def _settle_stalled(ctx: Context, conn: Any, project_id: int) -> None:

@@ -32,7 +32,7 @@ from goldlabel.quality.agreement import fleiss_kappa, krippendorff_alpha
 from goldlabel.quality.gold import GoldThresholds
 from goldlabel.quality.skill import confusions_from_skills, estimate_skill
 from goldlabel.schemas import QualitySettings
-from goldlabel.services import cold_start, consensus_kinds
+from goldlabel.services import audit, cold_start, consensus_kinds
 from goldlabel.services.access import Actor, load_project
 from goldlabel.services.context import Context
 from goldlabel.services.posterior import item_consensus
@@ -475,6 +475,8 @@ def set_annotator_status(ctx: Context, actor: Actor, project_id: int, annotator_
         settle_stalled(ctx, conn, project, now)
         records.insert_event(conn, project_id, f"annotator.{status}", {"annotator_id": annotator_id,
                                                                         "by": actor.id}, now)
+        audit.record(conn, actor, "annotator.status", project_id=project_id, target=("user", annotator_id),
+                     detail={"status": status})
     return {"annotator_id": annotator_id, "status": status, "evidence": evidence}
 
 

@@ -15,6 +15,7 @@ from zxcvbn import zxcvbn
 
 from goldlabel.domain.errors import GoldlabelError, conflict, forbidden, not_found, unauthorized
 from goldlabel.domain.json_limits import text_problem
+from goldlabel.services import audit
 from goldlabel.services.access import Actor
 from goldlabel.services.context import Context
 from goldlabel.services.login_guard import guard_of
@@ -93,6 +94,7 @@ def create_user(
             is_active=True,
             created_at=now_ms(),
         )
+        audit.record(conn, actor, "user.create", target=("user", row["id"]), detail={"role": role})
     return public_user(row)
 
 
@@ -111,7 +113,12 @@ def authenticate_password(ctx: Context, username: str, password: str) -> Actor:
         ok = False
     if not ok or row is None or not row["password_hash"] or not row["is_active"]:
         raise unauthorized("wrong username or password")
-    return Actor(row["id"], row["username"], row["role"])
+    return actor_of(ctx, row)
+
+
+def actor_of(ctx: Context, row: dict) -> Actor:
+    must_enrol = row["role"] in ctx.settings.totp_roles and row["totp_enabled_at"] is None
+    return Actor(row["id"], row["username"], row["role"], must_enrol=must_enrol)
 
 
 def cached_token_actor(ctx: Context, token: str) -> Actor | None:
@@ -132,7 +139,7 @@ def authenticate_token(ctx: Context, token: str) -> Actor:
         row = user_store.fetch_user_by_token_hash(conn, token_hash)
     if row is None or not row["is_active"]:
         raise unauthorized("invalid or revoked API token")
-    actor = Actor(row["id"], row["username"], row["role"])
+    actor = actor_of(ctx, row)
     ctx.cache_actor(token_hash, actor)
     return actor
 
@@ -156,6 +163,8 @@ def create_token(ctx: Context, actor: Actor | None, user_id: int, name: str = ""
             prefix=token[:10],
             created_at=now_ms(),
         )
+        audit.record(conn, actor, "token.issue", target=("token", row["id"]),
+                     detail={"user_id": user_id, "name": name, "prefix": row["prefix"]})
     return {**row, "token": token}
 
 
@@ -170,6 +179,7 @@ def revoke_token(ctx: Context, actor: Actor, user_id: int, token_id: int) -> Non
         _token_owner(conn, actor, user_id, "revokes")
         if not user_store.revoke_token(conn, user_id, token_id, now_ms()):
             raise not_found("token")
+        audit.record(conn, actor, "token.revoke", target=("token", token_id), detail={"user_id": user_id})
     ctx.forget_actors()
 
 
@@ -189,7 +199,7 @@ def session_actor(ctx: Context, user_id: int, nonce: str) -> Actor | None:
         row = user_store.fetch_user_by_session(conn, hash_token(nonce), user_id, now_ms())
     if row is None or not row["is_active"]:
         return None
-    return Actor(row["id"], row["username"], row["role"])
+    return actor_of(ctx, row)
 
 
 def end_session(ctx: Context, nonce: str) -> None:
@@ -204,7 +214,9 @@ def end_sessions(ctx: Context, actor: Actor, user_id: int) -> int:
     suspend them). Returns how many sessions ended."""
     with write_tx(ctx.engine) as conn:
         _managed_user(conn, actor, user_id, "end the sessions of")
-        return user_store.delete_user_sessions(conn, user_id)
+        ended = user_store.delete_user_sessions(conn, user_id)
+        audit.record(conn, actor, "user.sessions_end", target=("user", user_id), detail={"ended": ended})
+        return ended
 
 
 def _managed_user(conn: Connection, actor: Actor, user_id: int, action: str) -> dict:
@@ -295,5 +307,20 @@ def update_user(
             user_store.delete_user_sessions(conn, user_id, keep=keep)
         if values.get("is_active") is False:
             user_store.delete_user_sessions(conn, user_id)
+        for action, detail in _audited_changes(target, values):
+            audit.record(conn, actor, action, target=("user", user_id), detail=detail)
     ctx.forget_actors()  # the role or the active flag may have changed
     return public_user(row)
+
+
+def _audited_changes(before: dict, values: dict[str, Any]) -> list[tuple[str, dict]]:
+    """The audit entries of a user update: role, suspension, password (display names are not
+    audited)."""
+    out: list[tuple[str, dict]] = []
+    if "role" in values and values["role"] != before["role"]:
+        out.append(("user.role", {"from": before["role"], "to": values["role"]}))
+    if "is_active" in values and values["is_active"] != before["is_active"]:
+        out.append(("user.reactivate" if values["is_active"] else "user.suspend", {}))
+    if "password_hash" in values:
+        out.append(("user.password", {}))
+    return out

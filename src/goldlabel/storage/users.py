@@ -41,6 +41,18 @@ def update_user(conn: Connection, user_id: int, **values: Any) -> dict | None:
     return dict(row) if row else None
 
 
+def claim_totp_step(conn: Connection, user_id: int, step: int) -> bool:
+    """Mark TOTP time step ``step`` used, if no later or equal one was: one conditional UPDATE,
+    so two concurrent logins with the same code cannot both succeed (PostgreSQL included)."""
+    res = conn.execute(
+        users.update()
+        .where(users.c.id == user_id,
+               sa.or_(users.c.totp_last_step.is_(None), users.c.totp_last_step < step))
+        .values(totp_last_step=step)
+    )
+    return res.rowcount == 1
+
+
 def insert_token(conn: Connection, **values: Any) -> dict:
     cols = [c for c in api_tokens.c if c.name != "token_hash"]
     return dict(conn.execute(api_tokens.insert().values(**values).returning(*cols)).mappings().one())
