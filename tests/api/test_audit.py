@@ -64,7 +64,7 @@ def test_admin_actions_are_each_recorded(factory):
     by_action = {e["action"]: e for e in log}
     assert by_action["user.role"]["detail"] == {"from": "annotator", "to": "reviewer"}
     assert by_action["project.schema"]["detail"] == {"from_version": 1, "to_version": 2}
-    assert by_action["project.settings"]["detail"]["gold_rate"]["to"] == 0.2
+    assert by_action["project.settings"]["detail"] == {"gold_rate": {"from": 0.0, "to": 0.2}}
     assert by_action["export.download"]["detail"]["format"] == "csv"
     assert by_action["item.delete"]["target_id"] == str(item_id)
     assert by_action["token.issue"]["detail"]["prefix"] == token["prefix"]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 from goldlabel.domain.errors import FieldError, GoldlabelError, forbidden, invalid, not_found
@@ -237,7 +238,9 @@ def _audited_update(row: dict, changes: dict[str, Any]) -> list[tuple[str, dict]
                                        "to_version": changes["schema_version"]}))
     if "settings" in changes:
         old = row["settings"] or {}
-        diff = {k: {"from": old.get(k), "to": v} for k, v in changes["settings"].items() if old.get(k) != v}
+        # Compared as JSON: a stored list and the same tuple from the model are no change.
+        diff = {k: {"from": old.get(k), "to": v} for k, v in changes["settings"].items()
+                if json.dumps(old.get(k)) != json.dumps(v)}
         if diff:
             out.append(("project.settings", diff))
     fields = {k: v for k, v in changes.items() if k not in ("label_schema", "schema_version", "settings")

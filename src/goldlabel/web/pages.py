@@ -171,7 +171,8 @@ def login_code(
         return _too_many(request, next, exc, template="login_code.html")
     except GoldlabelError:
         guard.failed(username)
-        audit.record_now(ctx, None, "login.failure", actor_name=username, address=address,
+        # The password was right: the entry names the account (actor_id), unlike a wrong password.
+        audit.record_now(ctx, Actor(user_id, username, ""), "login.failure", address=address,
                          target=("user", user_id), detail={"step": "second_factor"})
         return _login_page(request, next, "Wrong code: type the one your app shows now, or a recovery code.",
                            401, template="login_code.html")
