@@ -8,7 +8,6 @@ import time
 
 import pyotp
 import pytest
-
 from conftest import PASSWORD
 
 pytestmark = pytest.mark.browser
