@@ -8,10 +8,10 @@ import time
 
 import pyotp
 import pytest
-from conftest import PASSWORD
 
 pytestmark = pytest.mark.browser
 
+PASSWORD = "plum-otter-canvas-42"  # every user's, as Server.make_user (tests/browser/conftest.py) sets it
 SCHEMA = {"questions": [{"name": "sentiment", "kind": "choice", "labels": ["positive", "negative"]}]}
 
 
