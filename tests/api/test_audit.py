@@ -45,6 +45,10 @@ def test_admin_actions_are_each_recorded(factory):
     assert api.patch(f"/api/v1/projects/{pid}", json={"label_schema": new_schema}).status_code == 200
     assert api.patch(f"/api/v1/projects/{pid}", json={"settings": {"gold_rate": 0.2}}).status_code == 200
     assert api.patch(f"/api/v1/projects/{pid}", json={"name": "renamed"}).status_code == 200
+    hook = api.post(f"/api/v1/projects/{pid}/webhooks",
+                    json={"url": "https://hooks.example.com/x", "event_types": ["*"]}).json()
+    api.patch(f"/api/v1/projects/{pid}/webhooks/{hook['id']}", json={"is_active": False})
+    api.delete(f"/api/v1/projects/{pid}/webhooks/{hook['id']}")
     api.post(f"/api/v1/projects/{pid}/items", json=[{"external_id": "a", "data": {"text": "t"}}])
     item_id = api.get(f"/api/v1/projects/{pid}/items").json()["items"][0]["id"]
     assert api.get(f"/api/v1/projects/{pid}/export", params={"format": "csv"}).status_code == 200
@@ -58,7 +62,8 @@ def test_admin_actions_are_each_recorded(factory):
     assert [e["action"] for e in reversed(log)] == [
         "user.create", "user.role", "user.suspend", "user.reactivate", "token.issue", "token.revoke",
         "user.sessions_end", "project.create", "member.set", "member.remove", "project.schema",
-        "project.settings", "project.update", "export.download", "snapshot.create", "snapshot.download",
+        "project.settings", "project.update", "webhook.create", "webhook.update", "webhook.delete",
+        "export.download", "snapshot.create", "snapshot.download",
         "item.delete", "project.delete",
     ]
     by_action = {e["action"]: e for e in log}
@@ -68,7 +73,9 @@ def test_admin_actions_are_each_recorded(factory):
     assert by_action["export.download"]["detail"]["format"] == "csv"
     assert by_action["item.delete"]["target_id"] == str(item_id)
     assert by_action["token.issue"]["detail"]["prefix"] == token["prefix"]
-    assert token["token"] not in json.dumps(log)  # the secret itself is never logged
+    assert token["token"] not in json.dumps(log)  # the secrets themselves are never logged
+    assert hook["secret"] not in json.dumps(log)
+    assert by_action["webhook.update"]["detail"] == {"is_active": False}
     # The project is gone; its entries stay.
     assert {e["project_id"] for e in log if e["action"].startswith(("project.", "member."))} == {pid}
 

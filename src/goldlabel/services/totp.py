@@ -44,10 +44,11 @@ def _normalize(code: str) -> str:
     return "".join(code.split()).lower()
 
 
-def _user(conn: Connection, actor: Actor, user_id: int, *, self_only: bool) -> dict:
+def _user(conn: Connection, actor: Actor, user_id: int, *, self_only: bool, lock: bool = True) -> dict:
     """The account: the user themself; an admin may read and turn off anyone's two-factor login
     (a lost phone), never enrol for them. 404 for everyone else (the account is not revealed)."""
-    row = user_store.fetch_user(conn, user_id)
+    # Locked: two requests checking codes at once must not both spend the same recovery code.
+    row = user_store.fetch_user(conn, user_id, for_update=lock)
     if row is None or (actor.id != user_id and not actor.is_admin):
         raise not_found("user")
     if self_only and actor.id != user_id:
@@ -57,7 +58,7 @@ def _user(conn: Connection, actor: Actor, user_id: int, *, self_only: bool) -> d
 
 def status(ctx: Context, actor: Actor, user_id: int) -> dict[str, Any]:
     with read_tx(ctx.engine) as conn:
-        row = _user(conn, actor, user_id, self_only=False)
+        row = _user(conn, actor, user_id, self_only=False, lock=False)
     return _status(ctx, row)
 
 
@@ -152,7 +153,7 @@ def verify_login_code(ctx: Context, user_id: int, code: str, address: str) -> Ac
     """The second step of a login: the user's current code or an unused recovery code. Throttled
     by the caller (``guard.admit``) like the password. 401 when wrong; logged either way."""
     with write_tx(ctx.engine) as conn:
-        row = user_store.fetch_user(conn, user_id)
+        row = user_store.fetch_user(conn, user_id, for_update=True)
         if row is None or not row["is_active"] or row["totp_enabled_at"] is None:
             raise unauthorized("wrong code")
         actor = Actor(row["id"], row["username"], row["role"])

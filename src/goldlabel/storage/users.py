@@ -15,8 +15,11 @@ def insert_user(conn: Connection, **values: Any) -> dict:
     return dict(row)
 
 
-def fetch_user(conn: Connection, user_id: int) -> dict | None:
-    row = conn.execute(sa.select(users).where(users.c.id == user_id)).mappings().first()
+def fetch_user(conn: Connection, user_id: int, *, for_update: bool = False) -> dict | None:
+    """``for_update``: lock the row until the transaction ends (PostgreSQL; SQLite's write
+    transactions are serialized anyway)."""
+    q = sa.select(users).where(users.c.id == user_id)
+    row = conn.execute(q.with_for_update() if for_update else q).mappings().first()
     return dict(row) if row else None
 
 
