@@ -74,7 +74,7 @@ def _entry(actor: Actor | None, action: str, project_id: int | None, target: tup
         "at": now_ms(),
         "actor_id": actor.id if actor else None,
         # None actor: the local operator (CLI), or a login for a name that may not exist.
-        "actor_name": (actor.username if actor else actor_name or "operator")[:150],
+        "actor_name": (actor.username if actor else actor_name or "local-operator")[:150],
         "action": action,
         "project_id": project_id,
         "target_type": target[0] if target else "",

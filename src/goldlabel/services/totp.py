@@ -123,7 +123,7 @@ def disable(ctx: Context, actor: Actor, user_id: int, code: str | None, address:
     with write_tx(ctx.engine) as conn:
         row = _user(conn, actor, user_id, self_only=False)
         if row["totp_enabled_at"] is None and row["totp_secret"] is None:
-            raise conflict("two-factor login is not on", "totp_not_enabled")
+            return _status(ctx, row)  # already off: nothing to do, nothing to log
         if needs_code and row["totp_enabled_at"] is not None and _check_code(conn, row, code or "") is None:
             guard.failed(actor.username)
             raise GoldlabelError("that code is wrong or has expired", code="invalid_code", status=422)
