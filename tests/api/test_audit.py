@@ -188,3 +188,29 @@ def test_export_formats(factory):
     table = list(csv.DictReader(io.StringIO(res.text)))
     assert [json.loads(r["detail"]) for r in table] == [r["detail"] for r in rows]
     assert api.get("/api/v1/audit/export", params={"format": "xml"}).status_code == 422
+
+
+def test_media_downloads_by_reviewers_and_up(factory):
+    from PIL import Image
+
+    annotator = factory.make_user("annotator")
+    project = factory.make_project(annotators=[annotator])
+    manager_api = factory.api_as(project["manager"])
+    buf = io.BytesIO()
+    Image.new("RGB", (40, 20), (10, 120, 200)).save(buf, format="PNG")
+    res = manager_api.post(f"/api/v1/projects/{project['id']}/media",
+                           files=[("file", ("cat.png", buf.getvalue(), "image/png"))])
+    assert res.status_code == 201, res.text
+    [item] = manager_api.get(f"/api/v1/projects/{project['id']}/items").json()["items"]
+    url = item["data"]["image"]
+    name = url.rsplit("/", 1)[1]
+    # Logged: the whole file to a manager. Not logged: a thumbnail, a later byte range, and an
+    # annotator's reads (their work).
+    assert manager_api.get(url).status_code == 200
+    assert manager_api.get(url, params={"thumb": 128}).status_code == 200
+    assert manager_api.get(url, headers={"Range": "bytes=10-20"}).status_code == 206
+    assert factory.api_as(annotator).get(url).status_code == 200
+    admin_api = factory.api_as(factory.make_user("admin"))
+    logged = entries(admin_api, action="media.download")
+    assert [(e["actor_id"], e["project_id"], e["target_id"]) for e in logged] == [
+        (project["manager"].id, project["id"], name)]
