@@ -13,11 +13,14 @@ import pytest
 from goldlabel.api.app import create_app
 from goldlabel.client.transport import ASGIAppTransport
 from goldlabel.config import Settings
+from goldlabel.schemas import ProjectCreate
+from goldlabel.services import projects as project_service
 from goldlabel.services import users as user_service
 from goldlabel.services.context import Context
 from goldlabel.web.session import PENDING_COOKIE, SESSION_COOKIE
 
 PASSWORD = "amber lantern quietly 41"
+SCHEMA = {"questions": [{"name": "sentiment", "kind": "choice", "labels": ["positive", "negative"]}]}
 
 
 @pytest.fixture
@@ -196,6 +199,15 @@ def test_required_role_can_only_enrol(strict):
         assert res.status_code == 403 and res.json()["code"] == "totp_enrolment_required"
         assert api.post(f"/api/v1/users/{reviewer['id']}/tokens", json={"name": "x"}).status_code == 403
         assert api.get("/api/v1/users/me").json()["id"] == reviewer["id"]
+        # The annotate loop's fast lane does not serve them either (a lease would be 204 here:
+        # the project has no items), and a second run of the check is no cache hit.
+        project = project_service.create_project(context, None, ProjectCreate(name="p", label_schema=SCHEMA))
+        project_service.set_member(context, None, project["id"], reviewer["id"], "annotator")
+        for _ in range(2):
+            res = api.post(f"/api/v1/projects/{project['id']}/next")
+            assert res.status_code == 403 and res.json()["code"] == "totp_enrolment_required"
+        # Enrolment itself works with the token (a write: past the body guard).
+        assert api.post(f"/api/v1/users/{reviewer['id']}/totp").status_code == 201
         # The browser: after the password, every page leads to the account page.
         res = password_step(browser, "careful")
         assert res.status_code == 303 and SESSION_COOKIE in browser.cookies

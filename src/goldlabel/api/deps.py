@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+from functools import partial
 from typing import Annotated
 
 from fastapi import Depends, Query, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from starlette.concurrency import run_in_threadpool
 
-from goldlabel.domain.errors import GoldlabelError, unauthorized
+from goldlabel.domain.errors import unauthorized
 from goldlabel.services import users as user_service
 from goldlabel.services.access import Actor
 from goldlabel.services.context import Context
@@ -33,16 +34,16 @@ async def get_actor(
     # async: a token verified in the last seconds is answered from memory, with no thread-pool
     # hop; a cache miss reads the database in the thread pool.
     if credentials is not None:
-        actor = user_service.cached_token_actor(ctx, credentials.credentials)
+        actor = user_service.cached_token_actor(ctx, credentials.credentials, enrolment_only=True)
         if actor is None:
-            actor = await run_in_threadpool(user_service.authenticate_token, ctx, credentials.credentials)
+            actor = await run_in_threadpool(partial(user_service.authenticate_token, enrolment_only=True),
+                                            ctx, credentials.credentials)
     else:
         actor = getattr(request.state, "session_actor", None)
         if actor is None:
             raise unauthorized()
     if actor.must_enrol and not _is_enrolment_path(request.url.path, actor.id):
-        raise GoldlabelError("your role requires two-factor login: enrol first (your account page, "
-                             "or POST /api/v1/users/{id}/totp)", code="totp_enrolment_required", status=403)
+        raise user_service.enrolment_required()
     return actor
 
 

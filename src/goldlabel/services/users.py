@@ -121,19 +121,35 @@ def actor_of(ctx: Context, row: dict) -> Actor:
     return Actor(row["id"], row["username"], row["role"], must_enrol=must_enrol)
 
 
-def cached_token_actor(ctx: Context, token: str) -> Actor | None:
-    """The actor of a token verified less than ``ctx.token_cache_ttl_s`` ago, without I/O."""
+def cached_token_actor(ctx: Context, token: str, *, enrolment_only: bool = False) -> Actor | None:
+    """The actor of a token verified less than ``ctx.token_cache_ttl_s`` ago, without I/O.
+    A user who must enrol in two-factor login is None unless ``enrolment_only`` (see
+    ``authenticate_token``)."""
     if not token.startswith(TOKEN_PREFIX):
         return None
-    return ctx.cached_actor(hash_token(token))  # type: ignore[return-value]
+    actor = ctx.cached_actor(hash_token(token))
+    if actor is not None and actor.must_enrol and not enrolment_only:  # type: ignore[attr-defined]
+        return None
+    return actor  # type: ignore[return-value]
 
 
-def authenticate_token(ctx: Context, token: str) -> Actor:
+def enrolment_required() -> GoldlabelError:
+    return GoldlabelError("your role requires two-factor login: enrol first (your account page, or "
+                          "POST /api/v1/users/{id}/totp)", code="totp_enrolment_required", status=403)
+
+
+def authenticate_token(ctx: Context, token: str, *, enrolment_only: bool = False) -> Actor:
+    """The token's actor. A user whose role requires two-factor login and who has not enrolled
+    is refused (403 ``totp_enrolment_required``) unless ``enrolment_only``: then the caller lets
+    them reach only the enrolment (api.deps). The annotate loop's fast lane, which takes the
+    default, so hands their requests to the app, where api.deps refuses them."""
     if not token.startswith(TOKEN_PREFIX):
         raise unauthorized("malformed API token")
     token_hash = hash_token(token)
     actor = ctx.cached_actor(token_hash)
     if actor is not None:
+        if actor.must_enrol and not enrolment_only:  # type: ignore[attr-defined]
+            raise enrolment_required()
         return actor  # type: ignore[return-value]
     with read_tx(ctx.engine) as conn:
         row = user_store.fetch_user_by_token_hash(conn, token_hash)
@@ -141,6 +157,8 @@ def authenticate_token(ctx: Context, token: str) -> Actor:
         raise unauthorized("invalid or revoked API token")
     actor = actor_of(ctx, row)
     ctx.cache_actor(token_hash, actor)
+    if actor.must_enrol and not enrolment_only:
+        raise enrolment_required()
     return actor
 
 
