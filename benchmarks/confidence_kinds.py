@@ -1,7 +1,7 @@
 """What the platform's confidence means for the non-choice kinds, measured against truth.
 
 For every kind with a visible set with truth, the confidence the platform stores (the full
-re-fit, ``services.consensus_kinds.refit_question``, and the per-answer update,
+re-fit, ``goldlabel.quality.consensus.refit_question``, and the per-answer update,
 ``consensus_for`` at the default accuracy 0.7) is compared with how often the consensus is
 right, in the sense the confidence claims:
 
@@ -11,9 +11,15 @@ right, in the sense the confidence claims:
   similarity >= ``text_similarity`` (0.8), the agreement the confidence is computed from;
 * rating (snow_affect, zheng_emotion): the reference rating is within the tolerance of the
   consensus (half a step on the integer scale, and 5 points as a looser reading);
+* polygons and keypoints (no public crowd set with truth: the simulations
+  ``quality.polygons.simulate_polygon_answers`` / ``quality.keypoints.simulate_keypoint_answers``,
+  1000 images, 20 annotators, 5 per image): the consensus matches the truth exactly, i.e. gold
+  F1 = 1 (every true object found at IoU / OKS >= 0.5, nothing else kept) -- the item's
+  confidence is the smallest certainty over its objects, so it claims the whole item;
 
 Reported per (set, path): items, mean confidence, observed rate, ECE (15 equal-width bins; a
-fractional correctness is allowed). Usage: ``python benchmarks/confidence_kinds.py``.
+fractional correctness is allowed). Usage: ``python benchmarks/confidence_kinds.py``
+(``--shapes``: the simulated polygons and keypoints only, no data sets needed).
 """
 
 from __future__ import annotations
@@ -29,8 +35,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _datasets import datasets_dir, require_datasets
 
 from goldlabel.domain.label_schema import LabelSchema
+from goldlabel.quality import consensus as ck
 from goldlabel.quality import text as text_lib
-from goldlabel.services import consensus_kinds as ck
 
 BINS = 15
 ROWS: list[tuple] = []
@@ -143,10 +149,36 @@ def bench_ratings() -> None:
                 report(f"{name} (tolerance {tol:g})", path, conf, right)
 
 
+def bench_shapes() -> None:
+    from goldlabel.quality import keypoints as kp_lib
+    from goldlabel.quality import polygons as poly_lib
+    from goldlabel.quality.gold import score_values
+
+    for kind in ("polygons", "keypoints"):
+        if kind == "polygons":
+            item, annotator, values, truth = poly_lib.simulate_polygon_answers(1000, 20, 5, random_state=7)
+            spec = {"name": "q", "kind": "polygons", "labels": ["object"]}
+        else:
+            item, annotator, values, truth, skeletons = kp_lib.simulate_keypoint_answers(1000, 20, 5, random_state=7)
+            s = skeletons[0]
+            spec = {"name": "q", "kind": "keypoints", "labels": ["person"], "skeletons": {"person": {
+                "points": list(s.points), "sigmas": dict(zip(s.points, s.sigmas))}}}
+        question = LabelSchema.parse({"questions": [spec]}).questions[0]
+        options = {"labels": question.labels} if kind == "polygons" else {"skeletons": question.skeletons}
+        items = np.arange(1000)
+        refit_conf, refit_values, one_conf, one_values = both_paths(question, items, item, annotator + 1, values)
+        for path, conf, consensus in (("re-fit", refit_conf, refit_values), ("per answer", one_conf, one_values)):
+            right = score_values(kind, consensus, truth, **options).score >= 1 - 1e-9
+            report(f"{kind} (simulated)", path, conf, right)
+
+
 def main() -> int:
-    require_datasets()
-    for bench in (bench_spans, bench_text, bench_ratings):
-        bench()
+    if "--shapes" in sys.argv:
+        bench_shapes()
+    else:
+        require_datasets()
+        for bench in (bench_spans, bench_text, bench_ratings, bench_shapes):
+            bench()
     print("| set | path | items | mean confidence | observed | ECE |")
     print("|---|---|---:|---:|---:|---:|")
     for dataset, path, n, conf, right, error in ROWS:

@@ -93,6 +93,13 @@ class QualitySettings(_In):
     gold_boxes_min_iou: float = Field(
         0.5, gt=0, le=1, description="Gold, boxes: IoU at which an answer box matches a gold box.")
     gold_boxes_min_f1: float = Field(0.8, ge=0, le=1, description="Gold, boxes: box F1 needed to pass.")
+    gold_polygons_min_iou: float = Field(
+        0.5, gt=0, le=1, description="Gold, polygons: IoU at which an answer polygon matches a gold polygon.")
+    gold_polygons_min_f1: float = Field(0.8, ge=0, le=1, description="Gold, polygons: polygon F1 needed to pass.")
+    gold_keypoints_min_oks: float = Field(
+        0.5, gt=0, le=1, description="Gold, keypoints: object keypoint similarity (OKS) at which an answer "
+        "instance matches a gold instance.")
+    gold_keypoints_min_f1: float = Field(0.8, ge=0, le=1, description="Gold, keypoints: instance F1 needed to pass.")
     gold_ranking_min_tau: float = Field(
         0.5, ge=-1, le=1, description="Gold, ranking: Kendall's tau with the gold order needed to pass.")
     gold_text_min_similarity: float = Field(

@@ -10,10 +10,9 @@ import httpx
 import pyotp
 import pytest
 
-from goldlabel.api.app import create_app
+from goldlabel.app import create_app
 from goldlabel.client.transport import ASGIAppTransport
 from goldlabel.config import Settings
-from goldlabel.schemas import ProjectCreate
 from goldlabel.services import projects as project_service
 from goldlabel.services import users as user_service
 from goldlabel.services.context import Context
@@ -201,7 +200,7 @@ def test_required_role_can_only_enrol(strict):
         assert api.get("/api/v1/users/me").json()["id"] == reviewer["id"]
         # The annotate loop's fast lane does not serve them either (a lease would be 204 here:
         # the project has no items), and a second run of the check is no cache hit.
-        project = project_service.create_project(context, None, ProjectCreate(name="p", label_schema=SCHEMA))
+        project = project_service.create_project(context, None, "p", SCHEMA)
         project_service.set_member(context, None, project["id"], reviewer["id"], "annotator")
         for _ in range(2):
             res = api.post(f"/api/v1/projects/{project['id']}/next")

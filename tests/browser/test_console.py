@@ -288,11 +288,13 @@ def test_gold_thresholds_schema_edits_and_gold_evidence_in_the_console(page, ser
     ui.login(project["manager"], f"/console/projects/{pid}/settings")
     page.click("[data-testid=gold-thresholds] summary")
     page.fill("input[name=gold_text_min_similarity]", "0.9")
+    page.fill("input[name=gold_keypoints_min_oks]", "0.75")
     page.click("[data-testid=save-project]")
     page.wait_for_selector("text=Saved.")
     with server.api_as(project["manager"]) as api:
         got = api.get(f"/api/v1/projects/{pid}").json()
     assert got["settings"]["gold_text_min_similarity"] == 0.9 and got["settings"]["gold_rating_tolerance"] is None
+    assert got["settings"]["gold_keypoints_min_oks"] == 0.75 and got["settings"]["gold_polygons_min_iou"] == 0.5
     assert got["schema_version"] == 1  # the same schema saved again is no new version
     # Removing "neutral", which answers and the gold use, is refused with the counts.
     schema = json.loads(page.input_value("[data-testid=schema-json]"))

@@ -197,6 +197,8 @@ def test_every_kind_parses_with_defaults():
         q("spans", "s", labels=["PER"]),
         q("boxes", "b", labels=["car"]),
         q("ranking", "k"),
+        q("polygons", "p", labels=["roof"]),
+        q("keypoints", "y", labels=["cat"], skeletons={"cat": {"points": ["head"]}}),
     )
     assert tuple(x.kind for x in schema.questions) == KINDS
     assert schema.to_json()["questions"] == [
@@ -215,6 +217,13 @@ def test_every_kind_parses_with_defaults():
          "width_field": "width", "height_field": "height"},
         {"name": "k", "kind": "ranking", "required": True, "title": None, "description": None,
          "candidates": None, "source": "responses", "allow_ties": False},
+        {"name": "p", "kind": "polygons", "required": True, "title": None, "description": None,
+         "labels": ["roof"], "source": "image", "coordinates": "relative",
+         "width_field": "width", "height_field": "height"},
+        {"name": "y", "kind": "keypoints", "required": True, "title": None, "description": None,
+         "labels": ["cat"], "source": "image", "coordinates": "relative",
+         "width_field": "width", "height_field": "height",
+         "skeletons": {"cat": {"points": ["head"], "edges": [], "sigmas": {"head": 0.072}}}},
     ]
 
 

@@ -1,7 +1,12 @@
-"""COCO object detection: ``annotations/instances_<split>.json`` per split, in a zip.
+"""COCO object detection, segmentation and keypoints: ``annotations/instances_<split>.json``
+(``person_keypoints_<split>.json`` for a keypoints question) per split, in a zip.
 
-One image per labeled item, one annotation per box in its consensus label (``bbox`` in pixels,
-``[x, y, width, height]``, top-left origin), categories numbered from 1 in label-schema order.
+One image per labeled item, one annotation per object in its consensus label (``bbox`` in pixels,
+``[x, y, width, height]``, top-left origin), categories numbered from 1 in label-schema order. A
+``polygons`` question writes each polygon as ``segmentation`` (one ring, pixels) with its bbox and
+area; a ``keypoints`` question writes ``keypoints`` (``[x, y, v] * K`` in the skeleton's order,
+``0, 0, 0`` for a point not labeled) and ``num_keypoints``, and each category carries its
+``keypoints`` names and ``skeleton`` (1-based index pairs), as COCO's person keypoints do.
 Each annotation also carries ``goldlabel``: the item's confidence and external_id. Images given
 as ``data:`` URIs are written into the zip (``images/<split>/``); others keep their URL in
 ``coco_url``. ``pycocotools.coco.COCO`` loads every file.
@@ -24,6 +29,7 @@ from goldlabel.formats.labeled import (
     decode_data_uri,
     file_stem,
     pixel_boxes,
+    pixel_scale,
     size_unknown,
 )
 
@@ -50,7 +56,7 @@ def _append(spool: Any, count: int, obj: dict[str, Any]) -> None:
 
 class Writer(LabeledWriter):
     NAME = NAME
-    KINDS = ("boxes",)
+    KINDS = ("boxes", "polygons", "keypoints")
 
     def __init__(self, out, questions, **options) -> None:
         super().__init__(out, questions, **options)
@@ -59,9 +65,47 @@ class Writer(LabeledWriter):
         self.categories = {label: i for i, label in enumerate(self.question.labels, start=1)}
         self.next_annotation = 1
 
+    def _annotations(self, item: LabeledItem) -> tuple[tuple[float, float] | None, list[dict[str, Any]]]:
+        """The image size and the item's annotations (without id and image_id), in pixels."""
+        question = self.question
+        if question.kind == "boxes":
+            size, boxes = pixel_boxes(question, item)
+            return size, [{"category_id": self.categories[b["label"]], "bbox": [b["x"], b["y"], b["w"], b["h"]],
+                           "area": b["w"] * b["h"], "iscrowd": 0, "segmentation": []} for b in boxes]
+        size, sx, sy = pixel_scale(question, item)
+        if size is None:
+            return None, []
+        out = []
+        if question.kind == "polygons":
+            for polygon in item.value:
+                xs = [x * sx for x, _ in polygon["points"]]
+                ys = [y * sy for _, y in polygon["points"]]
+                ring = [c for xy in zip(xs, ys) for c in xy]
+                area = abs(sum(xs[i] * ys[i - 1] - xs[i - 1] * ys[i] for i in range(len(xs)))) / 2
+                out.append({"category_id": self.categories[polygon["label"]],
+                            "bbox": [min(xs), min(ys), max(xs) - min(xs), max(ys) - min(ys)],
+                            "area": area, "iscrowd": 0, "segmentation": [ring]})
+            return size, out
+        for instance in item.value:
+            skeleton = question.skeleton(instance["label"])
+            flat: list[float] = []
+            xs, ys = [], []
+            for name in skeleton.points:
+                p = instance["points"].get(name)
+                if p is None:
+                    flat += [0, 0, 0]
+                else:
+                    flat += [p["x"] * sx, p["y"] * sy, p["v"]]
+                    xs.append(p["x"] * sx)
+                    ys.append(p["y"] * sy)
+            bbox = [min(xs), min(ys), max(xs) - min(xs), max(ys) - min(ys)]
+            out.append({"category_id": self.categories[instance["label"]], "bbox": bbox, "area": bbox[2] * bbox[3],
+                        "iscrowd": 0, "keypoints": flat, "num_keypoints": len(xs), "segmentation": []})
+        return size, out
+
     def write_item(self, item: LabeledItem) -> None:
         question = self.question
-        size, boxes = pixel_boxes(question, item)
+        size, annotations = self._annotations(item)
         if size is None:
             raise size_unknown(NAME, item, question)
         part = self.splits[item.split]
@@ -80,19 +124,23 @@ class Writer(LabeledWriter):
         image["goldlabel"] = {"external_id": item.external_id, "confidence": item.confidence}
         _append(part.images, part.n_images, image)
         part.n_images += 1
-        for box in boxes:
-            annotation = {
-                "id": self.next_annotation, "image_id": item.id, "category_id": self.categories[box["label"]],
-                "bbox": [box["x"], box["y"], box["w"], box["h"]], "area": box["w"] * box["h"],
-                "iscrowd": 0, "segmentation": [],
-            }
+        for body in annotations:
+            annotation = {"id": self.next_annotation, "image_id": item.id, **body}
             _append(part.annotations, part.n_annotations, annotation)
             part.n_annotations += 1
             self.next_annotation += 1
 
     def finish(self) -> None:
-        categories = orjson.dumps([{"id": i, "name": label, "supercategory": ""}
-                                   for label, i in self.categories.items()])
+        entries = []
+        for label, i in self.categories.items():
+            entry: dict[str, Any] = {"id": i, "name": label, "supercategory": ""}
+            if self.question.kind == "keypoints":
+                skeleton = self.question.skeleton(label)
+                entry["keypoints"] = list(skeleton.points)
+                entry["skeleton"] = [[a + 1, b + 1] for a, b in skeleton.edges]
+            entries.append(entry)
+        categories = orjson.dumps(entries)
+        prefix = "person_keypoints" if self.question.kind == "keypoints" else "instances"
         info = orjson.dumps({"description": f"goldlabel export, question {self.question.name!r}",
                              "version": "1.0"})
         for split, part in self.splits.items():
@@ -100,7 +148,7 @@ class Writer(LabeledWriter):
                 part.images.close()
                 part.annotations.close()
                 continue
-            out = self.archive.member(f"annotations/instances_{split}.json")
+            out = self.archive.member(f"annotations/{prefix}_{split}.json")
             out.write(b'{"info":' + info + b',"licenses":[],"images":[')
             for spool in (part.images, part.annotations):
                 spool.seek(0)

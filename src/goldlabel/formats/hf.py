@@ -37,6 +37,9 @@ _BOX = pa.struct([("x", pa.float64()), ("y", pa.float64()), ("w", pa.float64()),
                   ("label", pa.string())])
 
 
+_POLYGON = pa.struct([("points", pa.list_(pa.list_(pa.float64()))), ("label", pa.string())])
+
+
 def _column(question: Any) -> tuple[pa.DataType, Any]:
     """The Arrow type and the ``datasets`` feature of a question's label column."""
     kind = question.kind
@@ -50,7 +53,10 @@ def _column(question: Any) -> tuple[pa.DataType, Any]:
         return pa.list_(_SPAN), [{"start": _INT, "end": _INT, "label": _STRING}]
     if kind == "boxes":
         return pa.list_(_BOX), [{"x": _FLOAT, "y": _FLOAT, "w": _FLOAT, "h": _FLOAT, "label": _STRING}]
-    return pa.string(), _STRING  # text; ranking as JSON text (tie groups nest)
+    if kind == "polygons":
+        return pa.list_(_POLYGON), [{"points": [[_FLOAT]], "label": _STRING}]
+    # text; ranking as JSON text (tie groups nest); keypoints as JSON text (points keyed by name)
+    return pa.string(), _STRING
 
 
 class Writer:
@@ -101,7 +107,7 @@ class Writer:
             return question.labels.index(value)
         if kind == "multi_choice":
             return [question.labels.index(v) for v in value]
-        if kind == "ranking":
+        if kind in ("ranking", "keypoints"):
             return orjson.dumps(value).decode()
         return value
 

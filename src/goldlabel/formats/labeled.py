@@ -167,9 +167,20 @@ def pixel_boxes(question: Any, item: LabeledItem) -> tuple[tuple[float, float] |
     return size, [{**b, "x": b["x"] * w, "y": b["y"] * h, "w": b["w"] * w, "h": b["h"] * h} for b in item.value]
 
 
+def pixel_scale(question: Any, item: LabeledItem) -> tuple[tuple[float, float] | None, float, float]:
+    """The image size (None when unknown) and the factors (sx, sy) that turn the question's
+    coordinates into pixels (1 for pixel coordinates, the image size for relative ones)."""
+    size = image_size(question, item.data)
+    if size is None:
+        return None, 1.0, 1.0
+    if question.coordinates == "pixel":
+        return size, 1.0, 1.0
+    return size, size[0], size[1]
+
+
 def size_unknown(fmt: str, item: LabeledItem, question: Any) -> GoldlabelError:
     return GoldlabelError(
-        f"item {item.external_id!r}: the {fmt} format writes boxes in pixels, but the image size is "
+        f"item {item.external_id!r}: the {fmt} format writes {question.kind} in pixels, but the image size is "
         f"unknown (relative coordinates, no {question.width_field!r}/{question.height_field!r} fields in "
         "the item data, and the image is not a data: URI)",
         code="image_size_unknown", status=422,

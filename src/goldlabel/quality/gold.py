@@ -17,6 +17,10 @@ Per kind, with the pass rule's threshold named as in the project's quality setti
   (``gold_spans_min_iou``, ``gold_boxes_min_iou``); score the F1 ``2 m / (n_answer + n_gold)``
   of the m matches (1 when both are empty); passes at ``gold_spans_min_f1`` /
   ``gold_boxes_min_f1``. Span IoU is over character offsets ``[start, end)``.
+* polygons: as boxes, with exact polygon IoU (``gold_polygons_min_iou``, ``gold_polygons_min_f1``;
+  :mod:`goldlabel.quality.polygons`).
+* keypoints: as boxes, instances matched by COCO's object keypoint similarity against the gold
+  instance (``gold_keypoints_min_oks``, ``gold_keypoints_min_f1``; :mod:`goldlabel.quality.keypoints`).
 * ranking: Kendall's tau-b between the answer's and the gold's order (ties allowed on either
   side); score ``(tau + 1) / 2``; passes when ``tau >= gold_ranking_min_tau``.
 * text: score ``1 - lev(a, g) / max(|a|, |g|)``, the normalized Levenshtein similarity of the
@@ -66,6 +70,10 @@ class GoldThresholds:
     spans_min_f1: float = 0.8
     boxes_min_iou: float = 0.5
     boxes_min_f1: float = 0.8
+    polygons_min_iou: float = 0.5
+    polygons_min_f1: float = 0.8
+    keypoints_min_oks: float = 0.5
+    keypoints_min_f1: float = 0.8
     ranking_min_tau: float = 0.5
     text_min_similarity: float = 0.8
 
@@ -376,11 +384,12 @@ def _ranks(ranking: Sequence[Any], ties: bool) -> dict[str, int]:
 def score_values(kind: str, answers: Sequence[Any], gold: Sequence[Any], *,
                  thresholds: GoldThresholds = DEFAULT_THRESHOLDS, labels: Sequence[str] = (),
                  scale: tuple[float, float, float | None] | None = None,
-                 allow_ties: bool = False) -> GoldScores:
+                 allow_ties: bool = False, skeletons: Sequence[Any] = ()) -> GoldScores:
     """Score answers against gold given as the label schema's normalized JSON values.
 
     ``labels``: the question's labels (multi_choice, spans, boxes); ``scale``: (min, max, step)
-    of a rating question; ``allow_ties``: a ranking given as groups of tied candidates. An
+    of a rating question; ``allow_ties``: a ranking given as groups of tied candidates;
+    ``skeletons``: a keypoints question's skeletons (label, points, sigmas) in label order. An
     absent answer (None) counts as empty for multi_choice, spans and boxes, as "" for text,
     and fails for choice, rating and ranking.
     """
@@ -422,6 +431,16 @@ def score_values(kind: str, answers: Sequence[Any], gold: Sequence[Any], *,
         pg, bg, lg = _region_arrays(gold, labels, keys, corners)
         return score_boxes(pa, ba, la, pg, bg, lg, n_pairs=n, min_iou=thresholds.boxes_min_iou,
                            min_f1=thresholds.boxes_min_f1)
+    if kind == "polygons":
+        from goldlabel.quality.polygons import score_polygons
+
+        return score_polygons(answers, gold, labels, min_iou=thresholds.polygons_min_iou,
+                              min_f1=thresholds.polygons_min_f1)
+    if kind == "keypoints":
+        from goldlabel.quality.keypoints import score_keypoints
+
+        return score_keypoints(answers, gold, skeletons, min_oks=thresholds.keypoints_min_oks,
+                               min_f1=thresholds.keypoints_min_f1)
     if kind == "ranking":
         pair, ra, rg = [], [], []
         for p, (answer, truth) in enumerate(zip(answers, gold)):

@@ -1,5 +1,5 @@
 """How the console shows answer values and item data: spans highlighted in their text, boxes drawn
-on their image, rankings in order, ratings as values, images as pictures (never as base64 text).
+on their image (polygons and keypoint skeletons too), rankings in order, ratings as values, images as pictures (never as base64 text).
 
 The functions here turn a value into a small view model (plain dicts and lists); the macros in
 ``templates/console/macros.html`` render it with Jinja's autoescaping, so user data is only ever
@@ -19,6 +19,8 @@ from goldlabel.domain.errors import GoldlabelError
 from goldlabel.domain.label_schema import LabelSchema
 from goldlabel.domain.label_schema.boxes import BoxesQuestion
 from goldlabel.domain.label_schema.choice import ChoiceQuestion, MultiChoiceQuestion
+from goldlabel.domain.label_schema.keypoints import KeypointsQuestion
+from goldlabel.domain.label_schema.polygons import PolygonsQuestion
 from goldlabel.domain.label_schema.ranking import RankingQuestion
 from goldlabel.domain.label_schema.rating import RatingQuestion
 from goldlabel.domain.label_schema.spans import SpansQuestion
@@ -77,6 +79,10 @@ class AnnotationViews:
                 return {"kind": "text", "text": value}
             if isinstance(q, SpansQuestion):
                 return self._spans(q, value, data)
+            if isinstance(q, PolygonsQuestion):
+                return self._polygons(q, value, data)
+            if isinstance(q, KeypointsQuestion):
+                return self._keypoints(q, value, data)
             if isinstance(q, BoxesQuestion):
                 return self._boxes(q, value, data)
             if isinstance(q, RankingQuestion):
@@ -191,3 +197,41 @@ class AnnotationViews:
             rest = {k: v for k, v in data.items() if not self.is_image(k, v)}
             text = json.dumps(rest, ensure_ascii=False) if rest else ""
         return {"thumb": thumb, "text": _excerpt(text, limit)}
+
+    def _extent(self, q: BoxesQuestion, data: Mapping[str, Any]) -> tuple[float, float]:
+        if q.coordinates == "pixel":
+            return float(data[q.width_field]), float(data[q.height_field])
+        return 1.0, 1.0
+
+    def _polygons(self, q: PolygonsQuestion, value: Any, data: Mapping[str, Any]) -> dict[str, Any]:
+        """Polygons in an SVG whose viewBox is the image extent (pixel or 0..1): the points are
+        the answer's own coordinates, the CSS keeps the strokes unscaled."""
+        width, height = self._extent(q, data)
+        shapes = []
+        for p in value:
+            points = [(float(x), float(y)) for x, y in p["points"]]
+            shapes.append({"points": " ".join(f"{x:.6g},{y:.6g}" for x, y in points),
+                           "x": f"{points[0][0]:.6g}", "y": f"{points[0][1]:.6g}",
+                           "label": str(p["label"]), "color": self._color(q, p["label"])})
+        return {"kind": "polygons", "image": safe_image_url(data.get(q.source)), "view_box": f"0 0 {width:g} {height:g}",
+                "shapes": shapes}
+
+    def _keypoints(self, q: KeypointsQuestion, value: Any, data: Mapping[str, Any]) -> dict[str, Any]:
+        """Skeleton edges as lines, points as round zero-length lines (a circle would stretch with
+        the image's aspect ratio), occluded points hollow."""
+        width, height = self._extent(q, data)
+        instances = []
+        for inst in value:
+            skeleton = q.skeleton(inst["label"])
+            pts = {name: (float(p["x"]), float(p["y"]), int(p.get("v", 2))) for name, p in inst["points"].items()}
+            edges = []
+            for a, b in skeleton.edges:
+                pa, pb = pts.get(skeleton.points[a]), pts.get(skeleton.points[b])
+                if pa and pb:
+                    edges.append({"x1": f"{pa[0]:.6g}", "y1": f"{pa[1]:.6g}", "x2": f"{pb[0]:.6g}", "y2": f"{pb[1]:.6g}"})
+            points = [{"name": name, "x": f"{x:.6g}", "y": f"{y:.6g}", "occluded": v == 1}
+                      for name, (x, y, v) in pts.items()]
+            instances.append({"label": str(inst["label"]), "color": self._color(q, inst["label"]),
+                              "edges": edges, "points": points})
+        return {"kind": "keypoints", "image": safe_image_url(data.get(q.source)),
+                "view_box": f"0 0 {width:g} {height:g}", "instances": instances}

@@ -22,7 +22,21 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from goldlabel.domain.errors import FieldError, invalid
-from goldlabel.domain.label_schema._common import (
+from goldlabel.domain.label_schema.parsing import _parse_question
+from goldlabel.domain.label_schema.questions import (
+    BoxesQuestion,
+    ChoiceQuestion,
+    KeypointsQuestion,
+    MultiChoiceQuestion,
+    PolygonsQuestion,
+    Question,
+    RankingQuestion,
+    RatingQuestion,
+    SpansQuestion,
+    TextQuestion,
+    _preview,
+)
+from goldlabel.domain.label_schema.validation import (
     _MISSING,
     ERROR_CODES,
     KINDS,
@@ -31,26 +45,16 @@ from goldlabel.domain.label_schema._common import (
     _type_name,
     _wrong_type,
 )
-from goldlabel.domain.label_schema.parsing import _parse_question
-from goldlabel.domain.label_schema.questions import (
-    BoxesQuestion,
-    ChoiceQuestion,
-    MultiChoiceQuestion,
-    Question,
-    RankingQuestion,
-    RatingQuestion,
-    SpansQuestion,
-    TextQuestion,
-    _preview,
-)
 
 __all__ = [
     "ERROR_CODES",
     "KINDS",
     "BoxesQuestion",
     "ChoiceQuestion",
+    "KeypointsQuestion",
     "LabelSchema",
     "MultiChoiceQuestion",
+    "PolygonsQuestion",
     "Question",
     "RankingQuestion",
     "RatingQuestion",

@@ -5,8 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import ClassVar
 
-from goldlabel.domain.label_schema._common import _err, _wrong_type
 from goldlabel.domain.label_schema.base import _LabeledQuestion
+from goldlabel.domain.label_schema.validation import _err, _wrong_type
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

@@ -6,7 +6,20 @@ from collections.abc import Mapping
 from typing import Any
 
 from goldlabel.domain.errors import FieldError
-from goldlabel.domain.label_schema._common import (
+from goldlabel.domain.label_schema.questions import (
+    _QUESTION_CLASSES,
+    BoxesQuestion,
+    ChoiceQuestion,
+    KeypointsQuestion,
+    MultiChoiceQuestion,
+    PolygonsQuestion,
+    Question,
+    RankingQuestion,
+    RatingQuestion,
+    SpansQuestion,
+    TextQuestion,
+)
+from goldlabel.domain.label_schema.validation import (
     _DEFAULT_TEXT_MAX_LENGTH,
     _MAX_LABEL_LENGTH,
     _MAX_TEXT_LENGTH,
@@ -17,17 +30,6 @@ from goldlabel.domain.label_schema._common import (
     _is_int,
     _is_number,
     _wrong_type,
-)
-from goldlabel.domain.label_schema.questions import (
-    _QUESTION_CLASSES,
-    BoxesQuestion,
-    ChoiceQuestion,
-    MultiChoiceQuestion,
-    Question,
-    RankingQuestion,
-    RatingQuestion,
-    SpansQuestion,
-    TextQuestion,
 )
 
 # --------------------------------------------------------------------------------------------
@@ -212,18 +214,31 @@ def _parse_options(cls: type[Question], r: _OptionReader) -> dict[str, Any]:
     if cls is SpansQuestion:
         return {"labels": r.labels("labels"), "source": r.field_name("source", "text"),
                 "allow_overlap": r.flag("allow_overlap", True)}
-    if cls is BoxesQuestion:
+    if cls in (BoxesQuestion, PolygonsQuestion, KeypointsQuestion):
         coordinates = r.text("coordinates", "relative")
         if coordinates not in ("relative", "pixel"):
             r.bad("coordinates", "bad_option",
                   f"coordinates must be 'relative' or 'pixel', got {coordinates!r}")
-        return {"labels": r.labels("labels"), "source": r.field_name("source", "image"),
-                "coordinates": coordinates,
-                "width_field": r.field_name("width_field", "width"),
-                "height_field": r.field_name("height_field", "height")}
+        options = {"labels": r.labels("labels"), "source": r.field_name("source", "image"),
+                   "coordinates": coordinates,
+                   "width_field": r.field_name("width_field", "width"),
+                   "height_field": r.field_name("height_field", "height")}
+        if cls is KeypointsQuestion:
+            options["skeletons"] = _parse_skeletons(r, options["labels"])
+        return options
     if cls is RankingQuestion:
         return _parse_ranking(r)
     raise AssertionError(cls)  # pragma: no cover - every kind is handled above
+
+
+def _parse_skeletons(r: _OptionReader, labels: tuple[str, ...]) -> tuple:
+    from goldlabel.domain.label_schema.keypoints import parse_skeletons
+
+    n_errors = len(r.errors)
+    skeletons = parse_skeletons(r._get("skeletons"), labels, (*r.loc, "skeletons"), r.errors)
+    if len(r.errors) > n_errors:
+        r.failed = True
+    return skeletons
 
 
 def _parse_rating(r: _OptionReader) -> dict[str, Any]:

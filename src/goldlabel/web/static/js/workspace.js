@@ -460,6 +460,7 @@ function summarize(value) {
   return questions.filter((q) => value[q.name] !== undefined).map((q) => {
     const v = value[q.name];
     if (q.kind === 'spans' || q.kind === 'boxes') return `${q.name}: ${v.length} ${q.kind === 'spans' ? 'span' : 'box'}${v.length === 1 ? '' : q.kind === 'spans' ? 's' : 'es'}`;
+    if (q.kind === 'polygons' || q.kind === 'keypoints') return `${q.name}: ${v.length} ${q.kind === 'polygons' ? 'polygon' : 'instance'}${v.length === 1 ? '' : 's'}`;
     if (Array.isArray(v)) return `${q.name}: ${v.flat().join(q.kind === 'ranking' ? ' > ' : ', ')}`;
     const text = String(v);
     return `${q.name}: ${text.length > 60 ? text.slice(0, 60) + '…' : text}`;

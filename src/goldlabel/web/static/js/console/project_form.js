@@ -26,16 +26,20 @@ const SAMPLE_IMAGE = 'data:image/svg+xml;base64,' + btoa(
 schemaBox.value = JSON.stringify(config.label_schema, null, 2);
 let sampleEdited = false;
 
+const IMAGE_KINDS = ['boxes', 'polygons', 'keypoints'];
+const LABELED_KINDS = ['choice', 'multi_choice', 'spans', ...IMAGE_KINDS];
+
 // The server normalizes schemas; the preview fills in the defaults the widgets rely on.
 function withDefaults(q) {
   const out = { required: true, ...q };
   if (q.kind === 'spans') out.source = q.source || 'text';
-  if (q.kind === 'boxes') Object.assign(out, { source: q.source || 'image', coordinates: q.coordinates || 'relative',
+  if (IMAGE_KINDS.includes(q.kind)) Object.assign(out, { source: q.source || 'image', coordinates: q.coordinates || 'relative',
     width_field: q.width_field || 'width', height_field: q.height_field || 'height' });
+  if (q.kind === 'keypoints' && (!q.skeletons || typeof q.skeletons !== 'object')) out.skeletons = {};
   if (q.kind === 'ranking' && !q.candidates) out.source = q.source || 'responses';
   if (q.kind === 'rating') Object.assign(out, { min: q.min ?? 1, max: q.max ?? 5, step: q.step === undefined ? 1 : q.step });
   if (q.kind === 'multi_choice') out.min_selections = q.min_selections || 0;
-  if (!Array.isArray(out.labels) && ['choice', 'multi_choice', 'spans', 'boxes'].includes(q.kind)) out.labels = [];
+  if (!Array.isArray(out.labels) && LABELED_KINDS.includes(q.kind)) out.labels = [];
   return out;
 }
 
@@ -43,7 +47,7 @@ function sampleFor(questions) {
   const data = { text: SAMPLE_TEXT };
   for (const q of questions) {
     if (q.kind === 'spans') data[q.source] = SAMPLE_TEXT;
-    if (q.kind === 'boxes') data[q.source] = SAMPLE_IMAGE;
+    if (IMAGE_KINDS.includes(q.kind)) data[q.source] = SAMPLE_IMAGE;
     if (q.kind === 'ranking' && q.source) {
       data.prompt = 'Summarize the review in one sentence.';
       data[q.source] = ['Great battery, weak low-light camera.', 'The phone is **fine** overall.'];
@@ -120,7 +124,7 @@ function renderInstructions() {
 const kindSelect = $('q-kind');
 function syncKindFields() {
   const kind = kindSelect.value;
-  $('q-labels-row').hidden = !['choice', 'multi_choice', 'spans', 'boxes'].includes(kind);
+  $('q-labels-row').hidden = !LABELED_KINDS.includes(kind);
   $('q-range-row').hidden = kind !== 'rating';
 }
 kindSelect.addEventListener('change', syncKindFields);
@@ -143,12 +147,17 @@ $('q-add').addEventListener('click', () => {
   const q = { name, kind };
   const title = $('q-title').value.trim();
   if (title) q.title = title;
-  if (['choice', 'multi_choice', 'spans', 'boxes'].includes(kind)) {
+  if (LABELED_KINDS.includes(kind)) {
     q.labels = $('q-labels').value.split(',').map((s) => s.trim()).filter(Boolean);
     if (!q.labels.length) {
       showError(schemaErrors, new Error('Add at least one label (comma-separated).'));
       return;
     }
+  }
+  if (kind === 'keypoints') {
+    // A starting skeleton per label, to edit in the JSON (points in order, edges between them).
+    q.skeletons = Object.fromEntries(q.labels.map((label) => [label,
+      { points: ['head', 'left_hand', 'right_hand'], edges: [['head', 'left_hand'], ['head', 'right_hand']] }]));
   }
   if (kind === 'rating') {
     const m = /^\s*(-?\d+)\s*-\s*(-?\d+)\s*$/.exec($('q-range').value);
@@ -190,7 +199,8 @@ form.addEventListener('submit', async (event) => {
     gold_rating_tolerance: numberField('gold_rating_tolerance') ?? null,
   };
   for (const name of ['gold_multi_choice_min_jaccard', 'gold_ranking_min_tau', 'gold_spans_min_f1',
-    'gold_spans_min_iou', 'gold_text_min_similarity', 'gold_boxes_min_f1', 'gold_boxes_min_iou']) {
+    'gold_spans_min_iou', 'gold_text_min_similarity', 'gold_boxes_min_f1', 'gold_boxes_min_iou',
+    'gold_polygons_min_f1', 'gold_polygons_min_iou', 'gold_keypoints_min_f1', 'gold_keypoints_min_oks']) {
     settings[name] = numberField(name);
   }
   const body = {

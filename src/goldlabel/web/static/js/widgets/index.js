@@ -11,6 +11,8 @@
 
 import { createBoxes } from './boxes.js';
 import { createChoice, createMultiChoice } from './choice.js';
+import { createKeypoints } from './keypoints.js';
+import { createPolygons } from './polygons.js';
 import { createRanking } from './ranking.js';
 import { createRating } from './rating.js';
 import { createSpans } from './spans.js';
@@ -24,6 +26,8 @@ const FACTORIES = {
   spans: createSpans,
   boxes: createBoxes,
   ranking: createRanking,
+  polygons: createPolygons,
+  keypoints: createKeypoints,
 };
 
 export function createWidget(question, item, env) {
