@@ -68,6 +68,28 @@ def test_users_set_password(database_url: str) -> None:
     assert can_log_in(database_url, "ann", "violet harbor sings 73")
 
 
+def test_users_disable_totp(database_url: str) -> None:
+    import pyotp
+
+    from goldlabel.services import totp as totp_service
+    from goldlabel.services.access import Actor
+
+    ctx = Context.from_settings(Settings(database_url=database_url))
+    try:
+        row = user_service.create_user(ctx, None, "phoneless", "admin")
+        me = Actor(row["id"], "phoneless", "admin")
+        secret = totp_service.start_enrolment(ctx, me, me.id)["secret"]
+        totp_service.confirm_enrolment(ctx, me, me.id, pyotp.TOTP(secret).now(), "")
+        assert totp_service.login_needs_code(ctx, me.id)
+        done = run(database_url, "users", "disable-totp", "phoneless")
+        assert done.exit_code == 0 and "is off" in done.stdout, done.output
+        assert not totp_service.login_needs_code(ctx, me.id)
+        ghost = run(database_url, "users", "disable-totp", "ghost")
+        assert ghost.exit_code == 1 and "not found" in ghost.stderr, ghost.output
+    finally:
+        ctx.close()
+
+
 def test_projects_create_without_manager_says_how_to_make_it_visible(database_url: str, tmp_path: Path) -> None:
     schema = tmp_path / "schema.json"
     schema.write_text(json.dumps({"questions": [{"name": "q", "kind": "choice", "labels": ["a", "b"]}]}))

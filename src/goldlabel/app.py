@@ -17,6 +17,7 @@ from goldlabel.api.fastlane import AnnotateFastLane
 from goldlabel.api.guard import RequestGuard
 from goldlabel.api.problems import PROBLEM_RESPONSES, install_problem_handlers
 from goldlabel.api.routes import (
+    audit,
     items,
     media,
     projects,
@@ -123,7 +124,7 @@ def create_app(settings: Settings | None = None, *, context: Context | None = No
     app.state.context = ctx
     install_problem_handlers(app)
     api = APIRouter(prefix=API_PREFIX, responses=PROBLEM_RESPONSES)
-    for module in (users, projects, items, queue, quality, transfer, snapshots, media, webhooks):
+    for module in (users, projects, items, queue, quality, transfer, snapshots, media, webhooks, audit):
         api.include_router(module.router)
     app.include_router(api)
     # Added before the web middleware, so inside it: the session cookie is resolved by then.

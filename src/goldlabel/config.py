@@ -195,6 +195,30 @@ class Settings(BaseModel):
         "an intranet image server; empty: https:, media paths and data:image only.",
     )
 
+    totp_required_roles: str = Field(
+        default="",
+        description="Comma-separated roles (admin, manager, reviewer, annotator) that must use two-factor "
+        "login (TOTP): a user of such a role who has not enrolled can, after the password, only enrol.",
+    )
+    totp_issuer: str = Field(
+        default="goldlabel", min_length=1, max_length=60,
+        description="Issuer name authenticator apps show beside a goldlabel account.",
+    )
+
+    @field_validator("totp_required_roles")
+    @classmethod
+    def _check_totp_roles(cls, value: str) -> str:
+        roles = ("admin", "manager", "reviewer", "annotator")  # storage.tables.ROLES
+        for entry in filter(None, (e.strip() for e in value.split(","))):
+            if entry not in roles:
+                raise ValueError(f"{entry!r} is not a role (one of {', '.join(roles)})")
+        return value
+
+    @property
+    def totp_roles(self) -> frozenset[str]:
+        """The roles of ``totp_required_roles``, parsed."""
+        return frozenset(filter(None, (e.strip() for e in self.totp_required_roles.split(","))))
+
     @field_validator("webhook_allowed_networks")
     @classmethod
     def _check_networks(cls, value: str) -> str:

@@ -228,6 +228,51 @@ class TokenPublic(BaseModel):
     token: str | None = Field(None, description="The secret token: present once, in the creation response.")
 
 
+class TotpStatus(BaseModel):
+    enabled: bool = Field(description="Two-factor login is on: a password login also asks for a code.")
+    pending: bool = Field(description="An enrolment was started and waits for its first code.")
+    enabled_at: int | None = None
+    recovery_codes_left: int = 0
+    required: bool = Field(description="The user's role must use two-factor login (totp_required_roles).")
+
+
+class TotpEnrolment(BaseModel):
+    secret: str = Field(description="Base32 secret for the authenticator app: shown this once.")
+    otpauth_uri: str = Field(description="The same as an otpauth:// URI (for a QR code).")
+
+
+class TotpCode(_In):
+    code: str = Field(min_length=1, max_length=40, description="6 digits from the app (or a recovery code).")
+
+
+class TotpDisable(_In):
+    code: str | None = Field(None, max_length=40,
+                             description="A current code or a recovery code; an admin turning off "
+                             "another user's two-factor login needs none.")
+
+
+class TotpRecoveryCodes(BaseModel):
+    recovery_codes: list[str] = Field(description="Ten single-use codes, shown this once.")
+
+
+class AuditEntry(BaseModel):
+    id: int
+    at: int = Field(description="Milliseconds since the epoch.")
+    actor_id: int | None = Field(description="null: the local operator (CLI), or a failed login.")
+    actor_name: str
+    action: str
+    project_id: int | None
+    target_type: str
+    target_id: str
+    address: str = Field(description="Client address (logins only).")
+    detail: dict[str, Any]
+
+
+class AuditPage(BaseModel):
+    items: list[AuditEntry]
+    next_before: int | None = Field(None, description="Pass as ?before= for the next (older) page; null at the end.")
+
+
 class MemberSet(_In):
     user_id: int
     role: Role = "annotator"

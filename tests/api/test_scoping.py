@@ -53,6 +53,8 @@ BODIES: dict[tuple[str, str], Any] = {
     ("POST", "/users"): lambda w: {"json": {"username": "newcomer", "role": "annotator"}},
     ("PATCH", "/users/{user_id}"): lambda w: {"json": {"display_name": "renamed"}},
     ("POST", "/users/{user_id}/tokens"): lambda w: {"json": {"name": "stolen"}},
+    ("POST", "/users/{user_id}/totp/confirm"): lambda w: {"json": {"code": "123456"}},
+    ("POST", "/users/{user_id}/totp/disable"): lambda w: {"json": {"code": "123456"}},
     ("POST", "/projects"): lambda w: {"json": {"name": "p", "label_schema": w.schema}},
     ("PATCH", "/projects/{project_id}"): lambda w: {"json": {"name": "taken over"}},
     ("PUT", "/projects/{project_id}/members"): lambda w: {

@@ -9,6 +9,7 @@ import json
 from pathlib import Path
 
 import httpx
+import pyotp
 from fastapi.routing import APIRoute, iter_route_contexts
 
 from goldlabel.client import Client
@@ -94,6 +95,12 @@ def test_every_route_is_called_by_an_sdk_method(factory, app, make_user, tmp_pat
         assert [t.id for t in gl.list_tokens(user.id)] == [token.id]
         gl.revoke_token(user.id, token.id)
         gl.end_sessions(user.id)
+        # two-factor login: the annotator enrols (codes from the secret, as an app computes them),
+        # then an admin turns it off (a lost phone)
+        assert ann.get_totp(annotator.id).enabled is False
+        enrolment = ann.start_totp(annotator.id)
+        assert len(ann.confirm_totp(annotator.id, pyotp.TOTP(enrolment.secret).now())) == 10
+        assert gl.disable_totp(annotator.id).enabled is False
 
         # projects and members
         project = gl.create_project("tour", SCHEMA, overlap_min=1)
@@ -183,6 +190,10 @@ def test_every_route_is_called_by_an_sdk_method(factory, app, make_user, tmp_pat
         gl.delete_project(pid)
         assert gl.restore_project(pid).id == pid
         gl.delete_project(pid)
+        # the audit log of all the above
+        assert [e.project_id for e in gl.list_audit(action="project.delete")] == [pid, pid]  # deleted twice
+        trail = io.BytesIO()
+        assert gl.export_audit(trail, "csv", project_id=pid) > 0
     finally:
         for client in clients:
             client.close()

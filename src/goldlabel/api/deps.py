@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from functools import partial
 from typing import Annotated
 
 from fastapi import Depends, Query, Request
@@ -33,14 +34,23 @@ async def get_actor(
     # async: a token verified in the last seconds is answered from memory, with no thread-pool
     # hop; a cache miss reads the database in the thread pool.
     if credentials is not None:
-        actor = user_service.cached_token_actor(ctx, credentials.credentials)
-        if actor is not None:
-            return actor
-        return await run_in_threadpool(user_service.authenticate_token, ctx, credentials.credentials)
-    session_actor = getattr(request.state, "session_actor", None)
-    if session_actor is not None:
-        return session_actor
-    raise unauthorized()
+        actor = user_service.cached_token_actor(ctx, credentials.credentials, enrolment_only=True)
+        if actor is None:
+            actor = await run_in_threadpool(partial(user_service.authenticate_token, enrolment_only=True),
+                                            ctx, credentials.credentials)
+    else:
+        actor = getattr(request.state, "session_actor", None)
+        if actor is None:
+            raise unauthorized()
+    if actor.must_enrol and not _is_enrolment_path(request.url.path, actor.id):
+        raise user_service.enrolment_required()
+    return actor
+
+
+def _is_enrolment_path(path: str, user_id: int) -> bool:
+    """What a user who must enrol in two-factor login may still call: who they are, and the
+    enrolment itself."""
+    return path in ("/api/v1/users/me", f"/api/v1/users/{user_id}/totp", f"/api/v1/users/{user_id}/totp/confirm")
 
 
 CurrentActor = Annotated[Actor, Depends(get_actor)]

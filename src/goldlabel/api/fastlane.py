@@ -180,15 +180,16 @@ class AnnotateFastLane:
         if session is None or not self.signer.check_csrf(session.nonce, csrf):
             return None
         actor = user_service.cached_session_actor(self.context, session.user_id, session.nonce)
-        if actor is not None:
-            return actor
-        try:
-            actor = await self.context.backend.run(user_service.session_actor, self.context, session.user_id,
-                                                   session.nonce)
-        except Exception:  # noqa: BLE001 - failed: the app reads it again and answers
-            return None
-        if actor is not None:
-            self.counts["verified"] += 1
+        if actor is None:
+            try:
+                actor = await self.context.backend.run(user_service.session_actor, self.context, session.user_id,
+                                                       session.nonce)
+            except Exception:  # noqa: BLE001 - failed: the app reads it again and answers
+                return None
+            if actor is not None:
+                self.counts["verified"] += 1
+        if actor is not None and actor.must_enrol:
+            return None  # must enrol in two-factor login first: the app answers the 403
         return actor
 
     async def _serve(self, send: Send, work: Awaitable[T], browser: bool) -> tuple[bool, T | None]:

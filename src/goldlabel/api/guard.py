@@ -25,6 +25,7 @@ the app, where this guard applies. Request bodies are never decompressed (no
 from __future__ import annotations
 
 import re
+from functools import partial
 
 import orjson
 from starlette.concurrency import run_in_threadpool
@@ -139,10 +140,13 @@ class RequestGuard:
             error = GoldlabelError("authentication required: a Bearer token or a session",
                                    code="unauthorized", status=401)
         else:
-            if user_service.cached_token_actor(self.context, token) is not None:
+            # Authentication only: a user who must enrol in two-factor login is refused (or not)
+            # by the route's api.deps.get_actor, which knows the path.
+            if user_service.cached_token_actor(self.context, token, enrolment_only=True) is not None:
                 return None
             try:
-                await run_in_threadpool(user_service.authenticate_token, self.context, token)
+                await run_in_threadpool(partial(user_service.authenticate_token, enrolment_only=True),
+                                        self.context, token)
                 return None
             except GoldlabelError as exc:
                 error = exc

@@ -201,6 +201,7 @@ def export_command(state: CliState, project_id: int, fmt: str, output: str, stat
             include_predictions=include_predictions, pseudonymous=not annotator_names,
             question=question, min_confidence=min_confidence,
         )
+        export_service.record_export(ctx, None, job)
         # The total is counted before the export's own snapshot: a bar's estimate, not its content.
         total = None if quiet else job.item_count()
         with _atomic_output(output) as stream, \

@@ -17,6 +17,7 @@ from goldlabel.cli.root import (
     pass_state,
 )
 from goldlabel.schemas import Role
+from goldlabel.services import totp as totp_service
 from goldlabel.services import users as user_service
 from goldlabel.services.context import Context
 
@@ -93,6 +94,21 @@ def set_password(state: CliState, username: str, password: str | None, password_
     user = find_user(ctx, username)
     user_service.update_user(ctx, LOCAL_OPERATOR, user["id"], {"password": secret})
     click.echo(f"password of {username} set; their browser sessions have ended")
+
+
+@users.command("disable-totp")
+@click.argument("username")
+@pass_state
+def disable_totp(state: CliState, username: str) -> None:
+    """Turn off two-factor login for USERNAME (a lost phone and no recovery codes left).
+
+    They log in with their password alone until they enrol again (at once, if their role
+    requires it). Recorded in the audit log.
+    """
+    ctx = state.context()
+    user = find_user(ctx, username)
+    totp_service.disable(ctx, LOCAL_OPERATOR, user["id"], None, "")
+    click.echo(f"two-factor login of {username} is off")
 
 
 @users.command("token")

@@ -21,6 +21,9 @@ class Actor:
     id: int
     username: str
     role: str
+    # The role requires two-factor login and the user has not enrolled: they may only enrol
+    # (api.deps and web.rendering refuse everything else).
+    must_enrol: bool = False
 
     @property
     def is_admin(self) -> bool:

@@ -11,6 +11,7 @@ import numpy as np
 from goldlabel import quality
 from goldlabel.domain.errors import GoldlabelError, not_found
 from goldlabel.quality.agreement import fleiss_kappa, krippendorff_alpha
+from goldlabel.services import audit
 from goldlabel.services.access import Actor, load_project
 from goldlabel.services.consensus import settle_stalled
 from goldlabel.services.context import Context
@@ -67,6 +68,8 @@ def set_annotator_status(ctx: Context, actor: Actor, project_id: int, annotator_
         settle_stalled(ctx, conn, project, now)
         consensus_events.insert_event(conn, project_id, f"annotator.{status}", {"annotator_id": annotator_id,
                                                                         "by": actor.id}, now)
+        audit.record(conn, actor, "annotator.status", project_id=project_id, target=("user", annotator_id),
+                     detail={"status": status})
     return {"annotator_id": annotator_id, "status": status, "evidence": evidence}
 
 

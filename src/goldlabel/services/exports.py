@@ -23,6 +23,7 @@ from goldlabel.domain.errors import GoldlabelError, forbidden
 from goldlabel.domain.splits import DEFAULT_SPLIT_RATIOS, check_split_ratios
 from goldlabel.domain.vocabulary import ITEM_STATUSES
 from goldlabel.formats import get_format
+from goldlabel.services import audit
 from goldlabel.services.access import Actor, fetch_project_role, is_allowed, load_project
 from goldlabel.services.bulk_gc import fewer_gc_passes
 from goldlabel.services.context import Context
@@ -323,4 +324,16 @@ def export_project(
         include_predictions=include_predictions, pseudonymous=pseudonymous, question=question,
         min_confidence=min_confidence,
     )
+    record_export(ctx, actor, job)
     return job.write_to(out, on_batch)
+
+
+def record_export(ctx: Context, actor: Actor | None, job: Export) -> None:
+    """Log an export about to be sent (before its first byte: a download cut short was still
+    a download of what arrived)."""
+    audit.record_now(ctx, actor, "export.download", project_id=job.project["id"],
+                     target=("project", job.project["id"]),
+                     detail={"format": job.fmt, "status": job.status, "include_gold": job.include_gold,
+                             "include_predictions": job.include_predictions,
+                             "pseudonymous": job.pseudonymous, "question": job.question,
+                             "min_confidence": job.min_confidence})

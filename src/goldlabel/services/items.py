@@ -12,6 +12,7 @@ from typing import Any
 from goldlabel.domain.errors import GoldlabelError, not_found
 from goldlabel.domain.splits import split_of
 from goldlabel.schemas import BulkItemsRequest, ItemReport, RestoreItemsRequest
+from goldlabel.services import audit
 from goldlabel.services.access import Actor, fetch_project_role, is_allowed, load_project
 from goldlabel.services.context import Context
 from goldlabel.services.queue import public_answer
@@ -136,6 +137,7 @@ def delete_item(ctx: Context, actor: Actor, project_id: int, item_id: int) -> di
         load_project(conn, actor, project_id, "manage")
         if not item_store.soft_delete_items(conn, project_id, [item_id], now):
             raise not_found("item")
+        audit.record(conn, actor, "item.delete", project_id=project_id, target=("item", item_id))
     return {"deleted_at": now, "undo_until": now + ctx.settings.delete_undo_s * 1000}
 
 
@@ -195,6 +197,9 @@ def bulk_action(ctx: Context, actor: Actor, project_id: int, spec: BulkItemsRequ
         if not more:
             break
     out: dict[str, Any] = {"action": spec.action, "matched": matched, "changed": changed, "batches": batches}
+    audit.record_now(ctx, actor, "item.bulk", project_id=project_id,
+                     detail={**out, "filter": spec.filter.model_dump(exclude_none=True) if spec.filter else None,
+                             "item_ids": len(spec.item_ids or [])})
     if spec.action == "delete":
         out |= {"deleted_at": now, "undo_until": now + ctx.settings.delete_undo_s * 1000}
     return out
@@ -211,6 +216,7 @@ def restore_items(ctx: Context, actor: Actor, project_id: int, spec: RestoreItem
         load_project(conn, actor, project_id, "manage")
         restored = len(item_store.restore_items(conn, project_id, since, item_ids=spec.item_ids,
                                                 deleted_at=spec.deleted_at, now=now))
+        audit.record(conn, actor, "item.restore", project_id=project_id, detail={"restored": restored})
     return {"restored": restored}
 
 

@@ -32,7 +32,8 @@ from typing import Any, BinaryIO
 from goldlabel.domain.errors import FieldError, GoldlabelError, not_found
 from goldlabel.domain.media_types import SNIFF_BYTES, MediaType, sniff
 from goldlabel.formats import detect_format
-from goldlabel.services.access import Actor, load_project
+from goldlabel.services import audit
+from goldlabel.services.access import Actor, fetch_project_role, load_project
 from goldlabel.services.context import Context
 from goldlabel.services.imports import ImportReport, authorize_import, ingest_rows
 from goldlabel.storage.engine import read_tx
@@ -299,18 +300,23 @@ class MediaObject:
     media_type: MediaType
 
 
-def open_media(ctx: Context, actor: Actor, project_id: int, name: str) -> MediaObject:
-    """A media object of the project, if ``actor`` may see the project (404 otherwise)."""
+def open_media(ctx: Context, actor: Actor, project_id: int, name: str, *, download: bool = False) -> MediaObject:
+    """A media object of the project, if ``actor`` may see the project (404 otherwise).
+    ``download``: a whole file is being sent (not a thumbnail or a later byte range), which the
+    audit log records for reviewers and up; an annotator's reads are their work, not logged."""
     match = _SHA.match(name)
     if match is None:
         raise not_found("media")
     with read_tx(ctx.engine) as conn:
         load_project(conn, actor, project_id, "view")
+        role = fetch_project_role(conn, actor, project_id)
     key = object_key(project_id, match.group(1))
     store = ctx.media
     size = store.size(key)
     if size is None:
         raise not_found("media")
+    if download and role != "annotator":
+        audit.record_now(ctx, actor, "media.download", project_id=project_id, target=("media", name))
     head = b"".join(_take(store.read(key, 0, SNIFF_BYTES)))
     return MediaObject(key, size, sniff(head))
 

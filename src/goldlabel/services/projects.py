@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Mapping
 from typing import Any
 
@@ -9,6 +10,7 @@ from goldlabel.domain.errors import FieldError, GoldlabelError, forbidden, inval
 from goldlabel.domain.label_schema import LabelSchema
 from goldlabel.domain.label_schema.changes import compare_schemas, find_breaks
 from goldlabel.schemas import QualitySettings
+from goldlabel.services import audit
 from goldlabel.services.access import Actor, fetch_project_role, is_allowed, load_project
 from goldlabel.services.consensus import settle_stalled
 from goldlabel.services.context import Context
@@ -87,6 +89,8 @@ def create_project(ctx: Context, actor: Actor | None, name: str, label_schema: A
         project_store.insert_schema_version(conn, row["id"], 1, schema, actor.id if actor else None, now)
         if actor is not None:
             user_store.upsert_member(conn, row["id"], actor.id, "manager", now)
+        audit.record(conn, actor, "project.create", project_id=row["id"], target=("project", row["id"]),
+                     detail={"name": name})
     return public_project(row, "manager" if actor else None)
 
 
@@ -126,6 +130,8 @@ def update_project(ctx: Context, actor: Actor, project_id: int, changes: Mapping
             changes["settings"] = _check_settings({**row["settings"], **(changes["settings"] or {})})
         _check_overlap(changes.get("overlap_min", row["overlap_min"]), changes.get("overlap_max", row["overlap_max"]))
         changes = {k: v for k, v in changes.items() if v is not None}
+        for action, detail in _audited_update(row, changes):
+            audit.record(conn, actor, action, project_id=project_id, target=("project", project_id), detail=detail)
         row = project_store.update_project(conn, project_id, **changes, updated_at=now)
     return public_project(row, fetch_role_or_none(ctx, actor, project_id))
 
@@ -198,9 +204,11 @@ def delete_project(ctx: Context, actor: Actor, project_id: int) -> dict[str, int
     settings.delete_undo_s; then the purge sweep removes them."""
     now = now_ms()
     with write_tx(ctx.engine) as conn:
-        load_project(conn, actor, project_id, "manage")
+        project = load_project(conn, actor, project_id, "manage")
         project_store.soft_delete_project(conn, project_id, now)
         item_store.soft_delete_project_items(conn, project_id, now)
+        audit.record(conn, actor, "project.delete", project_id=project_id, target=("project", project_id),
+                     detail={"name": project["name"]})
     return {"deleted_at": now, "undo_until": now + ctx.settings.delete_undo_s * 1000}
 
 
@@ -220,6 +228,7 @@ def restore_project(ctx: Context, actor: Actor, project_id: int) -> dict:
             raise GoldlabelError("the project is not deleted, or its undo window has passed",
                                  code="not_restorable", status=409)
         item_store.restore_items(conn, project_id, stamp, deleted_at=stamp, now=now)
+        audit.record(conn, actor, "project.restore", project_id=project_id, target=("project", project_id))
         project = project_store.fetch_project(conn, project_id)
     return public_project(project, role)
 
@@ -255,7 +264,10 @@ def set_member(ctx: Context, actor: Actor | None, project_id: int, user_id: int,
             raise GoldlabelError(
                 "only users with the manager role can manage a project", code="role_too_high", status=422
             )
+        before = user_store.fetch_member_role(conn, project_id, user_id)
         user_store.upsert_member(conn, project_id, user_id, role, now_ms())
+        audit.record(conn, actor, "member.set", project_id=project_id, target=("user", user_id),
+                     detail={"from": before, "to": role})
         _settle_stalled(ctx, conn, project_id)
     return {"user_id": user_id, "username": user["username"], "display_name": user["display_name"], "role": role}
 
@@ -265,7 +277,29 @@ def remove_member(ctx: Context, actor: Actor, project_id: int, user_id: int) -> 
         load_project(conn, actor, project_id, "manage")
         if not user_store.delete_member(conn, project_id, user_id):
             raise not_found("member")
+        audit.record(conn, actor, "member.remove", project_id=project_id, target=("user", user_id))
         _settle_stalled(ctx, conn, project_id)
+
+
+def _audited_update(row: dict, changes: dict[str, Any]) -> list[tuple[str, dict]]:
+    """The audit entries of a project update: a schema edit, quality settings (the keys that
+    changed, old and new), and the other fields."""
+    out: list[tuple[str, dict]] = []
+    if "label_schema" in changes:
+        out.append(("project.schema", {"from_version": row["schema_version"],
+                                       "to_version": changes["schema_version"]}))
+    if "settings" in changes:
+        old = row["settings"] or {}
+        # Compared as JSON: a stored list and the same tuple from the model are no change.
+        diff = {k: {"from": old.get(k), "to": v} for k, v in changes["settings"].items()
+                if json.dumps(old.get(k)) != json.dumps(v)}
+        if diff:
+            out.append(("project.settings", diff))
+    fields = {k: v for k, v in changes.items() if k not in ("label_schema", "schema_version", "settings")
+              and row.get(k) != v}
+    if fields:
+        out.append(("project.update", {"fields": sorted(fields)}))
+    return out
 
 
 def _settle_stalled(ctx: Context, conn: Any, project_id: int) -> None:

@@ -16,6 +16,7 @@ from typing import Any, BinaryIO
 
 from goldlabel.domain.errors import GoldlabelError, not_found
 from goldlabel.formats import get_format
+from goldlabel.services import audit
 from goldlabel.services.access import Actor, load_project
 from goldlabel.services.context import Context
 from goldlabel.services.exports import prepare_export
@@ -76,6 +77,8 @@ def create_snapshot(ctx: Context, actor: Actor | None, project_id: int, name: st
         consensus_events.insert_event(conn, project_id, "export.snapshot_created",
                              {"snapshot_id": row["id"], "name": name, "format": job.fmt, "items": count},
                              row["created_at"])
+        audit.record(conn, actor, "snapshot.create", project_id=project_id, target=("snapshot", row["id"]),
+                     detail={"name": name, **options})
     return row
 
 
@@ -84,6 +87,14 @@ def list_snapshots(ctx: Context, actor: Actor | None, project_id: int) -> list[d
         if actor is not None:
             load_project(conn, actor, project_id, "review")
         return snapshot_store.fetch_snapshots(conn, project_id)
+
+
+def download_snapshot(ctx: Context, actor: Actor | None, project_id: int, snapshot_id: int) -> dict[str, Any]:
+    """``get_snapshot`` for a download, which the audit log records."""
+    row = get_snapshot(ctx, actor, project_id, snapshot_id)
+    audit.record_now(ctx, actor, "snapshot.download", project_id=project_id, target=("snapshot", snapshot_id),
+                     detail={"name": row["name"], "sha256": row["sha256"]})
+    return row
 
 
 def get_snapshot(ctx: Context, actor: Actor | None, project_id: int, snapshot_id: int) -> dict[str, Any]:

@@ -15,6 +15,7 @@ from zxcvbn import zxcvbn
 from goldlabel.domain.errors import GoldlabelError, conflict, forbidden, not_found, unauthorized
 from goldlabel.domain.json_limits import text_problem
 from goldlabel.domain.vocabulary import ROLES
+from goldlabel.services import audit
 from goldlabel.services.access import Actor
 from goldlabel.services.context import Context
 from goldlabel.services.login_guard import guard_of
@@ -93,6 +94,7 @@ def create_user(
             is_active=True,
             created_at=now_ms(),
         )
+        audit.record(conn, actor, "user.create", target=("user", row["id"]), detail={"role": role})
     return public_user(row)
 
 
@@ -111,29 +113,52 @@ def authenticate_password(ctx: Context, username: str, password: str) -> Actor:
         ok = False
     if not ok or row is None or not row["password_hash"] or not row["is_active"]:
         raise unauthorized("wrong username or password")
-    return Actor(row["id"], row["username"], row["role"])
+    return actor_of(ctx, row)
 
 
-def cached_token_actor(ctx: Context, token: str) -> Actor | None:
-    """The actor of a token verified less than ``ctx.token_cache_ttl_s`` ago, without I/O."""
+def actor_of(ctx: Context, row: dict) -> Actor:
+    must_enrol = row["role"] in ctx.settings.totp_roles and row["totp_enabled_at"] is None
+    return Actor(row["id"], row["username"], row["role"], must_enrol=must_enrol)
+
+
+def cached_token_actor(ctx: Context, token: str, *, enrolment_only: bool = False) -> Actor | None:
+    """The actor of a token verified less than ``ctx.token_cache_ttl_s`` ago, without I/O.
+    A user who must enrol in two-factor login is None unless ``enrolment_only`` (see
+    ``authenticate_token``)."""
     if not token.startswith(TOKEN_PREFIX):
         return None
-    return ctx.cached_actor(hash_token(token))  # type: ignore[return-value]
+    actor = ctx.cached_actor(hash_token(token))
+    if actor is not None and actor.must_enrol and not enrolment_only:  # type: ignore[attr-defined]
+        return None
+    return actor  # type: ignore[return-value]
 
 
-def authenticate_token(ctx: Context, token: str) -> Actor:
+def enrolment_required() -> GoldlabelError:
+    return GoldlabelError("your role requires two-factor login: enrol first (your account page, or "
+                          "POST /api/v1/users/{id}/totp)", code="totp_enrolment_required", status=403)
+
+
+def authenticate_token(ctx: Context, token: str, *, enrolment_only: bool = False) -> Actor:
+    """The token's actor. A user whose role requires two-factor login and who has not enrolled
+    is refused (403 ``totp_enrolment_required``) unless ``enrolment_only``: then the caller lets
+    them reach only the enrolment (api.deps). The annotate loop's fast lane, which takes the
+    default, so hands their requests to the app, where api.deps refuses them."""
     if not token.startswith(TOKEN_PREFIX):
         raise unauthorized("malformed API token")
     token_hash = hash_token(token)
     actor = ctx.cached_actor(token_hash)
     if actor is not None:
+        if actor.must_enrol and not enrolment_only:  # type: ignore[attr-defined]
+            raise enrolment_required()
         return actor  # type: ignore[return-value]
     with read_tx(ctx.engine) as conn:
         row = user_store.fetch_user_by_token_hash(conn, token_hash)
     if row is None or not row["is_active"]:
         raise unauthorized("invalid or revoked API token")
-    actor = Actor(row["id"], row["username"], row["role"])
+    actor = actor_of(ctx, row)
     ctx.cache_actor(token_hash, actor)
+    if actor.must_enrol and not enrolment_only:
+        raise enrolment_required()
     return actor
 
 
@@ -156,6 +181,8 @@ def create_token(ctx: Context, actor: Actor | None, user_id: int, name: str = ""
             prefix=token[:10],
             created_at=now_ms(),
         )
+        audit.record(conn, actor, "token.issue", target=("token", row["id"]),
+                     detail={"user_id": user_id, "name": name, "prefix": row["prefix"]})
     return {**row, "token": token}
 
 
@@ -170,6 +197,7 @@ def revoke_token(ctx: Context, actor: Actor, user_id: int, token_id: int) -> Non
         _token_owner(conn, actor, user_id, "revokes")
         if not user_store.revoke_token(conn, user_id, token_id, now_ms()):
             raise not_found("token")
+        audit.record(conn, actor, "token.revoke", target=("token", token_id), detail={"user_id": user_id})
     ctx.forget_actors()
 
 
@@ -205,7 +233,7 @@ def session_actor(ctx: Context, user_id: int, nonce: str) -> Actor | None:
         row = user_store.fetch_user_by_session(conn, hash_token(nonce), user_id, now_ms())
     if row is None or not row["is_active"]:
         return None
-    actor = Actor(row["id"], row["username"], row["role"])
+    actor = actor_of(ctx, row)
     ctx.cache_actor(_session_key(nonce), actor)
     return actor
 
@@ -225,6 +253,7 @@ def end_sessions(ctx: Context, actor: Actor, user_id: int) -> int:
     with write_tx(ctx.engine) as conn:
         _managed_user(conn, actor, user_id, "end the sessions of")
         ended = user_store.delete_user_sessions(conn, user_id)
+        audit.record(conn, actor, "user.sessions_end", target=("user", user_id), detail={"ended": ended})
     ctx.forget_actors()
     return ended
 
@@ -317,5 +346,20 @@ def update_user(
             user_store.delete_user_sessions(conn, user_id, keep=keep)
         if values.get("is_active") is False:
             user_store.delete_user_sessions(conn, user_id)
+        for action, detail in _audited_changes(target, values):
+            audit.record(conn, actor, action, target=("user", user_id), detail=detail)
     ctx.forget_actors()  # the role or the active flag may have changed
     return public_user(row)
+
+
+def _audited_changes(before: dict, values: dict[str, Any]) -> list[tuple[str, dict]]:
+    """The audit entries of a user update: role, suspension, password (display names are not
+    audited)."""
+    out: list[tuple[str, dict]] = []
+    if "role" in values and values["role"] != before["role"]:
+        out.append(("user.role", {"from": before["role"], "to": values["role"]}))
+    if "is_active" in values and values["is_active"] != before["is_active"]:
+        out.append(("user.reactivate" if values["is_active"] else "user.suspend", {}))
+    if "password_hash" in values:
+        out.append(("user.password", {}))
+    return out

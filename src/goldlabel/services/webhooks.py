@@ -32,6 +32,7 @@ from goldlabel import __version__
 from goldlabel.domain import webhooks as rules
 from goldlabel.domain.errors import FieldError, invalid, not_found
 from goldlabel.domain.webhooks import OutboundRefused
+from goldlabel.services import audit
 from goldlabel.services.access import Actor, load_project
 from goldlabel.services.context import Context
 from goldlabel.services.outbound_guard import guarded_client
@@ -88,6 +89,8 @@ def create_subscription(ctx: Context, actor: Actor, project_id: int, url: str, e
             conn, project_id=project_id, url=url, event_types=types, secret=secret, is_active=True,
             description=description, created_by=actor.id, created_at=now_ms(),
         )
+        audit.record(conn, actor, "webhook.create", project_id=project_id, target=("webhook", row["id"]),
+                     detail={"url": url, "event_types": types})
     return {**public_subscription(row), "secret": secret}
 
 
@@ -121,13 +124,17 @@ def update_subscription(ctx: Context, actor: Actor, project_id: int, subscriptio
         _load_subscription(conn, actor, project_id, subscription_id)
         if changes:
             store.update_subscription(conn, subscription_id, changes)
+            audit.record(conn, actor, "webhook.update", project_id=project_id,
+                         target=("webhook", subscription_id), detail=changes)
         return public_subscription(store.fetch_subscription(conn, project_id, subscription_id))
 
 
 def delete_subscription(ctx: Context, actor: Actor, project_id: int, subscription_id: int) -> None:
     with write_tx(ctx.engine) as conn:
-        _load_subscription(conn, actor, project_id, subscription_id)
+        row = _load_subscription(conn, actor, project_id, subscription_id)
         store.delete_subscription(conn, subscription_id)
+        audit.record(conn, actor, "webhook.delete", project_id=project_id, target=("webhook", subscription_id),
+                     detail={"url": row["url"]})
 
 
 def list_deliveries(ctx: Context, actor: Actor, project_id: int, subscription_id: int, *,

@@ -48,6 +48,13 @@ users = sa.Table(
     sa.Column("password_hash", sa.String(255), nullable=True),
     sa.Column("is_active", sa.Boolean, nullable=False, server_default=sa.true()),
     sa.Column("created_at", sa.BigInteger, nullable=False),
+    # Two-factor login (services/totp.py): the base32 secret is set at enrolment and shown once;
+    # totp_enabled_at is set when a first code confirms it. totp_last_step refuses a code's
+    # replay; totp_recovery holds sha256 hashes of the unused recovery codes.
+    sa.Column("totp_secret", sa.String(64), nullable=True),
+    sa.Column("totp_enabled_at", sa.BigInteger, nullable=True),
+    sa.Column("totp_last_step", sa.BigInteger, nullable=True),
+    sa.Column("totp_recovery", Json, nullable=True),
     sa.CheckConstraint(f"role IN {ROLES!r}", name="role"),
 )
 
@@ -416,4 +423,26 @@ webhook_deliveries = sa.Table(
     sa.Index("ix_webhook_deliveries_due", "status", "next_attempt_at"),
     sa.Index("ix_webhook_deliveries_subscription_id", "subscription_id", "id"),
     sa.Index("ix_webhook_deliveries_event_id", "event_id"),
+)
+
+# The audit log (services/audit.py): who did what to which object, written in the transaction of
+# the action. Append-only: triggers refuse UPDATE and DELETE (migration 0011). No foreign keys:
+# an entry outlives the user, project or item it names.
+audit_log = sa.Table(
+    "audit_log",
+    metadata,
+    _pk(),
+    sa.Column("at", sa.BigInteger, nullable=False),
+    sa.Column("actor_id", Id, nullable=True),
+    sa.Column("actor_name", sa.String(150), nullable=False, server_default=""),
+    sa.Column("action", sa.String(60), nullable=False),
+    sa.Column("project_id", Id, nullable=True),
+    sa.Column("target_type", sa.String(30), nullable=False, server_default=""),
+    sa.Column("target_id", sa.String(100), nullable=False, server_default=""),
+    sa.Column("address", sa.String(64), nullable=False, server_default=""),
+    sa.Column("detail", Json, nullable=False),
+    sa.Index("ix_audit_log_actor_id", "actor_id", "id"),
+    sa.Index("ix_audit_log_action", "action", "id"),
+    sa.Index("ix_audit_log_project_id", "project_id", "id"),
+    sa.Index("ix_audit_log_at", "at"),
 )

@@ -15,8 +15,11 @@ def insert_user(conn: Connection, **values: Any) -> dict:
     return dict(row)
 
 
-def fetch_user(conn: Connection, user_id: int) -> dict | None:
-    row = conn.execute(sa.select(users).where(users.c.id == user_id)).mappings().first()
+def fetch_user(conn: Connection, user_id: int, *, for_update: bool = False) -> dict | None:
+    """``for_update``: lock the row until the transaction ends (PostgreSQL; SQLite's write
+    transactions are serialized anyway)."""
+    q = sa.select(users).where(users.c.id == user_id)
+    row = conn.execute(q.with_for_update() if for_update else q).mappings().first()
     return dict(row) if row else None
 
 
@@ -39,6 +42,18 @@ def update_user(conn: Connection, user_id: int, **values: Any) -> dict | None:
         .first()
     )
     return dict(row) if row else None
+
+
+def claim_totp_step(conn: Connection, user_id: int, step: int) -> bool:
+    """Mark TOTP time step ``step`` used, if no later or equal one was: one conditional UPDATE,
+    so two concurrent logins with the same code cannot both succeed (PostgreSQL included)."""
+    res = conn.execute(
+        users.update()
+        .where(users.c.id == user_id,
+               sa.or_(users.c.totp_last_step.is_(None), users.c.totp_last_step < step))
+        .values(totp_last_step=step)
+    )
+    return res.rowcount == 1
 
 
 def insert_token(conn: Connection, **values: Any) -> dict:

@@ -8,15 +8,18 @@ template; every change the console makes is a call to /api/v1 from the page's Ja
 
 from __future__ import annotations
 
+import json
 from datetime import UTC, datetime
-from typing import Any
+from typing import Annotated, Any
+from urllib.parse import urlencode
 
-from fastapi import APIRouter, Request
+from fastapi import APIRouter, Query, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
 from goldlabel.domain.errors import GoldlabelError
 from goldlabel.domain.vocabulary import ITEM_STATUSES
 from goldlabel.schemas import QualitySettings
+from goldlabel.services import audit as audit_service
 from goldlabel.services import dashboard as dashboard_service
 from goldlabel.services import users as user_service
 from goldlabel.services.access import Actor
@@ -287,4 +290,47 @@ def users_page(request: Request, actor: PageActor, after: int = 0) -> Response:
         "users": users, "tokens": tokens, "after": after, "active": "users",
         "next_after": users[-1]["id"] if len(users) == PAGE_SIZE else None,
         "creatable_roles": ("annotator", "reviewer", "manager", "admin") if actor.is_admin else ("annotator", "reviewer"),
+    })
+
+
+def _id(value: str | None) -> int | None:
+    number = _int(value)
+    return number if number is not None and 0 <= number < 2**63 else None
+
+
+def _day_ms(value: str | None, *, end: bool = False) -> int | None:
+    """A YYYY-MM-DD form field as milliseconds (UTC midnight; ``end``: the next midnight)."""
+    if not value:
+        return None
+    try:
+        day = datetime.strptime(value, "%Y-%m-%d").replace(tzinfo=UTC)
+    except ValueError:
+        return None
+    return int(day.timestamp() * 1000) + (86_400_000 if end else 0)
+
+
+@router.get("/audit")
+def audit_page(request: Request, actor: PageActor,
+               before: Annotated[int | None, Query(ge=1, le=2**63 - 1)] = None) -> Response:
+    """The audit log with filters (actor, action, project, days), newest first, keyset-paged."""
+    query = request.query_params
+    form = {k: query.get(k, "").strip() for k in ("actor", "action", "project_id", "since", "until")}
+    filters = {"actor_name": form["actor"] or None, "action": form["action"] or None,
+               "project_id": _id(form["project_id"]), "since": _day_ms(form["since"]),
+               "until": _day_ms(form["until"], end=True)}
+    try:
+        rows = audit_service.list_entries(_ctx(request), actor, filters, before, PAGE_SIZE)
+    except GoldlabelError as exc:
+        return _error(request, exc)
+    keep = {k: v for k, v in form.items() if v}
+    return _page(request, "audit.html", {
+        "entries": rows, "form": form, "actions": audit_service.ACTIONS, "active": "audit",
+        "next_query": urlencode({**keep, "before": rows[-1]["id"]}) if len(rows) == PAGE_SIZE else None,
+        "first_query": urlencode(keep) if before is not None else None,
+        "export_query": urlencode({k: v for k, v in {
+            "actor_name": filters["actor_name"], "action": filters["action"],
+            "project_id": filters["project_id"], "since": filters["since"], "until": filters["until"],
+        }.items() if v is not None}),
+        "fmt_seconds": lambda ms: datetime.fromtimestamp(ms / 1000, tz=UTC).strftime("%Y-%m-%d %H:%M:%S"),
+        "fmt_detail": lambda d: json.dumps(d, sort_keys=True, separators=(", ", ": ")) if d else "",
     })

@@ -8,14 +8,19 @@ from __future__ import annotations
 
 import secrets
 from typing import Annotated
+from urllib.parse import quote
 
 from fastapi import APIRouter, Form, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
 from goldlabel.domain.errors import GoldlabelError
+from goldlabel.domain.json_limits import text_problem
 from goldlabel.domain.media_sources import parse_hosts
+from goldlabel.services import audit
 from goldlabel.services import projects as project_service
+from goldlabel.services import totp as totp_service
 from goldlabel.services import users as user_service
+from goldlabel.services.access import Actor
 from goldlabel.services.login_guard import TooManyAttempts, guard_of
 from goldlabel.web.rendering import (
     PageActor,
@@ -27,6 +32,8 @@ from goldlabel.web.rendering import (
     render_error,
 )
 from goldlabel.web.session import (
+    PENDING_COOKIE,
+    PENDING_TTL_S,
     PRESESSION_COOKIE,
     SESSION_COOKIE,
     SESSION_TTL_S,
@@ -35,6 +42,11 @@ from goldlabel.web.session import (
 )
 
 router = APIRouter(include_in_schema=False)
+
+
+def text_or_blank(text: str) -> str:
+    """A typed username fit to store (PostgreSQL refuses NUL; lone surrogates do not encode)."""
+    return text if text_problem(text) is None else ""
 
 # What the workspace script needs of a project. Quality settings stay out: gold rate and
 # qualification would tell an annotator that gold items exist.
@@ -56,13 +68,13 @@ def login_form(request: Request, next: str = "/") -> Response:
 
 
 def _login_page(request: Request, next_path: str, error: str | None, status_code: int,
-                username: str = "") -> HTMLResponse:
+                username: str = "", template: str = "login.html") -> HTMLResponse:
     new_nonce = None
     if not request.cookies.get(PRESESSION_COOKIE):
         new_nonce = secrets.token_urlsafe(16)
         request.state.new_presession = new_nonce
     response = render(
-        request, "login.html",
+        request, template,
         {"next": next_path if is_local_path(next_path) else "/", "error": error, "username": username},
         status_code=status_code,
     )
@@ -82,24 +94,90 @@ def login(
     # password is hashed (services.login_guard).
     ctx = request.app.state.context
     guard = guard_of(ctx)
+    address = request.client.host if request.client else ""
     try:
-        guard.admit(username, request.client.host if request.client else "")
+        guard.admit(username, address)
         actor = user_service.authenticate_password(ctx, username, password)
     except TooManyAttempts as exc:
-        retry = exc.extra["retry_after_s"]
-        response = _login_page(request, next, f"Too many attempts; try again in {retry} s.", 429, username=username)
-        response.headers["Retry-After"] = str(retry)
-        return response
+        return _too_many(request, next, exc, username)
     except GoldlabelError:
         guard.failed(username)
+        audit.record_now(ctx, None, "login.failure", actor_name=text_or_blank(username), address=address,
+                         detail={"step": "password"})
         return _login_page(request, next, "Wrong username or password.", 401, username=username)
+    if totp_service.login_needs_code(ctx, actor.id):
+        # The password was right; the session waits for the code. Failed codes count against
+        # the account like failed passwords (guard.failed), so a known password alone cannot
+        # be turned into a session by guessing six digits.
+        response = RedirectResponse(f"/login/code?next={quote(next if is_local_path(next) else '/', safe='/')}",
+                                    status_code=303)
+        _set_cookie(response, request, PENDING_COOKIE, get_web(request).signer.issue_pending(actor.id),
+                    PENDING_TTL_S)
+        return response
     guard.succeeded(username)
+    audit.record_now(ctx, actor, "login.success", target=("user", actor.id), address=address,
+                     detail={"second_factor": None})
+    return _start_session(request, actor, next)
+
+
+def _too_many(request: Request, next_path: str, exc: TooManyAttempts, username: str = "",
+              template: str = "login.html") -> Response:
+    retry = exc.extra["retry_after_s"]
+    response = _login_page(request, next_path, f"Too many attempts; try again in {retry} s.", 429,
+                           username=username, template=template)
+    response.headers["Retry-After"] = str(retry)
+    return response
+
+
+def _start_session(request: Request, actor: Actor, next_path: str) -> Response:
     cookie, session = get_web(request).signer.issue(actor.id)
     start_session(request.app.state.context, session)
-    response = RedirectResponse(next if is_local_path(next) else "/", status_code=303)
+    response = RedirectResponse(next_path if is_local_path(next_path) else "/", status_code=303)
     _set_cookie(response, request, SESSION_COOKIE, cookie, SESSION_TTL_S)
     response.delete_cookie(PRESESSION_COOKIE, path="/")
+    response.delete_cookie(PENDING_COOKIE, path="/")
     return response
+
+
+def _pending_user(request: Request) -> int | None:
+    return get_web(request).signer.verify_pending(request.cookies.get(PENDING_COOKIE))
+
+
+@router.get("/login/code")
+def login_code_form(request: Request, next: str = "/") -> Response:
+    """The second step of a login: the code of the user's authenticator app."""
+    if _pending_user(request) is None:
+        return RedirectResponse("/login", status_code=303)
+    return _login_page(request, next, error=None, status_code=200, template="login_code.html")
+
+
+@router.post("/login/code")
+def login_code(
+    request: Request,
+    code: Annotated[str, Form(max_length=40)],
+    next: Annotated[str, Form()] = "/",
+) -> Response:
+    ctx = request.app.state.context
+    user_id = _pending_user(request)
+    if user_id is None:
+        return _login_page(request, next, "The login took too long; enter your password again.", 401)
+    username = totp_service.fetch_login_name(ctx, user_id)
+    guard = guard_of(ctx)
+    address = request.client.host if request.client else ""
+    try:
+        guard.admit(username, address)
+        actor = totp_service.verify_login_code(ctx, user_id, code, address)
+    except TooManyAttempts as exc:
+        return _too_many(request, next, exc, template="login_code.html")
+    except GoldlabelError:
+        guard.failed(username)
+        # The password was right: the entry names the account (actor_id), unlike a wrong password.
+        audit.record_now(ctx, Actor(user_id, username, ""), "login.failure", address=address,
+                         target=("user", user_id), detail={"step": "second_factor"})
+        return _login_page(request, next, "Wrong code: type the one your app shows now, or a recovery code.",
+                           401, template="login_code.html")
+    guard.succeeded(username)
+    return _start_session(request, actor, next)
 
 
 @router.post("/logout")
@@ -122,9 +200,12 @@ def my_projects(request: Request, actor: PageActor) -> HTMLResponse:
 
 @router.get("/account")
 def account(request: Request, actor: PageActor) -> HTMLResponse:
-    """The signed-in user's own account: display name and password (PATCH /api/v1/users/{id})."""
-    user = user_service.get_user(request.app.state.context, actor, actor.id)
-    return render(request, "account.html", {"user": user})
+    """The signed-in user's own account: display name, password (PATCH /api/v1/users/{id}) and
+    two-factor login (/api/v1/users/{id}/totp). The one page a user who must enrol may open."""
+    ctx = request.app.state.context
+    user = user_service.get_user(ctx, actor, actor.id)
+    totp = totp_service.status(ctx, actor, actor.id)
+    return render(request, "account.html", {"user": user, "totp": totp, "must_enrol": actor.must_enrol})
 
 
 @router.get("/projects/{project_id}/annotate")

@@ -67,6 +67,14 @@ class LoginRequired(Exception):
         self.next_path = next_path
 
 
+class EnrolmentRequired(LoginRequired):
+    """Raised by ``PageActor`` for a user whose role requires two-factor login and who has not
+    enrolled: every page but /account redirects there."""
+
+
+ENROL_PATH = "/account"
+
+
 def get_session_actor(request: Request) -> Actor | None:
     return getattr(request.state, "session_actor", None)
 
@@ -76,6 +84,8 @@ def require_page_actor(request: Request) -> Actor:
     if actor is None:
         path = request.url.path + (f"?{request.url.query}" if request.url.query else "")
         raise LoginRequired(path)
+    if actor.must_enrol and request.url.path != ENROL_PATH:
+        raise EnrolmentRequired(ENROL_PATH)
     return actor
 
 
@@ -83,6 +93,8 @@ PageActor = Annotated[Actor, Depends(require_page_actor)]
 
 
 def login_redirect(exc: LoginRequired) -> RedirectResponse:
+    if isinstance(exc, EnrolmentRequired):
+        return RedirectResponse(f"{ENROL_PATH}?enrol=required", status_code=303)
     return RedirectResponse(f"/login?next={quote(exc.next_path, safe='/')}", status_code=303)
 
 

@@ -37,7 +37,7 @@ from goldlabel.web.session import (
 UNSAFE_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
 CSRF_HEADER = "x-csrf-token"
 CSRF_FIELD = "csrf_token"
-LOGIN_PATH = "/login"
+LOGIN_PATHS = frozenset({"/login", "/login/code"})
 MAX_FORM_BYTES = 1024 * 1024
 
 # One directive a line, each with room for a comment: FLY002's single f-string would lose that.
@@ -102,7 +102,7 @@ class WebMiddleware:
         if scope["method"] in UNSAFE_METHODS:
             if state["session"] is not None:
                 nonce: str | None = state["session"].nonce
-            elif path == LOGIN_PATH:
+            elif path in LOGIN_PATHS:
                 # Login CSRF: a login without the pre-session cookie the login page set (and
                 # its token) is refused, so a page elsewhere cannot log a victim's browser into
                 # the attacker's account (issue 17, item 4).

@@ -30,6 +30,10 @@ from goldlabel.services.context import Context
 
 SESSION_COOKIE = "gl_session"
 PRESESSION_COOKIE = "gl_pre"
+# Between a right password and the two-factor code: names the user, for a few minutes, and
+# grants nothing else (its own key: it can never pass as a session cookie).
+PENDING_COOKIE = "gl_2fa"
+PENDING_TTL_S = 300
 SESSION_TTL_S = 12 * 3600  # a working day; logout, password changes and admins end one earlier
 
 
@@ -56,6 +60,7 @@ class SessionSigner:
         secret = secret_key.encode() if secret_key else secrets.token_bytes(32)
         self._session_key = hmac.new(secret, b"goldlabel session cookie", hashlib.sha256).digest()
         self._csrf_key = hmac.new(secret, b"goldlabel csrf token", hashlib.sha256).digest()
+        self._pending_key = hmac.new(secret, b"goldlabel second factor pending", hashlib.sha256).digest()
 
     def _sign(self, payload: str) -> str:
         return _b64(hmac.new(self._session_key, payload.encode(), hashlib.sha256).digest())
@@ -81,6 +86,27 @@ class SessionSigner:
         if session.expires_at <= (now or time.time()):
             return None
         return session
+
+    def issue_pending(self, user_id: int, now: float | None = None) -> str:
+        """The cookie of a login waiting for its second factor (after a right password)."""
+        payload = _b64(json.dumps({"u": user_id, "e": int((now or time.time()) + PENDING_TTL_S)},
+                                  separators=(",", ":")).encode())
+        return f"{payload}.{_b64(hmac.new(self._pending_key, payload.encode(), hashlib.sha256).digest())}"
+
+    def verify_pending(self, cookie: str | None, now: float | None = None) -> int | None:
+        """The user id a pending-login cookie names, or None when missing, forged or expired."""
+        if not cookie or cookie.count(".") != 1:
+            return None
+        payload, signature = cookie.split(".")
+        expected = _b64(hmac.new(self._pending_key, payload.encode(), hashlib.sha256).digest())
+        if not hmac.compare_digest(signature, expected):
+            return None
+        try:
+            data = json.loads(_unb64(payload))
+            user_id, expires = int(data["u"]), int(data["e"])
+        except (ValueError, KeyError, TypeError):
+            return None
+        return user_id if expires > (now or time.time()) else None
 
     def csrf_token(self, nonce: str) -> str:
         return _b64(hmac.new(self._csrf_key, nonce.encode(), hashlib.sha256).digest())

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import re
+from functools import partial
 from typing import Annotated, Literal
 
 from fastapi import APIRouter, Query, Request, status
@@ -58,7 +59,11 @@ async def get_media(
     if thumb is not None and thumb not in THUMB_SIZES:
         raise invalid([FieldError(("query", "thumb"), "bad_thumb_size",
                                   f"thumb must be one of {', '.join(map(str, THUMB_SIZES))}")])
-    obj = await run_in_threadpool(media_service.open_media, ctx, actor, project_id, name)
+    requested = request.headers.get("range", "")
+    # One entry per download, not per byte range a video player asks for.
+    whole = thumb is None and (not requested or requested.replace(" ", "").startswith("bytes=0-"))
+    obj = await run_in_threadpool(partial(media_service.open_media, download=whole),
+                                  ctx, actor, project_id, name)
     if thumb is not None:
         data = await run_in_threadpool(media_service.thumbnail, ctx, obj, thumb)
         headers = _headers(obj, f"{name}.thumb.jpg")

@@ -35,7 +35,7 @@ async def list_snapshots(project_id: int, ctx: ContextDep, actor: CurrentActor) 
             responses={200: {"description": "The frozen export, byte for byte."}})
 async def download_snapshot(project_id: int, snapshot_id: int, ctx: ContextDep,
                             actor: CurrentActor) -> StreamingResponse:
-    row = await run_in_threadpool(snapshot_service.get_snapshot, ctx, actor, project_id, snapshot_id)
+    row = await run_in_threadpool(snapshot_service.download_snapshot, ctx, actor, project_id, snapshot_id)
     return StreamingResponse(
         iterate_in_threadpool(ctx.media.read(row["object_key"])),
         media_type=snapshot_service.media_type_of(row),

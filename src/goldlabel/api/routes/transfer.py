@@ -108,6 +108,7 @@ def download_export(
         include_predictions=include_predictions, pseudonymous=pseudonymous, question=question,
         min_confidence=min_confidence,
     )
+    export_service.record_export(ctx, actor, job)
     return StreamingResponse(
         job.iter_bytes(),
         media_type=job.media_type,

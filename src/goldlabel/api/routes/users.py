@@ -5,7 +5,20 @@ from __future__ import annotations
 from fastapi import APIRouter, Request, status
 
 from goldlabel.api.deps import ContextDep, CurrentActor, PageDep, page
-from goldlabel.schemas import Page, TokenCreate, TokenPublic, UserCreate, UserPublic, UserUpdate
+from goldlabel.schemas import (
+    Page,
+    TokenCreate,
+    TokenPublic,
+    TotpCode,
+    TotpDisable,
+    TotpEnrolment,
+    TotpRecoveryCodes,
+    TotpStatus,
+    UserCreate,
+    UserPublic,
+    UserUpdate,
+)
+from goldlabel.services import totp as totp_service
 from goldlabel.services import users as user_service
 
 router = APIRouter(prefix="/users", tags=["users"])
@@ -62,3 +75,31 @@ def revoke_token(user_id: int, token_id: int, ctx: ContextDep, actor: CurrentAct
 def end_sessions(user_id: int, ctx: ContextDep, actor: CurrentActor) -> None:
     """Log the user out of every browser (API tokens are not affected)."""
     user_service.end_sessions(ctx, actor, user_id)
+
+
+def _address(request: Request) -> str:
+    return request.client.host if request.client else ""
+
+
+@router.get("/{user_id}/totp", response_model=TotpStatus)
+def get_totp(user_id: int, ctx: ContextDep, actor: CurrentActor) -> dict:
+    """Whether two-factor login is on (the user themself, or an admin)."""
+    return totp_service.status(ctx, actor, user_id)
+
+
+@router.post("/{user_id}/totp", response_model=TotpEnrolment, status_code=status.HTTP_201_CREATED)
+def start_totp(user_id: int, ctx: ContextDep, actor: CurrentActor) -> dict:
+    """Start enrolling (the user themself): a new secret, shown this once."""
+    return totp_service.start_enrolment(ctx, actor, user_id)
+
+
+@router.post("/{user_id}/totp/confirm", response_model=TotpRecoveryCodes)
+def confirm_totp(user_id: int, body: TotpCode, request: Request, ctx: ContextDep, actor: CurrentActor) -> dict:
+    """Turn two-factor login on with a first code; the answer holds ten recovery codes, once."""
+    return totp_service.confirm_enrolment(ctx, actor, user_id, body.code, _address(request))
+
+
+@router.post("/{user_id}/totp/disable", response_model=TotpStatus)
+def disable_totp(user_id: int, body: TotpDisable, request: Request, ctx: ContextDep, actor: CurrentActor) -> dict:
+    """Turn two-factor login off: the user with a current or recovery code, an admin for anyone."""
+    return totp_service.disable(ctx, actor, user_id, body.code, _address(request))

@@ -5,14 +5,14 @@ be restored; the queue claims only ``open`` items, so it never hands a deleted o
 ``flag`` / ``flagged_by`` / ``flagged_at`` (an annotator reported the item, e.g. media_broken).
 projects: ``deleted_at``. A partial index on items.deleted_at serves the undo and the purge sweep.
 
-Revision ID: 0011_items
+Revision ID: 0011
 Revises: 0010
 """
 
 import sqlalchemy as sa
 from alembic import op
 
-revision = "0011_items"
+revision = "0011"
 down_revision = "0010"
 branch_labels = None
 depends_on = None

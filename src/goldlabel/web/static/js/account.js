@@ -50,3 +50,55 @@ passwordForm.addEventListener('submit', async (event) => {
     done('Password changed. Other browsers signed in as you have been signed out.');
   }
 });
+
+// Two-factor login: start (a secret shown once), confirm with a first code (recovery codes shown
+// once), or turn off with a current code.
+const totpErrors = $('totp-errors');
+
+async function totpCall(path, body) {
+  hideError(totpErrors);
+  try {
+    return await api(`/users/${config.id}/totp${path}`, { method: 'POST', body });
+  } catch (e) {
+    showError(totpErrors, e);
+    return null;
+  }
+}
+
+const startButton = document.getElementById('totp-start');
+if (startButton) {
+  startButton.addEventListener('click', async () => {
+    const enrolment = await totpCall('', undefined);
+    if (!enrolment) return;
+    $('totp-secret').textContent = enrolment.secret.replace(/(.{4})/g, '$1 ').trim();
+    $('totp-uri').href = enrolment.otpauth_uri;
+    $('totp-enrol').hidden = false;
+    startButton.hidden = true;
+    $('totp-confirm-form').elements.code.focus();
+  });
+  const confirmForm = $('totp-confirm-form');
+  confirmForm.addEventListener('submit', async (event) => {
+    event.preventDefault();
+    const result = await totpCall('/confirm', { code: confirmForm.elements.code.value.trim() });
+    if (!result) return;
+    const list = $('totp-recovery-codes');
+    list.replaceChildren(...result.recovery_codes.map((code) => {
+      const li = document.createElement('li');
+      li.textContent = code;
+      return li;
+    }));
+    $('totp-enrol').hidden = true;
+    $('totp-recovery').hidden = false;
+    done('Two-factor login is on.');
+  });
+}
+
+const disableForm = document.getElementById('totp-disable-form');
+if (disableForm) {
+  disableForm.addEventListener('submit', async (event) => {
+    event.preventDefault();
+    if (await totpCall('/disable', { code: disableForm.elements.code.value.trim() })) {
+      window.location.reload();
+    }
+  });
+}

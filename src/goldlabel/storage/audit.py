@@ -1,0 +1,64 @@
+"""The audit log: insert and read only (the table refuses UPDATE and DELETE)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Connection
+
+from goldlabel.storage.tables import audit_log, project_members
+
+_INSERT = audit_log.insert()
+
+
+def insert_entry(conn: Connection, **values: Any) -> None:
+    conn.execute(_INSERT, values)
+
+
+def _filtered(filters: dict[str, Any], manager_id: int | None) -> sa.Select:
+    q = sa.select(audit_log)
+    if filters.get("actor_id") is not None:
+        q = q.where(audit_log.c.actor_id == filters["actor_id"])
+    if filters.get("actor_name"):
+        q = q.where(audit_log.c.actor_name == filters["actor_name"])
+    if filters.get("action"):
+        q = q.where(audit_log.c.action == filters["action"])
+    if filters.get("project_id") is not None:
+        q = q.where(audit_log.c.project_id == filters["project_id"])
+    if filters.get("since") is not None:
+        q = q.where(audit_log.c.at >= filters["since"])
+    if filters.get("until") is not None:
+        q = q.where(audit_log.c.at < filters["until"])
+    if manager_id is not None:
+        managed = sa.select(project_members.c.project_id).where(
+            project_members.c.user_id == manager_id, project_members.c.role == "manager"
+        )
+        q = q.where(audit_log.c.project_id.in_(managed))
+    return q
+
+
+def list_entries(conn: Connection, filters: dict[str, Any], before: int | None, limit: int,
+                 manager_id: int | None = None) -> list[dict]:
+    """Newest first, keyset-paged on id (``before``: the last id of the previous page).
+    ``manager_id``: only entries of projects that user manages."""
+    q = _filtered(filters, manager_id)
+    if before is not None:
+        q = q.where(audit_log.c.id < before)
+    q = q.order_by(audit_log.c.id.desc()).limit(limit)
+    return [dict(r) for r in conn.execute(q).mappings()]
+
+
+def iter_entries(conn: Connection, filters: dict[str, Any], manager_id: int | None = None,
+                 batch: int = 1000) -> Iterator[dict]:
+    """Every matching entry, oldest first, read ``batch`` rows at a time (keyset on id)."""
+    after = 0
+    while True:
+        q = _filtered(filters, manager_id).where(audit_log.c.id > after).order_by(audit_log.c.id).limit(batch)
+        rows = [dict(r) for r in conn.execute(q).mappings()]
+        yield from rows
+        if len(rows) < batch:
+            return
+        after = rows[-1]["id"]
+
