@@ -19,13 +19,13 @@ from datetime import UTC, datetime
 from typing import Any
 
 import orjson
-from sqlalchemy.engine import Connection
 
 from goldlabel.domain.errors import GoldlabelError, forbidden
 from goldlabel.services.access import Actor
 from goldlabel.services.context import Context
 from goldlabel.storage import audit as audit_store
 from goldlabel.storage.engine import now_ms, read_tx, write_tx
+from goldlabel.storage.handles import Connection
 
 # Every action the log holds, with what it means (docs/security.md lists the same).
 ACTIONS = {

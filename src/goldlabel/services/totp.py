@@ -21,7 +21,6 @@ import time
 from typing import Any
 
 import pyotp
-from sqlalchemy.engine import Connection
 
 from goldlabel.domain.errors import GoldlabelError, conflict, forbidden, not_found, unauthorized
 from goldlabel.services import audit
@@ -30,6 +29,7 @@ from goldlabel.services.context import Context
 from goldlabel.services.login_guard import guard_of
 from goldlabel.storage import users as user_store
 from goldlabel.storage.engine import now_ms, read_tx, write_tx
+from goldlabel.storage.handles import Connection
 
 STEP_S = 30
 RECOVERY_CODES = 10
