@@ -150,6 +150,12 @@ def test_every_route_is_called_by_an_sdk_method(factory, app, make_user, tmp_pat
         assert isinstance(gl.refit_project(pid), dict)
         gl.review_item(pid, result.answer.item_id, "accept", comment="fine")
 
+        # the project model: too few labels to train yet, so the call answers why
+        assert gl.update_model_settings(pid, retrain_every=10)["settings"]["retrain_every"] == 10
+        assert gl.train_model(pid)["summary"]["trained"] is None
+        assert gl.get_model_status(pid)["versions"] == []
+        assert gl.list_label_issues(pid, limit=5) == []
+
         # media: one item per uploaded file, served same-origin
         picture = tmp_path / "tour.png"
         picture.write_bytes(b"\x89PNG\r\n\x1a\n" + b"\x00" * 32)

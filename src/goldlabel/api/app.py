@@ -17,6 +17,7 @@ from goldlabel.api.problems import PROBLEM_RESPONSES, install_problem_handlers
 from goldlabel.api.routes import (
     items,
     media,
+    models,
     projects,
     quality,
     queue,
@@ -27,6 +28,7 @@ from goldlabel.api.routes import (
 )
 from goldlabel.config import Settings
 from goldlabel.services.context import Context
+from goldlabel.services.model_worker import ModelWorker
 from goldlabel.services.quality import RefitScheduler
 from goldlabel.services.webhooks import WebhookWorker
 from goldlabel.storage.migrate import upgrade_database
@@ -86,6 +88,7 @@ def create_app(settings: Settings | None = None, *, context: Context | None = No
         if ctx.settings.webhook_poll_interval_s > 0:
             deliverer = WebhookWorker(ctx)
             deliverer.start()
+        models = ModelWorker.start_if(ctx)
         if context is None:
             # A server process (the app owns its context): what exists now (modules, routes,
             # templates, the engine) lives as long as the process. Taken out of the cyclic
@@ -99,6 +102,8 @@ def create_app(settings: Settings | None = None, *, context: Context | None = No
             scheduler.stop()
         if deliverer is not None:
             deliverer.stop()
+        if models is not None:
+            models.stop()
         if context is None:
             ctx.close()
 
@@ -115,7 +120,7 @@ def create_app(settings: Settings | None = None, *, context: Context | None = No
     app.state.context = ctx
     install_problem_handlers(app)
     api = APIRouter(prefix=API_PREFIX, responses=PROBLEM_RESPONSES)
-    for module in (users, projects, items, queue, quality, transfer, snapshots, media, webhooks):
+    for module in (users, projects, items, queue, quality, transfer, snapshots, media, webhooks, models):
         api.include_router(module.router)
     app.include_router(api)
     # Added before the web middleware, so inside it: the session cookie is resolved by then.
