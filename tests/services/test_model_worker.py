@@ -11,6 +11,7 @@ from goldlabel.models import MiniLMEmbedder
 from goldlabel.services import models as model_service
 from goldlabel.services import queue as queue_service
 from goldlabel.services import review as review_service
+from goldlabel.services.context import Context
 from goldlabel.services.model_worker import ModelWorker
 from goldlabel.storage.engine import read_tx
 from goldlabel.storage.tables import consensus, embeddings, events, items, predictions
@@ -197,3 +198,26 @@ def test_model_routes_are_scoped_and_validated(factory):
     assert res.status_code == 422 and "no_choice_question" in res.text
     res = manager.get(f"/api/v1/projects/{pid}/models/audit", params={"limit": 0})
     assert res.status_code == 422
+
+
+def test_the_worker_thread_trains_in_the_background_and_stops(factory, ctx):
+    import time
+
+    ctx.model_embedder_factory = lambda: MiniLMEmbedder(threads=1)
+    project, truth = _project(factory, 40)
+    pid = project["id"]
+    _label(factory, project, truth, sorted(truth)[:30])
+    off = Context(settings=ctx.settings.model_copy(update={"model_interval_s": 0}), engine=ctx.engine)
+    assert ModelWorker.start_if(off) is None  # 0 turns the worker off
+    worker = ModelWorker(ctx, 0.2)
+    worker.start()
+    try:
+        deadline = time.monotonic() + 120
+        while model_service.status(ctx, project["manager"], pid)["current_version"] is None:
+            assert time.monotonic() < deadline, "the worker trained nothing in 120 s"
+            time.sleep(0.2)
+    finally:
+        worker.stop()
+    assert not worker._thread.is_alive()
+    st = model_service.status(ctx, project["manager"], pid)
+    assert st["embeddings"]["waiting"] == 0 and st["current_version"]["labels"] == 30

@@ -288,9 +288,12 @@ def _process(ctx: Context, project: dict, summary: dict, train: bool, embed_budg
     with read_tx(ctx.engine) as conn:
         labeled = model_store.fetch_training_labels(conn, pid, question.name)
         current = model_store.fetch_current_version(conn, pid, with_params=True)
+    new_labels = len(labeled) - state["labels_at_train"]
+    # the first model as soon as min_labels are there (retried only when labels were added since
+    # an attempt that could not train), then every retrain_every new labels
     due = (train or bool(state["train_requested"])
            or (len(labeled) >= settings["min_labels"]
-               and len(labeled) - state["labels_at_train"] >= settings["retrain_every"]))
+               and new_labels >= (settings["retrain_every"] if current else 1)))
     # labeled items first when a training run is due: it needs their vectors
     if due:
         summary["embedded"] = _embed(ctx, pid, current, question, [r[0] for r in labeled], deadline=None)
