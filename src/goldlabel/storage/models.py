@@ -158,7 +158,13 @@ def count_training_labels(conn: Connection, project_id: int, question: str) -> i
         .where(consensus.c.project_id == project_id, consensus.c.question == question,
                items.c.status == "final", consensus.c.source != "auto")
     )
-    return int(conn.execute(q).scalar_one())
+    gold = (
+        sa.select(sa.func.count())
+        .select_from(gold_answers.join(items, items.c.id == gold_answers.c.item_id))
+        .where(gold_answers.c.project_id == project_id, gold_answers.c.value[question].as_string().is_not(None),
+               items.c.status != "final")
+    )
+    return int(conn.execute(q).scalar_one()) + int(conn.execute(gold).scalar_one())
 
 
 # ---------------------------------------------------------------- state and versions
