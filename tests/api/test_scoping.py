@@ -87,6 +87,7 @@ BODIES: dict[tuple[str, str], Any] = {
     },
     ("POST", "/projects/{project_id}/snapshots"): lambda w: {"json": {"name": "stolen"}},
     ("PATCH", "/projects/{project_id}/models/settings"): lambda w: {"json": {"auto_label": False}},
+    ("POST", "/projects/{project_id}/models/audit/review"): lambda w: {"json": {"item_ids": [w.answered_item]}},
 }
 
 TINY_PNG = b"\x89PNG\r\n\x1a\n" + bytes(24)

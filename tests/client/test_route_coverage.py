@@ -155,6 +155,8 @@ def test_every_route_is_called_by_an_sdk_method(factory, app, make_user, tmp_pat
         assert gl.train_model(pid)["summary"]["trained"] is None
         assert gl.get_model_status(pid)["versions"] == []
         assert gl.list_label_issues(pid, limit=5) == []
+        assert gl.send_label_issues_to_review(pid, [result.answer.item_id]) == {
+            "sent": [], "skipped": [result.answer.item_id]}
 
         # media: one item per uploaded file, served same-origin
         picture = tmp_path / "tour.png"

@@ -552,6 +552,11 @@ class Client:
         """Final labels the newest model calls likely wrong, most suspicious first."""
         return self._request("GET", f"/projects/{int(project_id)}/models/audit", params={"limit": limit}).json()
 
+    def send_label_issues_to_review(self, project_id: int, item_ids: list[int]) -> dict[str, Any]:
+        """Send flagged items back to review with the audit's reason; ``{sent, skipped}``."""
+        body = {"item_ids": [int(i) for i in item_ids]}
+        return self._request("POST", f"/projects/{int(project_id)}/models/audit/review", json=body).json()
+
     # -- files ----------------------------------------------------------------------------
 
     def import_file(

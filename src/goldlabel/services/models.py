@@ -215,6 +215,27 @@ def label_audit(ctx: Context, actor: Actor | None, project_id: int, limit: int =
         return model_store.list_label_issues(conn, project_id, limit)
 
 
+def send_issues_to_review(ctx: Context, actor: Actor | None, project_id: int, item_ids: list[int]) -> dict:
+    """Send flagged items back to review: each listed item that the label-error audit flagged and
+    whose final label came from the answers (not a reviewer, gold or the model) becomes
+    ``needs_review``, with an ``item.needs_review`` event that carries the reason."""
+    if not 1 <= len(item_ids) <= ISSUES_LIMIT_MAX:
+        raise invalid([FieldError(("item_ids",), "bad_item_ids", f"name 1..{ISSUES_LIMIT_MAX} items")])
+    now = now_ms()
+    sent = []
+    with write_tx(ctx.engine) as conn:
+        _load(conn, actor, project_id, "review")
+        for issue in model_store.fetch_issues_for_review(conn, project_id, sorted(set(item_ids))):
+            if not model_store.send_to_review(conn, issue["item_id"], now):
+                continue
+            reason = (f"label-error audit: {issue['question']} is {issue['given']!r}, the model suggests "
+                      f"{issue['suggested']!r} (P(label) {issue['self_confidence']:.2f}, rank {issue['rank']})")
+            records.insert_event(conn, project_id, "item.needs_review", {
+                "item_id": issue["item_id"], "status": "needs_review", "by": "model_audit", "reason": reason}, now)
+            sent.append(issue["item_id"])
+    return {"sent": sent, "skipped": sorted(set(item_ids) - set(sent))}
+
+
 def request_training(ctx: Context, actor: Actor | None, project_id: int, embed_budget_s: float = 20.0) -> dict:
     """Train now when no other process works on the project's model (the pass runs in this
     call: it embeds the labeled items the model needs, then others for up to ``embed_budget_s``

@@ -315,10 +315,36 @@ def list_label_issues(conn: Connection, project_id: int, limit: int) -> list[dic
     q = (
         sa.select(label_issues.c.item_id, items.c.external_id, label_issues.c.question, label_issues.c.rank,
                   label_issues.c.given, label_issues.c.suggested, label_issues.c.self_confidence,
-                  label_issues.c.version_id, items.c.status)
-        .select_from(label_issues.join(items, items.c.id == label_issues.c.item_id))
+                  label_issues.c.version_id, items.c.status, consensus.c.source)
+        .select_from(label_issues.join(items, items.c.id == label_issues.c.item_id)
+                     .outerjoin(consensus, sa.and_(consensus.c.item_id == label_issues.c.item_id,
+                                                   consensus.c.question == label_issues.c.question)))
         .where(label_issues.c.project_id == project_id)
         .order_by(label_issues.c.rank)
         .limit(limit)
     )
     return [dict(r) for r in conn.execute(q).mappings()]
+
+
+def fetch_issues_for_review(conn: Connection, project_id: int, item_ids: Sequence[int]) -> list[dict]:
+    """The label issues of these items whose item is final with a label from the answers
+    (source consensus): the ones a model may send back to review."""
+    q = (
+        sa.select(label_issues.c.item_id, label_issues.c.question, label_issues.c.given, label_issues.c.suggested,
+                  label_issues.c.self_confidence, label_issues.c.rank)
+        .select_from(label_issues.join(items, items.c.id == label_issues.c.item_id)
+                     .join(consensus, sa.and_(consensus.c.item_id == label_issues.c.item_id,
+                                              consensus.c.question == label_issues.c.question)))
+        .where(label_issues.c.project_id == project_id, label_issues.c.item_id.in_(list(item_ids)),
+               items.c.status == "final", consensus.c.source == "consensus")
+    )
+    return [dict(r) for r in conn.execute(q).mappings()]
+
+
+def send_to_review(conn: Connection, item_id: int, now: int) -> bool:
+    res = conn.execute(items.update().where(items.c.id == item_id, items.c.status == "final")
+                       .values(status="needs_review", updated_at=now))
+    if res.rowcount == 1:
+        conn.execute(consensus.update().where(consensus.c.item_id == item_id)
+                     .values(status="needs_review", updated_at=now))
+    return res.rowcount == 1

@@ -56,3 +56,17 @@ def label_audit(project_id: int, ctx: ContextDep, actor: CurrentActor,
     """Final labels the newest model version calls likely wrong (confident learning on its
     out-of-fold probabilities), ranked: item, given label, suggested label, self-confidence."""
     return model_service.label_audit(ctx, actor, project_id, limit)
+
+
+class IssuesToReview(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    item_ids: list[int] = Field(description="Flagged items to send back to review (1..500).")
+
+
+@router.post("/audit/review")
+def send_issues_to_review(project_id: int, body: IssuesToReview, ctx: ContextDep,
+                          actor: CurrentActor) -> dict[str, Any]:
+    """Send flagged items back to review with the audit's reason (items whose final label came
+    from the answers; reviewed, gold and auto-labeled ones are skipped) → ``{sent, skipped}``."""
+    return model_service.send_issues_to_review(ctx, actor, project_id, body.item_ids)

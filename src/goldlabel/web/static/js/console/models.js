@@ -32,3 +32,18 @@ onClick('toggle-auto-label', async (b) => {
     body: { auto_label: b.dataset.on !== 'true' } });
   window.location.reload();
 });
+
+for (const button of document.querySelectorAll('[data-send-review]')) {
+  button.addEventListener('click', async () => {
+    button.disabled = true;
+    try {
+      const out = await api(`/projects/${pid}/models/audit/review`, { method: 'POST',
+        body: { item_ids: [Number(button.dataset.sendReview)] } });
+      flash(out.sent.length ? 'Sent to review.' : 'Not sent: its label is a reviewer\'s, gold or the model\'s.');
+      window.location.reload();
+    } catch (e) {
+      showError($('models-errors'), e);
+      button.disabled = false;
+    }
+  });
+}
