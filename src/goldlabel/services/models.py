@@ -307,26 +307,28 @@ def _process(ctx: Context, project: dict, summary: dict, train: bool, embed_budg
         summary["skipped"] = "no choice question"
         return
     with read_tx(ctx.engine) as conn:
-        labeled = model_store.fetch_training_labels(conn, pid, question.name)
+        n_labels = model_store.count_training_labels(conn, pid, question.name)  # a count, every pass
         current = model_store.fetch_current_version(conn, pid, with_params=True)
-    new_labels = len(labeled) - state["labels_at_train"]
+    new_labels = n_labels - state["labels_at_train"]
     # the first model as soon as min_labels are there (retried only when labels were added since
     # an attempt that could not train), then every retrain_every new labels
     due = (train or bool(state["train_requested"])
-           or (len(labeled) >= settings["min_labels"]
+           or (n_labels >= settings["min_labels"]
                and new_labels >= (settings["retrain_every"] if current else 1)))
     # labeled items first when a training run is due: it needs their vectors
     if due:
+        with read_tx(ctx.engine) as conn:
+            labeled = model_store.fetch_training_labels(conn, pid, question.name)
         summary["embedded"] = _embed(ctx, pid, current, question, [r[0] for r in labeled], deadline=None)
     deadline = time.monotonic() + embed_budget_s
     summary["embedded"] = summary.get("embedded", 0) + _embed(ctx, pid, current, question, None, deadline)
     if due:
-        current = _train(ctx, project, question, labeled, settings, summary)
+        current = _train(ctx, project, question, labeled, n_labels, settings, summary)
     if current is not None and settings["auto_label"] and current.get("threshold", {}).get("threshold") is not None:
         summary["auto_labeled"] = _auto_label(ctx, pid, question, current, settings)
     summary["audits_checked"] = _check_audits(ctx, pid, settings, state)
-    with write_tx(ctx.engine) as conn:
-        if not summary.get("error"):
+    if state.get("last_error"):  # this pass went through: the error is over
+        with write_tx(ctx.engine) as conn:
             model_store.update_state(conn, pid, last_error=None, last_error_at=None)
 
 
@@ -411,7 +413,8 @@ def _load_params(version: dict | None):
     return model
 
 
-def _train(ctx: Context, project: dict, question, labeled: list, settings: dict, summary: dict) -> dict | None:
+def _train(ctx: Context, project: dict, question, labeled: list, n_labels: int, settings: dict,
+           summary: dict) -> dict | None:
     from goldlabel.models import DEFAULT_MODEL_ID, ProjectModel, find_label_issues, select_threshold
 
     pid = project["id"]
@@ -433,7 +436,7 @@ def _train(ctx: Context, project: dict, question, labeled: list, settings: dict,
         error = "every final label so far is the same class; a model needs two"
     if error is not None:
         with write_tx(ctx.engine) as conn:
-            model_store.update_state(conn, pid, train_requested=False, labels_at_train=len(labeled), updated_at=now)
+            model_store.update_state(conn, pid, train_requested=False, labels_at_train=n_labels, updated_at=now)
         summary["trained"] = None
         summary["not_trained"] = error
         return None
@@ -445,7 +448,7 @@ def _train(ctx: Context, project: dict, question, labeled: list, settings: dict,
             model_store.insert_version(conn, project_id=pid, question=question.name, version="failed",
                                        embedder=embedder_id, status="failed", labels=len(y), error=str(exc)[:2000],
                                        created_at=now)
-            model_store.update_state(conn, pid, train_requested=False, labels_at_train=len(labeled), updated_at=now)
+            model_store.update_state(conn, pid, train_requested=False, labels_at_train=n_labels, updated_at=now)
         raise _ModelError(f"training failed: {exc}") from exc
     oof = fit.oof_probas
     scores, predicted = oof.max(axis=1), oof.argmax(axis=1)
@@ -474,7 +477,7 @@ def _train(ctx: Context, project: dict, question, labeled: list, settings: dict,
     with write_tx(ctx.engine) as conn:
         version_id = model_store.insert_version(conn, **version)
         model_store.replace_label_issues(conn, pid, version_id, issue_rows)
-        model_store.update_state(conn, pid, train_requested=False, labels_at_train=len(labeled), updated_at=now)
+        model_store.update_state(conn, pid, train_requested=False, labels_at_train=n_labels, updated_at=now)
         records.insert_event(conn, pid, "model.trained", {
             "version_id": version_id, "version": fit.version, "labels": len(y),
             "accuracy": metrics["accuracy"], "ece": metrics["ece"], "threshold": threshold.threshold}, now)
