@@ -8,11 +8,13 @@ and a project one process works on is left alone by the others (``model_state.bu
 from __future__ import annotations
 
 import logging
+import os
 import random
 import threading
 
 from goldlabel.services import models as model_service
 from goldlabel.services.context import Context
+from goldlabel.storage import models as model_store
 from goldlabel.storage.engine import read_tx
 
 log = logging.getLogger(__name__)
@@ -45,8 +47,6 @@ class ModelWorker:
         self._thread.join(timeout=30)
 
     def _run(self) -> None:
-        from goldlabel.services.quality import _lower_thread_priority
-
         _lower_thread_priority(MODEL_NICE)
         while not self._stop.wait(self.interval_s * random.uniform(0.75, 1.25)):
             try:
@@ -57,7 +57,7 @@ class ModelWorker:
     def run_once(self) -> list[dict]:
         """One pass over every project whose schema has a choice question."""
         with read_tx(self.ctx.engine) as conn:
-            projects = _project_rows(conn)
+            projects = model_store.list_projects_for_models(conn)
         done = []
         for project in projects:
             if self._stop.is_set():
@@ -69,10 +69,14 @@ class ModelWorker:
         return done
 
 
-def _project_rows(conn) -> list[dict]:
-    import sqlalchemy as sa
-
-    from goldlabel.storage.tables import projects
-
-    cols = (projects.c.id, projects.c.label_schema, projects.c.updated_at)
-    return [dict(r) for r in conn.execute(sa.select(*cols).order_by(projects.c.id)).mappings()]
+def _lower_thread_priority(increment: int) -> None:
+    """Raise the calling thread's nice value by ``increment`` (Linux: each thread has its own;
+    raising it needs no privilege). Elsewhere, or where refused, the thread keeps its priority."""
+    get_id = getattr(threading, "get_native_id", None)
+    if get_id is None or not hasattr(os, "setpriority") or not os.path.isdir("/proc/self/task"):
+        return
+    tid = get_id()
+    try:
+        os.setpriority(os.PRIO_PROCESS, tid, min(19, os.getpriority(os.PRIO_PROCESS, tid) + increment))
+    except OSError:
+        log.debug("could not lower the model worker's priority", exc_info=True)

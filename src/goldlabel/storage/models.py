@@ -21,6 +21,7 @@ from goldlabel.storage.tables import (
     model_state,
     model_versions,
     predictions,
+    projects,
 )
 
 #: the model_version of the project model's rows in ``predictions`` starts with this
@@ -196,8 +197,10 @@ def claim_project(conn: Connection, project_id: int, now: int, hold_ms: int) -> 
     return res.rowcount == 1
 
 
-def list_model_projects(conn: Connection) -> list[int]:
-    return [r[0] for r in conn.execute(sa.select(model_state.c.project_id).order_by(model_state.c.project_id))]
+def list_projects_for_models(conn: Connection) -> list[dict]:
+    """Every project's id, label schema and updated_at (the worker keeps those with a choice question)."""
+    cols = (projects.c.id, projects.c.label_schema, projects.c.updated_at)
+    return [dict(r) for r in conn.execute(sa.select(*cols).order_by(projects.c.id)).mappings()]
 
 
 def insert_version(conn: Connection, **values: Any) -> int:
