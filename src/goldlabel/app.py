@@ -20,6 +20,7 @@ from goldlabel.api.routes import (
     audit,
     items,
     media,
+    models,
     projects,
     quality,
     queue,
@@ -31,6 +32,7 @@ from goldlabel.api.routes import (
 from goldlabel.config import Settings
 from goldlabel.services.context import Context
 from goldlabel.services.items import PurgeSweeper
+from goldlabel.services.model_worker import ModelWorker
 from goldlabel.services.refit import RefitScheduler
 from goldlabel.services.webhooks import WebhookWorker
 from goldlabel.storage.migrate import upgrade_database
@@ -93,6 +95,7 @@ def create_app(settings: Settings | None = None, *, context: Context | None = No
         if ctx.settings.webhook_poll_interval_s > 0:
             deliverer = WebhookWorker(ctx)
             deliverer.start()
+        model_worker = ModelWorker.start_if(ctx)
         if context is None:
             # A server process (the app owns its context): what exists now (modules, routes,
             # templates, the engine) lives as long as the process. Taken out of the cyclic
@@ -108,6 +111,8 @@ def create_app(settings: Settings | None = None, *, context: Context | None = No
             deliverer.stop()
         if sweeper is not None:
             sweeper.stop()
+        if model_worker is not None:
+            model_worker.stop()
         if context is None:
             ctx.close()
 
@@ -124,7 +129,7 @@ def create_app(settings: Settings | None = None, *, context: Context | None = No
     app.state.context = ctx
     install_problem_handlers(app)
     api = APIRouter(prefix=API_PREFIX, responses=PROBLEM_RESPONSES)
-    for module in (users, projects, items, queue, quality, transfer, snapshots, media, webhooks, audit):
+    for module in (users, projects, items, queue, quality, transfer, snapshots, media, webhooks, audit, models):
         api.include_router(module.router)
     app.include_router(api)
     # Added before the web middleware, so inside it: the session cookie is resolved by then.

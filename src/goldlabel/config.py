@@ -113,6 +113,12 @@ class Settings(BaseModel):
         ge=0,
         description="Seconds between background re-fits of projects with new answers; 0 turns them off.",
     )
+    model_interval_s: float = Field(
+        default=10.0,
+        ge=0,
+        description="Seconds between the model worker's passes (embed new items, retrain when due, "
+        "pre-label, auto-label); 0 turns the worker off in this process.",
+    )
     default_annotator_accuracy: float = Field(
         default=0.7, gt=0, lt=1, description="Accuracy assumed for an annotator nothing is known about yet."
     )

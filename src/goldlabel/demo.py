@@ -16,9 +16,11 @@ import secrets
 from dataclasses import dataclass, field
 from typing import Any
 
+from goldlabel.domain.errors import GoldlabelError
 from goldlabel.schemas import ProjectCreate, QualitySettings
 from goldlabel.services import imports as import_service
 from goldlabel.services import items as item_service
+from goldlabel.services import models as model_service
 from goldlabel.services import projects as project_service
 from goldlabel.services import queue as queue_service
 from goldlabel.services import users as user_service
@@ -263,6 +265,7 @@ class DemoProject:
     gold: int
     is_new: bool
     answers_seeded: int = 0
+    model: str | None = None  # the project model's version and metrics, or why there is none
 
 
 @dataclass
@@ -402,4 +405,26 @@ def seed_demo(ctx: Context) -> DemoSeed:
                                       (result.projects[1], support, _support_answer)):
         truths = {row["external_id"]: truth for row, truth in rows}
         _seed_project_answers(ctx, project, annotators, truths, answer_for)
+    _train_model(ctx, result.projects[0])
     return result
+
+
+def _train_model(ctx: Context, project: DemoProject) -> None:
+    """Train the sentiment project's model on its final labels (human consensus + gold), so the
+    Models page shows a version with metrics from the first start (about a second: the labeled
+    items embedded, a cross-fitted logistic regression). A later start reuses it."""
+    try:
+        current = model_service.status(ctx, None, project.id)["current_version"]
+        if current is None:
+            # only the labeled items are embedded now; the server's model worker does the rest
+            model_service.request_training(ctx, None, project.id, embed_budget_s=0)
+            current = model_service.status(ctx, None, project.id)["current_version"]
+    except GoldlabelError as exc:  # e.g. the embedder wheels are missing: the demo runs without a model
+        project.model = f"no model: {exc.detail}"
+        return
+    if current is None:
+        project.model = "no model yet: too few final labels"
+        return
+    metrics = current["metrics"]
+    project.model = (f"model {current['version']}: {current['labels']} labels, held-out accuracy "
+                     f"{metrics['accuracy']:.2f}, ECE {metrics['ece']:.2f}")

@@ -93,6 +93,8 @@ BODIES: dict[tuple[str, str], Any] = {
         "files": {"file": ("up.png", TINY_PNG)}
     },
     ("POST", "/projects/{project_id}/snapshots"): lambda w: {"json": {"name": "stolen"}},
+    ("PATCH", "/projects/{project_id}/models/settings"): lambda w: {"json": {"auto_label": False}},
+    ("POST", "/projects/{project_id}/models/audit/review"): lambda w: {"json": {"item_ids": [w.answered_item]}},
 }
 
 TINY_PNG = b"\x89PNG\r\n\x1a\n" + bytes(24)

@@ -96,7 +96,9 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
            "GOLDLABEL_SECRET_KEY": settings.secret_key, "GOLDLABEL_LOG_LEVEL": "warning",
            # Every browser test logs in from 127.0.0.1: the per-address throttle would refuse the
            # suite itself (tests/web/test_login_security.py tests the throttle).
-           "GOLDLABEL_LOGIN_ATTEMPTS_PER_MINUTE": "100000"}
+           "GOLDLABEL_LOGIN_ATTEMPTS_PER_MINUTE": "100000",
+           # The model worker stays off: a test that wants a model trains it (Train now, or the service).
+           "GOLDLABEL_MODEL_INTERVAL_S": "0"}
     # TODO(#4): switch to `goldlabel serve --port` once the CLI lands.
     cmd = [sys.executable, "-m", "uvicorn", "goldlabel.app:create_app", "--factory",
            "--host", "127.0.0.1", "--port", str(port), "--log-level", "warning"]

@@ -163,6 +163,14 @@ def test_every_route_is_called_by_an_sdk_method(factory, app, make_user, tmp_pat
         gl.review_item(pid, result.answer.item_id, "accept", comment="fine")
         assert gl.report_item(pid, items[1].id)["status"] == "needs_review"
 
+        # the project model: too few labels to train yet, so the call answers why
+        assert gl.update_model_settings(pid, retrain_every=10)["settings"]["retrain_every"] == 10
+        assert gl.train_model(pid)["summary"]["trained"] is None
+        assert gl.get_model_status(pid)["versions"] == []
+        assert gl.list_label_issues(pid, limit=5) == []
+        assert gl.send_label_issues_to_review(pid, [result.answer.item_id]) == {
+            "sent": [], "skipped": [result.answer.item_id]}
+
         # media: one item per uploaded file, served same-origin
         picture = tmp_path / "tour.png"
         picture.write_bytes(b"\x89PNG\r\n\x1a\n" + b"\x00" * 32)

@@ -41,7 +41,7 @@ def _start(database_url: str, port: int, log: Path) -> subprocess.Popen:
     env = {**os.environ, "GOLDLABEL_DATABASE_URL": database_url, "GOLDLABEL_SECRET_KEY": SECRET}
     with log.open("ab") as err:
         proc = subprocess.Popen(
-            [sys.executable, "-m", "uvicorn", "goldlabel.api.app:create_app", "--factory", "--host", "127.0.0.1",
+            [sys.executable, "-m", "uvicorn", "goldlabel.app:create_app", "--factory", "--host", "127.0.0.1",
              "--port", str(port), "--log-level", "warning"],
             env=env, stdout=subprocess.DEVNULL, stderr=err,
         )

@@ -6,7 +6,7 @@ them touches SQL. The entry point is ``goldlabel.cli:main``; ``python -m goldlab
 
 from __future__ import annotations
 
-from goldlabel.cli import aggregation, db, projects, serving, transfer, users
+from goldlabel.cli import aggregation, db, models, projects, serving, transfer, users
 from goldlabel.cli.root import cli, main
 
 for _command in (
@@ -18,6 +18,7 @@ for _command in (
     users.users,
     db.db,
     aggregation.aggregate,
+    models.models,
 ):
     cli.add_command(_command)
 

@@ -136,6 +136,8 @@ def demo(state: CliState, host: str, port: int, database: str | None, no_serve: 
         seeded_answers = f"; {p.answers_seeded} answers by the demo annotators" if p.answers_seeded else ""
         click.echo(f"  project {p.id}  {p.name} ({p.items} items{gold}{seeded_answers})"
                    f"{'' if p.is_new else ', reused'}")
+        if p.model:
+            click.echo(f"             {p.model}")
     click.echo(f"  web        {base}/")
     click.echo(f"  API docs   {base}/api/v1/docs")
     click.echo("")

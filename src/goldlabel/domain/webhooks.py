@@ -24,6 +24,10 @@ EVENT_TYPES = (
     "annotator.suspended",
     "annotator.active",
     "annotator.qualifying",
+    "model.trained",  # a project model version was trained (metrics, auto-label threshold)
+    "model.failed",  # the embedder or a model failed; the items stay with the humans
+    "model.auto_label_off",  # audits bounded the auto-labels' accuracy below target: switched off
+    "model.settings_changed",
 )
 # Prefixes a subscription may take with ``.*``: "model" is reserved for the model loop's events.
 EVENT_PREFIXES = ("answer", "item", "import", "export", "annotator", "model")

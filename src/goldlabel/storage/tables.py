@@ -426,7 +426,7 @@ webhook_deliveries = sa.Table(
 )
 
 # The audit log (services/audit.py): who did what to which object, written in the transaction of
-# the action. Append-only: triggers refuse UPDATE and DELETE (migration 0011). No foreign keys:
+# the action. Append-only: triggers refuse UPDATE and DELETE (migration 0012). No foreign keys:
 # an entry outlives the user, project or item it names.
 audit_log = sa.Table(
     "audit_log",
@@ -445,4 +445,97 @@ audit_log = sa.Table(
     sa.Index("ix_audit_log_action", "action", "id"),
     sa.Index("ix_audit_log_project_id", "project_id", "id"),
     sa.Index("ix_audit_log_at", "at"),
+)
+
+# ---------------------------------------------------------------- models in the loop (docs/models.md)
+
+# One embedding per item: int8 with a per-row scale (the row is int8 * scale), 384 + 8 bytes of
+# payload for MiniLM, so 1M items take well under 1 GB. ``content_hash`` + ``model_id`` is the
+# cache key: an item whose text another item already had gets that vector, never a second run.
+embeddings = sa.Table(
+    "embeddings",
+    metadata,
+    sa.Column("item_id", Id, sa.ForeignKey("items.id", ondelete="CASCADE"), primary_key=True),
+    sa.Column("project_id", Id, sa.ForeignKey("projects.id", ondelete="CASCADE"), nullable=False),
+    sa.Column("model_id", sa.String(100), nullable=False),
+    sa.Column("content_hash", sa.String(32), nullable=False),
+    sa.Column("vector", sa.LargeBinary, nullable=False),
+    sa.Column("scale", sa.Float, nullable=False),
+    sa.Column("created_at", sa.BigInteger, nullable=False),
+    sa.Index("ix_embeddings_project_id", "project_id", "item_id"),
+    sa.Index("ix_embeddings_model_id", "model_id", "content_hash"),
+)
+
+MODEL_VERSION_STATUSES = ("ready", "failed")
+
+# Every training run of a project model: metrics on out-of-fold (held-out) human labels, the
+# auto-label threshold with its bound, and the fitted weights (numpy .npz bytes, no pickle).
+model_versions = sa.Table(
+    "model_versions",
+    metadata,
+    _pk(),
+    sa.Column("project_id", Id, sa.ForeignKey("projects.id", ondelete="CASCADE"), nullable=False),
+    sa.Column("question", sa.String(200), nullable=False),
+    sa.Column("version", sa.String(100), nullable=False),
+    sa.Column("embedder", sa.String(100), nullable=False),
+    sa.Column("status", sa.String(20), nullable=False),
+    sa.Column("labels", sa.Integer, nullable=False, server_default="0"),
+    sa.Column("metrics", Json, nullable=True),
+    sa.Column("threshold", Json, nullable=True),
+    sa.Column("params", sa.LargeBinary, nullable=True),
+    sa.Column("error", sa.Text, nullable=True),
+    sa.Column("created_at", sa.BigInteger, nullable=False),
+    sa.CheckConstraint(f"status IN {MODEL_VERSION_STATUSES!r}", name="status"),
+    sa.Index("ix_model_versions_project_id", "project_id", "id"),
+)
+
+# Per project: the model settings (auto-labeling and its target, audit share, retrain cadence),
+# the worker's bookkeeping and its last error (shown in the console).
+model_state = sa.Table(
+    "model_state",
+    metadata,
+    sa.Column("project_id", Id, sa.ForeignKey("projects.id", ondelete="CASCADE"), primary_key=True),
+    sa.Column("settings", Json, nullable=False),
+    sa.Column("train_requested", sa.Boolean, nullable=False, server_default=sa.false()),
+    sa.Column("labels_at_train", sa.Integer, nullable=False, server_default="0"),
+    sa.Column("auto_label_since", sa.BigInteger, nullable=True),
+    sa.Column("auto_label_off_reason", sa.Text, nullable=True),
+    sa.Column("last_error", sa.Text, nullable=True),
+    sa.Column("last_error_at", sa.BigInteger, nullable=True),
+    sa.Column("busy_until", sa.BigInteger, nullable=True),
+    sa.Column("updated_at", sa.BigInteger, nullable=False),
+)
+
+# Items the model labeled: final with consensus source "auto", or (audit) left to the humans and
+# compared with their label when it is final.
+auto_labels = sa.Table(
+    "auto_labels",
+    metadata,
+    sa.Column("item_id", Id, sa.ForeignKey("items.id", ondelete="CASCADE"), primary_key=True),
+    sa.Column("project_id", Id, sa.ForeignKey("projects.id", ondelete="CASCADE"), nullable=False),
+    sa.Column("version_id", Id, sa.ForeignKey("model_versions.id", ondelete="CASCADE"), nullable=False),
+    sa.Column("question", sa.String(200), nullable=False),
+    sa.Column("label", Json, nullable=False),
+    sa.Column("score", sa.Float, nullable=False),
+    sa.Column("audit", sa.Boolean, nullable=False),
+    sa.Column("audit_correct", sa.Boolean, nullable=True),
+    sa.Column("created_at", sa.BigInteger, nullable=False),
+    sa.Index("ix_auto_labels_project_id", "project_id", "audit", "item_id"),
+)
+
+# The label-error audit of a model version: final labels the model's out-of-fold probabilities
+# call likely wrong (confident learning), most suspicious first.
+label_issues = sa.Table(
+    "label_issues",
+    metadata,
+    _pk(),
+    sa.Column("project_id", Id, sa.ForeignKey("projects.id", ondelete="CASCADE"), nullable=False),
+    sa.Column("version_id", Id, sa.ForeignKey("model_versions.id", ondelete="CASCADE"), nullable=False),
+    sa.Column("item_id", Id, sa.ForeignKey("items.id", ondelete="CASCADE"), nullable=False),
+    sa.Column("question", sa.String(200), nullable=False),
+    sa.Column("rank", sa.Integer, nullable=False),
+    sa.Column("given", Json, nullable=True),
+    sa.Column("suggested", Json, nullable=True),
+    sa.Column("self_confidence", sa.Float, nullable=False),
+    sa.Index("ix_label_issues_version_id", "version_id", "rank"),
 )

@@ -10,7 +10,7 @@ from fastapi import FastAPI, Request
 from fastapi.responses import FileResponse
 from fastapi.staticfiles import StaticFiles
 
-from goldlabel.web import console, console_webhooks, pages
+from goldlabel.web import console, console_models, console_webhooks, pages
 from goldlabel.web.api_docs import install_api_docs
 from goldlabel.web.rendering import (
     STATIC_DIR,
@@ -40,6 +40,7 @@ def install_web(app: FastAPI) -> None:
     app.include_router(pages.router)
     app.include_router(console.router)
     app.include_router(console_webhooks.router)
+    app.include_router(console_models.router)
 
     @app.get("/favicon.ico", include_in_schema=False)
     def favicon() -> FileResponse:

@@ -1,0 +1,82 @@
+"""The background model worker: a thread of the serving process that, about every
+``model_interval_s``, runs one pass (``services.models.process_project``) over each project
+with a choice question: embed new items, retrain when due, write pre-labels, auto-label and
+check audits. Like the re-fit scheduler it runs at a lower CPU priority than the annotate loop,
+and a project one process works on is left alone by the others (``model_state.busy_until``).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import random
+import threading
+
+from goldlabel.services import models as model_service
+from goldlabel.services.context import Context
+from goldlabel.storage import models as model_store
+from goldlabel.storage.engine import read_tx
+
+log = logging.getLogger(__name__)
+
+# Nicer than the process, as the re-fit thread is (services/refit.py).
+MODEL_NICE = 10
+
+
+class ModelWorker:
+    def __init__(self, ctx: Context, interval_s: float) -> None:
+        self.ctx = ctx
+        self.interval_s = interval_s
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="goldlabel-models", daemon=True)
+
+    @classmethod
+    def start_if(cls, ctx: Context) -> ModelWorker | None:
+        """A started worker, or None when ``model_interval_s`` is 0 (the worker is off)."""
+        if ctx.settings.model_interval_s <= 0:
+            return None
+        worker = cls(ctx, ctx.settings.model_interval_s)
+        worker.start()
+        return worker
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._thread.join(timeout=30)
+
+    def _run(self) -> None:
+        _lower_thread_priority(MODEL_NICE)
+        while not self._stop.wait(self.interval_s * random.uniform(0.75, 1.25)):
+            try:
+                self.run_once()
+            except Exception:  # a failed pass must not kill the worker
+                log.exception("model worker pass failed")
+
+    def run_once(self) -> list[dict]:
+        """One pass over every project whose schema has a choice question."""
+        with read_tx(self.ctx.engine) as conn:
+            projects = model_store.list_projects_for_models(conn)
+        done = []
+        for project in projects:
+            if self._stop.is_set():
+                break
+            if not self.ctx.get_schema(project).choice_questions():
+                continue
+            done.append(model_service.process_project(self.ctx, project["id"],
+                                                      embed_budget_s=max(1.0, self.interval_s * 2)))
+        return done
+
+
+def _lower_thread_priority(increment: int) -> None:
+    """Raise the calling thread's nice value by ``increment`` (Linux: each thread has its own;
+    raising it needs no privilege). Elsewhere, or where refused, the thread keeps its priority."""
+    get_id = getattr(threading, "get_native_id", None)
+    if get_id is None or not hasattr(os, "setpriority") or not os.path.isdir("/proc/self/task"):
+        return
+    tid = get_id()
+    try:
+        os.setpriority(os.PRIO_PROCESS, tid, min(19, os.getpriority(os.PRIO_PROCESS, tid) + increment))
+    except OSError:
+        log.debug("could not lower the model worker's priority", exc_info=True)

@@ -1,0 +1,59 @@
+"""The console's Models page in process, on both backends: who may see it, what it shows before a
+model exists, and a worker error (escaped) at the top."""
+
+from __future__ import annotations
+
+import httpx
+import pytest
+
+from goldlabel.client.transport import ASGIAppTransport
+from goldlabel.services import models as model_service
+from goldlabel.storage import models as model_store
+from goldlabel.storage.engine import now_ms, write_tx
+from goldlabel.web.session import SESSION_COOKIE, start_session
+
+XSS = "<img src=x onerror=alert(1)>"
+
+
+@pytest.fixture
+def session_as(app):
+    made: list[tuple[httpx.Client, ASGIAppTransport]] = []
+
+    def make(actor) -> httpx.Client:
+        cookie, session = app.state.web.signer.issue(actor.id)
+        start_session(app.state.context, session)
+        transport = ASGIAppTransport(app)
+        client = httpx.Client(transport=transport, base_url="http://goldlabel.test", cookies={SESSION_COOKIE: cookie})
+        made.append((client, transport))
+        return client
+
+    yield make
+    for client, transport in made:
+        client.close()
+        transport.close()
+
+
+def test_models_page_scoping_empty_state_and_error(factory, session_as, ctx):
+    annotator = factory.make_user()
+    reviewer = factory.make_user("reviewer")
+    project = factory.make_project(annotators=[annotator])
+    pid = project["id"]
+    path = f"/console/projects/{pid}/models"
+    assert session_as(factory.make_user("manager")).get(path).status_code == 404  # not a member
+    assert session_as(annotator).get(path).status_code == 403
+    page = session_as(project["manager"]).get(path)
+    assert page.status_code == 200
+    assert "No model yet" in page.text and 'data-testid="train-model"' in page.text
+    assert 'data-testid="nav-models"' in page.text
+
+    model_service.update_settings(ctx, project["manager"], pid, {"min_labels": 30})
+    with write_tx(ctx.engine) as conn:
+        model_store.update_state(conn, pid, last_error=f"embedder broke: {XSS}", last_error_at=now_ms())
+    from goldlabel.services import projects as project_service
+
+    project_service.set_member(ctx, project["manager"], pid, reviewer.id, "reviewer")
+    page = session_as(reviewer).get(path)
+    assert page.status_code == 200
+    assert XSS not in page.text and "embedder broke: &lt;img" in page.text
+    assert "once 30 items have final labels" in page.text
+    assert 'data-testid="train-model"' not in page.text  # reviewers read, managers act
