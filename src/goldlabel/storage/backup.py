@@ -10,7 +10,7 @@ from __future__ import annotations
 import os
 import shutil
 import sqlite3
-import subprocess  # nosec B404 - runs pg_dump with a fixed argument list, never a shell
+import subprocess  # nosec B404  # runs pg_dump with a fixed argument list, never a shell
 from pathlib import Path
 
 import sqlalchemy as sa
@@ -95,7 +95,7 @@ def backup_postgres(url: str, dest: Path) -> None:
     target, env = libpq_url(url)
     partial = dest.with_name(dest.name + ".partial")
     argv = [pg_dump, "--format=custom", "--no-owner", "--no-privileges", f"--file={partial}", target]
-    done = subprocess.run(argv, env=env, capture_output=True, text=True, check=False)  # nosec B603 - fixed argv, no shell
+    done = subprocess.run(argv, env=env, capture_output=True, text=True, check=False)  # nosec B603  # fixed argv, no shell
     if done.returncode != 0:
         partial.unlink(missing_ok=True)
         raise BackupError(f"pg_dump failed: {done.stderr.strip() or done.returncode}")

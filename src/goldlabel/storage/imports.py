@@ -131,7 +131,7 @@ def insert_new_items(
         full = len(rows) - len(rows) % k
         if full:
             cur.executemany(
-                f"INSERT INTO items ({_ITEM_COLUMNS}) VALUES " + ", ".join([_SQLITE_ROW] * k),
+                f"INSERT INTO items ({_ITEM_COLUMNS}) VALUES " + ", ".join([_SQLITE_ROW] * k),  # nosec B608  # column list and placeholders are constants; values bound
                 [
                     [value for row in rows[i:i + k] for value in (project_id, *row, *tail)]
                     for i in range(0, full, k)
@@ -139,7 +139,7 @@ def insert_new_items(
             )
         if full < len(rows):
             cur.executemany(
-                f"INSERT INTO items ({_ITEM_COLUMNS}) VALUES {_SQLITE_ROW}",
+                f"INSERT INTO items ({_ITEM_COLUMNS}) VALUES {_SQLITE_ROW}",  # nosec B608  # column list and placeholders are constants; values bound
                 [(project_id, *row, *tail) for row in rows[full:]],
             )
     finally:

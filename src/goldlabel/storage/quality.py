@@ -220,7 +220,7 @@ def pg_consensus_upsert(item_id: str, source: str) -> str:
     columns of PG_CONSENSUS_RECORD), ``item_id`` the SQL of their item id, ``:project_id`` bound.
     A stored row whose label a reviewer set (source other than "consensus") is left as it is."""
     return (
-        "INSERT INTO consensus (item_id, question, project_id, value, confidence, method, status, contributions, "
+        "INSERT INTO consensus (item_id, question, project_id, value, confidence, method, status, contributions, "  # nosec B608  # constant SQL fragments; values bound
         "agreement, updated_at) "
         f"SELECT {item_id}, question, CAST(:project_id AS BIGINT), value, confidence, method, status, "
         f"contributions, agreement, updated_at FROM {source} "

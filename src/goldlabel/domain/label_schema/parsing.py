@@ -237,7 +237,7 @@ def _parse_rating(r: _OptionReader) -> dict[str, Any]:
     scale_labels = r.labels("scale_labels", allow_empty=True) or None
     if len(r.errors) > n_errors:
         return {}  # the consistency checks below need well-typed values
-    assert lo is not None and hi is not None
+    assert lo is not None and hi is not None  # nosec B101  # internal invariant, not an access or input check
     if lo >= hi:
         r.bad("max", "bad_option", f"max ({hi}) must be greater than min ({lo})")
         return {}
