@@ -9,6 +9,7 @@ Items arrive with ``data`` / ``meta`` already JSON-encoded (orjson) by the calle
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any
 
 import orjson
 import sqlalchemy as sa
@@ -165,7 +166,7 @@ def _copy_field(text: str) -> str:
     return text
 
 
-def _copy_items(cur, project_id: int, rows: list[NewItem], *, target_overlap: int, overlap_max: int,
+def _copy_items(cur: Any, project_id: int, rows: list[NewItem], *, target_overlap: int, overlap_max: int,
                 now: int) -> None:
     """PostgreSQL: the batch as one ``COPY ... FROM STDIN`` of pre-formatted text rows.
 
@@ -210,14 +211,14 @@ def mark_gold(conn: Connection, item_ids: list[int], overlap: int) -> None:
         )
 
 
-def upsert_gold(conn: Connection, rows: list[dict]) -> None:
+def upsert_gold(conn: Connection, rows: list[dict[str, Any]]) -> None:
     if not rows:
         return
     conn.execute(gold_answers.delete().where(gold_answers.c.item_id.in_([r["item_id"] for r in rows])))
     conn.execute(gold_answers.insert(), rows)
 
 
-def upsert_predictions(conn: Connection, rows: list[dict]) -> None:
+def upsert_predictions(conn: Connection, rows: list[dict[str, Any]]) -> None:
     """One prediction per (item, model_version): a re-import replaces it."""
     if not rows:
         return

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, cast
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
@@ -18,7 +18,7 @@ from goldlabel.storage.tables import (
 )
 
 
-def fetch_item(conn: Connection, project_id: int, item_id: int) -> dict | None:
+def fetch_item(conn: Connection, project_id: int, item_id: int) -> dict[str, Any] | None:
     row = (
         conn.execute(sa.select(items).where(items.c.id == item_id, items.c.project_id == project_id))
         .mappings()
@@ -27,25 +27,25 @@ def fetch_item(conn: Connection, project_id: int, item_id: int) -> dict | None:
     return dict(row) if row else None
 
 
-def fetch_item_data(conn: Connection, item_id: int) -> dict:
-    return conn.execute(sa.select(items.c.data).where(items.c.id == item_id)).scalar_one()
+def fetch_item_data(conn: Connection, item_id: int) -> dict[str, Any]:
+    return cast("dict[str, Any]", conn.execute(sa.select(items.c.data).where(items.c.id == item_id)).scalar_one())
 
 
 def fetch_item_status(conn: Connection, item_id: int) -> str:
-    return conn.execute(sa.select(items.c.status).where(items.c.id == item_id)).scalar_one()
+    return cast("str", conn.execute(sa.select(items.c.status).where(items.c.id == item_id)).scalar_one())
 
 
-def fetch_predictions(conn: Connection, item_id: int) -> list[dict]:
+def fetch_predictions(conn: Connection, item_id: int) -> list[dict[str, Any]]:
     q = sa.select(predictions).where(predictions.c.item_id == item_id).order_by(predictions.c.id)
     return [dict(r) for r in conn.execute(q).mappings()]
 
 
-def fetch_gold(conn: Connection, item_id: int) -> dict | None:
+def fetch_gold(conn: Connection, item_id: int) -> dict[str, Any] | None:
     """Managers only: the caller must have checked the manage permission."""
     return conn.execute(sa.select(gold_answers.c.value).where(gold_answers.c.item_id == item_id)).scalar()
 
 
-def fetch_answers(conn: Connection, item_id: int) -> list[dict]:
+def fetch_answers(conn: Connection, item_id: int) -> list[dict[str, Any]]:
     q = sa.select(answers).where(answers.c.item_id == item_id).order_by(answers.c.id)
     return [dict(r) for r in conn.execute(q).mappings()]
 
@@ -64,7 +64,7 @@ def list_items(
     min_confidence: float | None = None,
     max_confidence: float | None = None,
     disagreement: bool = False,
-) -> list[dict]:
+) -> list[dict[str, Any]]:
     """A keyset page of items (``id > after ORDER BY id LIMIT n``) with the given filters.
 
     Label and confidence filters test the item's consensus row for ``question`` through its
@@ -113,7 +113,7 @@ def rotate_lease_token(conn: Connection, lease_id: int, token_hash: str) -> None
 
 def list_answers_by_annotator(
     conn: Connection, project_id: int, annotator_id: int, after: int, limit: int
-) -> list[dict]:
+) -> list[dict[str, Any]]:
     q = (
         sa.select(answers, items.c.status.label("item_status"))
         .join(items, items.c.id == answers.c.item_id)
@@ -126,7 +126,7 @@ def list_answers_by_annotator(
     return [dict(r) for r in conn.execute(q).mappings()]
 
 
-def list_project_answers(conn: Connection, project_id: int, after: int, limit: int) -> list[dict]:
+def list_project_answers(conn: Connection, project_id: int, after: int, limit: int) -> list[dict[str, Any]]:
     q = (
         sa.select(answers)
         .where(answers.c.project_id == project_id, answers.c.id > after)
@@ -136,7 +136,7 @@ def list_project_answers(conn: Connection, project_id: int, after: int, limit: i
     return [dict(r) for r in conn.execute(q).mappings()]
 
 
-def update_answer_value(conn: Connection, answer_id: int, value: dict[str, Any], now: int) -> dict:
+def update_answer_value(conn: Connection, answer_id: int, value: dict[str, Any], now: int) -> dict[str, Any]:
     return dict(
         conn.execute(
             answers.update().where(answers.c.id == answer_id).values(value=value, updated_at=now).returning(*answers.c)

@@ -21,11 +21,11 @@ from goldlabel.storage.tables import (
 )
 
 
-def insert_project(conn: Connection, **values: Any) -> dict:
+def insert_project(conn: Connection, **values: Any) -> dict[str, Any]:
     return dict(conn.execute(projects.insert().values(**values).returning(*projects.c)).mappings().one())
 
 
-def fetch_project(conn: Connection, project_id: int) -> dict | None:
+def fetch_project(conn: Connection, project_id: int) -> dict[str, Any] | None:
     row = conn.execute(sa.select(projects).where(projects.c.id == project_id)).mappings().first()
     return dict(row) if row else None
 
@@ -57,7 +57,7 @@ _H_PROJECT_WITH_ROLE_AND_STANDING = Hot(_PROJECT_WITH_ROLE_AND_STANDING)
 
 def fetch_project_role_standing(
     conn: Connection, project_id: int, user_id: int
-) -> tuple[dict | None, str | None, dict | None]:
+) -> tuple[dict[str, Any] | None, str | None, dict[str, Any] | None]:
     """fetch_project_with_role plus ``user_id``'s annotator standing in the project
     (``{"status", "n_gold"}``, None before their first gold answer), in one statement."""
     params = {"b_project_id": project_id, "b_user_id": user_id}
@@ -69,7 +69,7 @@ def fetch_project_role_standing(
     return project, project.pop("_member_role"), standing
 
 
-def fetch_project_with_role(conn: Connection, project_id: int, user_id: int) -> tuple[dict | None, str | None]:
+def fetch_project_with_role(conn: Connection, project_id: int, user_id: int) -> tuple[dict[str, Any] | None, str | None]:
     """(the project or None, ``user_id``'s membership role in it or None)."""
     project = _H_PROJECT_WITH_ROLE.first(conn, {"b_project_id": project_id, "b_user_id": user_id})
     if project is None:
@@ -77,7 +77,7 @@ def fetch_project_with_role(conn: Connection, project_id: int, user_id: int) -> 
     return project, project.pop("_member_role")
 
 
-def update_project(conn: Connection, project_id: int, **values: Any) -> dict | None:
+def update_project(conn: Connection, project_id: int, **values: Any) -> dict[str, Any] | None:
     row = (
         conn.execute(
             projects.update().where(projects.c.id == project_id).values(**values).returning(*projects.c)
@@ -92,7 +92,7 @@ def delete_project(conn: Connection, project_id: int) -> bool:
     return conn.execute(projects.delete().where(projects.c.id == project_id)).rowcount == 1
 
 
-def list_projects(conn: Connection, after: int, limit: int, member_id: int | None) -> list[dict]:
+def list_projects(conn: Connection, after: int, limit: int, member_id: int | None) -> list[dict[str, Any]]:
     """Projects by id; ``member_id`` restricts to projects that user belongs to."""
     q = sa.select(projects).where(projects.c.id > after).order_by(projects.c.id).limit(limit)
     if member_id is not None:
@@ -123,14 +123,14 @@ def count_gold_items(conn: Connection, project_id: int) -> int:
 # ---------------------------------------------------------------- label schema versions
 
 
-def insert_schema_version(conn: Connection, project_id: int, version: int, label_schema: dict,
+def insert_schema_version(conn: Connection, project_id: int, version: int, label_schema: dict[str, Any],
                           created_by: int | None, created_at: int) -> None:
     conn.execute(label_schema_versions.insert().values(
         project_id=project_id, version=version, label_schema=label_schema, created_by=created_by,
         created_at=created_at))
 
 
-def list_schema_versions(conn: Connection, project_id: int) -> list[dict]:
+def list_schema_versions(conn: Connection, project_id: int) -> list[dict[str, Any]]:
     q = (sa.select(label_schema_versions).where(label_schema_versions.c.project_id == project_id)
          .order_by(label_schema_versions.c.version))
     return [dict(r) for r in conn.execute(q).mappings()]

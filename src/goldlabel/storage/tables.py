@@ -6,6 +6,8 @@ SQLite and PostgreSQL, cost one integer, and lease expiry is a plain ``<``.
 
 from __future__ import annotations
 
+from typing import Any
+
 import sqlalchemy as sa
 from sqlalchemy.dialects.postgresql import JSONB
 
@@ -29,7 +31,7 @@ ITEM_STATUSES = ("open", "final", "needs_review")
 LEASE_STATUSES = ("active", "submitted", "skipped", "expired")
 
 
-def _pk() -> sa.Column:
+def _pk() -> sa.Column[Any]:
     return sa.Column("id", Id, primary_key=True, autoincrement=True)
 
 

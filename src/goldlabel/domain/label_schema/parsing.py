@@ -92,7 +92,8 @@ class _OptionReader:
         if not minimum <= value <= maximum:
             self.bad(key, "bad_option", f"{key} must lie in [{minimum}, {maximum}], got {value}")
             return default
-        return value
+        checked: int = value
+        return checked
 
     def number(self, key: str, default: float | None) -> int | float | None:
         value = self._get(key)
@@ -102,7 +103,8 @@ class _OptionReader:
             _wrong_type(self.errors, (*self.loc, key), "a finite number", value)
             self.failed = True
             return default
-        return value
+        checked: int | float = value
+        return checked
 
     def labels(self, key: str, *, allow_empty: bool = False) -> tuple[str, ...]:
         value = self._get(key)
