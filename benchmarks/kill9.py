@@ -68,6 +68,21 @@ LEASE_TTL_S = 8
 RETRY_SLEEP_S = 0.05
 
 
+try:  # resolved here, before any fork: the child only makes the one call
+    import ctypes
+
+    _PRCTL = ctypes.CDLL("libc.so.6", use_errno=True).prctl
+except (OSError, AttributeError):
+    _PRCTL = None
+
+
+def _die_with_parent() -> None:
+    """Linux: the server gets SIGKILL when this harness dies (a test's timeout, ^C), so no
+    server outlives the run holding its port and database."""
+    if _PRCTL is not None:
+        _PRCTL(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
+
+
 def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
@@ -160,11 +175,12 @@ class Server:
         self.log = open(workdir / "server.log", "ab")  # noqa: SIM115 - kept open across restarts
         self.starts = 0
 
-    def start(self, timeout: float = 90.0) -> float:
+    def start(self, timeout: float = 300.0) -> float:
         t0 = time.monotonic()
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "goldlabel.cli", "serve", "--port", str(self.port)],
-            env=self.env, stdout=self.log, stderr=self.log, stdin=subprocess.DEVNULL)
+            env=self.env, stdout=self.log, stderr=self.log, stdin=subprocess.DEVNULL,
+            preexec_fn=_die_with_parent)  # noqa: PLW1509 - one prctl call, resolved before the fork
         self.starts += 1
         with httpx.Client(timeout=2.0) as probe:
             while True:
@@ -211,7 +227,7 @@ class AckBeforeCommitProxy:
         self.delay = delay
         self.base = f"http://127.0.0.1:{port}"
         self.server = uvicorn.Server(uvicorn.Config(self.app, host="127.0.0.1", port=port, log_level="error",
-                                                    lifespan="off"))
+                                                    lifespan="off", interface="asgi3"))
         self.thread = threading.Thread(target=self.server.run, daemon=True)
         self.client: httpx.AsyncClient | None = None
         self.pending: set[asyncio.Task] = set()

@@ -25,7 +25,7 @@ SCRIPT = REPO / "benchmarks" / "kill9.py"
 KILLS = 10
 
 
-def harness(tmp_path: Path, *args: str, timeout: float = 240) -> tuple[int, dict, str]:
+def harness(tmp_path: Path, *args: str, timeout: float = 1200) -> tuple[int, dict, str]:
     out = tmp_path / "kill9.json"
     done = subprocess.run([sys.executable, str(SCRIPT), "--json", str(out), *args], capture_output=True,
                           text=True, timeout=timeout, check=False, cwd=REPO)
