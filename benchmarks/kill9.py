@@ -367,6 +367,9 @@ class Annotator(threading.Thread):
                 token = page.text.split('name="csrf_token" value="', 1)[1].split('"', 1)[0]
                 res = self.http.post("/login", data={"username": self.username, "password": PASSWORD,
                                                       "csrf_token": token, "next": "/"})
+                if res.status_code >= 500 or res.status_code == 429:  # down (behind a proxy), throttled
+                    time.sleep(RETRY_SLEEP_S if res.status_code >= 500 else 1.0)
+                    continue
                 if res.status_code != 303:
                     raise RuntimeError(f"login answered {res.status_code}")
                 page = self.http.get(f"/projects/{self.project_id}/annotate")
