@@ -23,7 +23,7 @@ PORT ?= 8000
 help:
 	@echo "make demo   set up .venv and start the demo server (http://$(HOST):$(PORT)/)"
 	@echo "make test   set up .venv (and Chromium / PostgreSQL when needed), run the whole suite"
-	@echo "make lint   ruff check src tests benchmarks (tests/test_lint.py runs it too)"
+	@echo "make lint   ruff check + lint-imports (tests/test_lint.py, tests/test_layers.py run them too)"
 	@echo "make bench  run benchmarks/*.py"
 	@echo "make docs   regenerate the settings table in docs/deployment.md"
 
@@ -93,9 +93,11 @@ crowdkit: $(CROWDKIT_STAMP)
 test: $(STAMP) $(MODELS_STAMP) browser-deps postgres-up $(CROWDKIT_STAMP)
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
-# ruff comes with the test extra; tests/test_lint.py runs this same command.
+# ruff and import-linter come with the test extra; tests/test_lint.py and tests/test_layers.py
+# run these same commands.
 lint: $(STAMP)
 	$(BIN)/python -m ruff check src tests benchmarks
+	$(BIN)/lint-imports
 
 docs: $(STAMP)
 	$(BIN)/python tests/test_docs.py

@@ -5,7 +5,7 @@ permutation per item and seed). Policies:
 
 * fixed overlap k = 1..5: the first k arrivals of every item, aggregated by majority vote, by
   Dawid-Skene and (k >= 3) by the recommended default, each fitted on those answers only;
-* adaptive: what the PLATFORM does (``goldlabel.services.quality``). The queue serves the open
+* adaptive: what the PLATFORM does (``goldlabel.services.consensus`` and ``goldlabel.services.refit``). The queue serves the open
   item with the most answers first (``QUEUE_ORDER``), so items are completed one after another.
   After every answer the item's posterior is ``goldlabel.quality.item_posterior`` over its
   answers, from the confusion matrices and class prior stored by the last background re-fit of
@@ -89,7 +89,7 @@ class Skills:
     """What the platform stores after a re-fit: per-annotator confusion matrices and the class
     prior of the default model, read back by the per-answer update.
 
-    ``services/quality.py`` stores the default model's ``confusions_`` for every fitted
+    ``services/refit.py`` stores the default model's ``confusions_`` for every fitted
     annotator and ``probas_.mean(axis=0)`` as the prior, mixed 0.98 / 0.02 with the uniform
     prior; an annotator the last fit did not see counts as one-coin ``default_accuracy``. With
     ``shrinkage`` s > 0 (a proposed platform change), a fitted annotator's matrix is mixed with
@@ -117,7 +117,7 @@ class Skills:
         self.confusions = np.where(n > 0, mixed, self.default)
         answered = np.bincount(data.item[used], minlength=data.n_items) > 0
         prior = np.asarray(model.probas_, dtype=float)[answered].mean(axis=0)
-        prior = 0.98 * prior + 0.02 / data.n_classes  # as services.posterior._prior
+        prior = 0.98 * prior + 0.02 / data.n_classes  # as goldlabel.quality.consensus.class_prior
         self.prior = prior / prior.sum()
         temperatures = getattr(model, "temperatures_", None)
         self.temperature = float(temperatures[0]) if self.temper and temperatures else 1.0

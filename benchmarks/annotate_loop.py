@@ -467,12 +467,9 @@ class GoldlabelDb:
 
     def make_project(self, n_items: int, overlap: int) -> tuple[int, float]:
         """A project with ``n_items`` items and every annotator a member; returns (id, seconds to seed)."""
-        from goldlabel.schemas import ProjectCreate
         from goldlabel.services import imports, projects
 
-        project = projects.create_project(
-            self.ctx, None, ProjectCreate(name=f"bench {n_items}", label_schema=SCHEMA, overlap_min=overlap)
-        )
+        project = projects.create_project(self.ctx, None, f"bench {n_items}", SCHEMA, overlap_min=overlap)
         pid = project["id"]
         for uid in self.user_ids:
             projects.set_member(self.ctx, None, pid, uid, "annotator")
@@ -538,7 +535,7 @@ class GoldlabelDb:
 
 def goldlabel_command(port: int, workers: int) -> list[str]:
     return [
-        str(PY), "-m", "uvicorn", "goldlabel.api.app:create_app", "--factory",
+        str(PY), "-m", "uvicorn", "goldlabel.app:create_app", "--factory",
         "--host", "127.0.0.1", "--port", str(port), "--workers", str(workers), "--log-level", "warning",
     ]  # fmt: skip
 

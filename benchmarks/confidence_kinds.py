@@ -1,7 +1,7 @@
 """What the platform's confidence means for the non-choice kinds, measured against truth.
 
 For every kind with a visible set with truth, the confidence the platform stores (the full
-re-fit, ``services.consensus_kinds.refit_question``, and the per-answer update,
+re-fit, ``goldlabel.quality.consensus.refit_question``, and the per-answer update,
 ``consensus_for`` at the default accuracy 0.7) is compared with how often the consensus is
 right, in the sense the confidence claims:
 
@@ -29,8 +29,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _datasets import datasets_dir, require_datasets
 
 from goldlabel.domain.label_schema import LabelSchema
+from goldlabel.quality import consensus as ck
 from goldlabel.quality import text as text_lib
-from goldlabel.services import consensus_kinds as ck
 
 BINS = 15
 ROWS: list[tuple] = []

@@ -10,11 +10,11 @@ random order per item and seed); an item with no recorded answer left goes to re
 
 The decisions are the platform's own functions, in process: the per-answer posterior is
 ``goldlabel.quality.item_posterior`` over confusion matrices built as the server builds them
-(``services.posterior._skill_confusions``: stored skills shrunk toward the default annotator by
-``skill_prior_answers``; ``_make_prior``), the stopping rule is
-``goldlabel.domain.stopping.decide_status`` (what ``services.quality.decide_after_answer``
+(``goldlabel.quality.consensus.skill_confusions``: stored skills shrunk toward the default annotator by
+``skill_prior_answers``; ``goldlabel.quality.consensus.class_prior``), the stopping rule is
+``goldlabel.domain.stopping.decide_status`` (what ``services.consensus.decide_after_answer``
 calls), and the background re-fit is the default aggregator ``quality.METHODS[DEFAULT_METHOD]``
-whose confusions and prior are stored as ``services.quality._refit`` stores them. Settings are
+whose confusions and prior are stored as ``services.refit._refit`` stores them. Settings are
 the platform's defaults (target_confidence 0.95, default_annotator_accuracy, skill_prior_answers);
 overlap 1..5.
 
@@ -83,8 +83,8 @@ from goldlabel.models import (
 )
 from goldlabel.models.autolabel import min_start_count
 from goldlabel.quality import item_posterior
+from goldlabel.quality.consensus import class_prior, skill_confusions
 from goldlabel.quality.skill import default_confusion
-from goldlabel.services.posterior import _make_prior, _skill_confusions
 
 POLICIES = ["fixed3_mv", "fixed5_ds", "adaptive", "models", "models_auto"]
 OVERLAP_MIN, OVERLAP_MAX = 1, 5
@@ -211,7 +211,7 @@ class Platform:
         self.model_probas = np.zeros((data.n_items, k))
         self.confusions = np.broadcast_to(default_confusion(self.default_accuracy, k),
                                           (data.n_workers + n_bands, k, k)).copy()
-        self.prior = _make_prior(None, k)[0]
+        self.prior = class_prior(None, k)[0]
         self.consensus = np.zeros((data.n_items, k))
 
     def used_answers(self) -> np.ndarray:
@@ -220,7 +220,7 @@ class Platform:
         return self.table[mask]
 
     def refit(self) -> None:
-        """services.quality._refit: the default aggregator over every collected answer (and the
+        """services.refit._refit: the default aggregator over every collected answer (and the
         model's answers, on items humans answered), stored skills, confusions and prior."""
         data, k = self.data, self.data.n_classes
         used = self.used_answers()
@@ -245,9 +245,9 @@ class Platform:
                  "n_answers": int(per_annotator[a])} for a in seen]
         fresh = np.broadcast_to(default_confusion(self.default_accuracy, k),
                                 self.confusions.shape).copy()
-        fresh[seen] = _skill_confusions(rows, k, self.default_accuracy, self.prior_answers)
+        fresh[seen] = skill_confusions(rows, k, self.default_accuracy, self.prior_answers)
         self.confusions = fresh
-        self.prior = _make_prior(probas[answered].mean(axis=0).tolist(), k)[0]
+        self.prior = class_prior(probas[answered].mean(axis=0).tolist(), k)[0]
 
     def serve(self, items: np.ndarray) -> None:
         """Humans answer ``items`` one answer at a time until the stopping rule says final or

@@ -210,7 +210,6 @@ def make_database(backend: str, workdir: Path) -> tuple[str, callable]:
 
 def setup_project(db: str) -> tuple[int, list[int]]:
     from goldlabel.config import Settings
-    from goldlabel.schemas import ProjectCreate
     from goldlabel.services import projects as project_service
     from goldlabel.services import users as user_service
     from goldlabel.services.access import Actor
@@ -225,7 +224,7 @@ def setup_project(db: str) -> tuple[int, list[int]]:
     annotators = [user_service.create_user(ctx, None, f"bench-ann{k}-{suffix}", "annotator", "password123")["id"]
                   for k in range(3)]
     project = project_service.create_project(
-        ctx, manager, ProjectCreate(name="bench", label_schema=SCHEMA, overlap_min=3, overlap_max=3)
+        ctx, manager, "bench", SCHEMA, overlap_min=3, overlap_max=3
     )
     ctx.close()
     return project["id"], annotators

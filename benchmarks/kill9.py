@@ -130,7 +130,6 @@ class Seed:
 
 def seed(db: Database, n_bearer: int, n_browser: int, overlap: int) -> Seed:
     from goldlabel.config import Settings
-    from goldlabel.schemas import ProjectCreate
     from goldlabel.services import projects as project_service
     from goldlabel.services import users as user_service
     from goldlabel.services.access import Actor
@@ -142,8 +141,8 @@ def seed(db: Database, n_bearer: int, n_browser: int, overlap: int) -> Seed:
         upgrade_database(ctx.engine)
         row = user_service.create_user(ctx, None, "kill9-manager", "manager", None)
         manager = Actor(row["id"], row["username"], row["role"])
-        project = project_service.create_project(ctx, manager, ProjectCreate(
-            name="kill -9", label_schema=SCHEMA, overlap_min=overlap, lease_ttl_s=LEASE_TTL_S))
+        project = project_service.create_project(ctx, manager, "kill -9", SCHEMA, overlap_min=overlap,
+                                                 lease_ttl_s=LEASE_TTL_S)
         bearer, browser = [], []
         for i in range(n_bearer + n_browser):
             is_browser = i >= n_bearer

@@ -63,14 +63,13 @@ def run_media_phase(argv: list[str]) -> None:
 
 def make_project(db: str, schema: dict) -> int:
     from goldlabel.config import Settings
-    from goldlabel.schemas import ProjectCreate
     from goldlabel.services import projects as project_service
     from goldlabel.services.context import Context
     from goldlabel.storage.migrate import upgrade_database
 
     ctx = Context.from_settings(Settings(database_url=db))
     upgrade_database(ctx.engine)
-    project = project_service.create_project(ctx, None, ProjectCreate(name="bench", label_schema=schema))
+    project = project_service.create_project(ctx, None, "bench", schema)
     ctx.close()
     return project["id"]
 

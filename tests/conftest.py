@@ -19,10 +19,9 @@ import httpx
 import pytest
 import sqlalchemy as sa
 
-from goldlabel.api.app import create_app
+from goldlabel.app import create_app
 from goldlabel.client.transport import ASGIAppTransport
 from goldlabel.config import Settings
-from goldlabel.schemas import ProjectCreate
 from goldlabel.services import projects as project_service
 from goldlabel.services import users as user_service
 from goldlabel.services.access import Actor
@@ -171,7 +170,7 @@ class Factory:
     ) -> dict:
         manager = manager or self.make_user("manager")
         project = project_service.create_project(
-            self.ctx, manager, ProjectCreate(name=spec.pop("name", "test project"), label_schema=schema or MINIMAL_SCHEMA, **spec)
+            self.ctx, manager, spec.pop("name", "test project"), schema or MINIMAL_SCHEMA, **spec
         )
         for annotator in annotators:
             project_service.set_member(self.ctx, manager, project["id"], annotator.id, annotator.role)

@@ -321,7 +321,7 @@ def test_demo_seeds_once_and_reuses(database_url: str) -> None:
 
 def test_demo_annotators_can_work(database_url: str) -> None:
     """The printed logins really work: annotator1 leases and answers a review over the API."""
-    from goldlabel.api.app import create_app
+    from goldlabel.app import create_app
     from goldlabel.client.transport import ASGIAppTransport
 
     first = run(database_url, "demo", "--no-serve")

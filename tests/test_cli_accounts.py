@@ -10,7 +10,7 @@ from pathlib import Path
 import httpx
 from click.testing import CliRunner
 
-from goldlabel.api.app import create_app
+from goldlabel.app import create_app
 from goldlabel.cli import cli
 from goldlabel.client.transport import ASGIAppTransport
 from goldlabel.config import Settings

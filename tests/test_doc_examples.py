@@ -281,7 +281,7 @@ def demo(demo_template, tmp_path):
     ``tmp_path/work/demo-data/demo.db``."""
     import uvicorn
 
-    from goldlabel.api.app import create_app
+    from goldlabel.app import create_app
     from goldlabel.config import Settings
     from goldlabel.services.context import Context
 

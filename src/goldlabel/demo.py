@@ -20,11 +20,11 @@ from goldlabel.schemas import ProjectCreate, QualitySettings
 from goldlabel.services import imports as import_service
 from goldlabel.services import items as item_service
 from goldlabel.services import projects as project_service
-from goldlabel.services import quality as quality_service
 from goldlabel.services import queue as queue_service
 from goldlabel.services import users as user_service
 from goldlabel.services.access import Actor
 from goldlabel.services.context import Context
+from goldlabel.services.refit import refit_project
 
 SEED = 20240611
 # The local operator reads as an admin (listing services want an actor; writes pass None).
@@ -299,7 +299,7 @@ def _ensure_user(ctx: Context, username: str, role: str) -> tuple[dict, DemoUser
 
 def _ensure_project(ctx: Context, name: str, make_spec, rows: list[dict], members: dict[int, str | None]) -> DemoProject:
     existing = _find_by(lambda after: project_service.list_projects(ctx, _OPERATOR, after, 500), "name", name)
-    project = existing or project_service.create_project(ctx, None, make_spec())
+    project = existing or project_service.create_project(ctx, None, **make_spec().model_dump())
     for user_id, role in members.items():
         if role is not None:
             project_service.set_member(ctx, None, project["id"], user_id, role)
@@ -353,7 +353,7 @@ def _seed_project_answers(ctx: Context, project: DemoProject, annotators: dict[s
                                                 accuracy, rng)
     if project.answers_seeded:
         # Learn skills and consensus from the seeded answers now, not a minute after first login.
-        quality_service.refit_project(ctx, None, project.id)
+        refit_project(ctx, None, project.id)
 
 
 def seed_demo(ctx: Context) -> DemoSeed:

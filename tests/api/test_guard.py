@@ -15,8 +15,8 @@ from typing import Any
 
 import pytest
 
-from goldlabel.api.app import create_app
 from goldlabel.api.fastlane import MAX_BODY_BYTES
+from goldlabel.app import create_app
 from goldlabel.services.context import Context
 
 CHUNK = 64 * 1024

@@ -7,7 +7,7 @@ import gc
 
 import pytest
 
-from goldlabel.api.app import create_app
+from goldlabel.app import create_app
 from goldlabel.config import Settings
 
 

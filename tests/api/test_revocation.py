@@ -11,7 +11,7 @@ import time
 import httpx
 import pytest
 
-from goldlabel.api.app import create_app
+from goldlabel.app import create_app
 from goldlabel.client.transport import ASGIAppTransport
 from goldlabel.services.context import Context
 

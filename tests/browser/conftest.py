@@ -24,7 +24,6 @@ import httpx
 import pytest
 
 from goldlabel.config import Settings
-from goldlabel.schemas import ProjectCreate
 from goldlabel.services import imports as import_service
 from goldlabel.services import projects as project_service
 from goldlabel.services import users as user_service
@@ -63,9 +62,7 @@ class Server:
                      instructions: str = "", **spec: Any) -> dict:
         manager = self.make_user("manager")
         project = project_service.create_project(
-            self.ctx, manager,
-            ProjectCreate(name=name or f"project {next(self._ids)}", label_schema=schema,
-                          instructions=instructions, **spec),
+            self.ctx, manager, name or f"project {next(self._ids)}", schema, instructions=instructions, **spec,
         )
         for annotator in annotators:
             project_service.set_member(self.ctx, manager, project["id"], annotator.id, "annotator")
@@ -101,7 +98,7 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
            # suite itself (tests/web/test_login_security.py tests the throttle).
            "GOLDLABEL_LOGIN_ATTEMPTS_PER_MINUTE": "100000"}
     # TODO(#4): switch to `goldlabel serve --port` once the CLI lands.
-    cmd = [sys.executable, "-m", "uvicorn", "goldlabel.api.app:create_app", "--factory",
+    cmd = [sys.executable, "-m", "uvicorn", "goldlabel.app:create_app", "--factory",
            "--host", "127.0.0.1", "--port", str(port), "--log-level", "warning"]
     log = (db.parent / "server.log").open("w")
     proc = subprocess.Popen(cmd, env=env, stdout=log, stderr=subprocess.STDOUT, cwd=db.parent)

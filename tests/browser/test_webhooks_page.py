@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 
 from goldlabel.services import webhooks as webhook_service
-from goldlabel.storage import records
+from goldlabel.storage import consensus_events
 from goldlabel.storage import webhooks as webhook_store
 from goldlabel.storage.engine import now_ms, write_tx
 from goldlabel.storage.tables import webhook_deliveries
@@ -27,7 +27,7 @@ def test_manager_subscribes_and_resends_a_delivery(page, server, ui):
 
     [hook] = webhook_service.list_subscriptions(server.ctx, project["manager"], pid)
     with write_tx(server.ctx.engine) as conn:
-        records.insert_event(conn, pid, "item.final", {"item_id": 1, "status": "final"}, now_ms())
+        consensus_events.insert_event(conn, pid, "item.final", {"item_id": 1, "status": "final"}, now_ms())
     webhook_service.route_events(server.ctx)
     # A delivery that was given up on; the subscription paused so that the server's own worker
     # leaves it alone while the test looks.

@@ -133,3 +133,22 @@ def test_confident_learning_finds_flipped_labels():
     assert issues.joint.sum() == pytest.approx(1.0)
     with pytest.raises(ValueError, match="unknown method"):
         find_label_issues(labels, probas, method="nope")
+
+
+def test_label_error_audit_never_flags_a_label_the_model_prefers():
+    # a model under-confident in class 1 (its mean p_1 on items labeled 1 is about 0.4): items
+    # labeled 0 at p_1 = 0.42 reach class 1's threshold and enter the confident joint's
+    # off-diagonal, although their top class is their label; the count to prune (and the
+    # margin ranking) then reaches them
+    rng = np.random.default_rng(11)
+    n = 3000
+    truth = (rng.random(n) < 0.3).astype(np.int64)
+    p1 = np.where(truth == 1, rng.uniform(0.2, 0.6, n), rng.uniform(0.0, 0.47, n))
+    probas = np.column_stack([1 - p1, p1])
+    flipped = rng.random(n) < 0.15
+    labels = np.where(flipped, 1 - truth, truth)
+    for method in ("prune_by_noise_rate", "confident_learning", "both"):
+        issues = find_label_issues(labels, probas, method=method)
+        agrees = probas.argmax(axis=1) == labels
+        assert not agrees[issues.indices].any(), method
+        assert len(issues.indices) > 0

@@ -7,7 +7,7 @@ import io
 
 import pytest
 
-from goldlabel.services.bulk import BULK_GC_THRESHOLD, fewer_gc_passes
+from goldlabel.services.bulk_gc import BULK_GC_THRESHOLD, fewer_gc_passes
 from goldlabel.services.exports import prepare_export
 from goldlabel.services.imports import ingest_rows
 

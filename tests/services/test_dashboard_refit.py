@@ -8,7 +8,7 @@ import httpx
 
 from goldlabel.client.transport import ASGIAppTransport
 from goldlabel.services import dashboard as dashboard_service
-from goldlabel.services import quality as quality_service
+from goldlabel.services import refit as refit_service
 from goldlabel.storage import quality as quality_store
 from goldlabel.storage.engine import now_ms, write_tx
 
@@ -24,13 +24,13 @@ def test_refit_state_before_during_and_after_a_refit(factory):
 
     claimed = now_ms()
     with write_tx(factory.ctx.engine) as conn:  # what a re-fit in another process holds
-        assert quality_store.claim_refit(conn, pid, claimed, quality_service.REFIT_HOLD_MS)
+        assert quality_store.claim_refit(conn, pid, claimed, refit_service.REFIT_HOLD_MS)
     during = dashboard_service.project_dashboard(factory.ctx, manager, pid)["refit"]
     assert during["running"] is True and during["started_at"] == claimed
     with write_tx(factory.ctx.engine) as conn:
         quality_store.upsert_model(conn, pid, "", busy_until=None)
 
-    quality_service.refit_project(factory.ctx, manager, pid)
+    refit_service.refit_project(factory.ctx, manager, pid)
     after = dashboard_service.project_dashboard(factory.ctx, manager, pid, now=now_ms())["refit"]
     assert after["running"] is False and after["fitted_at"] >= claimed and after["n_answers"] == 0
 
@@ -45,7 +45,7 @@ def test_the_console_dashboard_shows_it(factory, app):
                                     "csrf_token": token, "next": "/"})
         page = client.get(f"/console/projects/{project['id']}").text
         assert "No re-fit yet" in page
-        quality_service.refit_project(factory.ctx, manager, project["id"])
+        refit_service.refit_project(factory.ctx, manager, project["id"])
         assert "Skills last re-fitted" in client.get(f"/console/projects/{project['id']}").text
     finally:
         client.close()

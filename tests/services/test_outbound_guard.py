@@ -17,7 +17,7 @@ from goldlabel.domain.webhooks import OutboundRefused, check_address, check_url,
 from goldlabel.services.context import Context
 from goldlabel.services.outbound_guard import MAX_RESPONSE_BYTES, guarded_client
 from goldlabel.services.webhooks import WebhookWorker
-from goldlabel.storage import records
+from goldlabel.storage import consensus_events
 from goldlabel.storage.engine import now_ms, write_tx
 
 
@@ -164,7 +164,7 @@ def test_a_webhook_to_loopback_reaches_nothing_without_allow_list(factory, setti
     hook = api.post(f"/api/v1/projects/{project['id']}/webhooks", json={"url": url, "event_types": ["*"]})
     assert hook.status_code == 201, hook.text
     with write_tx(factory.ctx.engine) as conn:
-        records.insert_event(conn, project["id"], "item.final", {"item_id": 1}, now_ms())
+        consensus_events.insert_event(conn, project["id"], "item.final", {"item_id": 1}, now_ms())
     ctx = Context.from_settings(settings.model_copy(update={"webhook_retry_base_s": 0.01}))
     worker = WebhookWorker(ctx)
     try:

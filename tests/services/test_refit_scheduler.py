@@ -1,4 +1,4 @@
-"""The background re-fit (services.quality.RefitScheduler) and its batch writes."""
+"""The background re-fit (services.refit.RefitScheduler) and its batch writes."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ import time
 import pytest
 import sqlalchemy as sa
 
-from goldlabel.services.quality import REFIT_NICE, RefitScheduler
+from goldlabel.services.refit import REFIT_NICE, RefitScheduler
 from goldlabel.storage.engine import read_tx, write_tx
 from goldlabel.storage.quality import fetch_item_counts, write_consensus_batch
 from goldlabel.storage.tables import consensus, project_models

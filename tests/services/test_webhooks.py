@@ -27,7 +27,7 @@ from goldlabel.config import Settings
 from goldlabel.services import queue as queue_service
 from goldlabel.services.context import Context
 from goldlabel.services.webhooks import WebhookWorker, route_events
-from goldlabel.storage import records
+from goldlabel.storage import consensus_events
 from goldlabel.storage.engine import now_ms, read_tx, write_tx
 
 DOCS = Path(__file__).resolve().parents[2] / "docs" / "webhooks.md"
@@ -180,10 +180,10 @@ def test_rolled_back_work_is_never_delivered(factory, worker, receiver):
     project = factory.make_project()
     hook = subscribe(factory, project, receiver.url, ["*"])
     with pytest.raises(RuntimeError), write_tx(factory.ctx.engine) as conn:
-        records.insert_event(conn, project["id"], "item.final", {"item_id": 1, "status": "final"}, now_ms())
+        consensus_events.insert_event(conn, project["id"], "item.final", {"item_id": 1, "status": "final"}, now_ms())
         raise RuntimeError("the work failed after its event was written")
     with write_tx(factory.ctx.engine) as conn:
-        records.insert_event(conn, project["id"], "item.final", {"item_id": 2, "status": "final"}, now_ms())
+        consensus_events.insert_event(conn, project["id"], "item.final", {"item_id": 2, "status": "final"}, now_ms())
 
     assert worker.run_once() == 1
     assert [json.loads(b)["data"]["item_id"] for _h, b in receiver.requests] == [2]
@@ -193,15 +193,15 @@ def test_rolled_back_work_is_never_delivered(factory, worker, receiver):
 def test_event_types_filter_and_subscriptions_see_only_later_events(factory, worker, receiver):
     project = factory.make_project()
     with write_tx(factory.ctx.engine) as conn:  # before the subscription: not sent to it
-        records.insert_event(conn, project["id"], "item.final", {"item_id": 1}, now_ms() - 1000)
+        consensus_events.insert_event(conn, project["id"], "item.final", {"item_id": 1}, now_ms() - 1000)
     subscribe(factory, project, receiver.url, ["item.*"])
     other = factory.make_project()
     subscribe(factory, other, receiver.url, ["import.completed"])
     now = now_ms()
     with write_tx(factory.ctx.engine) as conn:
-        records.insert_event(conn, project["id"], "item.needs_review", {"item_id": 2}, now)
-        records.insert_event(conn, project["id"], "answer.created", {"answer_id": 3}, now)
-        records.insert_event(conn, other["id"], "item.final", {"item_id": 4}, now)
+        consensus_events.insert_event(conn, project["id"], "item.needs_review", {"item_id": 2}, now)
+        consensus_events.insert_event(conn, project["id"], "answer.created", {"answer_id": 3}, now)
+        consensus_events.insert_event(conn, other["id"], "item.final", {"item_id": 4}, now)
     worker.run_once()
     assert [json.loads(b)["type"] for _h, b in receiver.requests] == ["item.needs_review"]
 
@@ -214,7 +214,7 @@ def test_failures_are_retried_with_exponential_backoff_then_given_up(factory, se
         project = factory.make_project()
         hook = subscribe(factory, project, receiver.url, ["item.final"])
         with write_tx(factory.ctx.engine) as conn:
-            records.insert_event(conn, project["id"], "item.final", {"item_id": 7}, now_ms())
+            consensus_events.insert_event(conn, project["id"], "item.final", {"item_id": 7}, now_ms())
         receiver.statuses = [500, 503, 500, 500]
         t0 = now_ms()
         assert worker.run_once(now=t0) == 1  # attempt 1: 500, next in 10 s
@@ -262,7 +262,7 @@ def test_a_worker_killed_while_sending_leaves_the_delivery_to_another(factory, s
     project = factory.make_project()
     hook = subscribe(factory, project, receiver.url, ["item.final"])
     with write_tx(factory.ctx.engine) as conn:
-        records.insert_event(conn, project["id"], "item.final", {"item_id": 9}, now_ms())
+        consensus_events.insert_event(conn, project["id"], "item.final", {"item_id": 9}, now_ms())
     receiver.hold = True
     env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[2] / "src")}
     proc = subprocess.Popen([sys.executable, "-c", WORKER_SCRIPT, settings.database_url], env=env)
@@ -295,7 +295,7 @@ def test_workers_of_several_processes_send_each_delivery_once(factory, settings,
         subscribe(factory, project, receiver.url, ["item.final"])
         with write_tx(factory.ctx.engine) as conn:
             for i in range(40):
-                records.insert_event(conn, project["id"], "item.final", {"item_id": i}, now_ms())
+                consensus_events.insert_event(conn, project["id"], "item.final", {"item_id": i}, now_ms())
         threads = [threading.Thread(target=w.run_once) for w in workers]
         for t in threads:
             t.start()
@@ -341,17 +341,17 @@ def test_subscription_input_is_checked(factory):
 def test_route_events_leaves_the_outbox_alone_without_subscribers(factory, receiver):
     project = factory.make_project()
     with write_tx(factory.ctx.engine) as conn:
-        records.insert_event(conn, project["id"], "item.final", {"item_id": 1}, now_ms())
+        consensus_events.insert_event(conn, project["id"], "item.final", {"item_id": 1}, now_ms())
     assert route_events(factory.ctx) == 0  # nobody subscribes anywhere: not even a write
     with read_tx(factory.ctx.engine) as conn:
-        [event] = records.list_events(conn, project["id"], 0, 10)
+        [event] = consensus_events.list_events(conn, project["id"], 0, 10)
     assert event["delivered_at"] is None
     # A subscription in another project: this project's events are routed (to nobody).
     subscribe(factory, factory.make_project(), receiver.url, ["*"])
     assert route_events(factory.ctx) == 1
     assert route_events(factory.ctx) == 0
     with read_tx(factory.ctx.engine) as conn:
-        [event] = records.list_events(conn, project["id"], 0, 10)
+        [event] = consensus_events.list_events(conn, project["id"], 0, 10)
     assert event["delivered_at"] is not None
 
 
@@ -378,7 +378,7 @@ def _start_server(database_url: str, log_path: Path) -> tuple[subprocess.Popen, 
     env = {**os.environ, "GOLDLABEL_DATABASE_URL": database_url, "GOLDLABEL_SECRET_KEY": "test-secret",
            "GOLDLABEL_WEBHOOK_ALLOWED_NETWORKS": "127.0.0.1/32", "GOLDLABEL_WEBHOOK_POLL_INTERVAL_S": "0.1",
            "GOLDLABEL_REFIT_INTERVAL_S": "0"}
-    cmd = [sys.executable, "-m", "uvicorn", "goldlabel.api.app:create_app", "--factory",
+    cmd = [sys.executable, "-m", "uvicorn", "goldlabel.app:create_app", "--factory",
            "--host", "127.0.0.1", "--port", str(port), "--log-level", "warning"]
     with log_path.open("w") as log:  # the child keeps its own copy of the descriptor
         proc = subprocess.Popen(cmd, env=env, stdout=log, stderr=subprocess.STDOUT)
@@ -405,7 +405,7 @@ def test_server_processes_deliver_from_one_outbox(factory, settings, receiver, t
                 time.sleep(0.1)
         for i in range(30):
             with write_tx(factory.ctx.engine) as conn:
-                records.insert_event(conn, project["id"], "item.final", {"item_id": i}, now_ms())
+                consensus_events.insert_event(conn, project["id"], "item.final", {"item_id": i}, now_ms())
         deadline = time.monotonic() + 60
         while len(receiver.requests) < 30 and time.monotonic() < deadline:
             time.sleep(0.1)
@@ -427,11 +427,11 @@ def test_the_delivery_log_keeps_finished_deliveries_for_the_retention(factory, w
     project = factory.make_project()
     hook = subscribe(factory, project, receiver.url, ["item.final"])
     with write_tx(factory.ctx.engine) as conn:
-        records.insert_event(conn, project["id"], "item.final", {"item_id": 1}, now_ms())
+        consensus_events.insert_event(conn, project["id"], "item.final", {"item_id": 1}, now_ms())
     receiver.statuses = [200, 500]
     assert worker.run_once() == 1  # delivered
     with write_tx(factory.ctx.engine) as conn:
-        records.insert_event(conn, project["id"], "item.final", {"item_id": 2}, now_ms())
+        consensus_events.insert_event(conn, project["id"], "item.final", {"item_id": 2}, now_ms())
     assert worker.run_once() == 1  # failed once: pending
     assert {d["status"] for d in deliveries(factory, project, hook)} == {"delivered", "pending"}
     later = now_ms() + int(worker.ctx.settings.webhook_log_retention_s * 1000) + 1

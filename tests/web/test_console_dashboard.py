@@ -43,11 +43,11 @@ def test_first_id_since_binary_search(ctx, project):
             conn.execute(answers.update().where(answers.c.id == answer_id).values(created_at=k * HOUR))
     with read_tx(ctx.engine) as conn:
         for k in range(len(ids)):
-            assert store.first_id_since(conn, answers, p["id"], k * HOUR) == ids[k]
-            assert store.first_id_since(conn, answers, p["id"], k * HOUR - 1) == ids[k]
-        assert store.first_id_since(conn, answers, p["id"], -5) == ids[0]
-        assert store.first_id_since(conn, answers, p["id"], len(ids) * HOUR) is None
-        assert store.first_id_since(conn, answers, p["id"] + 1000, 0) is None
+            assert store.first_id_since(conn, "answers", p["id"], k * HOUR) == ids[k]
+            assert store.first_id_since(conn, "answers", p["id"], k * HOUR - 1) == ids[k]
+        assert store.first_id_since(conn, "answers", p["id"], -5) == ids[0]
+        assert store.first_id_since(conn, "answers", p["id"], len(ids) * HOUR) is None
+        assert store.first_id_since(conn, "answers", p["id"] + 1000, 0) is None
         buckets = store.answer_counts_by_bucket(conn, p["id"], ids[3], 2 * HOUR)
     assert buckets == {k: 2 if k > 1 else 1 for k in range(1, 8)}
     assert sum(buckets.values()) == len(ids) - 3

@@ -10,7 +10,7 @@ import pytest
 
 from goldlabel.client.transport import ASGIAppTransport
 from goldlabel.services.webhooks import route_events
-from goldlabel.storage import records
+from goldlabel.storage import consensus_events
 from goldlabel.storage.engine import now_ms, write_tx
 from goldlabel.web.session import SESSION_COOKIE, start_session
 
@@ -49,7 +49,7 @@ def test_webhooks_page_shows_the_log_and_resends(factory, session_as):
     assert res.status_code == 201, res.text
     hook = res.json()
     with write_tx(factory.ctx.engine) as conn:
-        records.insert_event(conn, pid, "item.final", {"item_id": 5, "status": "final"}, now_ms())
+        consensus_events.insert_event(conn, pid, "item.final", {"item_id": 5, "status": "final"}, now_ms())
     route_events(factory.ctx)
 
     page = manager.get(f"/console/projects/{pid}/webhooks").text

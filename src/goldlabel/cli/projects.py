@@ -74,7 +74,7 @@ def create_project(state: CliState, name: str, schema_path: Path, overlap_min: i
         overlap_min=overlap_min,
         overlap_max=overlap_max,
     )
-    project = project_service.create_project(ctx, None, spec)
+    project = project_service.create_project(ctx, None, **spec.model_dump())
     for user_id in manager_ids:
         project_service.set_member(ctx, None, project["id"], user_id, "manager")
     click.echo(project["id"])

@@ -11,13 +11,13 @@ from typing import Any, NoReturn
 
 import click
 import pydantic
-from sqlalchemy.exc import DBAPIError
 
 from goldlabel import __version__
 from goldlabel.config import Settings
 from goldlabel.domain.errors import GoldlabelError
 from goldlabel.services.access import Actor
 from goldlabel.services.context import Context
+from goldlabel.storage.handles import DatabaseError
 
 # Exit codes: 1 = the operation failed (bad input, not found, conflict, unreachable database);
 # 2 = the command line itself is wrong (click's usage errors use 2 as well).
@@ -104,7 +104,7 @@ class GoldlabelGroup(click.Group):
             raise CliFailure(str(exc)) from exc
         except pydantic.ValidationError as exc:
             raise CliFailure(format_validation_error(exc)) from exc
-        except DBAPIError as exc:
+        except DatabaseError as exc:
             first = str(exc.orig or exc).strip().splitlines()[0]
             raise CliFailure(f"database error: {first} [database_error]") from exc
         except OSError as exc:  # a file that cannot be read or written, a port in use

@@ -20,7 +20,7 @@ def create_worker_app():
     """uvicorn's factory for ``--workers N``: each worker process builds its app from the
     GOLDLABEL_* environment the parent set. The parent migrated already; workers must not race
     each other doing it again."""
-    from goldlabel.api.app import create_app
+    from goldlabel.app import create_app
 
     return create_app(Settings.from_env(), migrate=False)
 
@@ -51,7 +51,7 @@ def run_server(state: CliState, host: str, port: int, workers: int) -> None:
             log_level=settings.log_level,
         )
         return
-    from goldlabel.api.app import create_app
+    from goldlabel.app import create_app
 
     uvicorn.run(create_app(settings, migrate=False), host=host, port=port, log_level=settings.log_level)
 

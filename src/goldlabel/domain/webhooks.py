@@ -11,7 +11,7 @@ from urllib.parse import urlsplit
 
 from goldlabel.domain.errors import FieldError, invalid
 
-# The event kinds written to the outbox (``storage.records.insert_event``) that a subscription
+# The event kinds written to the outbox (``storage.consensus_events.insert_event``) that a subscription
 # may name; ``<prefix>.*`` names every kind with that prefix, ``*`` every kind.
 EVENT_TYPES = (
     "answer.created",  # an answer was submitted

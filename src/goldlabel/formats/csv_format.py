@@ -128,7 +128,8 @@ def _quoted(text: str) -> str:
 
     The export formats its lines itself: csv.writer walks every character of every cell in C,
     and most of an export's bytes are JSON cells (data, answers) that need quoting for their
-    double quotes anyway; str.replace does that much faster (4.7 -> 1.4 us a row). The bytes are
+    double quotes anyway; str.replace does that several times faster (measured:
+    docs/benchmarks.md, "Numbers behind the code"). The bytes are
     csv.writer's, except that a lone CR is quoted too: with ``lineterminator="\n"`` csv.writer
     left it bare, and csv readers (ours included) end the record there.
     """

@@ -11,6 +11,11 @@ it trained on).
 4. ``prune_by_noise_rate`` (cleanlab's default): for every off-diagonal (i, j), flag the
    round(n Q[i, j]) items labeled i with the largest margin p_j - p_i. ``confident_learning``:
    flag the off-diagonal items of C themselves. ``both``: items flagged by both.
+5. An item whose given label is the model's own top class (ties go to the given label) is never
+   flagged, whatever step 4 said: the margin ranking in a class with many items labeled i can
+   reach items the model agrees with. Without this step the audit flagged 2.6x as many items
+   as cleanlab on zheng_product's single-annotator labels, at half its precision
+   (benchmarks/model_data.py).
 Flagged items are ranked by self-confidence p_label, lowest (most suspicious) first.
 """
 
@@ -95,6 +100,10 @@ def find_label_issues(labels: np.ndarray, probas: np.ndarray,
             pruned[rows[np.argsort(-margin, kind="stable")[:take]]] = True
     flagged = {"prune_by_noise_rate": pruned, "confident_learning": off_diagonal,
                "both": pruned & off_diagonal}[method]
+    # step 5: never flag a label the model itself prefers (a tie counts as agreeing)
+    rival = probas.copy()
+    rival[np.arange(n), labels] = -np.inf
+    flagged = flagged & (rival.max(axis=1, initial=-np.inf) > self_confidence)
     indices = np.flatnonzero(flagged)
     indices = indices[np.argsort(self_confidence[indices], kind="stable")]
     return LabelIssues(indices, self_confidence, probas.argmax(axis=1), q)

@@ -279,10 +279,10 @@ def item_posterior(
     # work in log space: products of many small probabilities underflow
     with np.errstate(divide="ignore"):
         scores = np.log(prior) + np.log(confusions[annotators, :, labels]).sum(axis=0)
-    return _posterior_from_scores(scores, prior)
+    return posterior_from_scores(scores, prior)
 
 
-def _posterior_from_scores(scores: np.ndarray, prior: np.ndarray) -> np.ndarray:
+def posterior_from_scores(scores: np.ndarray, prior: np.ndarray) -> np.ndarray:
     """The end of :func:`item_posterior`, shared with the server's per-answer path (which
     builds ``scores`` = log prior + summed answer log-likelihoods from cached tables): the
     normalized ``exp(scores)``, or the normalized ``prior`` when no class has a finite score."""

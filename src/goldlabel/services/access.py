@@ -6,11 +6,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from sqlalchemy.engine import Connection
-
 from goldlabel.domain.errors import forbidden, not_found
 from goldlabel.storage import projects as project_store
 from goldlabel.storage import users as user_store
+from goldlabel.storage.handles import Connection
 
 # What each project role may do; a higher role includes the lower ones.
 ROLE_RANK = {"annotator": 1, "reviewer": 2, "manager": 3, "admin": 4}

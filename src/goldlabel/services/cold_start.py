@@ -17,11 +17,10 @@ own answers are the evidence (library :mod:`goldlabel.quality.pooled`):
 Cost: one read of the project's newest ``SAMPLE_ANSWERS`` answers (and sums over its
 annotators' records and members), made inside a submit and kept by the process; it is made
 again after a tenth of the sample's size in further decisions of this process (every decision
-while the project has under 20 answers, every 200 at most) or after ``MAX_AGE_S``. Measured on
-the shared dev machine at 5,000 answers: 53 ms (SQLite) and 61 ms (PostgreSQL) per read,
-nearly all of it decoding the answers' JSON; hence 2,000: 17 ms (SQLite), 32 ms (PostgreSQL,
-blocking) and 63 ms (PostgreSQL, the merged submit's statement) once per 200 submits, 0.1-0.3
-ms a submit on average, outside the 99th percentile. TODO(#12): keep running sums instead. The PostgreSQL merged submit
+while the project has under 20 answers, every 200 at most) or after ``MAX_AGE_S``. A read is
+nearly all decoding the answers' JSON, hence a sample of 2,000: a fraction of a millisecond a
+submit on average, outside the 99th percentile (measured: docs/benchmarks.md, "Numbers behind the code").
+TODO(#12): keep running sums instead. The PostgreSQL merged submit
 reads it with one more statement (queue_pg.pooled_sample) when it is due.
 """
 
@@ -34,17 +33,17 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
-import sqlalchemy as sa
 
+from goldlabel.quality.consensus import rating_tolerance
 from goldlabel.quality.pooled import (
     agreement_accuracy,
     pairwise_agreement,
     rating_noise,
     shrink_accuracy,
 )
-from goldlabel.services.consensus.rating import rating_tolerance
 from goldlabel.services.context import Context
 from goldlabel.storage import quality as quality_store
+from goldlabel.storage.handles import Connection
 
 SAMPLE_ANSWERS = 2000
 # The knowledge is read again after this share of the sample's size in decisions.
@@ -85,7 +84,7 @@ def forget(ctx: Context, project_id: int) -> None:
     ctx.pooled.pop(project_id, None)
 
 
-def knowledge(ctx: Context, conn: sa.Connection | None, project: dict) -> Pooled | None:
+def knowledge(ctx: Context, conn: Connection | None, project: dict) -> Pooled | None:
     """The project's pooled knowledge for one decision: read again when due and ``conn`` is
     given; None when it is due and there is no connection (callers then use the defaults)."""
     entry = ctx.pooled.get(project["id"])
@@ -98,7 +97,7 @@ def knowledge(ctx: Context, conn: sa.Connection | None, project: dict) -> Pooled
     return entry
 
 
-def compute(ctx: Context, conn: sa.Connection, project: dict) -> Pooled:
+def compute(ctx: Context, conn: Connection, project: dict) -> Pooled:
     """Read the sample and the gold record and estimate every question's knowledge."""
     rows = quality_store.fetch_recent_answer_values(conn, project["id"], SAMPLE_ANSWERS)
     n_gold, n_gold_correct = quality_store.fetch_gold_totals(conn, project["id"])

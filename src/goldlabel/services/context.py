@@ -8,12 +8,11 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy.engine import Engine
-
 from goldlabel.config import Settings
 from goldlabel.domain.label_schema import LabelSchema
 from goldlabel.storage.aio import AsyncPg
 from goldlabel.storage.engine import create_engine
+from goldlabel.storage.handles import Engine
 from goldlabel.storage.media import LocalMediaStore, MediaStore, S3MediaStore
 
 # How long a verified API token is trusted without asking the database again (the default of

@@ -9,8 +9,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from goldlabel.domain.errors import not_found
+from goldlabel.services import annotators, refit
 from goldlabel.services import items as item_service
-from goldlabel.services import quality as quality_service
 from goldlabel.services.access import Actor, fetch_project_role, is_allowed, load_project
 from goldlabel.services.context import Context
 from goldlabel.storage import dashboard as store
@@ -18,7 +18,6 @@ from goldlabel.storage import items as item_store
 from goldlabel.storage import projects as project_store
 from goldlabel.storage import quality as quality_store
 from goldlabel.storage.engine import now_ms, read_tx
-from goldlabel.storage.tables import answers, events
 
 HOUR_MS = 3600 * 1000
 DAY_MS = 24 * HOUR_MS
@@ -69,11 +68,11 @@ def project_dashboard(ctx: Context, actor: Actor, project_id: int, now: int | No
     with read_tx(ctx.engine) as conn:
         project = load_project(conn, actor, project_id, "review")
         counts = project_store.count_items_by_status(conn, project_id)
-        start = store.first_id_since(conn, answers, project_id, hours[0] * HOUR_MS)
+        start = store.first_id_since(conn, "answers", project_id, hours[0] * HOUR_MS)
         per_hour = store.answer_counts_by_bucket(conn, project_id, start, HOUR_MS) if start else {}
-        start = store.first_id_since(conn, answers, project_id, days[0] * DAY_MS)
+        start = store.first_id_since(conn, "answers", project_id, days[0] * DAY_MS)
         per_day = store.answer_counts_by_bucket(conn, project_id, start, DAY_MS) if start else {}
-        start = store.first_id_since(conn, events, project_id, days[0] * DAY_MS)
+        start = store.first_id_since(conn, "events", project_id, days[0] * DAY_MS)
         finals = store.finalizations_by_bucket(conn, project_id, start, DAY_MS) if start else {}
         confidences, sampled = store.confidence_sample(conn, project_id)
         reviews = store.recent_reviews(conn, project_id)
@@ -107,7 +106,7 @@ def project_dashboard(ctx: Context, actor: Actor, project_id: int, now: int | No
 def annotator_table(ctx: Context, actor: Actor, project_id: int) -> list[dict]:
     """The API's annotator list plus median time per answer and agreement with the consensus,
     both over each annotator's latest answers."""
-    rows = quality_service.list_annotators(ctx, actor, project_id)
+    rows = annotators.list_annotators(ctx, actor, project_id)
     with read_tx(ctx.engine) as conn:
         for row in rows:
             recent = store.recent_answers_of(conn, project_id, row["annotator_id"], RECENT_ANSWERS)
@@ -210,5 +209,5 @@ def _refit_summary(state: tuple[int | None, int, int | None] | None, now: int) -
     when done, so a future ``busy_until`` means one is running now."""
     fitted_at, n_answers, busy_until = state or (None, 0, None)
     running = busy_until is not None and busy_until > now
-    return {"running": running, "started_at": busy_until - quality_service.REFIT_HOLD_MS if running else None,
+    return {"running": running, "started_at": busy_until - refit.REFIT_HOLD_MS if running else None,
             "fitted_at": fitted_at, "n_answers": n_answers}

@@ -21,9 +21,10 @@ from typing import BinaryIO
 
 from goldlabel.domain.errors import GoldlabelError, forbidden
 from goldlabel.domain.splits import DEFAULT_SPLIT_RATIOS, check_split_ratios
+from goldlabel.domain.vocabulary import ITEM_STATUSES
 from goldlabel.formats import get_format
 from goldlabel.services.access import Actor, fetch_project_role, is_allowed, load_project
-from goldlabel.services.bulk import fewer_gc_passes
+from goldlabel.services.bulk_gc import fewer_gc_passes
 from goldlabel.services.context import Context
 from goldlabel.storage import exports as export_store
 from goldlabel.storage import projects as project_store
@@ -31,7 +32,6 @@ from goldlabel.storage.engine import read_tx
 from goldlabel.storage.secrets import install_secret
 
 BATCH_SIZE = 5000
-ITEM_STATUSES = ("open", "final", "needs_review")
 # Streamed responses hand the server chunks of about this size.
 CHUNK_BYTES = 1024 * 1024
 

@@ -23,11 +23,11 @@ from goldlabel.domain.label_schema import BoxesQuestion, LabelSchema
 from goldlabel.domain.media_sources import parse_hosts
 from goldlabel.formats import detect_format, parquet
 from goldlabel.services.access import Actor, load_project
-from goldlabel.services.bulk import fewer_gc_passes
+from goldlabel.services.bulk_gc import fewer_gc_passes
 from goldlabel.services.context import Context
+from goldlabel.storage import consensus_events
 from goldlabel.storage import imports as import_store
 from goldlabel.storage import projects as project_store
-from goldlabel.storage import records
 from goldlabel.storage.engine import now_ms, read_tx, write_tx
 
 # Gold items are answered by every annotator who meets them, so their overlap is unbounded in
@@ -276,7 +276,7 @@ def ingest_rows(
                 errors=[],
                 extra={"report": report.to_dict()},
             )
-        records.insert_event(
+        consensus_events.insert_event(
             conn, project_id, "import.completed",
             {k: v for k, v in report.to_dict().items() if k != "errors"}, now_ms(),
         )

@@ -8,8 +8,8 @@ from goldlabel.domain.errors import not_found
 from goldlabel.services.access import Actor, fetch_project_role, is_allowed, load_project
 from goldlabel.services.context import Context
 from goldlabel.services.queue import public_answer
+from goldlabel.storage import consensus_events
 from goldlabel.storage import items as item_store
-from goldlabel.storage import records
 from goldlabel.storage.engine import read_tx, write_tx
 
 ITEM_FIELDS = (
@@ -53,7 +53,7 @@ def get_item(ctx: Context, actor: Actor, project_id: int, item_id: int) -> dict:
         detail["consensus"] = [
             {k: c[k] for k in ("question", "value", "confidence", "method", "status", "contributions", "agreement",
                            "updated_at", "source", "reviewer_id", "reviewed_at")}
-            for c in records.fetch_consensus(conn, item_id)
+            for c in consensus_events.fetch_consensus(conn, item_id)
         ]
         # Gold answers are for managers only: reviewers may also answer items.
         role = fetch_project_role(conn, actor, project_id)
@@ -79,5 +79,5 @@ def list_events(ctx: Context, actor: Actor, project_id: int, after: int, limit: 
         load_project(conn, actor, project_id, "manage")
         return [
             {k: e[k] for k in ("id", "kind", "payload", "created_at")}
-            for e in records.list_events(conn, project_id, after, limit)
+            for e in consensus_events.list_events(conn, project_id, after, limit)
         ]

@@ -2,14 +2,15 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 from goldlabel.domain.errors import FieldError, GoldlabelError, forbidden, invalid, not_found
 from goldlabel.domain.label_schema import LabelSchema
 from goldlabel.domain.label_schema.changes import compare_schemas, find_breaks
-from goldlabel.schemas import ProjectCreate, ProjectUpdate, QualitySettings
-from goldlabel.services import quality as quality_service
+from goldlabel.schemas import QualitySettings
 from goldlabel.services.access import Actor, fetch_project_role, is_allowed, load_project
+from goldlabel.services.consensus import settle_stalled
 from goldlabel.services.context import Context
 from goldlabel.storage import projects as project_store
 from goldlabel.storage import users as user_store
@@ -42,23 +43,42 @@ def _parse_schema(obj: Any) -> dict:
     return LabelSchema.parse(obj).to_json()
 
 
-def create_project(ctx: Context, actor: Actor | None, spec: ProjectCreate) -> dict:
-    """Create a project; its creator becomes its manager. ``actor=None``: local operator."""
+def _check_settings(settings: Mapping[str, Any]) -> dict:
+    try:
+        return QualitySettings(**settings).model_dump()
+    except ValueError as exc:
+        raise invalid([FieldError(("settings",), "invalid_settings", str(exc))]) from exc
+
+
+def _check_overlap(lo: int | None, hi: int | None) -> None:
+    if lo is None or hi is None or hi < lo:
+        raise invalid([FieldError(("overlap_max",), "overlap_range", "overlap_max must be >= overlap_min")])
+
+
+def create_project(ctx: Context, actor: Actor | None, name: str, label_schema: Any, *, description: str = "",
+                   instructions: str = "", overlap_min: int = 1, overlap_max: int | None = None,
+                   lease_ttl_s: int | None = None, settings: Mapping[str, Any] | None = None) -> dict:
+    """Create a project; its creator becomes its manager. ``actor=None``: local operator.
+    Plain values, as the API's ``ProjectCreate`` or the CLI's options give them; ``settings``:
+    QualitySettings fields (the defaults for the rest)."""
     if actor is not None and not actor.can_create_projects:
         raise forbidden("only managers and admins create projects")
-    schema = _parse_schema(spec.label_schema)
+    schema = _parse_schema(label_schema)
+    overlap_max = overlap_max or overlap_min
+    _check_overlap(overlap_min, overlap_max)
+    checked_settings = _check_settings(settings or {})
     now = now_ms()
     with write_tx(ctx.engine) as conn:
         row = project_store.insert_project(
             conn,
-            name=spec.name,
-            description=spec.description,
-            instructions=spec.instructions,
+            name=name,
+            description=description,
+            instructions=instructions,
             label_schema=schema,
-            overlap_min=spec.overlap_min,
-            overlap_max=spec.overlap_max or spec.overlap_min,
-            lease_ttl_s=spec.lease_ttl_s or ctx.settings.default_lease_ttl_s,
-            settings=spec.settings.model_dump(),
+            overlap_min=overlap_min,
+            overlap_max=overlap_max,
+            lease_ttl_s=lease_ttl_s or ctx.settings.default_lease_ttl_s,
+            settings=checked_settings,
             created_by=actor.id if actor else None,
             created_at=now,
             updated_at=now,
@@ -83,8 +103,10 @@ def list_projects(ctx: Context, actor: Actor, after: int, limit: int) -> list[di
         return [public_project(r, fetch_project_role(conn, actor, r["id"])) for r in rows]
 
 
-def update_project(ctx: Context, actor: Actor, project_id: int, spec: ProjectUpdate) -> dict:
-    changes = spec.model_dump(exclude_unset=True)
+def update_project(ctx: Context, actor: Actor, project_id: int, changes: Mapping[str, Any]) -> dict:
+    """Apply ``changes`` (the fields given, as the API's ``ProjectUpdate`` holds them; ``settings``
+    partial, merged into the current ones)."""
+    changes = dict(changes)
     with write_tx(ctx.engine) as conn:
         row = load_project(conn, actor, project_id, "manage")
         now = now_ms()
@@ -100,15 +122,8 @@ def update_project(ctx: Context, actor: Actor, project_id: int, spec: ProjectUpd
                 project_store.insert_schema_version(conn, project_id, changes["schema_version"], schema,
                                                     actor.id, now)
         if "settings" in changes:
-            merged = {**row["settings"], **(changes["settings"] or {})}
-            try:
-                changes["settings"] = QualitySettings(**merged).model_dump()
-            except ValueError as exc:
-                raise invalid([FieldError(("settings",), "invalid_settings", str(exc))]) from exc
-        lo = changes.get("overlap_min", row["overlap_min"])
-        hi = changes.get("overlap_max", row["overlap_max"])
-        if lo is None or hi is None or hi < lo:
-            raise invalid([FieldError(("overlap_max",), "overlap_range", "overlap_max must be >= overlap_min")])
+            changes["settings"] = _check_settings({**row["settings"], **(changes["settings"] or {})})
+        _check_overlap(changes.get("overlap_min", row["overlap_min"]), changes.get("overlap_max", row["overlap_max"]))
         changes = {k: v for k, v in changes.items() if v is not None}
         row = project_store.update_project(conn, project_id, **changes, updated_at=now)
     return public_project(row, fetch_role_or_none(ctx, actor, project_id))
@@ -219,7 +234,7 @@ def remove_member(ctx: Context, actor: Actor, project_id: int, user_id: int) -> 
 
 def _settle_stalled(ctx: Context, conn: Any, project_id: int) -> None:
     """A change of members may leave open items without an eligible annotator: move them on."""
-    quality_service.settle_stalled(ctx, conn, project_store.fetch_project(conn, project_id), now_ms())
+    settle_stalled(ctx, conn, project_store.fetch_project(conn, project_id), now_ms())
 
 
 def gold_pool_warnings(ctx: Context, actor: Actor, project_id: int) -> list[str]:

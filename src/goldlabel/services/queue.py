@@ -18,8 +18,9 @@ import sqlalchemy as sa
 from goldlabel.domain.errors import conflict, not_found
 from goldlabel.domain.queue_policy import AnnotatorProgress, QueuePolicy, pick_next
 from goldlabel.domain.stopping import decide_status
-from goldlabel.services import cold_start, posterior
-from goldlabel.services import quality as quality_service
+from goldlabel.services import cold_start
+from goldlabel.services import consensus as posterior
+from goldlabel.services import consensus as quality_service
 from goldlabel.services.access import (
     NEED_RANK,
     ROLE_RANK,
@@ -29,9 +30,10 @@ from goldlabel.services.access import (
     load_project_to_annotate,
 )
 from goldlabel.services.context import Context
+from goldlabel.storage import consensus_events as records
 from goldlabel.storage import items as item_store
 from goldlabel.storage import queue as queue_store
-from goldlabel.storage import queue_pg, records
+from goldlabel.storage import queue_pg
 from goldlabel.storage.engine import now_ms, read_tx, statement_tx, write_tx
 from goldlabel.storage.quality import json_safe
 

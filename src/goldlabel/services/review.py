@@ -8,12 +8,11 @@ from typing import Any
 from goldlabel.domain.errors import GoldlabelError, not_found
 from goldlabel.services.access import Actor, load_project
 from goldlabel.services.context import Context
+from goldlabel.storage import consensus_events
 from goldlabel.storage import items as item_store
 from goldlabel.storage import quality as quality_store
 from goldlabel.storage import queue as queue_store
-from goldlabel.storage import records
 from goldlabel.storage.engine import now_ms, read_tx, write_tx
-from goldlabel.storage.tables import items as items_table
 
 ACTIONS = ("accept", "reject", "fix")
 
@@ -48,7 +47,7 @@ def review_item(
             raise GoldlabelError("gold items are not reviewed; edit their gold answer", code="gold_item", status=409)
         # Accept and fix make the label the reviewer's: final, kept by every later re-fit and
         # answer (source "review"), with who reviewed it and when. Reject hands it back to the answers.
-        current = {c["question"]: c for c in records.fetch_consensus(conn, item_id)}
+        current = {c["question"]: c for c in consensus_events.fetch_consensus(conn, item_id)}
         if action == "reject":
             # Back to the queue for one more independent answer, beyond the max overlap if need be.
             status = "open"
@@ -61,19 +60,16 @@ def review_item(
             for name, v in (clean or {}).items():
                 current[name] = {"question": name, "value": v, "confidence": 1.0, "method": "review",
                                  "contributions": {"reviewer": actor.id}}
-        records.set_reviewed_consensus(conn, item_id, project_id, [
+        consensus_events.set_reviewed_consensus(conn, item_id, project_id, [
             {k: c.get(k) for k in ("question", "value", "confidence", "method", "contributions", "agreement")}
             | {"status": status, "updated_at": now} | provenance
             for c in current.values()
         ])
-        conn.execute(
-            items_table.update().where(items_table.c.id == item_id).values(
-                status=status, target_overlap=target, overlap_max=overlap_max, updated_at=now
-            )
-        )
+        item_store.set_reviewed_state(conn, item_id, status=status, target_overlap=target,
+                                      overlap_max=overlap_max, now=now)
         review = quality_store.insert_review(conn, project_id=project_id, item_id=item_id, reviewer_id=actor.id,
                                              action=action, value=clean, comment=comment, created_at=now)
-        records.insert_event(conn, project_id, "item.reviewed",
+        consensus_events.insert_event(conn, project_id, "item.reviewed",
                              {"item_id": item_id, "action": action, "reviewer_id": actor.id, "status": status}, now)
     return {"id": review["id"], "item_id": item_id, "action": action, "value": clean, "comment": comment,
             "reviewer_id": actor.id, "created_at": now, "item_status": status}

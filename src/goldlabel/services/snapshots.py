@@ -19,7 +19,7 @@ from goldlabel.formats import get_format
 from goldlabel.services.access import Actor, load_project
 from goldlabel.services.context import Context
 from goldlabel.services.exports import prepare_export
-from goldlabel.storage import records
+from goldlabel.storage import consensus_events
 from goldlabel.storage import snapshots as snapshot_store
 from goldlabel.storage.engine import now_ms, read_tx, write_tx
 
@@ -73,7 +73,7 @@ def create_snapshot(ctx: Context, actor: Actor | None, project_id: int, name: st
             raise GoldlabelError(f"project {project_id} already has a snapshot named {name!r}",
                                  code="snapshot_exists", status=409)
         row = snapshot_store.insert_snapshot(conn, row)
-        records.insert_event(conn, project_id, "export.snapshot_created",
+        consensus_events.insert_event(conn, project_id, "export.snapshot_created",
                              {"snapshot_id": row["id"], "name": name, "format": job.fmt, "items": count},
                              row["created_at"])
     return row

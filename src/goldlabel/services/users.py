@@ -10,17 +10,17 @@ from typing import Any
 
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
-from sqlalchemy.engine import Connection
 from zxcvbn import zxcvbn
 
 from goldlabel.domain.errors import GoldlabelError, conflict, forbidden, not_found, unauthorized
 from goldlabel.domain.json_limits import text_problem
+from goldlabel.domain.vocabulary import ROLES
 from goldlabel.services.access import Actor
 from goldlabel.services.context import Context
 from goldlabel.services.login_guard import guard_of
 from goldlabel.storage import users as user_store
 from goldlabel.storage.engine import now_ms, read_tx, write_tx
-from goldlabel.storage.tables import ROLES
+from goldlabel.storage.handles import Connection
 
 TOKEN_PREFIX = "gl_"  # nosec B105  # the public prefix of API tokens, not a secret
 _hasher = PasswordHasher()  # argon2id, 64 MiB, t=3: OWASP's recommended parameters

@@ -33,9 +33,14 @@ def _edge_id(conn: Connection, table: sa.Table, project_id: int, descending: boo
     ).scalar()
 
 
-def first_id_since(conn: Connection, table: sa.Table, project_id: int, since_ms: int) -> int | None:
-    """The smallest id of ``table`` (answers or events) in the project created at or after
+#: the append-only tables whose ids grow with their created_at, by the name callers use
+_TIME_ORDERED: dict[str, sa.Table] = {"answers": answers, "events": events}
+
+
+def first_id_since(conn: Connection, log: str, project_id: int, since_ms: int) -> int | None:
+    """The smallest id of ``log`` ("answers" or "events") in the project created at or after
     ``since_ms``; None when nothing is that recent. O(log(id range)) index seeks."""
+    table = _TIME_ORDERED[log]
     lo = _edge_id(conn, table, project_id, descending=False)
     hi = _edge_id(conn, table, project_id, descending=True)
     if lo is None or hi is None:

@@ -33,8 +33,7 @@ def prefer_indexes(conn: Connection) -> None:
     after a bulk load (and absent until ANALYZE or autovacuum runs), and with them the planner
     took a batch query for a few hundred rows: a sequential scan, or a bitmap scan of every item
     above ``after`` followed by a sort, for each batch. Both grow with the project, so an export
-    turned quadratic; the bitmap plan alone cost 310 ms a batch at 400k items against 6 ms for
-    the primary-key scan (whole 400k-item export: 10.3 s -> 4.9 s)."""
+    turned quadratic; the primary-key scan stays flat (measured: docs/benchmarks.md, "Numbers behind the code")."""
     if conn.dialect.name == "postgresql":
         conn.exec_driver_sql("SET LOCAL enable_seqscan = off")
         conn.exec_driver_sql("SET LOCAL enable_bitmapscan = off")

@@ -102,6 +102,14 @@ def list_items(
     return [dict(r) for r in conn.execute(q).mappings()]
 
 
+def set_reviewed_state(conn: Connection, item_id: int, *, status: str, target_overlap: int,
+                       overlap_max: int, now: int) -> None:
+    """A review's decision on an item: its status, and for a reject the overlap it now needs
+    (which may exceed the project's maximum: one more independent answer)."""
+    conn.execute(items.update().where(items.c.id == item_id).values(
+        status=status, target_overlap=target_overlap, overlap_max=overlap_max, updated_at=now))
+
+
 def delete_item(conn: Connection, project_id: int, item_id: int) -> bool:
     res = conn.execute(items.delete().where(items.c.id == item_id, items.c.project_id == project_id))
     return res.rowcount == 1

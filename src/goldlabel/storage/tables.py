@@ -11,6 +11,14 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.dialects.postgresql import JSONB
 
+from goldlabel.domain.vocabulary import (  # the CHECK constraints' words
+    ANNOTATOR_STATUSES,
+    ITEM_STATUSES,
+    LEASE_STATUSES,
+    ROLES,
+    WEBHOOK_DELIVERY_STATUSES,
+)
+
 NAMING = {
     "ix": "ix_%(table_name)s_%(column_0_N_name)s",
     "uq": "uq_%(table_name)s_%(column_0_N_name)s",
@@ -26,9 +34,6 @@ Json = sa.JSON().with_variant(JSONB(), "postgresql")
 # SQLite only auto-increments INTEGER PRIMARY KEY, so BigInteger is INTEGER there.
 Id = sa.BigInteger().with_variant(sa.Integer(), "sqlite")
 
-ROLES = ("admin", "manager", "reviewer", "annotator")
-ITEM_STATUSES = ("open", "final", "needs_review")
-LEASE_STATUSES = ("active", "submitted", "skipped", "expired")
 
 
 def _pk() -> sa.Column[Any]:
@@ -225,8 +230,6 @@ gold_answers = sa.Table(
     sa.Index("ix_gold_answers_project_id", "project_id"),
 )
 
-#: where a consensus row's label came from; "auto" (model auto-labels) is reserved.
-CONSENSUS_SOURCES = ("consensus", "review", "gold", "auto")
 
 consensus = sa.Table(
     "consensus",
@@ -265,7 +268,6 @@ events = sa.Table(
     sa.Index("ix_events_project_id", "project_id", "id"),
 )
 
-ANNOTATOR_STATUSES = ("active", "qualifying", "suspended")
 
 # Per (project, annotator): gold record and standing. Written by the quality service.
 annotator_stats = sa.Table(
@@ -357,7 +359,6 @@ install_secrets = sa.Table(
     sa.Column("created_at", sa.BigInteger, nullable=False),
 )
 
-WEBHOOK_DELIVERY_STATUSES = ("pending", "delivered", "failed")
 
 # A project's webhook subscription. The secret signs every delivery, so it is kept (it must be
 # recoverable to sign); the API shows it once, at creation.

@@ -1,6 +1,6 @@
 """The web UI: server-rendered pages plus plain JavaScript modules that call /api/v1.
 
-``install_web(app)`` adds it to an app built by ``goldlabel.api.app.create_app``: the session
+``install_web(app)`` adds it to an app built by ``goldlabel.app.create_app``: the session
 and security middleware, the static files and the page routes.
 """
 

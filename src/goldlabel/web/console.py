@@ -15,11 +15,11 @@ from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
 from goldlabel.domain.errors import GoldlabelError
+from goldlabel.domain.vocabulary import ITEM_STATUSES
 from goldlabel.schemas import QualitySettings
 from goldlabel.services import dashboard as dashboard_service
 from goldlabel.services import users as user_service
 from goldlabel.services.access import Actor
-from goldlabel.storage.tables import ITEM_STATUSES
 from goldlabel.web import charts
 from goldlabel.web.annotation_views import AnnotationViews
 from goldlabel.web.rendering import PageActor, render, render_error

@@ -26,7 +26,7 @@ def list_projects(ctx: ContextDep, actor: CurrentActor, p: PageDep) -> dict:
 
 @router.post("", response_model=ProjectPublic, status_code=status.HTTP_201_CREATED)
 def create_project(body: ProjectCreate, ctx: ContextDep, actor: CurrentActor) -> dict:
-    return project_service.create_project(ctx, actor, body)
+    return project_service.create_project(ctx, actor, **body.model_dump())
 
 
 @router.get("/{project_id}", response_model=ProjectPublic)
@@ -36,7 +36,7 @@ def get_project(project_id: int, ctx: ContextDep, actor: CurrentActor) -> dict:
 
 @router.patch("/{project_id}", response_model=ProjectPublic)
 def update_project(project_id: int, body: ProjectUpdate, ctx: ContextDep, actor: CurrentActor) -> dict:
-    return project_service.update_project(ctx, actor, project_id, body)
+    return project_service.update_project(ctx, actor, project_id, body.model_dump(exclude_unset=True))
 
 
 @router.get("/{project_id}/schema-versions", response_model=list[SchemaVersionPublic])

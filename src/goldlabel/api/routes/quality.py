@@ -9,7 +9,8 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from goldlabel.api.deps import ContextDep, CurrentActor
 from goldlabel.schemas import _In
-from goldlabel.services import quality as quality_service
+from goldlabel.services import annotators
+from goldlabel.services import refit as refit_service
 from goldlabel.services import review as review_service
 
 router = APIRouter(prefix="/projects/{project_id}", tags=["quality"])
@@ -29,7 +30,7 @@ class ReviewCreate(_In):  # _In: text and values storable (no NUL, no lone surro
 @router.get("/annotators")
 def list_annotators(project_id: int, ctx: ContextDep, actor: CurrentActor) -> list[dict[str, Any]]:
     """Every annotator who answered: answers, gold accuracy, skill with interval, status, evidence."""
-    return quality_service.list_annotators(ctx, actor, project_id)
+    return annotators.list_annotators(ctx, actor, project_id)
 
 
 @router.patch("/annotators/{annotator_id}")
@@ -37,19 +38,19 @@ def set_annotator_status(
     project_id: int, annotator_id: int, body: AnnotatorStatusSet, ctx: ContextDep, actor: CurrentActor
 ) -> dict[str, Any]:
     """Suspend or reinstate an annotator in this project."""
-    return quality_service.set_annotator_status(ctx, actor, project_id, annotator_id, body.status)
+    return annotators.set_annotator_status(ctx, actor, project_id, annotator_id, body.status)
 
 
 @router.get("/agreement")
 def get_agreement(project_id: int, ctx: ContextDep, actor: CurrentActor) -> dict[str, Any]:
     """Krippendorff's alpha and Fleiss' kappa per choice question."""
-    return quality_service.compute_agreement(ctx, actor, project_id)
+    return annotators.compute_agreement(ctx, actor, project_id)
 
 
 @router.post("/refit")
 def refit(project_id: int, ctx: ContextDep, actor: CurrentActor) -> dict[str, Any]:
     """Re-fit the aggregation model now (it also runs in the background)."""
-    return quality_service.refit_project(ctx, actor, project_id)
+    return refit_service.refit_project(ctx, actor, project_id)
 
 
 @router.post("/items/{item_id}/reviews", status_code=status.HTTP_201_CREATED)

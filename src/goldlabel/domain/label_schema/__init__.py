@@ -22,15 +22,6 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from goldlabel.domain.errors import FieldError, invalid
-from goldlabel.domain.label_schema._common import (
-    _MISSING,
-    ERROR_CODES,
-    KINDS,
-    Loc,
-    _err,
-    _type_name,
-    _wrong_type,
-)
 from goldlabel.domain.label_schema.parsing import _parse_question
 from goldlabel.domain.label_schema.questions import (
     BoxesQuestion,
@@ -42,6 +33,15 @@ from goldlabel.domain.label_schema.questions import (
     SpansQuestion,
     TextQuestion,
     _preview,
+)
+from goldlabel.domain.label_schema.validation import (
+    _MISSING,
+    ERROR_CODES,
+    KINDS,
+    Loc,
+    _err,
+    _type_name,
+    _wrong_type,
 )
 
 __all__ = [

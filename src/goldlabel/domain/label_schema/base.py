@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
 from goldlabel.domain.errors import FieldError
-from goldlabel.domain.label_schema._common import Loc, _err
+from goldlabel.domain.label_schema.validation import Loc, _err
 
 # --------------------------------------------------------------------------------------------
 # Questions

@@ -7,7 +7,8 @@ from dataclasses import dataclass
 from typing import Any, ClassVar
 
 from goldlabel.domain.errors import FieldError
-from goldlabel.domain.label_schema._common import (
+from goldlabel.domain.label_schema.base import _check_object_keys, _LabeledQuestion
+from goldlabel.domain.label_schema.validation import (
     _BOX_EPSILON,
     Loc,
     _err,
@@ -15,7 +16,6 @@ from goldlabel.domain.label_schema._common import (
     _type_name,
     _wrong_type,
 )
-from goldlabel.domain.label_schema.base import _check_object_keys, _LabeledQuestion
 from goldlabel.domain.media_sources import MESSAGES as SOURCE_MESSAGES
 from goldlabel.domain.media_sources import check_image_source
 

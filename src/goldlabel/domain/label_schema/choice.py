@@ -7,8 +7,8 @@ from dataclasses import dataclass
 from typing import Any, ClassVar
 
 from goldlabel.domain.errors import FieldError
-from goldlabel.domain.label_schema._common import Loc, _err, _wrong_type
 from goldlabel.domain.label_schema.base import _LabeledQuestion
+from goldlabel.domain.label_schema.validation import Loc, _err, _wrong_type
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

@@ -6,18 +6,6 @@ from collections.abc import Mapping
 from typing import Any
 
 from goldlabel.domain.errors import FieldError
-from goldlabel.domain.label_schema._common import (
-    _DEFAULT_TEXT_MAX_LENGTH,
-    _MAX_LABEL_LENGTH,
-    _MAX_TEXT_LENGTH,
-    _NAME_RE,
-    KINDS,
-    Loc,
-    _err,
-    _is_int,
-    _is_number,
-    _wrong_type,
-)
 from goldlabel.domain.label_schema.questions import (
     _QUESTION_CLASSES,
     BoxesQuestion,
@@ -28,6 +16,18 @@ from goldlabel.domain.label_schema.questions import (
     RatingQuestion,
     SpansQuestion,
     TextQuestion,
+)
+from goldlabel.domain.label_schema.validation import (
+    _DEFAULT_TEXT_MAX_LENGTH,
+    _MAX_LABEL_LENGTH,
+    _MAX_TEXT_LENGTH,
+    _NAME_RE,
+    KINDS,
+    Loc,
+    _err,
+    _is_int,
+    _is_number,
+    _wrong_type,
 )
 
 # --------------------------------------------------------------------------------------------

@@ -7,8 +7,8 @@ from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
 from goldlabel.domain.errors import FieldError, invalid
-from goldlabel.domain.label_schema._common import Loc, _err, _is_int, _type_name, _wrong_type
 from goldlabel.domain.label_schema.base import Question, _preview
+from goldlabel.domain.label_schema.validation import Loc, _err, _is_int, _type_name, _wrong_type
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

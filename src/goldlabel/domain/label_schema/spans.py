@@ -7,7 +7,8 @@ from dataclasses import dataclass
 from typing import Any, ClassVar
 
 from goldlabel.domain.errors import FieldError
-from goldlabel.domain.label_schema._common import (
+from goldlabel.domain.label_schema.base import Question, _check_object_keys, _LabeledQuestion
+from goldlabel.domain.label_schema.validation import (
     _MISSING,
     Loc,
     _err,
@@ -15,7 +16,6 @@ from goldlabel.domain.label_schema._common import (
     _type_name,
     _wrong_type,
 )
-from goldlabel.domain.label_schema.base import Question, _check_object_keys, _LabeledQuestion
 
 
 def _read_source_text(question: Question, source: str, item_data: Mapping[str, Any], loc: Loc,

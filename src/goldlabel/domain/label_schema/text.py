@@ -7,8 +7,13 @@ from dataclasses import dataclass
 from typing import Any, ClassVar
 
 from goldlabel.domain.errors import FieldError
-from goldlabel.domain.label_schema._common import _DEFAULT_TEXT_MAX_LENGTH, Loc, _err, _wrong_type
 from goldlabel.domain.label_schema.base import Question
+from goldlabel.domain.label_schema.validation import (
+    _DEFAULT_TEXT_MAX_LENGTH,
+    Loc,
+    _err,
+    _wrong_type,
+)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

@@ -4,14 +4,14 @@ import numpy as np
 import pytest
 
 from goldlabel.quality import confusions_from_skills
-from goldlabel.services.posterior import _confusions
+from goldlabel.quality.consensus import confusions_for
 
 PERFECT = np.eye(2).tolist()
 
 
 def shrunk(n_answers: int, prior_answers: float) -> np.ndarray:
     skills = {7: {"accuracy": 1.0, "confusion": PERFECT, "n_answers": n_answers}}
-    return _confusions(None, 1, "q", [7, 8], 2, 0.7, skills, prior_answers)
+    return confusions_for([7, 8], skills, 2, 0.7, prior_answers)
 
 
 def test_no_evidence_means_the_default_annotator():

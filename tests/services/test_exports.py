@@ -10,7 +10,7 @@ import orjson
 import pyarrow.parquet as pq
 import pytest
 
-from goldlabel.api.app import create_app
+from goldlabel.app import create_app
 from goldlabel.services import exports as export_service
 from goldlabel.services.context import Context
 from goldlabel.services.exports import export_project, pseudonym, pseudonym_salt

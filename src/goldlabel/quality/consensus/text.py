@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import numpy as np
 from scipy import special
 
 from goldlabel.quality import text as text_lib
-from goldlabel.services.consensus._common import _accuracy, _logit
+from goldlabel.quality.consensus.one_coin import broadcast_accuracy, logit_weight
 
 DEFAULT_TEXT_SIMILARITY = 0.8
 
@@ -26,14 +26,16 @@ def text_consensus(texts: Sequence[str], accuracy: Any,
     x = text_lib._features(texts)
     sim = np.asarray((x @ x[best].T).todense()).ravel()
     agree = (sim >= threshold - 1e-12) | (np.asarray(texts, dtype=object) == texts[best])
-    weight = _logit(_accuracy(accuracy, n))
+    weight = logit_weight(broadcast_accuracy(accuracy, n))
     return texts[best], float(special.expit(np.where(agree, weight, -weight).sum()))
 
 
 # ================================================================ full re-fit (vectorized)
 
 
-def _refit_text(q, items, item, annotator, annotator_ids, values, default, settings, now):
+def refit_text(q: Any, items: np.ndarray, item: np.ndarray, annotator: np.ndarray, annotator_ids: np.ndarray,
+               values: list[Any], default: float, settings: Mapping[str, Any], now: int,
+               ) -> tuple[str, list[Any], Any, list[dict[str, Any]] | None]:
     texts = [str(v) for v in values]
     if np.bincount(item).max() > 1:
         best = text_lib.TextMedoid().fit(item, annotator, texts, n_items=len(items),
@@ -46,7 +48,7 @@ def _refit_text(q, items, item, annotator, annotator_ids, values, default, setti
     text_arr = np.asarray(texts, dtype=object)
     threshold = settings.get("text_similarity") or DEFAULT_TEXT_SIMILARITY
     agree = (sim >= threshold - 1e-12) | (text_arr == text_arr[best[item]])
-    weight = _logit(np.full(len(texts), default))
+    weight = logit_weight(np.full(len(texts), default))
     confidence = special.expit(np.bincount(item, weights=np.where(agree, weight, -weight),
                                            minlength=len(items)))
     return "text_medoid", [texts[k] for k in best.tolist()], confidence, None

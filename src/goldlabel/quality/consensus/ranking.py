@@ -3,16 +3,16 @@
 from __future__ import annotations
 
 import itertools
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import numpy as np
 from scipy import special
 
-from goldlabel.domain.label_schema import Question
 from goldlabel.quality import text as text_lib
+from goldlabel.quality.consensus.one_coin import broadcast_accuracy, logit_weight, skill_rows
+from goldlabel.quality.consensus.question import Question
 from goldlabel.quality.ranking import CrowdBT
-from goldlabel.services.consensus._common import _accuracy, _logit, _skill_rows
 
 # ================================================================ per answer
 
@@ -23,12 +23,12 @@ def _positions(value: Sequence[Any], allow_ties: bool) -> list[tuple[str, int]]:
     return [(str(c), i) for i, c in enumerate(value)]
 
 
-def _ranking_value(order: Sequence[str], allow_ties: bool) -> list:
+def _ranking_value(order: Sequence[str], allow_ties: bool) -> list[Any]:
     return [[c] for c in order] if allow_ties else list(order)
 
 
 def ranking_consensus(question: Question, values: Sequence[Sequence[Any]],
-                      accuracy: Any) -> tuple[list, float]:
+                      accuracy: Any) -> tuple[list[Any], float]:
     """Weighted Borda order and the posterior of its weakest ordered pair."""
     allow_ties = bool(getattr(question, "allow_ties", False))
     parsed = [_positions(v, allow_ties) for v in values]
@@ -43,7 +43,7 @@ def ranking_consensus(question: Question, values: Sequence[Sequence[Any]],
             pos[j, candidates[c]] = p
     # votes[j, a, b] = +1 when answer j ranks a above b, -1 below, 0 tied or missing
     votes = np.nan_to_num(np.sign(pos[:, None, :] - pos[:, :, None]))
-    pair = np.einsum("jab,j->ab", votes, _logit(_accuracy(accuracy, len(parsed))))
+    pair = np.einsum("jab,j->ab", votes, logit_weight(broadcast_accuracy(accuracy, len(parsed))))
     mean_pos = np.nanmean(pos, axis=0)
     order = np.lexsort((np.arange(k), mean_pos, -pair.sum(axis=1)))
     hi, lo = np.triu_indices(k, 1)
@@ -55,7 +55,9 @@ def ranking_consensus(question: Question, values: Sequence[Sequence[Any]],
 # ================================================================ full re-fit (vectorized)
 
 
-def _refit_ranking(q, items, item, annotator, annotator_ids, values, default, settings, now):
+def refit_ranking(q: Any, items: np.ndarray, item: np.ndarray, annotator: np.ndarray, annotator_ids: np.ndarray,
+                  values: list[Any], default: float, settings: Mapping[str, Any], now: int,
+                  ) -> tuple[str, list[Any], Any, list[dict[str, Any]] | None]:
     allow_ties = bool(getattr(q, "allow_ties", False))
     # edge: parse answers into (answer, (item, candidate) code, position) entries
     code_of: dict[tuple[int, str], int] = {}
@@ -90,7 +92,7 @@ def _refit_ranking(q, items, item, annotator, annotator_ids, values, default, se
     second = np.where(rank[winner] < rank[loser], loser, winner)
     sign = np.where(first == winner, 1.0, -1.0)
     key, inverse = np.unique(first * n_codes + second, return_inverse=True)
-    pair = np.bincount(inverse, weights=sign * _logit(reliability)[who], minlength=len(key))
+    pair = np.bincount(inverse, weights=sign * logit_weight(reliability)[who], minlength=len(key))
     n_items = len(items)
     confidence = np.ones(n_items)
     np.minimum.at(confidence, code_item[key // n_codes], special.expit(pair))
@@ -102,6 +104,6 @@ def _refit_ranking(q, items, item, annotator, annotator_ids, values, default, se
     by_item = {int(code_item[order[s]]): _ranking_value(ordered[s:e], allow_ties)
                for s, e in itertools.pairwise(bounds)}
     out_values = [by_item.get(i, []) for i in range(n_items)]
-    skills = _skill_rows(annotator_ids, reliability, annotator, "crowd_bt", now)
+    skills = skill_rows(annotator_ids, reliability, annotator, "crowd_bt", now)
     return "crowd_bt", out_values, confidence, skills
 

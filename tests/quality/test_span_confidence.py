@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from goldlabel.domain.label_schema import LabelSchema
-from goldlabel.services import consensus_kinds as ck
+from goldlabel.quality import consensus as ck
 
 QUESTION = LabelSchema.parse({"questions": [{"name": "e", "kind": "spans", "labels": ["PER"]}]}).questions[0]
 ADA = {"start": 0, "end": 12, "label": "PER"}

@@ -260,7 +260,7 @@ def _launch_servers(database_url: str, n: int, logs: Path) -> tuple[list[subproc
         with log.open("wb") as err:  # a file, not a pipe: a pipe nobody reads would block the server
             procs.append(
                 subprocess.Popen(
-                    [sys.executable, "-m", "uvicorn", "goldlabel.api.app:create_app", "--factory",
+                    [sys.executable, "-m", "uvicorn", "goldlabel.app:create_app", "--factory",
                      "--host", "127.0.0.1", "--port", str(port), "--log-level", "warning"],
                     env=env,
                     stdout=subprocess.DEVNULL,

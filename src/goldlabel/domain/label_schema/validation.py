@@ -1,4 +1,5 @@
-"""Label schema: shared constants (kinds, error codes, limits) and small helpers."""
+"""Label schema validation shared by every kind: the kinds, the error codes, the limits, and
+the helpers that report a field error."""
 
 from __future__ import annotations
 

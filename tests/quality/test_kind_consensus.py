@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from goldlabel.domain.label_schema import LabelSchema
-from goldlabel.services import consensus_kinds as ck
+from goldlabel.quality import consensus as ck
 
 SCHEMA = LabelSchema.parse({"questions": [
     {"name": "topics", "kind": "multi_choice", "labels": ["sport", "politics", "tech"], "max_selections": 2},
@@ -244,13 +244,6 @@ def test_refit_learns_skills_for_the_per_answer_path():
     by_annotator = {s["annotator_id"]: s for s in fit.skills}
     assert by_annotator[9]["accuracy"] < by_annotator[7]["accuracy"]
     assert by_annotator[7]["n_answers"] == 20 and by_annotator[7]["updated_at"] == 5
-
-
-def test_refit_kinds_skips_unanswered_questions():
-    item, annotator, values = _answers([[3, 3]])
-    fits = ck.refit_kinds(SCHEMA, {"fluency": (item, annotator, values)}, default_accuracy=0.7,
-                          settings={}, now=0)
-    assert [f.question for f in fits] == ["fluency"]
 
 
 def test_single_answers_and_unmatched_boxes():

@@ -1,4 +1,4 @@
-"""The per-answer posterior of the platform (services.quality.item_consensus) from cached
+"""The per-answer posterior of the platform (services.consensus.item_consensus) from cached
 tables equals item_posterior over the confusions and prior it is defined by."""
 
 import types
@@ -8,8 +8,9 @@ import pytest
 
 from goldlabel.domain.label_schema import LabelSchema
 from goldlabel.quality import confusions_from_skills, item_posterior
+from goldlabel.quality.consensus import class_prior, confusions_for
 from goldlabel.quality.skill import default_confusion, default_log_likelihoods
-from goldlabel.services.posterior import _confusions, _prior, item_consensus
+from goldlabel.services.consensus import item_consensus
 
 
 def plain_confusions(skills, n_labels):
@@ -50,16 +51,16 @@ def test_cached_default_tables(n_labels, accuracy):
 
 def test_callers_get_their_own_arrays():
     skills = {7: {"accuracy": 0.9, "confusion": None, "n_answers": 10}}
-    out = _confusions(None, 1, "q", [7, 8], 3, 0.7, skills, 20.0)
+    out = confusions_for([7, 8], skills, 3, 0.7, 20.0)
     out[:] = 0  # no cached table changes
     np.testing.assert_array_equal(default_confusion(0.7, 3), confusions_from_skills([0.7], 3)[0])
-    prior = _prior(None, 1, "q", 3, {"prior": None})
+    prior = class_prior(None, 3)[0]
     np.testing.assert_array_equal(prior, np.full(3, 1 / 3))
     assert not prior.flags.writeable
-    mixed = _prior(None, 1, "q", 3, {"prior": [0.0, 0.5, 0.5]})
+    mixed = class_prior([0.0, 0.5, 0.5], 3)[0]
     expected = 0.98 * np.array([0.0, 0.5, 0.5]) + 0.02 / 3
     np.testing.assert_array_equal(mixed, expected / expected.sum())
-    np.testing.assert_array_equal(_prior(None, 1, "q", 3, {"prior": [[0.5], [0.5]]}), np.full(3, 1 / 3))
+    np.testing.assert_array_equal(class_prior([[0.5], [0.5]], 3)[0], np.full(3, 1 / 3))
 
 
 def consensus(labels, answers, skills, model, default, prior_answers):
@@ -96,8 +97,8 @@ def test_item_consensus_is_item_posterior():
         ids = [a["annotator_id"] for a in answers]
         codes = np.array([labels.index(a["value"]["q"]) for a in answers])
         want = item_posterior(np.arange(len(ids)), codes,
-                              _confusions(None, 1, "q", ids, n_labels, default, skills, prior_answers),
-                              _prior(None, 1, "q", n_labels, model))
+                              confusions_for(ids, skills, n_labels, default, prior_answers),
+                              class_prior(model["prior"], n_labels)[0])
         top = int(np.argmax(want))
         assert row["value"] == labels[top]
         assert row["confidence"] == pytest.approx(want[top], abs=1e-12, rel=0)
@@ -109,6 +110,6 @@ def test_no_possible_class_gives_the_prior():
     skills = {1: {"accuracy": 0.9, "confusion": [[1.0, 0.0], [0.0, 1.0]], "n_answers": 50}}
     answers = [{"annotator_id": 1, "value": {"q": "a"}}, {"annotator_id": 1, "value": {"q": "b"}}]
     row, _ = consensus(["a", "b"], answers, skills, {"prior": [0.2, 0.8]}, 0.7, 0.0)
-    expected = _prior(None, 1, "q", 2, {"prior": [0.2, 0.8]})
+    expected = class_prior([0.2, 0.8], 2)[0]
     assert (row["value"], row["confidence"]) == ("b", pytest.approx(expected[1]))
     np.testing.assert_allclose(item_posterior([0, 0], [0, 1], np.eye(2)[None], expected), expected)

@@ -10,7 +10,7 @@ import pyarrow.parquet as pq
 import pytest
 import sqlalchemy as sa
 
-from goldlabel.api.app import create_app
+from goldlabel.app import create_app
 from goldlabel.domain.errors import GoldlabelError
 from goldlabel.services.context import Context
 from goldlabel.services.exports import export_project

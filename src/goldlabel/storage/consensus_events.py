@@ -1,4 +1,5 @@
-"""Consensus rows and the events outbox."""
+"""Consensus rows (what the answers or a reviewer say each item's label is) and the events
+outbox (item and annotator events, delivered by services/webhooks.py)."""
 
 from __future__ import annotations
 

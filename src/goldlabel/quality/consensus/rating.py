@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 from scipy import special
 
-from goldlabel.domain.label_schema import RatingQuestion
+from goldlabel.quality.consensus.question import RatingScale
 from goldlabel.quality.ratings import RobustRating
 
 RATING_PRIOR_DOF = 2.0
@@ -18,7 +18,7 @@ _WEIGHT_CLIP = (0.25, 4.0)
 # ================================================================ per answer
 
 
-def rating_tolerance(question: RatingQuestion, settings: Mapping[str, Any] | None = None) -> float:
+def rating_tolerance(question: RatingScale, settings: Mapping[str, Any] | None = None) -> float:
     """Half a step, or a twentieth of the range on a continuous scale; ``rating_tolerance``
     in the project settings overrides both."""
     tol = (settings or {}).get("rating_tolerance")
@@ -29,7 +29,7 @@ def rating_tolerance(question: RatingQuestion, settings: Mapping[str, Any] | Non
     return question.step / 2.0
 
 
-def _snap_ratings(question: RatingQuestion, x: np.ndarray) -> np.ndarray:
+def _snap_ratings(question: RatingScale, x: np.ndarray) -> np.ndarray:
     x = np.clip(np.asarray(x, dtype=np.float64), question.min, question.max)
     if question.step is None:
         return x
@@ -37,7 +37,7 @@ def _snap_ratings(question: RatingQuestion, x: np.ndarray) -> np.ndarray:
                    question.min, question.max)
 
 
-def _rating_value(question: RatingQuestion, x: float) -> int | float:
+def _rating_value(question: RatingScale, x: float) -> int | float:
     if (isinstance(question.min, int) and isinstance(question.max, int)
             and isinstance(question.step, int)):
         return round(x)
@@ -52,11 +52,11 @@ def _rating_confidence(count: np.ndarray, wsum: np.ndarray, mean: np.ndarray, ss
     sd = tol if prior_sd is None else prior_sd
     s2 = (RATING_PRIOR_DOF * sd * sd + ss) / dof
     scale = np.sqrt(s2 / wsum)
-    return (special.stdtr(dof, (value + tol - mean) / scale)
-            - special.stdtr(dof, (value - tol - mean) / scale))
+    return (cast("np.ndarray", special.stdtr(dof, (value + tol - mean) / scale)
+            - special.stdtr(dof, (value - tol - mean) / scale)))
 
 
-def rating_consensus(question: RatingQuestion, values: Sequence[float],
+def rating_consensus(question: RatingScale, values: Sequence[float],
                      settings: Mapping[str, Any] | None = None,
                      weights: Any = None) -> tuple[int | float, float]:
     """Precision-weighted mean snapped to the grid, and P(true rating within tolerance)."""
@@ -75,7 +75,9 @@ def rating_consensus(question: RatingQuestion, values: Sequence[float],
 # ================================================================ full re-fit (vectorized)
 
 
-def _refit_rating(q, items, item, annotator, annotator_ids, values, default, settings, now):
+def refit_rating(q: Any, items: np.ndarray, item: np.ndarray, annotator: np.ndarray, annotator_ids: np.ndarray,
+                 values: list[Any], default: float, settings: Mapping[str, Any], now: int,
+                 ) -> tuple[str, list[Any], Any, list[dict[str, Any]] | None]:
     x = np.asarray(values, dtype=np.float64)
     est = RobustRating().fit(item, annotator, x, n_items=len(items), n_annotators=len(annotator_ids))
     tau = est.precisions_[annotator]

@@ -4,9 +4,8 @@ An import or an export of a million items allocates tens of millions of small co
 tuples, dicts, lists), nearly all freed by reference counting, none of them in a cycle. With
 CPython's default thresholds (a young-generation pass every 700 allocations) the collector still
 ran thousands of passes over them and, as batches outlived young passes, full passes over every
-object of the process. Measured per 200k-item import / 400k-item export on PostgreSQL: the
-client's CPU time fell by 35-40% (import), 25% (JSONL) and 40% (Parquet) with the threshold
-below, about as much as with the collector switched off.
+object of the process. The threshold below saves about as much client CPU as switching the
+collector off (measured: docs/benchmarks.md, "Numbers behind the code").
 """
 
 from __future__ import annotations

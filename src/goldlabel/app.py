@@ -1,4 +1,6 @@
-"""The application factory: ``create_app(settings)`` builds a fresh app; nothing is global."""
+"""The composition root: ``create_app(settings)`` builds a fresh app, wiring the JSON API
+(:mod:`goldlabel.api`) and the pages (:mod:`goldlabel.web`) over the services; nothing is global.
+It sits above both, so neither imports the other."""
 
 from __future__ import annotations
 
@@ -27,7 +29,7 @@ from goldlabel.api.routes import (
 )
 from goldlabel.config import Settings
 from goldlabel.services.context import Context
-from goldlabel.services.quality import RefitScheduler
+from goldlabel.services.refit import RefitScheduler
 from goldlabel.services.webhooks import WebhookWorker
 from goldlabel.storage.migrate import upgrade_database
 from goldlabel.web import install_web
@@ -41,9 +43,8 @@ class GoldlabelApp(FastAPI):
     """FastAPI with the annotate loop's fast lane in front of all of it.
 
     FastAPI's own outer layers (its OpenTelemetry check, the server-error, telemetry and
-    body-limit middleware) cost each request about 25 Python calls: in front of them the fast
-    lane saves a lease + submit cycle 50 of its 1,025 (cProfile; the CPU A/B over HTTP is inside
-    this machine's noise). What the fast lane does not take goes through all of FastAPI as
+    body-limit middleware) cost each request Python calls the fast lane saves by standing in
+    front of them (measured: docs/benchmarks.md, "Numbers behind the code"). What the fast lane does not take goes through all of FastAPI as
     before. When OpenTelemetry is configured (FastAPI's native telemetry says so; read at most
     once a second) every request takes the framework's path, so the annotate loop's requests are
     traced like the others.
