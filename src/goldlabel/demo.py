@@ -156,7 +156,7 @@ def generate_reviews(n: int = 200, seed: int = SEED, gold: int = 12) -> list[dic
 
 def _reviews_with_truth(n: int, seed: int, gold: int) -> list[tuple[dict[str, Any], str]]:
     """The rows of :func:`generate_reviews`, each with the sentiment it was written with."""
-    rng = random.Random(seed)
+    rng = random.Random(seed)  # nosec B311  # demo data, seeded for reproducibility; no secret
     rows: list[tuple[dict[str, Any], str]] = []
     clear_rows: list[tuple[dict[str, Any], str]] = []
     for i in range(n):
@@ -230,7 +230,7 @@ def generate_support_replies(n: int = 40, seed: int = SEED) -> list[dict[str, An
 
 def _support_with_truth(n: int, seed: int) -> list[tuple[dict[str, Any], dict[str, Any]]]:
     """The rows of :func:`generate_support_replies`, each with the answer it was written for."""
-    rng = random.Random(seed + 1)
+    rng = random.Random(seed + 1)  # nosec B311  # demo data, seeded for reproducibility; no secret
     topics = list(_CUSTOMER)
     rows = []
     for i in range(n):
@@ -350,7 +350,7 @@ def _seed_answers(ctx: Context, project_id: int, annotator: Actor, truths: dict[
 
 def _seed_project_answers(ctx: Context, project: DemoProject, annotators: dict[str, Actor], truths: dict[str, Any],
                           answer_for) -> None:
-    rng = random.Random(f"{SEED}-{project.name}")  # the same answers on every fresh demo
+    rng = random.Random(f"{SEED}-{project.name}")  # the same answers on every fresh demo  # nosec B311  # demo data, seeded for reproducibility; no secret
     for username, (count, accuracy) in SEEDED_ANSWERS.items():
         project.answers_seeded += _seed_answers(ctx, project.id, annotators[username], truths, answer_for, count,
                                                 accuracy, rng)

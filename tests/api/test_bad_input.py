@@ -53,11 +53,13 @@ def test_ids_and_cursors_past_64_bits(factory, setup):
     project, manager, annotator, _ = setup
     base = f"/api/v1/projects/{project['id']}"
     for path in (f"/api/v1/projects/{HUGE}", f"{base}/items/{HUGE}", f"/api/v1/users/{HUGE}",
-                 f"{base}/annotators/{HUGE}", f"/api/v1/projects/{10**40}"):
+                 f"{base}/annotators/{HUGE}", f"/api/v1/projects/{10**40}",
+                 # negative, found by the fuzzer (tests/api/test_fuzz.py): a 500 before
+                 f"/api/v1/projects/{-HUGE - 1}/export", f"{base}/items/{-(10**23)}"):
         assert_problem(manager.get(path), 404, "not_found")
     assert_problem(annotator.post(f"/api/v1/projects/{HUGE}/next"), 404, "not_found")
     assert_problem(manager.delete(f"{base}/items/{HUGE}"), 404, "not_found")
-    for query in (f"after={HUGE}", f"annotator_id={HUGE}", f"limit=5&after={10**30}"):
+    for query in (f"after={HUGE}", f"annotator_id={HUGE}", f"limit=5&after={10**30}", f"after={-HUGE - 1}"):
         assert_problem(manager.get(f"{base}/items?{query}"), 422, "integer_out_of_range")
     lease = annotator.post(f"{base}/next").json()
     res = annotator.post(f"{base}/answers", json={"lease_token": lease["token"], "value": {"note": "ok"},

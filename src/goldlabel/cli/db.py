@@ -1,6 +1,8 @@
-"""``goldlabel db``: schema migrations."""
+"""``goldlabel db``: schema migrations and backups."""
 
 from __future__ import annotations
+
+from pathlib import Path
 
 import click
 
@@ -30,3 +32,20 @@ def upgrade(state: CliState) -> None:
         click.echo(f"database is up to date (revision {after})")
     else:
         click.echo(f"database upgraded from {before or 'empty'} to revision {after}")
+
+
+@db.command("backup")
+@click.argument("dest", type=click.Path(dir_okay=False, path_type=Path))
+@pass_state
+def backup(state: CliState, dest: Path) -> None:
+    """Write a consistent backup of the live database to DEST (a new file).
+
+    SQLite: a database file made with SQLite's online backup API (servers keep running; restore
+    by copying it into place while they are stopped). PostgreSQL: a pg_dump archive in its
+    custom format (restore with pg_restore); needs pg_dump on PATH.
+    """
+    from goldlabel.storage.backup import backup as backup_database
+
+    kind = backup_database(state.settings.database_url, dest)
+    size = dest.stat().st_size
+    click.echo(f"backup written to {dest} ({kind}, {size:,} bytes)")

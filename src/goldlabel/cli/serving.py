@@ -57,7 +57,7 @@ def run_server(state: CliState, host: str, port: int, workers: int) -> None:
 
 
 def _display_url(host: str, port: int) -> str:
-    shown = "127.0.0.1" if host in ("0.0.0.0", "", "::") else host
+    shown = "127.0.0.1" if host in ("0.0.0.0", "", "::") else host  # nosec B104  # compares the host to print a URL; binds nothing
     if ":" in shown:
         shown = f"[{shown}]"
     return f"http://{shown}:{port}"

@@ -25,7 +25,7 @@ def check_split_ratios(ratios: Sequence[float]) -> tuple[float, float, float]:
         raise ValueError(f"each split share must lie in [0, 1], got {list(values)}")
     if abs(sum(values) - 1.0) > 1e-6:
         raise ValueError(f"split shares must sum to 1, got {sum(values):g}")
-    return values  # type: ignore[return-value]
+    return values[0], values[1], values[2]
 
 
 def split_point(external_id: str) -> float:

@@ -4,6 +4,7 @@ and the full re-fit (which applies it to arrays of items at once)."""
 from __future__ import annotations
 
 import math
+from typing import Any
 
 import numpy as np
 
@@ -57,7 +58,7 @@ def _decide_one(count: int, conf: float, target: int, overlap_min: int, overlap_
     return np.array([status], dtype="<U12"), np.array([new_target], dtype=np.int64)
 
 
-def settle_status(status: str, answer_count: int, overlap_max: int, settings: dict,
+def settle_status(status: str, answer_count: int, overlap_max: int, settings: dict[str, Any],
                   eligible_annotators: int | None = None) -> str:
     """The project's policies for items no further answer will reach, applied to a decision of
     :func:`decide_status`:

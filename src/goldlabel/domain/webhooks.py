@@ -133,7 +133,7 @@ def check_url(url: str) -> tuple[str, str, int]:
     return parts.scheme, host, port or (443 if parts.scheme == "https" else 80)
 
 
-def check_address(address: str, allowed: tuple = ()) -> None:
+def check_address(address: str, allowed: tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...] = ()) -> None:
     """Refuse any address that is not public unicast (loopback, private, link-local, metadata,
     multicast, reserved, unspecified, shared, documentation, and IPv4-mapped/6to4/NAT64 forms of
     them), unless an allow-listed network holds it."""

@@ -8,7 +8,7 @@ uniform sample. All steps are vectorized: scoring is O(n), diversity O(pool x ba
 
 from __future__ import annotations
 
-from typing import Protocol
+from typing import Protocol, cast
 
 import numpy as np
 
@@ -25,7 +25,7 @@ def margin_uncertainty(probas: np.ndarray) -> np.ndarray:
 def entropy_uncertainty(probas: np.ndarray) -> np.ndarray:
     """Shannon entropy over the classes, divided by log(n_classes) (so 1 = uniform)."""
     p = np.clip(np.asarray(probas, dtype=np.float64), 1e-12, 1.0)
-    return -(p * np.log(p)).sum(axis=1) / np.log(max(p.shape[1], 2))
+    return cast("np.ndarray", -(p * np.log(p)).sum(axis=1) / np.log(max(p.shape[1], 2)))
 
 
 def k_center_greedy(vectors: np.ndarray, k: int, already: np.ndarray | None = None,
@@ -67,7 +67,7 @@ def cold_start(embeddings: np.ndarray, k: int, rng: np.random.Generator | None =
     n = len(embeddings)
     pool = np.sort(rng.choice(n, size=min(sample, n), replace=False))
     picked = k_center_greedy(np.asarray(embeddings[pool]), k, first=int(rng.integers(len(pool))))
-    return pool[picked]
+    return cast("np.ndarray", pool[picked])
 
 
 class SelectionPolicy(Protocol):
@@ -100,4 +100,4 @@ class UncertaintyDiversity:
         pool = np.argpartition(-score, pool_size - 1)[:pool_size] if pool_size < n else np.arange(n)
         picked = k_center_greedy(np.asarray(embeddings[pool]), k, already=labeled_embeddings,
                                  first=int(np.argmax(score[pool])))
-        return pool[picked]
+        return cast("np.ndarray", pool[picked])

@@ -63,8 +63,8 @@ def add_model_answers(answers: Answers, probas: np.ndarray, bands: tuple[float, 
     answered = np.bincount(answers.item, minlength=answers.n_items) > 0
     if scored is not None:
         answered &= np.asarray(scored, dtype=bool)
-    answered = np.flatnonzero(answered)
-    label, band = model_votes(probas[answered], bands)
+    answered_at = np.flatnonzero(answered)
+    label, band = model_votes(probas[answered_at], bands)
     codes = answers.n_annotators + np.arange(len(bands))
     combined = Answers(
         np.concatenate([answers.item, answered]),

@@ -17,6 +17,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, field
 from functools import lru_cache
+from typing import Any
 
 import numpy as np
 from scipy.stats import beta
@@ -75,7 +76,7 @@ class ThresholdResult:
     tested: int = 0             # thresholds tested (passed ones + the first failure)
     path: list[tuple[float, int, int, float]] = field(default_factory=list)  # (t, n, e, U)
 
-    def as_dict(self) -> dict:
+    def as_dict(self) -> dict[str, Any]:
         return {"threshold": self.threshold, "target": self.target, "delta": self.delta,
                 "n_calibration": self.n_calibration, "n_above": self.n_above,
                 "errors_above": self.errors_above, "upper_error": self.upper_error,

@@ -13,7 +13,7 @@ import json
 import os
 from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
-from typing import Protocol, runtime_checkable
+from typing import Protocol, cast, runtime_checkable
 
 import numpy as np
 
@@ -73,8 +73,8 @@ class MiniLMEmbedder:
     """
 
     def __init__(self, batch_size: int = 64, threads: int | None = None,
-                 model_path: str | os.PathLike | None = None,
-                 tokenizer_path: str | os.PathLike | None = None,
+                 model_path: str | os.PathLike[str] | None = None,
+                 tokenizer_path: str | os.PathLike[str] | None = None,
                  model_id: str = DEFAULT_MODEL_ID) -> None:
         try:
             import onnxruntime as ort
@@ -136,7 +136,7 @@ def mean_pool(hidden: np.ndarray, mask: np.ndarray) -> np.ndarray:
 
 def l2_normalize(x: np.ndarray) -> np.ndarray:
     norms = np.linalg.norm(x, axis=-1, keepdims=True)
-    return (x / np.maximum(norms, 1e-12)).astype(np.float32)
+    return cast("np.ndarray", (x / np.maximum(norms, 1e-12)).astype(np.float32))
 
 
 def content_hash(text: str) -> str:
@@ -165,7 +165,7 @@ class EmbeddingStore:
     crash between them loses at most the batch (its keys are absent, so it is embedded again).
     """
 
-    def __init__(self, directory: str | os.PathLike, model_id: str, dim: int) -> None:
+    def __init__(self, directory: str | os.PathLike[str], model_id: str, dim: int) -> None:
         self.directory = Path(directory)
         self.directory.mkdir(parents=True, exist_ok=True)
         meta_path = self.directory / "meta.json"
@@ -236,8 +236,8 @@ class EmbeddingStore:
             f.write(quantised.tobytes())
         with self._scales.open("ab") as f:
             f.write(scale.tobytes())
-        with self._keys.open("a", encoding="ascii") as f:
-            f.write("".join(k + "\n" for k in keys))
+        with self._keys.open("a", encoding="ascii") as text_file:
+            text_file.write("".join(k + "\n" for k in keys))
         for i, k in enumerate(keys):
             self._index[k] = start + i
 
@@ -256,7 +256,7 @@ class EmbeddingStore:
         except KeyError as exc:
             raise KeyError(f"no embedding stored for key {exc.args[0]!r}") from None
         vectors, scales = self._maps()
-        return vectors[rows].astype(np.float32) * scales[rows, None]
+        return cast("np.ndarray", vectors[rows].astype(np.float32) * scales[rows, None])
 
     def iter_batches(self, batch_size: int = 65536) -> Iterator[tuple[int, np.ndarray]]:
         """``(first row, float32 block)`` over all stored rows in storage order, read from the
@@ -277,7 +277,7 @@ def embed_cached(texts: Sequence[str], embedder: Embedder, store: EmbeddingStore
     keys = [content_hash(t) for t in texts]
     todo = store.missing(keys)
     if todo:
-        first_text = {}
+        first_text: dict[str, str] = {}
         for k, t in zip(keys, texts):
             first_text.setdefault(k, t)
         for start in range(0, len(todo), chunk):

@@ -12,6 +12,7 @@ from __future__ import annotations
 import hashlib
 import time
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 from sklearn.linear_model import LogisticRegression
@@ -40,9 +41,9 @@ class FitResult:
 
     model_id: str
     version: str
-    classes: list
+    classes: list[Any]
     oof_probas: np.ndarray            # (n_labeled, n_classes): each row from a fold without it
-    metrics: dict = field(default_factory=dict)
+    metrics: dict[str, Any] = field(default_factory=dict)
 
 
 class ProjectModel:
@@ -180,16 +181,16 @@ class MultiChoiceModel:
     ``(n, n_options)`` 0/1 matrix of chosen options. Out-of-fold and predicted probabilities
     are ``(n, n_options)``: P(option chosen)."""
 
-    def __init__(self, n_options: int, **kwargs) -> None:
+    def __init__(self, n_options: int, **kwargs: Any) -> None:
         self.n_options = n_options
         self.kwargs = kwargs
         self.models: list[ProjectModel | None] = []
         self.constant = np.zeros(n_options)
 
-    def fit(self, X: np.ndarray, Y: np.ndarray, weight: np.ndarray | None = None) -> dict:
+    def fit(self, X: np.ndarray, Y: np.ndarray, weight: np.ndarray | None = None) -> dict[int, dict[str, Any]]:
         Y = np.asarray(Y, dtype=np.int64)
         oof = np.zeros(Y.shape, dtype=np.float64)
-        metrics = {}
+        metrics: dict[int, dict[str, Any]] = {}
         self.models = []
         for j in range(self.n_options):
             column = Y[:, j]

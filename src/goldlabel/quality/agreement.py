@@ -9,7 +9,7 @@ never with a loop over items or answers.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 from scipy import sparse
@@ -46,9 +46,9 @@ def _long_arrays(item: Any, annotator: Any = None, label: Any = None) -> tuple[n
 def _unit_counts(item: np.ndarray, label: np.ndarray, n_labels: int) -> np.ndarray:
     """Dense (n_items, n_labels) count matrix n_uc (how many answers put item u in class c)."""
     n_items = int(item.max()) + 1 if len(item) else 0
-    return sparse.coo_matrix(
+    return cast("np.ndarray", sparse.coo_matrix(
         (np.ones(len(item)), (item, label)), shape=(n_items, n_labels)
-    ).toarray()
+    ).toarray())
 
 
 def _coincidences(counts: np.ndarray) -> np.ndarray:
@@ -58,7 +58,7 @@ def _coincidences(counts: np.ndarray) -> np.ndarray:
     pairable = m >= 2
     n = counts[pairable]
     w = 1.0 / (m[pairable] - 1.0)
-    return (n * w[:, None]).T @ n - np.diag((n * w[:, None]).sum(axis=0))
+    return cast("np.ndarray", (n * w[:, None]).T @ n - np.diag((n * w[:, None]).sum(axis=0)))
 
 
 def _squared_distances(level: str, n_c: np.ndarray, values: np.ndarray) -> np.ndarray:
@@ -70,14 +70,14 @@ def _squared_distances(level: str, n_c: np.ndarray, values: np.ndarray) -> np.nd
         lo = np.minimum.outer(np.arange(len(n_c)), np.arange(len(n_c)))
         hi = np.maximum.outer(np.arange(len(n_c)), np.arange(len(n_c)))
         between = cum[hi + 1] - cum[lo]
-        return (between - (n_c[:, None] + n_c[None, :]) / 2.0) ** 2
+        return cast("np.ndarray", (between - (n_c[:, None] + n_c[None, :]) / 2.0) ** 2)
     if level == "interval":
-        return np.subtract.outer(values, values) ** 2
+        return cast("np.ndarray", np.subtract.outer(values, values) ** 2)
     if level == "ratio":
         total = np.add.outer(values, values)
         with np.errstate(invalid="ignore", divide="ignore"):
             d = (np.subtract.outer(values, values) / total) ** 2
-        return np.nan_to_num(d)
+        return cast("np.ndarray", np.nan_to_num(d))
     raise ValueError(f"level must be one of {LEVELS}, got {level!r}")
 
 
@@ -213,7 +213,7 @@ def item_agreement(item: Any, annotator: Any = None, label: Any = None) -> np.nd
     with np.errstate(invalid="ignore", divide="ignore"):
         out = (counts * (counts - 1)).sum(axis=1) / (m * (m - 1))
     out[m < 2] = np.nan
-    return out
+    return cast("np.ndarray", out)
 
 
 def annotator_agreement(item: Any, annotator: Any = None, label: Any = None) -> np.ndarray:

@@ -12,7 +12,7 @@ import math
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 
@@ -187,7 +187,9 @@ def from_frame(frame: Any, label_order: Iterable[Any] | None = None, order: str 
             f"expected a pandas DataFrame with columns item, annotator, label; got {type(frame).__name__}"
         )
     picked = [_pick_column(columns, names) for names in (ITEM_COLUMNS, ANNOTATOR_COLUMNS, LABEL_COLUMNS)]
-    return encode(*(frame[c].to_numpy() for c in picked), label_order=label_order, order=order)
+    item_col, annotator_col, label_col = picked
+    return encode(frame[item_col].to_numpy(), frame[annotator_col].to_numpy(), frame[label_col].to_numpy(),
+                  label_order=label_order, order=order)
 
 
 def subset(data: Answers, keep: np.ndarray) -> Answers:
@@ -207,7 +209,8 @@ def load_csv(path: str | Path, label_order: Iterable[Any] | None = None) -> Answ
     Bad rows raise ValueError naming the line and the field.
     """
     columns = _read_columns(path, (ITEM_COLUMNS, ANNOTATOR_COLUMNS, LABEL_COLUMNS))
-    return encode(*columns, label_order=label_order)
+    items, annotators, labels = columns
+    return encode(items, annotators, labels, label_order=label_order)
 
 
 def load_gold_csv(path: str | Path) -> dict[Any, Any]:
@@ -307,7 +310,7 @@ def _lookup(vocab: np.ndarray, values: Any, name: str, missing: int | None = Non
                 raise ValueError(f"unknown {name} {value!r}; known: {known}")
             code = missing
         codes_of_uniques[u] = code
-    return codes_of_uniques[inverse]
+    return cast("np.ndarray", codes_of_uniques[inverse])
 
 
 def _factorize_loose(values: np.ndarray) -> tuple[list[Any], np.ndarray]:

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
-from typing import NamedTuple
+from typing import Any, NamedTuple, cast
 
 import numpy as np
 from scipy.special import digamma, gammaln, xlogy
+
+from goldlabel.quality.answers import Answers
 
 from .categorical import (
     CategoricalEstimator,
@@ -25,12 +27,12 @@ _USED_SUBTYPE_MASS = 0.5
 
 def _expected_log_dirichlet(concentration: np.ndarray) -> np.ndarray:
     """``E[log theta]`` under ``Dirichlet(concentration)`` along the last axis."""
-    return digamma(concentration) - digamma(concentration.sum(axis=-1, keepdims=True))
+    return cast("np.ndarray", digamma(concentration) - digamma(concentration.sum(axis=-1, keepdims=True)))
 
 
 def _log_beta(concentration: np.ndarray) -> np.ndarray:
     """Log of the multivariate Beta function along the last axis."""
-    return gammaln(concentration).sum(axis=-1) - gammaln(concentration.sum(axis=-1))
+    return cast("np.ndarray", gammaln(concentration).sum(axis=-1) - gammaln(concentration.sum(axis=-1)))
 
 
 def _dirichlet_kl(posterior: np.ndarray, prior: np.ndarray) -> float:
@@ -106,7 +108,7 @@ class EBCC(CategoricalEstimator):
         self.n_restarts = n_restarts
         self.random_state = random_state
 
-    def _fit(self, data, gold_items, gold_labels):
+    def _fit(self, data: Answers, gold_items: np.ndarray, gold_labels: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         n_items, n_labels, n_sub = data.n_items, data.n_labels, int(self.n_subtypes)
         if n_sub < 1:
             raise ValueError(f"n_subtypes must be >= 1, got {self.n_subtypes}")
@@ -168,7 +170,7 @@ class EBCC(CategoricalEstimator):
             allowed[np.arange(len(gold_items)), gold_labels] = True
             allowed = np.repeat(allowed, n_sub, axis=1)
 
-        def update_globals(by_state):
+        def update_globals(by_state: np.ndarray) -> tuple[Any, ...]:
             by_class = by_state.reshape(n_items, n_labels, n_sub)
             confusion = state_prior[None] + matrix.confusion_counts(by_state)
             subtype = subtype_prior + by_class.sum(axis=0)

@@ -11,7 +11,7 @@ and the existence model is a binary Dawid-Skene over (cluster, annotator) votes.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Self, cast
 
 import numpy as np
 from scipy import sparse
@@ -72,7 +72,7 @@ def compute_iou(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     inter = w * h
     area_a = (a[:, 2] - a[:, 0]) * (a[:, 3] - a[:, 1])
     area_b = (b[:, 2] - b[:, 0]) * (b[:, 3] - b[:, 1])
-    return inter / (area_a + area_b - inter)
+    return cast("np.ndarray", inter / (area_a + area_b - inter))
 
 
 def _pairs_within(group: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -89,7 +89,7 @@ def _pairs_within(group: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return order[left[keep]], order[right[keep]]
 
 
-def _cluster(answers: BoxAnswers, iou_threshold: float):
+def _cluster(answers: BoxAnswers, iou_threshold: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Cluster boxes: link each box to its best-IoU box of every other annotator on the
     same item (IoU >= threshold, same label), then take connected components. Linking
     only the best partner per annotator keeps neighbouring objects from chaining."""
@@ -113,20 +113,22 @@ def _cluster(answers: BoxAnswers, iou_threshold: float):
     return cluster, box_item, box_annotator
 
 
-def _fuse(boxes, cluster, n_clusters, weight):
+def _fuse(boxes: np.ndarray, cluster: np.ndarray, n_clusters: int, weight: np.ndarray) -> np.ndarray:
     total = np.bincount(cluster, weights=weight, minlength=n_clusters)
     return np.stack([np.bincount(cluster, weights=weight * boxes[:, k], minlength=n_clusters)
                      for k in range(4)], axis=1) / total[:, None]
 
 
-def _majority_label(cluster, label, weight, n_clusters):
+def _majority_label(cluster: np.ndarray, label: np.ndarray, weight: np.ndarray, n_clusters: int) -> np.ndarray:
     n_labels = int(label.max()) + 1 if len(label) else 1
     votes = np.bincount(cluster * n_labels + label, weights=weight,
                         minlength=n_clusters * n_labels).reshape(n_clusters, n_labels)
-    return np.argmax(votes, axis=1)
+    winners: np.ndarray = np.argmax(votes, axis=1)
+    return winners
 
 
-def _cluster_votes(answers: BoxAnswers, cluster_item, cluster, box_annotator, n_clusters):
+def _cluster_votes(answers: BoxAnswers, cluster_item: np.ndarray, cluster: np.ndarray, box_annotator: np.ndarray,
+                   n_clusters: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """One observation per (cluster, annotator who answered the cluster's item):
     y = 1 when the annotator drew a box in the cluster."""
     item_rows, answer_rows = _expand(cluster_item, answers.item)
@@ -138,7 +140,7 @@ def _cluster_votes(answers: BoxAnswers, cluster_item, cluster, box_annotator, n_
     return item_rows, annotator, y
 
 
-def _expand(cluster_item: np.ndarray, answer_item: np.ndarray):
+def _expand(cluster_item: np.ndarray, answer_item: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Join clusters to the answers on their item: rows (cluster index, answer index)."""
     order = np.argsort(answer_item, kind="stable")
     n_items = int(max(answer_item.max(), cluster_item.max(initial=0))) + 1
@@ -151,7 +153,8 @@ def _expand(cluster_item: np.ndarray, answer_item: np.ndarray):
 
 
 class _BoxEstimator:
-    def _set_result(self, fused, cluster_item, labels, confidence, keep):
+    def _set_result(self, fused: np.ndarray, cluster_item: np.ndarray, labels: np.ndarray, confidence: np.ndarray,
+                    keep: np.ndarray) -> None:
         self.cluster_boxes_ = fused
         self.cluster_items_ = cluster_item
         self.cluster_confidences_ = confidence
@@ -171,7 +174,7 @@ class MeanBoxConsensus(_BoxEstimator):
         self.iou_threshold = iou_threshold
         self.min_share = min_share
 
-    def fit(self, answers: BoxAnswers):
+    def fit(self, answers: BoxAnswers) -> Self:
         cluster, box_item, box_annotator = _cluster(answers, self.iou_threshold)
         n_clusters = int(cluster.max()) + 1 if len(cluster) else 0
         ones = np.ones(len(cluster))
@@ -220,7 +223,7 @@ class BoxDawidSkene(_BoxEstimator):
         self.n_iter = n_iter
         self.tol = tol
 
-    def fit(self, answers: BoxAnswers, n_annotators: int | None = None):
+    def fit(self, answers: BoxAnswers, n_annotators: int | None = None) -> Self:
         n_annotators = n_annotators or int(answers.annotator.max()) + 1
         cluster, box_item, box_annotator = _cluster(answers, self.iou_threshold)
         n_clusters = int(cluster.max()) + 1 if len(cluster) else 0
@@ -252,7 +255,7 @@ class BoxDawidSkene(_BoxEstimator):
         return self
 
 
-def compute_detection_scores(pred_item, pred_boxes, true_item, true_boxes,
+def compute_detection_scores(pred_item: Any, pred_boxes: Any, true_item: Any, true_boxes: Any,
                              iou_threshold: float = 0.5) -> dict[str, float]:
     """Match predicted to true boxes per item (mutual best IoU, so one-to-one) and report
     precision and recall at ``iou_threshold`` and the mean IoU of true boxes to their
@@ -280,7 +283,8 @@ def compute_detection_scores(pred_item, pred_boxes, true_item, true_boxes,
 
 
 def simulate_box_answers(n_items: int = 200, n_annotators: int = 20,
-                         answers_per_item: int = 5, random_state: Any = None):
+                         answers_per_item: int = 5, random_state: Any = None,
+                         ) -> tuple[BoxAnswers, np.ndarray, np.ndarray]:
     """Simulated crowd boxes with known truth, for tests and benchmarks.
 
     Each item has 1-4 true boxes in a 1000 x 1000 image. Annotators come in three kinds:

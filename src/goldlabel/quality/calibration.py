@@ -11,6 +11,8 @@ set it was fitted on).
 
 from __future__ import annotations
 
+from typing import cast
+
 import numpy as np
 
 __all__ = ["CALIBRATION", "calibrate_probas", "calibrated_top", "compute_ece", "fit_platt", "platt_confidence"]
@@ -37,7 +39,7 @@ _LOGIT_CLIP = 1e-6
 
 def _logit(p: np.ndarray) -> np.ndarray:
     p = np.clip(p, _LOGIT_CLIP, 1.0 - _LOGIT_CLIP)
-    return np.log(p) - np.log1p(-p)
+    return cast("np.ndarray", np.log(p) - np.log1p(-p))
 
 
 def platt_confidence(confidence: np.ndarray, a: float, b: float) -> np.ndarray:
@@ -54,7 +56,7 @@ def fit_platt(confidence: np.ndarray, correct: np.ndarray, weights: np.ndarray |
     y = np.asarray(correct, dtype=np.float64)
     w = np.ones_like(x) if weights is None else np.asarray(weights, dtype=np.float64)
 
-    def loss(params):
+    def loss(params: np.ndarray) -> tuple[float, np.ndarray]:
         z = params[0] * x + params[1]
         # log(1 + e^z) - y z, stably; gradient (sigma(z) - y) * (x, 1)
         value = float((w * (np.logaddexp(0.0, z) - y * z)).sum())
@@ -73,7 +75,7 @@ def calibrated_top(top: np.ndarray, second: np.ndarray, n_labels: int, params: t
     second = np.asarray(second, dtype=np.float64)
     rest = 1.0 - top
     floor = np.divide(second, rest + second, out=np.full(top.shape, 1.0 / n_labels), where=rest + second > 0)
-    return np.maximum(platt_confidence(top, *params), np.maximum(floor, 1.0 / n_labels))
+    return cast("np.ndarray", np.maximum(platt_confidence(top, *params), np.maximum(floor, 1.0 / n_labels)))
 
 
 def calibrate_probas(probas: np.ndarray, method: str | tuple[float, float] | None,
@@ -101,7 +103,7 @@ def calibrate_probas(probas: np.ndarray, method: str | tuple[float, float] | Non
     out[rows, top] = new
     if gold_items is not None and len(gold_items):
         out[gold_items] = probas[gold_items]
-    return out
+    return cast("np.ndarray", out)
 
 
 def compute_ece(confidence: np.ndarray, is_correct: np.ndarray, n_bins: int = 10) -> float:

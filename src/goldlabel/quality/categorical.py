@@ -13,7 +13,7 @@ returns them. ``label_codes_`` is always the integer code array.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Self, cast
 
 import numpy as np
 import scipy.sparse as sp
@@ -27,7 +27,12 @@ class CategoricalEstimator:
     """Base class: subclasses implement ``_fit(data, gold_items, gold_labels)`` and return
     ``(probas, skills)``; they may set further learned attributes on ``self``."""
 
-    def fit(self, answers: Any, gold: Any = None, *, true_labels: Any = None) -> CategoricalEstimator:
+    # Learned attributes: numpy arrays when fitted on Answers, pandas objects on a frame.
+    labels_: Any
+    probas_: Any
+    skills_: Any
+
+    def fit(self, answers: Any, gold: Any = None, *, true_labels: Any = None) -> Self:
         """Infer the true label of every item.
 
         ``gold`` (optional; ``true_labels`` is crowd-kit's name for it): known labels, a mapping
@@ -183,7 +188,7 @@ def vote_counts(data: Answers, weights: np.ndarray | None = None) -> np.ndarray:
 def normalize_rows(matrix: np.ndarray) -> np.ndarray:
     totals = matrix.sum(axis=-1, keepdims=True)
     uniform = np.full_like(matrix, 1.0 / matrix.shape[-1])
-    return np.divide(matrix, totals, out=uniform, where=totals > 0)
+    return cast("np.ndarray", np.divide(matrix, totals, out=uniform, where=totals > 0))
 
 
 def softmax_rows(scores: np.ndarray) -> tuple[np.ndarray, float]:
@@ -213,4 +218,4 @@ def majority_posteriors(data: Answers, gold_items: np.ndarray, gold_labels: np.n
 
 def confusion_diagonal(confusions: np.ndarray, prior: np.ndarray) -> np.ndarray:
     """Per-annotator accuracy implied by confusion matrices under the class prior."""
-    return np.einsum("jkk,k->j", confusions, prior)
+    return cast("np.ndarray", np.einsum("jkk,k->j", confusions, prior))

@@ -4,9 +4,11 @@ per-item posterior the server uses between full re-fits."""
 from __future__ import annotations
 
 import math
-from typing import Any
+from typing import Any, Self, cast
 
 import numpy as np
+
+from goldlabel.quality.answers import Answers
 
 from .categorical import (
     CategoricalEstimator,
@@ -53,7 +55,7 @@ class DawidSkene(CategoricalEstimator):
         self.alpha = alpha
 
     def fit(self, answers: Any, gold: Any = None, initial_error: Any = None, *,
-            true_labels: Any = None) -> DawidSkene:
+            true_labels: Any = None) -> Self:
         """Fit by EM; ``gold`` / ``true_labels`` clamp known items, ``initial_error`` (a
         crowd-kit error frame indexed by annotator and answered label, one column per true
         label) seeds the first M-step as ``initial_error_strategy`` says."""
@@ -83,13 +85,13 @@ class DawidSkene(CategoricalEstimator):
         mass = counts.sum(axis=(0, 2))
         share = mass / mass.sum() if mass.sum() > 0 else np.full(len(mass), 1.0 / len(mass))
         pseudo = self.alpha * len(mass) * share
-        return np.maximum(normalize_rows(counts + pseudo[None, :, None]), _TINY)
+        return cast("np.ndarray", np.maximum(normalize_rows(counts + pseudo[None, :, None]), _TINY))
 
-    def _class_prior(self, data, posteriors: np.ndarray) -> np.ndarray:
+    def _class_prior(self, data: Answers, posteriors: np.ndarray) -> np.ndarray:
         return normalize_rows(posteriors.sum(axis=0) + self.alpha)
 
-    def _first_confusions(self, data, counts: np.ndarray) -> np.ndarray:
-        self._given_errors = 0.0
+    def _first_confusions(self, data: Answers, counts: np.ndarray) -> np.ndarray:
+        self._given_errors: float | np.ndarray = 0.0
         if getattr(self, "_initial_error", None) is None or self.initial_error_strategy is None:
             return self._m_step(counts)
         known, given = _initial_error_array(data, self._initial_error)
@@ -108,9 +110,10 @@ class DawidSkene(CategoricalEstimator):
                 "The sum of each worker's error matrix in initial_error should be 1.0 "
                 "(for each annotator and true label, over the answered labels)"
             )
-        return np.maximum(normalize_rows(given), _TINY)
+        return cast("np.ndarray", np.maximum(normalize_rows(given), _TINY))
 
-    def _fit(self, data, gold_items, gold_labels, start=None, matrix=None):
+    def _fit(self, data: Answers, gold_items: np.ndarray, gold_labels: np.ndarray, start: np.ndarray | None = None,
+             matrix: CountMatrix | None = None) -> tuple[np.ndarray, np.ndarray]:
         # ``start``: posteriors to begin EM from (default: majority vote); ``matrix``: a
         # CountMatrix of ``data`` to reuse (ensembles fit several models on one matrix)
         matrix = CountMatrix(data) if matrix is None else matrix
@@ -159,6 +162,7 @@ class DawidSkene(CategoricalEstimator):
         return posteriors, confusion_diagonal(confusions, prior)
 
     def _array_extras(self) -> None:
+        self.errors_: Any
         self.errors_, self.priors_ = self._errors, self._priors
 
     def _frame_extras(self, pd: Any, items: Any, annotators: Any, labels: Any) -> None:
@@ -188,7 +192,7 @@ class DawidSkene(CategoricalEstimator):
 _TINY = 1e-300  # the smallest probability kept: log(0) would veto a class outright
 
 
-def _initial_error_array(data, initial_error: Any) -> tuple[np.ndarray, np.ndarray]:
+def _initial_error_array(data: Answers, initial_error: Any) -> tuple[np.ndarray, np.ndarray]:
     """crowd-kit's initial error frame (index annotator and answered label, columns true
     labels) as ``(known, counts)``: ``counts[j, k, l]`` aligned with ``data``; annotators
     absent from the frame get zeros and ``known[j] = False``; rows of unknown annotators are
@@ -248,7 +252,7 @@ class OneCoinDawidSkene(DawidSkene):
         skill = np.clip(skill, 1e-6, 1 - 1e-6)
         off = (1 - skill) / max(n_labels - 1, 1)
         eye = np.eye(n_labels)
-        return off[:, None, None] * (1 - eye) + skill[:, None, None] * eye
+        return cast("np.ndarray", off[:, None, None] * (1 - eye) + skill[:, None, None] * eye)
 
 
 def item_posterior(
@@ -287,4 +291,4 @@ def posterior_from_scores(scores: np.ndarray, prior: np.ndarray) -> np.ndarray:
     if not math.isfinite(top) and not np.isfinite(scores).any():
         return normalize_rows(np.array(prior, dtype=np.float64))
     posterior = np.exp(scores - top)
-    return posterior / posterior.sum()
+    return cast("np.ndarray", posterior / posterior.sum())

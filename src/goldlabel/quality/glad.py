@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 from scipy.optimize import minimize
 from scipy.special import expit, log_expit
+
+from goldlabel.quality.answers import Answers
 
 from .categorical import (
     CategoricalEstimator,
@@ -58,7 +60,7 @@ class GLAD(CategoricalEstimator):
         self.alpha_prior_mean = alpha_prior_mean
         self.m_step_iter = m_step_iter
 
-    def _fixed_prior(self, data) -> np.ndarray:
+    def _fixed_prior(self, data: Answers) -> np.ndarray:
         if self.labels_priors is None:
             return np.full(data.n_labels, 1.0 / data.n_labels)
         given = self.labels_priors
@@ -70,21 +72,21 @@ class GLAD(CategoricalEstimator):
         prior[data.get_label_codes(list(labels))] = np.asarray(values, dtype=np.float64)
         if (prior < 0).any() or prior.sum() <= 0:
             raise ValueError("labels_priors must be non-negative with a positive sum")
-        return np.maximum(prior / prior.sum(), 1e-300)
+        return cast("np.ndarray", np.maximum(prior / prior.sum(), 1e-300))
 
     def _per(self, given: Any, ids: np.ndarray, default: float, name: str) -> np.ndarray:
         """A prior mean per annotator / item: a scalar, or a mapping / Series id -> value."""
         if given is None:
             return np.full(len(ids), default)
         if np.isscalar(given):
-            return np.full(len(ids), float(given))
+            return np.full(len(ids), float(cast("float", given)))
         lookup = dict(given.items())
         missing = [i for i in ids.tolist() if i not in lookup]  # one step per annotator / item
         if missing:
             raise ValueError(f"{name} has no value for {len(missing)} of them, e.g. {missing[0]!r}")
         return np.array([lookup[i] for i in ids.tolist()], dtype=np.float64)
 
-    def _fit(self, data, gold_items, gold_labels):
+    def _fit(self, data: Answers, gold_items: np.ndarray, gold_labels: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         n_items, n_annotators, n_labels = data.n_items, data.n_annotators, data.n_labels
         item, annotator, label = data.item, data.annotator, data.label
         log_wrong_share = np.log(max(n_labels - 1, 1))

@@ -35,9 +35,9 @@ mutual proposal), in as many rounds as the largest answer has regions, not one p
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 
@@ -181,7 +181,7 @@ def _greedy_match_count(pair: np.ndarray, a: np.ndarray, g: np.ndarray, iou: np.
 
 
 def _score_regions(pair_a: np.ndarray, label_a: np.ndarray, pair_g: np.ndarray, label_g: np.ndarray,
-                   iou_of, n_pairs: int, min_iou: float, min_f1: float) -> GoldScores:
+                   iou_of: Callable[..., Any], n_pairs: int, min_iou: float, min_f1: float) -> GoldScores:
     n_labels = int(max(label_a.max(initial=-1), label_g.max(initial=-1))) + 1
     a, g = _cross_within(pair_a * n_labels + label_a, pair_g * n_labels + label_g)
     iou = iou_of(a, g)
@@ -204,7 +204,7 @@ def score_spans(answer_pair: Any, answer_spans: Any, answer_label: Any, gold_pai
     def iou_of(a: np.ndarray, g: np.ndarray) -> np.ndarray:
         inter = np.clip(np.minimum(sa[a, 1], sg[g, 1]) - np.maximum(sa[a, 0], sg[g, 0]), 0, None)
         union = (sa[a, 1] - sa[a, 0]) + (sg[g, 1] - sg[g, 0]) - inter
-        return inter / union
+        return cast("np.ndarray", inter / union)
 
     return _score_regions(pa, np.asarray(answer_label, np.int64), pg, np.asarray(gold_label, np.int64),
                           iou_of, n_pairs, min_iou, min_f1)
@@ -345,7 +345,7 @@ def compute_levenshtein(first: Sequence[str], second: Sequence[str]) -> np.ndarr
         else:
             row, cand = cand, row
     # Columns past a pair's own second string are padding: read each pair at its length.
-    return row[np.arange(n), lb].astype(np.int64)
+    return cast("np.ndarray", row[np.arange(n), lb].astype(np.int64))
 
 
 def score_texts(answers: Sequence[str], gold: Sequence[str], *, min_similarity: float) -> GoldScores:
@@ -362,7 +362,7 @@ def score_texts(answers: Sequence[str], gold: Sequence[str], *, min_similarity: 
 
 
 def _region_arrays(values: Sequence[Any], labels: Sequence[str], keys: tuple[str, ...],
-                   corners) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+                   corners: Callable[..., tuple[Any, ...]]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     index = {label: k for k, label in enumerate(labels)}
     pair, coords, code = [], [], []
     for p, regions in enumerate(values):
@@ -419,6 +419,8 @@ def score_values(kind: str, answers: Sequence[Any], gold: Sequence[Any], *,
         if gold_rows:
             g[tuple(np.asarray(gold_rows).T)] = True
         return score_multi_choice(a, g, min_jaccard=thresholds.multi_choice_min_jaccard)
+    keys: tuple[str, ...]
+    corners: Callable[..., tuple[Any, ...]]
     if kind == "spans":
         keys, corners = ("start", "end"), lambda s, e: (s, e)
         pa, sa, la = _region_arrays(answers, labels, keys, corners)

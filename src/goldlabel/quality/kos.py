@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from goldlabel.quality.answers import Answers
+
 from .categorical import CategoricalEstimator, clamp_gold
 from .majority_vote import _agreement
 
@@ -32,7 +34,7 @@ class KOS(CategoricalEstimator):
         self.n_iter = n_iter
         self.random_state = random_state
 
-    def _fit(self, data, gold_items, gold_labels):
+    def _fit(self, data: Answers, gold_items: np.ndarray, gold_labels: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         if data.n_labels != 2:
             raise ValueError(f"KOS is for binary labels only; got {data.n_labels} labels: "
                              f"{', '.join(map(repr, data.label_ids.tolist()[:10]))}")

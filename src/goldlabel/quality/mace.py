@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+from typing import Any, cast
+
 import numpy as np
 from scipy.special import digamma
+
+from goldlabel.quality.answers import Answers
 
 from .categorical import (
     CategoricalEstimator,
@@ -62,7 +66,7 @@ class MACE(CategoricalEstimator):
         self.competence_prior = competence_prior
         self.strategy_prior = strategy_prior
 
-    def _fit(self, data, gold_items, gold_labels):
+    def _fit(self, data: Answers, gold_items: np.ndarray, gold_labels: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         if self.method not in _METHODS:
             raise ValueError(f"method must be one of {', '.join(map(repr, _METHODS))}; got {self.method!r}")
         if self.n_restarts < 1:
@@ -80,14 +84,15 @@ class MACE(CategoricalEstimator):
             run = self._run(data, matrix, start, gold_items, gold_labels)
             if best is None or run[0] > best[0] + 1e-9:
                 best = run
-        loglik, posteriors, competence, strategy, confusions, prior, n_iter = best
+        loglik, posteriors, competence, strategy, confusions, prior, n_iter = cast("tuple[Any, ...]", best)
         self.confusions_, self.prior_, self.strategies_ = confusions, prior, strategy
         self.loglik_, self.n_iter_ = loglik, n_iter
         self.thetas_ = strategy
         self.spamming_ = np.column_stack([1 - competence, competence])
         return posteriors, competence
 
-    def _run(self, data, matrix, posteriors, gold_items, gold_labels):
+    def _run(self, data: Answers, matrix: Any, posteriors: np.ndarray, gold_items: np.ndarray,
+             gold_labels: np.ndarray) -> tuple[Any, ...]:
         n_annotators, n_labels = data.n_annotators, data.n_labels
         annotator, label = data.annotator, data.label
         answered = np.bincount(annotator, minlength=n_annotators).astype(float)

@@ -89,7 +89,7 @@ class MajorityVote(_SortedSkills):
     def fit(self, answers: Any, gold: Any = None, skills: Any = None, *, true_labels: Any = None) -> MajorityVote:
         self._skills = skills
         try:
-            return super().fit(answers, gold, true_labels=true_labels)  # type: ignore[return-value]
+            return super().fit(answers, gold, true_labels=true_labels)
         finally:
             self._skills = None
 
@@ -114,7 +114,7 @@ class MajorityVote(_SortedSkills):
         self._weights = weights
         return data
 
-    def _fit(self, data, gold_items, gold_labels):
+    def _fit(self, data: Answers, gold_items: np.ndarray, gold_labels: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         weights = getattr(self, "_weights", None)  # set by fit; None when _fit is called directly
         probas = clamp_gold(normalize_rows(vote_counts(data, weights)), gold_items, gold_labels)
         return probas, _agreement(data, probas.argmax(axis=1))
@@ -133,7 +133,7 @@ class _SkillWeighted(_SortedSkills):
     def _apply(self, answers: Any) -> _SkillWeighted:
         if not hasattr(self, "skills_"):
             raise ValueError(f"{type(self).__name__} is not fitted: call fit first")
-        skills = self.skills_
+        skills: Any = self.skills_
         if not hasattr(skills, "items"):
             skills = dict(zip(self.annotator_ids_.tolist(), np.asarray(skills).tolist()))
         vote = MajorityVote().fit(answers, skills=skills)
@@ -152,7 +152,7 @@ class Wawa(_SkillWeighted):
     ``predict_proba`` vote on new answers with the learned weights.
     """
 
-    def _fit(self, data, gold_items, gold_labels):
+    def _fit(self, data: Answers, gold_items: np.ndarray, gold_labels: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         first = clamp_gold(normalize_rows(vote_counts(data)), gold_items, gold_labels)
         weights = _agreement(data, first.argmax(axis=1))
         probas = clamp_gold(normalize_rows(vote_counts(data, weights)), gold_items, gold_labels)
@@ -174,7 +174,7 @@ class ZeroBasedSkill(_SkillWeighted):
         self.lr_reduce_factor = lr_reduce_factor
         self.eps = eps
 
-    def _fit(self, data, gold_items, gold_labels):
+    def _fit(self, data: Answers, gold_items: np.ndarray, gold_labels: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         n_present = len(np.unique(data.label))
         skills = np.full(data.n_annotators, 1.0 / n_present + self.eps)
         rate = self.lr_init

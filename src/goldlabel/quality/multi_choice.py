@@ -10,8 +10,8 @@ per-annotator sums are sparse matrix products.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
-from typing import Any
+from collections.abc import Collection, Sequence
+from typing import Any, Self, cast
 
 import numpy as np
 from scipy import sparse
@@ -28,7 +28,7 @@ _EPS = 1e-9
 
 
 def encode_multi_choice(
-    label_sets: Sequence[Iterable[Any]], labels: Sequence[Any] | None = None
+    label_sets: Sequence[Collection[Any]], labels: Sequence[Any] | None = None
 ) -> tuple[np.ndarray, np.ndarray]:
     """Boolean matrix (n_answers, n_labels) from one iterable of chosen labels per answer.
 
@@ -48,7 +48,7 @@ def encode_multi_choice(
     return selected, vocabulary
 
 
-def _check(item: Any, annotator: Any, selected: Any):
+def _check(item: Any, annotator: Any, selected: Any) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     item = np.asarray(item).ravel()
     annotator = np.asarray(annotator).ravel()
     selected = np.asarray(selected)
@@ -173,7 +173,7 @@ class MultiChoiceDawidSkene:
         self.tol = tol
 
     def fit(self, item: Any, annotator: Any, selected: Any, n_items: int | None = None,
-            n_annotators: int | None = None):
+            n_annotators: int | None = None) -> Self:
         item, annotator, y = _check(item, annotator, selected)
         n_items = n_items or int(item.max()) + 1
         n_annotators = n_annotators or int(annotator.max()) + 1
@@ -195,7 +195,7 @@ class MultiChoiceMajorityVote:
     def __init__(self, threshold: float = 0.5) -> None:
         self.threshold = threshold
 
-    def fit(self, item: Any, annotator: Any, selected: Any, n_items: int | None = None):
+    def fit(self, item: Any, annotator: Any, selected: Any, n_items: int | None = None) -> Self:
         item, annotator, y = _check(item, annotator, selected)
         n_items = n_items or int(item.max()) + 1
         by_item = _membership(item, n_items)
@@ -241,6 +241,7 @@ class BinaryRelevance:
             if chosen is None:
                 chosen = pd.DataFrame(index=labels.index)
             chosen[k] = labels.reindex(chosen.index).to_numpy() == 1
+        chosen = cast("pd.DataFrame", chosen)  # the vocabulary is never empty here
         matrix = chosen.to_numpy(dtype=bool)
         # the result holds one Python list per item
         self.labels_ = pd.Series([vocabulary[row].tolist() for row in matrix], index=chosen.index.rename(item_col),

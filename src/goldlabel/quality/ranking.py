@@ -10,7 +10,7 @@ Every update is a bincount over comparisons.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Self, cast
 
 import numpy as np
 
@@ -37,7 +37,7 @@ def rankings_to_comparisons(annotator: Any, rankings: Any) -> tuple[np.ndarray, 
     return who[keep], winner[keep], loser[keep]
 
 
-def _check(annotator: Any, winner: Any, loser: Any):
+def _check(annotator: Any, winner: Any, loser: Any) -> tuple[np.ndarray, ...]:
     arrays = [np.asarray(a).ravel() for a in (annotator, winner, loser)]
     if not len(arrays[0]) == len(arrays[1]) == len(arrays[2]):
         raise ValueError(
@@ -54,7 +54,8 @@ def _check(annotator: Any, winner: Any, loser: Any):
     return tuple(a.astype(np.int64) for a in arrays)
 
 
-def _weighted_bt(winner, loser, weight, n, prior, strength, n_iter, tol):
+def _weighted_bt(winner: np.ndarray, loser: np.ndarray, weight: np.ndarray, n: int, prior: float,
+                 strength: np.ndarray, n_iter: int, tol: float) -> np.ndarray:
     """MAP Bradley-Terry by the MM algorithm on fractional outcomes.
 
     Comparison k says winner beat loser with weight w_k and loser beat winner with
@@ -82,14 +83,15 @@ def _weighted_bt(winner, loser, weight, n, prior, strength, n_iter, tol):
     return gamma
 
 
-def _score_sd(scores, winner, loser, n, prior):
+def _score_sd(scores: np.ndarray, winner: np.ndarray, loser: np.ndarray, n: int, prior: float) -> np.ndarray:
     """Laplace approximation, diagonal only: sd_i = 1 / sqrt(sum_k p_k (1 - p_k) + prior)."""
     p = 1.0 / (1.0 + np.exp(scores[loser] - scores[winner]))
     info = p * (1.0 - p)
     fisher = np.bincount(winner, weights=info, minlength=n) + np.bincount(
         loser, weights=info, minlength=n
     )
-    return 1.0 / np.sqrt(fisher + prior)
+    sd: np.ndarray = 1.0 / np.sqrt(fisher + prior)
+    return sd
 
 
 class BradleyTerry:
@@ -112,7 +114,7 @@ class BradleyTerry:
         self.n_iter = n_iter
         self.tol = tol
 
-    def fit(self, annotator: Any, winner: Any, loser: Any, n_candidates: int | None = None):
+    def fit(self, annotator: Any, winner: Any, loser: Any, n_candidates: int | None = None) -> Self:
         annotator, winner, loser = _check(annotator, winner, loser)
         n = n_candidates or int(max(winner.max(), loser.max())) + 1
         gamma = _weighted_bt(winner, loser, np.ones(len(winner)), n, self.prior,
@@ -125,7 +127,7 @@ class BradleyTerry:
     def predict_proba(self, first: Any, second: Any) -> np.ndarray:
         """P(first beats second) for arrays of candidate codes."""
         first, second = np.asarray(first), np.asarray(second)
-        return 1.0 / (1.0 + np.exp(self.scores_[second] - self.scores_[first]))
+        return cast("np.ndarray", 1.0 / (1.0 + np.exp(self.scores_[second] - self.scores_[first])))
 
 
 class CrowdBT(BradleyTerry):
@@ -157,7 +159,7 @@ class CrowdBT(BradleyTerry):
         self.n_inner = n_inner
 
     def fit(self, annotator: Any, winner: Any, loser: Any, n_candidates: int | None = None,
-            n_annotators: int | None = None):
+            n_annotators: int | None = None) -> Self:
         annotator, winner, loser = _check(annotator, winner, loser)
         n = n_candidates or int(max(winner.max(), loser.max())) + 1
         n_annotators = n_annotators or int(annotator.max()) + 1

@@ -7,7 +7,7 @@ without answers) and ``sd_`` (its uncertainty); all updates are bincounts over a
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Self
 
 import numpy as np
 
@@ -35,7 +35,8 @@ def _check(item: Any, annotator: Any, value: Any) -> tuple[np.ndarray, np.ndarra
     return item.astype(np.int64), annotator.astype(np.int64), value
 
 
-def _weighted_mean(item: np.ndarray, value: np.ndarray, weight: np.ndarray, n_items: int):
+def _weighted_mean(item: np.ndarray, value: np.ndarray, weight: np.ndarray, n_items: int,
+                   ) -> tuple[np.ndarray, np.ndarray]:
     total = np.bincount(item, weights=weight, minlength=n_items)
     with np.errstate(invalid="ignore", divide="ignore"):
         return np.bincount(item, weights=weight * value, minlength=n_items) / total, total
@@ -48,7 +49,7 @@ class MeanRating:
     def __init__(self) -> None:
         pass
 
-    def fit(self, item: Any, annotator: Any, value: Any, n_items: int | None = None):
+    def fit(self, item: Any, annotator: Any, value: Any, n_items: int | None = None) -> Self:
         item, annotator, value = _check(item, annotator, value)
         n_items = n_items or int(item.max()) + 1
         ones = np.ones(len(item))
@@ -66,7 +67,7 @@ class MedianRating:
     def __init__(self) -> None:
         pass
 
-    def fit(self, item: Any, annotator: Any, value: Any, n_items: int | None = None):
+    def fit(self, item: Any, annotator: Any, value: Any, n_items: int | None = None) -> Self:
         item, annotator, value = _check(item, annotator, value)
         n_items = n_items or int(item.max()) + 1
         self.values_ = _item_median(item, value, n_items)
@@ -133,7 +134,7 @@ class RobustRating:
         self.tol = tol
 
     def fit(self, item: Any, annotator: Any, value: Any, n_items: int | None = None,
-            n_annotators: int | None = None):
+            n_annotators: int | None = None) -> Self:
         item, annotator, value = _check(item, annotator, value)
         n_items = n_items or int(item.max()) + 1
         n_annotators = n_annotators or int(annotator.max()) + 1

@@ -3,7 +3,11 @@
 
 from __future__ import annotations
 
+from typing import cast
+
 import numpy as np
+
+from goldlabel.quality.answers import Answers
 
 from .categorical import (
     CategoricalEstimator,
@@ -51,13 +55,13 @@ class CommunityDawidSkene(DawidSkene):
         pooled = normalize_rows(counts.sum(axis=0) + self.diagonal * np.eye(counts.shape[-1]))
         return normalize_rows(counts + self.strength * counts.shape[-1] * pooled + self.alpha)
 
-    def _class_prior(self, data, posteriors: np.ndarray) -> np.ndarray:
+    def _class_prior(self, data: Answers, posteriors: np.ndarray) -> np.ndarray:
         if self.learn_prior:
             return normalize_rows(posteriors.sum(axis=0) + 1.0)
         return normalize_rows(np.bincount(data.label, minlength=data.n_labels) + 1.0)
 
 
-def held_out_temperature(data, matrix: CountMatrix, scores: np.ndarray, confusions: np.ndarray,
+def held_out_temperature(data: Answers, matrix: CountMatrix, scores: np.ndarray, confusions: np.ndarray,
                          prior: np.ndarray, row_counts: np.ndarray,
                          grid: tuple[float, ...] = (1.0, 1.25, 1.5, 2.0, 2.5, 3.0),
                          reference: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None) -> float:
@@ -98,7 +102,7 @@ def held_out_temperature(data, matrix: CountMatrix, scores: np.ndarray, confusio
     return best
 
 
-def log_odds_weights(data, labels: np.ndarray, strength: float = 20.0) -> np.ndarray:
+def log_odds_weights(data: Answers, labels: np.ndarray, strength: float = 20.0) -> np.ndarray:
     r"""Per-annotator vote weights :math:`w_j = \max(0, \log \frac{(K-1)\,a_j}{1-a_j})`, the
     Bayes-optimal weights of a vote under the one-coin model (Nitzan & Paroush 1982; Li & Yu
     2014, "Error rate bounds and iterative weighted majority voting", NeurIPS), where
@@ -148,7 +152,7 @@ class RobustDawidSkene(CategoricalEstimator):
         self.temper = temper
         self.vote_strength = vote_strength
 
-    def _fit(self, data, gold_items, gold_labels):
+    def _fit(self, data: Answers, gold_items: np.ndarray, gold_labels: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         matrix = CountMatrix(data)
         fixed = CommunityDawidSkene(n_iter=self.n_iter, tol=self.tol, strength=self.strength)
         fixed_probas, skills = fixed._fit(data, gold_items, gold_labels, matrix=matrix)
@@ -175,4 +179,5 @@ class RobustDawidSkene(CategoricalEstimator):
         members.append(clamp_gold(normalize_rows(vote_counts(data, self.vote_weights_)), gold_items, gold_labels))
         members.append(majority)
         self.confusions_, self.prior_, self.n_iter_ = fixed.confusions_, fixed.prior_, fixed.n_iter_
-        return sum(members) / len(members), skills
+        average = cast("np.ndarray", sum(members) / len(members))
+        return average, skills

@@ -112,7 +112,7 @@ class SelectedModel(CategoricalEstimator):
         self.calibrate = calibrate
         self.random_state = random_state
 
-    def _fit(self, data, gold_items, gold_labels):
+    def _fit(self, data: Answers, gold_items: np.ndarray, gold_labels: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         unknown = [c for c in self.candidates if c not in CANDIDATES]
         if unknown or not self.candidates:
             raise ValueError(f"unknown candidate(s) {unknown}; choose from {sorted(CANDIDATES)}")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from functools import lru_cache
+from typing import cast
 
 import numpy as np
 from scipy.stats import beta as beta_distribution
@@ -82,7 +83,7 @@ def default_confusion(accuracy: float, n_labels: int) -> np.ndarray:
     annotators are still at the server's default accuracy."""
     matrix = confusions_from_skills(np.array([accuracy], dtype=np.float64), n_labels)[0]
     matrix.setflags(write=False)
-    return matrix
+    return cast("np.ndarray", matrix)
 
 
 @lru_cache(maxsize=256)

@@ -17,7 +17,7 @@ from __future__ import annotations
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Self
 
 import numpy as np
 from scipy import sparse
@@ -31,7 +31,7 @@ __all__ = [
     "compute_token_f1",
 ]
 
-TOKEN_PATTERN = r"\w+|[^\w\s]"
+TOKEN_PATTERN = r"\w+|[^\w\s]"  # nosec B105  # a tokenizer regex, not a password
 
 
 @dataclass(frozen=True, eq=False)
@@ -74,7 +74,7 @@ class SpanAnswers:
     span_label: np.ndarray
 
     @classmethod
-    def from_lists(cls, item: Any, annotator: Any, spans: Sequence[Sequence[Sequence[int]]]):
+    def from_lists(cls, item: Any, annotator: Any, spans: Sequence[Sequence[Sequence[int]]]) -> Self:
         """``spans[n]`` lists answer n's spans as ``[start, end]`` or ``[start, end, label]``
         (label an integer code)."""
         item = np.asarray(item, dtype=np.int64).ravel()
@@ -128,7 +128,8 @@ def compute_token_classes(tokens: Tokens, answers: SpanAnswers) -> tuple[np.ndar
     return entry_answer, entry_token, entry_class
 
 
-def _decode_spans(tokens: Tokens, token_class: np.ndarray, confidence: np.ndarray):
+def _decode_spans(tokens: Tokens, token_class: np.ndarray, confidence: np.ndarray,
+                  ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """Maximal runs of equal non-zero class within an item -> char spans."""
     inside = token_class > 0
     prev_same = np.zeros(len(token_class), dtype=bool)
@@ -144,7 +145,7 @@ def _decode_spans(tokens: Tokens, token_class: np.ndarray, confidence: np.ndarra
 
 
 class _SpanEstimator:
-    def _set_spans(self, tokens: Tokens, token_class: np.ndarray, confidence: np.ndarray):
+    def _set_spans(self, tokens: Tokens, token_class: np.ndarray, confidence: np.ndarray) -> None:
         self.token_classes_ = token_class
         (self.span_item_, self.span_start_, self.span_end_, self.span_label_,
          self.span_confidences_) = _decode_spans(tokens, token_class, confidence)
@@ -157,7 +158,7 @@ class MajorityTokenVote(_SpanEstimator):
     def __init__(self, n_labels: int = 1) -> None:
         self.n_labels = n_labels
 
-    def fit(self, answers: SpanAnswers, tokens: Tokens):
+    def fit(self, answers: SpanAnswers, tokens: Tokens) -> Self:
         _, token, cls = compute_token_classes(tokens, answers)
         n_classes = self.n_labels + 1
         votes = np.zeros((len(tokens.item), n_classes))
@@ -203,7 +204,7 @@ class SpanDawidSkene(_SpanEstimator):
         self.n_iter = n_iter
         self.tol = tol
 
-    def fit(self, answers: SpanAnswers, tokens: Tokens, n_annotators: int | None = None):
+    def fit(self, answers: SpanAnswers, tokens: Tokens, n_annotators: int | None = None) -> Self:
         entry_answer, token, cls = compute_token_classes(tokens, answers)
         if len(token) == 0:
             raise ValueError("no tokens under the answers: check item codes against the texts")

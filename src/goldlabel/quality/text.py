@@ -13,7 +13,7 @@ from __future__ import annotations
 import re
 from collections.abc import Sequence
 from itertools import pairwise
-from typing import Any
+from typing import Any, Self
 
 import numpy as np
 from scipy import sparse
@@ -31,7 +31,8 @@ def normalize_words(text: str) -> list[str]:
 
 def _features(texts: Sequence[str]) -> sparse.csr_matrix:
     vocabulary: dict[str, int] = {}
-    indptr, indices = [0], []
+    indptr: list[int] = [0]
+    indices: list[int] = []
     for text in texts:
         words = normalize_words(text)
         joined = " " + " ".join(words) + " "
@@ -98,7 +99,7 @@ class TextMedoid:
         self.n_iter = n_iter
 
     def fit(self, item: Any, annotator: Any, texts: Sequence[str],
-            n_items: int | None = None, n_annotators: int | None = None):
+            n_items: int | None = None, n_annotators: int | None = None) -> Self:
         item = np.asarray(item).ravel()
         annotator = np.asarray(annotator).ravel()
         if not len(item) == len(annotator) == len(texts):

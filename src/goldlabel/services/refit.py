@@ -306,7 +306,7 @@ class RefitScheduler:
 
     def _run(self) -> None:
         _lower_thread_priority(REFIT_NICE)
-        while not self._stop.wait(self.interval_s * random.uniform(0.75, 1.25)):
+        while not self._stop.wait(self.interval_s * random.uniform(0.75, 1.25)):  # nosec B311  # jitter of a re-fit interval; no secret
             try:
                 self.run_once()
             except Exception:  # a failed re-fit must not kill the scheduler

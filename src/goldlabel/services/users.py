@@ -23,7 +23,7 @@ from goldlabel.storage import users as user_store
 from goldlabel.storage.engine import now_ms, read_tx, write_tx
 from goldlabel.storage.handles import Connection
 
-TOKEN_PREFIX = "gl_"
+TOKEN_PREFIX = "gl_"  # nosec B105  # the public prefix of API tokens, not a secret
 _hasher = PasswordHasher()  # argon2id, 64 MiB, t=3: OWASP's recommended parameters
 
 

@@ -48,20 +48,20 @@ def set_reviewed_consensus(conn: Connection, item_id: int, project_id: int, rows
                                          for r in rows])
 
 
-def fetch_consensus(conn: Connection, item_id: int) -> list[dict]:
+def fetch_consensus(conn: Connection, item_id: int) -> list[dict[str, Any]]:
     q = sa.select(consensus).where(consensus.c.item_id == item_id).order_by(consensus.c.question)
     return [dict(r) for r in conn.execute(q).mappings()]
 
 
-def insert_event(conn: Connection, project_id: int | None, kind: str, payload: dict, at: int) -> None:
+def insert_event(conn: Connection, project_id: int | None, kind: str, payload: dict[str, Any], at: int) -> None:
     conn.execute(_INSERT_EVENT, {"project_id": project_id, "kind": kind, "payload": payload, "created_at": at})
 
 
-def insert_events(conn: Connection, rows: list[dict]) -> None:
+def insert_events(conn: Connection, rows: list[dict[str, Any]]) -> None:
     _H_INSERT_EVENT.many(conn, rows)
 
 
-def list_events(conn: Connection, project_id: int, after: int, limit: int) -> list[dict]:
+def list_events(conn: Connection, project_id: int, after: int, limit: int) -> list[dict[str, Any]]:
     q = (
         sa.select(events)
         .where(events.c.project_id == project_id, events.c.id > after)

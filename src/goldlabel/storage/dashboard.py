@@ -128,7 +128,7 @@ def confidence_sample(conn: Connection, project_id: int, cap: int = 20_000, stra
     return out, True
 
 
-def recent_answers_of(conn: Connection, project_id: int, annotator_id: int, limit: int = 500) -> list[dict]:
+def recent_answers_of(conn: Connection, project_id: int, annotator_id: int, limit: int = 500) -> list[dict[str, Any]]:
     """An annotator's latest answers in the project (value, duration, item)."""
     q = (
         sa.select(answers.c.item_id, answers.c.value, answers.c.duration_ms, answers.c.created_at)
@@ -181,7 +181,7 @@ def next_item_with_status(conn: Connection, project_id: int, status: str, after:
     return None if found is None else int(found)
 
 
-def recent_reviews(conn: Connection, project_id: int, limit: int = 10) -> list[dict]:
+def recent_reviews(conn: Connection, project_id: int, limit: int = 10) -> list[dict[str, Any]]:
     q = (
         sa.select(reviews.c.id, reviews.c.item_id, reviews.c.action, reviews.c.reviewer_id, reviews.c.created_at,
                   users.c.username.label("reviewer"))

@@ -9,6 +9,7 @@ items, SQLAlchemy's per-row Result machinery cost more than the database's work.
 from __future__ import annotations
 
 from collections.abc import Iterable
+from typing import Any, cast
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
@@ -16,13 +17,13 @@ from sqlalchemy.engine import Connection
 from goldlabel.storage.tables import users
 
 
-def _fetch(conn: Connection, sql: str, params: tuple) -> list[tuple]:
+def _fetch(conn: Connection, sql: str, params: tuple[Any, ...]) -> list[tuple[Any, ...]]:
     if conn.dialect.name == "postgresql":
         sql = sql.replace("?", "%s")
     cur = conn.connection.cursor()
     try:
         cur.execute(sql, params)
-        return cur.fetchall()
+        return cast("list[tuple[Any, ...]]", cur.fetchall())
     finally:
         cur.close()
 
@@ -46,33 +47,33 @@ def item_batch_sql(dialect: str, *, with_status: bool) -> str:
     # A deleted item (in its undo window) is never exported.
     status = " AND status = ?" if with_status else " AND status <> 'deleted'"
     return (
-        "SELECT id, external_id, CAST(data AS TEXT), CAST(meta AS TEXT), priority, status, is_gold "
+        "SELECT id, external_id, CAST(data AS TEXT), CAST(meta AS TEXT), priority, status, is_gold "  # nosec B608  # constant fragments; the values are bound parameters
         f"FROM items WHERE {project} = ? AND id > ?{status} ORDER BY id LIMIT ?"
     )
 
 
 def fetch_item_batch(
     conn: Connection, project_id: int, after: int, limit: int, *, status: str | None = None
-) -> list[tuple]:
+) -> list[tuple[Any, ...]]:
     """``(id, external_id, data, meta, priority, status, is_gold)``, ``id > after`` in id order."""
     params = (project_id, after, limit) if status is None else (project_id, after, status, limit)
     return _fetch(conn, item_batch_sql(conn.dialect.name, with_status=status is not None), params)
 
 
-def fetch_answers(conn: Connection, project_id: int, first: int, last: int) -> list[tuple]:
+def fetch_answers(conn: Connection, project_id: int, first: int, last: int) -> list[tuple[Any, ...]]:
     """``(item_id, annotator_id, value, created_at, duration_ms)`` for items in [first, last]."""
     # The project filter must not steer the planner onto the (project_id, id) index: that scans
     # every answer of the project for each batch (quadratic); the item-id range is the selective part.
     project = "+project_id" if conn.dialect.name == "sqlite" else "project_id + 0"
     return _fetch(
         conn,
-        "SELECT item_id, annotator_id, CAST(value AS TEXT), created_at, duration_ms FROM answers "
+        "SELECT item_id, annotator_id, CAST(value AS TEXT), created_at, duration_ms FROM answers "  # nosec B608  # constant fragments; the values are bound parameters
         f"WHERE item_id BETWEEN ? AND ? AND {project} = ? ORDER BY item_id, id",
         (first, last, project_id),
     )
 
 
-def fetch_consensus(conn: Connection, project_id: int, first: int, last: int) -> list[tuple]:
+def fetch_consensus(conn: Connection, project_id: int, first: int, last: int) -> list[tuple[Any, ...]]:
     """``(item_id, question, value, confidence, source, reviewer_id, reviewed_at)``."""
     return _fetch(
         conn,
@@ -82,7 +83,7 @@ def fetch_consensus(conn: Connection, project_id: int, first: int, last: int) ->
     )
 
 
-def fetch_predictions(conn: Connection, project_id: int, first: int, last: int) -> list[tuple]:
+def fetch_predictions(conn: Connection, project_id: int, first: int, last: int) -> list[tuple[Any, ...]]:
     """``(item_id, model_version, value, score)``."""
     return _fetch(
         conn,
@@ -92,7 +93,7 @@ def fetch_predictions(conn: Connection, project_id: int, first: int, last: int) 
     )
 
 
-def fetch_gold(conn: Connection, project_id: int, first: int, last: int) -> list[tuple]:
+def fetch_gold(conn: Connection, project_id: int, first: int, last: int) -> list[tuple[Any, ...]]:
     """``(item_id, value)``. Managers only: the caller checked the manage permission (Q8)."""
     return _fetch(
         conn,

@@ -9,6 +9,7 @@ Items arrive with ``data`` / ``meta`` already JSON-encoded (orjson) by the calle
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any
 
 import orjson
 import sqlalchemy as sa
@@ -132,7 +133,7 @@ def insert_new_items(
         full = len(rows) - len(rows) % k
         if full:
             cur.executemany(
-                f"INSERT INTO items ({_ITEM_COLUMNS}) VALUES " + ", ".join([_SQLITE_ROW] * k),
+                f"INSERT INTO items ({_ITEM_COLUMNS}) VALUES " + ", ".join([_SQLITE_ROW] * k),  # nosec B608  # column list and placeholders are constants; values bound
                 [
                     [value for row in rows[i:i + k] for value in (project_id, *row, *tail)]
                     for i in range(0, full, k)
@@ -140,7 +141,7 @@ def insert_new_items(
             )
         if full < len(rows):
             cur.executemany(
-                f"INSERT INTO items ({_ITEM_COLUMNS}) VALUES {_SQLITE_ROW}",
+                f"INSERT INTO items ({_ITEM_COLUMNS}) VALUES {_SQLITE_ROW}",  # nosec B608  # column list and placeholders are constants; values bound
                 [(project_id, *row, *tail) for row in rows[full:]],
             )
     finally:
@@ -166,7 +167,7 @@ def _copy_field(text: str) -> str:
     return text
 
 
-def _copy_items(cur, project_id: int, rows: list[NewItem], *, target_overlap: int, overlap_max: int,
+def _copy_items(cur: Any, project_id: int, rows: list[NewItem], *, target_overlap: int, overlap_max: int,
                 now: int) -> None:
     """PostgreSQL: the batch as one ``COPY ... FROM STDIN`` of pre-formatted text rows.
 
@@ -211,14 +212,14 @@ def mark_gold(conn: Connection, item_ids: list[int], overlap: int) -> None:
         )
 
 
-def upsert_gold(conn: Connection, rows: list[dict]) -> None:
+def upsert_gold(conn: Connection, rows: list[dict[str, Any]]) -> None:
     if not rows:
         return
     conn.execute(gold_answers.delete().where(gold_answers.c.item_id.in_([r["item_id"] for r in rows])))
     conn.execute(gold_answers.insert(), rows)
 
 
-def upsert_predictions(conn: Connection, rows: list[dict]) -> None:
+def upsert_predictions(conn: Connection, rows: list[dict[str, Any]]) -> None:
     """One prediction per (item, model_version): a re-import replaces it."""
     if not rows:
         return

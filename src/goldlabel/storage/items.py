@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, cast
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
@@ -18,7 +18,7 @@ from goldlabel.storage.tables import (
 )
 
 
-def fetch_item(conn: Connection, project_id: int, item_id: int) -> dict | None:
+def fetch_item(conn: Connection, project_id: int, item_id: int) -> dict[str, Any] | None:
     row = (
         conn.execute(sa.select(items).where(items.c.id == item_id, items.c.project_id == project_id))
         .mappings()
@@ -38,20 +38,20 @@ def fetch_item_data(conn: Connection, item_id: int) -> dict:
 
 
 def fetch_item_status(conn: Connection, item_id: int) -> str:
-    return conn.execute(sa.select(items.c.status).where(items.c.id == item_id)).scalar_one()
+    return cast("str", conn.execute(sa.select(items.c.status).where(items.c.id == item_id)).scalar_one())
 
 
-def fetch_predictions(conn: Connection, item_id: int) -> list[dict]:
+def fetch_predictions(conn: Connection, item_id: int) -> list[dict[str, Any]]:
     q = sa.select(predictions).where(predictions.c.item_id == item_id).order_by(predictions.c.id)
     return [dict(r) for r in conn.execute(q).mappings()]
 
 
-def fetch_gold(conn: Connection, item_id: int) -> dict | None:
+def fetch_gold(conn: Connection, item_id: int) -> dict[str, Any] | None:
     """Managers only: the caller must have checked the manage permission."""
     return conn.execute(sa.select(gold_answers.c.value).where(gold_answers.c.item_id == item_id)).scalar()
 
 
-def fetch_answers(conn: Connection, item_id: int) -> list[dict]:
+def fetch_answers(conn: Connection, item_id: int) -> list[dict[str, Any]]:
     q = sa.select(answers).where(answers.c.item_id == item_id).order_by(answers.c.id)
     return [dict(r) for r in conn.execute(q).mappings()]
 
@@ -325,7 +325,7 @@ def rotate_lease_token(conn: Connection, lease_id: int, token_hash: str) -> None
 
 def list_answers_by_annotator(
     conn: Connection, project_id: int, annotator_id: int, after: int, limit: int
-) -> list[dict]:
+) -> list[dict[str, Any]]:
     q = (
         sa.select(answers, items.c.status.label("item_status"))
         .join(items, items.c.id == answers.c.item_id)
@@ -350,7 +350,7 @@ def list_project_answers(conn: Connection, project_id: int, after: int, limit: i
     return [dict(r) for r in conn.execute(q).mappings()]
 
 
-def update_answer_value(conn: Connection, answer_id: int, value: dict[str, Any], now: int) -> dict:
+def update_answer_value(conn: Connection, answer_id: int, value: dict[str, Any], now: int) -> dict[str, Any]:
     return dict(
         conn.execute(
             answers.update().where(answers.c.id == answer_id).values(value=value, updated_at=now).returning(*answers.c)

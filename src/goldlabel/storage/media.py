@@ -124,9 +124,10 @@ class S3MediaStore:
             body.close()
 
     def signed_url(self, key: str, ttl_s: int, content_type: str, disposition: str) -> str | None:
-        return self.client.generate_presigned_url(
+        url: str = self.client.generate_presigned_url(
             "get_object",
             Params={"Bucket": self.bucket, "Key": self._key(key), "ResponseContentType": content_type,
                     "ResponseContentDisposition": disposition},
             ExpiresIn=ttl_s,
         )
+        return url

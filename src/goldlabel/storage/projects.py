@@ -21,7 +21,7 @@ from goldlabel.storage.tables import (
 )
 
 
-def insert_project(conn: Connection, **values: Any) -> dict:
+def insert_project(conn: Connection, **values: Any) -> dict[str, Any]:
     return dict(conn.execute(projects.insert().values(**values).returning(*projects.c)).mappings().one())
 
 
@@ -61,7 +61,7 @@ _H_PROJECT_WITH_ROLE_AND_STANDING = Hot(_PROJECT_WITH_ROLE_AND_STANDING)
 
 def fetch_project_role_standing(
     conn: Connection, project_id: int, user_id: int
-) -> tuple[dict | None, str | None, dict | None]:
+) -> tuple[dict[str, Any] | None, str | None, dict[str, Any] | None]:
     """fetch_project_with_role plus ``user_id``'s annotator standing in the project
     (``{"status", "n_gold"}``, None before their first gold answer), in one statement."""
     params = {"b_project_id": project_id, "b_user_id": user_id}
@@ -73,7 +73,7 @@ def fetch_project_role_standing(
     return project, project.pop("_member_role"), standing
 
 
-def fetch_project_with_role(conn: Connection, project_id: int, user_id: int) -> tuple[dict | None, str | None]:
+def fetch_project_with_role(conn: Connection, project_id: int, user_id: int) -> tuple[dict[str, Any] | None, str | None]:
     """(the project or None, ``user_id``'s membership role in it or None)."""
     project = _H_PROJECT_WITH_ROLE.first(conn, {"b_project_id": project_id, "b_user_id": user_id})
     if project is None:
@@ -81,7 +81,7 @@ def fetch_project_with_role(conn: Connection, project_id: int, user_id: int) -> 
     return project, project.pop("_member_role")
 
 
-def update_project(conn: Connection, project_id: int, **values: Any) -> dict | None:
+def update_project(conn: Connection, project_id: int, **values: Any) -> dict[str, Any] | None:
     row = (
         conn.execute(
             projects.update().where(projects.c.id == project_id).values(**values).returning(*projects.c)
@@ -176,14 +176,14 @@ def count_gold_items(conn: Connection, project_id: int) -> int:
 # ---------------------------------------------------------------- label schema versions
 
 
-def insert_schema_version(conn: Connection, project_id: int, version: int, label_schema: dict,
+def insert_schema_version(conn: Connection, project_id: int, version: int, label_schema: dict[str, Any],
                           created_by: int | None, created_at: int) -> None:
     conn.execute(label_schema_versions.insert().values(
         project_id=project_id, version=version, label_schema=label_schema, created_by=created_by,
         created_at=created_at))
 
 
-def list_schema_versions(conn: Connection, project_id: int) -> list[dict]:
+def list_schema_versions(conn: Connection, project_id: int) -> list[dict[str, Any]]:
     q = (sa.select(label_schema_versions).where(label_schema_versions.c.project_id == project_id)
          .order_by(label_schema_versions.c.version))
     return [dict(r) for r in conn.execute(q).mappings()]

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterator, Sequence
-from typing import Any
+from typing import Any, cast
 
 import orjson
 import sqlalchemy as sa
@@ -70,13 +70,13 @@ _H_ANSWERS_WITH_SKILL = Hot(_ANSWERS_WITH_SKILL)
 
 def fetch_item_answers_with_skills(
     conn: Connection, project_id: int, item_id: int, question: str
-) -> tuple[list[dict], dict[int, dict], dict]:
+) -> tuple[list[dict[str, Any]], dict[int, dict[str, Any]], dict[str, Any]]:
     """The item's answers (oldest first, as queue.fetch_item_answers), the answering
     annotators' skill rows for ``question`` (as fetch_skills: accuracy, confusion, n_answers) and the
     question's model (as fetch_model: prior), in one statement instead of three."""
-    rows: list[dict] = []
-    skills: dict[int, dict] = {}
-    model: dict = {"prior": None}
+    rows: list[dict[str, Any]] = []
+    skills: dict[int, dict[str, Any]] = {}
+    model: dict[str, Any] = {"prior": None}
     params = {"b_project_id": project_id, "b_item_id": item_id, "b_question": question}
     for row in _H_ANSWERS_WITH_SKILL.all(conn, params):
         skill_annotator = row.pop("_s_annotator_id")
@@ -89,7 +89,7 @@ def fetch_item_answers_with_skills(
     return rows, skills, model
 
 
-def fetch_stats(conn: Connection, project_id: int, annotator_id: int) -> dict | None:
+def fetch_stats(conn: Connection, project_id: int, annotator_id: int) -> dict[str, Any] | None:
     row = conn.execute(_STATS, {"b_project_id": project_id, "b_annotator_id": annotator_id}).mappings().first()
     return dict(row) if row else None
 
@@ -100,7 +100,7 @@ def upsert_stats(conn: Connection, project_id: int, annotator_id: int, **values:
         conn.execute(annotator_stats.insert().values(project_id=project_id, annotator_id=annotator_id, **values))
 
 
-def fetch_skills(conn: Connection, project_id: int, question: str, annotator_ids: Sequence[int]) -> dict[int, dict]:
+def fetch_skills(conn: Connection, project_id: int, question: str, annotator_ids: Sequence[int]) -> dict[int, dict[str, Any]]:
     params = {"b_project_id": project_id, "b_question": question, "b_annotator_ids": list(annotator_ids)}
     return {r["annotator_id"]: dict(r) for r in conn.execute(_SKILLS, params).mappings()}
 
@@ -119,7 +119,7 @@ def upsert_skill(conn: Connection, project_id: int, annotator_id: int, question:
         )
 
 
-def replace_skills(conn: Connection, project_id: int, question: str, rows: list[dict]) -> None:
+def replace_skills(conn: Connection, project_id: int, question: str, rows: list[dict[str, Any]]) -> None:
     conn.execute(
         annotator_skills.delete().where(
             annotator_skills.c.project_id == project_id, annotator_skills.c.question == question
@@ -129,7 +129,7 @@ def replace_skills(conn: Connection, project_id: int, question: str, rows: list[
         conn.execute(annotator_skills.insert(), [{**r, "project_id": project_id, "question": question} for r in rows])
 
 
-def fetch_model(conn: Connection, project_id: int, question: str) -> dict | None:
+def fetch_model(conn: Connection, project_id: int, question: str) -> dict[str, Any] | None:
     row = conn.execute(_MODEL, {"b_project_id": project_id, "b_question": question}).mappings().first()
     return dict(row) if row else None
 
@@ -186,7 +186,7 @@ def fetch_gold_labels(conn: Connection, project_id: int, question: str) -> list[
     return [(i, v) for i, v in conn.execute(q) if v is not None]
 
 
-def fetch_gold_value(conn: Connection, item_id: int) -> dict | None:
+def fetch_gold_value(conn: Connection, item_id: int) -> dict[str, Any] | None:
     return conn.execute(sa.select(gold_answers.c.value).where(gold_answers.c.item_id == item_id)).scalar()
 
 
@@ -220,7 +220,7 @@ def pg_consensus_upsert(item_id: str, source: str) -> str:
     columns of PG_CONSENSUS_RECORD), ``item_id`` the SQL of their item id, ``:project_id`` bound.
     A stored row whose label a reviewer set (source other than "consensus") is left as it is."""
     return (
-        "INSERT INTO consensus (item_id, question, project_id, value, confidence, method, status, contributions, "
+        "INSERT INTO consensus (item_id, question, project_id, value, confidence, method, status, contributions, "  # nosec B608  # constant SQL fragments; values bound
         "agreement, updated_at) "
         f"SELECT {item_id}, question, CAST(:project_id AS BIGINT), value, confidence, method, status, "
         f"contributions, agreement, updated_at FROM {source} "
@@ -241,7 +241,7 @@ _CONSENSUS_FIELDS = ("item_id", "question", "value", "confidence", "method", "st
                      "updated_at")
 
 
-def json_safe(rows: list[dict]) -> bool:
+def json_safe(rows: list[dict[str, Any]]) -> bool:
     """Whether the confidence and agreement of every consensus row can travel as JSON (NaN and
     infinities cannot): the PostgreSQL statements that take rows as a JSON array need it."""
     return all(
@@ -249,7 +249,7 @@ def json_safe(rows: list[dict]) -> bool:
     )
 
 
-def write_consensus_batch(conn: Connection, project_id: int, rows: list[dict]) -> None:
+def write_consensus_batch(conn: Connection, project_id: int, rows: list[dict[str, Any]]) -> None:
     """Replace consensus rows for (item, question) pairs in one go (each pair once in ``rows``),
     except reviewed ones (see pg_consensus_upsert)."""
     if not rows:
@@ -271,7 +271,7 @@ def write_consensus_batch(conn: Connection, project_id: int, rows: list[dict]) -
     conn.execute(insert, [{"agreement": None, **r, "project_id": project_id} for r in rows])
 
 
-def update_item_states(conn: Connection, rows: list[dict]) -> int:
+def update_item_states(conn: Connection, rows: list[dict[str, Any]]) -> int:
     """Set status/target for items whose answer count is still the one the decision saw."""
     if not rows:
         return 0
@@ -285,7 +285,7 @@ def update_item_states(conn: Connection, rows: list[dict]) -> int:
     return res.rowcount
 
 
-def list_annotator_rows(conn: Connection, project_id: int) -> list[dict]:
+def list_annotator_rows(conn: Connection, project_id: int) -> list[dict[str, Any]]:
     """Every annotator who answered in the project, with counts and timing."""
     q = (
         sa.select(
@@ -303,21 +303,21 @@ def list_annotator_rows(conn: Connection, project_id: int) -> list[dict]:
     return [dict(r) for r in conn.execute(q).mappings()]
 
 
-def list_stats(conn: Connection, project_id: int) -> dict[int, dict]:
+def list_stats(conn: Connection, project_id: int) -> dict[int, dict[str, Any]]:
     q = sa.select(annotator_stats).where(annotator_stats.c.project_id == project_id)
     return {r["annotator_id"]: dict(r) for r in conn.execute(q).mappings()}
 
 
-def list_skills(conn: Connection, project_id: int) -> list[dict]:
+def list_skills(conn: Connection, project_id: int) -> list[dict[str, Any]]:
     q = sa.select(annotator_skills).where(annotator_skills.c.project_id == project_id)
     return [dict(r) for r in conn.execute(q).mappings()]
 
 
-def insert_review(conn: Connection, **values: Any) -> dict:
+def insert_review(conn: Connection, **values: Any) -> dict[str, Any]:
     return dict(conn.execute(reviews.insert().values(**values).returning(*reviews.c)).mappings().one())
 
 
-def list_reviews(conn: Connection, item_id: int) -> list[dict]:
+def list_reviews(conn: Connection, item_id: int) -> list[dict[str, Any]]:
     q = sa.select(reviews).where(reviews.c.item_id == item_id).order_by(reviews.c.id)
     return [dict(r) for r in conn.execute(q).mappings()]
 
@@ -343,7 +343,7 @@ def list_projects_needing_refit(conn: Connection, fitted_before: int | None = No
     return [r[0] for r in conn.execute(q)]
 
 
-def fetch_recent_answer_values(conn: Connection, project_id: int, limit: int) -> list[tuple[int, dict]]:
+def fetch_recent_answer_values(conn: Connection, project_id: int, limit: int) -> list[tuple[int, dict[str, Any]]]:
     """(item_id, value) of the project's newest ``limit`` answers (index ix_answers_project_id)."""
     q = (
         sa.select(answers.c.item_id, answers.c.value)
@@ -366,7 +366,7 @@ def fetch_gold_totals(conn: Connection, project_id: int) -> tuple[int, int]:
 
 def count_eligible_annotators(conn: Connection, project_id: int) -> int:
     """Members with the annotator role who are not suspended in the project."""
-    return conn.execute(sa.text(ELIGIBLE_ANNOTATORS_SQL), {"project_id": project_id}).scalar_one()
+    return cast("int", conn.execute(sa.text(ELIGIBLE_ANNOTATORS_SQL), {"project_id": project_id}).scalar_one())
 
 
 # Members with the annotator role not suspended in the project (``:project_id`` bound).

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import cast
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
@@ -19,7 +20,7 @@ def install_secret(engine: Engine, name: str, make: Callable[[], str]) -> str:
     with read_tx(engine) as conn:
         value = conn.execute(query).scalar()
     if value is not None:
-        return value
+        return cast("str", value)
     try:
         with write_tx(engine) as conn:
             value = conn.execute(query).scalar()

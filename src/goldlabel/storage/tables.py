@@ -6,6 +6,8 @@ SQLite and PostgreSQL, cost one integer, and lease expiry is a plain ``<``.
 
 from __future__ import annotations
 
+from typing import Any
+
 import sqlalchemy as sa
 from sqlalchemy.dialects.postgresql import JSONB
 
@@ -34,7 +36,7 @@ Id = sa.BigInteger().with_variant(sa.Integer(), "sqlite")
 
 
 
-def _pk() -> sa.Column:
+def _pk() -> sa.Column[Any]:
     return sa.Column("id", Id, primary_key=True, autoincrement=True)
 
 

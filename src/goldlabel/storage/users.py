@@ -10,7 +10,7 @@ from sqlalchemy.engine import Connection
 from goldlabel.storage.tables import api_tokens, project_members, sessions, users
 
 
-def insert_user(conn: Connection, **values: Any) -> dict:
+def insert_user(conn: Connection, **values: Any) -> dict[str, Any]:
     row = conn.execute(users.insert().values(**values).returning(*users.c)).mappings().one()
     return dict(row)
 
@@ -23,19 +23,19 @@ def fetch_user(conn: Connection, user_id: int, *, for_update: bool = False) -> d
     return dict(row) if row else None
 
 
-def fetch_user_by_username(conn: Connection, username: str) -> dict | None:
+def fetch_user_by_username(conn: Connection, username: str) -> dict[str, Any] | None:
     row = conn.execute(sa.select(users).where(users.c.username == username)).mappings().first()
     return dict(row) if row else None
 
 
-def list_users(conn: Connection, after: int, limit: int, user_ids: list[int] | None = None) -> list[dict]:
+def list_users(conn: Connection, after: int, limit: int, user_ids: list[int] | None = None) -> list[dict[str, Any]]:
     q = sa.select(users).where(users.c.id > after).order_by(users.c.id).limit(limit)
     if user_ids is not None:
         q = q.where(users.c.id.in_(user_ids))
     return [dict(r) for r in conn.execute(q).mappings()]
 
 
-def update_user(conn: Connection, user_id: int, **values: Any) -> dict | None:
+def update_user(conn: Connection, user_id: int, **values: Any) -> dict[str, Any] | None:
     row = (
         conn.execute(users.update().where(users.c.id == user_id).values(**values).returning(*users.c))
         .mappings()
@@ -61,7 +61,7 @@ def insert_token(conn: Connection, **values: Any) -> dict:
     return dict(conn.execute(api_tokens.insert().values(**values).returning(*cols)).mappings().one())
 
 
-def fetch_user_by_token_hash(conn: Connection, token_hash: str) -> dict | None:
+def fetch_user_by_token_hash(conn: Connection, token_hash: str) -> dict[str, Any] | None:
     q = (
         sa.select(users, api_tokens.c.id.label("token_id"))
         .join(api_tokens, api_tokens.c.user_id == users.c.id)
@@ -71,7 +71,7 @@ def fetch_user_by_token_hash(conn: Connection, token_hash: str) -> dict | None:
     return dict(row) if row else None
 
 
-def list_tokens(conn: Connection, user_id: int) -> list[dict]:
+def list_tokens(conn: Connection, user_id: int) -> list[dict[str, Any]]:
     cols = [c for c in api_tokens.c if c.name != "token_hash"]
     q = sa.select(*cols).where(api_tokens.c.user_id == user_id).order_by(api_tokens.c.id)
     return [dict(r) for r in conn.execute(q).mappings()]
@@ -94,7 +94,7 @@ def insert_session(conn: Connection, nonce_hash: str, user_id: int, created_at: 
     )
 
 
-def fetch_user_by_session(conn: Connection, nonce_hash: str, user_id: int, now: int) -> dict | None:
+def fetch_user_by_session(conn: Connection, nonce_hash: str, user_id: int, now: int) -> dict[str, Any] | None:
     """The user of a live session: one statement, a primary-key lookup on each table."""
     q = (
         sa.select(users)
@@ -170,7 +170,7 @@ def manages_member(conn: Connection, manager_id: int, user_id: int) -> bool:
     return bool(conn.execute(q).scalar())
 
 
-def list_members(conn: Connection, project_id: int) -> list[dict]:
+def list_members(conn: Connection, project_id: int) -> list[dict[str, Any]]:
     q = (
         sa.select(project_members.c.user_id, project_members.c.role, users.c.username, users.c.display_name)
         .join(users, users.c.id == project_members.c.user_id)

@@ -13,17 +13,17 @@ _SUB = webhook_subscriptions
 _DEL = webhook_deliveries
 
 
-def insert_subscription(conn: Connection, **row: Any) -> dict:
+def insert_subscription(conn: Connection, **row: Any) -> dict[str, Any]:
     new = conn.execute(_SUB.insert().values(**row).returning(*_SUB.c)).mappings().one()
     return dict(new)
 
 
-def list_subscriptions(conn: Connection, project_id: int) -> list[dict]:
+def list_subscriptions(conn: Connection, project_id: int) -> list[dict[str, Any]]:
     q = sa.select(_SUB).where(_SUB.c.project_id == project_id).order_by(_SUB.c.id)
     return [dict(r) for r in conn.execute(q).mappings()]
 
 
-def fetch_subscription(conn: Connection, project_id: int, subscription_id: int) -> dict | None:
+def fetch_subscription(conn: Connection, project_id: int, subscription_id: int) -> dict[str, Any] | None:
     q = sa.select(_SUB).where(_SUB.c.project_id == project_id, _SUB.c.id == subscription_id)
     row = conn.execute(q).mappings().first()
     return dict(row) if row else None
@@ -42,7 +42,7 @@ def has_active_subscriptions(conn: Connection) -> bool:
     return bool(conn.execute(q).scalar())
 
 
-def claim_unrouted_events(conn: Connection, limit: int) -> list[dict]:
+def claim_unrouted_events(conn: Connection, limit: int) -> list[dict[str, Any]]:
     """The oldest events not yet fanned out, locked so that a worker of another process skips
     them (PostgreSQL; on SQLite the write transaction holds the database's one write lock)."""
     q = (
@@ -55,14 +55,14 @@ def claim_unrouted_events(conn: Connection, limit: int) -> list[dict]:
     return [dict(r) for r in conn.execute(q).mappings()]
 
 
-def list_active_subscriptions(conn: Connection, project_ids: list[int]) -> list[dict]:
+def list_active_subscriptions(conn: Connection, project_ids: list[int]) -> list[dict[str, Any]]:
     q = sa.select(_SUB.c.id, _SUB.c.project_id, _SUB.c.event_types, _SUB.c.created_at).where(
         _SUB.c.project_id.in_(project_ids), _SUB.c.is_active.is_(True)
     )
     return [dict(r) for r in conn.execute(q).mappings()]
 
 
-def insert_deliveries(conn: Connection, rows: list[dict]) -> None:
+def insert_deliveries(conn: Connection, rows: list[dict[str, Any]]) -> None:
     if rows:
         conn.execute(_DEL.insert(), rows)
 
@@ -71,7 +71,7 @@ def mark_events_routed(conn: Connection, event_ids: list[int], now: int) -> None
     conn.execute(events.update().where(events.c.id.in_(event_ids)).values(delivered_at=now))
 
 
-def claim_due_deliveries(conn: Connection, now: int, limit: int, claim_until: int) -> list[dict]:
+def claim_due_deliveries(conn: Connection, now: int, limit: int, claim_until: int) -> list[dict[str, Any]]:
     """Pending deliveries whose time has come and that no live claim holds: claimed until
     ``claim_until`` and returned with what sending them needs. A worker that dies holding a
     claim leaves it to expire, and then another worker sends the delivery (at least once)."""
@@ -118,7 +118,7 @@ def record_attempt(conn: Connection, delivery_id: int, claim_until: int, changes
 
 
 def list_deliveries(conn: Connection, subscription_id: int, after: int, limit: int,
-                    status: str | None = None) -> list[dict]:
+                    status: str | None = None) -> list[dict[str, Any]]:
     q = sa.select(_DEL, events.c.kind).join(events, events.c.id == _DEL.c.event_id).where(
         _DEL.c.subscription_id == subscription_id
     )
@@ -130,7 +130,7 @@ def list_deliveries(conn: Connection, subscription_id: int, after: int, limit: i
     return [dict(r) for r in conn.execute(q).mappings()]
 
 
-def fetch_delivery(conn: Connection, subscription_id: int, delivery_id: int) -> dict | None:
+def fetch_delivery(conn: Connection, subscription_id: int, delivery_id: int) -> dict[str, Any] | None:
     q = sa.select(_DEL, events.c.kind).join(events, events.c.id == _DEL.c.event_id).where(
         _DEL.c.subscription_id == subscription_id, _DEL.c.id == delivery_id
     )

@@ -44,7 +44,7 @@ def _page(title: str, openapi_url: str, asset_version: str, head: str, body: str
 
 def install_api_docs(app: FastAPI, *, docs_url: str, redoc_url: str, asset_version: str) -> None:
     """Mount the UI bundle and add the page (``app`` was built with docs_url=None)."""
-    assert app.openapi_url is not None
+    assert app.openapi_url is not None  # nosec B101  # type narrowing of a value set in create_app
     openapi_url = app.openapi_url
     title = app.title
     app.mount(ASSETS_URL, StaticFiles(directory=_assets_dir()), name="api-docs-assets")

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
@@ -38,7 +38,7 @@ class BoxesQuestion(_LabeledQuestion):
     width_field: str = "width"
     height_field: str = "height"
 
-    def _options_json(self):
+    def _options_json(self) -> dict[str, Any]:
         return {"labels": list(self.labels), "source": self.source,
                 "coordinates": self.coordinates, "width_field": self.width_field,
                 "height_field": self.height_field}
@@ -60,7 +60,8 @@ class BoxesQuestion(_LabeledQuestion):
                 size.append(value)
         return (size[0], size[1]) if len(size) == 2 else None
 
-    def check_image_source(self, item_data, loc, errors, http_hosts=()) -> None:
+    def check_image_source(self, item_data: Mapping[str, Any], loc: Loc, errors: list[FieldError],
+                           http_hosts: Collection[str] = ()) -> None:
         """Refuse an image source the workspace cannot show (the rule of media_sources)."""
         image = item_data.get(self.source)
         if isinstance(image, str) and (code := check_image_source(image, http_hosts)):
@@ -68,7 +69,8 @@ class BoxesQuestion(_LabeledQuestion):
             _err(errors, (*loc, self.source), code,
                  f"item data field {self.source!r}: {SOURCE_MESSAGES[code]}, got {shown!r}")
 
-    def check_item_data(self, item_data, loc, errors, http_hosts=()):
+    def check_item_data(self, item_data: Mapping[str, Any], loc: Loc, errors: list[FieldError],
+                        http_hosts: Collection[str] = ()) -> None:
         image = item_data.get(self.source)
         if image is None:
             _err(errors, (*loc, self.source), "missing_source",
@@ -83,7 +85,8 @@ class BoxesQuestion(_LabeledQuestion):
         if self.coordinates == "pixel":
             self._image_size(item_data, loc, errors, loc_per_field=True)
 
-    def check(self, value, item_data, loc, errors):
+    def check(self, value: Any, item_data: Mapping[str, Any] | None, loc: Loc,
+              errors: list[FieldError]) -> Any:
         if not isinstance(value, list):
             _wrong_type(errors, loc, "a list of boxes", value)
             return None
@@ -139,11 +142,11 @@ class BoxesQuestion(_LabeledQuestion):
                     _err(errors, (*box_loc, "h"), "box_out_of_bounds",
                          f"box bottom edge y + h = {y + h} exceeds the image height {height}")
                     continue
-            key = (x, y, w, h, label)
-            if key in seen:
-                _err(errors, box_loc, "duplicate_box", f"box {key} given twice")
+            box_key = (x, y, w, h, label)
+            if box_key in seen:
+                _err(errors, box_loc, "duplicate_box", f"box {box_key} given twice")
                 continue
-            seen.add(key)
+            seen.add(box_key)
             boxes.append({"x": x, "y": y, "w": w, "h": h, "label": str(label)})
         if len(errors) > n_errors:
             return None

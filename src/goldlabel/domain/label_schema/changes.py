@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, cast
 
 from goldlabel.domain.errors import FieldError
 from goldlabel.domain.label_schema import LabelSchema, Question
@@ -109,7 +109,9 @@ def _labels_used(kind: str, value: Any) -> set[str]:
     if kind == "multi_choice":
         return {v for v in value if isinstance(v, str)} if isinstance(value, list) else set()
     if kind in ("spans", "boxes"):
-        return {r.get("label") for r in value if isinstance(r, Mapping)} - {None} if isinstance(value, list) else set()
+        if not isinstance(value, list):
+            return set()
+        return cast("set[str]", {r.get("label") for r in value if isinstance(r, Mapping)} - {None})
     return set()
 
 

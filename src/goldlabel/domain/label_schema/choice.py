@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import ClassVar
+from typing import Any, ClassVar
 
+from goldlabel.domain.errors import FieldError
 from goldlabel.domain.label_schema.base import _LabeledQuestion
-from goldlabel.domain.label_schema.validation import _err, _wrong_type
+from goldlabel.domain.label_schema.validation import Loc, _err, _wrong_type
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -15,7 +17,8 @@ class ChoiceQuestion(_LabeledQuestion):
 
     kind: ClassVar[str] = "choice"
 
-    def check(self, value, item_data, loc, errors):
+    def check(self, value: Any, item_data: Mapping[str, Any] | None, loc: Loc,
+              errors: list[FieldError]) -> Any:
         if value.__class__ is str and value in self._label_set:
             return value
         if not isinstance(value, str):
@@ -38,11 +41,12 @@ class MultiChoiceQuestion(_LabeledQuestion):
     min_selections: int = 0
     max_selections: int | None = None
 
-    def _options_json(self):
+    def _options_json(self) -> dict[str, Any]:
         return {"labels": list(self.labels), "min_selections": self.min_selections,
                 "max_selections": self.max_selections}
 
-    def check(self, value, item_data, loc, errors):
+    def check(self, value: Any, item_data: Mapping[str, Any] | None, loc: Loc,
+              errors: list[FieldError]) -> Any:
         if not isinstance(value, list):
             _wrong_type(errors, loc, "a list of label strings", value)
             return None

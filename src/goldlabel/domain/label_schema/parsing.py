@@ -94,7 +94,8 @@ class _OptionReader:
         if not minimum <= value <= maximum:
             self.bad(key, "bad_option", f"{key} must lie in [{minimum}, {maximum}], got {value}")
             return default
-        return value
+        checked: int = value
+        return checked
 
     def number(self, key: str, default: float | None) -> int | float | None:
         value = self._get(key)
@@ -104,7 +105,8 @@ class _OptionReader:
             _wrong_type(self.errors, (*self.loc, key), "a finite number", value)
             self.failed = True
             return default
-        return value
+        checked: int | float = value
+        return checked
 
     def labels(self, key: str, *, allow_empty: bool = False) -> tuple[str, ...]:
         value = self._get(key)
@@ -252,7 +254,7 @@ def _parse_rating(r: _OptionReader) -> dict[str, Any]:
     scale_labels = r.labels("scale_labels", allow_empty=True) or None
     if len(r.errors) > n_errors:
         return {}  # the consistency checks below need well-typed values
-    assert lo is not None and hi is not None
+    assert lo is not None and hi is not None  # nosec B101  # internal invariant, not an access or input check
     if lo >= hi:
         r.bad("max", "bad_option", f"max ({hi}) must be greater than min ({lo})")
         return {}

@@ -34,7 +34,7 @@ class RankingQuestion(Question):
         cands = None if self.candidates is None else frozenset(self.candidates)
         object.__setattr__(self, "_candidate_set", cands)
 
-    def _options_json(self):
+    def _options_json(self) -> dict[str, Any]:
         return {"candidates": None if self.candidates is None else list(self.candidates),
                 "source": self.source if self.candidates is None else None,
                 "allow_ties": self.allow_ties}
@@ -82,11 +82,13 @@ class RankingQuestion(Question):
             return ids
         return tuple(str(i) for i in range(len(entries)))
 
-    def check_item_data(self, item_data, loc, errors):
+    def check_item_data(self, item_data: Mapping[str, Any], loc: Loc,
+                        errors: list[FieldError]) -> None:
         if self.candidates is None:
             self._candidates_for(item_data, (*loc, self.source or "responses"), errors)
 
-    def check(self, value, item_data, loc, errors):
+    def check(self, value: Any, item_data: Mapping[str, Any] | None, loc: Loc,
+              errors: list[FieldError]) -> Any:
         if not isinstance(value, list):
             what = "a list of groups of candidate ids" if self.allow_ties else \
                 "a list of candidate ids"

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import ClassVar
+from typing import Any, ClassVar
 
+from goldlabel.domain.errors import FieldError
 from goldlabel.domain.label_schema.base import Question
-from goldlabel.domain.label_schema.validation import _err, _is_int, _is_number, _wrong_type
+from goldlabel.domain.label_schema.validation import Loc, _err, _is_int, _is_number, _wrong_type
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -38,11 +40,12 @@ class RatingQuestion(Question):
             return tuple(range(self.min, self.max + 1, self.step))  # type: ignore[arg-type]
         return tuple(_snap(self.min + k * self.step) for k in range(n + 1))
 
-    def _options_json(self):
+    def _options_json(self) -> dict[str, Any]:
         return {"min": self.min, "max": self.max, "step": self.step,
                 "scale_labels": None if self.scale_labels is None else list(self.scale_labels)}
 
-    def check(self, value, item_data, loc, errors):
+    def check(self, value: Any, item_data: Mapping[str, Any] | None, loc: Loc,
+              errors: list[FieldError]) -> Any:
         if not _is_number(value):
             _wrong_type(errors, loc, "a finite number", value)
             return None

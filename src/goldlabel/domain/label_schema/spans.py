@@ -49,14 +49,16 @@ class SpansQuestion(_LabeledQuestion):
     source: str = "text"
     allow_overlap: bool = True
 
-    def _options_json(self):
+    def _options_json(self) -> dict[str, Any]:
         return {"labels": list(self.labels), "source": self.source,
                 "allow_overlap": self.allow_overlap}
 
-    def check_item_data(self, item_data, loc, errors):
+    def check_item_data(self, item_data: Mapping[str, Any], loc: Loc,
+                        errors: list[FieldError]) -> None:
         _read_source_text(self, self.source, item_data, (*loc, self.source), errors)
 
-    def check(self, value, item_data, loc, errors):
+    def check(self, value: Any, item_data: Mapping[str, Any] | None, loc: Loc,
+              errors: list[FieldError]) -> Any:
         if not isinstance(value, list):
             _wrong_type(errors, loc, "a list of spans", value)
             return None

@@ -2,11 +2,18 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import ClassVar
+from typing import Any, ClassVar
 
+from goldlabel.domain.errors import FieldError
 from goldlabel.domain.label_schema.base import Question
-from goldlabel.domain.label_schema.validation import _DEFAULT_TEXT_MAX_LENGTH, _err, _wrong_type
+from goldlabel.domain.label_schema.validation import (
+    _DEFAULT_TEXT_MAX_LENGTH,
+    Loc,
+    _err,
+    _wrong_type,
+)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -17,10 +24,11 @@ class TextQuestion(Question):
     min_length: int = 0
     max_length: int = _DEFAULT_TEXT_MAX_LENGTH
 
-    def _options_json(self):
+    def _options_json(self) -> dict[str, Any]:
         return {"min_length": self.min_length, "max_length": self.max_length}
 
-    def check(self, value, item_data, loc, errors):
+    def check(self, value: Any, item_data: Mapping[str, Any] | None, loc: Loc,
+              errors: list[FieldError]) -> Any:
         if not isinstance(value, str):
             _wrong_type(errors, loc, "a string", value)
             return None

@@ -81,7 +81,7 @@ Loc = tuple[str | int, ...]
 
 
 def _err(errors: list[FieldError], loc: Loc, code: str, message: str) -> None:
-    assert code in ERROR_CODES, code
+    assert code in ERROR_CODES, code  # nosec B101  # internal invariant, not an access or input check
     errors.append(FieldError(loc, code, message))
 
 

@@ -58,7 +58,7 @@ nothing of the server.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -130,11 +130,11 @@ class RefitResult:
     question: str
     method: str
     item_ids: np.ndarray
-    values: list
+    values: list[Any]
     confidences: np.ndarray
-    skills: list[dict] | None = None
+    skills: list[dict[str, Any]] | None = None
     n_answers: int = 0
-    summary: dict = field(default_factory=dict)
+    summary: dict[str, Any] = field(default_factory=dict)
 
 
 def _codes(ids: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -142,7 +142,7 @@ def _codes(ids: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return uniq, inverse.astype(np.int64)
 
 
-_REFIT = {
+_REFIT: dict[str, Callable[..., tuple[Any, ...]]] = {
     "multi_choice": refit_multi_choice,
     "rating": refit_rating,
     "text": refit_text,
@@ -155,7 +155,7 @@ _REFIT = {
 
 
 def refit_question(question: Question, item_ids: np.ndarray, annotator_ids: np.ndarray,
-                   values: list, *, default_accuracy: float = 0.7,
+                   values: list[Any], *, default_accuracy: float = 0.7,
                    settings: Mapping[str, Any] | None = None, now: int = 0) -> RefitResult:
     """Re-fit one non-choice question over all its answers (long format: one entry per answer,
     any integer ids); ``now`` stamps the skill rows."""

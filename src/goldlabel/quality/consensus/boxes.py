@@ -18,7 +18,7 @@ BOX_IOU = 0.5
 # ================================================================ per answer
 
 
-def _box_answers(item: np.ndarray, annotator: np.ndarray, values: Sequence[Sequence[Mapping]],
+def _box_answers(item: np.ndarray, annotator: np.ndarray, values: Sequence[Sequence[Mapping[str, Any]]],
                  labels: Sequence[str]) -> box_lib.BoxAnswers:
     index = {label: i for i, label in enumerate(labels)}
     rows = [(n, b["x"], b["y"], b["x"] + b["w"], b["y"] + b["h"], index[b["label"]])
@@ -37,7 +37,7 @@ def _cluster_boxes(answers: box_lib.BoxAnswers) -> np.ndarray:
     return box_lib._cluster(answers, BOX_IOU)[0]
 
 
-def _box_value(corners: np.ndarray, label_codes: np.ndarray, labels: Sequence[str]) -> list[dict]:
+def _box_value(corners: np.ndarray, label_codes: np.ndarray, labels: Sequence[str]) -> list[dict[str, Any]]:
     out, seen = [], set()
     for (x1, y1, x2, y2), lab in zip(corners.tolist(), label_codes.tolist()):
         # 12 significant digits: 0.4 - 0.1 is 0.30000000000000004 in floating point
@@ -50,8 +50,8 @@ def _box_value(corners: np.ndarray, label_codes: np.ndarray, labels: Sequence[st
     return out
 
 
-def boxes_consensus(question: Question, values: Sequence[Sequence[Mapping]],
-                    accuracy: Any) -> tuple[list[dict], float]:
+def boxes_consensus(question: Question, values: Sequence[Sequence[Mapping[str, Any]]],
+                    accuracy: Any) -> tuple[list[dict[str, Any]], float]:
     """IoU clusters of one item's boxes, one-coin existence posterior per cluster."""
     n = len(values)
     labels = list(question.labels)
@@ -77,7 +77,9 @@ def boxes_consensus(question: Question, values: Sequence[Sequence[Mapping]],
 # ================================================================ full re-fit (vectorized)
 
 
-def refit_boxes(q, items, item, annotator, annotator_ids, values, default, settings, now):
+def refit_boxes(q: Any, items: np.ndarray, item: np.ndarray, annotator: np.ndarray, annotator_ids: np.ndarray,
+                values: list[Any], default: float, settings: Mapping[str, Any], now: int,
+                ) -> tuple[str, list[Any], Any, list[dict[str, Any]] | None]:
     labels = list(q.labels)
     n_items = len(items)
     answers = _box_answers(item, annotator, values, labels)
@@ -85,7 +87,7 @@ def refit_boxes(q, items, item, annotator, annotator_ids, values, default, setti
     false_rate = 1.0 - recall
     confidence = np.ones(n_items)
     has_cluster = np.zeros(n_items, bool)
-    out_values: list = [[] for _ in range(n_items)]
+    out_values: list[Any] = [[] for _ in range(n_items)]
     if len(answers.box_answer):
         cluster = _cluster_boxes(answers)
         n_clusters = int(cluster.max()) + 1

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from functools import lru_cache
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 
@@ -76,7 +76,7 @@ def answer_log_likelihoods(annotator_ids: Sequence[int], codes: np.ndarray,
         # work in log space: products of many small probabilities underflow
         with np.errstate(divide="ignore"):
             out[skilled] = np.log(matrices[np.arange(len(skilled)), :, codes[skilled]])
-    return out
+    return cast("np.ndarray", out)
 
 
 def class_prior(stored: Any, n_labels: int) -> tuple[np.ndarray, np.ndarray]:
@@ -90,7 +90,7 @@ def class_prior(stored: Any, n_labels: int) -> tuple[np.ndarray, np.ndarray]:
 
 
 @lru_cache(maxsize=1024)
-def _cached_prior(stored: tuple | None, n_labels: int) -> tuple[np.ndarray, np.ndarray]:
+def _cached_prior(stored: tuple[Any, ...] | None, n_labels: int) -> tuple[np.ndarray, np.ndarray]:
     return _make_prior(stored, n_labels)
 
 

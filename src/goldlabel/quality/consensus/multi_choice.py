@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from typing import Any
+from collections.abc import Mapping, Sequence
+from typing import Any, cast
 
 import numpy as np
 from scipy import sparse, special
@@ -22,7 +22,7 @@ def _choose_labels(probas: np.ndarray, min_sel: int, max_sel: int | None) -> np.
     rank = np.empty_like(order)
     rank[np.arange(n)[:, None], order] = np.arange(n_labels)
     k = np.clip((probas >= 0.5).sum(axis=1), min_sel, n_labels if max_sel is None else max_sel)
-    return rank < k[:, None]
+    return cast("np.ndarray", rank < k[:, None])
 
 
 def _multi_choice_decide(question: Question, probas: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -45,7 +45,9 @@ def multi_choice_consensus(question: Question, values: Sequence[Sequence[str]],
 # ================================================================ full re-fit (vectorized)
 
 
-def refit_multi_choice(q, items, item, annotator, annotator_ids, values, default, settings, now):
+def refit_multi_choice(q: Any, items: np.ndarray, item: np.ndarray, annotator: np.ndarray, annotator_ids: np.ndarray,
+                       values: list[Any], default: float, settings: Mapping[str, Any], now: int,
+                       ) -> tuple[str, list[Any], Any, list[dict[str, Any]] | None]:
     selected, _ = encode_multi_choice(values, labels=q.labels)
     est = MultiChoiceDawidSkene(coin="one").fit(item, annotator, selected, n_items=len(items),
                                                 n_annotators=len(annotator_ids))

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import itertools
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import numpy as np
@@ -23,12 +23,12 @@ def _positions(value: Sequence[Any], allow_ties: bool) -> list[tuple[str, int]]:
     return [(str(c), i) for i, c in enumerate(value)]
 
 
-def _ranking_value(order: Sequence[str], allow_ties: bool) -> list:
+def _ranking_value(order: Sequence[str], allow_ties: bool) -> list[Any]:
     return [[c] for c in order] if allow_ties else list(order)
 
 
 def ranking_consensus(question: Question, values: Sequence[Sequence[Any]],
-                      accuracy: Any) -> tuple[list, float]:
+                      accuracy: Any) -> tuple[list[Any], float]:
     """Weighted Borda order and the posterior of its weakest ordered pair."""
     allow_ties = bool(getattr(question, "allow_ties", False))
     parsed = [_positions(v, allow_ties) for v in values]
@@ -55,7 +55,9 @@ def ranking_consensus(question: Question, values: Sequence[Sequence[Any]],
 # ================================================================ full re-fit (vectorized)
 
 
-def refit_ranking(q, items, item, annotator, annotator_ids, values, default, settings, now):
+def refit_ranking(q: Any, items: np.ndarray, item: np.ndarray, annotator: np.ndarray, annotator_ids: np.ndarray,
+                  values: list[Any], default: float, settings: Mapping[str, Any], now: int,
+                  ) -> tuple[str, list[Any], Any, list[dict[str, Any]] | None]:
     allow_ties = bool(getattr(q, "allow_ties", False))
     # edge: parse answers into (answer, (item, candidate) code, position) entries
     code_of: dict[tuple[int, str], int] = {}

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 from scipy import special
@@ -52,8 +52,8 @@ def _rating_confidence(count: np.ndarray, wsum: np.ndarray, mean: np.ndarray, ss
     sd = tol if prior_sd is None else prior_sd
     s2 = (RATING_PRIOR_DOF * sd * sd + ss) / dof
     scale = np.sqrt(s2 / wsum)
-    return (special.stdtr(dof, (value + tol - mean) / scale)
-            - special.stdtr(dof, (value - tol - mean) / scale))
+    return (cast("np.ndarray", special.stdtr(dof, (value + tol - mean) / scale)
+            - special.stdtr(dof, (value - tol - mean) / scale)))
 
 
 def rating_consensus(question: RatingScale, values: Sequence[float],
@@ -75,7 +75,9 @@ def rating_consensus(question: RatingScale, values: Sequence[float],
 # ================================================================ full re-fit (vectorized)
 
 
-def refit_rating(q, items, item, annotator, annotator_ids, values, default, settings, now):
+def refit_rating(q: Any, items: np.ndarray, item: np.ndarray, annotator: np.ndarray, annotator_ids: np.ndarray,
+                 values: list[Any], default: float, settings: Mapping[str, Any], now: int,
+                 ) -> tuple[str, list[Any], Any, list[dict[str, Any]] | None]:
     x = np.asarray(values, dtype=np.float64)
     est = RobustRating().fit(item, annotator, x, n_items=len(items), n_annotators=len(annotator_ids))
     tau = est.precisions_[annotator]

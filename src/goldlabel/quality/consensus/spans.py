@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 from scipy import special
@@ -32,7 +32,7 @@ def _segments(span_item: np.ndarray, span_start: np.ndarray, span_end: np.ndarra
     return span_lib.Tokens(item[:-1][same], pos[:-1][same], pos[1:][same], n_items)
 
 
-def _span_answers(item: np.ndarray, annotator: np.ndarray, values: Sequence[Sequence[Mapping]],
+def _span_answers(item: np.ndarray, annotator: np.ndarray, values: Sequence[Sequence[Mapping[str, Any]]],
                   labels: Sequence[str]) -> span_lib.SpanAnswers:
     index = {label: i for i, label in enumerate(labels)}
     spans = [[(int(s["start"]), int(s["end"]), index[s["label"]]) for s in v if s["label"] in index]
@@ -41,7 +41,7 @@ def _span_answers(item: np.ndarray, annotator: np.ndarray, values: Sequence[Sequ
 
 
 def _one_coin_tokens(tokens: span_lib.Tokens, answers: span_lib.SpanAnswers,
-                     answer_accuracy: np.ndarray, n_classes: int):
+                     answer_accuracy: np.ndarray, n_classes: int) -> tuple[np.ndarray, np.ndarray]:
     """One-coin posterior per token over {outside, labels} and which tokens anyone marked."""
     entry_answer, token, cls = span_lib.compute_token_classes(tokens, answers)
     p = np.clip(answer_accuracy, 0.01, 0.99)
@@ -56,12 +56,12 @@ def _one_coin_tokens(tokens: span_lib.Tokens, answers: span_lib.SpanAnswers,
 
 def _nothing_posterior(gain_sum: np.ndarray, n_classes: int) -> np.ndarray:
     """P(outside / no object) when every answer said so; ``gain_sum`` = sum of log-odds gains."""
-    return special.expit(gain_sum - np.log(n_classes - 1)) if n_classes > 2 else special.expit(gain_sum)
+    return cast("np.ndarray", special.expit(gain_sum - np.log(n_classes - 1)) if n_classes > 2 else special.expit(gain_sum))
 
 
-def _span_rows(tokens: span_lib.Tokens, token_class: np.ndarray, labels: Sequence[str]) -> dict[int, list]:
+def _span_rows(tokens: span_lib.Tokens, token_class: np.ndarray, labels: Sequence[str]) -> dict[int, list[Any]]:
     item, start, end, label, _conf = span_lib._decode_spans(tokens, token_class, np.ones(len(token_class)))
-    out: dict[int, list] = {}
+    out: dict[int, list[Any]] = {}
     for i, s, e, lab in zip(item.tolist(), start.tolist(), end.tolist(), label.tolist()):
         out.setdefault(i, []).append({"start": s, "end": e, "label": labels[lab]})
     return out
@@ -76,8 +76,8 @@ def _marked_confidence(tokens: span_lib.Tokens, probas: np.ndarray, marked: np.n
         return agree / total, total > 0
 
 
-def spans_consensus(question: Question, values: Sequence[Sequence[Mapping]],
-                    accuracy: Any) -> tuple[list[dict], float]:
+def spans_consensus(question: Question, values: Sequence[Sequence[Mapping[str, Any]]],
+                    accuracy: Any) -> tuple[list[dict[str, Any]], float]:
     """Token (segment) one-coin vote over one item's span answers."""
     n = len(values)
     labels = list(question.labels)
@@ -97,7 +97,9 @@ def spans_consensus(question: Question, values: Sequence[Sequence[Mapping]],
 # ================================================================ full re-fit (vectorized)
 
 
-def refit_spans(q, items, item, annotator, annotator_ids, values, default, settings, now):
+def refit_spans(q: Any, items: np.ndarray, item: np.ndarray, annotator: np.ndarray, annotator_ids: np.ndarray,
+                values: list[Any], default: float, settings: Mapping[str, Any], now: int,
+                ) -> tuple[str, list[Any], Any, list[dict[str, Any]] | None]:
     labels = list(q.labels)
     n_classes = len(labels) + 1
     n_items = len(items)
@@ -105,7 +107,7 @@ def refit_spans(q, items, item, annotator, annotator_ids, values, default, setti
     tokens = _segments(answers.item[answers.span_answer], answers.span_start, answers.span_end, n_items)
     accuracy = np.full(len(annotator_ids), default)
     confidence = np.full(n_items, np.nan)
-    spans: dict[int, list] = {}
+    spans: dict[int, list[Any]] = {}
     if len(tokens.item):
         est = span_lib.SpanDawidSkene(n_labels=len(labels)).fit(answers, tokens,
                                                                    n_annotators=len(annotator_ids))

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import numpy as np
@@ -33,7 +33,9 @@ def text_consensus(texts: Sequence[str], accuracy: Any,
 # ================================================================ full re-fit (vectorized)
 
 
-def refit_text(q, items, item, annotator, annotator_ids, values, default, settings, now):
+def refit_text(q: Any, items: np.ndarray, item: np.ndarray, annotator: np.ndarray, annotator_ids: np.ndarray,
+               values: list[Any], default: float, settings: Mapping[str, Any], now: int,
+               ) -> tuple[str, list[Any], Any, list[dict[str, Any]] | None]:
     texts = [str(v) for v in values]
     if np.bincount(item).max() > 1:
         best = text_lib.TextMedoid().fit(item, annotator, texts, n_items=len(items),
