@@ -22,12 +22,21 @@ Values are the label schema's normalized ``keypoints`` answers,
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from typing import Any, NamedTuple
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 import numpy as np
 from scipy import special
 
-from goldlabel.quality.shapes import ShapeAnswers, fit_shapes, item_confidence, pairwise_f1
+from goldlabel.quality.shapes import (
+    ShapeAnswers,
+    ShapeConsensus,
+    fit_shapes,
+    item_confidence,
+    pairwise_f1,
+)
+
+if TYPE_CHECKING:
+    from goldlabel.quality.gold import GoldScores
 
 __all__ = [
     "KEYPOINT_OKS",
@@ -61,7 +70,7 @@ class KeypointSet:
     ``sigma`` (n, K) from the label's skeleton, label codes, the answer of each instance, and the
     area of the bounding box of its labeled points. K is the largest skeleton's size."""
 
-    def __init__(self, answer, label, xy, v, sigma) -> None:
+    def __init__(self, answer: Any, label: Any, xy: Any, v: Any, sigma: Any) -> None:
         self.answer = np.asarray(answer, np.int64)
         self.label = np.asarray(label, np.int64)
         self.xy = np.asarray(xy, np.float64)
@@ -74,7 +83,8 @@ class KeypointSet:
         self.area = extent[:, 0] * extent[:, 1]
 
     @classmethod
-    def from_values(cls, values: Sequence[Sequence[Mapping] | None], skeletons: Sequence[Any]) -> KeypointSet:
+    def from_values(cls, values: Sequence[Sequence[Mapping[str, Any]] | None], skeletons: Sequence[Any],
+                    ) -> KeypointSet:
         """From normalized answers; ``skeletons`` in label order, each with ``label``, ``points``
         (names) and ``sigmas``. An instance of an unknown label gets the code ``len(skeletons)``."""
         index = {s.label: k for k, s in enumerate(skeletons)}
@@ -83,7 +93,9 @@ class KeypointSet:
         sigmas = np.full((len(skeletons) + 1, width), 0.072)
         for k, s in enumerate(skeletons):
             sigmas[k, :len(s.sigmas)] = s.sigmas
-        answer, label, rows = [], [], []
+        answer: list[int] = []
+        label: list[int] = []
+        rows: list[tuple[int, Any]] = []
         for a, value in enumerate(values):
             for instance in value or ():
                 code = index.get(instance["label"], len(skeletons))
@@ -124,7 +136,8 @@ def compute_oks(first: KeypointSet, a: np.ndarray, second: KeypointSet, b: np.nd
     return np.where(n > 0, (e * (la & lb)).sum(axis=1) / np.maximum(n, 1), 0.0)
 
 
-def _fit(points: KeypointSet, item, annotator, accuracy, *, learn, n_annotators=None):
+def _fit(points: KeypointSet, item: Any, annotator: Any, accuracy: Any, *, learn: bool,
+         n_annotators: int | None = None) -> tuple[ShapeAnswers, ShapeConsensus]:
     answers = ShapeAnswers.from_arrays(item, annotator, points.answer, points.label)
 
     def similarity(a: np.ndarray, b: np.ndarray) -> np.ndarray:
@@ -134,7 +147,8 @@ def _fit(points: KeypointSet, item, annotator, accuracy, *, learn, n_annotators=
                                n_annotators=n_annotators)
 
 
-def _fused(points: KeypointSet, cluster: np.ndarray, n_clusters: int):
+def _fused(points: KeypointSet, cluster: np.ndarray, n_clusters: int,
+           ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Per cluster and keypoint: mean position over members that labeled it, labeled share,
     and whether visible (v = 2) votes outnumber occluded (v = 1)."""
     labeled = (points.v > 0).astype(np.float64)
@@ -154,8 +168,9 @@ def _round(v: float) -> float:
     return float(f"{v:.12g}")
 
 
-def _values(skeletons, label_code, mean, share, visible, clusters) -> list[dict]:
-    out = []
+def _values(skeletons: Sequence[Any], label_code: np.ndarray, mean: np.ndarray, share: np.ndarray,
+            visible: np.ndarray, clusters: Sequence[int]) -> list[dict[str, Any]]:
+    out: list[dict[str, Any]] = []
     for c in clusters:
         code = int(label_code[c])
         s = skeletons[code]
@@ -166,7 +181,8 @@ def _values(skeletons, label_code, mean, share, visible, clusters) -> list[dict]
     return out
 
 
-def keypoints_consensus(question: Any, values: Sequence[Sequence[Mapping]], accuracy: Any) -> tuple[list[dict], float]:
+def keypoints_consensus(question: Any, values: Sequence[Sequence[Mapping[str, Any]]], accuracy: Any,
+                        ) -> tuple[list[dict[str, Any]], float]:
     """One item's consensus: (kept instances, confidence); ``question`` has ``skeletons``."""
     n = len(values)
     skeletons = list(question.skeletons)
@@ -183,14 +199,16 @@ def keypoints_consensus(question: Any, values: Sequence[Sequence[Mapping]], accu
             float(item_confidence(fit, answers, 1)[0]))
 
 
-def refit_keypoints(question, items, item, annotator, annotator_ids, values, default, settings, now):
+def refit_keypoints(question: Any, items: np.ndarray, item: np.ndarray, annotator: np.ndarray,
+                    annotator_ids: np.ndarray, values: list[Any], default: float, settings: Mapping[str, Any],
+                    now: int) -> tuple[str, list[Any], Any, list[dict[str, Any]] | None]:
     """Every item at once (recall and false-instance rates by binary Dawid-Skene), returning
     (method, values per item, confidence per item, None) like the other kinds' re-fits."""
     skeletons = list(question.skeletons)
     n_items = len(items)
     points = KeypointSet.from_values(values, skeletons)
     answers, fit = _fit(points, item, annotator, default, learn=True, n_annotators=len(annotator_ids))
-    out_values: list = [[] for _ in range(n_items)]
+    out_values: list[Any] = [[] for _ in range(n_items)]
     n_clusters = len(fit.probability)
     if n_clusters:
         mean, share, visible = _fused(points, fit.cluster, n_clusters)
@@ -201,7 +219,7 @@ def refit_keypoints(question, items, item, annotator, annotator_ids, values, def
     return "keypoint_ds", out_values, item_confidence(fit, answers, n_items), None
 
 
-def keypoint_agreement(item: Any, values: Sequence[Sequence[Mapping] | None], skeletons: Sequence[Any],
+def keypoint_agreement(item: Any, values: Sequence[Sequence[Mapping[str, Any]] | None], skeletons: Sequence[Any],
                        min_oks: float = KEYPOINT_OKS) -> np.ndarray:
     """Per item code, the mean pairwise instance F1 of its answers (instances matched at OKS
     >= ``min_oks``)."""
@@ -212,7 +230,7 @@ def keypoint_agreement(item: Any, values: Sequence[Sequence[Mapping] | None], sk
 
 
 def score_keypoints(answers: Sequence[Any], gold: Sequence[Any], skeletons: Sequence[Any], *, min_oks: float,
-                    min_f1: float):
+                    min_f1: float) -> GoldScores:
     """Gold scoring: answer instances matched one-to-one to gold instances of the same label,
     greedily by OKS (COCO's form, the gold as reference; a match needs OKS >= ``min_oks``);
     score the F1, pass at ``min_f1``."""
@@ -224,7 +242,8 @@ def score_keypoints(answers: Sequence[Any], gold: Sequence[Any], skeletons: Sequ
 
 
 def simulate_keypoint_answers(n_items: int = 200, n_annotators: int = 20, answers_per_item: int = 5,
-                              random_state: Any = None, skeleton: Any = None):
+                              random_state: Any = None, skeleton: Any = None,
+                              ) -> tuple[np.ndarray, np.ndarray, list[Any], list[list[dict[str, Any]]], list[Any]]:
     """Simulated crowd keypoints with known truth, for tests and benchmarks.
 
     Each item has 1-3 people (a 5-point skeleton: head, two hands, two feet, about 200 px tall in
@@ -247,7 +266,7 @@ def simulate_keypoint_answers(n_items: int = 200, n_annotators: int = 20, answer
         truth.append([np.array([150 + 300 * k + rng.uniform(-20, 20), rng.uniform(150, 850)]) + shape
                       * rng.uniform(0.8, 1.2) for k in range(int(rng.integers(1, 4)))])
 
-    def instance(pts, v=None):
+    def instance(pts: Any, v: Any = None) -> dict[str, Any]:
         v = np.full(len(pts), 2) if v is None else v
         return {"label": "person", "points": {n: {"x": float(round(p[0], 2)), "y": float(round(p[1], 2)),
                                                   "v": int(vi)} for n, p, vi in zip(names, pts, v) if vi > 0}}

@@ -15,12 +15,21 @@ Values are the label schema's normalized ``polygons`` answers,
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 from scipy import special
 
-from goldlabel.quality.shapes import ShapeAnswers, fit_shapes, item_confidence, pairwise_f1
+from goldlabel.quality.shapes import (
+    ShapeAnswers,
+    ShapeConsensus,
+    fit_shapes,
+    item_confidence,
+    pairwise_f1,
+)
+
+if TYPE_CHECKING:
+    from goldlabel.quality.gold import GoldScores
 
 __all__ = [
     "POLYGON_IOU",
@@ -51,13 +60,16 @@ class PolygonSet:
         self.bounds = shapely.bounds(self.geometries).reshape(-1, 4)
 
     @classmethod
-    def from_values(cls, values: Sequence[Sequence[Mapping] | None], labels: Sequence[str]) -> PolygonSet:
+    def from_values(cls, values: Sequence[Sequence[Mapping[str, Any]] | None], labels: Sequence[str]) -> PolygonSet:
         """From normalized answer values, one per answer (None or [] for none); polygons of a label
         not in ``labels`` get the code ``len(labels)`` (they match no known label)."""
         import shapely
 
         index = {label: k for k, label in enumerate(labels)}
-        answer, label, coords, ring = [], [], [], []
+        answer: list[int] = []
+        label: list[int] = []
+        coords: list[Any] = []
+        ring: list[int] = []
         n = 0
         for a, value in enumerate(values):
             for polygon in value or ():
@@ -114,7 +126,8 @@ def polygon_iou(first: PolygonSet, a: np.ndarray, second: PolygonSet, b: np.ndar
     return out
 
 
-def _fit(polygons: PolygonSet, item, annotator, accuracy, *, learn, n_annotators=None):
+def _fit(polygons: PolygonSet, item: Any, annotator: Any, accuracy: Any, *, learn: bool,
+         n_annotators: int | None = None) -> tuple[ShapeAnswers, ShapeConsensus]:
     answers = ShapeAnswers.from_arrays(item, annotator, polygons.answer, polygons.label)
 
     def similarity(a: np.ndarray, b: np.ndarray) -> np.ndarray:
@@ -127,19 +140,21 @@ def _fit(polygons: PolygonSet, item, annotator, accuracy, *, learn, n_annotators
                                n_annotators=n_annotators, cluster_similarity=clustering_similarity)
 
 
-def _value(polygons: PolygonSet, values_flat: list, shapes: np.ndarray, labels: Sequence[str]) -> list[dict]:
-    out = []
+def _value(polygons: PolygonSet, values_flat: list[Any], shapes: np.ndarray, labels: Sequence[str],
+           ) -> list[dict[str, Any]]:
+    out: list[dict[str, Any]] = []
     for s in shapes.tolist():
         polygon = values_flat[s]
         out.append({"points": [list(p) for p in polygon["points"]], "label": polygon["label"]})
     return out
 
 
-def _flat(values: Sequence[Sequence[Mapping] | None]) -> list:
+def _flat(values: Sequence[Sequence[Mapping[str, Any]] | None]) -> list[Any]:
     return [p for v in values for p in (v or ())]
 
 
-def polygons_consensus(question: Any, values: Sequence[Sequence[Mapping]], accuracy: Any) -> tuple[list[dict], float]:
+def polygons_consensus(question: Any, values: Sequence[Sequence[Mapping[str, Any]]], accuracy: Any,
+                       ) -> tuple[list[dict[str, Any]], float]:
     """One item's consensus: (kept polygons, confidence). ``question`` has ``labels``;
     ``values`` are the annotators' answers; ``accuracy`` one-coin accuracies (one or per answer).
     Confidence is the smallest ``max(p, 1 - p)`` over the clusters (or P(nothing) when no
@@ -157,7 +172,9 @@ def polygons_consensus(question: Any, values: Sequence[Sequence[Mapping]], accur
     return _value(polygons, _flat(values), fit.medoid[keep], labels), float(confidence)
 
 
-def refit_polygons(question, items, item, annotator, annotator_ids, values, default, settings, now):
+def refit_polygons(question: Any, items: np.ndarray, item: np.ndarray, annotator: np.ndarray,
+                   annotator_ids: np.ndarray, values: list[Any], default: float, settings: Mapping[str, Any],
+                   now: int) -> tuple[str, list[Any], Any, list[dict[str, Any]] | None]:
     """Every item at once: recall and false-polygon rate per annotator learned by binary
     Dawid-Skene over the IoU clusters. Returns (method, values per item, confidence per item,
     None) like the other kinds' re-fits."""
@@ -166,14 +183,14 @@ def refit_polygons(question, items, item, annotator, annotator_ids, values, defa
     polygons = PolygonSet.from_values(values, labels)
     answers, fit = _fit(polygons, item, annotator, default, learn=True, n_annotators=len(annotator_ids))
     flat = _flat(values)
-    out_values: list = [[] for _ in range(n_items)]
+    out_values: list[Any] = [[] for _ in range(n_items)]
     keep = np.flatnonzero(fit.probability >= 0.5)
     for c in keep[np.argsort(fit.cluster_item[keep], kind="stable")].tolist():
         out_values[int(fit.cluster_item[c])].extend(_value(polygons, flat, fit.medoid[[c]], labels))
     return "polygon_ds", out_values, item_confidence(fit, answers, n_items), None
 
 
-def polygon_agreement(item: Any, values: Sequence[Sequence[Mapping] | None], labels: Sequence[str],
+def polygon_agreement(item: Any, values: Sequence[Sequence[Mapping[str, Any]] | None], labels: Sequence[str],
                       min_iou: float = POLYGON_IOU) -> np.ndarray:
     """Per item code (0..max), the mean pairwise polygon F1 of its answers at ``min_iou``."""
     item = np.asarray(item, np.int64)
@@ -184,7 +201,7 @@ def polygon_agreement(item: Any, values: Sequence[Sequence[Mapping] | None], lab
 
 
 def score_polygons(answers: Sequence[Any], gold: Sequence[Any], labels: Sequence[str], *, min_iou: float,
-                   min_f1: float):
+                   min_f1: float) -> GoldScores:
     """Gold scoring: answer polygons matched one-to-one to gold polygons of the same label,
     greedily by IoU (a match needs IoU >= ``min_iou``); score the F1, pass at ``min_f1``."""
     from goldlabel.quality.gold import _score_regions
@@ -194,13 +211,14 @@ def score_polygons(answers: Sequence[Any], gold: Sequence[Any], labels: Sequence
                           len(answers), min_iou, min_f1)
 
 
-def _regular_polygon(center, radius, n, phase):
+def _regular_polygon(center: Any, radius: Any, n: int, phase: Any) -> np.ndarray:
     angle = phase + np.arange(n) * 2 * np.pi / n
     return np.stack([center[0] + radius * np.cos(angle), center[1] + radius * np.sin(angle)], axis=1)
 
 
 def simulate_polygon_answers(n_items: int = 200, n_annotators: int = 20, answers_per_item: int = 5,
-                             random_state: Any = None):
+                             random_state: Any = None,
+                             ) -> tuple[np.ndarray, np.ndarray, list[Any], list[list[dict[str, Any]]]]:
     """Simulated crowd polygons with known truth, for tests and benchmarks.
 
     Each item has 1-3 true objects (convex polygons of 5-9 vertices, radius 40-120 px, in a
@@ -214,7 +232,7 @@ def simulate_polygon_answers(n_items: int = 200, n_annotators: int = 20, answers
     jitter = np.array([0.03, 0.15, 0.45])[kind]
     miss = np.array([0.05, 0.20, 0.50])[kind]
     false_rate = np.array([0.05, 0.3, 1.0])[kind]
-    truth: list[list[tuple]] = []
+    truth: list[list[tuple[Any, Any]]] = []
     for _ in range(n_items):
         objects = []
         for k in range(int(rng.integers(1, 4))):

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 from scipy import sparse, special
@@ -61,7 +61,8 @@ def cluster_shapes(answers: ShapeAnswers, similarity: Similarity, threshold: flo
     first = np.ones(len(key), dtype=bool)
     first[1:] = key[1:] != key[:-1]
     graph = sparse.coo_matrix((np.ones(int(first.sum())), (a[first], b[first])), shape=(n, n))
-    return connected_components(graph, directed=True, connection="weak")[1].astype(np.int64)
+    components: np.ndarray = connected_components(graph, directed=True, connection="weak")[1]
+    return components.astype(np.int64)
 
 
 def medoids(cluster: np.ndarray, n_clusters: int, weight: np.ndarray, similarity: Similarity) -> np.ndarray:
@@ -93,12 +94,14 @@ class ShapeConsensus:
     false_rate: np.ndarray
 
 
-def _evidence(answers: ShapeAnswers, cluster: np.ndarray, n_clusters: int):
+def _evidence(answers: ShapeAnswers, cluster: np.ndarray, n_clusters: int,
+              ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     shape_item = answers.item[answers.shape_answer]
     cluster_item = np.zeros(n_clusters, np.int64)
     cluster_item[cluster] = shape_item
     shape_annotator = answers.annotator[answers.shape_answer]
-    rows, who, drew = _cluster_votes(answers, cluster_item, cluster, shape_annotator, n_clusters)
+    # _cluster_votes reads only ``item`` and ``annotator``, which ShapeAnswers has as BoxAnswers does
+    rows, who, drew = _cluster_votes(cast(Any, answers), cluster_item, cluster, shape_annotator, n_clusters)
     return cluster_item, rows, who, drew
 
 

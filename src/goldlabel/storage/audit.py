@@ -17,7 +17,7 @@ def insert_entry(conn: Connection, **values: Any) -> None:
     conn.execute(_INSERT, values)
 
 
-def _filtered(filters: dict[str, Any], manager_id: int | None) -> sa.Select:
+def _filtered(filters: dict[str, Any], manager_id: int | None) -> sa.Select[*tuple[Any, ...]]:
     q = sa.select(audit_log)
     if filters.get("actor_id") is not None:
         q = q.where(audit_log.c.actor_id == filters["actor_id"])
@@ -40,7 +40,7 @@ def _filtered(filters: dict[str, Any], manager_id: int | None) -> sa.Select:
 
 
 def list_entries(conn: Connection, filters: dict[str, Any], before: int | None, limit: int,
-                 manager_id: int | None = None) -> list[dict]:
+                 manager_id: int | None = None) -> list[dict[str, Any]]:
     """Newest first, keyset-paged on id (``before``: the last id of the previous page).
     ``manager_id``: only entries of projects that user manages."""
     q = _filtered(filters, manager_id)
@@ -51,7 +51,7 @@ def list_entries(conn: Connection, filters: dict[str, Any], before: int | None, 
 
 
 def iter_entries(conn: Connection, filters: dict[str, Any], manager_id: int | None = None,
-                 batch: int = 1000) -> Iterator[dict]:
+                 batch: int = 1000) -> Iterator[dict[str, Any]]:
     """Every matching entry, oldest first, read ``batch`` rows at a time (keyset on id)."""
     after = 0
     while True:

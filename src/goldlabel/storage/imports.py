@@ -9,7 +9,7 @@ Items arrive with ``data`` / ``meta`` already JSON-encoded (orjson) by the calle
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, cast
 
 import orjson
 import sqlalchemy as sa
@@ -235,7 +235,7 @@ def upsert_predictions(conn: Connection, rows: list[dict[str, Any]]) -> None:
 # ---------------------------------------------------------------- answers of imported annotators
 
 
-def fetch_users_by_name(conn: Connection, names: Sequence[str]) -> dict[str, dict]:
+def fetch_users_by_name(conn: Connection, names: Sequence[str]) -> dict[str, dict[str, Any]]:
     q = sa.select(users.c.id, users.c.username, users.c.password_hash, users.c.is_active).where(
         users.c.username.in_(list(names)))
     return {r["username"]: dict(r) for r in conn.execute(q).mappings()}
@@ -243,10 +243,10 @@ def fetch_users_by_name(conn: Connection, names: Sequence[str]) -> dict[str, dic
 
 def insert_imported_annotator(conn: Connection, name: str, now: int) -> int:
     """An account that only carries imported answers: no password and inactive (no sign-in, no token)."""
-    return conn.execute(
+    return cast(int, conn.execute(
         users.insert().values(username=name, display_name=f"imported annotator {name}", role="annotator",
                               password_hash=None, is_active=False, created_at=now).returning(users.c.id)
-    ).scalar_one()
+    ).scalar_one())
 
 
 def fetch_answer_pairs(conn: Connection, item_ids: Sequence[int]) -> set[tuple[int, int]]:
@@ -257,7 +257,7 @@ def fetch_answer_pairs(conn: Connection, item_ids: Sequence[int]) -> set[tuple[i
     return {(r[0], r[1]) for r in conn.execute(q)}
 
 
-def insert_answers(conn: Connection, rows: list[dict]) -> None:
+def insert_answers(conn: Connection, rows: list[dict[str, Any]]) -> None:
     if rows:
         conn.execute(answers.insert(), rows)
 
@@ -282,8 +282,8 @@ def add_answer_counts(conn: Connection, counts: dict[int, int], now: int) -> Non
         conn.execute(_ADD_ANSWERS, [{"b_id": i, "b_n": n, "b_now": now} for i, n in counts.items()])
 
 
-def fetch_items(conn: Connection, item_ids: Sequence[int]) -> dict[int, dict]:
-    out: dict[int, dict] = {}
+def fetch_items(conn: Connection, item_ids: Sequence[int]) -> dict[int, dict[str, Any]]:
+    out: dict[int, dict[str, Any]] = {}
     ids = list(item_ids)
     for i in range(0, len(ids), 5000):
         q = sa.select(items).where(items.c.id.in_(ids[i:i + 5000]))
@@ -291,17 +291,17 @@ def fetch_items(conn: Connection, item_ids: Sequence[int]) -> dict[int, dict]:
     return out
 
 
-def fetch_item_names(conn: Connection, project_id: int) -> list[tuple[int, str, dict]]:
+def fetch_item_names(conn: Connection, project_id: int) -> list[tuple[int, str, dict[str, Any]]]:
     """(id, external_id, data) of every item of the project: a label import matches files to items."""
     q = sa.select(items.c.id, items.c.external_id, items.c.data).where(items.c.project_id == project_id)
     return [(r[0], r[1], r[2]) for r in conn.execute(q)]
 
 
-def set_item_data(conn: Connection, item_id: int, data: dict, now: int) -> None:
+def set_item_data(conn: Connection, item_id: int, data: dict[str, Any], now: int) -> None:
     conn.execute(items.update().where(items.c.id == item_id).values(data=data, updated_at=now))
 
 
-def replace_consensus_many(conn: Connection, project_id: int, by_item: dict[int, list[dict]]) -> None:
+def replace_consensus_many(conn: Connection, project_id: int, by_item: dict[int, list[dict[str, Any]]]) -> None:
     """records.replace_consensus for many items at once: their rows from the answers (source
     "consensus") replaced, a reviewer's rows kept (the insert skips their questions)."""
     if not by_item:
@@ -322,7 +322,7 @@ _SET_STATE = (
 )
 
 
-def set_item_states(conn: Connection, rows: list[dict]) -> None:
+def set_item_states(conn: Connection, rows: list[dict[str, Any]]) -> None:
     """``{"b_id", "b_status", "b_target", "b_now"}`` per item."""
     if rows:
         conn.execute(_SET_STATE, rows)

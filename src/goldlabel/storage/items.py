@@ -27,14 +27,14 @@ def fetch_item(conn: Connection, project_id: int, item_id: int) -> dict[str, Any
     return dict(row) if row else None
 
 
-def fetch_live_item(conn: Connection, project_id: int, item_id: int) -> dict | None:
+def fetch_live_item(conn: Connection, project_id: int, item_id: int) -> dict[str, Any] | None:
     """fetch_item, None for a deleted item (hidden everywhere until restored)."""
     row = fetch_item(conn, project_id, item_id)
     return None if row is None or row["status"] == "deleted" else row
 
 
-def fetch_item_data(conn: Connection, item_id: int) -> dict:
-    return conn.execute(sa.select(items.c.data).where(items.c.id == item_id)).scalar_one()
+def fetch_item_data(conn: Connection, item_id: int) -> dict[str, Any]:
+    return cast(dict[str, Any], conn.execute(sa.select(items.c.data).where(items.c.id == item_id)).scalar_one())
 
 
 def fetch_item_status(conn: Connection, item_id: int) -> str:
@@ -61,7 +61,7 @@ def _like(term: str) -> str:
     return "%" + term.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
 
 
-def text_match(conn: Connection, term: str) -> sa.ColumnElement:
+def text_match(conn: Connection, term: str) -> sa.ColumnElement[bool]:
     """The item's external_id or one of its data values (top level; a nested value as its JSON
     text) contains ``term``, case-insensitively. A scan of the project's items in id order:
     with the keyset page it stops at the page's last match."""
@@ -90,10 +90,10 @@ def item_filters(
     source: str | None = None,
     flag: str | None = None,
     meta: dict[str, str] | None = None,
-) -> list[sa.ColumnElement]:
+) -> list[sa.ColumnElement[bool]]:
     """WHERE conditions of the item filters (see list_items). ``status`` None: every item but
     the deleted ones; "deleted": the items in their undo window."""
-    conds: list[sa.ColumnElement] = []
+    conds: list[sa.ColumnElement[bool]] = []
     conds.append(items.c.status != "deleted" if status is None else items.c.status == status)
     if is_gold is not None:
         conds.append(items.c.is_gold == is_gold)
@@ -129,7 +129,7 @@ def item_filters(
     return conds
 
 
-def _in_project(conn: Connection, project_id: int) -> sa.ColumnElement:
+def _in_project(conn: Connection, project_id: int) -> sa.ColumnElement[bool]:
     # SQLite: "+ 0" keeps the planner on the rowid range scan (id > after ORDER BY id) instead of
     # an index on project_id, which would sort the whole project for every page (as the export's
     # batches do, storage/exports.py).
@@ -144,7 +144,7 @@ def list_items(
     after: int,
     limit: int,
     **filters: Any,
-) -> list[dict]:
+) -> list[dict[str, Any]]:
     """A keyset page of items (``id > after ORDER BY id LIMIT n``) with the given filters
     (item_filters: status, is_gold, annotator_id, question with label / confidence range /
     disagreement, q text search, consensus source, flag, meta key=value).
@@ -292,7 +292,7 @@ def flag_item(conn: Connection, project_id: int, item_id: int, flag: str, user_i
     if before != "needs_review":
         conn.execute(consensus.update().where(consensus.c.item_id == item_id).values(status="needs_review",
                                                                                      updated_at=now))
-    return before
+    return cast(str, before)
 
 
 def clear_flag(conn: Connection, item_id: int) -> None:
@@ -339,7 +339,7 @@ def list_answers_by_annotator(
     return [dict(r) for r in conn.execute(q).mappings()]
 
 
-def list_project_answers(conn: Connection, project_id: int, after: int, limit: int) -> list[dict]:
+def list_project_answers(conn: Connection, project_id: int, after: int, limit: int) -> list[dict[str, Any]]:
     deleted = sa.select(sa.literal(1)).where(items.c.id == answers.c.item_id, items.c.status == "deleted")
     q = (
         sa.select(answers)

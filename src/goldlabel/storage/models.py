@@ -4,7 +4,7 @@ the label-error audit (tables in storage/tables.py, migration 0011_models)."""
 from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 import sqlalchemy as sa
@@ -28,8 +28,9 @@ from goldlabel.storage.tables import (
 MODEL_PREFIX = "goldlabel:"
 
 
-def _insert(conn: Connection, table: sa.Table):
-    return (postgresql if conn.dialect.name == "postgresql" else sqlite).insert(table)
+def _insert(conn: Connection, table: sa.Table) -> postgresql.Insert | sqlite.Insert:
+    return cast("postgresql.Insert | sqlite.Insert",
+                (postgresql if conn.dialect.name == "postgresql" else sqlite).insert(table))
 
 
 # ---------------------------------------------------------------- embeddings
@@ -51,7 +52,8 @@ def decode_vectors(blobs: Sequence[bytes], scales: Sequence[float], dim: int | N
     return raw.astype(np.float32) * np.asarray(scales, dtype=np.float32)[:, None]
 
 
-def items_to_embed(conn: Connection, project_id: int, limit: int, item_ids: Sequence[int] | None = None) -> list[tuple]:
+def items_to_embed(conn: Connection, project_id: int, limit: int, item_ids: Sequence[int] | None = None,
+                   ) -> list[tuple[Any, ...]]:
     """(id, data) of the project's items without an embedding, lowest id first."""
     q = (
         sa.select(items.c.id, items.c.data)
@@ -90,7 +92,7 @@ def cached_vectors(conn: Connection, model_id: str, hashes: Sequence[str]) -> di
     return {h: (bytes(v), s) for h, v, s in conn.execute(q)}
 
 
-def insert_embeddings(conn: Connection, rows: list[dict]) -> None:
+def insert_embeddings(conn: Connection, rows: list[dict[str, Any]]) -> None:
     if rows:
         conn.execute(_insert(conn, embeddings).on_conflict_do_nothing(), rows)
 
@@ -171,15 +173,16 @@ def count_training_labels(conn: Connection, project_id: int, question: str) -> i
 # ---------------------------------------------------------------- state and versions
 
 
-def fetch_state(conn: Connection, project_id: int) -> dict | None:
+def fetch_state(conn: Connection, project_id: int) -> dict[str, Any] | None:
     row = conn.execute(sa.select(model_state).where(model_state.c.project_id == project_id)).mappings().first()
     return dict(row) if row else None
 
 
-def ensure_state(conn: Connection, project_id: int, settings: dict, now: int) -> dict:
+def ensure_state(conn: Connection, project_id: int, settings: dict[str, Any], now: int) -> dict[str, Any]:
     conn.execute(_insert(conn, model_state).on_conflict_do_nothing().values(
         project_id=project_id, settings=settings, updated_at=now))
-    return fetch_state(conn, project_id)
+    # the row exists: the insert above made it or found it
+    return cast(dict[str, Any], fetch_state(conn, project_id))
 
 
 def update_state(conn: Connection, project_id: int, **values: Any) -> None:
@@ -197,7 +200,7 @@ def claim_project(conn: Connection, project_id: int, now: int, hold_ms: int) -> 
     return res.rowcount == 1
 
 
-def list_projects_for_models(conn: Connection) -> list[dict]:
+def list_projects_for_models(conn: Connection) -> list[dict[str, Any]]:
     """Every project's id, label schema and updated_at (the worker keeps those with a choice question)."""
     cols = (projects.c.id, projects.c.label_schema, projects.c.updated_at)
     return [dict(r) for r in conn.execute(sa.select(*cols).order_by(projects.c.id)).mappings()]
@@ -210,13 +213,13 @@ def insert_version(conn: Connection, **values: Any) -> int:
 _VERSION_COLS = [c for c in model_versions.c if c.name != "params"]
 
 
-def list_versions(conn: Connection, project_id: int, limit: int = 50) -> list[dict]:
+def list_versions(conn: Connection, project_id: int, limit: int = 50) -> list[dict[str, Any]]:
     q = (sa.select(*_VERSION_COLS).where(model_versions.c.project_id == project_id)
          .order_by(model_versions.c.id.desc()).limit(limit))
     return [dict(r) for r in conn.execute(q).mappings()]
 
 
-def fetch_current_version(conn: Connection, project_id: int, with_params: bool = False) -> dict | None:
+def fetch_current_version(conn: Connection, project_id: int, with_params: bool = False) -> dict[str, Any] | None:
     """The newest ready version."""
     cols = list(model_versions.c) if with_params else _VERSION_COLS
     q = (sa.select(*cols).where(model_versions.c.project_id == project_id, model_versions.c.status == "ready")
@@ -228,7 +231,7 @@ def fetch_current_version(conn: Connection, project_id: int, with_params: bool =
 # ---------------------------------------------------------------- predictions
 
 
-def replace_model_predictions(conn: Connection, project_id: int, rows: list[dict]) -> None:
+def replace_model_predictions(conn: Connection, project_id: int, rows: list[dict[str, Any]]) -> None:
     """The project model's prediction per item: the new version's replaces any earlier one."""
     if not rows:
         return
@@ -266,7 +269,7 @@ def finalize_auto(conn: Connection, item_id: int, now: int) -> bool:
     return res.rowcount == 1
 
 
-def insert_auto_labels(conn: Connection, rows: list[dict]) -> None:
+def insert_auto_labels(conn: Connection, rows: list[dict[str, Any]]) -> None:
     if rows:
         conn.execute(_insert(conn, auto_labels).on_conflict_do_nothing(), rows)
 
@@ -308,13 +311,13 @@ def auto_label_counts(conn: Connection, project_id: int) -> dict[str, int]:
 # ---------------------------------------------------------------- label-error audit
 
 
-def replace_label_issues(conn: Connection, project_id: int, version_id: int, rows: list[dict]) -> None:
+def replace_label_issues(conn: Connection, project_id: int, version_id: int, rows: list[dict[str, Any]]) -> None:
     conn.execute(label_issues.delete().where(label_issues.c.project_id == project_id))
     if rows:
         conn.execute(label_issues.insert(), [{**r, "project_id": project_id, "version_id": version_id} for r in rows])
 
 
-def list_label_issues(conn: Connection, project_id: int, limit: int) -> list[dict]:
+def list_label_issues(conn: Connection, project_id: int, limit: int) -> list[dict[str, Any]]:
     q = (
         sa.select(label_issues.c.item_id, items.c.external_id, label_issues.c.question, label_issues.c.rank,
                   label_issues.c.given, label_issues.c.suggested, label_issues.c.self_confidence,
@@ -329,7 +332,7 @@ def list_label_issues(conn: Connection, project_id: int, limit: int) -> list[dic
     return [dict(r) for r in conn.execute(q).mappings()]
 
 
-def fetch_issues_for_review(conn: Connection, project_id: int, item_ids: Sequence[int]) -> list[dict]:
+def fetch_issues_for_review(conn: Connection, project_id: int, item_ids: Sequence[int]) -> list[dict[str, Any]]:
     """The label issues of these items whose item is final with a label from the answers
     (source consensus): the ones a model may send back to review."""
     q = (

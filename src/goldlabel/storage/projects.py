@@ -25,7 +25,7 @@ def insert_project(conn: Connection, **values: Any) -> dict[str, Any]:
     return dict(conn.execute(projects.insert().values(**values).returning(*projects.c)).mappings().one())
 
 
-def fetch_project(conn: Connection, project_id: int, *, deleted: bool = False) -> dict | None:
+def fetch_project(conn: Connection, project_id: int, *, deleted: bool = False) -> dict[str, Any] | None:
     """The project (a deleted one, in its undo window, only with ``deleted=True``)."""
     q = sa.select(projects).where(projects.c.id == project_id)
     if not deleted:
@@ -118,7 +118,7 @@ def fetch_deleted_at(conn: Connection, project_id: int) -> int | None:
     return conn.execute(sa.select(projects.c.deleted_at).where(projects.c.id == project_id)).scalar()
 
 
-def list_deleted_projects(conn: Connection, since: int, member_id: int | None) -> list[dict]:
+def list_deleted_projects(conn: Connection, since: int, member_id: int | None) -> list[dict[str, Any]]:
     """Projects deleted at or after ``since`` (restorable), newest first; ``member_id``: only
     those this user belongs to."""
     q = (
@@ -140,7 +140,7 @@ def purge_deleted_projects(conn: Connection, before: int) -> int:
     ).rowcount
 
 
-def list_projects(conn: Connection, after: int, limit: int, member_id: int | None) -> list[dict]:
+def list_projects(conn: Connection, after: int, limit: int, member_id: int | None) -> list[dict[str, Any]]:
     """Projects by id; ``member_id`` restricts to projects that user belongs to."""
     q = (
         sa.select(projects)

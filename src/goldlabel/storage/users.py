@@ -15,7 +15,7 @@ def insert_user(conn: Connection, **values: Any) -> dict[str, Any]:
     return dict(row)
 
 
-def fetch_user(conn: Connection, user_id: int, *, for_update: bool = False) -> dict | None:
+def fetch_user(conn: Connection, user_id: int, *, for_update: bool = False) -> dict[str, Any] | None:
     """``for_update``: lock the row until the transaction ends (PostgreSQL; SQLite's write
     transactions are serialized anyway)."""
     q = sa.select(users).where(users.c.id == user_id)
@@ -56,7 +56,7 @@ def claim_totp_step(conn: Connection, user_id: int, step: int) -> bool:
     return res.rowcount == 1
 
 
-def insert_token(conn: Connection, **values: Any) -> dict:
+def insert_token(conn: Connection, **values: Any) -> dict[str, Any]:
     cols = [c for c in api_tokens.c if c.name != "token_hash"]
     return dict(conn.execute(api_tokens.insert().values(**values).returning(*cols)).mappings().one())
 

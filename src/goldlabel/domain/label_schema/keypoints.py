@@ -13,6 +13,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
+from goldlabel.domain.errors import FieldError
 from goldlabel.domain.label_schema.base import _check_object_keys, _preview
 from goldlabel.domain.label_schema.boxes import BoxesQuestion
 from goldlabel.domain.label_schema.polygons import check_point, image_bounds
@@ -65,12 +66,13 @@ class KeypointsQuestion(BoxesQuestion):
     def skeleton(self, label: str) -> Skeleton:
         return self._by_label[label]
 
-    def _options_json(self):
+    def _options_json(self) -> dict[str, Any]:
         out = BoxesQuestion._options_json(self)
         out["skeletons"] = {s.label: s.to_json() for s in self.skeletons}
         return out
 
-    def check(self, value, item_data, loc, errors):
+    def check(self, value: Any, item_data: Mapping[str, Any] | None, loc: Loc,
+              errors: list[FieldError]) -> Any:
         if not isinstance(value, list):
             _wrong_type(errors, loc, "a list of keypoint instances", value)
             return None
@@ -154,7 +156,8 @@ class KeypointsQuestion(BoxesQuestion):
         return out
 
 
-def parse_skeletons(value: Any, labels: tuple[str, ...], loc: Loc, errors: list) -> tuple[Skeleton, ...]:
+def parse_skeletons(value: Any, labels: tuple[str, ...], loc: Loc,
+                    errors: list[FieldError]) -> tuple[Skeleton, ...]:
     """Read the ``skeletons`` option: ``{label: {"points": [...], "edges": [[a, b], ...],
     "sigmas": {name: sigma}}}``, one per label. Problems are ``bad_option`` at ``loc``."""
     from goldlabel.domain.label_schema.validation import _MAX_LABEL_LENGTH, _is_number

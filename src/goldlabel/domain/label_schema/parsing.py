@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from goldlabel.domain.errors import FieldError
 from goldlabel.domain.label_schema.questions import (
@@ -31,6 +31,9 @@ from goldlabel.domain.label_schema.validation import (
     _is_number,
     _wrong_type,
 )
+
+if TYPE_CHECKING:
+    from goldlabel.domain.label_schema.keypoints import Skeleton
 
 # --------------------------------------------------------------------------------------------
 # Parsing
@@ -221,7 +224,7 @@ def _parse_options(cls: type[Question], r: _OptionReader) -> dict[str, Any]:
         if coordinates not in ("relative", "pixel"):
             r.bad("coordinates", "bad_option",
                   f"coordinates must be 'relative' or 'pixel', got {coordinates!r}")
-        options = {"labels": r.labels("labels"), "source": r.field_name("source", "image"),
+        options: dict[str, Any] = {"labels": r.labels("labels"), "source": r.field_name("source", "image"),
                    "coordinates": coordinates,
                    "width_field": r.field_name("width_field", "width"),
                    "height_field": r.field_name("height_field", "height")}
@@ -233,7 +236,7 @@ def _parse_options(cls: type[Question], r: _OptionReader) -> dict[str, Any]:
     raise AssertionError(cls)  # pragma: no cover - every kind is handled above
 
 
-def _parse_skeletons(r: _OptionReader, labels: tuple[str, ...]) -> tuple:
+def _parse_skeletons(r: _OptionReader, labels: tuple[str, ...]) -> tuple[Skeleton, ...]:
     from goldlabel.domain.label_schema.keypoints import parse_skeletons
 
     n_errors = len(r.errors)

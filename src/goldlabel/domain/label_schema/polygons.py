@@ -83,7 +83,8 @@ class PolygonsQuestion(BoxesQuestion):
 
     kind: ClassVar[str] = "polygons"
 
-    def check(self, value, item_data, loc, errors):
+    def check(self, value: Any, item_data: Mapping[str, Any] | None, loc: Loc,
+              errors: list[FieldError]) -> Any:
         if not isinstance(value, list):
             _wrong_type(errors, loc, "a list of polygons", value)
             return None
