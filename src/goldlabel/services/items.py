@@ -286,7 +286,7 @@ class PurgeSweeper:
         self._thread.join(timeout=10)
 
     def _run(self) -> None:
-        while not self._stop.wait(self.interval_s * random.uniform(0.75, 1.25)):
+        while not self._stop.wait(self.interval_s * random.uniform(0.75, 1.25)):  # nosec B311  # jitter of a sweep interval; no secret
             try:
                 purge_expired(self.ctx)
             except Exception:  # a failed sweep must not end the thread

@@ -48,7 +48,7 @@ class ModelWorker:
 
     def _run(self) -> None:
         _lower_thread_priority(MODEL_NICE)
-        while not self._stop.wait(self.interval_s * random.uniform(0.75, 1.25)):
+        while not self._stop.wait(self.interval_s * random.uniform(0.75, 1.25)):  # nosec B311  # jitter of a worker interval; no secret
             try:
                 self.run_once()
             except Exception:  # a failed pass must not kill the worker

@@ -17,7 +17,6 @@ names are the same rules for callers off the event loop (the CLI, tests).
 from __future__ import annotations
 
 import hashlib
-import random
 import secrets
 from collections.abc import Awaitable, Callable, Generator
 from typing import Any, NamedTuple
@@ -57,6 +56,7 @@ LEASE_TOKEN_PREFIX = "lt_"
 DEFAULT_MAX_LEASES = 4
 # Member roles that may annotate (access.py): what the lease statement checks in SQL.
 _ANNOTATE_ROLES = [role for role, rank in ROLE_RANK.items() if rank >= NEED_RANK["annotate"]]
+_SYSTEM_RANDOM = secrets.SystemRandom()
 
 
 def _hash(token: str) -> str:
@@ -217,7 +217,9 @@ def _lease_general(ctx: Context, actor: Actor, project_id: int) -> dict[str, Any
         gold = queue_store.fetch_candidates(conn, project_id, actor.id, is_gold=True) if has_gold else []
         progress = AnnotatorProgress(gold_answered=standing["n_gold"] if standing else 0)
         normal = queue_store.fetch_candidates(conn, project_id, actor.id, is_gold=False)
-        choice = pick_next(normal, gold, policy, progress, random.random())
+        # the gold draw must not be predictable from earlier draws (colluding annotators would
+        # learn when gold comes): the OS's generator, not random's Mersenne twister
+        choice = pick_next(normal, gold, policy, progress, _SYSTEM_RANDOM.random())
         if choice is None:
             return None
         reserved, data = queue_store.reserve_item_data(conn, choice.id)
