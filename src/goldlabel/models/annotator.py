@@ -67,7 +67,7 @@ def add_model_answers(answers: Answers, probas: np.ndarray, bands: tuple[float, 
     label, band = model_votes(probas[answered_at], bands)
     codes = answers.n_annotators + np.arange(len(bands))
     combined = Answers(
-        np.concatenate([answers.item, answered]),
+        np.concatenate([answers.item, answered_at]),
         np.concatenate([answers.annotator, codes[band]]),
         np.concatenate([answers.label, label]),
         answers.item_ids,
