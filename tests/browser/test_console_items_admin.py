@@ -87,6 +87,9 @@ def test_search_filters_bulk_actions_and_delete_with_undo(page, server, ui):
     # One item from its page; restored from the Deleted view.
     page.goto(f"/console/projects/{pid}/items?q=t-4")
     page.click("[data-testid=items-table] tbody tr td:nth-child(3) a")
+    # the item page's module scripts (its delete handler among them) load after the click
+    page.wait_for_url(lambda url: "/items/" in url and "?" not in url)
+    page.wait_for_load_state("load")
     page.click("[data-testid=delete-item]")
     page.wait_for_url(lambda url: "undo=" in url, timeout=30_000)
     assert "Deleted 1 item. It can be restored" in page.inner_text("[data-testid=undo-banner]")
