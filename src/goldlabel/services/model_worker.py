@@ -8,12 +8,12 @@ and a project one process works on is left alone by the others (``model_state.bu
 from __future__ import annotations
 
 import logging
-import os
 import random
 import threading
 
 from goldlabel.services import models as model_service
 from goldlabel.services.context import Context
+from goldlabel.services.refit import lower_thread_priority
 from goldlabel.storage import models as model_store
 from goldlabel.storage.engine import read_tx
 
@@ -47,7 +47,7 @@ class ModelWorker:
         self._thread.join(timeout=30)
 
     def _run(self) -> None:
-        _lower_thread_priority(MODEL_NICE)
+        lower_thread_priority(MODEL_NICE)
         while not self._stop.wait(self.interval_s * random.uniform(0.75, 1.25)):  # nosec B311  # jitter of a worker interval; no secret
             try:
                 self.run_once()
@@ -68,15 +68,3 @@ class ModelWorker:
                                                       embed_budget_s=max(1.0, self.interval_s * 2)))
         return done
 
-
-def _lower_thread_priority(increment: int) -> None:
-    """Raise the calling thread's nice value by ``increment`` (Linux: each thread has its own;
-    raising it needs no privilege). Elsewhere, or where refused, the thread keeps its priority."""
-    get_id = getattr(threading, "get_native_id", None)
-    if get_id is None or not hasattr(os, "setpriority") or not os.path.isdir("/proc/self/task"):
-        return
-    tid = get_id()
-    try:
-        os.setpriority(os.PRIO_PROCESS, tid, min(19, os.getpriority(os.PRIO_PROCESS, tid) + increment))
-    except OSError:
-        log.debug("could not lower the model worker's priority", exc_info=True)

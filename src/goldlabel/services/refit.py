@@ -305,7 +305,7 @@ class RefitScheduler:
         return self._thread.native_id
 
     def _run(self) -> None:
-        _lower_thread_priority(REFIT_NICE)
+        lower_thread_priority(REFIT_NICE)
         while not self._stop.wait(self.interval_s * random.uniform(0.75, 1.25)):  # nosec B311  # jitter of a re-fit interval; no secret
             try:
                 self.run_once()
@@ -333,7 +333,7 @@ class RefitScheduler:
         return done
 
 
-def _lower_thread_priority(increment: int) -> None:
+def lower_thread_priority(increment: int) -> None:
     """Raise the calling thread's nice value by ``increment`` (Linux: each thread has its own;
     raising it needs no privilege). Elsewhere, or where refused, the thread keeps its priority."""
     get_id = getattr(threading, "get_native_id", None)
@@ -343,4 +343,4 @@ def _lower_thread_priority(increment: int) -> None:
     try:
         os.setpriority(os.PRIO_PROCESS, tid, min(19, os.getpriority(os.PRIO_PROCESS, tid) + increment))
     except OSError:
-        log.debug("could not lower the re-fit thread's priority", exc_info=True)
+        log.debug("could not lower a background thread's priority", exc_info=True)
