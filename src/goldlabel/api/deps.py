@@ -31,13 +31,14 @@ async def get_actor(
     ctx: ContextDep,
     credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)],
 ) -> Actor:
-    # async: a token verified in the last seconds is answered from memory, with no thread-pool
-    # hop; a cache miss reads the database in the thread pool.
+    # The token is read on every request (the actor cache serves only the annotate loop, whose
+    # statements re-check it: services/users.py), so a revocation through any server process is
+    # seen at once; api.guard.RequestGuard already read it for a write, and left its actor here.
     if credentials is not None:
-        actor = user_service.cached_token_actor(ctx, credentials.credentials, enrolment_only=True)
+        actor = getattr(request.state, "token_actor", None)
         if actor is None:
-            actor = await run_in_threadpool(partial(user_service.authenticate_token, enrolment_only=True),
-                                            ctx, credentials.credentials)
+            actor = await run_in_threadpool(partial(user_service.authenticate_token, enrolment_only=True,
+                                                    cached=False), ctx, credentials.credentials)
     else:
         actor = getattr(request.state, "session_actor", None)
         if actor is None:

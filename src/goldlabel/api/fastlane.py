@@ -11,7 +11,10 @@ the contract (OpenAPI) and the path for what is not plain (validation errors, la
 Browser and API-token clients take this path alike; only how the caller is authenticated
 differs, and both answers come from one cache with one revocation rule
 (``services.users.cached_token_actor`` / ``cached_session_actor``: entries live at most
-``settings.token_cache_s``, and any revocation through this process clears them at once):
+``settings.token_cache_s``; a revocation through any process is seen at once, because each use
+case's own statements read the user's auth version and raise ``StaleCredentials`` for an actor
+verified at an older one, before writing anything: the request then goes to the app, which
+reads the credential again and answers 401, 403 or the use case's result):
 
 - ``Authorization: Bearer``: a token of a user the database knows, verified from the cache or,
   on a miss, here by ``users.authenticate_token``, as the app's ``get_actor`` does. (Handing
@@ -45,6 +48,7 @@ from goldlabel.domain.json_limits import MAX_DEPTH
 from goldlabel.schemas import AnswerSubmit, LeaseAction
 from goldlabel.services import queue as queue_service
 from goldlabel.services import users as user_service
+from goldlabel.services.access import StaleCredentials
 from goldlabel.services.context import Context
 from goldlabel.web.security import SECURITY_HEADERS, read_body, replay
 from goldlabel.web.session import SESSION_COOKIE, SessionSigner
@@ -129,7 +133,11 @@ class AnnotateFastLane:
         project_id = int(match.group(1))
         action = match.group(2)
         if action == "next":
-            await self._next(actor, project_id, send, browser=not token)
+            try:
+                await self._next(actor, project_id, send, browser=not token)
+            except StaleCredentials:
+                self.context.forget_user(actor.id)
+                await self._pass(scope, receive, send)
             return
         # A body declared longer than the fast lane takes goes to the app unread: its
         # api.guard.RequestGuard answers 413 past the route's limit before reading.
@@ -157,10 +165,14 @@ class AnnotateFastLane:
         except ValidationError:
             await self._pass(scope, replay(body, receive, more_body=False), send)
             return
-        if action == "answers":
-            await self._answers(actor, project_id, submitted, idempotency_key, send, browser=not token)
-        else:
-            await self._give_back(action, actor, project_id, submitted.lease_token, send, browser=not token)
+        try:
+            if action == "answers":
+                await self._answers(actor, project_id, submitted, idempotency_key, send, browser=not token)
+            else:
+                await self._give_back(action, actor, project_id, submitted.lease_token, send, browser=not token)
+        except StaleCredentials:
+            self.context.forget_user(actor.id)
+            await self._pass(scope, replay(body, receive, more_body=False), send)
 
     async def _verify_token(self, token: str) -> Any:
         """The actor of a token that is not in the cache (a database read, which fills it), or
@@ -202,6 +214,8 @@ class AnnotateFastLane:
             self.counts["browser"] += 1
         try:
             return True, await work
+        except StaleCredentials:
+            raise  # nothing was written or sent: the caller hands the request to the app
         except GoldlabelError as exc:
             await _send_problem(send, exc)
         except Exception as exc:  # noqa: BLE001 - as the app's handler for Exception does

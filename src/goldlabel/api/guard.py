@@ -144,11 +144,10 @@ class RequestGuard:
         else:
             # Authentication only: a user who must enrol in two-factor login is refused (or not)
             # by the route's api.deps.get_actor, which knows the path.
-            if user_service.cached_token_actor(self.context, token, enrolment_only=True) is not None:
-                return None
             try:
-                await run_in_threadpool(partial(user_service.authenticate_token, enrolment_only=True),
-                                        self.context, token)
+                actor = await run_in_threadpool(partial(user_service.authenticate_token, enrolment_only=True,
+                                                        cached=False), self.context, token)
+                scope.setdefault("state", {})["token_actor"] = actor  # for api.deps.get_actor
                 return None
             except GoldlabelError as exc:
                 error = exc

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from goldlabel.domain.errors import forbidden, not_found
+from goldlabel.domain.errors import GoldlabelError, forbidden, not_found
 from goldlabel.storage import projects as project_store
 from goldlabel.storage import users as user_store
 from goldlabel.storage.handles import Connection
@@ -24,6 +24,10 @@ class Actor:
     # The role requires two-factor login and the user has not enrolled: they may only enrol
     # (api.deps and web.rendering refuse everything else).
     must_enrol: bool = False
+    # users.auth_version when the credential was verified (services/users.py); every revocation
+    # bumps it, and the statements a project-scoped call already runs read it back
+    # (``check_auth_version``). None: not checked (the local operator, a test's actor).
+    auth_version: int | None = None
 
     @property
     def is_admin(self) -> bool:
@@ -34,6 +38,25 @@ class Actor:
         return self.role in ("admin", "manager")
 
 
+class StaleCredentials(GoldlabelError):
+    """The user's auth version moved since their credential was verified (a token revoked, a
+    session ended, a suspension, a role change: here or in another server process). Raised
+    before anything is written; the caller verifies the credential again (api/fastlane.py hands
+    the request to the app, which does) and, when it still holds, sends the request again."""
+
+
+def stale_credentials() -> StaleCredentials:
+    return StaleCredentials("your credentials changed while this request was checked; send it again",
+                            code="credentials_changed", status=401)
+
+
+def check_auth_version(actor: Actor, version: int | None) -> None:
+    """StaleCredentials unless ``version`` (the user's auth version as the statement just read
+    it) is the one ``actor`` was verified at."""
+    if actor.auth_version is not None and version != actor.auth_version:
+        raise stale_credentials()
+
+
 def fetch_project_role(conn: Connection, actor: Actor, project_id: int) -> str | None:
     if actor.is_admin:
         return "admin"
@@ -42,14 +65,18 @@ def fetch_project_role(conn: Connection, actor: Actor, project_id: int) -> str |
 
 def load_project(conn: Connection, actor: Actor, project_id: int, need: str) -> dict:
     """The project, if ``actor`` may ``need`` it (view | annotate | review | manage)."""
-    project, role = project_store.fetch_project_with_role(conn, project_id, actor.id)
+    project, role, version = project_store.fetch_project_with_role(conn, project_id, actor.id)
+    if project is not None:
+        check_auth_version(actor, version)
     return authorize(actor, project, role, need)
 
 
 def load_project_to_annotate(conn: Connection, actor: Actor, project_id: int) -> tuple[dict, dict | None]:
     """``load_project(..., "annotate")`` and the actor's annotator standing in the project
     (``{"status", "n_gold"}`` or None), in one statement: the lease path runs it every time."""
-    project, role, standing = project_store.fetch_project_role_standing(conn, project_id, actor.id)
+    project, role, standing, version = project_store.fetch_project_role_standing(conn, project_id, actor.id)
+    if project is not None:
+        check_auth_version(actor, version)
     return authorize(actor, project, role, "annotate"), standing
 
 

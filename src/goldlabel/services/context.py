@@ -15,10 +15,10 @@ from goldlabel.storage.engine import create_engine
 from goldlabel.storage.handles import Engine
 from goldlabel.storage.media import LocalMediaStore, MediaStore, S3MediaStore
 
-# How long a verified API token is trusted without asking the database again (the default of
-# settings.token_cache_s). A revocation, deactivation or role change made through this Context
-# clears the cache at once; one made by another process (a second uvicorn worker, the CLI) is
-# seen by this process within this bound (docs/security.md; 0 = at once, a read per request).
+# How long the annotate loop trusts a verified API token or session without reading it again
+# (the default of settings.token_cache_s). Revocation does not wait for it: every revocation
+# moves the user's auth version on, and the annotate loop's own statements read the version and
+# refuse a cached actor of an older one (services/access.py, docs/security.md), in every process.
 TOKEN_CACHE_TTL_S = 2.0
 # Leases whose item reading this process keeps for the submit (services/queue.py): at most this
 # many; the oldest go first.
@@ -85,6 +85,12 @@ class Context:
             if len(self._actors) > 10_000:
                 self._actors.clear()
             self._actors[token_hash] = (time.monotonic() + self.token_cache_ttl_s, actor)
+
+    def forget_user(self, user_id: int) -> None:
+        """Drop the cached actors of one user (their auth version moved on)."""
+        with self._lock:
+            self._actors = {k: v for k, v in self._actors.items()
+                            if getattr(v[1], "id", None) != user_id}
 
     def forget_actors(self) -> None:
         """Drop every cached token -> actor: called on any revocation or user change."""

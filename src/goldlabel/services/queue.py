@@ -34,6 +34,7 @@ from goldlabel.services.access import (
     ROLE_RANK,
     Actor,
     authorize,
+    check_auth_version,
     load_project,
     load_project_to_annotate,
 )
@@ -136,6 +137,7 @@ def _lease_call(actor: Actor, project_id: int) -> tuple[str, Any]:
     return token, queue_pg.lease(
         project_id=project_id, user_id=actor.id, is_admin=actor.is_admin, roles=_ANNOTATE_ROLES,
         token_hash=_hash(token), now=now_ms(), default_max_leases=DEFAULT_MAX_LEASES,
+        auth_version=actor.auth_version,
     )
 
 
@@ -147,6 +149,7 @@ def _lease_outcome(ctx: Context, actor: Actor, rows: list[dict], token: str) -> 
     got = queue_pg.parse_lease(rows)
     if got is None:
         raise not_found("project")
+    check_auth_version(actor, got["auth_version"])
     project = authorize(actor, got["project"], got["role"], "annotate")
     quality_service.ensure_not_suspended(got["standing"])
     lease = got["lease"]
@@ -173,7 +176,7 @@ def _remember_reading(ctx: Context, project: dict, got: dict, token: str) -> Non
     rewrite)."""
     if not ctx.backend.merged_submit or not _merged_kinds(ctx.get_schema(project)):
         return
-    reading = {"project": project, "role": got["role"], "lease": got["lease"], "item": {**got["item"], "data": None},
+    reading = {"project": project, "role": got["role"], "auth_version": got["auth_version"], "lease": got["lease"], "item": {**got["item"], "data": None},
                "key_seen": False, "answers": got["answers"], "skills": got["skills"], "priors": got["priors"]}
     ctx.remember_lease_reading((_hash(token), got["lease"]["annotator_id"], project["id"]), project["lease_ttl_s"],
                                reading)
@@ -393,6 +396,8 @@ def _submit_plan(ctx: Context, actor: Actor, project_id: int, got: dict | None, 
     lease, 403 role, 422 answer) are raised here, in the same order. When the project's pooled
     knowledge (services/cold_start.py) is due, ``_NEEDS_SAMPLE``: the caller reads it
     (queue_pg.pooled_sample) and plans again with it as ``sample``."""
+    if got is not None:
+        check_auth_version(actor, got["auth_version"])
     project = authorize(actor, got and got["project"], got and got["role"], "annotate")
     lease, item = got["lease"], got["item"]
     _check_own_lease(lease, actor, project_id)
@@ -428,7 +433,7 @@ def _submit_plan(ctx: Context, actor: Actor, project_id: int, got: dict | None, 
         project=project, lease=lease, item=item, annotator_id=actor.id, is_admin=actor.is_admin,
         roles=_ANNOTATE_ROLES, value=clean,
         duration_ms=duration_ms, idempotency_key=idempotency_key, now=now, status=status, target=target,
-        rows=rows, item_events=item_events,
+        rows=rows, item_events=item_events, auth_version=actor.auth_version,
     )
     return _SubmitPlan(write, status), now
 

@@ -107,6 +107,7 @@ def confirm_enrolment(ctx: Context, actor: Actor, user_id: int, code: str, addre
                                  code="invalid_code", status=422)
         user_store.update_user(conn, user_id, totp_enabled_at=now_ms(), totp_last_step=step,
                                totp_recovery=[_hash(c) for c in codes])
+        user_store.bump_auth_version(conn, user_id)  # a cached actor's must_enrol is over
         audit.record(conn, actor, "totp.enable", target=("user", user_id))
     guard.succeeded(actor.username)
     ctx.forget_actors()  # a cached token's must_enrol is over
@@ -129,6 +130,7 @@ def disable(ctx: Context, actor: Actor, user_id: int, code: str | None, address:
             raise GoldlabelError("that code is wrong or has expired", code="invalid_code", status=422)
         user_store.update_user(conn, user_id, totp_secret=None, totp_enabled_at=None,
                                totp_last_step=None, totp_recovery=None)
+        user_store.bump_auth_version(conn, user_id)  # must_enrol may have changed
         audit.record(conn, actor, "totp.disable", target=("user", user_id),
                      detail={"by_admin": actor.id != user_id})
         row = user_store.fetch_user(conn, user_id)

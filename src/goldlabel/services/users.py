@@ -118,13 +118,15 @@ def authenticate_password(ctx: Context, username: str, password: str) -> Actor:
 
 def actor_of(ctx: Context, row: dict) -> Actor:
     must_enrol = row["role"] in ctx.settings.totp_roles and row["totp_enabled_at"] is None
-    return Actor(row["id"], row["username"], row["role"], must_enrol=must_enrol)
+    return Actor(row["id"], row["username"], row["role"], must_enrol=must_enrol, auth_version=row["auth_version"])
 
 
 def cached_token_actor(ctx: Context, token: str, *, enrolment_only: bool = False) -> Actor | None:
-    """The actor of a token verified less than ``ctx.token_cache_ttl_s`` ago, without I/O.
-    A user who must enrol in two-factor login is None unless ``enrolment_only`` (see
-    ``authenticate_token``)."""
+    """The actor of a token verified less than ``ctx.token_cache_ttl_s`` ago, without I/O: for
+    the annotate loop's use cases only, whose statements read the user's auth version and refuse
+    the actor once it moved (services/access.py ``StaleCredentials``), so a revocation through
+    any process is seen at once. A user who must enrol in two-factor login is None unless
+    ``enrolment_only`` (see ``authenticate_token``)."""
     if not token.startswith(TOKEN_PREFIX):
         return None
     actor = ctx.cached_actor(hash_token(token))
@@ -138,15 +140,17 @@ def enrolment_required() -> GoldlabelError:
                           "POST /api/v1/users/{id}/totp)", code="totp_enrolment_required", status=403)
 
 
-def authenticate_token(ctx: Context, token: str, *, enrolment_only: bool = False) -> Actor:
+def authenticate_token(ctx: Context, token: str, *, enrolment_only: bool = False, cached: bool = True) -> Actor:
     """The token's actor. A user whose role requires two-factor login and who has not enrolled
     is refused (403 ``totp_enrolment_required``) unless ``enrolment_only``: then the caller lets
     them reach only the enrolment (api.deps). The annotate loop's fast lane, which takes the
-    default, so hands their requests to the app, where api.deps refuses them."""
+    default, so hands their requests to the app, where api.deps refuses them. ``cached=False``
+    (the app's routes, whose services do not all read the auth version): always read, so that
+    a revocation is seen at once; the read still refreshes the cache."""
     if not token.startswith(TOKEN_PREFIX):
         raise unauthorized("malformed API token")
     token_hash = hash_token(token)
-    actor = ctx.cached_actor(token_hash)
+    actor = ctx.cached_actor(token_hash) if cached else None
     if actor is not None:
         if actor.must_enrol and not enrolment_only:  # type: ignore[attr-defined]
             raise enrolment_required()
@@ -197,6 +201,7 @@ def revoke_token(ctx: Context, actor: Actor, user_id: int, token_id: int) -> Non
         _token_owner(conn, actor, user_id, "revokes")
         if not user_store.revoke_token(conn, user_id, token_id, now_ms()):
             raise not_found("token")
+        user_store.bump_auth_version(conn, user_id)
         audit.record(conn, actor, "token.revoke", target=("token", token_id), detail={"user_id": user_id})
     ctx.forget_actors()
 
@@ -222,11 +227,12 @@ def cached_session_actor(ctx: Context, user_id: int, nonce: str) -> Actor | None
     return actor if actor is not None and actor.id == user_id else None  # type: ignore[attr-defined,return-value]
 
 
-def session_actor(ctx: Context, user_id: int, nonce: str) -> Actor | None:
+def session_actor(ctx: Context, user_id: int, nonce: str, *, cached: bool = True) -> Actor | None:
     """The user of a live session, if the account is active; None when the session was ended,
     has expired or never existed. One statement, then kept in the actor cache as a verified
-    token is (see ``cached_session_actor``)."""
-    actor = cached_session_actor(ctx, user_id, nonce)
+    token is (see ``cached_session_actor``); ``cached=False`` always reads (as for
+    ``authenticate_token``)."""
+    actor = cached_session_actor(ctx, user_id, nonce) if cached else None
     if actor is not None:
         return actor
     with read_tx(ctx.engine) as conn:
@@ -239,10 +245,12 @@ def session_actor(ctx: Context, user_id: int, nonce: str) -> Actor | None:
 
 
 def end_session(ctx: Context, nonce: str) -> None:
-    """Log out: the session's record is deleted, so a copy of its cookie stops working (in this
-    process at once, in others within ``token_cache_s``, as a revoked token)."""
+    """Log out: the session's record is deleted, so a copy of its cookie stops working, in every
+    server process at once (the user's auth version moves on, as for a revoked token)."""
     with write_tx(ctx.engine) as conn:
-        user_store.delete_session(conn, hash_token(nonce))
+        user_id = user_store.delete_session(conn, hash_token(nonce))
+        if user_id is not None:
+            user_store.bump_auth_version(conn, user_id)
     ctx.forget_actors()
 
 
@@ -253,6 +261,7 @@ def end_sessions(ctx: Context, actor: Actor, user_id: int) -> int:
     with write_tx(ctx.engine) as conn:
         _managed_user(conn, actor, user_id, "end the sessions of")
         ended = user_store.delete_user_sessions(conn, user_id)
+        user_store.bump_auth_version(conn, user_id)
         audit.record(conn, actor, "user.sessions_end", target=("user", user_id), detail={"ended": ended})
     ctx.forget_actors()
     return ended
@@ -346,6 +355,8 @@ def update_user(
             user_store.delete_user_sessions(conn, user_id, keep=keep)
         if values.get("is_active") is False:
             user_store.delete_user_sessions(conn, user_id)
+        if any(k in values for k in ("role", "is_active", "password_hash")):
+            user_store.bump_auth_version(conn, user_id)
         for action, detail in _audited_changes(target, values):
             audit.record(conn, actor, action, target=("user", user_id), detail=detail)
     ctx.forget_actors()  # the role or the active flag may have changed

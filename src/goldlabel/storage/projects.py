@@ -18,6 +18,7 @@ from goldlabel.storage.tables import (
     predictions,
     project_members,
     projects,
+    users,
 )
 
 
@@ -36,12 +37,16 @@ def fetch_project(conn: Connection, project_id: int, *, deleted: bool = False) -
 
 # Every project-scoped request runs this: the project and the caller's membership role in one
 # statement (built once, bind parameters only), instead of a role lookup and then the project.
+# With the caller's auth version (users.auth_version), which the service compares with the one
+# its actor was verified at: a revocation through another process is seen at once, at no extra
+# round trip (services/access.py ``check_auth_version``).
 _PROJECT_WITH_ROLE = (
-    sa.select(projects, project_members.c.role.label("_member_role"))
+    sa.select(projects, project_members.c.role.label("_member_role"), users.c.auth_version.label("_auth_version"))
     .outerjoin(
         project_members,
         sa.and_(project_members.c.project_id == projects.c.id, project_members.c.user_id == sa.bindparam("b_user_id")),
     )
+    .outerjoin(users, users.c.id == sa.bindparam("b_user_id"))
     .where(projects.c.id == sa.bindparam("b_project_id"), projects.c.deleted_at.is_(None))
 )
 
@@ -61,24 +66,27 @@ _H_PROJECT_WITH_ROLE_AND_STANDING = Hot(_PROJECT_WITH_ROLE_AND_STANDING)
 
 def fetch_project_role_standing(
     conn: Connection, project_id: int, user_id: int
-) -> tuple[dict[str, Any] | None, str | None, dict[str, Any] | None]:
+) -> tuple[dict[str, Any] | None, str | None, dict[str, Any] | None, int | None]:
     """fetch_project_with_role plus ``user_id``'s annotator standing in the project
     (``{"status", "n_gold"}``, None before their first gold answer), in one statement."""
     params = {"b_project_id": project_id, "b_user_id": user_id}
     project = _H_PROJECT_WITH_ROLE_AND_STANDING.first(conn, params)
     if project is None:
-        return None, None, None
+        return None, None, None, None
     status, n_gold = project.pop("_standing_status"), project.pop("_standing_n_gold")
     standing = None if status is None else {"status": status, "n_gold": n_gold}
-    return project, project.pop("_member_role"), standing
+    return project, project.pop("_member_role"), standing, project.pop("_auth_version")
 
 
-def fetch_project_with_role(conn: Connection, project_id: int, user_id: int) -> tuple[dict[str, Any] | None, str | None]:
-    """(the project or None, ``user_id``'s membership role in it or None)."""
+def fetch_project_with_role(
+    conn: Connection, project_id: int, user_id: int
+) -> tuple[dict[str, Any] | None, str | None, int | None]:
+    """(the project or None, ``user_id``'s membership role in it or None, ``user_id``'s auth
+    version or None)."""
     project = _H_PROJECT_WITH_ROLE.first(conn, {"b_project_id": project_id, "b_user_id": user_id})
     if project is None:
-        return None, None
-    return project, project.pop("_member_role")
+        return None, None, None
+    return project, project.pop("_member_role"), project.pop("_auth_version")
 
 
 def update_project(conn: Connection, project_id: int, **values: Any) -> dict[str, Any] | None:

@@ -133,7 +133,8 @@ WITH li AS MATERIALIZED (
     FROM leases JOIN items ON items.id = leases.item_id
     WHERE leases.token_hash = :token_hash
 )
-SELECT {_select_list(projects, "projects", _P)}, project_members.role AS _member_role, li.*,
+SELECT {_select_list(projects, "projects", _P)}, project_members.role AS _member_role,
+       (SELECT users.auth_version FROM users WHERE users.id = :user_id) AS _auth_version, li.*,
        (SELECT answers.id FROM answers
         WHERE answers.annotator_id = :user_id AND answers.idempotency_key = CAST(:key AS VARCHAR)) AS _key_answer_id,
        {_KNOWLEDGE_COLUMNS}
@@ -168,6 +169,7 @@ def parse_submit_read(rows: list[dict]) -> dict | None:
     return {
         "project": {c.name: row[_P + c.name] for c in projects.c},
         "role": row["_member_role"],
+        "auth_version": row["_auth_version"],
         "lease": lease,
         "item": item,
         "key_seen": row["_key_answer_id"] is not None,
@@ -209,6 +211,9 @@ WITH ll AS MATERIALIZED (
               ON project_members.project_id = projects.id AND project_members.user_id = :annotator_id
           WHERE projects.id = :project_id AND projects.updated_at = :project_updated_at
             AND (CAST(:is_admin AS BOOLEAN) OR project_members.role = ANY(CAST(:roles AS VARCHAR[]))))
+      AND EXISTS (
+          SELECT 1 FROM users WHERE users.id = :annotator_id
+            AND (CAST(:auth_version AS INTEGER) IS NULL OR users.auth_version = CAST(:auth_version AS INTEGER)))
     FOR UPDATE OF items
 ), ins AS (
     INSERT INTO answers (project_id, item_id, annotator_id, lease_id, value, status, duration_ms,
@@ -275,16 +280,18 @@ def _submit_write(n_item_events: int) -> Hot:
 def submit_write(
     *, project: dict, lease: dict, item: dict, annotator_id: int, is_admin: bool, roles: list[str], value: Any,
     duration_ms: int | None, idempotency_key: str | None, now: int, status: str, target: int, rows: list[dict],
-    item_events: list[dict],
+    item_events: list[dict], auth_version: int | None = None,
 ) -> Call:
     """The write statement (``project``: its id and updated_at as read; ``is_admin`` and
     ``roles``, the member roles that may annotate, re-check the caller's right): ``lease`` and ``item`` as the read returned them
     (the write re-checks them), the item's new ``status`` and ``target``, its consensus
     ``rows`` (each with its status; JSON-safe: see quality.json_safe), and ``item_events``
-    (``{"kind", "payload"}``) to insert before answer.created. Run with :func:`parse_submit_write`."""
+    (``{"kind", "payload"}``) to insert before answer.created; ``auth_version``: the caller's
+    auth version their actor was verified at (re-checked; None: not checked). Run with
+    :func:`parse_submit_write`."""
     params: dict[str, Any] = {
         "project_id": project["id"], "project_updated_at": project["updated_at"], "is_admin": is_admin,
-        "roles": roles, "lease_id": lease["id"], "token_hash": lease["token_hash"], "item_id": item["id"],
+        "roles": roles, "auth_version": auth_version, "lease_id": lease["id"], "token_hash": lease["token_hash"], "item_id": item["id"],
         "annotator_id": annotator_id,
         "was_status": item["status"], "was_count": item["answer_count"], "was_target": item["target_overlap"],
         "was_updated_at": item["updated_at"], "value": _dumps(value), "duration_ms": duration_ms,
@@ -336,6 +343,7 @@ _LEASE = sa.text(_sql(
 WITH p AS (
     SELECT {_select_list(projects, "projects", _P, _LEASE_PROJECT_COLUMNS)}, project_members.role AS _member_role,
            annotator_stats.status AS _standing_status, annotator_stats.n_gold AS _standing_n_gold,
+           (SELECT users.auth_version FROM users WHERE users.id = :user_id) AS _auth_version,
            set_config('synchronous_commit', 'off', true) AS _sync_off
     FROM projects
     LEFT OUTER JOIN project_members
@@ -347,6 +355,7 @@ WITH p AS (
     SELECT 1 FROM p
     WHERE (CAST(:is_admin AS BOOLEAN) OR p._member_role = ANY(CAST(:roles AS VARCHAR[])))
       AND p._standing_status IS DISTINCT FROM 'suspended'
+      AND (CAST(:auth_version AS INTEGER) IS NULL OR p._auth_version = CAST(:auth_version AS INTEGER))
 ), {pg_reap_ctes(_ONLY_IF_ALLOWED)}, active AS (
     SELECT leases.id FROM leases
     WHERE leases.annotator_id = :user_id AND leases.project_id = :project_id
@@ -389,12 +398,14 @@ LEASE = Hot(_LEASE)
 
 def lease(
     *, project_id: int, user_id: int, is_admin: bool, roles: list[str], token_hash: str, now: int,
-    default_max_leases: int,
+    default_max_leases: int, auth_version: int | None = None,
 ) -> Call:
     """The lease statement (run it, then :func:`parse_lease`). ``roles``: the member roles that
-    may annotate."""
+    may annotate; ``auth_version``: the one the caller's actor was verified at (a different one
+    claims nothing; None: not checked)."""
     return Call(LEASE, {
         "project_id": project_id, "user_id": user_id, "is_admin": is_admin, "roles": roles,
+        "auth_version": auth_version,
         "token_hash": token_hash, "now": now, "default_max_leases": default_max_leases,
     })
 
@@ -424,6 +435,7 @@ def parse_lease(rows: list[dict]) -> dict | None:
     return {
         "project": project,
         "role": row["_member_role"],
+        "auth_version": row["_auth_version"],
         "standing": None if status is None else {"status": status, "n_gold": row["_standing_n_gold"]},
         "n_active": row["_n_active"],
         "n_reaped": row["_n_reaped"],

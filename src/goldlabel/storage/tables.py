@@ -53,10 +53,17 @@ users = sa.Table(
     # Two-factor login (services/totp.py): the base32 secret is set at enrolment and shown once;
     # totp_enabled_at is set when a first code confirms it. totp_last_step refuses a code's
     # replay; totp_recovery holds sha256 hashes of the unused recovery codes.
-    sa.Column("totp_secret", sa.String(64), nullable=True),
+    # The secret is stored encrypted (services/totp.py, AES-GCM under a key kept outside the
+    # database: docs/security.md).
+    sa.Column("totp_secret", sa.String(255), nullable=True),
     sa.Column("totp_enabled_at", sa.BigInteger, nullable=True),
     sa.Column("totp_last_step", sa.BigInteger, nullable=True),
     sa.Column("totp_recovery", Json, nullable=True),
+    # Bumped by every change that can revoke what a credential of the user may do (a token
+    # revoked, a session ended, suspension, a role or password change, two-factor login on or
+    # off): a process that cached the user's actor sees the change in the annotate loop's own
+    # statements, which compare it (services/users.py; docs/security.md).
+    sa.Column("auth_version", sa.Integer, nullable=False, server_default="0"),
     sa.CheckConstraint(f"role IN {ROLES!r}", name="role"),
 )
 
@@ -447,6 +454,29 @@ audit_log = sa.Table(
     sa.Index("ix_audit_log_action", "action", "id"),
     sa.Index("ix_audit_log_project_id", "project_id", "id"),
     sa.Index("ix_audit_log_at", "at"),
+)
+
+# One row: the retention sweep's cutoff (0 but during the sweep's own transaction). The audit
+# log's DELETE trigger lets through only rows older than it (migration 0014).
+audit_log_sweep_gate = sa.Table(
+    "audit_log_sweep_gate",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True),
+    sa.Column("cutoff", sa.BigInteger, nullable=False, server_default="0"),
+)
+
+# The login throttle's state (services/login_guard.py), shared by every server process: one row
+# per client address ("a:...", a token bucket) and per account ("u:...", failures in a row and
+# the lockout). Rows untouched for a day are swept.
+login_throttle = sa.Table(
+    "login_throttle",
+    metadata,
+    sa.Column("key", sa.String(200), primary_key=True),
+    sa.Column("tokens", sa.Float, nullable=False, server_default="0"),
+    sa.Column("failures", sa.Integer, nullable=False, server_default="0"),
+    sa.Column("locked_until", sa.BigInteger, nullable=False, server_default="0"),
+    sa.Column("at", sa.BigInteger, nullable=False),
+    sa.Index("ix_login_throttle_at", "at"),
 )
 
 # ---------------------------------------------------------------- models in the loop (docs/models.md)

@@ -44,6 +44,13 @@ def update_user(conn: Connection, user_id: int, **values: Any) -> dict[str, Any]
     return dict(row) if row else None
 
 
+def bump_auth_version(conn: Connection, user_id: int) -> None:
+    """Move the user's auth version on (in the transaction of the change that needs it): every
+    process's cached actors of the user turn stale, and the annotate loop's statements, which
+    read the version, refuse them (services/access.py ``check_auth_version``)."""
+    conn.execute(users.update().where(users.c.id == user_id).values(auth_version=users.c.auth_version + 1))
+
+
 def claim_totp_step(conn: Connection, user_id: int, step: int) -> bool:
     """Mark TOTP time step ``step`` used, if no later or equal one was: one conditional UPDATE,
     so two concurrent logins with the same code cannot both succeed (PostgreSQL included)."""
@@ -105,8 +112,10 @@ def fetch_user_by_session(conn: Connection, nonce_hash: str, user_id: int, now: 
     return dict(row) if row else None
 
 
-def delete_session(conn: Connection, nonce_hash: str) -> bool:
-    return conn.execute(sessions.delete().where(sessions.c.nonce_hash == nonce_hash)).rowcount == 1
+def delete_session(conn: Connection, nonce_hash: str) -> int | None:
+    """End one session: the id of its user, None when there was none."""
+    return conn.execute(sessions.delete().where(sessions.c.nonce_hash == nonce_hash)
+                        .returning(sessions.c.user_id)).scalar()
 
 
 def delete_user_sessions(conn: Connection, user_id: int, keep: str | None = None) -> int:

@@ -30,7 +30,6 @@ from goldlabel.web.session import (
     PRESESSION_COOKIE,
     SESSION_COOKIE,
     SessionSigner,
-    cached_session_actor,
     load_session_actor,
 )
 
@@ -93,9 +92,9 @@ class WebMiddleware:
         cookies = cookie_parser(headers.get("cookie", ""))
         session = self.signer.verify(cookies.get(SESSION_COOKIE))
         if session is not None:
-            # From the actor cache API tokens share (services.users), else one read.
-            actor = cached_session_actor(self.context, session) or await run_in_threadpool(
-                load_session_actor, self.context, session)
+            # One read per request, so an ended session or a suspension is seen at once (the
+            # actor cache serves only the annotate loop's fast lane, which re-checks it).
+            actor = await run_in_threadpool(load_session_actor, self.context, session)
             if actor is not None:
                 state["session"] = session
                 state["session_actor"] = actor

@@ -122,15 +122,10 @@ def start_session(ctx: Context, session: Session) -> None:
     user_service.start_session(ctx, session.user_id, session.nonce, session.expires_at * 1000)
 
 
-def cached_session_actor(ctx: Context, session: Session) -> Actor | None:
-    """The user of a session checked less than ``settings.token_cache_s`` ago, without I/O (the
-    actor cache API tokens share: one revocation rule for both)."""
-    return user_service.cached_session_actor(ctx, session.user_id, session.nonce)
-
-
 def load_session_actor(ctx: Context, session: Session) -> Actor | None:
-    """The user a verified cookie names, if its session record is live and the account active."""
-    return user_service.session_actor(ctx, session.user_id, session.nonce)
+    """The user a verified cookie names, if its session record is live and the account active
+    (read now: see ``users.session_actor``'s ``cached``)."""
+    return user_service.session_actor(ctx, session.user_id, session.nonce, cached=False)
 
 
 def end_session(ctx: Context, session: Session) -> None:
