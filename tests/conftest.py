@@ -118,7 +118,9 @@ def database_url(backend: str, request: pytest.FixtureRequest, tmp_path: Path) -
 @pytest.fixture
 def settings(database_url: str, tmp_path: Path) -> Settings:
     # The media store lives in the test's own folder (PostgreSQL has no file to put it beside).
-    return Settings(database_url=database_url, secret_key="test-secret", media_dir=str(tmp_path / "media"))
+    # So is the TOTP secrets' key file (services/secret_box.py).
+    return Settings(database_url=database_url, secret_key="test-secret", media_dir=str(tmp_path / "media"),
+                    totp_key_file=str(tmp_path / "totp.key"))
 
 
 @pytest.fixture

@@ -34,6 +34,7 @@ from goldlabel.services.context import Context
 from goldlabel.services.items import PurgeSweeper
 from goldlabel.services.model_worker import ModelWorker
 from goldlabel.services.refit import RefitScheduler
+from goldlabel.services.totp import seal_stored_secrets
 from goldlabel.services.webhooks import WebhookWorker
 from goldlabel.storage.migrate import upgrade_database
 from goldlabel.web import install_web
@@ -83,6 +84,8 @@ def create_app(settings: Settings | None = None, *, context: Context | None = No
 
     @asynccontextmanager
     async def lifespan(_app: FastAPI):
+        # TOTP secrets stored in plain (before 0014) or under a rotated-out key: sealed now.
+        seal_stored_secrets(ctx)
         scheduler = None
         if ctx.settings.refit_interval_s > 0:
             scheduler = RefitScheduler(ctx, ctx.settings.refit_interval_s)

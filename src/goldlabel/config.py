@@ -210,6 +210,23 @@ class Settings(BaseModel):
         default="goldlabel", min_length=1, max_length=60,
         description="Issuer name authenticator apps show beside a goldlabel account.",
     )
+    totp_key: str = Field(
+        default="",
+        description="Comma-separated keys (each 32 random bytes, base64url) that encrypt the stored TOTP "
+        "secrets (AES-256-GCM); the first encrypts, all decrypt (rotation: docs/security.md). Empty: "
+        "the keys of totp_key_file.",
+    )
+    totp_key_file: str = Field(
+        default="",
+        description="File of the TOTP secrets' keys, one a line, the first encrypting (made once, mode "
+        "0600, when missing). Empty: 'totp.key' beside the SQLite database (in the working directory "
+        "for PostgreSQL). Never in the database, so a copy of it alone does not reveal the secrets.",
+    )
+    audit_retention_days: int = Field(
+        default=0, ge=0,
+        description="Audit entries older than this many days are deleted by the sweep (every "
+        "purge_interval_s; the sweep is audited itself); 0 keeps them forever.",
+    )
 
     @field_validator("totp_required_roles")
     @classmethod
@@ -253,6 +270,12 @@ class Settings(BaseModel):
                 values[name] = env[key]
         values.update({k: v for k, v in overrides.items() if v is not None})
         return cls(**values)
+
+    def data_root(self) -> Path:
+        """The install's own folder: the SQLite database's, or the working directory."""
+        if self.is_sqlite and self.database_url.startswith("sqlite:///") and ":memory:" not in self.database_url:
+            return Path(self.database_url[len("sqlite:///"):]).parent
+        return Path.cwd()
 
     def media_root(self) -> Path:
         """The local media store's directory."""

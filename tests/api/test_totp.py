@@ -4,7 +4,9 @@ the secret with pyotp, as an authenticator app would."""
 
 from __future__ import annotations
 
+import base64
 import time
+from pathlib import Path
 
 import httpx
 import pyotp
@@ -241,3 +243,92 @@ def test_required_roles_setting_is_checked():
     with pytest.raises(ValueError, match="not a role"):
         Settings(totp_required_roles="admin, superuser")
     assert Settings(totp_required_roles=" admin,reviewer ").totp_roles == {"admin", "reviewer"}
+
+
+# --------------------------------------------------------------------- the secret at rest
+
+
+def stored_secret(ctx: Context, user_id: int) -> str | None:
+    from goldlabel.storage import users as user_store
+    from goldlabel.storage.engine import read_tx
+
+    with read_tx(ctx.engine) as conn:
+        return user_store.fetch_user(conn, user_id)["totp_secret"]
+
+
+def revealed_by(stored: str, secret: str) -> bool:
+    """Whether the stored value gives the secret away (as it is, or decoded from base32 or
+    base64)."""
+    raw = base64.b32decode(secret)
+    decoded = [stored.encode()]
+    for part in stored.split(":"):
+        for decode in (base64.urlsafe_b64decode, base64.b64decode):
+            try:
+                decoded.append(decode(part + "=" * (-len(part) % 4)))
+            except ValueError:
+                pass
+    return any(secret.encode() in d or raw in d or secret.lower().encode() in d for d in decoded)
+
+
+def test_the_database_alone_does_not_reveal_the_secret(factory, ctx, settings):
+    """The stored secret is sealed under a key outside the database (the key file, mode 0600):
+    the database holds neither the secret nor its bytes, and without the key the codes it would
+    check cannot be computed; the secret is bound to its row."""
+    import os
+    import stat
+
+    from goldlabel.services.secret_box import SecretBox, SecretKeyError, load_box, new_key
+
+    user = factory.make_user("manager")
+    api = factory.api_as(user)
+    res = api.post(f"/api/v1/users/{user.id}/totp")
+    secret = res.json()["secret"]
+    stored = stored_secret(ctx, user.id)
+    assert stored is not None and stored.startswith("v1:")
+    assert not revealed_by(stored, secret)
+    assert stat.S_IMODE(os.stat(settings.totp_key_file).st_mode) == 0o600
+    # The key file's key opens it; another key does not; nor does it open as another user's.
+    assert load_box(settings).open(stored, f"user:{user.id}") == secret
+    other = SecretBox([base64.urlsafe_b64decode(new_key() + "=")])
+    with pytest.raises(SecretKeyError):
+        other.open(stored, f"user:{user.id}")
+    with pytest.raises(SecretKeyError):
+        load_box(settings).open(stored, f"user:{user.id + 1}")
+    # And the enrolment still completes with a code from the secret shown once.
+    res = api.post(f"/api/v1/users/{user.id}/totp/confirm", json={"code": pyotp.TOTP(secret).now()})
+    assert res.status_code == 200, res.text
+
+
+def test_plain_secrets_are_sealed_at_start_and_rotation_reseals(factory, ctx, settings, browser):
+    """A secret stored in plain (before migration 0014) is sealed when a server starts, and
+    still logs in; after a rotation (a new key first, the old one after it) a start re-seals it
+    under the new key, and the old key can then go."""
+    from goldlabel.services import totp as totp_service
+    from goldlabel.services.secret_box import key_id, load_box, new_key
+    from goldlabel.storage import users as user_store
+    from goldlabel.storage.engine import write_tx
+
+    user_service.create_user(ctx, None, "legacy", "manager", PASSWORD)
+    row = user_service.find_user(ctx, factory.make_user("admin"), "legacy")
+    secret = pyotp.random_base32(32)
+    with write_tx(ctx.engine) as conn:  # as 0013 stored it
+        user_store.update_user(conn, row["id"], totp_secret=secret, totp_enabled_at=1, totp_recovery=[])
+    assert totp_service.seal_stored_secrets(ctx) == 1
+    sealed = stored_secret(ctx, row["id"])
+    assert sealed.startswith("v1:") and not revealed_by(sealed, secret)
+    assert totp_service.seal_stored_secrets(ctx) == 0  # nothing left to seal
+    assert password_step(browser, "legacy").headers["location"].startswith("/login/code")
+    logged_in = code_step(browser, pyotp.TOTP(secret).now())
+    assert logged_in.status_code == 303 and SESSION_COOKIE in browser.cookies
+
+    old_key = Path(settings.totp_key_file).read_text().strip()
+    fresh = new_key()
+    rotated = Context.from_settings(settings.model_copy(update={"totp_key": f"{fresh},{old_key}"}))
+    try:
+        assert totp_service.seal_stored_secrets(rotated) == 1
+        resealed = stored_secret(rotated, row["id"])
+        assert resealed.startswith(f"v1:{key_id(base64.urlsafe_b64decode(fresh + '='))}:")
+        only_new = settings.model_copy(update={"totp_key": fresh})
+        assert load_box(only_new).open(resealed, f"user:{row['id']}") == secret
+    finally:
+        rotated.close()

@@ -10,6 +10,10 @@ returned by any call. A code is accepted one step early or late (clock drift), a
 
 Every code check is throttled like a password (services.login_guard: per client address and,
 after failures in a row, per account), so six digits cannot be guessed by brute force.
+
+The secret is stored sealed (services.secret_box: AES-256-GCM under a key kept outside the
+database, bound to the user's row); ``seal_stored_secrets``, run at every server start, seals
+secrets stored in plain before and re-seals those of an older key (rotation).
 """
 
 from __future__ import annotations
@@ -27,6 +31,7 @@ from goldlabel.services import audit
 from goldlabel.services.access import Actor
 from goldlabel.services.context import Context
 from goldlabel.services.login_guard import guard_of
+from goldlabel.services.secret_box import box_of
 from goldlabel.storage import users as user_store
 from goldlabel.storage.engine import now_ms, read_tx, write_tx
 from goldlabel.storage.handles import Connection
@@ -81,7 +86,8 @@ def start_enrolment(ctx: Context, actor: Actor, user_id: int) -> dict[str, str]:
         if row["totp_enabled_at"] is not None:
             raise conflict("two-factor login is already on; turn it off first to enrol a new device",
                            "totp_enabled")
-        user_store.update_user(conn, user_id, totp_secret=secret, totp_last_step=None, totp_recovery=None)
+        user_store.update_user(conn, user_id, totp_secret=box_of(ctx).seal(secret, _aad(user_id)),
+                               totp_last_step=None, totp_recovery=None)
         audit.record(conn, actor, "totp.enrol", target=("user", user_id))
     uri = pyotp.TOTP(secret).provisioning_uri(name=row["username"], issuer_name=ctx.settings.totp_issuer)
     return {"secret": secret, "otpauth_uri": uri}
@@ -100,7 +106,7 @@ def confirm_enrolment(ctx: Context, actor: Actor, user_id: int, code: str, addre
             raise conflict("two-factor login is already on", "totp_enabled")
         if row["totp_secret"] is None:
             raise conflict("start the enrolment first (POST /users/{id}/totp)", "totp_not_started")
-        step = _matching_step(row, code)
+        step = _matching_step(ctx, row, code)
         if step is None:
             guard.failed(actor.username)
             raise GoldlabelError("that code is wrong or has expired; type the one the app shows now",
@@ -125,7 +131,7 @@ def disable(ctx: Context, actor: Actor, user_id: int, code: str | None, address:
         row = _user(conn, actor, user_id, self_only=False)
         if row["totp_enabled_at"] is None and row["totp_secret"] is None:
             return _status(ctx, row)  # already off: nothing to do, nothing to log
-        if needs_code and row["totp_enabled_at"] is not None and _check_code(conn, row, code or "") is None:
+        if needs_code and row["totp_enabled_at"] is not None and _check_code(ctx, conn, row, code or "") is None:
             guard.failed(actor.username)
             raise GoldlabelError("that code is wrong or has expired", code="invalid_code", status=422)
         user_store.update_user(conn, user_id, totp_secret=None, totp_enabled_at=None,
@@ -159,7 +165,7 @@ def verify_login_code(ctx: Context, user_id: int, code: str, address: str) -> Ac
         if row is None or not row["is_active"] or row["totp_enabled_at"] is None:
             raise unauthorized("wrong code")
         actor = Actor(row["id"], row["username"], row["role"])
-        used = _check_code(conn, row, code)
+        used = _check_code(ctx, conn, row, code)
         if used is None:
             raise unauthorized("wrong code")
         if used == "recovery":
@@ -170,13 +176,18 @@ def verify_login_code(ctx: Context, user_id: int, code: str, address: str) -> Ac
     return actor
 
 
-def _matching_step(row: dict, code: str) -> int | None:
+def _aad(user_id: int) -> str:
+    """What a sealed secret is bound to: its user's row."""
+    return f"user:{user_id}"
+
+
+def _matching_step(ctx: Context, row: dict, code: str) -> int | None:
     """The time step whose code ``code`` is (now, one before, one after), if later than the last
     one used; None otherwise."""
     code = _normalize(code)
     if len(code) != 6 or not code.isdigit() or row["totp_secret"] is None:
         return None
-    totp = pyotp.TOTP(row["totp_secret"])
+    totp = pyotp.TOTP(box_of(ctx).open(row["totp_secret"], _aad(row["id"])))
     now_step = int(time.time()) // STEP_S
     last = row["totp_last_step"] if row["totp_last_step"] is not None else -1
     for step in (now_step - 1, now_step, now_step + 1):
@@ -185,10 +196,10 @@ def _matching_step(row: dict, code: str) -> int | None:
     return None
 
 
-def _check_code(conn: Connection, row: dict, code: str) -> str | None:
+def _check_code(ctx: Context, conn: Connection, row: dict, code: str) -> str | None:
     """``"totp"`` or ``"recovery"`` after using up the code (the step, or the recovery code),
     None when it is neither."""
-    step = _matching_step(row, code)
+    step = _matching_step(ctx, row, code)
     if step is not None:
         return "totp" if user_store.claim_totp_step(conn, row["id"], step) else None
     hashed = _hash(_normalize(code))
@@ -198,3 +209,22 @@ def _check_code(conn: Connection, row: dict, code: str) -> str | None:
         user_store.update_user(conn, row["id"], totp_recovery=remaining)
         return "recovery"
     return None
+
+
+def seal_stored_secrets(ctx: Context) -> int:
+    """Seal every stored secret not sealed with the current key: plain ones from before secrets
+    were sealed, and those of an older key after a rotation (docs/security.md). Run at every
+    server start; each row is rewritten only if unchanged since it was read (another process may
+    be doing the same). Returns how many were rewritten."""
+    with read_tx(ctx.engine) as conn:
+        stored = user_store.list_totp_secrets(conn)
+    if not stored:
+        return 0  # no key is read (or made) for an install without two-factor logins
+    box = box_of(ctx)
+    stale = [(r["id"], r["totp_secret"]) for r in stored if not box.is_current(r["totp_secret"])]
+    done = 0
+    for user_id, was in stale:
+        sealed = box.seal(box.open(was, _aad(user_id)), _aad(user_id))
+        with write_tx(ctx.engine) as conn:
+            done += user_store.replace_totp_secret(conn, user_id, was, sealed)
+    return done

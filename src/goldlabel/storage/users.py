@@ -51,6 +51,18 @@ def bump_auth_version(conn: Connection, user_id: int) -> None:
     conn.execute(users.update().where(users.c.id == user_id).values(auth_version=users.c.auth_version + 1))
 
 
+def list_totp_secrets(conn: Connection) -> list[dict[str, Any]]:
+    """``{"id", "totp_secret"}`` of every user with a stored TOTP secret."""
+    q = sa.select(users.c.id, users.c.totp_secret).where(users.c.totp_secret.is_not(None)).order_by(users.c.id)
+    return [dict(r) for r in conn.execute(q).mappings()]
+
+
+def replace_totp_secret(conn: Connection, user_id: int, was: str, now: str) -> int:
+    """Store ``now`` as the user's TOTP secret if it is still ``was``: 1 if so, else 0."""
+    return conn.execute(users.update().where(users.c.id == user_id, users.c.totp_secret == was)
+                        .values(totp_secret=now)).rowcount
+
+
 def claim_totp_step(conn: Connection, user_id: int, step: int) -> bool:
     """Mark TOTP time step ``step`` used, if no later or equal one was: one conditional UPDATE,
     so two concurrent logins with the same code cannot both succeed (PostgreSQL included)."""
