@@ -83,7 +83,8 @@ class Settings(BaseModel):
         description="Argon2 password hashes computed at once per process (64 MiB each); more waiting: 429.",
     )
     login_attempts_per_minute: int = Field(
-        default=10, ge=1, description="Login attempts per client address per minute (per process).",
+        default=10, ge=1, description="Login attempts per client address per minute (across every server "
+        "process: the state is in the database).",
     )
     login_max_failures: int = Field(
         default=5, ge=1, description="Failed logins in a row after which an account is locked.",
@@ -94,9 +95,9 @@ class Settings(BaseModel):
     login_lockout_max_s: float = Field(default=900.0, gt=0, description="Longest lockout.")
     token_cache_s: float = Field(
         default=2.0, ge=0,
-        description="How long a process trusts a verified API token before reading it again: a token "
-        "revoked or a user suspended through another process stops working within this; 0 = at once "
-        "(one indexed read per request).",
+        description="How long the annotate loop's fast lane trusts a verified API token or session before "
+        "reading it again. Revocation does not wait for it: the loop's own statements re-check the user's "
+        "auth version, so a revoked token or a suspended user is refused at once in every process.",
     )
     page_size_max: int = Field(default=1000, ge=1, description="Largest page a list endpoint returns.")
     sqlite_busy_timeout_ms: int = Field(

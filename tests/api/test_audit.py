@@ -214,3 +214,39 @@ def test_media_downloads_by_reviewers_and_up(factory):
     logged = entries(admin_api, action="media.download")
     assert [(e["actor_id"], e["project_id"], e["target_id"]) for e in logged] == [
         (project["manager"].id, project["id"], name)]
+
+
+def test_the_retention_sweep_alone_deletes_and_is_audited(factory, ctx, settings):
+    """audit_retention_days: the sweep deletes what is older, keeps the rest, records itself in
+    the same transaction; nothing else can delete (recent rows, or old rows outside the sweep)."""
+    from goldlabel.services.context import Context
+
+    admin = factory.make_user("admin")
+    now = int(time.time() * 1000)
+    day = audit.DAY_MS
+    with write_tx(ctx.engine) as conn:
+        for age_days in (40, 31, 29, 1):
+            conn.execute(audit_log.insert().values(at=now - age_days * day, actor_id=admin.id, actor_name="x",
+                                                   action="token.issue", detail={"age": age_days}))
+    # Kept forever by default: the sweep deletes nothing.
+    assert settings.audit_retention_days == 0 and audit.sweep_expired(ctx) == 0
+    # Outside the sweep, old rows cannot be deleted either.
+    with pytest.raises(sa.exc.DatabaseError, match="append-only"), ctx.engine.begin() as conn:
+        conn.execute(audit_log.delete().where(audit_log.c.at < now - 30 * day))
+    kept = Context.from_settings(settings.model_copy(update={"audit_retention_days": 30}))
+    try:
+        assert audit.sweep_expired(kept, now=now) == 2
+        assert audit.sweep_expired(kept, now=now) == 0  # nothing more to go, nothing recorded
+    finally:
+        kept.close()
+    with ctx.engine.connect() as conn:
+        ages = sorted(r.detail["age"] for r in conn.execute(sa.select(audit_log.c.detail)
+                                                              .where(audit_log.c.action == "token.issue")))
+        sweeps = conn.execute(sa.select(audit_log).where(audit_log.c.action == "audit.sweep")).mappings().all()
+    assert ages == [1, 29]
+    assert len(sweeps) == 1 and sweeps[0]["detail"]["deleted"] == 2 and sweeps[0]["actor_name"] == "retention-sweep"
+    # The gate is closed again: a recent row still cannot go.
+    with pytest.raises(sa.exc.DatabaseError, match="append-only"), ctx.engine.begin() as conn:
+        conn.execute(audit_log.delete())
+    # Admins see the sweep in the log.
+    assert [e["detail"]["deleted"] for e in entries(factory.api_as(admin), action="audit.sweep")] == [2]

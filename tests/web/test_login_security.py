@@ -78,8 +78,8 @@ def test_account_locks_after_failures_and_refuses_without_hashing(factory, app):
     assert SESSION_COOKIE not in client.cookies
 
 
-def test_backoff_doubles_and_success_clears(settings):
-    guard = LoginGuard(settings)
+def test_backoff_doubles_and_success_clears(settings, ctx):
+    guard = LoginGuard(settings, ctx.engine)
     base = settings.login_lockout_s
     for _ in range(settings.login_max_failures):
         guard.failed("Alice", now=0.0)
@@ -183,3 +183,41 @@ def test_managers_suspend_and_log_out_only_their_projects_annotators(factory):
     # A user in no project yet (just created) is anyone's to manage.
     newbie = factory.make_user()
     assert outsider.patch(f"/api/v1/users/{newbie.id}", json={"is_active": False}).status_code == 200
+
+
+def test_limits_hold_across_processes(factory, settings, app):
+    """Two app instances with their own Context on one database (two server processes): failed
+    logins through one lock the account in the other, and one address's attempts count once
+    across both."""
+    from goldlabel.app import create_app
+    from goldlabel.services.context import Context
+
+    user = factory.make_user(password=PASSWORD)
+    other_ctx = Context.from_settings(settings)
+    other_app = create_app(context=other_ctx, migrate=False)
+    try:
+        # Failures alternate between the two processes; the right password then fails in both.
+        apps = (app, other_app)
+        for i in range(settings.login_max_failures):
+            client, transport = browser_at(apps[i % 2], f"10.0.4.{i}")
+            assert log_in(client, user.username, "not the password at all").status_code == 401
+            transport.close()
+        for target in apps:
+            client, transport = browser_at(target, "10.0.4.200")
+            res = log_in(client, user.username, PASSWORD)
+            transport.close()
+            assert res.status_code == 429, res.text
+        # One address's budget is shared: the two guards together admit per_minute attempts.
+        guards = (guard_of(factory.ctx), guard_of(other_ctx))
+        now = time.time()
+        for i in range(settings.login_attempts_per_minute):
+            guards[i % 2].admit(f"someone{i}", "10.0.5.1", now=now)
+        for guard in guards:
+            with pytest.raises(TooManyAttempts):
+                guard.admit("someone-else", "10.0.5.1", now=now)
+        guards[1].admit("someone-else", "10.0.5.1", now=now + 60 / settings.login_attempts_per_minute + 0.01)
+        # A success through one clears the account for both.
+        guards[0].succeeded(user.username)
+        guards[1].admit(user.username, "10.0.5.2")
+    finally:
+        other_ctx.close()

@@ -5,6 +5,11 @@ Each use case records its entry with one call, ``record(conn, actor, action, ...
 connection of its own transaction: the entry commits with the action or not at all. Logins and
 downloads, which write nothing else, use ``record_now`` (a transaction of its own).
 
+Retention: kept forever unless ``audit_retention_days`` is set; then ``sweep_expired`` (run by
+the purge sweeper of every server process) deletes older entries, the only DELETE the table's
+triggers let through (migration 0014), and records an ``audit.sweep`` entry in the same
+transaction.
+
 Who reads it: admins, everything; managers, the entries of the projects they manage (their own
 projects' exports, schema edits, member changes, ...), never account-wide entries (logins,
 tokens, suspensions, which carry no project). Everyone else: 403.
@@ -62,6 +67,7 @@ ACTIONS = {
     "snapshot.create": "a snapshot was made",
     "snapshot.download": "a snapshot was downloaded",
     "media.download": "a whole media file was sent to a reviewer, manager or admin (annotators' reads are not logged)",
+    "audit.sweep": "the retention sweep deleted entries older than audit_retention_days",
 }
 MAX_DETAIL_BYTES = 4000
 
@@ -170,3 +176,21 @@ def export_entries(ctx: Context, actor: Actor, filters: dict[str, Any], fmt: str
                     yield orjson.dumps({k: _iso(row["at"]) if k == "time" else row[k] for k in EXPORT_FIELDS}) + b"\n"
 
     return chunks()
+
+
+DAY_MS = 24 * 3600 * 1000
+
+
+def sweep_expired(ctx: Context, now: int | None = None) -> int:
+    """Delete the entries older than ``audit_retention_days`` (0: none, ever), and record how
+    many in an ``audit.sweep`` entry of the same transaction. Returns how many went."""
+    days = ctx.settings.audit_retention_days
+    if days <= 0:
+        return 0
+    cutoff = (now_ms() if now is None else now) - days * DAY_MS
+    with write_tx(ctx.engine) as conn:
+        deleted = audit_store.delete_before(conn, cutoff)
+        if deleted:
+            record(conn, None, "audit.sweep", actor_name="retention-sweep",
+                   detail={"deleted": deleted, "before": cutoff, "retention_days": days})
+    return deleted

@@ -12,7 +12,7 @@ from typing import Any
 from goldlabel.domain.errors import GoldlabelError, not_found
 from goldlabel.domain.splits import split_of
 from goldlabel.schemas import BulkItemsRequest, ItemReport, RestoreItemsRequest
-from goldlabel.services import audit
+from goldlabel.services import audit, login_guard
 from goldlabel.services.access import Actor, fetch_project_role, is_allowed, load_project
 from goldlabel.services.context import Context
 from goldlabel.services.queue import public_answer
@@ -270,7 +270,8 @@ def purge_expired(ctx: Context, now: int | None = None, batch: int = 1000) -> di
 
 
 class PurgeSweeper:
-    """Runs purge_expired about every ``interval_s`` in a thread of a serving process."""
+    """Runs purge_expired, the audit retention sweep and the login throttle's sweep about every
+    ``interval_s`` in a thread of a serving process."""
 
     def __init__(self, ctx: Context, interval_s: float) -> None:
         self.ctx = ctx
@@ -291,6 +292,13 @@ class PurgeSweeper:
                 purge_expired(self.ctx)
             except Exception:  # a failed sweep must not end the thread
                 log.exception("purge of deleted items failed")
+            # The other housekeeping of the same rhythm: the audit log's retention and the login
+            # throttle's forgotten rows.
+            for sweep in (audit.sweep_expired, login_guard.sweep):
+                try:
+                    sweep(self.ctx)
+                except Exception:
+                    log.exception("%s failed", sweep.__qualname__)
 
 
 def list_answers(ctx: Context, actor: Actor, project_id: int, after: int, limit: int) -> list[dict]:

@@ -13,9 +13,12 @@ password is hashed:
    password changes, new users); a request that would wait behind more than as many others is
    refused at once (429), so waiting requests cannot hold the thread pool.
 
-The state is per process and in memory (at most ``MAX_TRACKED`` accounts and addresses each, the
-least recently seen forgotten first): with N server processes the bounds are N times these, and
-a restart forgets them. The client address is the ASGI one: behind a proxy, run uvicorn with
+The address and account limits hold across every server process (``--workers N``, several
+servers on one database): their state is in the database (``storage.login_throttle``, a few
+statements in one short write transaction per attempt, on the login path only) and survives a
+restart; times are wall-clock. Rows untouched for a day are swept (``sweep``, run by the purge
+sweeper). The bound on concurrent hashing is per process: it bounds this process's memory.
+The client address is the ASGI one: behind a proxy, run uvicorn with
 ``--proxy-headers`` (and ``--forwarded-allow-ips``) so that it is the client's, not the proxy's.
 """
 
@@ -24,16 +27,18 @@ from __future__ import annotations
 import math
 import threading
 import time
-from collections import OrderedDict
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
 from typing import Any
 
 from goldlabel.config import Settings
 from goldlabel.domain.errors import GoldlabelError
+from goldlabel.storage import login_throttle as throttle_store
+from goldlabel.storage.engine import write_tx
+from goldlabel.storage.handles import Engine
 
-MAX_TRACKED = 50_000
+# A row of the throttle untouched this long is forgotten (services.items.PurgeSweeper).
+FORGET_AFTER_MS = 24 * 3600 * 1000
 
 
 class TooManyAttempts(GoldlabelError):
@@ -45,28 +50,15 @@ def too_many(detail: str, retry_after_s: float) -> TooManyAttempts:
                            extra={"retry_after_s": max(1, math.ceil(retry_after_s))})
 
 
-@dataclass
-class _Bucket:
-    tokens: float
-    at: float
-
-
-@dataclass
-class _Failures:
-    count: int = 0
-    locked_until: float = 0.0
-
-
 class LoginGuard:
-    def __init__(self, settings: Settings) -> None:
+    def __init__(self, settings: Settings, engine: Engine) -> None:
+        self.engine = engine
         self.per_minute = settings.login_attempts_per_minute
         self.max_failures = settings.login_max_failures
         self.lockout_s = settings.login_lockout_s
         self.lockout_max_s = settings.login_lockout_max_s
         self.concurrency = settings.password_hash_concurrency
         self._lock = threading.Lock()
-        self._addresses: OrderedDict[str, _Bucket] = OrderedDict()
-        self._accounts: OrderedDict[str, _Failures] = OrderedDict()
         self._hash_slots = threading.BoundedSemaphore(self.concurrency)
         self._hash_waiting = 0
         # Observed, for tests and the docs' figures: hashes run, most at once.
@@ -74,45 +66,38 @@ class LoginGuard:
         self.hashing_now = 0
         self.hashing_peak = 0
 
-    # -- throttling ----------------------------------------------------------------------------
+    # -- throttling (state in the database, shared by every process) ---------------------------
     def admit(self, username: str, address: str, now: float | None = None) -> None:
-        """Raise TooManyAttempts when this attempt may not be tried now; else count it."""
-        now = time.monotonic() if now is None else now
-        account = username.casefold()
-        with self._lock:
-            failures = self._accounts.get(account)
-            if failures is not None and failures.locked_until > now:
+        """Raise TooManyAttempts when this attempt may not be tried now; else count it.
+        ``now``: seconds since the epoch (wall clock: it is compared across processes)."""
+        at = _ms(now)
+        with write_tx(self.engine) as conn:
+            account = throttle_store.fetch_row(conn, _account_key(username))
+            if account is not None and account["locked_until"] > at:
                 raise too_many("too many failed logins for this account; try again later",
-                               failures.locked_until - now)
-            bucket = self._addresses.get(address)
-            if bucket is None:
-                bucket = _Bucket(float(self.per_minute), now)
-                _remember(self._addresses, address, bucket)
-            else:
-                self._addresses.move_to_end(address)
-                bucket.tokens = min(float(self.per_minute), bucket.tokens + (now - bucket.at) * self.per_minute / 60)
-                bucket.at = now
-            if bucket.tokens < 1:
+                               (account["locked_until"] - at) / 1000)
+            capacity = float(self.per_minute)
+            bucket = throttle_store.lock_row(conn, _address_key(address), tokens=capacity, now=at)
+            tokens = min(capacity, bucket["tokens"] + max(0, at - bucket["at"]) / 60_000 * self.per_minute)
+            if tokens < 1:
                 raise too_many("too many login attempts from your address; try again later",
-                               (1 - bucket.tokens) * 60 / self.per_minute)
-            bucket.tokens -= 1
+                               (1 - tokens) * 60 / self.per_minute)
+            throttle_store.update_row(conn, _address_key(address), tokens=tokens - 1, at=at)
 
     def failed(self, username: str, now: float | None = None) -> None:
-        now = time.monotonic() if now is None else now
-        account = username.casefold()
-        with self._lock:
-            failures = self._accounts.get(account)
-            if failures is None:
-                failures = _Failures()
-                _remember(self._accounts, account, failures)
-            failures.count += 1
-            over = failures.count - self.max_failures
+        at = _ms(now)
+        key = _account_key(username)
+        with write_tx(self.engine) as conn:
+            count = throttle_store.lock_row(conn, key, tokens=0.0, now=at)["failures"] + 1
+            over = count - self.max_failures
+            values: dict[str, Any] = {"failures": count, "at": at}
             if over >= 0:
-                failures.locked_until = now + min(self.lockout_max_s, self.lockout_s * 2.0 ** over)
+                values["locked_until"] = at + round(1000 * min(self.lockout_max_s, self.lockout_s * 2.0 ** over))
+            throttle_store.update_row(conn, key, **values)
 
     def succeeded(self, username: str) -> None:
-        with self._lock:
-            self._accounts.pop(username.casefold(), None)
+        with write_tx(self.engine) as conn:
+            throttle_store.delete_row(conn, _account_key(username))
 
     # -- hashing -------------------------------------------------------------------------------
     @contextmanager
@@ -139,10 +124,23 @@ class LoginGuard:
             self._hash_slots.release()
 
 
-def _remember(table: OrderedDict, key: str, value: object) -> None:
-    table[key] = value
-    if len(table) > MAX_TRACKED:
-        table.popitem(last=False)
+def _ms(now: float | None) -> int:
+    return round(1000 * (time.time() if now is None else now))
+
+
+def _account_key(username: str) -> str:
+    return "u:" + username.casefold()[:190]
+
+
+def _address_key(address: str) -> str:
+    return "a:" + address[:190]
+
+
+def sweep(ctx: Any, now: float | None = None) -> int:
+    """Forget the throttle's rows untouched for a day (lockouts still running are kept)."""
+    at = _ms(now)
+    with write_tx(ctx.engine) as conn:
+        return throttle_store.sweep(conn, at - FORGET_AFTER_MS, at)
 
 
 _guards_lock = threading.Lock()
@@ -155,6 +153,6 @@ def guard_of(ctx: Any) -> LoginGuard:
         with _guards_lock:
             guard = getattr(ctx, "_login_guard", None)
             if guard is None:
-                guard = LoginGuard(ctx.settings)
+                guard = LoginGuard(ctx.settings, ctx.engine)
                 ctx._login_guard = guard
     return guard

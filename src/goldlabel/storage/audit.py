@@ -1,4 +1,5 @@
-"""The audit log: insert and read only (the table refuses UPDATE and DELETE)."""
+"""The audit log: insert and read, and the retention sweep's delete (the table refuses UPDATE,
+and DELETE of anything but what the sweep's gate lets through: migration 0014)."""
 
 from __future__ import annotations
 
@@ -8,13 +9,24 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
-from goldlabel.storage.tables import audit_log, project_members
+from goldlabel.storage.tables import audit_log, audit_log_sweep_gate, project_members
 
 _INSERT = audit_log.insert()
 
 
 def insert_entry(conn: Connection, **values: Any) -> None:
     conn.execute(_INSERT, values)
+
+
+def delete_before(conn: Connection, cutoff: int) -> int:
+    """Delete the entries older than ``cutoff`` (ms), in the caller's transaction: the gate is
+    opened to the cutoff, the rows deleted, the gate closed again (0) before COMMIT, so no other
+    statement ever sees it open (PostgreSQL: the gate's row stays locked until then)."""
+    conn.execute(audit_log_sweep_gate.delete())  # its one row, made again (a restore may lack it)
+    conn.execute(audit_log_sweep_gate.insert().values(id=1, cutoff=cutoff))
+    deleted = conn.execute(audit_log.delete().where(audit_log.c.at < cutoff)).rowcount
+    conn.execute(audit_log_sweep_gate.update().values(cutoff=0))
+    return deleted
 
 
 def _filtered(filters: dict[str, Any], manager_id: int | None) -> sa.Select[*tuple[Any, ...]]:
