@@ -22,6 +22,8 @@ import hashlib
 import hmac
 import secrets
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 import pyotp
@@ -30,7 +32,7 @@ from goldlabel.domain.errors import GoldlabelError, conflict, forbidden, not_fou
 from goldlabel.services import audit
 from goldlabel.services.access import Actor
 from goldlabel.services.context import Context
-from goldlabel.services.login_guard import guard_of
+from goldlabel.services.login_guard import LoginGuard, guard_of
 from goldlabel.services.secret_box import box_of
 from goldlabel.storage import users as user_store
 from goldlabel.storage.engine import now_ms, read_tx, write_tx
@@ -100,7 +102,7 @@ def confirm_enrolment(ctx: Context, actor: Actor, user_id: int, code: str, addre
     guard.admit(actor.username, address)
     codes = ["-".join("".join(secrets.choice(_RECOVERY_ALPHABET) for _ in range(5)) for _ in range(2))
              for _ in range(RECOVERY_CODES)]
-    with write_tx(ctx.engine) as conn:
+    with _failures_counted(guard, actor.username), write_tx(ctx.engine) as conn:
         row = _user(conn, actor, user_id, self_only=True)
         if row["totp_enabled_at"] is not None:
             raise conflict("two-factor login is already on", "totp_enabled")
@@ -108,7 +110,6 @@ def confirm_enrolment(ctx: Context, actor: Actor, user_id: int, code: str, addre
             raise conflict("start the enrolment first (POST /users/{id}/totp)", "totp_not_started")
         step = _matching_step(ctx, row, code)
         if step is None:
-            guard.failed(actor.username)
             raise GoldlabelError("that code is wrong or has expired; type the one the app shows now",
                                  code="invalid_code", status=422)
         user_store.update_user(conn, user_id, totp_enabled_at=now_ms(), totp_last_step=step,
@@ -127,12 +128,11 @@ def disable(ctx: Context, actor: Actor, user_id: int, code: str | None, address:
     needs_code = actor.id == user_id
     if needs_code:
         guard.admit(actor.username, address)
-    with write_tx(ctx.engine) as conn:
+    with _failures_counted(guard, actor.username), write_tx(ctx.engine) as conn:
         row = _user(conn, actor, user_id, self_only=False)
         if row["totp_enabled_at"] is None and row["totp_secret"] is None:
             return _status(ctx, row)  # already off: nothing to do, nothing to log
         if needs_code and row["totp_enabled_at"] is not None and _check_code(ctx, conn, row, code or "") is None:
-            guard.failed(actor.username)
             raise GoldlabelError("that code is wrong or has expired", code="invalid_code", status=422)
         user_store.update_user(conn, user_id, totp_secret=None, totp_enabled_at=None,
                                totp_last_step=None, totp_recovery=None)
@@ -142,6 +142,18 @@ def disable(ctx: Context, actor: Actor, user_id: int, code: str | None, address:
         row = user_store.fetch_user(conn, user_id)
     ctx.forget_actors()  # must_enrol may have changed
     return _status(ctx, row)
+
+
+@contextmanager
+def _failures_counted(guard: LoginGuard, username: str) -> Iterator[None]:
+    """A wrong code (422 ``invalid_code``) raised inside counts as a failed attempt, once the
+    transaction it was raised in has ended (the throttle writes in a transaction of its own)."""
+    try:
+        yield
+    except GoldlabelError as exc:
+        if exc.code == "invalid_code":
+            guard.failed(username)
+        raise
 
 
 def fetch_login_name(ctx: Context, user_id: int) -> str:
