@@ -68,13 +68,13 @@ def test_users_set_password(database_url: str) -> None:
     assert can_log_in(database_url, "ann", "violet harbor sings 73")
 
 
-def test_users_disable_totp(database_url: str) -> None:
+def test_users_disable_totp(database_url: str, tmp_path: Path) -> None:
     import pyotp
 
     from goldlabel.services import totp as totp_service
     from goldlabel.services.access import Actor
 
-    ctx = Context.from_settings(Settings(database_url=database_url))
+    ctx = Context.from_settings(Settings(database_url=database_url, totp_key_file=str(tmp_path / "totp.key")))
     try:
         row = user_service.create_user(ctx, None, "phoneless", "admin")
         me = Actor(row["id"], "phoneless", "admin")
