@@ -11,6 +11,8 @@ run on a customer's data exactly as it ran on the benchmark sets.
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 
 from .answers import Answers
@@ -18,14 +20,25 @@ from .bayesian import EBCC
 from .calibration import calibrate_probas
 from .categorical import CategoricalEstimator, CountMatrix, normalize_rows
 from .dawid_skene import DawidSkene, OneCoinDawidSkene
+from .mace import MACE
 from .majority_vote import MajorityVote
 
-__all__ = ["CANDIDATES", "SelectedModel", "annotator_folds", "held_out_loglik", "shrunk_confusions"]
+__all__ = ["CANDIDATES", "SelectedModel", "annotator_folds", "held_out_loglik", "held_out_predictive",
+           "shrunk_confusions", "stacking_weights"]
 
-#: the fixed candidate set, simplest first: on a tie (see ``SelectedModel``) the simpler wins
-CANDIDATES: dict[str, type[CategoricalEstimator]] = {
+
+def _early_ds() -> DawidSkene:
+    return DawidSkene(stopping="crowdkit")
+
+
+#: the candidates a selection may draw on, simplest first: on a tie (see ``SelectedModel``)
+#: the simpler wins. ``ds_early`` is Dawid-Skene stopped by crowd-kit 1.4's rule (usually
+#: after 2-10 EM iterations), ``ds`` the same model run to convergence.
+CANDIDATES: dict[str, Any] = {
     "mv": MajorityVote,
     "onecoin": OneCoinDawidSkene,
+    "mace": MACE,
+    "ds_early": _early_ds,
     "ds": DawidSkene,
     "ebcc": EBCC,
 }
@@ -63,6 +76,35 @@ def shrunk_confusions(data: Answers, posteriors: np.ndarray, strength: float = 1
     return normalize_rows(counts + strength * n_labels * pooled + 1e-3)
 
 
+def held_out_predictive(train: Answers, posteriors: np.ndarray, held_out: Answers,
+                        strength: float = 1.0) -> np.ndarray:
+    """Per held-out answer, the probability :func:`held_out_loglik` sums the log of."""
+    confusions = shrunk_confusions(train, posteriors, strength)
+    predicted = np.einsum("nk,nk->n", posteriors[held_out.item],
+                          confusions[held_out.annotator, :, held_out.label])
+    return np.asarray(np.maximum(predicted, 1e-300))
+
+
+def stacking_weights(predictive: np.ndarray, n_iter: int = 500, tol: float = 1e-10) -> np.ndarray:
+    r"""Weights :math:`w` on the simplex maximising :math:`\sum_n \log \sum_m w_m p_{nm}`, the
+    held-out log score of the mixture of the candidates' predictive distributions (stacking,
+    Yao, Vehtari, Simpson & Gelman 2018), by the EM fixed point for mixture weights.
+    ``predictive``: (n_answers, n_candidates) held-out probabilities of the answers."""
+    predictive = np.asarray(predictive, dtype=np.float64)
+    n_models = predictive.shape[1]
+    weights = np.full(n_models, 1.0 / n_models)
+    previous = -np.inf
+    for _ in range(n_iter):
+        mixture = predictive @ weights
+        score = float(np.log(mixture).sum())
+        weights = weights * (predictive / mixture[:, None]).mean(axis=0)
+        weights /= weights.sum()
+        if score - previous < tol * max(len(predictive), 1):
+            break
+        previous = score
+    return weights
+
+
 def held_out_loglik(train: Answers, posteriors: np.ndarray, held_out: Answers, strength: float = 1.0) -> float:
     r"""Log-likelihood of the ``held_out`` answers under item posteriors fitted on ``train``:
 
@@ -73,10 +115,7 @@ def held_out_loglik(train: Answers, posteriors: np.ndarray, held_out: Answers, s
     per label (an annotator seen twice inherits the crowd's confusions). Every candidate is
     scored through this same annotator model, so only the quality of its item posteriors
     differs; a proper scoring rule, so confident mistakes cost the most. Vectorized."""
-    confusions = shrunk_confusions(train, posteriors, strength)
-    predicted = np.einsum("nk,nk->n", posteriors[held_out.item],
-                          confusions[held_out.annotator, :, held_out.label])
-    return float(np.log(np.maximum(predicted, 1e-300)).sum())
+    return float(np.log(held_out_predictive(train, posteriors, held_out, strength)).sum())
 
 
 class SelectedModel(CategoricalEstimator):
