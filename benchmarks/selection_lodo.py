@@ -111,15 +111,17 @@ def main(argv: list[str] | None = None) -> int:
     names = args.datasets.split(",") if args.datasets else list_datasets()
     from goldlabel.quality.selection import CANDIDATES
 
-    table, picks = {}, {}
+    table, picks, results = {}, {}, {}
     for name in names:
         cached = fit_cache(name, cache)
         for candidate in CANDIDATES:
             table[(name, candidate)] = accuracy(cached[f"post_{candidate}"], cached["truth"])
+            results[(name, candidate)] = (cached[f"post_{candidate}"], cached["truth"])
         for kind, pool in VARIANTS:
             probas, pick = apply_variant(kind, pool, cached)
             table[(name, variant_name(kind, pool))] = accuracy(probas, cached["truth"])
             picks[(name, variant_name(kind, pool))] = pick
+            results[(name, variant_name(kind, pool))] = (probas, cached["truth"])
     variants = [variant_name(k, p) for k, p in VARIANTS]
     lodo, chosen = {}, {}
     for name in names:
@@ -142,7 +144,83 @@ def main(argv: list[str] | None = None) -> int:
     print("|---|" + "---|" * len(variants))
     for name in names:
         print(f"| {name} | " + " | ".join(picks[(name, v)] for v in variants) + " |")
+    print()
+    agreement = {}
+    for name in names:
+        data = load_categorical(name)
+        per_item = np.bincount(data.item, minlength=data.n_items).clip(min=1)
+
+        def share(labels: np.ndarray, data=data, per_item=per_item) -> np.ndarray:
+            return np.bincount(data.item, labels[data.item] == data.label, data.n_items) / per_item
+        agreement[name] = share
+    calibration_report(names, results, list(CANDIDATES) + variants, agreement)
     return 0
+
+
+ECE_BINS = 15
+
+
+def ece(confidence: np.ndarray, correct: np.ndarray, bins: int = ECE_BINS) -> float:
+    which = np.minimum((np.clip(confidence, 0, 1) * bins).astype(np.int64), bins - 1)
+    gap = np.abs(np.bincount(which, correct.astype(float), bins) - np.bincount(which, confidence, bins))
+    return float(gap.sum() / len(confidence))
+
+
+def _logit(p: np.ndarray) -> np.ndarray:
+    p = np.clip(p, 1e-6, 1 - 1e-6)
+    return np.log(p) - np.log1p(-p)
+
+
+def fit_logistic(x: np.ndarray, y: np.ndarray, w: np.ndarray) -> np.ndarray:
+    """Weighted logistic regression (intercept last), as ``calibration.fit_platt`` with more features."""
+    from scipy.optimize import minimize
+
+    design = np.column_stack([x, np.ones(len(x))])
+
+    def loss(beta: np.ndarray) -> tuple[float, np.ndarray]:
+        z = design @ beta
+        residual = w * (1 / (1 + np.exp(-z)) - y)
+        return float((w * (np.logaddexp(0, z) - y * z)).sum()), design.T @ residual
+
+    start = np.zeros(design.shape[1])
+    start[0] = 1.0
+    return np.asarray(minimize(loss, start, jac=True, method="L-BFGS-B").x)
+
+
+def calibration_report(names: list[str], results: dict, variants: list[str], agreement: dict) -> None:
+    """ECE per variant: raw; after a Platt map on logit(top) fitted on the other sets (each set
+    weighted equally), as benchmarks/aggregation.py scores it; and after a map that also sees
+    two truth-free set-level features (logit of the set's mean top probability and of its mean
+    agreement share), fitted the same way (declared with the variants)."""
+    print("| method / variant | mean ECE raw | mean ECE, Platt LODO | mean ECE, Platt + set features LODO | worst set (Platt LODO) |")
+    print("|---|---:|---:|---:|---|")
+    for v in variants:
+        feats = {}
+        for name in names:
+            probas, truth = results[(name, v)]
+            known = truth >= 0
+            top_all = probas.max(axis=1)
+            share = agreement[name](probas.argmax(axis=1))
+            set_feats = [float(_logit(np.array([top_all.mean()]))[0]), float(_logit(np.array([share.mean()]))[0])]
+            top = top_all[known]
+            x1 = _logit(top)[:, None]
+            x2 = np.column_stack([x1, np.tile(set_feats, (len(top), 1))])
+            feats[name] = (probas.argmax(axis=1)[known] == truth[known], top, x1, x2)
+        raw, lodo1, lodo2 = {}, {}, {}
+        for name in names:
+            others = [n for n in names if n != name]
+            hit = np.concatenate([feats[n][0] for n in others]).astype(float)
+            weights = np.concatenate([np.full(len(feats[n][0]), 1.0 / len(feats[n][0])) for n in others])
+            correct, top, x1, x2 = feats[name]
+            raw[name] = ece(top, correct)
+            for index, out in ((2, lodo1), (3, lodo2)):
+                beta = fit_logistic(np.concatenate([feats[n][index] for n in others]), hit, weights)
+                z = np.column_stack([feats[name][index], np.ones(len(top))]) @ beta
+                # the calibrated top never drops below 1/K (argmax kept), as calibrated_top floors it
+                out[name] = ece(1 / (1 + np.exp(-z)), correct)
+        worst = max(lodo1, key=lodo1.get)
+        print(f"| {v} | {np.mean(list(raw.values())):.3f} | {np.mean(list(lodo1.values())):.3f} | "
+              f"{np.mean(list(lodo2.values())):.3f} | {worst} {lodo1[worst]:.3f} |")
 
 
 if __name__ == "__main__":
