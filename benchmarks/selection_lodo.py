@@ -104,6 +104,11 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--datasets", help="comma-separated names (default: every categorical set)")
     parser.add_argument("--cache", default="/tmp/goldlabel-selection-cache")
+    parser.add_argument("--crowdkit-records", nargs="*", default=[],
+                        help="crowd-kit records (JSON lines) of benchmarks/aggregation.py workers of this run")
+    parser.add_argument("--auto-records",
+                        help="write the shipped variant's results here as benchmarks/aggregation.py records "
+                             "(method 'auto'), so its tables can be rendered with --from-records")
     args = parser.parse_args(argv)
     require_datasets()
     cache = Path(args.cache)
@@ -154,10 +159,74 @@ def main(argv: list[str] | None = None) -> int:
             return np.bincount(data.item, labels[data.item] == data.label, data.n_items) / per_item
         agreement[name] = share
     calibration_report(names, results, list(CANDIDATES) + variants, agreement)
+    if args.crowdkit_records:
+        print()
+        crowdkit_report(names, lodo, chosen, table, args.crowdkit_records)
+    if args.auto_records:
+        import json
+
+        kind, pool = VARIANTS[variants.index(shipped)]
+        with open(args.auto_records, "w", encoding="utf-8") as sink:
+            for name in names:
+                probas, pick = apply_variant(kind, pool, fit_cache(name, cache))
+                ordered = np.sort(probas, axis=1)
+                heaviest = max(pick.split(), key=lambda x: float(x.split(":")[1])) if kind == "stack" else pick
+                record = {"dataset": name, "library": "goldlabel", "method": "auto",
+                          "labels": probas.argmax(axis=1).tolist(), "confidence": ordered[:, -1].tolist(),
+                          "second": ordered[:, -2].tolist(), "selected": heaviest.split(":")[0],
+                          "source": "benchmarks/selection_lodo.py"}
+                sink.write(json.dumps(record) + "\n")
     return 0
 
 
 ECE_BINS = 15
+CROWDKIT_SHORT = {"MajorityVote": "MV", "DawidSkene": "DS", "OneCoinDawidSkene": "OneCoin", "ZeroBasedSkill": "ZBS"}
+
+
+def crowdkit_report(names: list[str], lodo: dict, chosen: dict, table: dict, paths: list[str]) -> None:
+    """The LODO default next to crowd-kit's methods (records of this run), and the goal lines."""
+    import json
+
+    ck: dict = {}
+    for path in paths:
+        for line in Path(path).read_text(encoding="utf-8").splitlines():
+            record = json.loads(line)
+            if record["dataset"] not in names:
+                continue
+            key = (record["dataset"], record["method"])
+            if "error" in record:
+                ck.setdefault(key, None)
+                continue
+            data = load_categorical(record["dataset"])
+            known = data.truth >= 0
+            ck[key] = float((np.asarray(record["labels"])[known] == data.truth[known]).mean())
+    methods = [m for m in ("MajorityVote", "Wawa", "ZeroBasedSkill", "DawidSkene", "OneCoinDawidSkene",
+                           "GLAD", "MACE", "KOS", "MMSR") if any((n, m) in ck for n in names)]
+    print("| dataset | goldlabel LODO default | " + " | ".join(f"ck {CROWDKIT_SHORT.get(m, m)}" for m in methods)
+          + " | ck best | vs ck DS |")
+    print("|---|---|" + "---:|" * (len(methods) + 2))
+    best, gaps = {}, {}
+    for name in names:
+        cells = []
+        for m in methods:
+            value = ck.get((name, m), "absent")
+            cells.append("n/a" if value == "absent" else "failed" if value is None else f"{100 * value:.2f}")
+        done = {m: ck[(name, m)] for m in methods if ck.get((name, m)) is not None}
+        top = max(done, key=done.get)
+        best[name] = done[top]
+        gaps[name] = 100 * (lodo[name] - done["DawidSkene"]) if "DawidSkene" in done else float("nan")
+        print(f"| {name} | {100 * lodo[name]:.2f} ({chosen[name]}) | " + " | ".join(cells)
+              + f" | {100 * best[name]:.2f} ({CROWDKIT_SHORT.get(top, top)}) | {gaps[name]:+.2f} |")
+    ours, theirs = np.mean([lodo[n] for n in names]), np.mean([best[n] for n in names])
+    print()
+    print("```text")
+    print(f"{'PASS' if ours >= theirs else 'FAIL'}  LODO default mean accuracy {100 * ours:.2f} vs mean of "
+          f"crowd-kit's best per set (hindsight) {100 * theirs:.2f} ({100 * (ours - theirs):+.2f})")
+    below = [n for n in names if gaps[n] < -1.0]
+    worst = min(gaps, key=gaps.get)
+    print(f"{'FAIL' if below else 'PASS'}  never > 1 point below crowd-kit DS: worst {worst} {gaps[worst]:+.2f}"
+          + (f"; below on {', '.join(below)}" if below else ""))
+    print("```")
 
 
 def ece(confidence: np.ndarray, correct: np.ndarray, bins: int = ECE_BINS) -> float:

@@ -144,12 +144,13 @@ class SelectedModel(CategoricalEstimator):
     """
 
     def __init__(self, candidates: tuple[str, ...] = ("mv", "onecoin", "ds", "ebcc"), n_folds: int = 3,
-                 tie: float = 0.002, calibrate: bool = False, random_state: int = 0):
+                 tie: float = 0.002, calibrate: bool = False, random_state: int = 0, combine: str = "select"):
         self.candidates = candidates
         self.n_folds = n_folds
         self.tie = tie
         self.calibrate = calibrate
         self.random_state = random_state
+        self.combine = combine
 
     def _fit(self, data: Answers, gold_items: np.ndarray, gold_labels: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         unknown = [c for c in self.candidates if c not in CANDIDATES]
@@ -157,31 +158,53 @@ class SelectedModel(CategoricalEstimator):
             raise ValueError(f"unknown candidate(s) {unknown}; choose from {sorted(CANDIDATES)}")
         if int(self.n_folds) < 2:
             raise ValueError(f"n_folds must be >= 2, got {self.n_folds}")
+        if self.combine not in ("select", "stack"):
+            raise ValueError(f"combine must be 'select' or 'stack'; got {self.combine!r}")
         names = list(self.candidates)
-        scores = dict.fromkeys(names, 0.0)
+        predictive = np.ones((data.n_answers, len(names)))
         if len(names) > 1:
             folds = annotator_folds(data, int(self.n_folds), self.random_state)
             for fold in range(int(self.n_folds)):
                 train, held_out = _subset(data, folds != fold), _subset(data, folds == fold)
                 if held_out.n_answers == 0 or train.n_answers == 0:
                     continue
-                for name in names:
+                for m, name in enumerate(names):
                     posteriors, _ = CANDIDATES[name]()._fit(train, gold_items, gold_labels)
-                    scores[name] += held_out_loglik(train, posteriors, held_out)
-        margin = float(self.tie) * data.n_answers
-        best = names[0]
-        for name in names[1:]:
-            if scores[name] > scores[best] + margin:
-                best = name
-        model = CANDIDATES[best]()
-        probas, skills = model._fit(data, gold_items, gold_labels)
-        self.selected_, self.scores_, self.model_ = best, scores, model
-        # the per-answer path (item_posterior) needs confusions and a prior whatever won: a
-        # vote has none, so it gets the shrunk M-step of the rule's own annotator model
-        self.confusions_ = getattr(model, "confusions_", None)
+                    predictive[folds == fold, m] = held_out_predictive(train, posteriors, held_out)
+        totals = np.log(predictive).sum(axis=0)
+        scores = {name: float(totals[m]) for m, name in enumerate(names)}
+        if self.combine == "stack" and len(names) > 1:
+            weights = stacking_weights(predictive)
+        else:
+            margin = float(self.tie) * data.n_answers
+            best = 0
+            for m in range(1, len(names)):
+                if totals[m] > totals[best] + margin:
+                    best = m
+            weights = np.eye(len(names))[best]
+        # a candidate with a negligible weight is not fitted again (the rest are renormalised)
+        used = np.flatnonzero(weights >= 0.005) if weights.max() < 1.0 else np.array([int(weights.argmax())])
+        weights = weights[used] / weights[used].sum()
+        models, probas, skills = [], np.zeros((data.n_items, data.n_labels)), np.zeros(data.n_annotators)
+        for m, w in zip(used.tolist(), weights.tolist(), strict=True):
+            model = CANDIDATES[names[m]]()
+            p, k = model._fit(data, gold_items, gold_labels)
+            models.append(model)
+            probas += w * p
+            skills += w * k
+        top = int(used[int(np.argmax(weights))])
+        self.selected_, self.scores_ = names[top], scores
+        self.weights_ = {names[m]: float(w) for m, w in zip(used.tolist(), weights.tolist(), strict=True)}
+        self.model_ = models[int(np.argmax(weights))]
+        if len(models) == 1:
+            # the per-answer path (item_posterior) needs confusions and a prior whatever won: a
+            # vote has none, so it gets the shrunk M-step of the rule's own annotator model
+            self.confusions_ = getattr(self.model_, "confusions_", None)
+            self.prior_ = getattr(self.model_, "prior_", None)
+        else:
+            self.confusions_ = self.prior_ = None
         if self.confusions_ is None:
             self.confusions_ = shrunk_confusions(data, probas)
-        self.prior_ = getattr(model, "prior_", None)
         if self.prior_ is None:
             self.prior_ = normalize_rows(probas.sum(axis=0) + 1.0)
         if self.calibrate:
