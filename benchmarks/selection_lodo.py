@@ -35,7 +35,7 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _datasets import list_datasets, load_categorical, require_datasets  # noqa: E402
+from _datasets import list_datasets, load_categorical, require_datasets
 
 POOL4 = ("mv", "onecoin", "ds", "ebcc")
 POOL6 = ("mv", "onecoin", "mace", "ds_early", "ds", "ebcc")
@@ -52,7 +52,12 @@ def variant_name(kind: str, pool: tuple[str, ...]) -> str:
 def fit_cache(name: str, cache: Path) -> dict:
     """Full-data posteriors and held-out answer probabilities of every candidate (cached)."""
     from goldlabel.quality import from_codes
-    from goldlabel.quality.selection import CANDIDATES, _subset, annotator_folds, held_out_predictive
+    from goldlabel.quality.selection import (
+        CANDIDATES,
+        _subset,
+        annotator_folds,
+        held_out_predictive,
+    )
 
     path = cache / f"{name}.npz"
     if path.exists():
@@ -158,7 +163,7 @@ def main(argv: list[str] | None = None) -> int:
         def share(labels: np.ndarray, data=data, per_item=per_item) -> np.ndarray:
             return np.bincount(data.item, labels[data.item] == data.label, data.n_items) / per_item
         agreement[name] = share
-    calibration_report(names, results, list(CANDIDATES) + variants, agreement)
+    calibration_report(names, results, variants, agreement)
     if args.crowdkit_records:
         print()
         crowdkit_report(names, lodo, chosen, table, args.crowdkit_records)

@@ -134,7 +134,7 @@ def test_stacking_weights_maximise_the_mixture_log_score():
 
 def test_stacked_default_mixes_the_candidates_posteriors():
     confusion = np.array([[0.9, 0.1], [0.35, 0.65]])
-    data, truth = simulate(np.tile(confusion, (12, 1, 1)), 300, 4, seed=9)
+    data, _ = simulate(np.tile(confusion, (12, 1, 1)), 300, 4, seed=9)
     pool = ("mv", "onecoin", "ds_early", "ds")
     model = SelectedModel(candidates=pool, combine="stack").fit(data)
     assert set(model.weights_) <= set(pool) and sum(model.weights_.values()) == pytest.approx(1.0)

@@ -133,11 +133,18 @@ class SelectedModel(CategoricalEstimator):
     4. going through the candidates in order, one replaces the best so far only when its total
        is higher by more than ``tie`` nats per answer (0.002): near-ties go to the simpler model.
 
+    ``combine="stack"`` replaces step 4 by stacking (:func:`stacking_weights`): the posterior is
+    the mixture of the candidates' full-data posteriors with the weights that maximise the
+    held-out log score of the mixture of their predictions (``weights_``). ``candidates`` may
+    name any of :data:`CANDIDATES`. Round 3 of docs/quality.md scored both, with MACE and the
+    crowd-kit-stopped DS added, leave-one-dataset-out.
+
     With ``calibrate=True`` the winner's posteriors are mapped through the rule's confidence
     calibration (:func:`~goldlabel.quality.calibration.calibrate_probas` with the ``"auto"`` map,
     scored leave-one-dataset-out on the benchmark sets). Off by default: that map missed its goal
     (mean ECE 0.106, goal < 0.05) and is flat at the top, capping every confidence near 0.92, so
-    a project's 0.95 target could never be reached by a re-fit. Learned attributes: ``selected_``,
+    a project's 0.95 target could never be reached by a re-fit (round 3's maps did no better:
+    0.10 or more). Learned attributes: ``selected_`` (with stacking: the heaviest candidate),
     ``scores_`` (total held-out log-likelihood per candidate), ``model_`` (the fitted winner),
     and the winner's ``confusions_`` / ``prior_`` (for a vote, which has none, the shrunk
     M-step :func:`shrunk_confusions` of its posteriors and their mean).
