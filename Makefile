@@ -79,7 +79,8 @@ postgres-up:
 # crowd-kit, for tests/quality/test_crowdkit_crosscheck.py, in its own virtualenv: 1.4.2 fails its
 # own tests under pandas 3, so pandas stays below 3 there. Re-installed only when these pins change.
 CROWDKIT_VENV ?= .venv-crowdkit
-CROWDKIT_PINS := crowd-kit==1.4.2 pandas<3
+# scikit-learn >= 1.6 breaks crowd-kit 1.4.2's Wawa and ZeroBasedSkill (no __sklearn_tags__)
+CROWDKIT_PINS := crowd-kit==1.4.2 pandas<3 scikit-learn<1.6
 CROWDKIT_STAMP := $(CROWDKIT_VENV)/.crowdkit-installed
 
 $(CROWDKIT_STAMP): Makefile

@@ -29,6 +29,8 @@ from crowdkit.aggregation import DawidSkene, MajorityVote
 df = pd.read_csv(sys.argv[1], dtype=str).rename(columns={"item": "task", "annotator": "worker"})
 out = {
     "ds": DawidSkene(n_iter=50, tol=0.0).fit_predict(df).to_dict(),
+    "ds_default_iterations": len(DawidSkene().fit(df).loss_history_),
+    "ds_default": DawidSkene().fit_predict(df).to_dict(),
     "mv_probas": MajorityVote().fit_predict_proba(df).max(axis=1).to_dict(),
 }
 print(json.dumps(out))
@@ -68,3 +70,19 @@ def test_majority_vote_confidence_matches_crowdkit_on_dog(crowdkit_results):
     top = {str(i): float(p) for i, p in zip(ours.item_ids_, np.asarray(ours.probas_).max(axis=1))}
     for item, p in theirs["mv_probas"].items():
         assert top[item] == pytest.approx(p)
+
+
+def test_crowdkit_stopping_rule_stops_where_crowdkit_stops(crowdkit_results):
+    # crowd-kit's default DawidSkene stops by its own objective (14 iterations on dog, not 100):
+    # stopping="crowdkit" reproduces the rule, so the early-stopped candidate of the default is
+    # crowd-kit's DS
+    path, theirs = crowdkit_results
+    answers = load_csv(path)
+    ours = DawidSkene(stopping="crowdkit").fit(answers)
+    assert ours.n_iter_ == theirs["ds_default_iterations"] < 100
+    assert len(ours.loss_history_) == ours.n_iter_
+    labels = {str(i): str(label) for i, label in zip(ours.item_ids_, ours.labels_)}
+    same = np.mean([labels[item] == str(label) for item, label in theirs["ds_default"].items()])
+    assert same >= 0.99, same
+    converged = DawidSkene().fit(answers)
+    assert converged.n_iter_ > ours.n_iter_

@@ -112,3 +112,50 @@ def test_the_default_ships_a_calibration_map_and_applies_it():
     expected = calibrated_top(top, np.sort(raw.probas_, axis=1)[:, -2], 2, CALIBRATION["auto"])
     assert np.allclose(calibrated.probas_.max(axis=1), expected)
     assert not np.allclose(calibrated.probas_, raw.probas_)
+
+
+def test_stacking_weights_maximise_the_mixture_log_score():
+    from goldlabel.quality.selection import stacking_weights
+
+    rng = np.random.default_rng(8)
+    # answers drawn from a 0.3 / 0.7 mixture of two candidates' predictive distributions
+    first, second = rng.uniform(0.05, 0.95, 4000), rng.uniform(0.05, 0.95, 4000)
+    from_second = rng.random(4000) < 0.7
+    p_first = np.where(from_second, first * 0.3, first)
+    p_second = np.where(from_second, second, second * 0.3)
+    predictive = np.column_stack([p_first, p_second, np.full(4000, 1e-3)])
+    weights = stacking_weights(predictive)
+    assert weights.sum() == pytest.approx(1.0) and weights[2] < 0.01
+    score = np.log(predictive @ weights).sum()
+    for other in ([0.5, 0.5, 0.0], [0.2, 0.8, 0.0], [1.0, 0.0, 0.0], [0.0, 1.0, 0.0]):
+        assert score >= np.log(predictive @ np.array(other)).sum() - 1e-6
+    assert np.allclose(stacking_weights(predictive[:, :1]), [1.0])
+
+
+def test_stacked_default_mixes_the_candidates_posteriors():
+    confusion = np.array([[0.9, 0.1], [0.35, 0.65]])
+    data, _ = simulate(np.tile(confusion, (12, 1, 1)), 300, 4, seed=9)
+    pool = ("mv", "onecoin", "ds_early", "ds")
+    model = SelectedModel(candidates=pool, combine="stack").fit(data)
+    assert set(model.weights_) <= set(pool) and sum(model.weights_.values()) == pytest.approx(1.0)
+    expected = sum(w * METHODS[n]().fit(data).probas_ if n != "ds_early" else
+                   w * METHODS["ds"](stopping="crowdkit").fit(data).probas_ for n, w in model.weights_.items())
+    assert np.allclose(model.probas_, expected)
+    assert np.allclose(model.probas_.sum(axis=1), 1.0)
+    assert model.confusions_.shape == (data.n_annotators, 2, 2) and model.prior_.shape == (2,)
+    selected = SelectedModel(candidates=pool).fit(data)
+    assert len(selected.weights_) == 1 and selected.selected_ in pool
+    with pytest.raises(ValueError, match="combine"):
+        SelectedModel(combine="vote").fit(data)
+
+
+def test_crowdkit_stopping_rule_is_validated_and_stops_early():
+    from goldlabel.quality import DawidSkene
+
+    data, _ = simulate(np.tile(np.array([[0.8, 0.2], [0.3, 0.7]]), (8, 1, 1)), 200, 3, seed=10)
+    with pytest.raises(ValueError, match="stopping"):
+        DawidSkene(stopping="never").fit(data)
+    early = DawidSkene(stopping="crowdkit").fit(data)
+    converged = DawidSkene(tol=1e-12).fit(data)
+    assert 1 <= early.n_iter_ < converged.n_iter_
+    assert len(early.loss_history_) == early.n_iter_
