@@ -19,8 +19,8 @@ export function formatTime(seconds) {
   return `${m}:${s}`;
 }
 
-function unusable(text, onFailed) {
-  onFailed();
+function unusable(text, onFailed, what) {
+  onFailed(what);
   return { el: h('p', { class: 'muted small' }, text), keydown: () => false, hints: [] };
 }
 
@@ -28,7 +28,7 @@ function unusable(text, onFailed) {
 // time read-out, and (video) frame steps. `time()` is what a timestamped note inserts.
 function createPlayer(kind, url, { fps = 25, onFailed }) {
   const media = h(kind, { controls: true, preload: 'metadata', class: `${kind}-player`, 'data-testid': `${kind}-player` });
-  media.addEventListener('error', onFailed);
+  media.addEventListener('error', () => onFailed(kind));
   media.src = url;
   const time = h('output', { class: 'player-time', 'data-testid': 'player-time' }, '0:00.0');
   const speed = h('select', { 'aria-label': 'playback speed', 'data-testid': 'player-speed' },
@@ -108,7 +108,7 @@ function createPdfViewer(url, pages, { onFailed }) {
   });
   img.addEventListener('error', () => {
     if (!shown) {
-      onFailed();
+      onFailed('PDF');
       return;
     }
     // Past the last page of a PDF whose page count the item does not carry.
@@ -173,12 +173,12 @@ export function createMediaView(key, value, data, { onFailed }) {
   if (key === 'messages' && Array.isArray(value)) return createChat(value);
   if (typeof value !== 'string') return null;
   if (key === 'audio' || key === 'video') {
-    if (mediaSourceProblem(value)) return unusable(`This item's ${key} source cannot be played here (${mediaSourceProblem(value)}).`, onFailed);
+    if (mediaSourceProblem(value)) return unusable(`This item's ${key} source cannot be played here (${mediaSourceProblem(value)}).`, onFailed, key);
     const fps = Number(data.fps) > 0 && Number(data.fps) <= 240 ? Number(data.fps) : 25;
     return createPlayer(key, value.trim(), { fps, onFailed });
   }
   if (key === 'pdf') {
-    if (!MEDIA_PDF_PATH.test(value.trim())) return unusable('A PDF is shown from the media store only (import the file).', onFailed);
+    if (!MEDIA_PDF_PATH.test(value.trim())) return unusable('A PDF is shown from the media store only (import the file).', onFailed, 'PDF');
     return createPdfViewer(value.trim(), data.pages, { onFailed });
   }
   return null;

@@ -88,11 +88,11 @@ function buildView(item, value, { readOnly = false } = {}) {
   const view = { root: h('div', { class: 'view' }), widgets: [], cards: [], media: [], chat: null, active: 0,
     shownAt: performance.now(), readOnly };
   view.notice = h('div', { class: 'media-failed', role: 'alert', 'data-testid': 'media-failed', hidden: true },
-    h('p', {}, 'The item\'s media (image, audio, video or PDF) could not be loaded: this item cannot be answered. Skip it, or report it to the project\'s reviewers.'),
+    h('p', { class: 'media-failed-text' }),
     readOnly ? null : h('button', { type: 'button', class: 'report-media', 'data-testid': 'report-media',
       onclick: () => reportMedia() }, 'Report broken image'));
   view.root.appendChild(view.notice);
-  const failed = () => onMediaFailed(view);
+  const failed = (what = 'image') => onMediaFailed(view, typeof what === 'string' ? what : 'image');
   const env = (index) => ({ changed: ({ advance }) => onChanged(view, index, advance), mediaFailed: failed });
   const consumed = new Set();
   questions.forEach((q, i) => {
@@ -123,8 +123,9 @@ function buildView(item, value, { readOnly = false } = {}) {
 
 // The item's image failed to load or its source is refused: nothing on it can be answered
 // truthfully, so submitting is off for this view (Skip and Release stay).
-function onMediaFailed(view) {
+function onMediaFailed(view, what) {
   view.mediaFailed = true;
+  view.notice.firstChild.textContent = `The ${what} could not be loaded: this item cannot be answered. Skip it, or report it to the project's reviewers.`;
   view.notice.hidden = false;
   if (view === state.view) syncSubmit();
 }
