@@ -84,6 +84,15 @@ def visible_middle(page):
             (frame["y"] + frame["height"] / 2 - canvas["y"]) / canvas["height"])
 
 
+def visible_range(page):
+    """The fractions of the image in view: (left, top), (right, bottom)."""
+    frame, canvas = box(page, "[data-testid=viewport]"), box(page, ".viewport-canvas")
+    fx = lambda x: (x - canvas["x"]) / canvas["width"]
+    fy = lambda y: (y - canvas["y"]) / canvas["height"]
+    return ((max(0, fx(frame["x"])), max(0, fy(frame["y"]))),
+            (min(1, fx(frame["x"] + frame["width"])), min(1, fy(frame["y"] + frame["height"]))))
+
+
 def test_small_dark_image_fits_zooms_pans_and_boxes_stay_exact(page, server, ui, tmp_path):
     annotator = server.make_user()
     project = server.make_project(BOXES, annotators=[annotator], name="Night cameras")
@@ -123,14 +132,16 @@ def test_small_dark_image_fits_zooms_pans_and_boxes_stay_exact(page, server, ui,
     moved = box(page, ".viewport-canvas")
     assert moved["x"] < panned["x"] - 60
 
-    # Draw the person while zoomed in, where the panel's middle now is.
-    mx, my = visible_middle(page)
-    person = ((mx - 0.04, my - 0.08), (mx + 0.04, my + 0.12))
+    # Draw the person (pixels 222-248 x 50-140 of the image) while zoomed in: the part in view.
+    (vx0, vy0), (vx1, vy1) = visible_range(page)
+    person = ((max(222 / 320, vx0 + 0.01), max(50 / 200, vy0 + 0.01)),
+              (min(248 / 320, vx1 - 0.01), min(140 / 200, vy1 - 0.01)))
+    assert person[1][0] - person[0][0] > 0.05 and person[1][1] - person[0][1] > 0.2, "the person is out of view"
     drag(page, moved, *person)
     # Brighter, more contrast: the dark frame becomes readable; the shapes do not change.
-    for key in ("b", "b", "b", "c"):
+    for key in "bbbbbbbbbbcc":
         page.keyboard.press(key)
-    assert page.eval_on_selector(".boxes-image", "i => i.style.filter") == "brightness(130%) contrast(110%)"
+    assert page.eval_on_selector(".boxes-image", "i => i.style.filter") == "brightness(200%) contrast(120%)"
     ui.screenshot("workspace-image-zoom")
     page.keyboard.press("0")  # fit again
     refit = box(page, ".viewport-canvas")
