@@ -218,7 +218,7 @@ def test_audio_plays_seeks_and_changes_speed_beside_the_questions(page, server, 
     project = server.make_project(AUDIO, annotators=[annotator], name="Call centre audio")
     import_files(server, project, tmp_path / "calls", {"call-001.wav": wav()})
     start(ui, project, annotator)
-    page.wait_for_function("() => document.querySelector('[data-testid=audio-player]').readyState >= 1")
+    page.wait_for_function("() => { const a = document.querySelector('[data-testid=audio-player]'); return a && a.readyState >= 1; }")
     player = "[data-testid=audio-player]"
     assert abs(page.eval_on_selector(player, "a => a.duration") - 2.0) < 0.01
     page.keyboard.press("l")  # +5 s, held at the end
@@ -295,7 +295,7 @@ def test_video_steps_frames_and_takes_timestamped_notes(page, server, ui, tmp_pa
                  sidecar=[{"file": "clip.webm", "data": {"fps": 10}}])
     start(ui, project, annotator)
     video = "[data-testid=video-player]"
-    page.wait_for_function("() => document.querySelector('[data-testid=video-player]').readyState >= 2")
+    page.wait_for_function("() => { const v = document.querySelector('[data-testid=video-player]'); return v && v.readyState >= 2; }")
     for _ in range(3):
         page.keyboard.press(".")  # one frame (1/10 s) forward, paused
     page.wait_for_function("() => Math.abs(document.querySelector('[data-testid=video-player]').currentTime - 0.3) < 0.011")
