@@ -22,6 +22,14 @@ def png(width=40, height=20, color=(10, 120, 200)) -> bytes:
     return buf.getvalue()
 
 
+def pdf(pages=1) -> bytes:
+    """A real PDF of ``pages`` pages (Pillow's PDF writer), each a different grey."""
+    sheets = [Image.new("RGB", (200, 280), (60 * i, 60 * i, 60 * i)) for i in range(1, pages + 1)]
+    buf = io.BytesIO()
+    sheets[0].save(buf, format="PDF", save_all=True, append_images=sheets[1:])
+    return buf.getvalue()
+
+
 def rotated_jpeg() -> bytes:
     """A 60x20 JPEG whose EXIF says: rotate 90 degrees to show it upright (so 20x60)."""
     image = Image.new("RGB", (60, 20), (200, 10, 10))
@@ -39,7 +47,7 @@ def media_dir(tmp_path):
     (root / "cats" / "01.png").write_bytes(png())
     (root / "cats" / "02.jpg").write_bytes(rotated_jpeg())
     (root / "notes.txt").write_text("a caption, ünïcødé", encoding="utf-8")
-    (root / "scan.pdf").write_bytes(b"%PDF-1.4\n%fake but typed by its magic\n")
+    (root / "scan.pdf").write_bytes(pdf(pages=2))
     (root / ".hidden.png").write_bytes(png())  # dotfiles are skipped
     return root
 
@@ -69,7 +77,7 @@ def test_folder_import_makes_one_item_per_file_and_is_idempotent(factory, media_
     assert cat["data"]["image"].endswith(".png") and cat["data"]["site"] == "north"
     assert cat["priority"] == 7 and cat["meta"] == {"camera": "A"}
     assert items["notes.txt"]["data"]["text"] == "a caption, ünïcødé"
-    assert items["scan.pdf"]["data"]["pdf"].endswith(".pdf")
+    assert items["scan.pdf"]["data"]["pdf"].endswith(".pdf") and items["scan.pdf"]["data"]["pages"] == 2
     stored = sorted(p for p in (factory.ctx.settings.media_root()).rglob("*") if p.is_file())
     again = media_service.import_media(factory.ctx, None, project["id"], media_dir)
     assert (again.created, again.skipped) == (0, 4)

@@ -752,12 +752,13 @@ class Client:
             res = self._request("POST", f"/projects/{int(project_id)}/media", files=parts, params=params)
         return ImportReport.model_validate(res.json())
 
-    def download_media(self, url: str, *, thumb: int | None = None) -> bytes:
+    def download_media(self, url: str, *, thumb: int | None = None, page: int | None = None) -> bytes:
         """The bytes of a media file an item's data points at (``item.data["image"]``, ...), or
-        a JPEG thumbnail at most ``thumb`` (128, 256, 512) pixels wide."""
+        a JPEG thumbnail at most ``thumb`` (128, 256, 512) pixels wide, or page ``page`` (from 1)
+        of a PDF as the PNG the workspace shows."""
         prefix = "/api/v1"
         path = url[len(prefix):] if url.startswith(prefix + "/") else url
-        res = self._request("GET", path, params=_query(thumb=thumb), headers={"Accept": "*/*"})
+        res = self._request("GET", path, params=_query(thumb=thumb, page=page), headers={"Accept": "*/*"})
         return res.content
 
     def export(

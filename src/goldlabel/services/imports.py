@@ -18,6 +18,7 @@ from typing import Any, BinaryIO
 
 import orjson
 
+from goldlabel.domain import chat
 from goldlabel.domain.errors import FieldError, GoldlabelError, forbidden
 from goldlabel.domain.json_limits import MESSAGES, check_json, printable, text_problem
 from goldlabel.domain.label_schema import BoxesQuestion, LabelSchema
@@ -272,6 +273,8 @@ def ingest_rows(
         # Image sources the workspace would refuse are refused here (one rule: media_sources).
         boxes = [q for q in schema.questions if isinstance(q, BoxesQuestion)]
         http_hosts = parse_hosts(ctx.settings.media_http_hosts)
+        # A chat transcript is checked turn by turn, and has every turn a question is about.
+        turns_asked = schema.turns_asked
         # Another import into this project commits first (PostgreSQL; SQLite's write transaction
         # already excludes it): the baseline below and every lookup then see its items.
         import_store.serialize_imports(conn, project_id)
@@ -296,6 +299,9 @@ def ingest_rows(
                 item, errors = check_row(row, line, schema, with_answers=with_answers)
                 if not errors and boxes:
                     errors = _check_image_sources(boxes, item["data"], line, http_hosts)
+                if not errors and (turns_asked or chat.FIELD in item["data"]):
+                    errors = [FieldError(e.loc, e.code, e.message, line)
+                              for e in chat.check_messages(item["data"], turns_asked=turns_asked)]
                 if errors:
                     report.add_errors(errors, max_errors)
                     continue

@@ -3,7 +3,7 @@ store. Media out: a project's media object, checked and typed for serving.
 
 One item per file. Its external_id is the file's path relative to the root (``cats/01.jpg``);
 its data names the file by kind: ``{"image": URL}``, ``{"audio": URL}``, ``{"video": URL}``,
-``{"pdf": URL}``, or the text itself (``{"text": ...}``) for a UTF-8 text file, plus
+``{"pdf": URL, "pages": N}``, or the text itself (``{"text": ...}``) for a UTF-8 text file, plus
 ``file_name``. URL is the same-origin ``/api/v1/projects/<id>/media/<sha256>.<ext>``: the store is
 content-addressed, so importing the same folder again stores nothing twice and, with
 ``on_conflict=skip`` (the default), creates nothing twice — an interrupted import is resumed by
@@ -12,7 +12,7 @@ path) adds data fields, meta, priority, predictions and gold to the item of that
 
 Refused, each with its file and a stable code (and nothing imported unless ``partial``): archive
 entries that escape the root (``..``, absolute paths), symlinks that point out of the root, file
-names with control characters, files over ``max_media_bytes`` (counted on the bytes read, so a
+names with control characters, PDFs that cannot be read or have no pages, files over ``max_media_bytes`` (counted on the bytes read, so a
 zip entry that lies about its size is caught too), and files of a type that is not media.
 """
 
@@ -23,6 +23,7 @@ import io
 import os
 import re
 import tempfile
+import threading
 import zipfile
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
@@ -237,6 +238,13 @@ def media_rows(ctx: Context, project_id: int, files: Iterable[MediaFile | tuple[
                     yield _error(index, entry.path, "bad_text", f"not UTF-8 text (byte {exc.start})")
                     continue
             elif media_type.kind in ("image", "audio", "video", "pdf"):
+                if media_type.kind == "pdf":
+                    try:
+                        data["pages"] = count_pdf_pages(spooled.read())
+                    except GoldlabelError as exc:
+                        yield _error(index, entry.path, exc.code, str(exc))
+                        continue
+                    spooled.seek(0)
                 key = object_key(project_id, sha)
                 if not store.exists(key):
                     store.put(key, spooled, size)
@@ -353,6 +361,81 @@ def thumbnail(ctx: Context, obj: MediaObject, width: int) -> bytes:
             upright.convert("RGB").save(out, format="JPEG", quality=85)
     except (UnidentifiedImageError, OSError) as exc:
         raise GoldlabelError(f"the image cannot be decoded: {exc}", code="bad_image", status=422) from exc
+    data = out.getvalue()
+    store.put(key, io.BytesIO(data), len(data))
+    return data
+
+
+# PDF pages are rendered on the server, to PNG, by PDFium (pypdfium2): the workspace shows a
+# PDF as images, so no script, style or font of a PDF (or of a PDF viewer) reaches the page and
+# its CSP stays as it is, and import can refuse a PDF that cannot be read or has no pages.
+# PDFium is not thread-safe: one rendering at a time per process.
+_PDFIUM = threading.Lock()
+PDF_PAGE_WIDTH = 1400  # px: readable text at the workspace's width, zoomable twice over
+_PDF_MAX_PIXELS = 1400 * 4000
+_EMPTY_PAGE_TREE = re.compile(rb"/Count\s+0(?![0-9])")
+_PAGE_OBJECT = re.compile(rb"/Type\s*/Page(?![A-Za-z])")
+
+
+def _open_pdf(data: bytes) -> Any:
+    import pypdfium2
+
+    try:
+        return pypdfium2.PdfDocument(data)
+    except pypdfium2.PdfiumError as exc:
+        # PDFium refuses a document whose page tree is empty like a broken one (and its error
+        # code is a process-wide leftover, so it cannot tell them apart): a refused file that is
+        # whole (ends with %%EOF), has a page tree counting 0, no page object and no object
+        # streams (where pages could hide) has no pages.
+        if (b"%%EOF" in data[-1024:] and _EMPTY_PAGE_TREE.search(data) and not _PAGE_OBJECT.search(data)
+                and b"/ObjStm" not in data):
+            raise GoldlabelError("the PDF has no pages", code="pdf_no_pages", status=422) from exc
+        raise GoldlabelError("not a readable PDF (it is damaged, cut short or encrypted)",
+                             code="bad_pdf", status=422) from exc
+
+
+def count_pdf_pages(data: bytes) -> int:
+    """The number of pages of a PDF; ``bad_pdf`` when it cannot be read, ``pdf_no_pages`` when
+    it has none (nothing to show an annotator)."""
+    with _PDFIUM:
+        pdf = _open_pdf(data)
+        try:
+            pages = len(pdf)
+        finally:
+            pdf.close()
+    if pages < 1:
+        raise GoldlabelError("the PDF has no pages", code="pdf_no_pages", status=422)
+    return pages
+
+
+def pdf_page(ctx: Context, obj: MediaObject, page: int) -> bytes:
+    """Page ``page`` (from 1) of a PDF as a PNG ``PDF_PAGE_WIDTH`` pixels wide (less for a page
+    so tall it would pass the pixel cap), made once and kept in the store beside the PDF."""
+    if obj.media_type.kind != "pdf":
+        raise GoldlabelError("pages are made of PDFs only", code="not_a_pdf", status=422)
+    store = ctx.media
+    key = f"{obj.key}.page{int(page)}.png"
+    if store.exists(key):
+        return b"".join(_take(store.read(key)))
+    raw = b"".join(_take(store.read(obj.key)))
+    with _PDFIUM:
+        pdf = _open_pdf(raw)
+        try:
+            if not 1 <= page <= len(pdf):
+                raise GoldlabelError(f"the PDF has {len(pdf)} page(s), not a page {page}",
+                                     code="no_such_page", status=404)
+            sheet = pdf[page - 1]
+            width, height = sheet.get_size()
+            scale = min(PDF_PAGE_WIDTH / max(width, 1.0), (_PDF_MAX_PIXELS / max(width * height, 1.0)) ** 0.5)
+            image = sheet.render(scale=scale).to_pil()
+        except Exception as exc:
+            if isinstance(exc, GoldlabelError):
+                raise
+            raise GoldlabelError(f"the page cannot be rendered: {exc}", code="bad_pdf", status=422) from exc
+        finally:
+            pdf.close()
+    out = io.BytesIO()
+    image.save(out, format="PNG", optimize=False)
     data = out.getvalue()
     store.put(key, io.BytesIO(data), len(data))
     return data

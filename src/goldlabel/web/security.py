@@ -47,6 +47,8 @@ CONTENT_SECURITY_POLICY = "; ".join(  # noqa: FLY002
         "style-src 'self'",
         # Item images come from anywhere over https, or inline as data: URLs.
         "img-src 'self' data: https:",
+        # Item audio and video: our media route, or https (the same sources as images but data:).
+        "media-src 'self' https:",
         "connect-src 'self'",
         "object-src 'none'",
         "base-uri 'none'",

@@ -53,6 +53,8 @@ async def get_media(
     ctx: ContextDep,
     actor: CurrentActor,
     thumb: Annotated[int | None, Query(description="A JPEG thumbnail at most this wide: 128, 256 or 512.")] = None,
+    page: Annotated[int | None, Query(ge=1, le=100_000,
+                                      description="A PDF's page (from 1), rendered by the server as PNG.")] = None,
 ) -> Response:
     """A media object of the project (404 for non-members). Images, audio, video and PDF render
     inline; anything else (SVG, HTML, unknown bytes) is an attachment."""
@@ -61,9 +63,17 @@ async def get_media(
                                   f"thumb must be one of {', '.join(map(str, THUMB_SIZES))}")])
     requested = request.headers.get("range", "")
     # One entry per download, not per byte range a video player asks for.
-    whole = thumb is None and (not requested or requested.replace(" ", "").startswith("bytes=0-"))
+    whole = thumb is None and page is None and (not requested or requested.replace(" ", "").startswith("bytes=0-"))
     obj = await run_in_threadpool(partial(media_service.open_media, download=whole),
                                   ctx, actor, project_id, name)
+    if page is not None:
+        if thumb is not None:
+            raise invalid([FieldError(("query", "page"), "bad_query", "ask for a thumbnail or a page, not both")])
+        data = await run_in_threadpool(media_service.pdf_page, ctx, obj, page)
+        headers = _headers(obj, f"{name}.page{page}.png")
+        headers.pop("Accept-Ranges")
+        headers["Content-Disposition"] = "inline"
+        return Response(data, media_type="image/png", headers=headers)
     if thumb is not None:
         data = await run_in_threadpool(media_service.thumbnail, ctx, obj, thumb)
         headers = _headers(obj, f"{name}.thumb.jpg")

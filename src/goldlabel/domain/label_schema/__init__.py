@@ -135,6 +135,11 @@ class LabelSchema:
         return {"questions": [q.to_json() for q in self.questions]}
 
     @property
+    def turns_asked(self) -> tuple[int, ...]:
+        """The chat turns (indexes into ``messages``) that questions are about."""
+        return tuple(q.turn for q in self.questions if q.turn is not None)
+
+    @property
     def names(self) -> tuple[str, ...]:
         return tuple(q.name for q in self.questions)
 

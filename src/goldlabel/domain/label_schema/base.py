@@ -22,7 +22,9 @@ from goldlabel.domain.label_schema.validation import Loc, _err
 class Question:
     """One question of a label schema. Subclasses, one per kind, add the kind's options.
 
-    ``labels`` is empty for the kinds that take none (rating, text, ranking).
+    ``labels`` is empty for the kinds that take none (rating, text, ranking). ``turn`` (choice,
+    multi_choice, rating and text only) makes the question about one turn of a chat transcript:
+    an index into the item's ``messages``, negative from the end (``domain/chat.py``).
     """
 
     kind: ClassVar[str] = ""
@@ -31,6 +33,7 @@ class Question:
     title: str | None = None
     description: str | None = None
     labels: tuple[str, ...] = ()
+    turn: int | None = None
 
     def to_json(self) -> dict[str, Any]:
         data: dict[str, Any] = {
@@ -41,6 +44,8 @@ class Question:
             "description": self.description,
         }
         data.update(self._options_json())
+        if self.turn is not None:  # only where set: schemas without chat turns read as before
+            data["turn"] = self.turn
         return data
 
     def _options_json(self) -> dict[str, Any]:

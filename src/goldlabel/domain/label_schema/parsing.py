@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
+from goldlabel.domain.chat import MAX_TURNS
 from goldlabel.domain.errors import FieldError
 from goldlabel.domain.label_schema.questions import (
     _QUESTION_CLASSES,
@@ -187,6 +188,8 @@ def _parse_question(obj: Any, loc: Loc, errors: list[FieldError]) -> Question | 
     }
     if cls is None:
         return None  # options of an unknown kind cannot be judged
+    if cls in (ChoiceQuestion, MultiChoiceQuestion, RatingQuestion, TextQuestion):
+        common["turn"] = r.integer("turn", None, minimum=-MAX_TURNS, maximum=MAX_TURNS - 1)
     options = _parse_options(cls, r)
     r.unknown_keys(cls.kind)
     if r.failed:

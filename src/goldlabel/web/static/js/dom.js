@@ -87,6 +87,14 @@ export function safeImageUrl(value, hosts = imageHosts) {
   return imageSourceProblem(value, hosts) ? null : value.trim();
 }
 
+// Audio and video sources: the image rule without data: URIs (the page's CSP plays media from
+// our own origin and https only).
+export function mediaSourceProblem(value, hosts = imageHosts) {
+  const problem = imageSourceProblem(value, hosts);
+  if (problem) return problem;
+  return value.trim().toLowerCase().startsWith('data:') ? 'bad_data_uri' : null;
+}
+
 export function formatDuration(ms) {
   const s = Math.max(0, Math.ceil(ms / 1000));
   const m = Math.floor(s / 60);

@@ -3,8 +3,9 @@
 // so submit -> next item costs one POST and a render, not two round trips.
 
 import { api, ApiError, csrfToken } from './api.js';
-import { clear, formatDuration, h, isTyping, safeImageUrl, setImageHosts } from './dom.js';
+import { clear, formatDuration, h, isTyping, setImageHosts } from './dom.js';
 import { renderMarkdown } from './markdown.js';
+import { createItemImage, createMediaView } from './media.js';
 import { createWidget } from './widgets/index.js';
 
 const config = JSON.parse(document.getElementById('workspace-data').textContent);
@@ -46,16 +47,26 @@ window.__goldlabel = { transitions: [] };
 
 const GENERIC_IMAGE_FIELDS = new Set(['image', 'image_url', 'img', 'picture', 'url']);
 
-function renderItemData(data, consumed, onFailed) {
-  const box = h('div', { class: 'item-data' });
-  const fields = Object.keys(data || {}).filter((k) => !consumed.has(k));
+// The item's fields the questions do not show themselves: media get their viewer (view.media,
+// which also takes the keys the active question leaves), the rest is shown as text.
+function renderItemData(view, data, consumed, onFailed) {
+  const box = h('div', { class: 'item-data', 'data-testid': 'item-data' });
+  data = data || {};
+  // Fields a viewer reads (the PDF's page count, the video's frame rate) are not repeated.
+  const hidden = new Set(consumed);
+  if (typeof data.pdf === 'string') hidden.add('pages');
+  if (typeof data.video === 'string') hidden.add('fps');
+  const fields = Object.keys(data).filter((k) => !hidden.has(k));
   for (const key of fields) {
     const value = data[key];
     const label = fields.length > 1 || key !== 'text' ? h('div', { class: 'field-name' }, key) : null;
     let body;
-    if (typeof value === 'string' && GENERIC_IMAGE_FIELDS.has(key) && safeImageUrl(value)) {
-      body = h('img', { class: 'item-image', src: safeImageUrl(value), alt: key });
-      body.addEventListener('error', onFailed);
+    const viewer = createMediaView(key, value, data, { onFailed })
+      || (typeof value === 'string' && GENERIC_IMAGE_FIELDS.has(key) ? createItemImage(key, value, onFailed) : null);
+    if (viewer) {
+      view.media.push(viewer);
+      if (key === 'messages') view.chat = viewer;
+      body = viewer.el;
     } else if (typeof value === 'string') {
       body = h('div', { class: 'field-text' }, value);
     } else if (value !== null && typeof value === 'object') {
@@ -68,14 +79,20 @@ function renderItemData(data, consumed, onFailed) {
   return fields.length ? box : null;
 }
 
+// The clock a timestamped note reads: the item's audio or video player, if any.
+function playerOf(view) {
+  return view.media.find((m) => typeof m.time === 'function') || null;
+}
+
 function buildView(item, value, { readOnly = false } = {}) {
-  const view = { root: h('div', { class: 'view' }), widgets: [], cards: [], active: 0, shownAt: performance.now(), readOnly };
+  const view = { root: h('div', { class: 'view' }), widgets: [], cards: [], media: [], chat: null, active: 0,
+    shownAt: performance.now(), readOnly };
   view.notice = h('div', { class: 'media-failed', role: 'alert', 'data-testid': 'media-failed', hidden: true },
-    h('p', {}, 'The image could not be loaded: this item cannot be answered. Skip it, or report it to the project\'s reviewers.'),
+    h('p', { class: 'media-failed-text' }),
     readOnly ? null : h('button', { type: 'button', class: 'report-media', 'data-testid': 'report-media',
       onclick: () => reportMedia() }, 'Report broken image'));
   view.root.appendChild(view.notice);
-  const failed = () => onMediaFailed(view);
+  const failed = (what = 'image') => onMediaFailed(view, typeof what === 'string' ? what : 'image');
   const env = (index) => ({ changed: ({ advance }) => onChanged(view, index, advance), mediaFailed: failed });
   const consumed = new Set();
   questions.forEach((q, i) => {
@@ -90,9 +107,15 @@ function buildView(item, value, { readOnly = false } = {}) {
     card.addEventListener('pointerdown', () => setActive(view, i));
     view.cards.push(card);
   });
-  const dataBox = renderItemData(item.data, consumed, failed);
+  const dataBox = renderItemData(view, item.data, consumed, failed);
   if (dataBox) view.root.appendChild(dataBox);
-  view.cards.forEach((c) => view.root.appendChild(c));
+  view.cards.forEach((c, i) => {
+    // A question about one turn of a chat transcript sits under that turn.
+    const slot = view.chat && Number.isInteger(questions[i].turn) ? view.chat.slot(questions[i].turn) : null;
+    (slot || view.root).appendChild(c);
+  });
+  const player = playerOf(view);
+  if (player) view.widgets.forEach((w) => w.enableTimestamps && w.enableTimestamps(player.time));
   if (readOnly) view.root.classList.add('read-only');
   setActive(view, 0, false);
   return view;
@@ -100,8 +123,9 @@ function buildView(item, value, { readOnly = false } = {}) {
 
 // The item's image failed to load or its source is refused: nothing on it can be answered
 // truthfully, so submitting is off for this view (Skip and Release stay).
-function onMediaFailed(view) {
+function onMediaFailed(view, what) {
   view.mediaFailed = true;
+  view.notice.firstChild.textContent = `The ${what} could not be loaded: this item cannot be answered. Skip it, or report it to the project's reviewers.`;
   view.notice.hidden = false;
   if (view === state.view) syncSubmit();
 }
@@ -578,6 +602,18 @@ const GLOBAL_SHORTCUTS = [
   ['I', 'show / hide the instructions'], ['R', 'check again for work (when the queue was empty)'], ['?', 'this list'],
 ];
 
+// T: the current time of the item's audio or video goes into the active text question (or
+// the first one), where the annotator goes on typing the note.
+function insertTime(view) {
+  const player = playerOf(view);
+  if (!player) return false;
+  const at = view.widgets[view.active].insertText ? view.active : view.widgets.findIndex((w) => w.insertText);
+  if (at < 0) return false;
+  setActive(view, at, false);
+  view.widgets[at].insertText(`[${player.time()}] `);
+  return true;
+}
+
 function openShortcuts() {
   clear(ui.shortcutsTable);
   const view = state.view;
@@ -586,6 +622,7 @@ function openShortcuts() {
     const q = questions[view.active];
     rows.push([`— ${q.title || q.name} (${q.kind})`, '']);
     rows.push(...view.widgets[view.active].hints);
+    for (const m of view.media) if (m.hints.length) rows.push(['— the item', ''], ...m.hints);
   }
   for (const [keys, what] of rows) {
     ui.shortcutsTable.appendChild(h('tr', {}, h('th', {}, keys), h('td', {}, what)));
@@ -614,6 +651,15 @@ document.addEventListener('keydown', (e) => {
     if (e.ctrlKey || e.metaKey || e.altKey) return;
     const view = state.view;
     if (view && !view.readOnly && view.widgets[view.active].keydown(e)) {
+      e.preventDefault();
+      return;
+    }
+    // Then the item's viewers (zoom, play, pages), which work in a read-only view too.
+    if (view && view.media.some((m) => m.keydown(e))) {
+      e.preventDefault();
+      return;
+    }
+    if ((e.key === 't' || e.key === 'T') && view && !view.readOnly && insertTime(view)) {
       e.preventDefault();
       return;
     }

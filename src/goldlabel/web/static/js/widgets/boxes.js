@@ -3,16 +3,16 @@
 // next ones), arrow keys nudge. Boxes are kept in relative coordinates (0..1) and converted
 // for "pixel" questions.
 
-import { clear, digitOf, h, safeImageUrl } from '../dom.js';
+import { clear, digitOf, h } from '../dom.js';
+import { clamp01, createImageStage } from '../image_view.js';
 import { colorClass } from './index.js';
 
 const MIN_SIZE = 0.005; // smaller drags are clicks, not boxes
 const round6 = (v) => Math.round(v * 1e6) / 1e6;
-const clamp01 = (v) => Math.min(1, Math.max(0, v));
+const DRAW_NOTE = 'Drag on the image to draw a box.';
 
 export function createBoxes(q, item, env) {
   const data = item.data || {};
-  const url = safeImageUrl(data[q.source]);
   const pixel = q.coordinates === 'pixel';
   const size = { w: Number(data[q.width_field]) || 0, h: Number(data[q.height_field]) || 0 };
   let boxes = []; // {x, y, w, h, label} relative
@@ -20,30 +20,11 @@ export function createBoxes(q, item, env) {
   let selected = -1;
   let drag = null;
 
-  const labelButtons = q.labels.map((label, i) => h('button', { type: 'button', tabindex: '-1',
-    class: `opt label-chip ${colorClass(i)}`, 'aria-pressed': 'false', onclick: () => pickLabel(i) },
-  i < 9 ? h('kbd', {}, String(i + 1)) : null, h('span', {}, label)));
-  const img = h('img', { class: 'boxes-image', alt: 'item image', draggable: 'false' });
-  const layer = h('div', { class: 'boxes-layer', 'data-testid': 'boxes-layer' });
-  const stage = h('div', { class: 'boxes-stage' }, img, layer);
-  const note = h('p', { class: 'muted small' });
-  const el = h('div', { class: 'boxes' }, h('div', { class: 'options' }, labelButtons), stage, note);
-  // An image that cannot be shown cannot be answered ("no objects" would be a wrong answer):
-  // the workspace disables submitting for this item and leaves Skip.
-  img.addEventListener('error', () => {
-    note.textContent = 'The image could not be loaded.';
-    if (env.mediaFailed) env.mediaFailed();
-  });
-  if (url) img.src = url;
-  else {
-    note.textContent = `This item has no usable image URL in “${q.source}” (https, a media path or data:image).`;
-    if (env.mediaFailed) env.mediaFailed();
-  }
-
-  function point(e) {
-    const r = layer.getBoundingClientRect();
-    return { x: clamp01((e.clientX - r.left) / r.width), y: clamp01((e.clientY - r.top) / r.height) };
-  }
+  const layer = h('div', { class: 'boxes-layer' });
+  const stage = createImageStage(q, item, env, { testid: 'boxes-layer', emptyNote: '', onLabel: (i) => pickLabel(i),
+    layer, colorClass });
+  const { url, note, el } = stage;
+  const point = (e) => stage.point(e);
 
   layer.addEventListener('pointerdown', (e) => {
     if (e.button !== 0 || !url) return;
@@ -111,7 +92,7 @@ export function createBoxes(q, item, env) {
   }
 
   function render() {
-    labelButtons.forEach((b, i) => b.setAttribute('aria-pressed', String(current === i)));
+    stage.setLabel(current);
     clear(layer);
     boxes.forEach((b, i) => {
       const div = h('div', { class: `box ${colorClass(q.labels.indexOf(b.label))}${i === selected ? ' selected' : ''}`,
@@ -126,8 +107,8 @@ export function createBoxes(q, item, env) {
       }
       layer.appendChild(div);
     });
-    if (url && !boxes.length && !note.textContent) note.textContent = 'Drag on the image to draw a box.';
-    else if (boxes.length && note.textContent === 'Drag on the image to draw a box.') note.textContent = '';
+    if (url && !boxes.length && !note.textContent) note.textContent = DRAW_NOTE;
+    else if (boxes.length && note.textContent === DRAW_NOTE) note.textContent = '';
   }
 
   function exportBox(b) {
@@ -191,11 +172,11 @@ export function createBoxes(q, item, env) {
         render();
         return true;
       }
-      return false;
+      return stage.viewport.keydown(e);
     },
     focus() {},
     hints: [['mouse', 'drag to draw; drag a box to move it, a corner to resize'], ['1–9', 'label for the selected box and new boxes'],
-      ['Tab', 'select the next box'], ['arrows', 'nudge the selected box (Shift: more)'], ['Delete', 'delete the selected box']],
-    consumes: [q.source, ...(pixel ? [q.width_field, q.height_field] : [])],
+      ['Tab', 'select the next box'], ['arrows', 'nudge the selected box (Shift: more)'], ['Delete', 'delete the selected box'], ...stage.viewport.hints],
+    consumes: stage.consumes,
   };
 }

@@ -8,7 +8,7 @@
 
 import { clear, digitOf } from '../dom.js';
 import { colorClass } from './index.js';
-import { createStage, onResize, svg } from './shapes.js';
+import { createStage, svg } from './shapes.js';
 
 export function createKeypoints(q, item, env) {
   const skeletons = q.skeletons || {};
@@ -126,7 +126,7 @@ export function createKeypoints(q, item, env) {
       layer.appendChild(g);
     }
   }
-  onResize(stage, render);
+  stage.onResize(render);
 
   function toggle(point) {
     point.v = point.v === 1 ? 2 : 1;
@@ -229,13 +229,13 @@ export function createKeypoints(q, item, env) {
         render();
         return true;
       }
-      return false;
+      return stage.viewport.keydown(e);
     },
     focus() {},
     hints: [['click', 'place the next point of the skeleton'], ['X', 'skip the next point (not labeled)'],
       ['O', 'mark the last (or selected) point occluded / visible'], ['Backspace', 'take back the last point'],
       ['Enter', 'finish the instance early'], ['Escape', 'cancel the instance'], ['drag', 'move a point'],
-      ['1–9', 'label of the next instance'], ['Tab', 'select the next instance'], ['Delete', 'delete the selected instance']],
+      ['1–9', 'label of the next instance'], ['Tab', 'select the next instance'], ['Delete', 'delete the selected instance'], ...stage.viewport.hints],
     consumes: stage.consumes,
   };
 }

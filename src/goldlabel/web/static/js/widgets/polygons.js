@@ -7,7 +7,7 @@
 
 import { clear, digitOf } from '../dom.js';
 import { colorClass } from './index.js';
-import { createStage, onResize, polygonProblem, svg } from './shapes.js';
+import { createStage, polygonProblem, svg } from './shapes.js';
 
 const CLOSE_RADIUS = 8; // px: a click this near the first vertex closes the outline
 
@@ -150,7 +150,7 @@ export function createPolygons(q, item, env) {
       layer.appendChild(g);
     }
   }
-  onResize(stage, render);
+  stage.onResize(render);
 
   function exportPolygon(poly) {
     return { points: poly.points.map((p) => stage.out(p.x, p.y)), label: poly.label };
@@ -215,13 +215,13 @@ export function createPolygons(q, item, env) {
         render();
         return true;
       }
-      return false;
+      return stage.viewport.keydown(e);
     },
     focus() {},
     hints: [['click', 'add a point; click the first point to close'], ['Enter', 'close the outline'],
       ['Backspace', 'remove the last point (drawing) / delete the selected polygon'], ['Escape', 'cancel the drawing'],
       ['drag', 'move a point of the selected polygon'], ['1–9', 'label'], ['Tab', 'select the next polygon'],
-      ['Delete', 'delete the selected polygon']],
+      ['Delete', 'delete the selected polygon'], ...stage.viewport.hints],
     consumes: stage.consumes,
   };
 }

@@ -1,14 +1,17 @@
-// What the polygon and keypoint widgets share: the image stage with an SVG layer drawn in the
-// displayed pixels (re-drawn when the image is resized, so shapes stay exact at any scale),
-// pointer positions as fractions of the image (0..1), conversion to the question's coordinates
-// ("relative" or "pixel", with the image size from the item data), and the label buttons.
+// What the polygon and keypoint widgets share: their image stage (image_view.js: the viewer,
+// the pointer -> image transform and the answer's coordinates, shared with boxes) with an SVG
+// layer drawn in the displayed pixels (re-drawn when the image is resized or zoomed, so shapes
+// stay exact at any scale), and the polygon rule.
 
-import { h, safeImageUrl } from '../dom.js';
+import { createImageStage } from '../image_view.js';
 import { colorClass } from './index.js';
 
 const SVG_NS = 'http://www.w3.org/2000/svg';
-export const clamp01 = (v) => Math.min(1, Math.max(0, v));
-const round6 = (v) => Math.round(v * 1e6) / 1e6;
+
+export function createStage(q, item, env, { testid, emptyNote, onLabel }) {
+  const layer = svg('svg', { class: 'shapes-layer' });
+  return createImageStage(q, item, env, { testid, emptyNote, onLabel, layer, colorClass });
+}
 
 // An SVG element (h() makes HTML elements); attributes are set as text, never parsed.
 export function svg(tag, attrs = {}, ...children) {
@@ -24,69 +27,6 @@ export function svg(tag, attrs = {}, ...children) {
     else el.appendChild(child);
   }
   return el;
-}
-
-export function createStage(q, item, env, { testid, emptyNote, onLabel }) {
-  const data = item.data || {};
-  const url = safeImageUrl(data[q.source]);
-  const pixel = q.coordinates === 'pixel';
-  const size = { w: Number(data[q.width_field]) || 0, h: Number(data[q.height_field]) || 0 };
-  const labelButtons = q.labels.map((label, i) => h('button', { type: 'button', tabindex: '-1',
-    class: `opt label-chip ${colorClass(i)}`, 'aria-pressed': 'false', onclick: () => onLabel(i) },
-  i < 9 ? h('kbd', {}, String(i + 1)) : null, h('span', {}, label)));
-  const img = h('img', { class: 'boxes-image', alt: 'item image', draggable: 'false' });
-  const layer = svg('svg', { class: 'shapes-layer', 'data-testid': testid });
-  const stage = h('div', { class: 'boxes-stage' }, img, layer);
-  const status = h('p', { class: 'shapes-status small', 'aria-live': 'polite' });
-  const note = h('p', { class: 'muted small' });
-  const el = h('div', { class: 'boxes shapes' }, h('div', { class: 'options' }, labelButtons), status, stage, note);
-  img.addEventListener('error', () => {
-    note.textContent = 'The image could not be loaded.';
-    if (env.mediaFailed) env.mediaFailed();
-  });
-  if (url) img.src = url;
-  else {
-    note.textContent = `This item has no usable image URL in “${q.source}” (https, a media path or data:image).`;
-    if (env.mediaFailed) env.mediaFailed();
-  }
-  if (url && emptyNote) note.textContent = emptyNote;
-
-  const stageApi = {
-    el, layer, img, url, pixel, status, note, labelButtons,
-    // displayed size in CSS pixels (the SVG is drawn in these units)
-    box() {
-      const r = layer.getBoundingClientRect();
-      return { w: r.width || 1, h: r.height || 1 };
-    },
-    // the pointer as fractions of the image
-    point(e) {
-      const r = layer.getBoundingClientRect();
-      return { x: clamp01((e.clientX - r.left) / r.width), y: clamp01((e.clientY - r.top) / r.height) };
-    },
-    // fraction -> the answer's coordinates, and back (null when a pixel size is unknown)
-    out(x, y) {
-      const rx = clamp01(round6(x));
-      const ry = clamp01(round6(y));
-      return pixel ? [round6(rx * size.w), round6(ry * size.h)] : [rx, ry];
-    },
-    in(x, y) {
-      const sx = pixel ? size.w : 1;
-      const sy = pixel ? size.h : 1;
-      if (!sx || !sy || !Number.isFinite(x) || !Number.isFinite(y)) return null;
-      return { x: x / sx, y: y / sy };
-    },
-    setLabel(current) {
-      labelButtons.forEach((b, i) => b.setAttribute('aria-pressed', String(current === i)));
-    },
-    consumes: [q.source, ...(pixel ? [q.width_field, q.height_field] : [])],
-  };
-  return stageApi;
-}
-
-// Redraw when the displayed image size changes (window resize, zoom, image load).
-export function onResize(stage, render) {
-  stage.img.addEventListener('load', render);
-  if (typeof ResizeObserver !== 'undefined') new ResizeObserver(() => render()).observe(stage.img);
 }
 
 // Whether segments p1-p2 and p3-p4 cross or touch (collinear overlaps included).

@@ -11,8 +11,20 @@ export function createText(q, _item, env) {
     render();
     env.changed({ advance: false });
   });
+  const tools = h('span', { class: 'text-tools' });
   const el = h('div', { class: 'text-widget' }, area, h('div', { class: 'row-between' },
-    h('span', { class: 'muted small' }, q.min_length ? `at least ${q.min_length} characters` : ''), counter));
+    h('span', { class: 'muted small' }, q.min_length ? `at least ${q.min_length} characters` : ''), tools, counter));
+
+  // Put `text` at the caret (replacing a selection) and leave the caret after it.
+  function insertText(text) {
+    const start = area.selectionStart ?? area.value.length;
+    const end = area.selectionEnd ?? start;
+    area.setRangeText(text, start, end, 'end');
+    area.focus();
+    touched = true;
+    render();
+    env.changed({ advance: false });
+  }
 
   function length() {
     return codePointLength(area.value);
@@ -36,6 +48,12 @@ export function createText(q, _item, env) {
     keydown: () => false,
     focus() {
       area.focus();
+    },
+    insertText,
+    // The item has audio or video: a timestamped note takes the player's current time.
+    enableTimestamps(time) {
+      tools.appendChild(h('button', { type: 'button', class: 'small', 'data-testid': 'insert-time',
+        onclick: () => insertText(`[${time()}] `) }, 'Insert time ', h('kbd', {}, 'T')));
     },
     hints: [['Ctrl+Enter', 'submit from the text box'], ['Esc', 'leave the text box (shortcuts work again)']],
     consumes: [],
