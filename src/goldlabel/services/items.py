@@ -5,8 +5,6 @@ from __future__ import annotations
 
 import hashlib
 import logging
-import random
-import threading
 from typing import Any
 
 from goldlabel.domain.errors import GoldlabelError, not_found
@@ -14,6 +12,7 @@ from goldlabel.domain.splits import split_of
 from goldlabel.schemas import BulkItemsRequest, ItemReport, RestoreItemsRequest
 from goldlabel.services import audit
 from goldlabel.services.access import Actor, fetch_project_role, is_allowed, load_project
+from goldlabel.services.background import BackgroundLoop
 from goldlabel.services.context import Context
 from goldlabel.services.queue import public_answer
 from goldlabel.storage import consensus_events
@@ -269,28 +268,18 @@ def purge_expired(ctx: Context, now: int | None = None, batch: int = 1000) -> di
     return {"items": n_items, "projects": n_projects}
 
 
-class PurgeSweeper:
+class PurgeSweeper(BackgroundLoop):
     """Runs purge_expired about every ``interval_s`` in a thread of a serving process."""
 
+    thread_name = "goldlabel-purge"
+    failure = "purge of deleted items failed"
+
     def __init__(self, ctx: Context, interval_s: float) -> None:
+        super().__init__(interval_s)
         self.ctx = ctx
-        self.interval_s = interval_s
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, name="goldlabel-purge", daemon=True)
 
-    def start(self) -> None:
-        self._thread.start()
-
-    def stop(self) -> None:
-        self._stop.set()
-        self._thread.join(timeout=10)
-
-    def _run(self) -> None:
-        while not self._stop.wait(self.interval_s * random.uniform(0.75, 1.25)):  # nosec B311  # jitter of a sweep interval; no secret
-            try:
-                purge_expired(self.ctx)
-            except Exception:  # a failed sweep must not end the thread
-                log.exception("purge of deleted items failed")
+    def run_once(self) -> dict[str, int]:
+        return purge_expired(self.ctx)
 
 
 def list_answers(ctx: Context, actor: Actor, project_id: int, after: int, limit: int) -> list[dict]:
