@@ -4,6 +4,7 @@ scheduler, the model worker, the purge sweeper and the webhook worker share."""
 from __future__ import annotations
 
 import logging
+import random
 import threading
 import time
 
@@ -72,6 +73,14 @@ def test_waits_are_drawn_within_the_jitter(jitter, monkeypatch):
     waits = [Flaky(100).next_wait_s() for _ in range(200)]
     assert all(100 * (1 - jitter) <= w <= 100 * (1 + jitter) for w in waits)
     assert (max(waits) - min(waits) > 10) == (jitter > 0)  # jittered waits spread; plain ones do not
+
+
+def test_waits_leave_the_global_random_state_alone():
+    # A server's loops draw waits while the app (or Hypothesis, fuzzing it in-process) uses the
+    # global generator: Hypothesis fails a draw during which another thread moved it.
+    state = random.getstate()
+    Flaky(1).next_wait_s()
+    assert random.getstate() == state
 
 
 def test_the_background_jobs_are_loops_with_their_own_threads():

@@ -17,6 +17,9 @@ import threading
 from typing import ClassVar
 
 log = logging.getLogger(__name__)
+# The waits' own generator: the global one's state is the application's (and a property-based
+# test's, which Hypothesis checks no other thread moves while it draws a case).
+_jitter = random.Random()  # nosec B311  # jitter of a wait; no secret
 
 
 class BackgroundLoop:
@@ -55,7 +58,7 @@ class BackgroundLoop:
         return self._thread.native_id
 
     def next_wait_s(self) -> float:
-        return self.interval_s * random.uniform(1 - self.jitter, 1 + self.jitter)  # nosec B311  # jitter of a wait; no secret
+        return self.interval_s * _jitter.uniform(1 - self.jitter, 1 + self.jitter)
 
     def run_once(self) -> object:
         raise NotImplementedError
