@@ -115,7 +115,8 @@ def get_item(ctx: Context, actor: Actor, project_id: int, item_id: int) -> dict:
         detail = public_item(row)
         detail["answers"] = [public_answer(a) for a in item_store.fetch_answers(conn, item_id)]
         detail["predictions"] = [
-            {"value": p["value"], "score": p["score"], "model_version": p["model_version"], "created_at": p["created_at"]}
+            {"value": p["value"], "score": p["score"], "model_version": p["model_version"],
+             "created_at": p["created_at"]}
             for p in item_store.fetch_predictions(conn, item_id)
         ]
         detail["consensus"] = [

@@ -52,7 +52,8 @@ _PROJECT_WITH_ROLE_AND_STANDING = (
         annotator_stats.c.status.label("_standing_status"), annotator_stats.c.n_gold.label("_standing_n_gold")
     ).outerjoin(
         annotator_stats,
-        sa.and_(annotator_stats.c.project_id == projects.c.id, annotator_stats.c.annotator_id == sa.bindparam("b_user_id")),
+        sa.and_(annotator_stats.c.project_id == projects.c.id,
+                annotator_stats.c.annotator_id == sa.bindparam("b_user_id")),
     )
 )
 _H_PROJECT_WITH_ROLE = Hot(_PROJECT_WITH_ROLE)
@@ -73,7 +74,9 @@ def fetch_project_role_standing(
     return project, project.pop("_member_role"), standing
 
 
-def fetch_project_with_role(conn: Connection, project_id: int, user_id: int) -> tuple[dict[str, Any] | None, str | None]:
+def fetch_project_with_role(
+    conn: Connection, project_id: int, user_id: int
+) -> tuple[dict[str, Any] | None, str | None]:
     """(the project or None, ``user_id``'s membership role in it or None)."""
     project = _H_PROJECT_WITH_ROLE.first(conn, {"b_project_id": project_id, "b_user_id": user_id})
     if project is None:
