@@ -5,7 +5,8 @@ permutation per item and seed). Policies:
 
 * fixed overlap k = 1..5: the first k arrivals of every item, aggregated by majority vote, by
   Dawid-Skene and (k >= 3) by the recommended default, each fitted on those answers only;
-* adaptive: what the PLATFORM does (``goldlabel.services.consensus`` and ``goldlabel.services.refit``). The queue serves the open
+* adaptive: what the PLATFORM does (``goldlabel.services.consensus`` and
+  ``goldlabel.services.refit``). The queue serves the open
   item with the most answers first (``QUEUE_ORDER``), so items are completed one after another.
   After every answer the item's posterior is ``goldlabel.quality.item_posterior`` over its
   answers, from the confusion matrices and class prior stored by the last background re-fit of
@@ -320,7 +321,8 @@ def main(argv: list[str] | None = None) -> int:
                         help="... until re-fits are this share of the budget apart")
     parser.add_argument("--policies", default=DEFAULT_POLICIES,
                         help="adaptive policies MIN:MAX:SHRINK: overlap_min, overlap_max (capped by the item's "
-                             "answers), pseudo-answers shrinking each stored confusion toward the default (0 = as today)")
+                             "answers), pseudo-answers shrinking each stored confusion toward the default "
+                             "(0 = as today)")
     parser.add_argument("--output", help="also write the markdown to this file")
     args = parser.parse_args(argv)
     policies = parse_policies(args.policies)

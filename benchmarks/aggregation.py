@@ -472,7 +472,8 @@ def main(argv: list[str] | None = None) -> int:
                 continue
             cells = []
             values = {c: by_key.get((name, *c), {}).get(key) for c in columns}
-            best = max((v for v in values.values() if v is not None), default=None) if key in {"accuracy", "f1"} else None
+            best = max((v for v in values.values() if v is not None), default=None) if key in {"accuracy",
+                                                                                               "f1"} else None
             for c in columns:
                 r = by_key.get((name, *c))
                 if r is None:
@@ -491,7 +492,8 @@ def main(argv: list[str] | None = None) -> int:
             for c in columns:
                 vals = [v for v in sums[c] if v is not None]
                 n_rows = sum(1 for n, d in datasets.items() if not only or only(d))
-                cells.append(fmt(float(np.mean(vals)), spec, scale) + ("" if len(vals) == n_rows else f" ({len(vals)})") if vals else "–")
+                cells.append(fmt(float(np.mean(vals)), spec,
+                                 scale) + ("" if len(vals) == n_rows else f" ({len(vals)})") if vals else "–")
             emit("| **mean** | " + " | ".join(cells) + (" | |" if extra else " |"))
         emit("")
 
@@ -691,7 +693,8 @@ def lodo_report(datasets, by_key, gl_methods, have_crowdkit, diagrams: str | Non
     mean_lodo = float(np.mean(scored)) if scored else float("nan")
     auto_all = [acc(n, "goldlabel", "auto") for n in names]
     cal = calibration.get("auto")
-    mean_cells = ["**mean**", f"**{100 * mean_lodo:.2f}**" + ("" if len(scored) == len(names) else f" ({len(scored)})"), "",
+    mean_cells = ["**mean**", f"**{100 * mean_lodo:.2f}**" + ("" if len(scored) == len(names) else f" ({len(scored)})"),
+                  "",
                   fmt(float(np.mean(auto_all)) if all(v is not None for v in auto_all) else None, ".2f", 100),
                   fmt(float(np.mean(list(cal["raw"].values()))), ".3f") if cal else "–",
                   fmt(float(np.mean(list(cal["lodo"].values()))), ".3f") if cal else "–"]

@@ -486,7 +486,8 @@ class GoldlabelDb:
         for i in range(cycles):
             lease = queue_service.lease_next(self.ctx, actor, pid)
             assert lease is not None, "warm-up project ran out of work"
-            queue_service.submit_answer(self.ctx, actor, pid, lease["token"], {"sentiment": "positive"}, 1000, f"warm-{i}")
+            queue_service.submit_answer(self.ctx, actor, pid, lease["token"], {"sentiment": "positive"}, 1000,
+                                        f"warm-{i}")
         with self.ctx.engine.begin() as conn:
             conn.execute(sa.text("ANALYZE"))
 
@@ -499,7 +500,8 @@ class GoldlabelDb:
         for uid in self.user_ids:
             projects.set_member(self.ctx, None, pid, uid, "annotator")
         rows = (
-            (i + 1, {"external_id": f"x{i}", "data": {"text": f"item {i}: the quick brown fox jumps over the lazy dog"}})
+            (i + 1,
+             {"external_id": f"x{i}", "data": {"text": f"item {i}: the quick brown fox jumps over the lazy dog"}})
             for i in range(n_items)
         )
         import sqlalchemy as sa
@@ -730,7 +732,8 @@ class LabelStudio:
             eng = sa.create_engine(sa.make_url(PG_ADMIN).set(database=self.pg_name))
             with eng.connect() as conn:
                 vals = [
-                    conn.exec_driver_sql(q, (project_id, overlap) if "HAVING count(*) > %s" in q else (project_id,)).scalar()
+                    conn.exec_driver_sql(q,
+                            (project_id, overlap) if "HAVING count(*) > %s" in q else (project_id,)).scalar()
                     for q in (q_over, q_dup, q_n)
                 ]
             eng.dispose()
@@ -743,7 +746,8 @@ class LabelStudio:
             ]
             con.close()
         over, dup, n = vals
-        return over == 0 and dup == 0, f"tasks over overlap {over}, dup (task,annotator) {dup}, annotations {n}/{acked} acked"
+        return over == 0 and dup == 0, (f"tasks over overlap {over}, dup (task,annotator) {dup}, "
+                                        f"annotations {n}/{acked} acked")
 
     def close(self) -> None:
         stop(self.proc)
@@ -823,7 +827,8 @@ def print_row(r: Row) -> None:
         f"  {r.system:12} {r.backend:10} items={r.items:>9,} workers={r.workers} annotators={r.annotators:>2} "
         f"{r.rate:8.1f} cycles/s  p50 {r.res.pct(50):7.1f}  p95 {r.res.pct(95):7.1f}  p99 {r.res.pct(99):8.1f} ms"
         f"  (next p50 {r.res.pct(50, 'next_ms'):.1f}, submit p50 {r.res.pct(50, 'submit_ms'):.1f})"
-        f"  cpu/cycle server {r.res.cpu_ms_per_cycle():.2f} ms client {r.res.client_cpu_s / max(1, r.res.cycles) * 1000:.2f} ms"
+        f"  cpu/cycle server {r.res.cpu_ms_per_cycle():.2f} ms client "
+        f"{r.res.client_cpu_s / max(1, r.res.cycles) * 1000:.2f} ms"
         f"  double {over}+{twice}  errors {dict(r.res.errors) or 0}  empty {r.res.empty}  [{r.db_check}]",
         flush=True,
     )
@@ -841,12 +846,15 @@ def bench_goldlabel(args: argparse.Namespace, workdir: Path, rows: list[Row], no
                 shared: tuple[int, float] | None = None
                 if not fresh:
                     shared = db.make_project(n_items, args.overlap)
-                    notes.append(f"goldlabel {backend}: seeding {n_items:,} items via ingest_rows took {shared[1]:.1f} s "
+                    notes.append(f"goldlabel {backend}: seeding {n_items:,} items via ingest_rows took {shared[1]:.1f} "
+                                 f"s "
                                  f"({n_items / shared[1]:,.0f} items/s); one project serves every load level")
                     print(f"[seed] {backend} {n_items:,} items in {shared[1]:.1f} s", flush=True)
                 for workers in (args.pg_workers or args.workers) if backend == "postgresql" else args.workers:
                     proc, port, cmd = start_goldlabel(db.url, workers)
-                    cmds.add(shlex.join(["GOLDLABEL_DATABASE_URL=" + ("sqlite:///..." if backend == "sqlite" else "postgresql+psycopg://.../fresh_db")] + cmd).replace(f"--port {port}", "--port PORT"))
+                    shown_url = "sqlite:///..." if backend == "sqlite" else "postgresql+psycopg://.../fresh_db"
+                    cmds.add(shlex.join(["GOLDLABEL_DATABASE_URL=" + shown_url] + cmd)
+                             .replace(f"--port {port}", "--port PORT"))
                     try:
                         for n_ann, client in ((n, c) for n in args.annotators for c in args.clients):
                             if fresh:
@@ -870,23 +878,28 @@ def bench_goldlabel(args: argparse.Namespace, workdir: Path, rows: list[Row], no
                 db.close()
 
 
-def bench_labelstudio(args: argparse.Namespace, workdir: Path, rows: list[Row], notes: list[str], cmds: set[str]) -> None:
+def bench_labelstudio(
+    args: argparse.Namespace, workdir: Path, rows: list[Row], notes: list[str], cmds: set[str]
+) -> None:
     for backend in args.ls_backends:
         t0 = time.perf_counter()
         ls = LabelStudio(workdir, backend)
         print(f"[ls] Label Studio ({backend}) up in {time.perf_counter() - t0:.0f} s on port {ls.port}", flush=True)
-        cmds.add(shlex.join(ls.cmd).replace(ls.admin_token, "TOKEN").replace(str(ls.port), "PORT").replace(str(workdir), "TMP"))
+        cmds.add(shlex.join(ls.cmd).replace(ls.admin_token, "TOKEN").replace(str(ls.port), "PORT")
+                 .replace(str(workdir), "TMP"))
         try:
             ls.make_annotators(max(args.annotators))
             for n_items in args.ls_items:
                 for n_ann in args.annotators:
                     pid, seed_s = ls.make_project(n_items, args.overlap)
-                    notes.append(f"Label Studio {backend}: import of {n_items:,} tasks for the {n_ann}-annotator level took {seed_s:.1f} s")
+                    notes.append(f"Label Studio {backend}: import of {n_items:,} tasks for the {n_ann}-annotator "
+                                 f"level took {seed_s:.1f} s")
                     res = run_level(LabelStudioDriver(pid), ls.port,
                                     [{"Authorization": f"Token {t}"} for t in ls.tokens[:n_ann]], args.duration,
                                     ls.proc.pid, args.warmup)
                     ok, check = ls.verify(pid, args.overlap, res.warmup_acked + res.acked)
-                    row = Row("Label Studio", backend, n_items, 1, n_ann, args.overlap, res, ("ok" if ok else "FAIL") + ": " + check)
+                    row = Row("Label Studio", backend, n_items, 1, n_ann, args.overlap, res,
+                              ("ok" if ok else "FAIL") + ": " + check)
                     rows.append(row)
                     print_row(row)
         finally:
@@ -936,7 +949,8 @@ def machine() -> str:
         pass
     load = os.getloadavg()
     return (
-        f"{os.cpu_count()} cores, {mem} RAM, {platform.system()} {platform.release()}, Python {platform.python_version()}; "
+        f"{os.cpu_count()} cores, {mem} RAM, {platform.system()} {platform.release()}, Python "
+        f"{platform.python_version()}; "
         f"load average at the end of the run {load[0]:.1f} / {load[1]:.1f} / {load[2]:.1f} (1/5/15 min; the cores are "
         f"shared with other work, so absolute numbers are noisy — compare ratios from the same run)"
     )
@@ -1037,7 +1051,8 @@ def main(argv: list[str] | None = None) -> int:
     rat = ratios(rows)
     print("\n" + table)
     if rat:
-        print("\n| db | items | workers | annotators | goldlabel cycles/s | Label Studio cycles/s | throughput ratio | p99 |")
+        print("\n| db | items | workers | annotators | goldlabel cycles/s | Label Studio cycles/s "
+              "| throughput ratio | p99 |")
         print("\n".join(rat))
     by_client = client_ratios(rows)
     if by_client:
@@ -1046,11 +1061,12 @@ def main(argv: list[str] | None = None) -> int:
     for n in notes:
         print("- " + n)
     if args.write_docs:
+        command = [str(PY.relative_to(REPO)), "benchmarks/annotate_loop.py",
+                   *(argv if argv is not None else sys.argv[1:])]
         body = [
             SECTION,
             "",
-            (f"Script: `benchmarks/annotate_loop.py`, run {started} with "
-             f"`{shlex.join([str(PY.relative_to(REPO)), 'benchmarks/annotate_loop.py', *(argv if argv is not None else sys.argv[1:])])}`."),
+            f"Script: `benchmarks/annotate_loop.py`, run {started} with `{shlex.join(command)}`.",
             "",
             f"Machine: {machine()}.",
             "",
@@ -1074,7 +1090,8 @@ def main(argv: list[str] | None = None) -> int:
             body += [
                 "Ratios against Label Studio measured in this run (same machine, same load level):",
                 "",
-                "| db | items | workers | annotators | goldlabel cycles/s | Label Studio cycles/s | throughput ratio | p99 |",
+                ("| db | items | workers | annotators | goldlabel cycles/s | Label Studio cycles/s "
+                 "| throughput ratio | p99 |"),
                 "|---|---:|---:|---:|---:|---:|---:|---|",
                 *rat,
                 "",

@@ -140,7 +140,8 @@ def bench_ratings() -> None:
         ref = np.array([truth[k] for k in items])
         for tolerance in (None, 5.0):
             settings = {} if tolerance is None else {"rating_tolerance": tolerance}
-            question = LabelSchema.parse({"questions": [{"name": "r", "kind": "rating", "min": lo, "max": hi}]}).questions[0]
+            question = LabelSchema.parse({"questions": [{"name": "r", "kind": "rating", "min": lo,
+                                                         "max": hi}]}).questions[0]
             tol = ck.rating_tolerance(question, settings)
             refit_conf, refit_values, one_conf, one_values = both_paths(question, items, item, annotator, values,
                                                                         settings)

@@ -249,7 +249,8 @@ def seed_answers(db: str, project: int, annotators: list[int], n: int) -> float:
         for start in range(0, len(ids), 20000):
             chunk = ids[start:start + 20000]
             conn.execute(answers.insert(), [
-                {"project_id": project, "item_id": i, "annotator_id": a, "value": {"sentiment": labels[(i + k) % 3 // 2]},
+                {"project_id": project, "item_id": i, "annotator_id": a,
+                 "value": {"sentiment": labels[(i + k) % 3 // 2]},
                  "status": "submitted", "duration_ms": 4000, "created_at": now, "updated_at": now}
                 for i in chunk for k, a in enumerate(annotators)
             ])
@@ -309,7 +310,8 @@ def print_table(rows: list[tuple], n: int) -> None:
               f">= {target:,}/s, < 300 MB: {ok} |")
     for name, rate, rss in LABEL_STUDIO:
         print(f"| reference | {name} | | | {rate} | | | | {rss} | | |")
-    print(f"\nload average at the end: {os.getloadavg()[0]:.1f} (the machine is shared: compare items/CPU-s when it is high)")
+    print(f"\nload average at the end: {os.getloadavg()[0]:.1f} "
+          "(the machine is shared: compare items/CPU-s when it is high)")
 
 
 def main() -> None:

@@ -160,7 +160,8 @@ def tables(rows: list[dict]) -> str:
             out.append(
                 f"| {ds} | {name} | {statistics.mean(r['audit_wrong_labels'] for r in rs):.0f} | "
                 f"{statistics.mean(x['flagged'] for x in a):.0f} | {statistics.mean(x['precision'] for x in a):.3f} | "
-                f"{statistics.mean(x['recall'] for x in a):.3f} | {statistics.mean(x['seconds'] for x in a) * 1e3:.1f} ms |")
+                f"{statistics.mean(x['recall'] for x in a):.3f} | "
+                f"{statistics.mean(x['seconds'] for x in a) * 1e3:.1f} ms |")
     return "\n".join(out)
 
 

@@ -251,16 +251,19 @@ def main() -> int:
         _drop(PG_ADMIN, name)
     load = os.getloadavg()[0]
     lines = [
-        "| clients | driver | cycles/s | client CPU µs / cycle | p50 ms | p99 ms | cycles/s vs goldlabel | CPU vs goldlabel |",
+        ("| clients | driver | cycles/s | client CPU µs / cycle | p50 ms | p99 ms | cycles/s vs goldlabel "
+         "| CPU vs goldlabel |"),
         "|---:|---|---:|---:|---:|---:|---:|---:|",
     ]
     for level in levels:
-        base = {k: statistics.median(r[k] for r in results[(DRIVERS[0].name, level)]) for k in results[(DRIVERS[0].name, level)][0]}
+        first = results[(DRIVERS[0].name, level)]
+        base = {k: statistics.median(r[k] for r in first) for k in first[0]}
         for cls in DRIVERS:
             med = {k: statistics.median(r[k] for r in results[(cls.name, level)]) for k in base}
             lines.append(
                 f"| {level} | {cls.name} | {med['cycles_s']:.0f} | {med['cpu_us']:.0f} | {med['p50_ms']:.2f} | "
-                f"{med['p99_ms']:.2f} | {med['cycles_s'] / base['cycles_s']:.2f}x | {med['cpu_us'] / base['cpu_us']:.2f}x |"
+                f"{med['p99_ms']:.2f} | {med['cycles_s'] / base['cycles_s']:.2f}x | "
+                f"{med['cpu_us'] / base['cpu_us']:.2f}x |"
             )
     table = "\n".join(lines)
     print()

@@ -18,6 +18,7 @@ from typing import Any
 import httpx
 import pytest
 import sqlalchemy as sa
+from argon2 import PasswordHasher
 
 from goldlabel.app import create_app
 from goldlabel.client.transport import ASGIAppTransport
@@ -56,6 +57,31 @@ def _pg_reachable(url: str) -> str | None:
         return f"{type(exc).__name__}: {exc}".splitlines()[0]
 
 
+FULL_COST_HASHER = user_service._hasher  # production's Argon2id: 64 MiB, 3 passes
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _cheap_password_hashes() -> Iterator[None]:
+    """Argon2id at 1 MiB and one pass while testing: every user made with a password and every
+    password login hashes once, ~0.1 s at full cost on an idle machine and ~1 s on a loaded one.
+    A hash carries its parameters, so a server process started by a test checks these cheaply
+    too. The tests of hashing itself (its cost, its bound) ask for ``full_cost_password_hashes``."""
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(user_service, "_hasher", PasswordHasher(time_cost=1, memory_cost=1024, parallelism=1))
+        user_service._dummy_hash.cache_clear()
+        yield
+    user_service._dummy_hash.cache_clear()
+
+
+@pytest.fixture
+def full_cost_password_hashes(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    """Production's Argon2 parameters for this test (and a dummy hash made with them)."""
+    monkeypatch.setattr(user_service, "_hasher", FULL_COST_HASHER)
+    user_service._dummy_hash.cache_clear()
+    yield
+    user_service._dummy_hash.cache_clear()
+
+
 @pytest.fixture(scope="session")
 def pg_database() -> Iterator[str]:
     """A fresh PostgreSQL database for this test session, migrated, dropped at the end."""
@@ -74,6 +100,9 @@ def pg_database() -> Iterator[str]:
     upgrade_database(engine)
     engine.dispose()
     yield url
+    cleaner = _pg_engines.pop(url, None)
+    if cleaner is not None:
+        cleaner.dispose()
     with admin.connect() as conn:
         conn.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
     admin.dispose()
@@ -91,12 +120,40 @@ def sqlite_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return path
 
 
+# Emptying the database between PostgreSQL tests: TRUNCATE costs per table and must take every
+# table a foreign key reaches (new files for each table and index: 1-1.5 s a test under load),
+# while a test leaves rows in a handful of small tables. So: DELETE from the tables that have
+# rows, children first (TRUNCATE only those whose triggers refuse a DELETE: the append-only
+# audit log), and restart the sequences that moved; the same end state as
+# ``TRUNCATE <every table> RESTART IDENTITY CASCADE``, in milliseconds.
+_REFUSING_DELETE = sa.text("""
+    SELECT DISTINCT c.relname FROM pg_trigger g JOIN pg_class c ON c.oid = g.tgrelid
+    WHERE NOT g.tgisinternal AND g.tgenabled <> 'D' AND (g.tgtype & 8) <> 0
+      AND c.relnamespace = current_schema()::regnamespace
+""")  # tgtype bit 3: a DELETE trigger
+_RESTART_SEQUENCES = sa.text("""
+    SELECT setval(format('%I.%I', schemaname, sequencename)::regclass, start_value, false)
+    FROM pg_sequences WHERE schemaname = current_schema() AND last_value IS NOT NULL
+""")
+_pg_engines: dict[str, sa.Engine] = {}
+
+
 def _truncate_pg(url: str) -> None:
-    engine = sa.create_engine(url)
-    names = ", ".join(f'"{t.name}"' for t in metadata.sorted_tables)
+    engine = _pg_engines.get(url)
+    if engine is None:
+        engine = _pg_engines[url] = sa.create_engine(url, pool_size=1, pool_pre_ping=True)
+    tables = metadata.sorted_tables  # parents before children
+    non_empty = sa.text(" UNION ALL ".join(
+        f"SELECT '{t.name}' WHERE EXISTS (SELECT 1 FROM \"{t.name}\")" for t in tables))
     with engine.begin() as conn:
-        conn.execute(sa.text(f"TRUNCATE {names} RESTART IDENTITY CASCADE"))
-    engine.dispose()
+        used = set(conn.execute(non_empty).scalars())
+        guarded = used & set(conn.execute(_REFUSING_DELETE).scalars())
+        if guarded:
+            conn.execute(sa.text("TRUNCATE " + ", ".join(f'"{n}"' for n in sorted(guarded)) + " RESTART IDENTITY"))
+        for table in reversed(tables):
+            if table.name in used - guarded:
+                conn.execute(sa.text(f'DELETE FROM "{table.name}"'))
+        conn.execute(_RESTART_SEQUENCES)
 
 
 @pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])

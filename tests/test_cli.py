@@ -25,7 +25,8 @@ MINIMAL_SCHEMA = {"questions": [{"name": "sentiment", "kind": "choice", "labels"
 GOOD_ROWS = [
     {"external_id": "a1", "data": {"text": "great"}},
     {"external_id": "a2", "data": {"text": "awful"}, "gold": {"sentiment": "negative"}},
-    {"external_id": "a3", "data": {"text": "fine"}, "predictions": [{"value": {"sentiment": "positive"}, "score": 0.7}]},
+    {"external_id": "a3", "data": {"text": "fine"},
+     "predictions": [{"value": {"sentiment": "positive"}, "score": 0.7}]},
 ]
 
 
@@ -95,8 +96,10 @@ def test_users_create_token_list(database_url: str) -> None:
 
 
 def test_users_errors_are_messages_not_tracebacks(database_url: str) -> None:
-    assert run(database_url, "users", "create", "bob", "--role", "annotator", "--password", "plum-otter-canvas-42").exit_code == 0
-    assert_failed(run(database_url, "users", "create", "bob", "--role", "annotator", "--password", "plum-otter-canvas-42"),
+    assert run(database_url, "users", "create", "bob", "--role", "annotator", "--password",
+               "plum-otter-canvas-42").exit_code == 0
+    assert_failed(run(database_url, "users", "create", "bob", "--role", "annotator", "--password",
+                      "plum-otter-canvas-42"),
                   1, "username_taken")
     assert_failed(run(database_url, "users", "create", "carol", "--role", "annotator", "--password", "short"),
                   1, "weak_password")
@@ -114,7 +117,8 @@ def test_users_create_without_password_and_no_terminal(database_url: str) -> Non
 
 
 def test_projects_create_prints_only_the_id(database_url: str, schema_file: Path, tmp_path: Path) -> None:
-    assert run(database_url, "users", "create", "mia", "--role", "manager", "--password", "plum-otter-canvas-42").exit_code == 0
+    assert run(database_url, "users", "create", "mia", "--role", "manager", "--password",
+               "plum-otter-canvas-42").exit_code == 0
     instructions = tmp_path / "guide.md"
     instructions.write_text("Be *careful*.")
     result = run(database_url, "projects", "create", "--name", "first", "--schema", str(schema_file),
@@ -146,7 +150,8 @@ def test_projects_create_rejects_bad_input(database_url: str, tmp_path: Path, sc
 
 
 def test_projects_add_member(database_url: str, project_id: int) -> None:
-    assert run(database_url, "users", "create", "ann", "--role", "annotator", "--password", "plum-otter-canvas-42").exit_code == 0
+    assert run(database_url, "users", "create", "ann", "--role", "annotator", "--password",
+               "plum-otter-canvas-42").exit_code == 0
     result = run(database_url, "projects", "add-member", str(project_id), "ann")
     assert result.exit_code == 0, result.output
     assert "ann is annotator" in result.stdout
@@ -202,7 +207,8 @@ def test_import_unknown_project(database_url: str, tmp_path: Path) -> None:
 @pytest.mark.parametrize("fmt", ["jsonl", "csv", "parquet"])
 def test_export_writes_every_format(database_url: str, project_id: int, tmp_path: Path, fmt: str) -> None:
     pytest.importorskip("goldlabel.services.exports")
-    assert run(database_url, "import", str(project_id), str(write_jsonl(tmp_path / "i.jsonl", GOOD_ROWS))).exit_code == 0
+    assert run(database_url, "import", str(project_id),
+               str(write_jsonl(tmp_path / "i.jsonl", GOOD_ROWS))).exit_code == 0
     out = tmp_path / f"out.{fmt}"
     result = run(database_url, "export", str(project_id), "--format", fmt, "--output", str(out))
     assert result.exit_code == 0, result.output
@@ -373,7 +379,8 @@ def test_console_script_end_to_end(tmp_path: Path, schema_file: Path) -> None:
                               text=True, timeout=120, check=False, env=subprocess_env(), cwd=tmp_path)
 
     assert gl("db", "upgrade").returncode == 0
-    assert gl("users", "create", "op", "--role", "admin", "--password-stdin", input="plum-otter-canvas-42\n").returncode == 0
+    assert gl("users", "create", "op", "--role", "admin", "--password-stdin",
+              input="plum-otter-canvas-42\n").returncode == 0
     token = gl("users", "token", "op")
     assert token.returncode == 0 and token.stdout.startswith("gl_"), token.stderr
     created = gl("projects", "create", "--name", "p", "--schema", str(schema_file))

@@ -53,11 +53,13 @@ def can_log_in(database_url: str, username: str, password: str) -> bool:
 
 
 def test_users_set_password(database_url: str) -> None:
-    assert run(database_url, "users", "create", "ann", "--role", "annotator", "--password", "amber lantern quietly 41").exit_code == 0
+    assert run(database_url, "users", "create", "ann", "--role", "annotator", "--password",
+               "amber lantern quietly 41").exit_code == 0
     done = run(database_url, "users", "set-password", "ann", "--password-stdin", input="violet harbor sings 73\n")
     assert done.exit_code == 0, done.output
     assert "password of ann set" in done.stdout
-    assert can_log_in(database_url, "ann", "violet harbor sings 73") and not can_log_in(database_url, "ann", "amber lantern quietly 41")
+    assert can_log_in(database_url, "ann", "violet harbor sings 73") and not can_log_in(database_url, "ann",
+                                                                                        "amber lantern quietly 41")
     # Too short, unknown user, no password and no terminal: messages and exit codes, no traceback.
     short = run(database_url, "users", "set-password", "ann", "--password", "short")
     assert short.exit_code == 1 and "10 characters" in short.stderr, short.output
@@ -98,7 +100,8 @@ def test_projects_create_without_manager_says_how_to_make_it_visible(database_ur
     pid = created.stdout.strip()
     assert created.stdout == f"{pid}\n"  # stdout stays the bare id, for scripts
     assert f"goldlabel projects add-member {pid} USERNAME --role manager" in created.stderr
-    assert run(database_url, "users", "create", "boss", "--role", "manager", "--password", "copper meadow drifts 58").exit_code == 0
+    assert run(database_url, "users", "create", "boss", "--role", "manager", "--password",
+               "copper meadow drifts 58").exit_code == 0
     managed = run(database_url, "projects", "create", "--name", "q", "--schema", str(schema), "--manager", "boss")
     assert managed.exit_code == 0 and "add-member" not in managed.stderr, managed.output
 

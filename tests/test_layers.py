@@ -56,7 +56,8 @@ def test_a_leak_breaks_the_contract(tmp_path):
     config.write_text(PYPROJECT.read_text())
     program = ("import sys; sys.path.insert(0, sys.argv.pop(1)); "
                "from importlinter.cli import lint_imports_command; sys.exit(lint_imports_command())")
-    command = [sys.executable, "-c", program, str(src), "--config", str(config), "--no-cache", "--contract", "quality-stands-alone"]
+    command = [sys.executable, "-c", program, str(src), "--config", str(config), "--no-cache", "--contract",
+               "quality-stands-alone"]
     result = subprocess.run(command, cwd=tmp_path, capture_output=True, text=True, timeout=300, check=False)
     assert result.returncode == 1, result.stdout + result.stderr
     assert "goldlabel.quality.leak -> goldlabel.services.context" in result.stdout

@@ -49,10 +49,10 @@ class GoldlabelApp(FastAPI):
 
     FastAPI's own outer layers (its OpenTelemetry check, the server-error, telemetry and
     body-limit middleware) cost each request Python calls the fast lane saves by standing in
-    front of them (measured: docs/benchmarks.md, "Numbers behind the code"). What the fast lane does not take goes through all of FastAPI as
-    before. When OpenTelemetry is configured (FastAPI's native telemetry says so; read at most
-    once a second) every request takes the framework's path, so the annotate loop's requests are
-    traced like the others.
+    front of them (measured: docs/benchmarks.md, "Numbers behind the code"). What the fast lane
+    does not take goes through all of FastAPI as before. When OpenTelemetry is configured
+    (FastAPI's native telemetry says so; read at most once a second) every request takes the
+    framework's path, so the annotate loop's requests are traced like the others.
     """
 
     fast_lane: AnnotateFastLane | None = None

@@ -122,7 +122,8 @@ _POSITIVE = (
 )
 _NEGATIVE = (
     "stopped working after a week", "feels cheap and flimsy", "arrived damaged",
-    "is much smaller than advertised", "has a battery that dies by lunchtime", "was a pain to set up", "smells of plastic",
+    "is much smaller than advertised", "has a battery that dies by lunchtime", "was a pain to set up",
+    "smells of plastic",
     "broke the second time I used it", "is far too loud", "never connected to my phone",
     "started peeling within a month",
 )
@@ -300,7 +301,9 @@ def _ensure_user(ctx: Context, username: str, role: str) -> tuple[dict, DemoUser
     return existing, DemoUser(username, existing["role"], None, False)
 
 
-def _ensure_project(ctx: Context, name: str, make_spec, rows: list[dict], members: dict[int, str | None]) -> DemoProject:
+def _ensure_project(
+    ctx: Context, name: str, make_spec, rows: list[dict], members: dict[int, str | None]
+) -> DemoProject:
     existing = _find_by(lambda after: project_service.list_projects(ctx, _OPERATOR, after, 500), "name", name)
     project = existing or project_service.create_project(ctx, None, **make_spec().model_dump())
     for user_id, role in members.items():
@@ -350,7 +353,8 @@ def _seed_answers(ctx: Context, project_id: int, annotator: Actor, truths: dict[
 
 def _seed_project_answers(ctx: Context, project: DemoProject, annotators: dict[str, Actor], truths: dict[str, Any],
                           answer_for) -> None:
-    rng = random.Random(f"{SEED}-{project.name}")  # the same answers on every fresh demo  # nosec B311  # demo data, seeded for reproducibility; no secret
+    # the same answers on every fresh demo
+    rng = random.Random(f"{SEED}-{project.name}")  # nosec B311  # demo data, seeded for reproducibility; no secret
     for username, (count, accuracy) in SEEDED_ANSWERS.items():
         project.answers_seeded += _seed_answers(ctx, project.id, annotators[username], truths, answer_for, count,
                                                 accuracy, rng)

@@ -71,8 +71,10 @@ class QualitySettings(_In):
     gold_rate: float = Field(0.0, ge=0, le=1, description="Share of served items that are gold, when gold exists.")
     qualification_gold: int = Field(0, ge=0, description="Gold answers an annotator gives before real work.")
     qualification_accuracy: float = Field(
-        0.8, ge=0, le=1, description="Share of the qualification gold an annotator must pass (each kind by its gold_* rule).")
-    suspend_below: float = Field(0.0, ge=0, le=1, description="Suspend an annotator whose estimated accuracy falls below.")
+        0.8, ge=0, le=1,
+        description="Share of the qualification gold an annotator must pass (each kind by its gold_* rule).")
+    suspend_below: float = Field(0.0, ge=0, le=1,
+                                 description="Suspend an annotator whose estimated accuracy falls below.")
     show_predictions: bool = Field(False, description="Show model predictions to annotators as pre-labels.")
     max_leases_per_annotator: int = Field(4, ge=1, le=100, description="Live leases one annotator may hold (prefetch).")
     consensus_method: str = Field(
@@ -82,7 +84,8 @@ class QualitySettings(_In):
         None, gt=0, description="Rating questions: confidence is P(true rating within this of the consensus); "
         "default half a step (a twentieth of the range on a continuous scale).")
     text_similarity: float = Field(
-        0.8, gt=0, le=1, description="Text questions: n-gram cosine similarity at which an answer agrees with the chosen one.")
+        0.8, gt=0, le=1,
+        description="Text questions: n-gram cosine similarity at which an answer agrees with the chosen one.")
     # Gold: when an answer passes its gold item, per question kind (goldlabel.quality.gold; docs/quality.md).
     gold_rating_tolerance: float | None = Field(
         None, ge=0, description="Gold, rating: an answer passes within this distance of the gold rating; "
@@ -463,7 +466,8 @@ class EventPublic(BaseModel):
 
 class SnapshotCreate(_In):
     name: str = Field(min_length=1, max_length=200, description="Unique in the project.")
-    format: str = Field("jsonl", description="Any export format: jsonl, csv, parquet, coco, yolo, voc, conll, spacy, hf.")
+    format: str = Field("jsonl",
+                        description="Any export format: jsonl, csv, parquet, coco, yolo, voc, conll, spacy, hf.")
     status: ItemStatus | None = None
     include_gold: bool = False
     include_predictions: bool = False

@@ -39,7 +39,8 @@ def test_admin_actions_are_each_recorded(factory):
     api.delete(f"/api/v1/users/{user['id']}/sessions")
     project = api.post("/api/v1/projects", json={"name": "audited", "label_schema": SCHEMA}).json()
     pid = project["id"]
-    assert api.put(f"/api/v1/projects/{pid}/members", json={"user_id": user["id"], "role": "reviewer"}).status_code == 200
+    assert api.put(f"/api/v1/projects/{pid}/members",
+                   json={"user_id": user["id"], "role": "reviewer"}).status_code == 200
     api.delete(f"/api/v1/projects/{pid}/members/{user['id']}")
     new_schema = {"questions": [{**SCHEMA["questions"][0], "labels": ["positive", "negative", "mixed"]}]}
     assert api.patch(f"/api/v1/projects/{pid}", json={"label_schema": new_schema}).status_code == 200

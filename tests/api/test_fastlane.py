@@ -90,7 +90,8 @@ def test_tokens_out_of_the_cache_are_verified_by_the_fast_lane(factory, setup, c
     lease = api.post(f"{base}/next")
     assert lease.status_code == 200
     ctx.forget_actors()
-    assert api.post(f"{base}/answers", json={"lease_token": lease.json()["token"], "value": POSITIVE}).status_code == 201
+    assert api.post(f"{base}/answers",
+                    json={"lease_token": lease.json()["token"], "value": POSITIVE}).status_code == 201
     after = lane_counts(factory)
     assert after["verified"] - before["verified"] == 2 and after["app"] == before["app"]
 

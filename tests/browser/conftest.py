@@ -217,7 +217,8 @@ def svg_data_url(width: int = 640, height: int = 400) -> str:
         '<rect width="640" height="400" fill="#cfe3f3"/><rect y="260" width="640" height="140" fill="#8a8f98"/>'
         '<rect x="60" y="190" width="220" height="90" rx="18" fill="#c0392b"/>'
         '<circle cx="110" cy="285" r="24" fill="#222"/><circle cx="230" cy="285" r="24" fill="#222"/>'
-        '<circle cx="430" cy="150" r="26" fill="#f1c27d"/><rect x="405" y="178" width="50" height="100" rx="10" fill="#2e86c1"/>'
+        '<circle cx="430" cy="150" r="26" fill="#f1c27d"/><rect x="405" y="178" width="50" height="100" rx="10" '
+        'fill="#2e86c1"/>'
         '</svg>'
     )
     return "data:image/svg+xml;base64," + base64.b64encode(svg.encode()).decode()

@@ -148,7 +148,8 @@ def test_boxes_ten_items(page, server, ui, image_url):
     assert len(answers) == 10
     for i, answer in enumerate(answers):
         car, person = answer["value"]["objects"]
-        want_car = (0.15, 0.50, 0.35, 0.30) if answer["item"]["data"]["caption"] == "scene 0" else (0.10, 0.45, 0.30, 0.25)
+        scene_0 = answer["item"]["data"]["caption"] == "scene 0"
+        want_car = (0.15, 0.50, 0.35, 0.30) if scene_0 else (0.10, 0.45, 0.30, 0.25)
         assert car["label"] == "car" and person["label"] == "person"
         assert [car[k] for k in "xywh"] == pytest.approx(want_car, abs=0.01), (i, car)
         assert [person[k] for k in "xywh"] == pytest.approx((0.62, 0.35, 0.10, 0.35), abs=0.01), (i, person)

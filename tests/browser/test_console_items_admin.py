@@ -165,7 +165,8 @@ def test_a_reviewers_fix_survives_the_refit_in_the_item_page_and_export(page, se
     consensus = page.inner_text("[data-testid=consensus]")
     assert "neutral" in consensus and "final" in consensus
     with server.api_as(project["manager"]) as api:
-        rows = [json.loads(line) for line in api.get(f"{API}/{pid}/export", params={"format": "jsonl"}).text.splitlines()]
+        rows = [json.loads(line) for line in api.get(f"{API}/{pid}/export",
+                                                     params={"format": "jsonl"}).text.splitlines()]
     row = next(r for r in rows if r["external_id"] == "sarcasm")
     text = json.dumps(row)
     assert '"neutral"' in text and '"review"' in text

@@ -40,7 +40,8 @@ def test_cookie_write_without_csrf_token_is_refused(page, server, ui):
     ui.login(annotator)
     page.allowed_problems = ("403",)
     url = f"/api/v1/projects/{project['id']}/next"
-    without = page.evaluate("(url) => fetch(url, {method: 'POST'}).then(r => r.json().then(b => [r.status, b.code]))", url)
+    without = page.evaluate("(url) => fetch(url, {method: 'POST'}).then(r => r.json().then(b => [r.status, b.code]))",
+                            url)
     assert without == [403, "csrf_failed"]
     forged = page.evaluate(
         "(url) => fetch(url, {method: 'POST', headers: {'X-CSRF-Token': 'forged'}}).then(r => r.status)", url)

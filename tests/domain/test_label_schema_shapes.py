@@ -153,7 +153,8 @@ def test_keypoint_answer_normalized():
 @pytest.mark.parametrize(
     ("instance", "expected"),
     [
-        ({"label": "person", "points": {"elbow": {"x": 0.1, "y": 0.1}}}, [((0, "points", "elbow"), "unknown_keypoint")]),
+        ({"label": "person", "points": {"elbow": {"x": 0.1, "y": 0.1}}},
+         [((0, "points", "elbow"), "unknown_keypoint")]),
         ({"label": "cat", "points": {"nose": {"x": 0.1, "y": 0.1}}}, [((0, "points", "nose"), "unknown_keypoint")]),
         ({"label": "person", "points": {"nose": {"x": 1.5, "y": 0.1}}},
          [((0, "points", "nose"), "keypoint_out_of_bounds")]),
@@ -163,7 +164,8 @@ def test_keypoint_answer_normalized():
          [((0, "points", "nose", "v"), "bad_visibility")]),
         ({"label": "person", "points": {"nose": {"x": 0.5, "y": 0.5, "v": True}}},
          [((0, "points", "nose", "v"), "bad_visibility")]),
-        ({"label": "person", "points": {"nose": {"x": 0.5, "v": 2}}}, [((0, "points", "nose", "y"), "missing_field_value")]),
+        ({"label": "person", "points": {"nose": {"x": 0.5, "v": 2}}},
+         [((0, "points", "nose", "y"), "missing_field_value")]),
         ({"label": "person", "points": {"nose": {"v": 0}}}, [((0, "points"), "no_keypoints")]),
         ({"label": "person", "points": {}}, [((0, "points"), "no_keypoints")]),
         ({"label": "person", "points": {"nose": {"x": 0.5, "y": 0.5, "z": 1}}},

@@ -53,8 +53,10 @@ def test_jsonl_error_names_the_file_line_and_column_only():
 
 def test_csv_column_mapping():
     payload = (
-        b"external_id,priority,text,data.lang,meta.source,gold,predictions,id,status,answer.sentiment,confidence.sentiment\n"
-        b'x1,3,hello,en,web,"{""sentiment"": ""positive""}","[{""value"": {""sentiment"": ""negative""}, ""score"": 0.4}]",9,final,positive,1.0\n'
+        b"external_id,priority,text,data.lang,meta.source,gold,predictions,id,status,answer.sentiment,"
+        b"confidence.sentiment\n"
+        b'x1,3,hello,en,web,"{""sentiment"": ""positive""}","[{""value"": {""sentiment"": ""negative""}, ""score"": '
+        b'0.4}]",9,final,positive,1.0\n'
         b"x2,,\"multi\nline\",fr,,,,,,,\n"
     )
     entries = rows_of(csv_format, payload)

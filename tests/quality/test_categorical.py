@@ -176,7 +176,8 @@ def crowds(draw):
     n_items = draw(st.integers(1, 12))
     n_answers = draw(st.integers(n_items, 40))
     item = np.concatenate([np.arange(n_items), draw(st.lists(st.integers(0, n_items - 1),
-                                                             min_size=n_answers - n_items, max_size=n_answers - n_items))])
+                                                             min_size=n_answers - n_items,
+                                                             max_size=n_answers - n_items))])
     annotator = np.array(draw(st.lists(st.integers(0, 5), min_size=n_answers, max_size=n_answers)))
     label = np.array(draw(st.lists(st.integers(0, n_labels - 1), min_size=n_answers, max_size=n_answers)))
     return from_codes(item, annotator, label, n_labels=n_labels, n_annotators=6)

@@ -47,7 +47,8 @@ def write_file(tmp_path, fmt, rows):
         lines = ["external_id,priority,text,meta.source,gold"]
         for r in rows:
             gold = orjson.dumps(r["gold"]).decode().replace('"', '""') if r.get("gold") else ""
-            lines.append(f'{r["external_id"]},{r.get("priority", "")},{r["data"]["text"]},{r["meta"]["source"]},"{gold}"')
+            lines.append(f'{r["external_id"]},{r.get("priority", "")},{r["data"]["text"]},'
+                         f'{r["meta"]["source"]},"{gold}"')
         path.write_text("\n".join(lines) + "\n")
     else:
         pq.write_table(pa.table({

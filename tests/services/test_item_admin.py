@@ -110,7 +110,8 @@ def test_a_deleted_item_is_never_leased_and_its_live_lease_is_cancelled(factory)
     # The cancelled lease cannot submit.
     assert submit(ann, pid, first["token"]).status_code in (409, 410)
     with factory.ctx.engine.connect() as conn:
-        assert conn.execute(sa.select(sa.func.count()).select_from(answers).where(answers.c.item_id == held)).scalar() == 0
+        assert conn.execute(sa.select(sa.func.count()).select_from(answers)
+                            .where(answers.c.item_id == held)).scalar() == 0
     # Hidden from the list, the item detail, the dashboard's counts and the export.
     assert listed(mgr, pid) == []
     assert mgr.get(f"/api/v1/projects/{pid}/items/{held}").status_code == 404
@@ -202,7 +203,8 @@ def test_bulk_refuses_bad_requests_and_outsiders(factory):
         assert res.status_code == 422 and res.json()["code"] == code, (body, res.text)
     assert ann.post(f"/api/v1/projects/{pid}/items/bulk", json={"action": "delete", "filter": {}}).status_code == 403
     outsider = factory.api_as(factory.make_user("manager"))
-    assert outsider.post(f"/api/v1/projects/{pid}/items/bulk", json={"action": "delete", "filter": {}}).status_code == 404
+    assert outsider.post(f"/api/v1/projects/{pid}/items/bulk",
+                         json={"action": "delete", "filter": {}}).status_code == 404
     assert len(listed(mgr, pid)) == 2
 
 
@@ -244,7 +246,8 @@ def test_a_project_past_its_window_is_purged(factory):
     assert mgr.post(f"/api/v1/projects/{pid}/restore").json()["code"] == "not_restorable"
     assert item_service.purge_expired(factory.ctx)["projects"] == 1
     with factory.ctx.engine.connect() as conn:
-        assert conn.execute(sa.select(sa.func.count()).select_from(items).where(items.c.project_id == pid)).scalar() == 0
+        assert conn.execute(sa.select(sa.func.count()).select_from(items)
+                            .where(items.c.project_id == pid)).scalar() == 0
 
 
 # ---------------------------------------------------------------- report

@@ -47,7 +47,8 @@ def _project(factory, n: int, *, duplicates: int = 0, **spec):
     res = factory.api_as(project["manager"]).post(f"/api/v1/projects/{project['id']}/items", json=rows)
     assert res.status_code in (200, 201), res.text
     with read_tx(factory.ctx.engine) as conn:
-        ids = dict(conn.execute(sa.select(items.c.external_id, items.c.id).where(items.c.project_id == project["id"])).all())
+        ids = dict(conn.execute(sa.select(items.c.external_id, items.c.id)
+                                .where(items.c.project_id == project["id"])).all())
     truth = {ids[row["external_id"]]: t for row, t in reviews}
     return project, truth
 
@@ -180,7 +181,8 @@ def test_label_error_audit_ranks_wrong_labels_and_sends_them_to_review(factory, 
     with read_tx(ctx.engine) as conn:
         status = conn.execute(sa.select(items.c.status).where(items.c.id == flagged[0])).scalar_one()
         [payload] = [p for p in conn.execute(sa.select(events.c.payload).where(
-            events.c.project_id == pid, events.c.kind == "item.needs_review")).scalars() if p.get("by") == "model_audit"]
+            events.c.project_id == pid,
+            events.c.kind == "item.needs_review")).scalars() if p.get("by") == "model_audit"]
     assert status == "needs_review"
     assert payload["item_id"] == flagged[0] and "the model suggests" in payload["reason"]
     again = client.post(f"/api/v1/projects/{pid}/models/audit/review", json={"item_ids": [flagged[0]]}).json()

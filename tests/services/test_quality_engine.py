@@ -61,11 +61,13 @@ def test_disagreement_at_max_overlap_goes_to_review_and_reviewer_fixes(factory):
     queue = review_api.get(f"{API}/{pid}/items", params={"status": "needs_review"}).json()["items"]
     assert len(queue) == 1
     item_id = queue[0]["id"]
-    res = review_api.post(f"{API}/{pid}/items/{item_id}/reviews", json={"action": "fix", "value": {"sentiment": "negative"}})
+    res = review_api.post(f"{API}/{pid}/items/{item_id}/reviews",
+                          json={"action": "fix", "value": {"sentiment": "negative"}})
     assert res.status_code == 201, res.text
     detail = item_detail(factory, project, item_id)
     assert detail["status"] == "final"
-    assert detail["consensus"][0] == {**detail["consensus"][0], "value": "negative", "method": "review", "confidence": 1.0}
+    assert detail["consensus"][0] == {**detail["consensus"][0], "value": "negative", "method": "review",
+                                      "confidence": 1.0}
     reviews = review_api.get(f"{API}/{pid}/items/{item_id}/reviews").json()
     assert [(r["action"], r["reviewer_id"]) for r in reviews] == [("fix", reviewer.id)]
     bad = review_api.post(f"{API}/{pid}/items/{item_id}/reviews", json={"action": "fix", "value": {"sentiment": "meh"}})
@@ -96,7 +98,8 @@ def test_qualification_failure_suspends_and_manager_reinstates(factory):
     )
     pid = project["id"]
     manager = factory.api_as(project["manager"])
-    rows = [{"external_id": f"g{i}", "data": {"text": f"gold {i}"}, "gold": {"sentiment": "positive"}} for i in range(2)]
+    rows = [{"external_id": f"g{i}", "data": {"text": f"gold {i}"},
+             "gold": {"sentiment": "positive"}} for i in range(2)]
     rows += [{"external_id": f"n{i}", "data": {"text": f"normal {i}"}} for i in range(3)]
     assert manager.post(f"{API}/{pid}/items", json=rows).status_code == 201
     api = factory.api_as(ann)
@@ -131,7 +134,8 @@ def test_low_gold_accuracy_suspends_with_evidence(factory):
         lease = api.post(f"{API}/{pid}/next")
         if lease.status_code != 200:
             break
-        api.post(f"{API}/{pid}/answers", json={"lease_token": lease.json()["token"], "value": {"sentiment": "negative"}})
+        api.post(f"{API}/{pid}/answers",
+                 json={"lease_token": lease.json()["token"], "value": {"sentiment": "negative"}})
     row = manager.get(f"{API}/{pid}/annotators").json()[0]
     assert row["status"] == "suspended"
     assert row["evidence"]["interval"][1] < 0.6

@@ -158,7 +158,8 @@ def test_shapes_answer_consensus_refit_and_exports(factory, tmp_path):
     out = io.BytesIO()
     export_project(factory.ctx, None, pid, "hf", out)
     zipfile.ZipFile(io.BytesIO(out.getvalue())).extractall(tmp_path / "hf")
-    loaded = datasets.load_dataset("parquet", data_files={split: str(tmp_path / "hf" / "data" / f"{split}-00000.parquet")},
+    loaded = datasets.load_dataset("parquet",
+                                   data_files={split: str(tmp_path / "hf" / "data" / f"{split}-00000.parquet")},
                                    cache_dir=str(tmp_path / "cache"))
     (row,) = loaded[split]
     assert row["regions"] == [{"points": p["points"], "label": p["label"]} for p in expected["regions"]]

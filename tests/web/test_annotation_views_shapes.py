@@ -22,7 +22,8 @@ def test_polygons_are_drawn_in_the_image_coordinates():
 
 
 def test_keypoints_draw_edges_between_labeled_points_and_mark_occluded():
-    value = [{"label": "person", "points": {"nose": {"x": 0.5, "y": 0.2, "v": 2}, "hand": {"x": 0.3, "y": 0.5, "v": 1}}}]
+    value = [{"label": "person",
+              "points": {"nose": {"x": 0.5, "y": 0.2, "v": 2}, "hand": {"x": 0.3, "y": 0.5, "v": 1}}}]
     view = VIEWS.view("pose", value, DATA)
     assert view["view_box"] == "0 0 1 1"
     (inst,) = view["instances"]

@@ -11,10 +11,19 @@ import httpx
 import pytest
 
 from goldlabel.client.transport import ASGIAppTransport
+from goldlabel.services import users as user_service
 from goldlabel.services.login_guard import LoginGuard, TooManyAttempts, guard_of
 from goldlabel.web.session import PRESESSION_COOKIE, SESSION_COOKIE
 
 PASSWORD = "correct horse battery"
+
+# Hashing at its real cost: the bound on concurrent hashes is only tested while hashes take long
+# enough to overlap (tests/conftest.py makes them cheap elsewhere).
+pytestmark = pytest.mark.usefixtures("full_cost_password_hashes")
+
+
+def test_passwords_are_hashed_with_owasp_argon2id_parameters():
+    assert user_service.hash_password(PASSWORD).startswith("$argon2id$v=19$m=65536,t=3,p=")
 
 
 @pytest.fixture

@@ -34,7 +34,8 @@ def train(state: CliState, project_id: int, as_json: bool) -> None:
     if trained is None:
         click.echo(f"project {project_id}: not trained: {out['summary'].get('not_trained')}")
         return
-    click.echo(f"project {project_id}: version {trained['version']} (id {trained['id']}) on {trained['labels']} labels: "
+    click.echo(f"project {project_id}: version {trained['version']} (id {trained['id']}) "
+               f"on {trained['labels']} labels: "
                f"held-out accuracy {_fmt(trained['accuracy'])}, ECE {_fmt(trained['ece'])}, "
                f"auto-label threshold {_fmt(trained['threshold'])}")
 

@@ -55,8 +55,8 @@ class ProjectModel:
     ``C``: inverse regularisation strength on standardised features; ``"auto"`` picks it from
     :attr:`C_GRID` by the 3-fold log loss of the labels themselves (on at most 1,500 of them,
     so the choice costs a fraction of the fit): embeddings have hundreds of dimensions, and a
-    fixed penalty either overfits a few hundred labels or underfits tens of thousands. Metrics: accuracy and log loss of the out-of-fold
-    predictions against the labels, ECE, label count, fit seconds.
+    fixed penalty either overfits a few hundred labels or underfits tens of thousands. Metrics:
+    accuracy and log loss of the out-of-fold predictions against the labels, ECE, label count, fit seconds.
     """
 
     #: the penalties ``C="auto"`` chooses from

@@ -159,7 +159,8 @@ class EBCC(CategoricalEstimator):
         """
         n_items, n_labels, n_sub = joint.shape
         eye = np.eye(n_labels)
-        row_prior = self.off_diagonal_concentration + (self.diagonal_concentration - self.off_diagonal_concentration) * eye
+        row_prior = self.off_diagonal_concentration + (self.diagonal_concentration
+                                                       - self.off_diagonal_concentration) * eye
         # state s = k * n_sub + m; prior rows repeated for each sub-type
         state_prior = np.repeat(row_prior, n_sub, axis=0)
         subtype_prior = self.subtype_concentration / n_sub

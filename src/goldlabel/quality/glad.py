@@ -5,7 +5,6 @@ from __future__ import annotations
 from typing import Any, cast
 
 import numpy as np
-from scipy.optimize import minimize
 from scipy.special import expit, log_expit
 
 from goldlabel.quality.answers import Answers
@@ -112,6 +111,9 @@ class GLAD(CategoricalEstimator):
             grad_alpha -= alpha - alpha_mean
             grad_b = np.bincount(item, residual * alpha[annotator], minlength=n_items) * beta - (b - b_mean)
             return -q_sum, -np.concatenate([grad_alpha, grad_b])
+
+        # Imported at the first fit, not at start: scipy.optimize slows every process start.
+        from scipy.optimize import minimize
 
         previous = None
         self.n_iter_ = 0

@@ -7,7 +7,6 @@ from functools import lru_cache
 from typing import cast
 
 import numpy as np
-from scipy.stats import beta as beta_distribution
 
 __all__ = ["SkillEstimate", "confusions_from_skills", "estimate_skill"]
 
@@ -45,6 +44,10 @@ def estimate_skill(
     a, b = prior
     if a <= 0 or b <= 0:
         raise ValueError(f"prior pseudo-counts must be positive, got {prior}")
+    # Imported at the first estimate, not at start: scipy.stats slows every process start
+    # (the server, each CLI command) by ~1 s on a loaded machine.
+    from scipy.stats import beta as beta_distribution
+
     post_a, post_b = a + correct, b + answered - correct
     tail = (1 - level) / 2
     return SkillEstimate(

@@ -5,8 +5,6 @@ from __future__ import annotations
 
 import hashlib
 import logging
-import random
-import threading
 from typing import Any
 
 from goldlabel.domain.errors import GoldlabelError, not_found
@@ -14,6 +12,7 @@ from goldlabel.domain.splits import split_of
 from goldlabel.schemas import BulkItemsRequest, ItemReport, RestoreItemsRequest
 from goldlabel.services import audit, login_guard
 from goldlabel.services.access import Actor, fetch_project_role, is_allowed, load_project
+from goldlabel.services.background import BackgroundLoop
 from goldlabel.services.context import Context
 from goldlabel.services.queue import public_answer
 from goldlabel.storage import consensus_events
@@ -116,7 +115,8 @@ def get_item(ctx: Context, actor: Actor, project_id: int, item_id: int) -> dict:
         detail = public_item(row)
         detail["answers"] = [public_answer(a) for a in item_store.fetch_answers(conn, item_id)]
         detail["predictions"] = [
-            {"value": p["value"], "score": p["score"], "model_version": p["model_version"], "created_at": p["created_at"]}
+            {"value": p["value"], "score": p["score"], "model_version": p["model_version"],
+             "created_at": p["created_at"]}
             for p in item_store.fetch_predictions(conn, item_id)
         ]
         detail["consensus"] = [
@@ -269,36 +269,27 @@ def purge_expired(ctx: Context, now: int | None = None, batch: int = 1000) -> di
     return {"items": n_items, "projects": n_projects}
 
 
-class PurgeSweeper:
+class PurgeSweeper(BackgroundLoop):
     """Runs purge_expired, the audit retention sweep and the login throttle's sweep about every
     ``interval_s`` in a thread of a serving process."""
 
+    thread_name = "goldlabel-purge"
+    failure = "purge of deleted items failed"
+
     def __init__(self, ctx: Context, interval_s: float) -> None:
+        super().__init__(interval_s)
         self.ctx = ctx
-        self.interval_s = interval_s
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, name="goldlabel-purge", daemon=True)
 
-    def start(self) -> None:
-        self._thread.start()
-
-    def stop(self) -> None:
-        self._stop.set()
-        self._thread.join(timeout=10)
-
-    def _run(self) -> None:
-        while not self._stop.wait(self.interval_s * random.uniform(0.75, 1.25)):  # nosec B311  # jitter of a sweep interval; no secret
+    def run_once(self) -> dict[str, int]:
+        purged = purge_expired(self.ctx)
+        # The other housekeeping of the same rhythm: the audit log's retention and the login
+        # throttle's forgotten rows; one failing must not skip the other.
+        for sweep in (audit.sweep_expired, login_guard.sweep):
             try:
-                purge_expired(self.ctx)
-            except Exception:  # a failed sweep must not end the thread
-                log.exception("purge of deleted items failed")
-            # The other housekeeping of the same rhythm: the audit log's retention and the login
-            # throttle's forgotten rows.
-            for sweep in (audit.sweep_expired, login_guard.sweep):
-                try:
-                    sweep(self.ctx)
-                except Exception:
-                    log.exception("%s failed", sweep.__qualname__)
+                sweep(self.ctx)
+            except Exception:
+                log.exception("%s failed", sweep.__qualname__)
+        return purged
 
 
 def list_answers(ctx: Context, actor: Actor, project_id: int, after: int, limit: int) -> list[dict]:

@@ -8,12 +8,10 @@ and a project one process works on is left alone by the others (``model_state.bu
 from __future__ import annotations
 
 import logging
-import random
-import threading
 
 from goldlabel.services import models as model_service
+from goldlabel.services.background import BackgroundLoop
 from goldlabel.services.context import Context
-from goldlabel.services.refit import lower_thread_priority
 from goldlabel.storage import models as model_store
 from goldlabel.storage.engine import read_tx
 
@@ -23,12 +21,15 @@ log = logging.getLogger(__name__)
 MODEL_NICE = 10
 
 
-class ModelWorker:
+class ModelWorker(BackgroundLoop):
+    thread_name = "goldlabel-models"
+    failure = "model worker pass failed"
+    nice = MODEL_NICE
+    join_timeout_s = 30.0
+
     def __init__(self, ctx: Context, interval_s: float) -> None:
+        super().__init__(interval_s)
         self.ctx = ctx
-        self.interval_s = interval_s
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, name="goldlabel-models", daemon=True)
 
     @classmethod
     def start_if(cls, ctx: Context) -> ModelWorker | None:
@@ -39,28 +40,13 @@ class ModelWorker:
         worker.start()
         return worker
 
-    def start(self) -> None:
-        self._thread.start()
-
-    def stop(self) -> None:
-        self._stop.set()
-        self._thread.join(timeout=30)
-
-    def _run(self) -> None:
-        lower_thread_priority(MODEL_NICE)
-        while not self._stop.wait(self.interval_s * random.uniform(0.75, 1.25)):  # nosec B311  # jitter of a worker interval; no secret
-            try:
-                self.run_once()
-            except Exception:  # a failed pass must not kill the worker
-                log.exception("model worker pass failed")
-
     def run_once(self) -> list[dict]:
         """One pass over every project whose schema has a choice question."""
         with read_tx(self.ctx.engine) as conn:
             projects = model_store.list_projects_for_models(conn)
         done = []
         for project in projects:
-            if self._stop.is_set():
+            if self.stopping:
                 break
             if not self.ctx.get_schema(project).choice_questions():
                 continue

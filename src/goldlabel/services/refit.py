@@ -12,9 +12,6 @@ answers.
 from __future__ import annotations
 
 import logging
-import os
-import random
-import threading
 from collections.abc import Mapping
 from typing import Any
 
@@ -28,6 +25,7 @@ from goldlabel.quality.consensus import KINDS, RefitResult, refit_question
 from goldlabel.quality.skill import confusions_from_skills
 from goldlabel.services import cold_start
 from goldlabel.services.access import Actor, load_project
+from goldlabel.services.background import BackgroundLoop
 from goldlabel.services.consensus import settle_stalled
 from goldlabel.services.context import Context
 from goldlabel.storage import consensus_events
@@ -274,7 +272,7 @@ def refit_kinds(schema: LabelSchema, loaded: Mapping[str, tuple[np.ndarray, np.n
 # ---------------------------------------------------------------- background re-fit
 
 
-class RefitScheduler:
+class RefitScheduler(BackgroundLoop):
     """Re-fits projects whose answers changed since their last fit, about every ``interval_s``.
 
     It runs in a thread of a serving process, so it keeps out of the annotate loop's way (a
@@ -286,31 +284,13 @@ class RefitScheduler:
     by any of them is left alone by the others until the interval has passed.
     """
 
+    thread_name = "goldlabel-refit"
+    failure = "background re-fit failed"
+    nice = REFIT_NICE
+
     def __init__(self, ctx: Context, interval_s: float) -> None:
+        super().__init__(interval_s)
         self.ctx = ctx
-        self.interval_s = interval_s
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, name="goldlabel-refit", daemon=True)
-
-    def start(self) -> None:
-        self._thread.start()
-
-    def stop(self) -> None:
-        self._stop.set()
-        self._thread.join(timeout=10)
-
-    @property
-    def native_id(self) -> int | None:
-        """The scheduler thread's id in the operating system (None before it starts)."""
-        return self._thread.native_id
-
-    def _run(self) -> None:
-        lower_thread_priority(REFIT_NICE)
-        while not self._stop.wait(self.interval_s * random.uniform(0.75, 1.25)):  # nosec B311  # jitter of a re-fit interval; no secret
-            try:
-                self.run_once()
-            except Exception:  # a failed re-fit must not kill the scheduler
-                log.exception("background re-fit failed")
 
     def run_once(self) -> list[int]:
         """Re-fit every project with new answers that no process re-fitted within the interval
@@ -322,7 +302,7 @@ class RefitScheduler:
                 conn, fitted_before=now_ms() - int(self.interval_s * 1000)
             )
         for project_id in stale:
-            if self._stop.is_set():
+            if self.stopping:
                 break
             try:
                 refit_project(self.ctx, None, project_id)
@@ -331,16 +311,3 @@ class RefitScheduler:
                 if exc.code != "refit_running":
                     raise
         return done
-
-
-def lower_thread_priority(increment: int) -> None:
-    """Raise the calling thread's nice value by ``increment`` (Linux: each thread has its own;
-    raising it needs no privilege). Elsewhere, or where refused, the thread keeps its priority."""
-    get_id = getattr(threading, "get_native_id", None)
-    if get_id is None or not hasattr(os, "setpriority") or not os.path.isdir("/proc/self/task"):
-        return
-    tid = get_id()
-    try:
-        os.setpriority(os.PRIO_PROCESS, tid, min(19, os.getpriority(os.PRIO_PROCESS, tid) + increment))
-    except OSError:
-        log.debug("could not lower a background thread's priority", exc_info=True)

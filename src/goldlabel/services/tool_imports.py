@@ -213,7 +213,8 @@ class _ItemIndex:
         for name in names:
             if name in self.by_id:
                 return self.by_id[name]
-        for table, key in ((self.by_name, PurePosixPath(names[-1]).name), (self.by_stem, PurePosixPath(names[-1]).stem)):
+        for table, key in ((self.by_name, PurePosixPath(names[-1]).name),
+                           (self.by_stem, PurePosixPath(names[-1]).stem)):
             hits = {e[0]: e for e in table.get(key, ())}
             if len(hits) == 1:
                 return next(iter(hits.values()))

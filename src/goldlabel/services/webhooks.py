@@ -22,7 +22,6 @@ from __future__ import annotations
 import json
 import logging
 import secrets
-import threading
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
@@ -34,6 +33,7 @@ from goldlabel.domain.errors import FieldError, invalid, not_found
 from goldlabel.domain.webhooks import OutboundRefused
 from goldlabel.services import audit
 from goldlabel.services.access import Actor, load_project
+from goldlabel.services.background import BackgroundLoop
 from goldlabel.services.context import Context
 from goldlabel.services.outbound_guard import guarded_client
 from goldlabel.storage import webhooks as store
@@ -227,48 +227,39 @@ def _send(client: httpx.Client, delivery: dict, timestamp: int) -> tuple[int | N
     return response.status_code, f"HTTP {response.status_code}"
 
 
-class WebhookWorker:
-    """Routes outbox events and sends due deliveries about every ``poll_interval_s``; one per
+class WebhookWorker(BackgroundLoop):
+    """Routes outbox events and sends due deliveries every ``poll_interval_s``; one per
     serving process (``goldlabel.app`` starts it), any number of them on one database."""
 
+    thread_name = "goldlabel-webhooks"
+    failure = "webhook delivery round failed"
+    jitter = 0.0  # one worker per process, and each round claims its deliveries: no herd to spread
+
     def __init__(self, ctx: Context, poll_interval_s: float | None = None) -> None:
-        self.ctx = ctx
         s = ctx.settings
-        self.poll_interval_s = s.webhook_poll_interval_s if poll_interval_s is None else poll_interval_s
+        super().__init__(s.webhook_poll_interval_s if poll_interval_s is None else poll_interval_s)
+        self.ctx = ctx
+        self.join_timeout_s = s.webhook_timeout_s + 5  # a send in flight ends within its timeout
         self._client = guarded_client(s.webhook_allowed_networks, timeout=s.webhook_timeout_s)
         self._pool = ThreadPoolExecutor(SEND_BATCH, thread_name_prefix="goldlabel-webhook-send")
         self._next_prune_at = 0
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, name="goldlabel-webhooks", daemon=True)
-
-    def start(self) -> None:
-        self._thread.start()
 
     def stop(self) -> None:
-        self._stop.set()
-        if self._thread.is_alive():
-            self._thread.join(timeout=self.ctx.settings.webhook_timeout_s + 5)
+        super().stop()
         self.close()
 
     def close(self) -> None:
         self._pool.shutdown(wait=True)
         self._client.close()
 
-    def _run(self) -> None:
-        while not self._stop.wait(self.poll_interval_s):
-            try:
-                self.run_once()
-            except Exception:  # a failed round must not end delivery: the next round retries
-                log.exception("webhook delivery round failed")
-
     def run_once(self, now: int | None = None) -> int:
         """Route every waiting event, then send every due delivery; returns how many were sent
         (successfully or not). ``now``: the clock, for tests of expiry and back-off."""
-        while route_events(self.ctx, now) == ROUTE_BATCH and not self._stop.is_set():
+        while route_events(self.ctx, now) == ROUTE_BATCH and not self.stopping:
             pass
         self.prune_log(now)
         sent = 0
-        while not self._stop.is_set():
+        while not self.stopping:
             done = self.send_due(now)
             sent += done
             if done < SEND_BATCH:

@@ -24,7 +24,8 @@ _INSERT_CONSENSUS = consensus.insert()
 _INSERT_EVENT = events.insert()
 _H_DELETE_CONSENSUS = Hot(_DELETE_CONSENSUS)
 _H_INSERT_CONSENSUS = {
-    name: Hot(d.insert(consensus).on_conflict_do_nothing()) for name, d in (("sqlite", sqlite), ("postgresql", postgresql))
+    name: Hot(d.insert(consensus).on_conflict_do_nothing())
+    for name, d in (("sqlite", sqlite), ("postgresql", postgresql))
 }
 _H_INSERT_EVENT = Hot(_INSERT_EVENT)
 

@@ -99,7 +99,9 @@ def finalizations_by_bucket(conn: Connection, project_id: int, start_id: int, bu
     return out
 
 
-def confidence_sample(conn: Connection, project_id: int, cap: int = 20_000, strata: int = 20) -> tuple[list[float], bool]:
+def confidence_sample(
+    conn: Connection, project_id: int, cap: int = 20_000, strata: int = 20
+) -> tuple[list[float], bool]:
     """Consensus confidences of the project: all of them when there are at most ``cap`` rows,
     else a sample of ``strata`` evenly spaced runs along the item id (index seeks, no scan).
     Returns (confidences, sampled)."""

@@ -57,7 +57,8 @@ _PROJECT_WITH_ROLE_AND_STANDING = (
         annotator_stats.c.status.label("_standing_status"), annotator_stats.c.n_gold.label("_standing_n_gold")
     ).outerjoin(
         annotator_stats,
-        sa.and_(annotator_stats.c.project_id == projects.c.id, annotator_stats.c.annotator_id == sa.bindparam("b_user_id")),
+        sa.and_(annotator_stats.c.project_id == projects.c.id,
+                annotator_stats.c.annotator_id == sa.bindparam("b_user_id")),
     )
 )
 _H_PROJECT_WITH_ROLE = Hot(_PROJECT_WITH_ROLE)

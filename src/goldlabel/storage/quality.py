@@ -100,7 +100,9 @@ def upsert_stats(conn: Connection, project_id: int, annotator_id: int, **values:
         conn.execute(annotator_stats.insert().values(project_id=project_id, annotator_id=annotator_id, **values))
 
 
-def fetch_skills(conn: Connection, project_id: int, question: str, annotator_ids: Sequence[int]) -> dict[int, dict[str, Any]]:
+def fetch_skills(
+    conn: Connection, project_id: int, question: str, annotator_ids: Sequence[int]
+) -> dict[int, dict[str, Any]]:
     params = {"b_project_id": project_id, "b_question": question, "b_annotator_ids": list(annotator_ids)}
     return {r["annotator_id"]: dict(r) for r in conn.execute(_SKILLS, params).mappings()}
 
@@ -220,8 +222,8 @@ def pg_consensus_upsert(item_id: str, source: str) -> str:
     columns of PG_CONSENSUS_RECORD), ``item_id`` the SQL of their item id, ``:project_id`` bound.
     A stored row whose label a reviewer set (source other than "consensus") is left as it is."""
     return (
-        "INSERT INTO consensus (item_id, question, project_id, value, confidence, method, status, contributions, "  # nosec B608  # constant SQL fragments; values bound
-        "agreement, updated_at) "
+        "INSERT INTO consensus (item_id, question, project_id, value, confidence, method, status, "  # nosec B608  # constant SQL
+        "contributions, agreement, updated_at) "
         f"SELECT {item_id}, question, CAST(:project_id AS BIGINT), value, confidence, method, status, "
         f"contributions, agreement, updated_at FROM {source} "
         "ON CONFLICT (item_id, question) DO UPDATE SET project_id = excluded.project_id, value = excluded.value, "

@@ -412,7 +412,8 @@ def set_lease_status(conn: Connection, lease_id: int, status: str, answer_id: in
     if answer_id is None:
         _H_SET_LEASE_STATUS.rowcount(conn, {"b_lease_id": lease_id, "b_status": status})
     else:
-        _H_SET_LEASE_STATUS_ANSWER.rowcount(conn, {"b_lease_id": lease_id, "b_status": status, "b_answer_id": answer_id})
+        _H_SET_LEASE_STATUS_ANSWER.rowcount(conn,
+                                            {"b_lease_id": lease_id, "b_status": status, "b_answer_id": answer_id})
 
 
 def delete_lease(conn: Connection, lease_id: int) -> None:

@@ -283,8 +283,9 @@ def submit_write(
     item_events: list[dict], auth_version: int | None = None,
 ) -> Call:
     """The write statement (``project``: its id and updated_at as read; ``is_admin`` and
-    ``roles``, the member roles that may annotate, re-check the caller's right): ``lease`` and ``item`` as the read returned them
-    (the write re-checks them), the item's new ``status`` and ``target``, its consensus
+    ``roles``, the member roles that may annotate, re-check the caller's right): ``lease`` and
+    ``item`` as the read returned them (the write re-checks them), the item's new ``status`` and
+    ``target``, its consensus
     ``rows`` (each with its status; JSON-safe: see quality.json_safe), and ``item_events``
     (``{"kind", "payload"}``) to insert before answer.created; ``auth_version``: the caller's
     auth version their actor was verified at (re-checked; None: not checked). Run with
@@ -412,8 +413,9 @@ def lease(
 
 def parse_lease(rows: list[dict]) -> dict | None:
     """None when the project does not exist. Otherwise a dict with ``project`` (the columns of
-    _LEASE_PROJECT_COLUMNS), ``role`` (the user's member role or None), ``standing`` (``{"status", "n_gold"}`` or None), ``n_active``
-    (live leases the user held before this call), ``n_reaped`` (leases of the project expired
+    _LEASE_PROJECT_COLUMNS), ``role`` (the user's member role or None), ``standing``
+    (``{"status", "n_gold"}`` or None), ``n_active`` (live leases the user held before this
+    call), ``n_reaped`` (leases of the project expired
     by this call), and ``lease``, ``item_data`` and ``predictions`` (None when nothing was
     claimed; predictions also when the project does not show them, else ``{"value", "score",
     "model_version"}`` oldest first), ``item`` (the claimed item's id and the state of

@@ -1,5 +1,6 @@
 """How the console shows answer values and item data: spans highlighted in their text, boxes drawn
-on their image (polygons and keypoint skeletons too), rankings in order, ratings as values, images as pictures (never as base64 text).
+on their image (polygons and keypoint skeletons too), rankings in order, ratings as values,
+images as pictures (never as base64 text).
 
 The functions here turn a value into a small view model (plain dicts and lists); the macros in
 ``templates/console/macros.html`` render it with Jinja's autoescaping, so user data is only ever
@@ -170,7 +171,8 @@ class AnnotationViews:
     def is_image(self, name: str, value: Any) -> bool:
         if not isinstance(value, str):
             return False
-        return bool(_DATA_IMAGE.match(value.strip())) or (name in self.image_fields and safe_image_url(value) is not None)
+        return bool(_DATA_IMAGE.match(value.strip())) or (name in self.image_fields
+                                                           and safe_image_url(value) is not None)
 
     def data_fields(self, data: Mapping[str, Any]) -> list[dict[str, Any]]:
         """Every data field as ``{"name", "kind": image|text|json, "value"}``."""
@@ -213,7 +215,8 @@ class AnnotationViews:
             shapes.append({"points": " ".join(f"{x:.6g},{y:.6g}" for x, y in points),
                            "x": f"{points[0][0]:.6g}", "y": f"{points[0][1]:.6g}",
                            "label": str(p["label"]), "color": self._color(q, p["label"])})
-        return {"kind": "polygons", "image": safe_image_url(data.get(q.source)), "view_box": f"0 0 {width:g} {height:g}",
+        return {"kind": "polygons", "image": safe_image_url(data.get(q.source)),
+                "view_box": f"0 0 {width:g} {height:g}",
                 "shapes": shapes}
 
     def _keypoints(self, q: KeypointsQuestion, value: Any, data: Mapping[str, Any]) -> dict[str, Any]:
@@ -228,7 +231,8 @@ class AnnotationViews:
             for a, b in skeleton.edges:
                 pa, pb = pts.get(skeleton.points[a]), pts.get(skeleton.points[b])
                 if pa and pb:
-                    edges.append({"x1": f"{pa[0]:.6g}", "y1": f"{pa[1]:.6g}", "x2": f"{pb[0]:.6g}", "y2": f"{pb[1]:.6g}"})
+                    edges.append({"x1": f"{pa[0]:.6g}", "y1": f"{pa[1]:.6g}", "x2": f"{pb[0]:.6g}",
+                                  "y2": f"{pb[1]:.6g}"})
             points = [{"name": name, "x": f"{x:.6g}", "y": f"{y:.6g}", "occluded": v == 1}
                       for name, (x, y, v) in pts.items()]
             instances.append({"label": str(inst["label"]), "color": self._color(q, inst["label"]),

@@ -150,7 +150,8 @@ def donut(parts_in: Sequence[tuple[str, float, str]], *, title: str, size: int =
     c = size / 2
     circumference = 2 * math.pi * r
     parts = _svg_open(size, size, title, cls)
-    parts.append(f'<circle cx="{_num(c)}" cy="{_num(c)}" r="{_num(r)}" fill="none" stroke="{GRID}" stroke-width="{stroke}"/>')
+    parts.append(f'<circle cx="{_num(c)}" cy="{_num(c)}" r="{_num(r)}" fill="none" stroke="{GRID}" '
+                 f'stroke-width="{stroke}"/>')
     offset = 0.0
     for label, value, color in parts_in:
         if total <= 0 or value <= 0:
@@ -165,7 +166,8 @@ def donut(parts_in: Sequence[tuple[str, float, str]], *, title: str, size: int =
         offset += length
     parts.append(f'<text x="{_num(c)}" y="{_num(c + 2)}" text-anchor="middle" font-size="22" font-weight="700" '
                  f'fill="#1d2330" {FONT}>{_e(fmt_count(total))}</text>')
-    parts.append(f'<text x="{_num(c)}" y="{_num(c + 20)}" text-anchor="middle" font-size="11" fill="{TEXT}" {FONT}>items</text>')
+    parts.append(f'<text x="{_num(c)}" y="{_num(c + 20)}" text-anchor="middle" font-size="11" fill="{TEXT}" '
+                 f'{FONT}>items</text>')
     parts.append("</svg>")
     return Markup("".join(parts))  # nosec B704  # every value in parts went through _e (html.escape)
 

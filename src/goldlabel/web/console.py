@@ -289,7 +289,8 @@ def users_page(request: Request, actor: PageActor, after: int = 0) -> Response:
     return _page(request, "users.html", {
         "users": users, "tokens": tokens, "after": after, "active": "users",
         "next_after": users[-1]["id"] if len(users) == PAGE_SIZE else None,
-        "creatable_roles": ("annotator", "reviewer", "manager", "admin") if actor.is_admin else ("annotator", "reviewer"),
+        "creatable_roles": (("annotator", "reviewer", "manager", "admin") if actor.is_admin
+                            else ("annotator", "reviewer")),
     })
 
 

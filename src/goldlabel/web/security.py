@@ -8,8 +8,9 @@ Rules, in order, for each HTTP request:
 2. Otherwise a valid ``gl_session`` cookie sets ``request.state.session_actor`` (read by
    ``api.deps.get_actor``) and ``request.state.session``.
 3. A state-changing request (POST, PUT, PATCH, DELETE) that a session authenticates, and the
-   login form post (always: with the pre-session cookie the login page set), must carry the CSRF token: the ``X-CSRF-Token`` header (JavaScript) or a
-   ``csrf_token`` field of an ``application/x-www-form-urlencoded`` body (HTML forms). Enforced
+   login form post (always: with the pre-session cookie the login page set), must carry the CSRF
+   token: the ``X-CSRF-Token`` header (JavaScript) or a ``csrf_token`` field of an
+   ``application/x-www-form-urlencoded`` body (HTML forms). Enforced
    here, once, so no route can forget it.
 """
 

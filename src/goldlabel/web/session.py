@@ -68,7 +68,8 @@ class SessionSigner:
     def issue(self, user_id: int, now: float | None = None) -> tuple[str, Session]:
         """A new session (fresh nonce: no fixation) and its cookie value."""
         session = Session(user_id, secrets.token_urlsafe(16), int((now or time.time()) + SESSION_TTL_S))
-        payload = _b64(json.dumps({"u": user_id, "n": session.nonce, "e": session.expires_at}, separators=(",", ":")).encode())
+        payload = _b64(json.dumps({"u": user_id, "n": session.nonce, "e": session.expires_at},
+                                  separators=(",", ":")).encode())
         return f"{payload}.{self._sign(payload)}", session
 
     def verify(self, cookie: str | None, now: float | None = None) -> Session | None:

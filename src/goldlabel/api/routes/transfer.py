@@ -29,8 +29,9 @@ _UPLOAD_BODY = {
                     "type": "object",
                     "required": ["file"],
                     "properties": {"file": {"type": "string", "format": "binary",
-                                            "description": "A .jsonl / .ndjson, .csv, .parquet or .json (an array of items) "
-                                                           "file; a Label Studio JSON export; a COCO .json; a YOLO .zip."}},
+                                            "description": "A .jsonl / .ndjson, .csv, .parquet or .json (an array "
+                                                           "of items) file; a Label Studio JSON export; a COCO "
+                                                           ".json; a YOLO .zip."}},
                 }
             }
         },

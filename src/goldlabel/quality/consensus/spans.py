@@ -56,7 +56,8 @@ def _one_coin_tokens(tokens: span_lib.Tokens, answers: span_lib.SpanAnswers,
 
 def _nothing_posterior(gain_sum: np.ndarray, n_classes: int) -> np.ndarray:
     """P(outside / no object) when every answer said so; ``gain_sum`` = sum of log-odds gains."""
-    return cast("np.ndarray", special.expit(gain_sum - np.log(n_classes - 1)) if n_classes > 2 else special.expit(gain_sum))
+    return cast("np.ndarray",
+                special.expit(gain_sum - np.log(n_classes - 1)) if n_classes > 2 else special.expit(gain_sum))
 
 
 def _span_rows(tokens: span_lib.Tokens, token_class: np.ndarray, labels: Sequence[str]) -> dict[int, list[Any]]:
@@ -67,7 +68,9 @@ def _span_rows(tokens: span_lib.Tokens, token_class: np.ndarray, labels: Sequenc
     return out
 
 
-def _marked_confidence(tokens: span_lib.Tokens, probas: np.ndarray, marked: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+def _marked_confidence(
+    tokens: span_lib.Tokens, probas: np.ndarray, marked: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
     length = (tokens.end - tokens.start) * marked
     top = probas.max(axis=1)
     total = np.bincount(tokens.item, weights=length, minlength=tokens.n_items)

@@ -67,7 +67,8 @@ def upgrade() -> None:
     sa.Column('payload', sa.JSON().with_variant(postgresql.JSONB(), 'postgresql'), nullable=False),
     sa.Column('created_at', sa.BigInteger(), nullable=False),
     sa.Column('delivered_at', sa.BigInteger(), nullable=True),
-    sa.ForeignKeyConstraint(['project_id'], ['projects.id'], name=op.f('fk_events_project_id_projects'), ondelete='CASCADE'),
+    sa.ForeignKeyConstraint(['project_id'], ['projects.id'], name=op.f('fk_events_project_id_projects'),
+                            ondelete='CASCADE'),
     sa.PrimaryKeyConstraint('id', name=op.f('pk_events'))
     )
     op.create_index('ix_events_project_id', 'events', ['project_id', 'id'], unique=False)
@@ -91,7 +92,8 @@ def upgrade() -> None:
     sa.CheckConstraint('answer_count + reserved <= overlap_max', name=op.f('ck_items_q3_reserved')),
     sa.CheckConstraint('answer_count <= overlap_max', name=op.f('ck_items_q1_max_overlap')),
     sa.CheckConstraint('answer_count >= 0 AND reserved >= 0', name=op.f('ck_items_counts')),
-    sa.ForeignKeyConstraint(['project_id'], ['projects.id'], name=op.f('fk_items_project_id_projects'), ondelete='CASCADE'),
+    sa.ForeignKeyConstraint(['project_id'], ['projects.id'], name=op.f('fk_items_project_id_projects'),
+                            ondelete='CASCADE'),
     sa.PrimaryKeyConstraint('id', name=op.f('pk_items')),
     sa.UniqueConstraint('project_id', 'external_id', name=op.f('uq_items_project_id_external_id'))
     )
@@ -101,8 +103,10 @@ def upgrade() -> None:
     sa.Column('role', sa.String(length=20), nullable=False),
     sa.Column('created_at', sa.BigInteger(), nullable=False),
     sa.CheckConstraint("role IN ('admin', 'manager', 'reviewer', 'annotator')", name=op.f('ck_project_members_role')),
-    sa.ForeignKeyConstraint(['project_id'], ['projects.id'], name=op.f('fk_project_members_project_id_projects'), ondelete='CASCADE'),
-    sa.ForeignKeyConstraint(['user_id'], ['users.id'], name=op.f('fk_project_members_user_id_users'), ondelete='CASCADE'),
+    sa.ForeignKeyConstraint(['project_id'], ['projects.id'], name=op.f('fk_project_members_project_id_projects'),
+                            ondelete='CASCADE'),
+    sa.ForeignKeyConstraint(['user_id'], ['users.id'], name=op.f('fk_project_members_user_id_users'),
+                            ondelete='CASCADE'),
     sa.PrimaryKeyConstraint('project_id', 'user_id', name=op.f('pk_project_members'))
     )
     op.create_index('ix_project_members_user_id', 'project_members', ['user_id'], unique=False)
@@ -120,7 +124,8 @@ def upgrade() -> None:
     sa.Column('updated_at', sa.BigInteger(), nullable=False),
     sa.ForeignKeyConstraint(['annotator_id'], ['users.id'], name=op.f('fk_answers_annotator_id_users')),
     sa.ForeignKeyConstraint(['item_id'], ['items.id'], name=op.f('fk_answers_item_id_items'), ondelete='CASCADE'),
-    sa.ForeignKeyConstraint(['project_id'], ['projects.id'], name=op.f('fk_answers_project_id_projects'), ondelete='CASCADE'),
+    sa.ForeignKeyConstraint(['project_id'], ['projects.id'], name=op.f('fk_answers_project_id_projects'),
+                            ondelete='CASCADE'),
     sa.PrimaryKeyConstraint('id', name=op.f('pk_answers')),
     sa.UniqueConstraint('annotator_id', 'idempotency_key', name=op.f('uq_answers_annotator_id_idempotency_key')),
     sa.UniqueConstraint('item_id', 'annotator_id', name=op.f('uq_answers_item_id_annotator_id'))
@@ -137,7 +142,8 @@ def upgrade() -> None:
     sa.Column('contributions', sa.JSON().with_variant(postgresql.JSONB(), 'postgresql'), nullable=True),
     sa.Column('updated_at', sa.BigInteger(), nullable=False),
     sa.ForeignKeyConstraint(['item_id'], ['items.id'], name=op.f('fk_consensus_item_id_items'), ondelete='CASCADE'),
-    sa.ForeignKeyConstraint(['project_id'], ['projects.id'], name=op.f('fk_consensus_project_id_projects'), ondelete='CASCADE'),
+    sa.ForeignKeyConstraint(['project_id'], ['projects.id'], name=op.f('fk_consensus_project_id_projects'),
+                            ondelete='CASCADE'),
     sa.PrimaryKeyConstraint('item_id', 'question', name=op.f('pk_consensus'))
     )
     op.create_index('ix_consensus_project_id', 'consensus', ['project_id', 'item_id'], unique=False)
@@ -147,7 +153,8 @@ def upgrade() -> None:
     sa.Column('value', sa.JSON().with_variant(postgresql.JSONB(), 'postgresql'), nullable=False),
     sa.Column('created_at', sa.BigInteger(), nullable=False),
     sa.ForeignKeyConstraint(['item_id'], ['items.id'], name=op.f('fk_gold_answers_item_id_items'), ondelete='CASCADE'),
-    sa.ForeignKeyConstraint(['project_id'], ['projects.id'], name=op.f('fk_gold_answers_project_id_projects'), ondelete='CASCADE'),
+    sa.ForeignKeyConstraint(['project_id'], ['projects.id'], name=op.f('fk_gold_answers_project_id_projects'),
+                            ondelete='CASCADE'),
     sa.PrimaryKeyConstraint('item_id', name=op.f('pk_gold_answers'))
     )
     op.create_index('ix_gold_answers_project_id', 'gold_answers', ['project_id'], unique=False)
@@ -162,9 +169,11 @@ def upgrade() -> None:
     sa.Column('expires_at', sa.BigInteger(), nullable=False),
     sa.Column('answer_id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), nullable=True),
     sa.CheckConstraint("status IN ('active', 'submitted', 'skipped', 'expired')", name=op.f('ck_leases_status')),
-    sa.ForeignKeyConstraint(['annotator_id'], ['users.id'], name=op.f('fk_leases_annotator_id_users'), ondelete='CASCADE'),
+    sa.ForeignKeyConstraint(['annotator_id'], ['users.id'], name=op.f('fk_leases_annotator_id_users'),
+                            ondelete='CASCADE'),
     sa.ForeignKeyConstraint(['item_id'], ['items.id'], name=op.f('fk_leases_item_id_items'), ondelete='CASCADE'),
-    sa.ForeignKeyConstraint(['project_id'], ['projects.id'], name=op.f('fk_leases_project_id_projects'), ondelete='CASCADE'),
+    sa.ForeignKeyConstraint(['project_id'], ['projects.id'], name=op.f('fk_leases_project_id_projects'),
+                            ondelete='CASCADE'),
     sa.PrimaryKeyConstraint('id', name=op.f('pk_leases')),
     sa.UniqueConstraint('item_id', 'annotator_id', name=op.f('uq_leases_item_id_annotator_id')),
     sa.UniqueConstraint('token_hash', name=op.f('uq_leases_token_hash'))
@@ -180,7 +189,8 @@ def upgrade() -> None:
     sa.Column('score', sa.Float(), nullable=True),
     sa.Column('created_at', sa.BigInteger(), nullable=False),
     sa.ForeignKeyConstraint(['item_id'], ['items.id'], name=op.f('fk_predictions_item_id_items'), ondelete='CASCADE'),
-    sa.ForeignKeyConstraint(['project_id'], ['projects.id'], name=op.f('fk_predictions_project_id_projects'), ondelete='CASCADE'),
+    sa.ForeignKeyConstraint(['project_id'], ['projects.id'], name=op.f('fk_predictions_project_id_projects'),
+                            ondelete='CASCADE'),
     sa.PrimaryKeyConstraint('id', name=op.f('pk_predictions')),
     sa.UniqueConstraint('item_id', 'model_version', name=op.f('uq_predictions_item_id_model_version'))
     )

@@ -26,8 +26,10 @@ def upgrade() -> None:
     sa.Column('n_answers', sa.Integer(), server_default='0', nullable=False),
     sa.Column('method', sa.String(length=50), nullable=False),
     sa.Column('updated_at', sa.BigInteger(), nullable=False),
-    sa.ForeignKeyConstraint(['annotator_id'], ['users.id'], name=op.f('fk_annotator_skills_annotator_id_users'), ondelete='CASCADE'),
-    sa.ForeignKeyConstraint(['project_id'], ['projects.id'], name=op.f('fk_annotator_skills_project_id_projects'), ondelete='CASCADE'),
+    sa.ForeignKeyConstraint(['annotator_id'], ['users.id'], name=op.f('fk_annotator_skills_annotator_id_users'),
+                            ondelete='CASCADE'),
+    sa.ForeignKeyConstraint(['project_id'], ['projects.id'], name=op.f('fk_annotator_skills_project_id_projects'),
+                            ondelete='CASCADE'),
     sa.PrimaryKeyConstraint('project_id', 'annotator_id', 'question', name=op.f('pk_annotator_skills'))
     )
     op.create_table('annotator_stats',
@@ -39,8 +41,10 @@ def upgrade() -> None:
     sa.Column('evidence', sa.JSON().with_variant(postgresql.JSONB(), 'postgresql'), nullable=True),
     sa.Column('updated_at', sa.BigInteger(), nullable=False),
     sa.CheckConstraint("status IN ('active', 'qualifying', 'suspended')", name=op.f('ck_annotator_stats_status')),
-    sa.ForeignKeyConstraint(['annotator_id'], ['users.id'], name=op.f('fk_annotator_stats_annotator_id_users'), ondelete='CASCADE'),
-    sa.ForeignKeyConstraint(['project_id'], ['projects.id'], name=op.f('fk_annotator_stats_project_id_projects'), ondelete='CASCADE'),
+    sa.ForeignKeyConstraint(['annotator_id'], ['users.id'], name=op.f('fk_annotator_stats_annotator_id_users'),
+                            ondelete='CASCADE'),
+    sa.ForeignKeyConstraint(['project_id'], ['projects.id'], name=op.f('fk_annotator_stats_project_id_projects'),
+                            ondelete='CASCADE'),
     sa.PrimaryKeyConstraint('project_id', 'annotator_id', name=op.f('pk_annotator_stats'))
     )
     op.create_table('project_models',
@@ -51,7 +55,8 @@ def upgrade() -> None:
     sa.Column('n_answers', sa.Integer(), server_default='0', nullable=False),
     sa.Column('fitted_at', sa.BigInteger(), nullable=True),
     sa.Column('busy_until', sa.BigInteger(), nullable=True),
-    sa.ForeignKeyConstraint(['project_id'], ['projects.id'], name=op.f('fk_project_models_project_id_projects'), ondelete='CASCADE'),
+    sa.ForeignKeyConstraint(['project_id'], ['projects.id'], name=op.f('fk_project_models_project_id_projects'),
+                            ondelete='CASCADE'),
     sa.PrimaryKeyConstraint('project_id', 'question', name=op.f('pk_project_models'))
     )
     op.create_table('reviews',
@@ -65,7 +70,8 @@ def upgrade() -> None:
     sa.Column('created_at', sa.BigInteger(), nullable=False),
     sa.CheckConstraint("action IN ('accept', 'reject', 'fix')", name=op.f('ck_reviews_action')),
     sa.ForeignKeyConstraint(['item_id'], ['items.id'], name=op.f('fk_reviews_item_id_items'), ondelete='CASCADE'),
-    sa.ForeignKeyConstraint(['project_id'], ['projects.id'], name=op.f('fk_reviews_project_id_projects'), ondelete='CASCADE'),
+    sa.ForeignKeyConstraint(['project_id'], ['projects.id'], name=op.f('fk_reviews_project_id_projects'),
+                            ondelete='CASCADE'),
     sa.ForeignKeyConstraint(['reviewer_id'], ['users.id'], name=op.f('fk_reviews_reviewer_id_users')),
     sa.PrimaryKeyConstraint('id', name=op.f('pk_reviews'))
     )

@@ -20,7 +20,8 @@ down_revision = "0004"
 branch_labels = None
 depends_on = None
 
-_COLUMNS: list[str | sa.TextClause] = ["project_id", "status", "is_gold", sa.text("priority DESC"), sa.text("answer_count DESC"), "id"]
+_COLUMNS: list[str | sa.TextClause] = ["project_id", "status", "is_gold", sa.text("priority DESC"),
+                                       sa.text("answer_count DESC"), "id"]
 
 
 def upgrade() -> None:
