@@ -26,6 +26,7 @@ from goldlabel.services import projects as project_service
 from goldlabel.services import users as user_service
 from goldlabel.services.access import Actor
 from goldlabel.services.context import Context
+from goldlabel.services.item_refs import decode_item
 from goldlabel.storage.engine import create_engine
 from goldlabel.storage.migrate import upgrade_database
 from goldlabel.storage.tables import metadata
@@ -159,6 +160,11 @@ class Factory:
     def api_as(self, actor: Actor | None) -> httpx.Client:
         headers = {"Authorization": f"Bearer {self.token_for(actor)}"} if actor else {}
         return httpx.Client(transport=self._transport, base_url="http://goldlabel.test", headers=headers)
+
+    def item_id(self, actor: Actor, project_id: int, ref: str) -> int:
+        """The item id behind an item reference the annotate loop showed ``actor``
+        (services/item_refs.py): what a test compares with the database."""
+        return decode_item(self.ctx, project_id, actor.id, ref)
 
     def make_project(
         self,

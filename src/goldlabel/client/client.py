@@ -13,6 +13,7 @@ import os
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import IO, Any, Literal, Self, TypeVar
+from urllib.parse import quote
 
 import httpx
 from pydantic import BaseModel
@@ -29,6 +30,7 @@ from goldlabel.schemas import (
     ItemStatus,
     LeasePublic,
     MemberPublic,
+    OwnAnswer,
     ProjectPublic,
     Role,
     SchemaVersionPublic,
@@ -55,7 +57,7 @@ Lease = LeasePublic
 ``item`` (``id``, ``data``, and ``predictions`` when the project shows them)."""
 
 
-class MyAnswer(AnswerPublic):
+class MyAnswer(OwnAnswer):
     """One of your own answers, with the item as you saw it and the item's current status."""
 
     item: TaskItem
@@ -494,14 +496,17 @@ class Client:
         return self._request("POST", f"/projects/{int(project_id)}/items/restore", json=body).json()["restored"]
 
     def report_item(
-        self, project_id: int, item_id: int, *, lease_token: str | None = None, reason: str = "media_broken"
+        self, project_id: int, item_id: int | str, *, lease_token: str | None = None, reason: str = "media_broken"
     ) -> dict[str, Any]:
         """Report an item that cannot be answered (its media failed to load): it is flagged and
-        goes to review. An annotator passes the lease's token (the lease is skipped)."""
+        goes to review. An annotator passes the item as the lease shows it (``lease.item.id``,
+        its opaque reference) and the lease's token (the lease is skipped); reviewers and
+        managers may pass an item id."""
         body: dict[str, Any] = {"reason": reason}
         if lease_token is not None:
             body["lease_token"] = lease_token
-        return self._request("POST", f"/projects/{int(project_id)}/items/{int(item_id)}/report", json=body).json()
+        ref = str(int(item_id)) if isinstance(item_id, int) else quote(item_id, safe="")
+        return self._request("POST", f"/projects/{int(project_id)}/items/{ref}/report", json=body).json()
 
     def list_answers(self, project_id: int, *, page_size: int = 100) -> Iterator[AnswerPublic]:
         """Every answer in the project, oldest first (reviewers and managers)."""
@@ -555,10 +560,10 @@ class Client:
         """Your own answers in the project, newest first."""
         return self._paginate(f"/projects/{int(project_id)}/my-answers", MyAnswer, page_size)
 
-    def edit_answer(self, project_id: int, answer_id: int, value: dict[str, Any]) -> AnswerPublic:
+    def edit_answer(self, project_id: int, answer_id: int, value: dict[str, Any]) -> OwnAnswer:
         """Change one of your answers while its item is still open."""
         path = f"/projects/{int(project_id)}/my-answers/{int(answer_id)}"
-        return AnswerPublic.model_validate(self._request("PUT", path, json={"value": value}).json())
+        return OwnAnswer.model_validate(self._request("PUT", path, json={"value": value}).json())
 
     # -- quality and review ---------------------------------------------------------------
 
