@@ -166,6 +166,12 @@ class Factory:
         (services/item_refs.py): what a test compares with the database."""
         return decode_item(self.ctx, project_id, actor.id, ref)
 
+    def item_id_of(self, client: httpx.Client, project_id: int, ref: str) -> int:
+        """:meth:`item_id` for the user a client of :meth:`api_as` speaks for."""
+        user_id = next(uid for uid, token in self._tokens.items()
+                       if client.headers.get("authorization") == f"Bearer {token}")
+        return decode_item(self.ctx, project_id, user_id, ref)
+
     def make_project(
         self,
         manager: Actor | None = None,

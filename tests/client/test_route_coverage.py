@@ -160,7 +160,7 @@ def test_every_route_is_called_by_an_sdk_method(factory, app, make_user, tmp_pat
         assert gl.set_annotator_status(pid, annotator.id, "active")["status"] == "active"
         assert isinstance(gl.get_agreement(pid), dict)
         assert isinstance(gl.refit_project(pid), dict)
-        gl.review_item(pid, result.answer.item_id, "accept", comment="fine")
+        gl.review_item(pid, factory.item_id(annotator, pid, result.answer.item_id), "accept", comment="fine")
         assert gl.report_item(pid, items[1].id)["status"] == "needs_review"
 
         # the project model: too few labels to train yet, so the call answers why

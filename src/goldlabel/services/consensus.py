@@ -283,8 +283,7 @@ def after_answer(ctx: Context, conn: Connection, project: dict, item: dict, answ
     ``events``: append the item's outbox event there (the caller inserts them in one statement)
     instead of inserting it here."""
     if item["is_gold"]:
-        gold_store.insert_pending(conn, answer["id"], project["id"], now)
-        return item["status"]
+        return _after_gold_answer(ctx, conn, project, item, answer, now)
     choice = ctx.get_schema(project).choice_questions()
     known = None
     if choice:
@@ -307,6 +306,43 @@ def after_answer(ctx: Context, conn: Connection, project: dict, item: dict, answ
             else:
                 events.append(event)
     return status
+
+
+def _after_gold_answer(ctx: Context, conn: Connection, project: dict, item: dict, answer: dict, now: int) -> str:
+    """A gold answer: queued for scoring (services/gold.py), and the status the annotator is
+    shown (:func:`gold_status_as_seen`), read and decided as a normal answer's are (one
+    statement for the answers, skills and prior; the same posterior), so that the submit costs
+    what a normal one does."""
+    gold_store.insert_pending(conn, answer["id"], project["id"], now)
+    choice = ctx.get_schema(project).choice_questions()
+    known = None
+    limit = project["overlap_max"]
+    if choice:
+        first, skills, model = quality_store.fetch_item_answers_with_skills(
+            conn, project["id"], item["id"], choice[0].name, limit)
+        known = {choice[0].name: (skills, model)}
+    else:
+        first = queue_store.fetch_first_answers(conn, item["id"], limit)
+    return gold_status_as_seen(ctx, conn, project, first, now, known)
+
+
+def gold_status_as_seen(ctx: Context, conn: Connection | None, project: dict, first: list[dict], now: int,
+                        known: dict[str, tuple[dict[int, dict], dict]] | None = None) -> str:
+    """Q8: a gold item stays open for everyone (its answer is known), so its real status would
+    give it away (a normal item of the same project goes final or to review). Annotators are
+    shown the status a normal item would have with the gold item's ``first`` answers (at most
+    the project's max overlap of them, oldest first), decided by the same rule. ``known``: the
+    skills and priors already read with them."""
+    _rows, smallest = item_consensus(ctx, conn, project, first, now, known)
+    status, _target = decide_status(
+        np.array([len(first)]),
+        np.array([smallest]),
+        np.array([project["overlap_min"]]),
+        project["overlap_min"],
+        project["overlap_max"],
+        project["settings"].get("target_confidence", 0.95),
+    )
+    return str(status[0])
 
 
 # ---------------------------------------------------------------- items no annotator is left for

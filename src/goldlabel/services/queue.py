@@ -21,11 +21,8 @@ import secrets
 from collections.abc import Awaitable, Callable, Generator
 from typing import Any, NamedTuple
 
-import numpy as np
-
 from goldlabel.domain.errors import conflict, not_found
 from goldlabel.domain.queue_policy import AnnotatorProgress, QueuePolicy, pick_next
-from goldlabel.domain.stopping import decide_status
 from goldlabel.services import cold_start
 from goldlabel.services import consensus as posterior
 from goldlabel.services import consensus as quality_service
@@ -410,7 +407,7 @@ def _submit_plan(ctx: Context, actor: Actor, project_id: int, got: dict | None, 
     and state decided as the generic path decides them (``quality.decide_after_answer``) from
     the item's answers plus this one, and the time it was decided at. A gold item takes the
     same statements: its write queues the answer for scoring instead of writing consensus,
-    and the annotator is shown the status a normal item would have (_gold_seen_status). No plan: the generic path
+    and the annotator is shown the status a normal item would have (consensus.gold_status_as_seen). No plan: the generic path
     decides (at that time). The errors the generic path raises before it writes (404 project or
     lease, 403 role, 422 answer) are raised here, in the same order. When the project's pooled
     knowledge (services/cold_start.py) is due, ``_NEEDS_SAMPLE``: the caller reads it
@@ -443,7 +440,7 @@ def _submit_plan(ctx: Context, actor: Actor, project_id: int, got: dict | None, 
     if item["is_gold"]:
         # The read held the item's first answers only (queue_pg: as many as the project's
         # maximum overlap), what the shown status is decided on.
-        shown = _gold_seen_status(ctx, None, project, item_answers[:project["overlap_max"]], now, known)
+        shown = posterior.gold_status_as_seen(ctx, None, project, item_answers[:project["overlap_max"]], now, known)
         write = queue_pg.submit_write(
             project=project, lease=lease, item=item, annotator_id=actor.id, is_admin=actor.is_admin,
             roles=_ANNOTATE_ROLES, value=clean, duration_ms=duration_ms, idempotency_key=idempotency_key,
@@ -554,9 +551,8 @@ def _submit_locked(ctx: Context, conn: Connection, actor: Actor, project: dict, 
         raise conflict("you have already answered this item", "duplicate_answer")
     queue_store.set_lease_status(conn, lease["id"], "submitted", answer["id"])
     events: list[dict] = []
+    # A gold answer: queued for scoring, and its status as an annotator is shown it.
     status = quality_service.after_answer(ctx, conn, project, item, answer, now, events=events)
-    if item["is_gold"]:
-        status = _gold_status_as_seen(ctx, conn, project, item["id"], now)
     events.append({"project_id": project_id, "kind": "answer.created",
                    "payload": {"answer_id": answer["id"], "item_id": item["id"], "annotator_id": actor.id},
                    "created_at": now})
@@ -577,28 +573,10 @@ def _status_as_seen(ctx: Context, conn: Connection, project: dict, item: dict) -
 
 
 def _gold_status_as_seen(ctx: Context, conn: Connection, project: dict, item_id: int, now: int) -> str:
-    """Q8: a gold item stays open for everyone (its answer is known), so its real status would
-    give it away (a normal item of the same project goes final or to review). Annotators are
-    shown the status a normal item would have with the gold item's first answers, at most the
-    project's max overlap of them, decided by the same rule."""
+    """The status an annotator is shown for a gold item (services/consensus.py
+    ``gold_status_as_seen``), from its first answers as they are now."""
     first = queue_store.fetch_first_answers(conn, item_id, project["overlap_max"])
-    return _gold_seen_status(ctx, conn, project, first, now)
-
-
-def _gold_seen_status(ctx: Context, conn: Connection | None, project: dict, first: list[dict], now: int,
-                      known: dict[str, tuple[dict[int, dict], dict]] | None = None) -> str:
-    """_gold_status_as_seen from the gold item's first answers (and, in ``known``, the skills
-    and priors already read with them)."""
-    _rows, smallest = posterior.item_consensus(ctx, conn, project, first, now, known)
-    status, _target = decide_status(
-        np.array([len(first)]),
-        np.array([smallest]),
-        np.array([project["overlap_min"]]),
-        project["overlap_min"],
-        project["overlap_max"],
-        project["settings"].get("target_confidence", 0.95),
-    )
-    return str(status[0])
+    return posterior.gold_status_as_seen(ctx, conn, project, first, now)
 
 
 def _return_lease(conn: Connection, actor: Actor, project_id: int, lease_token: str) -> dict:

@@ -13,13 +13,16 @@ import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection
 
+from goldlabel.storage.hot import Hot
 from goldlabel.storage.tables import annotator_stats, answers, gold_pending, items
 
 _OLDEST = sa.select(gold_pending.c.answer_id).order_by(gold_pending.c.answer_id).limit(1)
+# On the submit's path (a gold answer's): a storage.hot statement, as the normal answer's writes.
+_H_INSERT = Hot(gold_pending.insert())
 
 
 def insert_pending(conn: Connection, answer_id: int, project_id: int, now: int) -> None:
-    conn.execute(gold_pending.insert().values(answer_id=answer_id, project_id=project_id, created_at=now))
+    _H_INSERT.rowcount(conn, {"answer_id": answer_id, "project_id": project_id, "created_at": now})
 
 
 def count_pending(conn: Connection, project_id: int | None = None) -> int:
