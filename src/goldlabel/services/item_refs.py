@@ -63,7 +63,9 @@ class ItemRefs:
 
 
 def item_refs(ctx: Context) -> ItemRefs:
-    """The install's references (the key read, or made, on first use; then kept by ``ctx``)."""
+    """The install's references (the key read, or made, on first use; then kept by ``ctx``).
+    Every use case that shows references calls this before it opens a transaction: a key made
+    inside a SQLite write transaction would wait on that transaction's own lock."""
     refs = ctx.item_refs
     if refs is None:
         key = install_secret(ctx.engine, SECRET_NAME, lambda: secrets.token_hex(KEY_BYTES))

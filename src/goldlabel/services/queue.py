@@ -36,7 +36,7 @@ from goldlabel.services.access import (
     load_project_to_annotate,
 )
 from goldlabel.services.context import Context
-from goldlabel.services.item_refs import encode_item
+from goldlabel.services.item_refs import encode_item, item_refs
 from goldlabel.storage import consensus_events as records
 from goldlabel.storage import items as item_store
 from goldlabel.storage import queue as queue_store
@@ -110,6 +110,7 @@ def _max_leases(settings: dict) -> int:
 
 def lease_next(ctx: Context, actor: Actor, project_id: int) -> dict[str, Any] | None:
     """Lease the next item to ``actor``; None when there is no work for them now."""
+    item_refs(ctx)  # read before any transaction (services/item_refs.py)
     if _one_statement_lease(ctx):
         token, call = _lease_call(actor, project_id)
         with statement_tx(ctx.engine) as conn:
@@ -122,6 +123,7 @@ def lease_next(ctx: Context, actor: Actor, project_id: int) -> dict[str, Any] | 
 async def lease_next_async(ctx: Context, actor: Actor, project_id: int) -> dict[str, Any] | None:
     """Lease (the server's one use case): on PostgreSQL the common case's one statement runs
     on the event loop (storage.aio); everything else, and SQLite, in ``Backend.run``."""
+    item_refs(ctx)  # read before any transaction (services/item_refs.py)
     backend = ctx.backend
     if backend.one_statement_lease:
         token, call = _lease_call(actor, project_id)
@@ -275,6 +277,7 @@ def submit_answer(
     """Record an answer on a lease. A retry (same lease token or Idempotency-Key) returns the
     original result (Q5). A late answer on an expired lease is taken only while the item still
     has a free slot (Q7)."""
+    item_refs(ctx)  # read before any transaction (services/item_refs.py)
     now = None
     if _merged_submit(ctx):
         steps = _merged_steps(ctx, actor, project_id, lease_token, value, duration_ms, idempotency_key)
@@ -299,6 +302,7 @@ async def submit_answer_async(
     """Submit (the server's one use case): on PostgreSQL the common case's statements run on
     the event loop (storage.aio); everything else, and SQLite, in ``Backend.run``, which
     returns once the answer is durable (Q4)."""
+    item_refs(ctx)  # read before any transaction (services/item_refs.py)
     backend = ctx.backend
     now = None
     if _merged_submit(ctx):
@@ -616,6 +620,7 @@ def release_item(ctx: Context, actor: Actor, project_id: int, lease_token: str) 
 
 def list_my_answers(ctx: Context, actor: Actor, project_id: int, after: int, limit: int) -> list[dict]:
     """The caller's own answers in this project, newest first (``after`` = answer id cursor)."""
+    item_refs(ctx)  # read before any transaction (services/item_refs.py)
     with read_tx(ctx.engine) as conn:
         project = load_project(conn, actor, project_id, "annotate")
         rows = item_store.list_answers_by_annotator(conn, project_id, actor.id, after, limit)
@@ -630,6 +635,7 @@ def list_my_answers(ctx: Context, actor: Actor, project_id: int, after: int, lim
 
 def edit_answer(ctx: Context, actor: Actor, project_id: int, answer_id: int, value: dict[str, Any]) -> dict:
     """Change one's own answer while its item is not final."""
+    item_refs(ctx)  # read before any transaction (services/item_refs.py)
     with read_tx(ctx.engine) as conn:
         project = load_project(conn, actor, project_id, "annotate")
         answer = queue_store.fetch_answer(conn, answer_id)
