@@ -232,6 +232,9 @@ def report_item(ctx: Context, actor: Actor, project_id: int, item_ref: str, spec
     with read_tx(ctx.engine) as conn:
         load_project(conn, actor, project_id, "annotate")
         role = fetch_project_role(conn, actor, project_id)
+        if spec.lease_token is None and not is_allowed(role, "review"):
+            raise GoldlabelError("an annotator reports an item through its lease: give lease_token",
+                                 code="lease_required", status=422)
         if item_ref.isdigit() and len(item_ref) < 19 and is_allowed(role, "review"):
             item_id = int(item_ref)
         else:
@@ -242,9 +245,6 @@ def report_item(ctx: Context, actor: Actor, project_id: int, item_ref: str, spec
             if lease is None or lease["annotator_id"] != actor.id or lease["project_id"] != project_id \
                     or lease["item_id"] != item_id:
                 raise not_found("lease")
-        elif not is_allowed(role, "review"):
-            raise GoldlabelError("an annotator reports an item through its lease: give lease_token",
-                                 code="lease_required", status=422)
     if lease is not None and lease["status"] in ("active", "expired"):
         queue_service.skip_item(ctx, actor, project_id, spec.lease_token)
     now = now_ms()
