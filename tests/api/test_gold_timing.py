@@ -50,7 +50,7 @@ def _serve(database_url: str, log: Path) -> tuple[subprocess.Popen, str]:
             env=env, stdout=subprocess.DEVNULL, stderr=err,
         )
     base = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 90
+    deadline = time.monotonic() + 300  # a loaded CI machine took 90 s to start a server
     while True:
         assert proc.poll() is None, log.read_text()[-2000:]
         try:
