@@ -203,8 +203,11 @@ class Driver:
 class GoldlabelDriver(Driver):
     name = "goldlabel"
 
-    def __init__(self, project_id: int) -> None:
+    def __init__(self, project_id: int, decode: Any = None) -> None:
         self.base = f"/api/v1/projects/{project_id}"
+        # (annotator index, item reference) -> item id: annotators see items by references of
+        # their own (services/item_refs.py); the double-assignment count needs the ids.
+        self.decode = decode
 
     async def next(self, conn: Conn, who: int) -> tuple[int | None, Any]:
         status, body = await conn.request("POST", self.base + "/next")
@@ -213,7 +216,8 @@ class GoldlabelDriver(Driver):
         if status != 200:
             raise HttpError(f"next {status} {body[:200]!r}")
         lease = json.loads(body)
-        return lease["item"]["id"], lease["token"]
+        ref = lease["item"]["id"]
+        return (self.decode(who, ref) if self.decode else ref), lease["token"]
 
     async def submit(self, conn: Conn, who: int, item_id: int, ctx: Any) -> bool:
         status, body = await conn.request(
@@ -442,6 +446,13 @@ class GoldlabelDb:
         self.tokens: list[str] = []
         self.user_ids: list[int] = []
         self.sessions: list[dict[str, str]] = []
+
+    def item_decoder(self, pid: int) -> Any:
+        """(annotator index, item reference) -> the item id, as the server decodes it."""
+        from goldlabel.services.item_refs import item_refs
+
+        refs = item_refs(self.ctx)
+        return lambda who, ref: refs.decode(pid, self.user_ids[who], ref)
 
     def headers(self, client: str, n: int) -> list[dict[str, str]]:
         """Each of the first ``n`` annotators' credentials: a Bearer token, or a browser's
@@ -861,7 +872,7 @@ def bench_goldlabel(args: argparse.Namespace, workdir: Path, rows: list[Row], no
                                 pid, _ = db.make_project(n_items, args.overlap)
                             else:
                                 pid, _ = shared  # type: ignore[misc]
-                            res = run_level(GoldlabelDriver(pid), port, db.headers(client, n_ann), args.duration,
+                            res = run_level(GoldlabelDriver(pid, db.item_decoder(pid)), port, db.headers(client, n_ann), args.duration,
                                             proc.pid, args.warmup)
                             # A shared project holds the answers of the earlier levels too.
                             acked[pid] = acked.get(pid, 0) + res.warmup_acked + res.acked

@@ -60,6 +60,8 @@ from typing import Any
 import httpx
 import sqlalchemy as sa
 
+from goldlabel.services.item_refs import ItemRefs
+
 PG_ADMIN = os.environ.get("GOLDLABEL_TEST_POSTGRES_URL") or "postgresql+psycopg://postgres@127.0.0.1:5432/postgres"
 SCHEMA = {"questions": [{"name": "sentiment", "kind": "choice", "labels": ["positive", "negative"]}]}
 PASSWORD = "amber lantern quietly 41"
@@ -297,8 +299,9 @@ class Shared:
     stop: threading.Event = field(default_factory=threading.Event)
     drained: threading.Event = field(default_factory=threading.Event)
     lock: threading.Lock = field(default_factory=threading.Lock)
-    acked: dict[tuple[int, int], tuple[int | None, str]] = field(default_factory=dict)
-    refused: dict[tuple[int, int], int] = field(default_factory=dict)  # final non-2xx after a retry
+    # (item reference, annotator id): the item as the client saw it.
+    acked: dict[tuple[str, int], tuple[int | None, str]] = field(default_factory=dict)
+    refused: dict[tuple[str, int], int] = field(default_factory=dict)  # final non-2xx after a retry
     double_acks: int = 0
     submits: int = 0
     retries: int = 0
@@ -457,14 +460,22 @@ def check(db: Database, shared: Shared, project_id: int) -> dict[str, Any]:
                     value = json.loads(value)
                 stored.setdefault((item_id, annotator_id), []).append((answer_id, value))
             duplicated = sum(len(v) - 1 for v in stored.values())
+            # The clients saw each item by its reference (services/item_refs.py): decoded with
+            # the install's key, as the server does.
+            key = conn.execute(sa.text("SELECT value FROM install_secrets WHERE name = 'item_ref_key'")).scalar_one()
+            refs = ItemRefs(bytes.fromhex(key))
+
+            def real(pair: tuple[str, int]) -> tuple[int | None, int]:
+                return refs.decode(project_id, pair[1], pair[0]), pair[1]
+
             lost = wrong = 0
             for pair, (answer_id, value) in shared.acked.items():
-                got = stored.get(pair)
+                got = stored.get(real(pair))
                 if not got:
                     lost += 1
                 elif got[0][1] != {"sentiment": value} or (answer_id is not None and got[0][0] != answer_id):
                     wrong += 1
-            refused_but_stored = sum(1 for pair in shared.refused if pair in stored)
+            refused_but_stored = sum(1 for pair in shared.refused if real(pair) in stored)
             lease_dups = conn.execute(sa.text(
                 "SELECT COUNT(*) FROM (SELECT item_id, annotator_id FROM leases WHERE project_id = :p "
                 "GROUP BY item_id, annotator_id HAVING COUNT(*) > 1) d"), {"p": project_id}).scalar_one()

@@ -27,6 +27,7 @@ from goldlabel.services import projects as project_service
 from goldlabel.services import users as user_service
 from goldlabel.services.access import Actor
 from goldlabel.services.context import Context
+from goldlabel.services.item_refs import decode_item
 from goldlabel.storage.engine import create_engine
 from goldlabel.storage.migrate import upgrade_database
 from goldlabel.storage.tables import metadata
@@ -218,6 +219,17 @@ class Factory:
     def api_as(self, actor: Actor | None) -> httpx.Client:
         headers = {"Authorization": f"Bearer {self.token_for(actor)}"} if actor else {}
         return httpx.Client(transport=self._transport, base_url="http://goldlabel.test", headers=headers)
+
+    def item_id(self, actor: Actor, project_id: int, ref: str) -> int:
+        """The item id behind an item reference the annotate loop showed ``actor``
+        (services/item_refs.py): what a test compares with the database."""
+        return decode_item(self.ctx, project_id, actor.id, ref)
+
+    def item_id_of(self, client: httpx.Client, project_id: int, ref: str) -> int:
+        """:meth:`item_id` for the user a client of :meth:`api_as` speaks for."""
+        user_id = next(uid for uid, token in self._tokens.items()
+                       if client.headers.get("authorization") == f"Bearer {token}")
+        return decode_item(self.ctx, project_id, user_id, ref)
 
     def make_project(
         self,

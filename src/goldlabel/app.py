@@ -31,6 +31,8 @@ from goldlabel.api.routes import (
 )
 from goldlabel.config import Settings
 from goldlabel.services.context import Context
+from goldlabel.services.gold import GoldScorer
+from goldlabel.services.item_refs import item_refs
 from goldlabel.services.items import PurgeSweeper
 from goldlabel.services.model_worker import ModelWorker
 from goldlabel.services.refit import RefitScheduler
@@ -81,6 +83,9 @@ def create_app(settings: Settings | None = None, *, context: Context | None = No
     ctx = context or Context.from_settings(settings or Settings.from_env())
     if migrate:
         upgrade_database(ctx.engine)
+    # The install's item reference key, read (or made) now: made later, inside a SQLite write
+    # transaction of the annotate loop, it would wait on that transaction's own lock.
+    item_refs(ctx)
 
     @asynccontextmanager
     async def lifespan(_app: FastAPI):
@@ -99,6 +104,8 @@ def create_app(settings: Settings | None = None, *, context: Context | None = No
             deliverer = WebhookWorker(ctx)
             deliverer.start()
         model_worker = ModelWorker.start_if(ctx)
+        gold_scorer = GoldScorer(ctx)
+        gold_scorer.start()
         if context is None:
             # A server process (the app owns its context): what exists now (modules, routes,
             # templates, the engine) lives as long as the process. Taken out of the cyclic
@@ -108,6 +115,7 @@ def create_app(settings: Settings | None = None, *, context: Context | None = No
             gc.freeze()
         yield
         ctx.close_async_pg()
+        gold_scorer.stop()
         if scheduler is not None:
             scheduler.stop()
         if deliverer is not None:

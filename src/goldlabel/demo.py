@@ -26,6 +26,7 @@ from goldlabel.services import queue as queue_service
 from goldlabel.services import users as user_service
 from goldlabel.services.access import Actor
 from goldlabel.services.context import Context
+from goldlabel.services.item_refs import decode_item
 from goldlabel.services.refit import refit_project
 
 SEED = 20240611
@@ -344,7 +345,7 @@ def _seed_answers(ctx: Context, project_id: int, annotator: Actor, truths: dict[
         after = page[-1]["id"]
     done = 0
     while done < count and (lease := queue_service.lease_next(ctx, annotator, project_id)) is not None:
-        value = answer_for(truths[ids[lease["item"]["id"]]], accuracy, rng)
+        value = answer_for(truths[ids[decode_item(ctx, project_id, annotator.id, lease["item"]["id"])]], accuracy, rng)
         queue_service.submit_answer(ctx, annotator, project_id, lease["token"], value,
                                     duration_ms=rng.randint(2_500, 14_000))
         done += 1

@@ -381,7 +381,9 @@ class ItemReport(_In):
 class TaskItem(BaseModel):
     """An item as an annotator sees it: nothing that tells gold from normal work (Q8)."""
 
-    id: int
+    id: str = Field(description="The item's opaque reference: the same for you every time you meet the item, "
+                                "another for anyone else; it reveals nothing of the item's id or import "
+                                "(docs/security.md).")
     data: dict[str, Any]
     predictions: list[dict[str, Any]] | None = None
 
@@ -413,8 +415,22 @@ class AnswerPublic(BaseModel):
     updated_at: int
 
 
+class OwnAnswer(BaseModel):
+    """An answer as its annotator sees it (the annotate loop): the item by its opaque
+    reference (TaskItem.id), not its id."""
+
+    id: int
+    item_id: str
+    annotator_id: int
+    value: dict[str, Any]
+    status: str
+    duration_ms: int | None = None
+    created_at: int
+    updated_at: int
+
+
 class SubmitResult(BaseModel):
-    answer: AnswerPublic
+    answer: OwnAnswer
     item_status: ItemStatus
 
 

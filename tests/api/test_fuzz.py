@@ -85,6 +85,7 @@ class World:
                                     json={"lease_token": lease["token"], "value": {"sentiment": "positive"}})
         assert answer.status_code == 201, answer.text
         self.answer_id = answer.json()["answer"]["id"]
+        self.item_ref = answer.json()["answer"]["item_id"]  # the annotator's reference to the item
         items = factory.api_as(self.manager).get(f"/api/v1/projects/{self.p1['id']}/items").json()["items"]
         self.item_ids = [i["id"] for i in items]
         self.identities = {"manager": self.manager, "annotator": self.annotator_2}
@@ -108,6 +109,7 @@ class World:
             "user_id": [self.manager.id, self.annotator_1.id, self.annotator_2.id],
             "annotator_id": [self.annotator_1.id, self.annotator_2.id],
             "item_id": self.item_ids,
+            "item_ref": [*map(str, self.item_ids), self.item_ref],
             "answer_id": [self.answer_id],
         }
         for name in list(params):

@@ -37,6 +37,7 @@ PARAM = re.compile(r"{(\w+)(?::\w+)?}")
 PATH_FILLS = {
     "project_id": lambda w: w.project_a,
     "item_id": lambda w: w.answered_item,
+    "item_ref": lambda w: w.answered_item,
     "answer_id": lambda w: w.answer,
     "user_id": lambda w: w.annotator_a.id,
     "annotator_id": lambda w: w.annotator_a.id,
@@ -81,7 +82,7 @@ BODIES: dict[tuple[str, str], Any] = {
         "json": {"action": "priority", "priority": 1, "filter": {}}
     },
     ("POST", "/projects/{project_id}/items/restore"): lambda w: {"json": {"item_ids": [w.answered_item]}},
-    ("POST", "/projects/{project_id}/items/{item_id}/report"): lambda w: {"json": {"reason": "media_broken"}},
+    ("POST", "/projects/{project_id}/items/{item_ref}/report"): lambda w: {"json": {"reason": "media_broken"}},
     ("POST", "/projects/{project_id}/webhooks"): lambda w: {
         "json": {"url": "https://hooks.example.com/x", "event_types": ["*"]}
     },
@@ -218,7 +219,7 @@ def world(factory) -> World:
         manager_b=manager_b,
         outsider=outsider,
         outsider_reviewer=outsider_reviewer,
-        answered_item=submitted.json()["answer"]["item_id"],
+        answered_item=factory.item_id(annotator_a, pid, submitted.json()["answer"]["item_id"]),
         gold_item=items["gold"],
         answer=submitted.json()["answer"]["id"],
         lease=live.json()["token"],

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import pytest
 
+from goldlabel.services.item_refs import decode_item
+
 pytestmark = pytest.mark.browser
 
 W, H = 640, 400
@@ -150,7 +152,7 @@ def test_console_draws_polygons_and_skeletons_on_the_image(page, server, ui, ima
         res = api.post(f"/api/v1/projects/{project['id']}/answers",
                        json={"lease_token": lease.json()["token"], "value": value})
         assert res.status_code == 201, res.text
-        item_id = lease.json()["item"]["id"]
+        item_id = decode_item(server.ctx, project["id"], a1.id, lease.json()["item"]["id"])
     ui.login(project["manager"], f"/console/projects/{project['id']}/items/{item_id}")
     row = page.locator("[data-testid=answers] tbody tr").nth(0)
     polygons = row.locator(".shapes-view-layer polygon")

@@ -9,6 +9,7 @@ import pytest
 import sqlalchemy as sa
 
 from goldlabel.services import review as review_service
+from goldlabel.services.item_refs import decode_item
 from goldlabel.storage.tables import answers, events
 
 pytestmark = pytest.mark.browser
@@ -244,7 +245,7 @@ def test_xss_payloads_never_run_in_the_console(page, server, ui):
     lease = api.post(f"/api/v1/projects/{project['id']}/next").json()
     api.post(f"/api/v1/projects/{project['id']}/answers", json={"lease_token": lease["token"], "value": {"q": XSS}})
     api.close()
-    item_id = lease["item"]["id"]
+    item_id = decode_item(server.ctx, project["id"], annotator.id, lease["item"]["id"])
     manager = project["manager"]
     ui.login(manager, "/console")
     pid = project["id"]

@@ -7,6 +7,7 @@ from __future__ import annotations
 import pytest
 import sqlalchemy as sa
 
+from goldlabel.services.item_refs import decode_item
 from goldlabel.storage.tables import items
 
 pytestmark = pytest.mark.browser
@@ -32,7 +33,7 @@ def submit(server, project, annotator, values) -> list[int]:
             res = api.post(f"/api/v1/projects/{project['id']}/answers",
                            json={"lease_token": lease.json()["token"], "value": value, "duration_ms": 3000})
             assert res.status_code == 201, res.text
-            ids.append(lease.json()["item"]["id"])
+            ids.append(decode_item(server.ctx, project["id"], annotator.id, lease.json()["item"]["id"]))
     return ids
 
 

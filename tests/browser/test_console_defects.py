@@ -6,6 +6,7 @@ import pytest
 
 from goldlabel.services import projects as project_service
 from goldlabel.services import review as review_service
+from goldlabel.services.item_refs import decode_item
 
 pytestmark = pytest.mark.browser
 
@@ -48,7 +49,7 @@ def test_review_fix_with_number_keys_and_the_page_shows_the_saved_outcome(page, 
             lease = api.post(f"/api/v1/projects/{project['id']}/next").json()
             assert api.post(f"/api/v1/projects/{project['id']}/answers",
                             json={"lease_token": lease["token"], "value": {"sentiment": label}}).status_code == 201
-    item_id = lease["item"]["id"]
+    item_id = decode_item(server.ctx, project["id"], a2.id, lease["item"]["id"])
     ui.login(reviewer, f"/console/projects/{project['id']}/items/{item_id}?review=1")
     assert "needs review" in page.inner_text("h2 .badge")
     page.click("[data-testid=review-fix-open]")

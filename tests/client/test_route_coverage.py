@@ -160,7 +160,8 @@ def test_every_route_is_called_by_an_sdk_method(factory, app, make_user, tmp_pat
         assert gl.set_annotator_status(pid, annotator.id, "active")["status"] == "active"
         assert isinstance(gl.get_agreement(pid), dict)
         assert isinstance(gl.refit_project(pid), dict)
-        gl.review_item(pid, result.answer.item_id, "accept", comment="fine")
+        answered = factory.item_id(annotator, pid, result.answer.item_id)
+        gl.review_item(pid, answered, "accept", comment="fine")
         assert gl.report_item(pid, items[1].id)["status"] == "needs_review"
 
         # the project model: too few labels to train yet, so the call answers why
@@ -168,8 +169,7 @@ def test_every_route_is_called_by_an_sdk_method(factory, app, make_user, tmp_pat
         assert gl.train_model(pid)["summary"]["trained"] is None
         assert gl.get_model_status(pid)["versions"] == []
         assert gl.list_label_issues(pid, limit=5) == []
-        assert gl.send_label_issues_to_review(pid, [result.answer.item_id]) == {
-            "sent": [], "skipped": [result.answer.item_id]}
+        assert gl.send_label_issues_to_review(pid, [answered]) == {"sent": [], "skipped": [answered]}
 
         # media: one item per uploaded file, served same-origin
         picture = tmp_path / "tour.png"
@@ -183,7 +183,7 @@ def test_every_route_is_called_by_an_sdk_method(factory, app, make_user, tmp_pat
         assert [x.id for x in gl.list_snapshots(pid)] == [snapshot.id]
         frozen = io.BytesIO()
         assert gl.download_snapshot(pid, snapshot.id, frozen) == snapshot.size_bytes
-        assert [r["action"] for r in gl.list_reviews(pid, result.answer.item_id)] == ["accept"]
+        assert [r["action"] for r in gl.list_reviews(pid, answered)] == ["accept"]
 
         # files (the routes exist before create_app mounts them; covered as soon as it does)
         has_files = match_route(routes, "POST", f"/api/v1/projects/{pid}/imports") is not None

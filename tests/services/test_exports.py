@@ -28,7 +28,7 @@ def annotate(factory, project, annotator, label):
     res = api.post(f"/api/v1/projects/{project['id']}/answers",
                    json={"lease_token": lease.json()["token"], "value": {"sentiment": label}, "duration_ms": 1200})
     assert res.status_code == 201, res.text
-    return lease.json()["item"]["id"]
+    return factory.item_id(annotator, project["id"], lease.json()["item"]["id"])
 
 
 @pytest.fixture

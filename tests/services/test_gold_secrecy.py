@@ -52,7 +52,7 @@ def _first_gold(factory, pid: int, annotator, n: int) -> list[int]:
     for _ in range(n):
         res = api.post(f"/api/v1/projects/{pid}/next")
         assert res.status_code == 200, res.text
-        out.append(res.json()["item"]["id"])
+        out.append(factory.item_id(annotator, pid, res.json()["item"]["id"]))
     return out
 
 

@@ -98,7 +98,7 @@ def test_a_deleted_item_is_never_leased_and_its_live_lease_is_cancelled(factory)
     _project, pid, mgr, (ann,) = setup(factory, n_items=2)
     ids = ids_by_external(mgr, pid)
     first = lease(ann, pid).json()
-    held = first["item"]["id"]
+    held = factory.item_id_of(ann, pid, first["item"]["id"])
     # Delete the item the annotator holds, and the other one: nothing is left to lease.
     res = mgr.post(f"/api/v1/projects/{pid}/items/bulk", json={"action": "delete", "item_ids": list(ids.values())})
     assert res.status_code == 200, res.text
@@ -136,10 +136,10 @@ def test_a_deleted_gold_item_is_never_leased(factory):
     rows = [{"external_id": "g", "data": {"text": "gold"}, "gold": POS}, {"external_id": "n", "data": {"text": "x"}}]
     assert mgr.post(f"/api/v1/projects/{pid}/items", json=rows).status_code == 201
     gid = ids_by_external(mgr, pid)["g"]
-    assert lease(factory.api_as(anns[0]), pid).json()["item"]["id"] == gid  # served while live
+    assert factory.item_id(anns[0], pid, lease(factory.api_as(anns[0]), pid).json()["item"]["id"]) == gid  # live
     assert mgr.delete(f"/api/v1/projects/{pid}/items/{gid}").status_code == 204
     second = factory.api_as(anns[1])
-    assert lease(second, pid).json()["item"]["id"] != gid
+    assert factory.item_id(anns[1], pid, lease(second, pid).json()["item"]["id"]) != gid
     assert lease(second, pid).status_code == 204
     books_balance(factory, pid)
 
@@ -256,13 +256,14 @@ def test_a_project_past_its_window_is_purged(factory):
 def test_report_media_broken_skips_the_lease_and_sends_the_item_to_review(factory):
     _project, pid, mgr, (ann, other) = setup(factory, n_items=1, n_annotators=2)
     got = lease(ann, pid).json()
-    iid = got["item"]["id"]
+    ref = got["item"]["id"]
+    iid = factory.item_id_of(ann, pid, ref)
     # Another annotator's lease token does not report this item; without a token an annotator cannot.
-    res = other.post(f"/api/v1/projects/{pid}/items/{iid}/report", json={"reason": "media_broken"})
+    res = other.post(f"/api/v1/projects/{pid}/items/{ref}/report", json={"reason": "media_broken"})
     assert res.status_code == 422 and res.json()["code"] == "lease_required"
-    res = other.post(f"/api/v1/projects/{pid}/items/{iid}/report", json={"lease_token": got["token"]})
+    res = other.post(f"/api/v1/projects/{pid}/items/{ref}/report", json={"lease_token": got["token"]})
     assert res.status_code == 404
-    res = ann.post(f"/api/v1/projects/{pid}/items/{iid}/report", json={"reason": "media_broken",
+    res = ann.post(f"/api/v1/projects/{pid}/items/{ref}/report", json={"reason": "media_broken",
                                                                         "lease_token": got["token"]})
     assert res.status_code == 200 and res.json()["status"] == "needs_review"
     item = mgr.get(f"/api/v1/projects/{pid}/items/{iid}").json()
@@ -277,7 +278,7 @@ def test_a_deleted_items_answers_and_reviews_are_hidden(factory):
     _project, pid, mgr, (ann,) = setup(factory, n_items=2, overlap_min=1, overlap_max=1)
     got = lease(ann, pid).json()
     assert submit(ann, pid, got["token"]).status_code == 201
-    iid = got["item"]["id"]
+    iid = factory.item_id_of(ann, pid, got["item"]["id"])
     assert len(mgr.get(f"/api/v1/projects/{pid}/answers").json()["items"]) == 1
     assert len(ann.get(f"/api/v1/projects/{pid}/my-answers").json()["items"]) == 1
     assert mgr.delete(f"/api/v1/projects/{pid}/items/{iid}").status_code == 204

@@ -12,6 +12,7 @@ from goldlabel.services import models as model_service
 from goldlabel.services import queue as queue_service
 from goldlabel.services import review as review_service
 from goldlabel.services.context import Context
+from goldlabel.services.item_refs import decode_item
 from goldlabel.services.model_worker import ModelWorker
 from goldlabel.storage.engine import read_tx
 from goldlabel.storage.tables import consensus, embeddings, events, items, predictions
@@ -155,7 +156,7 @@ def test_label_error_audit_ranks_wrong_labels_and_sends_them_to_review(factory, 
     other = {"positive": "negative", "negative": "neutral", "neutral": "positive"}
     wrong = set(sorted(truth)[:8])
     while (lease := queue_service.lease_next(ctx, annotator, pid)) is not None:
-        item_id = lease["item"]["id"]
+        item_id = decode_item(ctx, pid, annotator.id, lease["item"]["id"])
         label = other[truth[item_id]] if item_id in wrong else truth[item_id]
         queue_service.submit_answer(ctx, annotator, pid, lease["token"], {"sentiment": label})
     model_service.request_training(ctx, project["manager"], pid)

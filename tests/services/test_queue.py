@@ -36,6 +36,11 @@ def submit(api, pid: int, token: str, value: dict = POS, **headers: str):
     return api.post(f"/api/v1/projects/{pid}/answers", json={"lease_token": token, "value": value}, headers=headers)
 
 
+def item_of(factory, ann, pid: int, lease_body: dict) -> int:
+    """The id of the item a lease showed ``ann`` (by its opaque reference: services/item_refs.py)."""
+    return factory.item_id(ann, pid, lease_body["item"]["id"])
+
+
 def code(res) -> str:
     return res.json()["code"]
 
@@ -137,7 +142,7 @@ def test_q2_unique_index_rejects_duplicate_insert(factory):
     _, pid, apis, anns = setup(factory, 1, 1, overlap_min=3, overlap_max=3)
     la = lease(apis[0], pid)
     assert submit(apis[0], pid, la["token"]).status_code == 201
-    item_id = la["item"]["id"]
+    item_id = item_of(factory, anns[0], pid, la)
     with pytest.raises(sa.exc.IntegrityError), factory.ctx.engine.begin() as conn:
         _direct_answer(conn, pid, item_id, anns[0].id)
 
@@ -145,7 +150,7 @@ def test_q2_unique_index_rejects_duplicate_insert(factory):
 def test_q2_api_409_duplicate_answer_and_nothing_half_written(factory):
     _, pid, apis, anns = setup(factory, 1, 1, overlap_min=3, overlap_max=3)
     la = lease(apis[0], pid)
-    item_id = la["item"]["id"]
+    item_id = item_of(factory, anns[0], pid, la)
     # An answer by the same annotator appears behind the queue's back (another path, a bug...):
     with factory.ctx.engine.begin() as conn:
         _direct_answer(conn, pid, item_id, anns[0].id)
@@ -184,7 +189,7 @@ def test_q3_leases_plus_answers_never_exceed_needed_overlap(factory):
 
 def test_q3_one_live_lease_per_item_and_annotator(factory):
     _, pid, apis, anns = setup(factory, 1, 3, overlap_min=2, overlap_max=2)
-    got = [lease(apis[0], pid)["item"]["id"] for _ in range(3)]
+    got = [item_of(factory, anns[0], pid, lease(apis[0], pid)) for _ in range(3)]
     assert len(set(got)) == 3  # never the same item twice while the lease is live
     assert nxt(apis[0], pid).status_code in (200, 204)
     t = now_ms()
@@ -302,7 +307,7 @@ def test_q6_expired_lease_returns_item_to_queue(factory):
     assert nxt(apis[1], pid).status_code == 204
     expire_leases(factory, annotator_id=anns[0].id)
     lb = lease(apis[1], pid)  # the claim reaps the expired lease: no sleeper needed
-    assert lb["item"]["id"] == la["item"]["id"]
+    assert item_of(factory, anns[1], pid, lb) == item_of(factory, anns[0], pid, la)
     check_books(factory, pid)
     assert submit(apis[1], pid, lb["token"]).status_code == 201
     check_books(factory, pid)
@@ -337,7 +342,7 @@ def test_q7_late_submission_after_reap_accepted_while_slot_free(factory):
     la = lease(apis[0], pid)
     expire_leases(factory)
     lb = lease(apis[1], pid)  # reaps a's lease and takes one of the two slots; one stays free
-    assert lb["item"]["id"] == la["item"]["id"]
+    assert item_of(factory, anns[1], pid, lb) == item_of(factory, anns[0], pid, la)
     with factory.ctx.engine.connect() as conn:
         assert conn.execute(sa.select(leases.c.status).where(leases.c.annotator_id == anns[0].id)).scalar() == "expired"
     res = submit(apis[0], pid, la["token"])
@@ -410,10 +415,12 @@ def test_q8_gold_invisible_to_annotators(factory):
         served.append((body, result.json()))
     assert len(served) == 5
     gold_db_ids = {r["id"] for r in item_rows(factory, pid) if r["is_gold"]}
-    gold_served = [s for s in served if s[0]["item"]["id"] in gold_db_ids]
-    normal_served = [s for s in served if s[0]["item"]["id"] not in gold_db_ids]
+    gold_served = [s for s in served if item_of(factory, ann, pid, s[0]) in gold_db_ids]
+    normal_served = [s for s in served if item_of(factory, ann, pid, s[0]) not in gold_db_ids]
     assert len(gold_served) == 2 and len(normal_served) == 3
-    assert {s[0]["item"]["id"] for s in served[:2]} == gold_db_ids  # qualification gold comes first
+    assert {item_of(factory, ann, pid, s[0]) for s in served[:2]} == gold_db_ids  # qualification gold comes first
+    # The item ids shown are references: no integer, none an item's id.
+    assert all(isinstance(s[0]["item"]["id"], str) and not s[0]["item"]["id"].isdigit() for s in served)
     # Same shape, key for key, for the lease and for the submit result.
     assert {json.dumps(sorted(_keys(s[0]))) for s in served} == {json.dumps(sorted(_keys(served[0][0])))}
     assert {json.dumps(sorted(_keys(s[1]))) for s in served} == {json.dumps(sorted(_keys(served[0][1])))}
@@ -437,13 +444,13 @@ def test_q8_gold_invisible_to_annotators(factory):
 
 
 def test_skip_never_reserves_to_that_annotator(factory):
-    _, pid, apis, _ = setup(factory, 2, 1, overlap_min=2, overlap_max=2)
+    _, pid, apis, anns = setup(factory, 2, 1, overlap_min=2, overlap_max=2)
     la = lease(apis[0], pid)
     assert apis[0].post(f"/api/v1/projects/{pid}/skip", json={"lease_token": la["token"]}).status_code == 204
     assert nxt(apis[0], pid).status_code == 204
     check_books(factory, pid)
     lb = lease(apis[1], pid)
-    assert lb["item"]["id"] == la["item"]["id"]
+    assert item_of(factory, anns[1], pid, lb) == item_of(factory, anns[0], pid, la)
     res = submit(apis[0], pid, la["token"])
     assert res.status_code == 409 and code(res) == "lease_skipped"
     expire_leases(factory)
@@ -524,16 +531,17 @@ def test_non_member_gets_404_on_next(factory):
 
 
 def test_priority_then_completion_order_through_the_database(factory):
-    project, pid, apis, _ = setup(factory, 3, 0, overlap_min=2, overlap_max=2)
+    project, pid, apis, anns = setup(factory, 3, 0, overlap_min=2, overlap_max=2)
     manager = factory.api_as(project["manager"])
     rows = [{"external_id": f"p{i}", "data": {"text": str(i)}, "priority": p} for i, p in enumerate([0, 5, 0, 1])]
     manager.post(f"/api/v1/projects/{pid}/items", json=rows)
     by_ext = {r["external_id"]: r["id"] for r in item_rows(factory, pid)}
     la = lease(apis[0], pid)
-    assert la["item"]["id"] == by_ext["p1"]  # priority
+    assert item_of(factory, anns[0], pid, la) == by_ext["p1"]  # priority
     submit(apis[0], pid, la["token"])
     lb = lease(apis[1], pid)
-    assert lb["item"]["id"] == by_ext["p1"]
+    assert item_of(factory, anns[1], pid, lb) == by_ext["p1"]
     submit(apis[1], pid, lb["token"])
     # p3 (priority 1) next; after one answer on p0 it outranks p2 (closest to completion), FIFO otherwise
-    assert [lease(apis[0], pid)["item"]["id"] for _ in range(3)] == [by_ext["p3"], by_ext["p0"], by_ext["p2"]]
+    assert [item_of(factory, anns[0], pid, lease(apis[0], pid)) for _ in range(3)] == [
+        by_ext["p3"], by_ext["p0"], by_ext["p2"]]

@@ -47,6 +47,10 @@ class Annotator:
                 self._client = c
         return self._client
 
+    def item_id(self, pid: int, ref: str) -> int:
+        """The id behind an item reference this annotator was shown."""
+        return self._factory.item_id(self.user, pid, ref)
+
     def lease(self, pid: int) -> dict:
         res = self.client.post(f"{API}/{pid}/next")
         assert res.status_code == 200, res.text
@@ -105,7 +109,7 @@ def test_a_fix_survives_later_answers_and_refits(factory, annotators):
     manager = factory.api_as(project["manager"])
     first.answer(pid, "positive")
     held = holder.lease(pid)  # holds the item while a reviewer fixes it
-    item_id = held["item"]["id"]
+    item_id = holder.item_id(pid, held["item"]["id"])
     res = factory.api_as(reviewer).post(f"{API}/{pid}/items/{item_id}/reviews",
                                         json={"action": "fix", "value": {"sentiment": "negative"}})
     assert res.status_code == 201, res.text
@@ -130,9 +134,9 @@ def test_accept_is_final_and_exports_say_who_reviewed_it(factory, annotators):
     pid = project["id"]
     manager = factory.api_as(project["manager"])
     # Item one: the two disagree (review); item two: they agree.
-    disputed = a.answer(pid, "positive")["answer"]["item_id"]
+    disputed = a.item_id(pid, a.answer(pid, "positive")["answer"]["item_id"])
     b_first = b.lease(pid)
-    assert b_first["item"]["id"] == disputed  # the queue completes started items first
+    assert b.item_id(pid, b_first["item"]["id"]) == disputed  # the queue completes started items first
     assert b.submit(pid, b_first, "negative")["item_status"] == "needs_review"
     a.answer(pid, "positive")
     b.answer(pid, "positive")
@@ -180,7 +184,7 @@ def test_reject_hands_the_label_back_to_the_answers(factory, annotators):
     pid = project["id"]
     manager = factory.api_as(project["manager"])
     a.answer(pid, "positive")
-    item_id = b.answer(pid, "negative")["answer"]["item_id"]
+    item_id = b.item_id(pid, b.answer(pid, "negative")["answer"]["item_id"])
     review = factory.api_as(reviewer)
     assert review.post(f"{API}/{pid}/items/{item_id}/reviews", json={"action": "accept"}).status_code == 201
     assert review.post(f"{API}/{pid}/items/{item_id}/reviews", json={"action": "reject"}).status_code == 201
@@ -269,12 +273,12 @@ def test_skips_suspensions_and_removals_move_stalled_items_on(factory, annotator
         return [i["status"] for i in manager.get(f"{API}/{pid}/items").json()["items"]]
 
     # x0: a and b disagree, c skips it: nobody is left.
-    first = a.answer(pid, "positive")["answer"]["item_id"]
+    first = a.item_id(pid, a.answer(pid, "positive")["answer"]["item_id"])
     lease = b.lease(pid)
-    assert lease["item"]["id"] == first
+    assert b.item_id(pid, lease["item"]["id"]) == first
     assert b.submit(pid, lease, "negative")["item_status"] == "open"
     skipped = c.lease(pid)
-    assert skipped["item"]["id"] == first
+    assert c.item_id(pid, skipped["item"]["id"]) == first
     res = c.client.post(f"{API}/{pid}/skip", json={"lease_token": skipped["token"]})
     assert res.status_code in (200, 204), res.text
     assert statuses()[0] == "needs_review"

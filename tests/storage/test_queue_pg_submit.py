@@ -25,6 +25,7 @@ import sqlalchemy as sa
 from goldlabel.domain.errors import GoldlabelError
 from goldlabel.services import cold_start
 from goldlabel.services import queue as queue_service
+from goldlabel.services.item_refs import decode_item
 from goldlabel.storage import queue_pg
 from goldlabel.storage.engine import now_ms
 from goldlabel.storage.tables import (
@@ -136,13 +137,14 @@ def _snapshot(factory, pid: int) -> dict[str, Any]:
             "events": event_rows}
 
 
-def _normal_result(res, ext: dict[int, str], answer_ids: dict[int, int]) -> Any:
+def _normal_result(factory, pid: int, res, ext: dict[int, str], answer_ids: dict[int, int]) -> Any:
     body = res.json()
     if res.status_code >= 400:
         return res.status_code, body.get("code"), body.get("detail")
     answer = dict(body["answer"])
     answer["id"] = answer_ids.setdefault(answer["id"], len(answer_ids))
-    answer["item_id"] = ext[answer["item_id"]]
+    # The item as its annotator was shown it (a reference of theirs), by its external id.
+    answer["item_id"] = ext[decode_item(factory.ctx, pid, answer["annotator_id"], answer["item_id"])]
     return res.status_code, answer, body["item_status"]
 
 
@@ -183,10 +185,10 @@ def _run(factory, monkeypatch, clock, anns, *, fast: bool, schema: dict | None, 
             headers = {"Idempotency-Key": f"{fast}-k{turn}-{i}"} if keys and (turn + i) % 2 else {}
             body = {"lease_token": token, "value": next(value_of)}
             res = api.post(f"/api/v1/projects/{pid}/answers", json=body, headers=headers)
-            results.append(_normal_result(res, ext, answer_ids))
+            results.append(_normal_result(factory, pid, res, ext, answer_ids))
             if headers and turn % 3 == 0:  # a retry with the key returns the original
                 res = api.post(f"/api/v1/projects/{pid}/answers", json=body, headers=headers)
-                results.append(_normal_result(res, ext, answer_ids))
+                results.append(_normal_result(factory, pid, res, ext, answer_ids))
         if not busy or turn > 20:
             break
     return results, _snapshot(factory, pid)
@@ -304,7 +306,7 @@ def test_insert_conflict_is_409_duplicate_answer_and_rolls_back(factory, monkeyp
     lease = _lease(ctx, anns[0], pid)
     if path == "read":
         ctx._lease_readings.clear()
-    item_id = lease["item"]["id"]
+    item_id = factory.item_id(anns[0], pid, lease["item"]["id"])
     other = next(r["id"] for r in _items(factory, pid) if r["id"] != item_id)
     t = now_ms()
     with factory.ctx.engine.begin() as conn:
@@ -471,7 +473,7 @@ def test_the_merged_write_builds_on_the_answers_the_read_saw(factory, monkeypatc
     factory.add_items(project, 1)
     ctx, pid = factory.ctx, project["id"]
     first, second = _lease(ctx, anns[0], pid), _lease(ctx, anns[1], pid)
-    assert first["item"]["id"] == second["item"]["id"]
+    assert factory.item_id(anns[0], pid, first["item"]["id"]) == factory.item_id(anns[1], pid, second["item"]["id"])
     queue_service.submit_answer(ctx, anns[1], pid, second["token"], NEG)
     generic = _generic_calls(monkeypatch)
     got = queue_service.submit_answer(ctx, anns[0], pid, first["token"], POS)

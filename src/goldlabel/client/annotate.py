@@ -9,9 +9,9 @@ import httpx
 
 from goldlabel.client._base import ClientBase
 from goldlabel.schemas import (
-    AnswerPublic,
     ItemStatus,
     LeasePublic,
+    OwnAnswer,
     SubmitResult,
     TaskItem,
 )
@@ -21,7 +21,7 @@ Lease = LeasePublic
 ``item`` (``id``, ``data``, and ``predictions`` when the project shows them)."""
 
 
-class MyAnswer(AnswerPublic):
+class MyAnswer(OwnAnswer):
     """One of your own answers, with the item as you saw it and the item's current status."""
 
     item: TaskItem
@@ -72,7 +72,7 @@ class AnnotateMixin(ClientBase):
         """Your own answers in the project, newest first."""
         return self._paginate(f"/projects/{int(project_id)}/my-answers", MyAnswer, page_size)
 
-    def edit_answer(self, project_id: int, answer_id: int, value: dict[str, Any]) -> AnswerPublic:
+    def edit_answer(self, project_id: int, answer_id: int, value: dict[str, Any]) -> OwnAnswer:
         """Change one of your answers while its item is still open."""
         path = f"/projects/{int(project_id)}/my-answers/{int(answer_id)}"
-        return AnswerPublic.model_validate(self._request("PUT", path, json={"value": value}).json())
+        return OwnAnswer.model_validate(self._request("PUT", path, json={"value": value}).json())

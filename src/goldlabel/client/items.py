@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Iterator
 from typing import Any, Literal
+from urllib.parse import quote
 
 from goldlabel.client._base import ClientBase, OnConflict, _query
 from goldlabel.schemas import (
@@ -130,14 +131,17 @@ class ItemsMixin(ClientBase):
         return self._request("POST", f"/projects/{int(project_id)}/items/restore", json=body).json()["restored"]
 
     def report_item(
-        self, project_id: int, item_id: int, *, lease_token: str | None = None, reason: str = "media_broken"
+        self, project_id: int, item_id: int | str, *, lease_token: str | None = None, reason: str = "media_broken"
     ) -> dict[str, Any]:
         """Report an item that cannot be answered (its media failed to load): it is flagged and
-        goes to review. An annotator passes the lease's token (the lease is skipped)."""
+        goes to review. An annotator passes the item as the lease shows it (``lease.item.id``,
+        its opaque reference) and the lease's token (the lease is skipped); reviewers and
+        managers may pass an item id."""
         body: dict[str, Any] = {"reason": reason}
         if lease_token is not None:
             body["lease_token"] = lease_token
-        return self._request("POST", f"/projects/{int(project_id)}/items/{int(item_id)}/report", json=body).json()
+        ref = str(int(item_id)) if isinstance(item_id, int) else quote(item_id, safe="")
+        return self._request("POST", f"/projects/{int(project_id)}/items/{ref}/report", json=body).json()
 
     def list_answers(self, project_id: int, *, page_size: int = 100) -> Iterator[AnswerPublic]:
         """Every answer in the project, oldest first (reviewers and managers)."""

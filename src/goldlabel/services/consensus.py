@@ -7,8 +7,9 @@ summed from per-answer log likelihoods (:mod:`goldlabel.quality.consensus.choice
 annotators at the default accuracy, shrunk learned confusions for the others) and a cached log
 prior; the other kinds use :func:`goldlabel.quality.consensus.consensus_for`. The item is final
 when every question's confidence reaches the project's target and the minimum overlap is met,
-goes to review at the maximum overlap, and otherwise asks for one more answer. Gold answers
-score their annotator instead (qualification and suspension). The full re-fit is
+goes to review at the maximum overlap, and otherwise asks for one more answer. A gold answer
+is queued for scoring instead (its annotator's qualification and suspension: :func:`score_gold`,
+run after the response by :mod:`goldlabel.services.gold`). The full re-fit is
 :mod:`goldlabel.services.refit`.
 """
 
@@ -36,6 +37,7 @@ from goldlabel.schemas import QualitySettings
 from goldlabel.services import cold_start
 from goldlabel.services.context import Context
 from goldlabel.storage import consensus_events
+from goldlabel.storage import gold as gold_store
 from goldlabel.storage import quality as quality_store
 from goldlabel.storage import queue as queue_store
 from goldlabel.storage.handles import Connection
@@ -81,21 +83,21 @@ def score_gold_answer(schema: LabelSchema, value: dict, gold: dict,
     return out
 
 
-def _score_gold(ctx: Context, conn: Connection, project: dict, item: dict, value: dict, annotator_id: int,
-                now: int) -> None:
+def score_gold(ctx: Context, conn: Connection, project: dict, answer: dict, now: int) -> None:
     """Count a gold answer for its annotator: pass or fail by every question the gold holds
     (each kind by its own rule and threshold), then qualification and suspension on the
-    passes. Managers see the evidence; nothing of it reaches the annotator (Q8)."""
+    passes. Managers see the evidence; nothing of it reaches the annotator (Q8). Runs after
+    the submit's response (services/gold.py), in the transaction that takes the answer off the
+    queue, with the annotator's stats locked (two scorers never count one annotator at once)."""
     schema = ctx.get_schema(project)
     settings = project["settings"]
-    gold = quality_store.fetch_gold_value(conn, item["id"]) or {}
-    per_question = score_gold_answer(schema, value, gold, GoldThresholds.from_settings(settings))
+    annotator_id = answer["annotator_id"]
+    gold = quality_store.fetch_gold_value(conn, answer["item_id"]) or {}
+    per_question = score_gold_answer(schema, answer["value"], gold, GoldThresholds.from_settings(settings))
     if not per_question:
         return
     correct = all(passed for _, passed in per_question.values())
-    stats = quality_store.fetch_stats(conn, project["id"], annotator_id) or {
-        "n_gold": 0, "n_gold_correct": 0, "status": "active", "evidence": None,
-    }
+    stats = gold_store.lock_stats(conn, project["id"], annotator_id, now)
     n_gold = stats["n_gold"] + 1
     n_correct = stats["n_gold_correct"] + int(correct)
     # Prior: default accuracy with the weight of two answers, so a new annotator's first gold
@@ -107,7 +109,7 @@ def _score_gold(ctx: Context, conn: Connection, project: dict, item: dict, value
     evidence = dict(stats["evidence"] or {})
     misses = list(evidence.get("recent_gold_misses", []))
     if not correct:
-        misses = (misses + [item["id"]])[-10:]
+        misses = (misses + [answer["item_id"]])[-10:]
     # Per question: answers, passes and the sum of scores, so a manager sees which kind fails.
     by_question = {k: dict(v) for k, v in (evidence.get("gold_by_question") or {}).items()}
     for name, (score, passed) in per_question.items():
@@ -275,12 +277,13 @@ def decide_after_answer(ctx: Context, conn: Connection, project: dict, item: dic
 
 def after_answer(ctx: Context, conn: Connection, project: dict, item: dict, answer: dict, now: int,
                  events: list[dict] | None = None) -> str:
-    """Update the item (and, for gold, the annotator) after an answer; return the item status.
+    """Update the item after an answer; return the item status. A gold answer is queued for
+    scoring (in this transaction, so that nothing is lost) and scored after the response: a
+    gold submit must cost what any other costs (issue 17; services/gold.py).
     ``events``: append the item's outbox event there (the caller inserts them in one statement)
     instead of inserting it here."""
     if item["is_gold"]:
-        _score_gold(ctx, conn, project, item, answer["value"], answer["annotator_id"], now)
-        return item["status"]
+        return _after_gold_answer(ctx, conn, project, item, answer, now)
     choice = ctx.get_schema(project).choice_questions()
     known = None
     if choice:
@@ -303,6 +306,43 @@ def after_answer(ctx: Context, conn: Connection, project: dict, item: dict, answ
             else:
                 events.append(event)
     return status
+
+
+def _after_gold_answer(ctx: Context, conn: Connection, project: dict, item: dict, answer: dict, now: int) -> str:
+    """A gold answer: queued for scoring (services/gold.py), and the status the annotator is
+    shown (:func:`gold_status_as_seen`), read and decided as a normal answer's are (one
+    statement for the answers, skills and prior; the same posterior), so that the submit costs
+    what a normal one does."""
+    gold_store.insert_pending(conn, answer["id"], project["id"], now)
+    choice = ctx.get_schema(project).choice_questions()
+    known = None
+    limit = project["overlap_max"]
+    if choice:
+        first, skills, model = quality_store.fetch_item_answers_with_skills(
+            conn, project["id"], item["id"], choice[0].name, limit)
+        known = {choice[0].name: (skills, model)}
+    else:
+        first = queue_store.fetch_first_answers(conn, item["id"], limit)
+    return gold_status_as_seen(ctx, conn, project, first, now, known)
+
+
+def gold_status_as_seen(ctx: Context, conn: Connection | None, project: dict, first: list[dict], now: int,
+                        known: dict[str, tuple[dict[int, dict], dict]] | None = None) -> str:
+    """Q8: a gold item stays open for everyone (its answer is known), so its real status would
+    give it away (a normal item of the same project goes final or to review). Annotators are
+    shown the status a normal item would have with the gold item's ``first`` answers (at most
+    the project's max overlap of them, oldest first), decided by the same rule. ``known``: the
+    skills and priors already read with them."""
+    _rows, smallest = item_consensus(ctx, conn, project, first, now, known)
+    status, _target = decide_status(
+        np.array([len(first)]),
+        np.array([smallest]),
+        np.array([project["overlap_min"]]),
+        project["overlap_min"],
+        project["overlap_max"],
+        project["settings"].get("target_confidence", 0.95),
+    )
+    return str(status[0])
 
 
 # ---------------------------------------------------------------- items no annotator is left for

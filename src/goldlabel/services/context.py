@@ -42,6 +42,11 @@ class Context:
     _media: MediaStore | None = None
     # project id -> its pooled knowledge of unknown annotators (services/cold_start.py).
     pooled: dict[int, Any] = field(default_factory=dict)
+    # The install's opaque item references (services/item_refs.py): made on first use.
+    item_refs: Any = None
+    # Gold answers waiting to be scored (services/gold.py): the serving process's scorer, when
+    # one runs; without one a submit scores its own gold before it returns.
+    gold_scorer: Any = None
 
     @classmethod
     def from_settings(cls, settings: Settings) -> Context:

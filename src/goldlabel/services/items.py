@@ -14,6 +14,7 @@ from goldlabel.services import audit, login_guard
 from goldlabel.services.access import Actor, fetch_project_role, is_allowed, load_project
 from goldlabel.services.background import BackgroundLoop
 from goldlabel.services.context import Context
+from goldlabel.services.item_refs import decode_item
 from goldlabel.services.queue import public_answer
 from goldlabel.storage import consensus_events
 from goldlabel.storage import items as item_store
@@ -220,24 +221,30 @@ def restore_items(ctx: Context, actor: Actor, project_id: int, spec: RestoreItem
     return {"restored": restored}
 
 
-def report_item(ctx: Context, actor: Actor, project_id: int, item_id: int, spec: ItemReport) -> dict[str, Any]:
+def report_item(ctx: Context, actor: Actor, project_id: int, item_ref: str, spec: ItemReport) -> dict[str, Any]:
     """An annotator cannot answer the item (its media failed to load): the item is flagged with
     the reason and goes to review. An annotator reports through their lease on the item (which
-    is skipped: never served to them again); reviewers and managers may report any item."""
+    is skipped: never served to them again), naming the item by the reference the lease showed
+    (services/item_refs.py); reviewers and managers may report any item, by reference or id.
+    The answer names the item as the caller named it."""
     from goldlabel.services import queue as queue_service
 
     with read_tx(ctx.engine) as conn:
         load_project(conn, actor, project_id, "annotate")
         role = fetch_project_role(conn, actor, project_id)
+        if spec.lease_token is None and not is_allowed(role, "review"):
+            raise GoldlabelError("an annotator reports an item through its lease: give lease_token",
+                                 code="lease_required", status=422)
+        if item_ref.isdigit() and len(item_ref) < 19 and is_allowed(role, "review"):
+            item_id = int(item_ref)
+        else:
+            item_id = decode_item(ctx, project_id, actor.id, item_ref)
         lease = None
         if spec.lease_token is not None:
             lease = queue_store.fetch_lease_by_token(conn, hashlib.sha256(spec.lease_token.encode()).hexdigest())
             if lease is None or lease["annotator_id"] != actor.id or lease["project_id"] != project_id \
                     or lease["item_id"] != item_id:
                 raise not_found("lease")
-        elif not is_allowed(role, "review"):
-            raise GoldlabelError("an annotator reports an item through its lease: give lease_token",
-                                 code="lease_required", status=422)
     if lease is not None and lease["status"] in ("active", "expired"):
         queue_service.skip_item(ctx, actor, project_id, spec.lease_token)
     now = now_ms()
@@ -249,7 +256,7 @@ def report_item(ctx: Context, actor: Actor, project_id: int, item_id: int, spec:
                                       "payload": {"item_id": item_id, "status": "needs_review",
                                                   "by": "report", "reason": spec.reason},
                                       "created_at": now}])
-    return {"item_id": item_id, "flag": spec.reason, "status": "needs_review"}
+    return {"item_id": item_ref, "flag": spec.reason, "status": "needs_review"}
 
 
 def purge_expired(ctx: Context, now: int | None = None, batch: int = 1000) -> dict[str, int]:

@@ -21,14 +21,12 @@ import secrets
 from collections.abc import Awaitable, Callable, Generator
 from typing import Any, NamedTuple
 
-import numpy as np
-
 from goldlabel.domain.errors import conflict, not_found
 from goldlabel.domain.queue_policy import AnnotatorProgress, QueuePolicy, pick_next
-from goldlabel.domain.stopping import decide_status
 from goldlabel.services import cold_start
 from goldlabel.services import consensus as posterior
 from goldlabel.services import consensus as quality_service
+from goldlabel.services import gold as gold_service
 from goldlabel.services.access import (
     NEED_RANK,
     ROLE_RANK,
@@ -39,6 +37,7 @@ from goldlabel.services.access import (
     load_project_to_annotate,
 )
 from goldlabel.services.context import Context
+from goldlabel.services.item_refs import encode_item, item_refs
 from goldlabel.storage import consensus_events as records
 from goldlabel.storage import items as item_store
 from goldlabel.storage import queue as queue_store
@@ -71,11 +70,20 @@ def public_answer(row: dict) -> dict[str, Any]:
     }
 
 
-def _task_view(conn: Connection, project: dict, item_id: int, data: Any = None) -> dict[str, Any]:
-    """What an annotator sees of an item. Never reads gold_answers, never returns is_gold (Q8)."""
+def own_answer(ctx: Context, row: dict) -> dict[str, Any]:
+    """An answer as its annotator is shown it: the item by its opaque reference
+    (services/item_refs.py), never its id."""
+    return {**public_answer(row), "item_id": encode_item(ctx, row["project_id"], row["annotator_id"], row["item_id"])}
+
+
+def _task_view(ctx: Context, conn: Connection, project: dict, annotator_id: int, item_id: int,
+               data: Any = None) -> dict[str, Any]:
+    """What an annotator sees of an item: its reference, never its id (services/item_refs.py).
+    Never reads gold_answers, never returns is_gold (Q8)."""
     if data is None:
         data = item_store.fetch_item_data(conn, item_id)
-    view: dict[str, Any] = {"id": item_id, "data": data, "predictions": None}
+    view: dict[str, Any] = {"id": encode_item(ctx, project["id"], annotator_id, item_id), "data": data,
+                            "predictions": None}
     if project["settings"].get("show_predictions"):
         view["predictions"] = [
             {"value": p["value"], "score": p["score"], "model_version": p["model_version"]}
@@ -84,9 +92,10 @@ def _task_view(conn: Connection, project: dict, item_id: int, data: Any = None) 
     return view
 
 
-def _lease_view(conn: Connection, project: dict, lease: dict, token: str, data: Any = None) -> dict[str, Any]:
+def _lease_view(ctx: Context, conn: Connection, project: dict, lease: dict, token: str,
+                data: Any = None) -> dict[str, Any]:
     return {"token": token, "expires_at": lease["expires_at"],
-            "item": _task_view(conn, project, lease["item_id"], data)}
+            "item": _task_view(ctx, conn, project, lease["annotator_id"], lease["item_id"], data)}
 
 
 def _queue_policy(settings: dict) -> QueuePolicy:
@@ -102,6 +111,7 @@ def _max_leases(settings: dict) -> int:
 
 def lease_next(ctx: Context, actor: Actor, project_id: int) -> dict[str, Any] | None:
     """Lease the next item to ``actor``; None when there is no work for them now."""
+    item_refs(ctx)  # read before any transaction (services/item_refs.py)
     if _one_statement_lease(ctx):
         token, call = _lease_call(actor, project_id)
         with statement_tx(ctx.engine) as conn:
@@ -114,6 +124,7 @@ def lease_next(ctx: Context, actor: Actor, project_id: int) -> dict[str, Any] | 
 async def lease_next_async(ctx: Context, actor: Actor, project_id: int) -> dict[str, Any] | None:
     """Lease (the server's one use case): on PostgreSQL the common case's one statement runs
     on the event loop (storage.aio); everything else, and SQLite, in ``Backend.run``."""
+    item_refs(ctx)  # read before any transaction (services/item_refs.py)
     backend = ctx.backend
     if backend.one_statement_lease:
         token, call = _lease_call(actor, project_id)
@@ -155,7 +166,8 @@ def _lease_outcome(ctx: Context, actor: Actor, rows: list[dict], token: str) -> 
     lease = got["lease"]
     if lease is not None:
         _remember_reading(ctx, project, got, token)
-        item = {"id": lease["item_id"], "data": got["item_data"], "predictions": got["predictions"]}
+        item = {"id": encode_item(ctx, project["id"], actor.id, lease["item_id"]), "data": got["item_data"],
+                "predictions": got["predictions"]}
         return True, {"token": token, "expires_at": lease["expires_at"], "item": item}
     settings = project["settings"]
     general = (
@@ -203,7 +215,7 @@ def _lease_general(ctx: Context, actor: Actor, project_id: int) -> dict[str, Any
             lease = active[0]
             token = _new_lease_token()
             item_store.rotate_lease_token(conn, lease["id"], _hash(token))
-            return _lease_view(conn, project, lease, token)
+            return _lease_view(ctx, conn, project, lease, token)
         policy = _queue_policy(settings)
         has_gold = policy.has_gold
         token = _new_lease_token()
@@ -216,7 +228,7 @@ def _lease_general(ctx: Context, actor: Actor, project_id: int) -> dict[str, Any
             )
             if claimed is None:
                 return None
-            return _lease_view(conn, project, claimed[0], token, claimed[1])
+            return _lease_view(ctx, conn, project, claimed[0], token, claimed[1])
         gold = queue_store.fetch_candidates(conn, project_id, actor.id, is_gold=True) if has_gold else []
         progress = AnnotatorProgress(gold_answered=standing["n_gold"] if standing else 0)
         normal = queue_store.fetch_candidates(conn, project_id, actor.id, is_gold=False)
@@ -238,7 +250,7 @@ def _lease_general(ctx: Context, actor: Actor, project_id: int) -> dict[str, Any
             created_at=now,
             expires_at=expires_at,
         )
-        return _lease_view(conn, project, lease, token, data)
+        return _lease_view(ctx, conn, project, lease, token, data)
 
 
 def _check_own_lease(lease: dict | None, actor: Actor, project_id: int) -> None:
@@ -268,12 +280,15 @@ def submit_answer(
     """Record an answer on a lease. A retry (same lease token or Idempotency-Key) returns the
     original result (Q5). A late answer on an expired lease is taken only while the item still
     has a free slot (Q7)."""
+    item_refs(ctx)  # read before any transaction (services/item_refs.py)
     now = None
     if _merged_submit(ctx):
         steps = _merged_steps(ctx, actor, project_id, lease_token, value, duration_ms, idempotency_key)
         with statement_tx(ctx.engine) as conn:
-            result, now = _drive(steps, lambda call: call.all(conn))
+            result, now, gold_answer = _drive(steps, lambda call: call.all(conn))
         if result is not None:
+            if gold_answer is not None:
+                gold_service.follow_up(ctx, gold_answer)
             return result
     return _submit_generic(ctx, actor, project_id, lease_token, value, duration_ms, idempotency_key, now)
 
@@ -290,12 +305,15 @@ async def submit_answer_async(
     """Submit (the server's one use case): on PostgreSQL the common case's statements run on
     the event loop (storage.aio); everything else, and SQLite, in ``Backend.run``, which
     returns once the answer is durable (Q4)."""
+    item_refs(ctx)  # read before any transaction (services/item_refs.py)
     backend = ctx.backend
     now = None
     if _merged_submit(ctx):
         steps = _merged_steps(ctx, actor, project_id, lease_token, value, duration_ms, idempotency_key)
-        result, now = await _drive_async(steps, backend.all)
+        result, now, gold_answer = await _drive_async(steps, backend.all)
         if result is not None:
+            if gold_answer is not None and not gold_service.wake_scorer(ctx):
+                await backend.run(gold_service.score_pending, ctx, gold_answer)
             return result
     return await backend.run(_submit_generic, ctx, actor, project_id, lease_token, value, duration_ms,
                              idempotency_key, now)
@@ -313,14 +331,15 @@ async def release_item_async(ctx: Context, actor: Actor, project_id: int, lease_
 
 # The merged submit's statements as a generator that yields each storage.hot Call and is sent its
 # rows, so one definition serves the blocking driver (_drive) and the event loop (_drive_async).
-Steps = Generator[Any, list[dict], tuple[dict[str, Any] | None, int | None]]
+Steps = Generator[Any, list[dict], tuple[dict[str, Any] | None, int | None, int | None]]
 
 
 def _merged_steps(ctx: Context, actor: Actor, project_id: int, lease_token: str, value: dict[str, Any],
                   duration_ms: int | None, idempotency_key: str | None) -> Steps:
     """The merged submit: with the lease's reading of the item, the write alone; without it, or
     when that write finds something changed, the read and the write. Returns (the result, or
-    None for the generic path to decide; the time decided at, or None)."""
+    None for the generic path to decide; the time decided at, or None; the answer's id when it
+    is a gold answer, queued for scoring: services/gold.py ``follow_up``)."""
     token_hash = _hash(lease_token)
     now = None
     kept = ctx.take_lease_reading((token_hash, actor.id, project_id))
@@ -331,9 +350,9 @@ def _merged_steps(ctx: Context, actor: Actor, project_id: int, lease_token: str,
             plan, now = _submit_plan(ctx, actor, project_id, kept, value, duration_ms, idempotency_key, now,
                                      sample)
         if plan is not None:
-            result = _submit_written(plan, (yield plan.write))
+            result, gold_answer = _submit_written(ctx, plan, (yield plan.write))
             if result is not None:
-                return result, now
+                return result, now, gold_answer
     read = queue_pg.submit_read(project_id=project_id, user_id=actor.id, token_hash=token_hash,
                                 idempotency_key=idempotency_key)
     got = queue_pg.parse_submit_read((yield read))
@@ -342,8 +361,9 @@ def _merged_steps(ctx: Context, actor: Actor, project_id: int, lease_token: str,
         sample = queue_pg.parse_pooled_sample((yield _pooled_sample(got)))
         plan, now = _submit_plan(ctx, actor, project_id, got, value, duration_ms, idempotency_key, now, sample)
     if plan is None:
-        return None, now
-    return _submit_written(plan, (yield plan.write)), now
+        return None, now, None
+    result, gold_answer = _submit_written(ctx, plan, (yield plan.write))
+    return result, now, gold_answer
 
 
 def _pooled_sample(got: dict) -> Any:
@@ -351,7 +371,7 @@ def _pooled_sample(got: dict) -> Any:
     return queue_pg.pooled_sample(project_id=got["project"]["id"], limit=cold_start.SAMPLE_ANSWERS)
 
 
-def _drive(steps: Steps, run: Callable[[Any], list[dict]]) -> tuple[dict[str, Any] | None, int | None]:
+def _drive(steps: Steps, run: Callable[[Any], list[dict]]) -> tuple[dict[str, Any] | None, int | None, int | None]:
     try:
         call = next(steps)
         while True:
@@ -361,7 +381,7 @@ def _drive(steps: Steps, run: Callable[[Any], list[dict]]) -> tuple[dict[str, An
 
 
 async def _drive_async(steps: Steps, run: Callable[[Any], Awaitable[list[dict]]]
-                       ) -> tuple[dict[str, Any] | None, int | None]:
+                       ) -> tuple[dict[str, Any] | None, int | None, int | None]:
     try:
         call = next(steps)
         while True:
@@ -377,6 +397,7 @@ def _merged_submit(ctx: Context) -> bool:
 class _SubmitPlan(NamedTuple):
     write: Any  # storage.hot.Call: the write statement
     status: str  # the item's status after the answer, as the annotator is told
+    is_gold: bool = False  # a gold answer: queued for scoring by the write
 
 
 # _submit_plan's answer when the project's pooled knowledge is due: read it, then plan again.
@@ -389,9 +410,11 @@ def _submit_plan(ctx: Context, actor: Actor, project_id: int, got: dict | None, 
     """From the submit's read (storage/queue_pg.py ``parse_submit_read``, or the lease's reading
     of the item: see _remember_reading): the write of the common
     case (a live active lease, no answer yet for the Idempotency-Key nor by the caller on the
-    item, a normal item with a free slot, choice questions only), with the item's consensus
+    item, an item with a free slot, choice questions only), with the item's consensus
     and state decided as the generic path decides them (``quality.decide_after_answer``) from
-    the item's answers plus this one, and the time it was decided at. No plan: the generic path
+    the item's answers plus this one, and the time it was decided at. A gold item takes the
+    same statements: its write queues the answer for scoring instead of writing consensus,
+    and the annotator is shown the status a normal item would have (consensus.gold_status_as_seen). No plan: the generic path
     decides (at that time). The errors the generic path raises before it writes (404 project or
     lease, 403 role, 422 answer) are raised here, in the same order. When the project's pooled
     knowledge (services/cold_start.py) is due, ``_NEEDS_SAMPLE``: the caller reads it
@@ -408,7 +431,7 @@ def _submit_plan(ctx: Context, actor: Actor, project_id: int, got: dict | None, 
         got["key_seen"]
         or lease["status"] != "active"
         or lease["expires_at"] <= now
-        or item["is_gold"]
+        or (item["is_gold"] and "overlap_max" not in project)
         or item["answer_count"] >= item["overlap_max"]
         or not _merged_kinds(schema)
         or any(a["annotator_id"] == actor.id for a in got["answers"])
@@ -423,6 +446,17 @@ def _submit_plan(ctx: Context, actor: Actor, project_id: int, got: dict | None, 
         cold_start.remember(ctx, project, cold_start.estimate(ctx, project, rows, n_gold, n_correct, n_eligible))
     item_answers = [*got["answers"], {"annotator_id": actor.id, "value": clean}]
     known = {q.name: (got["skills"].get(q.name, {}), {"prior": got["priors"].get(q.name)}) for q in schema.questions}
+    if item["is_gold"]:
+        # The read held the item's first answers only (queue_pg: as many as the project's
+        # maximum overlap), what the shown status is decided on.
+        shown = posterior.gold_status_as_seen(ctx, None, project, item_answers[:project["overlap_max"]], now, known)
+        write = queue_pg.submit_write(
+            project=project, lease=lease, item=item, annotator_id=actor.id, is_admin=actor.is_admin,
+            roles=_ANNOTATE_ROLES, value=clean, duration_ms=duration_ms, idempotency_key=idempotency_key,
+            now=now, status=item["status"], target=item["target_overlap"], rows=[], item_events=[],
+            auth_version=actor.auth_version, is_gold=True,
+        )
+        return _SubmitPlan(write, shown, True), now
     status, target, rows = quality_service.decide_after_answer(ctx, None, project, item, item_answers, now, known)
     if not json_safe(rows):
         return None, now  # a non-finite confidence cannot travel as JSON: the generic path writes it
@@ -438,13 +472,14 @@ def _submit_plan(ctx: Context, actor: Actor, project_id: int, got: dict | None, 
     return _SubmitPlan(write, status), now
 
 
-def _submit_written(plan: _SubmitPlan, rows: list[dict]) -> dict[str, Any] | None:
-    """The submit's result from its write's rows; None when the write found the lease or the
-    item changed since the read (or the answer refused by a unique index) and wrote nothing."""
+def _submit_written(ctx: Context, plan: _SubmitPlan, rows: list[dict]) -> tuple[dict[str, Any] | None, int | None]:
+    """The submit's result from its write's rows, None when the write found the lease or the
+    item changed since the read (or the answer refused by a unique index) and wrote nothing;
+    and the answer's id when it is a gold answer queued for scoring."""
     answer = queue_pg.parse_submit_write(rows)
     if answer is None:
-        return None
-    return {"answer": public_answer(answer), "item_status": plan.status}
+        return None, None
+    return {"answer": own_answer(ctx, answer), "item_status": plan.status}, answer["id"] if plan.is_gold else None
 
 
 def _submit_generic(
@@ -469,12 +504,18 @@ def _submit_generic(
         _check_own_lease(lease, actor, project_id)
         clean = ctx.get_schema(project).validate_answer(value, item["data"])
         now = now_ms() if now is None else now
-        return _submit_locked(ctx, conn, actor, project, lease, item, clean, duration_ms, idempotency_key, now)
+        result, gold_answer = _submit_locked(ctx, conn, actor, project, lease, item, clean, duration_ms,
+                                             idempotency_key, now)
+    if gold_answer is not None:
+        gold_service.follow_up(ctx, gold_answer)  # after COMMIT: the answer is durable, and so its queue entry
+    return result
 
 
 def _submit_locked(ctx: Context, conn: Connection, actor: Actor, project: dict, lease: dict, item: dict,
-                   clean: dict, duration_ms: int | None, idempotency_key: str | None, now: int) -> dict[str, Any]:
-    """submit_answer once the lease and item are locked and the answer validated."""
+                   clean: dict, duration_ms: int | None, idempotency_key: str | None, now: int
+                   ) -> tuple[dict[str, Any], int | None]:
+    """submit_answer once the lease and item are locked and the answer validated; and the
+    answer's id when it is a new gold answer, queued for scoring."""
     project_id = project["id"]
     if idempotency_key:
         prior = queue_store.fetch_answer_by_idempotency_key(conn, actor.id, idempotency_key)
@@ -483,9 +524,9 @@ def _submit_locked(ctx: Context, conn: Connection, actor: Actor, project: dict, 
                 raise conflict(
                     "this Idempotency-Key was already used for another submission", "idempotency_key_reused"
                 )
-            return _submit_result(ctx, conn, project, prior)
+            return _submit_result(ctx, conn, project, prior), None
     if lease["status"] == "submitted":
-        return _submit_result(ctx, conn, project, queue_store.fetch_answer(conn, lease["answer_id"]))
+        return _submit_result(ctx, conn, project, queue_store.fetch_answer(conn, lease["answer_id"])), None
     if lease["status"] == "skipped":
         raise conflict("this lease was skipped; lease the item again to answer it", "lease_skipped")
     is_live = lease["status"] == "active" and lease["expires_at"] > now
@@ -520,19 +561,18 @@ def _submit_locked(ctx: Context, conn: Connection, actor: Actor, project: dict, 
         raise conflict("you have already answered this item", "duplicate_answer")
     queue_store.set_lease_status(conn, lease["id"], "submitted", answer["id"])
     events: list[dict] = []
+    # A gold answer: queued for scoring, and its status as an annotator is shown it.
     status = quality_service.after_answer(ctx, conn, project, item, answer, now, events=events)
-    if item["is_gold"]:
-        status = _gold_status_as_seen(ctx, conn, project, item["id"], now)
     events.append({"project_id": project_id, "kind": "answer.created",
                    "payload": {"answer_id": answer["id"], "item_id": item["id"], "annotator_id": actor.id},
                    "created_at": now})
     records.insert_events(conn, events)
-    return {"answer": public_answer(answer), "item_status": status}
+    return {"answer": own_answer(ctx, answer), "item_status": status}, answer["id"] if item["is_gold"] else None
 
 
 def _submit_result(ctx: Context, conn: Connection, project: dict, answer: dict) -> dict[str, Any]:
     item = item_store.fetch_item(conn, project["id"], answer["item_id"])
-    return {"answer": public_answer(answer), "item_status": _status_as_seen(ctx, conn, project, item)}
+    return {"answer": own_answer(ctx, answer), "item_status": _status_as_seen(ctx, conn, project, item)}
 
 
 def _status_as_seen(ctx: Context, conn: Connection, project: dict, item: dict) -> str:
@@ -543,21 +583,10 @@ def _status_as_seen(ctx: Context, conn: Connection, project: dict, item: dict) -
 
 
 def _gold_status_as_seen(ctx: Context, conn: Connection, project: dict, item_id: int, now: int) -> str:
-    """Q8: a gold item stays open for everyone (its answer is known), so its real status would
-    give it away (a normal item of the same project goes final or to review). Annotators are
-    shown the status a normal item would have with the gold item's first answers, at most the
-    project's max overlap of them, decided by the same rule."""
+    """The status an annotator is shown for a gold item (services/consensus.py
+    ``gold_status_as_seen``), from its first answers as they are now."""
     first = queue_store.fetch_first_answers(conn, item_id, project["overlap_max"])
-    _rows, smallest = posterior.item_consensus(ctx, conn, project, first, now)
-    status, _target = decide_status(
-        np.array([len(first)]),
-        np.array([smallest]),
-        np.array([project["overlap_min"]]),
-        project["overlap_min"],
-        project["overlap_max"],
-        project["settings"].get("target_confidence", 0.95),
-    )
-    return str(status[0])
+    return posterior.gold_status_as_seen(ctx, conn, project, first, now)
 
 
 def _return_lease(conn: Connection, actor: Actor, project_id: int, lease_token: str) -> dict:
@@ -597,6 +626,7 @@ def release_item(ctx: Context, actor: Actor, project_id: int, lease_token: str) 
 
 def list_my_answers(ctx: Context, actor: Actor, project_id: int, after: int, limit: int) -> list[dict]:
     """The caller's own answers in this project, newest first (``after`` = answer id cursor)."""
+    item_refs(ctx)  # read before any transaction (services/item_refs.py)
     with read_tx(ctx.engine) as conn:
         project = load_project(conn, actor, project_id, "annotate")
         rows = item_store.list_answers_by_annotator(conn, project_id, actor.id, after, limit)
@@ -604,12 +634,14 @@ def list_my_answers(ctx: Context, actor: Actor, project_id: int, after: int, lim
         for r in rows:
             item = item_store.fetch_item(conn, project_id, r["item_id"])
             status = _status_as_seen(ctx, conn, project, item) if item["is_gold"] else r["item_status"]
-            out.append({**public_answer(r), "item": _task_view(conn, project, r["item_id"]), "item_status": status})
+            out.append({**own_answer(ctx, r), "item": _task_view(ctx, conn, project, actor.id, r["item_id"]),
+                        "item_status": status})
         return out
 
 
 def edit_answer(ctx: Context, actor: Actor, project_id: int, answer_id: int, value: dict[str, Any]) -> dict:
     """Change one's own answer while its item is not final."""
+    item_refs(ctx)  # read before any transaction (services/item_refs.py)
     with read_tx(ctx.engine) as conn:
         project = load_project(conn, actor, project_id, "annotate")
         answer = queue_store.fetch_answer(conn, answer_id)
@@ -628,5 +660,5 @@ def edit_answer(ctx: Context, actor: Actor, project_id: int, answer_id: int, val
             # Gold was scored once, on the first answer: re-scoring an edit would count the
             # same gold item twice (and let an annotator retry it).
             quality_service.after_answer(ctx, conn, project, item, row, now)
-    return public_answer(row)
+    return own_answer(ctx, row)
 

@@ -66,19 +66,24 @@ _ANSWERS_WITH_SKILL = (
     .order_by(answers.c.id)
 )
 _H_ANSWERS_WITH_SKILL = Hot(_ANSWERS_WITH_SKILL)
+_H_FIRST_ANSWERS_WITH_SKILL = Hot(_ANSWERS_WITH_SKILL.limit(sa.bindparam("b_limit", type_=sa.Integer)))
 
 
 def fetch_item_answers_with_skills(
-    conn: Connection, project_id: int, item_id: int, question: str
+    conn: Connection, project_id: int, item_id: int, question: str, limit: int | None = None
 ) -> tuple[list[dict[str, Any]], dict[int, dict[str, Any]], dict[str, Any]]:
-    """The item's answers (oldest first, as queue.fetch_item_answers), the answering
-    annotators' skill rows for ``question`` (as fetch_skills: accuracy, confusion, n_answers) and the
-    question's model (as fetch_model: prior), in one statement instead of three."""
+    """The item's answers (oldest first, as queue.fetch_item_answers; ``limit``: the first
+    ones only), the answering annotators' skill rows for ``question`` (as fetch_skills:
+    accuracy, confusion, n_answers) and the question's model (as fetch_model: prior), in one
+    statement instead of three."""
     rows: list[dict[str, Any]] = []
     skills: dict[int, dict[str, Any]] = {}
     model: dict[str, Any] = {"prior": None}
-    params = {"b_project_id": project_id, "b_item_id": item_id, "b_question": question}
-    for row in _H_ANSWERS_WITH_SKILL.all(conn, params):
+    params: dict[str, Any] = {"b_project_id": project_id, "b_item_id": item_id, "b_question": question}
+    hot = _H_ANSWERS_WITH_SKILL
+    if limit is not None:
+        hot, params["b_limit"] = _H_FIRST_ANSWERS_WITH_SKILL, limit
+    for row in hot.all(conn, params):
         skill_annotator = row.pop("_s_annotator_id")
         skill = {"accuracy": row.pop("_s_accuracy"), "confusion": row.pop("_s_confusion"),
                  "n_answers": row.pop("_s_n_answers")}

@@ -15,7 +15,7 @@ in autocommit mode (storage.engine ``statement_tx``, or storage.aio on the event
    re-checks them against the reading. The consensus was computed in Python between the two
    (services/queue.py), from answers the re-check proves current.
 
-Every other case (a retry, an expired or skipped lease, a gold item, a question that is not a
+Every other case (a retry, an expired or skipped lease, a question that is not a
 choice, a write that finds the item changed) runs the generic statements of storage/queue.py,
 records.py and quality.py in one transaction under lock (services/queue.py ``submit_answer``).
 Statements come back as :class:`~goldlabel.storage.hot.Call` values, so the same SQL runs on
@@ -70,14 +70,19 @@ def _types(table: sa.Table, prefix: str, names: tuple[str, ...] | None = None) -
 # What the per-answer posterior of an item needs (services/queue.py ``_submit_plan``): its
 # answers oldest first, the stored skills of their annotators and of the caller for every
 # question, and the project's models (the priors). ``item_id``: the SQL of the item's id (NULL:
-# nothing is read). Skill and answer values travel as arrays, not JSON, so floats arrive
+# nothing is read). ``limit``: the SQL of how many of the first answers to read (NULL: all; a
+# gold item, answered by everyone it is served to, has its first ones read: what the status an
+# annotator is shown is decided on, so that its read costs what a normal item's does).
+# Skill and answer values travel as arrays, not JSON, so floats arrive
 # exactly as stored (PostgreSQL's float8 -> jsonb keeps 15 significant digits).
-def _knowledge_joins(item_id: str) -> str:
+def _knowledge_joins(item_id: str, limit: str = "NULL") -> str:
+    first = (f"SELECT answers.id, answers.annotator_id, answers.value FROM answers WHERE answers.item_id = {item_id} "
+             f"ORDER BY answers.id LIMIT {limit}")
     return f"""
 LEFT OUTER JOIN LATERAL (
-    SELECT array_agg(answers.annotator_id ORDER BY answers.id) AS _a_annotator,
-           array_agg(answers.value ORDER BY answers.id) AS _a_value
-    FROM answers WHERE answers.item_id = {item_id}
+    SELECT array_agg(fa.annotator_id ORDER BY fa.id) AS _a_annotator,
+           array_agg(fa.value ORDER BY fa.id) AS _a_value
+    FROM ({first}) AS fa
 ) AS ia ON true
 LEFT OUTER JOIN LATERAL (
     SELECT array_agg(s.annotator_id) AS _s_annotator, array_agg(s.question) AS _s_question,
@@ -86,7 +91,7 @@ LEFT OUTER JOIN LATERAL (
     FROM annotator_skills AS s
     WHERE s.project_id = :project_id AND {item_id} IS NOT NULL
       AND (s.annotator_id = :user_id
-           OR s.annotator_id IN (SELECT answers.annotator_id FROM answers WHERE answers.item_id = {item_id}))
+           OR s.annotator_id IN (SELECT fa.annotator_id FROM ({first}) AS fa))
 ) AS sk ON true
 LEFT OUTER JOIN LATERAL (
     SELECT array_agg(m.question) AS _m_question, array_agg(m.prior) AS _m_prior
@@ -141,7 +146,7 @@ SELECT {_select_list(projects, "projects", _P)}, project_members.role AS _member
 FROM projects
 LEFT OUTER JOIN project_members
     ON project_members.project_id = projects.id AND project_members.user_id = :user_id
-LEFT OUTER JOIN li ON true{_knowledge_joins(f"li.{_I}id")}
+LEFT OUTER JOIN li ON true{_knowledge_joins(f"li.{_I}id", f"CASE WHEN li.{_I}is_gold THEN projects.overlap_max END")}
 WHERE projects.id = :project_id
 """
 )).columns(**_types(projects, _P), **_types(leases, _L), **_types(items, _I))
@@ -192,10 +197,14 @@ def parse_submit_read(rows: list[dict]) -> dict | None:
 # primary key alone (its other conditions are checked on the locked row): with them in the
 # WHERE clause the planner took the annotator's index, whose entries for submitted leases pile
 # up between vacuums. The answer's schema_version comes from the project row as li checked it
-# (same snapshot, same updated_at): the version the answer was validated against.
+# (same snapshot, same updated_at): the version the answer was validated against. A gold
+# answer (``is_gold``, re-checked on the item) takes the same statement: it is queued for
+# scoring in gold_pending (services/gold.py; its columns in table order, which keeps the
+# statement within psycopg's cached length) and the item's consensus is left alone.
 _SUBMIT_WRITE = f"""
 WITH ll AS MATERIALIZED (
-    SELECT leases.id, leases.token_hash, leases.annotator_id, leases.status, leases.expires_at FROM leases
+    SELECT leases.id, leases.token_hash, leases.annotator_id, leases.status, leases.expires_at,
+           CAST(:is_gold AS BOOLEAN) AS g FROM leases
     WHERE leases.id = :lease_id
     FOR UPDATE
 ), li AS MATERIALIZED (
@@ -203,7 +212,7 @@ WITH ll AS MATERIALIZED (
                                       AND ll.status = 'active' AND ll.expires_at > :now
     WHERE items.id = :item_id AND items.status = CAST(:was_status AS VARCHAR)
       AND items.answer_count = :was_count AND items.target_overlap = :was_target
-      AND items.updated_at = :was_updated_at AND items.is_gold = false
+      AND items.updated_at = :was_updated_at AND items.is_gold = ll.g
       AND items.answer_count < items.overlap_max AND items.reserved > 0
       AND EXISTS (
           SELECT 1 FROM projects
@@ -240,12 +249,14 @@ WITH ll AS MATERIALIZED (
     WHERE EXISTS (SELECT 1 FROM ins)
 ), dropped AS (
     DELETE FROM consensus
-    WHERE consensus.item_id = :item_id AND EXISTS (SELECT 1 FROM ins)
+    WHERE consensus.item_id = :item_id AND EXISTS (SELECT 1 FROM ins) AND NOT (SELECT g FROM ll)
       AND consensus.question NOT IN (SELECT question FROM new_rows) AND consensus.source = 'consensus'
     RETURNING 1
 ), upserted AS (
     {pg_consensus_upsert("CAST(:item_id AS BIGINT)", "new_rows")}
     RETURNING 1
+), gp AS (
+    INSERT INTO gold_pending SELECT ins.id, ins.project_id, ins.created_at FROM ins, ll WHERE ll.g
 ), evts AS (
     INSERT INTO events (project_id, kind, payload, created_at)
     SELECT CAST(:project_id AS BIGINT), e.kind, e.payload, CAST(:now AS BIGINT)
@@ -280,7 +291,7 @@ def _submit_write(n_item_events: int) -> Hot:
 def submit_write(
     *, project: dict, lease: dict, item: dict, annotator_id: int, is_admin: bool, roles: list[str], value: Any,
     duration_ms: int | None, idempotency_key: str | None, now: int, status: str, target: int, rows: list[dict],
-    item_events: list[dict], auth_version: int | None = None,
+    item_events: list[dict], auth_version: int | None = None, is_gold: bool = False,
 ) -> Call:
     """The write statement (``project``: its id and updated_at as read; ``is_admin`` and
     ``roles``, the member roles that may annotate, re-check the caller's right): ``lease`` and
@@ -288,15 +299,16 @@ def submit_write(
     ``target``, its consensus
     ``rows`` (each with its status; JSON-safe: see quality.json_safe), and ``item_events``
     (``{"kind", "payload"}``) to insert before answer.created; ``auth_version``: the caller's
-    auth version their actor was verified at (re-checked; None: not checked). Run with
-    :func:`parse_submit_write`."""
+    auth version their actor was verified at (re-checked; None: not checked). ``is_gold``: the
+    item is a gold item (re-checked): the answer is queued for scoring (``gold_pending``) and the
+    item's consensus is left as it is. Run with :func:`parse_submit_write`."""
     params: dict[str, Any] = {
         "project_id": project["id"], "project_updated_at": project["updated_at"], "is_admin": is_admin,
         "roles": roles, "auth_version": auth_version, "lease_id": lease["id"], "token_hash": lease["token_hash"], "item_id": item["id"],
         "annotator_id": annotator_id,
         "was_status": item["status"], "was_count": item["answer_count"], "was_target": item["target_overlap"],
         "was_updated_at": item["updated_at"], "value": _dumps(value), "duration_ms": duration_ms,
-        "key": idempotency_key, "now": now, "status": status, "target": target,
+        "key": idempotency_key, "now": now, "status": status, "target": target, "is_gold": is_gold,
         "rows": _dumps([{"agreement": None, **r} for r in rows]),
     }
     for i, e in enumerate(item_events):

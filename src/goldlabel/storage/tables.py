@@ -259,6 +259,16 @@ gold_answers = sa.Table(
     sa.Index("ix_gold_answers_project_id", "project_id"),
 )
 
+# Gold answers waiting to be scored (services/gold.py): written with the answer, in its
+# transaction; deleted by the transaction that scores it.
+gold_pending = sa.Table(
+    "gold_pending",
+    metadata,
+    sa.Column("answer_id", Id, sa.ForeignKey("answers.id", ondelete="CASCADE"), primary_key=True),
+    sa.Column("project_id", Id, sa.ForeignKey("projects.id", ondelete="CASCADE"), nullable=False),
+    sa.Column("created_at", sa.BigInteger, nullable=False),
+)
+
 
 consensus = sa.Table(
     "consensus",

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Query, status
+from fastapi import APIRouter, Path, Query, status
 
 from goldlabel.api.deps import ContextDep, CurrentActor, PageDep, page
 from goldlabel.domain.errors import GoldlabelError
@@ -95,11 +95,13 @@ def restore_items(project_id: int, body: RestoreItemsRequest, ctx: ContextDep, a
     return item_service.restore_items(ctx, actor, project_id, body)
 
 
-@router.post("/items/{item_id}/report")
-def report_item(project_id: int, item_id: int, body: ItemReport, ctx: ContextDep, actor: CurrentActor) -> dict:
+@router.post("/items/{item_ref}/report")
+def report_item(project_id: int, item_ref: Annotated[str, Path(max_length=64)], body: ItemReport, ctx: ContextDep,
+                actor: CurrentActor) -> dict:
     """The item cannot be answered (its media failed to load): flag it and send it to review.
-    An annotator gives their lease token (the lease is skipped)."""
-    return item_service.report_item(ctx, actor, project_id, item_id, body)
+    An annotator names the item as the lease shows it (its opaque reference) and gives their
+    lease token (the lease is skipped); reviewers and managers may name it by id."""
+    return item_service.report_item(ctx, actor, project_id, item_ref, body)
 
 
 @router.get("/answers", response_model=Page)

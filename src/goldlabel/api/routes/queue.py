@@ -14,10 +14,10 @@ from fastapi import APIRouter, Body, Header, Response, status
 
 from goldlabel.api.deps import ContextDep, CurrentActor, PageDep, page
 from goldlabel.schemas import (
-    AnswerPublic,
     AnswerSubmit,
     LeaseAction,
     LeasePublic,
+    OwnAnswer,
     Page,
     SubmitResult,
 )
@@ -75,7 +75,7 @@ def list_my_answers(project_id: int, ctx: ContextDep, actor: CurrentActor, p: Pa
     return page(queue_service.list_my_answers(ctx, actor, project_id, p.after, p.limit), p.limit)
 
 
-@router.put("/my-answers/{answer_id}", response_model=AnswerPublic)
+@router.put("/my-answers/{answer_id}", response_model=OwnAnswer)
 def edit_answer(
     project_id: int,
     answer_id: int,

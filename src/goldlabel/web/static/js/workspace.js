@@ -415,7 +415,7 @@ async function reportMedia() {
   if (state.mode !== 'task' || !state.lease || state.submitting) return;
   state.submitting = true;
   try {
-    await api(`${base}/items/${state.lease.item.id}/report`, { method: 'POST',
+    await api(`${base}/items/${encodeURIComponent(state.lease.item.id)}/report`, { method: 'POST',
       body: { reason: 'media_broken', lease_token: state.lease.token } });
   } catch (err) {
     if (!(err instanceof ApiError)) throw err; // a lost lease: the item is someone else's now
@@ -512,7 +512,7 @@ function summarize(value) {
 function preview(item) {
   const data = item.data || {};
   const first = ['text', 'prompt', 'title'].map((k) => data[k]).find((v) => typeof v === 'string') ||
-    Object.values(data).find((v) => typeof v === 'string') || `item ${item.id}`;
+    Object.values(data).find((v) => typeof v === 'string') || `item ${String(item.id).slice(0, 8)}`;
   return first.length > 90 ? first.slice(0, 90) + '…' : first;
 }
 
