@@ -3,15 +3,15 @@ response, not inside the submit, so that its submit costs what any other does; t
 written with the answer, in its transaction, so that a crash between the answer and the scoring
 loses nothing (services/gold.py).
 
-Revision ID: 0017
-Revises: 0013
+Revision ID: 0015
+Revises: 0014
 """
 
 import sqlalchemy as sa
 from alembic import op
 
-revision = "0017"
-down_revision = "0013"
+revision = "0015"
+down_revision = "0014"
 branch_labels = None
 depends_on = None
 
