@@ -312,7 +312,7 @@ def test_yolo_labels_onto_media_items_in_pixels(factory, tmp_path):
     with pytest.raises(ImportFailed) as failed:
         import_file(ctx, project["manager"], project["id"], str(labels), fmt="yolo")
     [error] = failed.value.extra["report"]["errors"]
-    assert (error["code"], error["line"]) == ("bad_yolo", 2)
+    assert (error["code"], error["line"]) == ("unknown_category", 2)
     assert "labels/train/two.txt line 2" in error["message"]
 
 
