@@ -126,7 +126,7 @@ def _coco(annotations: list[dict], categories: list[dict] | None = None) -> dict
 
 def _write(tmp_path, name: str, doc: dict) -> str:
     path = tmp_path / name
-    path.write_text(json.dumps(doc))
+    path.write_text(json.dumps(doc, indent=2))
     return str(path)
 
 
@@ -246,3 +246,69 @@ def test_yolo_bad_segment_and_pose_lines_name_their_file_and_line(factory, tmp_p
     errors = failed.value.extra["report"]["errors"]
     assert [(e["code"], e["line"]) for e in errors] == [("keypoint_out_of_bounds", 1), ("bad_yolo", 1)]
     assert errors[0]["message"].startswith("file labels/000.txt: line 1: keypoint 'nose'")
+
+
+def _ls_task(task_id: int, *regions, ground_truth: bool = True) -> dict:
+    return {"id": task_id, "data": {"image": f"https://example.com/{task_id}.jpg"},
+            "annotations": [{"id": task_id, "completed_by": 1, "ground_truth": ground_truth, "result": list(regions)}]}
+
+
+def _ls_prediction(task_id: int, *regions) -> dict:
+    """A task with a prediction: a partial answer (some questions only) is fine there."""
+    return {"id": task_id, "data": {"image": f"https://example.com/{task_id}.jpg"},
+            "predictions": [{"model_version": "sam", "score": 0.5, "result": list(regions)}]}
+
+
+def _ls_region(kind: str, name: str, value: dict) -> dict:
+    return {"from_name": name, "to_name": "img", "type": kind, "original_width": W, "original_height": H,
+            "value": value}
+
+
+def test_labelstudio_polygons_and_keypoints_become_pixel_shapes(factory, tmp_path):
+    ctx = factory.ctx
+    project = factory.make_project(schema=SCHEMA)
+    polygon = _ls_region("polygonlabels", "regions", {"points": [[10, 10], [50, 10], [50, 50]], "closed": True,
+                                                      "polygonlabels": ["roof"]})
+    nose = _ls_region("keypointlabels", "pose", {"x": 50, "y": 25, "width": 0.6, "keypointlabels": ["nose"]})
+    tail = _ls_region("keypointlabels", "pose", {"x": 25, "y": 50, "keypointlabels": ["tail"]})
+    report = import_file(ctx, project["manager"], project["id"],
+                         _write(tmp_path, "ls.json", [_ls_task(1, polygon, nose, tail)]))
+    assert (report.format, report.created, report.error_count) == ("labelstudio", 1, 0)
+    assert _gold(ctx, project["id"], "regions") == {
+        "1": [{"points": [[0.1, 0.1], [0.5, 0.1], [0.5, 0.5]], "label": "roof"}]}
+    assert _gold(ctx, project["id"], "pose") == {
+        "1": [{"label": "person", "points": {"nose": {"x": 320.0, "y": 120.0, "v": 2}}},
+              {"label": "cat", "points": {"tail": {"x": 160.0, "y": 240.0, "v": 2}}}]}
+
+    bow_tie = _ls_region("polygonlabels", "regions", {"points": [[0, 0], [40, 40], [40, 0], [0, 40]],
+                                                      "polygonlabels": ["road"]})
+    line = _ls_region("polygonlabels", "regions", {"points": [[0, 0], [40, 40], [40, 0]], "closed": False,
+                                                   "polygonlabels": ["road"]})
+    tasks = [_ls_prediction(2, bow_tie), _ls_prediction(3, nose, nose), _ls_prediction(4, line),
+             _ls_prediction(5, _ls_region("keypointlabels", "pose", {"x": 120, "y": 5, "keypointlabels": ["nose"]})),
+             _ls_prediction(6, _ls_region("keypointlabels", "pose", {"x": 1, "y": 5, "keypointlabels": ["paw"]}))]
+    with pytest.raises(ImportFailed) as failed:
+        import_file(ctx, project["manager"], project["id"], _write(tmp_path, "bad.json", tasks))
+    errors = failed.value.extra["report"]["errors"]
+    assert [e["code"] for e in errors] == ["self_intersection", "ls_ambiguous_keypoints", "ls_open_polygon",
+                                           "keypoint_out_of_bounds", "unknown_keypoint"]
+    assert len({e["line"] for e in errors}) == 5  # each names its task's line
+    assert set(_gold(ctx, project["id"], "regions")) == {"1"}  # nothing of the bad file
+
+
+def test_labelstudio_config_with_polygons_and_keypoints_makes_a_schema_its_export_imports_into(factory, tmp_path):
+    from goldlabel.formats import labelstudio
+
+    schema, notes = labelstudio.schema_from_config(
+        '<View><Image name="img" value="$image"/>'
+        '<PolygonLabels name="regions" toName="img"><Label value="roof"/></PolygonLabels>'
+        '<KeyPointLabels name="joints" toName="img"><Label value="knee"/><Label value="hip"/></KeyPointLabels>'
+        '</View>')
+    assert notes == []
+    project = factory.make_project(schema=schema)
+    polygon = _ls_region("polygonlabels", "regions", {"points": [[10, 10], [50, 10], [50, 50]],
+                                                      "polygonlabels": ["roof"]})
+    knee = _ls_region("keypointlabels", "joints", {"x": 50, "y": 25, "keypointlabels": ["knee"]})
+    report = import_file(factory.ctx, project["manager"], project["id"],
+                         _write(tmp_path, "ls.json", [_ls_task(1, polygon, knee, ground_truth=False)]))
+    assert (report.created, report.answers, report.error_count) == (1, 1, 0)
