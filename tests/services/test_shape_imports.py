@@ -84,7 +84,7 @@ def test_coco_polygons_and_keypoints_round_trip_as_gold(factory, tmp_path, quest
     from pycocotools.coco import COCO
 
     ctx = factory.ctx
-    source, target, _rows_ = _projects(factory)
+    source, target, _ = _projects(factory)
     out = io.BytesIO()
     export_project(ctx, None, source["id"], "coco", out, include_gold=True, question=question)
     archive = zipfile.ZipFile(out)
@@ -104,7 +104,7 @@ def test_coco_polygons_and_keypoints_round_trip_as_gold(factory, tmp_path, quest
 @pytest.mark.parametrize("question", ["regions", "pose"])
 def test_yolo_segment_and_pose_round_trip_as_gold(factory, tmp_path, question):
     ctx = factory.ctx
-    source, target, _rows_ = _projects(factory)
+    source, target, _ = _projects(factory)
     path = tmp_path / "yolo.zip"
     with path.open("wb") as out:
         export_project(ctx, None, source["id"], "yolo", out, include_gold=True, question=question)
@@ -132,7 +132,7 @@ def _write(tmp_path, name: str, doc: dict) -> str:
 
 def test_coco_bad_polygons_are_refused_per_annotation(factory, tmp_path):
     ctx = factory.ctx
-    _source, target, _rows_ = _projects(factory, 2)
+    _source, target, _ = _projects(factory, 2)
     square = [64, 48, 320, 48, 320, 240, 64, 240]
     doc = _coco([
         {"id": 10, "image_id": 1, "category_id": 1, "segmentation": [square], "score": 0.9},
@@ -175,7 +175,7 @@ def test_coco_bad_polygons_are_refused_per_annotation(factory, tmp_path):
 
 def test_coco_keypoints_use_the_category_names_and_refuse_points_off_the_image(factory, tmp_path):
     ctx = factory.ctx
-    _source, target, _rows_ = _projects(factory, 2)
+    _source, target, _ = _projects(factory, 2)
     # The file's point order differs from the skeleton's: the category's names decide.
     categories = [{"id": 1, "name": "person", "keypoints": ["right_wrist", "nose", "left_wrist"],
                    "skeleton": [[2, 1], [2, 3]]},
@@ -207,7 +207,7 @@ def test_coco_keypoints_use_the_category_names_and_refuse_points_off_the_image(f
 
 def test_yolo_bad_segment_and_pose_lines_name_their_file_and_line(factory, tmp_path):
     ctx = factory.ctx
-    _source, target, _rows_ = _projects(factory, 2)
+    _source, target, _ = _projects(factory, 2)
     root = tmp_path / "yolo"
     (root / "labels").mkdir(parents=True)
     (root / "data.yaml").write_text("names: [roof, road]\n")

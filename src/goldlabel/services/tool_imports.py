@@ -299,8 +299,8 @@ def _keypoint_instances(q: Any, shapes: list[dict]) -> tuple[list[dict], tuple[s
                 # YOLO pads a shorter skeleton with 0 0 0 up to the longest one (kpt_shape).
                 if len(coords) < len(names) or (labeled and labeled[-1] >= len(names)):
                     return [], ("keypoint_count_mismatch",
-                                f"{shape.get('origin') or 'an instance'}: {len(coords)} keypoints, but the skeleton "
-                                f"of {label!r} has {len(names)} ({', '.join(names)}); name them in the file")
+                                (f"{shape.get('origin') or 'an instance'}: {len(coords)} keypoints, but the skeleton "
+                                f"of {label!r} has {len(names)} ({', '.join(names)}); name them in the file"))
         points = {}
         for name, (x, y, v) in zip(names, coords, strict=False):
             if v == 0:
