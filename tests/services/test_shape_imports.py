@@ -239,13 +239,13 @@ def test_yolo_bad_segment_and_pose_lines_name_their_file_and_line(factory, tmp_p
                                                        "right_wrist": {"x": 352.0, "y": 216.0, "v": 1}}}],
         "img/001.jpg": [{"label": "cat", "points": {"head": {"x": 64.0, "y": 384.0, "v": 2},
                                                     "tail": {"x": 192.0, "y": 432.0, "v": 2}}}]}
-    (root / "labels" / "000.txt").write_text("0 0.5 0.5 0.2 0.2 0.5 1.5 2 0 0 0 0.55 0.45 1\n")
+    (root / "labels" / "000.txt").write_text("\n0 0.5 0.5 0.2 0.2 0.5 1.5 2 0 0 0 0.55 0.45 1\n")
     (root / "labels" / "001.txt").write_text("1 0.5 0.5 0.2 0.2 0.1 0.8 2\n")
     with pytest.raises(ImportFailed) as failed:
         import_file(ctx, target["manager"], target["id"], str(root), fmt="yolo", question="pose")
     errors = failed.value.extra["report"]["errors"]
-    assert [(e["code"], e["line"]) for e in errors] == [("keypoint_out_of_bounds", 1), ("bad_yolo", 1)]
-    assert errors[0]["message"].startswith("file labels/000.txt: line 1: keypoint 'nose'")
+    assert [(e["code"], e["line"]) for e in errors] == [("keypoint_out_of_bounds", 2), ("bad_yolo", 1)]
+    assert errors[0]["message"].startswith("file labels/000.txt: line 2: keypoint 'nose'")
 
 
 def _ls_task(task_id: int, *regions, ground_truth: bool = True) -> dict:

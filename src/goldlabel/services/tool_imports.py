@@ -308,9 +308,10 @@ def _keypoint_instances(q: Any, shapes: list[dict]) -> tuple[list[dict], tuple[s
             points[name] = {"x": x, "y": y, "v": int(v) if float(v).is_integer() else v}
         if not points:
             continue  # COCO's crowd annotations label no point: no instance a keypoints answer can hold
-        instance = {"label": label, "points": points, "origin": shape.get("origin")}
-        if "score" in shape:
-            instance["score"] = shape["score"]
+        instance = {"label": label, "points": points}
+        for key in ("origin", "line", "score"):
+            if key in shape:
+                instance[key] = shape[key]
         out.append(instance)
     return out, None
 
