@@ -24,7 +24,8 @@ def png(width: int = 48, height: int = 24) -> bytes:
 
 @pytest.mark.parametrize(("url", "schemes", "code"), [
     ("s3://my-bucket/cats/1.png", {"s3"}, None),
-    ("s3://my-bucket/cats/1.png", set(), "fetch_scheme_not_allowed"),
+    ("s3://my-bucket/cats/1.png", set(), "unsupported_scheme"),  # the browser's answer (dom.js)
+    ("s3://my-bucket/cats/1.png", {"file"}, "fetch_scheme_not_allowed"),
     ("s3://My_Bucket/1.png", {"s3"}, "bad_fetch_url"),
     ("s3://my-bucket/", {"s3"}, "bad_fetch_url"),
     ("file:///data/images/1.png", {"file"}, None),
@@ -67,6 +68,9 @@ def test_s3_objects_in_place_are_fetched_through_the_guard_and_served_same_origi
     # Not enabled: the import refuses the URL with the rule's code, nothing is imported.
     res = manager.post(f"/api/v1/projects/{project['id']}/items", json=rows)
     assert res.status_code == 422, res.text
+    assert {e["code"] for e in res.json()["report"]["errors"]} == {"unsupported_scheme"}
+    _fetching(ctx, media_fetch_schemes="file", media_fetch_root=str(tmp_path))
+    res = manager.post(f"/api/v1/projects/{project['id']}/items", json=rows)
     assert {e["code"] for e in res.json()["report"]["errors"]} == {"fetch_scheme_not_allowed"}
 
     _fetching(ctx, media_fetch_schemes="s3", media_fetch_s3_endpoint_url=s3_endpoint)

@@ -44,7 +44,8 @@ MESSAGES = {
                              "media_http_hosts setting; use https:",
     "bad_data_uri": "a data: URI must be data:image/(png|jpeg|gif|webp|svg+xml);base64,...",
     "bad_media_path": "a same-origin path must be a media URL /api/v1/projects/<id>/media/<sha256>.<ext>",
-    "unsupported_scheme": "an image source must be an https: URL, a media path or a data:image URI",
+    "unsupported_scheme": "an image source must be an https: URL, a media path or a data:image URI "
+                          "(or an s3:// / file:// object in place, with the media_fetch_schemes setting)",
     "fetch_scheme_not_allowed": "the server fetches objects in place only for the schemes of the "
                                 "media_fetch_schemes setting (s3, file)",
     "bad_fetch_url": "an object in place is s3://bucket/key or file:///absolute/path (no '..')",
@@ -89,12 +90,13 @@ def check_image_source(value: object, allowed_http_hosts: Collection[str] = (),
         return "not_a_string"
     url = value.strip()
     lower = url.lower()
-    if lower.startswith(("s3://", "file:")):
+    # With no scheme enabled the answer is the browser's (dom.js): unsupported_scheme, below.
+    if fetch_schemes and lower.startswith(("s3://", "file:")):
         scheme = fetched_scheme(url)
         if scheme is None:
             return "bad_fetch_url"
         return None if scheme in fetch_schemes else "fetch_scheme_not_allowed"
-    if _OTHER_FSSPEC.match(url):
+    if fetch_schemes and _OTHER_FSSPEC.match(url):
         return "fetch_scheme_not_allowed"
     if MEDIA_PATH.match(url):
         return None
