@@ -187,13 +187,15 @@ def media_serving(db: str, workdir: Path, requests: int) -> dict:
         with httpx.Client(base_url=base, headers={"Authorization": f"Bearer {token}"}, timeout=10) as client:
             # The server takes seconds to start on a loaded machine: wait up to a minute.
             deadline = time.monotonic() + 60
-            while True:
+            status = None
+            while status != 200:
+                if time.monotonic() > deadline:
+                    sys.exit(f"the server did not answer /api/v1/me with 200 in 60 s (last: {status})")
                 try:
-                    if client.get("/api/v1/me").status_code == 200:
-                        break
+                    status = client.get("/api/v1/me").status_code
                 except httpx.TransportError:
-                    if time.monotonic() > deadline:
-                        raise
+                    status = None
+                if status != 200:
                     time.sleep(0.2)
             items = client.get(f"/api/v1/projects/{project}/items").json()["items"]
             url = items[0]["data"]["image"]
@@ -245,6 +247,8 @@ def main() -> None:
                     res = phase(db, project, "export", out, fmt)
                     res["extra"] = f"{out.stat().st_size / 2**20:.0f} MB"
                     rows.append((f"export {fmt} ({kind})", res))
+                    print(f"  export {fmt}: {res['n'] / res['seconds']:,.0f} items/s, {res['rss_mb']:.0f} MB "
+                          f"(load {res['load']:.1f})", file=sys.stderr)
                     out.unlink()
             finally:
                 drop()
