@@ -201,6 +201,28 @@ class Settings(BaseModel):
         description="Comma-separated hosts whose http: (not https:) image URLs items may name, e.g. "
         "an intranet image server; empty: https:, media paths and data:image only.",
     )
+    media_fetch_schemes: str = Field(
+        default="",
+        description="Comma-separated schemes of objects items may reference in place, which the server "
+        "fetches and serves same-origin: s3 (s3://bucket/key from media_fetch_s3_endpoint_url) and file "
+        "(file:///path under media_fetch_root); empty: none.",
+    )
+    media_fetch_root: str = Field(
+        default="", description="The folder file:// objects in place must lie under (media_fetch_schemes=file).",
+    )
+    media_fetch_s3_endpoint_url: str = Field(
+        default="", description="The S3 endpoint s3:// objects in place are fetched from; empty: "
+        "media_s3_endpoint_url, else AWS (https://s3.<region>.amazonaws.com). Credentials as for the media store.",
+    )
+    media_fetch_allowed_networks: str = Field(
+        default="",
+        description="Comma-separated IP networks the fetch of s3:// objects may reach although they are not "
+        "public (a MinIO on the private network, e.g. 10.0.0.0/8); empty: public addresses only.",
+    )
+    media_fetch_max_bytes: int = Field(
+        default=64 * 1024**2, ge=1,
+        description="Largest object in place the server fetches (held in memory while it is served).",
+    )
 
     totp_required_roles: str = Field(
         default="",
@@ -243,7 +265,15 @@ class Settings(BaseModel):
         """The roles of ``totp_required_roles``, parsed."""
         return frozenset(filter(None, (e.strip() for e in self.totp_required_roles.split(","))))
 
-    @field_validator("webhook_allowed_networks")
+    @field_validator("media_fetch_schemes")
+    @classmethod
+    def _check_fetch_schemes(cls, value: str) -> str:
+        from goldlabel.domain.media_sources import parse_fetch_schemes
+
+        parse_fetch_schemes(value)
+        return value
+
+    @field_validator("webhook_allowed_networks", "media_fetch_allowed_networks")
     @classmethod
     def _check_networks(cls, value: str) -> str:
         for entry in filter(None, (e.strip() for e in value.split(","))):

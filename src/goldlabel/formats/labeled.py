@@ -94,9 +94,13 @@ class LabeledWriter:
             self.write_item(LabeledItem(item_id, ext, loads(data), split_of(ext, self.split_ratios),
                                         value, confidence, status))
             self.written += 1
+        self.end_batch()
 
     def write_item(self, item: LabeledItem) -> None:
         raise NotImplementedError
+
+    def end_batch(self) -> None:
+        """Called after each batch: a writer that buffers per batch writes its buffer here."""
 
     def close(self) -> None:
         self.finish()

@@ -14,15 +14,24 @@ labels             spans                         ``value.start`` / ``end`` / ``l
 rectanglelabels    boxes                         ``value.x/y/width/height`` in percent: fractions
                                                  (relative) or pixels, with ``original_width`` /
                                                  ``original_height`` of the region
+polygonlabels      polygons                      ``value.points`` ([x, y] in percent), converted
+                                                 as rectangles are
+keypointlabels     keypoints                     ``value.x/y`` in percent; the label names the
+                                                 point, the skeleton holding that name its
+                                                 instance (one instance per skeleton and result)
 rating             rating                        ``value.rating``
 textarea           text                          ``value.text`` (lines joined by a newline)
 =================  ============================  =================================================
 
 Annotations become answers of one pseudonymous annotator per ``completed_by`` (``ls-<id>``);
 a cancelled (skipped) annotation is no answer; a ``ground_truth`` annotation becomes the item's
-gold answer. Predictions keep their ``model_version`` and ``score``. Anything else (polygons,
-keypoints, brushes, relations, rotated boxes, ...) is refused with a stable code and the task's
-line, so nothing is dropped silently. Pure conversion: no database, no HTTP.
+gold answer. Predictions keep their ``model_version`` and ``score``. Anything else (brushes,
+relations, rotated boxes, open polylines, unlabeled polygons or points, ...) is refused with a
+stable code and the task's line, so nothing is dropped silently. Label Studio's keypoints are
+single labeled points with no instance: the points of one result (an annotation or prediction)
+whose names belong to one skeleton become one instance of that skeleton's label; a name given
+twice in one result is refused (``ls_ambiguous_keypoints``), since which instance each point
+belongs to is not in the export. Pure conversion: no database, no HTTP.
 """
 
 from __future__ import annotations
@@ -46,20 +55,17 @@ TYPE_KINDS = {
     "choices": ("choice", "multi_choice"),
     "labels": ("spans",),
     "rectanglelabels": ("boxes",),
+    "polygonlabels": ("polygons",),
+    "keypointlabels": ("keypoints",),
     "rating": ("rating",),
     "textarea": ("text",),
 }
-# Types goldlabel has no kind for yet, with what to do instead.
+# Types goldlabel has no kind for, with what to do instead.
 NOT_YET = {
-    "polygonlabels": "polygons are not a goldlabel question kind yet (issue 16)",
-    "polygon": "polygons are not a goldlabel question kind yet (issue 16)",
-    "keypointlabels": "keypoints are not a goldlabel question kind yet (issue 16)",
-    "keypoint": "keypoints are not a goldlabel question kind yet (issue 16)",
+    "polygon": "a polygon without a label: use PolygonLabels",
+    "keypoint": "a keypoint without a label: use KeyPointLabels (the label names the point)",
     "rectangle": "a rectangle without a label: use RectangleLabels",
 }
-# Tag names of the labeling config, lower-cased, that are controls (ls_config reads them).
-CONTROL_TAGS = {"choices": "choices", "labels": "labels", "rectanglelabels": "rectanglelabels",
-                "rating": "rating", "textarea": "textarea"}
 DEFAULT_ANNOTATOR_PREFIX = "ls-"
 
 
@@ -147,7 +153,8 @@ class _Converter:
                                "import without them"))
             return
         if kind not in TYPE_KINDS:
-            why = NOT_YET.get(kind, "goldlabel imports choices, labels, rectanglelabels, rating and textarea")
+            why = NOT_YET.get(kind, "goldlabel imports choices, labels, rectanglelabels, polygonlabels, "
+                                    "keypointlabels, rating and textarea")
             errors.append(_err(line, (*loc, "type"), "ls_unsupported_type",
                                f"control type {kind!r} ({name!r}) cannot be imported: {why}"))
             return
@@ -213,21 +220,89 @@ class _Converter:
         # Percent of the image; snapping a rounding overshoot (100.00000001) to the edge.
         fx, fy, fw, fh = (min(max(v / 100.0, 0.0), 1.0) for v in (x, y, w, h))
         fw, fh = min(fw, 1.0 - fx), min(fh, 1.0 - fy)
-        if question.coordinates == "pixel":
-            width, height = region.get("original_width"), region.get("original_height")
-            if not (isinstance(width, int | float) and isinstance(height, int | float)):
-                width, height = data.get(question.width_field), data.get(question.height_field)
-            if not (isinstance(width, int | float) and isinstance(height, int | float)):
-                self.errors.append(_err(self.line, (*loc, "original_width"), "image_size_unknown",
-                                        f"{question.name!r} takes pixels: the region needs original_width / "
-                                        f"original_height (or the task data {question.width_field!r} / "
-                                        f"{question.height_field!r})"))
-                return
-            # Pixel answers are checked against the item's own size fields: record them.
-            data.setdefault(question.width_field, width)
-            data.setdefault(question.height_field, height)
-            fx, fy, fw, fh = fx * width, fy * height, fw * width, fh * height
-        answer.setdefault(question.name, []).append({"x": fx, "y": fy, "w": fw, "h": fh, "label": labels[0]})
+        scale = self._scale(question, region, data, loc)
+        if scale is None:
+            return
+        sx, sy = scale
+        answer.setdefault(question.name, []).append({"x": fx * sx, "y": fy * sy, "w": fw * sx, "h": fh * sy,
+                                                     "label": labels[0]})
+
+    def _scale(self, question, region, data, loc) -> tuple[float, float] | None:
+        """What turns a fraction of the image into the question's coordinates: 1 for relative
+        ones, the image size for pixels (the region's ``original_width`` / ``original_height``,
+        else the task data's size fields; recorded in the data, which pixel answers are checked
+        against). None after recording the error when the size is unknown."""
+        if question.coordinates != "pixel":
+            return 1.0, 1.0
+        width, height = region.get("original_width"), region.get("original_height")
+        if not (isinstance(width, int | float) and isinstance(height, int | float)):
+            width, height = data.get(question.width_field), data.get(question.height_field)
+        if not (isinstance(width, int | float) and isinstance(height, int | float)):
+            self.errors.append(_err(self.line, (*loc, "original_width"), "image_size_unknown",
+                                    f"{question.name!r} takes pixels: the region needs original_width / "
+                                    f"original_height (or the task data {question.width_field!r} / "
+                                    f"{question.height_field!r})"))
+            return None
+        data.setdefault(question.width_field, width)
+        data.setdefault(question.height_field, height)
+        return float(width), float(height)
+
+    def _polygonlabels(self, question, region, value, data, loc, answer) -> None:
+        points = value.get("points")
+        if not (isinstance(points, list) and all(
+                isinstance(p, list) and len(p) == 2 and all(isinstance(c, int | float) and not isinstance(c, bool)
+                                                            for c in p) for p in points)):
+            self.errors.append(_err(self.line, (*loc, "value", "points"), "ls_bad_result",
+                                    "a polygon needs points [[x, y], ...] in percent"))
+            return
+        if value.get("closed") is False:
+            self.errors.append(_err(self.line, (*loc, "value", "closed"), "ls_open_polygon",
+                                    "an open polygon (a polyline) encloses no region; close it in Label Studio"))
+            return
+        labels = value.get("polygonlabels")
+        if not isinstance(labels, list) or len(labels) != 1:
+            self.errors.append(_err(self.line, (*loc, "value", "polygonlabels"), "ls_bad_result",
+                                    "a polygon carries exactly one label"))
+            return
+        scale = self._scale(question, region, data, loc)
+        if scale is None:
+            return
+        sx, sy = scale
+        # Points are not clamped: one off the image is the schema's point_out_of_bounds.
+        answer.setdefault(question.name, []).append(
+            {"points": [[x / 100.0 * sx, y / 100.0 * sy] for x, y in points], "label": labels[0]})
+
+    def _keypointlabels(self, question, region, value, data, loc, answer) -> None:
+        x, y, labels = value.get("x"), value.get("y"), value.get("keypointlabels")
+        if not all(isinstance(c, int | float) and not isinstance(c, bool) for c in (x, y)):
+            self.errors.append(_err(self.line, (*loc, "value"), "ls_bad_result",
+                                    "a keypoint needs numeric x and y (percent)"))
+            return
+        if not isinstance(labels, list) or len(labels) != 1 or not isinstance(labels[0], str):
+            self.errors.append(_err(self.line, (*loc, "value", "keypointlabels"), "ls_bad_result",
+                                    "a keypoint carries exactly one label: the name of the point"))
+            return
+        name = labels[0]
+        owners = [s.label for s in question.skeletons if name in s.points]
+        if len(owners) != 1:
+            self.errors.append(_err(self.line, (*loc, "value", "keypointlabels"), "unknown_keypoint", (
+                f"{name!r} is not a keypoint of any skeleton of {question.name!r}" if not owners else
+                f"{name!r} is a keypoint of several skeletons ({', '.join(owners)}); the export cannot say which")))
+            return
+        scale = self._scale(question, region, data, loc)
+        if scale is None:
+            return
+        instances = answer.setdefault(question.name, [])
+        instance = next((i for i in instances if i["label"] == owners[0]), None)
+        if instance is None:
+            instance = {"label": owners[0], "points": {}}
+            instances.append(instance)
+        if name in instance["points"]:
+            self.errors.append(_err(self.line, (*loc, "value", "keypointlabels"), "ls_ambiguous_keypoints",
+                                    f"keypoint {name!r} appears twice in one result: Label Studio's points "
+                                    "carry no instance, so goldlabel imports one instance per skeleton"))
+            return
+        instance["points"][name] = {"x": x / 100.0 * scale[0], "y": y / 100.0 * scale[1], "v": 2}
 
     def _rating(self, question, region, value, data, loc, answer) -> None:
         answer[question.name] = value.get("rating")
@@ -332,8 +407,8 @@ def item_rows(tasks: Iterator[tuple[int, Any]], schema: Any, options: Options | 
 # ---------------------------------------------------------------- labeling config -> label schema
 
 # Control tags of the labeling config (lower-cased) -> the goldlabel kind they become.
-_CONFIG_KINDS = {"choices": "choice", "labels": "spans", "rectanglelabels": "boxes", "rating": "rating",
-                 "textarea": "text"}
+_CONFIG_KINDS = {"choices": "choice", "labels": "spans", "rectanglelabels": "boxes", "polygonlabels": "polygons",
+                 "keypointlabels": "keypoints", "rating": "rating", "textarea": "text"}
 _OBJECT_TAGS = {"text", "hypertext", "image", "audio", "audioplus", "video", "paragraphs", "timeseries", "table",
                 "pdf", "list", "ranker"}
 
@@ -376,7 +451,14 @@ def schema_from_config(xml: str) -> tuple[dict[str, Any], list[str]]:
             question["labels"] = labels
             if element.get("choice") == "multiple":
                 question["kind"] = "multi_choice"
-        elif kind in ("spans", "boxes"):
+        elif kind == "keypoints":
+            # Label Studio's labels name the points: one skeleton, labeled as the control.
+            question["labels"] = [name]
+            question["skeletons"] = {name: {"points": labels}}
+            source = fields.get(element.get("toName", ""))
+            if source:
+                question["source"] = source
+        elif kind in ("spans", "boxes", "polygons"):
             question["labels"] = labels
             source = fields.get(element.get("toName", ""))
             if source:
@@ -387,5 +469,5 @@ def schema_from_config(xml: str) -> tuple[dict[str, Any], list[str]]:
         questions.append(question)
     if not questions:
         raise ValueError("the labeling config has no control goldlabel can ask (Choices, Labels, "
-                         "RectangleLabels, Rating, TextArea)" + (f"; {'; '.join(notes)}" if notes else ""))
+                         "RectangleLabels, PolygonLabels, KeyPointLabels, Rating, TextArea)" + (f"; {'; '.join(notes)}" if notes else ""))
     return {"questions": questions}, notes

@@ -39,7 +39,7 @@ NAME = "yolo"
 EXTENSIONS: tuple[str, ...] = ()
 MEDIA_TYPE = "application/zip"
 FILE_EXTENSION = "zip"
-IMPORTS = False  # as items; ``read_labels`` reads boxes for items a project has (services.imports)
+IMPORTS = False  # as items; ``read_labels`` reads labels for items a project has (services.imports)
 
 
 def _yaml_string(text: str) -> str:
@@ -149,15 +149,24 @@ def open_members(source) -> dict[str, Callable[[], bytes]]:
     return members
 
 
-def _class_names(members: dict[str, Callable[[], bytes]]) -> list[str] | FieldError:
+def _data_yaml(members: dict[str, Callable[[], bytes]]) -> tuple[str | None, Any]:
+    """(name, parsed document) of the set's data.yaml (or dataset.yaml); (None, None) without one."""
     import yaml
 
     yaml_name = next((n for n in members if PurePosixPath(n).name in ("data.yaml", "dataset.yaml")), None)
+    if yaml_name is None:
+        return None, None
+    try:
+        return yaml_name, yaml.safe_load(members[yaml_name]())
+    except yaml.YAMLError as exc:
+        return yaml_name, FieldError((yaml_name,), "bad_yolo", f"{yaml_name}: not valid YAML: {exc}", None)
+
+
+def _class_names(members: dict[str, Callable[[], bytes]], yaml_name: str | None, doc: Any
+                 ) -> list[str] | FieldError:
+    if isinstance(doc, FieldError):
+        return doc
     if yaml_name is not None:
-        try:
-            doc = yaml.safe_load(members[yaml_name]())
-        except yaml.YAMLError as exc:
-            return FieldError((yaml_name,), "bad_yolo", f"{yaml_name}: not valid YAML: {exc}", None)
         names = doc.get("names") if isinstance(doc, dict) else None
         if isinstance(names, dict) and all(isinstance(k, int) for k in names):
             names = [names[k] for k in sorted(names)]
@@ -170,16 +179,85 @@ def _class_names(members: dict[str, Callable[[], bytes]]) -> list[str] | FieldEr
     return FieldError((), "bad_yolo", "no class names: add data.yaml (names) or classes.txt", None)
 
 
-def read_labels(members: dict[str, Callable[[], bytes]]) -> Iterator[tuple[int, Any]]:
+def _pose_layout(yaml_name: str | None, doc: Any, n_classes: int
+                 ) -> tuple[int | None, int, dict[int, list[str]]] | FieldError:
+    """(K or None when data.yaml does not say, values per point (2 or 3), point names per class)
+    from data.yaml's ``kpt_shape`` and goldlabel's ``kpt_names``."""
+    shape = doc.get("kpt_shape") if isinstance(doc, dict) else None
+    names = doc.get("kpt_names") if isinstance(doc, dict) else None
+    k, dims = None, 3
+    if shape is not None:
+        if not (isinstance(shape, list) and len(shape) == 2 and all(isinstance(v, int) for v in shape)
+                and shape[0] > 0 and shape[1] in (2, 3)):
+            return FieldError((yaml_name, "kpt_shape"), "bad_yolo",
+                              f"{yaml_name}: kpt_shape must be [K, 2] or [K, 3]", None)
+        k, dims = shape
+    per_class: dict[int, list[str]] = {}
+    if isinstance(names, dict):
+        for cls, point_names in names.items():
+            if isinstance(cls, int) and 0 <= cls < n_classes and isinstance(point_names, list) \
+                    and all(isinstance(x, str) for x in point_names):
+                per_class[cls] = point_names
+    return k, dims, per_class
+
+
+def _parse_line(parts: list[str], kind: str, names: list[str], pose: tuple[int | None, int, dict[int, list[str]]],
+                where: str) -> dict[str, Any] | tuple[str, str]:
+    """One label line as a shape (still in fractions of the image), or (code, message) saying
+    what is wrong with it."""
+    try:
+        cls = int(parts[0])
+        numbers = [float(p) for p in parts[1:]]
+    except ValueError:
+        return "bad_yolo", f"{where}: expected a class number followed by numbers"
+    if not 0 <= cls < len(names):
+        return "unknown_category", f"{where}: class {cls} is not among the {len(names)} class names"
+    label = names[cls]
+    if kind == "boxes":
+        if len(numbers) not in (4, 5):
+            return "bad_yolo", f"{where}: expected 'class x_center y_center width height' (5 numbers)"
+        cx, cy, w, h = numbers[:4]
+        box: dict[str, Any] = {"x": cx - w / 2, "y": cy - h / 2, "w": w, "h": h, "label": label}
+        if len(numbers) == 5:
+            box["score"] = numbers[4]
+        return box
+    if kind == "polygons":
+        if len(numbers) % 2:
+            return "bad_yolo", f"{where}: expected 'class x1 y1 x2 y2 ...' (x, y pairs), got {len(numbers)} coordinates"
+        return {"points": [[numbers[i], numbers[i + 1]] for i in range(0, len(numbers), 2)], "label": label}
+    k, dims, point_names = pose
+    rest = numbers[4:]
+    if k is None and len(rest) % 3 == 0:
+        count = len(rest) // 3
+    elif k is not None and len(rest) == k * dims:
+        count = k
+    else:
+        want = f"{k} keypoints of {dims} values" if k is not None else "x y v per keypoint"
+        return "bad_yolo", f"{where}: expected 'class x_center y_center width height' and {want}, got {len(numbers)} numbers"
+    coords = [(rest[i * dims], rest[i * dims + 1], rest[i * dims + 2] if dims == 3 else 2) for i in range(count)]
+    return {"label": label, "coords": coords, "point_names": point_names.get(cls)}
+
+
+def read_labels(members: dict[str, Callable[[], bytes]], kind: str = "boxes") -> Iterator[tuple[int, Any]]:
     """``(file number, label row | FieldError)`` per label file (``*.txt`` but classes.txt) of a
-    YOLO detection set: ``{"names": [external_id candidates], "where", "units": "relative",
-    "size": None, "boxes": [...]}``, boxes converted from centre / size to top-left corner /
-    size, still fractions of the image. Candidates: the external_id a goldlabel export listed in
-    images.csv for the file's stem, then the stem itself (the service also matches it against
-    the items' file names). A bad line is reported with its file and line number."""
-    names = _class_names(members)
+    YOLO set: ``{"names": [external_id candidates], "where", "units": "relative", "size": None,
+    "shapes": [...]}``, still fractions of the image. By ``kind``: detect lines become boxes
+    ``{"x", "y", "w", "h", "label", "score"?}`` (centre converted to the top-left corner);
+    segment lines polygons ``{"points", "label"}``; pose lines ``{"label", "coords": [(x, y, v),
+    ...], "point_names"}`` with K and the values per point from data.yaml's ``kpt_shape``
+    (without it, x y v triples) and the names from ``kpt_names`` (a goldlabel export writes
+    them; None otherwise). Each shape carries ``origin`` (``"line 3"``) and ``line``. Candidates: the
+    external_id a goldlabel export listed in images.csv for the file's stem, then the stem itself
+    (the service also matches it against the items' file names). A bad line refuses its file
+    (``bad_yolo``, with the file and line number)."""
+    yaml_name, doc = _data_yaml(members)
+    names = _class_names(members, yaml_name, doc)
     if isinstance(names, FieldError):
         yield 0, names
+        return
+    pose = _pose_layout(yaml_name, doc, len(names)) if kind == "keypoints" else (None, 3, {})
+    if isinstance(pose, FieldError):
+        yield 0, pose
         return
     by_stem: dict[str, str] = {}
     listing = next((n for n in members if PurePosixPath(n).name == "images.csv"), None)
@@ -191,31 +269,21 @@ def read_labels(members: dict[str, Callable[[], bytes]]) -> Iterator[tuple[int, 
                     and PurePosixPath(n).name != "obj.names")
     for number, name in enumerate(labels, start=1):
         stem = PurePosixPath(name).stem
-        boxes, bad = [], None
+        shapes, bad = [], None
         text = members[name]().decode("utf-8", "replace")
         for line_no, line in enumerate(text.splitlines(), start=1):
             parts = line.split()
             if not parts:
                 continue
-            try:
-                cls, cx, cy, w, h = int(parts[0]), *(float(p) for p in parts[1:5])
-                if len(parts) not in (5, 6):
-                    raise ValueError
-            except ValueError:
-                bad = FieldError((name,), "bad_yolo", f"{name} line {line_no}: expected 'class x_center y_center "
-                                 "width height' (5 numbers)", line_no)
+            shape = _parse_line(parts, kind, names, pose, f"{name} line {line_no}")
+            if isinstance(shape, tuple):
+                bad = FieldError((name,), shape[0], shape[1], line_no)
                 break
-            if not 0 <= cls < len(names):
-                bad = FieldError((name,), "bad_yolo", f"{name} line {line_no}: class {cls} is not among the "
-                                 f"{len(names)} class names", line_no)
-                break
-            box = {"x": cx - w / 2, "y": cy - h / 2, "w": w, "h": h, "label": names[cls]}
-            if len(parts) == 6:
-                box["score"] = float(parts[5])
-            boxes.append(box)
+            shape["origin"], shape["line"] = f"line {line_no}", line_no
+            shapes.append(shape)
         if bad is not None:
             yield number, bad
             continue
         candidates = [by_stem[stem]] if stem in by_stem else []
         yield number, {"names": [*candidates, stem], "where": f"file {name}", "units": "relative", "size": None,
-                       "boxes": boxes}
+                       "shapes": shapes}

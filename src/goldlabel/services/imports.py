@@ -22,11 +22,12 @@ from goldlabel.domain import chat
 from goldlabel.domain.errors import FieldError, GoldlabelError, forbidden
 from goldlabel.domain.json_limits import MESSAGES, check_json, printable, text_problem
 from goldlabel.domain.label_schema import BoxesQuestion, LabelSchema
-from goldlabel.domain.media_sources import parse_hosts
+from goldlabel.domain.media_sources import parse_fetch_schemes, parse_hosts
 from goldlabel.formats import detect_format, parquet
 from goldlabel.services.access import Actor, load_project
 from goldlabel.services.bulk_gc import fewer_gc_passes
 from goldlabel.services.context import Context
+from goldlabel.services.media_in_place import reference_in_place
 from goldlabel.storage import consensus_events
 from goldlabel.storage import imports as import_store
 from goldlabel.storage import projects as project_store
@@ -194,10 +195,10 @@ def _check_answers(schema, answers, data, line, errors) -> list[dict]:
     return clean
 
 
-def _check_image_sources(boxes, data: dict, line: int, http_hosts) -> list[FieldError]:
+def _check_image_sources(boxes, data: dict, line: int, http_hosts, fetch_schemes) -> list[FieldError]:
     errors: list[FieldError] = []
     for q in boxes:
-        q.check_image_source(data, ("data",), errors, http_hosts)
+        q.check_image_source(data, ("data",), errors, http_hosts, fetch_schemes)
     return [FieldError(e.loc, e.code, e.message, line) for e in errors]
 
 
@@ -275,6 +276,7 @@ def ingest_rows(
         http_hosts = parse_hosts(ctx.settings.media_http_hosts)
         # A chat transcript is checked turn by turn, and has every turn a question is about.
         turns_asked = schema.turns_asked
+        fetch_schemes = parse_fetch_schemes(ctx.settings.media_fetch_schemes)
         # Another import into this project commits first (PostgreSQL; SQLite's write transaction
         # already excludes it): the baseline below and every lookup then see its items.
         import_store.serialize_imports(conn, project_id)
@@ -298,10 +300,12 @@ def ingest_rows(
                     continue
                 item, errors = check_row(row, line, schema, with_answers=with_answers)
                 if not errors and boxes:
-                    errors = _check_image_sources(boxes, item["data"], line, http_hosts)
+                    errors = _check_image_sources(boxes, item["data"], line, http_hosts, fetch_schemes)
                 if not errors and (turns_asked or chat.FIELD in item["data"]):
                     errors = [FieldError(e.loc, e.code, e.message, line)
                               for e in chat.check_messages(item["data"], turns_asked=turns_asked)]
+                if not errors and fetch_schemes:
+                    errors = reference_in_place(ctx, project_id, item["data"], line)
                 if errors:
                     report.add_errors(errors, max_errors)
                     continue

@@ -37,6 +37,7 @@ from goldlabel.services import audit
 from goldlabel.services.access import Actor, fetch_project_role, load_project
 from goldlabel.services.context import Context
 from goldlabel.services.imports import ImportReport, authorize_import, ingest_rows
+from goldlabel.services.media_in_place import fetch_reference, load_reference, reference_key
 from goldlabel.storage.engine import read_tx
 from goldlabel.storage.media import object_key
 
@@ -303,9 +304,25 @@ def import_media(
 
 @dataclass(frozen=True, slots=True)
 class MediaObject:
+    """A media object to serve: a file of the store (``data`` None) or an object in place,
+    fetched whole (``data``; services.media_in_place)."""
+
     key: str
     size: int
     media_type: MediaType
+    data: bytes | None = None
+
+    @property
+    def is_stored(self) -> bool:
+        return self.data is None
+
+
+def read_media(ctx: Context, obj: MediaObject, start: int = 0, end: int | None = None) -> Iterator[bytes]:
+    """Bytes [start, end) of the object, in chunks."""
+    if obj.data is not None:
+        yield obj.data[start:end]
+        return
+    yield from ctx.media.read(obj.key, start, end)
 
 
 def open_media(ctx: Context, actor: Actor, project_id: int, name: str, *, download: bool = False) -> MediaObject:
@@ -321,12 +338,18 @@ def open_media(ctx: Context, actor: Actor, project_id: int, name: str, *, downlo
     key = object_key(project_id, match.group(1))
     store = ctx.media
     size = store.size(key)
+    data = None
     if size is None:
-        raise not_found("media")
+        # Not a stored file: an object referenced in place, fetched now (through the outbound guard).
+        url = load_reference(ctx, project_id, match.group(1))
+        if url is None:
+            raise not_found("media")
+        data = fetch_reference(ctx, url)
+        key, size = reference_key(project_id, match.group(1)), len(data)
     if download and role != "annotator":
         audit.record_now(ctx, actor, "media.download", project_id=project_id, target=("media", name))
-    head = b"".join(_take(store.read(key, 0, SNIFF_BYTES)))
-    return MediaObject(key, size, sniff(head))
+    head = data[:SNIFF_BYTES] if data is not None else b"".join(_take(store.read(key, 0, SNIFF_BYTES)))
+    return MediaObject(key, size, sniff(head), data)
 
 
 def _take(chunks: Iterator[bytes]) -> list[bytes]:
@@ -345,11 +368,12 @@ def thumbnail(ctx: Context, obj: MediaObject, width: int) -> bytes:
         raise GoldlabelError("thumbnails are made of images only", code="not_an_image", status=422)
     store = ctx.media
     key = f"{obj.key}.thumb{int(width)}.jpg"
-    if store.exists(key):
+    # An object in place may change where it lies: its thumbnail is made afresh, not kept.
+    if obj.is_stored and store.exists(key):
         return b"".join(_take(store.read(key)))
     from PIL import Image, ImageOps, UnidentifiedImageError
 
-    raw = b"".join(_take(store.read(obj.key)))
+    raw = b"".join(_take(read_media(ctx, obj)))
     try:
         with Image.open(io.BytesIO(raw)) as image:
             # Refuse decompression bombs before decoding: Pillow's own limit warns first.
@@ -362,7 +386,8 @@ def thumbnail(ctx: Context, obj: MediaObject, width: int) -> bytes:
     except (UnidentifiedImageError, OSError) as exc:
         raise GoldlabelError(f"the image cannot be decoded: {exc}", code="bad_image", status=422) from exc
     data = out.getvalue()
-    store.put(key, io.BytesIO(data), len(data))
+    if obj.is_stored:
+        store.put(key, io.BytesIO(data), len(data))
     return data
 
 

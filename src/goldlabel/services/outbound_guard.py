@@ -1,4 +1,5 @@
-"""The one way goldlabel makes an HTTP request to a URL a user gave it (webhooks today).
+"""The one way goldlabel makes an HTTP request to a URL a user gave it (webhooks, and the fetch of
+objects items reference in place: services.media.fetch_reference).
 
 ``guarded_client(allowed)`` is an httpx client whose connections go through ``GuardedBackend``:
 the host is resolved once, every address it resolves to is checked
@@ -58,10 +59,11 @@ class GuardedBackend(httpcore.SyncBackend):
 class GuardedTransport(httpx.BaseTransport):
     """An httpx transport over an httpcore pool that uses ``GuardedBackend``."""
 
-    def __init__(self, allowed: tuple = ()) -> None:
+    def __init__(self, allowed: tuple = (), max_response_bytes: int = MAX_RESPONSE_BYTES) -> None:
         self._pool = httpcore.ConnectionPool(
             network_backend=GuardedBackend(allowed), max_connections=20, keepalive_expiry=5.0
         )
+        self.max_response_bytes = max_response_bytes
 
     def handle_request(self, request: httpx.Request) -> httpx.Response:
         check_url(str(request.url))
@@ -81,25 +83,30 @@ class GuardedTransport(httpx.BaseTransport):
             raise httpx.NetworkError(str(exc), request=request) from exc
         except httpcore.ProtocolError as exc:
             raise httpx.RemoteProtocolError(str(exc), request=request) from exc
-        # Keep at most MAX_RESPONSE_BYTES of the answer: a receiver cannot fill our memory.
-        content = b""
+        # Keep at most max_response_bytes of the answer: a receiver cannot fill our memory.
+        limit = self.max_response_bytes
+        parts: list[bytes] = []
+        size = 0
         try:
             for chunk in resp.stream:
-                content += chunk[: MAX_RESPONSE_BYTES - len(content)]
-                if len(content) >= MAX_RESPONSE_BYTES:
+                parts.append(chunk[: limit - size])
+                size += len(parts[-1])
+                if size >= limit:
                     break
         finally:
             resp.close()
-        return httpx.Response(status_code=resp.status, headers=resp.headers, content=content,
+        return httpx.Response(status_code=resp.status, headers=resp.headers, content=b"".join(parts),
                               extensions=resp.extensions)
 
     def close(self) -> None:
         self._pool.close()
 
 
-def guarded_client(allowed: str | tuple = (), timeout: float = 10.0) -> httpx.Client:
+def guarded_client(allowed: str | tuple = (), timeout: float = 10.0,
+                   max_response_bytes: int = MAX_RESPONSE_BYTES) -> httpx.Client:
     """An httpx client for user-given URLs: checked addresses only, no redirects, no proxies.
-    ``allowed``: the allow-list, as networks or as the setting's comma-separated text."""
+    ``allowed``: the allow-list, as networks or as the setting's comma-separated text; a
+    response body is cut at ``max_response_bytes``."""
     nets = parse_allow_list(allowed) if isinstance(allowed, str) else tuple(allowed)
-    return httpx.Client(transport=GuardedTransport(nets), follow_redirects=False, trust_env=False,
-                        timeout=timeout)
+    return httpx.Client(transport=GuardedTransport(nets, max_response_bytes), follow_redirects=False,
+                        trust_env=False, timeout=timeout)

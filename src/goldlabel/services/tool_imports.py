@@ -1,8 +1,9 @@
-"""Imports from where users come from: Label Studio's JSON export, and COCO / YOLO box files.
+"""Imports from where users come from: Label Studio's JSON export, and COCO / YOLO label files.
 
 A Label Studio export becomes items, with predictions, gold and the answers of pseudonymous
 annotators (formats.labelstudio converts, services.imports writes, one transaction). COCO and
-YOLO files label items the project already has, as predictions (pre-labels) or as gold: each
+YOLO files (boxes, polygons or keypoints) label items the project already has, as predictions
+(pre-labels) or as gold: each
 image is matched to an item by external_id, then by file name, then by file stem. All or
 nothing unless partial, like every import.
 """
@@ -107,25 +108,35 @@ def _missing(path: Path):
 # ---------------------------------------------------------------- COCO / YOLO labels
 
 
+SHAPE_KINDS = ("boxes", "polygons", "keypoints")
+
+
 def import_labels(ctx: Context, actor: Actor | None, project_id: int, source: Any, fmt: str, *,
                   target: str = "predictions", question: str | None = None, model_version: str | None = None,
                   partial: bool = False) -> ImportReport:
-    """Boxes of a COCO file (a stream or path) or a YOLO folder / zip (a path) onto the project's
-    items, as predictions (``model_version``, default the format name; a box's ``score``, when
-    the file has one, becomes the prediction's mean score) or as gold. Returns the report:
-    ``rows`` images read, ``updated`` items labeled."""
+    """The labels of a COCO file (a stream or path) or a YOLO folder / zip (a path) onto the
+    project's items, as predictions (``model_version``, default the format name; a shape's
+    ``score``, when the file has one, becomes the prediction's mean score) or as gold. What is
+    read follows the question (the one named, else the project's first boxes, polygons or
+    keypoints question): COCO ``bbox`` / ``segmentation`` polygons / ``keypoints`` named by the
+    category, YOLO detect / segment / pose lines. Each shape is checked like an answer (a
+    polygon with fewer than 3 points, one that crosses itself, a keypoint outside the image...),
+    its error naming the image and the annotation or line. Returns the report: ``rows`` images
+    read, ``updated`` items labeled."""
     if target not in TARGETS:
         raise GoldlabelError(f"import {fmt} as one of {', '.join(TARGETS)}", code="bad_import_target", status=422)
+    if fmt not in (coco.NAME, yolo.NAME):
+        raise GoldlabelError(f"labels import from coco or yolo, not {fmt!r}", code="unknown_format", status=422)
+    with read_tx(ctx.engine) as conn:
+        kind = pick_question(fmt, SHAPE_KINDS, ctx.get_schema(_project(conn, actor, project_id)), question).kind
     if fmt == coco.NAME:
         if isinstance(source, str) or hasattr(source, "__fspath__"):
             with open(source, "rb") as stream:
-                entries = list(coco.read_labels(stream))
+                entries = list(coco.read_labels(stream, kind))
         else:
-            entries = list(coco.read_labels(source))
-    elif fmt == yolo.NAME:
-        entries = list(yolo.read_labels(yolo.open_members(source)))
+            entries = list(coco.read_labels(source, kind))
     else:
-        raise GoldlabelError(f"labels import from coco or yolo, not {fmt!r}", code="unknown_format", status=422)
+        entries = list(yolo.read_labels(yolo.open_members(source), kind))
     report = ImportReport(format=fmt)
     max_errors = ctx.settings.import_max_errors
     version = fmt if model_version is None else model_version
@@ -133,7 +144,7 @@ def import_labels(ctx: Context, actor: Actor | None, project_id: int, source: An
     with fewer_gc_passes(), write_tx(ctx.engine) as conn:
         project = _project(conn, actor, project_id)
         schema = ctx.get_schema(project)
-        q = pick_question(fmt, ("boxes",), schema, question)
+        q = pick_question(fmt, (kind,), schema, question)
         import_store.serialize_imports(conn, project_id)
         index = _ItemIndex(import_store.fetch_item_names(conn, project_id))
         gold_rows, pred_rows, done = [], [], set()
@@ -156,20 +167,20 @@ def import_labels(ctx: Context, actor: Actor | None, project_id: int, source: An
                 report.add_errors([FieldError(("names",), "duplicate_item", f"{where}: labels its item twice", n)],
                                   max_errors)
                 continue
-            boxes, error, sized = _to_question(ctx, project_id, q, entry, data)
+            shapes, error, sized = _to_question(ctx, project_id, q, entry, data)
             if error is not None:
-                report.add_errors([FieldError(("boxes",), error[0], f"{where}: {error[1]}", n)], max_errors)
+                report.add_errors([FieldError((kind,), error[0], f"{where}: {error[1]}", n)], max_errors)
                 continue
-            scores = [b.pop("score") for b in boxes if "score" in b]
+            origins = [(shape.pop("origin", None), shape.pop("line", None)) for shape in shapes]
+            scores = [shape.pop("score") for shape in shapes if "score" in shape]
             try:
-                value = schema.validate_answer({q.name: boxes}, data, loc_prefix=("boxes",), partial=True)
+                value = schema.validate_answer({q.name: shapes}, data, loc_prefix=(kind,), partial=True)
             except GoldlabelError as exc:
-                report.add_errors([FieldError(e.loc, e.code, f"{where}: {e.message}", n) for e in exc.errors],
-                                  max_errors)
+                report.add_errors([_shape_error(e, where, origins, n) for e in exc.errors], max_errors)
                 continue
             done.add(item_id)
             report.updated += 1
-            if sized:  # pixel boxes are checked against the item's size fields: record them
+            if sized:  # pixel shapes are checked against the item's size fields: record them
                 import_store.set_item_data(conn, item_id, data, now)
             if target == "gold":
                 gold_rows.append({"item_id": item_id, "project_id": project_id, "value": value, "created_at": now})
@@ -188,6 +199,17 @@ def import_labels(ctx: Context, actor: Actor | None, project_id: int, source: An
         records.insert_event(conn, project_id, "import.completed",
                              {k: v for k, v in report.to_dict().items() if k != "errors"}, now_ms())
     return report
+
+
+def _shape_error(error: FieldError, where: str, origins: list[tuple[str | None, int | None]], n: int
+                 ) -> FieldError:
+    """A shape's validation error, saying which image and which annotation (COCO) or line
+    (YOLO, whose line number it takes) it is about; the error is at ``(kind, question, i, ...)``."""
+    loc = error.loc
+    origin, line = (origins[loc[2]] if len(loc) > 2 and isinstance(loc[2], int) and 0 <= loc[2] < len(origins)
+                    else (None, None))
+    return FieldError(loc, error.code, f"{where}: {origin + ': ' if origin else ''}{error.message}",
+                      n if line is None else line)
 
 
 class _ItemIndex:
@@ -225,11 +247,17 @@ class _ItemIndex:
 
 def _to_question(ctx: Context, project_id: int, q: Any, entry: dict, data: dict
                  ) -> tuple[list[dict], tuple[str, str] | None, bool]:
-    """The entry's boxes in the question's coordinates (pixels or fractions), converting with the
-    image size when they differ: the item's size fields, else the file's, else read from the
-    image in the media store. The last element says whether ``data`` got size fields it lacked
-    (pixel boxes need them)."""
-    boxes = [dict(b) for b in entry["boxes"]]
+    """The entry's shapes as the question's answer, in its coordinates (pixels or fractions),
+    converting with the image size when they differ: the item's size fields, else the file's,
+    else read from the image in the media store. The last element says whether ``data`` got
+    size fields it lacked (pixel shapes need them)."""
+    shapes = entry["shapes"]
+    if q.kind == "keypoints":
+        shapes, problem = _keypoint_instances(q, shapes)
+        if problem is not None:
+            return [], problem, False
+    else:
+        shapes = [dict(s) for s in shapes]
     want = "pixel" if q.coordinates == "pixel" else "relative"
     known = image_size(q, data)
     size = known or entry["size"] or _stored_image_size(ctx, project_id, data.get(q.source))
@@ -238,16 +266,55 @@ def _to_question(ctx: Context, project_id: int, q: Any, entry: dict, data: dict
         data[q.width_field], data[q.height_field] = _number(size[0]), _number(size[1])
         sized = True
     if entry["units"] == want:
-        return boxes, None, sized
+        return shapes, None, sized
     if size is None:
         return [], ("image_size_unknown", ("the image size is unknown (no width / height in the file or the "
                                            "item data, and the image is not in the media store)")), False
     w, h = size
-    scale = (w, h) if want == "pixel" else (1 / w, 1 / h)
-    for b in boxes:
-        b["x"], b["w"] = b["x"] * scale[0], b["w"] * scale[0]
-        b["y"], b["h"] = b["y"] * scale[1], b["h"] * scale[1]
-    return boxes, None, sized
+    sx, sy = (w, h) if want == "pixel" else (1 / w, 1 / h)
+    for shape in shapes:
+        if q.kind == "boxes":
+            shape["x"], shape["w"] = shape["x"] * sx, shape["w"] * sx
+            shape["y"], shape["h"] = shape["y"] * sy, shape["h"] * sy
+        elif q.kind == "polygons":
+            shape["points"] = [[x * sx, y * sy] for x, y in shape["points"]]
+        else:
+            for point in shape["points"].values():
+                point["x"], point["y"] = point["x"] * sx, point["y"] * sy
+    return shapes, None, sized
+
+
+def _keypoint_instances(q: Any, shapes: list[dict]) -> tuple[list[dict], tuple[str, str] | None]:
+    """Keypoint instances ``{"label", "points": {name: {"x", "y", "v"}}}`` from the readers'
+    ``coords``: named by the file (COCO's category ``keypoints``, goldlabel's ``kpt_names``), else
+    by the label's skeleton in order. A point with v = 0 is not labeled and is left out."""
+    out = []
+    for shape in shapes:
+        label, coords, names = shape["label"], shape["coords"], shape["point_names"]
+        if names is None:
+            if label not in q.labels:  # the schema check reports the label
+                names = [f"#{i}" for i in range(len(coords))]
+            else:
+                names = list(q.skeleton(label).points)
+                labeled = [i for i, c in enumerate(coords) if c[2] != 0]
+                # YOLO pads a shorter skeleton with 0 0 0 up to the longest one (kpt_shape).
+                if len(coords) < len(names) or (labeled and labeled[-1] >= len(names)):
+                    return [], ("keypoint_count_mismatch",
+                                (f"{shape.get('origin') or 'an instance'}: {len(coords)} keypoints, but the skeleton "
+                                f"of {label!r} has {len(names)} ({', '.join(names)}); name them in the file"))
+        points = {}
+        for name, (x, y, v) in zip(names, coords, strict=False):
+            if v == 0:
+                continue
+            points[name] = {"x": x, "y": y, "v": int(v) if float(v).is_integer() else v}
+        if not points:
+            continue  # COCO's crowd annotations label no point: no instance a keypoints answer can hold
+        instance = {"label": label, "points": points}
+        for key in ("origin", "line", "score"):
+            if key in shape:
+                instance[key] = shape[key]
+        out.append(instance)
+    return out, None
 
 
 def _number(value: float) -> int | float:

@@ -44,7 +44,9 @@ def _headers(obj: media_service.MediaObject, name: str) -> dict[str, str]:
     response_class=StreamingResponse,
     responses={200: {"description": "The file, typed by its bytes."}, 206: {"description": "A byte range."},
                307: {"description": "media_serve=redirect: a short-lived signed URL."},
-               416: {"description": "The range lies outside the file."}},
+               416: {"description": "The range lies outside the file."},
+               502: {"description": "An object referenced in place could not be fetched (media_fetch_refused, "
+                                    "media_fetch_failed, media_too_large)."}},
 )
 async def get_media(
     project_id: int,
@@ -57,7 +59,8 @@ async def get_media(
                                       description="A PDF's page (from 1), rendered by the server as PNG.")] = None,
 ) -> Response:
     """A media object of the project (404 for non-members). Images, audio, video and PDF render
-    inline; anything else (SVG, HTML, unknown bytes) is an attachment."""
+    inline; anything else (SVG, HTML, unknown bytes) is an attachment. An object the item
+    references in place (s3://, file://) is fetched by the server and served here, same-origin."""
     if thumb is not None and thumb not in THUMB_SIZES:
         raise invalid([FieldError(("query", "thumb"), "bad_thumb_size",
                                   f"thumb must be one of {', '.join(map(str, THUMB_SIZES))}")])
@@ -79,9 +82,15 @@ async def get_media(
         headers = _headers(obj, f"{name}.thumb.jpg")
         headers.pop("Accept-Ranges")
         headers["Content-Disposition"] = "inline"
+        if not obj.is_stored:
+            headers["Cache-Control"] = "private, no-cache"
         return Response(data, media_type="image/jpeg", headers=headers)
     headers = _headers(obj, name)
-    if ctx.settings.media_serve == "redirect":
+    if not obj.is_stored:
+        # An object in place may change where it lies: revalidate instead of keeping it forever.
+        headers["Cache-Control"] = "private, no-cache"
+        headers.pop("ETag")
+    elif ctx.settings.media_serve == "redirect":
         url = ctx.media.signed_url(obj.key, ctx.settings.media_url_ttl_s, obj.media_type.content_type,
                                    headers["Content-Disposition"])
         if url is not None:
@@ -102,7 +111,7 @@ async def get_media(
             code = 206
             headers["Content-Range"] = f"bytes {start}-{end - 1}/{obj.size}"
     headers["Content-Length"] = str(end - start)
-    return StreamingResponse(iterate_in_threadpool(ctx.media.read(obj.key, start, end)), status_code=code,
+    return StreamingResponse(iterate_in_threadpool(media_service.read_media(ctx, obj, start, end)), status_code=code,
                              media_type=obj.media_type.content_type, headers=headers)
 
 

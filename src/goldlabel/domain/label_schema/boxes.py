@@ -61,10 +61,10 @@ class BoxesQuestion(_LabeledQuestion):
         return (size[0], size[1]) if len(size) == 2 else None
 
     def check_image_source(self, item_data: Mapping[str, Any], loc: Loc, errors: list[FieldError],
-                           http_hosts: Collection[str] = ()) -> None:
+                           http_hosts: Collection[str] = (), fetch_schemes: Collection[str] = ()) -> None:
         """Refuse an image source the workspace cannot show (the rule of media_sources)."""
         image = item_data.get(self.source)
-        if isinstance(image, str) and (code := check_image_source(image, http_hosts)):
+        if isinstance(image, str) and (code := check_image_source(image, http_hosts, fetch_schemes)):
             shown = image if len(image) <= 80 else image[:77] + "..."
             _err(errors, (*loc, self.source), code,
                  f"item data field {self.source!r}: {SOURCE_MESSAGES[code]}, got {shown!r}")

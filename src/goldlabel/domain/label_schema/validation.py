@@ -67,6 +67,9 @@ ERROR_CODES: dict[str, str] = {
     "unsupported_scheme": "an image source that is not https:, a media path or data:image",
     "bad_media_path": "a same-origin image path that is not /api/v1/projects/<id>/media/<sha256>.<ext>",
     "bad_data_uri": "a data: image source that is not data:image/(png|jpeg|gif|webp|svg+xml);base64",
+    "fetch_scheme_not_allowed": "an object in place (s3://, file://, gs://, ...) of a scheme the server "
+                                "does not fetch (media_fetch_schemes)",
+    "bad_fetch_url": "an object in place that is not s3://bucket/key or file:///absolute/path",
 }
 
 _NAME_RE = re.compile(r"[A-Za-z_][A-Za-z0-9_-]{0,63}\Z")
