@@ -872,7 +872,8 @@ def bench_goldlabel(args: argparse.Namespace, workdir: Path, rows: list[Row], no
                                 pid, _ = db.make_project(n_items, args.overlap)
                             else:
                                 pid, _ = shared  # type: ignore[misc]
-                            res = run_level(GoldlabelDriver(pid, db.item_decoder(pid)), port, db.headers(client, n_ann), args.duration,
+                            res = run_level(GoldlabelDriver(pid, db.item_decoder(pid)), port, db.headers(client, n_ann),
+                                            args.duration,
                                             proc.pid, args.warmup)
                             # A shared project holds the answers of the earlier levels too.
                             acked[pid] = acked.get(pid, 0) + res.warmup_acked + res.acked

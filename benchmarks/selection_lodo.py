@@ -266,7 +266,8 @@ def calibration_report(names: list[str], results: dict, variants: list[str], agr
     weighted equally), as benchmarks/aggregation.py scores it; and after a map that also sees
     two truth-free set-level features (logit of the set's mean top probability and of its mean
     agreement share), fitted the same way (declared with the variants)."""
-    print("| method / variant | mean ECE raw | mean ECE, Platt LODO | mean ECE, Platt + set features LODO | worst set (Platt LODO) |")
+    print("| method / variant | mean ECE raw | mean ECE, Platt LODO | mean ECE, Platt + set features LODO"
+          " | worst set (Platt LODO) |")
     print("|---|---:|---:|---:|---|")
     for v in variants:
         feats = {}

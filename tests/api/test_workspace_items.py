@@ -154,7 +154,8 @@ def test_questions_about_turns_need_those_turns(factory):
     res = api.post(url, json=[chat_row("long", GOOD), chat_row("short", short),
                               {"external_id": "plain", "data": {"text": "no chat"}}])
     assert res.status_code == 422
-    assert {(e["line"], e["code"]) for e in res.json()["report"]["errors"]} == {(2, "missing_turn"), (3, "missing_turn")}
+    errors = {(e["line"], e["code"]) for e in res.json()["report"]["errors"]}
+    assert errors == {(2, "missing_turn"), (3, "missing_turn")}
     assert api.post(url, json=[chat_row("long", GOOD)]).status_code in (200, 201)
     # The schema keeps the turns it addresses; an answer rates those turns like any question.
     schema = api.get(f"/api/v1/projects/{project['id']}").json()["label_schema"]

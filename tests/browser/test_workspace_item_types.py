@@ -62,7 +62,8 @@ def box(page, selector):
 def wait_for_fitted_image(page):
     page.wait_for_selector(".boxes-image")
     page.wait_for_function("() => { const i = document.querySelector('.boxes-image');"
-                           " return i.complete && i.naturalWidth && document.querySelector('.viewport-canvas').style.width; }")
+                           " return i.complete && i.naturalWidth"
+                           " && document.querySelector('.viewport-canvas').style.width; }")
 
 
 def at(canvas, fx, fy):
@@ -151,7 +152,8 @@ def test_small_dark_image_fits_zooms_pans_and_boxes_stay_exact(page, server, ui,
     (answer,) = server.answers_of(project, annotator)
     car_box, person_box = answer["value"]["objects"]
     assert car_box["label"] == person_box["label"] == "person"
-    for got, want in zip([car_box["x"], car_box["y"], car_box["w"], car_box["h"]], [0.125, 0.55, 0.345, 0.25], strict=True):
+    got_box = [car_box["x"], car_box["y"], car_box["w"], car_box["h"]]
+    for got, want in zip(got_box, [0.125, 0.55, 0.345, 0.25], strict=True):
         assert abs(got - want) < 0.003, (car_box, want)
     (x0, y0), (x1, y1) = person
     # Drawn at about 3.5 display pixels per image pixel: far finer than at the fitted size.
@@ -218,7 +220,8 @@ def test_audio_plays_seeks_and_changes_speed_beside_the_questions(page, server, 
     project = server.make_project(AUDIO, annotators=[annotator], name="Call centre audio")
     import_files(server, project, tmp_path / "calls", {"call-001.wav": wav()})
     start(ui, project, annotator)
-    page.wait_for_function("() => { const a = document.querySelector('[data-testid=audio-player]'); return a && a.readyState >= 1; }")
+    page.wait_for_function("() => { const a = document.querySelector('[data-testid=audio-player]');"
+                           " return a && a.readyState >= 1; }")
     player = "[data-testid=audio-player]"
     assert abs(page.eval_on_selector(player, "a => a.duration") - 2.0) < 0.01
     page.keyboard.press("l")  # +5 s, held at the end
@@ -295,12 +298,15 @@ def test_video_steps_frames_and_takes_timestamped_notes(page, server, ui, tmp_pa
                  sidecar=[{"file": "clip.webm", "data": {"fps": 10}}])
     start(ui, project, annotator)
     video = "[data-testid=video-player]"
-    page.wait_for_function("() => { const v = document.querySelector('[data-testid=video-player]'); return v && v.readyState >= 2; }")
+    page.wait_for_function("() => { const v = document.querySelector('[data-testid=video-player]');"
+                           " return v && v.readyState >= 2; }")
     for _ in range(3):
         page.keyboard.press(".")  # one frame (1/10 s) forward, paused
-    page.wait_for_function("() => Math.abs(document.querySelector('[data-testid=video-player]').currentTime - 0.3) < 0.011")
+    page.wait_for_function("() => Math.abs(document.querySelector('[data-testid=video-player]')"
+                           ".currentTime - 0.3) < 0.011")
     page.keyboard.press(",")
-    page.wait_for_function("() => Math.abs(document.querySelector('[data-testid=video-player]').currentTime - 0.2) < 0.011")
+    page.wait_for_function("() => Math.abs(document.querySelector('[data-testid=video-player]')"
+                           ".currentTime - 0.2) < 0.011")
     assert page.eval_on_selector(video, "v => v.paused")
     assert page.locator(".item-data [data-field=fps]").count() == 0  # read by the player, not shown
     page.keyboard.press("1")  # walks; on to the notes
@@ -344,7 +350,8 @@ def test_pdf_pages_are_shown_and_paged_with_the_keyboard(page, server, ui, tmp_p
     missing = f"/api/v1/projects/{project['id']}/media/{'0' * 64}.pdf"
     server.add_items(project, [{"external_id": "lost.pdf", "data": {"pdf": missing, "pages": 2}, "priority": -1}])
     start(ui, project, annotator)
-    page.wait_for_function("() => { const i = document.querySelector('[data-testid=pdf-page]'); return i && i.complete && i.naturalWidth; }")
+    page.wait_for_function("() => { const i = document.querySelector('[data-testid=pdf-page]');"
+                           " return i && i.complete && i.naturalWidth; }")
     assert page.inner_text("[data-testid=pdf-where]") == "Page 1 of 3"
     assert page.eval_on_selector("[data-testid=pdf-page]", "i => i.naturalWidth") == media_service.PDF_PAGE_WIDTH
     assert page.locator(".item-data [data-field=pages]").count() == 0
@@ -370,8 +377,10 @@ def test_pdf_pages_are_shown_and_paged_with_the_keyboard(page, server, ui, tmp_p
 
 CHAT_SCHEMA = {"questions": [
     {"name": "final", "kind": "rating", "min": 1, "max": 5, "turn": -1, "title": "Rate this reply"},
-    {"name": "first", "kind": "choice", "labels": ["helpful", "unhelpful"], "turn": 2, "title": "Was this reply helpful?"},
-    {"name": "next_reply", "kind": "ranking", "source": "responses", "title": "Rank the candidate next replies, best first"},
+    {"name": "first", "kind": "choice", "labels": ["helpful", "unhelpful"], "turn": 2,
+     "title": "Was this reply helpful?"},
+    {"name": "next_reply", "kind": "ranking", "source": "responses",
+     "title": "Rank the candidate next replies, best first"},
 ]}
 INJECTION = "<img src=x onerror=alert(1)> and <script>alert(2)</script>"
 CHAT_ITEM = {"external_id": "conv-1", "data": {
@@ -380,7 +389,8 @@ CHAT_ITEM = {"external_id": "conv-1", "data": {
         {"role": "user", "content": "How do I undo my last git commit?"},
         {"role": "assistant", "content": "Use `git reset --soft HEAD~1` to keep the changes staged."},
         {"role": "user", "content": f"And if I already pushed it? {INJECTION}"},
-        {"role": "assistant", "content": "Then **revert** it:\n\n```\ngit revert HEAD\n```\nRewriting pushed history breaks your teammates' clones."},
+        {"role": "assistant", "content": "Then **revert** it:\n\n```\ngit revert HEAD\n```\n"
+                                          "Rewriting pushed history breaks your teammates' clones."},
     ],
     "responses": [
         {"id": "a", "content": "Force-push with `git push -f`."},

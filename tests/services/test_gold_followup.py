@@ -191,7 +191,8 @@ def test_a_gold_submit_takes_the_statements_a_normal_one_takes(factory, ctx, bac
             seen[factory.item_id(ann, pid, lease.json()["item"]["id"]) in gold_ids].add(delta)
         with ctx.engine.connect() as conn:
             answered_gold = conn.execute(sa.text(
-                "SELECT count(*) FROM answers JOIN items ON items.id = answers.item_id WHERE items.is_gold")).scalar_one()
+                "SELECT count(*) FROM answers JOIN items ON items.id = answers.item_id"
+                " WHERE items.is_gold")).scalar_one()
         assert answered_gold >= 1 and _pending(ctx) == answered_gold  # queued, left to the scorer
     finally:
         scorer.stop(drain=False)

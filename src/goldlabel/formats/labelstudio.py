@@ -469,5 +469,6 @@ def schema_from_config(xml: str) -> tuple[dict[str, Any], list[str]]:
         questions.append(question)
     if not questions:
         raise ValueError("the labeling config has no control goldlabel can ask (Choices, Labels, "
-                         "RectangleLabels, PolygonLabels, KeyPointLabels, Rating, TextArea)" + (f"; {'; '.join(notes)}" if notes else ""))
+                         "RectangleLabels, PolygonLabels, KeyPointLabels, Rating, TextArea)"
+                         + (f"; {'; '.join(notes)}" if notes else ""))
     return {"questions": questions}, notes

@@ -233,7 +233,8 @@ def _parse_line(parts: list[str], kind: str, names: list[str], pose: tuple[int |
         count = k
     else:
         want = f"{k} keypoints of {dims} values" if k is not None else "x y v per keypoint"
-        return "bad_yolo", f"{where}: expected 'class x_center y_center width height' and {want}, got {len(numbers)} numbers"
+        return "bad_yolo", (f"{where}: expected 'class x_center y_center width height' and {want}, "
+                            f"got {len(numbers)} numbers")
     coords = [(rest[i * dims], rest[i * dims + 1], rest[i * dims + 2] if dims == 3 else 2) for i in range(count)]
     return {"label": label, "coords": coords, "point_names": point_names.get(cls)}
 

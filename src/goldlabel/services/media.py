@@ -12,8 +12,9 @@ path) adds data fields, meta, priority, predictions and gold to the item of that
 
 Refused, each with its file and a stable code (and nothing imported unless ``partial``): archive
 entries that escape the root (``..``, absolute paths), symlinks that point out of the root, file
-names with control characters, PDFs that cannot be read or have no pages, files over ``max_media_bytes`` (counted on the bytes read, so a
-zip entry that lies about its size is caught too), and files of a type that is not media.
+names with control characters, PDFs that cannot be read or have no pages, files over
+``max_media_bytes`` (counted on the bytes read, so a zip entry that lies about its size is caught
+too), and files of a type that is not media.
 """
 
 from __future__ import annotations

@@ -188,7 +188,8 @@ def _remember_reading(ctx: Context, project: dict, got: dict, token: str) -> Non
     rewrite)."""
     if not ctx.backend.merged_submit or not _merged_kinds(ctx.get_schema(project)):
         return
-    reading = {"project": project, "role": got["role"], "auth_version": got["auth_version"], "lease": got["lease"], "item": {**got["item"], "data": None},
+    reading = {"project": project, "role": got["role"], "auth_version": got["auth_version"], "lease": got["lease"],
+               "item": {**got["item"], "data": None},
                "key_seen": False, "answers": got["answers"], "skills": got["skills"], "priors": got["priors"]}
     ctx.remember_lease_reading((_hash(token), got["lease"]["annotator_id"], project["id"]), project["lease_ttl_s"],
                                reading)
@@ -414,9 +415,10 @@ def _submit_plan(ctx: Context, actor: Actor, project_id: int, got: dict | None, 
     and state decided as the generic path decides them (``quality.decide_after_answer``) from
     the item's answers plus this one, and the time it was decided at. A gold item takes the
     same statements: its write queues the answer for scoring instead of writing consensus,
-    and the annotator is shown the status a normal item would have (consensus.gold_status_as_seen). No plan: the generic path
-    decides (at that time). The errors the generic path raises before it writes (404 project or
-    lease, 403 role, 422 answer) are raised here, in the same order. When the project's pooled
+    and the annotator is shown the status a normal item would have
+    (consensus.gold_status_as_seen). No plan: the generic path decides (at that time). The
+    errors the generic path raises before it writes (404 project or lease, 403 role, 422 answer)
+    are raised here, in the same order. When the project's pooled
     knowledge (services/cold_start.py) is due, ``_NEEDS_SAMPLE``: the caller reads it
     (queue_pg.pooled_sample) and plans again with it as ``sample``."""
     if got is not None:

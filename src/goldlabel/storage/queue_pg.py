@@ -304,7 +304,8 @@ def submit_write(
     item's consensus is left as it is. Run with :func:`parse_submit_write`."""
     params: dict[str, Any] = {
         "project_id": project["id"], "project_updated_at": project["updated_at"], "is_admin": is_admin,
-        "roles": roles, "auth_version": auth_version, "lease_id": lease["id"], "token_hash": lease["token_hash"], "item_id": item["id"],
+        "roles": roles, "auth_version": auth_version, "lease_id": lease["id"], "token_hash": lease["token_hash"],
+        "item_id": item["id"],
         "annotator_id": annotator_id,
         "was_status": item["status"], "was_count": item["answer_count"], "was_target": item["target_overlap"],
         "was_updated_at": item["updated_at"], "value": _dumps(value), "duration_ms": duration_ms,
