@@ -10,6 +10,7 @@ import json
 
 from goldlabel.services import projects as project_service
 from goldlabel.services import refit as quality_service
+from goldlabel.services.item_refs import decode_item
 
 SCHEMA = {"questions": [{"name": "sentiment", "kind": "choice", "title": "Sentiment",
                          "labels": ["positive", "negative", "neutral"]}]}
@@ -23,7 +24,8 @@ def answer(server, annotator, pid: int, value: dict) -> dict:
         lease = lease.json()
         res = api.post(f"{API}/{pid}/answers", json={"lease_token": lease["token"], "value": value})
         assert res.status_code == 201, res.text
-        return lease["item"]
+        # The lease shows the annotator an opaque reference: the console speaks item ids.
+        return {**lease["item"], "id": decode_item(server.ctx, pid, annotator.id, lease["item"]["id"])}
 
 
 def rows_shown(page) -> list[str]:
