@@ -174,7 +174,8 @@ def _remember_reading(ctx: Context, project: dict, got: dict, token: str) -> Non
     if not ctx.backend.merged_submit or not _merged_kinds(ctx.get_schema(project)):
         return
     reading = {"project": project, "role": got["role"], "lease": got["lease"], "item": {**got["item"], "data": None},
-               "key_seen": False, "answers": got["answers"], "skills": got["skills"], "priors": got["priors"]}
+               "key_seen": False, "answers": got["answers"], "skills": got["skills"], "priors": got["priors"],
+               "model_vote": got["model_vote"]}
     ctx.remember_lease_reading((_hash(token), got["lease"]["annotator_id"], project["id"]), project["lease_ttl_s"],
                                reading)
 
@@ -418,7 +419,8 @@ def _submit_plan(ctx: Context, actor: Actor, project_id: int, got: dict | None, 
         cold_start.remember(ctx, project, cold_start.estimate(ctx, project, rows, n_gold, n_correct, n_eligible))
     item_answers = [*got["answers"], {"annotator_id": actor.id, "value": clean}]
     known = {q.name: (got["skills"].get(q.name, {}), {"prior": got["priors"].get(q.name)}) for q in schema.questions}
-    status, target, rows = quality_service.decide_after_answer(ctx, None, project, item, item_answers, now, known)
+    status, target, rows = quality_service.decide_after_answer(ctx, None, project, item, item_answers, now, known,
+                                                               got["model_vote"])
     if not json_safe(rows):
         return None, now  # a non-finite confidence cannot travel as JSON: the generic path writes it
     item_events = []

@@ -506,6 +506,10 @@ model_state = sa.Table(
     sa.Column("last_error_at", sa.BigInteger, nullable=True),
     sa.Column("busy_until", sa.BigInteger, nullable=True),
     sa.Column("updated_at", sa.BigInteger, nullable=False),
+    # The model as an annotator (goldlabel.models.model_skill): the question it answers and its
+    # learned confusion per confidence band; written by the re-fit, NULL while none is learned
+    # or when the project's ``model_annotator`` setting is off.
+    sa.Column("annotator", Json, nullable=True),
 )
 
 # Items the model labeled: final with consensus source "auto", or (audit) left to the humans and
