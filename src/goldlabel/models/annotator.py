@@ -131,3 +131,12 @@ def human_answer_counts(answers: Answers, model_codes: np.ndarray) -> np.ndarray
     """Answers per item from humans only: what the stopping rule's ``answer_count`` must be."""
     human = ~np.isin(answers.annotator, model_codes)
     return np.bincount(answers.item[human], minlength=answers.n_items)
+
+
+def decisive_confidence(confidence: np.ndarray, model_voted: np.ndarray, human_support: np.ndarray) -> np.ndarray:
+    """The confidence the stopping rule may use: where the model voted and no human gave the
+    top label (``human_support`` False), 0, so the item asks for another human however sure
+    the model is: a label only the model gave is never final without auto-labeling."""
+    confidence = np.asarray(confidence, dtype=np.float64)
+    keep = ~np.asarray(model_voted, dtype=bool) | np.asarray(human_support, dtype=bool)
+    return cast("np.ndarray", np.where(keep, confidence, 0.0))

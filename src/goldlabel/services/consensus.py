@@ -21,7 +21,7 @@ import numpy as np
 from goldlabel.domain.errors import GoldlabelError
 from goldlabel.domain.label_schema import LabelSchema, RankingQuestion, RatingQuestion
 from goldlabel.domain.stopping import decide_status, settle_status
-from goldlabel.models.annotator import model_log_likelihood
+from goldlabel.models.annotator import decisive_confidence, model_log_likelihood
 from goldlabel.quality import gold as gold_scoring
 from goldlabel.quality.consensus import (
     KINDS,
@@ -207,7 +207,8 @@ def item_consensus(ctx: Context, conn: Connection, project: dict, item_answers: 
         top = int(posterior.argmax())
         confidence = float(posterior[top])
         # a label no human gave never stops the item, however sure the model is
-        decisive = confidence if not by_model or any(i == top for _, i in pairs) else 0.0
+        decisive = float(decisive_confidence(np.array([confidence]), np.array([by_model]),
+                                             np.array([any(i == top for _, i in pairs)]))[0])
         smallest = decisive if np.isnan(smallest) else min(smallest, decisive)
         rows.append({
             "question": q.name,

@@ -24,7 +24,7 @@ from goldlabel import quality
 from goldlabel.domain.errors import GoldlabelError, not_found
 from goldlabel.domain.label_schema import LabelSchema
 from goldlabel.domain.stopping import decide_status
-from goldlabel.models import add_model_votes, model_skill
+from goldlabel.models import add_model_votes, decisive_confidence, model_skill
 from goldlabel.quality.consensus import KINDS, RefitResult, refit_question
 from goldlabel.quality.skill import confusions_from_skills
 from goldlabel.services import cold_start
@@ -161,11 +161,11 @@ def _refit(ctx: Context, project: dict, now: int) -> dict[str, Any]:
         with_model = np.zeros(len(fitted_items), dtype=bool)
         if model_codes is not None:
             with_model[answers.item[~human]] = True
-        for item_id, code, c, agree, by_model in zip(fitted_items.tolist(), codes.tolist(), conf.tolist(),
-                                                     agreement.tolist(), with_model.tolist()):
-            # a label no human gave never stops the item, however sure the model is
-            decisive = c if agree > 0 or not by_model else 0.0
-            confidences[item_id] = min(confidences.get(item_id, 1.0), decisive)
+        # a label no human gave never stops the item, however sure the model is
+        decisive = decisive_confidence(conf, with_model, agreement > 0)
+        for item_id, code, c, d, agree, by_model in zip(fitted_items.tolist(), codes.tolist(), conf.tolist(),
+                                                        decisive.tolist(), agreement.tolist(), with_model.tolist()):
+            confidences[item_id] = min(confidences.get(item_id, 1.0), d)
             consensus_rows.append({"item_id": item_id, "question": name, "value": label_order[code],
                                    "confidence": c, "method": method + MODEL_METHOD_SUFFIX if by_model else method,
                                    "contributions": None, "agreement": agree, "updated_at": now})
