@@ -93,3 +93,8 @@ def test_active_learning_off_keeps_the_managers_priorities(factory, ctx):
     assert _priorities(ctx, pid) == before
     res = api.patch(f"/api/v1/projects/{pid}/models/settings", json={"active_learning": "sideways"})
     assert res.status_code == 422 and res.json()["code"] == "validation_failed"
+    # auto-labeling's bound needs human labels the model did not choose
+    res = api.patch(f"/api/v1/projects/{pid}/models/settings",
+                    json={"active_learning": "uncertainty", "auto_label": True})
+    assert res.status_code == 422
+    assert res.json()["errors"][0]["code"] == "auto_label_with_active_learning"

@@ -164,6 +164,10 @@ def update_settings(ctx: Context, actor: Actor | None, project_id: int, changes:
             raise invalid([FieldError(("auto_label",), "auto_label_needs_one_question",
                                       "auto-labeling makes items final, so the schema must have one question "
                                       "(the model's)")])
+        if clean["auto_label"] and clean["active_learning"] != "off":
+            raise invalid([FieldError(("active_learning",), "auto_label_with_active_learning",
+                                      "auto-labeling needs the humans' labels to be a sample the model did not "
+                                      "choose; turn active_learning off to auto-label (docs/models.md)")])
         values: dict[str, Any] = {"settings": clean, "updated_at": now}
         if clean["auto_label"] and not _settings(state)["auto_label"]:
             values.update(auto_label_since=now, auto_label_off_reason=None)
