@@ -201,6 +201,7 @@ def status(ctx: Context, actor: Actor | None, project_id: int) -> dict:
         labels = model_store.count_training_labels(conn, project_id, question.name) if question else 0
         counts = model_store.auto_label_counts(conn, project_id)
         outcomes = model_store.audit_outcomes(conn, project_id, (state or {}).get("auto_label_since"))
+    prelabels = prelabel_view(ctx, actor, project_id)
     check = check_audits(np.array(outcomes, dtype=bool), settings["target"], settings["delta"])
     current = next((v for v in versions if v["status"] == "ready"), None)
     return {
@@ -226,6 +227,7 @@ def status(ctx: Context, actor: Actor | None, project_id: int) -> dict:
             "audit_lower": None if check.n_audits == 0 else check.lower,
         },
         "annotator": _annotator_view((state or {}).get("annotator")) if settings["model_annotator"] else None,
+        "prelabels": prelabels,
         "versions": versions,
     }
 
@@ -366,6 +368,7 @@ def _process(ctx: Context, project: dict, summary: dict, train: bool, embed_budg
     if current is not None and settings["auto_label"] and current.get("threshold", {}).get("threshold") is not None:
         summary["auto_labeled"] = _auto_label(ctx, pid, question, current, settings)
     summary["audits_checked"] = _check_audits(ctx, pid, settings, state)
+    summary["prelabels_recorded"] = _record_prelabels(ctx, project, question, state)
     if settings["active_learning"] != "off":
         summary["prioritized"] = _prioritize(ctx, pid, question, settings, current is not None)
     if state.get("last_error"):  # this pass went through: the error is over
@@ -675,3 +678,51 @@ def _prioritize(ctx: Context, pid: int, question, settings: dict, has_model: boo
         with write_tx(ctx.engine) as conn:
             done += model_store.set_priorities(conn, pid, list(zip(ids[chunk].tolist(), new[chunk].tolist())))
     return done
+
+
+# ---------------------------------------------------------------- pre-label outcomes
+
+
+def _record_prelabels(ctx: Context, project: dict, question, state: dict) -> int:
+    """Record the pre-label outcome of every answer since the last pass (model_state's
+    ``prelabel_cursor``): shown when the project shows predictions and the item's model
+    prediction was written before the answer (a prediction is replaced, never updated, so it is
+    the one the annotator saw); kept when the answer equals it; on gold items whether the answer
+    and the pre-label were right. Returns how many were recorded."""
+    pid = project["id"]
+    showing = bool(project["settings"].get("show_predictions"))
+    cursor, done = int(state.get("prelabel_cursor") or 0), 0
+    while True:
+        with read_tx(ctx.engine) as conn:
+            rows = model_store.answers_for_prelabels(conn, pid, question.name, cursor, PREDICT_BATCH)
+        if not rows:
+            return done
+        now = now_ms()
+        out = []
+        for answer_id, annotator_id, label, answered_at, is_gold, pre, pre_at, gold in rows:
+            shown = showing and pre is not None and pre_at is not None and pre_at <= answered_at
+            out.append({"answer_id": answer_id, "project_id": pid, "annotator_id": annotator_id, "shown": shown,
+                        "kept": (label == pre) if shown else None, "is_gold": bool(is_gold),
+                        "correct": (label == gold) if is_gold and gold is not None else None,
+                        "prelabel_correct": (pre == gold) if shown and is_gold and gold is not None else None,
+                        "created_at": now})
+        cursor = rows[-1][0]
+        with write_tx(ctx.engine) as conn:
+            model_store.insert_prelabel_outcomes(conn, out)
+            model_store.update_state(conn, pid, prelabel_cursor=cursor)
+        done += len(out)
+
+
+def prelabel_view(ctx: Context, actor: Actor | None, project_id: int) -> list[dict]:
+    """Per annotator: how often they keep the model's pre-label unchanged, and on gold items
+    their accuracy with and without a pre-label shown and how often they follow a wrong one
+    (anchoring)."""
+    with read_tx(ctx.engine) as conn:
+        _load(conn, actor, project_id, "review")
+        rows = model_store.prelabel_stats(conn, project_id)
+    for r in rows:
+        r["keep_rate"] = r["kept"] / r["shown"] if r["shown"] else None
+        r["gold_accuracy_shown"] = r["gold_shown_correct"] / r["gold_shown"] if r["gold_shown"] else None
+        r["gold_accuracy_hidden"] = r["gold_hidden_correct"] / r["gold_hidden"] if r["gold_hidden"] else None
+        r["follow_wrong_rate"] = r["followed_wrong"] / r["wrong_prelabels"] if r["wrong_prelabels"] else None
+    return rows

@@ -12,6 +12,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection
 
 from goldlabel.storage.tables import (
+    answers,
     auto_labels,
     consensus,
     embeddings,
@@ -21,7 +22,9 @@ from goldlabel.storage.tables import (
     model_state,
     model_versions,
     predictions,
+    prelabel_outcomes,
     projects,
+    users,
 )
 
 #: the model_version of the project model's rows in ``predictions`` starts with this
@@ -448,3 +451,60 @@ def set_priorities(conn: Connection, project_id: int, changes: Sequence[tuple[in
             .values(priority=sa.bindparam("b_priority")))
     res = conn.execute(stmt, [{"b_id": i, "b_priority": p} for i, p in changes])
     return int(res.rowcount or 0)
+
+
+# ---------------------------------------------------------------- pre-label outcomes
+
+
+def answers_for_prelabels(conn: Connection, project_id: int, question: str, after: int,
+                          limit: int) -> list[tuple[Any, ...]]:
+    """Answers after id ``after`` with what their pre-label outcome needs: (answer id, annotator,
+    answered label, answered at, is_gold, the model's current label of the item, its created_at,
+    the gold label)."""
+    q = (
+        sa.select(answers.c.id, answers.c.annotator_id, answers.c.value[question].as_string(), answers.c.created_at,
+                  items.c.is_gold, predictions.c.value[question].as_string(), predictions.c.created_at,
+                  gold_answers.c.value[question].as_string())
+        .select_from(
+            answers.join(items, items.c.id == answers.c.item_id)
+            .outerjoin(predictions, sa.and_(predictions.c.item_id == answers.c.item_id,
+                                            predictions.c.model_version.like(MODEL_PREFIX + "%")))
+            .outerjoin(gold_answers, gold_answers.c.item_id == answers.c.item_id))
+        .where(answers.c.project_id == project_id, answers.c.id > after)
+        .order_by(answers.c.id)
+        .limit(limit)
+    )
+    return [tuple(r) for r in conn.execute(q)]
+
+
+def insert_prelabel_outcomes(conn: Connection, rows: list[dict[str, Any]]) -> None:
+    if rows:
+        conn.execute(_insert(conn, prelabel_outcomes).on_conflict_do_nothing(), rows)
+
+
+def prelabel_stats(conn: Connection, project_id: int) -> list[dict[str, Any]]:
+    """Per annotator: answers with a pre-label shown and kept; gold answers with and without
+    one and how many were right; gold answers whose pre-label was wrong and how many followed it."""
+    def count(cond: Any) -> Any:
+        return sa.func.sum(sa.case((cond, 1), else_=0))
+
+    po = prelabel_outcomes.c
+    q = (
+        sa.select(
+            po.annotator_id, users.c.username,
+            count(po.shown), count(po.shown & po.kept.is_(sa.true())),
+            count(po.is_gold & po.shown & po.correct.is_not(None)),
+            count(po.is_gold & po.shown & po.correct.is_(sa.true())),
+            count(po.is_gold & ~po.shown & po.correct.is_not(None)),
+            count(po.is_gold & ~po.shown & po.correct.is_(sa.true())),
+            count(po.is_gold & po.shown & po.prelabel_correct.is_(sa.false())),
+            count(po.is_gold & po.shown & po.prelabel_correct.is_(sa.false()) & po.kept.is_(sa.true())),
+        )
+        .select_from(prelabel_outcomes.join(users, users.c.id == po.annotator_id))
+        .where(po.project_id == project_id)
+        .group_by(po.annotator_id, users.c.username)
+        .order_by(po.annotator_id)
+    )
+    keys = ("annotator_id", "username", "shown", "kept", "gold_shown", "gold_shown_correct", "gold_hidden",
+            "gold_hidden_correct", "wrong_prelabels", "followed_wrong")
+    return [dict(zip(keys, (r[0], r[1], *(int(v or 0) for v in r[2:])))) for r in conn.execute(q)]
