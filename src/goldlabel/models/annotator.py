@@ -20,7 +20,8 @@ Use out-of-fold probabilities for items the model trained on.
 
 from __future__ import annotations
 
-from typing import cast
+from collections.abc import Mapping
+from typing import Any, cast
 
 import numpy as np
 
@@ -98,7 +99,7 @@ def band_of(scores: np.ndarray, bands: tuple[float, ...] = DEFAULT_BANDS) -> np.
 
 
 def model_skill(confusions: np.ndarray, skills: np.ndarray, n_answers: np.ndarray,
-                codes: np.ndarray, bands: tuple[float, ...] = DEFAULT_BANDS) -> dict:
+                codes: np.ndarray, bands: tuple[float, ...] = DEFAULT_BANDS) -> dict[str, Any]:
     """The model's learned skill from a fitted aggregator over :func:`add_model_answers`'s
     answers (``confusions_``, ``skills_`` and answers per annotator code; ``codes``: the
     bands' codes), as a JSON-able dict: ``bands`` (lower edges) and per band ``confusion``,
@@ -113,7 +114,7 @@ def model_skill(confusions: np.ndarray, skills: np.ndarray, n_answers: np.ndarra
     }
 
 
-def model_log_likelihood(skill: dict, label: int, score: float, n_labels: int, default_accuracy: float,
+def model_log_likelihood(skill: Mapping[str, Any], label: int, score: float, n_labels: int, default_accuracy: float,
                          prior_answers: float) -> np.ndarray:
     """log P(the model answers ``label`` with top probability ``score`` | true class k), the term
     its vote adds to an item's posterior: its band's learned confusion matrix (from
@@ -139,4 +140,4 @@ def decisive_confidence(confidence: np.ndarray, model_voted: np.ndarray, human_s
     the model is: a label only the model gave is never final without auto-labeling."""
     confidence = np.asarray(confidence, dtype=np.float64)
     keep = ~np.asarray(model_voted, dtype=bool) | np.asarray(human_support, dtype=bool)
-    return cast("np.ndarray", np.where(keep, confidence, 0.0))
+    return np.where(keep, confidence, 0.0)
