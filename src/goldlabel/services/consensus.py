@@ -21,7 +21,6 @@ import numpy as np
 from goldlabel.domain.errors import GoldlabelError
 from goldlabel.domain.label_schema import LabelSchema, RankingQuestion, RatingQuestion
 from goldlabel.domain.stopping import decide_status, settle_status
-from goldlabel.models.annotator import decisive_confidence, model_log_likelihood
 from goldlabel.quality import gold as gold_scoring
 from goldlabel.quality.consensus import (
     KINDS,
@@ -200,6 +199,10 @@ def item_consensus(ctx: Context, conn: Connection, project: dict, item_answers: 
         by_model = (model_vote is not None and model_vote["question"] == q.name
                     and model_vote["value"] in index)
         if by_model:
+            # imported here: goldlabel.models needs the ml extra, and only a project with a
+            # learned model annotator gets this far
+            from goldlabel.models import decisive_confidence, model_log_likelihood
+
             scores = scores + model_log_likelihood(model_vote["skill"], index[model_vote["value"]],
                                                    model_vote["score"], len(labels), default_accuracy,
                                                    ctx.settings.skill_prior_answers)
@@ -207,8 +210,10 @@ def item_consensus(ctx: Context, conn: Connection, project: dict, item_answers: 
         top = int(posterior.argmax())
         confidence = float(posterior[top])
         # a label no human gave never stops the item, however sure the model is
-        decisive = float(decisive_confidence(np.array([confidence]), np.array([by_model]),
-                                             np.array([any(i == top for _, i in pairs)]))[0])
+        decisive = confidence
+        if by_model:
+            decisive = float(decisive_confidence(np.array([confidence]), np.array([True]),
+                                                 np.array([any(i == top for _, i in pairs)]))[0])
         smallest = decisive if np.isnan(smallest) else min(smallest, decisive)
         rows.append({
             "question": q.name,

@@ -24,7 +24,6 @@ from goldlabel import quality
 from goldlabel.domain.errors import GoldlabelError, not_found
 from goldlabel.domain.label_schema import LabelSchema
 from goldlabel.domain.stopping import decide_status
-from goldlabel.models import add_model_votes, decisive_confidence, model_skill
 from goldlabel.quality.consensus import KINDS, RefitResult, refit_question
 from goldlabel.quality.skill import confusions_from_skills
 from goldlabel.services import cold_start
@@ -161,8 +160,12 @@ def _refit(ctx: Context, project: dict, now: int) -> dict[str, Any]:
         with_model = np.zeros(len(fitted_items), dtype=bool)
         if model_codes is not None:
             with_model[answers.item[~human]] = True
-        # a label no human gave never stops the item, however sure the model is
-        decisive = decisive_confidence(conf, with_model, agreement > 0)
+        decisive = conf
+        if model_codes is not None:
+            from goldlabel.models import decisive_confidence
+
+            # a label no human gave never stops the item, however sure the model is
+            decisive = decisive_confidence(conf, with_model, agreement > 0)
         for item_id, code, c, d, agree, by_model in zip(fitted_items.tolist(), codes.tolist(), conf.tolist(),
                                                         decisive.tolist(), agreement.tolist(), with_model.tolist()):
             confidences[item_id] = min(confidences.get(item_id, 1.0), d)
@@ -194,6 +197,8 @@ def _refit(ctx: Context, project: dict, now: int) -> dict[str, Any]:
             if name == model_question:
                 learned = None
                 if model_codes is not None and confusions is not None:
+                    from goldlabel.models import model_skill
+
                     learned = {"question": name, "fitted_at": now, "items": voted,
                                **model_skill(confusions, skills, per_annotator, model_codes)}
                 model_store.set_model_annotator(conn, pid, learned, now)
@@ -234,6 +239,8 @@ def _with_model_votes(answers, labels: list[str], votes: list[tuple[int, Any, fl
         j = position.get(item_id)
         if j is not None and value in code_of:
             label[j], score[j] = code_of[value], s
+    from goldlabel.models import add_model_votes  # the ml extra: only with a model there
+
     combined, codes = add_model_votes(answers, label, score)
     return combined, codes, int(len(combined.item) - len(answers.item))
 
