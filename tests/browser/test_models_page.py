@@ -62,7 +62,6 @@ def test_manager_trains_and_reads_the_models_page(page, server, ui):
     assert "0.99–1.00" in table and "97.0%" in table and "60" in table
     assert "uncertainty_diversity" in page.inner_text("[data-testid=active-learning]")
     ui.screenshot("console-models-annotator")
-    print(ui.screenshot("console-models-annotator"))
 
     # a failing embedder: the page says so, the annotators go on
     with write_tx(server.ctx.engine) as conn:
