@@ -8,8 +8,8 @@ truth.csv ``item,label``, texts.csv ``item,text``; meta.json optional). Items ar
 queue serves an item, an annotator answers by replaying one of the item's recorded answers (a
 random order per item and seed); an item with no recorded answer left goes to review.
 
-The decisions are the platform's own functions, in process: the per-answer posterior is
-``goldlabel.quality.item_posterior`` over confusion matrices built as the server builds them
+The decisions are the platform's own functions, in process: the per-answer posterior sums
+log likelihoods (as ``goldlabel.quality.item_posterior``) over confusion matrices built as the server builds them
 (``goldlabel.quality.consensus.skill_confusions``: stored skills shrunk toward the default annotator by
 ``skill_prior_answers``; ``goldlabel.quality.consensus.class_prior``), the stopping rule is
 ``goldlabel.domain.stopping.decide_status`` (what ``services.consensus.decide_after_answer``
@@ -23,8 +23,13 @@ Policies:
 * ``fixed5_ds``: the first 5 (all where fewer are recorded), Dawid-Skene (quality.DawidSkene);
 * ``adaptive``: adaptive overlap, items served in a random order, re-fit after every batch;
 * ``models``: adaptive + the project model (goldlabel.models.ProjectModel on MiniLM embeddings)
-  as one more annotator (one per confidence band, goldlabel.models.add_model_answers) + active
-  learning (goldlabel.models.UncertaintyDiversity; a diverse cold start) choosing the batches;
+  as one more annotator, through the functions the server calls: the re-fit learns its skill
+  per confidence band where humans answered (goldlabel.models.add_model_answers, model_skill:
+  services.refit), each answer's posterior adds its vote (goldlabel.models.model_log_likelihood)
+  and a label no human gave never stops an item (goldlabel.models.decisive_confidence:
+  services.consensus); + active learning: the batches are the top of the queue priorities the
+  model worker writes (goldlabel.models.active_priorities, policy uncertainty_diversity, a
+  diverse cold start before the first model: services.models);
   a uniformly random calibration slice gets a fixed share of every batch, answered by humans
   only (the model gives no answer there, nor on audits: their labels judge the model);
 * ``models_auto``: ``models`` + auto-labeling at target 0.95, delta 0.05
@@ -71,19 +76,21 @@ from goldlabel.models import (
     EmbeddingStore,
     MiniLMEmbedder,
     ProjectModel,
-    UncertaintyDiversity,
+    active_priorities,
     add_model_answers,
     audit_mask,
     check_audits,
-    cold_start,
+    decisive_confidence,
     embed_cached,
+    margin_uncertainty,
+    model_log_likelihood,
+    model_skill,
     model_votes,
     pair_features,
     select_threshold,
 )
 from goldlabel.models.autolabel import min_start_count
-from goldlabel.quality import item_posterior
-from goldlabel.quality.consensus import class_prior, skill_confusions
+from goldlabel.quality.consensus import class_prior, posterior_from_scores, skill_confusions
 from goldlabel.quality.skill import default_confusion
 
 POLICIES = ["fixed3_mv", "fixed5_ds", "adaptive", "models", "models_auto"]
@@ -213,6 +220,7 @@ class Platform:
                                           (data.n_workers + n_bands, k, k)).copy()
         self.prior = class_prior(None, k)[0]
         self.consensus = np.zeros((data.n_items, k))
+        self.model_skill: dict | None = None  # the model's learned skill as an annotator
 
     def used_answers(self) -> np.ndarray:
         steps = np.arange(self.table.shape[1])
@@ -247,6 +255,8 @@ class Platform:
                                 self.confusions.shape).copy()
         fresh[seen] = skill_confusions(rows, k, self.default_accuracy, self.prior_answers)
         self.confusions = fresh
+        if self.n_bands:  # stored as services.refit stores it; read per answer by model_log_likelihood
+            self.model_skill = model_skill(confusions, skills, per_annotator, self.model_codes)
         self.prior = class_prior(probas[answered].mean(axis=0).tolist(), k)[0]
 
     def serve(self, items: np.ndarray) -> None:
@@ -270,10 +280,19 @@ class Platform:
             for j, i in enumerate(it.tolist()):  # the per-answer update, item by item
                 rows = self.table[i, :self.count[i]]
                 annotators, labels = data.worker[rows], data.label[rows]
-                if self.model_label[i] >= 0:
-                    annotators = np.append(annotators, self.model_codes[self.model_band[i]])
-                    labels = np.append(labels, self.model_label[i])
-                confidence[j] = item_posterior(annotators, labels, self.confusions, self.prior).max()
+                # as services.consensus.item_consensus: humans' log likelihoods, the prior, and
+                # the model's vote with its band's learned skill
+                with np.errstate(divide="ignore"):
+                    scores = np.log(self.prior) + np.log(self.confusions[annotators, :, labels]).sum(axis=0)
+                voted = self.model_label[i] >= 0 and self.model_skill is not None
+                if voted:
+                    scores = scores + model_log_likelihood(
+                        self.model_skill, int(self.model_label[i]), float(self.model_probas[i].max()),
+                        data.n_classes, self.default_accuracy, self.prior_answers)
+                posterior = posterior_from_scores(scores, self.prior)
+                top = int(posterior.argmax())
+                confidence[j] = decisive_confidence(posterior[top:top + 1], np.array([voted]),
+                                                    np.array([bool((labels == top).any())]))[0]
             status, new_target = decide_status(self.count[it], confidence, target[active],
                                                OVERLAP_MIN, OVERLAP_MAX, self.target)
             target[active] = new_target
@@ -337,7 +356,6 @@ def run_models(data: Dataset, features: np.ndarray, seed: int, auto: bool) -> di
     rng = np.random.default_rng(seed)
     n, k = data.n_items, data.n_classes
     platform = Platform(data, rng, n_bands=len(DEFAULT_BANDS))
-    policy = UncertaintyDiversity()
     # the calibration slice: uniformly random items, reserved for humans whatever the policy says
     n_cal = min(n // 2, max(math.ceil(CALIBRATION_SHARE * n), 2 * min_start_count(TARGET_AUTO, DELTA)))
     calibration = rng.permutation(n)[:n_cal]
@@ -362,12 +380,15 @@ def run_models(data: Dataset, features: np.ndarray, seed: int, auto: bool) -> di
         room = max(size - take_cal - len(pending_audits), 0)
         candidates = np.flatnonzero(free)
         if room and len(candidates):
-            if probas_all is None:
-                picked = candidates[cold_start(features[candidates], min(room, len(candidates)), rng)]
-            else:
-                labeled = features[platform.served]
-                picked = candidates[policy.select(probas_all[candidates], features[candidates],
-                                                  room, labeled_embeddings=labeled, rng=rng)]
+            # the model worker's function (services.models._prioritize): queue priorities from
+            # the uncertainty of the model's posterior (unanswered items) and k-center diversity,
+            # a diverse cold start before the first model; humans take the top of the queue
+            uncertainty = None if probas_all is None else margin_uncertainty(probas_all[candidates])
+            labeled = features[platform.served] if probas_all is not None else None
+            priority = active_priorities(uncertainty, len(candidates), lambda index, at=candidates: features[at[index]],
+                                         policy="uncertainty_diversity", batch=min(room, len(candidates)),
+                                         labeled=labeled, rng=rng)
+            picked = candidates[np.argsort(-priority, kind="stable")[:room]]
         else:
             picked = np.zeros(0, dtype=np.int64)
         batch = np.concatenate([chosen_cal, picked, pending_audits]).astype(np.int64)

@@ -1,5 +1,6 @@
 """Speed of goldlabel.models at project scale (issue 14, benchmark 4, without the embedding):
-active-learning selection over N embedded items, retraining on M labeled items, and the
+active-learning queue priorities over N embedded items (the model worker's
+``goldlabel.models.active_priorities``, with and without a model), retraining on M labeled items, and the
 auto-label pass (predict + threshold) over N items.
 
     python benchmarks/models_speed.py [--items 1000000] [--labeled 100000] [--dim 384]
@@ -22,7 +23,14 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _datasets import machine_description
 
-from goldlabel.models import ProjectModel, UncertaintyDiversity, select_threshold
+from goldlabel.models import (
+    PRIORITY_LEVELS,
+    ProjectModel,
+    active_priorities,
+    margin_uncertainty,
+    select_threshold,
+    top_probas,
+)
 
 
 def main() -> int:
@@ -57,16 +65,30 @@ def main() -> int:
     auto = probas.max(axis=1) >= (threshold.threshold if threshold.threshold is not None else 2.0)
     auto_pass = predict + time.perf_counter() - started
 
+    # the model worker's priority pass (services.models._prioritize), after its read: the
+    # stored top score per item -> margin -> priorities, the k-center batch over the pool's
+    # vectors only, then the rows whose priority changed; and the cold start before a model
+    old = np.zeros(n, dtype=np.int64)
+    covered = embeddings[labeled[:2000]].astype(np.float32)
     started = time.perf_counter()
-    chosen = UncertaintyDiversity().select(probas, embeddings, args.batch, rng=rng)
+    uncertainty = margin_uncertainty(top_probas(probas.max(axis=1), probas.shape[1]))
+    priority = active_priorities(uncertainty, n, lambda index: embeddings[index].astype(np.float32),
+                                 policy="uncertainty_diversity", batch=args.batch, labeled=covered, rng=rng)
+    changed = np.flatnonzero(priority != old)
     select = time.perf_counter() - started
-    assert len(chosen) == args.batch
+    assert (priority > PRIORITY_LEVELS).sum() == args.batch and len(changed) > 0
+    started = time.perf_counter()
+    cold = active_priorities(None, n, lambda index: embeddings[index].astype(np.float32),
+                             policy="uncertainty_diversity", batch=args.batch, rng=rng)
+    cold_select = time.perf_counter() - started
+    assert (cold > PRIORITY_LEVELS).sum() == args.batch
 
     print(machine_description())
     print(f"load average at the end: {tuple(round(x, 1) for x in os.getloadavg())}")
     print(f"retrain ({args.labeled} labeled x {d}, 5-fold cross-fit + C choice): {retrain:.1f} s "
           f"(C={fit.metrics['C']}, oof accuracy {fit.metrics['oof_accuracy']:.3f}, ECE {fit.metrics['ece']:.3f})")
-    print(f"active-learning selection of {args.batch} over {n} items: {select:.2f} s")
+    print(f"active-learning priorities over {n} items (uncertainty + k-center batch of {args.batch}, "
+          f"{len(changed)} changed): {select:.2f} s; cold start (k-center over a 20,000 sample): {cold_select:.2f} s")
     print(f"auto-label pass over {n} items (predict + threshold): {auto_pass:.1f} s "
           f"(threshold {threshold.threshold}, {int(auto.sum())} items above)")
     return 0

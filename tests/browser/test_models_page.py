@@ -5,13 +5,16 @@ the worker's error when the embedder fails."""
 
 from __future__ import annotations
 
+import numpy as np
 import pytest
 import sqlalchemy as sa
 
 from goldlabel.demo import _reviews_with_truth
+from goldlabel.models import model_skill
+from goldlabel.services import models as model_service
 from goldlabel.services import review as review_service
 from goldlabel.storage.engine import read_tx, write_tx
-from goldlabel.storage.models import update_state
+from goldlabel.storage.models import set_model_annotator, update_state
 from goldlabel.storage.tables import items
 
 pytestmark = pytest.mark.browser
@@ -47,6 +50,18 @@ def test_manager_trains_and_reads_the_models_page(page, server, ui):
     page.wait_for_selector("[data-testid=toggle-auto-label][data-on=true]")
     assert page.inner_text("[data-testid=auto-label-state]") == "on"
     ui.screenshot("console-models")
+
+    # the model as an annotator (a skill as the re-fit stores it) and active learning on
+    skill = model_skill(np.full((6, 3, 3), 0.05) + np.eye(3) * 0.85, np.array([0.5, 0.6, 0.7, 0.8, 0.9, 0.97]),
+                        np.array([0, 3, 8, 20, 41, 60]), np.arange(6))
+    with write_tx(server.ctx.engine) as conn:
+        set_model_annotator(conn, pid, {"question": "sentiment", "fitted_at": 1, **skill}, 1)
+    model_service.update_settings(server.ctx, None, pid, {"auto_label": False, "active_learning": "uncertainty_diversity"})
+    page.reload()
+    table = page.inner_text("[data-testid=model-annotator-table]")
+    assert "0.99–1.00" in table and "97.0%" in table and "60" in table
+    assert "uncertainty_diversity" in page.inner_text("[data-testid=active-learning]")
+    ui.screenshot("console-models-annotator")
 
     # a failing embedder: the page says so, the annotators go on
     with write_tx(server.ctx.engine) as conn:

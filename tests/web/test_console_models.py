@@ -44,6 +44,9 @@ def test_models_page_scoping_empty_state_and_error(factory, session_as, ctx):
     page = session_as(project["manager"]).get(path)
     assert page.status_code == 200
     assert "No model yet" in page.text and 'data-testid="train-model"' in page.text
+    # the model as an annotator (on by default, nothing learned yet), queue order off, no pre-labels yet
+    assert "No skill learned yet" in page.text and "Active learning is off" in page.text
+    assert 'data-testid="prelabels-table"' in page.text and "No answers recorded yet" in page.text
     assert 'data-testid="nav-models"' in page.text
 
     model_service.update_settings(ctx, project["manager"], pid, {"min_labels": 30})

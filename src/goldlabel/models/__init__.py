@@ -4,13 +4,27 @@ only; imports nothing from the server). See docs/models.md.
 """
 
 from .active import (
+    ACTIVE_POLICIES,
+    PRIORITY_LEVELS,
     UncertaintyDiversity,
+    active_priorities,
     cold_start,
     entropy_uncertainty,
     k_center_greedy,
     margin_uncertainty,
+    top_probas,
 )
-from .annotator import DEFAULT_BANDS, add_model_answers, human_answer_counts, model_votes
+from .annotator import (
+    DEFAULT_BANDS,
+    add_model_answers,
+    add_model_votes,
+    band_of,
+    decisive_confidence,
+    human_answer_counts,
+    model_log_likelihood,
+    model_skill,
+    model_votes,
+)
 from .autolabel import (
     AuditCheck,
     ThresholdResult,
@@ -34,8 +48,10 @@ from .label_errors import LabelIssues, find_label_issues
 from .project_model import FitResult, MultiChoiceModel, ProjectModel, expected_calibration_error
 
 __all__ = [
+    "ACTIVE_POLICIES",
     "DEFAULT_BANDS",
     "DEFAULT_MODEL_ID",
+    "PRIORITY_LEVELS",
     "AuditCheck",
     "Embedder",
     "EmbeddingStore",
@@ -47,13 +63,17 @@ __all__ = [
     "ProjectModel",
     "ThresholdResult",
     "UncertaintyDiversity",
+    "active_priorities",
     "add_model_answers",
+    "add_model_votes",
     "audit_mask",
+    "band_of",
     "check_audits",
     "clopper_pearson_lower",
     "clopper_pearson_upper",
     "cold_start",
     "content_hash",
+    "decisive_confidence",
     "embed_cached",
     "entropy_uncertainty",
     "expected_calibration_error",
@@ -61,7 +81,10 @@ __all__ = [
     "human_answer_counts",
     "k_center_greedy",
     "margin_uncertainty",
+    "model_log_likelihood",
+    "model_skill",
     "model_votes",
     "pair_features",
     "select_threshold",
+    "top_probas",
 ]

@@ -8,6 +8,7 @@ uniform sample. All steps are vectorized: scoring is O(n), diversity O(pool x ba
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Protocol, cast
 
 import numpy as np
@@ -101,3 +102,60 @@ class UncertaintyDiversity:
         picked = k_center_greedy(np.asarray(embeddings[pool]), k, already=labeled_embeddings,
                                  first=int(np.argmax(score[pool])))
         return cast("np.ndarray", pool[picked])
+
+
+#: the active-learning policies a project can choose (``active_learning`` model setting)
+ACTIVE_POLICIES = ("off", "uncertainty", "uncertainty_diversity")
+#: uncertainty in [0, 1] becomes a priority in 0..PRIORITY_LEVELS; a chosen batch sits above
+PRIORITY_LEVELS = 1000
+
+
+def top_probas(scores: np.ndarray, n_classes: int) -> np.ndarray:
+    """Posterior rows from the top-class probability alone (what a prediction or a consensus
+    row stores): the rest spread evenly over the other classes. Margin and entropy of such a
+    row are those of the most uncertain posterior with that top probability."""
+    scores = np.clip(np.asarray(scores, dtype=np.float64), 0.0, 1.0)
+    if n_classes < 2:
+        return np.ones((len(scores), 1))
+    out = np.repeat(((1.0 - scores) / (n_classes - 1))[:, None], n_classes, axis=1)
+    out[:, 0] = scores
+    return out
+
+
+def active_priorities(uncertainty: np.ndarray | None, n: int, vectors: Callable[[np.ndarray], np.ndarray],
+                      *, policy: str, batch: int, labeled: np.ndarray | None = None,
+                      rng: np.random.Generator | None = None, pool_factor: int = 10, min_pool: int = 1000,
+                      sample: int = 20000, levels: int = PRIORITY_LEVELS) -> np.ndarray:
+    """Queue priorities (int64, higher first) of ``n`` candidates under an active-learning
+    ``policy`` (:data:`ACTIVE_POLICIES`; "off" gives zeros).
+
+    ``uncertainty``: per candidate in [0, 1] (margin or entropy of the combined posterior),
+    None before any model exists: then a diverse cold-start batch (:func:`cold_start`) of
+    ``batch`` candidates gets the top priorities and the rest 0. Otherwise every candidate gets
+    ``round(uncertainty x levels)``, and with "uncertainty_diversity" the k-center batch among
+    the ``pool`` most uncertain (:class:`UncertaintyDiversity`) gets ``levels + batch - rank``,
+    above every other, in pick order. ``vectors(indices)``: the embeddings of those candidates
+    (called for the pool or the cold-start sample only, so a 1M-item project is never loaded
+    whole); ``labeled``: embeddings of items humans answered (k-center treats them as covered).
+    """
+    if policy not in ACTIVE_POLICIES:
+        raise ValueError(f"policy must be one of {ACTIVE_POLICIES}, got {policy!r}")
+    out = np.zeros(n, dtype=np.int64)
+    batch = min(batch, n)
+    if policy == "off" or n == 0 or batch <= 0:
+        return out
+    if uncertainty is None:
+        rng = rng or np.random.default_rng()
+        pool = np.sort(rng.choice(n, size=min(sample, n), replace=False))
+        picked = pool[k_center_greedy(np.asarray(vectors(pool)), batch, first=int(rng.integers(len(pool))))]
+        out[picked] = levels + batch - np.arange(len(picked))
+        return out
+    score = np.clip(np.asarray(uncertainty, dtype=np.float64), 0.0, 1.0)
+    out[:] = np.rint(score * levels).astype(np.int64)
+    if policy == "uncertainty_diversity":
+        pool_size = min(n, max(pool_factor * batch, min_pool))
+        pool = np.argpartition(-score, pool_size - 1)[:pool_size] if pool_size < n else np.arange(n)
+        picked = pool[k_center_greedy(np.asarray(vectors(pool)), batch, already=labeled,
+                                      first=int(np.argmax(score[pool])))]
+        out[picked] = levels + batch - np.arange(len(picked))
+    return out

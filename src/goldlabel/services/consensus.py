@@ -38,11 +38,16 @@ from goldlabel.services import cold_start
 from goldlabel.services.context import Context
 from goldlabel.storage import consensus_events
 from goldlabel.storage import gold as gold_store
+from goldlabel.storage import models as model_store
 from goldlabel.storage import quality as quality_store
 from goldlabel.storage import queue as queue_store
 from goldlabel.storage.handles import Connection
 
 MIN_GOLD_TO_SUSPEND = 5
+#: appended to a consensus row's method where the project model voted (exports: source)
+MODEL_METHOD_SUFFIX = "+model"
+#: decide_after_answer reads the model's vote itself
+UNREAD: Any = object()
 # For a project whose settings predate the setting.
 QUALIFICATION_ACCURACY = QualitySettings.model_fields["qualification_accuracy"].default
 
@@ -160,11 +165,14 @@ def score_gold(ctx: Context, conn: Connection, project: dict, answer: dict, now:
 
 
 def item_consensus(ctx: Context, conn: Connection, project: dict, item_answers: list[dict],
-                   now: int, known: dict[str, tuple[dict[int, dict], dict]] | None = None) -> tuple[list[dict], float]:
+                   now: int, known: dict[str, tuple[dict[int, dict], dict]] | None = None,
+                   model_vote: dict | None = None) -> tuple[list[dict], float]:
     """Consensus rows for one item and the smallest top-answer probability (NaN: no choice question).
     ``known``: question -> (skill rows by annotator, model row) already read with the answers.
     The posterior is :func:`goldlabel.quality.item_posterior`'s, summed from per-answer log
-    likelihoods (cached for annotators at the default accuracy) and a cached log prior."""
+    likelihoods (cached for annotators at the default accuracy) and a cached log prior.
+    ``model_vote``: the project model's vote on the item (storage.models.fetch_model_vote), one
+    more answer with its learned skill; it joins only answers humans gave (never alone)."""
     rows: list[dict] = []
     smallest = np.nan
     # An unknown annotator is the project's pooled estimate (services/cold_start.py), not a guess.
@@ -189,16 +197,33 @@ def item_consensus(ctx: Context, conn: Connection, project: dict, item_answers: 
         if model is None:
             model = quality_store.fetch_model(conn, project["id"], q.name)
         prior, log_prior = class_prior(model["prior"] if model and model["prior"] else None, len(labels))
-        posterior = posterior_from_scores(log_prior + log_likelihoods.sum(axis=0), prior)
+        scores = log_prior + log_likelihoods.sum(axis=0)
+        by_model = (model_vote is not None and model_vote["question"] == q.name
+                    and model_vote["value"] in index)
+        if by_model:
+            # imported here: goldlabel.models needs the ml extra, and only a project with a
+            # learned model annotator gets this far
+            from goldlabel.models import decisive_confidence, model_log_likelihood
+
+            scores = scores + model_log_likelihood(model_vote["skill"], index[model_vote["value"]],
+                                                   model_vote["score"], len(labels), default_accuracy,
+                                                   ctx.settings.skill_prior_answers)
+        posterior = posterior_from_scores(scores, prior)
         top = int(posterior.argmax())
         confidence = float(posterior[top])
-        smallest = confidence if np.isnan(smallest) else min(smallest, confidence)
+        # a label no human gave never stops the item, however sure the model is
+        decisive = confidence
+        if by_model:
+            decisive = float(decisive_confidence(np.array([confidence]), np.array([True]),
+                                                 np.array([any(i == top for _, i in pairs)]))[0])
+        smallest = decisive if np.isnan(smallest) else min(smallest, decisive)
         rows.append({
             "question": q.name,
             "value": labels[top],
             "confidence": confidence,
-            "method": "posterior",
-            "contributions": {str(a): labels[i] for a, i in pairs},
+            "method": "posterior" + MODEL_METHOD_SUFFIX if by_model else "posterior",
+            "contributions": {str(a): labels[i] for a, i in pairs}
+            | ({"model": model_vote["value"]} if by_model else {}),
             "agreement": sum(1 for _, i in pairs if i == top) / len(pairs),
             "updated_at": now,
         })
@@ -253,12 +278,17 @@ def kind_rows_for_item(ctx: Context, conn: Connection, project: dict, item_answe
 
 def decide_after_answer(ctx: Context, conn: Connection, project: dict, item: dict, item_answers: list[dict],
                         now: int, known: dict[str, tuple[dict[int, dict], dict]] | None = None,
-                        ) -> tuple[str, int, list[dict]]:
+                        model_vote: Any = UNREAD) -> tuple[str, int, list[dict]]:
     """:func:`after_answer`'s decision, from the item's answers (and, in ``known``, skills and
     model already read with them), writing nothing: (item status, target overlap, consensus
     rows with that status). ``item`` is the item as it was before the answer was counted.
-    Reads only what ``known`` does not hold (skills and priors of further questions)."""
-    rows, smallest = item_consensus(ctx, conn, project, item_answers, now, known)
+    Reads only what ``known`` does not hold (skills and priors of further questions) and, unless
+    given, the project model's vote (None: no vote). The stopping rule counts human answers
+    only, so the model never finalizes an item alone; with a confident vote the humans' posterior
+    reaches the target sooner."""
+    if model_vote is UNREAD:
+        model_vote = model_store.fetch_model_vote(conn, project["id"], item["id"]) if item_answers else None
+    rows, smallest = item_consensus(ctx, conn, project, item_answers, now, known, model_vote)
     if item["status"] != "open":
         status, target = item["status"], item["target_overlap"]
     else:

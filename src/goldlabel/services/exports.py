@@ -5,7 +5,7 @@ answers, consensus, predictions and gold come from one range query each. JSON va
 JSON text from the database to the file, never parsed.
 
 Per item: id, external_id, status, priority, is_gold, data, meta, the consensus answer and its
-confidence per question, where that label came from (``source``: consensus, review, gold; auto
+confidence per question, where that label came from (``source``: consensus, consensus+model, review, gold; auto
 later) with who reviewed it and when, and every raw answer. Annotators appear as stable
 pseudonyms (a keyed hash of their id with a random per-install salt, or
 ``settings.pseudonym_salt`` when set) unless a manager asks for real usernames.

@@ -28,7 +28,7 @@ import io
 import logging
 import threading
 import time
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
@@ -48,6 +48,8 @@ EMBED_BATCH = 256
 PREDICT_BATCH = 5000
 AUTO_BATCH = 500
 HOLD_MS = 10 * 60 * 1000
+#: items humans answered whose vectors the diversity step treats as covered
+LABELED_SAMPLE = 2000
 #: label-error audit rows kept per version (most suspicious first)
 MAX_ISSUES = 500
 ISSUES_LIMIT_MAX = 500
@@ -65,6 +67,12 @@ class ModelSettings(BaseModel):
     target: float = Field(0.95, gt=0.5, lt=1, description="Accuracy the auto-labels must reach (bounded).")
     delta: float = Field(0.05, gt=0, lt=0.5, description="Risk level of the bound (1 - delta confidence).")
     audit_fraction: float = Field(0.05, ge=0, le=1, description="Share of auto-label candidates sent to humans.")
+    model_annotator: bool = Field(True, description="Count the model's prediction as one more annotator's "
+                                  "answer in the consensus (its skill learned where humans answered).")
+    active_learning: Literal["off", "uncertainty", "uncertainty_diversity"] = Field(
+        "off", description="Queue order from the model: off (priorities stay yours), uncertainty, or "
+                           "uncertainty_diversity (uncertain and spread out in embedding space).")
+    active_batch: int = Field(100, ge=1, le=10_000, description="Items the diversity step ranks first per pass.")
 
 
 DEFAULTS = ModelSettings().model_dump()
@@ -118,6 +126,17 @@ def model_question(schema: LabelSchema, settings: dict):
     return questions[0] if questions else None
 
 
+def annotator_question(conn, project: dict, schema: LabelSchema) -> str | None:
+    """The question the project model answers as one more annotator (its ``model_annotator``
+    setting on and a ready version there), or None: the re-fit learns its skill there."""
+    state = model_store.fetch_state(conn, project["id"])
+    settings = _settings(state)
+    question = model_question(schema, settings)
+    if state is None or not settings["model_annotator"] or question is None:
+        return None
+    return question.name if model_store.fetch_current_version(conn, project["id"]) is not None else None
+
+
 def _settings(state: dict | None) -> dict:
     return {**DEFAULTS, **((state or {}).get("settings") or {})}
 
@@ -145,6 +164,10 @@ def update_settings(ctx: Context, actor: Actor | None, project_id: int, changes:
             raise invalid([FieldError(("auto_label",), "auto_label_needs_one_question",
                                       "auto-labeling makes items final, so the schema must have one question "
                                       "(the model's)")])
+        if clean["auto_label"] and clean["active_learning"] != "off":
+            raise invalid([FieldError(("active_learning",), "auto_label_with_active_learning",
+                                      "auto-labeling needs the humans' labels to be a sample the model did not "
+                                      "choose; turn active_learning off to auto-label (docs/models.md)")])
         values: dict[str, Any] = {"settings": clean, "updated_at": now}
         if clean["auto_label"] and not _settings(state)["auto_label"]:
             values.update(auto_label_since=now, auto_label_off_reason=None)
@@ -178,6 +201,7 @@ def status(ctx: Context, actor: Actor | None, project_id: int) -> dict:
         labels = model_store.count_training_labels(conn, project_id, question.name) if question else 0
         counts = model_store.auto_label_counts(conn, project_id)
         outcomes = model_store.audit_outcomes(conn, project_id, (state or {}).get("auto_label_since"))
+    prelabels = prelabel_view(ctx, actor, project_id)
     check = check_audits(np.array(outcomes, dtype=bool), settings["target"], settings["delta"])
     current = next((v for v in versions if v["status"] == "ready"), None)
     return {
@@ -202,7 +226,24 @@ def status(ctx: Context, actor: Actor | None, project_id: int) -> dict:
             "audit_accuracy": None if check.n_audits == 0 else check.accuracy,
             "audit_lower": None if check.n_audits == 0 else check.lower,
         },
+        "annotator": _annotator_view((state or {}).get("annotator")) if settings["model_annotator"] else None,
+        "prelabels": prelabels,
         "versions": versions,
+    }
+
+
+def _annotator_view(annotator: dict | None) -> dict | None:
+    """The model as an annotator, as the console and the API show it: per confidence band its
+    learned accuracy and the answers behind it (re-fit over items humans answered)."""
+    if not annotator:
+        return None
+    bands = annotator["bands"]
+    return {
+        "question": annotator.get("question"),
+        "fitted_at": annotator.get("fitted_at"),
+        "n_answers": int(sum(annotator["n_answers"])),
+        "bands": [{"from": b, "to": bands[i + 1] if i + 1 < len(bands) else 1.0, "accuracy": a, "n_answers": n}
+                  for i, (b, a, n) in enumerate(zip(bands, annotator["accuracy"], annotator["n_answers"]))],
     }
 
 
@@ -327,6 +368,9 @@ def _process(ctx: Context, project: dict, summary: dict, train: bool, embed_budg
     if current is not None and settings["auto_label"] and current.get("threshold", {}).get("threshold") is not None:
         summary["auto_labeled"] = _auto_label(ctx, pid, question, current, settings)
     summary["audits_checked"] = _check_audits(ctx, pid, settings, state)
+    summary["prelabels_recorded"] = _record_prelabels(ctx, project, question, state)
+    if settings["active_learning"] != "off":
+        summary["prioritized"] = _prioritize(ctx, pid, question, settings, current is not None)
     if state.get("last_error"):  # this pass went through: the error is over
         with write_tx(ctx.engine) as conn:
             model_store.update_state(conn, pid, last_error=None, last_error_at=None)
@@ -488,6 +532,11 @@ def _train(ctx: Context, project: dict, question, labeled: list, n_labels: int, 
         batches = list(model_store.iter_vectors(conn, pid, PREDICT_BATCH))
     for batch_ids, vectors in batches:
         _write_predictions(ctx, pid, version, question, batch_ids, model.predict_proba(vectors))
+    # The items it trained on get their out-of-fold prediction instead: the re-fit learns the
+    # model's skill as an annotator from these, and an in-sample score would flatter it.
+    for start in range(0, len(ids), PREDICT_BATCH):
+        _write_predictions(ctx, pid, version, question, list(ids[start:start + PREDICT_BATCH]),
+                           oof[start:start + PREDICT_BATCH])
     return version
 
 
@@ -584,3 +633,96 @@ def _check_audits(ctx: Context, pid: int, settings: dict, state: dict) -> int:
             records.insert_event(conn, pid, "model.auto_label_off", {
                 "reason": reason, "audits": check.n_audits, "correct": check.correct}, now)
     return len(finished)
+
+
+# ---------------------------------------------------------------- active learning
+
+
+def _prioritize(ctx: Context, pid: int, question, settings: dict, has_model: bool) -> int:
+    """Queue priorities of the open embedded items from the project's active-learning policy
+    (goldlabel.models.active_priorities), written where they changed; returns how many. The
+    lease only reads the column (its index orders by priority first), so none of this is on the
+    annotate path. Uncertainty is the margin of the combined posterior: the consensus where
+    humans answered (with the model's vote when it is an annotator), else the model's score;
+    an item with neither counts as fully uncertain. Before the first model: a diverse cold start."""
+    from goldlabel.models import active_priorities, margin_uncertainty, top_probas
+
+    n_classes = len(question.labels)
+    parts = []
+    with read_tx(ctx.engine) as conn:
+        for rows in model_store.iter_priority_inputs(conn, pid, question.name):
+            parts.append(np.array([(r[0], r[1], r[2], np.nan if r[3] is None else r[3],
+                                    np.nan if r[4] is None else r[4]) for r in rows], dtype=np.float64))
+        if not parts:
+            return 0
+        table = np.concatenate(parts)
+        ids, old = table[:, 0].astype(np.int64), table[:, 1].astype(np.int64)
+        top = np.where((table[:, 2] > 0) & ~np.isnan(table[:, 3]), table[:, 3], table[:, 4])
+        uncertainty = None
+        if has_model:
+            uncertainty = np.where(np.isnan(top), 1.0, margin_uncertainty(top_probas(np.nan_to_num(top), n_classes)))
+
+        def vectors(index: np.ndarray) -> np.ndarray:
+            wanted = ids[index].tolist()
+            got, vecs = model_store.fetch_vectors(conn, wanted)
+            at = {item_id: j for j, item_id in enumerate(got)}
+            return vecs[[at[i] for i in wanted]]
+
+        _, labeled = model_store.fetch_vectors(conn, model_store.sample_answered_ids(conn, pid, LABELED_SAMPLE))
+        new = active_priorities(uncertainty, len(ids), vectors, policy=settings["active_learning"],
+                                batch=settings["active_batch"], labeled=labeled if len(labeled) else None)
+    changed = np.flatnonzero(new != old)
+    done = 0
+    for start in range(0, len(changed), PREDICT_BATCH):
+        chunk = changed[start:start + PREDICT_BATCH]
+        with write_tx(ctx.engine) as conn:
+            done += model_store.set_priorities(conn, pid, list(zip(ids[chunk].tolist(), new[chunk].tolist())))
+    return done
+
+
+# ---------------------------------------------------------------- pre-label outcomes
+
+
+def _record_prelabels(ctx: Context, project: dict, question, state: dict) -> int:
+    """Record the pre-label outcome of every answer since the last pass (model_state's
+    ``prelabel_cursor``): shown when the project shows predictions and the item's model
+    prediction was written before the answer (a prediction is replaced, never updated, so it is
+    the one the annotator saw); kept when the answer equals it; on gold items whether the answer
+    and the pre-label were right. Returns how many were recorded."""
+    pid = project["id"]
+    showing = bool(project["settings"].get("show_predictions"))
+    cursor, done = int(state.get("prelabel_cursor") or 0), 0
+    while True:
+        with read_tx(ctx.engine) as conn:
+            rows = model_store.answers_for_prelabels(conn, pid, question.name, cursor, PREDICT_BATCH)
+        if not rows:
+            return done
+        now = now_ms()
+        out = []
+        for answer_id, annotator_id, label, answered_at, is_gold, pre, pre_at, gold in rows:
+            shown = showing and pre is not None and pre_at is not None and pre_at <= answered_at
+            out.append({"answer_id": answer_id, "project_id": pid, "annotator_id": annotator_id, "shown": shown,
+                        "kept": (label == pre) if shown else None, "is_gold": bool(is_gold),
+                        "correct": (label == gold) if is_gold and gold is not None else None,
+                        "prelabel_correct": (pre == gold) if shown and is_gold and gold is not None else None,
+                        "created_at": now})
+        cursor = rows[-1][0]
+        with write_tx(ctx.engine) as conn:
+            model_store.insert_prelabel_outcomes(conn, out)
+            model_store.update_state(conn, pid, prelabel_cursor=cursor)
+        done += len(out)
+
+
+def prelabel_view(ctx: Context, actor: Actor | None, project_id: int) -> list[dict]:
+    """Per annotator: how often they keep the model's pre-label unchanged, and on gold items
+    their accuracy with and without a pre-label shown and how often they follow a wrong one
+    (anchoring)."""
+    with read_tx(ctx.engine) as conn:
+        _load(conn, actor, project_id, "review")
+        rows = model_store.prelabel_stats(conn, project_id)
+    for r in rows:
+        r["keep_rate"] = r["kept"] / r["shown"] if r["shown"] else None
+        r["gold_accuracy_shown"] = r["gold_shown_correct"] / r["gold_shown"] if r["gold_shown"] else None
+        r["gold_accuracy_hidden"] = r["gold_hidden_correct"] / r["gold_hidden"] if r["gold_hidden"] else None
+        r["follow_wrong_rate"] = r["followed_wrong"] / r["wrong_prelabels"] if r["wrong_prelabels"] else None
+    return rows

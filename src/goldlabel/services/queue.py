@@ -190,7 +190,8 @@ def _remember_reading(ctx: Context, project: dict, got: dict, token: str) -> Non
         return
     reading = {"project": project, "role": got["role"], "auth_version": got["auth_version"], "lease": got["lease"],
                "item": {**got["item"], "data": None},
-               "key_seen": False, "answers": got["answers"], "skills": got["skills"], "priors": got["priors"]}
+               "key_seen": False, "answers": got["answers"], "skills": got["skills"], "priors": got["priors"],
+               "model_vote": got["model_vote"]}
     ctx.remember_lease_reading((_hash(token), got["lease"]["annotator_id"], project["id"]), project["lease_ttl_s"],
                                reading)
 
@@ -459,7 +460,8 @@ def _submit_plan(ctx: Context, actor: Actor, project_id: int, got: dict | None, 
             auth_version=actor.auth_version, is_gold=True,
         )
         return _SubmitPlan(write, shown, True), now
-    status, target, rows = quality_service.decide_after_answer(ctx, None, project, item, item_answers, now, known)
+    status, target, rows = quality_service.decide_after_answer(ctx, None, project, item, item_answers, now, known,
+                                                               got["model_vote"])
     if not json_safe(rows):
         return None, now  # a non-finite confidence cannot travel as JSON: the generic path writes it
     item_events = []

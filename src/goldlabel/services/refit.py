@@ -24,12 +24,14 @@ from goldlabel.domain.stopping import decide_status
 from goldlabel.quality.consensus import KINDS, RefitResult, refit_question
 from goldlabel.quality.skill import confusions_from_skills
 from goldlabel.services import cold_start
+from goldlabel.services import models as model_service
 from goldlabel.services.access import Actor, load_project
 from goldlabel.services.background import BackgroundLoop
-from goldlabel.services.consensus import settle_stalled
+from goldlabel.services.consensus import MODEL_METHOD_SUFFIX, settle_stalled
 from goldlabel.services.context import Context
 from goldlabel.storage import consensus_events
 from goldlabel.storage import items as item_store
+from goldlabel.storage import models as model_store
 from goldlabel.storage import projects as project_store
 from goldlabel.storage import quality as quality_store
 from goldlabel.storage.engine import now_ms, read_tx, write_tx
@@ -128,10 +130,17 @@ def _refit(ctx: Context, project: dict, now: int) -> dict[str, Any]:
                 loaded[q.name] = (q, data, quality_store.fetch_gold_labels(conn, pid, q.name))
         kind_answers = load_kind_answers(conn, pid, schema)
         pooled = cold_start.compute(ctx, conn, project)
+        # The project model as one more annotator (services/models.py): its votes on the items
+        # humans answered, so EM learns its confusion per confidence band only there.
+        model_question = model_service.annotator_question(conn, project, schema)
+        model_votes = model_store.fetch_model_votes(conn, pid, model_question) if model_question else []
     confidences: dict[int, float] = {}
     consensus_rows: list[dict] = []
     for name, (q, (item_ids, annotator_ids, labels), gold) in loaded.items():
         answers = quality.encode(item_ids, annotator_ids, labels, label_order=list(q.labels))
+        n_humans, model_codes = answers.n_annotators, None
+        if name == model_question and model_votes:
+            answers, model_codes, voted = _with_model_votes(answers, list(q.labels), model_votes)
         gold_map = {i: v for i, v in gold if v in q.labels}
         gold_map = {i: v for i, v in gold_map.items() if i in set(answers.item_ids.tolist())}
         estimator, method = _make_estimator(project["settings"].get("consensus_method", "default"))
@@ -142,13 +151,25 @@ def _refit(ctx: Context, project: dict, now: int) -> dict[str, Any]:
         label_order = list(np.asarray(estimator.label_ids_))
         fitted_items = np.asarray(estimator.item_ids_)
         # Share of each item's answers that match its consensus label (codes share one label space).
-        agreement = np.bincount(answers.item, weights=answers.label == codes[answers.item],
-                                minlength=answers.n_items) / np.bincount(answers.item, minlength=answers.n_items)
-        for item_id, code, c, agree in zip(fitted_items.tolist(), codes.tolist(), conf.tolist(), agreement.tolist()):
-            confidences[item_id] = min(confidences.get(item_id, 1.0), c)
+        # Humans' answers only: the model's vote is no agreement of the crowd.
+        human = answers.annotator < n_humans
+        agreement = np.bincount(answers.item[human], weights=answers.label[human] == codes[answers.item[human]],
+                                minlength=answers.n_items) / np.bincount(answers.item[human], minlength=answers.n_items)
+        with_model = np.zeros(len(fitted_items), dtype=bool)
+        if model_codes is not None:
+            with_model[answers.item[~human]] = True
+        decisive = conf
+        if model_codes is not None:
+            from goldlabel.models import decisive_confidence
+
+            # a label no human gave never stops the item, however sure the model is
+            decisive = decisive_confidence(conf, with_model, agreement > 0)
+        for item_id, code, c, d, agree, by_model in zip(fitted_items.tolist(), codes.tolist(), conf.tolist(),
+                                                        decisive.tolist(), agreement.tolist(), with_model.tolist()):
+            confidences[item_id] = min(confidences.get(item_id, 1.0), d)
             consensus_rows.append({"item_id": item_id, "question": name, "value": label_order[code],
-                                   "confidence": c, "method": method, "contributions": None,
-                                   "agreement": agree, "updated_at": now})
+                                   "confidence": c, "method": method + MODEL_METHOD_SUFFIX if by_model else method,
+                                   "contributions": None, "agreement": agree, "updated_at": now})
         k = len(label_order)
         skills = np.asarray(estimator.skills_, dtype=np.float64)
         confusions = getattr(estimator, "confusions_", None)
@@ -167,9 +188,18 @@ def _refit(ctx: Context, project: dict, now: int) -> dict[str, Any]:
              "confusion": None if confusions is None else np.round(confusions[i], 6).tolist(),
              "n_answers": int(per_annotator[i]), "method": method, "updated_at": now}
             for i, (a, s) in enumerate(zip(np.asarray(estimator.annotator_ids_).tolist(), skills.tolist()))
+            if i < n_humans
         ]
         with write_tx(ctx.engine) as conn:
             quality_store.replace_skills(conn, pid, name, skill_rows)
+            if name == model_question:
+                learned = None
+                if model_codes is not None and confusions is not None:
+                    from goldlabel.models import model_skill
+
+                    learned = {"question": name, "fitted_at": now, "items": voted,
+                               **model_skill(confusions, skills, per_annotator, model_codes)}
+                model_store.set_model_annotator(conn, pid, learned, now)
             quality_store.upsert_model(conn, pid, name, prior=None if prior is None else prior.tolist(),
                                        method=method, n_answers=int(answers.n_answers), fitted_at=now)
         summary["questions"][name] = {"method": method, "answers": int(answers.n_answers),
@@ -186,11 +216,31 @@ def _refit(ctx: Context, project: dict, now: int) -> dict[str, Any]:
             quality_store.upsert_model(conn, pid, fit.question, prior=None, method=fit.method,
                                        n_answers=fit.n_answers, fitted_at=now)
         summary["questions"][fit.question] = fit.summary
+    if model_question is None:
+        with write_tx(ctx.engine) as conn:  # setting off, or no model: nothing may stay learned
+            model_store.set_model_annotator(conn, pid, None, now)
     summary["items_changed"] = _write_refit(ctx, project, consensus_rows, confidences, now)
     with write_tx(ctx.engine) as conn:
         quality_store.upsert_model(conn, pid, "", n_answers=n_answers, fitted_at=now)
         summary["items_changed"] += settle_stalled(ctx, conn, project, now)
     return summary
+
+
+def _with_model_votes(answers, labels: list[str], votes: list[tuple[int, Any, float]]):
+    """``answers`` plus the model's votes (goldlabel.models.add_model_votes: on items with human
+    answers only), the bands' annotator codes and how many items it voted on."""
+    position = {int(i): j for j, i in enumerate(np.asarray(answers.item_ids).tolist())}
+    code_of = {label: k for k, label in enumerate(labels)}
+    label = np.full(answers.n_items, -1, dtype=np.int64)
+    score = np.zeros(answers.n_items)
+    for item_id, value, s in votes:
+        j = position.get(item_id)
+        if j is not None and value in code_of:
+            label[j], score[j] = code_of[value], s
+    from goldlabel.models import add_model_votes  # the ml extra: only with a model there
+
+    combined, codes = add_model_votes(answers, label, score)
+    return combined, codes, int(len(combined.item) - len(answers.item))
 
 
 def _write_refit(ctx: Context, project: dict, rows: list[dict], confidences: dict[int, float], now: int) -> int:

@@ -74,10 +74,14 @@ def fetch_answers(conn: Connection, project_id: int, first: int, last: int) -> l
 
 
 def fetch_consensus(conn: Connection, project_id: int, first: int, last: int) -> list[tuple[Any, ...]]:
-    """``(item_id, question, value, confidence, source, reviewer_id, reviewed_at)``."""
+    """``(item_id, question, value, confidence, source, reviewer_id, reviewed_at)``; ``source``
+    is ``consensus+model`` for a consensus the project model voted in as an annotator (its
+    ``method`` ends in ``+model``)."""
     return _fetch(
         conn,
-        "SELECT item_id, question, CAST(value AS TEXT), confidence, source, reviewer_id, reviewed_at FROM consensus "
+        "SELECT item_id, question, CAST(value AS TEXT), confidence, "
+        "CASE WHEN source = 'consensus' AND substr(method, length(method) - 5) = '+model' "
+        "THEN 'consensus+model' ELSE source END, reviewer_id, reviewed_at FROM consensus "
         "WHERE item_id BETWEEN ? AND ? AND project_id = ? ORDER BY item_id, question",
         (first, last, project_id),
     )

@@ -12,6 +12,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection
 
 from goldlabel.storage.tables import (
+    answers,
     auto_labels,
     consensus,
     embeddings,
@@ -21,7 +22,9 @@ from goldlabel.storage.tables import (
     model_state,
     model_versions,
     predictions,
+    prelabel_outcomes,
     projects,
+    users,
 )
 
 #: the model_version of the project model's rows in ``predictions`` starts with this
@@ -354,3 +357,154 @@ def send_to_review(conn: Connection, item_id: int, now: int) -> bool:
         conn.execute(consensus.update().where(consensus.c.item_id == item_id)
                      .values(status="needs_review", updated_at=now))
     return res.rowcount == 1
+
+
+# ---------------------------------------------------------------- the model as an annotator
+
+
+def fetch_model_votes(conn: Connection, project_id: int, question: str) -> list[tuple[int, Any, float]]:
+    """(item_id, predicted label, score) of the project model's current prediction per item
+    (out-of-fold for the items it trained on: services/models.py writes them so)."""
+    q = (
+        sa.select(predictions.c.item_id, predictions.c.value[question].as_string(), predictions.c.score)
+        .where(predictions.c.project_id == project_id, predictions.c.model_version.like(MODEL_PREFIX + "%"))
+    )
+    return [(int(i), v, float(s)) for i, v, s in conn.execute(q) if v is not None and s is not None]
+
+
+def fetch_model_vote(conn: Connection, project_id: int, item_id: int) -> dict[str, Any] | None:
+    """The model's vote on one item for the per-answer consensus: ``{"question", "skill",
+    "value", "score"}``, or None when the project has no learned model annotator or the item
+    no prediction (one indexed read: the state row by key, the prediction by item)."""
+    q = (
+        sa.select(model_state.c.annotator, predictions.c.value, predictions.c.score)
+        .select_from(model_state.join(predictions, sa.and_(
+            predictions.c.item_id == item_id, predictions.c.model_version.like(MODEL_PREFIX + "%"))))
+        .where(model_state.c.project_id == project_id, model_state.c.annotator.is_not(None))
+        .limit(1)
+    )
+    row = conn.execute(q).first()
+    return model_vote_from(row[0], row[1], row[2]) if row else None
+
+
+def model_vote_from(annotator: Any, value: Any, score: Any) -> dict[str, Any] | None:
+    """The vote dict of :func:`fetch_model_vote` from its three columns (also read by the
+    PostgreSQL submit's merged read, storage/queue_pg.py)."""
+    if not isinstance(annotator, dict) or not isinstance(value, dict) or score is None:
+        return None
+    question = annotator.get("question")
+    return {"question": question, "skill": annotator, "value": value.get(question), "score": float(score)}
+
+
+def set_model_annotator(conn: Connection, project_id: int, annotator: dict[str, Any] | None, now: int) -> None:
+    conn.execute(model_state.update().where(model_state.c.project_id == project_id)
+                 .values(annotator=annotator, updated_at=now))
+
+
+# ---------------------------------------------------------------- active-learning priorities
+
+
+def iter_priority_inputs(conn: Connection, project_id: int, question: str,
+                         batch: int = 20000) -> Iterator[list[tuple[Any, ...]]]:
+    """Open, non-gold items that have an embedding, in id order, ``batch`` at a time:
+    (id, priority, answer_count, consensus confidence or None, model score or None). Their
+    combined posterior's top probability is the consensus confidence where humans answered
+    (it holds the model's vote when the model is an annotator), else the model's score."""
+    last = 0
+    while True:
+        q = (
+            sa.select(items.c.id, items.c.priority, items.c.answer_count, consensus.c.confidence,
+                      predictions.c.score)
+            .select_from(
+                items.join(embeddings, embeddings.c.item_id == items.c.id)
+                .outerjoin(consensus, sa.and_(consensus.c.item_id == items.c.id, consensus.c.question == question))
+                .outerjoin(predictions, sa.and_(predictions.c.item_id == items.c.id,
+                                                predictions.c.model_version.like(MODEL_PREFIX + "%"))))
+            .where(items.c.project_id == project_id, items.c.status == "open", items.c.is_gold.is_(sa.false()),
+                   items.c.id > last)
+            .order_by(items.c.id)
+            .limit(batch)
+        )
+        rows = [tuple(r) for r in conn.execute(q)]
+        if not rows:
+            return
+        yield rows
+        last = rows[-1][0]
+
+
+def sample_answered_ids(conn: Connection, project_id: int, limit: int) -> list[int]:
+    """Up to ``limit`` ids of the project's items that have human answers, newest first (the
+    region of embedding space the humans already cover)."""
+    q = (sa.select(items.c.id).where(items.c.project_id == project_id, items.c.answer_count > 0)
+         .order_by(items.c.id.desc()).limit(limit))
+    return [int(r[0]) for r in conn.execute(q)]
+
+
+def set_priorities(conn: Connection, project_id: int, changes: Sequence[tuple[int, int]]) -> int:
+    """Write new queue priorities of open items ((item_id, priority) pairs); items no longer
+    open keep theirs. ``updated_at`` stays: a priority is no part of the item's consensus, so
+    a submit that read the item before still decides on what it read. Returns the rows changed."""
+    if not changes:
+        return 0
+    stmt = (items.update()
+            .where(items.c.id == sa.bindparam("b_id"), items.c.project_id == project_id, items.c.status == "open")
+            .values(priority=sa.bindparam("b_priority")))
+    res = conn.execute(stmt, [{"b_id": i, "b_priority": p} for i, p in changes])
+    return int(res.rowcount or 0)
+
+
+# ---------------------------------------------------------------- pre-label outcomes
+
+
+def answers_for_prelabels(conn: Connection, project_id: int, question: str, after: int,
+                          limit: int) -> list[tuple[Any, ...]]:
+    """Answers after id ``after`` with what their pre-label outcome needs: (answer id, annotator,
+    answered label, answered at, is_gold, the model's current label of the item, its created_at,
+    the gold label)."""
+    q = (
+        sa.select(answers.c.id, answers.c.annotator_id, answers.c.value[question].as_string(), answers.c.created_at,
+                  items.c.is_gold, predictions.c.value[question].as_string(), predictions.c.created_at,
+                  gold_answers.c.value[question].as_string())
+        .select_from(
+            answers.join(items, items.c.id == answers.c.item_id)
+            .outerjoin(predictions, sa.and_(predictions.c.item_id == answers.c.item_id,
+                                            predictions.c.model_version.like(MODEL_PREFIX + "%")))
+            .outerjoin(gold_answers, gold_answers.c.item_id == answers.c.item_id))
+        .where(answers.c.project_id == project_id, answers.c.id > after)
+        .order_by(answers.c.id)
+        .limit(limit)
+    )
+    return [tuple(r) for r in conn.execute(q)]
+
+
+def insert_prelabel_outcomes(conn: Connection, rows: list[dict[str, Any]]) -> None:
+    if rows:
+        conn.execute(_insert(conn, prelabel_outcomes).on_conflict_do_nothing(), rows)
+
+
+def prelabel_stats(conn: Connection, project_id: int) -> list[dict[str, Any]]:
+    """Per annotator: answers with a pre-label shown and kept; gold answers with and without
+    one and how many were right; gold answers whose pre-label was wrong and how many followed it."""
+    def count(cond: Any) -> Any:
+        return sa.func.sum(sa.case((cond, 1), else_=0))
+
+    po = prelabel_outcomes.c
+    q = (
+        sa.select(
+            po.annotator_id, users.c.username,
+            count(po.shown), count(po.shown & po.kept.is_(sa.true())),
+            count(po.is_gold & po.shown & po.correct.is_not(None)),
+            count(po.is_gold & po.shown & po.correct.is_(sa.true())),
+            count(po.is_gold & ~po.shown & po.correct.is_not(None)),
+            count(po.is_gold & ~po.shown & po.correct.is_(sa.true())),
+            count(po.is_gold & po.shown & po.prelabel_correct.is_(sa.false())),
+            count(po.is_gold & po.shown & po.prelabel_correct.is_(sa.false()) & po.kept.is_(sa.true())),
+        )
+        .select_from(prelabel_outcomes.join(users, users.c.id == po.annotator_id))
+        .where(po.project_id == project_id)
+        .group_by(po.annotator_id, users.c.username)
+        .order_by(po.annotator_id)
+    )
+    keys = ("annotator_id", "username", "shown", "kept", "gold_shown", "gold_shown_correct", "gold_hidden",
+            "gold_hidden_correct", "wrong_prelabels", "followed_wrong")
+    return [dict(zip(keys, (r[0], r[1], *(int(v or 0) for v in r[2:])))) for r in conn.execute(q)]

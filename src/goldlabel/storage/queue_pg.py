@@ -30,6 +30,7 @@ import orjson
 import sqlalchemy as sa
 
 from goldlabel.storage.hot import Call, Hot
+from goldlabel.storage.models import MODEL_PREFIX, model_vote_from
 from goldlabel.storage.quality import (
     ELIGIBLE_ANNOTATORS_SQL,
     PG_CONSENSUS_RECORD,
@@ -96,12 +97,19 @@ LEFT OUTER JOIN LATERAL (
 LEFT OUTER JOIN LATERAL (
     SELECT array_agg(m.question) AS _m_question, array_agg(m.prior) AS _m_prior
     FROM project_models AS m WHERE m.project_id = :project_id AND {item_id} IS NOT NULL
-) AS pm ON true"""
+) AS pm ON true
+LEFT OUTER JOIN LATERAL (
+    SELECT ms.annotator AS _mv_annotator, pv.value AS _mv_value, pv.score AS _mv_score
+    FROM model_state AS ms
+    JOIN predictions AS pv ON pv.item_id = {item_id} AND left(pv.model_version, {len(MODEL_PREFIX)}) = '{MODEL_PREFIX}'
+    WHERE ms.project_id = :project_id AND ms.annotator IS NOT NULL
+    LIMIT 1
+) AS mv ON true"""
 
 
 _KNOWLEDGE_COLUMNS = (
     "ia._a_annotator, ia._a_value, sk._s_annotator, sk._s_question, sk._s_accuracy, sk._s_confusion, "
-    "sk._s_n_answers, pm._m_question, pm._m_prior"
+    "sk._s_n_answers, pm._m_question, pm._m_prior, mv._mv_annotator, mv._mv_value, mv._mv_score"
 )
 
 
@@ -123,6 +131,8 @@ def _parse_knowledge(row: dict) -> dict[str, Any]:
                     for a, v in zip(row["_a_annotator"] or (), row["_a_value"] or (), strict=True)],
         "skills": skills,
         "priors": dict(zip(row["_m_question"] or (), row["_m_prior"] or (), strict=True)),
+        # the project model's vote as one more annotator (storage/models.py fetch_model_vote)
+        "model_vote": model_vote_from(row["_mv_annotator"], row["_mv_value"], row["_mv_score"]),
     }
 
 

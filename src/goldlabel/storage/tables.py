@@ -546,6 +546,32 @@ model_state = sa.Table(
     sa.Column("last_error_at", sa.BigInteger, nullable=True),
     sa.Column("busy_until", sa.BigInteger, nullable=True),
     sa.Column("updated_at", sa.BigInteger, nullable=False),
+    # The model as an annotator (goldlabel.models.model_skill): the question it answers and its
+    # learned confusion per confidence band; written by the re-fit, NULL while none is learned
+    # or when the project's ``model_annotator`` setting is off.
+    sa.Column("annotator", Json, nullable=True),
+    # The last answer id the model worker recorded pre-label outcomes for (prelabel_outcomes).
+    sa.Column("prelabel_cursor", Id, nullable=False, server_default="0"),
+)
+
+# Per answer to the model's question: whether the model's pre-label was shown to the annotator
+# (the project showed predictions and the item's prediction existed, unreplaced, before the
+# answer), whether the annotator kept it unchanged, and on gold items whether the answer and the
+# pre-label were right: the keep rate and the anchoring measure per annotator. Written by the
+# model worker shortly after the answer (services/models.py), never on the annotate path.
+prelabel_outcomes = sa.Table(
+    "prelabel_outcomes",
+    metadata,
+    sa.Column("answer_id", Id, sa.ForeignKey("answers.id", ondelete="CASCADE"), primary_key=True),
+    sa.Column("project_id", Id, sa.ForeignKey("projects.id", ondelete="CASCADE"), nullable=False),
+    sa.Column("annotator_id", Id, sa.ForeignKey("users.id", ondelete="CASCADE"), nullable=False),
+    sa.Column("shown", sa.Boolean, nullable=False),
+    sa.Column("kept", sa.Boolean, nullable=True),
+    sa.Column("is_gold", sa.Boolean, nullable=False),
+    sa.Column("correct", sa.Boolean, nullable=True),
+    sa.Column("prelabel_correct", sa.Boolean, nullable=True),
+    sa.Column("created_at", sa.BigInteger, nullable=False),
+    sa.Index("ix_prelabel_outcomes_project_id", "project_id", "annotator_id"),
 )
 
 # Items the model labeled: final with consensus source "auto", or (audit) left to the humans and

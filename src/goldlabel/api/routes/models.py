@@ -3,7 +3,7 @@ the label-error audit (docs/models.md)."""
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Literal
 
 from fastapi import APIRouter, Query
 from pydantic import BaseModel, ConfigDict, Field
@@ -26,6 +26,10 @@ class ModelSettingsUpdate(BaseModel):
     target: float | None = Field(None, description="Accuracy the auto-labels must reach, with the bound.")
     delta: float | None = Field(None, description="Risk level of the bound.")
     audit_fraction: float | None = Field(None, description="Share of auto-label candidates sent to humans.")
+    model_annotator: bool | None = Field(None, description="Count the model's prediction as one more annotator.")
+    active_learning: Literal["off", "uncertainty", "uncertainty_diversity"] | None = Field(
+        None, description="Queue order from the model (off leaves the priorities as they are).")
+    active_batch: int | None = Field(None, description="Items the diversity step ranks first per pass.")
 
 
 @router.get("")
