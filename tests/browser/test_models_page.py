@@ -56,7 +56,8 @@ def test_manager_trains_and_reads_the_models_page(page, server, ui):
                         np.array([0, 3, 8, 20, 41, 60]), np.arange(6))
     with write_tx(server.ctx.engine) as conn:
         set_model_annotator(conn, pid, {"question": "sentiment", "fitted_at": 1, **skill}, 1)
-    model_service.update_settings(server.ctx, None, pid, {"auto_label": False, "active_learning": "uncertainty_diversity"})
+    model_service.update_settings(server.ctx, None, pid,
+                                  {"auto_label": False, "active_learning": "uncertainty_diversity"})
     page.reload()
     table = page.inner_text("[data-testid=model-annotator-table]")
     assert "0.99–1.00" in table and "97.0%" in table and "60" in table

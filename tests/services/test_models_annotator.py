@@ -49,7 +49,7 @@ def _setup(factory):
     for k, trainer in enumerate(trainers):
         for _ in range(N_TRAIN):
             lease = queue_service.lease_next(factory.ctx, trainer, pid)
-            item_id = lease["item"]["id"]
+            item_id = factory.item_id(trainer, pid, lease["item"]["id"])
             index = int(next(e for e, i in ids.items() if i == item_id)[1:])
             value = truth[item_id] if (index + k) % 5 else OTHER[truth[item_id]]
             queue_service.submit_answer(factory.ctx, trainer, pid, lease["token"], {"label": value})
@@ -59,7 +59,7 @@ def _setup(factory):
 def _answer(factory, human, pid: int, expect_item: int, label: str) -> str:
     api = factory.api_as(human)
     lease = api.post(f"/api/v1/projects/{pid}/next").json()
-    assert lease["item"]["id"] == expect_item
+    assert factory.item_id(human, pid, lease["item"]["id"]) == expect_item
     res = api.post(f"/api/v1/projects/{pid}/answers", json={"lease_token": lease["token"], "value": {"label": label}})
     assert res.status_code == 201, res.text
     return res.json()["item_status"]
