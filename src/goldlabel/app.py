@@ -31,7 +31,7 @@ from goldlabel.api.routes import (
 )
 from goldlabel.config import Settings
 from goldlabel.services.context import Context
-from goldlabel.services.items import PurgeSweeper
+from goldlabel.services.items import PurgeSweeper, check_text_index
 from goldlabel.services.model_worker import ModelWorker
 from goldlabel.services.refit import RefitScheduler
 from goldlabel.services.webhooks import WebhookWorker
@@ -96,6 +96,7 @@ def create_app(settings: Settings | None = None, *, context: Context | None = No
             deliverer = WebhookWorker(ctx)
             deliverer.start()
         model_worker = ModelWorker.start_if(ctx)
+        check_text_index(ctx)
         if context is None:
             # A server process (the app owns its context): what exists now (modules, routes,
             # templates, the engine) lives as long as the process. Taken out of the cyclic

@@ -87,6 +87,19 @@ def filtered_page(conn: Connection, project: dict, after: int, limit: int,
     return out, cursor
 
 
+def check_text_index(ctx: Context) -> bool:
+    """Whether the database has the text index of the item browser's search; logs why not
+    (a server start calls it: a deployment without it works, its searches scan)."""
+    with read_tx(ctx.engine) as conn:
+        present = item_store.has_text_index(conn)
+    if not present:
+        log.warning("item text search: the database has no text index (%s), so each search in the item "
+                    "browser scans the project's items; docs/deployment.md, 'Text search', says how to add it",
+                    "pg_trgm index ix_items_text" if ctx.engine.dialect.name == "postgresql"
+                    else "FTS5 table items_fts")
+    return present
+
+
 def list_items(
     ctx: Context,
     actor: Actor,

@@ -61,11 +61,24 @@ def _like(term: str) -> str:
     return "%" + term.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
 
 
-def text_match(conn: Connection, term: str) -> sa.ColumnElement[bool]:
-    """The item's external_id or one of its data values (top level; a nested value as its JSON
-    text) contains ``term``, case-insensitively. A scan of the project's items in id order:
-    with the keyset page it stops at the page's last match."""
-    pattern = _like(term)
+# The text index (migration 0015): SQLite's FTS5 table (rowid = items.id), PostgreSQL's pg_trgm
+# GIN index on goldlabel_item_text(external_id, data). Both hold the searched text (the external
+# id and every top-level data value) and find a substring of 3 characters or more by trigrams.
+ITEMS_FTS = sa.table("items_fts", sa.column("rowid", sa.Integer), sa.column("body", sa.Text))
+TRIGRAM = 3
+
+
+def has_text_index(conn: Connection) -> bool:
+    """Whether the database has the text index (a deployment whose role could not create the
+    pg_trgm extension has not: docs/deployment.md, "Text search")."""
+    if conn.dialect.name == "sqlite":
+        sql = "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'items_fts'"
+    else:
+        sql = "SELECT 1 WHERE to_regclass('ix_items_text') IS NOT NULL"
+    return conn.execute(sa.text(sql)).first() is not None
+
+
+def _exact_text_match(conn: Connection, pattern: str) -> sa.ColumnElement[bool]:
     if conn.dialect.name == "postgresql":
         values = sa.func.jsonb_each_text(items.c.data).table_valued("value", name="kv")
     else:
@@ -73,6 +86,69 @@ def text_match(conn: Connection, term: str) -> sa.ColumnElement[bool]:
     in_data = sa.exists(sa.select(sa.literal(1)).select_from(values).where(
         sa.cast(values.c.value, sa.Text).ilike(pattern, escape="\\")))
     return sa.or_(items.c.external_id.ilike(pattern, escape="\\"), in_data)
+
+
+def _uses_index(conn: Connection, term: str | None, indexed: bool | None) -> bool:
+    """Whether a search for ``term`` goes through the text index (``indexed``: whether there is
+    one; None: look). A term shorter than a trigram cannot."""
+    if not term or len(term) < TRIGRAM:
+        return False
+    return has_text_index(conn) if indexed is None else indexed
+
+
+def text_match(conn: Connection, term: str, indexed: bool | None = None) -> sa.ColumnElement[bool]:
+    """The item's external_id or one of its data values (top level; a nested value as its JSON
+    text) contains ``term``, case-insensitively (ASCII case on SQLite, the database's on
+    PostgreSQL).
+
+    The text index finds a superset (its text joins the values, and folds case by Unicode),
+    which this exact test narrows: the same results as a scan, which is what a term under 3
+    characters or a database without the index gets (in id order: with the keyset page it stops
+    at the page's last match). PostgreSQL: the pg_trgm condition is here, its pattern written
+    into the statement, so that each search is planned for its own term (a common term is
+    faster by the primary key in id order, a rare one by the index; a generic plan, which
+    psycopg's prepared statements would get after 5 runs, took the index for both). SQLite:
+    the FTS5 table drives the page instead (``_keyset_page``).
+    """
+    pattern = _like(term)
+    exact = _exact_text_match(conn, pattern)
+    if conn.dialect.name != "postgresql" or not _uses_index(conn, term, indexed):
+        return exact
+    literal = sa.literal(pattern, sa.Text, literal_execute=True)
+    return sa.and_(sa.func.goldlabel_item_text(items.c.external_id, items.c.data).ilike(literal), exact)
+
+
+def _fts_match(term: str) -> sa.ColumnElement[bool]:
+    phrase = '"' + term.replace('"', '""') + '"'  # an FTS5 string: one phrase, its quotes doubled
+    return sa.literal_column("items_fts").op("MATCH")(phrase)
+
+
+def _keyset_page(conn: Connection, columns: Any, project_id: int, after: int, limit: int,
+                 filters: dict[str, Any]) -> sa.Select[Any]:
+    """``SELECT columns`` of the project's items matching ``filters`` with id > after, in id
+    order, at most ``limit``. SQLite, a text search with the index: the FTS5 table is the outer
+    loop, in rowid (= item id) order from ``after`` on, so the page stops at its last match
+    whether the term is rare (an index seek) or everywhere (the first rows); the exact test and
+    the other filters check each candidate."""
+    filters = dict(filters)
+    indexed = filters.pop("text_index", None)
+    term = filters.get("q")
+    if conn.dialect.name == "sqlite" and _uses_index(conn, term, indexed):
+        filters.pop("q")
+        return (
+            sa.select(*columns)
+            .select_from(ITEMS_FTS.join(items, items.c.id == ITEMS_FTS.c.rowid))
+            .where(_fts_match(term), ITEMS_FTS.c.rowid > after, items.c.project_id == project_id,
+                   _exact_text_match(conn, _like(term)), *item_filters(conn, **filters))
+            .order_by(ITEMS_FTS.c.rowid)
+            .limit(limit)
+        )
+    return (
+        sa.select(*columns)
+        .where(_in_project(conn, project_id), items.c.id > after, *item_filters(conn, text_index=indexed, **filters))
+        .order_by(items.c.id)
+        .limit(limit)
+    )
 
 
 def item_filters(
@@ -90,6 +166,7 @@ def item_filters(
     source: str | None = None,
     flag: str | None = None,
     meta: dict[str, str] | None = None,
+    text_index: bool | None = None,
 ) -> list[sa.ColumnElement[bool]]:
     """WHERE conditions of the item filters (see list_items). ``status`` None: every item but
     the deleted ones; "deleted": the items in their undo window."""
@@ -125,7 +202,7 @@ def item_filters(
     for key, value in (meta or {}).items():
         conds.append(sa.cast(items.c.meta[key].as_string(), sa.Text) == value)
     if q:
-        conds.append(text_match(conn, q))
+        conds.append(text_match(conn, q, text_index))
     return conds
 
 
@@ -147,19 +224,14 @@ def list_items(
 ) -> list[dict[str, Any]]:
     """A keyset page of items (``id > after ORDER BY id LIMIT n``) with the given filters
     (item_filters: status, is_gold, annotator_id, question with label / confidence range /
-    disagreement, q text search, consensus source, flag, meta key=value).
+    disagreement, q text search through the text index where there is one, consensus source,
+    flag, meta key=value; ``text_index`` False makes a search scan, as a benchmark's baseline).
 
     Label and confidence filters test the item's consensus row for ``question`` through its
     primary key (item_id, question); the annotator filter tests the (item_id, annotator_id)
     unique index. No OFFSET, no COUNT: page N costs what page 1 costs.
     """
-    q = (
-        sa.select(items)
-        .where(_in_project(conn, project_id), items.c.id > after, *item_filters(conn, **filters))
-        .order_by(items.c.id)
-        .limit(limit)
-    )
-    return [dict(r) for r in conn.execute(q).mappings()]
+    return [dict(r) for r in conn.execute(_keyset_page(conn, [items], project_id, after, limit, filters)).mappings()]
 
 
 def set_reviewed_state(conn: Connection, item_id: int, *, status: str, target_overlap: int,
@@ -170,12 +242,7 @@ def set_reviewed_state(conn: Connection, item_id: int, *, status: str, target_ov
         status=status, target_overlap=target_overlap, overlap_max=overlap_max, updated_at=now))
 def list_item_keys(conn: Connection, project_id: int, after: int, limit: int, **filters: Any) -> list[tuple[int, str]]:
     """(id, external_id) of a keyset page of matching items: what a bulk action walks."""
-    q = (
-        sa.select(items.c.id, items.c.external_id)
-        .where(_in_project(conn, project_id), items.c.id > after, *item_filters(conn, **filters))
-        .order_by(items.c.id)
-        .limit(limit)
-    )
+    q = _keyset_page(conn, [items.c.id, items.c.external_id], project_id, after, limit, filters)
     return [(int(i), e) for i, e in conn.execute(q)]
 
 
