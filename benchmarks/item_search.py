@@ -33,7 +33,7 @@ import orjson
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO / "benchmarks"))
 
-from import_export import PG_ADMIN, WORDS, machine_description, make_database  # noqa: E402
+from import_export import PG_ADMIN, WORDS, machine_description, make_database
 
 SCHEMA = {"questions": [{"name": "sentiment", "kind": "choice", "labels": ["positive", "negative", "neutral"]}]}
 

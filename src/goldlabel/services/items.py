@@ -11,9 +11,9 @@ from typing import Any
 
 from goldlabel.domain.errors import GoldlabelError, not_found
 from goldlabel.domain.splits import split_of
-from goldlabel.schemas import BulkItemsRequest, ItemReport, RestoreItemsRequest
 from goldlabel.quality.gold import GoldThresholds
 from goldlabel.quality.skill import estimate_skill
+from goldlabel.schemas import BulkItemsRequest, ItemReport, RestoreItemsRequest
 from goldlabel.services import audit, cold_start
 from goldlabel.services.access import Actor, fetch_project_role, is_allowed, load_project
 from goldlabel.services.consensus import score_gold_answer

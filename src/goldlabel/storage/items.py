@@ -133,7 +133,7 @@ def _keyset_page(conn: Connection, columns: Any, project_id: int, after: int, li
     filters = dict(filters)
     indexed = filters.pop("text_index", None)
     term = filters.get("q")
-    if conn.dialect.name == "sqlite" and _uses_index(conn, term, indexed):
+    if conn.dialect.name == "sqlite" and isinstance(term, str) and _uses_index(conn, term, indexed):
         filters.pop("q")
         return (
             sa.select(*columns)

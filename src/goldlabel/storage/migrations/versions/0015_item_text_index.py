@@ -1,7 +1,7 @@
 """An index for the item browser's text search (substring of the external id or of a data value).
 
 SQLite: ``items_fts``, an FTS5 table with the trigram tokenizer (rowid = items.id, one document
-per item: the searched text, storage.items.ITEM_TEXT_SQLITE), kept in step with ``items`` by
+per item: the searched text: the external id and every top-level data value), kept in step with ``items`` by
 triggers, so every write path (imports, edits, the purge, a project's cascade) keeps it.
 PostgreSQL: ``ix_items_text``, a pg_trgm GIN index on ``goldlabel_item_text(external_id, data)``
 (the same text). Creating the extension needs a role allowed to (docs/deployment.md, "Text
@@ -25,8 +25,21 @@ log = logging.getLogger("goldlabel.storage.migrations")
 
 # The searched text of an item (kept equal to storage.items): the external id and each top-level
 # data value as text, separated by U+001F; a match across a separator is filtered by the exact test.
-_SQLITE_TEXT = ("{row}.external_id || char(31) || coalesce((SELECT group_concat(CAST(value AS TEXT), char(31)) "
-                "FROM json_each({row}.data)), '')")
+_FILL = (
+    "INSERT INTO items_fts(rowid, body) SELECT id, external_id || char(31) || coalesce("
+    "(SELECT group_concat(CAST(value AS TEXT), char(31)) FROM json_each(items.data)), '') FROM items"
+)
+_ON_INSERT = (
+    "CREATE TRIGGER items_fts_insert AFTER INSERT ON items BEGIN "
+    "INSERT INTO items_fts(rowid, body) VALUES (new.id, new.external_id || char(31) || coalesce("
+    "(SELECT group_concat(CAST(value AS TEXT), char(31)) FROM json_each(new.data)), '')); END"
+)
+_ON_UPDATE = (
+    "CREATE TRIGGER items_fts_update AFTER UPDATE OF external_id, data ON items BEGIN "
+    "UPDATE items_fts SET body = new.external_id || char(31) || coalesce("
+    "(SELECT group_concat(CAST(value AS TEXT), char(31)) FROM json_each(new.data)), '') WHERE rowid = new.id; END"
+)
+_ON_DELETE = "CREATE TRIGGER items_fts_delete AFTER DELETE ON items BEGIN DELETE FROM items_fts WHERE rowid = old.id; END"
 _PG_FUNCTION = """
 CREATE OR REPLACE FUNCTION goldlabel_item_text(external_id text, data jsonb) RETURNS text
 LANGUAGE sql IMMUTABLE PARALLEL SAFE AS $$
@@ -54,17 +67,8 @@ def _upgrade_sqlite(bind: sa.Connection) -> None:
                     "has" if has_fts5 else "lacks")
         return
     bind.exec_driver_sql("CREATE VIRTUAL TABLE items_fts USING fts5(body, tokenize='trigram', columnsize=0)")
-    new, old = _SQLITE_TEXT.format(row="new"), _SQLITE_TEXT.format(row="items")
-    bind.exec_driver_sql(f"INSERT INTO items_fts(rowid, body) SELECT id, {old} FROM items")
-    bind.exec_driver_sql(
-        f"CREATE TRIGGER items_fts_insert AFTER INSERT ON items BEGIN "
-        f"INSERT INTO items_fts(rowid, body) VALUES (new.id, {new}); END")
-    bind.exec_driver_sql(
-        f"CREATE TRIGGER items_fts_update AFTER UPDATE OF external_id, data ON items BEGIN "
-        f"UPDATE items_fts SET body = {new} WHERE rowid = new.id; END")
-    bind.exec_driver_sql(
-        "CREATE TRIGGER items_fts_delete AFTER DELETE ON items BEGIN "
-        "DELETE FROM items_fts WHERE rowid = old.id; END")
+    for statement in (_FILL, _ON_INSERT, _ON_UPDATE, _ON_DELETE):
+        bind.exec_driver_sql(statement)
 
 
 def _upgrade_postgresql(bind: sa.Connection) -> None:
@@ -85,8 +89,9 @@ def _upgrade_postgresql(bind: sa.Connection) -> None:
 def downgrade() -> None:
     bind = op.get_bind()
     if bind.dialect.name == "sqlite":
-        for trigger in ("items_fts_insert", "items_fts_update", "items_fts_delete"):
-            bind.exec_driver_sql(f"DROP TRIGGER IF EXISTS {trigger}")
+        bind.exec_driver_sql("DROP TRIGGER IF EXISTS items_fts_insert")
+        bind.exec_driver_sql("DROP TRIGGER IF EXISTS items_fts_update")
+        bind.exec_driver_sql("DROP TRIGGER IF EXISTS items_fts_delete")
         bind.exec_driver_sql("DROP TABLE IF EXISTS items_fts")
     else:
         bind.exec_driver_sql("DROP INDEX IF EXISTS ix_items_text")
