@@ -14,7 +14,7 @@ database in the same run; both must return the same items. The median of ``--rep
 Usage::
 
     python benchmarks/item_search.py --items 100000 --backend sqlite,postgres
-    python benchmarks/item_search.py --quick          # 5,000 items, SQLite (smoke test)
+    python benchmarks/item_search.py --quick          # 2,000 items, SQLite (smoke test)
 """
 
 from __future__ import annotations
@@ -134,9 +134,9 @@ def main() -> None:
     ap.add_argument("--items", type=int, default=100_000)
     ap.add_argument("--backend", default="sqlite", help="sqlite, postgres or sqlite,postgres")
     ap.add_argument("--repeat", type=int, default=5)
-    ap.add_argument("--quick", action="store_true", help="5,000 items, 3 repeats")
+    ap.add_argument("--quick", action="store_true", help="2,000 items, 3 repeats")
     args = ap.parse_args()
-    n, repeat = (5000, 3) if args.quick else (args.items, args.repeat)
+    n, repeat = (2000, 3) if args.quick else (args.items, args.repeat)
     print(f"Machine: {machine_description()}; PostgreSQL at {PG_ADMIN.split('@')[-1]} if used")
     print(f"{n:,} items in one project; first page of 50; median of {repeat} runs\n")
     print("| db | what | scan (before) / rate | index (after) | speed-up |")
