@@ -31,7 +31,7 @@ from goldlabel.api.routes import (
 )
 from goldlabel.config import Settings
 from goldlabel.services.context import Context
-from goldlabel.services.items import PurgeSweeper, check_text_index
+from goldlabel.services.items import PurgeSweeper, TextIndexer, check_text_index
 from goldlabel.services.model_worker import ModelWorker
 from goldlabel.services.refit import RefitScheduler
 from goldlabel.services.webhooks import WebhookWorker
@@ -91,6 +91,10 @@ def create_app(settings: Settings | None = None, *, context: Context | None = No
         if ctx.settings.purge_interval_s > 0:
             sweeper = PurgeSweeper(ctx, ctx.settings.purge_interval_s)
             sweeper.start()
+        indexer = None
+        if ctx.settings.text_index_interval_s > 0:
+            indexer = TextIndexer(ctx, ctx.settings.text_index_interval_s)
+            indexer.start()
         deliverer = None
         if ctx.settings.webhook_poll_interval_s > 0:
             deliverer = WebhookWorker(ctx)
@@ -112,6 +116,8 @@ def create_app(settings: Settings | None = None, *, context: Context | None = No
             deliverer.stop()
         if sweeper is not None:
             sweeper.stop()
+        if indexer is not None:
+            indexer.stop()
         if model_worker is not None:
             model_worker.stop()
         if context is None:

@@ -70,4 +70,5 @@ def test_item_search_quick():
     result = run("item_search.py", "--quick")
     assert result.returncode == 0, result.stderr
     assert "| sqlite | search: no match (0 on the page) |" in result.stdout
-    assert "| sqlite | import (head, text index) |" in result.stdout
+    assert "| sqlite | import (head, text index filled afterwards) |" in result.stdout
+    assert "| sqlite | index catch-up after the import (index_text) |" in result.stdout

@@ -158,7 +158,7 @@ def check_text_index(ctx: Context) -> bool:
     if not present:
         log.warning("item text search: the database has no text index (%s), so each search in the item "
                     "browser scans the project's items; docs/deployment.md, 'Text search', says how to add it",
-                    "pg_trgm index ix_items_text" if ctx.engine.dialect.name == "postgresql"
+                    "pg_trgm index ix_item_text_body" if ctx.engine.dialect.name == "postgresql"
                     else "FTS5 table items_fts")
     return present
 
@@ -347,6 +347,60 @@ def purge_expired(ctx: Context, now: int | None = None, batch: int = 1000) -> di
         if n < batch:
             break
     return {"items": n_items, "projects": n_projects}
+
+
+TEXT_INDEX_BATCH = 5000
+
+
+def index_text(ctx: Context, batch: int = TEXT_INDEX_BATCH, max_batches: int | None = None) -> int:
+    """Add the items above the text index's watermark to it, ``batch`` items per transaction
+    (so imports and other writes interleave), until caught up (or ``max_batches``); how many.
+    Imports do not index (their rate is the point): this does, after them. Nothing without the
+    index (docs/deployment.md, "Text search")."""
+    with read_tx(ctx.engine) as conn:
+        if not item_store.has_text_index(conn):
+            return 0
+    top = None
+    if ctx.engine.dialect.name == "postgresql":
+        with write_tx(ctx.engine, durable=False) as conn:
+            top = item_store.text_index_safe_top(conn)
+        if top is None:
+            return 0
+    done = runs = 0
+    while max_batches is None or runs < max_batches:
+        # durable=False: the index can be rebuilt from the items, and a lost batch takes its
+        # watermark with it (one transaction), so a crash only makes the indexer do it again.
+        with write_tx(ctx.engine, durable=False) as conn:
+            n = item_store.index_text_batch(conn, batch, top)
+        done += n
+        runs += 1
+        if n < batch:
+            break
+    return done
+
+
+class TextIndexer:
+    """Runs index_text about every ``interval_s`` in a thread of a serving process."""
+
+    def __init__(self, ctx: Context, interval_s: float) -> None:
+        self.ctx = ctx
+        self.interval_s = interval_s
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="goldlabel-text-index", daemon=True)
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._thread.join(timeout=10)
+
+    def _run(self) -> None:
+        while not self._stop.wait(self.interval_s):
+            try:
+                index_text(self.ctx)
+            except Exception:  # a failed run must not end the thread
+                log.exception("text index: adding items failed")
 
 
 class PurgeSweeper:

@@ -61,11 +61,19 @@ def _like(term: str) -> str:
     return "%" + term.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
 
 
-# The text index (migration 0015): SQLite's FTS5 table (rowid = items.id), PostgreSQL's pg_trgm
-# GIN index on goldlabel_item_text(external_id, data). Both hold the searched text (the external
-# id and every top-level data value) and find a substring of 3 characters or more by trigrams.
+# The text index (migration 0015): SQLite's FTS5 table (rowid = items.id), PostgreSQL's
+# item_text (item_id, body) with a pg_trgm GIN index on body. Both hold the searched text (the
+# external id and every top-level data value, joined by U+001F) and find a substring of 3
+# characters or more by trigrams. Imports do not write it: index_text_batch fills it after
+# them, in id order, and item_text_state.indexed_through is its watermark (every item with an
+# id up to it is in the index; edits and deletes of those reach it through triggers).
 ITEMS_FTS = sa.table("items_fts", sa.column("rowid", sa.Integer), sa.column("body", sa.Text))
+ITEM_TEXT = sa.table("item_text", sa.column("item_id", sa.BigInteger), sa.column("body", sa.Text))
+TEXT_STATE = sa.table("item_text_state", sa.column("id", sa.Integer), sa.column("indexed_through", sa.BigInteger))
 TRIGRAM = 3
+# SQLite: the searched text of ``items`` (the migration's update trigger writes the same).
+_SQLITE_TEXT = ("items.external_id || char(31) || coalesce((SELECT group_concat(CAST(value AS TEXT), char(31)) "
+                "FROM json_each(items.data)), '')")
 
 
 def has_text_index(conn: Connection) -> bool:
@@ -74,8 +82,60 @@ def has_text_index(conn: Connection) -> bool:
     if conn.dialect.name == "sqlite":
         sql = "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'items_fts'"
     else:
-        sql = "SELECT 1 WHERE to_regclass('ix_items_text') IS NOT NULL"
+        sql = "SELECT 1 WHERE to_regclass('ix_item_text_body') IS NOT NULL"
     return conn.execute(sa.text(sql)).first() is not None
+
+
+def text_index_lag(conn: Connection) -> tuple[int, int]:
+    """(watermark, highest item id): the items above the watermark are not indexed yet."""
+    mark = conn.execute(sa.select(TEXT_STATE.c.indexed_through)).scalar() or 0
+    top = conn.execute(sa.select(sa.func.max(items.c.id))).scalar() or 0
+    return int(mark), int(top)
+
+
+def text_index_safe_top(conn: Connection) -> int | None:
+    """PostgreSQL: the highest item id below which no insert is still in flight (ids come from a
+    sequence, so a transaction that has not committed yet may hold a lower id than one that
+    has): SHARE on ``items`` waits for the writing transactions to end and keeps new ones out
+    for this short transaction. None: a write held it past the lock timeout (try later)."""
+    try:
+        with conn.begin_nested():
+            conn.exec_driver_sql("SET LOCAL lock_timeout = '2s'")
+            conn.exec_driver_sql("LOCK TABLE items IN SHARE MODE")
+    except sa.exc.OperationalError:
+        return None
+    return int(conn.execute(sa.select(sa.func.max(items.c.id))).scalar() or 0)
+
+
+def index_text_batch(conn: Connection, limit: int, top: int | None = None) -> int:
+    """Index the next ``limit`` items above the watermark (at most up to id ``top``) and move the
+    watermark past them; how many were indexed (0: caught up). One writer at a time: SQLite's
+    write lock, PostgreSQL's row lock on the watermark."""
+    state = sa.select(TEXT_STATE.c.indexed_through)
+    if conn.dialect.name == "postgresql":
+        state = state.with_for_update()
+    mark = int(conn.execute(state).scalar() or 0)
+    batch = sa.select(items.c.id).where(items.c.id > mark).order_by(items.c.id).limit(limit)
+    if top is not None:
+        batch = batch.where(items.c.id <= top)
+    sub = batch.subquery()
+    n, high = conn.execute(sa.select(sa.func.count(), sa.func.max(sub.c.id))).one()
+    if not n:
+        return 0
+    if conn.dialect.name == "sqlite":
+        conn.execute(sa.delete(ITEMS_FTS).where(ITEMS_FTS.c.rowid > mark, ITEMS_FTS.c.rowid <= high))
+        conn.exec_driver_sql(
+            f"INSERT INTO items_fts(rowid, body) SELECT id, {_SQLITE_TEXT} FROM items "  # nosec B608  # constant SQL, bound ids
+            "WHERE id > ? AND id <= ?", (mark, high))
+    else:
+        # FOR SHARE: an edit in flight on one of these items commits first (and this reads its
+        # text), or waits for this transaction (and its trigger then updates the row made here).
+        conn.exec_driver_sql(
+            "INSERT INTO item_text (item_id, body) SELECT id, goldlabel_item_text(external_id, data) FROM items "
+            "WHERE id > %(mark)s AND id <= %(high)s FOR SHARE "
+            "ON CONFLICT (item_id) DO UPDATE SET body = excluded.body", {"mark": mark, "high": high})
+    conn.execute(sa.update(TEXT_STATE).values(indexed_through=high))
+    return int(n)
 
 
 def _exact_text_match(conn: Connection, pattern: str) -> sa.ColumnElement[bool]:
@@ -96,56 +156,75 @@ def _uses_index(conn: Connection, term: str | None, indexed: bool | None) -> boo
     return has_text_index(conn) if indexed is None else indexed
 
 
-def text_match(conn: Connection, term: str, indexed: bool | None = None) -> sa.ColumnElement[bool]:
+def text_match(conn: Connection, term: str) -> sa.ColumnElement[bool]:
     """The item's external_id or one of its data values (top level; a nested value as its JSON
     text) contains ``term``, case-insensitively (ASCII case on SQLite, the database's on
-    PostgreSQL).
-
-    The text index finds a superset (its text joins the values, and folds case by Unicode),
-    which this exact test narrows: the same results as a scan, which is what a term under 3
-    characters or a database without the index gets (in id order: with the keyset page it stops
-    at the page's last match). PostgreSQL: the pg_trgm condition is here, its pattern written
-    into the statement, so that each search is planned for its own term (a common term is
-    faster by the primary key in id order, a rare one by the index; a generic plan, which
-    psycopg's prepared statements would get after 5 runs, took the index for both). SQLite:
-    the FTS5 table drives the page instead (``_keyset_page``).
-    """
-    pattern = _like(term)
-    exact = _exact_text_match(conn, pattern)
-    if conn.dialect.name != "postgresql" or not _uses_index(conn, term, indexed):
-        return exact
-    literal = sa.literal(pattern, sa.Text, literal_execute=True)
-    return sa.and_(sa.func.goldlabel_item_text(items.c.external_id, items.c.data).ilike(literal), exact)
+    PostgreSQL): the scan's test, which every search applies (through the index, ``_keyset_page``,
+    to its candidates). In id order: with the keyset page it stops at the page's last match."""
+    return _exact_text_match(conn, _like(term))
 
 
-def _fts_match(term: str) -> sa.ColumnElement[bool]:
-    phrase = '"' + term.replace('"', '""') + '"'  # an FTS5 string: one phrase, its quotes doubled
-    return sa.literal_column("items_fts").op("MATCH")(phrase)
+def _index_candidates(conn: Connection) -> tuple[Any, Any]:
+    """(FROM clause, its item id column): the index joined to the items."""
+    if conn.dialect.name == "sqlite":
+        return ITEMS_FTS.join(items, items.c.id == ITEMS_FTS.c.rowid), ITEMS_FTS.c.rowid
+    return ITEM_TEXT.join(items, items.c.id == ITEM_TEXT.c.item_id), ITEM_TEXT.c.item_id
+
+
+def _candidate_match(conn: Connection, term: str) -> sa.ColumnElement[bool]:
+    """The index's test: a superset of the items whose text contains ``term`` (its text joins
+    the values, and folds case by Unicode), which the exact test narrows. PostgreSQL: the
+    pattern is written into the statement (its default escape is the backslash, as ``_like``
+    writes it), so that each search is planned for its own term (a common term is faster by the
+    primary key in id order, a rare one by the GIN index; a generic plan, which psycopg's
+    prepared statements would get after 5 runs, took the index for both)."""
+    if conn.dialect.name == "sqlite":
+        phrase = '"' + term.replace('"', '""') + '"'  # an FTS5 string: one phrase, its quotes doubled
+        return sa.literal_column("items_fts").op("MATCH")(phrase)
+    return ITEM_TEXT.c.body.ilike(sa.literal(_like(term), sa.Text, literal_execute=True))
 
 
 def _keyset_page(conn: Connection, columns: Any, project_id: int, after: int, limit: int,
                  filters: dict[str, Any]) -> sa.Select[Any]:
     """``SELECT columns`` of the project's items matching ``filters`` with id > after, in id
-    order, at most ``limit``. SQLite, a text search with the index: the FTS5 table is the outer
-    loop, in rowid (= item id) order from ``after`` on, so the page stops at its last match
-    whether the term is rare (an index seek) or everywhere (the first rows); the exact test and
-    the other filters check each candidate."""
+    order, at most ``limit``.
+
+    A text search with the index is two pages joined in id order: the index's candidates up to
+    the watermark (SQLite: the FTS5 table is the outer loop in rowid = item id order, so the
+    page stops at its last match whether the term is rare or everywhere; PostgreSQL: each term
+    planned for itself) and a scan of the items above the watermark (what the indexer has not
+    reached yet: few, or the import just done). The exact test and the other filters check
+    both. The watermark is read by the same statement, so the two halves never miss or repeat
+    an item while the indexer moves it."""
     filters = dict(filters)
     indexed = filters.pop("text_index", None)
     term = filters.get("q")
-    if conn.dialect.name == "sqlite" and isinstance(term, str) and _uses_index(conn, term, indexed):
+    if isinstance(term, str) and _uses_index(conn, term, indexed):
+        mark = sa.select(TEXT_STATE.c.indexed_through).scalar_subquery()
+        source, key = _index_candidates(conn)
         filters.pop("q")
-        return (
+        via_index = (
             sa.select(*columns)
-            .select_from(ITEMS_FTS.join(items, items.c.id == ITEMS_FTS.c.rowid))
-            .where(_fts_match(term), ITEMS_FTS.c.rowid > after, items.c.project_id == project_id,
-                   _exact_text_match(conn, _like(term)), *item_filters(conn, **filters))
-            .order_by(ITEMS_FTS.c.rowid)
+            .select_from(source)
+            .where(_candidate_match(conn, term), key > after, key <= mark, items.c.project_id == project_id,
+                   text_match(conn, term), *item_filters(conn, **filters))
+            .order_by(key)
             .limit(limit)
+            .subquery("via_index")
         )
+        tail = (
+            sa.select(*columns)
+            .where(_in_project(conn, project_id), items.c.id > after, items.c.id > mark,
+                   text_match(conn, term), *item_filters(conn, **filters))
+            .order_by(items.c.id)
+            .limit(limit)
+            .subquery("tail")
+        )
+        both = sa.union_all(sa.select(via_index), sa.select(tail)).subquery("found")
+        return sa.select(*both.c).order_by(both.c.id).limit(limit)
     return (
         sa.select(*columns)
-        .where(_in_project(conn, project_id), items.c.id > after, *item_filters(conn, text_index=indexed, **filters))
+        .where(_in_project(conn, project_id), items.c.id > after, *item_filters(conn, **filters))
         .order_by(items.c.id)
         .limit(limit)
     )
@@ -166,7 +245,6 @@ def item_filters(
     source: str | None = None,
     flag: str | None = None,
     meta: dict[str, str] | None = None,
-    text_index: bool | None = None,
 ) -> list[sa.ColumnElement[bool]]:
     """WHERE conditions of the item filters (see list_items). ``status`` None: every item but
     the deleted ones; "deleted": the items in their undo window."""
@@ -202,7 +280,7 @@ def item_filters(
     for key, value in (meta or {}).items():
         conds.append(sa.cast(items.c.meta[key].as_string(), sa.Text) == value)
     if q:
-        conds.append(text_match(conn, q, text_index))
+        conds.append(text_match(conn, q))
     return conds
 
 

@@ -12,8 +12,9 @@ if connection is None:  # pragma: no cover - goldlabel always passes a connectio
 
 def include_name(name, type_, parent_names):  # type: ignore[no-untyped-def]
     # The text index (0015) lives outside the table definitions: SQLite's FTS5 table and its
-    # shadow tables; autogenerate must not drop them.
-    return not (type_ == "table" and name is not None and name.startswith("items_fts"))
+    # shadow tables, PostgreSQL's item_text, and the indexer's watermark; autogenerate must not
+    # drop them.
+    return not (type_ == "table" and name is not None and name.startswith(("items_fts", "item_text")))
 
 
 context.configure(
