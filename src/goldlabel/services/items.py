@@ -360,6 +360,9 @@ def index_text(ctx: Context, batch: int = TEXT_INDEX_BATCH, max_batches: int | N
     with read_tx(ctx.engine) as conn:
         if not item_store.has_text_index(conn):
             return 0
+        mark, highest = item_store.text_index_lag(conn)
+    if highest <= mark:
+        return 0  # caught up: no lock taken
     top = None
     if ctx.engine.dialect.name == "postgresql":
         with write_tx(ctx.engine, durable=False) as conn:

@@ -194,14 +194,21 @@ def _keyset_page(conn: Connection, columns: Any, project_id: int, after: int, li
     page stops at its last match whether the term is rare or everywhere; PostgreSQL: each term
     planned for itself) and a scan of the items above the watermark (what the indexer has not
     reached yet: few, or the import just done). The exact test and the other filters check
-    both. The watermark is read by the same statement, so the two halves never miss or repeat
-    an item while the indexer moves it."""
+    both; the two halves never miss or repeat an item while the indexer moves the watermark."""
     filters = dict(filters)
     indexed = filters.pop("text_index", None)
     term = filters.get("q")
     if isinstance(term, str) and _uses_index(conn, term, indexed):
-        mark = sa.select(TEXT_STATE.c.indexed_through).scalar_subquery()
+        # The watermark written into the statement, so that PostgreSQL plans the indexed half
+        # for it (as a parameter its planner took the range for a few rows: the primary key and
+        # a filter on every row). Read before the statement, it can only be lower than the one
+        # the statement would see (it never moves down but on SQLite, in this same snapshot):
+        # the items between are then both in the index and scanned, which is still exact.
+        mark = sa.literal(int(conn.execute(sa.select(TEXT_STATE.c.indexed_through)).scalar() or 0),
+                          sa.BigInteger, literal_execute=True)
         source, key = _index_candidates(conn)
+        # One lower bound for the tail (two, and SQLite may take ``after``'s for the range)
+        greatest = (sa.func.max if conn.dialect.name == "sqlite" else sa.func.greatest)(after, mark)
         filters.pop("q")
         via_index = (
             sa.select(*columns)
@@ -214,7 +221,7 @@ def _keyset_page(conn: Connection, columns: Any, project_id: int, after: int, li
         )
         tail = (
             sa.select(*columns)
-            .where(_in_project(conn, project_id), items.c.id > after, items.c.id > mark,
+            .where(_in_project(conn, project_id), items.c.id > greatest,
                    text_match(conn, term), *item_filters(conn, **filters))
             .order_by(items.c.id)
             .limit(limit)
