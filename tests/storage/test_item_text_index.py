@@ -13,7 +13,7 @@ from goldlabel.storage import items as item_store
 from goldlabel.storage.engine import now_ms, read_tx
 
 # docs/deployment.md, "Text search", gives this statement (with CONCURRENTLY).
-PG_CREATE_INDEX = "CREATE INDEX ix_item_text_body ON item_text USING gin (body gin_trgm_ops) WITH (fastupdate = off)"
+PG_CREATE_INDEX = "CREATE INDEX ix_item_text_body ON item_text USING gin (body gin_trgm_ops)"
 ITEMS = [
     {"external_id": "a-1", "data": {"text": "Anker PowerCore 10000, black"}},
     {"external_id": "a-2", "data": {"text": "100% cotton_shirt", "n": 12345}},

@@ -379,6 +379,11 @@ def index_text(ctx: Context, batch: int = TEXT_INDEX_BATCH, max_batches: int | N
         runs += 1
         if n < batch:
             break
+    if done and ctx.engine.dialect.name == "postgresql":
+        with write_tx(ctx.engine, durable=False) as conn:
+            why = item_store.flush_text_index(conn)
+        if why:
+            log.info("text index: the GIN pending list is left to autovacuum (%s)", why)
     return done
 
 

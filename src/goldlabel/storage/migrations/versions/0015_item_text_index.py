@@ -71,9 +71,7 @@ _PG_UPDATE_TRIGGER = (
     "WHEN (OLD.external_id IS DISTINCT FROM NEW.external_id OR OLD.data IS DISTINCT FROM NEW.data) "
     "EXECUTE FUNCTION goldlabel_item_text_update()"
 )
-# fastupdate off: a batch goes into the index itself, not a pending list that every search
-# would read (and that made the planner take a sequential scan until a VACUUM).
-PG_INDEX = "CREATE INDEX ix_item_text_body ON item_text USING gin (body gin_trgm_ops) WITH (fastupdate = off)"
+PG_INDEX = "CREATE INDEX ix_item_text_body ON item_text USING gin (body gin_trgm_ops)"
 
 
 def upgrade() -> None:
