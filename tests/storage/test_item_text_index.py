@@ -5,6 +5,8 @@ of term, before, while and after the indexer catches up, and after edits, delete
 
 from __future__ import annotations
 
+import time
+
 import pytest
 import sqlalchemy as sa
 
@@ -251,3 +253,24 @@ def test_without_the_index_searches_scan_and_a_start_says_so(factory, caplog):
         if factory.ctx.engine.dialect.name == "postgresql":  # the session's database: put it back
             with factory.ctx.engine.begin() as conn:
                 conn.exec_driver_sql(PG_CREATE_INDEX)
+
+
+def test_the_background_indexer_catches_up(factory):
+    """What a server runs every text_index_interval_s (app lifespan): new items reach the index
+    without anyone calling index_text."""
+    project, _other, mgr = _setup(factory)
+    indexer = item_service.TextIndexer(factory.ctx, 0.05)
+    indexer.start()
+    try:
+        deadline = time.monotonic() + 30
+        while _lag(factory)[0] < _lag(factory)[1] and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert _lag(factory)[0] == _lag(factory)[1]
+        assert mgr.post(f"/api/v1/projects/{project['id']}/items",
+                        json=[{"external_id": "late-1", "data": {"t": "pistachio"}}]).status_code == 201
+        while _lag(factory)[0] < _lag(factory)[1] and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert "late-1\x1fpistachio" in _index_rows(factory).values()
+    finally:
+        indexer.stop()
+    assert _search(factory, project["id"], "pistachio", indexed=True) == ["late-1"]
