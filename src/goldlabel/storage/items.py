@@ -97,10 +97,12 @@ def text_index_safe_top(conn: Connection) -> int | None:
     """PostgreSQL: the highest item id below which no insert is still in flight (ids come from a
     sequence, so a transaction that has not committed yet may hold a lower id than one that
     has): SHARE on ``items`` waits for the writing transactions to end and keeps new ones out
-    for this short transaction. None: a write held it past the lock timeout (try later)."""
+    for this short transaction. None: a write held it past the lock timeout (try later). The
+    timeout is short because writers queue behind the waiting lock (an annotator's submit waits
+    at most that long); during a long import transaction the indexer so waits for its end."""
     try:
         with conn.begin_nested():
-            conn.exec_driver_sql("SET LOCAL lock_timeout = '2s'")
+            conn.exec_driver_sql("SET LOCAL lock_timeout = '100ms'")
             conn.exec_driver_sql("LOCK TABLE items IN SHARE MODE")
     except sa.exc.OperationalError:
         return None
