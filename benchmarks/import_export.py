@@ -219,10 +219,12 @@ def setup_project(db: str) -> tuple[int, list[int]]:
     ctx = Context.from_settings(Settings(database_url=db))
     upgrade_database(ctx.engine)
     suffix = uuid.uuid4().hex[:6]
-    row = user_service.create_user(ctx, None, f"bench-manager-{suffix}", "manager", "password123")
+    row = user_service.create_user(ctx, None, f"bench-manager-{suffix}", "manager", "amber lantern quietly 41")
     manager = Actor(row["id"], row["username"], row["role"])
-    annotators = [user_service.create_user(ctx, None, f"bench-ann{k}-{suffix}", "annotator", "password123")["id"]
-                  for k in range(3)]
+    annotators = [
+        user_service.create_user(ctx, None, f"bench-ann{k}-{suffix}", "annotator", "amber lantern quietly 41")["id"]
+        for k in range(3)
+    ]
     project = project_service.create_project(
         ctx, manager, "bench", SCHEMA, overlap_min=3, overlap_max=3
     )

@@ -33,7 +33,7 @@ from goldlabel.config import Settings
 from goldlabel.services.context import Context
 from goldlabel.services.gold import GoldScorer
 from goldlabel.services.item_refs import item_refs
-from goldlabel.services.items import PurgeSweeper
+from goldlabel.services.items import PurgeSweeper, TextIndexer, check_text_index
 from goldlabel.services.model_worker import ModelWorker
 from goldlabel.services.refit import RefitScheduler
 from goldlabel.services.totp import seal_stored_secrets
@@ -99,6 +99,10 @@ def create_app(settings: Settings | None = None, *, context: Context | None = No
         if ctx.settings.purge_interval_s > 0:
             sweeper = PurgeSweeper(ctx, ctx.settings.purge_interval_s)
             sweeper.start()
+        indexer = None
+        if ctx.settings.text_index_interval_s > 0:
+            indexer = TextIndexer(ctx, ctx.settings.text_index_interval_s)
+            indexer.start()
         deliverer = None
         if ctx.settings.webhook_poll_interval_s > 0:
             deliverer = WebhookWorker(ctx)
@@ -106,6 +110,7 @@ def create_app(settings: Settings | None = None, *, context: Context | None = No
         model_worker = ModelWorker.start_if(ctx)
         gold_scorer = GoldScorer(ctx)
         gold_scorer.start()
+        check_text_index(ctx)
         if context is None:
             # A server process (the app owns its context): what exists now (modules, routes,
             # templates, the engine) lives as long as the process. Taken out of the cyclic
@@ -122,6 +127,8 @@ def create_app(settings: Settings | None = None, *, context: Context | None = No
             deliverer.stop()
         if sweeper is not None:
             sweeper.stop()
+        if indexer is not None:
+            indexer.stop()
         if model_worker is not None:
             model_worker.stop()
         if context is None:

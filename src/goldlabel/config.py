@@ -195,6 +195,11 @@ class Settings(BaseModel):
         description="Seconds between sweeps that purge items and projects deleted longer than "
         "delete_undo_s ago; 0 turns the sweep off in this process.",
     )
+    text_index_interval_s: float = Field(
+        default=2.0, ge=0,
+        description="Seconds between runs of the indexer that adds new items to the item browser's text "
+        "index after imports (searches scan the items it has not reached yet); 0 turns it off in this process.",
+    )
 
     media_http_hosts: str = Field(
         default="",

@@ -430,3 +430,49 @@ def test_bearer_skip_and_release_take_the_fast_lane(factory, setup):
     assert missing.status_code == 422 and missing.json()["code"] == "validation_failed"
     after = lane_counts(factory)
     assert after["served"] - before["served"] == 6 and after["app"] - before["app"] == 1
+
+
+@pytest.mark.parametrize("entry", ["fast_lane", "routes"])
+def test_an_item_deleted_after_the_lease_retry_is_acknowledged_new_answer_is_410(factory, entry, monkeypatch):
+    """A manager deletes items while annotators hold them. A retry of an answer that was
+    acknowledged (same Idempotency-Key, or the same lease token after a lost response) gets the
+    acknowledgement it got; a new answer on a lease of a deleted item is 410 item_deleted. The
+    fast lane and the routes answer alike."""
+    annotator = factory.make_user()
+    project = factory.make_project(annotators=[annotator], overlap_min=1)
+    factory.add_items(project, 4)
+    api, mgr = factory.api_as(annotator), factory.api_as(project["manager"])
+    base = f"{PREFIX}/projects/{project['id']}"
+    app = factory.app
+    if entry == "routes":
+        monkeypatch.setattr(app._native_telemetry, "enabled", lambda: True)
+        monkeypatch.setattr(app, "_telemetry_checked_until", 0.0)
+    before = lane_counts(factory)
+    first, second = (api.post(f"{base}/next").json() for _ in range(2))
+    acked = api.post(f"{base}/answers", json={"lease_token": first["token"], "value": POSITIVE},
+                     headers={"Idempotency-Key": "answer-1"})
+    assert acked.status_code == 201, acked.text
+    for lease in (first, second):
+        assert mgr.delete(f"{base}/items/{lease['item']['id']}").status_code == 204
+
+    by_key = api.post(f"{base}/answers", json={"lease_token": first["token"], "value": POSITIVE},
+                      headers={"Idempotency-Key": "answer-1"})
+    by_token = api.post(f"{base}/answers", json={"lease_token": first["token"], "value": POSITIVE})
+    for retry in (by_key, by_token):
+        assert retry.status_code == 201, retry.text
+        assert retry.json() == acked.json()  # the same answer and the item status it was told
+
+    new = api.post(f"{base}/answers", json={"lease_token": second["token"], "value": POSITIVE},
+                   headers={"Idempotency-Key": "answer-2"})
+    assert new.status_code == 410, new.text
+    assert new.headers["content-type"] == "application/problem+json"
+    assert new.json()["code"] == "item_deleted"
+    after = lane_counts(factory)
+    if entry == "routes":
+        assert {k: after[k] for k in fast_lane(app).counts} == {k: before[k] for k in fast_lane(app).counts}
+    else:
+        assert after["app"] == before["app"] and after["served"] - before["served"] == 6
+    # Restored, the item takes the answer again (a late answer on the cancelled lease, Q7).
+    assert mgr.post(f"{base}/items/restore", json={"item_ids": [second["item"]["id"]]}).status_code == 200
+    late = api.post(f"{base}/answers", json={"lease_token": second["token"], "value": POSITIVE})
+    assert late.status_code == 201, late.text

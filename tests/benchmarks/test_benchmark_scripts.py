@@ -62,3 +62,13 @@ def test_scripts_exit_zero_without_datasets(tmp_path):
         result = run(script, "--quick", env=env)
         assert result.returncode == 0, result.stderr
         assert "datasets not found" in result.stdout
+
+
+def test_item_search_quick():
+    """The text-search benchmark runs, and the index finds what the scan finds (it exits
+    non-zero when they differ)."""
+    result = run("item_search.py", "--quick")
+    assert result.returncode == 0, result.stderr
+    assert "| sqlite | search: no match (0 on the page) |" in result.stdout
+    assert "| sqlite | import (head, text index filled afterwards) |" in result.stdout
+    assert "| sqlite | index catch-up after the import (index_text) |" in result.stdout

@@ -9,15 +9,19 @@ from typing import Any
 
 from goldlabel.domain.errors import GoldlabelError, not_found
 from goldlabel.domain.splits import split_of
+from goldlabel.quality.gold import GoldThresholds
+from goldlabel.quality.skill import estimate_skill
 from goldlabel.schemas import BulkItemsRequest, ItemReport, RestoreItemsRequest
-from goldlabel.services import audit, login_guard
+from goldlabel.services import audit, cold_start, login_guard
 from goldlabel.services.access import Actor, fetch_project_role, is_allowed, load_project
 from goldlabel.services.background import BackgroundLoop
+from goldlabel.services.consensus import score_gold_answer
 from goldlabel.services.context import Context
 from goldlabel.services.item_refs import decode_item
 from goldlabel.services.queue import public_answer
 from goldlabel.storage import consensus_events
 from goldlabel.storage import items as item_store
+from goldlabel.storage import quality as quality_store
 from goldlabel.storage import queue as queue_store
 from goldlabel.storage.engine import now_ms, read_tx, write_tx
 from goldlabel.storage.handles import Connection
@@ -87,6 +91,78 @@ def filtered_page(conn: Connection, project: dict, after: int, limit: int,
     return out, cursor
 
 
+def _answers_left_out(ctx: Context, conn: Connection, project: dict, item_ids: list[int], now: int, *,
+                      restored: bool = False) -> None:
+    """Items just deleted (or, ``restored``, back): their answers leave (or rejoin) the
+    statistics at once. The re-fit, the pooled knowledge and the annotator table read only live
+    items' answers (storage.quality.is_live_item): the project is marked due for a re-fit and
+    this process's pooled knowledge dropped. The gold record is a running count, kept per
+    submit: the answers to these gold items are scored again, as the submit scores them
+    (services.consensus.score_gold_answer, the project's current thresholds), and taken out of
+    (put back into) their annotators' counts. A qualification or suspension already decided on
+    them stands (a manager can reinstate)."""
+    if not item_ids:
+        return
+    quality_store.mark_refit_due(conn, project["id"])
+    cold_start.forget(ctx, project["id"])
+    pairs = quality_store.fetch_gold_answer_pairs(conn, item_ids)
+    if not pairs:
+        return
+    sign = 1 if restored else -1
+    schema = ctx.get_schema(project)
+    thresholds = GoldThresholds.from_settings(project["settings"])
+    moved: dict[int, dict[str, Any]] = {}
+    for annotator_id, value, gold in pairs:
+        per_question = score_gold_answer(schema, value, gold, thresholds)
+        if not per_question:
+            continue
+        acc = moved.setdefault(annotator_id, {"n": 0, "correct": 0, "by_question": {}})
+        acc["n"] += 1
+        acc["correct"] += int(all(passed for _, passed in per_question.values()))
+        for name, (score, passed) in per_question.items():
+            counts = acc["by_question"].setdefault(name, [0, 0, 0.0])
+            counts[0] += 1
+            counts[1] += int(passed)
+            counts[2] += score
+    prior_mean = ctx.settings.default_annotator_accuracy
+    prior = (2 * prior_mean, 2 * (1 - prior_mean))  # as services.consensus scores a gold answer
+    for annotator_id, acc in moved.items():
+        stats = quality_store.fetch_stats(conn, project["id"], annotator_id)
+        if stats is None:
+            continue
+        n_gold = max(0, stats["n_gold"] + sign * acc["n"])
+        n_correct = min(n_gold, max(0, stats["n_gold_correct"] + sign * acc["correct"]))
+        evidence = dict(stats["evidence"] or {})
+        by_question = {k: dict(v) for k, v in (evidence.get("gold_by_question") or {}).items()}
+        for name, (n, passed, score) in acc["by_question"].items():
+            counts = by_question.setdefault(name, {"n": 0, "passed": 0, "score_sum": 0.0})
+            counts["n"] = max(0, counts["n"] + sign * n)
+            counts["passed"] = min(counts["n"], max(0, counts["passed"] + sign * passed))
+            counts["score_sum"] = round(max(0.0, counts["score_sum"] + sign * score), 6)
+        evidence.update(n_gold=n_gold, n_gold_correct=n_correct, gold_by_question=by_question)
+        if n_gold:
+            estimate = estimate_skill(n_correct, n_gold, prior=prior)
+            evidence.update(accuracy=float(estimate.mean), interval=[float(estimate.lower), float(estimate.upper)])
+        else:
+            evidence.pop("accuracy", None)
+            evidence.pop("interval", None)
+        quality_store.upsert_stats(conn, project["id"], annotator_id, n_gold=n_gold, n_gold_correct=n_correct,
+                                   evidence=evidence, updated_at=now)
+
+
+def check_text_index(ctx: Context) -> bool:
+    """Whether the database has the text index of the item browser's search; logs why not
+    (a server start calls it: a deployment without it works, its searches scan)."""
+    with read_tx(ctx.engine) as conn:
+        present = item_store.has_text_index(conn)
+    if not present:
+        log.warning("item text search: the database has no text index (%s), so each search in the item "
+                    "browser scans the project's items; docs/deployment.md, 'Text search', says how to add it",
+                    "pg_trgm index ix_item_text_body" if ctx.engine.dialect.name == "postgresql"
+                    else "FTS5 table items_fts")
+    return present
+
+
 def list_items(
     ctx: Context,
     actor: Actor,
@@ -135,9 +211,10 @@ def delete_item(ctx: Context, actor: Actor, project_id: int, item_id: int) -> di
     """Soft delete: hidden everywhere, restorable for settings.delete_undo_s."""
     now = now_ms()
     with write_tx(ctx.engine) as conn:
-        load_project(conn, actor, project_id, "manage")
+        project = load_project(conn, actor, project_id, "manage")
         if not item_store.soft_delete_items(conn, project_id, [item_id], now):
             raise not_found("item")
+        _answers_left_out(ctx, conn, project, [item_id], now)
         audit.record(conn, actor, "item.delete", project_id=project_id, target=("item", item_id))
     return {"deleted_at": now, "undo_until": now + ctx.settings.delete_undo_s * 1000}
 
@@ -185,6 +262,7 @@ def bulk_action(ctx: Context, actor: Actor, project_id: int, spec: BulkItemsRequ
                 chunk_ids = [k[0] for k in keys]
                 if spec.action == "delete":
                     done = item_store.soft_delete_items(conn, project_id, chunk_ids, now)
+                    _answers_left_out(ctx, conn, project, done, now)
                 elif spec.action == "priority":
                     done = item_store.set_priority(conn, project_id, chunk_ids, int(spec.priority), now)
                 else:
@@ -214,9 +292,11 @@ def restore_items(ctx: Context, actor: Actor, project_id: int, spec: RestoreItem
     since = now - ctx.settings.delete_undo_s * 1000
     restored = 0
     with write_tx(ctx.engine) as conn:
-        load_project(conn, actor, project_id, "manage")
-        restored = len(item_store.restore_items(conn, project_id, since, item_ids=spec.item_ids,
-                                                deleted_at=spec.deleted_at, now=now))
+        project = load_project(conn, actor, project_id, "manage")
+        back = item_store.restore_items(conn, project_id, since, item_ids=spec.item_ids,
+                                        deleted_at=spec.deleted_at, now=now)
+        _answers_left_out(ctx, conn, project, back, now, restored=True)
+        restored = len(back)
         audit.record(conn, actor, "item.restore", project_id=project_id, detail={"restored": restored})
     return {"restored": restored}
 
@@ -274,6 +354,58 @@ def purge_expired(ctx: Context, now: int | None = None, batch: int = 1000) -> di
         if n < batch:
             break
     return {"items": n_items, "projects": n_projects}
+
+
+TEXT_INDEX_BATCH = 5000
+
+
+def index_text(ctx: Context, batch: int = TEXT_INDEX_BATCH, max_batches: int | None = None) -> int:
+    """Add the items above the text index's watermark to it, ``batch`` items per transaction
+    (so imports and other writes interleave), until caught up (or ``max_batches``); how many.
+    Imports do not index (their rate is the point): this does, after them. Nothing without the
+    index (docs/deployment.md, "Text search")."""
+    with read_tx(ctx.engine) as conn:
+        if not item_store.has_text_index(conn):
+            return 0
+        mark, highest = item_store.text_index_lag(conn)
+    if highest <= mark:
+        return 0  # caught up: no lock taken
+    top = None
+    if ctx.engine.dialect.name == "postgresql":
+        with write_tx(ctx.engine, durable=False) as conn:
+            top = item_store.text_index_safe_top(conn)
+        if top is None:
+            return 0
+    done = runs = 0
+    while max_batches is None or runs < max_batches:
+        # durable=False: the index can be rebuilt from the items, and a lost batch takes its
+        # watermark with it (one transaction), so a crash only makes the indexer do it again.
+        with write_tx(ctx.engine, durable=False) as conn:
+            n = item_store.index_text_batch(conn, batch, top)
+        done += n
+        runs += 1
+        if n < batch:
+            break
+    if done and ctx.engine.dialect.name == "postgresql":
+        with write_tx(ctx.engine, durable=False) as conn:
+            why = item_store.flush_text_index(conn)
+        if why:
+            log.info("text index: the GIN pending list is left to autovacuum (%s)", why)
+    return done
+
+
+class TextIndexer(BackgroundLoop):
+    """Runs index_text about every ``interval_s`` in a thread of a serving process."""
+
+    thread_name = "goldlabel-text-index"
+    failure = "text index: adding items failed"
+
+    def __init__(self, ctx: Context, interval_s: float) -> None:
+        super().__init__(interval_s)
+        self.ctx = ctx
+
+    def run_once(self) -> int:
+        return index_text(self.ctx)
 
 
 class PurgeSweeper(BackgroundLoop):

@@ -21,7 +21,7 @@ import secrets
 from collections.abc import Awaitable, Callable, Generator
 from typing import Any, NamedTuple
 
-from goldlabel.domain.errors import conflict, not_found
+from goldlabel.domain.errors import GoldlabelError, conflict, not_found
 from goldlabel.domain.queue_policy import AnnotatorProgress, QueuePolicy, pick_next
 from goldlabel.services import cold_start
 from goldlabel.services import consensus as posterior
@@ -533,6 +533,10 @@ def _submit_locked(ctx: Context, conn: Connection, actor: Actor, project: dict, 
         return _submit_result(ctx, conn, project, queue_store.fetch_answer(conn, lease["answer_id"])), None
     if lease["status"] == "skipped":
         raise conflict("this lease was skipped; lease the item again to answer it", "lease_skipped")
+    if item["status"] == "deleted":
+        # Not a retry (those are answered above, as acknowledged): a new answer to an item a
+        # manager deleted since the lease (the delete cancelled the lease).
+        raise GoldlabelError("the item was deleted; lease the next item", code="item_deleted", status=410)
     is_live = lease["status"] == "active" and lease["expires_at"] > now
     if lease["status"] == "active" and not is_live:
         queue_store.unreserve_item(conn, item["id"])
@@ -580,9 +584,12 @@ def _submit_result(ctx: Context, conn: Connection, project: dict, answer: dict) 
 
 
 def _status_as_seen(ctx: Context, conn: Connection, project: dict, item: dict) -> str:
-    """The item status an annotator is shown."""
+    """The item status an annotator is shown. A deleted item shows the status it had when it
+    was deleted, so a retry of an acknowledged answer gets the acknowledgement it got."""
     if item["is_gold"]:
         return _gold_status_as_seen(ctx, conn, project, item["id"], now_ms())
+    if item["status"] == "deleted":
+        return item["status_before_delete"] or "open"
     return item["status"]
 
 

@@ -15,6 +15,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
+from goldlabel.storage.quality import is_live_item
 from goldlabel.storage.tables import (
     answers,
     consensus,
@@ -131,10 +132,11 @@ def confidence_sample(
 
 
 def recent_answers_of(conn: Connection, project_id: int, annotator_id: int, limit: int = 500) -> list[dict[str, Any]]:
-    """An annotator's latest answers in the project (value, duration, item)."""
+    """An annotator's latest answers to live items in the project (value, duration, item)."""
     q = (
         sa.select(answers.c.item_id, answers.c.value, answers.c.duration_ms, answers.c.created_at)
-        .where(answers.c.project_id == project_id, answers.c.annotator_id == annotator_id)
+        .where(answers.c.project_id == project_id, answers.c.annotator_id == annotator_id,
+               is_live_item(project_id, answers.c.item_id))
         .order_by(answers.c.id.desc())
         .limit(limit)
     )

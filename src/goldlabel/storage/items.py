@@ -61,11 +61,99 @@ def _like(term: str) -> str:
     return "%" + term.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
 
 
-def text_match(conn: Connection, term: str) -> sa.ColumnElement[bool]:
-    """The item's external_id or one of its data values (top level; a nested value as its JSON
-    text) contains ``term``, case-insensitively. A scan of the project's items in id order:
-    with the keyset page it stops at the page's last match."""
-    pattern = _like(term)
+# The text index (migration 0017): SQLite's FTS5 table (rowid = items.id), PostgreSQL's
+# item_text (item_id, body) with a pg_trgm GIN index on body. Both hold the searched text (the
+# external id and every top-level data value, joined by U+001F) and find a substring of 3
+# characters or more by trigrams. Imports do not write it: index_text_batch fills it after
+# them, in id order, and item_text_state.indexed_through is its watermark (every item with an
+# id up to it is in the index; edits and deletes of those reach it through triggers).
+ITEMS_FTS = sa.table("items_fts", sa.column("rowid", sa.Integer), sa.column("body", sa.Text))
+ITEM_TEXT = sa.table("item_text", sa.column("item_id", sa.BigInteger), sa.column("body", sa.Text))
+TEXT_STATE = sa.table("item_text_state", sa.column("id", sa.Integer), sa.column("indexed_through", sa.BigInteger))
+TRIGRAM = 3
+# SQLite: the searched text of ``items`` (the migration's update trigger writes the same).
+_SQLITE_TEXT = ("items.external_id || char(31) || coalesce((SELECT group_concat(CAST(value AS TEXT), char(31)) "
+                "FROM json_each(items.data)), '')")
+
+
+def has_text_index(conn: Connection) -> bool:
+    """Whether the database has the text index (a deployment whose role could not create the
+    pg_trgm extension has not: docs/deployment.md, "Text search")."""
+    if conn.dialect.name == "sqlite":
+        sql = "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'items_fts'"
+    else:
+        sql = "SELECT 1 WHERE to_regclass('ix_item_text_body') IS NOT NULL"
+    return conn.execute(sa.text(sql)).first() is not None
+
+
+def text_index_lag(conn: Connection) -> tuple[int, int]:
+    """(watermark, highest item id): the items above the watermark are not indexed yet."""
+    mark = conn.execute(sa.select(TEXT_STATE.c.indexed_through)).scalar() or 0
+    top = conn.execute(sa.select(sa.func.max(items.c.id))).scalar() or 0
+    return int(mark), int(top)
+
+
+def text_index_safe_top(conn: Connection) -> int | None:
+    """PostgreSQL: the highest item id below which no insert is still in flight (ids come from a
+    sequence, so a transaction that has not committed yet may hold a lower id than one that
+    has): SHARE on ``items`` waits for the writing transactions to end and keeps new ones out
+    for this short transaction. None: a write held it past the lock timeout (try later). The
+    timeout is short because writers queue behind the waiting lock (an annotator's submit waits
+    at most that long); during a long import transaction the indexer so waits for its end."""
+    try:
+        with conn.begin_nested():
+            conn.exec_driver_sql("SET LOCAL lock_timeout = '100ms'")
+            conn.exec_driver_sql("LOCK TABLE items IN SHARE MODE")
+    except sa.exc.OperationalError:
+        return None
+    return int(conn.execute(sa.select(sa.func.max(items.c.id))).scalar() or 0)
+
+
+def index_text_batch(conn: Connection, limit: int, top: int | None = None) -> int:
+    """Index the next ``limit`` items above the watermark (at most up to id ``top``) and move the
+    watermark past them; how many were indexed (0: caught up). One writer at a time: SQLite's
+    write lock, PostgreSQL's row lock on the watermark."""
+    state = sa.select(TEXT_STATE.c.indexed_through)
+    if conn.dialect.name == "postgresql":
+        state = state.with_for_update()
+    mark = int(conn.execute(state).scalar() or 0)
+    batch = sa.select(items.c.id).where(items.c.id > mark).order_by(items.c.id).limit(limit)
+    if top is not None:
+        batch = batch.where(items.c.id <= top)
+    sub = batch.subquery()
+    n, high = conn.execute(sa.select(sa.func.count(), sa.func.max(sub.c.id))).one()
+    if not n:
+        return 0
+    if conn.dialect.name == "sqlite":
+        conn.execute(sa.delete(ITEMS_FTS).where(ITEMS_FTS.c.rowid > mark, ITEMS_FTS.c.rowid <= high))
+        conn.exec_driver_sql(
+            f"INSERT INTO items_fts(rowid, body) SELECT id, {_SQLITE_TEXT} FROM items "  # nosec B608  # constant SQL, bound ids
+            "WHERE id > ? AND id <= ?", (mark, high))
+    else:
+        # FOR SHARE: an edit in flight on one of these items commits first (and this reads its
+        # text), or waits for this transaction (and its trigger then updates the row made here).
+        conn.exec_driver_sql(
+            "INSERT INTO item_text (item_id, body) SELECT id, goldlabel_item_text(external_id, data) FROM items "
+            "WHERE id > %(mark)s AND id <= %(high)s FOR SHARE "
+            "ON CONFLICT (item_id) DO UPDATE SET body = excluded.body", {"mark": mark, "high": high})
+    conn.execute(sa.update(TEXT_STATE).values(indexed_through=high))
+    return int(n)
+
+
+def flush_text_index(conn: Connection) -> str | None:
+    """PostgreSQL: move the GIN index's pending list (where a batch's entries go first, in bulk)
+    into the index proper; until then every search reads the list, and the planner, costing
+    that, scans item_text instead. The index's owner may (the migration's role); another
+    role's index waits for autovacuum: then the database's reason."""
+    try:
+        with conn.begin_nested():
+            conn.exec_driver_sql("SELECT gin_clean_pending_list('ix_item_text_body'::regclass)")
+    except sa.exc.DBAPIError as exc:
+        return str(exc.orig).strip().splitlines()[0]
+    return None
+
+
+def _exact_text_match(conn: Connection, pattern: str) -> sa.ColumnElement[bool]:
     if conn.dialect.name == "postgresql":
         values = sa.func.jsonb_each_text(items.c.data).table_valued("value", name="kv")
     else:
@@ -73,6 +161,95 @@ def text_match(conn: Connection, term: str) -> sa.ColumnElement[bool]:
     in_data = sa.exists(sa.select(sa.literal(1)).select_from(values).where(
         sa.cast(values.c.value, sa.Text).ilike(pattern, escape="\\")))
     return sa.or_(items.c.external_id.ilike(pattern, escape="\\"), in_data)
+
+
+def _uses_index(conn: Connection, term: str | None, indexed: bool | None) -> bool:
+    """Whether a search for ``term`` goes through the text index (``indexed``: whether there is
+    one; None: look). A term shorter than a trigram cannot."""
+    if not term or len(term) < TRIGRAM:
+        return False
+    return has_text_index(conn) if indexed is None else indexed
+
+
+def text_match(conn: Connection, term: str) -> sa.ColumnElement[bool]:
+    """The item's external_id or one of its data values (top level; a nested value as its JSON
+    text) contains ``term``, case-insensitively (ASCII case on SQLite, the database's on
+    PostgreSQL): the scan's test, which every search applies (through the index, ``_keyset_page``,
+    to its candidates). In id order: with the keyset page it stops at the page's last match."""
+    return _exact_text_match(conn, _like(term))
+
+
+def _index_candidates(conn: Connection) -> tuple[Any, Any]:
+    """(FROM clause, its item id column): the index joined to the items."""
+    if conn.dialect.name == "sqlite":
+        return ITEMS_FTS.join(items, items.c.id == ITEMS_FTS.c.rowid), ITEMS_FTS.c.rowid
+    return ITEM_TEXT.join(items, items.c.id == ITEM_TEXT.c.item_id), ITEM_TEXT.c.item_id
+
+
+def _candidate_match(conn: Connection, term: str) -> sa.ColumnElement[bool]:
+    """The index's test: a superset of the items whose text contains ``term`` (its text joins
+    the values, and folds case by Unicode), which the exact test narrows. PostgreSQL: the
+    pattern is written into the statement (its default escape is the backslash, as ``_like``
+    writes it), so that each search is planned for its own term (a common term is faster by the
+    primary key in id order, a rare one by the GIN index; a generic plan, which psycopg's
+    prepared statements would get after 5 runs, took the index for both)."""
+    if conn.dialect.name == "sqlite":
+        phrase = '"' + term.replace('"', '""') + '"'  # an FTS5 string: one phrase, its quotes doubled
+        return sa.literal_column("items_fts").op("MATCH")(phrase)
+    return ITEM_TEXT.c.body.ilike(sa.literal(_like(term), sa.Text, literal_execute=True))
+
+
+def _keyset_page(conn: Connection, columns: Any, project_id: int, after: int, limit: int,
+                 filters: dict[str, Any]) -> sa.Select[Any]:
+    """``SELECT columns`` of the project's items matching ``filters`` with id > after, in id
+    order, at most ``limit``.
+
+    A text search with the index is two pages joined in id order: the index's candidates up to
+    the watermark (SQLite: the FTS5 table is the outer loop in rowid = item id order, so the
+    page stops at its last match whether the term is rare or everywhere; PostgreSQL: each term
+    planned for itself) and a scan of the items above the watermark (what the indexer has not
+    reached yet: few, or the import just done). The exact test and the other filters check
+    both; the two halves never miss or repeat an item while the indexer moves the watermark."""
+    filters = dict(filters)
+    indexed = filters.pop("text_index", None)
+    term = filters.get("q")
+    if isinstance(term, str) and _uses_index(conn, term, indexed):
+        # The watermark written into the statement, so that PostgreSQL plans the indexed half
+        # for it (as a parameter its planner took the range for a few rows: the primary key and
+        # a filter on every row). Read before the statement, it can only be lower than the one
+        # the statement would see (it never moves down but on SQLite, in this same snapshot):
+        # the items between are then both in the index and scanned, which is still exact.
+        mark = sa.literal(int(conn.execute(sa.select(TEXT_STATE.c.indexed_through)).scalar() or 0),
+                          sa.BigInteger, literal_execute=True)
+        source, key = _index_candidates(conn)
+        # One lower bound for the tail (two, and SQLite may take ``after``'s for the range)
+        greatest = (sa.func.max if conn.dialect.name == "sqlite" else sa.func.greatest)(after, mark)
+        filters.pop("q")
+        via_index = (
+            sa.select(*columns)
+            .select_from(source)
+            .where(_candidate_match(conn, term), key > after, key <= mark, items.c.project_id == project_id,
+                   text_match(conn, term), *item_filters(conn, **filters))
+            .order_by(key)
+            .limit(limit)
+            .subquery("via_index")
+        )
+        tail = (
+            sa.select(*columns)
+            .where(_in_project(conn, project_id), items.c.id > greatest,
+                   text_match(conn, term), *item_filters(conn, **filters))
+            .order_by(items.c.id)
+            .limit(limit)
+            .subquery("tail")
+        )
+        both = sa.union_all(sa.select(via_index), sa.select(tail)).subquery("found")
+        return sa.select(*both.c).order_by(both.c.id).limit(limit)
+    return (
+        sa.select(*columns)
+        .where(_in_project(conn, project_id), items.c.id > after, *item_filters(conn, **filters))
+        .order_by(items.c.id)
+        .limit(limit)
+    )
 
 
 def item_filters(
@@ -147,19 +324,14 @@ def list_items(
 ) -> list[dict[str, Any]]:
     """A keyset page of items (``id > after ORDER BY id LIMIT n``) with the given filters
     (item_filters: status, is_gold, annotator_id, question with label / confidence range /
-    disagreement, q text search, consensus source, flag, meta key=value).
+    disagreement, q text search through the text index where there is one, consensus source,
+    flag, meta key=value; ``text_index`` False makes a search scan, as a benchmark's baseline).
 
     Label and confidence filters test the item's consensus row for ``question`` through its
     primary key (item_id, question); the annotator filter tests the (item_id, annotator_id)
     unique index. No OFFSET, no COUNT: page N costs what page 1 costs.
     """
-    q = (
-        sa.select(items)
-        .where(_in_project(conn, project_id), items.c.id > after, *item_filters(conn, **filters))
-        .order_by(items.c.id)
-        .limit(limit)
-    )
-    return [dict(r) for r in conn.execute(q).mappings()]
+    return [dict(r) for r in conn.execute(_keyset_page(conn, [items], project_id, after, limit, filters)).mappings()]
 
 
 def set_reviewed_state(conn: Connection, item_id: int, *, status: str, target_overlap: int,
@@ -170,12 +342,7 @@ def set_reviewed_state(conn: Connection, item_id: int, *, status: str, target_ov
         status=status, target_overlap=target_overlap, overlap_max=overlap_max, updated_at=now))
 def list_item_keys(conn: Connection, project_id: int, after: int, limit: int, **filters: Any) -> list[tuple[int, str]]:
     """(id, external_id) of a keyset page of matching items: what a bulk action walks."""
-    q = (
-        sa.select(items.c.id, items.c.external_id)
-        .where(_in_project(conn, project_id), items.c.id > after, *item_filters(conn, **filters))
-        .order_by(items.c.id)
-        .limit(limit)
-    )
+    q = _keyset_page(conn, [items.c.id, items.c.external_id], project_id, after, limit, filters)
     return [(int(i), e) for i, e in conn.execute(q)]
 
 

@@ -176,21 +176,52 @@ def count_answers(conn: Connection, project_id: int) -> int:
     ).scalar_one()
 
 
+def is_live_item(project_id: int, item_id: sa.ColumnElement[Any]) -> sa.ColumnElement[bool]:
+    """``item_id`` is not one of the project's deleted items (in their undo window): the
+    re-fit, the pooled knowledge and the gold record leave their answers out. The deleted ids
+    are read once (ix_items_deleted_at: deleted_at is set exactly while an item is deleted)."""
+    deleted = sa.select(items.c.id).where(items.c.deleted_at.is_not(None), items.c.project_id == project_id)
+    return item_id.not_in(deleted)
+
+
 def iter_choice_answers(conn: Connection, project_id: int, question: str) -> Iterator[tuple[int, int, Any]]:
-    """(item_id, annotator_id, label) for one question, label extracted by the database."""
+    """(item_id, annotator_id, label) for one question, label extracted by the database; the
+    answers to deleted items left out."""
     label = answers.c.value[question].as_string()
     q = (
         sa.select(answers.c.item_id, answers.c.annotator_id, label)
-        .where(answers.c.project_id == project_id)
+        .where(answers.c.project_id == project_id, is_live_item(project_id, answers.c.item_id))
         .execution_options(yield_per=50_000)
     )
     yield from conn.execute(q)
 
 
 def fetch_gold_labels(conn: Connection, project_id: int, question: str) -> list[tuple[int, Any]]:
+    """(item_id, gold label) of the project's live gold items."""
     label = gold_answers.c.value[question].as_string()
-    q = sa.select(gold_answers.c.item_id, label).where(gold_answers.c.project_id == project_id)
+    q = sa.select(gold_answers.c.item_id, label).where(gold_answers.c.project_id == project_id,
+                                                       is_live_item(project_id, gold_answers.c.item_id))
     return [(i, v) for i, v in conn.execute(q) if v is not None]
+
+
+def fetch_gold_answer_pairs(
+    conn: Connection, item_ids: Sequence[int]
+) -> list[tuple[int, dict[str, Any], dict[str, Any]]]:
+    """(annotator_id, answer value, gold value) of every answer to the gold items among ``item_ids``."""
+    q = (
+        sa.select(answers.c.annotator_id, answers.c.value, gold_answers.c.value)
+        .join(gold_answers, gold_answers.c.item_id == answers.c.item_id)
+        .where(answers.c.item_id.in_(list(item_ids)))
+        .order_by(answers.c.id)
+    )
+    return [(int(a), v or {}, g or {}) for a, v, g in conn.execute(q)]
+
+
+def mark_refit_due(conn: Connection, project_id: int) -> None:
+    """Make the scheduler re-fit the project (its answers changed without a new one: items
+    deleted or restored): the count it compares with can never match."""
+    conn.execute(project_models.update().where(project_models.c.project_id == project_id,
+                                               project_models.c.question == "").values(n_answers=-1))
 
 
 def fetch_gold_value(conn: Connection, item_id: int) -> dict[str, Any] | None:
@@ -293,7 +324,8 @@ def update_item_states(conn: Connection, rows: list[dict[str, Any]]) -> int:
 
 
 def list_annotator_rows(conn: Connection, project_id: int) -> list[dict[str, Any]]:
-    """Every annotator who answered in the project, with counts and timing."""
+    """Every annotator who answered in the project, with counts and timing (of their answers
+    to live items)."""
     q = (
         sa.select(
             answers.c.annotator_id,
@@ -303,7 +335,7 @@ def list_annotator_rows(conn: Connection, project_id: int) -> list[dict[str, Any
             sa.func.max(answers.c.created_at).label("last_answer_at"),
         )
         .join(users, users.c.id == answers.c.annotator_id)
-        .where(answers.c.project_id == project_id)
+        .where(answers.c.project_id == project_id, is_live_item(project_id, answers.c.item_id))
         .group_by(answers.c.annotator_id, users.c.username)
         .order_by(answers.c.annotator_id)
     )
@@ -351,10 +383,11 @@ def list_projects_needing_refit(conn: Connection, fitted_before: int | None = No
 
 
 def fetch_recent_answer_values(conn: Connection, project_id: int, limit: int) -> list[tuple[int, dict[str, Any]]]:
-    """(item_id, value) of the project's newest ``limit`` answers (index ix_answers_project_id)."""
+    """(item_id, value) of the project's newest ``limit`` answers to live items (index
+    ix_answers_project_id)."""
     q = (
         sa.select(answers.c.item_id, answers.c.value)
-        .where(answers.c.project_id == project_id)
+        .where(answers.c.project_id == project_id, is_live_item(project_id, answers.c.item_id))
         .order_by(answers.c.id.desc())
         .limit(limit)
     )

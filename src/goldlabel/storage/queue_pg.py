@@ -476,8 +476,9 @@ def parse_lease(rows: list[dict]) -> dict | None:
 
 
 # The project's pooled knowledge of unknown annotators (services/cold_start.py): its newest
-# answers and its annotators' gold totals, for the merged submit when that knowledge is due
-# (about once per 200 answers of a process; every answer while a project has under 20).
+# answers to live items (as quality.is_live_item) and its annotators' gold totals, for the merged
+# submit when that knowledge is due (about once per 200 answers of a process; every answer while a
+# project has under 20).
 # Always one row at least (the totals), with NULL answer columns when there are no answers.
 _POOLED_SAMPLE = sa.text(_sql(
     f"""
@@ -487,6 +488,8 @@ FROM (SELECT CAST(coalesce(sum(s.n_gold), 0) AS BIGINT) AS n_gold,
       FROM annotator_stats AS s WHERE s.project_id = :project_id) AS g
 LEFT OUTER JOIN LATERAL (
     SELECT answers.item_id, answers.value FROM answers WHERE answers.project_id = :project_id
+      AND answers.item_id NOT IN (SELECT items.id FROM items
+                                  WHERE items.deleted_at IS NOT NULL AND items.project_id = :project_id)
     ORDER BY answers.id DESC LIMIT :limit
 ) AS r ON true
 """

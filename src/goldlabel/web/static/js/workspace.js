@@ -367,10 +367,11 @@ function submitFailed(err, lease, view) {
   if (!(err instanceof ApiError)) {
     err = new ApiError(0, { detail: `the server could not be reached (${err.message})`, code: 'network' });
   }
-  const gone = ['lease_expired', 'max_overlap_reached', 'lease_skipped', 'not_found'].includes(err.code);
+  const gone = ['lease_expired', 'max_overlap_reached', 'lease_skipped', 'not_found', 'item_deleted']
+    .includes(err.code);
   const reason = err.code === 'lease_expired'
     ? 'the lease expired and the item no longer needs your answer'
-    : err.message;
+    : err.code === 'item_deleted' ? 'a manager deleted the item' : err.message;
   clear(ui.failure).appendChild(h('p', {}, `Your answer to the previous item was not saved: ${reason}.`));
   if (!gone) {
     ui.failure.appendChild(h('div', { class: 'ws-actions' }, h('button', { type: 'button', class: 'primary',
