@@ -16,7 +16,7 @@ import time
 import sqlalchemy as sa
 
 from goldlabel.services import gold as gold_service
-from goldlabel.storage.tables import annotator_stats, gold_pending, items
+from goldlabel.storage.tables import annotator_stats, answers, gold_pending, items
 
 POS = {"sentiment": "positive"}
 NEG = {"sentiment": "negative"}
@@ -199,3 +199,28 @@ def test_a_gold_submit_takes_the_statements_a_normal_one_takes(factory, ctx, bac
     assert seen[True] and seen[True] == seen[False], seen
     if backend == "postgres":
         assert seen[True] == {()}  # the merged statements, on the event loop
+
+
+def test_a_gold_answer_waiting_when_its_item_is_deleted_is_counted_once_it_is_back(factory, ctx, monkeypatch):
+    """The delete takes only scored answers out of the gold record; an answer still waiting is
+    not scored while its item is deleted, and is scored (once) after a restore."""
+    ann = factory.make_user()
+    project = _gold_project(factory, ann, n_gold=6, n_items=12, settings={"qualification_gold": 0, "gold_rate": 0.5})
+    pid = project["id"]
+    _answer_gold(factory, ann, pid, POS, 1)  # scored at once (no scorer in this process)
+    assert _stats(ctx, pid, ann.id)["n_gold"] == 1
+    # A scorer that is "running" elsewhere: the next gold answer waits in the queue.
+    monkeypatch.setattr(gold_service, "wake_scorer", lambda ctx: True)
+    _answer_gold(factory, ann, pid, POS, 1)
+    assert _pending(ctx) == 1 and _stats(ctx, pid, ann.id)["n_gold"] == 1
+    with ctx.engine.connect() as conn:
+        waiting = conn.execute(sa.select(answers.c.item_id).join(
+            gold_pending, gold_pending.c.answer_id == answers.c.id)).scalar_one()
+    mgr = factory.api_as(project["manager"])
+    assert mgr.post(f"/api/v1/projects/{pid}/items/bulk",
+                    json={"action": "delete", "item_ids": [waiting]}).status_code == 200
+    assert _stats(ctx, pid, ann.id)["n_gold"] == 1  # the waiting answer was never counted
+    assert gold_service.score_pending(ctx) == 0 and _pending(ctx) == 1  # not scored while deleted
+    assert mgr.post(f"/api/v1/projects/{pid}/items/restore", json={"item_ids": [waiting]}).status_code == 200
+    assert gold_service.score_pending(ctx) == 1 and _pending(ctx) == 0
+    assert _stats(ctx, pid, ann.id)["n_gold"] == 2

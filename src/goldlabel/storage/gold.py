@@ -16,7 +16,16 @@ from sqlalchemy.engine import Connection
 from goldlabel.storage.hot import Hot
 from goldlabel.storage.tables import annotator_stats, answers, gold_pending, items
 
-_OLDEST = sa.select(gold_pending.c.answer_id).order_by(gold_pending.c.answer_id).limit(1)
+# A waiting answer to an item deleted since waits on (not claimed): a delete takes only the
+# scored answers out of the gold record (services.items), a restore puts them back, and this
+# one is scored once its item is back (or goes with the item at the purge).
+_WAITING = (
+    sa.select(gold_pending.c.answer_id)
+    .join(answers, answers.c.id == gold_pending.c.answer_id)
+    .join(items, items.c.id == answers.c.item_id)
+    .where(items.c.status != "deleted")
+)
+_OLDEST = _WAITING.order_by(gold_pending.c.answer_id).limit(1)
 # On the submit's path (a gold answer's): a storage.hot statement, as the normal answer's writes.
 _H_INSERT = Hot(gold_pending.insert())
 
@@ -37,8 +46,7 @@ def claim_pending(conn: Connection, answer_id: int | None = None) -> dict[str, A
     and return it with its item's state, or None when there is none. Inside the write
     transaction that scores it: on PostgreSQL the row is locked and skipped by other scorers
     until COMMIT (a rollback puts it back); SQLite's writer is alone."""
-    pick = _OLDEST if answer_id is None else sa.select(gold_pending.c.answer_id).where(
-        gold_pending.c.answer_id == answer_id)
+    pick = _OLDEST if answer_id is None else _WAITING.where(gold_pending.c.answer_id == answer_id)
     if conn.dialect.name == "postgresql":
         pick = pick.with_for_update(skip_locked=True)
     taken = conn.execute(

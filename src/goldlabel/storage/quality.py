@@ -18,6 +18,7 @@ from goldlabel.storage.tables import (
     answers,
     consensus,
     gold_answers,
+    gold_pending,
     items,
     project_models,
     reviews,
@@ -207,11 +208,13 @@ def fetch_gold_labels(conn: Connection, project_id: int, question: str) -> list[
 def fetch_gold_answer_pairs(
     conn: Connection, item_ids: Sequence[int]
 ) -> list[tuple[int, dict[str, Any], dict[str, Any]]]:
-    """(annotator_id, answer value, gold value) of every answer to the gold items among ``item_ids``."""
+    """(annotator_id, answer value, gold value) of every scored answer to the gold items among
+    ``item_ids`` (one still waiting in gold_pending is not in the gold record yet)."""
     q = (
         sa.select(answers.c.annotator_id, answers.c.value, gold_answers.c.value)
         .join(gold_answers, gold_answers.c.item_id == answers.c.item_id)
-        .where(answers.c.item_id.in_(list(item_ids)))
+        .where(answers.c.item_id.in_(list(item_ids)),
+               ~sa.exists().where(gold_pending.c.answer_id == answers.c.id))
         .order_by(answers.c.id)
     )
     return [(int(a), v or {}, g or {}) for a, v, g in conn.execute(q)]
