@@ -453,7 +453,8 @@ def test_an_item_deleted_after_the_lease_retry_is_acknowledged_new_answer_is_410
                      headers={"Idempotency-Key": "answer-1"})
     assert acked.status_code == 201, acked.text
     for lease in (first, second):
-        assert mgr.delete(f"{base}/items/{lease['item']['id']}").status_code == 204
+        item_id = factory.item_id(annotator, project["id"], lease["item"]["id"])
+        assert mgr.delete(f"{base}/items/{item_id}").status_code == 204
 
     by_key = api.post(f"{base}/answers", json={"lease_token": first["token"], "value": POSITIVE},
                       headers={"Idempotency-Key": "answer-1"})
@@ -473,6 +474,7 @@ def test_an_item_deleted_after_the_lease_retry_is_acknowledged_new_answer_is_410
     else:
         assert after["app"] == before["app"] and after["served"] - before["served"] == 6
     # Restored, the item takes the answer again (a late answer on the cancelled lease, Q7).
-    assert mgr.post(f"{base}/items/restore", json={"item_ids": [second["item"]["id"]]}).status_code == 200
+    second_id = factory.item_id(annotator, project["id"], second["item"]["id"])
+    assert mgr.post(f"{base}/items/restore", json={"item_ids": [second_id]}).status_code == 200
     late = api.post(f"{base}/answers", json={"lease_token": second["token"], "value": POSITIVE})
     assert late.status_code == 201, late.text

@@ -24,6 +24,7 @@ The client address is the ASGI one: behind a proxy, run uvicorn with
 
 from __future__ import annotations
 
+import hashlib
 import math
 import threading
 import time
@@ -129,7 +130,9 @@ def _ms(now: float | None) -> int:
 
 
 def _account_key(username: str) -> str:
-    return "u:" + username.casefold()[:190]
+    # A digest, not the name: a login form's username is any text (NUL bytes, lone surrogates,
+    # any length), and the throttle must count it without storing what PostgreSQL refuses.
+    return "u:" + hashlib.sha256(username.casefold().encode("utf-8", "surrogatepass")).hexdigest()
 
 
 def _address_key(address: str) -> str:
