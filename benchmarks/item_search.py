@@ -2,7 +2,7 @@
 
 Workload: N items (``{"external_id": "it00000042", "data": {"text": "Review 42: <24 words>"}}``,
 every 100th text with the word "espresso"), imported into one project through
-``services.imports.import_file``. The import is timed twice: into a database at revision 0013
+``services.imports.import_file``. The import is timed twice: into a database at revision 0016
 (no text index) and into one at head (which has the index, filled after imports: SQLite's FTS5
 trigram table, PostgreSQL's item_text with a pg_trgm GIN index), each a fresh database, so
 "import" shows what the index costs a write (it should cost nothing). "index catch-up" is
@@ -104,11 +104,11 @@ def bench(backend: str, n: int, file: Path, workdir: Path, repeat: int) -> list[
     rows = []
     url, drop = make_database(backend, workdir)
     try:
-        ctx, _pid, seconds = load_project(url, "0013", file)
+        ctx, _pid, seconds = load_project(url, "0016", file)
         ctx.close()
     finally:
         drop()
-    rows.append((backend, "import (revision 0013, no index)", f"{n / seconds:,.0f} items/s", "", ""))
+    rows.append((backend, "import (revision 0016, no index)", f"{n / seconds:,.0f} items/s", "", ""))
     url, drop = make_database(backend, workdir)
     try:
         ctx, pid, seconds = load_project(url, "head", file)

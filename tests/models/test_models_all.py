@@ -8,12 +8,15 @@ import types
 import goldlabel.models
 
 MODELS = [
-    "AuditCheck", "DEFAULT_BANDS", "DEFAULT_MODEL_ID", "Embedder", "EmbeddingStore", "FitResult",
-    "LabelIssues", "MiniLMEmbedder", "ModelFilesMissing", "MultiChoiceModel", "ProjectModel",
-    "ThresholdResult", "UncertaintyDiversity", "add_model_answers", "audit_mask", "check_audits",
-    "clopper_pearson_lower", "clopper_pearson_upper", "cold_start", "content_hash", "embed_cached",
-    "entropy_uncertainty", "expected_calibration_error", "find_label_issues", "human_answer_counts",
-    "k_center_greedy", "margin_uncertainty", "model_votes", "pair_features", "select_threshold",
+    "ACTIVE_POLICIES", "AuditCheck", "DEFAULT_BANDS", "DEFAULT_MODEL_ID", "Embedder",
+    "EmbeddingStore", "FitResult", "LabelIssues", "MiniLMEmbedder", "ModelFilesMissing",
+    "MultiChoiceModel", "PRIORITY_LEVELS", "ProjectModel", "ThresholdResult",
+    "UncertaintyDiversity", "active_priorities", "add_model_answers", "add_model_votes",
+    "audit_mask", "band_of", "check_audits", "clopper_pearson_lower", "clopper_pearson_upper",
+    "cold_start", "content_hash", "decisive_confidence", "embed_cached", "entropy_uncertainty",
+    "expected_calibration_error", "find_label_issues", "human_answer_counts", "k_center_greedy",
+    "margin_uncertainty", "model_log_likelihood", "model_skill", "model_votes", "pair_features",
+    "select_threshold", "top_probas",
 ]
 
 
