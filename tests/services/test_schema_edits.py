@@ -142,7 +142,7 @@ def test_every_submit_path_records_the_schema_version(factory, ctx, monkeypatch)
     merged = []
     original = queue_service._submit_written
     monkeypatch.setattr(queue_service, "_submit_written",
-                        lambda plan, rows: merged.append(1) or original(plan, rows))
+                        lambda ctx, plan, rows: merged.append(1) or original(ctx, plan, rows))
     answer_next(factory, a1, pid, {"sentiment": "neu"})
     assert merged == ([1] if ctx.engine.dialect.name == "postgresql" else [])
     monkeypatch.setattr(queue_service, "_merged_kinds", lambda schema: False)  # the generic path

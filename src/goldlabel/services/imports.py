@@ -485,7 +485,7 @@ def _write_answers(conn, project: dict, rows: list[tuple[int, int, dict]], repor
 def _settle_answered(ctx: Context, conn, project: dict, answered: dict[int, list[dict]]) -> None:
     """Consensus, status and (on gold items) annotator scores of the items that got answers, as
     if the answers had been submitted one by one: quality.decide_after_answer decides each item
-    as a submission would (gold items go through quality.after_answer, an answer at a time, to
+    as a submission would (gold items' answers are scored at once, an answer at a time, to
     score their annotators); the writes go out in bulk, a few statements per batch instead of
     four per item."""
     from goldlabel.services import consensus as quality_service
@@ -502,8 +502,10 @@ def _settle_answered(ctx: Context, conn, project: dict, answered: dict[int, list
         states, events = [], []
         for item_id, item in items_by_id.items():
             if item["is_gold"]:
+                # Imported history, not a submit: nothing to hide in its timing, so scored here
+                # (a submitted gold answer is scored after the response, services/gold.py).
                 for answer in answered[item_id]:
-                    quality_service.after_answer(ctx, conn, project, item, answer, now)
+                    quality_service.score_gold(ctx, conn, project, answer, now)
                 continue
             known = None
             if choice:

@@ -211,11 +211,13 @@ def parse_submit_read(rows: list[dict]) -> dict | None:
 # answer (``is_gold``, re-checked on the item) takes the same statement: it is queued for
 # scoring in gold_pending (services/gold.py; its columns in table order, which keeps the
 # statement within psycopg's cached length) and the item's consensus is left alone.
+# The caller's auth version (services.access: revocation at once): NULL (as -1; versions start at
+# 0) is not checked, else it must be the user's current one. No SQL comment in these statements:
+# _sql puts each on one line.
 _SUBMIT_WRITE = f"""
 WITH ll AS MATERIALIZED (
-    SELECT leases.id, leases.token_hash, leases.annotator_id, leases.status, leases.expires_at,
-           CAST(:is_gold AS BOOLEAN) AS g FROM leases
-    WHERE leases.id = :lease_id
+    SELECT id, token_hash, annotator_id, status, expires_at, CAST(:is_gold AS BOOLEAN) AS g FROM leases
+    WHERE id = :lease_id
     FOR UPDATE
 ), li AS MATERIALIZED (
     SELECT items.id FROM items JOIN ll ON ll.token_hash = :token_hash AND ll.annotator_id = :annotator_id
@@ -226,13 +228,11 @@ WITH ll AS MATERIALIZED (
       AND items.answer_count < items.overlap_max AND items.reserved > 0
       AND EXISTS (
           SELECT 1 FROM projects
-          LEFT OUTER JOIN project_members
+          LEFT JOIN project_members
               ON project_members.project_id = projects.id AND project_members.user_id = :annotator_id
           WHERE projects.id = :project_id AND projects.updated_at = :project_updated_at
             AND (CAST(:is_admin AS BOOLEAN) OR project_members.role = ANY(CAST(:roles AS VARCHAR[]))))
-      AND EXISTS (
-          SELECT 1 FROM users WHERE users.id = :annotator_id
-            AND (CAST(:auth_version AS INTEGER) IS NULL OR users.auth_version = CAST(:auth_version AS INTEGER)))
+      AND COALESCE(CAST(:auth_version AS INTEGER), -1) IN (-1, (SELECT auth_version FROM users WHERE id = :annotator_id))
     FOR UPDATE OF items
 ), ins AS (
     INSERT INTO answers (project_id, item_id, annotator_id, lease_id, value, status, duration_ms,
@@ -243,7 +243,7 @@ WITH ll AS MATERIALIZED (
            (SELECT schema_version FROM projects WHERE id = :project_id)
     FROM li
     ON CONFLICT DO NOTHING
-    RETURNING {", ".join(f"answers.{c.name}" for c in answers.c)}
+    RETURNING *
 ), counted AS (
     UPDATE items SET answer_count = items.answer_count + 1, reserved = items.reserved - 1,
                      status = CAST(:status AS VARCHAR), target_overlap = CAST(:target AS INTEGER),
