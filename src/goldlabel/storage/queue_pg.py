@@ -232,7 +232,8 @@ WITH ll AS MATERIALIZED (
               ON project_members.project_id = projects.id AND project_members.user_id = :annotator_id
           WHERE projects.id = :project_id AND projects.updated_at = :project_updated_at
             AND (CAST(:is_admin AS BOOLEAN) OR project_members.role = ANY(CAST(:roles AS VARCHAR[]))))
-      AND COALESCE(CAST(:auth_version AS INTEGER), -1) IN (-1, (SELECT auth_version FROM users WHERE id = :annotator_id))
+      AND COALESCE(CAST(:auth_version AS INTEGER), -1)
+          IN (-1, (SELECT auth_version FROM users WHERE id = :annotator_id))
     FOR UPDATE OF items
 ), ins AS (
     INSERT INTO answers (project_id, item_id, annotator_id, lease_id, value, status, duration_ms,
