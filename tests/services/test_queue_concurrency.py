@@ -31,6 +31,8 @@ import sqlalchemy as sa
 
 from goldlabel.domain.errors import GoldlabelError
 from goldlabel.services import queue as queue_service
+from goldlabel.services.context import Context
+from goldlabel.services.item_refs import decode_item
 from goldlabel.storage.engine import now_ms, write_tx
 from goldlabel.storage.tables import answers, items, leases
 
@@ -43,7 +45,7 @@ EXPECTED_CONFLICTS = {"lease_expired"}
 
 @dataclass
 class Tally:
-    acked: list[tuple[int, int, int, dict]] = field(default_factory=list)  # answer id, item, annotator, value
+    acked: list[tuple[int, str, int, dict]] = field(default_factory=list)  # answer id, item ref, annotator, value
     errors: list[str] = field(default_factory=list)
     conflicts: dict[str, int] = field(default_factory=dict)
     leases: int = 0
@@ -138,8 +140,9 @@ def expire_randomly(engine: sa.Engine, project_id: int, stop: threading.Event, t
         tally.add(error=f"clock: {type(exc).__name__}: {exc}")
 
 
-def check_database(engine: sa.Engine, project_id: int, tally: Tally) -> dict[str, int]:
+def check_database(ctx: Context, project_id: int, tally: Tally) -> dict[str, int]:
     """The invariants, read from the database after the storm."""
+    engine = ctx.engine
     assert not tally.errors, "\n".join(tally.errors[:20])
     with engine.connect() as conn:
         rows = conn.execute(sa.select(items).where(items.c.project_id == project_id)).mappings().all()
@@ -180,7 +183,9 @@ def check_database(engine: sa.Engine, project_id: int, tally: Tally) -> dict[str
         assert r["answer_count"] + r["reserved"] <= r["overlap_max"]  # Q3
     acked_ids = [a[0] for a in tally.acked]
     assert len(acked_ids) == len(set(acked_ids)), "one answer acknowledged twice as new"
-    for answer_id, item_id, annotator_id, value in tally.acked:  # Q4: every 2xx is in the database
+    for answer_id, item_ref, annotator_id, value in tally.acked:  # Q4: every 2xx is in the database
+        # The annotator was told an opaque item reference (services/item_refs.py).
+        item_id = decode_item(ctx, project_id, annotator_id, item_ref)
         assert stored.get(answer_id) == (item_id, annotator_id, value), f"acknowledged answer {answer_id} lost"
     assert len(stored) == len(acked_ids), "answers in the database that nobody was told about"
     return {"items": len(rows), "answers": len(stored), "closed": sum(r["status"] != "open" for r in rows)}
@@ -235,7 +240,7 @@ def test_hammer_threads(factory, backend):
     stop.set()
     clock.join()
     elapsed = time.monotonic() - start
-    stats = check_database(ctx.engine, pid, tally)
+    stats = check_database(ctx, pid, tally)
     assert stats["answers"] >= n_items  # real work was done
     assert tally.retries and tally.skips and tally.releases
     _report(f"threads/{backend}", stats, tally, elapsed)
@@ -369,6 +374,6 @@ def test_hammer_processes_postgres(factory, database_url, tmp_path):
     for i in range(n_servers):  # a 500 is logged by the server: none may have happened
         log = (tmp_path / f"server{i}.log").read_text()
         assert "Traceback" not in log, log[-3000:]
-    stats = check_database(factory.ctx.engine, pid, tally)
+    stats = check_database(factory.ctx, pid, tally)
     assert stats["answers"] >= n_items
     _report(f"{n_servers} processes/postgres", stats, tally, elapsed)
