@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from goldlabel.domain.splits import SPLITS, check_split_ratios, split_of, split_point
+from goldlabel.domain.splits import SPLITS, check_split_ratios, split_of, split_point, splits_of
 
 
 def test_split_is_a_function_of_the_external_id_alone():
@@ -38,3 +38,18 @@ def test_shrinking_train_never_moves_an_item_into_train():
 def test_bad_ratios_are_refused(ratios):
     with pytest.raises(ValueError):
         check_split_ratios(ratios)
+
+
+@pytest.mark.parametrize("ratios", [(0.8, 0.1, 0.1), (1.0, 0.0, 0.0), (0.0, 0.0, 1.0), (0.7, 0.3, 0.0),
+                                    (0.3333333, 0.3333333, 0.3333334)])
+def test_a_batch_splits_as_the_hash_points_say(ratios):
+    # splits_of (an export's batch at once) against the definition: the point of each id on
+    # [0, 1) cut at the cumulative shares, the top left by rounding going to the last split
+    # with a share
+    ids = [f"img/{i}.jpg" for i in range(3000)] + ["", "é", "\ud800"]
+    edges = [sum(ratios[:k + 1]) for k in range(3)]
+    last = max(k for k, share in enumerate(ratios) if share > 0)
+    want = [SPLITS[next((k for k, edge in enumerate(edges) if split_point(x) < edge), last)] for x in ids]
+    assert splits_of(ids, ratios) == want
+    assert [split_of(x, ratios) for x in ids[:50]] == want[:50]
+    assert splits_of([], ratios) == []

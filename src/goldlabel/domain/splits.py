@@ -11,6 +11,8 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Sequence
 
+import numpy as np
+
 SPLITS = ("train", "validation", "test")
 DEFAULT_SPLIT_RATIOS = (0.8, 0.1, 0.1)
 _SCALE = float(2**64)
@@ -36,11 +38,17 @@ def split_point(external_id: str) -> float:
 
 def split_of(external_id: str, ratios: Sequence[float] = DEFAULT_SPLIT_RATIOS) -> str:
     """``"train"``, ``"validation"`` or ``"test"`` for this external_id under these shares."""
-    point = split_point(external_id)
-    edge = 0.0
-    for name, share in zip(SPLITS, ratios, strict=True):
-        edge += share
-        if point < edge:
-            return name
+    return splits_of([external_id], ratios)[0]
+
+
+def splits_of(external_ids: Sequence[str], ratios: Sequence[float] = DEFAULT_SPLIT_RATIOS) -> list[str]:
+    """:func:`split_of` for many external_ids at once (an export's batch): the hashes one by
+    one, the cut at the cumulative shares in one ``searchsorted``."""
+    blake2b = hashlib.blake2b
+    digests = b"".join(blake2b(e.encode("utf-8", "surrogatepass"), digest_size=8).digest() for e in external_ids)
+    points = np.frombuffer(digests, dtype=">u8").astype(np.float64) / _SCALE
+    edges = np.cumsum(np.asarray(ratios, dtype=np.float64))
     # Rounding can leave the top of [0, 1) uncovered: it belongs to the last split with a share.
-    return next(name for name, share in zip(reversed(SPLITS), reversed(tuple(ratios)), strict=True) if share > 0)
+    last = max(i for i, share in enumerate(ratios) if share > 0)
+    index = np.minimum(np.searchsorted(edges, points, side="right"), last)
+    return [SPLITS[i] for i in index.tolist()]

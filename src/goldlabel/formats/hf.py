@@ -20,7 +20,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from goldlabel.domain.errors import GoldlabelError
-from goldlabel.domain.splits import DEFAULT_SPLIT_RATIOS, SPLITS, split_of
+from goldlabel.domain.splits import DEFAULT_SPLIT_RATIOS, SPLITS, splits_of
 from goldlabel.formats.archive import ZipArchive
 
 NAME = "hf"
@@ -114,7 +114,9 @@ class Writer:
     def write_batch(self, records: list[tuple]) -> None:
         rows: dict[str, list[dict[str, Any]]] = {}
         loads, floor = orjson.loads, self.min_confidence
-        for item_id, ext, data, _meta, _priority, status, _is_gold, consensus, answers, _preds, _gold in records:
+        splits = splits_of([r[1] for r in records], self.split_ratios)
+        for (item_id, ext, data, _meta, _priority, status, _is_gold, consensus, answers, _preds, _gold), split in zip(
+                records, splits, strict=True):
             by_question = {c[0]: (c[1], c[2]) for c in consensus}
             if floor is not None and any((by_question.get(q.name, (None, None))[1] or 0.0) < floor
                                          for q in self.questions):
@@ -131,7 +133,7 @@ class Writer:
                 value_json, confidence = by_question.get(q.name, (None, None))
                 row[q.name] = self._label(q, None if value_json is None else loads(value_json))
                 row[f"{q.name}_confidence"] = confidence
-            rows.setdefault(split_of(ext, self.split_ratios), []).append(row)
+            rows.setdefault(split, []).append(row)
         for split, batch in rows.items():
             self._writer(split).write_table(pa.Table.from_pylist(batch, schema=self.schema))
             self.written += len(batch)

@@ -20,7 +20,7 @@ from typing import Any, BinaryIO, ClassVar
 import orjson
 
 from goldlabel.domain.errors import GoldlabelError
-from goldlabel.domain.splits import DEFAULT_SPLIT_RATIOS, split_of
+from goldlabel.domain.splits import DEFAULT_SPLIT_RATIOS, splits_of
 
 
 @dataclass(slots=True)
@@ -81,19 +81,26 @@ class LabeledWriter:
         name = self.question.name
         floor = self.min_confidence
         loads = orjson.loads
-        for item_id, ext, data, _meta, _priority, status, _is_gold, consensus, _answers, _preds, gold in records:
-            entry = next((c for c in consensus if c[0] == name), None)
-            if entry is not None:
-                value, confidence = loads(entry[1]), entry[2]
-            elif self.include_gold and gold is not None and name in (gold_value := loads(gold)):
-                value, confidence = gold_value[name], 1.0
+        picked = []
+        for record in records:
+            for entry in record[7]:  # the consensus rows
+                if entry[0] == name:
+                    value, confidence = loads(entry[1]), entry[2]
+                    break
             else:
-                continue  # no label yet: an unlabeled image is not an image with no objects
+                gold = record[10]
+                if self.include_gold and gold is not None and name in (gold_value := loads(gold)):
+                    value, confidence = gold_value[name], 1.0
+                else:
+                    continue  # no label yet: an unlabeled image is not an image with no objects
             if floor is not None and (confidence is None or confidence < floor):
                 continue
-            self.write_item(LabeledItem(item_id, ext, loads(data), split_of(ext, self.split_ratios),
-                                        value, confidence, status))
-            self.written += 1
+            picked.append((record, value, confidence))
+        splits = splits_of([record[1] for record, _, _ in picked], self.split_ratios)
+        write_item = self.write_item
+        for (record, value, confidence), split in zip(picked, splits, strict=True):
+            write_item(LabeledItem(record[0], record[1], loads(record[2]), split, value, confidence, record[5]))
+        self.written += len(picked)
         self.end_batch()
 
     def write_item(self, item: LabeledItem) -> None:
@@ -110,11 +117,15 @@ class LabeledWriter:
 
 
 _UNSAFE = re.compile(r"[^A-Za-z0-9._-]+")
+# an external_id file_stem keeps as it is (most of them: checked first, one match)
+_KEPT = re.compile(r"(?![._])[A-Za-z0-9._-]{1,120}(?<![._])")
 
 
 def file_stem(item: LabeledItem) -> str:
     """A file name stem from the external_id: safe characters only, the item id added when
     anything had to be replaced (two ids could otherwise meet in one name)."""
+    if _KEPT.fullmatch(item.external_id):
+        return item.external_id
     safe = _UNSAFE.sub("_", item.external_id).strip("._")[:120]
     if safe and safe == item.external_id:
         return safe
@@ -129,7 +140,7 @@ _IMAGE_EXTENSIONS = {"image/png": "png", "image/jpeg": "jpg", "image/gif": "gif"
 def decode_data_uri(source: object) -> tuple[bytes, str] | None:
     """(bytes, file extension) of a base64 ``data:image/...`` URI, else None (for anything else,
     a URL or a missing field)."""
-    if not isinstance(source, str):
+    if not isinstance(source, str) or source[:5].lower() != "data:":
         return None
     match = _DATA_URI.match(source)
     if match is None or not match.group(2):

@@ -8,7 +8,7 @@ import logging
 from typing import Any
 
 from goldlabel.domain.errors import GoldlabelError, not_found
-from goldlabel.domain.splits import split_of
+from goldlabel.domain.splits import splits_of
 from goldlabel.quality.gold import GoldThresholds
 from goldlabel.quality.skill import estimate_skill
 from goldlabel.schemas import BulkItemsRequest, ItemReport, RestoreItemsRequest
@@ -79,9 +79,9 @@ def filtered_page(conn: Connection, project: dict, after: int, limit: int,
     cursor, read = after, 0
     while read < SPLIT_SCAN:
         batch = item_store.list_items(conn, project["id"], cursor, max(limit, 200), **filters)
-        for row in batch:
+        for row, row_split in zip(batch, splits_of([r["external_id"] for r in batch], ratios), strict=True):
             cursor = row["id"]
-            if split_of(row["external_id"], ratios) == split:
+            if row_split == split:
                 out.append(row)
                 if len(out) == limit:
                     return out, cursor
