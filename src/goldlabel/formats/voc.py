@@ -5,7 +5,7 @@ in a zip. Box corners are in pixels, 1-based and inclusive as in the VOC devkit
 
 from __future__ import annotations
 
-from xml.etree import ElementTree as ET  # nosec B405  # builds and writes VOC XML; never parses any
+from xml.sax.saxutils import escape  # nosec B406  # escapes text for the VOC XML written here; parses nothing
 
 from goldlabel.domain.splits import SPLITS
 from goldlabel.formats.archive import ZipArchive
@@ -25,11 +25,14 @@ FILE_EXTENSION = "zip"
 IMPORTS = False
 
 
-def _sub(parent: ET.Element, tag: str, text: object | None = None) -> ET.Element:
-    node = ET.SubElement(parent, tag)
-    if text is not None:
-        node.text = str(text)
-    return node
+# The document ElementTree wrote for a VOC annotation, byte for byte, as text: building an
+# element tree per image was most of the export's time (benchmarks/media_formats.py: 996
+# items/s at 1M items). Every value is an integer or passes through ``escape``.
+_HEAD = "<?xml version='1.0' encoding='utf-8'?>\n<annotation><folder>JPEGImages</folder>"
+_SIZE = ("<filename>{}</filename><size><width>{}</width><height>{}</height><depth>3</depth></size>"
+         "<segmented>0</segmented>")
+_OBJECT = ("<object><name>{}</name><pose>Unspecified</pose><truncated>0</truncated><difficult>0</difficult>"
+           "<bndbox><xmin>{}</xmin><ymin>{}</ymin><xmax>{}</xmax><ymax>{}</ymax></bndbox></object>")
 
 
 class Writer(LabeledWriter):
@@ -49,32 +52,20 @@ class Writer(LabeledWriter):
         stem = file_stem(item)
         source = item.data.get(question.source)
         decoded = decode_data_uri(source)
-        root = ET.Element("annotation")
-        _sub(root, "folder", "JPEGImages")
+        parts = [_HEAD]
         if decoded is not None:
             filename = f"{stem}.{decoded[1]}"
             self.archive.put(f"JPEGImages/{filename}", decoded[0])
         else:
             filename = stem
-            _sub(_sub(root, "source"), "url", source or "")
-        _sub(root, "filename", filename)
-        size_node = _sub(root, "size")
-        _sub(size_node, "width", round(size[0]))
-        _sub(size_node, "height", round(size[1]))
-        _sub(size_node, "depth", 3)
-        _sub(root, "segmented", 0)
+            parts.append(f"<source><url>{escape(source)}</url></source>" if source else "<source><url /></source>")
+        parts.append(_SIZE.format(escape(filename), round(size[0]), round(size[1])))
         for box in boxes:
-            obj = _sub(root, "object")
-            _sub(obj, "name", box["label"])
-            _sub(obj, "pose", "Unspecified")
-            _sub(obj, "truncated", 0)
-            _sub(obj, "difficult", 0)
-            bnd = _sub(obj, "bndbox")
-            _sub(bnd, "xmin", round(box["x"]) + 1)
-            _sub(bnd, "ymin", round(box["y"]) + 1)
-            _sub(bnd, "xmax", max(round(box["x"] + box["w"]), round(box["x"]) + 1))
-            _sub(bnd, "ymax", max(round(box["y"] + box["h"]), round(box["y"]) + 1))
-        self.archive.put(f"Annotations/{stem}.xml", ET.tostring(root, encoding="utf-8", xml_declaration=True))
+            x, y = round(box["x"]), round(box["y"])
+            parts.append(_OBJECT.format(escape(box["label"]), x + 1, y + 1, max(round(box["x"] + box["w"]), x + 1),
+                                        max(round(box["y"] + box["h"]), y + 1)))
+        parts.append("</annotation>")
+        self.archive.put(f"Annotations/{stem}.xml", "".join(parts).encode())
         self.lists[item.split].write(stem.encode() + b"\n")
 
     def finish(self) -> None:
