@@ -226,7 +226,8 @@ class Settings(BaseModel):
     )
     media_fetch_max_bytes: int = Field(
         default=64 * 1024**2, ge=1,
-        description="Largest object in place the server fetches (held in memory while it is served).",
+        description="Largest object in place the server serves (streamed; a larger one is refused before "
+                    "a byte is sent).",
     )
 
     totp_required_roles: str = Field(

@@ -157,6 +157,7 @@ def test_console_draws_polygons_and_skeletons_on_the_image(page, server, ui, ima
     row = page.locator("[data-testid=answers] tbody tr").nth(0)
     polygons = row.locator(".shapes-view-layer polygon")
     assert polygons.count() == 2
+    assert [len(polygons.nth(i).get_attribute("points").split()) for i in (0, 1)] == [4, 4]
     img = row.locator(".boxes-view img").first.bounding_box()
     car = polygons.nth(0).bounding_box()
     # The outline lies on the car in the picture. (Chromium pads an SVG box by the stroke, so
@@ -166,6 +167,11 @@ def test_console_draws_polygons_and_skeletons_on_the_image(page, server, ui, ima
     assert abs(car["width"] - (0.44 - 0.094) * img["width"]) < 10
     assert row.locator(".shapes-view-layer .kp-edge").count() == 4
     assert row.locator(".shapes-view-layer .kp-point.occluded").count() == 1
+    # The consensus of the one answer is drawn the same way, point for point.
+    consensus = page.locator("[data-testid=consensus] .shapes-view-layer polygon")
+    assert [consensus.nth(i).get_attribute("points") for i in (0, 1)] == \
+        [polygons.nth(i).get_attribute("points") for i in (0, 1)]
+    assert page.locator("[data-testid=consensus] .shapes-view-layer .kp-edge").count() == 4
     ui.screenshot("console-item-shapes")
 
 

@@ -138,6 +138,27 @@ def test_voc_export_parses(factory, boxes_project):
     assert listed == len(answers)
 
 
+def test_voc_xml_is_what_elementtree_writes_for_markup_in_labels_and_sources(factory):
+    # The XML is written as text (formats/voc.py): it must be ElementTree's own serialisation,
+    # escapes included, which re-serialising the parsed file reproduces byte for byte.
+    labels = ["a&b", "<c>", 'ünï "q" \'r\'']
+    schema = {"questions": [{"name": "objects", "kind": "boxes", "labels": labels, "source": "image"}]}
+    project = factory.make_project(schema=schema, overlap_min=1, overlap_max=1)
+    rows = [{"external_id": f"m{i}", "data": {"key": f"m{i}", "width": 640, "height": 480,
+                                              "image": f"https://example.org/{i}.png?x=1&y=>{i}"}} for i in range(3)]
+    res = factory.api_as(project["manager"]).post(f"/api/v1/projects/{project['id']}/items", json=rows)
+    assert res.status_code == 201, res.text
+    label_everything(factory, project, {f"m{i}": {"objects": [
+        {"x": 0.1 * k, "y": 0.2, "w": 0.3, "h": 0.25, "label": labels[k]} for k in range(i + 1)]} for i in range(3)})
+    archive = export_zip(factory, project, "voc")
+    for i in range(3):
+        raw = archive.read(f"Annotations/m{i}.xml")
+        assert ET.tostring(ET.fromstring(raw), encoding="utf-8", xml_declaration=True) == raw
+        root = ET.fromstring(raw)
+        assert [o.findtext("name") for o in root.findall("object")] == labels[: i + 1]
+        assert root.findtext("source/url") == f"https://example.org/{i}.png?x=1&y=>{i}"
+
+
 @pytest.fixture
 def spans_project(factory):
     project = factory.make_project(schema=SPAN_SCHEMA, overlap_min=1, overlap_max=1)

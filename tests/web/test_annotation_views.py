@@ -74,3 +74,14 @@ def test_previews_show_a_thumbnail_and_text_never_base64():
     assert VIEWS.preview({"image": image})["text"] == ""
     fields = VIEWS.data_fields({"photo": image, "text": "hi", "meta": {"a": 1}})
     assert [(f["name"], f["kind"]) for f in fields] == [("photo", "image"), ("text", "text"), ("meta", "json")]
+
+
+def test_audio_video_pdf_and_chat_fields_get_a_viewer_slot():
+    messages = [{"role": "user", "content": "hi"}, {"role": "assistant", "content": "hello"}]
+    fields = VIEWS.data_fields({"audio": "/api/v1/projects/1/media/" + "a" * 64 + ".wav", "video": 7,
+                                "pdf": "/api/v1/projects/1/media/" + "b" * 64 + ".pdf", "pages": 2,
+                                "messages": messages, "notes": "messages elsewhere"})
+    assert [(f["name"], f["kind"]) for f in fields] == [
+        ("audio", "media"), ("video", "json"), ("pdf", "media"), ("pages", "json"), ("messages", "media"),
+        ("notes", "text")]
+    assert fields[4]["value"] == "2 turns"  # the stand-in until console/item_media.js mounts the transcript

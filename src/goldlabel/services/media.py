@@ -38,7 +38,7 @@ from goldlabel.services import audit
 from goldlabel.services.access import Actor, fetch_project_role, load_project
 from goldlabel.services.context import Context
 from goldlabel.services.imports import ImportReport, authorize_import, ingest_rows
-from goldlabel.services.media_in_place import fetch_reference, load_reference, reference_key
+from goldlabel.services.media_in_place import InPlaceObject, load_reference, open_reference, reference_key
 from goldlabel.storage.engine import read_tx
 from goldlabel.storage.media import object_key
 
@@ -305,23 +305,27 @@ def import_media(
 
 @dataclass(frozen=True, slots=True)
 class MediaObject:
-    """A media object to serve: a file of the store (``data`` None) or an object in place,
-    fetched whole (``data``; services.media_in_place)."""
+    """A media object to serve: a file of the store (``in_place`` None) or an object in place,
+    open for streaming (services.media_in_place). ``close`` it when done."""
 
     key: str
     size: int
     media_type: MediaType
-    data: bytes | None = None
+    in_place: InPlaceObject | None = None
 
     @property
     def is_stored(self) -> bool:
-        return self.data is None
+        return self.in_place is None
+
+    def close(self) -> None:
+        if self.in_place is not None:
+            self.in_place.close()
 
 
 def read_media(ctx: Context, obj: MediaObject, start: int = 0, end: int | None = None) -> Iterator[bytes]:
     """Bytes [start, end) of the object, in chunks."""
-    if obj.data is not None:
-        yield obj.data[start:end]
+    if obj.in_place is not None:
+        yield from obj.in_place.read(start, end)
         return
     yield from ctx.media.read(obj.key, start, end)
 
@@ -339,18 +343,23 @@ def open_media(ctx: Context, actor: Actor, project_id: int, name: str, *, downlo
     key = object_key(project_id, match.group(1))
     store = ctx.media
     size = store.size(key)
-    data = None
+    in_place = None
     if size is None:
-        # Not a stored file: an object referenced in place, fetched now (through the outbound guard).
+        # Not a stored file: an object referenced in place, opened now (through the outbound guard).
         url = load_reference(ctx, project_id, match.group(1))
         if url is None:
             raise not_found("media")
-        data = fetch_reference(ctx, url)
-        key, size = reference_key(project_id, match.group(1)), len(data)
-    if download and role != "annotator":
-        audit.record_now(ctx, actor, "media.download", project_id=project_id, target=("media", name))
-    head = data[:SNIFF_BYTES] if data is not None else b"".join(_take(store.read(key, 0, SNIFF_BYTES)))
-    return MediaObject(key, size, sniff(head), data)
+        in_place = open_reference(ctx, url)
+        key, size = reference_key(project_id, match.group(1)), in_place.size
+    try:
+        if download and role != "annotator":
+            audit.record_now(ctx, actor, "media.download", project_id=project_id, target=("media", name))
+        head = in_place.head if in_place is not None else b"".join(_take(store.read(key, 0, SNIFF_BYTES)))
+    except BaseException:
+        if in_place is not None:
+            in_place.close()
+        raise
+    return MediaObject(key, size, sniff(head), in_place)
 
 
 def _take(chunks: Iterator[bytes]) -> list[bytes]:
@@ -441,9 +450,10 @@ def pdf_page(ctx: Context, obj: MediaObject, page: int) -> bytes:
         raise GoldlabelError("pages are made of PDFs only", code="not_a_pdf", status=422)
     store = ctx.media
     key = f"{obj.key}.page{int(page)}.png"
-    if store.exists(key):
+    # An object in place may change where it lies: its pages are rendered afresh, not kept.
+    if obj.is_stored and store.exists(key):
         return b"".join(_take(store.read(key)))
-    raw = b"".join(_take(store.read(obj.key)))
+    raw = b"".join(_take(read_media(ctx, obj)))
     with _PDFIUM:
         pdf = _open_pdf(raw)
         try:
@@ -463,5 +473,6 @@ def pdf_page(ctx: Context, obj: MediaObject, page: int) -> bytes:
     out = io.BytesIO()
     image.save(out, format="PNG", optimize=False)
     data = out.getvalue()
-    store.put(key, io.BytesIO(data), len(data))
+    if obj.is_stored:
+        store.put(key, io.BytesIO(data), len(data))
     return data

@@ -1,5 +1,5 @@
 """The one way goldlabel makes an HTTP request to a URL a user gave it (webhooks, and the fetch of
-objects items reference in place: services.media.fetch_reference).
+objects items reference in place: services.media_in_place.open_reference).
 
 ``guarded_client(allowed)`` is an httpx client whose connections go through ``GuardedBackend``:
 the host is resolved once, every address it resolves to is checked
@@ -16,7 +16,7 @@ lets named networks through, e.g. a receiver on the same private network.
 from __future__ import annotations
 
 import socket
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 
 import httpcore
 import httpx
@@ -56,6 +56,36 @@ class GuardedBackend(httpcore.SyncBackend):
         raise last or httpcore.ConnectError(f"{host!r} resolved to no address")
 
 
+class _CappedStream(httpx.SyncByteStream):
+    """The body of an httpcore response, cut after ``limit`` bytes; closing it closes the response."""
+
+    def __init__(self, response: httpcore.Response, limit: int, request: httpx.Request) -> None:
+        self._response = response
+        self._limit = limit
+        self._request = request
+
+    def __iter__(self) -> Iterator[bytes]:
+        left = self._limit
+        try:
+            for chunk in self._response.stream:
+                if left <= 0:
+                    break
+                if chunk:
+                    yield chunk[:left]
+                    left -= min(len(chunk), left)
+        except httpcore.TimeoutException as exc:
+            raise httpx.TimeoutException(str(exc), request=self._request) from exc
+        except httpcore.NetworkError as exc:
+            raise httpx.NetworkError(str(exc), request=self._request) from exc
+        except httpcore.ProtocolError as exc:
+            raise httpx.RemoteProtocolError(str(exc), request=self._request) from exc
+        finally:
+            self.close()
+
+    def close(self) -> None:
+        self._response.close()
+
+
 class GuardedTransport(httpx.BaseTransport):
     """An httpx transport over an httpcore pool that uses ``GuardedBackend``."""
 
@@ -83,20 +113,10 @@ class GuardedTransport(httpx.BaseTransport):
             raise httpx.NetworkError(str(exc), request=request) from exc
         except httpcore.ProtocolError as exc:
             raise httpx.RemoteProtocolError(str(exc), request=request) from exc
-        # Keep at most max_response_bytes of the answer: a receiver cannot fill our memory.
-        limit = self.max_response_bytes
-        parts: list[bytes] = []
-        size = 0
-        try:
-            for chunk in resp.stream:
-                parts.append(chunk[: limit - size])
-                size += len(parts[-1])
-                if size >= limit:
-                    break
-        finally:
-            resp.close()
-        return httpx.Response(status_code=resp.status, headers=resp.headers, content=b"".join(parts),
-                              extensions=resp.extensions)
+        # Keep at most max_response_bytes of the answer: a receiver cannot fill our memory. The
+        # body is streamed (client.stream reads it chunk by chunk), cut at the limit either way.
+        return httpx.Response(status_code=resp.status, headers=resp.headers,
+                              stream=_CappedStream(resp, self.max_response_bytes, request), extensions=resp.extensions)
 
     def close(self) -> None:
         self._pool.close()
@@ -106,7 +126,7 @@ def guarded_client(allowed: str | tuple = (), timeout: float = 10.0,
                    max_response_bytes: int = MAX_RESPONSE_BYTES) -> httpx.Client:
     """An httpx client for user-given URLs: checked addresses only, no redirects, no proxies.
     ``allowed``: the allow-list, as networks or as the setting's comma-separated text; a
-    response body is cut at ``max_response_bytes``."""
+    response body is cut at ``max_response_bytes`` (``client.stream`` reads it in chunks)."""
     nets = parse_allow_list(allowed) if isinstance(allowed, str) else tuple(allowed)
     return httpx.Client(transport=GuardedTransport(nets, max_response_bytes), follow_redirects=False,
                         trust_env=False, timeout=timeout)

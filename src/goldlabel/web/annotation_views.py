@@ -30,6 +30,8 @@ from goldlabel.domain.media_sources import check_image_source
 
 # Field names the annotate workspace also shows as images (workspace.js GENERIC_IMAGE_FIELDS).
 IMAGE_FIELDS = frozenset({"image", "image_url", "img", "picture", "url"})
+# Fields media.js createMediaView shows with a player or a page view (and `messages`, a chat).
+MEDIA_FIELDS = frozenset({"audio", "video", "pdf"})
 _DATA_IMAGE = re.compile(r"^data:image/(png|jpeg|gif|webp|svg\+xml);", re.IGNORECASE)
 COLORS = 8  # label color classes c0..c7 in goldlabel.css
 
@@ -40,6 +42,14 @@ def safe_image_url(value: Any) -> str | None:
     if check_image_source(value) is not None:
         return None
     return value.strip()
+
+
+def _is_media(name: str, value: Any) -> bool:
+    """A field the workspace shows with a viewer (static/js/media.js ``createMediaView``): audio
+    and video players, a PDF's pages, a chat transcript."""
+    if name == "messages":
+        return isinstance(value, list)
+    return name in MEDIA_FIELDS and isinstance(value, str)
 
 
 def _excerpt(text: str, limit: int) -> str:
@@ -175,10 +185,16 @@ class AnnotationViews:
                                                            and safe_image_url(value) is not None)
 
     def data_fields(self, data: Mapping[str, Any]) -> list[dict[str, Any]]:
-        """Every data field as ``{"name", "kind": image|text|json, "value"}``."""
+        """Every data field as ``{"name", "kind": image|media|text|json, "value"}``."""
         fields = []
         for name, value in data.items():
-            if self.is_image(name, value):
+            if _is_media(name, value):
+                # Played, paged or shown turn by turn by the workspace's own viewer
+                # (static/js/media.js, mounted by console/item_media.js); this text stands in
+                # until it is.
+                stand_in = f"{len(value)} turns" if isinstance(value, list) else _excerpt(value, 120)
+                fields.append({"name": name, "kind": "media", "value": stand_in})
+            elif self.is_image(name, value):
                 url = safe_image_url(value)
                 fields.append({"name": name, "kind": "image" if url else "text", "value": url or _excerpt(value, 120)})
             elif isinstance(value, str):

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import re
+from collections.abc import AsyncIterator, Iterator
 from functools import partial
 from typing import Annotated, Literal
 
@@ -17,6 +18,7 @@ from goldlabel.domain.errors import FieldError, invalid
 from goldlabel.schemas import ImportReport
 from goldlabel.services import imports as import_service
 from goldlabel.services import media as media_service
+from goldlabel.services.context import Context
 
 router = APIRouter(prefix="/projects/{project_id}", tags=["media"])
 
@@ -60,7 +62,7 @@ async def get_media(
 ) -> Response:
     """A media object of the project (404 for non-members). Images, audio, video and PDF render
     inline; anything else (SVG, HTML, unknown bytes) is an attachment. An object the item
-    references in place (s3://, file://) is fetched by the server and served here, same-origin."""
+    references in place (s3://, file://) is streamed by the server from where it lies, same-origin."""
     if thumb is not None and thumb not in THUMB_SIZES:
         raise invalid([FieldError(("query", "thumb"), "bad_thumb_size",
                                   f"thumb must be one of {', '.join(map(str, THUMB_SIZES))}")])
@@ -69,6 +71,20 @@ async def get_media(
     whole = thumb is None and page is None and (not requested or requested.replace(" ", "").startswith("bytes=0-"))
     obj = await run_in_threadpool(partial(media_service.open_media, download=whole),
                                   ctx, actor, project_id, name)
+    # An object in place is an open file or S3 answer: the body stream closes it once sent; every
+    # other answer closes it here.
+    try:
+        response = await _answer(request, ctx, obj, name, thumb, page)
+    except BaseException:
+        await run_in_threadpool(obj.close)
+        raise
+    if not isinstance(response, StreamingResponse):
+        await run_in_threadpool(obj.close)
+    return response
+
+
+async def _answer(request: Request, ctx: Context, obj: media_service.MediaObject, name: str, thumb: int | None,
+                  page: int | None) -> Response:
     if page is not None:
         if thumb is not None:
             raise invalid([FieldError(("query", "page"), "bad_query", "ask for a thumbnail or a page, not both")])
@@ -76,6 +92,8 @@ async def get_media(
         headers = _headers(obj, f"{name}.page{page}.png")
         headers.pop("Accept-Ranges")
         headers["Content-Disposition"] = "inline"
+        if not obj.is_stored:
+            headers["Cache-Control"] = "private, no-cache"
         return Response(data, media_type="image/png", headers=headers)
     if thumb is not None:
         data = await run_in_threadpool(media_service.thumbnail, ctx, obj, thumb)
@@ -111,8 +129,24 @@ async def get_media(
             code = 206
             headers["Content-Range"] = f"bytes {start}-{end - 1}/{obj.size}"
     headers["Content-Length"] = str(end - start)
+    if not obj.is_stored:
+        # Open the range now (S3 is asked for it here), so a refusal is still an error answer.
+        chunks = media_service.read_media(ctx, obj, start, end)
+        first_chunk = await run_in_threadpool(next, chunks, b"")
+        return StreamingResponse(_sent_then_closed(obj, first_chunk, chunks), status_code=code,
+                                 media_type=obj.media_type.content_type, headers=headers)
     return StreamingResponse(iterate_in_threadpool(media_service.read_media(ctx, obj, start, end)), status_code=code,
                              media_type=obj.media_type.content_type, headers=headers)
+
+
+async def _sent_then_closed(obj: media_service.MediaObject, first: bytes,
+                            chunks: Iterator[bytes]) -> AsyncIterator[bytes]:
+    try:
+        yield first
+        async for chunk in iterate_in_threadpool(chunks):
+            yield chunk
+    finally:
+        await run_in_threadpool(obj.close)
 
 
 _UPLOAD_BODY = {
