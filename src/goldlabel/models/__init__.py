@@ -34,6 +34,7 @@ from .autolabel import (
     clopper_pearson_upper,
     select_threshold,
 )
+from .calibration import calibration_slice, slice_threshold, slice_unit
 from .embeddings import (
     DEFAULT_MODEL_ID,
     Embedder,
@@ -68,6 +69,7 @@ __all__ = [
     "add_model_votes",
     "audit_mask",
     "band_of",
+    "calibration_slice",
     "check_audits",
     "clopper_pearson_lower",
     "clopper_pearson_upper",
@@ -86,5 +88,7 @@ __all__ = [
     "model_votes",
     "pair_features",
     "select_threshold",
+    "slice_threshold",
+    "slice_unit",
     "top_probas",
 ]

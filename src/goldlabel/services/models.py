@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import io
 import logging
+import secrets
 import threading
 import time
 from typing import Any, Literal
@@ -41,6 +42,7 @@ from goldlabel.storage import consensus_events as records
 from goldlabel.storage import models as model_store
 from goldlabel.storage import projects as project_store
 from goldlabel.storage.engine import now_ms, read_tx, write_tx
+from goldlabel.storage.secrets import install_secret
 
 log = logging.getLogger(__name__)
 
@@ -73,6 +75,9 @@ class ModelSettings(BaseModel):
         "off", description="Queue order from the model: off (priorities stay yours), uncertainty, or "
                            "uncertainty_diversity (uncertain and spread out in embedding space).")
     active_batch: int = Field(100, ge=1, le=10_000, description="Items the diversity step ranks first per pass.")
+    calibration_fraction: float = Field(
+        0.05, ge=0, le=0.5, description="Share of the items in the calibration slice: uniformly random (a keyed "
+        "hash of the item id), labeled by humans only, the only labels the auto-label threshold is chosen on.")
 
 
 DEFAULTS = ModelSettings().model_dump()
@@ -113,6 +118,28 @@ def item_text(data: Any) -> str:
             return data["text"]
         return "\n".join(v for v in data.values() if isinstance(v, str))
     return ""
+
+
+# ---------------------------------------------------------------- the calibration slice
+
+SLICE_SECRET = "calibration_slice_key"  # nosec B105  # the name of the install secret, not a secret
+
+
+def slice_key(ctx: Context) -> bytes:
+    """The install's calibration-slice key (``install_secrets``: 32 random bytes, made once, kept
+    in the database so every process agrees on the slice)."""
+    key = ctx.__dict__.get("_calibration_slice_key")
+    if key is None:
+        key = bytes.fromhex(install_secret(ctx.engine, SLICE_SECRET, lambda: secrets.token_hex(32)))
+        ctx.__dict__["_calibration_slice_key"] = key
+    return key
+
+
+def in_slice(ctx: Context, item_ids, settings: dict) -> np.ndarray:
+    """Which of these items are in the project's calibration slice (goldlabel.models.calibration_slice)."""
+    from goldlabel.models import calibration_slice
+
+    return calibration_slice(np.asarray(item_ids, dtype=np.int64), slice_key(ctx), settings["calibration_fraction"])
 
 
 # ---------------------------------------------------------------- settings and state
@@ -164,10 +191,10 @@ def update_settings(ctx: Context, actor: Actor | None, project_id: int, changes:
             raise invalid([FieldError(("auto_label",), "auto_label_needs_one_question",
                                       "auto-labeling makes items final, so the schema must have one question "
                                       "(the model's)")])
-        if clean["auto_label"] and clean["active_learning"] != "off":
-            raise invalid([FieldError(("active_learning",), "auto_label_with_active_learning",
-                                      "auto-labeling needs the humans' labels to be a sample the model did not "
-                                      "choose; turn active_learning off to auto-label (docs/models.md)")])
+        if clean["auto_label"] and clean["calibration_fraction"] == 0:
+            raise invalid([FieldError(("calibration_fraction",), "auto_label_needs_calibration",
+                                      "auto-labeling chooses its threshold on the calibration slice; give it a "
+                                      "calibration_fraction above 0 (docs/models.md)")])
         values: dict[str, Any] = {"settings": clean, "updated_at": now}
         if clean["auto_label"] and not _settings(state)["auto_label"]:
             values.update(auto_label_since=now, auto_label_off_reason=None)
@@ -360,9 +387,11 @@ def _process(ctx: Context, project: dict, summary: dict, train: bool, embed_budg
     if due:
         with read_tx(ctx.engine) as conn:
             labeled = model_store.fetch_training_labels(conn, pid, question.name)
-        summary["embedded"] = _embed(ctx, pid, current, question, [r[0] for r in labeled], deadline=None)
+        summary["embedded"] = _embed(ctx, pid, current, question, [r[0] for r in labeled], deadline=None,
+                                    settings=settings)
     deadline = time.monotonic() + embed_budget_s
-    summary["embedded"] = summary.get("embedded", 0) + _embed(ctx, pid, current, question, None, deadline)
+    summary["embedded"] = summary.get("embedded", 0) + _embed(ctx, pid, current, question, None, deadline,
+                                                                   settings)
     if due:
         current = _train(ctx, project, question, labeled, n_labels, settings, summary)
     if current is not None and settings["auto_label"] and current.get("threshold", {}).get("threshold") is not None:
@@ -377,7 +406,7 @@ def _process(ctx: Context, project: dict, summary: dict, train: bool, embed_budg
 
 
 def _embed(ctx: Context, pid: int, current: dict | None, question, only: list[int] | None,
-           deadline: float | None) -> int:
+           deadline: float | None, settings: dict) -> int:
     from goldlabel.models import content_hash
 
     done = 0
@@ -425,7 +454,7 @@ def _embed(ctx: Context, pid: int, current: dict | None, question, only: list[in
         if model is not None:
             ids = [i for i, _ in rows]
             vectors = model_store.decode_vectors([cached[h][0] for h in hashes], [cached[h][1] for h in hashes])
-            _write_predictions(ctx, pid, current, question, ids, model.predict_proba(vectors))
+            _write_predictions(ctx, pid, current, question, ids, model.predict_proba(vectors), settings)
     return done
 
 
@@ -459,7 +488,7 @@ def _load_params(version: dict | None):
 
 def _train(ctx: Context, project: dict, question, labeled: list, n_labels: int, settings: dict,
            summary: dict) -> dict | None:
-    from goldlabel.models import DEFAULT_MODEL_ID, ProjectModel, find_label_issues, select_threshold
+    from goldlabel.models import DEFAULT_MODEL_ID, ProjectModel, find_label_issues, slice_threshold
 
     pid = project["id"]
     labels = list(question.labels)
@@ -497,10 +526,11 @@ def _train(ctx: Context, project: dict, question, labeled: list, n_labels: int, 
     oof = fit.oof_probas
     scores, predicted = oof.max(axis=1), oof.argmax(axis=1)
     sources = np.array([r[3] for r in rows])
-    confident = np.array([r[2] for r in rows]) >= project["settings"].get("target_confidence", 0.95)
-    # the calibration slice: labels humans settled firmly (gold, reviewed, final at high confidence)
-    calib = (sources != "consensus") | confident
-    threshold = select_threshold(scores[calib], predicted[calib] == y[calib], settings["target"], settings["delta"])
+    # The threshold: on the calibration slice's human labels only, every one of them (gold,
+    # reviewed or consensus at any confidence: keeping only the confident ones would keep the
+    # easy items), with out-of-fold scores (the fold that scored an item never trained on it).
+    calib = in_slice(ctx, ids, settings)
+    threshold = slice_threshold(scores, predicted == y, calib, settings["target"], settings["delta"])
     metrics = {**fit.metrics, "accuracy": fit.metrics["oof_accuracy"], "calibration_items": int(calib.sum()),
                "classes": labels}
     issue_rows = []
@@ -531,12 +561,12 @@ def _train(ctx: Context, project: dict, question, labeled: list, n_labels: int, 
     with read_tx(ctx.engine) as conn:
         batches = list(model_store.iter_vectors(conn, pid, PREDICT_BATCH))
     for batch_ids, vectors in batches:
-        _write_predictions(ctx, pid, version, question, batch_ids, model.predict_proba(vectors))
+        _write_predictions(ctx, pid, version, question, batch_ids, model.predict_proba(vectors), settings)
     # The items it trained on get their out-of-fold prediction instead: the re-fit learns the
     # model's skill as an annotator from these, and an in-sample score would flatter it.
     for start in range(0, len(ids), PREDICT_BATCH):
         _write_predictions(ctx, pid, version, question, list(ids[start:start + PREDICT_BATCH]),
-                           oof[start:start + PREDICT_BATCH])
+                           oof[start:start + PREDICT_BATCH], settings)
     return version
 
 
@@ -552,17 +582,27 @@ def _json_safe(obj: Any) -> Any:
     return obj
 
 
-def _write_predictions(ctx: Context, pid: int, version: dict, question, ids: list[int], probas: np.ndarray) -> None:
+def _write_predictions(ctx: Context, pid: int, version: dict, question, ids: list[int], probas: np.ndarray,
+                       settings: dict) -> None:
+    """The items' predictions of ``version`` (replacing earlier ones), except on the calibration
+    slice and on audits: their human labels judge the model, so they get no model output at all
+    (no pre-label to anchor on, no model vote in their consensus, never an auto-label)."""
     labels = list(question.labels)
     codes = probas.argmax(axis=1)
     scores = probas[np.arange(len(codes)), codes]
     now = now_ms()
     name = model_store.MODEL_PREFIX + version["version"]
+    ids = [int(i) for i in ids]
+    sliced = in_slice(ctx, ids, settings)
     with write_tx(ctx.engine) as conn:
+        audits = model_store.audit_item_ids(conn, pid, ids)
+        blind = [i for i, s in zip(ids, sliced.tolist()) if s or i in audits]
+        model_store.delete_model_predictions(conn, blind)
+        blind_set = set(blind)
         model_store.replace_model_predictions(conn, pid, [
             {"item_id": i, "model_version": name, "value": {question.name: labels[c]}, "score": round(float(s), 6),
              "created_at": now}
-            for i, c, s in zip(ids, codes.tolist(), scores.tolist())])
+            for i, c, s in zip(ids, codes.tolist(), scores.tolist()) if i not in blind_set])
 
 
 # ---------------------------------------------------------------- auto-labeling and its audits
@@ -580,13 +620,23 @@ def _auto_label(ctx: Context, pid: int, question, version: dict, settings: dict)
             candidates = model_store.fetch_auto_label_candidates(conn, pid, name, threshold, AUTO_BATCH)
         if not candidates:
             return done
+        # a slice item has no prediction (_write_predictions); one written before the slice
+        # existed is dropped here, never auto-labeled
+        sliced = in_slice(ctx, [c[0] for c in candidates], settings)
+        if sliced.any():
+            with write_tx(ctx.engine) as conn:
+                model_store.delete_model_predictions(conn, [c[0] for c, s in zip(candidates, sliced) if s])
+            candidates = [c for c, s in zip(candidates, sliced.tolist()) if not s]
+            if not candidates:
+                continue
         audits = audit_mask(len(candidates), settings["audit_fraction"], rng)
         now = now_ms()
         with write_tx(ctx.engine) as conn:
             rows, events = [], []
             for (item_id, value, score), audit in zip(candidates, audits.tolist()):
                 label = (value or {}).get(question.name)
-                if audit:  # stays with the humans; compared with their label when final
+                if audit:  # stays with the humans, without the model's output; compared with their label
+                    model_store.delete_model_predictions(conn, [item_id])
                     rows.append({"item_id": item_id, "project_id": pid, "version_id": version["id"],
                                  "question": question.name, "label": label, "score": score, "audit": True,
                                  "created_at": now})
@@ -644,8 +694,13 @@ def _prioritize(ctx: Context, pid: int, question, settings: dict, has_model: boo
     lease only reads the column (its index orders by priority first), so none of this is on the
     annotate path. Uncertainty is the margin of the combined posterior: the consensus where
     humans answered (with the model's vote when it is an annotator), else the model's score;
-    an item with neither counts as fully uncertain. Before the first model: a diverse cold start."""
-    from goldlabel.models import active_priorities, margin_uncertainty, top_probas
+    an item with neither counts as fully uncertain. Before the first model: a diverse cold start.
+
+    The calibration slice is left out: its items keep the priority they have (0 unless a manager
+    set one), and the model-ranked items get priorities below zero (the policy's order, shifted
+    by ``PRIORITY_LEVELS + active_batch + 1``), so humans take the slice's items first, in the
+    queue's own order, whatever the model thinks of them."""
+    from goldlabel.models import PRIORITY_LEVELS, active_priorities, margin_uncertainty, top_probas
 
     n_classes = len(question.labels)
     parts = []
@@ -656,6 +711,9 @@ def _prioritize(ctx: Context, pid: int, question, settings: dict, has_model: boo
         if not parts:
             return 0
         table = np.concatenate(parts)
+        table = table[~in_slice(ctx, table[:, 0].astype(np.int64), settings)]
+        if not len(table):
+            return 0
         ids, old = table[:, 0].astype(np.int64), table[:, 1].astype(np.int64)
         top = np.where((table[:, 2] > 0) & ~np.isnan(table[:, 3]), table[:, 3], table[:, 4])
         uncertainty = None
@@ -671,6 +729,7 @@ def _prioritize(ctx: Context, pid: int, question, settings: dict, has_model: boo
         _, labeled = model_store.fetch_vectors(conn, model_store.sample_answered_ids(conn, pid, LABELED_SAMPLE))
         new = active_priorities(uncertainty, len(ids), vectors, policy=settings["active_learning"],
                                 batch=settings["active_batch"], labeled=labeled if len(labeled) else None)
+        new = new - (PRIORITY_LEVELS + settings["active_batch"] + 1)
     changed = np.flatnonzero(new != old)
     done = 0
     for start in range(0, len(changed), PREDICT_BATCH):

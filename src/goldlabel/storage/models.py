@@ -244,6 +244,23 @@ def replace_model_predictions(conn: Connection, project_id: int, rows: list[dict
     conn.execute(predictions.insert(), [{**r, "project_id": project_id} for r in rows])
 
 
+def delete_model_predictions(conn: Connection, item_ids: list[int]) -> None:
+    """Drop the project model's prediction of these items (the calibration slice and audits:
+    items whose human labels judge the model get no model output)."""
+    if item_ids:
+        conn.execute(predictions.delete().where(predictions.c.item_id.in_(item_ids),
+                                                predictions.c.model_version.like(MODEL_PREFIX + "%")))
+
+
+def audit_item_ids(conn: Connection, project_id: int, item_ids: list[int]) -> set[int]:
+    """Which of these items were sent to humans as audits of auto-labeling."""
+    if not item_ids:
+        return set()
+    q = sa.select(auto_labels.c.item_id).where(auto_labels.c.project_id == project_id,
+                                               auto_labels.c.audit.is_(sa.true()), auto_labels.c.item_id.in_(item_ids))
+    return {int(r[0]) for r in conn.execute(q)}
+
+
 def fetch_auto_label_candidates(conn: Connection, project_id: int, model_version: str, threshold: float,
                                 limit: int) -> list[tuple[int, Any, float]]:
     """(item_id, predicted value, score) of open, unanswered, unreserved, non-gold items whose

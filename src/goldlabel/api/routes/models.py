@@ -30,6 +30,8 @@ class ModelSettingsUpdate(BaseModel):
     active_learning: Literal["off", "uncertainty", "uncertainty_diversity"] | None = Field(
         None, description="Queue order from the model (off leaves the priorities as they are).")
     active_batch: int | None = Field(None, description="Items the diversity step ranks first per pass.")
+    calibration_fraction: float | None = Field(
+        None, description="Share of the items in the calibration slice (uniformly random, humans only).")
 
 
 @router.get("")
