@@ -36,6 +36,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from goldlabel.domain.errors import FieldError, GoldlabelError, invalid, not_found
 from goldlabel.domain.label_schema import LabelSchema
+from goldlabel.services import external_models
 from goldlabel.services.access import Actor, load_project
 from goldlabel.services.context import Context
 from goldlabel.storage import consensus_events as records
@@ -78,6 +79,14 @@ class ModelSettings(BaseModel):
     calibration_fraction: float = Field(
         0.05, ge=0, le=0.5, description="Share of the items in the calibration slice: uniformly random (a keyed "
         "hash of the item id), labeled by humans only, the only labels the auto-label threshold is chosen on.")
+    external_model: str | None = Field(
+        None, max_length=2000, description="An external model: an http(s) URL speaking the protocol, or the "
+        "name of an entry point the operator registered (setting external_models); None: none.")
+    external_role: Literal["predictor", "annotator"] = Field(
+        "predictor", description="predictor: its predictions are pre-labels beside the project model's; "
+        "annotator: it takes the project model's place as the item's model prediction (pre-label, one more "
+        "annotator in the consensus, active-learning uncertainty).")
+    external_batch: int = Field(32, ge=1, le=1000, description="Items per call to the external model.")
 
 
 DEFAULTS = ModelSettings().model_dump()
@@ -161,6 +170,8 @@ def annotator_question(conn, project: dict, schema: LabelSchema) -> str | None:
     question = model_question(schema, settings)
     if state is None or not settings["model_annotator"] or question is None:
         return None
+    if settings["external_model"] and settings["external_role"] == "annotator":
+        return question.name  # the external model's predictions are the votes
     return question.name if model_store.fetch_current_version(conn, project["id"]) is not None else None
 
 
@@ -195,6 +206,14 @@ def update_settings(ctx: Context, actor: Actor | None, project_id: int, changes:
             raise invalid([FieldError(("calibration_fraction",), "auto_label_needs_calibration",
                                       "auto-labeling chooses its threshold on the calibration slice; give it a "
                                       "calibration_fraction above 0 (docs/models.md)")])
+        if clean["external_model"]:
+            why = external_models.check_target(ctx, clean["external_model"])
+            if why is not None:
+                raise invalid([FieldError(("external_model",), "bad_external_model", why)])
+        if clean["auto_label"] and clean["external_model"] and clean["external_role"] == "annotator":
+            raise invalid([FieldError(("external_role",), "auto_label_with_external_annotator",
+                                      "auto-labeling uses the project model's calibrated threshold; an external "
+                                      "annotator replaces its predictions (docs/models.md)")])
         values: dict[str, Any] = {"settings": clean, "updated_at": now}
         if clean["auto_label"] and not _settings(state)["auto_label"]:
             values.update(auto_label_since=now, auto_label_off_reason=None)
@@ -394,13 +413,19 @@ def _process(ctx: Context, project: dict, summary: dict, train: bool, embed_budg
                                                                    settings)
     if due:
         current = _train(ctx, project, question, labeled, n_labels, settings, summary)
+    external_error = None
+    if settings["external_model"]:
+        summary["external_predicted"], external_error = _external(ctx, pid, question, settings)
+        if external_error:
+            summary["external_error"] = external_error
+            _record_error(ctx, pid, external_error)
     if current is not None and settings["auto_label"] and current.get("threshold", {}).get("threshold") is not None:
         summary["auto_labeled"] = _auto_label(ctx, pid, question, current, settings)
     summary["audits_checked"] = _check_audits(ctx, pid, settings, state)
     summary["prelabels_recorded"] = _record_prelabels(ctx, project, question, state)
     if settings["active_learning"] != "off":
         summary["prioritized"] = _prioritize(ctx, pid, question, settings, current is not None)
-    if state.get("last_error"):  # this pass went through: the error is over
+    if state.get("last_error") and not external_error:  # this pass went through: the error is over
         with write_tx(ctx.engine) as conn:
             model_store.update_state(conn, pid, last_error=None, last_error_at=None)
 
@@ -587,6 +612,8 @@ def _write_predictions(ctx: Context, pid: int, version: dict, question, ids: lis
     """The items' predictions of ``version`` (replacing earlier ones), except on the calibration
     slice and on audits: their human labels judge the model, so they get no model output at all
     (no pre-label to anchor on, no model vote in their consensus, never an auto-label)."""
+    if settings["external_model"] and settings["external_role"] == "annotator":
+        return  # the external model's predictions are the items' model predictions
     labels = list(question.labels)
     codes = probas.argmax(axis=1)
     scores = probas[np.arange(len(codes)), codes]
@@ -603,6 +630,63 @@ def _write_predictions(ctx: Context, pid: int, version: dict, question, ids: lis
             {"item_id": i, "model_version": name, "value": {question.name: labels[c]}, "score": round(float(s), 6),
              "created_at": now}
             for i, c, s in zip(ids, codes.tolist(), scores.tolist()) if i not in blind_set])
+
+
+# ---------------------------------------------------------------- external models
+
+#: seconds a pass spends asking the external model (then the next pass goes on)
+EXTERNAL_BUDGET_S = 20.0
+
+
+def external_version(settings: dict) -> str:
+    """The ``model_version`` of the external model's predictions: under the project model's
+    prefix when it is the annotator (the consensus, the re-fit and active learning read those)."""
+    name = "external:" + settings["external_model"]
+    return model_store.MODEL_PREFIX + name if settings["external_role"] == "annotator" else name
+
+
+def _external(ctx: Context, pid: int, question, settings: dict) -> tuple[int, str | None]:
+    """Ask the external model for the open items it has not predicted yet, ``external_batch`` at
+    a time, for up to EXTERNAL_BUDGET_S seconds; the calibration slice and audits are never sent
+    (no model output there). Returns (predictions written, error or None). A call that fails
+    (after its retries), times out or answers malformed ends the pass's asking: those items stay
+    with the humans and the next pass asks again; predictions it gave for other items are kept."""
+    from goldlabel.models.external import MalformedAnswer, build_request, parse_answer
+
+    target, version = settings["external_model"], external_version(settings)
+    labels = list(question.labels)
+    deadline = time.monotonic() + EXTERNAL_BUDGET_S
+    after, done = 0, 0
+    while time.monotonic() < deadline:
+        with read_tx(ctx.engine) as conn:
+            rows = model_store.items_for_external(conn, pid, version, after, settings["external_batch"] * 4)
+            if not rows:
+                return done, None
+            after = rows[-1][0]
+            sliced = in_slice(ctx, [r[0] for r in rows], settings)
+            audits = model_store.audit_item_ids(conn, pid, [r[0] for r in rows])
+        rows = [r for r, s in zip(rows, sliced.tolist()) if not s and r[0] not in audits]
+        for start in range(0, len(rows), settings["external_batch"]):
+            batch = rows[start:start + settings["external_batch"]]
+            request = build_request(pid, question.name, labels, batch)
+            try:
+                parsed = parse_answer(external_models.ask(ctx, target, request), [r[0] for r in batch], labels)
+            except (external_models.ExternalModelError, MalformedAnswer) as exc:
+                return done, f"external model {target}: {exc}"
+            now = now_ms()
+            out = [{"item_id": i, "model_version": version, "value": {question.name: label},
+                    "score": round(score, 6), "created_at": now} for i, (label, score) in parsed.predictions.items()]
+            with write_tx(ctx.engine) as conn:
+                if settings["external_role"] == "annotator":
+                    model_store.replace_model_predictions(conn, pid, out)
+                else:
+                    model_store.replace_predictions_of(conn, pid, version, out)
+            done += len(out)
+            if parsed.problems:
+                more = f" (and {len(parsed.problems) - 3} more)" if len(parsed.problems) > 3 else ""
+                return done, (f"external model {target}: malformed predictions: "
+                              f"{'; '.join(parsed.problems[:3])}{more}")
+    return done, None
 
 
 # ---------------------------------------------------------------- auto-labeling and its audits

@@ -261,6 +261,30 @@ def audit_item_ids(conn: Connection, project_id: int, item_ids: list[int]) -> se
     return {int(r[0]) for r in conn.execute(q)}
 
 
+def items_for_external(conn: Connection, project_id: int, model_version: str, after: int,
+                       limit: int) -> list[tuple[int, Any]]:
+    """(id, data) of open items after id ``after`` that have no prediction of ``model_version``
+    yet, in id order: what an external model is asked next."""
+    has = sa.select(sa.literal(1)).where(predictions.c.item_id == items.c.id,
+                                         predictions.c.model_version == model_version)
+    q = (sa.select(items.c.id, items.c.data)
+         .where(items.c.project_id == project_id, items.c.status == "open", items.c.id > after, ~sa.exists(has))
+         .order_by(items.c.id).limit(limit))
+    return [(int(r[0]), r[1]) for r in conn.execute(q)]
+
+
+def replace_predictions_of(conn: Connection, project_id: int, model_version: str,
+                           rows: list[dict[str, Any]]) -> None:
+    """An external predictor's prediction per item, replacing its earlier one of the item."""
+    if not rows:
+        return
+    ids = [r["item_id"] for r in rows]
+    conn.execute(predictions.delete().where(predictions.c.item_id.in_(ids),
+                                            predictions.c.model_version == model_version))
+    conn.execute(predictions.insert(), [{**r, "project_id": project_id, "model_version": model_version}
+                                        for r in rows])
+
+
 def fetch_auto_label_candidates(conn: Connection, project_id: int, model_version: str, threshold: float,
                                 limit: int) -> list[tuple[int, Any, float]]:
     """(item_id, predicted value, score) of open, unanswered, unreserved, non-gold items whose
