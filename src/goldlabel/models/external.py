@@ -23,7 +23,7 @@ import importlib
 import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, cast
 
 PROTOCOL_VERSION = 1
 
@@ -92,4 +92,4 @@ def load_entry_point(spec: str) -> Callable[[dict[str, Any]], Any]:
         target = getattr(target, part)
     if not callable(target):
         raise TypeError(f"{spec!r} is not callable")
-    return target
+    return cast("Callable[[dict[str, Any]], Any]", target)
