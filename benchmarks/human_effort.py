@@ -30,15 +30,17 @@ Policies:
   services.consensus); + active learning: the batches are the top of the queue priorities the
   model worker writes (goldlabel.models.active_priorities, policy uncertainty_diversity, a
   diverse cold start before the first model: services.models);
-  a uniformly random calibration slice gets a fixed share of every batch, answered by humans
-  only (the model gives no answer there, nor on audits: their labels judge the model);
+  a uniformly random calibration slice (goldlabel.models.calibration_slice, as services.models
+  draws it) is served first, as the platform's queue serves it (active learning ranks the other
+  items below it), answered by humans only (the model gives no answer there, nor on audits:
+  their labels judge the model);
 * ``models_auto``: ``models`` + auto-labeling at target 0.95, delta 0.05
-  (goldlabel.models.select_threshold on the calibration slice's out-of-fold scores), 5% of
+  (goldlabel.models.slice_threshold: the calibration slice's out-of-fold scores only), 5% of
   auto-labels audited by humans (goldlabel.models.check_audits can switch it off).
 
 Fixed by principle before scoring (never tuned on truth): batch sizes (2% of items, doubling
 up to 20%: the re-fit and retrain points), calibration slice (10% of items, at least 2x the 153
-items the bound's first test needs, at most half), its share of each batch (25%), the logistic
+items the bound's first test needs, at most half; served first), the logistic
 regression on standardised features with its penalty chosen from the human labels
 (``C="auto"``), 3 folds, the model's confidence bands, pair features for texts of the form
 "A || B" (cosine + Sentence-BERT's (u*v, |u-v|)). One exception, reported: a first look at
@@ -55,6 +57,7 @@ from __future__ import annotations
 
 import argparse
 import csv
+import hashlib
 import json
 import math
 import os
@@ -79,6 +82,7 @@ from goldlabel.models import (
     active_priorities,
     add_model_answers,
     audit_mask,
+    calibration_slice,
     check_audits,
     decisive_confidence,
     embed_cached,
@@ -87,7 +91,7 @@ from goldlabel.models import (
     model_skill,
     model_votes,
     pair_features,
-    select_threshold,
+    slice_threshold,
 )
 from goldlabel.models.autolabel import min_start_count
 from goldlabel.quality.consensus import class_prior, posterior_from_scores, skill_confusions
@@ -98,7 +102,6 @@ OVERLAP_MIN, OVERLAP_MAX = 1, 5
 TARGET_AUTO, DELTA = 0.95, 0.05
 AUDIT_FRACTION = 0.05
 CALIBRATION_SHARE = 0.10
-CALIBRATION_BATCH_SHARE = 0.25
 VERBOSE = False
 
 
@@ -356,11 +359,12 @@ def run_models(data: Dataset, features: np.ndarray, seed: int, auto: bool) -> di
     rng = np.random.default_rng(seed)
     n, k = data.n_items, data.n_classes
     platform = Platform(data, rng, n_bands=len(DEFAULT_BANDS))
-    # the calibration slice: uniformly random items, reserved for humans whatever the policy says
-    n_cal = min(n // 2, max(math.ceil(CALIBRATION_SHARE * n), 2 * min_start_count(TARGET_AUTO, DELTA)))
-    calibration = rng.permutation(n)[:n_cal]
-    is_cal = np.zeros(n, dtype=bool)
-    is_cal[calibration] = True
+    # the calibration slice as the platform draws it (goldlabel.models.calibration_slice: a keyed
+    # hash of the item id, here keyed by the seed), reserved for humans whatever the policy says
+    fraction = min(0.5, max(CALIBRATION_SHARE, 2 * min_start_count(TARGET_AUTO, DELTA) / n))
+    is_cal = calibration_slice(np.arange(n), hashlib.blake2b(f"slice:{seed}".encode()).digest()[:32], fraction)
+    calibration = np.flatnonzero(is_cal)
+    n_cal = len(calibration)
     cal_next = 0
     auto_label = np.full(n, -1, dtype=np.int64)     # the model's label on auto-labeled items
     audits: list[int] = []                          # auto-labeled items sent to humans
@@ -373,8 +377,8 @@ def run_models(data: Dataset, features: np.ndarray, seed: int, auto: bool) -> di
         n_free_cal = n_cal - cal_next
         if not free.any() and n_free_cal == 0 and not len(pending_audits):
             break
-        take_cal = min(n_free_cal, math.ceil(CALIBRATION_BATCH_SHARE * size)
-                       if free.any() else size)
+        # the platform's queue serves the slice first (active learning ranks the rest below it)
+        take_cal = min(n_free_cal, size)
         chosen_cal = calibration[cal_next:cal_next + take_cal]
         cal_next += take_cal
         room = max(size - take_cal - len(pending_audits), 0)
@@ -416,10 +420,8 @@ def run_models(data: Dataset, features: np.ndarray, seed: int, auto: bool) -> di
             auto_on = verdict.keep_on
         if auto_on:
             cal_served = served[is_cal[served]]
-            oof = fit.oof_probas[is_cal[served]]
-            result = select_threshold(oof.max(axis=1), oof.argmax(axis=1) == y[is_cal[served]],
-                                      target=TARGET_AUTO, delta=DELTA)
-            assert len(cal_served) == len(oof)
+            result = slice_threshold(fit.oof_probas.max(axis=1), fit.oof_probas.argmax(axis=1) == y,
+                                     is_cal[served], target=TARGET_AUTO, delta=DELTA)
             if VERBOSE:
                 print(f"  served {int(platform.served.sum())}, answers {int(platform.count.sum())}, "
                       f"C={fit.metrics['C']}, oof acc {fit.metrics['oof_accuracy']:.3f}, "

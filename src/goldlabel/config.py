@@ -120,6 +120,26 @@ class Settings(BaseModel):
         description="Seconds between the model worker's passes (embed new items, retrain when due, "
         "pre-label, auto-label); 0 turns the worker off in this process.",
     )
+    external_models: str = Field(
+        default="",
+        description="Python models a project may name as its external model: comma-separated "
+        "name=module:callable entry points, each called with a batch request and answering predictions "
+        "(docs/models.md, External models). Only the operator registers code; projects name it.",
+    )
+    external_model_timeout_s: float = Field(
+        default=10.0, gt=0, le=300,
+        description="Timeout of one call to an external model (an HTTP request or a Python entry point).",
+    )
+    external_model_retries: int = Field(
+        default=2, ge=0, le=10,
+        description="Retries of a failed external-model call (a timeout, a network error, an HTTP 5xx or 429), "
+        "waiting 0.5 s and doubling; then the items stay with the humans until the next pass.",
+    )
+    external_model_allowed_networks: str = Field(
+        default="",
+        description="Comma-separated IP networks external model URLs may reach although they are not public "
+        "(loopback, private, link-local), e.g. 10.0.0.0/8; empty: public addresses only.",
+    )
     default_annotator_accuracy: float = Field(
         default=0.7, gt=0, lt=1, description="Accuracy assumed for an annotator nothing is known about yet."
     )
@@ -279,7 +299,17 @@ class Settings(BaseModel):
         parse_fetch_schemes(value)
         return value
 
-    @field_validator("webhook_allowed_networks", "media_fetch_allowed_networks")
+    @field_validator("external_models")
+    @classmethod
+    def _check_external_models(cls, value: str) -> str:
+        for entry in filter(None, (e.strip() for e in value.split(","))):
+            name, sep, spec = entry.partition("=")
+            module, colon, attr = spec.strip().partition(":")
+            if not sep or not name.strip() or not colon or not module or not attr:
+                raise ValueError(f"{entry!r} is not name=module:callable")
+        return value
+
+    @field_validator("webhook_allowed_networks", "media_fetch_allowed_networks", "external_model_allowed_networks")
     @classmethod
     def _check_networks(cls, value: str) -> str:
         for entry in filter(None, (e.strip() for e in value.split(","))):

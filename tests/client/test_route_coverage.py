@@ -170,6 +170,11 @@ def test_every_route_is_called_by_an_sdk_method(factory, app, make_user, tmp_pat
         assert gl.get_model_status(pid)["versions"] == []
         assert gl.list_label_issues(pid, limit=5) == []
         assert gl.send_label_issues_to_review(pid, [answered]) == {"sent": [], "skipped": [answered]}
+        changed = gl.update_model_settings(pid, calibration_fraction=0.1, external_model="https://judge.example.com/v1",
+                                           external_role="predictor", external_batch=16)["settings"]
+        assert (changed["calibration_fraction"], changed["external_model"], changed["external_batch"]) == (
+            0.1, "https://judge.example.com/v1", 16)
+        assert gl.update_model_settings(pid, external_model=None)["settings"]["external_model"] is None
 
         # media: one item per uploaded file, served same-origin
         picture = tmp_path / "tour.png"

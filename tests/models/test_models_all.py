@@ -9,14 +9,15 @@ import goldlabel.models
 
 MODELS = [
     "ACTIVE_POLICIES", "AuditCheck", "DEFAULT_BANDS", "DEFAULT_MODEL_ID", "Embedder",
-    "EmbeddingStore", "FitResult", "LabelIssues", "MiniLMEmbedder", "ModelFilesMissing",
+    "EmbeddingStore", "FitResult", "LabelIssues", "MalformedAnswer", "MiniLMEmbedder", "ModelFilesMissing",
     "MultiChoiceModel", "PRIORITY_LEVELS", "ProjectModel", "ThresholdResult",
     "UncertaintyDiversity", "active_priorities", "add_model_answers", "add_model_votes",
-    "audit_mask", "band_of", "check_audits", "clopper_pearson_lower", "clopper_pearson_upper",
+    "audit_mask", "band_of", "build_request", "calibration_slice", "check_audits", "clopper_pearson_lower",
+    "clopper_pearson_upper",
     "cold_start", "content_hash", "decisive_confidence", "embed_cached", "entropy_uncertainty",
-    "expected_calibration_error", "find_label_issues", "human_answer_counts", "k_center_greedy",
-    "margin_uncertainty", "model_log_likelihood", "model_skill", "model_votes", "pair_features",
-    "select_threshold", "top_probas",
+    "expected_calibration_error", "find_label_issues", "human_answer_counts", "k_center_greedy", "load_entry_point",
+    "margin_uncertainty", "model_log_likelihood", "model_skill", "model_votes", "pair_features", "parse_answer",
+    "select_threshold", "slice_threshold", "slice_unit", "top_probas",
 ]
 
 

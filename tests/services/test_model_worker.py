@@ -54,6 +54,11 @@ def _project(factory, n: int, *, duplicates: int = 0, **spec):
     return project, truth
 
 
+def _all_ids(ctx, pid: int) -> list[int]:
+    with read_tx(ctx.engine) as conn:
+        return [r[0] for r in conn.execute(sa.select(items.c.id).where(items.c.project_id == pid))]
+
+
 def _label(factory, project, truth, item_ids, wrong: bool = False) -> None:
     """A reviewer's final label on each item (the truth, or a wrong one)."""
     other = {"positive": "negative", "negative": "neutral", "neutral": "positive"}
@@ -85,7 +90,12 @@ def test_worker_embeds_once_trains_and_prelabels(factory, ctx):
                              .where(predictions.c.project_id == pid,
                                     predictions.c.model_version.like("goldlabel:%"))).all()
         kinds = [r[0] for r in conn.execute(sa.select(events.c.kind).where(events.c.project_id == pid))]
-    assert len(preds) == 155
+    # every embedded item has the model's prediction, except the calibration slice's (no model
+    # output where the human labels judge the model)
+    every = sorted(truth) + sorted(set(_all_ids(ctx, pid)) - set(truth))
+    sliced = {i for i, s in zip(every, model_service.in_slice(ctx, every, st["settings"]).tolist()) if s}
+    assert 0 < len(sliced) < 30  # 5% by default
+    assert {i for i, _, _ in preds} == set(every) - sliced
     held_out = [(i, v) for i, v, _ in preds if i in truth and i not in set(ids[:120])]
     assert sum(v["sentiment"] == truth[i] for i, v in held_out) / len(held_out) >= 0.7
     assert "model.trained" in kinds
@@ -99,7 +109,12 @@ def test_worker_embeds_once_trains_and_prelabels(factory, ctx):
     annotator = factory.make_user()
     factory.api_as(project["manager"]).put(f"/api/v1/projects/{pid}/members",
                                            json={"user_id": annotator.id, "role": "annotator"})
+    shown = next(i for i in ids[120:] if i not in sliced)  # served first: a slice item has no pre-label
+    res = factory.api_as(project["manager"]).post(f"/api/v1/projects/{pid}/items/bulk", json={
+        "action": "priority", "priority": 9, "item_ids": [shown]})
+    assert res.status_code == 200, res.text
     lease = queue_service.lease_next(ctx, annotator, pid)
+    assert decode_item(ctx, pid, annotator.id, lease["item"]["id"]) == shown
     [pre] = [p for p in lease["item"]["predictions"] if p["model_version"].startswith("goldlabel:")]
     assert pre["model_version"] == "goldlabel:" + trained["version"]
     assert set(pre["value"]) == {"sentiment"} and 0 < pre["score"] <= 1
@@ -113,7 +128,8 @@ def test_auto_labeling_with_audits_switches_itself_off(factory, ctx):
     _label(factory, project, truth, ids[:200])
     client = factory.api_as(manager)
     res = client.patch(f"/api/v1/projects/{pid}/models/settings",
-                       json={"auto_label": True, "target": 0.8, "audit_fraction": 0.5})
+                       json={"auto_label": True, "target": 0.8, "audit_fraction": 0.5,
+                             "calibration_fraction": 0.5})
     assert res.status_code == 200, res.text
     res = client.post(f"/api/v1/projects/{pid}/models/train")
     assert res.status_code == 200, res.text

@@ -49,13 +49,15 @@ def test_worker_orders_the_queue_by_uncertainty_and_diversity(factory, ctx):
     project, annotator, ids, cluster = _project(factory, ctx)
     pid, api = project["id"], factory.api_as(project["manager"])
     res = api.patch(f"/api/v1/projects/{pid}/models/settings",
-                    json={"active_learning": "uncertainty_diversity", "active_batch": 3})
+                    json={"active_learning": "uncertainty_diversity", "active_batch": 3,
+                          "calibration_fraction": 0})  # no slice: every item is ranked by the policy
     assert res.status_code == 200, res.text
     assert res.json()["settings"]["active_learning"] == "uncertainty_diversity"
 
     # before any model: a diverse cold start, one item of each cluster first
     summary = model_service.process_project(ctx, pid)
-    assert summary["prioritized"] == 3, summary
+    assert summary["prioritized"] == 3 * PER, summary  # all written: the policy ranks below zero
+    assert max(_priorities(ctx, pid).values()) == -1
     prio = _priorities(ctx, pid)
     first = sorted(prio, key=lambda i: -prio[i])[:3]
     assert sorted(cluster[i] for i in first) == [0, 1, 2]
@@ -93,8 +95,8 @@ def test_active_learning_off_keeps_the_managers_priorities(factory, ctx):
     assert _priorities(ctx, pid) == before
     res = api.patch(f"/api/v1/projects/{pid}/models/settings", json={"active_learning": "sideways"})
     assert res.status_code == 422 and res.json()["code"] == "validation_failed"
-    # auto-labeling's bound needs human labels the model did not choose
+    # auto-labeling's bound needs human labels the model did not choose: the calibration slice
     res = api.patch(f"/api/v1/projects/{pid}/models/settings",
-                    json={"active_learning": "uncertainty", "auto_label": True})
+                    json={"active_learning": "uncertainty", "auto_label": True, "calibration_fraction": 0})
     assert res.status_code == 422
-    assert res.json()["errors"][0]["code"] == "auto_label_with_active_learning"
+    assert res.json()["errors"][0]["code"] == "auto_label_needs_calibration"

@@ -60,3 +60,11 @@ def test_models_page_scoping_empty_state_and_error(factory, session_as, ctx):
     assert XSS not in page.text and "embedder broke: &lt;img" in page.text
     assert "once 30 items have final labels" in page.text
     assert 'data-testid="train-model"' not in page.text  # reviewers read, managers act
+
+    # an external model: named on the page with its role (its failures show as the error above)
+    assert 'data-testid="external-model"' not in page.text
+    model_service.update_settings(ctx, project["manager"], pid, {"external_model": "https://judge.example.com/v1",
+                                                                 "external_role": "annotator"})
+    page = session_as(reviewer).get(path)
+    assert 'data-testid="external-model"' in page.text and "https://judge.example.com/v1" in page.text
+    assert "as the annotator" in page.text

@@ -56,6 +56,8 @@ def status(state: CliState, project_id: int, as_json: bool) -> None:
     click.echo(f"auto-labeling: {'on' if auto['on'] else 'off'}  auto-labeled: {auto['auto_labeled']}  "
                f"audits: {auto['audited']}/{auto['audits']}  audit accuracy: {_fmt(auto['audit_accuracy'])}"
                + (f"  (off: {auto['off_reason']})" if auto["off_reason"] else ""))
+    if out["settings"]["external_model"]:
+        click.echo(f"external model: {out['settings']['external_model']} ({out['settings']['external_role']})")
     if out["last_error"]:
         click.echo(f"last error: {out['last_error']}")
     echo_table([{"id": v["id"], "version": v["version"], "status": v["status"], "labels": v["labels"],

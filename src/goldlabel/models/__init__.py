@@ -34,6 +34,7 @@ from .autolabel import (
     clopper_pearson_upper,
     select_threshold,
 )
+from .calibration import calibration_slice, slice_threshold, slice_unit
 from .embeddings import (
     DEFAULT_MODEL_ID,
     Embedder,
@@ -44,6 +45,7 @@ from .embeddings import (
     embed_cached,
     pair_features,
 )
+from .external import MalformedAnswer, build_request, load_entry_point, parse_answer
 from .label_errors import LabelIssues, find_label_issues
 from .project_model import FitResult, MultiChoiceModel, ProjectModel, expected_calibration_error
 
@@ -57,6 +59,7 @@ __all__ = [
     "EmbeddingStore",
     "FitResult",
     "LabelIssues",
+    "MalformedAnswer",
     "MiniLMEmbedder",
     "ModelFilesMissing",
     "MultiChoiceModel",
@@ -68,6 +71,8 @@ __all__ = [
     "add_model_votes",
     "audit_mask",
     "band_of",
+    "build_request",
+    "calibration_slice",
     "check_audits",
     "clopper_pearson_lower",
     "clopper_pearson_upper",
@@ -80,11 +85,15 @@ __all__ = [
     "find_label_issues",
     "human_answer_counts",
     "k_center_greedy",
+    "load_entry_point",
     "margin_uncertainty",
     "model_log_likelihood",
     "model_skill",
     "model_votes",
     "pair_features",
+    "parse_answer",
     "select_threshold",
+    "slice_threshold",
+    "slice_unit",
     "top_probas",
 ]

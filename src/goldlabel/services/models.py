@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import io
 import logging
+import secrets
 import threading
 import time
 from typing import Any, Literal
@@ -35,12 +36,14 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from goldlabel.domain.errors import FieldError, GoldlabelError, invalid, not_found
 from goldlabel.domain.label_schema import LabelSchema
+from goldlabel.services import external_models
 from goldlabel.services.access import Actor, load_project
 from goldlabel.services.context import Context
 from goldlabel.storage import consensus_events as records
 from goldlabel.storage import models as model_store
 from goldlabel.storage import projects as project_store
 from goldlabel.storage.engine import now_ms, read_tx, write_tx
+from goldlabel.storage.secrets import install_secret
 
 log = logging.getLogger(__name__)
 
@@ -73,6 +76,17 @@ class ModelSettings(BaseModel):
         "off", description="Queue order from the model: off (priorities stay yours), uncertainty, or "
                            "uncertainty_diversity (uncertain and spread out in embedding space).")
     active_batch: int = Field(100, ge=1, le=10_000, description="Items the diversity step ranks first per pass.")
+    calibration_fraction: float = Field(
+        0.05, ge=0, le=0.5, description="Share of the items in the calibration slice: uniformly random (a keyed "
+        "hash of the item id), labeled by humans only, the only labels the auto-label threshold is chosen on.")
+    external_model: str | None = Field(
+        None, max_length=2000, description="An external model: an http(s) URL speaking the protocol, or the "
+        "name of an entry point the operator registered (setting external_models); None: none.")
+    external_role: Literal["predictor", "annotator"] = Field(
+        "predictor", description="predictor: its predictions are pre-labels beside the project model's; "
+        "annotator: it takes the project model's place as the item's model prediction (pre-label, one more "
+        "annotator in the consensus, active-learning uncertainty).")
+    external_batch: int = Field(32, ge=1, le=1000, description="Items per call to the external model.")
 
 
 DEFAULTS = ModelSettings().model_dump()
@@ -115,6 +129,28 @@ def item_text(data: Any) -> str:
     return ""
 
 
+# ---------------------------------------------------------------- the calibration slice
+
+SLICE_SECRET = "calibration_slice_key"  # nosec B105  # the name of the install secret, not a secret
+
+
+def slice_key(ctx: Context) -> bytes:
+    """The install's calibration-slice key (``install_secrets``: 32 random bytes, made once, kept
+    in the database so every process agrees on the slice)."""
+    key = ctx.__dict__.get("_calibration_slice_key")
+    if key is None:
+        key = bytes.fromhex(install_secret(ctx.engine, SLICE_SECRET, lambda: secrets.token_hex(32)))
+        ctx.__dict__["_calibration_slice_key"] = key
+    return key
+
+
+def in_slice(ctx: Context, item_ids, settings: dict) -> np.ndarray:
+    """Which of these items are in the project's calibration slice (goldlabel.models.calibration_slice)."""
+    from goldlabel.models import calibration_slice
+
+    return calibration_slice(np.asarray(item_ids, dtype=np.int64), slice_key(ctx), settings["calibration_fraction"])
+
+
 # ---------------------------------------------------------------- settings and state
 
 
@@ -134,6 +170,8 @@ def annotator_question(conn, project: dict, schema: LabelSchema) -> str | None:
     question = model_question(schema, settings)
     if state is None or not settings["model_annotator"] or question is None:
         return None
+    if settings["external_model"] and settings["external_role"] == "annotator":
+        return question.name  # the external model's predictions are the votes
     return question.name if model_store.fetch_current_version(conn, project["id"]) is not None else None
 
 
@@ -164,10 +202,18 @@ def update_settings(ctx: Context, actor: Actor | None, project_id: int, changes:
             raise invalid([FieldError(("auto_label",), "auto_label_needs_one_question",
                                       "auto-labeling makes items final, so the schema must have one question "
                                       "(the model's)")])
-        if clean["auto_label"] and clean["active_learning"] != "off":
-            raise invalid([FieldError(("active_learning",), "auto_label_with_active_learning",
-                                      "auto-labeling needs the humans' labels to be a sample the model did not "
-                                      "choose; turn active_learning off to auto-label (docs/models.md)")])
+        if clean["auto_label"] and clean["calibration_fraction"] == 0:
+            raise invalid([FieldError(("calibration_fraction",), "auto_label_needs_calibration",
+                                      "auto-labeling chooses its threshold on the calibration slice; give it a "
+                                      "calibration_fraction above 0 (docs/models.md)")])
+        if clean["external_model"]:
+            why = external_models.check_target(ctx, clean["external_model"])
+            if why is not None:
+                raise invalid([FieldError(("external_model",), "bad_external_model", why)])
+        if clean["auto_label"] and clean["external_model"] and clean["external_role"] == "annotator":
+            raise invalid([FieldError(("external_role",), "auto_label_with_external_annotator",
+                                      "auto-labeling uses the project model's calibrated threshold; an external "
+                                      "annotator replaces its predictions (docs/models.md)")])
         values: dict[str, Any] = {"settings": clean, "updated_at": now}
         if clean["auto_label"] and not _settings(state)["auto_label"]:
             values.update(auto_label_since=now, auto_label_off_reason=None)
@@ -360,24 +406,32 @@ def _process(ctx: Context, project: dict, summary: dict, train: bool, embed_budg
     if due:
         with read_tx(ctx.engine) as conn:
             labeled = model_store.fetch_training_labels(conn, pid, question.name)
-        summary["embedded"] = _embed(ctx, pid, current, question, [r[0] for r in labeled], deadline=None)
+        summary["embedded"] = _embed(ctx, pid, current, question, [r[0] for r in labeled], deadline=None,
+                                    settings=settings)
     deadline = time.monotonic() + embed_budget_s
-    summary["embedded"] = summary.get("embedded", 0) + _embed(ctx, pid, current, question, None, deadline)
+    summary["embedded"] = summary.get("embedded", 0) + _embed(ctx, pid, current, question, None, deadline,
+                                                                   settings)
     if due:
         current = _train(ctx, project, question, labeled, n_labels, settings, summary)
+    external_error = None
+    if settings["external_model"]:
+        summary["external_predicted"], external_error = _external(ctx, pid, question, settings)
+        if external_error:
+            summary["external_error"] = external_error
+            _record_error(ctx, pid, external_error)
     if current is not None and settings["auto_label"] and current.get("threshold", {}).get("threshold") is not None:
         summary["auto_labeled"] = _auto_label(ctx, pid, question, current, settings)
     summary["audits_checked"] = _check_audits(ctx, pid, settings, state)
     summary["prelabels_recorded"] = _record_prelabels(ctx, project, question, state)
     if settings["active_learning"] != "off":
         summary["prioritized"] = _prioritize(ctx, pid, question, settings, current is not None)
-    if state.get("last_error"):  # this pass went through: the error is over
+    if state.get("last_error") and not external_error:  # this pass went through: the error is over
         with write_tx(ctx.engine) as conn:
             model_store.update_state(conn, pid, last_error=None, last_error_at=None)
 
 
 def _embed(ctx: Context, pid: int, current: dict | None, question, only: list[int] | None,
-           deadline: float | None) -> int:
+           deadline: float | None, settings: dict) -> int:
     from goldlabel.models import content_hash
 
     done = 0
@@ -425,7 +479,7 @@ def _embed(ctx: Context, pid: int, current: dict | None, question, only: list[in
         if model is not None:
             ids = [i for i, _ in rows]
             vectors = model_store.decode_vectors([cached[h][0] for h in hashes], [cached[h][1] for h in hashes])
-            _write_predictions(ctx, pid, current, question, ids, model.predict_proba(vectors))
+            _write_predictions(ctx, pid, current, question, ids, model.predict_proba(vectors), settings)
     return done
 
 
@@ -459,7 +513,7 @@ def _load_params(version: dict | None):
 
 def _train(ctx: Context, project: dict, question, labeled: list, n_labels: int, settings: dict,
            summary: dict) -> dict | None:
-    from goldlabel.models import DEFAULT_MODEL_ID, ProjectModel, find_label_issues, select_threshold
+    from goldlabel.models import DEFAULT_MODEL_ID, ProjectModel, find_label_issues, slice_threshold
 
     pid = project["id"]
     labels = list(question.labels)
@@ -497,10 +551,11 @@ def _train(ctx: Context, project: dict, question, labeled: list, n_labels: int, 
     oof = fit.oof_probas
     scores, predicted = oof.max(axis=1), oof.argmax(axis=1)
     sources = np.array([r[3] for r in rows])
-    confident = np.array([r[2] for r in rows]) >= project["settings"].get("target_confidence", 0.95)
-    # the calibration slice: labels humans settled firmly (gold, reviewed, final at high confidence)
-    calib = (sources != "consensus") | confident
-    threshold = select_threshold(scores[calib], predicted[calib] == y[calib], settings["target"], settings["delta"])
+    # The threshold: on the calibration slice's human labels only, every one of them (gold,
+    # reviewed or consensus at any confidence: keeping only the confident ones would keep the
+    # easy items), with out-of-fold scores (the fold that scored an item never trained on it).
+    calib = in_slice(ctx, ids, settings)
+    threshold = slice_threshold(scores, predicted == y, calib, settings["target"], settings["delta"])
     metrics = {**fit.metrics, "accuracy": fit.metrics["oof_accuracy"], "calibration_items": int(calib.sum()),
                "classes": labels}
     issue_rows = []
@@ -531,12 +586,12 @@ def _train(ctx: Context, project: dict, question, labeled: list, n_labels: int, 
     with read_tx(ctx.engine) as conn:
         batches = list(model_store.iter_vectors(conn, pid, PREDICT_BATCH))
     for batch_ids, vectors in batches:
-        _write_predictions(ctx, pid, version, question, batch_ids, model.predict_proba(vectors))
+        _write_predictions(ctx, pid, version, question, batch_ids, model.predict_proba(vectors), settings)
     # The items it trained on get their out-of-fold prediction instead: the re-fit learns the
     # model's skill as an annotator from these, and an in-sample score would flatter it.
     for start in range(0, len(ids), PREDICT_BATCH):
         _write_predictions(ctx, pid, version, question, list(ids[start:start + PREDICT_BATCH]),
-                           oof[start:start + PREDICT_BATCH])
+                           oof[start:start + PREDICT_BATCH], settings)
     return version
 
 
@@ -552,17 +607,86 @@ def _json_safe(obj: Any) -> Any:
     return obj
 
 
-def _write_predictions(ctx: Context, pid: int, version: dict, question, ids: list[int], probas: np.ndarray) -> None:
+def _write_predictions(ctx: Context, pid: int, version: dict, question, ids: list[int], probas: np.ndarray,
+                       settings: dict) -> None:
+    """The items' predictions of ``version`` (replacing earlier ones), except on the calibration
+    slice and on audits: their human labels judge the model, so they get no model output at all
+    (no pre-label to anchor on, no model vote in their consensus, never an auto-label)."""
+    if settings["external_model"] and settings["external_role"] == "annotator":
+        return  # the external model's predictions are the items' model predictions
     labels = list(question.labels)
     codes = probas.argmax(axis=1)
     scores = probas[np.arange(len(codes)), codes]
     now = now_ms()
     name = model_store.MODEL_PREFIX + version["version"]
+    ids = [int(i) for i in ids]
+    sliced = in_slice(ctx, ids, settings)
     with write_tx(ctx.engine) as conn:
+        audits = model_store.audit_item_ids(conn, pid, ids)
+        blind = [i for i, s in zip(ids, sliced.tolist()) if s or i in audits]
+        model_store.delete_model_predictions(conn, blind)
+        blind_set = set(blind)
         model_store.replace_model_predictions(conn, pid, [
             {"item_id": i, "model_version": name, "value": {question.name: labels[c]}, "score": round(float(s), 6),
              "created_at": now}
-            for i, c, s in zip(ids, codes.tolist(), scores.tolist())])
+            for i, c, s in zip(ids, codes.tolist(), scores.tolist()) if i not in blind_set])
+
+
+# ---------------------------------------------------------------- external models
+
+#: seconds a pass spends asking the external model (then the next pass goes on)
+EXTERNAL_BUDGET_S = 20.0
+
+
+def external_version(settings: dict) -> str:
+    """The ``model_version`` of the external model's predictions: under the project model's
+    prefix when it is the annotator (the consensus, the re-fit and active learning read those)."""
+    name = "external:" + settings["external_model"]
+    return model_store.MODEL_PREFIX + name if settings["external_role"] == "annotator" else name
+
+
+def _external(ctx: Context, pid: int, question, settings: dict) -> tuple[int, str | None]:
+    """Ask the external model for the open items it has not predicted yet, ``external_batch`` at
+    a time, for up to EXTERNAL_BUDGET_S seconds; the calibration slice and audits are never sent
+    (no model output there). Returns (predictions written, error or None). A call that fails
+    (after its retries), times out or answers malformed ends the pass's asking: those items stay
+    with the humans and the next pass asks again; predictions it gave for other items are kept."""
+    from goldlabel.models.external import MalformedAnswer, build_request, parse_answer
+
+    target, version = settings["external_model"], external_version(settings)
+    labels = list(question.labels)
+    deadline = time.monotonic() + EXTERNAL_BUDGET_S
+    after, done = 0, 0
+    while time.monotonic() < deadline:
+        with read_tx(ctx.engine) as conn:
+            rows = model_store.items_for_external(conn, pid, version, after, settings["external_batch"] * 4)
+            if not rows:
+                return done, None
+            after = rows[-1][0]
+            sliced = in_slice(ctx, [r[0] for r in rows], settings)
+            audits = model_store.audit_item_ids(conn, pid, [r[0] for r in rows])
+        rows = [r for r, s in zip(rows, sliced.tolist()) if not s and r[0] not in audits]
+        for start in range(0, len(rows), settings["external_batch"]):
+            batch = rows[start:start + settings["external_batch"]]
+            request = build_request(pid, question.name, labels, batch)
+            try:
+                parsed = parse_answer(external_models.ask(ctx, target, request), [r[0] for r in batch], labels)
+            except (external_models.ExternalModelError, MalformedAnswer) as exc:
+                return done, f"external model {target}: {exc}"
+            now = now_ms()
+            out = [{"item_id": i, "model_version": version, "value": {question.name: label},
+                    "score": round(score, 6), "created_at": now} for i, (label, score) in parsed.predictions.items()]
+            with write_tx(ctx.engine) as conn:
+                if settings["external_role"] == "annotator":
+                    model_store.replace_model_predictions(conn, pid, out)
+                else:
+                    model_store.replace_predictions_of(conn, pid, version, out)
+            done += len(out)
+            if parsed.problems:
+                more = f" (and {len(parsed.problems) - 3} more)" if len(parsed.problems) > 3 else ""
+                return done, (f"external model {target}: malformed predictions: "
+                              f"{'; '.join(parsed.problems[:3])}{more}")
+    return done, None
 
 
 # ---------------------------------------------------------------- auto-labeling and its audits
@@ -580,13 +704,23 @@ def _auto_label(ctx: Context, pid: int, question, version: dict, settings: dict)
             candidates = model_store.fetch_auto_label_candidates(conn, pid, name, threshold, AUTO_BATCH)
         if not candidates:
             return done
+        # a slice item has no prediction (_write_predictions); one written before the slice
+        # existed is dropped here, never auto-labeled
+        sliced = in_slice(ctx, [c[0] for c in candidates], settings)
+        if sliced.any():
+            with write_tx(ctx.engine) as conn:
+                model_store.delete_model_predictions(conn, [c[0] for c, s in zip(candidates, sliced) if s])
+            candidates = [c for c, s in zip(candidates, sliced.tolist()) if not s]
+            if not candidates:
+                continue
         audits = audit_mask(len(candidates), settings["audit_fraction"], rng)
         now = now_ms()
         with write_tx(ctx.engine) as conn:
             rows, events = [], []
             for (item_id, value, score), audit in zip(candidates, audits.tolist()):
                 label = (value or {}).get(question.name)
-                if audit:  # stays with the humans; compared with their label when final
+                if audit:  # stays with the humans, without the model's output; compared with their label
+                    model_store.delete_model_predictions(conn, [item_id])
                     rows.append({"item_id": item_id, "project_id": pid, "version_id": version["id"],
                                  "question": question.name, "label": label, "score": score, "audit": True,
                                  "created_at": now})
@@ -644,8 +778,13 @@ def _prioritize(ctx: Context, pid: int, question, settings: dict, has_model: boo
     lease only reads the column (its index orders by priority first), so none of this is on the
     annotate path. Uncertainty is the margin of the combined posterior: the consensus where
     humans answered (with the model's vote when it is an annotator), else the model's score;
-    an item with neither counts as fully uncertain. Before the first model: a diverse cold start."""
-    from goldlabel.models import active_priorities, margin_uncertainty, top_probas
+    an item with neither counts as fully uncertain. Before the first model: a diverse cold start.
+
+    The calibration slice is left out: its items keep the priority they have (0 unless a manager
+    set one), and the model-ranked items get priorities below zero (the policy's order, shifted
+    by ``PRIORITY_LEVELS + active_batch + 1``), so humans take the slice's items first, in the
+    queue's own order, whatever the model thinks of them."""
+    from goldlabel.models import PRIORITY_LEVELS, active_priorities, margin_uncertainty, top_probas
 
     n_classes = len(question.labels)
     parts = []
@@ -656,6 +795,9 @@ def _prioritize(ctx: Context, pid: int, question, settings: dict, has_model: boo
         if not parts:
             return 0
         table = np.concatenate(parts)
+        table = table[~in_slice(ctx, table[:, 0].astype(np.int64), settings)]
+        if not len(table):
+            return 0
         ids, old = table[:, 0].astype(np.int64), table[:, 1].astype(np.int64)
         top = np.where((table[:, 2] > 0) & ~np.isnan(table[:, 3]), table[:, 3], table[:, 4])
         uncertainty = None
@@ -671,6 +813,7 @@ def _prioritize(ctx: Context, pid: int, question, settings: dict, has_model: boo
         _, labeled = model_store.fetch_vectors(conn, model_store.sample_answered_ids(conn, pid, LABELED_SAMPLE))
         new = active_priorities(uncertainty, len(ids), vectors, policy=settings["active_learning"],
                                 batch=settings["active_batch"], labeled=labeled if len(labeled) else None)
+        new = new - (PRIORITY_LEVELS + settings["active_batch"] + 1)
     changed = np.flatnonzero(new != old)
     done = 0
     for start in range(0, len(changed), PREDICT_BATCH):

@@ -244,6 +244,47 @@ def replace_model_predictions(conn: Connection, project_id: int, rows: list[dict
     conn.execute(predictions.insert(), [{**r, "project_id": project_id} for r in rows])
 
 
+def delete_model_predictions(conn: Connection, item_ids: list[int]) -> None:
+    """Drop the project model's prediction of these items (the calibration slice and audits:
+    items whose human labels judge the model get no model output)."""
+    if item_ids:
+        conn.execute(predictions.delete().where(predictions.c.item_id.in_(item_ids),
+                                                predictions.c.model_version.like(MODEL_PREFIX + "%")))
+
+
+def audit_item_ids(conn: Connection, project_id: int, item_ids: list[int]) -> set[int]:
+    """Which of these items were sent to humans as audits of auto-labeling."""
+    if not item_ids:
+        return set()
+    q = sa.select(auto_labels.c.item_id).where(auto_labels.c.project_id == project_id,
+                                               auto_labels.c.audit.is_(sa.true()), auto_labels.c.item_id.in_(item_ids))
+    return {int(r[0]) for r in conn.execute(q)}
+
+
+def items_for_external(conn: Connection, project_id: int, model_version: str, after: int,
+                       limit: int) -> list[tuple[int, Any]]:
+    """(id, data) of open items after id ``after`` that have no prediction of ``model_version``
+    yet, in id order: what an external model is asked next."""
+    has = sa.select(sa.literal(1)).where(predictions.c.item_id == items.c.id,
+                                         predictions.c.model_version == model_version)
+    q = (sa.select(items.c.id, items.c.data)
+         .where(items.c.project_id == project_id, items.c.status == "open", items.c.id > after, ~sa.exists(has))
+         .order_by(items.c.id).limit(limit))
+    return [(int(r[0]), r[1]) for r in conn.execute(q)]
+
+
+def replace_predictions_of(conn: Connection, project_id: int, model_version: str,
+                           rows: list[dict[str, Any]]) -> None:
+    """An external predictor's prediction per item, replacing its earlier one of the item."""
+    if not rows:
+        return
+    ids = [r["item_id"] for r in rows]
+    conn.execute(predictions.delete().where(predictions.c.item_id.in_(ids),
+                                            predictions.c.model_version == model_version))
+    conn.execute(predictions.insert(), [{**r, "project_id": project_id, "model_version": model_version}
+                                        for r in rows])
+
+
 def fetch_auto_label_candidates(conn: Connection, project_id: int, model_version: str, threshold: float,
                                 limit: int) -> list[tuple[int, Any, float]]:
     """(item_id, predicted value, score) of open, unanswered, unreserved, non-gold items whose

@@ -30,6 +30,14 @@ class ModelSettingsUpdate(BaseModel):
     active_learning: Literal["off", "uncertainty", "uncertainty_diversity"] | None = Field(
         None, description="Queue order from the model (off leaves the priorities as they are).")
     active_batch: int | None = Field(None, description="Items the diversity step ranks first per pass.")
+    calibration_fraction: float | None = Field(
+        None, description="Share of the items in the calibration slice (uniformly random, humans only).")
+    external_model: str | None = Field(
+        None, description="An external model: an http(s) URL speaking the protocol, or a registered entry "
+        "point's name; null: none.")
+    external_role: Literal["predictor", "annotator"] | None = Field(
+        None, description="predictor (pre-labels) or annotator (takes the project model's place).")
+    external_batch: int | None = Field(None, description="Items per call to the external model.")
 
 
 @router.get("")

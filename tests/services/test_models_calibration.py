@@ -1,0 +1,98 @@
+"""The calibration slice in the platform, on SQLite and PostgreSQL: auto-labeling and active
+learning on together; active learning leaves the slice's priorities as they were (and ranks the
+rest below them), the slice gets no model output and is never auto-labeled, and the threshold is
+chosen on the slice's human labels only."""
+
+from __future__ import annotations
+
+import sqlalchemy as sa
+
+from goldlabel.demo import _reviews_with_truth
+from goldlabel.models import MiniLMEmbedder
+from goldlabel.services import models as model_service
+from goldlabel.services import queue as queue_service
+from goldlabel.services import review as review_service
+from goldlabel.services.item_refs import decode_item
+from goldlabel.storage.engine import read_tx
+from goldlabel.storage.tables import consensus, items, predictions
+
+SCHEMA = {"questions": [{"name": "sentiment", "kind": "choice", "labels": ["positive", "negative", "neutral"]}]}
+
+
+def _priorities(ctx, pid: int) -> dict[int, int]:
+    with read_tx(ctx.engine) as conn:
+        return dict(conn.execute(sa.select(items.c.id, items.c.priority).where(items.c.project_id == pid)).all())
+
+
+def test_auto_labeling_and_active_learning_together_keep_the_slice_apart(factory, ctx):
+    ctx.model_embedder_factory = lambda: MiniLMEmbedder(threads=1)
+    reviews = _reviews_with_truth(300, 7, 0)
+    annotator = factory.make_user()
+    project = factory.make_project(schema=SCHEMA, annotators=[annotator], settings={"target_confidence": 0.9})
+    pid, manager = project["id"], project["manager"]
+    api = factory.api_as(manager)
+    res = api.post(f"/api/v1/projects/{pid}/items",
+                   json=[{"external_id": r["external_id"], "data": r["data"]} for r, _ in reviews])
+    assert res.status_code in (200, 201), res.text
+    with read_tx(ctx.engine) as conn:
+        by_ext = dict(conn.execute(sa.select(items.c.external_id, items.c.id).where(items.c.project_id == pid)).all())
+    truth = {by_ext[r["external_id"]]: t for r, t in reviews}
+    ids = sorted(truth)
+
+    res = api.patch(f"/api/v1/projects/{pid}/models/settings", json={
+        "auto_label": True, "active_learning": "uncertainty_diversity", "active_batch": 5, "target": 0.8,
+        "calibration_fraction": 0.4, "audit_fraction": 0.2})
+    assert res.status_code == 200, res.text  # both on: no longer refused
+    settings = res.json()["settings"]
+    assert settings["auto_label"] is True and settings["active_learning"] == "uncertainty_diversity"
+    sliced = {i for i, s in zip(ids, model_service.in_slice(ctx, ids, settings).tolist()) if s}
+    assert 80 < len(sliced) < 160
+    # a manager's priorities on some slice items: active learning must leave every slice priority alone
+    marked = sorted(sliced)[-4:]  # open: the labeled ones are the first 90
+    res = api.post(f"/api/v1/projects/{pid}/items/bulk", json={"action": "priority", "priority": 3,
+                                                               "item_ids": marked})
+    assert res.status_code == 200, res.text
+    before = _priorities(ctx, pid)
+
+    # human labels: most of the slice right, and off the slice labels that would flatter the
+    # model if they counted (whatever the model says there does not matter to the threshold)
+    slice_labeled = sorted(sliced)[:90]
+    off_slice = [i for i in ids if i not in sliced][:60]
+    for i in slice_labeled + off_slice:
+        review_service.review_item(ctx, manager, pid, i, "fix", {"sentiment": truth[i]})
+    res = api.post(f"/api/v1/projects/{pid}/models/train")
+    assert res.status_code == 200, res.text
+    body = res.json()
+    summary, st = body["summary"], body["status"]
+    version = st["current_version"]
+    assert version["metrics"]["calibration_items"] == len(slice_labeled)
+    threshold = st["auto_label"]["threshold"]
+    assert threshold["n_calibration"] == len(slice_labeled), threshold
+    assert threshold["threshold"] is not None, threshold
+    assert summary["auto_labeled"] > 0 and summary["prioritized"] > 0, summary
+
+    after = _priorities(ctx, pid)
+    with read_tx(ctx.engine) as conn:
+        predicted = {r[0] for r in conn.execute(sa.select(predictions.c.item_id).where(
+            predictions.c.project_id == pid, predictions.c.model_version.like("goldlabel:%")))}
+        auto = {r[0] for r in conn.execute(sa.select(consensus.c.item_id).where(
+            consensus.c.project_id == pid, consensus.c.source == "auto"))}
+        audits = {r[0] for r in conn.execute(sa.text(
+            "SELECT item_id FROM auto_labels WHERE project_id = :p AND audit"), {"p": pid})}
+        status = dict(conn.execute(sa.select(items.c.id, items.c.status).where(items.c.project_id == pid)).all())
+    assert all(after[i] == before[i] for i in sliced)  # untouched, the marked ones included
+    assert {after[i] for i in marked} == {3}
+    ranked = [i for i in ids if i not in sliced and status[i] == "open"]
+    assert ranked and all(after[i] < 0 for i in ranked)  # the model-ranked items come after the slice
+    assert not predicted & sliced and not auto & sliced  # no model output on the slice, never auto-labeled
+    assert audits and not predicted & audits  # audits: humans judge the model without seeing it
+    assert predicted  # the rest has its pre-labels
+
+    # the queue serves the slice first (a manager's priority first among it), then the policy's order
+    lease = queue_service.lease_next(ctx, annotator, pid)
+    assert decode_item(ctx, pid, annotator.id, lease["item"]["id"]) in set(marked)
+
+    # a second pass (no new labels) leaves the slice's priorities alone again
+    model_service.process_project(ctx, pid)
+    again = _priorities(ctx, pid)
+    assert all(again[i] == before[i] for i in sliced)
