@@ -32,6 +32,7 @@ from .metrics import (
 )
 from .multi_choice import BinaryRelevance, MultiChoiceDawidSkene, MultiChoiceMajorityVote
 from .robust import CommunityDawidSkene, RobustDawidSkene
+from .segmentation import SegmentationEM, SegmentationMajorityVote, SegmentationRASA
 from .selection import SelectedModel
 from .skill import SkillEstimate, confusions_from_skills, estimate_skill
 
@@ -108,6 +109,9 @@ __all__ = [
     "MultiChoiceMajorityVote",
     "OneCoinDawidSkene",
     "RobustDawidSkene",
+    "SegmentationEM",
+    "SegmentationMajorityVote",
+    "SegmentationRASA",
     "SelectedModel",
     "SkillEstimate",
     "Wawa",
