@@ -11,10 +11,10 @@ import goldlabel.quality
 import goldlabel.quality.consensus
 
 QUALITY = [
-    "Answers", "BCC", "BaseClassificationAggregator", "BinaryRelevance", "CategoricalEstimator",
+    "Answers", "BCC", "BaseClassificationAggregator", "BinaryRelevance", "BradleyTerry", "CategoricalEstimator",
     "CommunityDawidSkene", "DEFAULT_METHOD", "DawidSkene", "EBCC", "GLAD", "GoldMajorityVote", "KOS",
     "MACE", "METHODS", "METHOD_ALIASES", "MajorityVote", "MissingColumnError", "MissingSkillError",
-    "MultiChoiceDawidSkene", "MultiChoiceMajorityVote", "OneCoinDawidSkene", "RobustDawidSkene",
+    "MultiChoiceDawidSkene", "MultiChoiceMajorityVote", "NoisyBradleyTerry", "OneCoinDawidSkene", "RobustDawidSkene",
     "SegmentationEM", "SegmentationMajorityVote", "SegmentationRASA", "SelectedModel", "SkillEstimate",
     "Wawa", "ZeroBasedSkill", "accuracy_on_aggregates",
     "aggregate_file", "compute_ece", "confusions_from_skills", "consistency", "encode", "encode_gold",

@@ -31,6 +31,7 @@ from .metrics import (
     uncertainty,
 )
 from .multi_choice import BinaryRelevance, MultiChoiceDawidSkene, MultiChoiceMajorityVote
+from .ranking import BradleyTerry, NoisyBradleyTerry
 from .robust import CommunityDawidSkene, RobustDawidSkene
 from .segmentation import SegmentationEM, SegmentationMajorityVote, SegmentationRASA
 from .selection import SelectedModel
@@ -98,6 +99,7 @@ __all__ = [
     "Answers",
     "BaseClassificationAggregator",
     "BinaryRelevance",
+    "BradleyTerry",
     "CategoricalEstimator",
     "CommunityDawidSkene",
     "DawidSkene",
@@ -107,6 +109,7 @@ __all__ = [
     "MissingSkillError",
     "MultiChoiceDawidSkene",
     "MultiChoiceMajorityVote",
+    "NoisyBradleyTerry",
     "OneCoinDawidSkene",
     "RobustDawidSkene",
     "SegmentationEM",
