@@ -5,6 +5,7 @@ Categorical estimators share one interface: ``Model(...).fit(answers, gold=None)
 """
 
 from .aggregate_file import aggregate_file
+from .agreement import alpha_krippendorff
 from .answers import (
     Answers,
     MissingColumnError,
@@ -121,6 +122,7 @@ __all__ = [
     "ZeroBasedSkill",
     "accuracy_on_aggregates",
     "aggregate_file",
+    "alpha_krippendorff",
     "compute_ece",
     "confusions_from_skills",
     "consistency",
