@@ -137,5 +137,8 @@ def test_missing_skill_policies():
     np.testing.assert_array_equal(ignored.loc[1], IMAGES[1][0] | IMAGES[1][1])
     valued = q.SegmentationMajorityVote(on_missing_skill="value", default_skill=5.0).fit_predict(SIMPLE, skills)
     np.testing.assert_array_equal(valued.loc[2], IMAGES[2][2])
+    # crowd-kit's test_majority_vote.py: with no skill at all, ignoring leaves nothing: an error
+    with pytest.raises(ValueError, match="leaves nothing to aggregate"):
+        q.SegmentationMajorityVote(on_missing_skill="ignore").fit(SIMPLE, pd.Series([], dtype=float))
     with pytest.raises(ValueError, match="on_missing_skill must be one of"):
         q.SegmentationMajorityVote(on_missing_skill="drop")

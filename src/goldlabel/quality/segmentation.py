@@ -124,6 +124,9 @@ class SegmentationMajorityVote:
                     raise ValueError("on_missing_skill='value' needs default_skill")
                 weight[missing] = self.default_skill
             else:
+                if missing.all():
+                    raise ValueError("no worker of these answers has a skill: on_missing_skill='ignore' "
+                                     "leaves nothing to aggregate")
                 data, weight = data[~missing], weight[~missing]
         return data, weight
 
