@@ -16,8 +16,8 @@ QUALITY = [
     "MACE", "METHODS", "METHOD_ALIASES", "MajorityVote", "MissingColumnError", "MissingSkillError",
     "MultiChoiceDawidSkene", "MultiChoiceMajorityVote", "NoisyBradleyTerry", "OneCoinDawidSkene", "RobustDawidSkene",
     "SegmentationEM", "SegmentationMajorityVote", "SegmentationRASA", "SelectedModel", "SkillEstimate",
-    "Wawa", "ZeroBasedSkill", "accuracy_on_aggregates",
-    "aggregate_file", "alpha_krippendorff", "compute_ece", "confusions_from_skills", "consistency", "encode", "encode_gold",
+    "Wawa", "ZeroBasedSkill", "accuracy_on_aggregates", "aggregate_file", "alpha_krippendorff", "compute_ece",
+    "confusions_from_skills", "consistency", "encode", "encode_gold",
     "entropy_threshold", "estimate_skill", "from_codes", "from_frame", "item_posterior", "load_csv",
     "load_gold_csv", "method_names", "recommended", "resolve_method", "uncertainty",
 ]

@@ -244,9 +244,10 @@ class NoisyBradleyTerry:
             value = -np.sum(np.log(like)) - reg * np.sum(log_expit(anchor - s) + log_expit(s - anchor))
             d_s = a * b * (1.0 - b) * y / like
             grad = np.zeros_like(x)
-            grad[1:n + 1] = -(np.bincount(left, weights=d_s, minlength=n) - np.bincount(right, weights=d_s, minlength=n))
+            grad[1:n + 1] = np.bincount(right, weights=d_s, minlength=n) - np.bincount(left, weights=d_s, minlength=n)
             grad[n + 1:n + 1 + m] = -np.bincount(worker, weights=(1.0 - a) * c * (1.0 - c) * y / like, minlength=m)
-            grad[n + 1 + m:] = -np.bincount(worker, weights=a * (1.0 - a) * (b - c) / like, minlength=m)
+            d_g = a * (1.0 - a) * (b - c) / like
+            grad[n + 1 + m:] = -np.bincount(worker, weights=d_g, minlength=m)
             pull = np.tanh((s - anchor) / 2.0)  # d/ds of the penalty term (log sigma pair), up to sign
             grad[1:n + 1] += reg * pull
             grad[0] = -reg * np.sum(pull)
