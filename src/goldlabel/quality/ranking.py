@@ -168,15 +168,14 @@ class BradleyTerry:
 
         candidates, left, right, label, _ = _frame_comparisons(data)
         n = len(candidates)
+        self.loss_history_: list[float] = []
         if n == 0:
             self.scores_ = pd.Series([], dtype=np.float64, name="agg_score")
-            self.loss_history_ = []
             return self
         prior = 0.0 if self.prior is None else self.prior
         winner, loser = label, np.where(label == left, right, left)
         wins = np.bincount(winner, minlength=n).astype(np.float64)
         gamma = np.full(n, 1.0 / max(n, 1))
-        self.loss_history_: list[float] = []
         for it in range(self.n_iter):
             inv = 1.0 / (gamma[winner] + gamma[loser])
             denom = np.bincount(winner, weights=inv, minlength=n) + np.bincount(loser, weights=inv, minlength=n)
@@ -298,7 +297,7 @@ class CrowdBT(BradleyTerry):
         self.reliability_prior = reliability_prior
         self.n_inner = n_inner
 
-    def fit(self, annotator: Any, winner: Any, loser: Any, n_candidates: int | None = None,
+    def fit(self, annotator: Any, winner: Any = None, loser: Any = None, n_candidates: int | None = None,
             n_annotators: int | None = None) -> Self:
         annotator, winner, loser = _check(annotator, winner, loser)
         n = n_candidates or int(max(winner.max(), loser.max())) + 1

@@ -35,7 +35,7 @@ class _Stacked:
     def __init__(self, masks: np.ndarray, task: np.ndarray, weight: np.ndarray, positions: np.ndarray,
                  shape: tuple[int, ...]) -> None:
         order = np.argsort(task, kind="stable")
-        self.seg = np.stack(masks[order]).reshape(len(order), -1).astype(np.float64)
+        self.seg = np.stack(list(masks[order])).reshape(len(order), -1).astype(np.float64)
         task = task[order]
         self.weight = weight[order]
         self.group_tasks, self.task, self.counts = np.unique(task, return_inverse=True, return_counts=True)
