@@ -145,3 +145,49 @@ def test_bradley_terry_and_segmentations_match_crowdkit(tmp_path):
         assert sorted(theirs[name]) == sorted(map(str, result.index))
         differing = sum(int((np.asarray(theirs[name][str(t)], dtype=bool) != m).sum()) for t, m in result.items())
         assert differing == 0, (name, differing)
+
+
+MMSR_SCRIPT = """
+import json, sys
+import pandas as pd
+from crowdkit.aggregation import MMSR
+answers = pd.read_json(sys.argv[1])
+model = MMSR()
+labels = model.fit_predict(answers)
+print(json.dumps({"skills": model.skills_.to_dict(), "labels": labels.to_dict(), "rounds": len(model.loss_history_)}))
+"""
+
+
+def test_mmsr_matches_crowdkit_with_adversaries(tmp_path):
+    import pandas as pd
+
+    from goldlabel.quality import MMSR
+
+    if not CROWDKIT.exists():
+        if os.environ.get("CI", "").lower() in ("true", "1"):
+            pytest.fail(f"crowd-kit not installed at {CROWDKIT}: run `make crowdkit`")
+        pytest.skip(f"crowd-kit not installed at {CROWDKIT}: run `make crowdkit`")
+    rng = np.random.default_rng(5)
+    accuracy = np.where(rng.random(25) < 0.2, 0.15, rng.uniform(0.55, 0.95, 25))  # a fifth adversarial
+    truth = rng.integers(0, 3, 300)
+    rows = []
+    for task in range(300):
+        for worker in rng.choice(25, 5, replace=False):
+            right = rng.random() < accuracy[worker]
+            label = truth[task] if right else (truth[task] + rng.integers(1, 3)) % 3
+            rows.append((f"t{task}", f"w{worker}", f"l{label}"))
+    answers = pd.DataFrame(rows, columns=["task", "worker", "label"])
+    answers.to_json(tmp_path / "answers.json")
+    run = subprocess.run([str(CROWDKIT), "-c", MMSR_SCRIPT, str(tmp_path / "answers.json")],
+                         capture_output=True, text=True, timeout=300, check=False)
+    assert run.returncode == 0, run.stderr[-2000:]
+    theirs = json.loads(run.stdout)
+    ours = MMSR().fit(answers)
+    assert len(ours.loss_history_) == theirs["rounds"]
+    assert ours.skills_.to_dict() == pytest.approx(theirs["skills"], abs=1e-9)
+    # labels: the same wherever the answers' skills sum to more than 0; where they do not,
+    # goldlabel's weighted vote gives uniform shares, crowd-kit's divides by the negative total
+    total = answers.assign(skill=answers.worker.map(ours.skills_)).groupby("task").skill.sum()
+    positive = total.index[total > 0]
+    assert len(positive) > 280
+    assert all(ours.labels_[t] == theirs["labels"][t] for t in positive)

@@ -13,7 +13,7 @@ import goldlabel.quality.consensus
 QUALITY = [
     "Answers", "BCC", "BaseClassificationAggregator", "BinaryRelevance", "BradleyTerry", "CategoricalEstimator",
     "CommunityDawidSkene", "DEFAULT_METHOD", "DawidSkene", "EBCC", "GLAD", "GoldMajorityVote", "KOS",
-    "MACE", "METHODS", "METHOD_ALIASES", "MajorityVote", "MissingColumnError", "MissingSkillError",
+    "MACE", "METHODS", "METHOD_ALIASES", "MMSR", "MajorityVote", "MissingColumnError", "MissingSkillError",
     "MultiChoiceDawidSkene", "MultiChoiceMajorityVote", "NoisyBradleyTerry", "OneCoinDawidSkene", "RobustDawidSkene",
     "SegmentationEM", "SegmentationMajorityVote", "SegmentationRASA", "SelectedModel", "SkillEstimate",
     "Wawa", "ZeroBasedSkill", "accuracy_on_aggregates", "aggregate_file", "alpha_krippendorff", "compute_ece",

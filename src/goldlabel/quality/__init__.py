@@ -31,6 +31,7 @@ from .metrics import (
     entropy_threshold,
     uncertainty,
 )
+from .mmsr import MMSR
 from .multi_choice import BinaryRelevance, MultiChoiceDawidSkene, MultiChoiceMajorityVote
 from .ranking import BradleyTerry, NoisyBradleyTerry
 from .robust import CommunityDawidSkene, RobustDawidSkene
@@ -97,6 +98,7 @@ __all__ = [
     "MACE",
     "METHODS",
     "METHOD_ALIASES",
+    "MMSR",
     "Answers",
     "BaseClassificationAggregator",
     "BinaryRelevance",
