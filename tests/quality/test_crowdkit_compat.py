@@ -356,3 +356,42 @@ def test_entropy_threshold_drops_one_button_clickers():
     assert set(kept["worker"]) == {"A"}  # B always says cat
     few = pd.concat([answers, pd.DataFrame({"task": ["1"], "worker": ["C"], "label": ["cat"]})])
     assert "C" in set(q.entropy_threshold(few, percentile=50, min_answers=2)["worker"])
+
+
+# ----------------------------------------------------------- metrics: alpha_krippendorff on frames
+
+
+def _masi_distance(a: frozenset, b: frozenset) -> float:
+    # Passonneau's MASI distance (nltk.metrics.distance.masi_distance, which crowd-kit's test uses)
+    inter, union = len(a & b), len(a | b)
+    monotonicity = 1 if len(a) == len(b) == inter else 0.67 if inter == min(len(a), len(b)) else 0.33 if inter else 0
+    return 1 - inter / union * monotonicity
+
+
+def test_alpha_krippendorff(toy):
+    records = [{"task": "X", "worker": "A", "label": "Yes"}, {"task": "X", "worker": "B", "label": "Yes"},
+               {"task": "Y", "worker": "A", "label": "No"}, {"task": "Y", "worker": "B", "label": "No"}]
+    assert q.alpha_krippendorff(pd.DataFrame.from_records(records)) == 1.0
+    records += [{"task": "Z", "worker": "A", "label": "Yes"}, {"task": "Z", "worker": "B", "label": "No"}]
+    assert q.alpha_krippendorff(pd.DataFrame.from_records(records)) == 0.4444444444444444
+    assert q.alpha_krippendorff(toy) == 0.14219114219114215
+
+
+def test_alpha_krippendorff_with_distance():
+    tags = [["dog"], ["dog"], ["cat"], ["cat"], ["cat"], ["cat", "mouse"]]
+    whos_on_the_picture = pd.DataFrame({"task": list("XXYYZZ"), "worker": list("ABABAB"),
+                                        "label": [frozenset(t) for t in tags]})
+    assert q.alpha_krippendorff(whos_on_the_picture) == 0.5454545454545454
+    assert q.alpha_krippendorff(whos_on_the_picture, _masi_distance) == 0.6673336668334168
+
+
+def test_alpha_krippendorff_on_a_frame_is_the_array_alpha(toy):
+    from goldlabel.quality.agreement import krippendorff_alpha
+
+    answers = q.from_frame(toy)
+    assert q.alpha_krippendorff(toy) == pytest.approx(krippendorff_alpha(answers))
+    # a distance that is the nominal one gives the nominal alpha; the goldlabel column names work too
+    renamed = toy.rename(columns={"task": "item", "worker": "annotator"})
+    assert q.alpha_krippendorff(renamed, lambda a, b: float(a != b)) == pytest.approx(krippendorff_alpha(answers))
+    with pytest.raises(KeyError, match="label"):
+        q.alpha_krippendorff(toy.drop(columns=["label"]))

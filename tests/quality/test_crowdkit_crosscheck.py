@@ -86,3 +86,108 @@ def test_crowdkit_stopping_rule_stops_where_crowdkit_stops(crowdkit_results):
     assert same >= 0.99, same
     converged = DawidSkene().fit(answers)
     assert converged.n_iter_ > ours.n_iter_
+
+
+SYNTHETIC_SCRIPT = """
+import json, sys
+import numpy as np, pandas as pd
+from crowdkit.aggregation import BradleyTerry, SegmentationEM, SegmentationMajorityVote, SegmentationRASA
+pairs = pd.read_json(sys.argv[1])
+masks = pd.read_json(sys.argv[2])
+masks["segmentation"] = masks.segmentation.map(lambda m: np.array(m, dtype=bool))
+out = {"bt": BradleyTerry(n_iter=200, tol=0).fit_predict(pairs).to_dict()}
+for name, model in (("mv", SegmentationMajorityVote()), ("em", SegmentationEM()), ("rasa", SegmentationRASA())):
+    out[name] = {str(t): m.astype(int).tolist() for t, m in model.fit_predict(masks).items()}
+print(json.dumps(out))
+"""
+
+
+def _synthetic_frames() -> tuple:
+    import pandas as pd
+
+    rng = np.random.default_rng(11)
+    names = np.array([f"c{k}" for k in range(12)])
+    strength = rng.normal(0, 1, 12)
+    i = rng.integers(0, 12, 600)
+    j = (i + rng.integers(1, 12, 600)) % 12
+    win = np.where(rng.random(600) < 1 / (1 + np.exp(strength[j] - strength[i])), i, j)
+    pairs = pd.DataFrame({"worker": rng.integers(0, 9, 600).astype(str), "task": np.arange(600),
+                          "left": names[i], "right": names[j], "label": names[win]})
+    rows = []
+    for task in range(20):
+        shape = (6, 9) if task % 3 else (4, 4)
+        truth = rng.random(shape) < 0.45
+        for worker in range(int(rng.integers(2, 7))):
+            rows.append({"task": f"t{task}", "worker": f"w{worker}",
+                         "segmentation": truth ^ (rng.random(shape) < rng.uniform(0.02, 0.4))})
+    return pairs, pd.DataFrame(rows)
+
+
+def test_bradley_terry_and_segmentations_match_crowdkit(tmp_path):
+    from goldlabel.quality import BradleyTerry, SegmentationEM, SegmentationMajorityVote, SegmentationRASA
+
+    if not CROWDKIT.exists():
+        if os.environ.get("CI", "").lower() in ("true", "1"):
+            pytest.fail(f"crowd-kit not installed at {CROWDKIT}: run `make crowdkit`")
+        pytest.skip(f"crowd-kit not installed at {CROWDKIT}: run `make crowdkit`")
+    pairs, masks = _synthetic_frames()
+    pairs.to_json(tmp_path / "pairs.json")
+    masks.assign(segmentation=masks.segmentation.map(lambda m: m.astype(int).tolist())).to_json(tmp_path / "masks.json")
+    run = subprocess.run([str(CROWDKIT), "-c", SYNTHETIC_SCRIPT, str(tmp_path / "pairs.json"),
+                          str(tmp_path / "masks.json")], capture_output=True, text=True, timeout=300, check=False)
+    assert run.returncode == 0, run.stderr[-2000:]
+    theirs = json.loads(run.stdout)
+    # crowd-kit's tol > 0 stops after two rounds (it compares the scores with themselves): tol=0 on both
+    ours = BradleyTerry(n_iter=200, tol=0).fit_predict(pairs)
+    assert ours.to_dict() == pytest.approx(theirs["bt"], abs=1e-9)
+    for name, model in (("mv", SegmentationMajorityVote()), ("em", SegmentationEM()), ("rasa", SegmentationRASA())):
+        result = model.fit_predict(masks)
+        assert sorted(theirs[name]) == sorted(map(str, result.index))
+        differing = sum(int((np.asarray(theirs[name][str(t)], dtype=bool) != m).sum()) for t, m in result.items())
+        assert differing == 0, (name, differing)
+
+
+MMSR_SCRIPT = """
+import json, sys
+import pandas as pd
+from crowdkit.aggregation import MMSR
+answers = pd.read_json(sys.argv[1])
+model = MMSR()
+labels = model.fit_predict(answers)
+print(json.dumps({"skills": model.skills_.to_dict(), "labels": labels.to_dict(), "rounds": len(model.loss_history_)}))
+"""
+
+
+def test_mmsr_matches_crowdkit_with_adversaries(tmp_path):
+    import pandas as pd
+
+    from goldlabel.quality import MMSR
+
+    if not CROWDKIT.exists():
+        if os.environ.get("CI", "").lower() in ("true", "1"):
+            pytest.fail(f"crowd-kit not installed at {CROWDKIT}: run `make crowdkit`")
+        pytest.skip(f"crowd-kit not installed at {CROWDKIT}: run `make crowdkit`")
+    rng = np.random.default_rng(5)
+    accuracy = np.where(rng.random(25) < 0.2, 0.15, rng.uniform(0.55, 0.95, 25))  # a fifth adversarial
+    truth = rng.integers(0, 3, 300)
+    rows = []
+    for task in range(300):
+        for worker in rng.choice(25, 5, replace=False):
+            right = rng.random() < accuracy[worker]
+            label = truth[task] if right else (truth[task] + rng.integers(1, 3)) % 3
+            rows.append((f"t{task}", f"w{worker}", f"l{label}"))
+    answers = pd.DataFrame(rows, columns=["task", "worker", "label"])
+    answers.to_json(tmp_path / "answers.json")
+    run = subprocess.run([str(CROWDKIT), "-c", MMSR_SCRIPT, str(tmp_path / "answers.json")],
+                         capture_output=True, text=True, timeout=300, check=False)
+    assert run.returncode == 0, run.stderr[-2000:]
+    theirs = json.loads(run.stdout)
+    ours = MMSR().fit(answers)
+    assert len(ours.loss_history_) == theirs["rounds"]
+    assert ours.skills_.to_dict() == pytest.approx(theirs["skills"], abs=1e-9)
+    # labels: the same wherever the answers' skills sum to more than 0; where they do not,
+    # goldlabel's weighted vote gives uniform shares, crowd-kit's divides by the negative total
+    total = answers.assign(skill=answers.worker.map(ours.skills_)).groupby("task").skill.sum()
+    positive = total.index[total > 0]
+    assert len(positive) > 280
+    assert all(ours.labels_[t] == theirs["labels"][t] for t in positive)

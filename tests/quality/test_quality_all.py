@@ -11,12 +11,13 @@ import goldlabel.quality
 import goldlabel.quality.consensus
 
 QUALITY = [
-    "Answers", "BCC", "BaseClassificationAggregator", "BinaryRelevance", "CategoricalEstimator",
+    "Answers", "BCC", "BaseClassificationAggregator", "BinaryRelevance", "BradleyTerry", "CategoricalEstimator",
     "CommunityDawidSkene", "DEFAULT_METHOD", "DawidSkene", "EBCC", "GLAD", "GoldMajorityVote", "KOS",
-    "MACE", "METHODS", "METHOD_ALIASES", "MajorityVote", "MissingColumnError", "MissingSkillError",
-    "MultiChoiceDawidSkene", "MultiChoiceMajorityVote", "OneCoinDawidSkene", "RobustDawidSkene",
-    "SelectedModel", "SkillEstimate", "Wawa", "ZeroBasedSkill", "accuracy_on_aggregates",
-    "aggregate_file", "compute_ece", "confusions_from_skills", "consistency", "encode", "encode_gold",
+    "MACE", "METHODS", "METHOD_ALIASES", "MMSR", "MajorityVote", "MissingColumnError", "MissingSkillError",
+    "MultiChoiceDawidSkene", "MultiChoiceMajorityVote", "NoisyBradleyTerry", "OneCoinDawidSkene", "RobustDawidSkene",
+    "SegmentationEM", "SegmentationMajorityVote", "SegmentationRASA", "SelectedModel", "SkillEstimate",
+    "Wawa", "ZeroBasedSkill", "accuracy_on_aggregates", "aggregate_file", "alpha_krippendorff", "compute_ece",
+    "confusions_from_skills", "consistency", "encode", "encode_gold",
     "entropy_threshold", "estimate_skill", "from_codes", "from_frame", "item_posterior", "load_csv",
     "load_gold_csv", "method_names", "recommended", "resolve_method", "uncertainty",
 ]

@@ -5,6 +5,7 @@ Categorical estimators share one interface: ``Model(...).fit(answers, gold=None)
 """
 
 from .aggregate_file import aggregate_file
+from .agreement import alpha_krippendorff
 from .answers import (
     Answers,
     MissingColumnError,
@@ -30,8 +31,11 @@ from .metrics import (
     entropy_threshold,
     uncertainty,
 )
+from .mmsr import MMSR
 from .multi_choice import BinaryRelevance, MultiChoiceDawidSkene, MultiChoiceMajorityVote
+from .ranking import BradleyTerry, NoisyBradleyTerry
 from .robust import CommunityDawidSkene, RobustDawidSkene
+from .segmentation import SegmentationEM, SegmentationMajorityVote, SegmentationRASA
 from .selection import SelectedModel
 from .skill import SkillEstimate, confusions_from_skills, estimate_skill
 
@@ -94,9 +98,11 @@ __all__ = [
     "MACE",
     "METHODS",
     "METHOD_ALIASES",
+    "MMSR",
     "Answers",
     "BaseClassificationAggregator",
     "BinaryRelevance",
+    "BradleyTerry",
     "CategoricalEstimator",
     "CommunityDawidSkene",
     "DawidSkene",
@@ -106,14 +112,19 @@ __all__ = [
     "MissingSkillError",
     "MultiChoiceDawidSkene",
     "MultiChoiceMajorityVote",
+    "NoisyBradleyTerry",
     "OneCoinDawidSkene",
     "RobustDawidSkene",
+    "SegmentationEM",
+    "SegmentationMajorityVote",
+    "SegmentationRASA",
     "SelectedModel",
     "SkillEstimate",
     "Wawa",
     "ZeroBasedSkill",
     "accuracy_on_aggregates",
     "aggregate_file",
+    "alpha_krippendorff",
     "compute_ece",
     "confusions_from_skills",
     "consistency",

@@ -15,6 +15,7 @@ import numpy as np
 from scipy import sparse
 
 __all__ = [
+    "alpha_krippendorff",
     "annotator_agreement",
     "cohen_kappa",
     "fleiss_kappa",
@@ -111,16 +112,47 @@ def krippendorff_alpha(
         raise ValueError(f"values has {len(values)} entries but labels go up to {n_labels - 1}")
     values = values[:n_labels]
     o = _coincidences(_unit_counts(item, label, n_labels))
+    return _alpha(o, lambda n_c: _squared_distances(level, n_c, values))
+
+
+def _alpha(o: np.ndarray, distances: Any) -> float:
+    """1 - D_o / D_e from the coincidence matrix and ``distances(n_c)`` -> (labels, labels)."""
     n_c = o.sum(axis=1)
     n = n_c.sum()
     if n < 2:
         return float("nan")
-    d = _squared_distances(level, n_c, values)
+    d = distances(n_c)
     observed = (o * d).sum() / n
     expected = (np.outer(n_c, n_c) * d).sum() / (n * (n - 1))
     if expected == 0:
         return float("nan")
     return float(1.0 - observed / expected)
+
+
+def alpha_krippendorff(answers: Any, distance: Any = None) -> float:
+    """crowd-kit's ``alpha_krippendorff``: Krippendorff's alpha of a frame (``task``/``item``,
+    ``worker``/``annotator``, ``label``), any hashable labels (strings, frozensets, ...).
+
+    ``distance(a, b)`` in [0, 1] between two labels; the default is 0 for equal labels and 1
+    otherwise (nominal alpha). It is called once per pair of distinct labels, never per answer,
+    e.g. with ``nltk.metrics.distance.masi_distance`` on frozensets of tags."""
+    import pandas as pd
+
+    from .answers import _pick_column
+
+    columns = [str(c) for c in answers.columns]
+    task = _pick_column(columns, ("task", "item"))
+    _pick_column(columns, ("worker", "annotator"))
+    label_col = _pick_column(columns, ("label",))
+    item, _ = pd.factorize(answers[task])
+    label, labels = pd.factorize(answers[label_col])
+    o = _coincidences(_unit_counts(np.asarray(item, np.int64), np.asarray(label, np.int64), len(labels)))
+    if distance is None:
+        return _alpha(o, lambda n_c: 1.0 - np.eye(len(n_c)))
+    values = list(labels)
+    d = np.array([[0.0 if i == j else float(distance(a, b)) for j, b in enumerate(values)]
+                  for i, a in enumerate(values)])  # one call per pair of labels
+    return _alpha(o, lambda n_c: d)
 
 
 def fleiss_kappa(item: Any, annotator: Any = None, label: Any = None) -> float:
