@@ -83,10 +83,12 @@ class LabeledWriter:
         loads = orjson.loads
         for item_id, ext, data, _meta, _priority, status, _is_gold, consensus, _answers, _preds, gold in records:
             entry = next((c for c in consensus if c[0] == name), None)
-            if entry is not None:
-                value, confidence = loads(entry[1]), entry[2]
-            elif self.include_gold and gold is not None and name in (gold_value := loads(gold)):
+            # The known answer first: a gold item's consensus is the crowd's (services/consensus.py
+            # gold_decision), which the gold answer, when exported, overrules.
+            if self.include_gold and gold is not None and name in (gold_value := loads(gold)):
                 value, confidence = gold_value[name], 1.0
+            elif entry is not None:
+                value, confidence = loads(entry[1]), entry[2]
             else:
                 continue  # no label yet: an unlabeled image is not an image with no objects
             if floor is not None and (confidence is None or confidence < floor):
