@@ -453,7 +453,8 @@ def _submit_plan(ctx: Context, actor: Actor, project_id: int, got: dict | None, 
         # The read held the item's first answers only (queue_pg: as many as the project's
         # maximum overlap), what the crowd's consensus and the shown status are decided on; the
         # consensus rows are written as a normal item's (services/consensus.py _after_gold_answer).
-        shown, _target, rows = posterior.gold_decision(ctx, None, project, item_answers[:project["overlap_max"]], now, known)
+        first = item_answers[:project["overlap_max"]]
+        shown, _target, rows = posterior.gold_decision(ctx, None, project, first, now, known)
         if not json_safe(rows):
             return None, now
         write = queue_pg.submit_write(
