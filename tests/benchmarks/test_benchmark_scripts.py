@@ -2,11 +2,13 @@
 
 Skipped when the crowd datasets are not present (they are not shipped with goldlabel).
 ``--quick`` skips the crowd-kit worker (seconds of pandas/crowd-kit imports), so this file stays
-well under 20 s; the full runs (and ``--quick --crowdkit``) compare against crowd-kit.
+well under 20 s; the full runs (and ``--quick --crowdkit``) compare against crowd-kit. The
+login-spray benchmark (a real server, marked slow) runs with tiny parameters.
 """
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -72,3 +74,29 @@ def test_item_search_quick():
     assert "| sqlite | search: no match (0 on the page) |" in result.stdout
     assert "| sqlite | import (head, text index filled afterwards) |" in result.stdout
     assert "| sqlite | index catch-up after the import (index_text) |" in result.stdout
+
+
+@pytest.mark.slow
+def test_login_spray_tiny(tmp_path):
+    """The login-spray benchmark runs end to end against a real server (SQLite), and its figures
+    hold what the throttle promises: from one client address, at most the address bucket's
+    ``login_attempts_per_minute`` (10) wrong passwords are checked in a short phase; the rest are
+    refused with 429 before any hashing, and the annotator keeps answering through it."""
+    out = tmp_path / "spray.json"
+    result = subprocess.run(
+        [sys.executable, str(BENCHMARKS / "login_spray.py"), "--backend", "sqlite", "--duration", "5",
+         "--clients", "3", "--usernames", "6", "--accounts", "2", "--addresses", "1", "--items", "2000",
+         "--warm-up", "0.5", "--json", str(out)],
+        capture_output=True, text=True, timeout=600, check=False)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "| annotator | cycles |" in result.stdout and "Login spray: sqlite" in result.stdout
+    figures = json.loads(out.read_text())
+    statuses = figures["spray"]["statuses"]
+    # How many attempts a short phase gets through depends on the machine's load (each checked
+    # one is an Argon2 hash); whatever the number, no more than 10 are checked.
+    assert figures["spray"]["attempts"] > 0 and set(statuses) <= {"401", "429"}, statuses
+    assert statuses.get("401", 0) <= 10, statuses
+    assert statuses.get("429", 0) == figures["spray"]["attempts"] - statuses.get("401", 0)
+    assert figures["spray"]["addresses_seen"] == 1
+    assert figures["quiet"]["cycles"] > 0 and figures["under_spray"]["cycles"] > 0
+    assert figures["rss_mb"]["peak_spray"] > 0 and figures["rss_mb"]["peak_quiet"] > 0

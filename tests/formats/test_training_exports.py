@@ -305,3 +305,34 @@ def test_overlapping_spans_in_conll_and_spacy():
     [doc] = DocBin().from_bytes(archive.read(name)).get_docs(spacy.blank("xx").vocab)
     assert [e.text for e in doc.ents] == ["Amazon Kindle"]
     assert sorted((s.text, s.label_) for s in doc.spans["sc"]) == [("Amazon", "BRAND"), ("Amazon Kindle", "PRODUCT")]
+
+
+def test_a_gold_items_gold_answer_goes_before_its_crowd_consensus():
+    """A gold item has the crowd's consensus rows (services/consensus.py gold_decision); a
+    training export with gold takes the gold answer, without gold the crowd's label."""
+    from goldlabel.domain.label_schema import LabelSchema
+    from goldlabel.formats.labeled import LabeledWriter
+
+    class Collect(LabeledWriter):
+        NAME = "collect"
+        KINDS = ("spans",)
+
+        def __init__(self, *args, **kw) -> None:
+            super().__init__(*args, **kw)
+            self.items = []
+
+        def write_item(self, item) -> None:
+            self.items.append((item.value, item.confidence))
+
+        def finish(self) -> None:
+            pass
+
+    schema = LabelSchema.parse(SPAN_SCHEMA)
+    crowd = [{"start": 0, "end": 6, "label": "BRAND"}]
+    gold = [{"start": 0, "end": 13, "label": "PRODUCT"}]
+    record = (1, "g", json.dumps({"text": "Amazon Kindle, again."}), None, 0, "open", True,
+              (("entities", json.dumps(crowd), 0.7),), (), (), json.dumps({"entities": gold}))
+    for include_gold, expected in ((True, (gold, 1.0)), (False, (crowd, 0.7))):
+        writer = Collect(io.BytesIO(), ["entities"], schema=schema, include_gold=include_gold)
+        writer.write_batch([record])
+        assert writer.items == [expected]

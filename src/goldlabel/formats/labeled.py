@@ -82,15 +82,18 @@ class LabeledWriter:
         floor = self.min_confidence
         loads = orjson.loads
         picked = []
+        include_gold = self.include_gold
         for record in records:
-            for entry in record[7]:  # the consensus rows
-                if entry[0] == name:
-                    value, confidence = loads(entry[1]), entry[2]
-                    break
+            # The known answer first: a gold item's consensus is the crowd's (services/consensus.py
+            # gold_decision), which the gold answer, when exported, overrules.
+            gold = record[10]
+            if include_gold and gold is not None and name in (gold_value := loads(gold)):
+                value, confidence = gold_value[name], 1.0
             else:
-                gold = record[10]
-                if self.include_gold and gold is not None and name in (gold_value := loads(gold)):
-                    value, confidence = gold_value[name], 1.0
+                for entry in record[7]:  # the consensus rows
+                    if entry[0] == name:
+                        value, confidence = loads(entry[1]), entry[2]
+                        break
                 else:
                     continue  # no label yet: an unlabeled image is not an image with no objects
             if floor is not None and (confidence is None or confidence < floor):

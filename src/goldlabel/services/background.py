@@ -1,11 +1,14 @@
 """``BackgroundLoop``: the thread every background job of a serving process runs in (the re-fit
-scheduler, the model worker, the purge sweeper, the webhook worker).
+scheduler, the model worker, the purge sweeper, the webhook worker, the text indexer, the gold
+scorer).
 
 A daemon thread waits about ``interval_s`` (drawn from ``1 +- jitter`` times it, so the loops of
 a server's workers, started together, do not all hit the database at once), calls ``run_once``,
 logs and survives any exception it raises (the next round retries), and ends at ``stop()``,
-which also cuts a wait short. A loop with a ``nice`` above 0 lowers its thread's CPU priority
-first, so the annotate loop gets the cores first.
+which also cuts a wait short. ``wake()`` cuts a wait short too: the round then runs after
+``wake_delay_s()`` (0 unless a subclass says), and a wake during a round runs one more round at
+once. A loop with ``run_at_start`` runs a round before its first wait. A loop with a ``nice``
+above 0 lowers its thread's CPU priority first, so the annotate loop gets the cores first.
 """
 
 from __future__ import annotations
@@ -31,11 +34,13 @@ class BackgroundLoop:
     failure: ClassVar[str]
     jitter: ClassVar[float] = 0.25
     nice: ClassVar[int] = 0
+    run_at_start: ClassVar[bool] = False
     join_timeout_s: float = 10.0
 
     def __init__(self, interval_s: float) -> None:
         self.interval_s = interval_s
         self._stop = threading.Event()
+        self._wake = threading.Event()
         self._thread = threading.Thread(target=self._run, name=self.thread_name, daemon=True)
 
     def start(self) -> None:
@@ -45,12 +50,22 @@ class BackgroundLoop:
         """Ask the loop to end and wait for it (at most ``join_timeout_s``); a round in progress
         sees ``stopping`` and cuts its work short."""
         self._stop.set()
+        self._wake.set()
         if self._thread.is_alive():
             self._thread.join(timeout=self.join_timeout_s)
+
+    def wake(self) -> None:
+        """Run a round soon (after ``wake_delay_s()``) instead of at the end of the wait."""
+        self._wake.set()
 
     @property
     def stopping(self) -> bool:
         return self._stop.is_set()
+
+    @property
+    def is_running(self) -> bool:
+        """Started, alive and not asked to stop."""
+        return self._thread.is_alive() and not self._stop.is_set()
 
     @property
     def native_id(self) -> int | None:
@@ -60,18 +75,40 @@ class BackgroundLoop:
     def next_wait_s(self) -> float:
         return self.interval_s * _jitter.uniform(1 - self.jitter, 1 + self.jitter)
 
+    def wake_delay_s(self) -> float:
+        """How long a woken loop waits before its round (0: at once)."""
+        return 0.0
+
     def run_once(self) -> object:
         raise NotImplementedError
+
+    def _wait(self) -> bool:
+        """Wait for the next round: False when the loop is to end instead."""
+        woken = self._wake.wait(self.next_wait_s())
+        # Cleared before the round: a wake that comes during the round runs another one.
+        self._wake.clear()
+        if self._stop.is_set():
+            return False
+        if woken:
+            delay = self.wake_delay_s()
+            if delay > 0 and self._stop.wait(delay):
+                return False
+        return True
 
     def _run(self) -> None:
         if self.nice > 0:
             lower_thread_priority(self.nice)
         logger = logging.getLogger(type(self).__module__)
-        while not self._stop.wait(self.next_wait_s()):
-            try:
-                self.run_once()
-            except Exception:  # a failed round must not end the thread: the next one retries
-                logger.exception(self.failure)
+        if self.run_at_start and not self._stop.is_set():
+            self._round(logger)
+        while self._wait():
+            self._round(logger)
+
+    def _round(self, logger: logging.Logger) -> None:
+        try:
+            self.run_once()
+        except Exception:  # a failed round must not end the thread: the next one retries
+            logger.exception(self.failure)
 
 
 def lower_thread_priority(increment: int) -> None:

@@ -8,8 +8,9 @@ annotators at the default accuracy, shrunk learned confusions for the others) an
 prior; the other kinds use :func:`goldlabel.quality.consensus.consensus_for`. The item is final
 when every question's confidence reaches the project's target and the minimum overlap is met,
 goes to review at the maximum overlap, and otherwise asks for one more answer. A gold answer
-is queued for scoring instead (its annotator's qualification and suspension: :func:`score_gold`,
-run after the response by :mod:`goldlabel.services.gold`). The full re-fit is
+is also queued for scoring (its annotator's qualification and suspension: :func:`score_gold`,
+run after the response by :mod:`goldlabel.services.gold`), and its item's consensus is the
+crowd's over its first answers (:func:`gold_decision`), written as any item's. The full re-fit is
 :mod:`goldlabel.services.refit`.
 """
 
@@ -306,14 +307,16 @@ def decide_after_answer(ctx: Context, conn: Connection, project: dict, item: dic
 
 
 def after_answer(ctx: Context, conn: Connection, project: dict, item: dict, answer: dict, now: int,
-                 events: list[dict] | None = None) -> str:
-    """Update the item after an answer; return the item status. A gold answer is queued for
-    scoring (in this transaction, so that nothing is lost) and scored after the response: a
-    gold submit must cost what any other costs (issue 17; services/gold.py).
+                 events: list[dict] | None = None, *, is_edit: bool = False) -> str:
+    """Update the item after an answer; return the item status as the annotator is shown it.
+    A gold answer is queued for scoring (in this transaction, so that nothing is lost) and
+    scored after the response (services/gold.py), and its item's consensus written as any
+    other's: a gold submit must cost what any other costs (issue 17). ``is_edit``: an edited
+    answer (a gold one is not queued again: gold is scored once, on the first answer).
     ``events``: append the item's outbox event there (the caller inserts them in one statement)
     instead of inserting it here."""
     if item["is_gold"]:
-        return _after_gold_answer(ctx, conn, project, item, answer, now)
+        return _after_gold_answer(ctx, conn, project, item, answer, now, is_edit=is_edit)
     choice = ctx.get_schema(project).choice_questions()
     known = None
     if choice:
@@ -338,12 +341,17 @@ def after_answer(ctx: Context, conn: Connection, project: dict, item: dict, answ
     return status
 
 
-def _after_gold_answer(ctx: Context, conn: Connection, project: dict, item: dict, answer: dict, now: int) -> str:
-    """A gold answer: queued for scoring (services/gold.py), and the status the annotator is
-    shown (:func:`gold_status_as_seen`), read and decided as a normal answer's are (one
-    statement for the answers, skills and prior; the same posterior), so that the submit costs
-    what a normal one does."""
-    gold_store.insert_pending(conn, answer["id"], project["id"], now)
+def _after_gold_answer(ctx: Context, conn: Connection, project: dict, item: dict, answer: dict, now: int,
+                       *, is_edit: bool = False) -> str:
+    """A gold answer: queued for scoring (services/gold.py), then the same reads, decision and
+    consensus write as a normal answer's, so that the submit does the work a normal one does
+    (issue 17: on SQLite a gold submit that skipped the consensus write was measurably
+    *faster*). What it writes is the crowd's consensus on the gold item (:func:`gold_decision`):
+    its rows in the consensus table like any item's, for managers to compare with the gold
+    answer (calibration). The item's own state is left alone (a gold item stays open, and its
+    target overlap is what keeps it serving)."""
+    if not is_edit:
+        gold_store.insert_pending(conn, answer["id"], project["id"], now)
     choice = ctx.get_schema(project).choice_questions()
     known = None
     limit = project["overlap_max"]
@@ -353,18 +361,39 @@ def _after_gold_answer(ctx: Context, conn: Connection, project: dict, item: dict
         known = {choice[0].name: (skills, model)}
     else:
         first = queue_store.fetch_first_answers(conn, item["id"], limit)
-    return gold_status_as_seen(ctx, conn, project, first, now, known)
+    # Read as a normal answer reads it (equal work), never used: the project model is trained on
+    # the gold answers (storage.models.fetch_training_labels), and the status shown for a gold
+    # item must not lean on them.
+    model_store.fetch_model_vote(conn, project["id"], item["id"])
+    status, target, rows = gold_decision(ctx, conn, project, first, now, known)
+    consensus_events.replace_consensus(conn, item["id"], project["id"], rows)
+    if status != "open" or target != project["overlap_min"]:
+        # Where a normal item's state would move, the gold item's is written too, with its own
+        # values (the answer's count already set updated_at to now: no change), so that the
+        # statement count matches. Its outbox event is not mirrored: it would announce a status
+        # the item does not have (one row less in the submit's one events insert).
+        queue_store.update_item_state(conn, item["id"], status=item["status"],
+                                      target_overlap=item["target_overlap"], now=now)
+    return status
 
 
-def gold_status_as_seen(ctx: Context, conn: Connection | None, project: dict, first: list[dict], now: int,
-                        known: dict[str, tuple[dict[int, dict], dict]] | None = None) -> str:
-    """Q8: a gold item stays open for everyone (its answer is known), so its real status would
-    give it away (a normal item of the same project goes final or to review). Annotators are
-    shown the status a normal item would have with the gold item's ``first`` answers (at most
-    the project's max overlap of them, oldest first), decided by the same rule. ``known``: the
-    skills and priors already read with them."""
-    _rows, smallest = item_consensus(ctx, conn, project, first, now, known)
-    status, _target = decide_status(
+def gold_decision(ctx: Context, conn: Connection | None, project: dict, first: list[dict], now: int,
+                  known: dict[str, tuple[dict[int, dict], dict]] | None = None) -> tuple[str, int, list[dict]]:
+    """The crowd's consensus on a gold item, as a normal item of the project would have it: the
+    item's ``first`` answers (at most the project's max overlap of them, oldest first: a gold
+    item is served to more annotators than any overlap), the same posterior without the model's
+    vote, the same stopping rule from the project's minimum overlap. Returns (the status an
+    annotator is shown, the target overlap a normal item would now have, the consensus rows
+    with that status).
+
+    Q8: a gold item stays open for everyone (its answer is known), so its real status would give
+    it away (a normal item of the same project goes final or to review); annotators are shown
+    this status instead. The rows are the crowd's label of the gold item and its confidence
+    (source ``consensus``): exports, the item browser and the dashboard show them beside the
+    gold answer; the gold item itself never goes final, so no training label, review or
+    auto-label calibration reads them (those read final items)."""
+    rows, smallest = item_consensus(ctx, conn, project, first, now, known)
+    status, target = decide_status(
         np.array([len(first)]),
         np.array([smallest]),
         np.array([project["overlap_min"]]),
@@ -372,7 +401,15 @@ def gold_status_as_seen(ctx: Context, conn: Connection | None, project: dict, fi
         project["overlap_max"],
         project["settings"].get("target_confidence", 0.95),
     )
-    return str(status[0])
+    shown = str(status[0])
+    return shown, int(target[0]), [{**r, "status": shown} for r in rows]
+
+
+def gold_status_as_seen(ctx: Context, conn: Connection | None, project: dict, first: list[dict], now: int,
+                        known: dict[str, tuple[dict[int, dict], dict]] | None = None) -> str:
+    """The status an annotator is shown for a gold item with these ``first`` answers
+    (:func:`gold_decision`)."""
+    return gold_decision(ctx, conn, project, first, now, known)[0]
 
 
 # ---------------------------------------------------------------- items no annotator is left for

@@ -3,12 +3,14 @@
 Scoring a gold answer (:func:`goldlabel.services.consensus.score_gold`: its pass or fail,
 the annotator's counts, qualification and suspension) inside the submit made a gold submit
 measurably slower than any other (PostgreSQL: 9.5 ms against 3.4 ms; one cutoff told them apart
-99.6% of the time), so an annotator could time their way to the gold items. So the submit only
+99.6% of the time), so an annotator could time their way to the gold items. So the submit
 queues the answer for scoring (``gold_pending``, in the answer's own transaction: a crash
-between the answer and the scoring loses nothing) and costs what a normal submit costs; the
-scoring runs after the response:
+between the answer and the scoring loses nothing) and otherwise does the work of a normal submit
+(the item's consensus read, decided and written: services/consensus.py ``_after_gold_answer``);
+the scoring runs after the response:
 
-- in a serving process, by its :class:`GoldScorer` thread: woken by each gold submit once it has
+- in a serving process, by its :class:`GoldScorer` (a :class:`BackgroundLoop`, as the other
+  background jobs): woken by each gold submit once it has
   committed, it waits a moment (``WAKE_DELAY_S``: the scoring must not compete with the
   response for the CPU, nor land on the annotator's next request) and scores every waiting
   answer, each in its own write transaction. It also sweeps every ``SWEEP_S`` (and once at
@@ -25,9 +27,9 @@ from __future__ import annotations
 
 import logging
 import secrets
-import threading
 
 from goldlabel.services import consensus
+from goldlabel.services.background import BackgroundLoop
 from goldlabel.services.context import Context
 from goldlabel.storage import gold as gold_store
 from goldlabel.storage import projects as project_store
@@ -76,53 +78,47 @@ def follow_up(ctx: Context, answer_id: int) -> None:
         score_pending(ctx, answer_id)
 
 
-class GoldScorer:
-    """Scores waiting gold answers in a thread of a serving process (see the module's doc)."""
+class GoldScorer(BackgroundLoop):
+    """Scores waiting gold answers in a serving process (see the module's doc): a
+    :class:`~goldlabel.services.background.BackgroundLoop` that sweeps at start and every
+    ``sweep_s``, and is woken by each gold submit (``wake``), then scores after a random
+    ``delay_s``."""
+
+    thread_name = "goldlabel-gold"
+    failure = "scoring gold answers failed"  # the answers stay queued for the next round
+    jitter = 0.0  # each answer is claimed under lock: scorers of several processes need no spread
+    run_at_start = True  # what a crash left waiting
 
     def __init__(self, ctx: Context, sweep_s: float = SWEEP_S,
                  delay_s: tuple[float, float] = WAKE_DELAY_S) -> None:
+        super().__init__(sweep_s)
         self.ctx = ctx
-        self.sweep_s = sweep_s
         self.delay_s = delay_s
-        self._wake = threading.Event()
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, name="goldlabel-gold", daemon=True)
 
     @property
-    def is_running(self) -> bool:
-        return self._thread.is_alive() and not self._stop.is_set()
+    def sweep_s(self) -> float:
+        return self.interval_s
 
     def start(self) -> None:
         self.ctx.gold_scorer = self
-        self._thread.start()
-
-    def wake(self) -> None:
-        self._wake.set()
+        super().start()
 
     def stop(self, *, drain: bool = True) -> None:
         """Stop the thread; ``drain``: then score what is still waiting (else the next scorer
         to start does)."""
-        self._stop.set()
-        self._wake.set()
-        self._thread.join(timeout=10)
+        super().stop()
         if self.ctx.gold_scorer is self:
             self.ctx.gold_scorer = None
         if drain:
-            self._score()
+            try:
+                self.run_once()
+            except Exception:  # the answers stay queued for the next scorer to start
+                log.exception(self.failure)
 
-    def _run(self) -> None:
-        self._score()  # what a crash left waiting
-        while not self._stop.is_set():
-            woken = self._wake.wait(self.sweep_s)
-            self._wake.clear()
-            if self._stop.is_set():
-                break
-            if woken:
-                self._stop.wait(_RANDOM.uniform(*self.delay_s))
-            self._score()
+    def wake_delay_s(self) -> float:
+        # Not at once: the scoring must neither compete with the response for the CPU nor land
+        # on the annotator's next request; drawn, so that its timing tells nothing either.
+        return _RANDOM.uniform(*self.delay_s)
 
-    def _score(self) -> None:
-        try:
-            score_pending(self.ctx)
-        except Exception:  # a failed round must not end scoring: the answers stay queued
-            log.exception("scoring gold answers failed")
+    def run_once(self) -> int:
+        return score_pending(self.ctx)

@@ -415,9 +415,9 @@ def _submit_plan(ctx: Context, actor: Actor, project_id: int, got: dict | None, 
     item, an item with a free slot, choice questions only), with the item's consensus
     and state decided as the generic path decides them (``quality.decide_after_answer``) from
     the item's answers plus this one, and the time it was decided at. A gold item takes the
-    same statements: its write queues the answer for scoring instead of writing consensus,
-    and the annotator is shown the status a normal item would have
-    (consensus.gold_status_as_seen). No plan: the generic path decides (at that time). The
+    same statements: its write also queues the answer for scoring, its consensus rows are the
+    crowd's on the item's first answers, and the annotator is shown the status a normal item
+    would have (consensus.gold_decision). No plan: the generic path decides (at that time). The
     errors the generic path raises before it writes (404 project or lease, 403 role, 422 answer)
     are raised here, in the same order. When the project's pooled
     knowledge (services/cold_start.py) is due, ``_NEEDS_SAMPLE``: the caller reads it
@@ -451,12 +451,16 @@ def _submit_plan(ctx: Context, actor: Actor, project_id: int, got: dict | None, 
     known = {q.name: (got["skills"].get(q.name, {}), {"prior": got["priors"].get(q.name)}) for q in schema.questions}
     if item["is_gold"]:
         # The read held the item's first answers only (queue_pg: as many as the project's
-        # maximum overlap), what the shown status is decided on.
-        shown = posterior.gold_status_as_seen(ctx, None, project, item_answers[:project["overlap_max"]], now, known)
+        # maximum overlap), what the crowd's consensus and the shown status are decided on; the
+        # consensus rows are written as a normal item's (services/consensus.py _after_gold_answer).
+        first = item_answers[:project["overlap_max"]]
+        shown, _target, rows = posterior.gold_decision(ctx, None, project, first, now, known)
+        if not json_safe(rows):
+            return None, now
         write = queue_pg.submit_write(
             project=project, lease=lease, item=item, annotator_id=actor.id, is_admin=actor.is_admin,
             roles=_ANNOTATE_ROLES, value=clean, duration_ms=duration_ms, idempotency_key=idempotency_key,
-            now=now, status=item["status"], target=item["target_overlap"], rows=[], item_events=[],
+            now=now, status=item["status"], target=item["target_overlap"], rows=rows, item_events=[],
             auth_version=actor.auth_version, is_gold=True,
         )
         return _SubmitPlan(write, shown, True), now
@@ -667,9 +671,9 @@ def edit_answer(ctx: Context, actor: Actor, project_id: int, answer_id: int, val
         if status != "open":
             raise conflict(f"the item is {status}; answers can no longer change", "item_closed")
         row = item_store.update_answer_value(conn, answer_id, clean, now)
-        if not item["is_gold"]:
-            # Gold was scored once, on the first answer: re-scoring an edit would count the
-            # same gold item twice (and let an annotator retry it).
-            quality_service.after_answer(ctx, conn, project, item, row, now)
+        # A gold item's consensus is rewritten as any item's, but its answer is not queued for
+        # scoring again: gold is scored once, on the first answer (re-scoring an edit would
+        # count the same gold item twice and let an annotator retry it).
+        quality_service.after_answer(ctx, conn, project, item, row, now, is_edit=True)
     return own_answer(ctx, row)
 

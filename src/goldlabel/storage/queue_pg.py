@@ -208,9 +208,10 @@ def parse_submit_read(rows: list[dict]) -> dict | None:
 # WHERE clause the planner took the annotator's index, whose entries for submitted leases pile
 # up between vacuums. The answer's schema_version comes from the project row as li checked it
 # (same snapshot, same updated_at): the version the answer was validated against. A gold
-# answer (``is_gold``, re-checked on the item) takes the same statement: it is queued for
-# scoring in gold_pending (services/gold.py; its columns in table order, which keeps the
-# statement within psycopg's cached length) and the item's consensus is left alone.
+# answer (``is_gold``, re-checked on the item) takes the same statement, consensus rows
+# included (the crowd's on the gold item: services/consensus.py gold_decision), and is also
+# queued for scoring in gold_pending (services/gold.py; its columns in table order, which keeps
+# the statement within psycopg's cached length).
 # The caller's auth version (services.access: revocation at once): NULL (as -1; versions start at
 # 0) is not checked, else it must be the user's current one. No SQL comment in these statements:
 # _sql puts each on one line.
@@ -260,7 +261,7 @@ WITH ll AS MATERIALIZED (
     WHERE EXISTS (SELECT 1 FROM ins)
 ), dropped AS (
     DELETE FROM consensus
-    WHERE consensus.item_id = :item_id AND EXISTS (SELECT 1 FROM ins) AND NOT (SELECT g FROM ll)
+    WHERE consensus.item_id = :item_id AND EXISTS (SELECT 1 FROM ins)
       AND consensus.question NOT IN (SELECT question FROM new_rows) AND consensus.source = 'consensus'
     RETURNING 1
 ), upserted AS (
@@ -311,8 +312,8 @@ def submit_write(
     ``rows`` (each with its status; JSON-safe: see quality.json_safe), and ``item_events``
     (``{"kind", "payload"}``) to insert before answer.created; ``auth_version``: the caller's
     auth version their actor was verified at (re-checked; None: not checked). ``is_gold``: the
-    item is a gold item (re-checked): the answer is queued for scoring (``gold_pending``) and the
-    item's consensus is left as it is. Run with :func:`parse_submit_write`."""
+    item is a gold item (re-checked): the answer is also queued for scoring (``gold_pending``);
+    ``status`` and ``target`` are then the item's own. Run with :func:`parse_submit_write`."""
     params: dict[str, Any] = {
         "project_id": project["id"], "project_updated_at": project["updated_at"], "is_admin": is_admin,
         "roles": roles, "auth_version": auth_version, "lease_id": lease["id"], "token_hash": lease["token_hash"],
