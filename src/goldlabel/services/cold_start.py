@@ -154,8 +154,7 @@ def estimate(ctx: Context, project: dict, rows: list[tuple[int, dict]], n_gold: 
 
 
 def _estimate_into(ctx: Context, project: dict, out: Pooled) -> None:
-    """``out``'s accuracies and rating sds from its window's sums and its gold record."""
-    assert out.window is not None
+    """``out``'s accuracies and rating sds from its window's sums (it has one) and its gold record."""
     settings = project.get("settings") or {}
     prior = ctx.settings.default_annotator_accuracy
     weight = ctx.settings.skill_prior_answers
