@@ -9,8 +9,10 @@ for browser (session cookie) and API-token clients alike: api/fastlane.py for th
 the routes of api/routes/queue.py for the rest (validation errors, large bodies). They run on
 the database's :class:`~goldlabel.storage.backend.Backend`, which decides where the work runs
 and makes it durable. Whether the database has the one-statement lease and the merged submit
-is the backend's to say (PostgreSQL), whether a project's answers can take the merged submit
-its schema's (choice questions only): no module flag chooses a path. The synchronous functions of the same
+is the backend's to say (PostgreSQL); the merged submit decides answers to every question kind,
+so there the generic submit is only the exception path (retries, expired or late leases, a write
+that finds something changed: storage/queue_pg.py says which invariant is enforced where). No
+module flag chooses a path. The synchronous functions of the same
 names are the same rules for callers off the event loop (the CLI, tests).
 """
 
@@ -23,6 +25,7 @@ from typing import Any, NamedTuple
 
 from goldlabel.domain.errors import GoldlabelError, conflict, not_found
 from goldlabel.domain.queue_policy import AnnotatorProgress, QueuePolicy, pick_next
+from goldlabel.quality.consensus import KINDS as CONSENSUS_KINDS
 from goldlabel.services import cold_start
 from goldlabel.services import consensus as posterior
 from goldlabel.services import consensus as quality_service
@@ -196,9 +199,16 @@ def _remember_reading(ctx: Context, project: dict, got: dict, token: str) -> Non
                                reading)
 
 
+# The question kinds whose consensus the merged submit decides: every kind whose consensus is
+# computed per item in Python (services/consensus.py ``decide_after_answer``: choice questions
+# by the posterior, the others by goldlabel.quality.consensus), from what its read holds.
+_MERGED_KINDS = frozenset(("choice", *CONSENSUS_KINDS))
+
+
 def _merged_kinds(schema: Any) -> bool:
-    """Whether the merged submit decides answers to this schema (choice questions only)."""
-    return bool(schema.questions) and all(q.kind == "choice" for q in schema.questions)
+    """Whether the merged submit decides answers to this schema (every question of a kind it
+    decides: today every kind)."""
+    return bool(schema.questions) and all(q.kind in _MERGED_KINDS for q in schema.questions)
 
 
 def _lease_general(ctx: Context, actor: Actor, project_id: int) -> dict[str, Any] | None:
