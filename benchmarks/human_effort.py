@@ -29,7 +29,7 @@ Policies:
   and a label no human gave never stops an item (goldlabel.models.decisive_confidence:
   services.consensus); + active learning: the batches are the top of the queue priorities the
   model worker writes (goldlabel.models.active_priorities, policy uncertainty_diversity, a
-  diverse cold start before the first model: services.model_training);
+  diverse cold start before the first model: services.models);
   a uniformly random calibration slice gets a fixed share of every batch, answered by humans
   only (the model gives no answer there, nor on audits: their labels judge the model);
 * ``models_auto``: ``models`` + auto-labeling at target 0.95, delta 0.05
@@ -380,7 +380,7 @@ def run_models(data: Dataset, features: np.ndarray, seed: int, auto: bool) -> di
         room = max(size - take_cal - len(pending_audits), 0)
         candidates = np.flatnonzero(free)
         if room and len(candidates):
-            # the model worker's function (services.model_training.prioritize): queue priorities from
+            # the model worker's function (services.models._prioritize): queue priorities from
             # the uncertainty of the model's posterior (unanswered items) and k-center diversity,
             # a diverse cold start before the first model; humans take the top of the queue
             uncertainty = None if probas_all is None else margin_uncertainty(probas_all[candidates])

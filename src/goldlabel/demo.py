@@ -20,7 +20,7 @@ from goldlabel.domain.errors import GoldlabelError
 from goldlabel.schemas import ProjectCreate, QualitySettings
 from goldlabel.services import imports as import_service
 from goldlabel.services import items as item_service
-from goldlabel.services import model_management as model_service
+from goldlabel.services import models as model_service
 from goldlabel.services import projects as project_service
 from goldlabel.services import queue as queue_service
 from goldlabel.services import users as user_service

@@ -11,7 +11,7 @@ import sqlalchemy as sa
 
 from goldlabel.demo import _reviews_with_truth
 from goldlabel.models import model_skill
-from goldlabel.services import model_management as model_service
+from goldlabel.services import models as model_service
 from goldlabel.services import review as review_service
 from goldlabel.storage.engine import read_tx, write_tx
 from goldlabel.storage.models import set_model_annotator, update_state

@@ -8,12 +8,12 @@ import sqlalchemy as sa
 
 from goldlabel.demo import _reviews_with_truth
 from goldlabel.models import MiniLMEmbedder
-from goldlabel.services import model_management as model_service
+from goldlabel.services import models as model_service
 from goldlabel.services import queue as queue_service
 from goldlabel.services import review as review_service
 from goldlabel.services.context import Context
 from goldlabel.services.item_refs import decode_item
-from goldlabel.services.model_worker import ModelWorker, process_project
+from goldlabel.services.model_worker import ModelWorker
 from goldlabel.storage.engine import read_tx
 from goldlabel.storage.tables import consensus, embeddings, events, items, predictions
 
@@ -135,7 +135,7 @@ def test_auto_labeling_with_audits_switches_itself_off(factory, ctx):
     assert audit_status == {"open"}  # audits stay with the humans
     # the humans' audits disagree with the model: the bound falls below the target, auto-labeling stops
     _label(factory, project, truth, audit_ids, wrong=True)
-    process_project(ctx, pid)
+    model_service.process_project(ctx, pid)
     st = client.get(f"/api/v1/projects/{pid}/models").json()
     assert st["auto_label"]["on"] is False
     assert "below the target" in st["auto_label"]["off_reason"]
@@ -197,7 +197,7 @@ def test_a_broken_embedder_is_recorded_and_the_queue_goes_on(factory, ctx):
     pid = project["id"]
     factory.api_as(project["manager"]).put(f"/api/v1/projects/{pid}/members",
                                            json={"user_id": annotator.id, "role": "annotator"})
-    summary = process_project(ctx, pid)
+    summary = model_service.process_project(ctx, pid)
     assert "corrupt" in summary["error"]
     res = factory.api_as(project["manager"]).post(f"/api/v1/projects/{pid}/models/train")
     assert res.status_code == 409 and res.json()["code"] == "model_failed"

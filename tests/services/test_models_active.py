@@ -9,9 +9,8 @@ import numpy as np
 import sqlalchemy as sa
 
 from goldlabel.models import MiniLMEmbedder
-from goldlabel.services import model_management as model_service
+from goldlabel.services import models as model_service
 from goldlabel.services import queue as queue_service
-from goldlabel.services.model_worker import process_project
 from goldlabel.storage import models as model_store
 from goldlabel.storage.engine import now_ms, read_tx, write_tx
 from goldlabel.storage.tables import items
@@ -55,7 +54,7 @@ def test_worker_orders_the_queue_by_uncertainty_and_diversity(factory, ctx):
     assert res.json()["settings"]["active_learning"] == "uncertainty_diversity"
 
     # before any model: a diverse cold start, one item of each cluster first
-    summary = process_project(ctx, pid)
+    summary = model_service.process_project(ctx, pid)
     assert summary["prioritized"] == 3, summary
     prio = _priorities(ctx, pid)
     first = sorted(prio, key=lambda i: -prio[i])[:3]
@@ -72,7 +71,7 @@ def test_worker_orders_the_queue_by_uncertainty_and_diversity(factory, ctx):
         model_store.replace_model_predictions(conn, pid, [
             {"item_id": i, "model_version": model_store.MODEL_PREFIX + "v1", "value": {"label": "yes"},
              "score": scores[cluster[i]], "created_at": now} for i in ids])
-    process_project(ctx, pid)
+    model_service.process_project(ctx, pid)
     prio = _priorities(ctx, pid)
     top = sorted(prio, key=lambda i: -prio[i])[:3]
     assert cluster[top[0]] == 0 and len({cluster[i] for i in top}) >= 2  # most uncertain, then spread
@@ -89,7 +88,7 @@ def test_active_learning_off_keeps_the_managers_priorities(factory, ctx):
                                                                   "item_ids": ids[:5]})
     assert res.status_code == 200, res.text
     before = _priorities(ctx, pid)
-    summary = process_project(ctx, pid)
+    summary = model_service.process_project(ctx, pid)
     assert "prioritized" not in summary
     assert _priorities(ctx, pid) == before
     res = api.patch(f"/api/v1/projects/{pid}/models/settings", json={"active_learning": "sideways"})

@@ -8,10 +8,8 @@ from __future__ import annotations
 import sqlalchemy as sa
 
 from goldlabel.models import MiniLMEmbedder
-from goldlabel.services import model_management as model_service
+from goldlabel.services import models as model_service
 from goldlabel.services import queue as queue_service
-from goldlabel.services.model_settings import ensure_state
-from goldlabel.services.model_worker import process_project
 from goldlabel.storage import models as model_store
 from goldlabel.storage.engine import now_ms, read_tx, write_tx
 from goldlabel.storage.tables import items
@@ -38,7 +36,7 @@ def test_keep_rate_and_anchoring_per_annotator(factory, ctx):
         ids = dict(conn.execute(sa.select(items.c.external_id, items.c.id).where(items.c.project_id == pid)).all())
     now = now_ms() - 1000  # written before the answers
     with write_tx(ctx.engine) as conn:
-        ensure_state(conn, pid, now)
+        model_service._ensure_state(conn, pid, now)
         model_store.replace_model_predictions(conn, pid, [
             {"item_id": ids[e], "model_version": model_store.MODEL_PREFIX + "v1", "value": {"label": v},
              "score": 0.9, "created_at": now}
@@ -49,9 +47,9 @@ def test_keep_rate_and_anchoring_per_annotator(factory, ctx):
             shown = factory.item_id(annotator, pid, lease["item"]["id"]) in {ids[e] for e in ("g1", "g2", "n1", "n2")}
             assert bool(lease["item"]["predictions"]) == shown
             queue_service.submit_answer(ctx, annotator, pid, lease["token"], {"label": label})
-    summary = process_project(ctx, pid)
+    summary = model_service.process_project(ctx, pid)
     assert summary["prelabels_recorded"] == 12, summary
-    assert process_project(ctx, pid)["prelabels_recorded"] == 0  # each answer once
+    assert model_service.process_project(ctx, pid)["prelabels_recorded"] == 0  # each answer once
     stats = {r["annotator_id"]: r for r in model_service.status(ctx, project["manager"], pid)["prelabels"]}
     yes, no = stats[yes_sayer.id], stats[no_sayer.id]
     assert (yes["shown"], yes["kept"], yes["keep_rate"]) == (4, 2, 0.5)

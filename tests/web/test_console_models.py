@@ -7,7 +7,7 @@ import httpx
 import pytest
 
 from goldlabel.client.transport import ASGIAppTransport
-from goldlabel.services import model_management as model_service
+from goldlabel.services import models as model_service
 from goldlabel.services.sessions import SESSION_COOKIE, start_session
 from goldlabel.storage import models as model_store
 from goldlabel.storage.engine import now_ms, write_tx

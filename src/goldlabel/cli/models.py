@@ -5,7 +5,7 @@ from __future__ import annotations
 import click
 
 from goldlabel.cli.root import CliState, echo_json, echo_table, pass_state
-from goldlabel.services import model_management as model_service
+from goldlabel.services import models as model_service
 
 
 @click.group()

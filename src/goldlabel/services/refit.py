@@ -24,11 +24,11 @@ from goldlabel.domain.stopping import decide_status
 from goldlabel.quality.consensus import KINDS, RefitResult, refit_question
 from goldlabel.quality.skill import confusions_from_skills
 from goldlabel.services import cold_start
+from goldlabel.services import models as model_service
 from goldlabel.services.access import Actor, load_project
 from goldlabel.services.background import BackgroundLoop
 from goldlabel.services.consensus import MODEL_METHOD_SUFFIX, settle_stalled
 from goldlabel.services.context import Context
-from goldlabel.services.model_settings import annotator_question
 from goldlabel.storage import consensus_events
 from goldlabel.storage import items as item_store
 from goldlabel.storage import models as model_store
@@ -130,9 +130,9 @@ def _refit(ctx: Context, project: dict, now: int) -> dict[str, Any]:
                 loaded[q.name] = (q, data, quality_store.fetch_gold_labels(conn, pid, q.name))
         kind_answers = load_kind_answers(conn, pid, schema)
         pooled = cold_start.compute(ctx, conn, project)
-        # The project model as one more annotator (services/model_settings.py): its votes on the items
+        # The project model as one more annotator (services/models.py): its votes on the items
         # humans answered, so EM learns its confusion per confidence band only there.
-        model_question = annotator_question(conn, project, schema)
+        model_question = model_service.annotator_question(conn, project, schema)
         model_votes = model_store.fetch_model_votes(conn, pid, model_question) if model_question else []
     confidences: dict[int, float] = {}
     consensus_rows: list[dict] = []

@@ -1,6 +1,6 @@
 """The console's Models page (reviewers and up): the project model's versions and metrics,
 auto-labeling with its threshold and achieved audit accuracy, the label-error audit ranked, and
-the worker's last error. Reads through ``services.model_management``; its buttons (train, auto-labeling
+the worker's last error. Reads through ``services.models``; its buttons (train, auto-labeling
 on/off) call /api/v1 from ``static/js/console/models.js``.
 """
 
@@ -10,7 +10,7 @@ from fastapi import APIRouter, Request
 from fastapi.responses import Response
 
 from goldlabel.domain.errors import GoldlabelError
-from goldlabel.services import model_management as model_service
+from goldlabel.services import models as model_service
 from goldlabel.web.console import _ctx, _error, _page, _project
 from goldlabel.web.rendering import PageActor
 

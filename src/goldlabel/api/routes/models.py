@@ -9,7 +9,7 @@ from fastapi import APIRouter, Query
 from pydantic import BaseModel, ConfigDict, Field
 
 from goldlabel.api.deps import ContextDep, CurrentActor
-from goldlabel.services import model_management as model_service
+from goldlabel.services import models as model_service
 
 router = APIRouter(prefix="/projects/{project_id}/models", tags=["models"])
 

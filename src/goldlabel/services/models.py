@@ -1,0 +1,728 @@
+"""The project model inside the platform: embeddings of the items, training on the human final
+labels, predictions as pre-labels, calibrated auto-labeling with audits, and the label-error
+audit. The maths is ``goldlabel.models``; this module reads and writes the database around it.
+
+One pass over a project (:func:`process_project`, run by the background worker in
+``services/model_worker.py`` and by ``POST /projects/{id}/models/train``):
+
+1. embed items that have no embedding yet, in batches (labeled items first); a text whose
+   content hash another item already has reuses that vector (never embedded twice);
+2. predict the newly embedded items with the current model version (pre-labels);
+3. retrain when asked to, or once ``retrain_every`` new final labels arrived: a cross-fitted
+   logistic regression (``goldlabel.models.ProjectModel``); its out-of-fold probabilities give
+   the held-out accuracy, the ECE, the auto-label threshold (Clopper-Pearson, fixed-sequence) and
+   the label-error audit; then every embedded item gets a prediction of the new version;
+4. with auto-labeling on, items above the threshold become final with consensus source
+   ``auto``; a random ``audit_fraction`` of them stays with the humans instead;
+5. audits the humans finished are compared with the model's label; when their bound says the
+   auto-labels' accuracy is below the target, auto-labeling switches itself off (an event, a
+   reason shown in the console).
+
+A model or an embedder that fails records its error (console, API, event log) and leaves the
+items with the humans: nothing here is on the annotate path, so the queue never waits for it.
+"""
+
+from __future__ import annotations
+
+import io
+import logging
+import threading
+import time
+from typing import Any, Literal
+
+import numpy as np
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from goldlabel.domain.errors import FieldError, GoldlabelError, invalid, not_found
+from goldlabel.domain.label_schema import LabelSchema
+from goldlabel.services.access import Actor, load_project
+from goldlabel.services.context import Context
+from goldlabel.storage import consensus_events as records
+from goldlabel.storage import models as model_store
+from goldlabel.storage import projects as project_store
+from goldlabel.storage.engine import now_ms, read_tx, write_tx
+
+log = logging.getLogger(__name__)
+
+EMBED_BATCH = 256
+PREDICT_BATCH = 5000
+AUTO_BATCH = 500
+HOLD_MS = 10 * 60 * 1000
+#: items humans answered whose vectors the diversity step treats as covered
+LABELED_SAMPLE = 2000
+#: label-error audit rows kept per version (most suspicious first)
+MAX_ISSUES = 500
+ISSUES_LIMIT_MAX = 500
+
+
+class ModelSettings(BaseModel):
+    """A project's model settings (``GET/PATCH /projects/{id}/models/settings``)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    question: str | None = Field(None, description="The choice question the model learns; default the first.")
+    retrain_every: int = Field(50, ge=1, le=1_000_000, description="Retrain after this many new final labels.")
+    min_labels: int = Field(20, ge=4, le=1_000_000, description="Final labels needed before the first model.")
+    auto_label: bool = Field(False, description="Let the model make items final above its calibrated threshold.")
+    target: float = Field(0.95, gt=0.5, lt=1, description="Accuracy the auto-labels must reach (bounded).")
+    delta: float = Field(0.05, gt=0, lt=0.5, description="Risk level of the bound (1 - delta confidence).")
+    audit_fraction: float = Field(0.05, ge=0, le=1, description="Share of auto-label candidates sent to humans.")
+    model_annotator: bool = Field(True, description="Count the model's prediction as one more annotator's "
+                                  "answer in the consensus (its skill learned where humans answered).")
+    active_learning: Literal["off", "uncertainty", "uncertainty_diversity"] = Field(
+        "off", description="Queue order from the model: off (priorities stay yours), uncertainty, or "
+                           "uncertainty_diversity (uncertain and spread out in embedding space).")
+    active_batch: int = Field(100, ge=1, le=10_000, description="Items the diversity step ranks first per pass.")
+
+
+DEFAULTS = ModelSettings().model_dump()
+
+
+# ---------------------------------------------------------------- embedder
+
+
+def _default_embedder():
+    from goldlabel.models import MiniLMEmbedder
+
+    return MiniLMEmbedder(batch_size=64, threads=1)
+
+
+_embed_lock = threading.Lock()
+
+
+def embedder_for(ctx: Context):
+    """The context's embedder, made on first use (``ctx.model_embedder_factory`` may name
+    another: anything with ``model_id``, ``dim`` and ``embed(texts)``). A factory that fails
+    raises here, every time, so the error is recorded where it happens."""
+    with _embed_lock:
+        embedder = ctx.__dict__.get("_model_embedder")
+        if embedder is None:
+            factory = ctx.__dict__.get("model_embedder_factory") or _default_embedder
+            embedder = factory()
+            ctx.__dict__["_model_embedder"] = embedder
+        return embedder
+
+
+def item_text(data: Any) -> str:
+    """The text of an item that the embedder reads: ``data["text"]`` when there is one, else its
+    string fields in order, joined."""
+    if isinstance(data, str):
+        return data
+    if isinstance(data, dict):
+        if isinstance(data.get("text"), str):
+            return data["text"]
+        return "\n".join(v for v in data.values() if isinstance(v, str))
+    return ""
+
+
+# ---------------------------------------------------------------- settings and state
+
+
+def model_question(schema: LabelSchema, settings: dict):
+    """The choice question the model learns, or None (a project without one has no model)."""
+    questions = schema.choice_questions()
+    if settings.get("question"):
+        return next((q for q in questions if q.name == settings["question"]), None)
+    return questions[0] if questions else None
+
+
+def annotator_question(conn, project: dict, schema: LabelSchema) -> str | None:
+    """The question the project model answers as one more annotator (its ``model_annotator``
+    setting on and a ready version there), or None: the re-fit learns its skill there."""
+    state = model_store.fetch_state(conn, project["id"])
+    settings = _settings(state)
+    question = model_question(schema, settings)
+    if state is None or not settings["model_annotator"] or question is None:
+        return None
+    return question.name if model_store.fetch_current_version(conn, project["id"]) is not None else None
+
+
+def _settings(state: dict | None) -> dict:
+    return {**DEFAULTS, **((state or {}).get("settings") or {})}
+
+
+def _ensure_state(conn, project_id: int, now: int) -> dict:
+    return model_store.ensure_state(conn, project_id, dict(DEFAULTS), now)
+
+
+def update_settings(ctx: Context, actor: Actor | None, project_id: int, changes: dict) -> dict:
+    now = now_ms()
+    with write_tx(ctx.engine) as conn:
+        project = _load(conn, actor, project_id, "manage")
+        state = _ensure_state(conn, project_id, now)
+        merged = {**_settings(state), **changes}
+        try:
+            clean = ModelSettings(**merged).model_dump()
+        except ValidationError as exc:
+            raise invalid([FieldError(("settings",) + tuple(e["loc"]), "invalid_settings", e["msg"])
+                           for e in exc.errors()]) from exc
+        schema = ctx.get_schema(project)
+        if model_question(schema, clean) is None:
+            raise invalid([FieldError(("question",), "no_choice_question",
+                                      "the project model learns a choice question; name one of the schema's")])
+        if clean["auto_label"] and len(schema.questions) != 1:
+            raise invalid([FieldError(("auto_label",), "auto_label_needs_one_question",
+                                      "auto-labeling makes items final, so the schema must have one question "
+                                      "(the model's)")])
+        if clean["auto_label"] and clean["active_learning"] != "off":
+            raise invalid([FieldError(("active_learning",), "auto_label_with_active_learning",
+                                      "auto-labeling needs the humans' labels to be a sample the model did not "
+                                      "choose; turn active_learning off to auto-label (docs/models.md)")])
+        values: dict[str, Any] = {"settings": clean, "updated_at": now}
+        if clean["auto_label"] and not _settings(state)["auto_label"]:
+            values.update(auto_label_since=now, auto_label_off_reason=None)
+        model_store.update_state(conn, project_id, **values)
+        records.insert_event(conn, project_id, "model.settings_changed", {"settings": clean}, now)
+    return status(ctx, actor, project_id)
+
+
+def _load(conn, actor: Actor | None, project_id: int, need: str) -> dict:
+    if actor is None:
+        project = project_store.fetch_project(conn, project_id)
+        if project is None:
+            raise not_found("project")
+        return project
+    return load_project(conn, actor, project_id, need)
+
+
+def status(ctx: Context, actor: Actor | None, project_id: int) -> dict:
+    """Settings, worker progress and errors, auto-labeling state with its achieved audit
+    accuracy, and the versions with their metrics (newest first)."""
+    from goldlabel.models import check_audits
+
+    with read_tx(ctx.engine) as conn:
+        project = _load(conn, actor, project_id, "review")
+        state = model_store.fetch_state(conn, project_id)
+        settings = _settings(state)
+        question = model_question(ctx.get_schema(project), settings)
+        versions = model_store.list_versions(conn, project_id)
+        embedded = model_store.count_embedded(conn, project_id)
+        waiting = model_store.count_unembedded(conn, project_id)
+        labels = model_store.count_training_labels(conn, project_id, question.name) if question else 0
+        counts = model_store.auto_label_counts(conn, project_id)
+        outcomes = model_store.audit_outcomes(conn, project_id, (state or {}).get("auto_label_since"))
+    prelabels = prelabel_view(ctx, actor, project_id)
+    check = check_audits(np.array(outcomes, dtype=bool), settings["target"], settings["delta"])
+    current = next((v for v in versions if v["status"] == "ready"), None)
+    return {
+        "project_id": project_id,
+        "question": question.name if question else None,
+        "settings": settings,
+        "embeddings": {"embedded": embedded, "waiting": waiting},
+        "labels": labels,
+        "labels_at_train": (state or {}).get("labels_at_train", 0),
+        "train_requested": bool((state or {}).get("train_requested")),
+        "last_error": (state or {}).get("last_error"),
+        "last_error_at": (state or {}).get("last_error_at"),
+        "current_version": current,
+        "auto_label": {
+            "on": bool(settings["auto_label"]),
+            "since": (state or {}).get("auto_label_since"),
+            "off_reason": (state or {}).get("auto_label_off_reason"),
+            "threshold": (current or {}).get("threshold"),
+            **counts,
+            "audited": check.n_audits,
+            "audit_correct": check.correct,
+            "audit_accuracy": None if check.n_audits == 0 else check.accuracy,
+            "audit_lower": None if check.n_audits == 0 else check.lower,
+        },
+        "annotator": _annotator_view((state or {}).get("annotator")) if settings["model_annotator"] else None,
+        "prelabels": prelabels,
+        "versions": versions,
+    }
+
+
+def _annotator_view(annotator: dict | None) -> dict | None:
+    """The model as an annotator, as the console and the API show it: per confidence band its
+    learned accuracy and the answers behind it (re-fit over items humans answered)."""
+    if not annotator:
+        return None
+    bands = annotator["bands"]
+    return {
+        "question": annotator.get("question"),
+        "fitted_at": annotator.get("fitted_at"),
+        "n_answers": int(sum(annotator["n_answers"])),
+        "bands": [{"from": b, "to": bands[i + 1] if i + 1 < len(bands) else 1.0, "accuracy": a, "n_answers": n}
+                  for i, (b, a, n) in enumerate(zip(bands, annotator["accuracy"], annotator["n_answers"]))],
+    }
+
+
+def label_audit(ctx: Context, actor: Actor | None, project_id: int, limit: int = 100) -> list[dict]:
+    """The newest version's likely label errors, most suspicious first."""
+    if not 1 <= limit <= ISSUES_LIMIT_MAX:
+        raise invalid([FieldError(("limit",), "bad_limit", f"limit must lie in 1..{ISSUES_LIMIT_MAX}")])
+    with read_tx(ctx.engine) as conn:
+        _load(conn, actor, project_id, "review")
+        return model_store.list_label_issues(conn, project_id, limit)
+
+
+def send_issues_to_review(ctx: Context, actor: Actor | None, project_id: int, item_ids: list[int]) -> dict:
+    """Send flagged items back to review: each listed item that the label-error audit flagged and
+    whose final label came from the answers (not a reviewer, gold or the model) becomes
+    ``needs_review``, with an ``item.needs_review`` event that carries the reason."""
+    if not 1 <= len(item_ids) <= ISSUES_LIMIT_MAX:
+        raise invalid([FieldError(("item_ids",), "bad_item_ids", f"name 1..{ISSUES_LIMIT_MAX} items")])
+    now = now_ms()
+    sent = []
+    with write_tx(ctx.engine) as conn:
+        _load(conn, actor, project_id, "review")
+        for issue in model_store.fetch_issues_for_review(conn, project_id, sorted(set(item_ids))):
+            if not model_store.send_to_review(conn, issue["item_id"], now):
+                continue
+            reason = (f"label-error audit: {issue['question']} is {issue['given']!r}, the model suggests "
+                      f"{issue['suggested']!r} (P(label) {issue['self_confidence']:.2f}, rank {issue['rank']})")
+            records.insert_event(conn, project_id, "item.needs_review", {
+                "item_id": issue["item_id"], "status": "needs_review", "by": "model_audit", "reason": reason}, now)
+            sent.append(issue["item_id"])
+    return {"sent": sent, "skipped": sorted(set(item_ids) - set(sent))}
+
+
+def request_training(ctx: Context, actor: Actor | None, project_id: int, embed_budget_s: float = 20.0) -> dict:
+    """Train now when no other process works on the project's model (the pass runs in this
+    call: it embeds the labeled items the model needs, then others for up to ``embed_budget_s``
+    seconds; the worker embeds and pre-labels the rest), else ask the worker to (``queued``: true)."""
+    now = now_ms()
+    with write_tx(ctx.engine) as conn:
+        project = _load(conn, actor, project_id, "manage")
+        state = _ensure_state(conn, project_id, now)
+        if model_question(ctx.get_schema(project), _settings(state)) is None:
+            raise GoldlabelError("the project model learns a choice question and this project has none",
+                                 code="no_choice_question", status=409)
+        model_store.update_state(conn, project_id, train_requested=True, updated_at=now)
+    summary = process_project(ctx, project_id, train=True, embed_budget_s=embed_budget_s)
+    if summary.get("busy"):
+        return {"queued": True, "status": status(ctx, actor, project_id)}
+    if summary.get("error"):
+        raise GoldlabelError(f"training failed: {summary['error']}", code="model_failed", status=409)
+    return {"queued": False, "summary": summary, "status": status(ctx, actor, project_id)}
+
+
+# ---------------------------------------------------------------- one pass over a project
+
+
+def process_project(ctx: Context, project_id: int, *, train: bool = False, embed_budget_s: float = 20.0) -> dict:
+    """One worker pass over the project (see the module docstring). Returns what it did;
+    ``busy``: another process holds the project; ``error``: what failed (also recorded)."""
+    now = now_ms()
+    with write_tx(ctx.engine) as conn:
+        project = project_store.fetch_project(conn, project_id)
+        if project is None:
+            return {"project_id": project_id, "skipped": "gone"}
+        _ensure_state(conn, project_id, now)
+        if not model_store.claim_project(conn, project_id, now, HOLD_MS):
+            return {"project_id": project_id, "busy": True}
+    summary: dict[str, Any] = {"project_id": project_id}
+    try:
+        _process(ctx, project, summary, train, embed_budget_s)
+    except _ModelError as exc:
+        summary["error"] = str(exc)
+        _record_error(ctx, project_id, str(exc))
+    finally:
+        with write_tx(ctx.engine) as conn:
+            model_store.update_state(conn, project_id, busy_until=None)
+    return summary
+
+
+class _ModelError(Exception):
+    """An embedder or a model failed: recorded, the items stay with the humans."""
+
+
+def _record_error(ctx: Context, project_id: int, message: str) -> None:
+    now = now_ms()
+    message = message[:2000]
+    with write_tx(ctx.engine) as conn:
+        state = model_store.fetch_state(conn, project_id)
+        if state and state.get("last_error") != message:  # one event per new error, not per pass
+            records.insert_event(conn, project_id, "model.failed", {"error": message}, now)
+        model_store.update_state(conn, project_id, last_error=message, last_error_at=now)
+
+
+def _process(ctx: Context, project: dict, summary: dict, train: bool, embed_budget_s: float) -> None:
+    pid = project["id"]
+    with read_tx(ctx.engine) as conn:
+        state = model_store.fetch_state(conn, pid)
+    settings = _settings(state)
+    schema = ctx.get_schema(project)
+    question = model_question(schema, settings)
+    if question is None:
+        summary["skipped"] = "no choice question"
+        return
+    with read_tx(ctx.engine) as conn:
+        n_labels = model_store.count_training_labels(conn, pid, question.name)  # a count, every pass
+        current = model_store.fetch_current_version(conn, pid, with_params=True)
+    new_labels = n_labels - state["labels_at_train"]
+    # the first model as soon as min_labels are there (retried only when labels were added since
+    # an attempt that could not train), then every retrain_every new labels
+    due = (train or bool(state["train_requested"])
+           or (n_labels >= settings["min_labels"]
+               and new_labels >= (settings["retrain_every"] if current else 1)))
+    # labeled items first when a training run is due: it needs their vectors
+    if due:
+        with read_tx(ctx.engine) as conn:
+            labeled = model_store.fetch_training_labels(conn, pid, question.name)
+        summary["embedded"] = _embed(ctx, pid, current, question, [r[0] for r in labeled], deadline=None)
+    deadline = time.monotonic() + embed_budget_s
+    summary["embedded"] = summary.get("embedded", 0) + _embed(ctx, pid, current, question, None, deadline)
+    if due:
+        current = _train(ctx, project, question, labeled, n_labels, settings, summary)
+    if current is not None and settings["auto_label"] and current.get("threshold", {}).get("threshold") is not None:
+        summary["auto_labeled"] = _auto_label(ctx, pid, question, current, settings)
+    summary["audits_checked"] = _check_audits(ctx, pid, settings, state)
+    summary["prelabels_recorded"] = _record_prelabels(ctx, project, question, state)
+    if settings["active_learning"] != "off":
+        summary["prioritized"] = _prioritize(ctx, pid, question, settings, current is not None)
+    if state.get("last_error"):  # this pass went through: the error is over
+        with write_tx(ctx.engine) as conn:
+            model_store.update_state(conn, pid, last_error=None, last_error_at=None)
+
+
+def _embed(ctx: Context, pid: int, current: dict | None, question, only: list[int] | None,
+           deadline: float | None) -> int:
+    from goldlabel.models import content_hash
+
+    done = 0
+    try:
+        embedder = embedder_for(ctx)
+    except Exception as exc:  # a missing wheel, a broken model file: recorded, humans go on
+        raise _ModelError(f"the embedder could not be loaded: {exc}") from exc
+    model = _load_params(current) if current else None
+    ids_left = list(only) if only is not None else None
+    while deadline is None or time.monotonic() < deadline:
+        with read_tx(ctx.engine) as conn:
+            if ids_left is not None:
+                if not ids_left:
+                    break
+                chunk, ids_left = ids_left[:EMBED_BATCH * 4], ids_left[EMBED_BATCH * 4:]
+                rows = model_store.items_to_embed(conn, pid, len(chunk), chunk)
+                if not rows:
+                    continue
+            else:
+                rows = model_store.items_to_embed(conn, pid, EMBED_BATCH)
+                if not rows:
+                    break
+            texts = [item_text(data) for _, data in rows]
+            hashes = [content_hash(t) for t in texts]
+            cached = model_store.cached_vectors(conn, embedder.model_id, hashes)
+        todo = sorted({h: t for h, t in zip(hashes, texts) if h not in cached}.items())
+        if todo:
+            try:
+                vectors = np.asarray(embedder.embed([t for _, t in todo]), dtype=np.float32)
+            except Exception as exc:
+                raise _ModelError(f"the embedder failed on a batch of {len(todo)} texts: {exc}") from exc
+            if vectors.shape != (len(todo), embedder.dim) or not np.isfinite(vectors).all():
+                raise _ModelError(f"the embedder returned vectors of shape {vectors.shape} (or not finite), "
+                                  f"expected ({len(todo)}, {embedder.dim})")
+            blobs, scales = model_store.encode_vectors(vectors)
+            for (h, _), b, s in zip(todo, blobs, scales.tolist()):
+                cached[h] = (b, s)
+        now = now_ms()
+        with write_tx(ctx.engine) as conn:
+            model_store.insert_embeddings(conn, [
+                {"item_id": i, "project_id": pid, "model_id": embedder.model_id, "content_hash": h,
+                 "vector": cached[h][0], "scale": cached[h][1], "created_at": now}
+                for (i, _), h in zip(rows, hashes)])
+        done += len(rows)
+        if model is not None:
+            ids = [i for i, _ in rows]
+            vectors = model_store.decode_vectors([cached[h][0] for h in hashes], [cached[h][1] for h in hashes])
+            _write_predictions(ctx, pid, current, question, ids, model.predict_proba(vectors))
+    return done
+
+
+# ---------------------------------------------------------------- training
+
+
+def _dump_params(model, labels: list[str]) -> bytes:
+    buf = io.BytesIO()
+    lr = model.final_
+    np.savez(buf, coef=lr.coef_, intercept=lr.intercept_, classes=lr.classes_, mean=model._mean,
+             scale=model._scale, n_classes=np.array(model.n_classes))
+    return buf.getvalue()
+
+
+def _load_params(version: dict | None):
+    """The version's fitted model, rebuilt from its stored weights (no pickle)."""
+    if not version or not version.get("params"):
+        return None
+    from sklearn.linear_model import LogisticRegression
+
+    from goldlabel.models import ProjectModel
+
+    with np.load(io.BytesIO(version["params"]), allow_pickle=False) as f:
+        model = ProjectModel(int(f["n_classes"]))
+        lr = LogisticRegression()
+        lr.coef_, lr.intercept_, lr.classes_ = f["coef"], f["intercept"], f["classes"]
+        model.final_ = lr
+        model._mean, model._scale = f["mean"], f["scale"]
+    return model
+
+
+def _train(ctx: Context, project: dict, question, labeled: list, n_labels: int, settings: dict,
+           summary: dict) -> dict | None:
+    from goldlabel.models import DEFAULT_MODEL_ID, ProjectModel, find_label_issues, select_threshold
+
+    pid = project["id"]
+    labels = list(question.labels)
+    code_of = {label: i for i, label in enumerate(labels)}
+    rows = [(i, code_of[v], c, s) for i, v, c, s in labeled if v in code_of]
+    with read_tx(ctx.engine) as conn:
+        ids, X = model_store.fetch_vectors(conn, [r[0] for r in rows])
+    by_id = {r[0]: r for r in rows}
+    rows = [by_id[i] for i in ids]
+    y = np.array([r[1] for r in rows], dtype=np.int64)
+    weight = np.array([max(r[2], 0.05) for r in rows])
+    now = now_ms()
+    embedder_id = getattr(ctx.__dict__.get("_model_embedder"), "model_id", DEFAULT_MODEL_ID)
+    error = None
+    if len(y) < settings["min_labels"]:
+        error = f"{len(y)} embedded final labels; the first model needs {settings['min_labels']}"
+    elif len(np.unique(y)) < 2:
+        error = "every final label so far is the same class; a model needs two"
+    if error is not None:
+        with write_tx(ctx.engine) as conn:
+            model_store.update_state(conn, pid, train_requested=False, labels_at_train=n_labels, updated_at=now)
+        summary["trained"] = None
+        summary["not_trained"] = error
+        return None
+    model = ProjectModel(len(labels), seed=0)
+    try:
+        fit = model.fit(X, y, weight)
+    except Exception as exc:
+        with write_tx(ctx.engine) as conn:
+            model_store.insert_version(conn, project_id=pid, question=question.name, version="failed",
+                                       embedder=embedder_id, status="failed", labels=len(y), error=str(exc)[:2000],
+                                       created_at=now)
+            model_store.update_state(conn, pid, train_requested=False, labels_at_train=n_labels, updated_at=now)
+        raise _ModelError(f"training failed: {exc}") from exc
+    oof = fit.oof_probas
+    scores, predicted = oof.max(axis=1), oof.argmax(axis=1)
+    sources = np.array([r[3] for r in rows])
+    confident = np.array([r[2] for r in rows]) >= project["settings"].get("target_confidence", 0.95)
+    # the calibration slice: labels humans settled firmly (gold, reviewed, final at high confidence)
+    calib = (sources != "consensus") | confident
+    threshold = select_threshold(scores[calib], predicted[calib] == y[calib], settings["target"], settings["delta"])
+    metrics = {**fit.metrics, "accuracy": fit.metrics["oof_accuracy"], "calibration_items": int(calib.sum()),
+               "classes": labels}
+    issue_rows = []
+    human = sources != "gold"  # gold is the truth it is checked against
+    if human.sum() >= 2 and len(np.unique(y[human])) >= 2:
+        issues = find_label_issues(y[human], oof[human])
+        human_ids = np.asarray(ids)[human]
+        for rank, index in enumerate(issues.indices[:MAX_ISSUES].tolist()):
+            issue_rows.append({"item_id": int(human_ids[index]), "question": question.name, "rank": rank + 1,
+                               "given": labels[int(y[human][index])],
+                               "suggested": labels[int(issues.suggested[index])],
+                               "self_confidence": float(issues.self_confidence[index])})
+        metrics["label_issues"] = len(issues.indices)
+    version = {"project_id": pid, "question": question.name, "version": fit.version, "embedder": embedder_id,
+               "status": "ready", "labels": len(y), "metrics": _json_safe(metrics),
+               "threshold": _json_safe(threshold.as_dict()), "params": _dump_params(model, labels),
+               "created_at": now}
+    with write_tx(ctx.engine) as conn:
+        version_id = model_store.insert_version(conn, **version)
+        model_store.replace_label_issues(conn, pid, version_id, issue_rows)
+        model_store.update_state(conn, pid, train_requested=False, labels_at_train=n_labels, updated_at=now)
+        records.insert_event(conn, pid, "model.trained", {
+            "version_id": version_id, "version": fit.version, "labels": len(y),
+            "accuracy": metrics["accuracy"], "ece": metrics["ece"], "threshold": threshold.threshold}, now)
+    version["id"] = version_id
+    summary["trained"] = {"id": version_id, "version": fit.version, "labels": len(y),
+                          "accuracy": metrics["accuracy"], "ece": metrics["ece"], "threshold": threshold.threshold}
+    with read_tx(ctx.engine) as conn:
+        batches = list(model_store.iter_vectors(conn, pid, PREDICT_BATCH))
+    for batch_ids, vectors in batches:
+        _write_predictions(ctx, pid, version, question, batch_ids, model.predict_proba(vectors))
+    # The items it trained on get their out-of-fold prediction instead: the re-fit learns the
+    # model's skill as an annotator from these, and an in-sample score would flatter it.
+    for start in range(0, len(ids), PREDICT_BATCH):
+        _write_predictions(ctx, pid, version, question, list(ids[start:start + PREDICT_BATCH]),
+                           oof[start:start + PREDICT_BATCH])
+    return version
+
+
+def _json_safe(obj: Any) -> Any:
+    if isinstance(obj, dict):
+        return {k: _json_safe(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [_json_safe(v) for v in obj]
+    if isinstance(obj, float) and not np.isfinite(obj):
+        return None
+    if isinstance(obj, np.generic):
+        return _json_safe(obj.item())
+    return obj
+
+
+def _write_predictions(ctx: Context, pid: int, version: dict, question, ids: list[int], probas: np.ndarray) -> None:
+    labels = list(question.labels)
+    codes = probas.argmax(axis=1)
+    scores = probas[np.arange(len(codes)), codes]
+    now = now_ms()
+    name = model_store.MODEL_PREFIX + version["version"]
+    with write_tx(ctx.engine) as conn:
+        model_store.replace_model_predictions(conn, pid, [
+            {"item_id": i, "model_version": name, "value": {question.name: labels[c]}, "score": round(float(s), 6),
+             "created_at": now}
+            for i, c, s in zip(ids, codes.tolist(), scores.tolist())])
+
+
+# ---------------------------------------------------------------- auto-labeling and its audits
+
+
+def _auto_label(ctx: Context, pid: int, question, version: dict, settings: dict) -> int:
+    from goldlabel.models import audit_mask
+
+    threshold = version["threshold"]["threshold"]
+    name = model_store.MODEL_PREFIX + version["version"]
+    rng = np.random.default_rng()
+    done = 0
+    while True:
+        with read_tx(ctx.engine) as conn:
+            candidates = model_store.fetch_auto_label_candidates(conn, pid, name, threshold, AUTO_BATCH)
+        if not candidates:
+            return done
+        audits = audit_mask(len(candidates), settings["audit_fraction"], rng)
+        now = now_ms()
+        with write_tx(ctx.engine) as conn:
+            rows, events = [], []
+            for (item_id, value, score), audit in zip(candidates, audits.tolist()):
+                label = (value or {}).get(question.name)
+                if audit:  # stays with the humans; compared with their label when final
+                    rows.append({"item_id": item_id, "project_id": pid, "version_id": version["id"],
+                                 "question": question.name, "label": label, "score": score, "audit": True,
+                                 "created_at": now})
+                    continue
+                if not model_store.finalize_auto(conn, item_id, now):
+                    continue  # leased or answered meanwhile: the humans have it
+                records.set_reviewed_consensus(conn, item_id, pid, [{
+                    "question": question.name, "value": label, "confidence": score, "method": "model",
+                    "status": "final", "contributions": {"model_version": name}, "updated_at": now,
+                    "source": "auto"}])
+                rows.append({"item_id": item_id, "project_id": pid, "version_id": version["id"],
+                             "question": question.name, "label": label, "score": score, "audit": False,
+                             "created_at": now})
+                events.append({"project_id": pid, "kind": "item.final", "created_at": now,
+                               "payload": {"item_id": item_id, "status": "final", "by": "auto"}})
+                done += 1
+            model_store.insert_auto_labels(conn, rows)
+            if events:
+                records.insert_events(conn, events)
+            if not rows:  # every candidate was taken by the queue meanwhile: try again next pass
+                return done
+
+
+def _check_audits(ctx: Context, pid: int, settings: dict, state: dict) -> int:
+    from goldlabel.models import check_audits
+
+    with read_tx(ctx.engine) as conn:
+        finished = model_store.pending_audits(conn, pid)
+    if not finished:
+        return 0
+    now = now_ms()
+    with write_tx(ctx.engine) as conn:
+        model_store.set_audit_results(conn, [(i, label == value) for i, _, label, value in finished])
+        if not settings["auto_label"]:
+            return len(finished)
+        outcomes = model_store.audit_outcomes(conn, pid, state.get("auto_label_since"))
+        check = check_audits(np.array(outcomes, dtype=bool), settings["target"], settings["delta"])
+        if not check.keep_on:
+            reason = (f"audits: {check.correct} of {check.n_audits} auto-labels right ({check.accuracy:.3f}); "
+                      f"at delta {settings['delta']} their accuracy is below the target {settings['target']} "
+                      f"(upper bound {check.upper:.3f})")
+            model_store.update_state(conn, pid, settings={**settings, "auto_label": False},
+                                     auto_label_off_reason=reason, updated_at=now)
+            records.insert_event(conn, pid, "model.auto_label_off", {
+                "reason": reason, "audits": check.n_audits, "correct": check.correct}, now)
+    return len(finished)
+
+
+# ---------------------------------------------------------------- active learning
+
+
+def _prioritize(ctx: Context, pid: int, question, settings: dict, has_model: bool) -> int:
+    """Queue priorities of the open embedded items from the project's active-learning policy
+    (goldlabel.models.active_priorities), written where they changed; returns how many. The
+    lease only reads the column (its index orders by priority first), so none of this is on the
+    annotate path. Uncertainty is the margin of the combined posterior: the consensus where
+    humans answered (with the model's vote when it is an annotator), else the model's score;
+    an item with neither counts as fully uncertain. Before the first model: a diverse cold start."""
+    from goldlabel.models import active_priorities, margin_uncertainty, top_probas
+
+    n_classes = len(question.labels)
+    parts = []
+    with read_tx(ctx.engine) as conn:
+        for rows in model_store.iter_priority_inputs(conn, pid, question.name):
+            parts.append(np.array([(r[0], r[1], r[2], np.nan if r[3] is None else r[3],
+                                    np.nan if r[4] is None else r[4]) for r in rows], dtype=np.float64))
+        if not parts:
+            return 0
+        table = np.concatenate(parts)
+        ids, old = table[:, 0].astype(np.int64), table[:, 1].astype(np.int64)
+        top = np.where((table[:, 2] > 0) & ~np.isnan(table[:, 3]), table[:, 3], table[:, 4])
+        uncertainty = None
+        if has_model:
+            uncertainty = np.where(np.isnan(top), 1.0, margin_uncertainty(top_probas(np.nan_to_num(top), n_classes)))
+
+        def vectors(index: np.ndarray) -> np.ndarray:
+            wanted = ids[index].tolist()
+            got, vecs = model_store.fetch_vectors(conn, wanted)
+            at = {item_id: j for j, item_id in enumerate(got)}
+            return vecs[[at[i] for i in wanted]]
+
+        _, labeled = model_store.fetch_vectors(conn, model_store.sample_answered_ids(conn, pid, LABELED_SAMPLE))
+        new = active_priorities(uncertainty, len(ids), vectors, policy=settings["active_learning"],
+                                batch=settings["active_batch"], labeled=labeled if len(labeled) else None)
+    changed = np.flatnonzero(new != old)
+    done = 0
+    for start in range(0, len(changed), PREDICT_BATCH):
+        chunk = changed[start:start + PREDICT_BATCH]
+        with write_tx(ctx.engine) as conn:
+            done += model_store.set_priorities(conn, pid, list(zip(ids[chunk].tolist(), new[chunk].tolist())))
+    return done
+
+
+# ---------------------------------------------------------------- pre-label outcomes
+
+
+def _record_prelabels(ctx: Context, project: dict, question, state: dict) -> int:
+    """Record the pre-label outcome of every answer since the last pass (model_state's
+    ``prelabel_cursor``): shown when the project shows predictions and the item's model
+    prediction was written before the answer (a prediction is replaced, never updated, so it is
+    the one the annotator saw); kept when the answer equals it; on gold items whether the answer
+    and the pre-label were right. Returns how many were recorded."""
+    pid = project["id"]
+    showing = bool(project["settings"].get("show_predictions"))
+    cursor, done = int(state.get("prelabel_cursor") or 0), 0
+    while True:
+        with read_tx(ctx.engine) as conn:
+            rows = model_store.answers_for_prelabels(conn, pid, question.name, cursor, PREDICT_BATCH)
+        if not rows:
+            return done
+        now = now_ms()
+        out = []
+        for answer_id, annotator_id, label, answered_at, is_gold, pre, pre_at, gold in rows:
+            shown = showing and pre is not None and pre_at is not None and pre_at <= answered_at
+            out.append({"answer_id": answer_id, "project_id": pid, "annotator_id": annotator_id, "shown": shown,
+                        "kept": (label == pre) if shown else None, "is_gold": bool(is_gold),
+                        "correct": (label == gold) if is_gold and gold is not None else None,
+                        "prelabel_correct": (pre == gold) if shown and is_gold and gold is not None else None,
+                        "created_at": now})
+        cursor = rows[-1][0]
+        with write_tx(ctx.engine) as conn:
+            model_store.insert_prelabel_outcomes(conn, out)
+            model_store.update_state(conn, pid, prelabel_cursor=cursor)
+        done += len(out)
+
+
+def prelabel_view(ctx: Context, actor: Actor | None, project_id: int) -> list[dict]:
+    """Per annotator: how often they keep the model's pre-label unchanged, and on gold items
+    their accuracy with and without a pre-label shown and how often they follow a wrong one
+    (anchoring)."""
+    with read_tx(ctx.engine) as conn:
+        _load(conn, actor, project_id, "review")
+        rows = model_store.prelabel_stats(conn, project_id)
+    for r in rows:
+        r["keep_rate"] = r["kept"] / r["shown"] if r["shown"] else None
+        r["gold_accuracy_shown"] = r["gold_shown_correct"] / r["gold_shown"] if r["gold_shown"] else None
+        r["gold_accuracy_hidden"] = r["gold_hidden_correct"] / r["gold_hidden"] if r["gold_hidden"] else None
+        r["follow_wrong_rate"] = r["followed_wrong"] / r["wrong_prelabels"] if r["wrong_prelabels"] else None
+    return rows
