@@ -459,7 +459,7 @@ class GoldlabelDb:
         session cookie and CSRF header (made as ``POST /login`` makes them, see the docstring)."""
         if client == "bearer":
             return [{"Authorization": f"Bearer {t}"} for t in self.tokens[:n]]
-        from goldlabel.web.session import SESSION_COOKIE, SessionSigner, start_session
+        from goldlabel.services.sessions import SESSION_COOKIE, SessionSigner, start_session
 
         signer = SessionSigner(SECRET_KEY)
         while len(self.sessions) < n:

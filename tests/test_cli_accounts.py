@@ -20,7 +20,7 @@ from goldlabel.services import items as item_service
 from goldlabel.services import projects as project_service
 from goldlabel.services import users as user_service
 from goldlabel.services.context import Context
-from goldlabel.web.session import SESSION_COOKIE, start_session
+from goldlabel.services.sessions import SESSION_COOKIE, start_session
 
 
 def test_serve_on_a_busy_port_says_so_before_anything_else(tmp_path: Path) -> None:

@@ -6,7 +6,7 @@ Changing a model here changes the public API: do it on purpose.
 
 from __future__ import annotations
 
-from typing import Any, ClassVar, Literal
+from typing import Any, ClassVar, Generic, Literal, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator, model_validator
 from pydantic_core import PydanticCustomError
@@ -404,9 +404,14 @@ class LeaseAction(_In):
     lease_token: str = Field(min_length=1, max_length=200)
 
 
-class AnswerPublic(BaseModel):
+ItemRef = TypeVar("ItemRef", int, str)
+
+
+class _Answer(BaseModel, Generic[ItemRef]):
+    """The fields of an answer, declared once; ``ItemRef`` is how it names its item."""
+
     id: int
-    item_id: int
+    item_id: ItemRef
     annotator_id: int
     value: dict[str, Any]
     status: str
@@ -415,18 +420,15 @@ class AnswerPublic(BaseModel):
     updated_at: int
 
 
-class OwnAnswer(BaseModel):
+# An answer as a manager sees it: the item by its id. (No docstring: it would become the
+# schema's description in the OpenAPI document, which has none.)
+class AnswerPublic(_Answer[int]):
+    pass
+
+
+class OwnAnswer(_Answer[str]):
     """An answer as its annotator sees it (the annotate loop): the item by its opaque
     reference (TaskItem.id), not its id."""
-
-    id: int
-    item_id: str
-    annotator_id: int
-    value: dict[str, Any]
-    status: str
-    duration_ms: int | None = None
-    created_at: int
-    updated_at: int
 
 
 class SubmitResult(BaseModel):

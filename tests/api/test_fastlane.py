@@ -12,8 +12,8 @@ import time
 import pytest
 
 from goldlabel.api.fastlane import MAX_BODY_BYTES, AnnotateFastLane
+from goldlabel.asgi import SECURITY_HEADERS
 from goldlabel.storage.engine import uncontended
-from goldlabel.web.security import SECURITY_HEADERS
 
 PREFIX = "/api/v1"
 POSITIVE = {"sentiment": "positive"}

@@ -136,7 +136,7 @@ def test_an_ended_session_is_refused_by_the_other_process_at_once(factory, proce
     """Sessions share the actor cache and its rule, on the annotate loop's fast path (session
     cookie + CSRF header) as for a token: a logout in a (the session's record deleted) is
     refused by b on its next request."""
-    from goldlabel.web.session import SESSION_COOKIE, SessionSigner, start_session
+    from goldlabel.services.sessions import SESSION_COOKIE, SessionSigner, start_session
 
     annotator = factory.make_user()
     project = factory.make_project(annotators=[annotator])

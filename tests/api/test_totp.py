@@ -18,7 +18,7 @@ from goldlabel.config import Settings
 from goldlabel.services import projects as project_service
 from goldlabel.services import users as user_service
 from goldlabel.services.context import Context
-from goldlabel.web.session import PENDING_COOKIE, SESSION_COOKIE
+from goldlabel.services.sessions import PENDING_COOKIE, SESSION_COOKIE
 
 PASSWORD = "amber lantern quietly 41"
 SCHEMA = {"questions": [{"name": "sentiment", "kind": "choice", "labels": ["positive", "negative"]}]}

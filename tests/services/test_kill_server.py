@@ -24,7 +24,7 @@ from pathlib import Path
 import httpx
 import sqlalchemy as sa
 
-from goldlabel.web.session import SESSION_COOKIE, SessionSigner, start_session
+from goldlabel.services.sessions import SESSION_COOKIE, SessionSigner, start_session
 
 SECRET = "kill-server-test-secret"
 KILLS = 3

@@ -51,6 +51,22 @@ MIXED = {"questions": [
     {"name": "sentiment", "kind": "choice", "labels": ["positive", "negative"]},
     {"name": "score", "kind": "rating", "min": 1, "max": 5},
 ]}
+# Every kind the merged submit decides beside choice (items' text is "item N": spans within it).
+EVERY_KIND = {"questions": [
+    {"name": "topics", "kind": "multi_choice", "labels": ["sport", "politics", "tech"]},
+    {"name": "fluency", "kind": "rating", "min": 1, "max": 5},
+    {"name": "summary", "kind": "text"},
+    {"name": "preference", "kind": "ranking", "candidates": ["a", "b", "c"]},
+    {"name": "entities", "kind": "spans", "labels": ["PER", "ORG"]},
+]}
+EVERY_KIND_VALUES = [
+    {"topics": ["sport"], "fluency": 4, "summary": "An item.", "preference": ["a", "b", "c"],
+     "entities": [{"start": 0, "end": 4, "label": "PER"}]},
+    {"topics": ["sport", "tech"], "fluency": 5, "summary": "an item", "preference": ["b", "a", "c"],
+     "entities": [{"start": 0, "end": 4, "label": "PER"}]},
+    {"topics": ["politics"], "fluency": 2, "summary": "Something else", "preference": ["c", "b", "a"],
+     "entities": [{"start": 5, "end": 6, "label": "ORG"}]},
+]
 
 
 @pytest.fixture
@@ -203,9 +219,11 @@ SCENARIOS: dict[str, dict[str, Any]] = {
                                                        {"sentiment": "negative", "topic": "a"},
                                                        {"sentiment": "positive", "topic": "c"}],
                       "n_items": 3, "skills": True, "keys": True, "overlap_min": 1, "overlap_max": 3},
-    "mixed_kinds_use_generic": {"schema": MIXED, "values": [{"sentiment": "positive", "score": 4},
-                                                            {"sentiment": "negative", "score": 2}],
-                                "n_items": 2, "skills": False, "keys": False, "overlap_min": 2, "overlap_max": 3},
+    "mixed_kinds": {"schema": MIXED, "values": [{"sentiment": "positive", "score": 4},
+                                                {"sentiment": "negative", "score": 2}],
+                    "n_items": 2, "skills": False, "keys": False, "overlap_min": 2, "overlap_max": 3},
+    "every_kind": {"schema": EVERY_KIND, "values": EVERY_KIND_VALUES, "n_items": 3, "skills": False,
+                   "keys": True, "overlap_min": 2, "overlap_max": 3},
 }
 
 
@@ -599,3 +617,15 @@ def test_a_non_finite_consensus_is_written_by_the_generic_path(factory, monkeypa
     with ctx.engine.connect() as conn:
         [row] = conn.execute(sa.select(consensus).where(consensus.c.project_id == pid)).mappings().all()
     assert math.isnan(row["confidence"])
+
+
+@pytest.mark.parametrize("name", ["mixed_kinds", "every_kind"])
+def test_every_question_kind_takes_the_merged_path(factory, monkeypatch, clock, name):
+    """Answers to any kind of question are decided by the merged submit: the generic path runs
+    only for the exceptions (here none: no retries, no expired leases)."""
+    anns = [factory.make_user() for _ in range(3)]
+    generic = _generic_calls(monkeypatch)
+    results, rows = _run(factory, monkeypatch, clock, anns, fast=True, **{**SCENARIOS[name], "keys": False})
+    assert results and all(r[0] == 201 for r in results)
+    assert generic == [0]
+    assert rows["consensus"] and any(r["status"] != "open" for r in rows["items"])

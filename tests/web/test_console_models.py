@@ -8,9 +8,9 @@ import pytest
 
 from goldlabel.client.transport import ASGIAppTransport
 from goldlabel.services import models as model_service
+from goldlabel.services.sessions import SESSION_COOKIE, start_session
 from goldlabel.storage import models as model_store
 from goldlabel.storage.engine import now_ms, write_tx
-from goldlabel.web.session import SESSION_COOKIE, start_session
 
 XSS = "<img src=x onerror=alert(1)>"
 

@@ -9,7 +9,7 @@ import httpx
 import pytest
 
 from goldlabel.client.transport import ASGIAppTransport
-from goldlabel.web.session import SESSION_COOKIE, start_session
+from goldlabel.services.sessions import SESSION_COOKIE, start_session
 
 XSS = '<img src=x onerror="window.__xss=1">'
 SCHEMA = {"questions": [{"name": "sentiment", "kind": "choice", "labels": ["positive", "negative", XSS]}]}

@@ -9,10 +9,10 @@ import httpx
 import pytest
 
 from goldlabel.client.transport import ASGIAppTransport
+from goldlabel.services.sessions import SESSION_COOKIE, start_session
 from goldlabel.services.webhooks import route_events
 from goldlabel.storage import consensus_events
 from goldlabel.storage.engine import now_ms, write_tx
-from goldlabel.web.session import SESSION_COOKIE, start_session
 
 XSS = "<img src=x onerror=alert(1)>"
 

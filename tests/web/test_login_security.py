@@ -13,7 +13,7 @@ import pytest
 from goldlabel.client.transport import ASGIAppTransport
 from goldlabel.services import users as user_service
 from goldlabel.services.login_guard import LoginGuard, TooManyAttempts, guard_of
-from goldlabel.web.session import PRESESSION_COOKIE, SESSION_COOKIE
+from goldlabel.services.sessions import PRESESSION_COOKIE, SESSION_COOKIE
 
 PASSWORD = "correct horse battery"
 

@@ -14,9 +14,9 @@ import sqlalchemy as sa
 from goldlabel.client import Client, Forbidden, NotFound
 from goldlabel.client.transport import ASGIAppTransport
 from goldlabel.services import users as user_service
+from goldlabel.services.sessions import SESSION_COOKIE, SessionSigner, start_session
 from goldlabel.storage.tables import sessions
 from goldlabel.web.security import MAX_FORM_BYTES
-from goldlabel.web.session import SESSION_COOKIE, SessionSigner, start_session
 
 PASSWORD = "plum-otter-canvas-42"
 

@@ -22,8 +22,8 @@ reads the credential again and answers 401, 403 or the use case's result):
   annotators, cached together, expired together, and each one's next request took the
   framework's path through the thread pool.)
 - otherwise the ``gl_session`` cookie with the ``X-CSRF-Token`` header the annotator page
-  sends (web/security.py, rules 2 and 3): a well-signed, unexpired cookie whose CSRF token
-  checks out, and a live session (``users.session_actor``, cached as a token is).
+  sends (web/security.py, rules 2 and 3; the signer is services/sessions.py's): a well-signed,
+  unexpired cookie whose CSRF token checks out, and a live session (``users.session_actor``, cached as a token is).
 
 Anything refused or unusual (no credentials, a bad token, a missing CSRF token, a body that
 does not validate, one past MAX_BODY_BYTES, a long Idempotency-Key) goes to the app unchanged,
@@ -43,6 +43,7 @@ from starlette.requests import cookie_parser
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from goldlabel.api.problems import MEDIA_TYPE, domain_problem_body, problem_body
+from goldlabel.asgi import SECURITY_HEADERS, read_body, replay
 from goldlabel.domain.errors import GoldlabelError
 from goldlabel.domain.json_limits import MAX_DEPTH
 from goldlabel.schemas import AnswerSubmit, LeaseAction
@@ -50,8 +51,7 @@ from goldlabel.services import queue as queue_service
 from goldlabel.services import users as user_service
 from goldlabel.services.access import StaleCredentials
 from goldlabel.services.context import Context
-from goldlabel.web.security import SECURITY_HEADERS, read_body, replay
-from goldlabel.web.session import SESSION_COOKIE, SessionSigner
+from goldlabel.services.sessions import SESSION_COOKIE, SessionSigner
 
 T = TypeVar("T")
 log = logging.getLogger("goldlabel.api")

@@ -15,39 +15,38 @@ own answers are the evidence (library :mod:`goldlabel.quality.pooled`):
   the within-item spread of the project's ratings.
 
 Cost: one read of the project's newest ``SAMPLE_ANSWERS`` answers (and sums over its
-annotators' records and members), made inside a submit and kept by the process; it is made
-again after a tenth of the sample's size in further decisions of this process (every decision
-while the project has under 20 answers, every 200 at most) or after ``MAX_AGE_S``. A read is
-nearly all decoding the answers' JSON, hence a sample of 2,000: a fraction of a millisecond a
-submit on average, outside the 99th percentile (measured: docs/benchmarks.md, "Numbers behind the code").
-TODO(#12): keep running sums instead. The PostgreSQL merged submit
-reads it with one more statement (queue_pg.pooled_sample) when it is due.
+annotators' records and members), made inside a submit and kept by the process with, per
+question, the running sums the estimates rest on (agreeing pairs, pairs and observations per
+item; the ratings' within-item sums of squares). Each answer this process writes then enters the
+sums and the oldest leaves them (:func:`observe`, O(1) per question): the estimate follows every
+answer without reading the sample again. The sample is read again after ``MAX_AGE_S`` (answers
+other processes wrote, the gold record, the members), at every decision while it holds under
+``SMALL_SAMPLE`` answers (cheap, and where each gold answer moves the estimate most), and when
+the project or its members change. A read is nearly all decoding the answers' JSON: a fraction
+of a millisecond a submit on average, outside the 99th percentile (measured: docs/benchmarks.md,
+"Numbers behind the code"). The PostgreSQL merged submit reads it with one more statement
+(queue_pg.pooled_sample) when it is due.
 """
 
 from __future__ import annotations
 
 import math
 import re
+import threading
 import time
+from collections import Counter, deque
 from dataclasses import dataclass, field
 from typing import Any
 
-import numpy as np
-
 from goldlabel.quality.consensus import rating_tolerance
-from goldlabel.quality.pooled import (
-    agreement_accuracy,
-    pairwise_agreement,
-    rating_noise,
-    shrink_accuracy,
-)
+from goldlabel.quality.pooled import agreement_accuracy, shrink_accuracy
 from goldlabel.services.context import Context
 from goldlabel.storage import quality as quality_store
 from goldlabel.storage.handles import Connection
 
 SAMPLE_ANSWERS = 2000
-# The knowledge is read again after this share of the sample's size in decisions.
-REFRESH_SHARE = 0.1
+# Below this many answers in the sample, every decision reads it again.
+SMALL_SAMPLE = 20
 # Pooled accuracies stay inside these bounds: a one-coin vote weight needs p above chance,
 # and no pooled estimate may make unknown annotators certain.
 MAX_ACCURACY = 0.99
@@ -55,6 +54,8 @@ MAX_ACCURACY = 0.99
 # annotators, which another process may change (a change through this process drops it at once).
 MAX_AGE_S = 30.0
 _SPACE = re.compile(r"\s+")
+# An entry kept by running sums is due only by age (or a change that drops it).
+_NOT_BY_COUNT = 1 << 62
 
 
 @dataclass
@@ -70,6 +71,11 @@ class Pooled:
     # reach it, no eligible annotator is left for it (domain.stopping.settle_status).
     eligible_annotators: int | None = None
     read_at: float = 0.0
+    # The sampled answers and the running sums behind ``accuracy`` and ``rating_sd`` (None: an
+    # entry made without them, which answers do not update), and the gold record read with them.
+    window: Window | None = None
+    gold: tuple[int, int] = (0, 0)
+    lock: threading.Lock = field(default_factory=threading.Lock, repr=False, compare=False)
 
 
 def is_fresh(ctx: Context, project: dict) -> bool:
@@ -105,6 +111,30 @@ def compute(ctx: Context, conn: Connection, project: dict) -> Pooled:
     return estimate(ctx, project, rows, n_gold, n_gold_correct, n_eligible)
 
 
+def observe(ctx: Context, project: dict, item_id: int, value: dict) -> Any:
+    """A new answer, before its decision: when the process holds the project's knowledge and it
+    is not due for a read (a read would hold the answer), the answer enters the running sums,
+    the oldest sampled answer leaves them, and the estimates follow. Returns what
+    :func:`unobserve` takes out again if the answer is not written after all (None: nothing)."""
+    entry = ctx.pooled.get(project["id"])
+    if entry is None or entry.window is None or not is_fresh(ctx, project):
+        return None
+    with entry.lock:
+        record = entry.window.add(item_id, value)
+        _estimate_into(ctx, project, entry)
+    return ctx, entry, project, record
+
+
+def unobserve(observed: Any) -> None:
+    """Take an answer :func:`observe` added out of the running sums (its write did not happen)."""
+    if observed is None:
+        return
+    ctx, entry, project, record = observed
+    with entry.lock:
+        if entry.window.discard(record):
+            _estimate_into(ctx, project, entry)
+
+
 def remember(ctx: Context, project: dict, pooled: Pooled) -> None:
     """Keep ``pooled`` as the project's knowledge (the merged submit read it itself)."""
     ctx.pooled[project["id"]] = pooled
@@ -113,87 +143,181 @@ def remember(ctx: Context, project: dict, pooled: Pooled) -> None:
 def estimate(ctx: Context, project: dict, rows: list[tuple[int, dict]], n_gold: int,
              n_gold_correct: int, n_eligible: int | None = None) -> Pooled:
     """Every question's knowledge from the sampled answers (newest first) and the gold record."""
-    schema = ctx.get_schema(project)
+    window = Window(ctx.get_schema(project).questions, SAMPLE_ANSWERS)
+    for item_id, value in reversed(rows):
+        window.add(item_id, value)
+    out = Pooled(due_in=1 if len(rows) < SMALL_SAMPLE else _NOT_BY_COUNT,
+                 schema_key=(project["id"], project["updated_at"]), eligible_annotators=n_eligible,
+                 read_at=time.monotonic(), window=window, gold=(n_gold, n_gold_correct))
+    _estimate_into(ctx, project, out)
+    return out
+
+
+def _estimate_into(ctx: Context, project: dict, out: Pooled) -> None:
+    """``out``'s accuracies and rating sds from its window's sums (it has one) and its gold record."""
     settings = project.get("settings") or {}
     prior = ctx.settings.default_annotator_accuracy
     weight = ctx.settings.skill_prior_answers
-    out = Pooled(due_in=max(1, int(len(rows) * REFRESH_SHARE)), schema_key=(project["id"], project["updated_at"]),
-                 eligible_annotators=n_eligible, read_at=time.monotonic())
-    for q in schema.questions:
+    n_gold, n_gold_correct = out.gold
+    for q in ctx.get_schema(project).questions:
+        sums = out.window.sums.get(q.name)
         if q.kind == "rating":
-            item, x = _column(rows, q.name, lambda v: float(v) if isinstance(v, (int, float)) else None)
-            ss, dof = rating_noise(item, x)
+            ss, dof = sums.noise() if isinstance(sums, _Spread) else (0.0, 0.0)
             tol = rating_tolerance(q, settings)
             # The tolerance is the prior noise sd, with the weight of ``skill_prior_answers``
             # observations, as the accuracies' prior has.
             out.rating_sd[q.name] = math.sqrt((weight * tol * tol + ss) / (weight + dof)) if weight + dof > 0 else tol
             continue
         estimate, evidence, floor = prior, 0.0, 0.51
-        if q.kind == "choice":
-            labels = {label: i for i, label in enumerate(q.labels)}
-            item, code = _column(rows, q.name, labels.get)
-            estimate, evidence = _agreement(item, code, len(labels), prior)
-            floor = 1.0 / len(labels) + 0.01
-        elif q.kind == "text":
-            item, code = _column(rows, q.name, _TextCoder())
-            estimate, evidence = _agreement(item, code, None, prior)
-        elif q.kind == "multi_choice":
-            estimate, evidence = _multi_choice_agreement(rows, q.name, list(q.labels), prior)
+        if isinstance(sums, _Pairs):
+            if q.kind == "choice":
+                estimate, evidence = sums.accuracy(len(q.labels), prior)
+                floor = 1.0 / len(q.labels) + 0.01
+            elif q.kind == "text":
+                estimate, evidence = sums.accuracy(None, prior)
+            elif q.kind == "multi_choice":
+                # Each label is a yes/no question on every item (ticked or not); each answer's
+                # n labels are n observations of the same annotator: count the answers once.
+                estimate, evidence = sums.accuracy(2, prior)
+                evidence /= len(q.labels)
         accuracy = shrink_accuracy(estimate, evidence, prior, weight, n_gold_correct, n_gold)
         out.accuracy[q.name] = float(min(max(accuracy, floor), MAX_ACCURACY))
-    return out
 
 
-class _TextCoder:
-    """Codes text answers: equal after trimming, case folding and collapsing spaces, equal code."""
+class _Pairs:
+    """Running ``quality.pooled.pairwise_agreement`` over answers coded per item: adding or
+    removing one answer moves the agreeing pairs, the pairs and the observations by its item's
+    and its cell's counts."""
 
     def __init__(self) -> None:
-        self.codes: dict[str, int] = {}
+        self.per_item: Counter[Any] = Counter()
+        self.per_cell: Counter[tuple[Any, Any]] = Counter()
+        self.agreeing = self.pairs = self.effective = 0
 
-    def __call__(self, value: Any) -> int | None:
-        if not isinstance(value, str):
-            return None
-        return self.codes.setdefault(_SPACE.sub(" ", value.strip().casefold()), len(self.codes))
+    def add(self, item: Any, code: Any) -> None:
+        n, c = self.per_item[item], self.per_cell[item, code]
+        self.agreeing += c
+        self.pairs += n
+        self.effective += n >= 1
+        self.per_item[item], self.per_cell[item, code] = n + 1, c + 1
 
+    def remove(self, item: Any, code: Any) -> None:
+        n, c = self.per_item[item] - 1, self.per_cell[item, code] - 1
+        self.agreeing -= c
+        self.pairs -= n
+        self.effective -= n >= 1
+        _set_or_drop(self.per_item, item, n)
+        _set_or_drop(self.per_cell, (item, code), c)
 
-def _column(rows: list[tuple[int, dict]], name: str, code_of: Any) -> tuple[np.ndarray, np.ndarray]:
-    """(item ids, codes) of the sampled answers to one question that ``code_of`` can code."""
-    items, codes = [], []
-    for item_id, value in rows:
-        v = (value or {}).get(name)
-        c = None if v is None else code_of(v)
-        if c is not None:
-            items.append(item_id)
-            codes.append(c)
-    return np.asarray(items, np.int64), np.asarray(codes)
-
-
-def _agreement(item: np.ndarray, code: np.ndarray, n_classes: int | None, prior: float) -> tuple[float, float]:
-    """(one-coin accuracy from agreement, observations behind it); the prior with no pairs."""
-    agreeing, pairs, evidence = pairwise_agreement(item, code.astype(np.int64))
-    if pairs == 0:
-        return prior, 0.0
-    return agreement_accuracy(agreeing / pairs, n_classes), evidence
+    def accuracy(self, n_classes: int | None, prior: float) -> tuple[float, float]:
+        """(one-coin accuracy from agreement, observations behind it); the prior with no pairs."""
+        if self.pairs == 0:
+            return prior, 0.0
+        return agreement_accuracy(self.agreeing / self.pairs, n_classes), float(self.effective)
 
 
-def _multi_choice_agreement(rows: list[tuple[int, dict]], name: str, labels: list[str],
-                            prior: float) -> tuple[float, float]:
-    """Each label is a yes/no question on every item (ticked or not): pooled over labels."""
-    index = {label: i for i, label in enumerate(labels)}
-    items, ticks = [], []
-    for item_id, value in rows:
-        v = (value or {}).get(name)
-        if isinstance(v, list):
-            row = np.zeros(len(labels), np.int64)
-            row[[index[x] for x in v if x in index]] = 1
-            items.append(item_id)
-            ticks.append(row)
-    if not items:
-        return prior, 0.0
-    n = len(labels)
-    item = (np.repeat(np.asarray(items, np.int64), n) * n + np.tile(np.arange(n), len(items)))
-    agreeing, pairs, evidence = pairwise_agreement(item, np.concatenate(ticks))
-    if pairs == 0:
-        return prior, 0.0
-    # Each answer's n labels are n observations of the same annotator: count the answers once.
-    return agreement_accuracy(agreeing / pairs, 2), evidence / n
+class _Spread:
+    """Running ``quality.pooled.rating_noise``: per item the count, sum and sum of squares of
+    its ratings, and their within-item sum of squares over all items."""
+
+    def __init__(self) -> None:
+        self.per_item: dict[Any, tuple[int, float, float]] = {}
+        self.ss = 0.0
+        self.dof = 0
+
+    def _move(self, item: Any, x: float, sign: int) -> None:
+        old, total, squares = self.per_item.get(item, (0, 0.0, 0.0))
+        if old:
+            self.ss -= squares - total * total / old
+        n, total, squares = old + sign, total + sign * x, squares + sign * x * x
+        if n:
+            self.ss += squares - total * total / n
+            self.per_item[item] = (n, total, squares)
+        else:
+            self.per_item.pop(item, None)
+        self.dof += max(n - 1, 0) - max(old - 1, 0)
+
+    def add(self, item: Any, x: float) -> None:
+        self._move(item, x, 1)
+
+    def remove(self, item: Any, x: float) -> None:
+        self._move(item, x, -1)
+
+    def noise(self) -> tuple[float, float]:
+        """(within-item sum of squares, its degrees of freedom) over items with 2+ ratings."""
+        return max(self.ss, 0.0), float(self.dof)
+
+
+def _set_or_drop(counter: Counter, key: Any, n: int) -> None:
+    if n:
+        counter[key] = n
+    else:
+        del counter[key]
+
+
+class Window:
+    """The project's newest ``size`` answers, and per question the running sums its estimate
+    rests on: an answer added enters them, the oldest beyond ``size`` leaves them."""
+
+    def __init__(self, questions: Any, size: int) -> None:
+        self.size = size
+        self.answers: deque[tuple[int, dict]] = deque()
+        self.sums: dict[str, _Pairs | _Spread] = {}
+        self._coders: list[tuple[str, Any, Any]] = []
+        for q in questions:
+            if q.kind == "rating":
+                self.sums[q.name] = _Spread()
+                self._coders.append((q.name, _rating, None))
+            elif q.kind in ("choice", "text", "multi_choice"):
+                self.sums[q.name] = _Pairs()
+                labels = list(q.labels) if q.kind != "text" else []
+                code = {"choice": _choice_code, "text": _text_code, "multi_choice": _ticks}[q.kind]
+                self._coders.append((q.name, code, labels))
+
+    def add(self, item_id: int, value: dict) -> tuple[int, dict]:
+        """Add an answer (the newest); returns its record, for :meth:`discard`."""
+        record = (item_id, value)
+        self.answers.append(record)
+        self._move(item_id, value, add=True)
+        if len(self.answers) > self.size:
+            self._move(*self.answers.popleft(), add=False)
+        return record
+
+    def discard(self, record: tuple[int, dict]) -> bool:
+        """Take out an answer :meth:`add` added (found by identity; False: it left already)."""
+        for i in range(len(self.answers) - 1, -1, -1):
+            if self.answers[i] is record:
+                del self.answers[i]
+                self._move(*record, add=False)
+                return True
+        return False
+
+    def _move(self, item_id: int, value: dict, *, add: bool) -> None:
+        for name, code, labels in self._coders:
+            v = (value or {}).get(name)
+            if v is None:
+                continue
+            sums = self.sums[name]
+            for key, c in code(item_id, v, labels):
+                (sums.add if add else sums.remove)(key, c)
+
+
+def _choice_code(item_id: int, v: Any, labels: list[str]) -> list[tuple[Any, Any]]:
+    return [(item_id, v)] if isinstance(v, str) and v in labels else []
+
+
+def _text_code(item_id: int, v: Any, labels: list[str]) -> list[tuple[Any, Any]]:
+    """Equal after trimming, case folding and collapsing spaces: equal code."""
+    return [(item_id, _SPACE.sub(" ", v.strip().casefold()))] if isinstance(v, str) else []
+
+
+def _ticks(item_id: int, v: Any, labels: list[str]) -> list[tuple[Any, Any]]:
+    """Each label of a multi_choice answer: (item, label) answered ticked or not."""
+    if not isinstance(v, list):
+        return []
+    ticked = set(v)
+    return [((item_id, label), label in ticked) for label in labels]
+
+
+def _rating(item_id: int, v: Any, labels: Any) -> list[tuple[Any, Any]]:
+    return [(item_id, float(v))] if isinstance(v, (int, float)) else []

@@ -229,18 +229,21 @@ def item_consensus(ctx: Context, conn: Connection, project: dict, item_answers: 
             "updated_at": now,
         })
     # The other kinds (multi_choice, rating, text, ranking, spans, boxes).
-    kind_rows, kind_smallest = kind_rows_for_item(ctx, conn, project, item_answers, now, pooled)
+    kind_rows, kind_smallest = kind_rows_for_item(ctx, conn, project, item_answers, now, pooled, known)
     rows.extend(kind_rows)
     if not np.isnan(kind_smallest):
         smallest = kind_smallest if np.isnan(smallest) else min(smallest, kind_smallest)
     return rows, smallest
 
 
-def kind_rows_for_item(ctx: Context, conn: Connection, project: dict, item_answers: list[dict],
-                       now: int, pooled: Any = None) -> tuple[list[dict], float]:
+def kind_rows_for_item(ctx: Context, conn: Connection | None, project: dict, item_answers: list[dict],
+                       now: int, pooled: Any = None,
+                       known: dict[str, tuple[dict[int, dict], dict]] | None = None) -> tuple[list[dict], float]:
     """Consensus rows for one item's non-choice questions and their smallest confidence
     (NaN when none was answered). Same row shape as the choice rows. ``pooled``: the project's
-    knowledge of unknown annotators (services/cold_start.py ``Pooled``), None for the defaults."""
+    knowledge of unknown annotators (services/cold_start.py ``Pooled``), None for the defaults.
+    ``known``: question -> (skill rows by annotator, model row) already read with the answers
+    (the PostgreSQL merged submit reads every question's: no connection needed then)."""
     schema: LabelSchema = ctx.get_schema(project)
     settings = project.get("settings") or {}
     rows: list[dict] = []
@@ -261,7 +264,9 @@ def kind_rows_for_item(ctx: Context, conn: Connection, project: dict, item_answe
         ids = [p[0] for p in pairs]
         accuracy = np.full(len(ids), default)
         if q.kind in LEARNED_SKILL_KINDS:
-            skills = quality_store.fetch_skills(conn, project["id"], q.name, ids)
+            skills = (known or {}).get(q.name, (None, None))[0]
+            if skills is None:
+                skills = quality_store.fetch_skills(conn, project["id"], q.name, ids)
             accuracy = np.array([skills[a]["accuracy"] if a in skills and skills[a]["accuracy"] is not None
                                  else default for a in ids], dtype=np.float64)
         value, confidence = consensus_for(q, [p[1] for p in pairs], accuracy, q_settings)

@@ -9,8 +9,10 @@ for browser (session cookie) and API-token clients alike: api/fastlane.py for th
 the routes of api/routes/queue.py for the rest (validation errors, large bodies). They run on
 the database's :class:`~goldlabel.storage.backend.Backend`, which decides where the work runs
 and makes it durable. Whether the database has the one-statement lease and the merged submit
-is the backend's to say (PostgreSQL), whether a project's answers can take the merged submit
-its schema's (choice questions only): no module flag chooses a path. The synchronous functions of the same
+is the backend's to say (PostgreSQL); the merged submit decides answers to every question kind,
+so there the generic submit is only the exception path (retries, expired or late leases, a write
+that finds something changed: storage/queue_pg.py says which invariant is enforced where). No
+module flag chooses a path. The synchronous functions of the same
 names are the same rules for callers off the event loop (the CLI, tests).
 """
 
@@ -23,6 +25,7 @@ from typing import Any, NamedTuple
 
 from goldlabel.domain.errors import GoldlabelError, conflict, not_found
 from goldlabel.domain.queue_policy import AnnotatorProgress, QueuePolicy, pick_next
+from goldlabel.quality.consensus import KINDS as CONSENSUS_KINDS
 from goldlabel.services import cold_start
 from goldlabel.services import consensus as posterior
 from goldlabel.services import consensus as quality_service
@@ -196,9 +199,16 @@ def _remember_reading(ctx: Context, project: dict, got: dict, token: str) -> Non
                                reading)
 
 
+# The question kinds whose consensus the merged submit decides: every kind whose consensus is
+# computed per item in Python (services/consensus.py ``decide_after_answer``: choice questions
+# by the posterior, the others by goldlabel.quality.consensus), from what its read holds.
+_MERGED_KINDS = frozenset(("choice", *CONSENSUS_KINDS))
+
+
 def _merged_kinds(schema: Any) -> bool:
-    """Whether the merged submit decides answers to this schema (choice questions only)."""
-    return bool(schema.questions) and all(q.kind == "choice" for q in schema.questions)
+    """Whether the merged submit decides answers to this schema (every question of a kind it
+    decides: today every kind)."""
+    return bool(schema.questions) and all(q.kind in _MERGED_KINDS for q in schema.questions)
 
 
 def _lease_general(ctx: Context, actor: Actor, project_id: int) -> dict[str, Any] | None:
@@ -355,6 +365,7 @@ def _merged_steps(ctx: Context, actor: Actor, project_id: int, lease_token: str,
             result, gold_answer = _submit_written(ctx, plan, (yield plan.write))
             if result is not None:
                 return result, now, gold_answer
+            cold_start.unobserve(plan.observed)  # nothing written: the next decision counts it
     read = queue_pg.submit_read(project_id=project_id, user_id=actor.id, token_hash=token_hash,
                                 idempotency_key=idempotency_key)
     got = queue_pg.parse_submit_read((yield read))
@@ -365,6 +376,8 @@ def _merged_steps(ctx: Context, actor: Actor, project_id: int, lease_token: str,
     if plan is None:
         return None, now, None
     result, gold_answer = _submit_written(ctx, plan, (yield plan.write))
+    if result is None:
+        cold_start.unobserve(plan.observed)  # nothing written: the generic path counts it
     return result, now, gold_answer
 
 
@@ -400,6 +413,9 @@ class _SubmitPlan(NamedTuple):
     write: Any  # storage.hot.Call: the write statement
     status: str  # the item's status after the answer, as the annotator is told
     is_gold: bool = False  # a gold answer: queued for scoring by the write
+    # the answer in the pooled knowledge's running sums (cold_start.observe): taken out again
+    # when the write does not happen
+    observed: Any = None
 
 
 # _submit_plan's answer when the project's pooled knowledge is due: read it, then plan again.
@@ -443,10 +459,11 @@ def _submit_plan(ctx: Context, actor: Actor, project_id: int, got: dict | None, 
     if not cold_start.is_fresh(ctx, project):
         if sample is None:
             return _NEEDS_SAMPLE, now  # the knowledge is due: the caller reads it and plans again
-        # As the generic path reads it inside its transaction: this answer is the newest.
         rows, n_gold, n_correct, n_eligible = sample
-        rows = [(item["id"], clean), *rows[:cold_start.SAMPLE_ANSWERS - 1]]
         cold_start.remember(ctx, project, cold_start.estimate(ctx, project, rows, n_gold, n_correct, n_eligible))
+    # As the generic path decides (cold_start.observe): this answer is the newest; taken out
+    # again if the write does not happen.
+    observed = cold_start.observe(ctx, project, item["id"], clean)
     item_answers = [*got["answers"], {"annotator_id": actor.id, "value": clean}]
     known = {q.name: (got["skills"].get(q.name, {}), {"prior": got["priors"].get(q.name)}) for q in schema.questions}
     if item["is_gold"]:
@@ -463,10 +480,11 @@ def _submit_plan(ctx: Context, actor: Actor, project_id: int, got: dict | None, 
             now=now, status=item["status"], target=item["target_overlap"], rows=rows, item_events=[],
             auth_version=actor.auth_version, is_gold=True,
         )
-        return _SubmitPlan(write, shown, True), now
+        return _SubmitPlan(write, shown, True, observed), now
     status, target, rows = quality_service.decide_after_answer(ctx, None, project, item, item_answers, now, known,
                                                                got["model_vote"])
     if not json_safe(rows):
+        cold_start.unobserve(observed)  # the generic path counts it
         return None, now  # a non-finite confidence cannot travel as JSON: the generic path writes it
     item_events = []
     if status != item["status"]:
@@ -477,7 +495,7 @@ def _submit_plan(ctx: Context, actor: Actor, project_id: int, got: dict | None, 
         duration_ms=duration_ms, idempotency_key=idempotency_key, now=now, status=status, target=target,
         rows=rows, item_events=item_events, auth_version=actor.auth_version,
     )
-    return _SubmitPlan(write, status), now
+    return _SubmitPlan(write, status, False, observed), now
 
 
 def _submit_written(ctx: Context, plan: _SubmitPlan, rows: list[dict]) -> tuple[dict[str, Any] | None, int | None]:
@@ -573,6 +591,9 @@ def _submit_locked(ctx: Context, conn: Connection, actor: Actor, project: dict, 
         raise conflict("you have already answered this item", "duplicate_answer")
     queue_store.set_lease_status(conn, lease["id"], "submitted", answer["id"])
     events: list[dict] = []
+    # The answer enters the pooled knowledge's running sums before the decision, as it is in
+    # a sample read now (services/cold_start.py).
+    cold_start.observe(ctx, project, item["id"], clean)
     # A gold answer: queued for scoring, and its status as an annotator is shown it.
     status = quality_service.after_answer(ctx, conn, project, item, answer, now, events=events)
     events.append({"project_id": project_id, "kind": "answer.created",

@@ -15,9 +15,28 @@ in autocommit mode (storage.engine ``statement_tx``, or storage.aio on the event
    re-checks them against the reading. The consensus was computed in Python between the two
    (services/queue.py), from answers the re-check proves current.
 
-Every other case (a retry, an expired or skipped lease, a question that is not a
-choice, a write that finds the item changed) runs the generic statements of storage/queue.py,
-records.py and quality.py in one transaction under lock (services/queue.py ``submit_answer``).
+Every question kind takes this path: the consensus of each (choice by the posterior, the others
+by goldlabel.quality.consensus) is computed per item in Python from what the read holds (the
+item's answers, every question's skills and priors). The exceptions (a retry: a used lease or
+Idempotency-Key; an expired, skipped or released lease; a late submission; a write that finds the
+lease or the item changed; a non-finite confidence) run the generic statements of
+storage/queue.py, records.py and quality.py in one transaction under lock (services/queue.py
+``_submit_generic``).
+
+Where each invariant of the work queue (Q1-Q7, ARCHITECTURE.md) is enforced on this path:
+
+- Q1 (at most ``overlap_max`` answers) and Q3 (answers + live leases within it): in the write's
+  SQL, on the locked item: ``answer_count < overlap_max``, ``reserved > 0`` and the count, status,
+  target and last change the decision read; the caller's lease active, unexpired and under the
+  token given, on the locked lease.
+- Q2 (one answer per item and annotator): the unique index (``ON CONFLICT DO NOTHING``, as the
+  generic insert): nothing written, the generic path answers 409.
+- Q4 (2xx only once durable): the write is one statement in its own transaction, committed with
+  ``synchronous_commit=on`` before the response.
+- Q5 (a retry returns the original), Q6 (an expired lease returns its item) and Q7 (a late answer
+  only while Q1-Q3 hold): not here. The read sees a used Idempotency-Key or a lease that is not
+  live and hands the submit to the generic path, which decides them in Python under lock
+  (``_submit_locked``); a write that finds the lease expired meanwhile does the same.
 Statements come back as :class:`~goldlabel.storage.hot.Call` values, so the same SQL runs on
 the synchronous driver and on the event loop; ``parse_*`` read their rows.
 """

@@ -10,6 +10,7 @@ from fastapi import FastAPI, Request
 from fastapi.responses import FileResponse
 from fastapi.staticfiles import StaticFiles
 
+from goldlabel.services.sessions import SessionSigner
 from goldlabel.web import console, console_models, console_webhooks, pages
 from goldlabel.web.api_docs import install_api_docs
 from goldlabel.web.rendering import (
@@ -21,7 +22,6 @@ from goldlabel.web.rendering import (
     make_environment,
 )
 from goldlabel.web.security import WebMiddleware
-from goldlabel.web.session import SessionSigner
 
 __all__ = ["install_web"]
 

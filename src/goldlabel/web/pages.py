@@ -22,6 +22,15 @@ from goldlabel.services import totp as totp_service
 from goldlabel.services import users as user_service
 from goldlabel.services.access import Actor
 from goldlabel.services.login_guard import TooManyAttempts, guard_of
+from goldlabel.services.sessions import (
+    PENDING_COOKIE,
+    PENDING_TTL_S,
+    PRESESSION_COOKIE,
+    SESSION_COOKIE,
+    SESSION_TTL_S,
+    end_session,
+    start_session,
+)
 from goldlabel.web.rendering import (
     PageActor,
     csrf_token_for,
@@ -30,15 +39,6 @@ from goldlabel.web.rendering import (
     is_local_path,
     render,
     render_error,
-)
-from goldlabel.web.session import (
-    PENDING_COOKIE,
-    PENDING_TTL_S,
-    PRESESSION_COOKIE,
-    SESSION_COOKIE,
-    SESSION_TTL_S,
-    end_session,
-    start_session,
 )
 
 router = APIRouter(include_in_schema=False)

@@ -15,7 +15,7 @@ from fastapi.responses import HTMLResponse, RedirectResponse
 
 from goldlabel import __version__
 from goldlabel.services.access import Actor
-from goldlabel.web.session import PRESESSION_COOKIE, SessionSigner
+from goldlabel.services.sessions import PRESESSION_COOKIE, SessionSigner
 
 WEB_DIR = Path(__file__).resolve().parent
 TEMPLATE_DIR = WEB_DIR / "templates"

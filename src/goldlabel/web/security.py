@@ -26,8 +26,9 @@ from starlette.datastructures import Headers
 from starlette.requests import cookie_parser
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from goldlabel.asgi import SECURITY_HEADERS, read_body, replay
 from goldlabel.services.context import Context
-from goldlabel.web.session import (
+from goldlabel.services.sessions import (
     PRESESSION_COOKIE,
     SESSION_COOKIE,
     SessionSigner,
@@ -39,32 +40,6 @@ CSRF_HEADER = "x-csrf-token"
 CSRF_FIELD = "csrf_token"
 LOGIN_PATHS = frozenset({"/login", "/login/code"})
 MAX_FORM_BYTES = 1024 * 1024
-
-# One directive a line, each with room for a comment: FLY002's single f-string would lose that.
-CONTENT_SECURITY_POLICY = "; ".join(  # noqa: FLY002
-    [
-        "default-src 'self'",
-        "script-src 'self'",
-        "style-src 'self'",
-        # Item images come from anywhere over https, or inline as data: URLs.
-        "img-src 'self' data: https:",
-        # Item audio and video: our media route, or https (the same sources as images but data:).
-        "media-src 'self' https:",
-        "connect-src 'self'",
-        "object-src 'none'",
-        "base-uri 'none'",
-        "form-action 'self'",
-        "frame-ancestors 'none'",
-    ]
-)
-SECURITY_HEADERS: list[tuple[bytes, bytes]] = [
-    (b"content-security-policy", CONTENT_SECURITY_POLICY.encode()),
-    (b"x-content-type-options", b"nosniff"),
-    (b"referrer-policy", b"same-origin"),
-    (b"x-frame-options", b"DENY"),
-    (b"cross-origin-opener-policy", b"same-origin"),
-]
-
 
 class WebMiddleware:
     def __init__(self, app: ASGIApp, *, context: Context, signer: SessionSigner,
@@ -155,41 +130,9 @@ def _is_form(headers: Headers) -> bool:
     return headers.get("content-type", "").split(";")[0].strip() == "application/x-www-form-urlencoded"
 
 
-async def read_body(receive: Receive, limit: int) -> tuple[bytes, bool]:
-    """The request body, read to its end or until it passes ``limit`` bytes (or the client
-    leaves); ``complete`` says which. What was read can be handed on with ``replay``."""
-    chunks: list[bytes] = []
-    size = 0
-    while True:
-        message = await receive()
-        if message["type"] != "http.request":
-            return b"".join(chunks), False
-        chunk = message.get("body", b"")
-        chunks.append(chunk)
-        size += len(chunk)
-        if not message.get("more_body", False):
-            return b"".join(chunks), True
-        if size > limit:
-            return b"".join(chunks), False
-
-
 def _form_field(body: bytes, name: str) -> str | None:
     values = parse_qs(body.decode("latin-1"), keep_blank_values=True).get(name)
     return values[0] if values else None
-
-
-def replay(body: bytes, receive: Receive, *, more_body: bool) -> Receive:
-    """A receive that gives what ``read_body`` read first, then whatever the client still sends."""
-    sent = False
-
-    async def replayed() -> Message:
-        nonlocal sent
-        if not sent:
-            sent = True
-            return {"type": "http.request", "body": body, "more_body": more_body}
-        return await receive()
-
-    return replayed
 
 
 async def _reject(scope: Scope, send: Send, status: int, detail: str) -> None:
