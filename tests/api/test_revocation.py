@@ -10,15 +10,9 @@ database)."""
 
 from __future__ import annotations
 
-import os
-import signal
-import subprocess
-import sys
-import time
-from pathlib import Path
-
 import httpx
 import pytest
+from live_server import LiveServer, start_all, stop_all
 
 from goldlabel.app import create_app
 from goldlabel.client.transport import ASGIAppTransport
@@ -160,65 +154,16 @@ def test_an_ended_session_is_refused_by_the_other_process_at_once(factory, proce
 # --------------------------------------------------------------------------- real processes
 
 
-class Server:
-    """``goldlabel serve`` in its own process on the test's database."""
-
-    def __init__(self, settings, workdir: Path) -> None:
-        import socket
-
-        with socket.socket() as sock:
-            sock.bind(("127.0.0.1", 0))
-            self.port = sock.getsockname()[1]
-        env = {k: v for k, v in os.environ.items() if not k.startswith("GOLDLABEL_")}
-        env.update(GOLDLABEL_DATABASE_URL=settings.database_url, GOLDLABEL_SECRET_KEY=settings.secret_key,
-                   GOLDLABEL_LOG_LEVEL="warning", GOLDLABEL_MEDIA_DIR=str(workdir / "media"),
-                   GOLDLABEL_TOKEN_CACHE_S=str(LONG_CACHE_S))
-        self.log = open(workdir / f"server-{self.port}.log", "wb")  # noqa: SIM115 - closed in stop()
-        self.proc = subprocess.Popen([sys.executable, "-m", "goldlabel.cli", "serve", "--port", str(self.port)],
-                                     env=env, stdout=self.log, stderr=self.log, stdin=subprocess.DEVNULL)
-        self.base = f"http://127.0.0.1:{self.port}"
-        self.clients: list[httpx.Client] = []
-
-    def wait_ready(self, timeout: float = 120.0) -> None:
-        started = time.monotonic()
-        while True:
-            assert self.proc.poll() is None, "the server exited at start"
-            try:
-                if httpx.get(f"{self.base}/healthz", timeout=2.0).status_code == 200:
-                    return
-            except httpx.TransportError:
-                pass
-            assert time.monotonic() - started < timeout, "the server did not start"
-            time.sleep(0.05)
-
-    def client(self, token: str) -> httpx.Client:
-        self.clients.append(httpx.Client(base_url=self.base, headers={"Authorization": f"Bearer {token}"},
-                                         timeout=30.0))
-        return self.clients[-1]
-
-    def stop(self) -> None:
-        for c in self.clients:
-            c.close()
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
-        self.log.close()
-
-
 @pytest.fixture
 def servers(settings, tmp_path):
-    started = [Server(settings, tmp_path), Server(settings, tmp_path)]
+    """Two ``goldlabel serve`` processes on the test's database, started side by side."""
+    env = {"GOLDLABEL_MEDIA_DIR": str(tmp_path / "media"), "GOLDLABEL_TOKEN_CACHE_S": str(LONG_CACHE_S)}
+    started = start_all([LiveServer(settings.database_url, tmp_path, env=env, secret_key=settings.secret_key)
+                         for _ in range(2)])
     try:
-        for s in started:
-            s.wait_ready()
         yield started
     finally:
-        for s in started:
-            s.stop()
+        stop_all(started)
 
 
 @pytest.mark.slow

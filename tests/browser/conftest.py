@@ -12,16 +12,13 @@ from __future__ import annotations
 import base64
 import itertools
 import os
-import socket
-import subprocess
-import sys
-import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
+from live_server import LiveServer
 
 from goldlabel.config import Settings
 from goldlabel.services import imports as import_service
@@ -37,12 +34,6 @@ CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-backg
                  "--disable-component-update", "--disable-sync"]
 PASSWORD = "plum-otter-canvas-42"
 SCREENSHOT_DIR = REPO / "docs" / "screenshots"
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 class Server:
@@ -91,41 +82,20 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
     settings = Settings(database_url=f"sqlite:///{db}", secret_key="browser-test-secret")
     ctx = Context.from_settings(settings)
     upgrade_database(ctx.engine)
-    port = _free_port()
-    env = {**os.environ, "GOLDLABEL_DATABASE_URL": settings.database_url,
-           "GOLDLABEL_SECRET_KEY": settings.secret_key, "GOLDLABEL_LOG_LEVEL": "warning",
-           # Every browser test logs in from 127.0.0.1: the per-address throttle would refuse the
+    env = {  # Every browser test logs in from 127.0.0.1: the per-address throttle would refuse the
            # suite itself (tests/web/test_login_security.py tests the throttle).
            "GOLDLABEL_LOGIN_ATTEMPTS_PER_MINUTE": "100000",
            # The model worker stays off: a test that wants a model trains it (Train now, or the service).
            "GOLDLABEL_MODEL_INTERVAL_S": "0"}
-    # TODO(#4): switch to `goldlabel serve --port` once the CLI lands.
-    cmd = [sys.executable, "-m", "uvicorn", "goldlabel.app:create_app", "--factory",
-           "--host", "127.0.0.1", "--port", str(port), "--log-level", "warning"]
-    log = (db.parent / "server.log").open("w")
-    proc = subprocess.Popen(cmd, env=env, stdout=log, stderr=subprocess.STDOUT, cwd=db.parent)
-    base_url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 30
-    while True:
-        try:
-            if httpx.get(f"{base_url}/healthz", timeout=1).status_code == 200:
-                break
-        except httpx.HTTPError:
-            pass
-        if proc.poll() is not None or time.monotonic() > deadline:
-            proc.kill()
-            proc.wait()
-            log.close()
-            pytest.fail(f"goldlabel server did not start:\n{(db.parent / 'server.log').read_text()}")
-        time.sleep(0.1)
-    yield Server(base_url, ctx)
-    proc.terminate()
+    live = LiveServer(settings.database_url, db.parent, env=env, secret_key=settings.secret_key, uvicorn=True)
     try:
-        proc.wait(timeout=10)
-    except subprocess.TimeoutExpired:
-        proc.kill()
-        proc.wait()
-    log.close()
+        live.start().wait_ready()
+    except AssertionError as exc:
+        live.stop()
+        ctx.close()
+        pytest.fail(f"goldlabel server did not start: {exc}")
+    yield Server(live.base, ctx)
+    live.stop()
     ctx.close()
 
 

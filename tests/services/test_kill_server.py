@@ -11,50 +11,19 @@ negative control, is issue 17 item 11; this is its smallest form, in CI on both 
 
 from __future__ import annotations
 
-import os
 import random
-import signal
-import socket
-import subprocess
-import sys
 import threading
 import time
-from pathlib import Path
 
 import httpx
 import sqlalchemy as sa
+from live_server import LiveServer
 
 from goldlabel.services.sessions import SESSION_COOKIE, SessionSigner, start_session
 
 SECRET = "kill-server-test-secret"
 KILLS = 3
 POSITIVE = {"sentiment": "positive"}
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def _start(database_url: str, port: int, log: Path) -> subprocess.Popen:
-    env = {**os.environ, "GOLDLABEL_DATABASE_URL": database_url, "GOLDLABEL_SECRET_KEY": SECRET}
-    with log.open("ab") as err:
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "uvicorn", "goldlabel.app:create_app", "--factory", "--host", "127.0.0.1",
-             "--port", str(port), "--log-level", "warning"],
-            env=env, stdout=subprocess.DEVNULL, stderr=err,
-        )
-    deadline = time.monotonic() + 90
-    while True:
-        assert proc.poll() is None, log.read_text()[-2000:]
-        try:
-            if httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=1).status_code == 200:
-                return proc
-        except httpx.HTTPError:
-            pass
-        assert time.monotonic() < deadline, "the server did not start"
-        time.sleep(0.1)
 
 
 def _annotate(base: str, headers: dict[str, str], pid: int, acked: list[int], stop: threading.Event) -> None:
@@ -87,28 +56,25 @@ def test_acknowledged_answers_survive_sigkill_for_browser_and_token_clients(fact
         "browser": {"Cookie": f"{SESSION_COOKIE}={cookie}", "X-CSRF-Token": signer.csrf_token(session.nonce)},
         "token": {"Authorization": f"Bearer {factory.token_for(token_user)}"},
     }
-    port = _free_port()
-    log = tmp_path / "server.log"
     acked: dict[str, list[int]] = {name: [] for name in clients}
     stop = threading.Event()
-    proc = _start(database_url, port, log)
-    threads = [threading.Thread(target=_annotate, args=(f"http://127.0.0.1:{port}", h, pid, acked[name], stop))
+    server = LiveServer(database_url, tmp_path, secret_key=SECRET, uvicorn=True)
+    server.start().wait_ready()
+    threads = [threading.Thread(target=_annotate, args=(server.base, h, pid, acked[name], stop))
                for name, h in clients.items()]
     for t in threads:
         t.start()
     try:
         for _ in range(KILLS):
             time.sleep(random.uniform(0.8, 1.6))
-            proc.send_signal(signal.SIGKILL)
-            proc.wait()
-            proc = _start(database_url, port, log)
+            server.kill9()
+            server.start().wait_ready()
         time.sleep(0.5)
     finally:
         stop.set()
         for t in threads:
             t.join(15)
-        proc.terminate()
-        proc.wait(10)
+        server.stop()
     assert acked["browser"] and acked["token"], acked  # both clients got answers through
     every = acked["browser"] + acked["token"]
     with factory.ctx.engine.connect() as conn:

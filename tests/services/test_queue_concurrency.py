@@ -13,21 +13,17 @@ every acknowledged answer present as acknowledged, the counters equal to the row
 
 from __future__ import annotations
 
-import os
 import random
-import socket
-import subprocess
-import sys
 import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
 import sqlalchemy as sa
+from live_server import LiveServer, stop_all
 
 from goldlabel.domain.errors import GoldlabelError
 from goldlabel.services import queue as queue_service
@@ -249,60 +245,6 @@ def test_hammer_threads(factory, backend):
 # ---------------------------------------------------------------- processes, PostgreSQL
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def _launch_servers(database_url: str, n: int, logs: Path) -> tuple[list[subprocess.Popen], list[str]]:
-    env = {**os.environ, "GOLDLABEL_DATABASE_URL": database_url, "GOLDLABEL_SECRET_KEY": "hammer",
-           "GOLDLABEL_PG_POOL_SIZE": "6"}
-    procs, urls = [], []
-    for i in range(n):
-        port = _free_port()
-        log = logs / f"server{i}.log"
-        with log.open("wb") as err:  # a file, not a pipe: a pipe nobody reads would block the server
-            procs.append(
-                subprocess.Popen(
-                    [sys.executable, "-m", "uvicorn", "goldlabel.app:create_app", "--factory",
-                     "--host", "127.0.0.1", "--port", str(port), "--log-level", "warning"],
-                    env=env,
-                    stdout=subprocess.DEVNULL,
-                    stderr=err,
-                )
-            )
-        urls.append(f"http://127.0.0.1:{port}")
-    return procs, urls
-
-
-def _wait_for_servers(procs: list[subprocess.Popen], urls: list[str], logs: Path) -> None:
-    deadline = time.monotonic() + 90
-    for i, (proc, url) in enumerate(zip(procs, urls)):
-        while True:
-            if proc.poll() is not None:
-                raise RuntimeError(f"server {url} exited: {(logs / f'server{i}.log').read_text()[-2000:]}")
-            try:
-                if httpx.get(url + "/healthz", timeout=1).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                pass
-            if time.monotonic() > deadline:
-                raise RuntimeError(f"server {url} did not start")
-            time.sleep(0.1)
-
-
-def _stop_servers(procs: list[subprocess.Popen]) -> None:
-    for p in procs:
-        p.terminate()
-    for p in procs:
-        try:
-            p.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            p.kill()
-            p.wait()
-
-
 def _http_calls(client: httpx.Client, pid: int):
     def check(res: httpx.Response, *ok: int) -> httpx.Response:
         if res.status_code == 409:
@@ -334,7 +276,9 @@ def test_hammer_processes_postgres(factory, database_url, tmp_path):
     n_servers, per_server, n_items = 2, 6, 100
     t0 = time.monotonic()
     # The servers boot (import, migration check) while the project is set up.
-    procs, urls = _launch_servers(database_url, n_servers, tmp_path)
+    servers = [LiveServer(database_url, tmp_path, secret_key="hammer", uvicorn=True, name=f"server{i}",
+                          env={"GOLDLABEL_PG_POOL_SIZE": "6"}).start() for i in range(n_servers)]
+    urls = [s.base for s in servers]
     clients: list[httpx.Client] = []
     try:
         anns = [factory.make_user() for _ in range(n_servers * per_server)]
@@ -344,7 +288,8 @@ def test_hammer_processes_postgres(factory, database_url, tmp_path):
         pid = project["id"]
         factory.add_items(project, n_items)
         tokens = [factory.token_for(a) for a in anns]
-        _wait_for_servers(procs, urls, tmp_path)
+        for server in servers:
+            server.wait_ready()
         print(f"\n{n_servers} servers up and project ready in {time.monotonic() - t0:.1f}s", end="")
         tally = Tally()
         stop = threading.Event()
@@ -370,9 +315,9 @@ def test_hammer_processes_postgres(factory, database_url, tmp_path):
     finally:
         for c in clients:
             c.close()
-        _stop_servers(procs)
-    for i in range(n_servers):  # a 500 is logged by the server: none may have happened
-        log = (tmp_path / f"server{i}.log").read_text()
+        stop_all(servers)
+    for server in servers:  # a 500 is logged by the server: none may have happened
+        log = server.log_path.read_text()
         assert "Traceback" not in log, log[-3000:]
     stats = check_database(factory.ctx, pid, tally)
     assert stats["answers"] >= n_items

@@ -12,7 +12,6 @@ import json
 import os
 import re
 import signal
-import socket
 import subprocess
 import sys
 import threading
@@ -20,8 +19,8 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
-import httpx
 import pytest
+from live_server import LiveServer, start_all, stop_all
 
 from goldlabel.config import Settings
 from goldlabel.services import queue as queue_service
@@ -371,54 +370,26 @@ def test_item_status_changes_are_delivered(factory, worker, receiver):
     assert event["data"] == {"item_id": item["id"], "status": item["status"]}
 
 
-def _start_server(database_url: str, log_path: Path) -> tuple[subprocess.Popen, str]:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    env = {**os.environ, "GOLDLABEL_DATABASE_URL": database_url, "GOLDLABEL_SECRET_KEY": "test-secret",
-           "GOLDLABEL_WEBHOOK_ALLOWED_NETWORKS": "127.0.0.1/32", "GOLDLABEL_WEBHOOK_POLL_INTERVAL_S": "0.1",
-           "GOLDLABEL_REFIT_INTERVAL_S": "0"}
-    cmd = [sys.executable, "-m", "uvicorn", "goldlabel.app:create_app", "--factory",
-           "--host", "127.0.0.1", "--port", str(port), "--log-level", "warning"]
-    with log_path.open("w") as log:  # the child keeps its own copy of the descriptor
-        proc = subprocess.Popen(cmd, env=env, stdout=log, stderr=subprocess.STDOUT)
-    return proc, f"http://127.0.0.1:{port}"
-
-
 @pytest.mark.slow
 def test_server_processes_deliver_from_one_outbox(factory, settings, receiver, tmp_path):
     """Two real server processes on one database: their lifespans start the workers, which
     share the outbox; every event reaches the receiver exactly once."""
     project = factory.make_project()
     subscribe(factory, project, receiver.url, ["item.final"])
-    procs = [_start_server(settings.database_url, tmp_path / f"server{i}.log") for i in range(2)]
+    env = {"GOLDLABEL_WEBHOOK_ALLOWED_NETWORKS": "127.0.0.1/32", "GOLDLABEL_WEBHOOK_POLL_INTERVAL_S": "0.1",
+           "GOLDLABEL_REFIT_INTERVAL_S": "0"}
+    servers = start_all([LiveServer(settings.database_url, tmp_path, env=env, secret_key="test-secret",
+                                    uvicorn=True) for _ in range(2)])
     try:
-        for proc, url in procs:
-            deadline = time.monotonic() + 60
-            while True:
-                try:
-                    if httpx.get(f"{url}/healthz", timeout=1).status_code == 200:
-                        break
-                except httpx.HTTPError:
-                    pass
-                assert proc.poll() is None and time.monotonic() < deadline, "a server did not start"
-                time.sleep(0.1)
         for i in range(30):
             with write_tx(factory.ctx.engine) as conn:
                 consensus_events.insert_event(conn, project["id"], "item.final", {"item_id": i}, now_ms())
         deadline = time.monotonic() + 60
         while len(receiver.requests) < 30 and time.monotonic() < deadline:
-            time.sleep(0.1)
+            time.sleep(0.02)
         time.sleep(0.5)  # a duplicate, if any, would arrive meanwhile
     finally:
-        for proc, _url in procs:
-            proc.terminate()
-        for proc, _url in procs:
-            try:
-                proc.wait(10)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait()
+        stop_all(servers)
     ids = receiver.event_ids()
     assert len(ids) == 30 and len(set(ids)) == 30
 
