@@ -274,3 +274,34 @@ def test_the_background_indexer_catches_up(factory):
     finally:
         indexer.stop()
     assert _search(factory, project["id"], "pistachio", indexed=True) == ["late-1"]
+
+
+def test_an_indexer_batch_in_flight_never_hides_work_from_annotators(factory):
+    """The indexer's batch locked the rows it read (FOR SHARE), so the queue's claim (FOR UPDATE
+    SKIP LOCKED) skipped them all and ``next`` answered 204 while items were open (migration
+    0018). With a batch open and not committed, an annotator still gets an item; an edit made
+    before the indexer reached its item writes its row (the trigger's upsert), which the batch
+    keeps."""
+    if factory.ctx.engine.dialect.name != "postgresql":
+        pytest.skip("PostgreSQL only: SQLite's writers take turns, so a claim never meets a batch in flight")
+    ann = factory.make_user()
+    project = factory.make_project(annotators=[ann])
+    pid = project["id"]
+    mgr = factory.api_as(project["manager"])
+    rows = [{"external_id": f"t-{i}", "data": {"text": f"old words {i}"}} for i in range(5)]
+    assert mgr.post(f"/api/v1/projects/{pid}/items", json=rows).status_code == 201
+    with factory.ctx.engine.begin() as conn:  # above the watermark: the trigger writes the row now
+        conn.execute(sa.text("UPDATE items SET data = CAST(:d AS JSONB) WHERE external_id = 't-3'"),
+                     {"d": '{"text": "fresh words"}'})
+    annotator = factory.api_as(ann)
+    with factory.ctx.engine.connect() as conn, conn.begin():
+        assert item_store.index_text_batch(conn, 1000) >= 5  # in flight until the block ends
+        lease = annotator.post(f"/api/v1/projects/{pid}/next")
+        assert lease.status_code == 200, lease.text
+    item_service.index_text(factory.ctx)
+    assert _search(factory, pid, "fresh words", indexed=True) == ["t-3"]
+    assert _search(factory, pid, "old words 3", indexed=True) == []
+    with factory.ctx.engine.connect() as conn:
+        body = conn.execute(sa.text("SELECT body FROM item_text JOIN items ON items.id = item_id "
+                                    "WHERE external_id = 't-3'")).scalar()
+    assert "fresh words" in body

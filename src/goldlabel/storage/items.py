@@ -130,12 +130,13 @@ def index_text_batch(conn: Connection, limit: int, top: int | None = None) -> in
             f"INSERT INTO items_fts(rowid, body) SELECT id, {_SQLITE_TEXT} FROM items "  # nosec B608  # constant SQL, bound ids
             "WHERE id > ? AND id <= ?", (mark, high))
     else:
-        # FOR SHARE: an edit in flight on one of these items commits first (and this reads its
-        # text), or waits for this transaction (and its trigger then updates the row made here).
+        # No row locks: share locks here made the queue's claim (FOR UPDATE SKIP LOCKED) skip the
+        # whole batch, and annotators were told "no work" meanwhile (migration 0018). An edit's
+        # trigger upserts its row instead, so a row already there holds the newest text: kept.
         conn.exec_driver_sql(
             "INSERT INTO item_text (item_id, body) SELECT id, goldlabel_item_text(external_id, data) FROM items "
-            "WHERE id > %(mark)s AND id <= %(high)s FOR SHARE "
-            "ON CONFLICT (item_id) DO UPDATE SET body = excluded.body", {"mark": mark, "high": high})
+            "WHERE id > %(mark)s AND id <= %(high)s "
+            "ON CONFLICT (item_id) DO NOTHING", {"mark": mark, "high": high})
     conn.execute(sa.update(TEXT_STATE).values(indexed_through=high))
     return int(n)
 
