@@ -40,8 +40,9 @@ $$
 
 def _has_item_text() -> bool:
     bind = op.get_bind()
-    return bind.dialect.name == "postgresql" and bind.exec_driver_sql(
-        "SELECT to_regclass('item_text') IS NOT NULL").scalar()
+    if bind.dialect.name != "postgresql":
+        return False
+    return bool(bind.exec_driver_sql("SELECT to_regclass('item_text') IS NOT NULL").scalar())
 
 
 def upgrade() -> None:
