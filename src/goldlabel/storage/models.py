@@ -11,6 +11,7 @@ import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection
 
+from goldlabel.storage.hot import Hot
 from goldlabel.storage.tables import (
     answers,
     auto_labels,
@@ -413,19 +414,25 @@ def fetch_model_votes(conn: Connection, project_id: int, question: str) -> list[
     return [(int(i), v, float(s)) for i, v, s in conn.execute(q) if v is not None and s is not None]
 
 
+# Built once with bind parameters and run as a Hot statement: the per-answer consensus reads it
+# on every submit of a choice project, and building the statement and its cache key per call
+# cost 14% of an annotate cycle (py-spy profile of benchmarks/annotate_loop.py, SQLite).
+_MODEL_VOTE = Hot(
+    sa.select(model_state.c.annotator, predictions.c.value, predictions.c.score)
+    .select_from(model_state.join(predictions, sa.and_(
+        predictions.c.item_id == sa.bindparam("b_item_id"),
+        predictions.c.model_version.like(MODEL_PREFIX + "%"))))
+    .where(model_state.c.project_id == sa.bindparam("b_project_id"), model_state.c.annotator.is_not(None))
+    .limit(1)
+)
+
+
 def fetch_model_vote(conn: Connection, project_id: int, item_id: int) -> dict[str, Any] | None:
     """The model's vote on one item for the per-answer consensus: ``{"question", "skill",
     "value", "score"}``, or None when the project has no learned model annotator or the item
     no prediction (one indexed read: the state row by key, the prediction by item)."""
-    q = (
-        sa.select(model_state.c.annotator, predictions.c.value, predictions.c.score)
-        .select_from(model_state.join(predictions, sa.and_(
-            predictions.c.item_id == item_id, predictions.c.model_version.like(MODEL_PREFIX + "%"))))
-        .where(model_state.c.project_id == project_id, model_state.c.annotator.is_not(None))
-        .limit(1)
-    )
-    row = conn.execute(q).first()
-    return model_vote_from(row[0], row[1], row[2]) if row else None
+    row = _MODEL_VOTE.first(conn, {"b_item_id": item_id, "b_project_id": project_id})
+    return model_vote_from(row["annotator"], row["value"], row["score"]) if row else None
 
 
 def model_vote_from(annotator: Any, value: Any, score: Any) -> dict[str, Any] | None:
