@@ -578,10 +578,20 @@ def goldlabel_command(port: int, workers: int) -> list[str]:
     ]  # fmt: skip
 
 
-def start_goldlabel(url: str, workers: int) -> tuple[subprocess.Popen, int, list[str]]:
+# The model worker (services/model_worker.py) embeds every choice project's items in the
+# background, on the same cores: with it on, this loop measures the annotate loop beside an
+# embedding job (on 2 cores about half the cycles/s at 1 annotator, and SQLite's one writer
+# shared with the worker's writes). Off by default, so levels compare with runs from before the
+# worker existed; --model-worker on measures the default server.
+MODEL_WORKER = {"on": None, "off": "0"}
+
+
+def start_goldlabel(url: str, workers: int, model_worker: str = "off") -> tuple[subprocess.Popen, int, list[str]]:
     port = free_port()
     cmd = goldlabel_command(port, workers)
     env = {**os.environ, "GOLDLABEL_DATABASE_URL": url, "GOLDLABEL_SECRET_KEY": SECRET_KEY}
+    if MODEL_WORKER[model_worker] is not None:
+        env["GOLDLABEL_MODEL_INTERVAL_S"] = MODEL_WORKER[model_worker]
     proc = subprocess.Popen(cmd, env=env, cwd=REPO, start_new_session=True)
     wait_http(port, "/healthz", 60, proc)
     return proc, port, cmd
@@ -862,9 +872,11 @@ def bench_goldlabel(args: argparse.Namespace, workdir: Path, rows: list[Row], no
                                  f"({n_items / shared[1]:,.0f} items/s); one project serves every load level")
                     print(f"[seed] {backend} {n_items:,} items in {shared[1]:.1f} s", flush=True)
                 for workers in (args.pg_workers or args.workers) if backend == "postgresql" else args.workers:
-                    proc, port, cmd = start_goldlabel(db.url, workers)
+                    proc, port, cmd = start_goldlabel(db.url, workers, args.model_worker)
                     shown_url = "sqlite:///..." if backend == "sqlite" else "postgresql+psycopg://.../fresh_db"
-                    cmds.add(shlex.join(["GOLDLABEL_DATABASE_URL=" + shown_url] + cmd)
+                    worker_env = [] if MODEL_WORKER[args.model_worker] is None else [
+                        "GOLDLABEL_MODEL_INTERVAL_S=" + MODEL_WORKER[args.model_worker]]
+                    cmds.add(shlex.join(["GOLDLABEL_DATABASE_URL=" + shown_url, *worker_env] + cmd)
                              .replace(f"--port {port}", "--port PORT"))
                     try:
                         for n_ann, client in ((n, c) for n in args.annotators for c in args.clients):
@@ -1037,6 +1049,9 @@ def main(argv: list[str] | None = None) -> int:
                          "than cores keep PostgreSQL busy; SQLite has one writer, so one worker is its best")
     ap.add_argument("--clients", type=lambda s: s.split(","), default=["bearer"],
                     help="goldlabel clients per level: bearer (API token), browser (session cookie + CSRF header)")
+    ap.add_argument("--model-worker", choices=sorted(MODEL_WORKER), default="off",
+                    help="goldlabel's background model worker during the levels (default off: it embeds the "
+                         "benchmark's items on the same cores)")
     ap.add_argument("--write-docs", action="store_true", help=f"write the results to {DOCS.relative_to(REPO)}")
     args = ap.parse_args(argv)
     args.backends = ["postgresql" if b in ("postgres", "pg") else b for b in args.backends]
