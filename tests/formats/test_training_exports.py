@@ -336,3 +336,28 @@ def test_a_gold_items_gold_answer_goes_before_its_crowd_consensus():
         writer = Collect(io.BytesIO(), ["entities"], schema=schema, include_gold=include_gold)
         writer.write_batch([record])
         assert writer.items == [expected]
+
+
+def test_coco_boxes_written_as_text_equal_the_numbers(tmp_path):
+    """COCO's boxes are formatted straight to JSON (formats/coco.py): every number must read back
+    as the float computed, for awkward values too (tiny, repeating, large, integers)."""
+    from goldlabel.domain.label_schema import LabelSchema
+    from goldlabel.formats.coco import Writer
+    from goldlabel.formats.labeled import LabeledItem
+
+    schema = LabelSchema.parse(BOX_SCHEMA)
+    out = io.BytesIO()
+    writer = Writer(out, ["objects"], schema=schema)
+    boxes = [{"x": 1e-7, "y": 1 / 3, "w": 0.1 + 0.2, "h": 1, "label": "cat"},
+             {"x": 0, "y": 0.999999999999, "w": 2.5e-12, "h": 0.5, "label": "dog"}]
+    writer.write_batch([])
+    data = {"image": "https://example.org/b.jpg", "width": 4000, "height": 3}
+    writer.write_item(LabeledItem(7, "a/b.jpg", data, "train", boxes, 0.9, "final"))
+    writer.close()
+    doc = json.loads(zipfile.ZipFile(io.BytesIO(out.getvalue())).read("annotations/instances_train.json"))
+    got = [(a["id"], a["image_id"], a["category_id"], a["bbox"], a["area"]) for a in doc["annotations"]]
+    want = [(1 + k, 7, 1 + ["cat", "dog"].index(b["label"]),
+             [b["x"] * 4000, b["y"] * 3, b["w"] * 4000, b["h"] * 3], (b["w"] * 4000) * (b["h"] * 3))
+            for k, b in enumerate(boxes)]
+    assert got == want
+    assert all(type(v) is float or type(v) is int for _, _, _, bbox, area in got for v in [*bbox, area])

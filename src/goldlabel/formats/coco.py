@@ -41,9 +41,10 @@ IMPORTS = False  # as items; ``read_labels`` reads labels for items a project ha
 
 
 class _Split:
-    """One split's images and annotations: a batch's objects are gathered in lists and written
-    to the spools as one JSON fragment each (one ``orjson.dumps`` and one write per batch, not
-    per object: per-object calls were most of the export's time)."""
+    """One split's images and annotations: a batch's images are gathered as dicts and its
+    annotations as JSON texts, and written to the spools as one fragment each per batch (one
+    ``orjson.dumps`` / one ``join`` and one write per batch, not per object: per-object calls
+    were most of the export's time)."""
 
     def __init__(self) -> None:
         self.images = tempfile.SpooledTemporaryFile(max_size=SPOOL_BYTES)  # noqa: SIM115 - closed at close()
@@ -51,16 +52,17 @@ class _Split:
         self.n_images = 0
         self.n_annotations = 0
         self.pending_images: list[dict[str, Any]] = []
-        self.pending_annotations: list[dict[str, Any]] = []
+        self.pending_annotations: list[str] = []
 
     def flush(self) -> None:
-        for spool, pending, count in ((self.images, self.pending_images, self.n_images),
-                                      (self.annotations, self.pending_annotations, self.n_annotations)):
-            if not pending:
-                continue
-            if count:
-                spool.write(b",")
-            spool.write(orjson.dumps(pending)[1:-1])  # the list's elements, without its brackets
+        if self.pending_images:
+            if self.n_images:
+                self.images.write(b",")
+            self.images.write(orjson.dumps(self.pending_images)[1:-1])  # the elements, without brackets
+        if self.pending_annotations:
+            if self.n_annotations:
+                self.annotations.write(b",")
+            self.annotations.write(",".join(self.pending_annotations).encode())
         self.n_images += len(self.pending_images)
         self.n_annotations += len(self.pending_annotations)
         self.pending_images.clear()
@@ -85,21 +87,29 @@ class Writer(LabeledWriter):
         self.categories = {label: i for i, label in enumerate(self.question.labels, start=1)}
         self.next_annotation = 1
 
-    def _annotations(self, item: LabeledItem) -> tuple[tuple[float, float] | None, list[dict[str, Any]]]:
-        """The image size and the item's annotations (without id and image_id), in pixels."""
+    def _annotations(self, item: LabeledItem, first_id: int) -> tuple[tuple[float, float] | None, list[str]]:
+        """The image size and the item's annotations as JSON texts (ids from ``first_id``), in pixels.
+
+        Boxes, the hot kind, are formatted straight to JSON: building a dict per box for
+        ``orjson`` and freeing it again cost twice the formatting (benchmarks/media_formats.py;
+        ``repr`` of a float is its shortest round-trip form, as orjson writes it, and coordinates
+        are finite: the label schema validates them)."""
         question = self.question
         size, sx, sy = pixel_scale(question, item)
         if size is None:
             return None, []
+        image_id, n = item.id, first_id
         if question.kind == "boxes":
             categories = self.categories
             boxes = []
-            for b in item.value:  # a plain loop: the export's hottest lines (benchmarks/media_formats.py)
+            for b in item.value:  # a plain loop: the export's hottest lines
                 w, h = b["w"] * sx, b["h"] * sy
-                boxes.append({"category_id": categories[b["label"]], "bbox": [b["x"] * sx, b["y"] * sy, w, h],
-                              "area": w * h, "iscrowd": 0, "segmentation": []})
+                boxes.append(f'{{"id":{n},"image_id":{image_id},"category_id":{categories[b["label"]]},"bbox":['
+                             f'{b["x"] * sx!r},{b["y"] * sy!r},{w!r},{h!r}],"area":{w * h!r},"iscrowd":0,'
+                             f'"segmentation":[]}}')
+                n += 1
             return size, boxes
-        out = []
+        out: list[dict[str, Any]] = []
         if question.kind == "polygons":
             for polygon in item.value:
                 xs = [x * sx for x, _ in polygon["points"]]
@@ -109,27 +119,29 @@ class Writer(LabeledWriter):
                 out.append({"category_id": self.categories[polygon["label"]],
                             "bbox": [min(xs), min(ys), max(xs) - min(xs), max(ys) - min(ys)],
                             "area": area, "iscrowd": 0, "segmentation": [ring]})
-            return size, out
-        for instance in item.value:
-            skeleton = question.skeleton(instance["label"])
-            flat: list[float] = []
-            xs, ys = [], []
-            for name in skeleton.points:
-                p = instance["points"].get(name)
-                if p is None:
-                    flat += [0, 0, 0]
-                else:
-                    flat += [p["x"] * sx, p["y"] * sy, p["v"]]
-                    xs.append(p["x"] * sx)
-                    ys.append(p["y"] * sy)
-            bbox = [min(xs), min(ys), max(xs) - min(xs), max(ys) - min(ys)]
-            out.append({"category_id": self.categories[instance["label"]], "bbox": bbox, "area": bbox[2] * bbox[3],
-                        "iscrowd": 0, "keypoints": flat, "num_keypoints": len(xs), "segmentation": []})
-        return size, out
+        else:
+            for instance in item.value:
+                skeleton = question.skeleton(instance["label"])
+                flat: list[float] = []
+                xs, ys = [], []
+                for name in skeleton.points:
+                    p = instance["points"].get(name)
+                    if p is None:
+                        flat += [0, 0, 0]
+                    else:
+                        flat += [p["x"] * sx, p["y"] * sy, p["v"]]
+                        xs.append(p["x"] * sx)
+                        ys.append(p["y"] * sy)
+                bbox = [min(xs), min(ys), max(xs) - min(xs), max(ys) - min(ys)]
+                out.append({"category_id": self.categories[instance["label"]], "bbox": bbox,
+                            "area": bbox[2] * bbox[3], "iscrowd": 0, "keypoints": flat, "num_keypoints": len(xs),
+                            "segmentation": []})
+        return size, [orjson.dumps({"id": n + k, "image_id": image_id, **body}).decode()
+                      for k, body in enumerate(out)]
 
     def write_item(self, item: LabeledItem) -> None:
         question = self.question
-        size, annotations = self._annotations(item)
+        size, annotations = self._annotations(item, self.next_annotation)
         if size is None:
             raise size_unknown(NAME, item, question)
         part = self.splits[item.split]
@@ -146,12 +158,7 @@ class Writer(LabeledWriter):
                 image["coco_url"] = source
         image["goldlabel"] = {"external_id": item.external_id, "confidence": item.confidence}
         part.pending_images.append(image)
-        n, item_id = self.next_annotation, item.id
-        for body in annotations:
-            body["id"] = n
-            body["image_id"] = item_id
-            n += 1
-        self.next_annotation = n
+        self.next_annotation += len(annotations)
         part.pending_annotations += annotations
 
     def end_batch(self) -> None:
