@@ -29,7 +29,7 @@ from goldlabel.services.bulk_gc import fewer_gc_passes
 from goldlabel.services.context import Context
 from goldlabel.storage import exports as export_store
 from goldlabel.storage import projects as project_store
-from goldlabel.storage.engine import read_tx
+from goldlabel.storage.engine import read_tx, scan_tx
 from goldlabel.storage.secrets import install_secret
 
 BATCH_SIZE = 5000
@@ -129,7 +129,7 @@ class Export:
         names: dict[int, str] = {}
         none: tuple = ()
         # One read transaction: the export is one consistent snapshot of the project.
-        with read_tx(self.ctx.engine) as conn:
+        with scan_tx(self.ctx.engine) as conn:
             export_store.prefer_indexes(conn)
             after = 0
             while True:

@@ -138,7 +138,7 @@ def _create_sqlite_engine(url: sa.URL, settings: Settings) -> Engine:
         cur.execute("PRAGMA synchronous=NORMAL")
         cur.execute(f"PRAGMA busy_timeout={int(settings.sqlite_busy_timeout_ms)}")
         cur.execute("PRAGMA foreign_keys=ON")
-        cur.execute("PRAGMA cache_size=-65536")
+        cur.execute(f"PRAGMA cache_size=-{SQLITE_CACHE_KIB}")
         cur.execute("PRAGMA temp_store=MEMORY")
         cur.close()
 
@@ -343,3 +343,25 @@ def read_tx(engine: Engine) -> Iterator[Connection]:
     """A read-only snapshot (deferred transaction on SQLite, never takes the write lock)."""
     with engine.connect() as conn, conn.begin():
         yield conn
+
+
+# SQLite's page cache per connection (_on_connect) and, for a scan, while it runs.
+SQLITE_CACHE_KIB = 65536
+SQLITE_SCAN_CACHE_KIB = 4096
+
+
+@contextlib.contextmanager
+def scan_tx(engine: Engine) -> Iterator[Connection]:
+    """:func:`read_tx` for a read that passes over a whole project once (an export): on SQLite
+    with a small page cache while it runs, since no page is read twice. With the connection's
+    64 MiB cache the pages of a 1M-item export stayed in memory until its end (peak RSS +40 MB,
+    benchmarks/media_formats.py)."""
+    with read_tx(engine) as conn:
+        if conn.dialect.name != "sqlite":
+            yield conn
+            return
+        conn.exec_driver_sql(f"PRAGMA cache_size=-{SQLITE_SCAN_CACHE_KIB}")
+        try:
+            yield conn
+        finally:
+            conn.exec_driver_sql(f"PRAGMA cache_size=-{SQLITE_CACHE_KIB}")
