@@ -293,6 +293,17 @@ def test_rover_vote_ties_take_the_longer_then_the_larger_word():
     assert ROVER(split, join).fit_predict(data)["t"] == "ba"
 
 
+def test_rover_answers_without_words():
+    # str.split gives "" no words: an empty answer votes for the empty word in every slot
+    data = pd.DataFrame({"task": ["a", "a", "b", "c", "c", "c"], "worker": [1, 2, 3, 1, 2, 3],
+                         "text": ["x y", "", "z", "p q", "", "q"]})
+    out = ROVER(str.split, " ".join).fit_predict(data)
+    # a: x and y one vote each against one empty vote: the word wins the tie (longer);
+    # c: "p" has one vote against two empty ones, "q" two against one. Every second answer is
+    # empty: a step where no hypothesis has a word
+    assert out.to_dict() == {"a": "x y", "b": "z", "c": "q"}
+
+
 def test_rover_missing_text_column_is_a_key_error():
     with pytest.raises(KeyError, match="text"):
         ROVER(split, join).fit(pd.DataFrame({"task": ["t"], "worker": ["w"], "output": ["a"]}))
@@ -426,6 +437,7 @@ emb = real.rename(columns={"text": "output"})
 emb["embedding"] = emb["output"].map(encode)
 out = {
     "rover_random": rover().fit_predict(random).to_dict(),
+    "rover_random_no_words": ROVER(tokenizer=str.split, detokenizer=" ".join).fit_predict(random).to_dict(),
     "rover_real": rover().fit_predict(real).to_dict(),
     "rasa_real": RASA().fit_predict(emb)["output"].to_dict(),
     "hrrasa_real": HRRASA(lambda_emb=1.0, lambda_out=0.0).fit_predict(
@@ -481,6 +493,8 @@ def test_rover_equals_crowdkit_on_random_texts(crowdkit_texts):
     ours = ROVER(split, join).fit_predict(random)
     assert list(ours.index) == list(theirs["rover_random"])
     assert ours.to_dict() == theirs["rover_random"]
+    # str.split gives an empty answer no words at all (split(" ") gives it one empty word)
+    assert ROVER(str.split, " ".join).fit_predict(random).to_dict() == theirs["rover_random_no_words"]
 
 
 def test_rover_equals_crowdkit_on_crowdwsa(crowdkit_texts):

@@ -204,7 +204,7 @@ class ROVER:
                 break
             h = hyp[active, k]
             merged, new_len = _align_step(counts[active, :max(int(length[active].max()), 0)], length[active],
-                                          h[:, :max(int(hyp_len[active, k].max()), 0)], hyp_len[active, k], k)
+                                          h[:, :max(int(hyp_len[active, k].max()), 1)], hyp_len[active, k], k)
             if merged.shape[1] > counts.shape[1]:
                 grown = np.zeros((n, merged.shape[1], n_words), dtype=np.int64)
                 grown[:, :counts.shape[1]] = counts
