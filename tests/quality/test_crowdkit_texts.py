@@ -10,6 +10,7 @@ import json
 import os
 import subprocess
 import zlib
+from collections import Counter
 from pathlib import Path
 
 import numpy as np
@@ -442,6 +443,7 @@ out = {
     "rasa_real": RASA().fit_predict(emb)["output"].to_dict(),
     "hrrasa_real": HRRASA(lambda_emb=1.0, lambda_out=0.0).fit_predict(
         emb.drop_duplicates(["task", "worker"]))["output"].to_dict(),
+    "hrrasa_default_real": HRRASA().fit_predict(emb.drop_duplicates(["task", "worker"]))["output"].to_dict(),
 }
 print(json.dumps(out))
 """
@@ -517,5 +519,20 @@ def test_rasa_and_hrrasa_equal_crowdkit_on_crowdwsa(crowdkit_texts):
     # characters (it passes a string where nltk expects words); with the embeddings alone the
     # two HRRASA fits are the same model. A worker's repeated answers to one task are left out:
     # crowd-kit joins its weights on (task, worker), so it counts such answers twice over
-    hrrasa = HRRASA(lambda_emb=1.0, lambda_out=0.0).fit_predict(emb.drop_duplicates(["task", "worker"]))
+    once = emb.drop_duplicates(["task", "worker"])
+    hrrasa = HRRASA(lambda_emb=1.0, lambda_out=0.0).fit_predict(once)
     assert hrrasa["output"].to_dict() == theirs["hrrasa_real"]
+    # and with crowd-kit's comparison as the similarity, its default HRRASA
+    hrrasa = HRRASA(output_similarity=crowdkit_gleu).fit_predict(once)
+    assert hrrasa["output"].to_dict() == theirs["hrrasa_default_real"]
+
+
+def crowdkit_gleu(a: str, b: str) -> float:
+    """crowd-kit's default HRRASA similarity: nltk's sentence_gleu([a.split()], b) with b a
+    string, so b's characters are the hypothesis tokens and a's words the reference's."""
+    def grams(tokens):
+        return Counter(tuple(tokens[k:k + n]) for n in range(1, 5) for k in range(len(tokens) - n + 1))
+
+    hyp, ref = grams(list(b)), grams(a.split())
+    n_all = max(sum(hyp.values()), sum(ref.values()))
+    return sum((hyp & ref).values()) / n_all if n_all else 0.0
