@@ -18,7 +18,7 @@ import pandas as pd
 import pytest
 from pandas.testing import assert_frame_equal, assert_series_equal
 
-from goldlabel.quality import HRRASA, RASA, ROVER, MissingColumnError, TextHRRASA, TextRASA
+from goldlabel.quality import HRRASA, RASA, ROVER, ClosestToAverage, MissingColumnError, TextHRRASA, TextRASA
 from goldlabel.quality.embeddings import gleu_similarity
 from goldlabel.quality.text import compute_wer
 
@@ -425,7 +425,7 @@ CROSSCHECK = """
 import json, sys, zlib
 import numpy as np
 import pandas as pd
-from crowdkit.aggregation import HRRASA, RASA, ROVER
+from crowdkit.aggregation import HRRASA, RASA, ROVER, ClosestToAverage
 random = pd.read_csv(sys.argv[1], dtype=str, keep_default_na=False)
 real = pd.read_csv(sys.argv[2], dtype=str, keep_default_na=False)
 rover = lambda: ROVER(tokenizer=lambda s: s.split(" "), detokenizer=lambda w: " ".join(w))
@@ -441,6 +441,9 @@ out = {
     "rover_random_no_words": ROVER(tokenizer=str.split, detokenizer=" ".join).fit_predict(random).to_dict(),
     "rover_real": rover().fit_predict(real).to_dict(),
     "rasa_real": RASA().fit_predict(emb)["output"].to_dict(),
+    "cta_real": ClosestToAverage(distance=lambda a, b: float(np.abs(a - b).sum())).fit(emb).scores_["score"].tolist(),
+    "cta_real_outputs": ClosestToAverage(distance=lambda a, b: float(np.abs(a - b).sum())).fit_predict(emb)[
+        "output"].to_dict(),
     "hrrasa_real": HRRASA(lambda_emb=1.0, lambda_out=0.0).fit_predict(
         emb.drop_duplicates(["task", "worker"]))["output"].to_dict(),
     "hrrasa_default_real": HRRASA().fit_predict(emb.drop_duplicates(["task", "worker"]))["output"].to_dict(),
@@ -525,6 +528,31 @@ def test_rasa_and_hrrasa_equal_crowdkit_on_crowdwsa(crowdkit_texts):
     # and with crowd-kit's comparison as the similarity, its default HRRASA
     hrrasa = HRRASA(output_similarity=crowdkit_gleu).fit_predict(once)
     assert hrrasa["output"].to_dict() == theirs["hrrasa_default_real"]
+
+
+def test_closest_to_average_equals_crowdkit_on_crowdwsa(crowdkit_texts):
+    _, real, theirs = crowdkit_texts
+    emb = real.rename(columns={"text": "output"})
+    emb["embedding"] = emb["output"].map(encode)
+    cta = ClosestToAverage(distance=lambda a, b: float(np.abs(a - b).sum()))
+    assert cta.fit_predict(emb)["output"].to_dict() == theirs["cta_real_outputs"]
+    np.testing.assert_allclose(cta.scores_["score"], theirs["cta_real"], rtol=1e-12)
+
+
+def test_closest_to_average(simple_text_df, true_embeddings):
+    cta = ClosestToAverage(distance=lambda a, b: float(np.linalg.norm(a - b)))
+    out = cta.fit_predict(simple_text_df)
+    assert list(out.columns) == ["output", "embedding"] and list(out.index) == sorted(set(simple_text_df["task"]))
+    # with a task's true embedding as its average, the closest answer is the closest to the truth
+    task = "7601-175351-0021"
+    with_truth = cta.fit(simple_text_df, true_embeddings=true_embeddings).embeddings_and_outputs_
+    answers = simple_text_df[simple_text_df["task"] == task]
+    nearest = answers.iloc[int(np.argmin([np.linalg.norm(e - true_embeddings[task]) for e in answers["embedding"]]))]
+    assert with_truth.loc[task, "output"] == nearest["output"]
+    # a given aggregate replaces the average
+    given = pd.Series({task: answers["embedding"].iloc[-1]})
+    scores = cta.fit_predict_scores(simple_text_df, given)
+    assert scores.loc[task, "score"].min() == 0.0
 
 
 def crowdkit_gleu(a: str, b: str) -> float:

@@ -12,6 +12,7 @@ import goldlabel.quality.consensus
 
 QUALITY = [
     "Answers", "BCC", "BaseClassificationAggregator", "BinaryRelevance", "BradleyTerry", "CategoricalEstimator",
+    "ClosestToAverage",
     "CommunityDawidSkene", "DEFAULT_METHOD", "DawidSkene", "EBCC", "GLAD", "GoldMajorityVote", "HRRASA", "KOS",
     "MACE", "METHODS", "METHOD_ALIASES", "MMSR", "MajorityVote", "MissingColumnError", "MissingSkillError",
     "MultiChoiceDawidSkene", "MultiChoiceMajorityVote", "NoisyBradleyTerry", "OneCoinDawidSkene", "RASA", "ROVER",

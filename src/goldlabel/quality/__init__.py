@@ -20,7 +20,7 @@ from .bayesian import BCC, EBCC
 from .calibration import compute_ece
 from .categorical import CategoricalEstimator
 from .dawid_skene import DawidSkene, OneCoinDawidSkene, item_posterior
-from .embeddings import HRRASA, RASA, TextHRRASA, TextRASA
+from .embeddings import HRRASA, RASA, ClosestToAverage, TextHRRASA, TextRASA
 from .glad import GLAD
 from .kos import KOS
 from .mace import MACE
@@ -109,6 +109,7 @@ __all__ = [
     "BinaryRelevance",
     "BradleyTerry",
     "CategoricalEstimator",
+    "ClosestToAverage",
     "CommunityDawidSkene",
     "DawidSkene",
     "GoldMajorityVote",

@@ -30,7 +30,7 @@ from scipy.stats import chi2
 from .answers import _pick_column
 from .text import _pairs_within
 
-__all__ = ["HRRASA", "RASA", "TextHRRASA", "TextRASA", "gleu_similarity"]
+__all__ = ["HRRASA", "RASA", "ClosestToAverage", "TextHRRASA", "TextRASA", "gleu_similarity"]
 
 #: crowd-kit's floor on an annotator's summed distance (skills = prior / distance)
 _EPS = 1e-5
@@ -143,19 +143,25 @@ def _relative_change(agg: np.ndarray, last: np.ndarray) -> float:
         return float(np.nansum(delta * delta) / np.nansum(agg * agg))
 
 
-def _closest(frame: _Frame, agg: np.ndarray) -> tuple[Any, Any]:
-    """crowd-kit's ClosestToAverage with the cosine distance: each answer's score and, per task,
-    the first answer with the lowest score (an all-zero vector is infinitely far)."""
+def _closest(frame: _Frame, agg: np.ndarray,
+             distance: Callable[[np.ndarray, np.ndarray], float] | None = None) -> tuple[Any, Any]:
+    """crowd-kit's ClosestToAverage: each answer's distance to its task's aggregate and, per
+    task, the first answer with the lowest. ``distance=None`` is the cosine distance of all
+    answers at once (an all-zero vector is infinitely far, as crowd-kit's RASA has it); a
+    callable is the caller's function, called once per answer as crowd-kit does."""
     import pandas as pd
 
     data = frame.data
     emb = frame.emb
     target = agg[frame.task] if len(frame.task) else np.zeros_like(emb)
-    norm_e = np.sqrt((emb * emb).sum(axis=1))
-    norm_a = np.sqrt((target * target).sum(axis=1))
-    with np.errstate(divide="ignore", invalid="ignore"):
-        score = 1.0 - (emb * target).sum(axis=1) / (norm_e * norm_a)
-    score[(norm_e == 0) | (norm_a == 0)] = np.inf
+    if distance is None:
+        norm_e = np.sqrt((emb * emb).sum(axis=1))
+        norm_a = np.sqrt((target * target).sum(axis=1))
+        with np.errstate(divide="ignore", invalid="ignore"):
+            score = 1.0 - (emb * target).sum(axis=1) / (norm_e * norm_a)
+        score[(norm_e == 0) | (norm_a == 0)] = np.inf
+    else:
+        score = np.array([distance(e, a) for e, a in zip(emb, target, strict=True)], dtype=np.float64)
     task_index = pd.Index(frame.tasks[frame.task], name="task")
     outputs = data[frame.output_col].to_numpy()
     embeddings = data[frame.emb_col].to_numpy()
@@ -169,6 +175,38 @@ def _closest(frame: _Frame, agg: np.ndarray) -> tuple[Any, Any]:
     result = pd.DataFrame({"output": list(outputs[best]), "embedding": list(embeddings[best])},
                           index=pd.Index(frame.tasks[frame.task[best]], name="task"))
     return scores, result
+
+
+class ClosestToAverage:
+    """The answer whose embedding is closest to its task's average embedding (crowd-kit's
+    ClosestToAverage): ``distance(embedding, average) -> float`` is the caller's function.
+
+    ``fit(data, aggregated_embeddings=None, true_embeddings=None)`` on a ``task``, ``worker``,
+    ``output``, ``embedding`` frame: the average is the plain mean of the task's embeddings (the
+    true embedding where given) unless ``aggregated_embeddings`` (a Series by task) gives it.
+    ``embeddings_and_outputs_`` and ``scores_`` as RASA's.
+    """
+
+    def __init__(self, distance: Callable[[np.ndarray, np.ndarray], float]) -> None:
+        self.distance = distance
+
+    def fit(self, data: Any, aggregated_embeddings: Any = None, true_embeddings: Any = None) -> Self:
+        frame = _Frame(data, need_output=True)
+        truth = frame.truth(true_embeddings)  # a non-unique index raises, as crowd-kit's
+        if aggregated_embeddings is None:
+            agg = frame.weighted_mean(np.ones(len(frame.task)), truth)
+        else:
+            agg = np.full((len(frame.tasks), frame.emb.shape[1]), np.nan)
+            rows, vectors = frame.truth(aggregated_embeddings)
+            agg[rows] = vectors
+        self.scores_, self.embeddings_and_outputs_ = _closest(frame, agg, self.distance)
+        return self
+
+    def fit_predict_scores(self, data: Any, aggregated_embeddings: Any = None) -> Any:
+        return self.fit(data, aggregated_embeddings).scores_
+
+    def fit_predict(self, data: Any, aggregated_embeddings: Any = None) -> Any:
+        return self.fit(data, aggregated_embeddings).embeddings_and_outputs_
 
 
 class RASA:
