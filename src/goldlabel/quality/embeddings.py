@@ -97,7 +97,7 @@ class _Frame:
         self.emb_col = emb_col
         n = len(data)
         # one vector per answer, stacked into the (answers, dims) matrix the fit works on
-        self.emb = (np.stack([np.asarray(e, dtype=np.float64).ravel() for e in data[emb_col].to_numpy()])
+        self.emb = (np.stack(data[emb_col].to_numpy()).astype(np.float64).reshape(n, -1)
                     if n else np.zeros((0, 0)))
         rows = np.arange(n)
         self.by_task = sparse.csr_matrix((np.ones(n), (self.task, rows)), shape=(len(tasks), n))
@@ -118,8 +118,7 @@ class _Frame:
         keep = pos >= 0
         if not keep.any():
             return np.zeros(0, dtype=np.int64), np.zeros((0, self.emb.shape[1]))
-        vectors = np.stack([np.asarray(e, dtype=np.float64).ravel()
-                            for e in true_embeddings.to_numpy()[keep]])
+        vectors = np.stack(true_embeddings.to_numpy()[keep]).astype(np.float64).reshape(int(keep.sum()), -1)
         return pos[keep], vectors
 
     def weighted_mean(self, weight: np.ndarray, truth: tuple[np.ndarray, np.ndarray]) -> np.ndarray:
@@ -324,8 +323,7 @@ class HRRASA(RASA):
         import pandas as pd
 
         full = _Frame(data, need_output=True)
-        truth_check = full.truth(true_embeddings)  # raises on a non-unique index
-        del truth_check
+        full.truth(true_embeddings)  # a non-unique index raises before any work, as crowd-kit's
         multi = full.task_counts[full.task] > 1
         frame = _Frame(data[multi], need_output=True)
         local = self._local_skills(frame)
@@ -376,8 +374,9 @@ def _encode(encoder: Callable[[str], Any], texts: Any) -> list[np.ndarray]:
     import pandas as pd
 
     codes, uniq = pd.factorize(pd.Series(texts).astype(str))
-    vectors = [np.asarray(encoder(t), dtype=np.float64) for t in uniq]
-    return [vectors[c] for c in codes]
+    vectors = np.empty(len(uniq), dtype=object)
+    vectors[:] = [np.asarray(encoder(t), dtype=np.float64) for t in uniq]
+    return list(vectors[codes])
 
 
 class _TextWrapper:

@@ -19,6 +19,7 @@ The tokenizer and detokenizer are the caller's functions: one call per answer an
 from __future__ import annotations
 
 from collections.abc import Callable
+from itertools import chain
 from typing import Any, Self
 
 import numpy as np
@@ -123,12 +124,11 @@ class ROVER:
         n_tasks = len(tasks)
         # the caller's tokenizer: one call per answer
         tokens = [list(self.tokenizer(t)) for t in data[text_col].to_numpy()]
-        n_tok = np.array([len(t) for t in tokens], dtype=np.int64)
-        flat = pd.Series([w for t in tokens for w in t], dtype=object)
-        word_id, uniq_words = pd.factorize(flat)
+        n_tok = np.fromiter(map(len, tokens), dtype=np.int64, count=len(tokens))
+        word_id, uniq_words = pd.factorize(pd.Series(list(chain.from_iterable(tokens)), dtype=object))
         words = np.asarray(uniq_words, dtype=object)
         # the empty word is id 0 in every task's numbering; the others 1.. within their task
-        is_empty = np.array([w == "" for w in words], dtype=bool)
+        is_empty = np.asarray(words == "", dtype=bool)
         answer_of_tok = np.repeat(np.arange(len(tokens)), n_tok)
         tok_task = task[answer_of_tok]
         n_global = len(words) + 1
@@ -143,9 +143,10 @@ class ROVER:
         # per-task word -> global word, and the vote's tie order: longer, then larger string
         glob = np.full((n_tasks, int(n_local.max()) if n_tasks else 1), -1, dtype=np.int64)
         glob[uniq_task, np.arange(len(uniq)) - first[uniq_task] + 1] = uniq % n_global
+        as_str = words.astype(str)
+        tie_order = np.lexsort((as_str, np.char.str_len(as_str)))
         tie_rank = np.zeros(len(words) + 1, dtype=np.int64)
-        tie_order = sorted(range(len(words)), key=lambda g: (len(words[g]), words[g]))
-        tie_rank[np.asarray(tie_order, dtype=np.int64)] = np.arange(1, len(words) + 1)
+        tie_rank[tie_order] = np.arange(1, len(words) + 1)
         tie_rank[np.flatnonzero(is_empty)] = 0
         # each answer's place among its task's answers (row order) and its words, padded
         order = np.argsort(task, kind="stable")
