@@ -12,10 +12,13 @@ import goldlabel.quality.consensus
 
 QUALITY = [
     "Answers", "BCC", "BaseClassificationAggregator", "BinaryRelevance", "BradleyTerry", "CategoricalEstimator",
-    "CommunityDawidSkene", "DEFAULT_METHOD", "DawidSkene", "EBCC", "GLAD", "GoldMajorityVote", "KOS",
+    "ClosestToAverage",
+    "CommunityDawidSkene", "DEFAULT_METHOD", "DawidSkene", "EBCC", "GLAD", "GoldMajorityVote", "HRRASA", "KOS",
     "MACE", "METHODS", "METHOD_ALIASES", "MMSR", "MajorityVote", "MissingColumnError", "MissingSkillError",
-    "MultiChoiceDawidSkene", "MultiChoiceMajorityVote", "NoisyBradleyTerry", "OneCoinDawidSkene", "RobustDawidSkene",
-    "SegmentationEM", "SegmentationMajorityVote", "SegmentationRASA", "SelectedModel", "SkillEstimate",
+    "MultiChoiceDawidSkene", "MultiChoiceMajorityVote", "NoisyBradleyTerry", "OneCoinDawidSkene", "RASA", "ROVER",
+    "RobustDawidSkene",
+    "SegmentationEM", "SegmentationMajorityVote", "SegmentationRASA", "SelectedModel", "SkillEstimate", "TextHRRASA",
+    "TextRASA",
     "Wawa", "ZeroBasedSkill", "accuracy_on_aggregates", "aggregate_file", "alpha_krippendorff", "compute_ece",
     "confusions_from_skills", "consistency", "encode", "encode_gold",
     "entropy_threshold", "estimate_skill", "from_codes", "from_frame", "item_posterior", "load_csv",

@@ -20,6 +20,7 @@ from .bayesian import BCC, EBCC
 from .calibration import compute_ece
 from .categorical import CategoricalEstimator
 from .dawid_skene import DawidSkene, OneCoinDawidSkene, item_posterior
+from .embeddings import HRRASA, RASA, ClosestToAverage, TextHRRASA, TextRASA
 from .glad import GLAD
 from .kos import KOS
 from .mace import MACE
@@ -35,6 +36,7 @@ from .mmsr import MMSR
 from .multi_choice import BinaryRelevance, MultiChoiceDawidSkene, MultiChoiceMajorityVote
 from .ranking import BradleyTerry, NoisyBradleyTerry
 from .robust import CommunityDawidSkene, RobustDawidSkene
+from .rover import ROVER
 from .segmentation import SegmentationEM, SegmentationMajorityVote, SegmentationRASA
 from .selection import SelectedModel
 from .skill import SkillEstimate, confusions_from_skills, estimate_skill
@@ -94,16 +96,20 @@ __all__ = [
     "DEFAULT_METHOD",
     "EBCC",
     "GLAD",
+    "HRRASA",
     "KOS",
     "MACE",
     "METHODS",
     "METHOD_ALIASES",
     "MMSR",
+    "RASA",
+    "ROVER",
     "Answers",
     "BaseClassificationAggregator",
     "BinaryRelevance",
     "BradleyTerry",
     "CategoricalEstimator",
+    "ClosestToAverage",
     "CommunityDawidSkene",
     "DawidSkene",
     "GoldMajorityVote",
@@ -120,6 +126,8 @@ __all__ = [
     "SegmentationRASA",
     "SelectedModel",
     "SkillEstimate",
+    "TextHRRASA",
+    "TextRASA",
     "Wawa",
     "ZeroBasedSkill",
     "accuracy_on_aggregates",

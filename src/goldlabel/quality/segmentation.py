@@ -145,7 +145,29 @@ class SegmentationMajorityVote:
         return self.fit(data, skills).segmentations_
 
 
-class SegmentationRASA:
+class _IterativeSegmentation:
+    """Shared by SegmentationRASA and SegmentationEM: crowd-kit's ``n_iter`` / ``tol``, and a
+    fit that stacks the answers per mask shape and runs the subclass's ``_fit_stack`` on each
+    stack (every task of that shape at once)."""
+
+    def __init__(self, n_iter: int = 10, tol: float = 1e-5) -> None:
+        self.n_iter = n_iter
+        self.tol = tol
+
+    def _fit_stack(self, st: _Stacked) -> np.ndarray:
+        raise NotImplementedError
+
+    def fit(self, data: Any) -> Self:
+        data, task, _worker, seg = _read(data)
+        index, stacks = _groups(data, task, seg, np.ones(len(data)))
+        self.segmentations_ = _result(index, stacks, [self._fit_stack(st) for st in stacks])
+        return self
+
+    def fit_predict(self, data: Any) -> Any:
+        return self.fit(data).segmentations_
+
+
+class SegmentationRASA(_IterativeSegmentation):
     """Segmentation RASA: weighted pixel vote where each answer's weight is
     log(1 / (d + 1e-5) + 1), d = 1 - IoU of the answer with the current aggregate,
     normalised per task; iterated until the relative squared change of the weighted vote is
@@ -154,10 +176,6 @@ class SegmentationRASA:
     Li, J., Fukumoto, F. (2019). A dataset of crowdsourced word sequences: collections and
     answer aggregation for ground truth creation. AnnoNLP, 24-28.
     """
-
-    def __init__(self, n_iter: int = 10, tol: float = 1e-5) -> None:
-        self.n_iter = n_iter
-        self.tol = tol
 
     def _fit_stack(self, st: _Stacked) -> np.ndarray:
         n_tasks = len(st.counts)
@@ -187,17 +205,8 @@ class SegmentationRASA:
             last = weighted
         return mv
 
-    def fit(self, data: Any) -> Self:
-        data, task, _worker, seg = _read(data)
-        index, stacks = _groups(data, task, seg, np.ones(len(data)))
-        self.segmentations_ = _result(index, stacks, [self._fit_stack(st) for st in stacks])
-        return self
 
-    def fit_predict(self, data: Any) -> Any:
-        return self.fit(data).segmentations_
-
-
-class SegmentationEM:
+class SegmentationEM(_IterativeSegmentation):
     """Segmentation EM: each answer has one accuracy (the expected share of pixels it gets
     right within the region any answer marks), each pixel a posterior of being in; EM until
     the per-pixel evidence lower bound gains less than ``tol`` (per task) or ``n_iter`` rounds.
@@ -205,10 +214,6 @@ class SegmentationEM:
 
     Jung-Lin Lee, Y., et al. (2016). Quality control in crowdsourced image segmentation.
     """
-
-    def __init__(self, n_iter: int = 10, tol: float = 1e-5) -> None:
-        self.n_iter = n_iter
-        self.tol = tol
 
     @staticmethod
     def _accuracy(st: _Stacked, post: np.ndarray, region: np.ndarray, sizes: np.ndarray) -> np.ndarray:
@@ -251,12 +256,3 @@ class SegmentationEM:
         result = priors > 0.5
         result[empty] = False
         return np.asarray(result)
-
-    def fit(self, data: Any) -> Self:
-        data, task, _worker, seg = _read(data)
-        index, stacks = _groups(data, task, seg, np.ones(len(data)))
-        self.segmentations_ = _result(index, stacks, [self._fit_stack(st) for st in stacks])
-        return self
-
-    def fit_predict(self, data: Any) -> Any:
-        return self.fit(data).segmentations_
