@@ -5,10 +5,14 @@ Skipped only where Ray is not installed (`make test` installs it: the test extra
 
 from __future__ import annotations
 
+import json
+
 import numpy as np
 import pytest
 import sqlalchemy as sa
+from click.testing import CliRunner
 
+from goldlabel.cli import cli
 from goldlabel.models import ProjectModel
 from goldlabel.models.scaleout import (
     InProcess,
@@ -29,32 +33,32 @@ pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning:ray.*")
 
 ray = pytest.importorskip("ray", reason="Ray is not installed: pip install 'goldlabel[ray]' (make test installs it)")
 
-from tests.models.test_scaleout import _embedder, labeled_reviews  # noqa: E402
-from tests.services.test_model_worker import _label, _project  # noqa: E402
+from tests.models.test_scaleout import _embedder, labeled_reviews
+from tests.services.test_model_worker import _label, _project
 
 
 @pytest.fixture(scope="module")
 def on_ray():
     ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False, configure_logging=False)
     try:
-        yield RayExecutor(window=4)  # several Ray datasets per pass, not one
+        yield RayExecutor(window=3)  # several Ray datasets per pass (4 embed batches, 5 folds)
     finally:
         ray.shutdown()
 
 
 def test_ray_passes_equal_the_in_process_passes(on_ray):
     _embedder()
-    texts, _, labels = labeled_reviews(300)
+    texts, _, labels = labeled_reviews(240)
     q, scale = embed_pass(texts, InProcess(), batch_size=64)
     rq, rscale = embed_pass(texts, on_ray, batch_size=64)
     assert rq.tobytes() == q.tobytes() and rscale.tobytes() == scale.tobytes()  # bitwise
 
     X = dequantize_rows(q, scale)
     fit_model = ProjectModel(3, seed=0)
-    fit_model.fit(X[:200], labels[:200])
+    fit_model.fit(X[:160], labels[:160])
     params = params_of(fit_model)
-    probas = predict_pass(q, params, InProcess(), scales=scale, batch_size=50)
-    np.testing.assert_allclose(predict_pass(q, params, on_ray, scales=scale, batch_size=50), probas,
+    probas = predict_pass(q, params, InProcess(), scales=scale, batch_size=100)
+    np.testing.assert_allclose(predict_pass(q, params, on_ray, scales=scale, batch_size=100), probas,
                                rtol=0, atol=1e-6)
 
     local = audit_pass(X, labels, 3, executor=InProcess())
@@ -75,7 +79,7 @@ def _clear(ctx, pid, *tables):
             conn.execute(table.delete().where(table.c.project_id == pid))
 
 
-def test_project_passes_on_ray_write_what_in_process_writes(factory, ctx, on_ray):
+def test_project_passes_on_ray_write_what_in_process_writes(factory, ctx, on_ray, database_url):
     _embedder()
     project, truth = _project(factory, 150, duplicates=3)
     pid = project["id"]
@@ -114,7 +118,9 @@ def test_project_passes_on_ray_write_what_in_process_writes(factory, ctx, on_ray
         assert again["embedded"] == again["texts"] == 0
     assert results["ray"] == results["in_process"]
     vectors, preds, issues, n_predicted = results["ray"]
-    assert n_predicted == 153
+    all_ids = [r[0] for r in vectors]
+    sliced = model_service.in_slice(ctx, all_ids, model_service.status(ctx, None, pid)["settings"])
+    assert n_predicted == 153 - sliced.sum()  # the calibration slice gets no model output
     # where the worker writes them: one vector per item, under the same content hash
     assert [r[:2] for r in vectors] == [r[:2] for r in worker_vectors]
     # the same label issues as the training run wrote (same folds, same out-of-fold probabilities)
@@ -128,3 +134,13 @@ def test_project_passes_on_ray_write_what_in_process_writes(factory, ctx, on_ray
     for item_id, (_, version, value, score) in worker.items():
         assert mine[item_id][1:3] == (version, value)
         assert mine[item_id][3] == pytest.approx(score, abs=1e-3)
+
+    # the command line: `--ray` alone joins the Ray instance this process started (and leaves it up)
+    out = CliRunner().invoke(cli, ["--database", database_url, "models", "audit", str(pid), "--ray",
+                                   "--limit", "500", "--json"], catch_exceptions=False)
+    assert out.exit_code == 0, out.output
+    assert sorted((r["item_id"], r["rank"]) for r in json.loads(out.output)) == [r[:2] for r in issues]
+    out = CliRunner().invoke(cli, ["--database", database_url, "models", "predict", str(pid), "--ray"],
+                             catch_exceptions=False)
+    assert out.exit_code == 0 and "predicted: 0" in out.output and "RayExecutor" in out.output, out.output
+    assert ray.is_initialized()

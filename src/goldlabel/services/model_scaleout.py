@@ -38,6 +38,7 @@ from goldlabel.services.models import (
     PREDICT_BATCH,
     _settings,
     _write_predictions,
+    in_slice,
     item_text,
     model_question,
 )
@@ -177,9 +178,12 @@ def _predict(ctx: Context, pid: int, question: Any, settings: dict[str, Any], ex
             if not rows:
                 return
             after = rows[-1][0]
-            yield {"item_id": np.array([r[0] for r in rows], dtype=np.int64),
-                   "vector": np.frombuffer(b"".join(r[1] for r in rows), dtype=np.int8).reshape(len(rows), -1),
-                   "scale": np.array([r[2] for r in rows], dtype=np.float32)}
+            # the calibration slice gets no model output (_write_predictions): not even sent
+            rows = [r for r, s in zip(rows, in_slice(ctx, [r[0] for r in rows], settings).tolist()) if not s]
+            if rows:
+                yield {"item_id": np.array([r[0] for r in rows], dtype=np.int64),
+                       "vector": np.frombuffer(b"".join(r[1] for r in rows), dtype=np.int8).reshape(len(rows), -1),
+                       "scale": np.array([r[2] for r in rows], dtype=np.float32)}
 
     done = 0
     for out in executor.map_batches(PredictBatch(bytes(version["params"])), batches()):
