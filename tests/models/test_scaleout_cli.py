@@ -52,5 +52,5 @@ def test_passes_from_the_command_line(factory, ctx, database_url):
     # the project is claimed while a pass runs: a second process is told so
     with write_tx(ctx.engine) as conn:
         assert model_scaleout.model_store.claim_project(conn, pid, 0, 10**15)
-    out = CliRunner().invoke(cli, ["--database", database_url, "models", "embed", str(pid)])
+    out = CliRunner().invoke(cli, ["--database", database_url, "models", "embed", str(pid), "--wait", "1.5"])
     assert out.exit_code == 1 and "another process" in out.output

@@ -24,7 +24,9 @@ from __future__ import annotations
 
 import hashlib
 import io
+import warnings
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from itertools import islice
 from typing import Any, Protocol, Self
@@ -99,17 +101,20 @@ class RayExecutor:
 
     def map_batches(self, fn: BatchFn, batches: Iterable[Batch],
                     shared: Mapping[str, Any] | None = None) -> Iterator[Batch]:
-        ray = self._ray()
-        shared_ref = ray.put(dict(shared or {}))
+        with _quiet_ray():
+            ray = self._ray()
+            shared_ref = ray.put(dict(shared or {}))
         stream = (b for b in batches if _rows(b))
         while True:
             window = list(islice(stream, self.window))
             if not window:
                 return
-            dataset = ray.data.from_arrow([_to_arrow(b) for b in window])
-            dataset = dataset.map_batches(_OnRay(fn), batch_size=None, batch_format="numpy",
-                                          fn_kwargs={"shared": shared_ref}, concurrency=self.concurrency)
-            yield from dataset.iter_batches(batch_size=None, batch_format="numpy")
+            with _quiet_ray():  # a window's results, then yielded outside the warnings filter
+                dataset = ray.data.from_arrow([_to_arrow(b) for b in window])
+                dataset = dataset.map_batches(_OnRay(fn), batch_size=None, batch_format="numpy",
+                                              fn_kwargs={"shared": shared_ref}, concurrency=self.concurrency)
+                results = list(dataset.iter_batches(batch_size=None, batch_format="numpy"))
+            yield from results
 
     def shutdown(self) -> None:
         if self._started:
@@ -123,6 +128,15 @@ class RayExecutor:
 
     def __exit__(self, *exc: object) -> None:
         self.shutdown()
+
+
+@contextmanager
+def _quiet_ray() -> Iterator[None]:
+    """Ray Data's ``DataContext()`` sets its own deprecated fields in its constructor (ray 2.60),
+    a DeprecationWarning per context made: Ray's noise, not the caller's to act on."""
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", category=DeprecationWarning, module=r"ray\.")
+        yield
 
 
 class _OnRay:
