@@ -5,11 +5,11 @@ texts and batches, texts per second, in the same run.
 
 Texts: the halves of zheng_product's product-pair texts (short product names), as
 benchmarks/embedding_throughput.py uses. In process: one embedder with 1 ONNX Runtime thread
-(the platform's worker setting), then with N threads (the same CPUs as Ray's). On Ray: ``ray.init(num_cpus=N)``, one task per batch, each
-worker building its own embedder (1 thread) once; Ray's start is timed apart, and the Ray pass
-runs twice (the first pays for starting the workers and loading the model in each). Both
-passes must give the same int8 vectors; the load average is printed with the results: the
-machine is shared.
+(the platform's worker setting), then with N threads (the same CPUs as Ray's). On Ray:
+``ray.init(num_cpus=N)``, one task per batch, each worker building its own embedder (1 thread)
+once; Ray's start is timed apart, and the Ray pass runs twice (the first pays for starting the
+workers and loading the model in each). Both passes must give the same int8 vectors; the load
+average is printed with the results: the machine is shared.
 """
 
 from __future__ import annotations
