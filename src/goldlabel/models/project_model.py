@@ -112,6 +112,52 @@ class ProjectModel:
         out[:, model.classes_] = probas
         return out
 
+    def _fit_scaling(self, X: np.ndarray) -> None:
+        raw = np.asarray(X, dtype=np.float32)
+        self._mean = raw.mean(axis=0)
+        std = raw.std(axis=0)
+        self._scale = np.where(std > 0, std, 1.0).astype(np.float32)
+
+    def fold_assignment(self, y: np.ndarray) -> np.ndarray:
+        """Each label's fold (``0..folds-1``): stratified when every class present has at least
+        ``folds`` labels, else plain K-fold; shuffled with ``seed``, so the same labels always
+        get the same folds."""
+        y = np.asarray(y, dtype=np.int64)
+        counts = np.bincount(y, minlength=self.n_classes)
+        smallest = counts[counts > 0].min()
+        folds = min(self.folds, len(y))
+        splitter = (StratifiedKFold(folds, shuffle=True, random_state=self.seed) if smallest >= folds
+                    else KFold(folds, shuffle=True, random_state=self.seed))
+        fold_of = np.empty(len(y), dtype=np.int64)
+        for k, (_, test) in enumerate(splitter.split(np.zeros((len(y), 1)), y)):
+            fold_of[test] = k
+        return fold_of
+
+    def fold_probas(self, features: np.ndarray, y: np.ndarray, w: np.ndarray, fold_of: np.ndarray,
+                    k: int) -> np.ndarray:
+        """Out-of-fold probabilities of fold ``k``'s labels (rows ``fold_of == k``, in order), from a
+        model fitted on the other folds (``features``: already standardised, as :meth:`fit` makes
+        them; ``C_`` chosen). :meth:`fit` calls it per fold; so does the scale-out audit pass
+        (``goldlabel.models.scaleout``), one fold per batch, wherever the batch runs."""
+        train, test = fold_of != k, fold_of == k
+        if len(np.unique(y[train])) < 2:  # a fold with one class: predict its class frequency
+            freq = np.bincount(y[train], minlength=self.n_classes) / max(int(train.sum()), 1)
+            return np.tile(freq, (int(test.sum()), 1))
+        model = self._one(features[train], y[train], w[train])
+        return self._expand(model, model.predict_proba(features[test]))
+
+    def prepare(self, X: np.ndarray, y: np.ndarray, weight: np.ndarray | None = None
+                ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        """What :meth:`fit` computes before its folds: ``(features, y, w, fold_of)``, with the
+        standardisation and ``C_`` set on this model (the audit pass then runs
+        :meth:`fold_probas` per fold, in process or on Ray)."""
+        y = np.asarray(y, dtype=np.int64)
+        w = np.ones(len(y)) if weight is None else np.asarray(weight, dtype=np.float64)
+        self._fit_scaling(X)
+        features = self._features(X, None)
+        self.C_ = self._choose_C(features, y, w) if self.C == "auto" else float(self.C)
+        return features, y, w, self.fold_assignment(y)
+
     def fit(self, X: np.ndarray, y: np.ndarray, weight: np.ndarray | None = None,
             metadata: np.ndarray | None = None) -> FitResult:
         started = time.perf_counter()
@@ -124,28 +170,19 @@ class ProjectModel:
         if len(present) < 2:
             raise ValueError(f"need labels of at least 2 classes to fit, got {present.tolist()}")
         w = np.ones(len(y)) if weight is None else np.asarray(weight, dtype=np.float64)
-        raw = np.asarray(X, dtype=np.float32)
-        self._mean = raw.mean(axis=0)
-        std = raw.std(axis=0)
-        self._scale = np.where(std > 0, std, 1.0).astype(np.float32)
+        self._fit_scaling(X)
         if metadata is not None:
             meta = np.asarray(metadata, dtype=np.float32).reshape(len(y), -1)
             self._meta_mean = meta.mean(axis=0)
             self._meta_scale = np.where(meta.std(axis=0) > 0, meta.std(axis=0), 1.0)
         features = self._features(X, metadata)
         self.C_ = self._choose_C(features, y, w) if self.C == "auto" else float(self.C)
+        fold_of = self.fold_assignment(y)
+        folds = int(fold_of.max()) + 1
         oof = np.zeros((len(y), self.n_classes))
-        counts = np.bincount(y, minlength=self.n_classes)
-        smallest = counts[counts > 0].min()
-        folds = min(self.folds, len(y))
-        splitter = (StratifiedKFold(folds, shuffle=True, random_state=self.seed) if smallest >= folds
-                    else KFold(folds, shuffle=True, random_state=self.seed))
-        for train, test in splitter.split(features, y):
-            if len(np.unique(y[train])) < 2:  # a fold with one class: predict its class frequency
-                oof[test] = np.bincount(y[train], minlength=self.n_classes) / len(train)
-                continue
-            model = self._one(features[train], y[train], w[train])
-            oof[test] = self._expand(model, model.predict_proba(features[test]))
+        for k in range(folds):
+            test = np.flatnonzero(fold_of == k)
+            oof[test] = self.fold_probas(features, y, w, fold_of, k)
         self.final_ = self._one(features, y, w)
         digest = hashlib.sha256(np.ascontiguousarray(features).tobytes() + y.tobytes() + w.tobytes())
         version = f"{self.model_id}-{digest.hexdigest()[:12]}"
