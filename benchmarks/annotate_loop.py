@@ -489,15 +489,16 @@ class GoldlabelDb:
         not the first minute of a new one."""
         import sqlalchemy as sa
 
-        from goldlabel.services import queue as queue_service
         from goldlabel.services import users as user_service
+        from goldlabel.services.queue import lease as lease_service
+        from goldlabel.services.queue import submit as submit_service
 
         pid, _ = self.make_project(cycles, 1)
         actor = user_service.authenticate_token(self.ctx, self.tokens[0])
         for i in range(cycles):
-            lease = queue_service.lease_next(self.ctx, actor, pid)
+            lease = lease_service.lease_next(self.ctx, actor, pid)
             assert lease is not None, "warm-up project ran out of work"
-            queue_service.submit_answer(self.ctx, actor, pid, lease["token"], {"sentiment": "positive"}, 1000,
+            submit_service.submit_answer(self.ctx, actor, pid, lease["token"], {"sentiment": "positive"}, 1000,
                                         f"warm-{i}")
         with self.ctx.engine.begin() as conn:
             conn.execute(sa.text("ANALYZE"))

@@ -66,9 +66,9 @@ class Server:
 
     def answers_of(self, project: dict, annotator: Actor) -> list[dict]:
         """The annotator's answers, oldest first, read through the services."""
-        from goldlabel.services import queue as queue_service
+        from goldlabel.services.queue import answers as answers_service
 
-        rows = queue_service.list_my_answers(self.ctx, annotator, project["id"], 0, 1000)
+        rows = answers_service.list_my_answers(self.ctx, annotator, project["id"], 0, 1000)
         return list(reversed(rows))
 
     def api_as(self, actor: Actor) -> httpx.Client:

@@ -26,9 +26,10 @@ import sqlalchemy as sa
 from live_server import LiveServer, stop_all
 
 from goldlabel.domain.errors import GoldlabelError
-from goldlabel.services import queue as queue_service
 from goldlabel.services.context import Context
 from goldlabel.services.item_refs import decode_item
+from goldlabel.services.queue import lease as lease_service
+from goldlabel.services.queue import submit as submit_service
 from goldlabel.storage.engine import now_ms, write_tx
 from goldlabel.storage.tables import answers, items, leases
 
@@ -217,10 +218,10 @@ def test_hammer_threads(factory, backend):
             args=(
                 i,
                 a.id,
-                lambda a=a: queue_service.lease_next(ctx, a, pid),
-                lambda token, value, a=a: queue_service.submit_answer(ctx, a, pid, token, value),
-                lambda token, a=a: queue_service.skip_item(ctx, a, pid, token),
-                lambda token, a=a: queue_service.release_item(ctx, a, pid, token),
+                lambda a=a: lease_service.lease_next(ctx, a, pid),
+                lambda token, value, a=a: submit_service.submit_answer(ctx, a, pid, token, value),
+                lambda token, a=a: lease_service.skip_item(ctx, a, pid, token),
+                lambda token, a=a: lease_service.release_item(ctx, a, pid, token),
                 tally,
                 deadline,
             ),

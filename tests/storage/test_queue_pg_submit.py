@@ -12,8 +12,10 @@ statements bypass SQLAlchemy events).
 from __future__ import annotations
 
 import functools
+import importlib
 import itertools
 import math
+import pkgutil
 import threading
 import time
 from typing import Any
@@ -24,8 +26,13 @@ import sqlalchemy as sa
 
 from goldlabel.domain.errors import GoldlabelError
 from goldlabel.services import cold_start
-from goldlabel.services import queue as queue_service
+from goldlabel.services import consensus as consensus_service
+from goldlabel.services import queue as queue_package
 from goldlabel.services.item_refs import decode_item
+from goldlabel.services.queue import lease as lease_service
+from goldlabel.services.queue import merged_submit
+from goldlabel.services.queue import submit as submit_service
+from goldlabel.storage import queue as queue_store
 from goldlabel.storage import queue_pg
 from goldlabel.storage.engine import now_ms
 from goldlabel.storage.tables import (
@@ -76,14 +83,18 @@ def backend() -> str:
 
 @pytest.fixture
 def clock(monkeypatch):
-    """A deterministic clock for services.queue (reset per run): real time, one ms a call."""
+    """A deterministic clock for the services/queue/ modules (reset per run): real time, one ms
+    a call."""
     state = {"t": itertools.count(now_ms() + 10_000)}
 
     def reset() -> None:
         state["t"] = itertools.count(base)
 
     base = now_ms() + 10_000
-    monkeypatch.setattr(queue_service, "now_ms", lambda: next(state["t"]))
+    for info in pkgutil.iter_modules(queue_package.__path__):
+        module = importlib.import_module(f"{queue_package.__name__}.{info.name}")
+        if hasattr(module, "now_ms"):
+            monkeypatch.setattr(module, "now_ms", lambda: next(state["t"]))
     return reset
 
 
@@ -242,7 +253,7 @@ def test_merged_path_writes_what_the_generic_path_writes(factory, monkeypatch, c
 
 
 def _lease(ctx, actor, pid):
-    lease = queue_service.lease_next(ctx, actor, pid)
+    lease = lease_service.lease_next(ctx, actor, pid)
     assert lease is not None
     return lease
 
@@ -263,7 +274,7 @@ def test_common_submit_is_one_statement_after_this_process_leased(factory, state
             if case == "read":
                 ctx._lease_readings.clear()  # leased by another process, or a restart since
             before = statements[0]
-            queue_service.submit_answer(ctx, annotator, pid, lease["token"], POS, 10, "key-1")
+            submit_service.submit_answer(ctx, annotator, pid, lease["token"], POS, 10, "key-1")
             counts[case] = statements[0] - before
         finally:
             ctx.backend.merged_submit = True
@@ -303,7 +314,7 @@ def test_count_refused_is_409_max_overlap_reached(factory, monkeypatch, fast):
         conn.execute(items.update().where(items.c.project_id == pid).values(reserved=0, answer_count=2))
     before = (_items(factory, pid), _leases(factory, pid), _count(factory, events, pid))
     with pytest.raises(GoldlabelError) as err:
-        queue_service.submit_answer(ctx, anns[0], pid, lease["token"], POS)
+        submit_service.submit_answer(ctx, anns[0], pid, lease["token"], POS)
     assert err.value.code == "max_overlap_reached" and err.value.status == 409
     assert err.value.detail == "the item already has its maximum number of answers"
     assert (_items(factory, pid), _leases(factory, pid), _count(factory, events, pid)) == before
@@ -352,12 +363,12 @@ def test_insert_conflict_is_409_duplicate_answer_and_rolls_back(factory, monkeyp
             with factory.ctx.engine.begin() as conn:
                 conn.execute(answers.update().where(answers.c.item_id == other).values(idempotency_key="k1"))
         if not fast:
-            monkeypatch.setattr(queue_service.queue_store, "fetch_answer_by_idempotency_key", lambda *a: None)
+            monkeypatch.setattr(queue_store, "fetch_answer_by_idempotency_key", lambda *a: None)
             with factory.ctx.engine.begin() as conn:
                 conn.execute(answers.update().where(answers.c.item_id == other).values(idempotency_key="k1"))
     before = (_items(factory, pid), _leases(factory, pid), _count(factory, events, pid))
     with pytest.raises(GoldlabelError) as err:
-        queue_service.submit_answer(ctx, anns[0], pid, lease["token"], POS, None, key)
+        submit_service.submit_answer(ctx, anns[0], pid, lease["token"], POS, None, key)
     if fast and conflict_on == "key":
         assert err.value.code == "idempotency_key_reused" and err.value.status == 409
     else:
@@ -371,7 +382,7 @@ def test_insert_conflict_is_409_duplicate_answer_and_rolls_back(factory, monkeyp
 def _submit_outcome(ctx, pid, got, prefix, actor, token, key=None, value=POS) -> None:
     key = key and prefix + key  # Idempotency-Keys are per annotator across projects
     try:
-        r = queue_service.submit_answer(ctx, actor, pid, token, value, 5, key)
+        r = submit_service.submit_answer(ctx, actor, pid, token, value, 5, key)
         got.append(("ok", r["answer"]["value"], r["item_status"], r["answer"]["duration_ms"]))
     except GoldlabelError as exc:
         got.append(("err", exc.code, exc.status, exc.detail))
@@ -414,7 +425,7 @@ def test_rare_paths_answer_as_the_generic_path(factory, monkeypatch, clock, case
             submit(anns[0], a["token"], "k")
             submit(anns[0], b["token"], "k")
         elif case == "skipped":
-            queue_service.skip_item(ctx, anns[0], pid, a["token"])
+            lease_service.skip_item(ctx, anns[0], pid, a["token"])
             submit(anns[0], a["token"])
         elif case in ("expired_late", "expired_no_slot"):
             with ctx.engine.begin() as conn:
@@ -441,28 +452,28 @@ def test_rare_paths_answer_as_the_generic_path(factory, monkeypatch, clock, case
 def _generic_calls(monkeypatch) -> list[int]:
     """Counts submits that the generic path decided."""
     calls = [0]
-    real = queue_service._submit_generic
+    real = submit_service._submit_generic
 
     def counted(*a, **k):
         calls[0] += 1
         return real(*a, **k)
 
-    monkeypatch.setattr(queue_service, "_submit_generic", counted)
+    monkeypatch.setattr(submit_service, "_submit_generic", counted)
     return calls
 
 
 def _between_decision_and_write(monkeypatch, action) -> None:
     """Runs ``action()`` once, after the merged submit decided (on the lease's reading of the
     item or on its own read) and before its write: a concurrent commit."""
-    real = queue_service._submit_plan
+    real = merged_submit._submit_plan
 
     def plan(*a, **k):
         out = real(*a, **k)
-        monkeypatch.setattr(queue_service, "_submit_plan", real)
+        monkeypatch.setattr(merged_submit, "_submit_plan", real)
         action()
         return out
 
-    monkeypatch.setattr(queue_service, "_submit_plan", plan)
+    monkeypatch.setattr(merged_submit, "_submit_plan", plan)
 
 
 def _forget_readings(ctx, path: str) -> None:
@@ -492,9 +503,9 @@ def test_the_merged_write_builds_on_the_answers_the_read_saw(factory, monkeypatc
     ctx, pid = factory.ctx, project["id"]
     first, second = _lease(ctx, anns[0], pid), _lease(ctx, anns[1], pid)
     assert factory.item_id(anns[0], pid, first["item"]["id"]) == factory.item_id(anns[1], pid, second["item"]["id"])
-    queue_service.submit_answer(ctx, anns[1], pid, second["token"], NEG)
+    submit_service.submit_answer(ctx, anns[1], pid, second["token"], NEG)
     generic = _generic_calls(monkeypatch)
-    got = queue_service.submit_answer(ctx, anns[0], pid, first["token"], POS)
+    got = submit_service.submit_answer(ctx, anns[0], pid, first["token"], POS)
     assert generic[0] == 0
     [item] = _items(factory, pid)
     assert item["answer_count"] == 2 and item["reserved"] == 0 and got["item_status"] == item["status"]
@@ -519,8 +530,8 @@ def test_a_stale_decision_writes_nothing(factory, monkeypatch, path):
     real_write = queue_pg.parse_submit_write
     monkeypatch.setattr(queue_pg, "parse_submit_write", lambda rows: writes.append(bool(rows)) or real_write(rows))
     _between_decision_and_write(
-        monkeypatch, lambda: queue_service.submit_answer(ctx, anns[1], pid, second["token"], NEG))
-    got = queue_service.submit_answer(ctx, anns[0], pid, first["token"], POS)
+        monkeypatch, lambda: submit_service.submit_answer(ctx, anns[1], pid, second["token"], NEG))
+    got = submit_service.submit_answer(ctx, anns[0], pid, first["token"], POS)
     if path == "kept":
         assert writes == [True, False, True] and generic[0] == 0
     else:
@@ -546,7 +557,7 @@ def test_a_lease_expired_between_decision_and_write_is_a_late_submission(factory
             conn.execute(leases.update().where(leases.c.project_id == pid).values(expires_at=1))
 
     _between_decision_and_write(monkeypatch, expire)
-    got = queue_service.submit_answer(ctx, anns[0], pid, lease["token"], POS)
+    got = submit_service.submit_answer(ctx, anns[0], pid, lease["token"], POS)
     assert generic[0] == 1 and got["answer"]["value"] == POS  # the slot was still free: taken
     [item] = _items(factory, pid)
     assert item["answer_count"] == 1 and item["reserved"] == 0
@@ -571,7 +582,7 @@ def test_the_write_waits_for_the_item_lock_and_rechecks(factory, monkeypatch, ch
 
         _between_decision_and_write(monkeypatch, remove)
         with pytest.raises(GoldlabelError) as err:
-            queue_service.submit_answer(ctx, anns[0], pid, lease["token"], POS)
+            submit_service.submit_answer(ctx, anns[0], pid, lease["token"], POS)
         assert err.value.status == 404 and err.value.code == "not_found"
         assert _count(factory, answers, pid) == 0 and _items(factory, pid)[0]["reserved"] == 1
         return
@@ -587,7 +598,7 @@ def test_the_write_waits_for_the_item_lock_and_rechecks(factory, monkeypatch, ch
     _between_decision_and_write(monkeypatch, lambda: (holder.start(), holding.wait(5)))
     threading.Timer(0.3, release.set).start()
     started = time.monotonic()
-    got = queue_service.submit_answer(ctx, anns[0], pid, lease["token"], POS)
+    got = submit_service.submit_answer(ctx, anns[0], pid, lease["token"], POS)
     holder.join()
     assert time.monotonic() - started >= 0.25  # it waited for the lock
     # A changed item: decided on the lease's reading, read again and written; decided on the
@@ -603,16 +614,16 @@ def test_a_non_finite_consensus_is_written_by_the_generic_path(factory, monkeypa
     project = factory.make_project(annotators=anns)
     factory.add_items(project, 1)
     ctx, pid = factory.ctx, project["id"]
-    real = queue_service.quality_service.decide_after_answer
+    real = consensus_service.decide_after_answer
 
     def nan_confidence(*a, **k):
         status, target, rows = real(*a, **k)
         return status, target, [{**r, "confidence": math.nan} for r in rows]
 
-    monkeypatch.setattr(queue_service.quality_service, "decide_after_answer", nan_confidence)
+    monkeypatch.setattr(consensus_service, "decide_after_answer", nan_confidence)
     generic = _generic_calls(monkeypatch)
     lease = _lease(ctx, anns[0], pid)
-    queue_service.submit_answer(ctx, anns[0], pid, lease["token"], POS)
+    submit_service.submit_answer(ctx, anns[0], pid, lease["token"], POS)
     assert generic[0] == 1
     with ctx.engine.connect() as conn:
         [row] = conn.execute(sa.select(consensus).where(consensus.c.project_id == pid)).mappings().all()
