@@ -505,7 +505,7 @@ class GoldlabelDb:
 
     def make_project(self, n_items: int, overlap: int) -> tuple[int, float]:
         """A project with ``n_items`` items and every annotator a member; returns (id, seconds to seed)."""
-        from goldlabel.services import imports, projects
+        from goldlabel.services import import_rows, projects
 
         project = projects.create_project(self.ctx, None, f"bench {n_items}", SCHEMA, overlap_min=overlap)
         pid = project["id"]
@@ -519,7 +519,7 @@ class GoldlabelDb:
         import sqlalchemy as sa
 
         t0 = time.perf_counter()
-        report = imports.ingest_rows(self.ctx, None, pid, rows, fmt="jsonl")
+        report = import_rows.ingest_rows(self.ctx, None, pid, rows, fmt="jsonl")
         seconds = time.perf_counter() - t0
         assert report.created == n_items, report.to_dict()
         with self.ctx.engine.begin() as conn:

@@ -41,7 +41,7 @@ def _trimmed_mean(x: np.ndarray, cut: float = 0.1) -> float:
 
 def run(args: argparse.Namespace) -> dict:
     from goldlabel.config import Settings
-    from goldlabel.services import imports as import_service
+    from goldlabel.services import import_rows
     from goldlabel.services import projects as project_service
     from goldlabel.services import users as user_service
     from goldlabel.services.access import Actor
@@ -80,7 +80,7 @@ def run(args: argparse.Namespace) -> dict:
             annotators.append(Actor(user["id"], user["username"], "annotator"))
         rows = [{"external_id": f"g{i}", "data": {"text": f"item g{i}"}, "gold": POS} for i in range(args.items)]
         rows += [{"external_id": f"n{i}", "data": {"text": f"item n{i}"}} for i in range(args.items)]
-        import_service.ingest_rows(ctx, manager, pid, enumerate(rows, start=1))
+        import_rows.ingest_rows(ctx, manager, pid, enumerate(rows, start=1))
         with ctx.engine.connect() as conn:
             gold_ids = set(conn.scalars(sa.select(items.c.id).where(items.c.project_id == pid, items.c.is_gold)))
         scorer = GoldScorer(ctx, sweep_s=3600, delay_s=(3600, 3600))

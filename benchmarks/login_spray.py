@@ -60,7 +60,7 @@ def seed(db: Database, n_accounts: int, n_items: int) -> dict[str, Any]:
     """A project of ``n_items`` open items, one annotator with a token, ``n_accounts`` accounts
     with passwords (the spray's real targets)."""
     from goldlabel.config import Settings
-    from goldlabel.services import imports as import_service
+    from goldlabel.services import import_rows
     from goldlabel.services import projects as project_service
     from goldlabel.services import users as user_service
     from goldlabel.services.access import Actor
@@ -77,7 +77,7 @@ def seed(db: Database, n_accounts: int, n_items: int) -> dict[str, Any]:
         project_service.set_member(ctx, manager, project["id"], ann["id"], "annotator")
         token = user_service.create_token(ctx, None, ann["id"])["token"]
         rows = [{"external_id": f"i{i}", "data": {"text": f"item {i}"}} for i in range(n_items)]
-        import_service.ingest_rows(ctx, manager, project["id"], enumerate(rows, start=1))
+        import_rows.ingest_rows(ctx, manager, project["id"], enumerate(rows, start=1))
         accounts = []
         for i in range(n_accounts):
             name = f"staff-{i}"

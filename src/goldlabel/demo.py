@@ -18,7 +18,7 @@ from typing import Any
 
 from goldlabel.domain.errors import GoldlabelError
 from goldlabel.schemas import ProjectCreate, QualitySettings
-from goldlabel.services import imports as import_service
+from goldlabel.services import import_rows
 from goldlabel.services import items as item_service
 from goldlabel.services import models as model_service
 from goldlabel.services import projects as project_service
@@ -313,7 +313,7 @@ def _ensure_project(
         if role is not None:
             project_service.set_member(ctx, None, project["id"], user_id, role)
     # Always run the (idempotent) import: a first start interrupted mid-way is completed.
-    import_service.ingest_rows(ctx, None, project["id"], enumerate(rows, start=1), fmt="demo")
+    import_rows.ingest_rows(ctx, None, project["id"], enumerate(rows, start=1), fmt="demo")
     return DemoProject(project["id"], name, len(rows), sum(1 for r in rows if "gold" in r), existing is None)
 
 

@@ -21,7 +21,7 @@ import pytest
 from live_server import LiveServer
 
 from goldlabel.config import Settings
-from goldlabel.services import imports as import_service
+from goldlabel.services import import_rows
 from goldlabel.services import projects as project_service
 from goldlabel.services import users as user_service
 from goldlabel.services.access import Actor
@@ -61,7 +61,7 @@ class Server:
         return project
 
     def add_items(self, project: dict, rows: list[dict]) -> None:
-        report = import_service.ingest_rows(self.ctx, None, project["id"], enumerate(rows, 1))
+        report = import_rows.ingest_rows(self.ctx, None, project["id"], enumerate(rows, 1))
         assert report.error_count == 0, report
 
     def answers_of(self, project: dict, annotator: Actor) -> list[dict]:
