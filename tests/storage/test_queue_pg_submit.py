@@ -25,6 +25,7 @@ import pytest
 import sqlalchemy as sa
 
 from goldlabel.domain.errors import GoldlabelError
+from goldlabel.domain.label_schema import KINDS as LABEL_SCHEMA_KINDS
 from goldlabel.services import cold_start
 from goldlabel.services import consensus as consensus_service
 from goldlabel.services import queue as queue_package
@@ -58,6 +59,29 @@ MIXED = {"questions": [
     {"name": "sentiment", "kind": "choice", "labels": ["positive", "negative"]},
     {"name": "score", "kind": "rating", "min": 1, "max": 5},
 ]}
+# The shape kinds, on the item's image (IMAGE_DATA).
+SHAPE_QUESTIONS = [
+    {"name": "vehicles", "kind": "boxes", "labels": ["car", "person"]},
+    {"name": "roofs", "kind": "polygons", "labels": ["roof"]},
+    {"name": "pose", "kind": "keypoints", "labels": ["person"],
+     "skeletons": {"person": {"points": ["nose", "left_hip", "right_ankle"]}}},
+]
+# Two answers that agree within each kind's threshold (a box and a polygon shifted by 2% of the
+# image, a skeleton 1% off), and one that agrees with neither.
+SHAPE_VALUES = [
+    {"vehicles": [{"x": 0.1, "y": 0.2, "w": 0.3, "h": 0.4, "label": "car"}],
+     "roofs": [{"points": [[0.1, 0.1], [0.4, 0.1], [0.4, 0.4], [0.1, 0.4]], "label": "roof"}],
+     "pose": [{"label": "person", "points": {"nose": {"x": 0.5, "y": 0.1}, "left_hip": {"x": 0.45, "y": 0.5},
+                                             "right_ankle": {"x": 0.55, "y": 0.9}}}]},
+    {"vehicles": [{"x": 0.12, "y": 0.2, "w": 0.3, "h": 0.4, "label": "car"}],
+     "roofs": [{"points": [[0.12, 0.1], [0.42, 0.1], [0.42, 0.4], [0.12, 0.4]], "label": "roof"}],
+     "pose": [{"label": "person", "points": {"nose": {"x": 0.505, "y": 0.1}, "left_hip": {"x": 0.45, "y": 0.51},
+                                             "right_ankle": {"x": 0.55, "y": 0.9, "v": 1}}}]},
+    {"vehicles": [{"x": 0.6, "y": 0.6, "w": 0.3, "h": 0.3, "label": "person"}],
+     "roofs": [{"points": [[0.6, 0.6], [0.9, 0.6], [0.9, 0.9]], "label": "roof"}],
+     "pose": [{"label": "person", "points": {"nose": {"x": 0.2, "y": 0.8}}}]},
+]
+SHAPES = {"questions": SHAPE_QUESTIONS}
 # Every kind the merged submit decides beside choice (items' text is "item N": spans within it).
 EVERY_KIND = {"questions": [
     {"name": "topics", "kind": "multi_choice", "labels": ["sport", "politics", "tech"]},
@@ -65,15 +89,23 @@ EVERY_KIND = {"questions": [
     {"name": "summary", "kind": "text"},
     {"name": "preference", "kind": "ranking", "candidates": ["a", "b", "c"]},
     {"name": "entities", "kind": "spans", "labels": ["PER", "ORG"]},
+    *SHAPE_QUESTIONS,
 ]}
-EVERY_KIND_VALUES = [
+EVERY_KIND_VALUES = [{**kinds, **shapes} for kinds, shapes in zip([
     {"topics": ["sport"], "fluency": 4, "summary": "An item.", "preference": ["a", "b", "c"],
      "entities": [{"start": 0, "end": 4, "label": "PER"}]},
     {"topics": ["sport", "tech"], "fluency": 5, "summary": "an item", "preference": ["b", "a", "c"],
      "entities": [{"start": 0, "end": 4, "label": "PER"}]},
     {"topics": ["politics"], "fluency": 2, "summary": "Something else", "preference": ["c", "b", "a"],
      "entities": [{"start": 5, "end": 6, "label": "ORG"}]},
-]
+], SHAPE_VALUES, strict=True)]
+# The nine kinds in one schema: choice (the posterior) beside every other kind.
+ALL_KINDS = {"questions": [{"name": "sentiment", "kind": "choice", "labels": ["positive", "negative"]},
+                           *EVERY_KIND["questions"]]}
+ALL_KINDS_VALUES = [{"sentiment": s, **v} for s, v in zip(["positive", "positive", "negative"], EVERY_KIND_VALUES,
+                                                           strict=True)]
+# What every item holds: the text spans are within, the image the shapes are on.
+IMAGE_DATA = {"text": "item 0", "image": "https://example.test/1.png"}
 
 
 @pytest.fixture
@@ -176,14 +208,14 @@ def _normal_result(factory, pid: int, res, ext: dict[int, str], answer_ids: dict
 
 
 def _run(factory, monkeypatch, clock, anns, *, fast: bool, schema: dict | None, values, n_items: int,
-         skills: bool, keys: bool, **spec: Any) -> tuple[list, dict]:
+         skills: bool, keys: bool, data: dict | None = None, **spec: Any) -> tuple[list, dict]:
     """Every annotator in turn leases and submits until no one gets work; returns the API
-    results and the table snapshot."""
+    results and the table snapshot. ``data``: every item's data (else "item N")."""
     monkeypatch.setattr(factory.ctx.backend, "merged_submit", fast)
     clock()
     project = factory.make_project(annotators=anns, schema=schema, **spec)
     pid = project["id"]
-    factory.add_items(project, n_items)
+    factory.add_items(project, n_items, **({"data": data} if data is not None else {}))
     if skills:
         with factory.ctx.engine.begin() as conn:
             conn.execute(annotator_skills.insert(), [
@@ -234,8 +266,15 @@ SCENARIOS: dict[str, dict[str, Any]] = {
                                                 {"sentiment": "negative", "score": 2}],
                     "n_items": 2, "skills": False, "keys": False, "overlap_min": 2, "overlap_max": 3},
     "every_kind": {"schema": EVERY_KIND, "values": EVERY_KIND_VALUES, "n_items": 3, "skills": False,
-                   "keys": True, "overlap_min": 2, "overlap_max": 3},
+                   "keys": True, "overlap_min": 2, "overlap_max": 3, "data": IMAGE_DATA},
+    "shape_kinds": {"schema": SHAPES, "values": SHAPE_VALUES, "n_items": 3, "skills": False,
+                    "keys": True, "overlap_min": 2, "overlap_max": 3, "data": IMAGE_DATA},
+    "all_kinds": {"schema": ALL_KINDS, "values": ALL_KINDS_VALUES, "n_items": 3, "skills": True,
+                  "keys": True, "overlap_min": 2, "overlap_max": 3, "data": IMAGE_DATA},
 }
+# Every question kind a label schema has is pinned on both paths by one scenario at least.
+assert {q["kind"] for spec in SCENARIOS.values() for q in (spec["schema"] or {"questions": [{"kind": "choice"}]})[
+    "questions"]} == set(LABEL_SCHEMA_KINDS)
 
 
 @pytest.mark.parametrize("name", sorted(SCENARIOS))
@@ -630,7 +669,7 @@ def test_a_non_finite_consensus_is_written_by_the_generic_path(factory, monkeypa
     assert math.isnan(row["confidence"])
 
 
-@pytest.mark.parametrize("name", ["mixed_kinds", "every_kind"])
+@pytest.mark.parametrize("name", ["mixed_kinds", "every_kind", "shape_kinds", "all_kinds"])
 def test_every_question_kind_takes_the_merged_path(factory, monkeypatch, clock, name):
     """Answers to any kind of question are decided by the merged submit: the generic path runs
     only for the exceptions (here none: no retries, no expired leases)."""
