@@ -50,7 +50,9 @@ import numpy as np
 import sqlalchemy as sa
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from kill9 import PG_ADMIN, SCHEMA, SECRET, Database, Server, free_port
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))  # the real-server helper
+from kill9 import PG_ADMIN, SCHEMA, SECRET, Database
+from live_server import LiveServer
 
 WRONG = "not-the-password-0"
 PASSWORD = "amber lantern quietly 41"
@@ -227,10 +229,10 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     with tempfile.TemporaryDirectory(prefix="login-spray-") as tmp:
         workdir = Path(tmp)
         db = Database(args.backend, workdir, args.pg_admin)
-        server = Server(db.url, free_port(), workdir)
+        server = LiveServer(db.url, workdir, secret_key=SECRET, env={"GOLDLABEL_MEDIA_DIR": str(workdir / "media")})
         try:
             seeded = seed(db, args.accounts, args.items)
-            server.start()
+            server.start().wait_ready(300.0)
             assert server.proc is not None
             pid = server.proc.pid
             rng = random.Random(args.seed)
