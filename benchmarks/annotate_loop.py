@@ -383,14 +383,7 @@ def cpu_seconds(pid: int) -> float:
 def rss_mb(pid: int) -> float:
     """RSS of a process tree (server + its workers), MB."""
     total = 0
-    pids = [pid]
-    try:
-        out = subprocess.run(["ps", "-o", "pid=", "--ppid", str(pid)], capture_output=True, text=True,
-                             check=False).stdout
-        pids += [int(p) for p in out.split()]
-    except OSError:
-        pass
-    for p in pids:
+    for p in _tree(pid):
         try:
             for line in Path(f"/proc/{p}/status").read_text().splitlines():
                 if line.startswith("VmRSS:"):

@@ -188,6 +188,20 @@ def check_database(ctx: Context, project_id: int, tally: Tally) -> dict[str, int
     return {"items": len(rows), "answers": len(stored), "closed": sum(r["status"] != "open" for r in rows)}
 
 
+def _run_threads(threads: list[threading.Thread], clock: threading.Thread, stop: threading.Event) -> float:
+    """Runs the annotators' threads beside the expiring clock until every annotator is done;
+    the seconds it took."""
+    start = time.monotonic()
+    clock.start()
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    stop.set()
+    clock.join()
+    return time.monotonic() - start
+
+
 def _report(label: str, stats: dict, tally: Tally, elapsed: float) -> None:
     print(
         f"\n{label}: {stats['answers']} answers on {stats['items']} items ({stats['closed']} closed) in "
@@ -228,15 +242,7 @@ def test_hammer_threads(factory, backend):
         )
         for i, a in enumerate(anns)
     ]
-    start = time.monotonic()
-    clock.start()
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
-    stop.set()
-    clock.join()
-    elapsed = time.monotonic() - start
+    elapsed = _run_threads(threads, clock, stop)
     stats = check_database(ctx, pid, tally)
     assert stats["answers"] >= n_items  # real work was done
     assert tally.retries and tally.skips and tally.releases
@@ -304,15 +310,7 @@ def test_hammer_processes_postgres(factory, database_url, tmp_path):
             threads.append(threading.Thread(
                 target=annotate_loop, args=(100 + i, a.id, *_http_calls(client, pid), tally, deadline)
             ))
-        start = time.monotonic()
-        clock.start()
-        for t in threads:
-            t.start()
-        for t in threads:
-            t.join()
-        stop.set()
-        clock.join()
-        elapsed = time.monotonic() - start
+        elapsed = _run_threads(threads, clock, stop)
     finally:
         for c in clients:
             c.close()
