@@ -11,8 +11,8 @@ sees exactly the settings the test gives it), and dies with the test process (PR
 should that be killed.
 
 Imported by the tests as ``live_server`` (tests/ is on sys.path, as for every conftest), and by
-benchmarks/kill9.py and benchmarks/login_spray.py, which put tests/ on sys.path: one start and one
-wait for every real server the repository runs.
+benchmarks/kill9.py and benchmarks/login_spray.py, which put tests/ on sys.path: the tests and the
+kill -9 harness start and wait for a server one way.
 """
 
 from __future__ import annotations
