@@ -340,6 +340,40 @@ def _count(factory, table, pid):
         return conn.execute(sa.select(sa.func.count()).select_from(table).where(table.c.project_id == pid)).scalar()
 
 
+# Answers that only the item's data refuses: a span past the item's text, a pixel box past its
+# image, a ranking of candidates the item does not have.
+DATA_CHECKED = {
+    "spans": ({"kind": "spans", "labels": ["PER"]}, {"text": "item 0"}, [{"start": 0, "end": 50, "label": "PER"}]),
+    "boxes": ({"kind": "boxes", "labels": ["car"], "coordinates": "pixel"},
+              {"image": "https://example.test/1.png", "width": 100, "height": 80},
+              [{"x": 90, "y": 10, "w": 50, "h": 20, "label": "car"}]),
+    "ranking": ({"kind": "ranking", "source": "responses"}, {"responses": ["a", "b"]}, ["0", "2"]),
+}
+
+
+@pytest.mark.parametrize("fast", [True, False])
+@pytest.mark.parametrize("kind", sorted(DATA_CHECKED))
+def test_an_answer_its_item_data_refuses_is_422_on_both_paths(factory, monkeypatch, kind, fast):
+    """Submitted by the process that leased (the merged submit then has the lease's reading of
+    the item): checked against the item's data as the generic path checks it."""
+    monkeypatch.setattr(factory.ctx.backend, "merged_submit", fast)
+    question, data, value = DATA_CHECKED[kind]
+    anns = [factory.make_user()]
+    project = factory.make_project(annotators=anns, schema={"questions": [{"name": "q", **question}]})
+    factory.add_items(project, 1, data=data)
+    ctx, pid = factory.ctx, project["id"]
+    lease = _lease(ctx, anns[0], pid)
+    with pytest.raises(GoldlabelError) as err:
+        submit_service.submit_answer(ctx, anns[0], pid, lease["token"], {"q": value})
+    assert err.value.status == 422 and err.value.code == "validation_failed"
+    assert _count(factory, answers, pid) == 0
+    assert submit_service.submit_answer(ctx, anns[0], pid, lease["token"], {"q": DATA_CHECKED_OK[kind]})
+
+
+DATA_CHECKED_OK = {"spans": [{"start": 0, "end": 4, "label": "PER"}],
+                   "boxes": [{"x": 10, "y": 10, "w": 50, "h": 20, "label": "car"}], "ranking": ["1", "0"]}
+
+
 @pytest.mark.parametrize("fast", [True, False])
 def test_count_refused_is_409_max_overlap_reached(factory, monkeypatch, fast):
     monkeypatch.setattr(factory.ctx.backend, "merged_submit", fast)

@@ -36,15 +36,25 @@ def merged_kinds(schema: Any) -> bool:
     return bool(schema.questions) and all(q.kind in MERGED_KINDS for q in schema.questions)
 
 
+# The question kinds whose answers are checked without the item's data. The others are checked
+# against it (a span against the text, a pixel shape against the image's size, a ranking against
+# the item's own candidates), which a kept reading does not hold.
+DATA_FREE_KINDS = frozenset(("choice", "multi_choice", "rating", "text"))
+
+
 def remember_reading(ctx: Context, project: dict, got: dict, token: str) -> None:
     """Keep the one-statement lease's reading of the claimed item (its state and knowledge:
     what the submit's read returns) for the submit of this lease, when the merged submit could
-    use it (choice questions only): the submit is then one statement. Without the item's data,
-    which choice answers are not checked against. The write re-checks the lease, the caller's
-    membership, the project and the item; the skills and priors stay as read here (a re-fit
-    before the submit reaches the item's consensus with its next answer or the re-fit's own
-    rewrite)."""
-    if not ctx.backend.merged_submit or not merged_kinds(ctx.get_schema(project)):
+    use it: the submit is then one statement. Without the item's data (up to max_item_bytes an
+    item, for as many leases as LEASE_READINGS_MAX), so only for schemas whose answers are
+    checked without it (DATA_FREE_KINDS); for the others the submit's own read brings the data.
+    The write re-checks the lease, the caller's membership, the project and the item; the skills
+    and priors stay as read here (a re-fit before the submit reaches the item's consensus with
+    its next answer or the re-fit's own rewrite)."""
+    if not ctx.backend.merged_submit:
+        return
+    schema = ctx.get_schema(project)
+    if not merged_kinds(schema) or any(q.kind not in DATA_FREE_KINDS for q in schema.questions):
         return
     reading = {"project": project, "role": got["role"], "auth_version": got["auth_version"], "lease": got["lease"],
                "item": {**got["item"], "data": None},
