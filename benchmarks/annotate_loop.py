@@ -383,14 +383,7 @@ def cpu_seconds(pid: int) -> float:
 def rss_mb(pid: int) -> float:
     """RSS of a process tree (server + its workers), MB."""
     total = 0
-    pids = [pid]
-    try:
-        out = subprocess.run(["ps", "-o", "pid=", "--ppid", str(pid)], capture_output=True, text=True,
-                             check=False).stdout
-        pids += [int(p) for p in out.split()]
-    except OSError:
-        pass
-    for p in pids:
+    for p in _tree(pid):
         try:
             for line in Path(f"/proc/{p}/status").read_text().splitlines():
                 if line.startswith("VmRSS:"):
@@ -489,22 +482,23 @@ class GoldlabelDb:
         not the first minute of a new one."""
         import sqlalchemy as sa
 
-        from goldlabel.services import queue as queue_service
         from goldlabel.services import users as user_service
+        from goldlabel.services.queue import lease as lease_service
+        from goldlabel.services.queue import submit as submit_service
 
         pid, _ = self.make_project(cycles, 1)
         actor = user_service.authenticate_token(self.ctx, self.tokens[0])
         for i in range(cycles):
-            lease = queue_service.lease_next(self.ctx, actor, pid)
+            lease = lease_service.lease_next(self.ctx, actor, pid)
             assert lease is not None, "warm-up project ran out of work"
-            queue_service.submit_answer(self.ctx, actor, pid, lease["token"], {"sentiment": "positive"}, 1000,
+            submit_service.submit_answer(self.ctx, actor, pid, lease["token"], {"sentiment": "positive"}, 1000,
                                         f"warm-{i}")
         with self.ctx.engine.begin() as conn:
             conn.execute(sa.text("ANALYZE"))
 
     def make_project(self, n_items: int, overlap: int) -> tuple[int, float]:
         """A project with ``n_items`` items and every annotator a member; returns (id, seconds to seed)."""
-        from goldlabel.services import imports, projects
+        from goldlabel.services import import_rows, projects
 
         project = projects.create_project(self.ctx, None, f"bench {n_items}", SCHEMA, overlap_min=overlap)
         pid = project["id"]
@@ -518,7 +512,7 @@ class GoldlabelDb:
         import sqlalchemy as sa
 
         t0 = time.perf_counter()
-        report = imports.ingest_rows(self.ctx, None, pid, rows, fmt="jsonl")
+        report = import_rows.ingest_rows(self.ctx, None, pid, rows, fmt="jsonl")
         seconds = time.perf_counter() - t0
         assert report.created == n_items, report.to_dict()
         with self.ctx.engine.begin() as conn:

@@ -5,8 +5,8 @@ normal items served at random (gold rate 0.5), answered by ``--annotators`` anno
 lease -> submit, and the CPU time of this thread (``time.thread_time``) and the wall time
 (``time.perf_counter``) of every submit recorded by the kind of item it answered. The gold
 scorer is running (told to wait an hour), as in a server: the submit only queues the gold answer.
-The blocking path (services.queue.submit_answer) is the server's path on SQLite; on PostgreSQL
-it is the merged two-statement submit, as on the server.
+The blocking path (services/queue/submit.py ``submit_answer``) is the server's path on SQLite; on
+PostgreSQL it is the merged two-statement submit, as on the server.
 
 Gold and normal submits alternate at random in one loop, so load on the machine falls on both
 alike; the table gives medians and trimmed means of each, their ratio, and the load average.
@@ -41,14 +41,15 @@ def _trimmed_mean(x: np.ndarray, cut: float = 0.1) -> float:
 
 def run(args: argparse.Namespace) -> dict:
     from goldlabel.config import Settings
-    from goldlabel.services import imports as import_service
+    from goldlabel.services import import_rows
     from goldlabel.services import projects as project_service
-    from goldlabel.services import queue
     from goldlabel.services import users as user_service
     from goldlabel.services.access import Actor
     from goldlabel.services.context import Context
     from goldlabel.services.gold import GoldScorer
     from goldlabel.services.item_refs import decode_item
+    from goldlabel.services.queue import lease as lease_service
+    from goldlabel.services.queue import submit as submit_service
     from goldlabel.storage.migrate import upgrade_database
     from goldlabel.storage.tables import items
 
@@ -79,7 +80,7 @@ def run(args: argparse.Namespace) -> dict:
             annotators.append(Actor(user["id"], user["username"], "annotator"))
         rows = [{"external_id": f"g{i}", "data": {"text": f"item g{i}"}, "gold": POS} for i in range(args.items)]
         rows += [{"external_id": f"n{i}", "data": {"text": f"item n{i}"}} for i in range(args.items)]
-        import_service.ingest_rows(ctx, manager, pid, enumerate(rows, start=1))
+        import_rows.ingest_rows(ctx, manager, pid, enumerate(rows, start=1))
         with ctx.engine.connect() as conn:
             gold_ids = set(conn.scalars(sa.select(items.c.id).where(items.c.project_id == pid, items.c.is_gold)))
         scorer = GoldScorer(ctx, sweep_s=3600, delay_s=(3600, 3600))
@@ -92,12 +93,12 @@ def run(args: argparse.Namespace) -> dict:
             for actor in annotators:
                 if actor.id in done:
                     continue
-                lease = queue.lease_next(ctx, actor, pid)
+                lease = lease_service.lease_next(ctx, actor, pid)
                 if lease is None:
                     done.add(actor.id)
                     continue
                 c0, w0 = time.thread_time(), time.perf_counter()
-                result = queue.submit_answer(ctx, actor, pid, lease["token"], POS, 1000)
+                result = submit_service.submit_answer(ctx, actor, pid, lease["token"], POS, 1000)
                 c1, w1 = time.thread_time(), time.perf_counter()
                 n += 1
                 if n <= args.warm_up:

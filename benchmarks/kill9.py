@@ -45,9 +45,6 @@ import asyncio
 import json
 import os
 import random
-import signal
-import socket
-import subprocess
 import sys
 import tempfile
 import threading
@@ -62,33 +59,17 @@ import sqlalchemy as sa
 
 from goldlabel.services.item_refs import ItemRefs
 
+# The server is started and waited for by the tests' real-server helper (tests/live_server.py).
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
+from live_server import LiveServer, free_port
+
 PG_ADMIN = os.environ.get("GOLDLABEL_TEST_POSTGRES_URL") or "postgresql+psycopg://postgres@127.0.0.1:5432/postgres"
 SCHEMA = {"questions": [{"name": "sentiment", "kind": "choice", "labels": ["positive", "negative"]}]}
 PASSWORD = "amber lantern quietly 41"
 SECRET = "kill9-harness-secret-key-0123456789"
 LEASE_TTL_S = 8
 RETRY_SLEEP_S = 0.05
-
-
-try:  # resolved here, before any fork: the child only makes the one call
-    import ctypes
-
-    _PRCTL = ctypes.CDLL("libc.so.6", use_errno=True).prctl
-except (OSError, AttributeError):
-    _PRCTL = None
-
-
-def _die_with_parent() -> None:
-    """Linux: the server gets SIGKILL when this harness dies (a test's timeout, ^C), so no
-    server outlives the run holding its port and database."""
-    if _PRCTL is not None:
-        _PRCTL(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
+SERVER_START_TIMEOUT_S = 300.0
 
 
 # ---------------------------------------------------------------------------------------------
@@ -159,57 +140,6 @@ def seed(db: Database, n_bearer: int, n_browser: int, overlap: int) -> Seed:
         return Seed(project["id"], token, bearer, browser)
     finally:
         ctx.close()
-
-
-# ---------------------------------------------------------------------------------------------
-# The server process
-
-
-class Server:
-    def __init__(self, db_url: str, port: int, workdir: Path) -> None:
-        self.port = port
-        self.base = f"http://127.0.0.1:{port}"
-        self.proc: subprocess.Popen | None = None
-        self.env = {k: v for k, v in os.environ.items() if not k.startswith("GOLDLABEL_")}
-        self.env.update(GOLDLABEL_DATABASE_URL=db_url, GOLDLABEL_SECRET_KEY=SECRET,
-                        GOLDLABEL_LOG_LEVEL="warning", GOLDLABEL_MEDIA_DIR=str(workdir / "media"))
-        self.log = open(workdir / "server.log", "ab")  # noqa: SIM115 - kept open across restarts
-        self.starts = 0
-
-    def start(self, timeout: float = 300.0) -> float:
-        t0 = time.monotonic()
-        self.proc = subprocess.Popen(
-            [sys.executable, "-m", "goldlabel.cli", "serve", "--port", str(self.port)],
-            env=self.env, stdout=self.log, stderr=self.log, stdin=subprocess.DEVNULL,
-            preexec_fn=_die_with_parent)  # noqa: PLW1509 - one prctl call, resolved before the fork
-        self.starts += 1
-        with httpx.Client(timeout=2.0) as probe:
-            while True:
-                if self.proc.poll() is not None:
-                    raise RuntimeError(f"the server exited with {self.proc.returncode} at start; see server.log")
-                try:
-                    if probe.get(f"{self.base}/healthz").status_code == 200:
-                        return time.monotonic() - t0
-                except httpx.TransportError:
-                    pass
-                if time.monotonic() - t0 > timeout:
-                    raise RuntimeError("the server did not answer /healthz in time")
-                time.sleep(0.02)
-
-    def kill9(self) -> None:
-        assert self.proc is not None
-        os.kill(self.proc.pid, signal.SIGKILL)
-        self.proc.wait()
-
-    def stop(self) -> None:
-        if self.proc is not None and self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
-        self.log.close()
 
 
 # ---------------------------------------------------------------------------------------------
@@ -543,7 +473,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     t_start = time.monotonic()
     try:
         seed_ = seed(db, args.bearer, args.browser, args.overlap)
-        server = Server(db.url, free_port(), workdir)
+        server = LiveServer(db.url, workdir, secret_key=SECRET, env={"GOLDLABEL_MEDIA_DIR": str(workdir / "media")})
         base = server.base
         if args.ack_before_commit:
             proxy = AckBeforeCommitProxy(server.base, free_port())
@@ -552,7 +482,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         engine = db.engine()
         counter = [0]
         startup: list[float] = []
-        startup.append(server.start())
+        startup.append(server.start().wait_ready(SERVER_START_TIMEOUT_S))
         top_up(server.base, seed_, engine, args.open_work, args.open_work, counter)
         for user_id, token in seed_.bearer:
             threads.append(Annotator(base, seed_.project_id, user_id, shared, random.Random(rng.random()),
@@ -565,7 +495,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         kills = 0
         for cycle in range(args.kills):
             if cycle:
-                startup.append(server.start())
+                startup.append(server.start().wait_ready(SERVER_START_TIMEOUT_S))
                 top_up(server.base, seed_, engine, args.open_work, args.open_work, counter)
             time.sleep(rng.uniform(args.min_up, args.max_up))
             server.kill9()
@@ -573,7 +503,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             time.sleep(rng.uniform(0.0, args.max_down))
             if args.verbose:
                 print(f"kill {kills}: {len(shared.acked)} acknowledged, {shared.submits} submits", file=sys.stderr)
-        startup.append(server.start())
+        startup.append(server.start().wait_ready(SERVER_START_TIMEOUT_S))
         t_drain = time.monotonic()
         # Drain: no more items; the clients finish what is open (orphaned leases, whose reply was
         # lost in a kill, expire after the project's lease TTL and are served again).
@@ -643,7 +573,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--ack-before-commit", action="store_true",
                         help="negative control: a faulty proxy acknowledges submissions before the server has them")
     parser.add_argument("--json", type=Path, help="write the figures here")
-    parser.add_argument("--keep", action="store_true", help="keep the work folder (database, server.log)")
+    parser.add_argument("--keep", action="store_true", help="keep the work folder (database, server-PORT.log)")
     parser.add_argument("-v", "--verbose", action="store_true")
     args = parser.parse_args(argv)
     if args.seed is None:

@@ -50,7 +50,9 @@ import numpy as np
 import sqlalchemy as sa
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from kill9 import PG_ADMIN, SCHEMA, SECRET, Database, Server, free_port
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))  # the real-server helper
+from kill9 import PG_ADMIN, SCHEMA, SECRET, Database
+from live_server import LiveServer
 
 WRONG = "not-the-password-0"
 PASSWORD = "amber lantern quietly 41"
@@ -60,7 +62,7 @@ def seed(db: Database, n_accounts: int, n_items: int) -> dict[str, Any]:
     """A project of ``n_items`` open items, one annotator with a token, ``n_accounts`` accounts
     with passwords (the spray's real targets)."""
     from goldlabel.config import Settings
-    from goldlabel.services import imports as import_service
+    from goldlabel.services import import_rows
     from goldlabel.services import projects as project_service
     from goldlabel.services import users as user_service
     from goldlabel.services.access import Actor
@@ -77,7 +79,7 @@ def seed(db: Database, n_accounts: int, n_items: int) -> dict[str, Any]:
         project_service.set_member(ctx, manager, project["id"], ann["id"], "annotator")
         token = user_service.create_token(ctx, None, ann["id"])["token"]
         rows = [{"external_id": f"i{i}", "data": {"text": f"item {i}"}} for i in range(n_items)]
-        import_service.ingest_rows(ctx, manager, project["id"], enumerate(rows, start=1))
+        import_rows.ingest_rows(ctx, manager, project["id"], enumerate(rows, start=1))
         accounts = []
         for i in range(n_accounts):
             name = f"staff-{i}"
@@ -227,10 +229,10 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     with tempfile.TemporaryDirectory(prefix="login-spray-") as tmp:
         workdir = Path(tmp)
         db = Database(args.backend, workdir, args.pg_admin)
-        server = Server(db.url, free_port(), workdir)
+        server = LiveServer(db.url, workdir, secret_key=SECRET, env={"GOLDLABEL_MEDIA_DIR": str(workdir / "media")})
         try:
             seeded = seed(db, args.accounts, args.items)
-            server.start()
+            server.start().wait_ready(300.0)
             assert server.proc is not None
             pid = server.proc.pid
             rng = random.Random(args.seed)

@@ -10,7 +10,9 @@ The server gets the parent's environment without any ``GOLDLABEL_*`` variable (a
 sees exactly the settings the test gives it), and dies with the test process (PR_SET_PDEATHSIG)
 should that be killed.
 
-Imported by the tests as ``live_server`` (tests/ is on sys.path, as for every conftest).
+Imported by the tests as ``live_server`` (tests/ is on sys.path, as for every conftest), and by
+benchmarks/kill9.py and benchmarks/login_spray.py, which put tests/ on sys.path: the tests and the
+kill -9 harness start and wait for a server one way.
 """
 
 from __future__ import annotations
@@ -77,9 +79,13 @@ class LiveServer:
         self.log_path = workdir / f"{name}-{self.port}.log"
         self.proc: subprocess.Popen | None = None
         self.clients: list[httpx.Client] = []
+        self.starts = 0  # processes launched (restarts included)
+        self.started_at = 0.0  # time.monotonic() of the last start()
 
     def start(self) -> Self:
         command = uvicorn_command(self.port) if self.uvicorn else serve_command(self.port)
+        self.started_at = time.monotonic()
+        self.starts += 1
         with self.log_path.open("ab") as log:  # the child keeps its own descriptor
             self.proc = subprocess.Popen(command, env=self.env, stdout=log, stderr=subprocess.STDOUT,
                                          stdin=subprocess.DEVNULL, cwd=self.log_path.parent,
@@ -90,8 +96,8 @@ class LiveServer:
         return self.log_path.read_text(errors="replace")[-chars:] if self.log_path.exists() else ""
 
     def wait_ready(self, timeout: float = START_TIMEOUT_S) -> float:
-        """Seconds from now until /healthz answered 200; fails the test if the process exits or
-        does not answer within ``timeout``."""
+        """Seconds from ``start()`` until /healthz answered 200; fails the test if the process
+        exits or does not answer within ``timeout`` of now."""
         assert self.proc is not None, "start() first"
         started = time.monotonic()
         with httpx.Client(timeout=2.0) as probe:
@@ -100,7 +106,7 @@ class LiveServer:
                     raise AssertionError(f"the server exited at start ({self.proc.returncode}):\n{self.log_tail()}")
                 try:
                     if probe.get(f"{self.base}/healthz").status_code == 200:
-                        return time.monotonic() - started
+                        return time.monotonic() - self.started_at
                 except httpx.TransportError:
                     pass
                 if time.monotonic() - started > timeout:

@@ -18,15 +18,17 @@ from typing import Any
 
 from goldlabel.domain.errors import GoldlabelError
 from goldlabel.schemas import ProjectCreate, QualitySettings
-from goldlabel.services import imports as import_service
+from goldlabel.services import import_rows
 from goldlabel.services import items as item_service
 from goldlabel.services import models as model_service
 from goldlabel.services import projects as project_service
-from goldlabel.services import queue as queue_service
 from goldlabel.services import users as user_service
 from goldlabel.services.access import Actor
 from goldlabel.services.context import Context
 from goldlabel.services.item_refs import decode_item
+from goldlabel.services.queue import answers as answers_service
+from goldlabel.services.queue import lease as lease_service
+from goldlabel.services.queue import submit as submit_service
 from goldlabel.services.refit import refit_project
 
 SEED = 20240611
@@ -311,7 +313,7 @@ def _ensure_project(
         if role is not None:
             project_service.set_member(ctx, None, project["id"], user_id, role)
     # Always run the (idempotent) import: a first start interrupted mid-way is completed.
-    import_service.ingest_rows(ctx, None, project["id"], enumerate(rows, start=1), fmt="demo")
+    import_rows.ingest_rows(ctx, None, project["id"], enumerate(rows, start=1), fmt="demo")
     return DemoProject(project["id"], name, len(rows), sum(1 for r in rows if "gold" in r), existing is None)
 
 
@@ -336,7 +338,7 @@ def _seed_answers(ctx: Context, project_id: int, annotator: Actor, truths: dict[
     """Let ``annotator`` answer up to ``count`` items through the real queue (lease, then submit),
     answering from the generator's truth, right with probability about ``accuracy``. Only for
     an annotator with no answer in the project yet: a second start adds nothing."""
-    if queue_service.list_my_answers(ctx, annotator, project_id, 0, 1):
+    if answers_service.list_my_answers(ctx, annotator, project_id, 0, 1):
         return 0
     ids = {}
     after = 0
@@ -344,9 +346,9 @@ def _seed_answers(ctx: Context, project_id: int, annotator: Actor, truths: dict[
         ids.update({r["id"]: r["external_id"] for r in page})
         after = page[-1]["id"]
     done = 0
-    while done < count and (lease := queue_service.lease_next(ctx, annotator, project_id)) is not None:
+    while done < count and (lease := lease_service.lease_next(ctx, annotator, project_id)) is not None:
         value = answer_for(truths[ids[decode_item(ctx, project_id, annotator.id, lease["item"]["id"])]], accuracy, rng)
-        queue_service.submit_answer(ctx, annotator, project_id, lease["token"], value,
+        submit_service.submit_answer(ctx, annotator, project_id, lease["token"], value,
                                     duration_ms=rng.randint(2_500, 14_000))
         done += 1
     return done

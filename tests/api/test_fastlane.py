@@ -290,7 +290,7 @@ def test_other_annotators_just_now_send_the_flush_to_a_thread(factory, setup, mo
 def test_unexpected_error_in_the_fast_lane_is_a_logged_problem_500(factory, setup, monkeypatch, caplog):
     """The fast lane sits in front of the framework's error middleware: it answers an
     unexpected error itself, as the app's handler for Exception does."""
-    from goldlabel.services import queue as queue_service
+    from goldlabel.services.queue import lease as lease_service
 
     project, (api, _) = setup
     base = f"{PREFIX}/projects/{project['id']}"
@@ -301,8 +301,8 @@ def test_unexpected_error_in_the_fast_lane_is_a_logged_problem_500(factory, setu
 
     # Broken where each database's path goes: the blocking call (SQLite) or the outcome of
     # the statement run on the event loop (PostgreSQL).
-    monkeypatch.setattr(queue_service, "_lease_general", broken)
-    monkeypatch.setattr(queue_service, "_lease_outcome", broken)
+    monkeypatch.setattr(lease_service, "_lease_general", broken)
+    monkeypatch.setattr(lease_service, "_lease_outcome", broken)
     before = lane_counts(factory)
     with caplog.at_level("ERROR", logger="goldlabel.api"):
         res = api.post(f"{base}/next")

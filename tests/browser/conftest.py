@@ -21,7 +21,7 @@ import pytest
 from live_server import LiveServer
 
 from goldlabel.config import Settings
-from goldlabel.services import imports as import_service
+from goldlabel.services import import_rows
 from goldlabel.services import projects as project_service
 from goldlabel.services import users as user_service
 from goldlabel.services.access import Actor
@@ -61,14 +61,14 @@ class Server:
         return project
 
     def add_items(self, project: dict, rows: list[dict]) -> None:
-        report = import_service.ingest_rows(self.ctx, None, project["id"], enumerate(rows, 1))
+        report = import_rows.ingest_rows(self.ctx, None, project["id"], enumerate(rows, 1))
         assert report.error_count == 0, report
 
     def answers_of(self, project: dict, annotator: Actor) -> list[dict]:
         """The annotator's answers, oldest first, read through the services."""
-        from goldlabel.services import queue as queue_service
+        from goldlabel.services.queue import answers as answers_service
 
-        rows = queue_service.list_my_answers(self.ctx, annotator, project["id"], 0, 1000)
+        rows = answers_service.list_my_answers(self.ctx, annotator, project["id"], 0, 1000)
         return list(reversed(rows))
 
     def api_as(self, actor: Actor) -> httpx.Client:

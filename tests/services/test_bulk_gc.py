@@ -9,7 +9,7 @@ import pytest
 
 from goldlabel.services.bulk_gc import BULK_GC_THRESHOLD, fewer_gc_passes
 from goldlabel.services.exports import prepare_export
-from goldlabel.services.imports import ingest_rows
+from goldlabel.services.import_rows import ingest_rows
 
 
 @pytest.fixture(autouse=True)

@@ -20,8 +20,8 @@ import sqlalchemy as sa
 from goldlabel.config import Settings
 from goldlabel.models import MiniLMEmbedder
 from goldlabel.services import models as model_service
-from goldlabel.services import queue as queue_service
 from goldlabel.services.context import Context
+from goldlabel.services.queue import lease as lease_service
 from goldlabel.storage import models as model_store
 from goldlabel.storage.engine import read_tx
 from goldlabel.storage.tables import events, items, predictions
@@ -151,7 +151,7 @@ def test_an_http_model_pre_labels_through_the_guard(factory, ctx, model_server):
     assert model_service.process_project(ctx, pid)["external_predicted"] == 0
     assert len(model_server.requests) == asked
     # the workspace shows it as a pre-label
-    lease = queue_service.lease_next(ctx, annotator, pid)
+    lease = lease_service.lease_next(ctx, annotator, pid)
     versions = {p["model_version"] for p in lease["item"]["predictions"]}
     assert "external:" + model_server.url in versions or factory.item_id(annotator, pid, lease["item"]["id"]) in sliced
 
@@ -181,7 +181,7 @@ def test_malformed_slow_and_failing_models_leave_the_items_with_the_humans(facto
     out = model_service.process_project(ctx, pid)
     assert "malformed predictions" in out["external_error"] and "'maybe'" in out["external_error"], out
     assert _predictions(ctx, pid, version) == {}
-    assert queue_service.lease_next(ctx, annotator, pid) is not None  # the queue goes on
+    assert lease_service.lease_next(ctx, annotator, pid) is not None  # the queue goes on
 
     model_server.mode = "garbage"
     out = model_service.process_project(ctx, pid)

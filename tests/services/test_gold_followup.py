@@ -92,7 +92,8 @@ def test_the_scorer_suspends_promptly_after_the_response(factory, ctx):
 _SUBMIT_THEN_DIE = textwrap.dedent("""
     import asyncio, json, os, signal, sys
     from goldlabel.config import Settings
-    from goldlabel.services import queue
+    from goldlabel.services.queue import lease as lease_service
+    from goldlabel.services.queue import submit as submit_service
     from goldlabel.services.access import Actor
     from goldlabel.services.context import Context
     from goldlabel.services.gold import GoldScorer
@@ -106,8 +107,9 @@ _SUBMIT_THEN_DIE = textwrap.dedent("""
     async def main():
         acked = []
         for _ in range(2):
-            lease = await queue.lease_next_async(ctx, actor, pid)
-            result = await queue.submit_answer_async(ctx, actor, pid, lease["token"], {"sentiment": "negative"}, 5)
+            lease = await lease_service.lease_next_async(ctx, actor, pid)
+            result = await submit_service.submit_answer_async(ctx, actor, pid, lease["token"],
+                                                              {"sentiment": "negative"}, 5)
             acked.append(result["answer"]["id"])
         return acked
 
@@ -244,8 +246,9 @@ def test_a_gold_submit_writes_the_crowds_consensus_as_a_normal_one_does(factory,
     one more: its gold_pending entry; PostgreSQL: the same merged statements, tested above), and
     what it writes is the crowd's consensus on the gold item, with the status the annotator is
     shown; the gold item itself stays open."""
-    from goldlabel.services import queue
     from goldlabel.services.item_refs import decode_item
+    from goldlabel.services.queue import lease as lease_service
+    from goldlabel.services.queue import submit as submit_service
 
     ann = factory.make_user()
     project = _gold_project(factory, ann, n_gold=8, n_items=8, settings={"gold_rate": 0.5})
@@ -268,9 +271,9 @@ def test_a_gold_submit_writes_the_crowds_consensus_as_a_normal_one_does(factory,
     if backend == "sqlite":
         sa.event.listen(ctx.engine, "checkout", trace)
     try:
-        while (lease := queue.lease_next(ctx, ann, pid)) is not None:
+        while (lease := lease_service.lease_next(ctx, ann, pid)) is not None:
             seen.clear()
-            result = queue.submit_answer(ctx, ann, pid, lease["token"], POS, 1000)
+            result = submit_service.submit_answer(ctx, ann, pid, lease["token"], POS, 1000)
             is_gold = decode_item(ctx, pid, ann.id, result["answer"]["item_id"]) in gold_ids
             shapes[is_gold].append({_shape(s) for s in seen})
             statuses[is_gold].add(result["item_status"])

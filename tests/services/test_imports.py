@@ -14,7 +14,8 @@ from goldlabel.app import create_app
 from goldlabel.domain.errors import GoldlabelError
 from goldlabel.services.context import Context
 from goldlabel.services.exports import export_project
-from goldlabel.services.imports import ImportFailed, import_file
+from goldlabel.services.import_rows import ImportFailed
+from goldlabel.services.imports import import_file
 from goldlabel.storage.tables import events, gold_answers, items, predictions
 
 

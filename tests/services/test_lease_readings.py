@@ -1,5 +1,5 @@
 """Context's lease readings: what a lease read of its item, kept for that lease's submit
-(services/queue.py), found only by the lease's annotator in its project, bounded, expiring."""
+(services/queue/merged_submit.py), found only by the lease's annotator in its project, bounded, expiring."""
 
 from __future__ import annotations
 

@@ -9,11 +9,12 @@ import sqlalchemy as sa
 from goldlabel.demo import _reviews_with_truth
 from goldlabel.models import MiniLMEmbedder
 from goldlabel.services import models as model_service
-from goldlabel.services import queue as queue_service
 from goldlabel.services import review as review_service
 from goldlabel.services.context import Context
 from goldlabel.services.item_refs import decode_item
 from goldlabel.services.model_worker import ModelWorker
+from goldlabel.services.queue import lease as lease_service
+from goldlabel.services.queue import submit as submit_service
 from goldlabel.storage.engine import read_tx
 from goldlabel.storage.tables import consensus, embeddings, events, items, predictions
 
@@ -113,7 +114,7 @@ def test_worker_embeds_once_trains_and_prelabels(factory, ctx):
     res = factory.api_as(project["manager"]).post(f"/api/v1/projects/{pid}/items/bulk", json={
         "action": "priority", "priority": 9, "item_ids": [shown]})
     assert res.status_code == 200, res.text
-    lease = queue_service.lease_next(ctx, annotator, pid)
+    lease = lease_service.lease_next(ctx, annotator, pid)
     assert decode_item(ctx, pid, annotator.id, lease["item"]["id"]) == shown
     [pre] = [p for p in lease["item"]["predictions"] if p["model_version"].startswith("goldlabel:")]
     assert pre["model_version"] == "goldlabel:" + trained["version"]
@@ -171,10 +172,10 @@ def test_label_error_audit_ranks_wrong_labels_and_sends_them_to_review(factory, 
     pid = project["id"]
     other = {"positive": "negative", "negative": "neutral", "neutral": "positive"}
     wrong = set(sorted(truth)[:8])
-    while (lease := queue_service.lease_next(ctx, annotator, pid)) is not None:
+    while (lease := lease_service.lease_next(ctx, annotator, pid)) is not None:
         item_id = decode_item(ctx, pid, annotator.id, lease["item"]["id"])
         label = other[truth[item_id]] if item_id in wrong else truth[item_id]
-        queue_service.submit_answer(ctx, annotator, pid, lease["token"], {"sentiment": label})
+        submit_service.submit_answer(ctx, annotator, pid, lease["token"], {"sentiment": label})
     model_service.request_training(ctx, project["manager"], pid)
     client = factory.api_as(project["manager"])
     res = client.get(f"/api/v1/projects/{pid}/models/audit", params={"limit": 20})
@@ -224,7 +225,7 @@ def test_a_broken_embedder_is_recorded_and_the_queue_goes_on(factory, ctx):
         failed = conn.execute(sa.select(sa.func.count()).select_from(events)
                               .where(events.c.kind == "model.failed")).scalar_one()
     assert n_embedded == 0 and failed == 1  # one event per new error, not per pass
-    lease = queue_service.lease_next(ctx, annotator, pid)  # the humans' queue never waits
+    lease = lease_service.lease_next(ctx, annotator, pid)  # the humans' queue never waits
     assert lease is not None
 
 

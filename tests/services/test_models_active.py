@@ -10,7 +10,7 @@ import sqlalchemy as sa
 
 from goldlabel.models import MiniLMEmbedder
 from goldlabel.services import models as model_service
-from goldlabel.services import queue as queue_service
+from goldlabel.services.queue import lease as lease_service
 from goldlabel.storage import models as model_store
 from goldlabel.storage.engine import now_ms, read_tx, write_tx
 from goldlabel.storage.tables import items
@@ -61,7 +61,7 @@ def test_worker_orders_the_queue_by_uncertainty_and_diversity(factory, ctx):
     prio = _priorities(ctx, pid)
     first = sorted(prio, key=lambda i: -prio[i])[:3]
     assert sorted(cluster[i] for i in first) == [0, 1, 2]
-    lease = queue_service.lease_next(ctx, annotator, pid)
+    lease = lease_service.lease_next(ctx, annotator, pid)
     assert factory.item_id(annotator, pid, lease["item"]["id"]) == first[0]  # served by the priorities
 
     # a model: sure of cluster 2, unsure of cluster 0

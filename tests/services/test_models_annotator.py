@@ -11,7 +11,8 @@ import json
 import sqlalchemy as sa
 
 from goldlabel.services import models as model_service
-from goldlabel.services import queue as queue_service
+from goldlabel.services.queue import lease as lease_service
+from goldlabel.services.queue import submit as submit_service
 from goldlabel.services.refit import refit_project
 from goldlabel.storage import models as model_store
 from goldlabel.storage.engine import now_ms, read_tx, write_tx
@@ -48,11 +49,11 @@ def _setup(factory):
     # three annotators answer every training item, each wrong on a different fifth of them
     for k, trainer in enumerate(trainers):
         for _ in range(N_TRAIN):
-            lease = queue_service.lease_next(factory.ctx, trainer, pid)
+            lease = lease_service.lease_next(factory.ctx, trainer, pid)
             item_id = factory.item_id(trainer, pid, lease["item"]["id"])
             index = int(next(e for e, i in ids.items() if i == item_id)[1:])
             value = truth[item_id] if (index + k) % 5 else OTHER[truth[item_id]]
-            queue_service.submit_answer(factory.ctx, trainer, pid, lease["token"], {"label": value})
+            submit_service.submit_answer(factory.ctx, trainer, pid, lease["token"], {"label": value})
     return project, human, ids
 
 

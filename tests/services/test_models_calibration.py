@@ -10,9 +10,9 @@ import sqlalchemy as sa
 from goldlabel.demo import _reviews_with_truth
 from goldlabel.models import MiniLMEmbedder
 from goldlabel.services import models as model_service
-from goldlabel.services import queue as queue_service
 from goldlabel.services import review as review_service
 from goldlabel.services.item_refs import decode_item
+from goldlabel.services.queue import lease as lease_service
 from goldlabel.storage.engine import read_tx
 from goldlabel.storage.tables import consensus, items, predictions
 
@@ -89,7 +89,7 @@ def test_auto_labeling_and_active_learning_together_keep_the_slice_apart(factory
     assert predicted  # the rest has its pre-labels
 
     # the queue serves the slice first (a manager's priority first among it), then the policy's order
-    lease = queue_service.lease_next(ctx, annotator, pid)
+    lease = lease_service.lease_next(ctx, annotator, pid)
     assert decode_item(ctx, pid, annotator.id, lease["item"]["id"]) in set(marked)
 
     # a second pass (no new labels) leaves the slice's priorities alone again

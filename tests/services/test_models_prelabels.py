@@ -9,7 +9,8 @@ import sqlalchemy as sa
 
 from goldlabel.models import MiniLMEmbedder
 from goldlabel.services import models as model_service
-from goldlabel.services import queue as queue_service
+from goldlabel.services.queue import lease as lease_service
+from goldlabel.services.queue import submit as submit_service
 from goldlabel.storage import models as model_store
 from goldlabel.storage.engine import now_ms, read_tx, write_tx
 from goldlabel.storage.tables import items
@@ -43,10 +44,10 @@ def test_keep_rate_and_anchoring_per_annotator(factory, ctx):
             for e, v in (("g1", "yes"), ("g2", "no"), ("n1", "yes"), ("n2", "no"))])
     for annotator, label in ((yes_sayer, "yes"), (no_sayer, "no")):
         for _ in range(6):
-            lease = queue_service.lease_next(ctx, annotator, pid)
+            lease = lease_service.lease_next(ctx, annotator, pid)
             shown = factory.item_id(annotator, pid, lease["item"]["id"]) in {ids[e] for e in ("g1", "g2", "n1", "n2")}
             assert bool(lease["item"]["predictions"]) == shown
-            queue_service.submit_answer(ctx, annotator, pid, lease["token"], {"label": label})
+            submit_service.submit_answer(ctx, annotator, pid, lease["token"], {"label": label})
     summary = model_service.process_project(ctx, pid)
     assert summary["prelabels_recorded"] == 12, summary
     assert model_service.process_project(ctx, pid)["prelabels_recorded"] == 0  # each answer once

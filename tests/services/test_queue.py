@@ -274,7 +274,7 @@ def test_q5_concurrent_retries_of_one_submission_all_get_the_original(factory):
     gets the original answer (the lease is locked, the retries wait and read it as submitted)."""
     import threading
 
-    from goldlabel.services import queue as queue_service
+    from goldlabel.services.queue import submit as submit_service
 
     _, pid, apis, anns = setup(factory, 1, 1, overlap_min=2, overlap_max=2)
     token = lease(apis[0], pid)["token"]
@@ -284,7 +284,7 @@ def test_q5_concurrent_retries_of_one_submission_all_get_the_original(factory):
     def go() -> None:
         barrier.wait()
         try:
-            results.append(queue_service.submit_answer(factory.ctx, anns[0], pid, token, POS)["answer"]["id"])
+            results.append(submit_service.submit_answer(factory.ctx, anns[0], pid, token, POS)["answer"]["id"])
         except Exception as exc:  # noqa: BLE001
             results.append(exc)
 

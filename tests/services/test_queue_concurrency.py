@@ -26,9 +26,10 @@ import sqlalchemy as sa
 from live_server import LiveServer, stop_all
 
 from goldlabel.domain.errors import GoldlabelError
-from goldlabel.services import queue as queue_service
 from goldlabel.services.context import Context
 from goldlabel.services.item_refs import decode_item
+from goldlabel.services.queue import lease as lease_service
+from goldlabel.services.queue import submit as submit_service
 from goldlabel.storage.engine import now_ms, write_tx
 from goldlabel.storage.tables import answers, items, leases
 
@@ -187,6 +188,20 @@ def check_database(ctx: Context, project_id: int, tally: Tally) -> dict[str, int
     return {"items": len(rows), "answers": len(stored), "closed": sum(r["status"] != "open" for r in rows)}
 
 
+def _run_threads(threads: list[threading.Thread], clock: threading.Thread, stop: threading.Event) -> float:
+    """Runs the annotators' threads beside the expiring clock until every annotator is done;
+    the seconds it took."""
+    start = time.monotonic()
+    clock.start()
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    stop.set()
+    clock.join()
+    return time.monotonic() - start
+
+
 def _report(label: str, stats: dict, tally: Tally, elapsed: float) -> None:
     print(
         f"\n{label}: {stats['answers']} answers on {stats['items']} items ({stats['closed']} closed) in "
@@ -217,25 +232,17 @@ def test_hammer_threads(factory, backend):
             args=(
                 i,
                 a.id,
-                lambda a=a: queue_service.lease_next(ctx, a, pid),
-                lambda token, value, a=a: queue_service.submit_answer(ctx, a, pid, token, value),
-                lambda token, a=a: queue_service.skip_item(ctx, a, pid, token),
-                lambda token, a=a: queue_service.release_item(ctx, a, pid, token),
+                lambda a=a: lease_service.lease_next(ctx, a, pid),
+                lambda token, value, a=a: submit_service.submit_answer(ctx, a, pid, token, value),
+                lambda token, a=a: lease_service.skip_item(ctx, a, pid, token),
+                lambda token, a=a: lease_service.release_item(ctx, a, pid, token),
                 tally,
                 deadline,
             ),
         )
         for i, a in enumerate(anns)
     ]
-    start = time.monotonic()
-    clock.start()
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
-    stop.set()
-    clock.join()
-    elapsed = time.monotonic() - start
+    elapsed = _run_threads(threads, clock, stop)
     stats = check_database(ctx, pid, tally)
     assert stats["answers"] >= n_items  # real work was done
     assert tally.retries and tally.skips and tally.releases
@@ -303,15 +310,7 @@ def test_hammer_processes_postgres(factory, database_url, tmp_path):
             threads.append(threading.Thread(
                 target=annotate_loop, args=(100 + i, a.id, *_http_calls(client, pid), tally, deadline)
             ))
-        start = time.monotonic()
-        clock.start()
-        for t in threads:
-            t.start()
-        for t in threads:
-            t.join()
-        stop.set()
-        clock.join()
-        elapsed = time.monotonic() - start
+        elapsed = _run_threads(threads, clock, stop)
     finally:
         for c in clients:
             c.close()

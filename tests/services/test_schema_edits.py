@@ -128,7 +128,7 @@ def test_every_submit_path_records_the_schema_version(factory, ctx, monkeypatch)
     """A choice-only project takes PostgreSQL's merged submit (one statement); the version
     comes from the project row that statement checked. The generic path gets it from the
     project it validated against."""
-    from goldlabel.services import queue as queue_service
+    from goldlabel.services.queue import merged_submit
 
     a1 = factory.make_user()
     project = factory.make_project(schema=with_questions(sentiment(["pos", "neg"])), annotators=[a1],
@@ -140,12 +140,12 @@ def test_every_submit_path_records_the_schema_version(factory, ctx, monkeypatch)
     res = manager.patch(f"{API}/{pid}", json={"label_schema": with_questions(sentiment(["pos", "neg", "neu"]))})
     assert res.status_code == 200 and res.json()["schema_version"] == 2
     merged = []
-    original = queue_service._submit_written
-    monkeypatch.setattr(queue_service, "_submit_written",
+    original = merged_submit._submit_written
+    monkeypatch.setattr(merged_submit, "_submit_written",
                         lambda ctx, plan, rows: merged.append(1) or original(ctx, plan, rows))
     answer_next(factory, a1, pid, {"sentiment": "neu"})
     assert merged == ([1] if ctx.engine.dialect.name == "postgresql" else [])
-    monkeypatch.setattr(queue_service, "_merged_kinds", lambda schema: False)  # the generic path
+    monkeypatch.setattr(merged_submit, "merged_kinds", lambda schema: False)  # the generic path
     answer_next(factory, a1, pid, {"sentiment": "neg"})
     with read_tx(ctx.engine) as conn:
         versions = [v for (v,) in conn.execute(sa.select(answers.c.schema_version)

@@ -13,7 +13,8 @@ import sqlalchemy as sa
 
 from goldlabel.app import create_app
 from goldlabel.services.exports import export_project
-from goldlabel.services.imports import ImportFailed, import_file
+from goldlabel.services.import_rows import ImportFailed
+from goldlabel.services.imports import import_file
 from goldlabel.storage.tables import gold_answers, items, predictions
 
 SCHEMA = {"questions": [

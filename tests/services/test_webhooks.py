@@ -23,8 +23,9 @@ import pytest
 from live_server import LiveServer, start_all, stop_all
 
 from goldlabel.config import Settings
-from goldlabel.services import queue as queue_service
 from goldlabel.services.context import Context
+from goldlabel.services.queue import lease as lease_service
+from goldlabel.services.queue import submit as submit_service
 from goldlabel.services.webhooks import WebhookWorker, route_events
 from goldlabel.storage import consensus_events
 from goldlabel.storage.engine import now_ms, read_tx, write_tx
@@ -128,8 +129,8 @@ def subscribe(factory, project, url, types=("answer.created",)) -> dict:
 def answer_items(factory, project, annotator, n: int) -> list[int]:
     ids = []
     for _ in range(n):
-        lease = queue_service.lease_next(factory.ctx, annotator, project["id"])
-        got = queue_service.submit_answer(factory.ctx, annotator, project["id"], lease["token"], POS)
+        lease = lease_service.lease_next(factory.ctx, annotator, project["id"])
+        got = submit_service.submit_answer(factory.ctx, annotator, project["id"], lease["token"], POS)
         ids.append(got["answer"]["id"])
     return ids
 

@@ -12,7 +12,8 @@ import pytest
 import sqlalchemy as sa
 
 from goldlabel.services.context import Context
-from goldlabel.services.imports import import_file, ingest_rows
+from goldlabel.services.import_rows import ingest_rows
+from goldlabel.services.imports import import_file
 from goldlabel.storage import exports as export_store
 from goldlabel.storage import imports as import_store
 from goldlabel.storage.engine import write_tx

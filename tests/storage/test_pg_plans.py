@@ -9,7 +9,7 @@ from __future__ import annotations
 import pytest
 from sqlalchemy.dialects import postgresql
 
-from goldlabel.services import imports
+from goldlabel.services import import_rows
 from goldlabel.storage import imports as import_store
 from goldlabel.storage import queue as queue_store
 from goldlabel.storage.engine import write_tx
@@ -38,7 +38,7 @@ def test_import_lookup_into_a_new_project_probes_the_unique_index(factory):
     open items only (migration 0005), so the lookup can only use the unique index."""
     a, b = factory.make_project(), factory.make_project()
     rows = ((i + 1, {"external_id": f"a{i}", "data": {"text": f"item {i}"}}) for i in range(3000))
-    assert imports.ingest_rows(factory.ctx, None, a["id"], rows).created == 3000
+    assert import_rows.ingest_rows(factory.ctx, None, a["id"], rows).created == 3000
     with factory.ctx.engine.begin() as conn:
         conn.exec_driver_sql("ANALYZE items")
     with write_tx(factory.ctx.engine) as conn:

@@ -12,8 +12,10 @@ statements bypass SQLAlchemy events).
 from __future__ import annotations
 
 import functools
+import importlib
 import itertools
 import math
+import pkgutil
 import threading
 import time
 from typing import Any
@@ -23,9 +25,15 @@ import pytest
 import sqlalchemy as sa
 
 from goldlabel.domain.errors import GoldlabelError
+from goldlabel.domain.label_schema import KINDS as LABEL_SCHEMA_KINDS
 from goldlabel.services import cold_start
-from goldlabel.services import queue as queue_service
+from goldlabel.services import consensus as consensus_service
+from goldlabel.services import queue as queue_package
 from goldlabel.services.item_refs import decode_item
+from goldlabel.services.queue import lease as lease_service
+from goldlabel.services.queue import merged_submit
+from goldlabel.services.queue import submit as submit_service
+from goldlabel.storage import queue as queue_store
 from goldlabel.storage import queue_pg
 from goldlabel.storage.engine import now_ms
 from goldlabel.storage.tables import (
@@ -51,6 +59,29 @@ MIXED = {"questions": [
     {"name": "sentiment", "kind": "choice", "labels": ["positive", "negative"]},
     {"name": "score", "kind": "rating", "min": 1, "max": 5},
 ]}
+# The shape kinds, on the item's image (IMAGE_DATA).
+SHAPE_QUESTIONS = [
+    {"name": "vehicles", "kind": "boxes", "labels": ["car", "person"]},
+    {"name": "roofs", "kind": "polygons", "labels": ["roof"]},
+    {"name": "pose", "kind": "keypoints", "labels": ["person"],
+     "skeletons": {"person": {"points": ["nose", "left_hip", "right_ankle"]}}},
+]
+# Two answers that agree within each kind's threshold (a box and a polygon shifted by 2% of the
+# image, a skeleton 1% off), and one that agrees with neither.
+SHAPE_VALUES = [
+    {"vehicles": [{"x": 0.1, "y": 0.2, "w": 0.3, "h": 0.4, "label": "car"}],
+     "roofs": [{"points": [[0.1, 0.1], [0.4, 0.1], [0.4, 0.4], [0.1, 0.4]], "label": "roof"}],
+     "pose": [{"label": "person", "points": {"nose": {"x": 0.5, "y": 0.1}, "left_hip": {"x": 0.45, "y": 0.5},
+                                             "right_ankle": {"x": 0.55, "y": 0.9}}}]},
+    {"vehicles": [{"x": 0.12, "y": 0.2, "w": 0.3, "h": 0.4, "label": "car"}],
+     "roofs": [{"points": [[0.12, 0.1], [0.42, 0.1], [0.42, 0.4], [0.12, 0.4]], "label": "roof"}],
+     "pose": [{"label": "person", "points": {"nose": {"x": 0.505, "y": 0.1}, "left_hip": {"x": 0.45, "y": 0.51},
+                                             "right_ankle": {"x": 0.55, "y": 0.9, "v": 1}}}]},
+    {"vehicles": [{"x": 0.6, "y": 0.6, "w": 0.3, "h": 0.3, "label": "person"}],
+     "roofs": [{"points": [[0.6, 0.6], [0.9, 0.6], [0.9, 0.9]], "label": "roof"}],
+     "pose": [{"label": "person", "points": {"nose": {"x": 0.2, "y": 0.8}}}]},
+]
+SHAPES = {"questions": SHAPE_QUESTIONS}
 # Every kind the merged submit decides beside choice (items' text is "item N": spans within it).
 EVERY_KIND = {"questions": [
     {"name": "topics", "kind": "multi_choice", "labels": ["sport", "politics", "tech"]},
@@ -58,15 +89,23 @@ EVERY_KIND = {"questions": [
     {"name": "summary", "kind": "text"},
     {"name": "preference", "kind": "ranking", "candidates": ["a", "b", "c"]},
     {"name": "entities", "kind": "spans", "labels": ["PER", "ORG"]},
+    *SHAPE_QUESTIONS,
 ]}
-EVERY_KIND_VALUES = [
+EVERY_KIND_VALUES = [{**kinds, **shapes} for kinds, shapes in zip([
     {"topics": ["sport"], "fluency": 4, "summary": "An item.", "preference": ["a", "b", "c"],
      "entities": [{"start": 0, "end": 4, "label": "PER"}]},
     {"topics": ["sport", "tech"], "fluency": 5, "summary": "an item", "preference": ["b", "a", "c"],
      "entities": [{"start": 0, "end": 4, "label": "PER"}]},
     {"topics": ["politics"], "fluency": 2, "summary": "Something else", "preference": ["c", "b", "a"],
      "entities": [{"start": 5, "end": 6, "label": "ORG"}]},
-]
+], SHAPE_VALUES, strict=True)]
+# The nine kinds in one schema: choice (the posterior) beside every other kind.
+ALL_KINDS = {"questions": [{"name": "sentiment", "kind": "choice", "labels": ["positive", "negative"]},
+                           *EVERY_KIND["questions"]]}
+ALL_KINDS_VALUES = [{"sentiment": s, **v} for s, v in zip(["positive", "positive", "negative"], EVERY_KIND_VALUES,
+                                                           strict=True)]
+# What every item holds: the text spans are within, the image the shapes are on.
+IMAGE_DATA = {"text": "item 0", "image": "https://example.test/1.png"}
 
 
 @pytest.fixture
@@ -76,14 +115,18 @@ def backend() -> str:
 
 @pytest.fixture
 def clock(monkeypatch):
-    """A deterministic clock for services.queue (reset per run): real time, one ms a call."""
+    """A deterministic clock for the services/queue/ modules (reset per run): real time, one ms
+    a call."""
     state = {"t": itertools.count(now_ms() + 10_000)}
 
     def reset() -> None:
         state["t"] = itertools.count(base)
 
     base = now_ms() + 10_000
-    monkeypatch.setattr(queue_service, "now_ms", lambda: next(state["t"]))
+    for info in pkgutil.iter_modules(queue_package.__path__):
+        module = importlib.import_module(f"{queue_package.__name__}.{info.name}")
+        if hasattr(module, "now_ms"):
+            monkeypatch.setattr(module, "now_ms", lambda: next(state["t"]))
     return reset
 
 
@@ -165,14 +208,14 @@ def _normal_result(factory, pid: int, res, ext: dict[int, str], answer_ids: dict
 
 
 def _run(factory, monkeypatch, clock, anns, *, fast: bool, schema: dict | None, values, n_items: int,
-         skills: bool, keys: bool, **spec: Any) -> tuple[list, dict]:
+         skills: bool, keys: bool, data: dict | None = None, **spec: Any) -> tuple[list, dict]:
     """Every annotator in turn leases and submits until no one gets work; returns the API
-    results and the table snapshot."""
+    results and the table snapshot. ``data``: every item's data (else "item N")."""
     monkeypatch.setattr(factory.ctx.backend, "merged_submit", fast)
     clock()
     project = factory.make_project(annotators=anns, schema=schema, **spec)
     pid = project["id"]
-    factory.add_items(project, n_items)
+    factory.add_items(project, n_items, **({"data": data} if data is not None else {}))
     if skills:
         with factory.ctx.engine.begin() as conn:
             conn.execute(annotator_skills.insert(), [
@@ -223,8 +266,15 @@ SCENARIOS: dict[str, dict[str, Any]] = {
                                                 {"sentiment": "negative", "score": 2}],
                     "n_items": 2, "skills": False, "keys": False, "overlap_min": 2, "overlap_max": 3},
     "every_kind": {"schema": EVERY_KIND, "values": EVERY_KIND_VALUES, "n_items": 3, "skills": False,
-                   "keys": True, "overlap_min": 2, "overlap_max": 3},
+                   "keys": True, "overlap_min": 2, "overlap_max": 3, "data": IMAGE_DATA},
+    "shape_kinds": {"schema": SHAPES, "values": SHAPE_VALUES, "n_items": 3, "skills": False,
+                    "keys": True, "overlap_min": 2, "overlap_max": 3, "data": IMAGE_DATA},
+    "all_kinds": {"schema": ALL_KINDS, "values": ALL_KINDS_VALUES, "n_items": 3, "skills": True,
+                  "keys": True, "overlap_min": 2, "overlap_max": 3, "data": IMAGE_DATA},
 }
+# Every question kind a label schema has is pinned on both paths by one scenario at least.
+assert {q["kind"] for spec in SCENARIOS.values() for q in (spec["schema"] or {"questions": [{"kind": "choice"}]})[
+    "questions"]} == set(LABEL_SCHEMA_KINDS)
 
 
 @pytest.mark.parametrize("name", sorted(SCENARIOS))
@@ -242,7 +292,7 @@ def test_merged_path_writes_what_the_generic_path_writes(factory, monkeypatch, c
 
 
 def _lease(ctx, actor, pid):
-    lease = queue_service.lease_next(ctx, actor, pid)
+    lease = lease_service.lease_next(ctx, actor, pid)
     assert lease is not None
     return lease
 
@@ -263,7 +313,7 @@ def test_common_submit_is_one_statement_after_this_process_leased(factory, state
             if case == "read":
                 ctx._lease_readings.clear()  # leased by another process, or a restart since
             before = statements[0]
-            queue_service.submit_answer(ctx, annotator, pid, lease["token"], POS, 10, "key-1")
+            submit_service.submit_answer(ctx, annotator, pid, lease["token"], POS, 10, "key-1")
             counts[case] = statements[0] - before
         finally:
             ctx.backend.merged_submit = True
@@ -290,6 +340,40 @@ def _count(factory, table, pid):
         return conn.execute(sa.select(sa.func.count()).select_from(table).where(table.c.project_id == pid)).scalar()
 
 
+# Answers that only the item's data refuses: a span past the item's text, a pixel box past its
+# image, a ranking of candidates the item does not have.
+DATA_CHECKED = {
+    "spans": ({"kind": "spans", "labels": ["PER"]}, {"text": "item 0"}, [{"start": 0, "end": 50, "label": "PER"}]),
+    "boxes": ({"kind": "boxes", "labels": ["car"], "coordinates": "pixel"},
+              {"image": "https://example.test/1.png", "width": 100, "height": 80},
+              [{"x": 90, "y": 10, "w": 50, "h": 20, "label": "car"}]),
+    "ranking": ({"kind": "ranking", "source": "responses"}, {"responses": ["a", "b"]}, ["0", "2"]),
+}
+
+
+@pytest.mark.parametrize("fast", [True, False])
+@pytest.mark.parametrize("kind", sorted(DATA_CHECKED))
+def test_an_answer_its_item_data_refuses_is_422_on_both_paths(factory, monkeypatch, kind, fast):
+    """Submitted by the process that leased (the merged submit then has the lease's reading of
+    the item): checked against the item's data as the generic path checks it."""
+    monkeypatch.setattr(factory.ctx.backend, "merged_submit", fast)
+    question, data, value = DATA_CHECKED[kind]
+    anns = [factory.make_user()]
+    project = factory.make_project(annotators=anns, schema={"questions": [{"name": "q", **question}]})
+    factory.add_items(project, 1, data=data)
+    ctx, pid = factory.ctx, project["id"]
+    lease = _lease(ctx, anns[0], pid)
+    with pytest.raises(GoldlabelError) as err:
+        submit_service.submit_answer(ctx, anns[0], pid, lease["token"], {"q": value})
+    assert err.value.status == 422 and err.value.code == "validation_failed"
+    assert _count(factory, answers, pid) == 0
+    assert submit_service.submit_answer(ctx, anns[0], pid, lease["token"], {"q": DATA_CHECKED_OK[kind]})
+
+
+DATA_CHECKED_OK = {"spans": [{"start": 0, "end": 4, "label": "PER"}],
+                   "boxes": [{"x": 10, "y": 10, "w": 50, "h": 20, "label": "car"}], "ranking": ["1", "0"]}
+
+
 @pytest.mark.parametrize("fast", [True, False])
 def test_count_refused_is_409_max_overlap_reached(factory, monkeypatch, fast):
     monkeypatch.setattr(factory.ctx.backend, "merged_submit", fast)
@@ -303,7 +387,7 @@ def test_count_refused_is_409_max_overlap_reached(factory, monkeypatch, fast):
         conn.execute(items.update().where(items.c.project_id == pid).values(reserved=0, answer_count=2))
     before = (_items(factory, pid), _leases(factory, pid), _count(factory, events, pid))
     with pytest.raises(GoldlabelError) as err:
-        queue_service.submit_answer(ctx, anns[0], pid, lease["token"], POS)
+        submit_service.submit_answer(ctx, anns[0], pid, lease["token"], POS)
     assert err.value.code == "max_overlap_reached" and err.value.status == 409
     assert err.value.detail == "the item already has its maximum number of answers"
     assert (_items(factory, pid), _leases(factory, pid), _count(factory, events, pid)) == before
@@ -352,12 +436,12 @@ def test_insert_conflict_is_409_duplicate_answer_and_rolls_back(factory, monkeyp
             with factory.ctx.engine.begin() as conn:
                 conn.execute(answers.update().where(answers.c.item_id == other).values(idempotency_key="k1"))
         if not fast:
-            monkeypatch.setattr(queue_service.queue_store, "fetch_answer_by_idempotency_key", lambda *a: None)
+            monkeypatch.setattr(queue_store, "fetch_answer_by_idempotency_key", lambda *a: None)
             with factory.ctx.engine.begin() as conn:
                 conn.execute(answers.update().where(answers.c.item_id == other).values(idempotency_key="k1"))
     before = (_items(factory, pid), _leases(factory, pid), _count(factory, events, pid))
     with pytest.raises(GoldlabelError) as err:
-        queue_service.submit_answer(ctx, anns[0], pid, lease["token"], POS, None, key)
+        submit_service.submit_answer(ctx, anns[0], pid, lease["token"], POS, None, key)
     if fast and conflict_on == "key":
         assert err.value.code == "idempotency_key_reused" and err.value.status == 409
     else:
@@ -371,7 +455,7 @@ def test_insert_conflict_is_409_duplicate_answer_and_rolls_back(factory, monkeyp
 def _submit_outcome(ctx, pid, got, prefix, actor, token, key=None, value=POS) -> None:
     key = key and prefix + key  # Idempotency-Keys are per annotator across projects
     try:
-        r = queue_service.submit_answer(ctx, actor, pid, token, value, 5, key)
+        r = submit_service.submit_answer(ctx, actor, pid, token, value, 5, key)
         got.append(("ok", r["answer"]["value"], r["item_status"], r["answer"]["duration_ms"]))
     except GoldlabelError as exc:
         got.append(("err", exc.code, exc.status, exc.detail))
@@ -414,7 +498,7 @@ def test_rare_paths_answer_as_the_generic_path(factory, monkeypatch, clock, case
             submit(anns[0], a["token"], "k")
             submit(anns[0], b["token"], "k")
         elif case == "skipped":
-            queue_service.skip_item(ctx, anns[0], pid, a["token"])
+            lease_service.skip_item(ctx, anns[0], pid, a["token"])
             submit(anns[0], a["token"])
         elif case in ("expired_late", "expired_no_slot"):
             with ctx.engine.begin() as conn:
@@ -441,28 +525,28 @@ def test_rare_paths_answer_as_the_generic_path(factory, monkeypatch, clock, case
 def _generic_calls(monkeypatch) -> list[int]:
     """Counts submits that the generic path decided."""
     calls = [0]
-    real = queue_service._submit_generic
+    real = submit_service._submit_generic
 
     def counted(*a, **k):
         calls[0] += 1
         return real(*a, **k)
 
-    monkeypatch.setattr(queue_service, "_submit_generic", counted)
+    monkeypatch.setattr(submit_service, "_submit_generic", counted)
     return calls
 
 
 def _between_decision_and_write(monkeypatch, action) -> None:
     """Runs ``action()`` once, after the merged submit decided (on the lease's reading of the
     item or on its own read) and before its write: a concurrent commit."""
-    real = queue_service._submit_plan
+    real = merged_submit._submit_plan
 
     def plan(*a, **k):
         out = real(*a, **k)
-        monkeypatch.setattr(queue_service, "_submit_plan", real)
+        monkeypatch.setattr(merged_submit, "_submit_plan", real)
         action()
         return out
 
-    monkeypatch.setattr(queue_service, "_submit_plan", plan)
+    monkeypatch.setattr(merged_submit, "_submit_plan", plan)
 
 
 def _forget_readings(ctx, path: str) -> None:
@@ -492,9 +576,9 @@ def test_the_merged_write_builds_on_the_answers_the_read_saw(factory, monkeypatc
     ctx, pid = factory.ctx, project["id"]
     first, second = _lease(ctx, anns[0], pid), _lease(ctx, anns[1], pid)
     assert factory.item_id(anns[0], pid, first["item"]["id"]) == factory.item_id(anns[1], pid, second["item"]["id"])
-    queue_service.submit_answer(ctx, anns[1], pid, second["token"], NEG)
+    submit_service.submit_answer(ctx, anns[1], pid, second["token"], NEG)
     generic = _generic_calls(monkeypatch)
-    got = queue_service.submit_answer(ctx, anns[0], pid, first["token"], POS)
+    got = submit_service.submit_answer(ctx, anns[0], pid, first["token"], POS)
     assert generic[0] == 0
     [item] = _items(factory, pid)
     assert item["answer_count"] == 2 and item["reserved"] == 0 and got["item_status"] == item["status"]
@@ -519,8 +603,8 @@ def test_a_stale_decision_writes_nothing(factory, monkeypatch, path):
     real_write = queue_pg.parse_submit_write
     monkeypatch.setattr(queue_pg, "parse_submit_write", lambda rows: writes.append(bool(rows)) or real_write(rows))
     _between_decision_and_write(
-        monkeypatch, lambda: queue_service.submit_answer(ctx, anns[1], pid, second["token"], NEG))
-    got = queue_service.submit_answer(ctx, anns[0], pid, first["token"], POS)
+        monkeypatch, lambda: submit_service.submit_answer(ctx, anns[1], pid, second["token"], NEG))
+    got = submit_service.submit_answer(ctx, anns[0], pid, first["token"], POS)
     if path == "kept":
         assert writes == [True, False, True] and generic[0] == 0
     else:
@@ -546,7 +630,7 @@ def test_a_lease_expired_between_decision_and_write_is_a_late_submission(factory
             conn.execute(leases.update().where(leases.c.project_id == pid).values(expires_at=1))
 
     _between_decision_and_write(monkeypatch, expire)
-    got = queue_service.submit_answer(ctx, anns[0], pid, lease["token"], POS)
+    got = submit_service.submit_answer(ctx, anns[0], pid, lease["token"], POS)
     assert generic[0] == 1 and got["answer"]["value"] == POS  # the slot was still free: taken
     [item] = _items(factory, pid)
     assert item["answer_count"] == 1 and item["reserved"] == 0
@@ -571,7 +655,7 @@ def test_the_write_waits_for_the_item_lock_and_rechecks(factory, monkeypatch, ch
 
         _between_decision_and_write(monkeypatch, remove)
         with pytest.raises(GoldlabelError) as err:
-            queue_service.submit_answer(ctx, anns[0], pid, lease["token"], POS)
+            submit_service.submit_answer(ctx, anns[0], pid, lease["token"], POS)
         assert err.value.status == 404 and err.value.code == "not_found"
         assert _count(factory, answers, pid) == 0 and _items(factory, pid)[0]["reserved"] == 1
         return
@@ -587,7 +671,7 @@ def test_the_write_waits_for_the_item_lock_and_rechecks(factory, monkeypatch, ch
     _between_decision_and_write(monkeypatch, lambda: (holder.start(), holding.wait(5)))
     threading.Timer(0.3, release.set).start()
     started = time.monotonic()
-    got = queue_service.submit_answer(ctx, anns[0], pid, lease["token"], POS)
+    got = submit_service.submit_answer(ctx, anns[0], pid, lease["token"], POS)
     holder.join()
     assert time.monotonic() - started >= 0.25  # it waited for the lock
     # A changed item: decided on the lease's reading, read again and written; decided on the
@@ -603,23 +687,23 @@ def test_a_non_finite_consensus_is_written_by_the_generic_path(factory, monkeypa
     project = factory.make_project(annotators=anns)
     factory.add_items(project, 1)
     ctx, pid = factory.ctx, project["id"]
-    real = queue_service.quality_service.decide_after_answer
+    real = consensus_service.decide_after_answer
 
     def nan_confidence(*a, **k):
         status, target, rows = real(*a, **k)
         return status, target, [{**r, "confidence": math.nan} for r in rows]
 
-    monkeypatch.setattr(queue_service.quality_service, "decide_after_answer", nan_confidence)
+    monkeypatch.setattr(consensus_service, "decide_after_answer", nan_confidence)
     generic = _generic_calls(monkeypatch)
     lease = _lease(ctx, anns[0], pid)
-    queue_service.submit_answer(ctx, anns[0], pid, lease["token"], POS)
+    submit_service.submit_answer(ctx, anns[0], pid, lease["token"], POS)
     assert generic[0] == 1
     with ctx.engine.connect() as conn:
         [row] = conn.execute(sa.select(consensus).where(consensus.c.project_id == pid)).mappings().all()
     assert math.isnan(row["confidence"])
 
 
-@pytest.mark.parametrize("name", ["mixed_kinds", "every_kind"])
+@pytest.mark.parametrize("name", ["mixed_kinds", "every_kind", "shape_kinds", "all_kinds"])
 def test_every_question_kind_takes_the_merged_path(factory, monkeypatch, clock, name):
     """Answers to any kind of question are decided by the merged submit: the generic path runs
     only for the exceptions (here none: no retries, no expired leases)."""

@@ -4,7 +4,7 @@
 of what a running project serves. Through FastAPI each paid for route matching over every route,
 dependency solving, the web middleware and a response wrapper: more CPU than the queue's own
 SQL (docs/benchmarks.md, "Annotate loop"). This ASGI middleware answers them directly with the
-one async use case per action (``services.queue.*_async``), the same problem+json errors and the
+one async use case per action (``services/queue/``, ``*_async``), the same problem+json errors and the
 same security headers. The routes in ``api/routes/queue.py`` call the same use cases: they are
 the contract (OpenAPI) and the path for what is not plain (validation errors, large bodies).
 
@@ -47,10 +47,11 @@ from goldlabel.asgi import SECURITY_HEADERS, read_body, replay
 from goldlabel.domain.errors import GoldlabelError
 from goldlabel.domain.json_limits import MAX_DEPTH
 from goldlabel.schemas import AnswerSubmit, LeaseAction
-from goldlabel.services import queue as queue_service
 from goldlabel.services import users as user_service
 from goldlabel.services.access import StaleCredentials
 from goldlabel.services.context import Context
+from goldlabel.services.queue import lease as lease_service
+from goldlabel.services.queue import submit as submit_service
 from goldlabel.services.sessions import SESSION_COOKIE, SessionSigner
 
 T = TypeVar("T")
@@ -224,7 +225,7 @@ class AnnotateFastLane:
 
     async def _next(self, actor: Any, project_id: int, send: Send, browser: bool) -> None:
         ok, lease = await self._serve(
-            send, queue_service.lease_next_async(self.context, actor, project_id), browser)
+            send, lease_service.lease_next_async(self.context, actor, project_id), browser)
         if not ok:
             return
         if lease is None:
@@ -234,7 +235,7 @@ class AnnotateFastLane:
 
     async def _answers(self, actor: Any, project_id: int, body: AnswerSubmit, idempotency_key: str | None,
                        send: Send, browser: bool) -> None:
-        ok, result = await self._serve(send, queue_service.submit_answer_async(
+        ok, result = await self._serve(send, submit_service.submit_answer_async(
             self.context, actor, project_id, body.lease_token, body.value, body.duration_ms, idempotency_key,
         ), browser)
         if ok:
@@ -242,7 +243,7 @@ class AnnotateFastLane:
 
     async def _give_back(self, action: str, actor: Any, project_id: int, lease_token: str, send: Send,
                          browser: bool) -> None:
-        use_case = queue_service.skip_item_async if action == "skip" else queue_service.release_item_async
+        use_case = lease_service.skip_item_async if action == "skip" else lease_service.release_item_async
         ok, _ = await self._serve(send, use_case(self.context, actor, project_id, lease_token), browser)
         if ok:
             await _send(send, 204, b"", _EMPTY)

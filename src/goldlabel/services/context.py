@@ -20,8 +20,8 @@ from goldlabel.storage.media import LocalMediaStore, MediaStore, S3MediaStore
 # moves the user's auth version on, and the annotate loop's own statements read the version and
 # refuse a cached actor of an older one (services/access.py, docs/security.md), in every process.
 TOKEN_CACHE_TTL_S = 2.0
-# Leases whose item reading this process keeps for the submit (services/queue.py): at most this
-# many; the oldest go first.
+# Leases whose item reading this process keeps for the submit (services/queue/merged_submit.py):
+# at most this many; the oldest go first.
 LEASE_READINGS_MAX = 10_000
 
 
@@ -103,8 +103,8 @@ class Context:
             self._actors.clear()
 
     def remember_lease_reading(self, key: tuple[str, int, int], ttl_s: float, reading: dict) -> None:
-        """Keep what a lease read of its item until the lease expires (services/queue.py: the
-        submit then skips its own read; the write re-checks all of it), under ``key``: the
+        """Keep what a lease read of its item until the lease expires (services/queue/merged_submit.py:
+        the submit then skips its own read; the write re-checks all of it), under ``key``: the
         lease token's hash, its annotator and its project, so only a submit by that annotator
         in that project finds it. Bounded by LEASE_READINGS_MAX: expired entries go first,
         then the oldest."""

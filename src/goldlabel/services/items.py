@@ -18,7 +18,7 @@ from goldlabel.services.background import BackgroundLoop
 from goldlabel.services.consensus import score_gold_answer
 from goldlabel.services.context import Context
 from goldlabel.services.item_refs import decode_item
-from goldlabel.services.queue import public_answer
+from goldlabel.services.queue.views import public_answer
 from goldlabel.storage import consensus_events
 from goldlabel.storage import items as item_store
 from goldlabel.storage import quality as quality_store
@@ -307,7 +307,7 @@ def report_item(ctx: Context, actor: Actor, project_id: int, item_ref: str, spec
     is skipped: never served to them again), naming the item by the reference the lease showed
     (services/item_refs.py); reviewers and managers may report any item, by reference or id.
     The answer names the item as the caller named it."""
-    from goldlabel.services import queue as queue_service
+    from goldlabel.services.queue import lease as lease_service
 
     with read_tx(ctx.engine) as conn:
         load_project(conn, actor, project_id, "annotate")
@@ -326,7 +326,7 @@ def report_item(ctx: Context, actor: Actor, project_id: int, item_ref: str, spec
                     or lease["item_id"] != item_id:
                 raise not_found("lease")
     if lease is not None and lease["status"] in ("active", "expired"):
-        queue_service.skip_item(ctx, actor, project_id, spec.lease_token)
+        lease_service.skip_item(ctx, actor, project_id, spec.lease_token)
     now = now_ms()
     with write_tx(ctx.engine) as conn:
         before = item_store.flag_item(conn, project_id, item_id, spec.reason, actor.id, now)

@@ -37,7 +37,8 @@ from goldlabel.formats import detect_format
 from goldlabel.services import audit
 from goldlabel.services.access import Actor, fetch_project_role, load_project
 from goldlabel.services.context import Context
-from goldlabel.services.imports import ImportReport, authorize_import, ingest_rows
+from goldlabel.services.import_rows import ImportReport, ingest_rows
+from goldlabel.services.imports import authorize_import
 from goldlabel.services.media_in_place import InPlaceObject, load_reference, open_reference, reference_key
 from goldlabel.storage.engine import read_tx
 from goldlabel.storage.media import object_key

@@ -1,7 +1,7 @@
 """Imports from where users come from: Label Studio's JSON export, and COCO / YOLO label files.
 
 A Label Studio export becomes items, with predictions, gold and the answers of pseudonymous
-annotators (formats.labelstudio converts, services.imports writes, one transaction). COCO and
+annotators (formats.labelstudio converts, services.import_rows writes, one transaction). COCO and
 YOLO files (boxes, polygons or keypoints) label items the project already has, as predictions
 (pre-labels) or as gold: each
 image is matched to an item by external_id, then by file name, then by file stem. All or
@@ -23,7 +23,7 @@ from goldlabel.formats.labeled import image_size, pick_question
 from goldlabel.services.access import Actor, load_project
 from goldlabel.services.bulk_gc import fewer_gc_passes
 from goldlabel.services.context import Context
-from goldlabel.services.imports import GOLD_OVERLAP, ImportFailed, ImportReport, ingest_rows
+from goldlabel.services.import_rows import GOLD_OVERLAP, ImportFailed, ImportReport, ingest_rows
 from goldlabel.storage import consensus_events as records
 from goldlabel.storage import imports as import_store
 from goldlabel.storage import projects as project_store

@@ -1,5 +1,5 @@
 """One database backend per server, built at start-up: how the annotate loop's use cases
-(services/queue.py) run their work on this database from the event loop.
+(services/queue/) run their work on this database from the event loop.
 
 - :meth:`Backend.run` runs a synchronous storage call (a ``write_tx`` / ``read_tx`` block) from
   the event loop: on the loop itself when nothing of this process can make it wait (a thread

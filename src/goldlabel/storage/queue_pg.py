@@ -6,22 +6,22 @@ in autocommit mode (storage.engine ``statement_tx``, or storage.aio on the event
 
 1. :func:`lease`: the reap, the claim and the lease in one statement, not durable (see its
    comment). It also reads what the submit decides on for the claimed item, which the process
-   keeps for the submit of that lease (services/queue.py ``_remember_reading``).
+   keeps for the submit of that lease (services/queue/merged_submit.py ``remember_reading``).
 2. :func:`submit_read`: what the submit decides on, read without locks: the project and the
    caller's role, the lease and its item, the Idempotency-Key check, the item's answers with
    the skills and priors the posterior needs. Skipped when the lease's reading is kept.
 3. :func:`submit_write`: the answer, the item's count and new state, the lease, the consensus
    and the outbox events, in one durable statement that first locks the lease and the item and
    re-checks them against the reading. The consensus was computed in Python between the two
-   (services/queue.py), from answers the re-check proves current.
+   (services/queue/merged_submit.py), from answers the re-check proves current.
 
 Every question kind takes this path: the consensus of each (choice by the posterior, the others
 by goldlabel.quality.consensus) is computed per item in Python from what the read holds (the
 item's answers, every question's skills and priors). The exceptions (a retry: a used lease or
 Idempotency-Key; an expired, skipped or released lease; a late submission; a write that finds the
 lease or the item changed; a non-finite confidence) run the generic statements of
-storage/queue.py, records.py and quality.py in one transaction under lock (services/queue.py
-``_submit_generic``).
+storage/queue.py, records.py and quality.py in one transaction under lock
+(services/queue/submit.py ``_submit_generic``).
 
 Where each invariant of the work queue (Q1-Q7, ARCHITECTURE.md) is enforced on this path:
 
@@ -87,7 +87,7 @@ def _types(table: sa.Table, prefix: str, names: tuple[str, ...] | None = None) -
     return {f"{prefix}{c.name}": c.type for c in _columns(table, names)}
 
 
-# What the per-answer posterior of an item needs (services/queue.py ``_submit_plan``): its
+# What the per-answer posterior of an item needs (services/queue/merged_submit.py ``_submit_plan``): its
 # answers oldest first, the stored skills of their annotators and of the caller for every
 # question, and the project's models (the priors). ``item_id``: the SQL of the item's id (NULL:
 # nothing is read). ``limit``: the SQL of how many of the first answers to read (NULL: all; a
@@ -368,7 +368,7 @@ def parse_submit_write(rows: list[dict]) -> dict | None:
 # the normal queue itself: the caller may annotate (any member role; an admin), is not
 # suspended, the project has no gold stream, and the caller holds fewer live leases than the
 # project allows. Every other case claims nothing and returns what lease_next needs to decide
-# (services/queue.py). Reaped items are not claimed by the same statement (PostgreSQL cannot
+# (services/queue/lease.py). Reaped items are not claimed by the same statement (PostgreSQL cannot
 # update one row twice in a statement): a claim that finds nothing after a reap is run again.
 # The lease row is written before the reservation, and the reservation only for a written
 # lease: a lease row that conflicts with a live one (a concurrent lease of the same user that
@@ -489,7 +489,7 @@ def parse_lease(rows: list[dict]) -> dict | None:
         "item_data": row["_item_data"],
         "predictions": predictions,
         # The claimed item as the lease left it, and its knowledge: what the submit's read would
-        # return for it (services/queue.py keeps it for the submit).
+        # return for it (services/queue/merged_submit.py keeps it for the submit).
         "item": {"id": row[_L + "item_id"], **{name: row[_I + name] for name in _LEASE_ITEM_STATE}}
         if claimed else None,
         **_parse_knowledge(row),

@@ -19,7 +19,7 @@ from goldlabel.schemas import (
     RestoreItemsRequest,
     RestoreResult,
 )
-from goldlabel.services import imports as import_service
+from goldlabel.services import import_rows
 from goldlabel.services import items as item_service
 
 router = APIRouter(prefix="/projects/{project_id}", tags=["items"])
@@ -124,7 +124,7 @@ def create_items(
     partial: bool = False,
 ) -> dict:
     """Add items as a JSON array (same row format as a JSONL import; line = array index + 1)."""
-    report = import_service.ingest_rows(
+    report = import_rows.ingest_rows(
         ctx, actor, project_id, enumerate(body, start=1), fmt="json", on_conflict=on_conflict, partial=partial
     )
     return report.to_dict()

@@ -21,7 +21,9 @@ from goldlabel.schemas import (
     Page,
     SubmitResult,
 )
-from goldlabel.services import queue as queue_service
+from goldlabel.services.queue import answers as answers_service
+from goldlabel.services.queue import lease as lease_service
+from goldlabel.services.queue import submit as submit_service
 
 router = APIRouter(prefix="/projects/{project_id}", tags=["queue"])
 
@@ -39,7 +41,7 @@ def _json(body: dict, status_code: int = status.HTTP_200_OK) -> Response:
     responses={204: {"description": "No item needs your answer right now."}},
 )
 async def lease_next(project_id: int, ctx: ContextDep, actor: CurrentActor) -> Any:
-    lease = await queue_service.lease_next_async(ctx, actor, project_id)
+    lease = await lease_service.lease_next_async(ctx, actor, project_id)
     if lease is None:
         return Response(status_code=status.HTTP_204_NO_CONTENT)
     return _json(lease)
@@ -53,7 +55,7 @@ async def submit_answer(
     actor: CurrentActor,
     idempotency_key: Annotated[str | None, Header(max_length=200)] = None,
 ) -> Any:
-    result = await queue_service.submit_answer_async(
+    result = await submit_service.submit_answer_async(
         ctx, actor, project_id, body.lease_token, body.value, body.duration_ms, idempotency_key
     )
     return _json(result, status.HTTP_201_CREATED)
@@ -61,18 +63,18 @@ async def submit_answer(
 
 @router.post("/skip", status_code=status.HTTP_204_NO_CONTENT)
 async def skip_item(project_id: int, body: LeaseAction, ctx: ContextDep, actor: CurrentActor) -> None:
-    await queue_service.skip_item_async(ctx, actor, project_id, body.lease_token)
+    await lease_service.skip_item_async(ctx, actor, project_id, body.lease_token)
 
 
 @router.post("/release", status_code=status.HTTP_204_NO_CONTENT)
 async def release_item(project_id: int, body: LeaseAction, ctx: ContextDep, actor: CurrentActor) -> None:
-    await queue_service.release_item_async(ctx, actor, project_id, body.lease_token)
+    await lease_service.release_item_async(ctx, actor, project_id, body.lease_token)
 
 
 @router.get("/my-answers", response_model=Page)
 def list_my_answers(project_id: int, ctx: ContextDep, actor: CurrentActor, p: PageDep) -> dict:
     """Your own answers, newest first; page with ?after=<the last answer id you got>."""
-    return page(queue_service.list_my_answers(ctx, actor, project_id, p.after, p.limit), p.limit)
+    return page(answers_service.list_my_answers(ctx, actor, project_id, p.after, p.limit), p.limit)
 
 
 @router.put("/my-answers/{answer_id}", response_model=OwnAnswer)
@@ -83,4 +85,4 @@ def edit_answer(
     actor: CurrentActor,
     value: Annotated[dict[str, Any], Body(embed=True)],
 ) -> dict:
-    return queue_service.edit_answer(ctx, actor, project_id, answer_id, value)
+    return answers_service.edit_answer(ctx, actor, project_id, answer_id, value)
