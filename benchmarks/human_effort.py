@@ -35,7 +35,9 @@ Policies:
   items below it), answered by humans only (the model gives no answer there, nor on audits:
   their labels judge the model);
 * ``models_auto``: ``models`` + auto-labeling at target 0.95, delta 0.05
-  (goldlabel.models.slice_threshold: the calibration slice's out-of-fold scores only), 5% of
+  (goldlabel.models.slice_threshold: the calibration slice's out-of-fold scores only, each
+  agreement with a slice label counting 1 - its consensus confidence of an error, so the
+  bound is against the truth as far as those confidences are calibrated), 5% of
   auto-labels audited by humans (goldlabel.models.check_audits can switch it off).
 
 Fixed by principle before scoring (never tuned on truth): batch sizes (2% of items, doubling
@@ -420,13 +422,17 @@ def run_models(data: Dataset, features: np.ndarray, seed: int, auto: bool) -> di
             auto_on = verdict.keep_on
         if auto_on:
             cal_served = served[is_cal[served]]
+            # each slice label's chance of being right: its humans-only consensus posterior
+            # (the model never votes on the slice), as services.models passes a consensus's confidence
             result = slice_threshold(fit.oof_probas.max(axis=1), fit.oof_probas.argmax(axis=1) == y,
-                                     is_cal[served], target=TARGET_AUTO, delta=DELTA)
+                                     is_cal[served], target=TARGET_AUTO, delta=DELTA,
+                                     label_confidence=platform.consensus[served].max(axis=1))
             if VERBOSE:
                 print(f"  served {int(platform.served.sum())}, answers {int(platform.count.sum())}, "
                       f"C={fit.metrics['C']}, oof acc {fit.metrics['oof_accuracy']:.3f}, "
                       f"calibration {len(cal_served)}, threshold {result.threshold}, "
                       f"auto {int((auto_label >= 0).sum())}", file=sys.stderr, flush=True)
+                _diagnose(data, platform, fit, y, served, is_cal, probas_all, result, auto_label)
             if result.threshold is not None:
                 free = ~platform.served & (auto_label < 0) & ~is_cal
                 above = np.flatnonzero(free & (probas_all.max(axis=1) >= result.threshold))
@@ -451,6 +457,33 @@ def run_models(data: Dataset, features: np.ndarray, seed: int, auto: bool) -> di
             "auto_accuracy": accuracy(labels, data.truth, only_auto) if n_auto else None,
             "model_fits": fits, "auto_on_at_end": bool(auto_on) if auto else None,
             "calibration_items": n_cal}
+
+
+def _diagnose(data, platform, fit, y, served, is_cal, probas_all, result, auto_label) -> None:
+    """--verbose: where the bound and the truth part (truth is read here only, never by a decision)."""
+    truth = data.truth[served]
+    cal = is_cal[served]
+    oof_label, oof_score = fit.oof_probas.argmax(axis=1), fit.oof_probas.max(axis=1)
+    conf = platform.consensus[served].max(axis=1)
+    st = platform.status[served]
+    msg = [f"slice consensus vs truth {np.mean(y[cal] == truth[cal]):.3f} (n {int(cal.sum())}, "
+           f"final {np.mean(st[cal] == 'final'):.2f}, conf>=.95 {np.mean(conf[cal] >= 0.95):.2f})",
+           f"slice oof vs consensus {np.mean(oof_label[cal] == y[cal]):.3f} vs truth {np.mean(oof_label[cal] == truth[cal]):.3f}"]
+    if result.threshold is not None:
+        above = cal & (oof_score >= result.threshold)
+        msg.append(f"slice above t: n {int(above.sum())} oof vs consensus {np.mean(oof_label[above] == y[above]):.3f} "
+                   f"vs truth {np.mean(oof_label[above] == truth[above]):.3f}; consensus vs truth there "
+                   f"{np.mean(y[above] == truth[above]):.3f}")
+        soft = 1 - conf[above] * (oof_label[above] == y[above])
+        msg.append(f"soft error above t {soft.mean():.3f} (truth error {np.mean(oof_label[above] != truth[above]):.3f}); "
+                   f"slice consensus 1-conf {np.mean(1 - conf[cal]):.3f} vs its truth error {np.mean(y[cal] != truth[cal]):.3f}")
+        full = probas_all[served]
+        msg.append(f"slice full-model score >= t {int((cal & (full.max(axis=1) >= result.threshold)).sum())}")
+        free = ~platform.served & (auto_label < 0) & ~is_cal
+        cand = np.flatnonzero(free & (probas_all.max(axis=1) >= result.threshold))
+        msg.append(f"new candidates {len(cand)} truth acc {np.mean(probas_all[cand].argmax(axis=1) == data.truth[cand]):.3f}"
+                   f" of free {int(free.sum())}")
+    print("   " + "; ".join(msg), file=sys.stderr, flush=True)
 
 
 # ------------------------------------------------------------------ main

@@ -518,7 +518,7 @@ def _train(ctx: Context, project: dict, question, labeled: list, n_labels: int, 
     pid = project["id"]
     labels = list(question.labels)
     code_of = {label: i for i, label in enumerate(labels)}
-    rows = [(i, code_of[v], c, s) for i, v, c, s in labeled if v in code_of]
+    rows = [(i, code_of[v], c, s, voted) for i, v, c, s, voted in labeled if v in code_of]
     with read_tx(ctx.engine) as conn:
         ids, X = model_store.fetch_vectors(conn, [r[0] for r in rows])
     by_id = {r[0]: r for r in rows}
@@ -554,8 +554,15 @@ def _train(ctx: Context, project: dict, question, labeled: list, n_labels: int, 
     # The threshold: on the calibration slice's human labels only, every one of them (gold,
     # reviewed or consensus at any confidence: keeping only the confident ones would keep the
     # easy items), with out-of-fold scores (the fold that scored an item never trained on it).
+    # Against the truth, not the crowd: a label is right with its confidence (gold and reviewed
+    # 1, a consensus its posterior), so an agreement still counts 1 - confidence of an error
+    # (goldlabel.models.select_threshold); a label the model's own vote helped form (a slice
+    # item predicted before it joined the slice) judges nothing: confidence 0, an error.
     calib = in_slice(ctx, ids, settings)
-    threshold = slice_threshold(scores, predicted == y, calib, settings["target"], settings["delta"])
+    label_confidence = np.array([0.0 if r[4] else 1.0 if r[3] in ("gold", "review") else min(max(r[2], 0.0), 1.0)
+                                 for r in rows])
+    threshold = slice_threshold(scores, predicted == y, calib, settings["target"], settings["delta"],
+                                label_confidence=label_confidence)
     metrics = {**fit.metrics, "accuracy": fit.metrics["oof_accuracy"], "calibration_items": int(calib.sum()),
                "classes": labels}
     issue_rows = []
