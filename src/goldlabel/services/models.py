@@ -561,10 +561,15 @@ def _train(ctx: Context, project: dict, question, labeled: list, n_labels: int, 
     calib = in_slice(ctx, ids, settings)
     label_confidence = np.array([0.0 if r[4] else 1.0 if r[3] in ("gold", "review") else min(max(r[2], 0.0), 1.0)
                                  for r in rows])
-    threshold = slice_threshold(scores, predicted == y, calib, settings["target"], settings["delta"],
+    # A later round auto-labels only what earlier rounds left (the harder part), so its bound is
+    # taken on the slice items no earlier round would have taken (goldlabel.models.taken_earlier).
+    with read_tx(ctx.engine) as conn:
+        earlier = model_store.fetch_auto_label_versions(conn, pid)
+    taken = _taken_earlier(earlier, X, calib, question.name)
+    threshold = slice_threshold(scores, predicted == y, calib & ~taken, settings["target"], settings["delta"],
                                 label_confidence=label_confidence)
     metrics = {**fit.metrics, "accuracy": fit.metrics["oof_accuracy"], "calibration_items": int(calib.sum()),
-               "classes": labels}
+               "calibration_taken_earlier": int((calib & taken).sum()), "classes": labels}
     issue_rows = []
     human = sources != "gold"  # gold is the truth it is checked against
     if human.sum() >= 2 and len(np.unique(y[human])) >= 2:
@@ -600,6 +605,27 @@ def _train(ctx: Context, project: dict, question, labeled: list, n_labels: int, 
         _write_predictions(ctx, pid, version, question, list(ids[start:start + PREDICT_BATCH]),
                            oof[start:start + PREDICT_BATCH], settings)
     return version
+
+
+def _taken_earlier(versions: list[dict], X: np.ndarray, calib: np.ndarray, question: str) -> np.ndarray:
+    """Which rows of X (calibration rows only) an earlier auto-labeling version would have taken:
+    its model's score at or above its threshold. A version over vectors of another size (another
+    embedder) cannot score these and is left out."""
+    from goldlabel.models import taken_earlier
+
+    rows = np.flatnonzero(calib)
+    scores, thresholds = [], []
+    for version in versions:
+        t = (version.get("threshold") or {}).get("threshold")
+        model = _load_params(version) if version["question"] == question and t is not None else None
+        if model is None or len(rows) == 0 or np.shape(model._mean)[-1] != X.shape[1]:
+            continue
+        scores.append(model.predict_proba(X[rows]).max(axis=1))
+        thresholds.append(float(t))
+    taken = np.zeros(len(X), dtype=bool)
+    if scores:
+        taken[rows] = taken_earlier(np.vstack(scores), np.array(thresholds))
+    return taken
 
 
 def _json_safe(obj: Any) -> Any:

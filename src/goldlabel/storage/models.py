@@ -237,6 +237,16 @@ def fetch_current_version(conn: Connection, project_id: int, with_params: bool =
     return dict(row) if row else None
 
 
+def fetch_auto_label_versions(conn: Connection, project_id: int) -> list[dict[str, Any]]:
+    """The versions (with params) whose threshold auto-labeled something (auto_labels rows,
+    audits included: those items were taken too), oldest first."""
+    used = sa.select(auto_labels.c.version_id).where(auto_labels.c.project_id == project_id).distinct()
+    q = (sa.select(*model_versions.c).where(model_versions.c.project_id == project_id,
+                                            model_versions.c.id.in_(used))
+         .order_by(model_versions.c.id))
+    return [dict(r) for r in conn.execute(q).mappings()]
+
+
 # ---------------------------------------------------------------- predictions
 
 
