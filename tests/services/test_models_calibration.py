@@ -98,6 +98,15 @@ def test_auto_labeling_and_active_learning_together_keep_the_slice_apart(factory
     again = _priorities(ctx, pid)
     assert all(again[i] == before[i] for i in sliced)
 
+    # a retrain after a version that auto-labeled: the new bound leaves out the slice items that
+    # version would have taken (the new round's candidates are what it left, the harder part)
+    res = api.post(f"/api/v1/projects/{pid}/models/train")
+    assert res.status_code == 200, res.text
+    st = res.json()["status"]
+    taken = st["current_version"]["metrics"]["calibration_taken_earlier"]
+    assert 0 < taken < len(slice_labeled)
+    assert st["auto_label"]["threshold"]["n_calibration"] == len(slice_labeled) - taken
+
 
 def test_slice_labels_the_model_voted_on_or_unsure_ones_are_no_evidence(factory, ctx):
     """The bound is against the truth, so a slice label counts by what it is worth: a consensus
