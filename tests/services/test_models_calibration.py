@@ -99,13 +99,19 @@ def test_auto_labeling_and_active_learning_together_keep_the_slice_apart(factory
     assert all(again[i] == before[i] for i in sliced)
 
     # a retrain after a version that auto-labeled: the new bound leaves out the slice items that
-    # version would have taken (the new round's candidates are what it left, the harder part)
+    # version would have taken (the new round's candidates are what it left, the harder part).
+    # That version trained on these very labels, so it scores them in-sample and takes most or
+    # all of them: too few are left to pass, and nothing more is auto-labeled until new slice
+    # labels (which it never saw) arrive
     res = api.post(f"/api/v1/projects/{pid}/models/train")
     assert res.status_code == 200, res.text
-    st = res.json()["status"]
+    body = res.json()
+    st = body["status"]
     taken = st["current_version"]["metrics"]["calibration_taken_earlier"]
-    assert 0 < taken < len(slice_labeled)
+    assert 0 < taken <= len(slice_labeled)
     assert st["auto_label"]["threshold"]["n_calibration"] == len(slice_labeled) - taken
+    if len(slice_labeled) - taken < 153:  # below the first test's count (min_start_count): none passes
+        assert st["auto_label"]["threshold"]["threshold"] is None and not body["summary"].get("auto_labeled")
 
 
 def test_slice_labels_the_model_voted_on_or_unsure_ones_are_no_evidence(factory, ctx):

@@ -84,5 +84,4 @@ def taken_earlier(scores: np.ndarray, thresholds: np.ndarray) -> np.ndarray:
         raise ValueError(f"{scores.shape[0]} rounds of scores but {len(thresholds)} thresholds")
     if not len(thresholds):
         return np.zeros(scores.shape[1], dtype=bool)
-    taken: np.ndarray = (scores >= thresholds[:, None]).any(axis=0)
-    return taken
+    return np.asarray((scores >= thresholds[:, None]).any(axis=0), dtype=bool)
