@@ -509,7 +509,9 @@ def main(argv: list[str] | None = None) -> int:
                         help="embedding cache (content hash + model id), outside the repository")
     parser.add_argument("--threads", type=int, default=2, help="ONNX Runtime threads")
     parser.add_argument("--policies", default=",".join(POLICIES))
-    parser.add_argument("--verbose", action="store_true", help="progress per batch on stderr")
+    parser.add_argument("--verbose", action="store_true",
+                        help="progress per batch on stderr, and per retrain where the bound and the truth part "
+                             "(truth read for the printout only)")
     args = parser.parse_args(argv)
     global VERBOSE
     VERBOSE = args.verbose
