@@ -35,7 +35,10 @@ Policies:
   items below it), answered by humans only (the model gives no answer there, nor on audits:
   their labels judge the model);
 * ``models_auto``: ``models`` + auto-labeling at target 0.95, delta 0.05
-  (goldlabel.models.slice_threshold: the calibration slice's out-of-fold scores only), 5% of
+  (goldlabel.models.slice_threshold: the calibration slice's out-of-fold scores only, each
+  agreement with a slice label counting 1 - its consensus confidence of an error, so the
+  bound is against the truth as far as those confidences are calibrated; a later round's bound
+  only on the slice items no earlier round would have taken, goldlabel.models.taken_earlier), 5% of
   auto-labels audited by humans (goldlabel.models.check_audits can switch it off).
 
 Fixed by principle before scoring (never tuned on truth): batch sizes (2% of items, doubling
@@ -92,6 +95,7 @@ from goldlabel.models import (
     model_votes,
     pair_features,
     slice_threshold,
+    taken_earlier,
 )
 from goldlabel.models.autolabel import min_start_count
 from goldlabel.quality.consensus import class_prior, posterior_from_scores, skill_confusions
@@ -372,6 +376,7 @@ def run_models(data: Dataset, features: np.ndarray, seed: int, auto: bool) -> di
     model: ProjectModel | None = None
     probas_all = None
     fits = 0
+    rounds: list[tuple[np.ndarray, float]] = []   # (the round's model's scores on the slice, its threshold)
     for size in batch_sizes(n):
         free = ~platform.served & (auto_label < 0) & ~is_cal
         n_free_cal = n_cal - cal_next
@@ -420,17 +425,29 @@ def run_models(data: Dataset, features: np.ndarray, seed: int, auto: bool) -> di
             auto_on = verdict.keep_on
         if auto_on:
             cal_served = served[is_cal[served]]
+            # each slice label's chance of being right: its humans-only consensus posterior
+            # (the model never votes on the slice), as services.models passes a consensus's confidence
+            # and, as services.models does, only the slice items no earlier round would have taken
+            # (goldlabel.models.taken_earlier over each auto-labeling round's scores and threshold)
+            taken = np.zeros(n, dtype=bool)
+            if rounds:
+                taken[calibration] = taken_earlier(np.vstack([r[0] for r in rounds]),
+                                                   np.array([r[1] for r in rounds]))
             result = slice_threshold(fit.oof_probas.max(axis=1), fit.oof_probas.argmax(axis=1) == y,
-                                     is_cal[served], target=TARGET_AUTO, delta=DELTA)
+                                     is_cal[served] & ~taken[served], target=TARGET_AUTO, delta=DELTA,
+                                     label_confidence=platform.consensus[served].max(axis=1))
             if VERBOSE:
                 print(f"  served {int(platform.served.sum())}, answers {int(platform.count.sum())}, "
                       f"C={fit.metrics['C']}, oof acc {fit.metrics['oof_accuracy']:.3f}, "
                       f"calibration {len(cal_served)}, threshold {result.threshold}, "
                       f"auto {int((auto_label >= 0).sum())}", file=sys.stderr, flush=True)
+                _diagnose(data, platform, fit, y, served, is_cal, probas_all, result, auto_label)
             if result.threshold is not None:
                 free = ~platform.served & (auto_label < 0) & ~is_cal
                 above = np.flatnonzero(free & (probas_all.max(axis=1) >= result.threshold))
                 auto_label[above] = probas_all[above].argmax(axis=1)
+                if len(above):  # a round that took items (as a version with auto_labels rows)
+                    rounds.append((probas_all[calibration].max(axis=1), result.threshold))
                 audit = above[audit_mask(len(above), AUDIT_FRACTION, rng)]
                 audits.extend(audit.tolist())
                 pending_audits = audit
@@ -453,6 +470,30 @@ def run_models(data: Dataset, features: np.ndarray, seed: int, auto: bool) -> di
             "calibration_items": n_cal}
 
 
+def _diagnose(data, platform, fit, y, served, is_cal, probas_all, result, auto_label) -> None:
+    """--verbose: where the bound and the truth part (truth is read here only, never by a decision)."""
+    truth = data.truth[served]
+    cal = is_cal[served]
+    oof_label, oof_score = fit.oof_probas.argmax(axis=1), fit.oof_probas.max(axis=1)
+    conf = platform.consensus[served].max(axis=1)
+    final = np.mean(platform.status[served][cal] == "final")
+    msg = [(f"slice consensus vs truth {np.mean(y[cal] == truth[cal]):.3f} (n {int(cal.sum())}, "
+           f"final {final:.2f}, 1 - confidence {np.mean(1 - conf[cal]):.3f})"),
+           (f"slice oof vs consensus {np.mean(oof_label[cal] == y[cal]):.3f}, "
+           f"vs truth {np.mean(oof_label[cal] == truth[cal]):.3f}")]
+    if result.threshold is not None:
+        above = cal & (oof_score >= result.threshold)
+        soft = 1 - conf[above] * (oof_label[above] == y[above])
+        msg.append(f"slice above t: n {int(above.sum())}, oof vs consensus {np.mean(oof_label[above] == y[above]):.3f}"
+                   f", vs truth {np.mean(oof_label[above] == truth[above]):.3f}, consensus vs truth "
+                   f"{np.mean(y[above] == truth[above]):.3f}, counted error {soft.mean():.3f}")
+        free = ~platform.served & (auto_label < 0) & ~is_cal
+        new = np.flatnonzero(free & (probas_all.max(axis=1) >= result.threshold))
+        right = np.mean(probas_all[new].argmax(axis=1) == data.truth[new]) if len(new) else float("nan")
+        msg.append(f"new auto-labels {len(new)} of {int(free.sum())} free, vs truth {right:.3f}")
+    print("   " + "; ".join(msg), file=sys.stderr, flush=True)
+
+
 # ------------------------------------------------------------------ main
 
 
@@ -468,7 +509,9 @@ def main(argv: list[str] | None = None) -> int:
                         help="embedding cache (content hash + model id), outside the repository")
     parser.add_argument("--threads", type=int, default=2, help="ONNX Runtime threads")
     parser.add_argument("--policies", default=",".join(POLICIES))
-    parser.add_argument("--verbose", action="store_true", help="progress per batch on stderr")
+    parser.add_argument("--verbose", action="store_true",
+                        help="progress per batch on stderr, and per retrain where the bound and the truth part "
+                             "(truth read for the printout only)")
     args = parser.parse_args(argv)
     global VERBOSE
     VERBOSE = args.verbose

@@ -97,3 +97,32 @@ def test_audits():
     few = check_audits(np.array([True, False]))
     assert few.keep_on and few.n_audits == 2  # one miss in two is no evidence
     assert check_audits(np.zeros(0, bool)).keep_on
+
+
+def test_uncertain_labels_count_toward_the_error():
+    """Against the truth, not the crowd: a model that agrees with every calibration label still
+    errs where the labels do. Labels right with probability 0.9 make each agreement 0.1 of an
+    error, so no threshold passes a 0.95 target, though the agreement is perfect; certain labels
+    (confidence 1) give the old bound exactly; a disagreement counts one whole error."""
+    s = np.linspace(1, 0.5, 400)
+    agree = np.ones(400, bool)
+    assert select_threshold(s, agree).threshold == pytest.approx(0.5)
+    noisy = select_threshold(s, agree, label_confidence=np.full(400, 0.9))
+    assert noisy.threshold is None
+    assert noisy.path[0][2] == pytest.approx(0.1 * noisy.path[0][1])  # expected errors at the first cut
+    certain = select_threshold(s, agree, label_confidence=np.ones(400))
+    assert certain.as_dict() == select_threshold(s, agree).as_dict()
+    # a few uncertain labels at the bottom only: the threshold stops above them
+    conf = np.ones(400)
+    conf[300:] = 0.5
+    partial = select_threshold(s, agree, label_confidence=conf)
+    assert partial.threshold is not None and partial.n_above < 400
+    assert partial.errors_above == pytest.approx(0.5 * max(partial.n_above - 300, 0))
+    wrong = agree.copy()
+    wrong[200] = False
+    mixed = select_threshold(s, wrong, label_confidence=np.full(400, 0.99))
+    assert mixed.path[-1][2] == pytest.approx(1 + 0.01 * (mixed.path[-1][1] - 1))  # 1 for the miss
+    with pytest.raises(ValueError, match="label_confidence"):
+        select_threshold(s, agree, label_confidence=np.ones(3))
+    with pytest.raises(ValueError, match="label_confidence"):
+        select_threshold(s, agree, label_confidence=np.full(400, 1.5))

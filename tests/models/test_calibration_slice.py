@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 from scipy.stats import binomtest
 
-from goldlabel.models import calibration_slice, select_threshold, slice_threshold, slice_unit
+from goldlabel.models import calibration_slice, select_threshold, slice_threshold, slice_unit, taken_earlier
 
 KEY = b"k" * 32
 
@@ -55,3 +55,26 @@ def test_threshold_is_chosen_on_the_slice_only():
     assert everywhere.threshold != result.threshold
     with pytest.raises(ValueError, match="length"):
         slice_threshold(scores, correct, inside[:-1])
+
+
+def test_a_later_round_is_bounded_on_what_earlier_rounds_left():
+    """An item any earlier round's model scored at or above that round's threshold is taken;
+    the rest is what a later round may bound on (the same filter the candidates went through)."""
+    scores = np.array([[0.99, 0.80, 0.95, 0.50],
+                       [0.70, 0.92, 0.60, 0.50]])
+    assert taken_earlier(scores, np.array([0.95, 0.90])).tolist() == [True, True, True, False]
+    assert taken_earlier(scores[:1], np.array([0.96])).tolist() == [True, False, False, False]
+    assert not taken_earlier(np.zeros((0, 4)), np.zeros(0)).any()
+    with pytest.raises(ValueError, match="rounds"):
+        taken_earlier(scores, np.array([0.9]))
+    # the threshold moves once the taken items leave: here the easy half was taken, and the
+    # leftovers, where the model errs more, no longer pass the bound the whole slice passed
+    rng = np.random.default_rng(3)
+    n = 2000
+    s = rng.uniform(0.5, 1.0, n)
+    correct = np.where(s > 0.9, True, rng.random(n) < 0.9)
+    inside = np.ones(n, dtype=bool)
+    whole = slice_threshold(s, correct, inside, target=0.9, delta=0.05)
+    left = ~taken_earlier(s[None, :], np.array([0.9]))
+    rest = slice_threshold(s, correct, inside & left, target=0.9, delta=0.05)
+    assert whole.threshold is not None and rest.threshold is None

@@ -17,7 +17,7 @@ MODELS = [
     "cold_start", "content_hash", "decisive_confidence", "embed_cached", "entropy_uncertainty",
     "expected_calibration_error", "find_label_issues", "human_answer_counts", "k_center_greedy", "load_entry_point",
     "margin_uncertainty", "model_log_likelihood", "model_skill", "model_votes", "pair_features", "parse_answer",
-    "select_threshold", "slice_threshold", "slice_unit", "top_probas",
+    "select_threshold", "slice_threshold", "slice_unit", "taken_earlier", "top_probas",
 ]
 
 

@@ -34,7 +34,7 @@ from .autolabel import (
     clopper_pearson_upper,
     select_threshold,
 )
-from .calibration import calibration_slice, slice_threshold, slice_unit
+from .calibration import calibration_slice, slice_threshold, slice_unit, taken_earlier
 from .embeddings import (
     DEFAULT_MODEL_ID,
     Embedder,
@@ -95,5 +95,6 @@ __all__ = [
     "select_threshold",
     "slice_threshold",
     "slice_unit",
+    "taken_earlier",
     "top_probas",
 ]

@@ -10,6 +10,23 @@ Clopper-Pearson upper bound U_j at level ``delta`` is <= 1 - target, and the wal
 first one not rejected. Then with probability >= 1 - delta, the error rate above the chosen
 threshold (on items drawn from D, against the labels' source) is <= 1 - target. Items chosen by
 active learning are not drawn from D: compute it on the random slice only.
+
+Against the truth, not the crowd (``label_confidence``): a crowd label is itself wrong now and
+then, and a model trained on crowd labels agrees with the crowd's mistakes, so a bound on the
+model's disagreement with the labels says nothing about its errors against the truth (on
+zheng_product the slice's consensus labels were 6-7% wrong, and auto-labels bounded at 95%
+agreement with them were 88-95% right). Given each label's probability of being right, c_i
+(1 for gold and reviewed labels; the consensus posterior of the humans' answers alone otherwise),
+each calibration item counts e_i = 1 - c_i where the model agrees with the label and 1 where it
+does not: since P(model wrong) <= P(label wrong) + P(model != label), e_i's expectation is at
+least the chance that the model's label is wrong against the truth when the c_i are calibrated
+(conservative where they are under-confident). The bound is then the same Beta quantile at the
+sum of the e_i (continuous in the error count): exact for 0/1 errors; for fractional ones an
+approximation (a [0, 1] variable is less spread than a Bernoulli of the same mean, Hoeffding
+1963, which makes the binomial's Chernoff tail valid but not its exact quantile). So the
+statement above holds against the truth to the extent that the labels' confidences are
+calibrated. Without ``label_confidence`` every label counts as right (c_i = 1): the bound is
+against the labels, as before.
 """
 
 from __future__ import annotations
@@ -71,10 +88,10 @@ class ThresholdResult:
     delta: float
     n_calibration: int
     n_above: int = 0            # calibration items at or above the chosen threshold
-    errors_above: int = 0
+    errors_above: float = 0.0   # (expected) errors above it: a count when every label is certain
     upper_error: float = 1.0    # the bound U at the chosen threshold
     tested: int = 0             # thresholds tested (passed ones + the first failure)
-    path: list[tuple[float, int, int, float]] = field(default_factory=list)  # (t, n, e, U)
+    path: list[tuple[float, int, float, float]] = field(default_factory=list)  # (t, n, e, U)
 
     def as_dict(self) -> dict[str, Any]:
         return {"threshold": self.threshold, "target": self.target, "delta": self.delta,
@@ -85,11 +102,14 @@ class ThresholdResult:
 
 def select_threshold(scores: np.ndarray, correct: np.ndarray, target: float = 0.95,
                      delta: float = 0.05, step: int | None = None,
-                     errors_allowed_at_start: int | None = None) -> ThresholdResult:
+                     errors_allowed_at_start: int | None = None,
+                     label_confidence: np.ndarray | None = None) -> ThresholdResult:
     """Fixed-sequence Clopper-Pearson threshold selection (see the module docstring).
 
     ``scores``: the model's out-of-fold confidence in its label on each calibration item;
-    ``correct``: whether that label equals the item's (human) label. The grid: the distinct
+    ``correct``: whether that label equals the item's (human) label; ``label_confidence``: the
+    probability that each human label is right (None: all certain), which makes an agreement
+    count as ``1 - confidence`` of an error, so the bound is against the truth. The grid: the distinct
     scores, descending, starting at the first that keeps :func:`min_start_count` items above it,
     then every ``step`` items (default: n / 50, at least 1) and the lowest score; scores only, so it is fixed before
     the labels are looked at.
@@ -100,6 +120,15 @@ def select_threshold(scores: np.ndarray, correct: np.ndarray, target: float = 0.
         raise ValueError(f"scores and correct differ in length: {len(scores)} vs {len(correct)}")
     if not 0 < target < 1 or not 0 < delta < 1:
         raise ValueError(f"target and delta must lie in (0, 1), got {target}, {delta}")
+    if label_confidence is None:
+        item_errors = (~correct).astype(np.float64)
+    else:
+        confidence = np.asarray(label_confidence, dtype=np.float64).ravel()
+        if confidence.shape != correct.shape:
+            raise ValueError(f"label_confidence and correct differ in length: {len(confidence)} vs {len(correct)}")
+        if not np.isfinite(confidence).all() or (confidence < 0).any() or (confidence > 1).any():
+            raise ValueError("label_confidence must lie in [0, 1]")
+        item_errors = np.where(correct, 1.0 - confidence, 1.0)
     n_total = len(scores)
     result = ThresholdResult(None, target, delta, n_total)
     start = min_start_count(target, delta, errors_allowed_at_start)
@@ -107,7 +136,7 @@ def select_threshold(scores: np.ndarray, correct: np.ndarray, target: float = 0.
         return result
     order = np.argsort(-scores, kind="stable")
     sorted_scores = scores[order]
-    errors_cum = np.cumsum(~correct[order])
+    errors_cum = np.cumsum(item_errors[order])
     step = step or max(1, n_total // 50)
     # candidate cut positions: n items above; a cut must not split tied scores, so move each to
     # the end of its tie group (t = the score there, every item with score >= t is counted)
@@ -120,14 +149,14 @@ def select_threshold(scores: np.ndarray, correct: np.ndarray, target: float = 0.
     passed = upper <= 1 - target
     n_pass = int(np.argmin(passed)) if not passed.all() else len(passed)  # walk stops at 1st failure
     result.tested = min(n_pass + 1, len(passed))
-    result.path = [(float(t), int(n), int(e), float(u)) for t, n, e, u in
+    result.path = [(float(t), int(n), float(e), float(u)) for t, n, e, u in
                    zip(thresholds[:result.tested], counts[:result.tested], errors[:result.tested],
                        upper[:result.tested])]
     if n_pass == 0:
         return result
     j = n_pass - 1
     result.threshold = float(thresholds[j])
-    result.n_above, result.errors_above = int(counts[j]), int(errors[j])
+    result.n_above, result.errors_above = int(counts[j]), round(float(errors[j]), 6)
     result.upper_error = float(upper[j])
     return result
 

@@ -518,7 +518,7 @@ def _train(ctx: Context, project: dict, question, labeled: list, n_labels: int, 
     pid = project["id"]
     labels = list(question.labels)
     code_of = {label: i for i, label in enumerate(labels)}
-    rows = [(i, code_of[v], c, s) for i, v, c, s in labeled if v in code_of]
+    rows = [(i, code_of[v], c, s, voted) for i, v, c, s, voted in labeled if v in code_of]
     with read_tx(ctx.engine) as conn:
         ids, X = model_store.fetch_vectors(conn, [r[0] for r in rows])
     by_id = {r[0]: r for r in rows}
@@ -554,10 +554,22 @@ def _train(ctx: Context, project: dict, question, labeled: list, n_labels: int, 
     # The threshold: on the calibration slice's human labels only, every one of them (gold,
     # reviewed or consensus at any confidence: keeping only the confident ones would keep the
     # easy items), with out-of-fold scores (the fold that scored an item never trained on it).
+    # Against the truth, not the crowd: a label is right with its confidence (gold and reviewed
+    # 1, a consensus its posterior), so an agreement still counts 1 - confidence of an error
+    # (goldlabel.models.select_threshold); a label the model's own vote helped form (a slice
+    # item predicted before it joined the slice) judges nothing: confidence 0, an error.
     calib = in_slice(ctx, ids, settings)
-    threshold = slice_threshold(scores, predicted == y, calib, settings["target"], settings["delta"])
+    label_confidence = np.array([0.0 if r[4] else 1.0 if r[3] in ("gold", "review") else min(max(r[2], 0.0), 1.0)
+                                 for r in rows])
+    # A later round auto-labels only what earlier rounds left (the harder part), so its bound is
+    # taken on the slice items no earlier round would have taken (goldlabel.models.taken_earlier).
+    with read_tx(ctx.engine) as conn:
+        earlier = model_store.fetch_auto_label_versions(conn, pid)
+    taken = _taken_earlier(earlier, X, calib, question.name)
+    threshold = slice_threshold(scores, predicted == y, calib & ~taken, settings["target"], settings["delta"],
+                                label_confidence=label_confidence)
     metrics = {**fit.metrics, "accuracy": fit.metrics["oof_accuracy"], "calibration_items": int(calib.sum()),
-               "classes": labels}
+               "calibration_taken_earlier": int((calib & taken).sum()), "classes": labels}
     issue_rows = []
     human = sources != "gold"  # gold is the truth it is checked against
     if human.sum() >= 2 and len(np.unique(y[human])) >= 2:
@@ -593,6 +605,27 @@ def _train(ctx: Context, project: dict, question, labeled: list, n_labels: int, 
         _write_predictions(ctx, pid, version, question, list(ids[start:start + PREDICT_BATCH]),
                            oof[start:start + PREDICT_BATCH], settings)
     return version
+
+
+def _taken_earlier(versions: list[dict], X: np.ndarray, calib: np.ndarray, question: str) -> np.ndarray:
+    """Which rows of X (calibration rows only) an earlier auto-labeling version would have taken:
+    its model's score at or above its threshold. A version over vectors of another size (another
+    embedder) cannot score these and is left out."""
+    from goldlabel.models import taken_earlier
+
+    rows = np.flatnonzero(calib)
+    scores, thresholds = [], []
+    for version in versions:
+        t = (version.get("threshold") or {}).get("threshold")
+        model = _load_params(version) if version["question"] == question and t is not None else None
+        if model is None or len(rows) == 0 or np.shape(model._mean)[-1] != X.shape[1]:
+            continue
+        scores.append(model.predict_proba(X[rows]).max(axis=1))
+        thresholds.append(float(t))
+    taken = np.zeros(len(X), dtype=bool)
+    if scores:
+        taken[rows] = taken_earlier(np.vstack(scores), np.array(thresholds))
+    return taken
 
 
 def _json_safe(obj: Any) -> Any:

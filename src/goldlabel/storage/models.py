@@ -140,21 +140,26 @@ def iter_vectors(conn: Connection, project_id: int, batch: int = 5000,
 # ---------------------------------------------------------------- labels the model learns from
 
 
-def fetch_training_labels(conn: Connection, project_id: int, question: str) -> list[tuple[int, Any, float, str]]:
-    """(item_id, label, confidence, source) of every human final label of ``question``: final
-    items' consensus (source consensus or review; auto-labels excluded) and gold answers."""
+def fetch_training_labels(conn: Connection, project_id: int,
+                          question: str) -> list[tuple[int, Any, float, str, bool]]:
+    """(item_id, label, confidence, source, model_voted) of every human final label of
+    ``question``: final items' consensus (source consensus or review; auto-labels excluded) and
+    gold answers. ``model_voted``: the project model's vote is in that consensus (its method
+    ends with "+model"), so the label is no independent judge of the model."""
     q = (
-        sa.select(consensus.c.item_id, consensus.c.value, consensus.c.confidence, consensus.c.source)
+        sa.select(consensus.c.item_id, consensus.c.value, consensus.c.confidence, consensus.c.source,
+                  consensus.c.method)
         .select_from(consensus.join(items, items.c.id == consensus.c.item_id))
         .where(consensus.c.project_id == project_id, consensus.c.question == question,
                items.c.status == "final", consensus.c.source != "auto")
     )
-    out = [(i, v, 1.0 if c is None else float(c), s) for i, v, c, s in conn.execute(q) if v is not None]
+    out = [(i, v, 1.0 if c is None else float(c), s, s == "consensus" and (m or "").endswith("+model"))
+           for i, v, c, s, m in conn.execute(q) if v is not None]
     gold = gold_answers.c.value[question].as_string()
     seen = {r[0] for r in out}
     for i, v in conn.execute(sa.select(gold_answers.c.item_id, gold).where(gold_answers.c.project_id == project_id)):
         if v is not None and i not in seen:
-            out.append((i, v, 1.0, "gold"))
+            out.append((i, v, 1.0, "gold", False))
     return out
 
 
@@ -230,6 +235,16 @@ def fetch_current_version(conn: Connection, project_id: int, with_params: bool =
          .order_by(model_versions.c.id.desc()).limit(1))
     row = conn.execute(q).mappings().first()
     return dict(row) if row else None
+
+
+def fetch_auto_label_versions(conn: Connection, project_id: int) -> list[dict[str, Any]]:
+    """The versions (with params) whose threshold auto-labeled something (auto_labels rows,
+    audits included: those items were taken too), oldest first."""
+    used = sa.select(auto_labels.c.version_id).where(auto_labels.c.project_id == project_id).distinct()
+    q = (sa.select(*model_versions.c).where(model_versions.c.project_id == project_id,
+                                            model_versions.c.id.in_(used))
+         .order_by(model_versions.c.id))
+    return [dict(r) for r in conn.execute(q).mappings()]
 
 
 # ---------------------------------------------------------------- predictions
