@@ -204,7 +204,7 @@ def _audit(ctx: Context, pid: int, question: Any, executor: Executor) -> dict[st
         return {"skipped": "no model version yet: train one first (goldlabel models train)"}
     labels = list(question.labels)
     code_of = {label: i for i, label in enumerate(labels)}
-    rows = [(i, code_of[v], c, s) for i, v, c, s in labeled if v in code_of]
+    rows = [(i, code_of[v], c, s) for i, v, c, s, _voted in labeled if v in code_of]
     with read_tx(ctx.engine) as conn:
         ids, X = model_store.fetch_vectors(conn, [r[0] for r in rows])
     # in item-id order: the folds follow the row order, and a database returns an IN list's

@@ -521,6 +521,11 @@ def _train(ctx: Context, project: dict, question, labeled: list, n_labels: int, 
     rows = [(i, code_of[v], c, s, voted) for i, v, c, s, voted in labeled if v in code_of]
     with read_tx(ctx.engine) as conn:
         ids, X = model_store.fetch_vectors(conn, [r[0] for r in rows])
+    # in item-id order: the cross-fitting folds follow the row order, and a database returns an
+    # IN list's rows in whatever order its plan gives (on PostgreSQL, the heap's); the scale-out
+    # audit pass (services/model_scaleout.py) orders them the same way
+    order = np.argsort(np.asarray(ids, dtype=np.int64), kind="stable")
+    ids, X = [ids[j] for j in order.tolist()], X[order]
     by_id = {r[0]: r for r in rows}
     rows = [by_id[i] for i in ids]
     y = np.array([r[1] for r in rows], dtype=np.int64)
