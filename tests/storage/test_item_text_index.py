@@ -305,3 +305,26 @@ def test_an_indexer_batch_in_flight_never_hides_work_from_annotators(factory):
         body = conn.execute(sa.text("SELECT body FROM item_text JOIN items ON items.id = item_id "
                                     "WHERE external_id = 't-3'")).scalar()
     assert "fresh words" in body
+
+
+def test_the_background_indexer_rests_between_sqlite_batches_and_stops_when_asked(factory):
+    """SQLite has one writer: between full batches the indexer is told how long the batch took
+    (TextIndexer waits that long, so a lease or submit waits for one small batch at most), and
+    stops there when the wait says so. PostgreSQL's writers do not queue behind it: no rests."""
+    project = factory.make_project()
+    mgr = factory.api_as(project["manager"])
+    rows = [{"external_id": f"p-{i:03d}", "data": {"text": f"item {i}"}} for i in range(50)]
+    assert mgr.post(f"/api/v1/projects/{project['id']}/items", json=rows).status_code == 201
+    rests: list[float] = []
+
+    def pause(seconds: float) -> bool:
+        rests.append(seconds)
+        return len(rests) == 2  # stop at the second rest
+
+    done = item_service.index_text(factory.ctx, batch=10, pause=pause)
+    if factory.ctx.engine.dialect.name == "sqlite":
+        assert done == 20 and len(rests) == 2 and all(0 < s < 5 for s in rests)
+        assert item_service.index_text(factory.ctx, batch=10, pause=lambda s: False) == 30
+    else:
+        assert done == 50 and rests == []
+    assert _lag(factory)[0] == _lag(factory)[1]

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import time
+from collections.abc import Callable
 from typing import Any
 
 from goldlabel.domain.errors import GoldlabelError, not_found
@@ -357,13 +359,24 @@ def purge_expired(ctx: Context, now: int | None = None, batch: int = 1000) -> di
 
 
 TEXT_INDEX_BATCH = 5000
+# SQLite has one writer: a batch holds the write lock that every lease and submit needs, so its
+# batches are small, and the background indexer rests between them as long as each took. With
+# 5,000 items back to back, an annotator's request after a 1M-item import waited 300-600 ms for
+# minutes (benchmarks/annotate_loop.py, 2026-12-07).
+SQLITE_TEXT_INDEX_BATCH = 500
 
 
-def index_text(ctx: Context, batch: int = TEXT_INDEX_BATCH, max_batches: int | None = None) -> int:
+def index_text(ctx: Context, batch: int | None = None, max_batches: int | None = None,
+               pause: Callable[[float], bool] | None = None) -> int:
     """Add the items above the text index's watermark to it, ``batch`` items per transaction
     (so imports and other writes interleave), until caught up (or ``max_batches``); how many.
     Imports do not index (their rate is the point): this does, after them. Nothing without the
-    index (docs/deployment.md, "Text search")."""
+    index (docs/deployment.md, "Text search"). ``pause(seconds)``, when given, is called between
+    SQLite batches with the time the batch took (the background indexer waits that long, so it
+    holds the write lock at most half the time); it returns True to stop."""
+    sqlite = ctx.engine.dialect.name == "sqlite"
+    if batch is None:
+        batch = SQLITE_TEXT_INDEX_BATCH if sqlite else TEXT_INDEX_BATCH
     with read_tx(ctx.engine) as conn:
         if not item_store.has_text_index(conn):
             return 0
@@ -371,13 +384,14 @@ def index_text(ctx: Context, batch: int = TEXT_INDEX_BATCH, max_batches: int | N
     if highest <= mark:
         return 0  # caught up: no lock taken
     top = None
-    if ctx.engine.dialect.name == "postgresql":
+    if not sqlite:
         with write_tx(ctx.engine, durable=False) as conn:
             top = item_store.text_index_safe_top(conn)
         if top is None:
             return 0
     done = runs = 0
     while max_batches is None or runs < max_batches:
+        started = time.monotonic()
         # durable=False: the index can be rebuilt from the items, and a lost batch takes its
         # watermark with it (one transaction), so a crash only makes the indexer do it again.
         with write_tx(ctx.engine, durable=False) as conn:
@@ -386,7 +400,9 @@ def index_text(ctx: Context, batch: int = TEXT_INDEX_BATCH, max_batches: int | N
         runs += 1
         if n < batch:
             break
-    if done and ctx.engine.dialect.name == "postgresql":
+        if sqlite and pause is not None and pause(time.monotonic() - started):
+            break
+    if done and not sqlite:
         with write_tx(ctx.engine, durable=False) as conn:
             why = item_store.flush_text_index(conn)
         if why:
@@ -395,7 +411,8 @@ def index_text(ctx: Context, batch: int = TEXT_INDEX_BATCH, max_batches: int | N
 
 
 class TextIndexer(BackgroundLoop):
-    """Runs index_text about every ``interval_s`` in a thread of a serving process."""
+    """Runs index_text about every ``interval_s`` in a thread of a serving process, resting
+    between SQLite batches (and stopping there when asked)."""
 
     thread_name = "goldlabel-text-index"
     failure = "text index: adding items failed"
@@ -405,7 +422,7 @@ class TextIndexer(BackgroundLoop):
         self.ctx = ctx
 
     def run_once(self) -> int:
-        return index_text(self.ctx)
+        return index_text(self.ctx, pause=self._stop.wait)
 
 
 class PurgeSweeper(BackgroundLoop):
