@@ -360,10 +360,13 @@ def purge_expired(ctx: Context, now: int | None = None, batch: int = 1000) -> di
 
 TEXT_INDEX_BATCH = 5000
 # SQLite has one writer: a batch holds the write lock that every lease and submit needs, so its
-# batches are small, and the background indexer rests between them as long as each took. With
-# 5,000 items back to back, an annotator's request after a 1M-item import waited 300-600 ms for
-# minutes (benchmarks/annotate_loop.py, 2026-12-07).
-SQLITE_TEXT_INDEX_BATCH = 500
+# batches are small, and the background indexer rests between them REST_FACTOR times as long as
+# each took (it holds the lock a quarter of the time at most; search reads the tail it has not
+# reached by a scan meanwhile). With 5,000 items back to back, an annotator's request after a
+# 1M-item import waited 300-600 ms for minutes; with 500-item batches and equal rests, p99 was
+# 57-510 ms while it ran (benchmarks/annotate_loop.py, 2026-12-07).
+SQLITE_TEXT_INDEX_BATCH = 200
+REST_FACTOR = 3.0
 
 
 def index_text(ctx: Context, batch: int | None = None, max_batches: int | None = None,
@@ -372,8 +375,8 @@ def index_text(ctx: Context, batch: int | None = None, max_batches: int | None =
     (so imports and other writes interleave), until caught up (or ``max_batches``); how many.
     Imports do not index (their rate is the point): this does, after them. Nothing without the
     index (docs/deployment.md, "Text search"). ``pause(seconds)``, when given, is called between
-    SQLite batches with the time the batch took (the background indexer waits that long, so it
-    holds the write lock at most half the time); it returns True to stop."""
+    SQLite batches with ``REST_FACTOR`` times the time the batch took (the background indexer
+    waits that long); it returns True to stop."""
     sqlite = ctx.engine.dialect.name == "sqlite"
     if batch is None:
         batch = SQLITE_TEXT_INDEX_BATCH if sqlite else TEXT_INDEX_BATCH
@@ -400,7 +403,7 @@ def index_text(ctx: Context, batch: int | None = None, max_batches: int | None =
         runs += 1
         if n < batch:
             break
-        if sqlite and pause is not None and pause(time.monotonic() - started):
+        if sqlite and pause is not None and pause(REST_FACTOR * (time.monotonic() - started)):
             break
     if done and not sqlite:
         with write_tx(ctx.engine, durable=False) as conn:
@@ -416,6 +419,7 @@ class TextIndexer(BackgroundLoop):
 
     thread_name = "goldlabel-text-index"
     failure = "text index: adding items failed"
+    nice = 10  # as the re-fit and model threads: the annotate loop gets the cores first
 
     def __init__(self, ctx: Context, interval_s: float) -> None:
         super().__init__(interval_s)
