@@ -32,10 +32,12 @@ def test_manager_subscribes_and_resends_a_delivery(page, server, ui):
     while webhook_service.route_events(server.ctx):
         pass
     # A delivery that was given up on; the subscription paused so that the server's own worker
-    # leaves it alone while the test looks.
+    # leaves it alone while the test looks. No claim on it either: a worker that claimed it
+    # before the pause writes its attempt only while its claim holds (storage.webhooks
+    # record_attempt), so its late outcome cannot overwrite this one (it did: attempts 1).
     with write_tx(server.ctx.engine) as conn:
         conn.execute(webhook_deliveries.update().where(webhook_deliveries.c.project_id == pid)
-                     .values(status="failed", attempts=9))
+                     .values(status="failed", attempts=9, claimed_until=None))
         webhook_store.update_subscription(conn, hook["id"], {"is_active": False})
     page.reload()
     assert secret not in page.content()

@@ -121,6 +121,22 @@ def test_worker_embeds_once_trains_and_prelabels(factory, ctx):
     assert set(pre["value"]) == {"sentiment"} and 0 < pre["score"] <= 1
 
 
+def test_unlabeled_items_wait_for_a_model_or_active_learning(factory, ctx):
+    """Before a model is due and without active learning nothing reads an unlabeled item's
+    vector, so the worker embeds none (on a serving process's cores, a new project's every item
+    at once halved the annotate loop); active learning's cold start needs them: then it does."""
+    embedder = CountingEmbedder()
+    ctx.model_embedder_factory = lambda: embedder
+    project, truth = _project(factory, 40)
+    pid = project["id"]
+    _label(factory, project, truth, sorted(truth)[:5])  # below min_labels (20): no model is due
+    [summary] = ModelWorker(ctx, 1.0).run_once()
+    assert summary["embedded"] == 0 and embedder.texts == 0 and "trained" not in summary
+    model_service.update_settings(ctx, project["manager"], pid, {"active_learning": "uncertainty_diversity"})
+    [summary] = ModelWorker(ctx, 1.0).run_once()
+    assert summary["embedded"] == 40 and embedder.texts == 40
+
+
 def test_auto_labeling_with_audits_switches_itself_off(factory, ctx):
     ctx.model_embedder_factory = lambda: MiniLMEmbedder(threads=1)
     project, truth = _project(factory, 300, settings={"target_confidence": 0.9})
@@ -214,6 +230,8 @@ def test_a_broken_embedder_is_recorded_and_the_queue_goes_on(factory, ctx):
     pid = project["id"]
     factory.api_as(project["manager"]).put(f"/api/v1/projects/{pid}/members",
                                            json={"user_id": annotator.id, "role": "annotator"})
+    # active learning's cold start reads every item's vector: the pass embeds them (and fails)
+    model_service.update_settings(ctx, project["manager"], pid, {"active_learning": "uncertainty_diversity"})
     summary = model_service.process_project(ctx, pid)
     assert "corrupt" in summary["error"]
     res = factory.api_as(project["manager"]).post(f"/api/v1/projects/{pid}/models/train")

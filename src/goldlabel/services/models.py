@@ -6,7 +6,9 @@ One pass over a project (:func:`process_project`, run by the background worker i
 ``services/model_worker.py`` and by ``POST /projects/{id}/models/train``):
 
 1. embed items that have no embedding yet, in batches (labeled items first); a text whose
-   content hash another item already has reuses that vector (never embedded twice);
+   content hash another item already has reuses that vector (never embedded twice). Items
+   without a label wait until a model exists (or one is trained in this pass) or active
+   learning is on: nothing reads their vectors before;
 2. predict the newly embedded items with the current model version (pre-labels);
 3. retrain when asked to, or once ``retrain_every`` new final labels arrived: a cross-fitted
    logistic regression (``goldlabel.models.ProjectModel``); its out-of-fold probabilities give
@@ -408,9 +410,16 @@ def _process(ctx: Context, project: dict, summary: dict, train: bool, embed_budg
             labeled = model_store.fetch_training_labels(conn, pid, question.name)
         summary["embedded"] = _embed(ctx, pid, current, question, [r[0] for r in labeled], deadline=None,
                                     settings=settings)
-    deadline = time.monotonic() + embed_budget_s
-    summary["embedded"] = summary.get("embedded", 0) + _embed(ctx, pid, current, question, None, deadline,
-                                                                   settings)
+    # The other items only once something reads their vectors: a model (now, or trained in this
+    # pass: its predictions), or active learning (its diverse cold start). Before, a new project's
+    # every item was embedded at once on the serving process's cores, which halved the annotate
+    # loop's rate at 1 annotator on 2 cores (docs/benchmarks.md, "Annotate loop").
+    if current is not None or due or settings["active_learning"] != "off":
+        deadline = time.monotonic() + embed_budget_s
+        summary["embedded"] = summary.get("embedded", 0) + _embed(ctx, pid, current, question, None, deadline,
+                                                                       settings)
+    else:
+        summary.setdefault("embedded", 0)
     if due:
         current = _train(ctx, project, question, labeled, n_labels, settings, summary)
     external_error = None
