@@ -572,11 +572,10 @@ def goldlabel_command(port: int, workers: int) -> list[str]:
     ]  # fmt: skip
 
 
-# The model worker (services/model_worker.py) embeds every choice project's items in the
-# background, on the same cores: with it on, this loop measures the annotate loop beside an
-# embedding job (on 2 cores about half the cycles/s at 1 annotator, and SQLite's one writer
-# shared with the worker's writes). Off by default, so levels compare with runs from before the
-# worker existed; --model-worker on measures the default server.
+# The model worker (services/model_worker.py) embeds a choice project's items in the background,
+# on the same cores, once it has a model or active learning is on (this benchmark's projects have
+# neither). Off by default, so levels compare with runs from before the worker existed;
+# --model-worker on measures the default server.
 MODEL_WORKER = {"on": None, "off": "0"}
 
 
