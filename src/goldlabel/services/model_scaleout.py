@@ -40,6 +40,7 @@ from goldlabel.services.models import (
     _write_predictions,
     in_slice,
     item_text,
+    labeled_vectors,
     model_question,
 )
 from goldlabel.storage import model_scaleout as scaleout_store
@@ -203,16 +204,7 @@ def _audit(ctx: Context, pid: int, question: Any, executor: Executor) -> dict[st
     if version is None:
         return {"skipped": "no model version yet: train one first (goldlabel models train)"}
     labels = list(question.labels)
-    code_of = {label: i for i, label in enumerate(labels)}
-    rows = [(i, code_of[v], c, s) for i, v, c, s, _voted in labeled if v in code_of]
-    with read_tx(ctx.engine) as conn:
-        ids, X = model_store.fetch_vectors(conn, [r[0] for r in rows])
-    # in item-id order: the folds follow the row order, and a database returns an IN list's
-    # rows in whatever order its plan gives (on PostgreSQL, the heap's)
-    order = np.argsort(np.asarray(ids, dtype=np.int64), kind="stable")
-    ids, X = [ids[j] for j in order.tolist()], X[order]
-    by_id = {r[0]: r for r in rows}
-    rows = [by_id[i] for i in ids]
+    ids, X, rows = labeled_vectors(ctx, question, labeled)  # the training run's rows and folds
     y = np.array([r[1] for r in rows], dtype=np.int64)
     weight = np.array([max(r[2], 0.05) for r in rows])
     human = np.array([r[3] != "gold" for r in rows], dtype=bool)  # gold is the truth it is checked against

@@ -26,7 +26,6 @@ items with the humans: nothing here is on the annotate path, so the queue never 
 
 from __future__ import annotations
 
-import io
 import logging
 import secrets
 import threading
@@ -495,48 +494,40 @@ def _embed(ctx: Context, pid: int, current: dict | None, question, only: list[in
 # ---------------------------------------------------------------- training
 
 
-def _dump_params(model, labels: list[str]) -> bytes:
-    buf = io.BytesIO()
-    lr = model.final_
-    np.savez(buf, coef=lr.coef_, intercept=lr.intercept_, classes=lr.classes_, mean=model._mean,
-             scale=model._scale, n_classes=np.array(model.n_classes))
-    return buf.getvalue()
-
-
 def _load_params(version: dict | None):
-    """The version's fitted model, rebuilt from its stored weights (no pickle)."""
+    """The version's fitted model, rebuilt from its stored weights (no pickle;
+    ``goldlabel.models.scaleout`` writes and reads that format)."""
     if not version or not version.get("params"):
         return None
-    from sklearn.linear_model import LogisticRegression
+    from goldlabel.models.scaleout import model_from_params
 
-    from goldlabel.models import ProjectModel
+    return model_from_params(version["params"])
 
-    with np.load(io.BytesIO(version["params"]), allow_pickle=False) as f:
-        model = ProjectModel(int(f["n_classes"]))
-        lr = LogisticRegression()
-        lr.coef_, lr.intercept_, lr.classes_ = f["coef"], f["intercept"], f["classes"]
-        model.final_ = lr
-        model._mean, model._scale = f["mean"], f["scale"]
-    return model
+
+def labeled_vectors(ctx: Context, question, labeled: list) -> tuple[list[int], np.ndarray, list[tuple]]:
+    """The embedded ones of ``labeled`` (``fetch_training_labels``' rows) whose label is one of
+    the question's, in item-id order: (ids, their vectors, rows ``(item_id, label code,
+    confidence, source, model_voted)``). The order makes the cross-fitting folds the same for a
+    training run and the scale-out audit (services/model_scaleout.py), whatever order the
+    database returns an IN list's rows in (on PostgreSQL, the heap's)."""
+    code_of = {label: i for i, label in enumerate(question.labels)}
+    rows = [(i, code_of[v], c, s, voted) for i, v, c, s, voted in labeled if v in code_of]
+    with read_tx(ctx.engine) as conn:
+        ids, X = model_store.fetch_vectors(conn, [r[0] for r in rows])
+    order = np.argsort(np.asarray(ids, dtype=np.int64), kind="stable")
+    ids, X = [ids[j] for j in order.tolist()], X[order]
+    by_id = {r[0]: r for r in rows}
+    return ids, X, [by_id[i] for i in ids]
 
 
 def _train(ctx: Context, project: dict, question, labeled: list, n_labels: int, settings: dict,
            summary: dict) -> dict | None:
     from goldlabel.models import DEFAULT_MODEL_ID, ProjectModel, find_label_issues, slice_threshold
+    from goldlabel.models.scaleout import params_of
 
     pid = project["id"]
     labels = list(question.labels)
-    code_of = {label: i for i, label in enumerate(labels)}
-    rows = [(i, code_of[v], c, s, voted) for i, v, c, s, voted in labeled if v in code_of]
-    with read_tx(ctx.engine) as conn:
-        ids, X = model_store.fetch_vectors(conn, [r[0] for r in rows])
-    # in item-id order: the cross-fitting folds follow the row order, and a database returns an
-    # IN list's rows in whatever order its plan gives (on PostgreSQL, the heap's); the scale-out
-    # audit pass (services/model_scaleout.py) orders them the same way
-    order = np.argsort(np.asarray(ids, dtype=np.int64), kind="stable")
-    ids, X = [ids[j] for j in order.tolist()], X[order]
-    by_id = {r[0]: r for r in rows}
-    rows = [by_id[i] for i in ids]
+    ids, X, rows = labeled_vectors(ctx, question, labeled)
     y = np.array([r[1] for r in rows], dtype=np.int64)
     weight = np.array([max(r[2], 0.05) for r in rows])
     now = now_ms()
@@ -597,7 +588,7 @@ def _train(ctx: Context, project: dict, question, labeled: list, n_labels: int, 
         metrics["label_issues"] = len(issues.indices)
     version = {"project_id": pid, "question": question.name, "version": fit.version, "embedder": embedder_id,
                "status": "ready", "labels": len(y), "metrics": _json_safe(metrics),
-               "threshold": _json_safe(threshold.as_dict()), "params": _dump_params(model, labels),
+               "threshold": _json_safe(threshold.as_dict()), "params": params_of(model),
                "created_at": now}
     with write_tx(ctx.engine) as conn:
         version_id = model_store.insert_version(conn, **version)
