@@ -31,21 +31,28 @@ def _priorities(ctx, pid: int) -> dict[int, int]:
         return dict(conn.execute(sa.select(items.c.id, items.c.priority).where(items.c.project_id == pid)).all())
 
 
-def test_auto_labeling_and_active_learning_together_keep_the_slice_apart(factory, ctx):
-    ctx.model_embedder_factory = lambda: MiniLMEmbedder(threads=1)
+def _reviews_project(factory, ctx, annotators=()):
+    """300 reviews with truth in a new project (the fixed slice key): (project, its manager's
+    API client, item id -> true label, the ids in order)."""
     ctx.__dict__["_calibration_slice_key"] = SLICE_KEY  # services.models.slice_key's cache
     reviews = _reviews_with_truth(300, 7, 0)
-    annotator = factory.make_user()
-    project = factory.make_project(schema=SCHEMA, annotators=[annotator], settings={"target_confidence": 0.9})
-    pid, manager = project["id"], project["manager"]
-    api = factory.api_as(manager)
-    res = api.post(f"/api/v1/projects/{pid}/items",
+    project = factory.make_project(schema=SCHEMA, annotators=list(annotators), settings={"target_confidence": 0.9})
+    api = factory.api_as(project["manager"])
+    res = api.post(f"/api/v1/projects/{project['id']}/items",
                    json=[{"external_id": r["external_id"], "data": r["data"]} for r, _ in reviews])
     assert res.status_code in (200, 201), res.text
     with read_tx(ctx.engine) as conn:
-        by_ext = dict(conn.execute(sa.select(items.c.external_id, items.c.id).where(items.c.project_id == pid)).all())
+        by_ext = dict(conn.execute(sa.select(items.c.external_id, items.c.id)
+                                   .where(items.c.project_id == project["id"])).all())
     truth = {by_ext[r["external_id"]]: t for r, t in reviews}
-    ids = sorted(truth)
+    return project, api, truth, sorted(truth)
+
+
+def test_auto_labeling_and_active_learning_together_keep_the_slice_apart(factory, ctx):
+    ctx.model_embedder_factory = lambda: MiniLMEmbedder(threads=1)
+    annotator = factory.make_user()
+    project, api, truth, ids = _reviews_project(factory, ctx, [annotator])
+    pid, manager = project["id"], project["manager"]
 
     res = api.patch(f"/api/v1/projects/{pid}/models/settings", json={
         "auto_label": True, "active_learning": "uncertainty_diversity", "active_batch": 5, "target": 0.8,
@@ -128,18 +135,8 @@ def test_slice_labels_the_model_voted_on_or_unsure_ones_are_no_evidence(factory,
     probability c counts 1 - c of an error where the model agrees with it. Before, both counted
     as plain agreements and the same threshold passed."""
     ctx.model_embedder_factory = lambda: MiniLMEmbedder(threads=1)
-    ctx.__dict__["_calibration_slice_key"] = SLICE_KEY  # services.models.slice_key's cache
-    reviews = _reviews_with_truth(300, 7, 0)
-    project = factory.make_project(schema=SCHEMA, settings={"target_confidence": 0.9})
+    project, api, truth, ids = _reviews_project(factory, ctx)
     pid, manager = project["id"], project["manager"]
-    api = factory.api_as(manager)
-    res = api.post(f"/api/v1/projects/{pid}/items",
-                   json=[{"external_id": r["external_id"], "data": r["data"]} for r, _ in reviews])
-    assert res.status_code in (200, 201), res.text
-    with read_tx(ctx.engine) as conn:
-        by_ext = dict(conn.execute(sa.select(items.c.external_id, items.c.id).where(items.c.project_id == pid)).all())
-    truth = {by_ext[r["external_id"]]: t for r, t in reviews}
-    ids = sorted(truth)
     res = api.patch(f"/api/v1/projects/{pid}/models/settings", json={"target": 0.8, "calibration_fraction": 0.5})
     assert res.status_code == 200, res.text
     sliced = [i for i, s in zip(ids, model_service.in_slice(ctx, ids, res.json()["settings"]).tolist()) if s]
