@@ -27,6 +27,23 @@ def datasets_root() -> Path:
     return root
 
 
+CROWDKIT_PYTHON = Path(os.environ.get("GOLDLABEL_CROWDKIT_PYTHON",
+                                     Path(__file__).resolve().parents[2] / ".venv-crowdkit" / "bin" / "python"))
+
+
+@pytest.fixture(scope="session")
+def crowdkit_python() -> Path:
+    """The interpreter of crowd-kit's virtualenv (``make crowdkit``; ``make test`` builds it), for
+    the cross-checks against crowd-kit: without it they fail in CI and skip elsewhere."""
+    if not CROWDKIT_PYTHON.exists():
+        message = (f"crowd-kit not installed at {CROWDKIT_PYTHON}: run `make crowdkit` "
+                   "(or set GOLDLABEL_CROWDKIT_PYTHON)")
+        if os.environ.get("CI", "").lower() in ("true", "1"):
+            pytest.fail(message)
+        pytest.skip(message)
+    return CROWDKIT_PYTHON
+
+
 def categorical_names(root: Path | None) -> list[str]:
     if root is None:
         return []

@@ -20,7 +20,6 @@ from goldlabel.quality import DawidSkene, MajorityVote, load_csv
 
 REPO = Path(__file__).resolve().parents[2]
 DATASETS = Path(os.environ.get("GOLDLABEL_DATASETS", REPO.parent / "shared" / "datasets"))
-CROWDKIT = Path(os.environ.get("GOLDLABEL_CROWDKIT_PYTHON", REPO / ".venv-crowdkit" / "bin" / "python"))
 
 SCRIPT = """
 import json, sys
@@ -38,17 +37,11 @@ print(json.dumps(out))
 
 
 @pytest.fixture(scope="module")
-def crowdkit_results() -> tuple[Path, dict]:
-    if not CROWDKIT.exists():
-        message = (f"crowd-kit not installed at {CROWDKIT}: run `make crowdkit` "
-                   "(or set GOLDLABEL_CROWDKIT_PYTHON)")
-        if os.environ.get("CI", "").lower() in ("true", "1"):
-            pytest.fail(message)
-        pytest.skip(message)
+def crowdkit_results(crowdkit_python) -> tuple[Path, dict]:
     path = DATASETS / "dog" / "answers.csv"
     if not path.exists():
         pytest.skip(f"datasets not found at {DATASETS} (set GOLDLABEL_DATASETS)")
-    run = subprocess.run([str(CROWDKIT), "-c", SCRIPT, str(path)], capture_output=True, text=True,
+    run = subprocess.run([str(crowdkit_python), "-c", SCRIPT, str(path)], capture_output=True, text=True,
                          timeout=300, check=False)
     assert run.returncode == 0, run.stderr[-2000:]
     return path, json.loads(run.stdout)
@@ -123,17 +116,13 @@ def _synthetic_frames() -> tuple:
     return pairs, pd.DataFrame(rows)
 
 
-def test_bradley_terry_and_segmentations_match_crowdkit(tmp_path):
+def test_bradley_terry_and_segmentations_match_crowdkit(tmp_path, crowdkit_python):
     from goldlabel.quality import BradleyTerry, SegmentationEM, SegmentationMajorityVote, SegmentationRASA
 
-    if not CROWDKIT.exists():
-        if os.environ.get("CI", "").lower() in ("true", "1"):
-            pytest.fail(f"crowd-kit not installed at {CROWDKIT}: run `make crowdkit`")
-        pytest.skip(f"crowd-kit not installed at {CROWDKIT}: run `make crowdkit`")
     pairs, masks = _synthetic_frames()
     pairs.to_json(tmp_path / "pairs.json")
     masks.assign(segmentation=masks.segmentation.map(lambda m: m.astype(int).tolist())).to_json(tmp_path / "masks.json")
-    run = subprocess.run([str(CROWDKIT), "-c", SYNTHETIC_SCRIPT, str(tmp_path / "pairs.json"),
+    run = subprocess.run([str(crowdkit_python), "-c", SYNTHETIC_SCRIPT, str(tmp_path / "pairs.json"),
                           str(tmp_path / "masks.json")], capture_output=True, text=True, timeout=300, check=False)
     assert run.returncode == 0, run.stderr[-2000:]
     theirs = json.loads(run.stdout)
@@ -158,15 +147,11 @@ print(json.dumps({"skills": model.skills_.to_dict(), "labels": labels.to_dict(),
 """
 
 
-def test_mmsr_matches_crowdkit_with_adversaries(tmp_path):
+def test_mmsr_matches_crowdkit_with_adversaries(tmp_path, crowdkit_python):
     import pandas as pd
 
     from goldlabel.quality import MMSR
 
-    if not CROWDKIT.exists():
-        if os.environ.get("CI", "").lower() in ("true", "1"):
-            pytest.fail(f"crowd-kit not installed at {CROWDKIT}: run `make crowdkit`")
-        pytest.skip(f"crowd-kit not installed at {CROWDKIT}: run `make crowdkit`")
     rng = np.random.default_rng(5)
     accuracy = np.where(rng.random(25) < 0.2, 0.15, rng.uniform(0.55, 0.95, 25))  # a fifth adversarial
     truth = rng.integers(0, 3, 300)
@@ -178,7 +163,7 @@ def test_mmsr_matches_crowdkit_with_adversaries(tmp_path):
             rows.append((f"t{task}", f"w{worker}", f"l{label}"))
     answers = pd.DataFrame(rows, columns=["task", "worker", "label"])
     answers.to_json(tmp_path / "answers.json")
-    run = subprocess.run([str(CROWDKIT), "-c", MMSR_SCRIPT, str(tmp_path / "answers.json")],
+    run = subprocess.run([str(crowdkit_python), "-c", MMSR_SCRIPT, str(tmp_path / "answers.json")],
                          capture_output=True, text=True, timeout=300, check=False)
     assert run.returncode == 0, run.stderr[-2000:]
     theirs = json.loads(run.stdout)

@@ -24,7 +24,6 @@ from goldlabel.quality.text import compute_wer
 
 REPO = Path(__file__).resolve().parents[2]
 DATASETS = Path(os.environ.get("GOLDLABEL_DATASETS", REPO.parent / "shared" / "datasets"))
-CROWDKIT = Path(os.environ.get("GOLDLABEL_CROWDKIT_PYTHON", REPO / ".venv-crowdkit" / "bin" / "python"))
 
 
 def split(text):
@@ -470,13 +469,7 @@ def random_texts(seed: int) -> pd.DataFrame:
 
 
 @pytest.fixture(scope="module")
-def crowdkit_texts(tmp_path_factory):
-    if not CROWDKIT.exists():
-        message = (f"crowd-kit not installed at {CROWDKIT}: run `make crowdkit` "
-                   "(or set GOLDLABEL_CROWDKIT_PYTHON)")
-        if os.environ.get("CI", "").lower() in ("true", "1"):
-            pytest.fail(message)
-        pytest.skip(message)
+def crowdkit_texts(tmp_path_factory, crowdkit_python):
     answers = DATASETS / "crowdwsa2019_t1" / "answers.csv"
     if not answers.exists():
         pytest.skip(f"datasets not found at {DATASETS} (set GOLDLABEL_DATASETS)")
@@ -486,7 +479,7 @@ def crowdkit_texts(tmp_path_factory):
     real = pd.read_csv(answers, dtype=str, keep_default_na=False).rename(
         columns={"item": "task", "label": "text"})
     real.to_csv(folder / "real.csv", index=False)
-    run = subprocess.run([str(CROWDKIT), "-c", CROSSCHECK, str(folder / "random.csv"), str(folder / "real.csv")],
+    run = subprocess.run([str(crowdkit_python), "-c", CROSSCHECK, str(folder / "random.csv"), str(folder / "real.csv")],
                          capture_output=True, text=True, timeout=600, check=False)
     assert run.returncode == 0, run.stderr[-2000:]
     return random, real, json.loads(run.stdout)
