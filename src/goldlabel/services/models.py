@@ -15,7 +15,9 @@ One pass over a project (:func:`process_project`, run by the background worker i
    the held-out accuracy, the ECE, the auto-label threshold (Clopper-Pearson, fixed-sequence) and
    the label-error audit; then every embedded item gets a prediction of the new version;
 4. with auto-labeling on, items above the threshold become final with consensus source
-   ``auto``; a random ``audit_fraction`` of them stays with the humans instead;
+   ``auto``; a random ``audit_fraction`` of them stays with the humans instead; with
+   ``review_calibration_slice`` (the default) the threshold is chosen on reviewed slice labels
+   only, and each training run sends the final calibration-slice items to review;
 5. audits the humans finished are compared with the model's label; when their bound says the
    auto-labels' accuracy is below the target, auto-labeling switches itself off (an event, a
    reason shown in the console).
