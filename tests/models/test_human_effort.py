@@ -65,5 +65,11 @@ def test_replay_on_a_small_dataset(tmp_path):
         assert r["items"] == 120 and 0.5 <= r["accuracy"] <= 1.0
         assert 120 <= r["human_answers"] <= 600 or r["policy"] == "models_auto"
         assert (r["auto_labeled"] == 0) == (r["auto_accuracy"] is None)
+    # models_auto reviews its calibration slice (review_calibration_slice, the reviewer simulated
+    # from truth): one human answer per slice item, counted; models does not review
+    auto = by["models_auto"]
+    assert auto["slice_reviews"] == auto["calibration_items"] > 0  # every item here has truth
+    assert auto["human_answers"] >= auto["slice_reviews"] + auto["calibration_items"]
+    assert "slice_reviews" not in by["models"] or by["models"]["slice_reviews"] == 0
     # the embeddings were cached outside the repository, keyed by model id
     assert any((tmp_path / "cache" / "embeddings").iterdir())

@@ -15,7 +15,7 @@ from goldlabel.services.consensus import MODEL_METHOD_SUFFIX
 from goldlabel.services.item_refs import decode_item
 from goldlabel.services.queue import lease as lease_service
 from goldlabel.storage.engine import read_tx, write_tx
-from goldlabel.storage.tables import consensus, items, predictions
+from goldlabel.storage.tables import consensus, events, items, predictions
 
 SCHEMA = {"questions": [{"name": "sentiment", "kind": "choice", "labels": ["positive", "negative", "neutral"]}]}
 
@@ -166,3 +166,127 @@ def test_slice_labels_the_model_voted_on_or_unsure_ones_are_no_evidence(factory,
     # more than the 0.2 a target of 0.8 allows
     unsure = threshold_after("posterior", 0.7)
     assert unsure["n_calibration"] == len(slice_labeled) and unsure["threshold"] is None, unsure
+
+
+def _needs_review_events(ctx, pid: int) -> list[dict]:
+    with read_tx(ctx.engine) as conn:
+        rows = conn.execute(sa.select(events.c.payload).where(events.c.project_id == pid,
+                                                              events.c.kind == "item.needs_review")).all()
+    return [r[0] for r in rows]
+
+
+def test_with_auto_labeling_the_slice_is_reviewed_and_only_reviews_bound_it(factory, ctx):
+    """review_calibration_slice (on by default): with auto-labeling on, final slice items whose
+    label is the crowd's consensus go to review (the review queue, an item.needs_review event
+    with the reason), the bound ignores that consensus however confident, and auto-labeling
+    waits until min_start_count slice labels are reviewed. Off (or auto-labeling off), the same
+    consensus passes the bound."""
+    from goldlabel.models.autolabel import min_start_count
+
+    ctx.model_embedder_factory = lambda: MiniLMEmbedder(threads=1)
+    project, api, truth, ids = _reviews_project(factory, ctx)
+    pid, manager = project["id"], project["manager"]
+    url = f"/api/v1/projects/{pid}/models"
+    res = api.patch(f"{url}/settings", json={"target": 0.8, "calibration_fraction": 0.5, "audit_fraction": 0.2})
+    assert res.status_code == 200, res.text
+    body = res.json()
+    assert body["settings"]["review_calibration_slice"] is True  # the default
+    assert body["auto_label"]["reviewed_slice_only"] is False  # auto-labeling is off
+    sliced = {i for i, s in zip(ids, model_service.in_slice(ctx, ids, body["settings"]).tolist()) if s}
+    labeled = ids[:200]
+    for i in labeled:
+        review_service.review_item(ctx, manager, pid, i, "fix", {"sentiment": truth[i]})
+    slice_labeled = [i for i in labeled if i in sliced]
+    off_slice = [i for i in labeled if i not in sliced]
+    needed = min_start_count(0.8, 0.05)
+    assert needed < len(slice_labeled)
+    # the slice's labels as answers leave them: the crowd's consensus, here certain (and right)
+    with write_tx(ctx.engine) as conn:
+        conn.execute(sa.update(consensus).where(consensus.c.item_id.in_(slice_labeled))
+                     .values(source="consensus", method="posterior", confidence=1.0))
+
+    res = api.post(f"{url}/train")
+    assert res.status_code == 200, res.text
+    crowd = res.json()["status"]["auto_label"]["threshold"]
+    assert crowd["labels"] == "all" and crowd["threshold"] is not None, crowd  # auto-labeling off: as before
+    assert "sent_to_review" not in res.json()["summary"]
+
+    res = api.patch(f"{url}/settings", json={"auto_label": True})
+    assert res.status_code == 200, res.text
+    assert res.json()["auto_label"]["reviewed_slice_only"] is True
+    assert res.json()["train_requested"] is True  # the crowd-chosen threshold is chosen again
+    summary = model_service.process_project(ctx, pid)  # the worker's next pass
+    st = model_service.status(ctx, None, pid)
+    threshold = st["auto_label"]["threshold"]
+    assert threshold["labels"] == "reviewed" and threshold["n_calibration"] == 0, threshold
+    assert threshold["threshold"] is None and not summary.get("auto_labeled"), summary
+    assert summary["sent_to_review"] == len(slice_labeled)
+    assert st["auto_label"]["calibration_reviewed"] == 0 and st["auto_label"]["calibration_needed"] == needed
+    with read_tx(ctx.engine) as conn:
+        status = dict(conn.execute(sa.select(items.c.id, items.c.status).where(items.c.project_id == pid)).all())
+        auto = conn.execute(sa.select(sa.func.count()).select_from(consensus).where(
+            consensus.c.project_id == pid, consensus.c.source == "auto")).scalar_one()
+    assert all(status[i] == "needs_review" for i in slice_labeled)
+    assert all(status[i] == "final" for i in off_slice)  # reviewed already, and off the slice
+    assert auto == 0
+    sent = [e for e in _needs_review_events(ctx, pid) if e.get("by") == "calibration_slice"]
+    assert sorted(e["item_id"] for e in sent) == sorted(slice_labeled)
+    assert all("calibration slice" in e["reason"] for e in sent)
+    # the review queue the console and the API list
+    queue = api.get(f"/api/v1/projects/{pid}/items", params={"status": "needs_review", "limit": 500})
+    assert queue.status_code == 200, queue.text
+    assert len(queue.json()["items"]) == len(slice_labeled)
+
+    # reviews arrive: one short of the first test's count, nothing is auto-labeled yet
+    for i in slice_labeled[:needed - 1]:
+        review_service.review_item(ctx, manager, pid, i, "accept")
+    body = api.post(f"{url}/train").json()
+    threshold = body["status"]["auto_label"]["threshold"]
+    assert threshold["n_calibration"] == needed - 1 and threshold["threshold"] is None, threshold
+    assert not body["summary"].get("auto_labeled") and body["summary"]["sent_to_review"] == 0
+    # all reviewed: the bound passes on the reviewers' labels and auto-labeling starts
+    for i in slice_labeled[needed - 1:]:
+        review_service.review_item(ctx, manager, pid, i, "accept")
+    body = api.post(f"{url}/train").json()
+    threshold = body["status"]["auto_label"]["threshold"]
+    assert threshold["n_calibration"] == len(slice_labeled) and threshold["threshold"] is not None, threshold
+    assert body["summary"]["auto_labeled"] > 0, body["summary"]
+    assert body["status"]["current_version"]["metrics"]["calibration_reviewed"] == len(slice_labeled)
+
+
+def test_review_calibration_slice_is_validated(factory, ctx):
+    project, api, _, _ = _reviews_project(factory, ctx)
+    url = f"/api/v1/projects/{project['id']}/models/settings"
+    res = api.patch(url, json={"review_calibration_slice": "sometimes"})
+    assert res.status_code == 422, res.text
+    assert res.json()["code"] == "validation_failed"
+    assert [e["loc"][-1] for e in res.json()["errors"]] == ["review_calibration_slice"]
+    res = api.patch(url, json={"review_calibration_slice": None})
+    assert res.status_code == 422, res.text
+    assert [(e["loc"][-1], e["code"]) for e in res.json()["errors"]] == [("review_calibration_slice",
+                                                                          "invalid_settings")]
+    res = api.patch(url, json={"review_calibration_slice": False, "auto_label": True})
+    assert res.status_code == 200, res.text
+    assert res.json()["settings"]["review_calibration_slice"] is False
+    assert res.json()["auto_label"]["reviewed_slice_only"] is False
+
+
+def test_sending_to_review_takes_final_items_only_never_gold(factory, ctx):
+    """storage.models.send_final_to_review, as review_calibration_slice calls it: a final item
+    moves to needs_review; a gold one (reviews refuse gold items: it would wait forever), an
+    open one and one of another project stay as they are."""
+    from goldlabel.storage import models as model_store
+
+    project, _, _, ids = _reviews_project(factory, ctx)
+    _, _, _, other_ids = _reviews_project(factory, ctx)
+    final, gold, still_open = ids[:2], ids[2], ids[3]
+    with write_tx(ctx.engine) as conn:
+        conn.execute(sa.update(items).where(items.c.id.in_(final + [gold, other_ids[0]])).values(status="final"))
+        conn.execute(sa.update(items).where(items.c.id == gold).values(is_gold=True))
+        moved = model_store.send_final_to_review(conn, project["id"], final + [gold, still_open, other_ids[0]], 1)
+    assert moved == sorted(final)
+    with read_tx(ctx.engine) as conn:
+        status = dict(conn.execute(sa.select(items.c.id, items.c.status).where(
+            items.c.id.in_(final + [gold, still_open, other_ids[0]]))).all())
+    assert [status[i] for i in final] == ["needs_review"] * 2
+    assert (status[gold], status[still_open], status[other_ids[0]]) == ("final", "open", "final")

@@ -68,3 +68,17 @@ def test_models_page_scoping_empty_state_and_error(factory, session_as, ctx):
     page = session_as(reviewer).get(path)
     assert 'data-testid="external-model"' in page.text and "https://judge.example.com/v1" in page.text
     assert "as the annotator" in page.text
+
+
+def test_models_page_says_auto_labeling_waits_for_reviewed_slice_labels(factory, session_as, ctx):
+    schema = {"questions": [{"name": "sentiment", "kind": "choice", "labels": ["positive", "negative"]}]}
+    project = factory.make_project(schema=schema)
+    pid, manager = project["id"], project["manager"]
+    path = f"/console/projects/{pid}/models"
+    assert 'data-testid="slice-review"' not in session_as(manager).get(path).text  # auto-labeling off
+    model_service.update_settings(ctx, manager, pid, {"auto_label": True})
+    page = session_as(manager).get(path).text
+    assert 'data-testid="slice-review"' in page and "review_calibration_slice" in page
+    assert "needs 153 reviewed slice labels" in page  # min_start_count at target 0.95, delta 0.05
+    model_service.update_settings(ctx, manager, pid, {"review_calibration_slice": False})
+    assert 'data-testid="slice-review"' not in session_as(manager).get(path).text

@@ -35,18 +35,20 @@ class ModelsMixin(ClientBase):
         active_learning: str = UNSET,
         active_batch: int = UNSET,
         calibration_fraction: float = UNSET,
+        review_calibration_slice: bool = UNSET,
         external_model: str | None = UNSET,
         external_role: str = UNSET,
         external_batch: int = UNSET,
     ) -> dict[str, Any]:
         """Change the given model settings only (auto-labeling, its target and audit share, the
         retrain cadence, the model as an annotator, the active-learning policy, the calibration
-        slice's share, an external model: a URL or a registered entry point's name, None for
-        none); answers the model status."""
+        slice's share and whether its items are reviewed for the bound, an external model: a URL
+        or a registered entry point's name, None for none); answers the model status."""
         body = _changes(question=question, retrain_every=retrain_every, min_labels=min_labels,
                         auto_label=auto_label, target=target, delta=delta, audit_fraction=audit_fraction,
                         model_annotator=model_annotator, active_learning=active_learning,
                         active_batch=active_batch, calibration_fraction=calibration_fraction,
+                        review_calibration_slice=review_calibration_slice,
                         external_model=external_model, external_role=external_role,
                         external_batch=external_batch)
         return self._request("PATCH", f"/projects/{int(project_id)}/models/settings", json=body).json()

@@ -15,7 +15,9 @@ One pass over a project (:func:`process_project`, run by the background worker i
    the held-out accuracy, the ECE, the auto-label threshold (Clopper-Pearson, fixed-sequence) and
    the label-error audit; then every embedded item gets a prediction of the new version;
 4. with auto-labeling on, items above the threshold become final with consensus source
-   ``auto``; a random ``audit_fraction`` of them stays with the humans instead;
+   ``auto``; a random ``audit_fraction`` of them stays with the humans instead; with
+   ``review_calibration_slice`` (the default) the threshold is chosen on reviewed slice labels
+   only, and each training run sends the final calibration-slice items to review;
 5. audits the humans finished are compared with the model's label; when their bound says the
    auto-labels' accuracy is below the target, auto-labeling switches itself off (an event, a
    reason shown in the console).
@@ -80,6 +82,11 @@ class ModelSettings(BaseModel):
     calibration_fraction: float = Field(
         0.05, ge=0, le=0.5, description="Share of the items in the calibration slice: uniformly random (a keyed "
         "hash of the item id), labeled by humans only, the only labels the auto-label threshold is chosen on.")
+    review_calibration_slice: bool = Field(
+        True, description="With auto-labeling on: each calibration-slice item goes to review once final, and the "
+        "threshold is chosen on reviewed (and gold) slice labels only, so the guarantee is against the reviewer, "
+        "not the crowd; auto-labeling waits until enough slice items are reviewed. Off: crowd consensus counts "
+        "by its confidence.")
     external_model: str | None = Field(
         None, max_length=2000, description="An external model: an http(s) URL speaking the protocol, or the "
         "name of an entry point the operator registered (setting external_models); None: none.")
@@ -180,6 +187,19 @@ def _settings(state: dict | None) -> dict:
     return {**DEFAULTS, **((state or {}).get("settings") or {})}
 
 
+def reviewed_slice_only(settings: dict) -> bool:
+    """Whether the auto-label bound takes reviewed (and gold) slice labels only, and final slice
+    items go to review: the setting ``review_calibration_slice`` while auto-labeling is on."""
+    return bool(settings["auto_label"] and settings["review_calibration_slice"])
+
+
+def _threshold_fits(version: dict, settings: dict) -> bool:
+    """A version's threshold may auto-label under these settings: with reviewed slice labels
+    required, only one chosen on them (a version trained before the setting, or before
+    auto-labeling was turned on, bounded on crowd consensus and is retrained first)."""
+    return not reviewed_slice_only(settings) or (version.get("threshold") or {}).get("labels") == "reviewed"
+
+
 def _ensure_state(conn, project_id: int, now: int) -> dict:
     return model_store.ensure_state(conn, project_id, dict(DEFAULTS), now)
 
@@ -218,6 +238,10 @@ def update_settings(ctx: Context, actor: Actor | None, project_id: int, changes:
         values: dict[str, Any] = {"settings": clean, "updated_at": now}
         if clean["auto_label"] and not _settings(state)["auto_label"]:
             values.update(auto_label_since=now, auto_label_off_reason=None)
+        if reviewed_slice_only(clean) and not reviewed_slice_only(_settings(state)):
+            # the current threshold was chosen on crowd labels: choose it again on reviewed ones
+            # (and send the final slice items to review) in the worker's next pass
+            values.update(train_requested=True)
         model_store.update_state(conn, project_id, **values)
         records.insert_event(conn, project_id, "model.settings_changed", {"settings": clean}, now)
     return status(ctx, actor, project_id)
@@ -236,6 +260,7 @@ def status(ctx: Context, actor: Actor | None, project_id: int) -> dict:
     """Settings, worker progress and errors, auto-labeling state with its achieved audit
     accuracy, and the versions with their metrics (newest first)."""
     from goldlabel.models import check_audits
+    from goldlabel.models.autolabel import min_start_count
 
     with read_tx(ctx.engine) as conn:
         project = _load(conn, actor, project_id, "review")
@@ -251,6 +276,7 @@ def status(ctx: Context, actor: Actor | None, project_id: int) -> dict:
     prelabels = prelabel_view(ctx, actor, project_id)
     check = check_audits(np.array(outcomes, dtype=bool), settings["target"], settings["delta"])
     current = next((v for v in versions if v["status"] == "ready"), None)
+    metrics = (current or {}).get("metrics") or {}
     return {
         "project_id": project_id,
         "question": question.name if question else None,
@@ -272,6 +298,11 @@ def status(ctx: Context, actor: Actor | None, project_id: int) -> dict:
             "audit_correct": check.correct,
             "audit_accuracy": None if check.n_audits == 0 else check.accuracy,
             "audit_lower": None if check.n_audits == 0 else check.lower,
+            # review_calibration_slice: the bound takes reviewed slice labels only; the first
+            # test needs calibration_needed of them (goldlabel.models.autolabel.min_start_count)
+            "reviewed_slice_only": reviewed_slice_only(settings),
+            "calibration_reviewed": metrics.get("calibration_reviewed"),
+            "calibration_needed": min_start_count(settings["target"], settings["delta"]),
         },
         "annotator": _annotator_view((state or {}).get("annotator")) if settings["model_annotator"] else None,
         "prelabels": prelabels,
@@ -399,8 +430,10 @@ def _process(ctx: Context, project: dict, summary: dict, train: bool, embed_budg
         current = model_store.fetch_current_version(conn, pid, with_params=True)
     new_labels = n_labels - state["labels_at_train"]
     # the first model as soon as min_labels are there (retried only when labels were added since
-    # an attempt that could not train), then every retrain_every new labels
+    # an attempt that could not train), then every retrain_every new labels; and at once when
+    # auto-labeling needs a threshold chosen on reviewed slice labels and the current one is not
     due = (train or bool(state["train_requested"])
+           or (current is not None and settings["auto_label"] and not _threshold_fits(current, settings))
            or (n_labels >= settings["min_labels"]
                and new_labels >= (settings["retrain_every"] if current else 1)))
     # labeled items first when a training run is due: it needs their vectors
@@ -421,13 +454,16 @@ def _process(ctx: Context, project: dict, summary: dict, train: bool, embed_budg
         summary.setdefault("embedded", 0)
     if due:
         current = _train(ctx, project, question, labeled, n_labels, settings, summary)
+        if reviewed_slice_only(settings):
+            summary["sent_to_review"] = _send_slice_to_review(ctx, pid, labeled, n_labels, settings)
     external_error = None
     if settings["external_model"]:
         summary["external_predicted"], external_error = _external(ctx, pid, question, settings)
         if external_error:
             summary["external_error"] = external_error
             _record_error(ctx, pid, external_error)
-    if current is not None and settings["auto_label"] and current.get("threshold", {}).get("threshold") is not None:
+    if (current is not None and settings["auto_label"] and current.get("threshold", {}).get("threshold") is not None
+            and _threshold_fits(current, settings)):
         summary["auto_labeled"] = _auto_label(ctx, pid, question, current, settings)
     summary["audits_checked"] = _check_audits(ctx, pid, settings, state)
     summary["prelabels_recorded"] = _record_prelabels(ctx, project, question, state)
@@ -566,14 +602,21 @@ def _train(ctx: Context, project: dict, question, labeled: list, n_labels: int, 
     calib = in_slice(ctx, ids, settings)
     label_confidence = np.array([0.0 if r[4] else 1.0 if r[3] in ("gold", "review") else min(max(r[2], 0.0), 1.0)
                                  for r in rows])
+    # review_calibration_slice (with auto-labeling on): only reviewed and gold slice labels count,
+    # the reviewer's label being the reference; the crowd's consensus on the slice, however
+    # confident, does not (on zheng_product it was 6-8% wrong where its posterior claimed 2%)
+    reviewed = np.isin(sources, ("gold", "review"))
+    reviewed_only = reviewed_slice_only(settings)
     # A later round auto-labels only what earlier rounds left (the harder part), so its bound is
     # taken on the slice items no earlier round would have taken (goldlabel.models.taken_earlier).
     with read_tx(ctx.engine) as conn:
         earlier = model_store.fetch_auto_label_versions(conn, pid)
     taken = _taken_earlier(earlier, X, calib, question.name)
-    threshold = slice_threshold(scores, predicted == y, calib & ~taken, settings["target"], settings["delta"],
+    usable = calib & ~taken & (reviewed if reviewed_only else True)
+    threshold = slice_threshold(scores, predicted == y, usable, settings["target"], settings["delta"],
                                 label_confidence=label_confidence)
     metrics = {**fit.metrics, "accuracy": fit.metrics["oof_accuracy"], "calibration_items": int(calib.sum()),
+               "calibration_reviewed": int((calib & reviewed).sum()),
                "calibration_taken_earlier": int((calib & taken).sum()), "classes": labels}
     issue_rows = []
     human = sources != "gold"  # gold is the truth it is checked against
@@ -588,7 +631,8 @@ def _train(ctx: Context, project: dict, question, labeled: list, n_labels: int, 
         metrics["label_issues"] = len(issues.indices)
     version = {"project_id": pid, "question": question.name, "version": fit.version, "embedder": embedder_id,
                "status": "ready", "labels": len(y), "metrics": _json_safe(metrics),
-               "threshold": _json_safe(threshold.as_dict()), "params": params_of(model),
+               "threshold": _json_safe({**threshold.as_dict(), "labels": "reviewed" if reviewed_only else "all"}),
+               "params": params_of(model),
                "created_at": now}
     with write_tx(ctx.engine) as conn:
         version_id = model_store.insert_version(conn, **version)
@@ -610,6 +654,34 @@ def _train(ctx: Context, project: dict, question, labeled: list, n_labels: int, 
         _write_predictions(ctx, pid, version, question, list(ids[start:start + PREDICT_BATCH]),
                            oof[start:start + PREDICT_BATCH], settings)
     return version
+
+
+def _send_slice_to_review(ctx: Context, pid: int, labeled: list, n_labels: int, settings: dict) -> int:
+    """review_calibration_slice: the calibration-slice items among ``labeled`` (the training
+    run's final labels) whose label is the crowd's consensus go to review (``needs_review``, the
+    review queue every reviewer works, an ``item.needs_review`` event with the reason). Accepted
+    or fixed there, their label has source ``review`` and counts in the next bound. Gold items
+    are never sent (their gold answer is the reference). Run after each training, so an item is
+    sent at most ``retrain_every`` final labels after it became final. Returns how many."""
+    ids = [r[0] for r in labeled if r[3] == "consensus"]
+    if not ids:
+        return 0
+    wanted = [i for i, s in zip(ids, in_slice(ctx, ids, settings).tolist()) if s]
+    if not wanted:
+        return 0
+    now = now_ms()
+    reason = ("calibration slice: the auto-label threshold is chosen on reviewed slice labels only "
+              "(setting review_calibration_slice)")
+    with write_tx(ctx.engine) as conn:
+        sent = model_store.send_final_to_review(conn, pid, wanted, now)
+        if sent:
+            records.insert_events(conn, [{"project_id": pid, "kind": "item.needs_review", "created_at": now,
+                                          "payload": {"item_id": i, "status": "needs_review",
+                                                      "by": "calibration_slice", "reason": reason}}
+                                         for i in sent])
+            # they left the final labels; their reviewed labels count as new ones when they return
+            model_store.update_state(conn, pid, labels_at_train=max(0, n_labels - len(sent)))
+    return len(sent)
 
 
 def _taken_earlier(versions: list[dict], X: np.ndarray, calib: np.ndarray, question: str) -> np.ndarray:

@@ -32,6 +32,9 @@ class ModelSettingsUpdate(BaseModel):
     active_batch: int | None = Field(None, description="Items the diversity step ranks first per pass.")
     calibration_fraction: float | None = Field(
         None, description="Share of the items in the calibration slice (uniformly random, humans only).")
+    review_calibration_slice: bool | None = Field(
+        None, description="With auto-labeling on: final slice items go to review and the threshold is chosen on "
+        "reviewed (and gold) slice labels only (default true).")
     external_model: str | None = Field(
         None, description="An external model: an http(s) URL speaking the protocol, or a registered entry "
         "point's name; null: none.")
