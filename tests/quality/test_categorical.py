@@ -42,9 +42,9 @@ def test_dawid_skene_finds_the_one_reliable_annotator():
 
 
 def test_unsmoothed_dawid_skene_floors_like_crowdkit_not_a_veto():
-    # alpha=0 leaves confusion cells with no expected count: they are floored at crowd-kit's
-    # 1e-10 (log -23, about one confident answer), not at 1e-300 (log -691, a veto that thirty
-    # unanimous answers could not overturn); a label an annotator never gave stays finite
+    # alpha=0 leaves confusion cells with no expected count: they hold crowd-kit's 1e-10
+    # expected answers (log about -23 to -27 here), not a probability of 1e-300 (log -691, a
+    # veto that thirty unanimous answers could not overturn); a label never given stays finite
     truth = np.array([0, 1, 0, 1, 1, 0, 0, 1] * 5)
     items = np.repeat(np.arange(len(truth)), 3)
     annotators = np.tile(["a", "b", "c"], len(truth))

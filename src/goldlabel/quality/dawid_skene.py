@@ -226,9 +226,9 @@ class DawidSkene(CategoricalEstimator):
 
 
 # crowd-kit's floor (its _EPS) on expected counts and on the class prior: log(0) would veto a
-# class outright, and so does any floor far below it (log 1e-300 = -691 outweighs about thirty
-# unanimous answers), so an answer the confusion matrix has never seen costs at most
-# log(1e-10) = -23, as in crowd-kit
+# class outright, and so does a floor far below crowd-kit's (a probability of 1e-300, log -691,
+# outweighs about thirty unanimous answers); a cell the data leave empty holds 1e-10 expected
+# answers, as in crowd-kit
 _FLOOR = 1e-10
 
 
