@@ -41,6 +41,21 @@ def test_dawid_skene_finds_the_one_reliable_annotator():
     assert model.skills_[list(model.annotator_ids_).index("flip")] < 0.05
 
 
+def test_unsmoothed_dawid_skene_floors_like_crowdkit_not_a_veto():
+    # alpha=0 leaves confusion cells with no expected count: they hold crowd-kit's 1e-10
+    # expected answers (log about -23 to -27 here), not a probability of 1e-300 (log -691, a
+    # veto that thirty unanimous answers could not overturn); a label never given stays finite
+    truth = np.array([0, 1, 0, 1, 1, 0, 0, 1] * 5)
+    items = np.repeat(np.arange(len(truth)), 3)
+    annotators = np.tile(["a", "b", "c"], len(truth))
+    labels = np.stack([truth, truth, truth], axis=1).ravel()
+    labels[-1] = 1 - labels[-1]  # c's one disagreement
+    model = q.DawidSkene(alpha=0.0, n_iter=20, tol=-1.0).fit(encode(items, annotators, labels))
+    assert np.isfinite(np.log(model.confusions_)).all()
+    assert np.log(model.confusions_).min() > -30
+    assert (model.label_codes_ == truth).all()
+
+
 @pytest.mark.parametrize("name", sorted(METHODS))
 def test_every_method_beats_chance_on_simulated_annotators(simulate, name):
     answers, truth = simulate(n_items=150, seed=3)

@@ -176,3 +176,54 @@ def test_mmsr_matches_crowdkit_with_adversaries(tmp_path, crowdkit_python):
     positive = total.index[total > 0]
     assert len(positive) > 280
     assert all(ours.labels_[t] == theirs["labels"][t] for t in positive)
+
+
+DS_SPARSE_SCRIPT = """
+import json, sys
+import numpy as np, pandas as pd
+from crowdkit.aggregation import DawidSkene
+answers = pd.read_json(sys.argv[1])
+out = {}
+for key, model in (("default", DawidSkene()), ("fixed", DawidSkene(n_iter=30, tol=-np.inf))):
+    model.fit(answers)
+    out[key] = {"iterations": len(model.loss_history_), "loss": model.loss_history_,
+                "probas": {str(t): row.tolist() for t, row in model.probas_[sorted(model.probas_.columns)].iterrows()}}
+print(json.dumps(out))
+"""
+
+
+def _sparse_crowd(seed: int, n_items: int, n_workers: int, n_labels: int, per_item: int):
+    import pandas as pd
+
+    rng = np.random.default_rng(seed)
+    truth = rng.integers(0, n_labels, n_items)
+    accuracy = rng.uniform(0.5, 0.95, n_workers)
+    rows = []
+    for task in range(n_items):
+        for worker in rng.choice(n_workers, per_item, replace=False):
+            label = truth[task] if rng.random() < accuracy[worker] else rng.integers(0, n_labels)
+            rows.append((f"t{task}", f"w{worker}", int(label)))
+    return pd.DataFrame(rows, columns=["task", "worker", "label"])
+
+
+@pytest.mark.parametrize("crowd", [(3, 30, 60, 5, 3), (0, 150, 60, 4, 3)])
+def test_unsmoothed_dawid_skene_is_crowdkits_on_a_sparse_crowd(tmp_path, crowdkit_python, crowd):
+    # Annotators with 1-10 answers leave confusion cells with (almost) no expected count: the
+    # case where goldlabel used to floor at 1e-300 over all labels, crowd-kit floors at 1e-10
+    # over the labels each annotator gave (before this was fixed, posteriors here differed by
+    # up to 0.72 and 1.0 after 30 iterations). With alpha=0 both are the same EM to 1e-8:
+    # the same posteriors at every fixed iteration count, and crowd-kit's stopping rule stops
+    # at the same iteration.
+    answers = _sparse_crowd(*crowd)
+    answers.to_json(tmp_path / "answers.json")
+    run = subprocess.run([str(crowdkit_python), "-c", DS_SPARSE_SCRIPT, str(tmp_path / "answers.json")],
+                         capture_output=True, text=True, timeout=300, check=False)
+    assert run.returncode == 0, run.stderr[-2000:]
+    theirs = json.loads(run.stdout)
+    for key, model in (("fixed", DawidSkene(alpha=0.0, n_iter=30, tol=-1.0)),
+                       ("default", DawidSkene(alpha=0.0, stopping="crowdkit"))):
+        probas = model.fit_predict_proba(answers)
+        assert model.n_iter_ == theirs[key]["iterations"]
+        expected = np.array([theirs[key]["probas"][str(t)] for t in probas.index])
+        assert np.abs(probas.to_numpy() - expected).max() < 1e-8, key
+    assert model.loss_history_ == pytest.approx(theirs["default"]["loss"], abs=1e-7)

@@ -96,13 +96,23 @@ class DawidSkene(CategoricalEstimator):
         mass = counts.sum(axis=(0, 2))
         share = mass / mass.sum() if mass.sum() > 0 else np.full(len(mass), 1.0 / len(mass))
         pseudo = self.alpha * len(mass) * share
-        return cast("np.ndarray", np.maximum(normalize_rows(counts + pseudo[None, :, None]), _TINY))
+        cells = counts + pseudo[None, :, None]
+        # as crowd-kit: the cells of labels the annotator has given are floored at 1e-10 before
+        # the rows are normalised, and labels they never gave carry no mass (crowd-kit has no
+        # such cells; the E-step never reads them). With alpha > 0 every cell already holds
+        # more than the floor and this changes nothing; with alpha=0 the fit is crowd-kit's.
+        used = counts.sum(axis=1, keepdims=True) > 0
+        cells = np.where(used, np.maximum(cells, _FLOOR), cells)
+        # a never-given label keeps a finite probability for a later answer (item_posterior)
+        return cast("np.ndarray", np.where(cells > 0, normalize_rows(cells), _FLOOR))
 
     def _next_params(self, matrix: CountMatrix, data: Answers, posteriors: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         return self._m_step(matrix.confusion_counts(posteriors)), self._class_prior(data, posteriors)
 
     def _class_prior(self, data: Answers, posteriors: np.ndarray) -> np.ndarray:
-        return normalize_rows(posteriors.sum(axis=0) + self.alpha)
+        # floored as crowd-kit floors its prior: with alpha=0 a class no item leans to would
+        # otherwise get log(0) and never come back
+        return np.maximum(normalize_rows(posteriors.sum(axis=0) + self.alpha), _FLOOR)
 
     def _first_confusions(self, data: Answers, counts: np.ndarray) -> np.ndarray:
         self._given_errors: float | np.ndarray = 0.0
@@ -124,7 +134,7 @@ class DawidSkene(CategoricalEstimator):
                 "The sum of each worker's error matrix in initial_error should be 1.0 "
                 "(for each annotator and true label, over the answered labels)"
             )
-        return cast("np.ndarray", np.maximum(normalize_rows(given), _TINY))
+        return normalize_rows(np.maximum(given, _FLOOR))
 
     def _fit(self, data: Answers, gold_items: np.ndarray, gold_labels: np.ndarray, start: np.ndarray | None = None,
              matrix: CountMatrix | None = None) -> tuple[np.ndarray, np.ndarray]:
@@ -215,7 +225,11 @@ class DawidSkene(CategoricalEstimator):
         self.loss_history_ = []
 
 
-_TINY = 1e-300  # the smallest probability kept: log(0) would veto a class outright
+# crowd-kit's floor (its _EPS) on expected counts and on the class prior: log(0) would veto a
+# class outright, and so does a floor far below crowd-kit's (a probability of 1e-300, log -691,
+# outweighs about thirty unanimous answers); a cell the data leave empty holds 1e-10 expected
+# answers, as in crowd-kit
+_FLOOR = 1e-10
 
 
 def _crowdkit_objective(matrix: CountMatrix, posteriors: np.ndarray, confusions: np.ndarray,
