@@ -25,7 +25,8 @@ One pass over a project (:func:`process_project`, run by the background worker i
 A model or an embedder that fails records its error (console, API, event log) and leaves the
 items with the humans: nothing here is on the annotate path, so the queue never waits for it.
 
-The modules, one concern each, each importing only those above it in this list:
+The modules, one concern each, each importing only those above it in this list (the
+import-linter contract ``services-models-one-way`` in pyproject.toml keeps it so):
 
 - ``settings``: the settings model, the project's model state, the question the model learns;
 - ``calibration``: the calibration slice (its key, which items are in it);
