@@ -401,7 +401,7 @@ def run_models(data: Dataset, features: np.ndarray, seed: int, auto: bool) -> di
         room = max(size - take_cal - len(pending_audits), 0)
         candidates = np.flatnonzero(free)
         if room and len(candidates):
-            # the model worker's function (services.models._prioritize): queue priorities from
+            # the model worker's function (services.models.priorities.prioritize): queue priorities from
             # the uncertainty of the model's posterior (unanswered items) and k-center diversity,
             # a diverse cold start before the first model; humans take the top of the queue
             uncertainty = None if probas_all is None else margin_uncertainty(probas_all[candidates])
@@ -442,15 +442,16 @@ def run_models(data: Dataset, features: np.ndarray, seed: int, auto: bool) -> di
         if auto_on:
             cal_served = served[is_cal[served]]
             # each slice label's chance of being right: its humans-only consensus posterior
-            # (the model never votes on the slice), as services.models passes a consensus's confidence
-            # and, as services.models does, only the slice items no earlier round would have taken
+            # (the model never votes on the slice), as services.models.training passes a
+            # consensus's confidence and, as services.models.training does, only the slice items
+            # no earlier round would have taken
             # (goldlabel.models.taken_earlier over each auto-labeling round's scores and threshold)
             taken = np.zeros(n, dtype=bool)
             if rounds:
                 taken[calibration] = taken_earlier(np.vstack([r[0] for r in rounds]),
                                                    np.array([r[1] for r in rounds]))
             # with review_calibration_slice, only the reviewed slice labels (confidence 1: the
-            # reviewer is the reference), as services.models._train passes them
+            # reviewer is the reference), as services.models.training.train_version passes them
             usable = is_cal[served] & ~taken[served] & (reviewed[served] if review_slice else True)
             result = slice_threshold(fit.oof_probas.max(axis=1), fit.oof_probas.argmax(axis=1) == y,
                                      usable, target=TARGET_AUTO, delta=DELTA,

@@ -65,7 +65,7 @@ def main() -> int:
     auto = probas.max(axis=1) >= (threshold.threshold if threshold.threshold is not None else 2.0)
     auto_pass = predict + time.perf_counter() - started
 
-    # the model worker's priority pass (services.models._prioritize), after its read: the
+    # the model worker's priority pass (services.models.priorities.prioritize), after its read: the
     # stored top score per item -> margin -> priorities, the k-center batch over the pool's
     # vectors only, then the rows whose priority changed; and the cold start before a model
     old = np.zeros(n, dtype=np.int64)

@@ -11,6 +11,7 @@ import json
 import sqlalchemy as sa
 
 from goldlabel.services import models as model_service
+from goldlabel.services.models.settings import ensure_state
 from goldlabel.services.queue import lease as lease_service
 from goldlabel.services.queue import submit as submit_service
 from goldlabel.services.refit import refit_project
@@ -36,10 +37,10 @@ def _setup(factory):
     with read_tx(factory.ctx.engine) as conn:
         ids = dict(conn.execute(sa.select(items.c.external_id, items.c.id).where(items.c.project_id == pid)).all())
     truth = {ids[f"t{i}"]: ("yes" if i % 3 else "no") for i in range(N_TRAIN)}
-    # a ready model version and its predictions, as services/models.py writes them
+    # a ready model version and its predictions, as services/models/ writes them
     now = now_ms()
     with write_tx(factory.ctx.engine) as conn:
-        model_service._ensure_state(conn, pid, now)
+        ensure_state(conn, pid, now)
         model_store.insert_version(conn, project_id=pid, question="label", version="v1", embedder="test",
                                    status="ready", labels=N_TRAIN, created_at=now)
         votes = {**{i: t for i, t in truth.items()}, ids["agree"]: "yes", ids["disagree"]: "no", ids["alone"]: "yes"}

@@ -34,7 +34,7 @@ def _priorities(ctx, pid: int) -> dict[int, int]:
 def _reviews_project(factory, ctx, annotators=()):
     """300 reviews with truth in a new project (the fixed slice key): (project, its manager's
     API client, item id -> true label, the ids in order)."""
-    ctx.__dict__["_calibration_slice_key"] = SLICE_KEY  # services.models.slice_key's cache
+    ctx.__dict__["_calibration_slice_key"] = SLICE_KEY  # services.models.calibration.slice_key's cache
     reviews = _reviews_with_truth(300, 7, 0)
     project = factory.make_project(schema=SCHEMA, annotators=list(annotators), settings={"target_confidence": 0.9})
     api = factory.api_as(project["manager"])

@@ -9,6 +9,7 @@ import sqlalchemy as sa
 
 from goldlabel.models import MiniLMEmbedder
 from goldlabel.services import models as model_service
+from goldlabel.services.models.settings import ensure_state
 from goldlabel.services.queue import lease as lease_service
 from goldlabel.services.queue import submit as submit_service
 from goldlabel.storage import models as model_store
@@ -37,7 +38,7 @@ def test_keep_rate_and_anchoring_per_annotator(factory, ctx):
         ids = dict(conn.execute(sa.select(items.c.external_id, items.c.id).where(items.c.project_id == pid)).all())
     now = now_ms() - 1000  # written before the answers
     with write_tx(ctx.engine) as conn:
-        model_service._ensure_state(conn, pid, now)
+        ensure_state(conn, pid, now)
         model_store.replace_model_predictions(conn, pid, [
             {"item_id": ids[e], "model_version": model_store.MODEL_PREFIX + "v1", "value": {"label": v},
              "score": 0.9, "created_at": now}

@@ -4,7 +4,7 @@ PROJECT --ray [ADDRESS]``), for a project that outgrows the background worker's 
 
 Each pass reads the project a batch at a time (keyset walks, so a 1M-item project never sits in
 memory whole), hands the batches to the executor, and writes each result batch where the
-background worker (services/models.py) writes its own: vectors in ``embeddings`` (int8 + scale,
+background worker (services/models/) writes its own: vectors in ``embeddings`` (int8 + scale,
 cached by content hash + model id, never embedded twice), the current version's predictions
 through the same writer (the calibration slice and audits get none), the label issues of the
 current version. The pass holds the project's model claim, as a worker pass does, so the
@@ -31,18 +31,12 @@ from goldlabel.models.scaleout import (
     audit_pass,
 )
 from goldlabel.services.context import Context
-from goldlabel.services.models import (
-    EMBED_BATCH,
-    HOLD_MS,
-    MAX_ISSUES,
-    PREDICT_BATCH,
-    _settings,
-    _write_predictions,
-    in_slice,
-    item_text,
-    labeled_vectors,
-    model_question,
-)
+from goldlabel.services.models.calibration import in_slice
+from goldlabel.services.models.embedding import EMBED_BATCH, item_text
+from goldlabel.services.models.predictions import PREDICT_BATCH, write_predictions
+from goldlabel.services.models.settings import model_question, settings_of
+from goldlabel.services.models.training import MAX_ISSUES, labeled_vectors
+from goldlabel.services.models.worker import HOLD_MS
 from goldlabel.storage import model_scaleout as scaleout_store
 from goldlabel.storage import models as model_store
 from goldlabel.storage import projects as project_store
@@ -73,10 +67,10 @@ def run_pass(ctx: Context, project_id: int, name: str, executor: Executor | None
         project = project_store.fetch_project(conn, project_id)
         if project is None:
             raise not_found("project")
-        state = model_store.ensure_state(conn, project_id, _settings(None), now)
+        state = model_store.ensure_state(conn, project_id, settings_of(None), now)
         if not model_store.claim_project(conn, project_id, now, HOLD_MS):
             return {"project_id": project_id, "pass": name, "busy": True}
-    settings = _settings(state)
+    settings = settings_of(state)
     question = model_question(ctx.get_schema(project), settings)
     summary: dict[str, Any] = {"project_id": project_id, "pass": name,
                                "executor": type(executor).__name__}
@@ -179,7 +173,7 @@ def _predict(ctx: Context, pid: int, question: Any, settings: dict[str, Any], ex
             if not rows:
                 return
             after = rows[-1][0]
-            # the calibration slice gets no model output (_write_predictions): not even sent
+            # the calibration slice gets no model output (write_predictions): not even sent
             rows = [r for r, s in zip(rows, in_slice(ctx, [r[0] for r in rows], settings).tolist()) if not s]
             if rows:
                 yield {"item_id": np.array([r[0] for r in rows], dtype=np.int64),
@@ -188,7 +182,7 @@ def _predict(ctx: Context, pid: int, question: Any, settings: dict[str, Any], ex
 
     done = 0
     for out in executor.map_batches(PredictBatch(bytes(version["params"])), batches()):
-        _write_predictions(ctx, pid, version, question, out["item_id"].tolist(), out["proba"], settings)
+        write_predictions(ctx, pid, version, question, out["item_id"].tolist(), out["proba"], settings)
         _hold(ctx, pid)
         done += len(out["item_id"])
     return {"predicted": done, "version": version["version"]}

@@ -130,7 +130,7 @@ def _refit(ctx: Context, project: dict, now: int) -> dict[str, Any]:
                 loaded[q.name] = (q, data, quality_store.fetch_gold_labels(conn, pid, q.name))
         kind_answers = load_kind_answers(conn, pid, schema)
         pooled = cold_start.compute(ctx, conn, project)
-        # The project model as one more annotator (services/models.py): its votes on the items
+        # The project model as one more annotator (services/models/): its votes on the items
         # humans answered, so EM learns its confusion per confidence band only there.
         model_question = model_service.annotator_question(conn, project, schema)
         model_votes = model_store.fetch_model_votes(conn, pid, model_question) if model_question else []

@@ -440,7 +440,7 @@ def send_final_to_review(conn: Connection, project_id: int, item_ids: Sequence[i
 
 def fetch_model_votes(conn: Connection, project_id: int, question: str) -> list[tuple[int, Any, float]]:
     """(item_id, predicted label, score) of the project model's current prediction per item
-    (out-of-fold for the items it trained on: services/models.py writes them so)."""
+    (out-of-fold for the items it trained on: services/models/training.py writes them so)."""
     q = (
         sa.select(predictions.c.item_id, predictions.c.value[question].as_string(), predictions.c.score)
         .where(predictions.c.project_id == project_id, predictions.c.model_version.like(MODEL_PREFIX + "%"))

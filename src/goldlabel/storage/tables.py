@@ -558,7 +558,7 @@ model_state = sa.Table(
 # (the project showed predictions and the item's prediction existed, unreplaced, before the
 # answer), whether the annotator kept it unchanged, and on gold items whether the answer and the
 # pre-label were right: the keep rate and the anchoring measure per annotator. Written by the
-# model worker shortly after the answer (services/models.py), never on the annotate path.
+# model worker shortly after the answer (services/models/), never on the annotate path.
 prelabel_outcomes = sa.Table(
     "prelabel_outcomes",
     metadata,
