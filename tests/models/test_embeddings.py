@@ -90,7 +90,9 @@ def test_batches_are_sorted_and_bounded_by_texts_and_attention_cells():
         assert len(batch) <= 64
         assert len(batch) * width**2 <= embeddings.MAX_BATCH_ATTENTION
     assert len(batches[0]) == 64  # short texts fill whole batches
-    assert max(len(b) for b in batches if lengths[b].max() == 256) == 4  # 64 * 64^2 / 256^2
+    assert max(len(b) for b in batches if lengths[b].max() == 256) == 1  # 64 * 32^2 / 256^2
+    assert [len(b) for b in model.batches(np.full(40, 64))] == [16, 16, 8]
+    assert [len(b) for b in model.batches(np.full(130, 20))] == [64, 64, 2]
 
 
 def test_store_is_compact_cached_and_survives_reopening(tmp_path):

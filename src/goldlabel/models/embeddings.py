@@ -22,9 +22,10 @@ import numpy as np
 DEFAULT_MODEL_ID = "all-MiniLM-L6-v2-onnx-int8"
 #: all-MiniLM-L6-v2 was trained on sequences of at most 256 word pieces (sentence_bert_config.json)
 MAX_TOKENS = 256
-#: at most this many attention cells (texts x width^2) in one batch: 64 texts up to 64 word pieces,
-#: 4 texts of 256 (the peak memory of a batch of long texts stays about 150 MB above the model's)
-MAX_BATCH_ATTENTION = 64 * 64 * 64
+#: at most this many attention cells (texts x width^2) in one batch: 64 texts of up to 32 word
+#: pieces, 16 of 64, 4 of 128, 1 of 256 (the peak memory of embedding stays within about 100 MB
+#: of the loaded model's; no slower than full batches at these widths)
+MAX_BATCH_ATTENTION = 64 * 32 * 32
 
 
 class ModelFilesMissing(RuntimeError):
