@@ -77,6 +77,11 @@ def test_sorted_batches_give_the_vectors_of_one_padded_batch_in_input_order():
     assert model.embed([]).shape == (0, 384)
 
 
+def test_spin_waiting_threads_change_speed_only():
+    quiet, spinning = _embedder(threads=2), _embedder(threads=2, spin_wait=True)
+    np.testing.assert_allclose(quiet.embed(SENTENCES), spinning.embed(SENTENCES), atol=1e-5)
+
+
 def test_batches_are_sorted_and_bounded_by_texts_and_attention_cells():
     model = _embedder(threads=1, batch_size=64)
     rng = np.random.default_rng(0)
