@@ -48,13 +48,56 @@ def test_paraphrases_score_closer_than_other_sentences():
     assert (paraphrase > similarity.max(axis=1)).all(), paraphrase - similarity.max(axis=1)
 
 
-def test_batching_and_padding_do_not_change_vectors():
+def _one_padded_batch(model, texts):
+    """The plain way: every text padded to the longest of all, one run, in input order."""
+    encodings = model.tokenizer.encode_batch(list(texts))
+    width = max(len(e.ids) for e in encodings)
+    ids = np.zeros((len(texts), width), dtype=np.int64)
+    mask = np.zeros_like(ids)
+    for row, e in enumerate(encodings):
+        ids[row, :len(e.ids)], mask[row, :len(e.ids)] = e.ids, 1
+    feed = {"input_ids": ids, "attention_mask": mask, "token_type_ids": np.zeros_like(ids)}
+    hidden = model.session.run(None, {k: v for k, v in feed.items() if k in model.input_names})[0]
+    return embeddings.mean_pool(hidden, mask)
+
+
+def test_sorted_batches_give_the_vectors_of_one_padded_batch_in_input_order():
     model = _embedder(threads=1, batch_size=3)
-    texts = SENTENCES[:7] + ["word " * 400]  # the last one is truncated at MAX_TOKENS
-    batched = model.embed(texts)
+    # lengths out of order, one text truncated at MAX_TOKENS, one long enough to be batched alone
+    texts = ["word " * 400, *SENTENCES[:7], "the " * 100 + "end", "Short."]
+    assert len(model.tokenizer.encode(texts[0]).ids) == embeddings.MAX_TOKENS
+    sorted_run = model.embed(texts)
+    plain = _one_padded_batch(model, texts)
+    cosine = (sorted_run * plain).sum(axis=1)
+    assert cosine.min() >= 0.9999, cosine
+    # each vector is its own text's: a reversed input gives the reversed vectors
+    np.testing.assert_allclose(model.embed(texts[::-1]), sorted_run[::-1], atol=1e-5)
     single = np.vstack([model.embed([t]) for t in texts])
-    np.testing.assert_allclose(batched, single, atol=2e-3)
+    assert (single * sorted_run).sum(axis=1).min() >= 0.9999
     assert model.embed([]).shape == (0, 384)
+
+
+def test_spin_waiting_threads_change_speed_only():
+    quiet, spinning = _embedder(threads=2), _embedder(threads=2, spin_wait=True)
+    np.testing.assert_allclose(quiet.embed(SENTENCES), spinning.embed(SENTENCES), atol=1e-5)
+
+
+def test_batches_are_sorted_and_bounded_by_texts_and_attention_cells():
+    model = _embedder(threads=1, batch_size=64)
+    rng = np.random.default_rng(0)
+    lengths = np.concatenate([rng.integers(3, 40, 300), rng.integers(40, 257, 60), [256] * 9])
+    rng.shuffle(lengths)
+    batches = model.batches(lengths)
+    np.testing.assert_array_equal(np.sort(np.concatenate(batches)), np.arange(len(lengths)))
+    widths = [int(lengths[b].max()) for b in batches]
+    assert widths == sorted(widths)  # similar lengths together, shortest first
+    for batch, width in zip(batches, widths):
+        assert len(batch) <= 64
+        assert len(batch) * width**2 <= embeddings.MAX_BATCH_ATTENTION
+    assert len(batches[0]) == 64  # short texts fill whole batches
+    assert max(len(b) for b in batches if lengths[b].max() == 256) == 1  # 64 * 32^2 / 256^2
+    assert [len(b) for b in model.batches(np.full(40, 64))] == [16, 16, 8]
+    assert [len(b) for b in model.batches(np.full(130, 20))] == [64, 64, 2]
 
 
 def test_store_is_compact_cached_and_survives_reopening(tmp_path):

@@ -12,6 +12,7 @@ import importlib.util
 import json
 import os
 from collections.abc import Iterable, Iterator, Sequence
+from itertools import chain
 from pathlib import Path
 from typing import Protocol, cast, runtime_checkable
 
@@ -21,6 +22,10 @@ import numpy as np
 DEFAULT_MODEL_ID = "all-MiniLM-L6-v2-onnx-int8"
 #: all-MiniLM-L6-v2 was trained on sequences of at most 256 word pieces (sentence_bert_config.json)
 MAX_TOKENS = 256
+#: at most this many attention cells (texts x width^2) in one batch: 64 texts of up to 32 word
+#: pieces, 16 of 64, 4 of 128, 1 of 256 (the peak memory of embedding stays within about 100 MB
+#: of the loaded model's; no slower than full batches at these widths)
+MAX_BATCH_ATTENTION = 64 * 32 * 32
 
 
 class ModelFilesMissing(RuntimeError):
@@ -67,15 +72,24 @@ class MiniLMEmbedder:
     """all-MiniLM-L6-v2 (int8 ONNX) with mean pooling and L2 normalisation, as
     sentence-transformers computes it, without torch.
 
-    Texts are embedded in batches of ``batch_size``, sorted by token length so that each batch is
-    padded only to its own longest text (dynamic padding); memory is bounded by
-    ``batch_size x MAX_TOKENS``. ``threads``: ONNX Runtime intra-op threads (None: its default).
+    Texts are tokenized in one call, truncated at ``MAX_TOKENS`` word pieces (the model's
+    ``max_seq_length``, as sentence-transformers truncates), sorted by token length and run in
+    batches of similar lengths, each padded only to its own longest text; the vectors come back
+    in the order of ``texts``. A batch holds at most ``batch_size`` texts and at most
+    ``MAX_BATCH_ATTENTION`` attention cells (texts x width^2): the exported graph keeps several
+    ``batch x 12 heads x width x width`` float tensors alive per layer, so 64 texts of 256 word
+    pieces would take gigabytes; long texts go in smaller batches (4 at 256 word pieces, 64 up to
+    64), which costs no throughput at those widths and bounds the memory of a batch.
+
+    ``threads``: ONNX Runtime intra-op threads (None: its default, one per core). The intra-op
+    threads do not spin-wait between operators (``spin_wait=True`` lets them): on a busy machine a
+    spinning thread takes the cores that the other threads of the pool wait on.
     """
 
     def __init__(self, batch_size: int = 64, threads: int | None = None,
                  model_path: str | os.PathLike[str] | None = None,
                  tokenizer_path: str | os.PathLike[str] | None = None,
-                 model_id: str = DEFAULT_MODEL_ID) -> None:
+                 model_id: str = DEFAULT_MODEL_ID, spin_wait: bool = False) -> None:
         try:
             import onnxruntime as ort
             from tokenizers import Tokenizer
@@ -94,13 +108,30 @@ class MiniLMEmbedder:
         self.tokenizer.enable_truncation(max_length=MAX_TOKENS)
         self.tokenizer.no_padding()
         options = ort.SessionOptions()
+        options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+        options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
+        options.inter_op_num_threads = 1
         if threads is not None:
             options.intra_op_num_threads = threads
-            options.inter_op_num_threads = 1
+        options.add_session_config_entry("session.intra_op.allow_spinning", "1" if spin_wait else "0")
         self.session = ort.InferenceSession(str(model_path), options,
                                             providers=["CPUExecutionProvider"])
         self.input_names = {i.name for i in self.session.get_inputs()}
         self.dim = int(self.session.get_outputs()[0].shape[-1] or 384)
+
+    def batches(self, lengths: np.ndarray) -> list[np.ndarray]:
+        """The batches (indices into ``lengths``, token counts of the texts) ``embed`` runs: by
+        increasing length, each at most ``batch_size`` texts and ``MAX_BATCH_ATTENTION`` cells."""
+        order = np.argsort(lengths, kind="stable")
+        out, start = [], 0
+        while start < len(order):
+            # the longest text of a batch is its last: grow it while the widest one still fits
+            stop = min(start + self.batch_size, len(order))
+            width = int(lengths[order[stop - 1]])
+            rows = max(1, min(stop - start, MAX_BATCH_ATTENTION // max(width * width, 1)))
+            out.append(order[start:start + rows])
+            start += rows
+        return out
 
     def embed(self, texts: Sequence[str]) -> np.ndarray:
         texts = list(texts)
@@ -109,17 +140,17 @@ class MiniLMEmbedder:
             return out
         encodings = self.tokenizer.encode_batch(texts)
         lengths = np.fromiter((len(e.ids) for e in encodings), dtype=np.int64, count=len(texts))
-        order = np.argsort(lengths, kind="stable")
-        for start in range(0, len(texts), self.batch_size):
-            chosen = order[start:start + self.batch_size]
+        for chosen in self.batches(lengths):
             width = int(lengths[chosen].max())
-            ids = np.zeros((len(chosen), width), dtype=np.int64)
-            mask = np.zeros((len(chosen), width), dtype=np.int64)
-            types = np.zeros((len(chosen), width), dtype=np.int64)
-            for row, index in enumerate(chosen.tolist()):  # one copy per text into the padded batch
-                e = encodings[index]
-                n = len(e.ids)
-                ids[row, :n], mask[row, :n], types[row, :n] = e.ids, e.attention_mask, e.type_ids
+            mask = (np.arange(width) < lengths[chosen, None]).astype(np.int64)
+            ids = np.zeros_like(mask)
+            types = np.zeros_like(mask)
+            picked = [encodings[i] for i in chosen.tolist()]
+            # the batch's tokens row after row, dropped into the unpadded cells in one assignment
+            ids[mask.astype(bool)] = np.fromiter(chain.from_iterable(e.ids for e in picked),
+                                                 dtype=np.int64, count=int(mask.sum()))
+            types[mask.astype(bool)] = np.fromiter(chain.from_iterable(e.type_ids for e in picked),
+                                                   dtype=np.int64, count=int(mask.sum()))
             feed = {"input_ids": ids, "attention_mask": mask, "token_type_ids": types}
             hidden = self.session.run(None, {k: v for k, v in feed.items() if k in self.input_names})[0]
             out[chosen] = mean_pool(hidden, mask)
@@ -127,10 +158,11 @@ class MiniLMEmbedder:
 
 
 def mean_pool(hidden: np.ndarray, mask: np.ndarray) -> np.ndarray:
-    """Mean of the token vectors under ``mask``, L2-normalised (sentence-transformers' pooling)."""
-    weights = mask[..., None].astype(np.float32)
-    summed = (hidden * weights).sum(axis=1)
-    pooled = summed / np.maximum(weights.sum(axis=1), 1e-9)
+    """Mean of the token vectors under ``mask``, L2-normalised (sentence-transformers' pooling).
+    One batched matrix product (mask row x tokens) instead of a masked copy of ``hidden``."""
+    weights = mask.astype(np.float32)
+    summed = np.matmul(weights[:, None, :], hidden)[:, 0, :]
+    pooled = summed / np.maximum(weights.sum(axis=1, keepdims=True), 1e-9)
     return l2_normalize(pooled)
 
 
