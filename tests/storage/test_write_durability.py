@@ -148,3 +148,52 @@ def test_concurrent_writers_share_syncs_and_none_is_covered_by_an_earlier_one(ct
     assert all(returned_at[i] >= second_sync for i in range(1, 11))
     with read_tx(ctx.engine) as conn:
         assert conn.exec_driver_sql("SELECT count(*) FROM group_probe").scalar() == 11
+
+
+def test_requests_on_the_event_loop_share_one_sync_per_group(ctx, monkeypatch):
+    """storage.backend's group commit: requests whose COMMITs come while a (slow) sync runs in
+    the sync thread wait on the loop for the next one: two fdatasyncs and two thread hops for
+    eleven requests, none answered before a sync that began after its COMMIT."""
+    import asyncio
+
+    if ctx.engine.dialect.name != "sqlite":
+        return
+    with write_tx(ctx.engine) as conn:
+        conn.exec_driver_sql("CREATE TABLE IF NOT EXISTS loop_probe (x INTEGER)")
+    from goldlabel.storage import backend as backend_module
+
+    flushes = counting_flushes(monkeypatch, delay_first_s=0.3)
+    asked: list[int] = []  # the backend's calls of sync_wal: one per thread hop or inline sync
+    real_sync = backend_module.sync_wal
+
+    def sync_counted(engine, seq):
+        asked.append(seq)
+        return real_sync(engine, seq)
+
+    monkeypatch.setattr(backend_module, "sync_wal", sync_counted)
+    backend = ctx.backend
+    returned_at: dict[int, float] = {}
+
+    def insert(i: int) -> None:
+        with write_tx(ctx.engine) as conn:
+            conn.exec_driver_sql("INSERT INTO loop_probe VALUES (?)", (i,))
+
+    async def request(i: int) -> None:
+        await backend.run(insert, i)
+        returned_at[i] = time.monotonic()
+
+    async def main() -> None:
+        backend._switched_at = time.monotonic() + 3600  # other annotators share the loop: not alone
+        first = asyncio.ensure_future(request(0))
+        await asyncio.sleep(0.1)  # its sync is running in the thread now
+        assert len(flushes) == 1
+        await asyncio.gather(first, *(request(i) for i in range(1, 11)))
+
+    hops = backend.counts["flushed_in_thread"]
+    asyncio.run(main())
+    assert len(flushes) == 2, flushes
+    assert len(asked) == 2, asked  # not one hop per request
+    assert backend.counts["flushed_in_thread"] - hops == 2
+    assert all(returned_at[i] >= flushes[1] for i in range(1, 11))
+    with read_tx(ctx.engine) as conn:
+        assert conn.exec_driver_sql("SELECT count(*) FROM loop_probe").scalar() == 11
