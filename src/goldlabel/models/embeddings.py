@@ -78,8 +78,8 @@ class MiniLMEmbedder:
     in the order of ``texts``. A batch holds at most ``batch_size`` texts and at most
     ``MAX_BATCH_ATTENTION`` attention cells (texts x width^2): the exported graph keeps several
     ``batch x 12 heads x width x width`` float tensors alive per layer, so 64 texts of 256 word
-    pieces would take gigabytes; long texts go in smaller batches (4 at 256 word pieces, 64 up to
-    64), which costs no throughput at those widths and bounds the memory of a batch.
+    pieces would take gigabytes; long texts go in smaller batches (1 at 256 word pieces, 16 at 64,
+    64 up to 32), which costs no throughput at those widths and bounds the memory of a batch.
 
     ``threads``: ONNX Runtime intra-op threads (None: its default, one per core). The intra-op
     threads do not spin-wait between operators (``spin_wait=True`` lets them): on a busy machine a
