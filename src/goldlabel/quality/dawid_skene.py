@@ -104,7 +104,7 @@ class DawidSkene(CategoricalEstimator):
         used = counts.sum(axis=1, keepdims=True) > 0
         cells = np.where(used, np.maximum(cells, _FLOOR), cells)
         # a never-given label keeps a finite probability for a later answer (item_posterior)
-        return cast("np.ndarray", np.where(cells > 0, normalize_rows(cells), _FLOOR))
+        return np.where(cells > 0, normalize_rows(cells), _FLOOR)
 
     def _next_params(self, matrix: CountMatrix, data: Answers, posteriors: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         return self._m_step(matrix.confusion_counts(posteriors)), self._class_prior(data, posteriors)
@@ -112,7 +112,7 @@ class DawidSkene(CategoricalEstimator):
     def _class_prior(self, data: Answers, posteriors: np.ndarray) -> np.ndarray:
         # floored as crowd-kit floors its prior: with alpha=0 a class no item leans to would
         # otherwise get log(0) and never come back
-        return np.maximum(normalize_rows(posteriors.sum(axis=0) + self.alpha), _FLOOR)
+        return cast("np.ndarray", np.maximum(normalize_rows(posteriors.sum(axis=0) + self.alpha), _FLOOR))
 
     def _first_confusions(self, data: Answers, counts: np.ndarray) -> np.ndarray:
         self._given_errors: float | np.ndarray = 0.0

@@ -168,8 +168,8 @@ class _GroupSync:
         self._backend = backend
         self._engine = engine
         self._loop = loop
-        self._running: asyncio.Future | None = None
-        self._next: asyncio.Future | None = None
+        self._running: asyncio.Future[Any] | None = None
+        self._next: asyncio.Future[Any] | None = None
         self._next_seq = 0
 
     async def wait(self, seq: int, alone: bool) -> None:
@@ -188,7 +188,7 @@ class _GroupSync:
         # Shielded: a request cancelled while it waits (client gone) leaves the sync to the others.
         await asyncio.shield(waiter)
 
-    def _start(self, seq: int, into: asyncio.Future | None = None) -> asyncio.Future:
+    def _start(self, seq: int, into: asyncio.Future[Any] | None = None) -> asyncio.Future[Any]:
         running = self._loop.run_in_executor(self._backend.sync_executor(), sync_wal, self._engine, seq)
         self._running = running
         running.add_done_callback(self._finished)  # first: the next sync starts before waiters wake
@@ -196,7 +196,7 @@ class _GroupSync:
             running.add_done_callback(lambda done: _settle(into, done))
         return running
 
-    def _finished(self, done: asyncio.Future) -> None:
+    def _finished(self, done: asyncio.Future[Any]) -> None:
         self._running = None
         if not done.cancelled() and done.exception() is None and done.result():
             self._backend.counts["flushed_in_thread"] += 1
@@ -206,12 +206,14 @@ class _GroupSync:
             self._start(seq, into=queued)
 
 
-def _settle(target: asyncio.Future, done: asyncio.Future) -> None:
+def _settle(target: asyncio.Future[Any], done: asyncio.Future[Any]) -> None:
     if target.done():
         return
     if done.cancelled():
         target.cancel()
-    elif done.exception() is not None:
-        target.set_exception(done.exception())
+        return
+    error = done.exception()
+    if error is not None:
+        target.set_exception(error)
     else:
         target.set_result(None)
