@@ -272,10 +272,10 @@ def test_review_calibration_slice_is_validated(factory, ctx):
 
 
 def test_sending_to_review_takes_final_items_only_never_gold(factory, ctx):
-    """storage.models.send_final_to_review, as review_calibration_slice calls it: a final item
+    """storage.items.send_to_review, as review_calibration_slice calls it: a final item
     moves to needs_review; a gold one (reviews refuse gold items: it would wait forever), an
     open one and one of another project stay as they are."""
-    from goldlabel.storage import models as model_store
+    from goldlabel.storage import items as item_store
 
     project, _, _, ids = _reviews_project(factory, ctx)
     _, _, _, other_ids = _reviews_project(factory, ctx)
@@ -283,7 +283,8 @@ def test_sending_to_review_takes_final_items_only_never_gold(factory, ctx):
     with write_tx(ctx.engine) as conn:
         conn.execute(sa.update(items).where(items.c.id.in_(final + [gold, other_ids[0]])).values(status="final"))
         conn.execute(sa.update(items).where(items.c.id == gold).values(is_gold=True))
-        moved = model_store.send_final_to_review(conn, project["id"], final + [gold, still_open, other_ids[0]], 1)
+        moved = item_store.send_to_review(conn, project["id"], final + [gold, still_open, other_ids[0]], 1,
+                                          from_statuses=("final",), gold=False)
     assert moved == sorted(final)
     with read_tx(ctx.engine) as conn:
         status = dict(conn.execute(sa.select(items.c.id, items.c.status).where(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any, cast
 
 import sqlalchemy as sa
@@ -430,18 +431,26 @@ def set_priority(conn: Connection, project_id: int, item_ids: list[int], priorit
     return [int(i) for (i,) in conn.execute(stmt)]
 
 
-def send_to_review(conn: Connection, project_id: int, item_ids: list[int], now: int) -> list[int]:
-    """Open and final items move to review (their consensus rows too); returns the ids moved."""
-    stmt = (
-        items.update()
-        .where(items.c.project_id == project_id, items.c.id.in_(item_ids), items.c.status.in_(("open", "final")))
-        .values(status="needs_review", updated_at=now)
-        .returning(items.c.id)
-    )
-    moved = [int(i) for (i,) in conn.execute(stmt)]
-    if moved:
-        conn.execute(consensus.update().where(consensus.c.item_id.in_(moved)).values(status="needs_review",
-                                                                                     updated_at=now))
+def send_to_review(conn: Connection, project_id: int, item_ids: Sequence[int], now: int, *,
+                   from_statuses: tuple[str, ...] = ("open", "final"), gold: bool = True) -> list[int]:
+    """The project's items among ``item_ids`` whose status is one of ``from_statuses`` move to
+    review (their consensus rows too), gold items only with ``gold``; returns the ids moved, in
+    id order. ``item_ids`` of any length: IN lists of at most 5,000."""
+    moved: list[int] = []
+    ids = sorted({int(i) for i in item_ids})
+    for start in range(0, len(ids), 5000):
+        stmt = (
+            items.update()
+            .where(items.c.project_id == project_id, items.c.id.in_(ids[start:start + 5000]),
+                   items.c.status.in_(from_statuses), *(() if gold else (items.c.is_gold.is_(False),)))
+            .values(status="needs_review", updated_at=now)
+            .returning(items.c.id)
+        )
+        done = sorted(int(i) for (i,) in conn.execute(stmt))
+        if done:
+            conn.execute(consensus.update().where(consensus.c.item_id.in_(done)).values(status="needs_review",
+                                                                                        updated_at=now))
+        moved.extend(done)
     return moved
 
 

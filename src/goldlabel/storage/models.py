@@ -407,34 +407,6 @@ def fetch_issues_for_review(conn: Connection, project_id: int, item_ids: Sequenc
     return [dict(r) for r in conn.execute(q).mappings()]
 
 
-def send_to_review(conn: Connection, item_id: int, now: int) -> bool:
-    res = conn.execute(items.update().where(items.c.id == item_id, items.c.status == "final")
-                       .values(status="needs_review", updated_at=now))
-    if res.rowcount == 1:
-        conn.execute(consensus.update().where(consensus.c.item_id == item_id)
-                     .values(status="needs_review", updated_at=now))
-    return res.rowcount == 1
-
-
-def send_final_to_review(conn: Connection, project_id: int, item_ids: Sequence[int], now: int) -> list[int]:
-    """Of ``item_ids``, the project's final items that are not gold become ``needs_review``
-    (their consensus rows too); returns the ids moved. Gold items are never reviewed (they have
-    their gold answer), and an item that is no longer final (answered, reviewed, deleted) is left."""
-    moved: list[int] = []
-    ids = sorted({int(i) for i in item_ids})
-    for start in range(0, len(ids), 5000):
-        chunk = ids[start:start + 5000]
-        res = conn.execute(items.update().where(items.c.project_id == project_id, items.c.id.in_(chunk),
-                                                items.c.status == "final", items.c.is_gold.is_(False))
-                           .values(status="needs_review", updated_at=now).returning(items.c.id))
-        done = sorted(int(r[0]) for r in res)
-        if done:
-            conn.execute(consensus.update().where(consensus.c.item_id.in_(done))
-                         .values(status="needs_review", updated_at=now))
-        moved.extend(done)
-    return moved
-
-
 # ---------------------------------------------------------------- the model as an annotator
 
 

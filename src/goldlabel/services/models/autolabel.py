@@ -11,6 +11,7 @@ import numpy as np
 from goldlabel.services.context import Context
 from goldlabel.services.models.calibration import in_slice
 from goldlabel.storage import consensus_events as records
+from goldlabel.storage import items as item_store
 from goldlabel.storage import models as model_store
 from goldlabel.storage.engine import now_ms, read_tx, write_tx
 
@@ -34,7 +35,8 @@ def send_slice_to_review(ctx: Context, pid: int, labeled: list, n_labels: int, s
     reason = ("calibration slice: the auto-label threshold is chosen on reviewed slice labels only "
               "(setting review_calibration_slice)")
     with write_tx(ctx.engine) as conn:
-        sent = model_store.send_final_to_review(conn, pid, wanted, now)
+        # gold items never: a review refuses them, so one sent would wait forever
+        sent = item_store.send_to_review(conn, pid, wanted, now, from_statuses=("final",), gold=False)
         if sent:
             records.insert_events(conn, [{"project_id": pid, "kind": "item.needs_review", "created_at": now,
                                           "payload": {"item_id": i, "status": "needs_review",

@@ -8,6 +8,7 @@ from goldlabel.services.access import Actor
 from goldlabel.services.context import Context
 from goldlabel.services.models.settings import project_for
 from goldlabel.storage import consensus_events as records
+from goldlabel.storage import items as item_store
 from goldlabel.storage import models as model_store
 from goldlabel.storage.engine import now_ms, read_tx, write_tx
 
@@ -34,7 +35,7 @@ def send_issues_to_review(ctx: Context, actor: Actor | None, project_id: int, it
     with write_tx(ctx.engine) as conn:
         project_for(conn, actor, project_id, "review")
         for issue in model_store.fetch_issues_for_review(conn, project_id, sorted(set(item_ids))):
-            if not model_store.send_to_review(conn, issue["item_id"], now):
+            if not item_store.send_to_review(conn, project_id, [issue["item_id"]], now, from_statuses=("final",)):
                 continue
             reason = (f"label-error audit: {issue['question']} is {issue['given']!r}, the model suggests "
                       f"{issue['suggested']!r} (P(label) {issue['self_confidence']:.2f}, rank {issue['rank']})")
